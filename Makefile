@@ -1,0 +1,18 @@
+# The two commands of the README, and the stack's own verbs. Everything is in
+# infra/local/stack.sh; this file only names it.
+.PHONY: demo test up down status
+
+demo:  ## set up, start the local stack, run the main job, stop what was started
+	bash infra/local/stack.sh demo
+
+test:  ## set up, start the local stack, run the whole test suite, stop what was started
+	bash infra/local/stack.sh test
+
+up:    ## start the local stack and leave it running (.local/stack.env has its variables)
+	bash infra/local/stack.sh up
+
+down:
+	bash infra/local/stack.sh down
+
+status:
+	bash infra/local/stack.sh status

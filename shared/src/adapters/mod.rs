@@ -1,0 +1,5 @@
+//! Adapters: the ports on real backends. Every endpoint comes from config, so the same code
+//! talks to AWS or to the local stack.
+
+pub mod aws;
+pub mod postgres;

@@ -1,0 +1,83 @@
+//! The per-project event log.
+
+use super::Pool;
+use crate::domain::records::Event;
+use crate::domain::{EventKind, ProjectId, RunId};
+use crate::ports::{EventLog, StoreError};
+use async_trait::async_trait;
+use uuid::Uuid;
+
+/// `EventLog` on Postgres. The sequence comes from `projects.last_event_seq`, incremented
+/// in the same statement as the insert: appends to one project are serialised by the row
+/// lock, so sequence numbers are strictly increasing with no gaps, even on rollback.
+#[derive(Clone)]
+pub struct PgEventLog {
+    pool: Pool,
+}
+
+impl PgEventLog {
+    pub fn new(pool: Pool) -> Self {
+        PgEventLog { pool }
+    }
+}
+
+#[async_trait]
+impl EventLog for PgEventLog {
+    async fn append(
+        &self,
+        project: ProjectId,
+        run: Option<RunId>,
+        kind: EventKind,
+        payload: serde_json::Value,
+    ) -> Result<Event, StoreError> {
+        let client = self.pool.get().await?;
+        let run_id: Option<Uuid> = run.map(|r| r.0);
+        let row = client
+            .query_opt(
+                "WITH next AS (
+                     UPDATE projects SET last_event_seq = last_event_seq + 1 WHERE id = $1 RETURNING last_event_seq)
+                 INSERT INTO events (project_id, run_id, seq, kind, payload)
+                 SELECT $1, $2, next.last_event_seq, $3, $4 FROM next
+                 RETURNING seq, created_at",
+                &[&project.0, &run_id, &kind, &payload],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound { what: "project", id: project.to_string() })?;
+        Ok(Event {
+            project_id: project,
+            run_id: run,
+            seq: row.try_get(0)?,
+            kind,
+            payload,
+            created_at: row.try_get(1)?,
+        })
+    }
+
+    async fn since(
+        &self,
+        project: ProjectId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT run_id, seq, kind, payload, created_at FROM events
+                 WHERE project_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[&project.0, &after, &i64::from(limit)],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Event {
+                    project_id: project,
+                    run_id: row.try_get::<_, Option<Uuid>>(0)?.map(RunId),
+                    seq: row.try_get(1)?,
+                    kind: row.try_get(2)?,
+                    payload: row.try_get(3)?,
+                    created_at: row.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+}

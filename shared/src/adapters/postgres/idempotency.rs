@@ -1,0 +1,68 @@
+//! Idempotency claims.
+
+use super::Pool;
+use crate::ports::{Claim, IdempotencyStore, StoreError};
+use async_trait::async_trait;
+
+/// `IdempotencyStore` on Postgres: the primary key on (scope, key) makes the first
+/// `INSERT ... ON CONFLICT DO NOTHING` the only winner.
+#[derive(Clone)]
+pub struct PgIdempotencyStore {
+    pool: Pool,
+}
+
+impl PgIdempotencyStore {
+    pub fn new(pool: Pool) -> Self {
+        PgIdempotencyStore { pool }
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for PgIdempotencyStore {
+    async fn claim(&self, scope: &str, key: &str) -> Result<Claim, StoreError> {
+        let client = self.pool.get().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO idempotency_keys (scope, key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&scope, &key],
+            )
+            .await?;
+        if inserted == 1 {
+            return Ok(Claim::New);
+        }
+        let row = client
+            .query_one("SELECT result, completed_at IS NOT NULL FROM idempotency_keys WHERE scope = $1 AND key = $2", &[&scope, &key])
+            .await?;
+        let done: bool = row.try_get(1)?;
+        Ok(if done {
+            Claim::Done(
+                row.try_get::<_, Option<serde_json::Value>>(0)?
+                    .unwrap_or_default(),
+            )
+        } else {
+            Claim::InProgress
+        })
+    }
+
+    async fn complete(
+        &self,
+        scope: &str,
+        key: &str,
+        result: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        let updated = client
+            .execute(
+                "UPDATE idempotency_keys SET result = $3, completed_at = now() WHERE scope = $1 AND key = $2",
+                &[&scope, &key, result],
+            )
+            .await?;
+        if updated == 0 {
+            return Err(StoreError::NotFound {
+                what: "idempotency key",
+                id: format!("{scope}/{key}"),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,87 @@
+//! The LLM call ledger.
+
+use super::Pool;
+use crate::domain::records::{CostTotals, LlmCall, TokenUsage};
+use crate::domain::{MicroUsd, RunId};
+use crate::ports::{Ledger, StoreError};
+use async_trait::async_trait;
+use uuid::Uuid;
+
+/// `Ledger` on Postgres.
+#[derive(Clone)]
+pub struct PgLedger {
+    pool: Pool,
+}
+
+impl PgLedger {
+    pub fn new(pool: Pool) -> Self {
+        PgLedger { pool }
+    }
+}
+
+fn int(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+fn tokens(row: &tokio_postgres::Row, column: usize) -> Result<u32, StoreError> {
+    let value: i64 = row.try_get(column)?;
+    Ok(u32::try_from(value).unwrap_or(u32::MAX))
+}
+
+#[async_trait]
+impl Ledger for PgLedger {
+    async fn record(&self, call: &LlmCall) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        let a = &call.attribution;
+        client
+            .execute(
+                "INSERT INTO llm_calls (id, user_id, project_id, run_id, task_id, agent, provider, model, outcome,
+                     input_tokens, output_tokens, cache_write_tokens, cache_read_tokens, cost_micro_usd, latency_ms, error)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                &[
+                    &Uuid::new_v4(),
+                    &a.user_id.0,
+                    &a.project_id.0,
+                    &a.run_id.map(|r| r.0),
+                    &a.task_id.map(|t| t.0),
+                    &a.agent,
+                    &call.provider,
+                    &call.model,
+                    &call.outcome,
+                    &int(call.usage.input),
+                    &int(call.usage.output),
+                    &int(call.usage.cache_write),
+                    &int(call.usage.cache_read),
+                    &call.cost.0,
+                    &int(call.latency_ms),
+                    &call.error,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn run_totals(&self, run: RunId) -> Result<CostTotals, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*), coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint,
+                        coalesce(sum(cache_write_tokens), 0)::bigint, coalesce(sum(cache_read_tokens), 0)::bigint,
+                        coalesce(sum(cost_micro_usd), 0)::bigint
+                 FROM llm_calls WHERE run_id = $1",
+                &[&run.0],
+            )
+            .await?;
+        let calls: i64 = row.try_get(0)?;
+        Ok(CostTotals {
+            calls: u64::try_from(calls).unwrap_or(0),
+            usage: TokenUsage {
+                input: tokens(&row, 1)?,
+                output: tokens(&row, 2)?,
+                cache_write: tokens(&row, 3)?,
+                cache_read: tokens(&row, 4)?,
+            },
+            cost: MicroUsd(row.try_get(5)?),
+        })
+    }
+}

@@ -1,0 +1,130 @@
+//! Applies `migrations/*.sql` in order, each once. Safe to run concurrently and repeatedly:
+//! an advisory lock serialises migrators, and applied versions are skipped.
+
+use super::Pool;
+use sha2::{Digest, Sha256};
+
+/// Every migration, in order. A test checks this list against the folder.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_schema",
+    include_str!("../../../../migrations/0001_schema.sql"),
+)];
+
+/// Arbitrary but fixed: the advisory lock key for migrations.
+const LOCK_KEY: i64 = 0x6175_746f_6372_6577; // "autocrew"
+
+/// Why migrating failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error("could not get a database connection")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("migration {version} failed")]
+    Apply {
+        version: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error(
+        "migration {version} was changed after it was applied (checksum {applied} in the database, {file} in the file)"
+    )]
+    Changed {
+        version: String,
+        applied: String,
+        file: String,
+    },
+    #[error("the database failed while migrating")]
+    Database(#[from] tokio_postgres::Error),
+}
+
+/// What a run of `migrate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    pub applied: Vec<String>,
+    pub already_applied: usize,
+}
+
+/// Applies the migrations not applied yet.
+pub async fn migrate(pool: &Pool) -> Result<MigrationReport, MigrationError> {
+    let mut client = pool.get().await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .await?;
+    let outcome = apply_pending(&mut client).await;
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .await;
+    let report = outcome?;
+    unlocked?;
+    Ok(report)
+}
+
+async fn apply_pending(
+    client: &mut deadpool_postgres::Client,
+) -> Result<MigrationReport, MigrationError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version text PRIMARY KEY,
+                 checksum text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+    let mut report = MigrationReport {
+        applied: Vec::new(),
+        already_applied: 0,
+    };
+    for (version, sql) in MIGRATIONS {
+        let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
+        let row = client
+            .query_opt(
+                "SELECT checksum FROM schema_migrations WHERE version = $1",
+                &[version],
+            )
+            .await?;
+        if let Some(row) = row {
+            let applied: String = row.get(0);
+            if applied != checksum {
+                return Err(MigrationError::Changed {
+                    version: version.to_string(),
+                    applied,
+                    file: checksum,
+                });
+            }
+            report.already_applied += 1;
+            continue;
+        }
+        let tx = client.transaction().await?;
+        tx.batch_execute(sql)
+            .await
+            .map_err(|source| MigrationError::Apply {
+                version: version.to_string(),
+                source,
+            })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)",
+            &[version, &checksum],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(version, "applied migration");
+        report.applied.push(version.to_string());
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_file_in_the_migrations_folder_is_listed_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .map(|n| n.trim_end_matches(".sql").to_owned())
+            .collect();
+        files.sort();
+        let listed: Vec<&str> = super::MIGRATIONS.iter().map(|(v, _)| *v).collect();
+        assert_eq!(files, listed);
+    }
+}

@@ -1,0 +1,20 @@
+//! Postgres adapters (tokio-postgres behind a deadpool pool).
+
+mod events;
+mod idempotency;
+mod ledger;
+mod migrate;
+mod pool;
+mod projects;
+mod rows;
+mod runs;
+mod tasks;
+
+pub use events::PgEventLog;
+pub use idempotency::PgIdempotencyStore;
+pub use ledger::PgLedger;
+pub use migrate::{MIGRATIONS, MigrationError, MigrationReport, migrate};
+pub use pool::{Pool, connect, pool_for};
+pub use projects::PgProjectStore;
+pub use runs::PgRunStore;
+pub use tasks::PgTaskStore;

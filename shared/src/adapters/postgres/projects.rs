@@ -1,0 +1,89 @@
+//! Users and projects.
+
+use super::Pool;
+use crate::domain::records::{Project, User};
+use crate::domain::{ProjectId, Tier, UserId};
+use crate::ports::{ProjectStore, StoreError};
+use async_trait::async_trait;
+
+/// `ProjectStore` on Postgres.
+#[derive(Clone)]
+pub struct PgProjectStore {
+    pool: Pool,
+}
+
+impl PgProjectStore {
+    pub fn new(pool: Pool) -> Self {
+        PgProjectStore { pool }
+    }
+}
+
+#[async_trait]
+impl ProjectStore for PgProjectStore {
+    async fn create_user(
+        &self,
+        email: &str,
+        display_name: &str,
+        tier: Tier,
+    ) -> Result<User, StoreError> {
+        let client = self.pool.get().await?;
+        let id = UserId::new();
+        let row = client
+            .query_one(
+                "INSERT INTO users (id, email, display_name, tier) VALUES ($1, $2, $3, $4) RETURNING created_at",
+                &[&id.0, &email, &display_name, &tier],
+            )
+            .await?;
+        Ok(User {
+            id,
+            email: email.to_owned(),
+            display_name: display_name.to_owned(),
+            tier,
+            created_at: row.try_get(0)?,
+        })
+    }
+
+    async fn create_project(
+        &self,
+        user: UserId,
+        name: &str,
+        description: &str,
+    ) -> Result<Project, StoreError> {
+        let client = self.pool.get().await?;
+        let id = ProjectId::new();
+        let row = client
+            .query_one(
+                "INSERT INTO projects (id, user_id, name, description) VALUES ($1, $2, $3, $4) RETURNING created_at",
+                &[&id.0, &user.0, &name, &description],
+            )
+            .await?;
+        Ok(Project {
+            id,
+            user_id: user,
+            name: name.to_owned(),
+            description: description.to_owned(),
+            created_at: row.try_get(0)?,
+        })
+    }
+
+    async fn project(&self, id: ProjectId) -> Result<Project, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT user_id, name, description, created_at FROM projects WHERE id = $1",
+                &[&id.0],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "project",
+                id: id.to_string(),
+            })?;
+        Ok(Project {
+            id,
+            user_id: UserId(row.try_get(0)?),
+            name: row.try_get(1)?,
+            description: row.try_get(2)?,
+            created_at: row.try_get(3)?,
+        })
+    }
+}

@@ -1,0 +1,32 @@
+//! Row mapping and error conversion shared by the Postgres stores.
+
+use crate::ports::StoreError;
+use tokio_postgres::error::SqlState;
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.code() {
+            Some(code) if *code == SqlState::UNIQUE_VIOLATION => {
+                let detail = e
+                    .as_db_error()
+                    .and_then(|d| d.detail())
+                    .unwrap_or("duplicate value")
+                    .to_owned();
+                StoreError::Conflict(detail)
+            }
+            _ => StoreError::Backend(Box::new(e)),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+/// A non-negative count stored as Postgres `integer`.
+pub(crate) fn count(row: &tokio_postgres::Row, column: &str) -> Result<u32, StoreError> {
+    let value: i32 = row.try_get(column)?;
+    u32::try_from(value).map_err(|e| StoreError::Backend(Box::new(e)))
+}

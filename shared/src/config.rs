@@ -1,0 +1,230 @@
+//! Typed configuration, read from the environment once, in `main`. A missing or invalid
+//! variable fails start-up and names the variable; secrets never print.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// Where variables come from: the process environment in `main`, a map in tests (so no
+/// test ever calls `set_var`).
+pub trait Env {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        HashMap::get(self, name).cloned()
+    }
+}
+
+/// Why configuration could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {name} is not set")]
+    Missing { name: &'static str },
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// A value that must never reach a log: `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+
+    /// The value itself, for the one place that needs it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl<T> fmt::Display for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+fn required(env: &dyn Env, name: &'static str) -> Result<String, ConfigError> {
+    match env.get(name) {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(ConfigError::Missing { name }),
+    }
+}
+
+fn optional(env: &dyn Env, name: &'static str) -> Option<String> {
+    env.get(name).filter(|v| !v.trim().is_empty())
+}
+
+fn parsed<T: FromStr>(env: &dyn Env, name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    match optional(env, name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// The Postgres connection.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `postgres://user:password@host:port/db`; holds a password, so it is a secret.
+    pub url: Secret<String>,
+    /// Pool size per process (`DATABASE_POOL_SIZE`, default 8).
+    pub pool_size: usize,
+}
+
+impl DatabaseConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let url = required(env, "DATABASE_URL")?;
+        // Check the URL here so a typo fails start-up, not the first request. The reason
+        // given by the parser never includes the password.
+        tokio_postgres::Config::from_str(&url).map_err(|e| ConfigError::Invalid {
+            name: "DATABASE_URL",
+            reason: e.to_string(),
+        })?;
+        let pool_size = parsed(env, "DATABASE_POOL_SIZE", 8usize)?;
+        if pool_size == 0 {
+            return Err(ConfigError::Invalid {
+                name: "DATABASE_POOL_SIZE",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(DatabaseConfig {
+            url: Secret::new(url),
+            pool_size,
+        })
+    }
+}
+
+/// How to reach AWS, or the local emulator that speaks its APIs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsConfig {
+    /// `AWS_REGION`.
+    pub region: String,
+    /// `AWS_ENDPOINT_URL`: set for the local stack (moto), unset on AWS.
+    pub endpoint_url: Option<String>,
+}
+
+impl AwsConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let region = required(env, "AWS_REGION")?;
+        let endpoint_url = optional(env, "AWS_ENDPOINT_URL");
+        if let Some(url) = &endpoint_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    name: "AWS_ENDPOINT_URL",
+                    reason: "must start with http:// or https://".into(),
+                });
+            }
+        }
+        Ok(AwsConfig {
+            region,
+            endpoint_url,
+        })
+    }
+}
+
+/// Everything a process reads at start-up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub aws: AwsConfig,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&ProcessEnv)
+    }
+
+    pub fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
+        Ok(Config {
+            database: DatabaseConfig::from_env(env)?,
+            aws: AwsConfig::from_env(env)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        let err = Config::from_source(&env(&[("AWS_REGION", "us-east-1")])).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Missing {
+                name: "DATABASE_URL"
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "environment variable DATABASE_URL is not set"
+        );
+    }
+
+    #[test]
+    fn an_invalid_value_is_named_with_the_reason() {
+        let err = Config::from_source(&env(&[
+            ("DATABASE_URL", "postgres://u@h/db"),
+            ("AWS_REGION", "us-east-1"),
+            ("DATABASE_POOL_SIZE", "many"),
+        ]))
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    name: "DATABASE_POOL_SIZE",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_database_url_never_prints() {
+        let config = Config::from_source(&env(&[
+            (
+                "DATABASE_URL",
+                "postgres://app:hunter2@db.internal/autocrew",
+            ),
+            ("AWS_REGION", "eu-west-1"),
+        ]))
+        .unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert_eq!(config.database.pool_size, 8);
+        assert_eq!(config.aws.endpoint_url, None);
+    }
+}

@@ -1,0 +1,77 @@
+//! Typed ids: a `TaskId` can never be passed where a `RunId` is expected.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use uuid::Uuid;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A fresh random (v4) id.
+            pub fn new() -> Self {
+                Self(Uuid::new_v4())
+            }
+
+            /// Parses the textual form, naming the field on failure.
+            pub fn parse(field: &str, text: &str) -> Result<Self, InvalidId> {
+                Uuid::parse_str(text.trim())
+                    .map(Self)
+                    .map_err(|_| InvalidId { field: field.to_owned(), value: text.to_owned() })
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl From<$name> for Uuid {
+            fn from(id: $name) -> Uuid {
+                id.0
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A user of the app.
+    UserId
+);
+id_type!(
+    /// A project: the unit the event stream and sequence numbers belong to.
+    ProjectId
+);
+id_type!(
+    /// One run: a command, its plan and its state machine execution.
+    RunId
+);
+id_type!(
+    /// One task of a run's plan.
+    TaskId
+);
+id_type!(
+    /// A stored artifact (a file in the blob store).
+    ArtifactId
+);
+
+/// A string that is not a UUID where an id was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} must be a UUID, got {value:?}")]
+pub struct InvalidId {
+    /// The field that held the value.
+    pub field: String,
+    /// The value as given.
+    pub value: String,
+}

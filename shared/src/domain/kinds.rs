@@ -1,0 +1,276 @@
+//! Statuses and kinds. Each enum mirrors a Postgres enum of the same name in
+//! `migrations/`; `kind_enum!` is the one place where names, serde, parsing and the
+//! Postgres conversion are defined, so no status string is written anywhere else.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A name that is not one of an enum's variants.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {value:?}; expected one of: {expected}")]
+pub struct UnknownVariant {
+    /// The enum, as named in Postgres ("agent_kind").
+    pub kind: &'static str,
+    /// The value as given.
+    pub value: String,
+    /// The accepted names, comma separated.
+    pub expected: String,
+}
+
+macro_rules! kind_enum {
+    ($(#[$doc:meta])* $name:ident, $pg:literal { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order (which is also Postgres's sort order).
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The Postgres enum type this mirrors.
+            pub const PG_TYPE: &'static str = $pg;
+
+            /// The snake_case name used in JSON and Postgres.
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownVariant;
+            fn from_str(text: &str) -> Result<Self, UnknownVariant> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownVariant {
+                        kind: $pg,
+                        value: text.to_owned(),
+                        expected: [$($text),+].join(", "),
+                    }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl tokio_postgres::types::ToSql for $name {
+            fn to_sql(
+                &self,
+                _ty: &tokio_postgres::types::Type,
+                out: &mut tokio_postgres::types::private::BytesMut,
+            ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+                out.extend_from_slice(self.as_str().as_bytes());
+                Ok(tokio_postgres::types::IsNull::No)
+            }
+
+            fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+                ty.name() == $pg
+            }
+
+            tokio_postgres::types::to_sql_checked!();
+        }
+
+        impl<'a> tokio_postgres::types::FromSql<'a> for $name {
+            fn from_sql(
+                _ty: &tokio_postgres::types::Type,
+                raw: &'a [u8],
+            ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+                Ok(std::str::from_utf8(raw)?.parse::<$name>()?)
+            }
+
+            fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+                ty.name() == $pg
+            }
+        }
+    };
+}
+
+kind_enum!(
+    /// Who runs a task. The orchestrator plans; the others execute.
+    AgentKind, "agent_kind" {
+        Orchestrator => "orchestrator",
+        Developer => "developer",
+        Marketer => "marketer",
+        Sales => "sales",
+        Designer => "designer",
+        Ops => "ops",
+    }
+);
+
+impl AgentKind {
+    /// The agents a plan may assign tasks to (the orchestrator only plans).
+    pub const WORKERS: &'static [AgentKind] = &[
+        AgentKind::Developer,
+        AgentKind::Marketer,
+        AgentKind::Sales,
+        AgentKind::Designer,
+        AgentKind::Ops,
+    ];
+}
+
+kind_enum!(
+    /// A task's lifecycle: pending → ready → queued → running → completed | failed;
+    /// blocked when a dependency failed; cancelled with its run.
+    TaskStatus, "task_status" {
+        /// Waits for dependencies.
+        Pending => "pending",
+        /// Every dependency completed; waits for dispatch.
+        Ready => "ready",
+        /// Budget reserved and sent to the agent's queue.
+        Queued => "queued",
+        Running => "running",
+        Completed => "completed",
+        Failed => "failed",
+        /// A dependency failed; never run unless the failure is retried.
+        Blocked => "blocked",
+        Cancelled => "cancelled",
+    }
+);
+
+impl TaskStatus {
+    /// A task in one of these states will not change again by itself.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Completed
+                | TaskStatus::Failed
+                | TaskStatus::Blocked
+                | TaskStatus::Cancelled
+        )
+    }
+}
+
+kind_enum!(
+    /// Dispatch order: critical first. Declared low to high, as in Postgres.
+    Priority, "task_priority" {
+        Low => "low",
+        Normal => "normal",
+        High => "high",
+        Critical => "critical",
+    }
+);
+
+kind_enum!(
+    /// How hard a task is, as planned; routing picks the model from it.
+    Complexity, "task_complexity" {
+        Simple => "simple",
+        Medium => "medium",
+        Complex => "complex",
+    }
+);
+
+kind_enum!(
+    /// A run's lifecycle, mirrored by its state machine execution.
+    RunStatus, "run_status" {
+        Pending => "pending",
+        Planning => "planning",
+        Running => "running",
+        Compiling => "compiling",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+);
+
+impl RunStatus {
+    /// A run in one of these states is over.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+}
+
+kind_enum!(
+    /// One try of a task.
+    AttemptStatus, "attempt_status" {
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
+    }
+);
+
+kind_enum!(
+    /// An approval's decision; `expired` once `expires_at` passed undecided.
+    ApprovalStatus, "approval_status" {
+        Pending => "pending",
+        Approved => "approved",
+        Rejected => "rejected",
+        Expired => "expired",
+    }
+);
+
+kind_enum!(
+    /// A user's plan; it sets the monthly AI budget.
+    Tier, "user_tier" {
+        Free => "free",
+        Pro => "pro",
+        Team => "team",
+    }
+);
+
+kind_enum!(
+    /// What became of one LLM call, as written to the ledger.
+    LlmCallOutcome, "llm_call_outcome" {
+        Ok => "ok",
+        Error => "error",
+        /// Served from the response cache: costs nothing.
+        CacheHit => "cache_hit",
+        /// Refused before calling the provider (budget).
+        Refused => "refused",
+    }
+);
+
+kind_enum!(
+    /// The type of an entry in a project's event log.
+    EventKind, "event_kind" {
+        RunCreated => "run_created",
+        RunPlanned => "run_planned",
+        RunFailed => "run_failed",
+        RunCompleted => "run_completed",
+        TaskQueued => "task_queued",
+        TaskStarted => "task_started",
+        TaskProgress => "task_progress",
+        TaskCompleted => "task_completed",
+        TaskFailed => "task_failed",
+        TaskBlocked => "task_blocked",
+        ArtifactStored => "artifact_stored",
+        ApprovalRequested => "approval_requested",
+        ApprovalDecided => "approval_decided",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_text_and_json() {
+        for kind in AgentKind::ALL {
+            assert_eq!(kind.as_str().parse::<AgentKind>(), Ok(*kind));
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::json!(kind.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_name_lists_the_accepted_ones() {
+        let err = "wizard".parse::<AgentKind>().unwrap_err();
+        assert_eq!(err.value, "wizard");
+        assert!(err.to_string().contains("developer, marketer"), "{err}");
+    }
+
+    #[test]
+    fn priorities_sort_low_to_critical() {
+        assert!(Priority::Critical > Priority::High && Priority::High > Priority::Low);
+    }
+}

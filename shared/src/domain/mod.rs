@@ -1,0 +1,15 @@
+//! The domain: ids, kinds, money, records and the task graph. No I/O here.
+
+pub mod graph;
+pub mod ids;
+pub mod kinds;
+pub mod money;
+pub mod records;
+
+pub use graph::{PlanError, PlanLimits, PlannedTask, TaskGraph};
+pub use ids::{ArtifactId, ProjectId, RunId, TaskId, UserId};
+pub use kinds::{
+    AgentKind, ApprovalStatus, AttemptStatus, Complexity, EventKind, LlmCallOutcome, Priority,
+    RunStatus, TaskStatus, Tier, UnknownVariant,
+};
+pub use money::MicroUsd;

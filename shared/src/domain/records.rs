@@ -1,0 +1,159 @@
+//! Records as stored and returned by the ports.
+
+use super::ids::{ArtifactId, ProjectId, RunId, TaskId, UserId};
+use super::kinds::{
+    AgentKind, Complexity, EventKind, LlmCallOutcome, Priority, RunStatus, TaskStatus, Tier,
+};
+use super::money::MicroUsd;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A user of the app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub display_name: String,
+    pub tier: Tier,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A project; its events carry a per-project sequence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    pub id: ProjectId,
+    pub user_id: UserId,
+    pub name: String,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What is needed to start a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    pub project_id: ProjectId,
+    pub user_id: UserId,
+    pub command: String,
+    pub budget: MicroUsd,
+    pub max_concurrency: u32,
+}
+
+/// A run: one command, its plan, its execution and its money.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: RunId,
+    pub project_id: ProjectId,
+    pub user_id: UserId,
+    pub command: String,
+    pub status: RunStatus,
+    /// The Step Functions execution name: derived from the run id, so unique.
+    pub execution_name: String,
+    pub execution_arn: Option<String>,
+    pub plan: Option<serde_json::Value>,
+    pub budget: MicroUsd,
+    pub reserved: MicroUsd,
+    pub spent: MicroUsd,
+    pub max_concurrency: u32,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// A task of a run, with the keys of the tasks it depends on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: TaskId,
+    pub run_id: RunId,
+    pub project_id: ProjectId,
+    pub parent_task_id: Option<TaskId>,
+    pub key: String,
+    pub agent: AgentKind,
+    pub title: String,
+    pub description: String,
+    pub status: TaskStatus,
+    pub priority: Priority,
+    pub complexity: Complexity,
+    pub budget: MicroUsd,
+    pub depends_on: Vec<TaskId>,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub result: Option<serde_json::Value>,
+    pub error_log: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// One try of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub task_id: TaskId,
+    pub attempt_no: u32,
+    pub started_at: DateTime<Utc>,
+}
+
+/// An entry of a project's event log. `seq` is strictly increasing per project, with no gaps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub project_id: ProjectId,
+    pub run_id: Option<RunId>,
+    pub seq: i64,
+    pub kind: EventKind,
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Who an LLM call is charged to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attribution {
+    pub user_id: UserId,
+    pub project_id: ProjectId,
+    pub run_id: Option<RunId>,
+    pub task_id: Option<TaskId>,
+    pub agent: AgentKind,
+}
+
+/// Token counts as the provider reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input: u32,
+    pub output: u32,
+    pub cache_write: u32,
+    pub cache_read: u32,
+}
+
+/// One ledger row: an LLM call, priced and attributed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmCall {
+    pub attribution: Attribution,
+    pub provider: String,
+    pub model: String,
+    pub outcome: LlmCallOutcome,
+    pub usage: TokenUsage,
+    pub cost: MicroUsd,
+    pub latency_ms: u32,
+    pub error: Option<String>,
+}
+
+/// Sums over ledger rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CostTotals {
+    pub calls: u64,
+    pub usage: TokenUsage,
+    pub cost: MicroUsd,
+}
+
+/// A file in the blob store, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Artifact {
+    pub id: ArtifactId,
+    pub project_id: ProjectId,
+    pub run_id: Option<RunId>,
+    pub task_id: Option<TaskId>,
+    pub bucket: String,
+    pub key: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+    pub checksum_sha256: String,
+}

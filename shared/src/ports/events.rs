@@ -1,0 +1,27 @@
+//! The per-project event log that feeds live updates and reconnects.
+
+use super::store::StoreError;
+use crate::domain::records::Event;
+use crate::domain::{EventKind, ProjectId, RunId};
+use async_trait::async_trait;
+
+/// Append-only, per project, with a strictly increasing sequence and no gaps: a client that
+/// reconnects with its last sequence gets exactly the events it missed.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Appends one event and returns it with its sequence number.
+    async fn append(
+        &self,
+        project: ProjectId,
+        run: Option<RunId>,
+        kind: EventKind,
+        payload: serde_json::Value,
+    ) -> Result<Event, StoreError>;
+    /// Events of `project` with `seq > after`, in order, at most `limit`.
+    async fn since(
+        &self,
+        project: ProjectId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError>;
+}

@@ -1,0 +1,168 @@
+//! The one LLM port. Providers convert their own wire types to and from these at their
+//! boundary; nothing else sees a provider's JSON.
+
+use super::BackendError;
+use crate::domain::records::TokenUsage;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Who said a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+/// A piece of a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Content {
+    Text {
+        text: String,
+    },
+    /// The model asks for a tool call.
+    ToolUse {
+        id: String,
+        name: String,
+        input: serde_json::Value,
+    },
+    /// The answer to a tool call, sent back to the model.
+    ToolResult {
+        tool_use_id: String,
+        content: String,
+        is_error: bool,
+    },
+}
+
+/// One turn of the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub content: Vec<Content>,
+}
+
+impl Message {
+    /// A user turn with plain text.
+    pub fn user(text: impl Into<String>) -> Self {
+        Message {
+            role: Role::User,
+            content: vec![Content::Text { text: text.into() }],
+        }
+    }
+}
+
+/// A tool the model may call; `input_schema` is a JSON Schema for its arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub input_schema: serde_json::Value,
+}
+
+/// A provider-neutral request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmRequest {
+    pub model: String,
+    pub system: String,
+    pub messages: Vec<Message>,
+    pub tools: Vec<ToolSpec>,
+    pub max_tokens: u32,
+    pub temperature: Option<f32>,
+    /// When set, the answer must be JSON matching this schema.
+    pub response_schema: Option<serde_json::Value>,
+}
+
+/// Why the model stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    EndTurn,
+    ToolUse,
+    MaxTokens,
+    Other,
+}
+
+/// A provider-neutral answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmResponse {
+    pub provider: String,
+    pub model: String,
+    pub content: Vec<Content>,
+    pub stop_reason: StopReason,
+    pub usage: TokenUsage,
+}
+
+impl LlmResponse {
+    /// All text blocks, joined.
+    pub fn text(&self) -> String {
+        self.content
+            .iter()
+            .filter_map(|c| match c {
+                Content::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("")
+    }
+}
+
+/// Why a call failed. Retry and fallback decisions read the variant, never the message.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("{provider} rate-limited {model}")]
+    RateLimited {
+        provider: String,
+        model: String,
+        retry_after_secs: Option<u64>,
+    },
+    #[error("{provider} is unavailable for {model} (status {status})")]
+    Unavailable {
+        provider: String,
+        model: String,
+        status: u16,
+    },
+    #[error("{provider} timed out for {model}")]
+    Timeout { provider: String, model: String },
+    #[error("{provider} rejected the request for {model}: {message}")]
+    Rejected {
+        provider: String,
+        model: String,
+        message: String,
+    },
+    #[error("{provider} sent a response for {model} that could not be read")]
+    Malformed {
+        provider: String,
+        model: String,
+        #[source]
+        source: BackendError,
+    },
+    #[error("{provider} could not be reached for {model}")]
+    Transport {
+        provider: String,
+        model: String,
+        #[source]
+        source: BackendError,
+    },
+}
+
+impl LlmError {
+    /// Worth trying again (same or next model): rate limits, 5xx, timeouts, transport.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            LlmError::RateLimited { .. }
+                | LlmError::Unavailable { .. }
+                | LlmError::Timeout { .. }
+                | LlmError::Transport { .. }
+        )
+    }
+}
+
+/// A chat model.
+#[async_trait]
+pub trait LlmClient: Send + Sync {
+    /// The provider's name as written to the ledger ("anthropic", "offline").
+    fn provider(&self) -> &str;
+    async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError>;
+}

@@ -1,0 +1,25 @@
+//! Ports: the capabilities handlers depend on, named by what they do. Adapters in
+//! `crate::adapters` implement them; handlers take the narrowest one they need.
+
+pub mod blob;
+pub mod events;
+pub mod idempotency;
+pub mod ledger;
+pub mod llm;
+pub mod queue;
+pub mod realtime;
+pub mod state_machine;
+pub mod store;
+
+pub use blob::{BlobError, BlobStore, StoredBlob};
+pub use events::EventLog;
+pub use idempotency::{Claim, IdempotencyStore};
+pub use ledger::Ledger;
+pub use llm::{LlmClient, LlmError};
+pub use queue::{Queue, QueueError, QueueMessage};
+pub use realtime::{ConnectionRegistry, PushError, RealtimePush, RegistryError};
+pub use state_machine::{ExecutionStatus, StateMachine, StateMachineError};
+pub use store::{Completion, Failure, ProjectStore, RunStore, StoreError, TaskStore};
+
+/// A backend's own error, kept whole as the source so the cause chain reaches the log.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1,0 +1,148 @@
+//! The test harness: a fresh database per test, unique AWS resource names per test, and
+//! SDK clients pointed at the local stack. Run the suite with `make test`, which starts
+//! the stack and exports its environment.
+
+use anyhow::Context;
+use autocrew_shared::adapters::{aws, postgres};
+use autocrew_shared::config::{AwsConfig, DatabaseConfig, ProcessEnv};
+use std::str::FromStr;
+
+/// A name no other test uses: `prefix-` and 12 hex digits.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// The SDK configuration for the local stack, from the environment `make test` exports.
+pub async fn sdk() -> anyhow::Result<aws_config::SdkConfig> {
+    let config = AwsConfig::from_env(&ProcessEnv)
+        .context("the AWS environment is missing: run the suite with `make test`")?;
+    anyhow::ensure!(
+        config.endpoint_url.is_some(),
+        "AWS_ENDPOINT_URL is not set: the tests only run against the local stack"
+    );
+    Ok(aws::sdk_config(&config).await)
+}
+
+/// A database of its own for one test, dropped (with its connections) when the value is.
+pub struct TestDb {
+    pub pool: postgres::Pool,
+    name: String,
+    admin: tokio_postgres::Config,
+}
+
+impl TestDb {
+    /// A fresh database with every migration applied by the project's migrator.
+    pub async fn migrated() -> anyhow::Result<TestDb> {
+        let db = TestDb::empty().await?;
+        postgres::migrate(&db.pool)
+            .await
+            .context("failed to migrate the test database")?;
+        Ok(db)
+    }
+
+    /// A fresh, empty database.
+    pub async fn empty() -> anyhow::Result<TestDb> {
+        let admin = DatabaseConfig::from_env(&ProcessEnv)
+            .context("DATABASE_URL is missing: run the suite with `make test`")?;
+        let admin = tokio_postgres::Config::from_str(admin.url.expose())?;
+        let name = unique("t").replace('-', "_");
+        let client = admin_client(&admin).await?;
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .context("failed to create the test database")?;
+        let mut config = admin.clone();
+        config.dbname(&name);
+        Ok(TestDb {
+            pool: postgres::pool_for(config, 32)?,
+            name,
+            admin,
+        })
+    }
+}
+
+async fn admin_client(config: &tokio_postgres::Config) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .context("cannot reach DATABASE_URL")?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        self.pool.close();
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Drop cannot await; a short-lived runtime on its own thread does the clean-up.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(client) = admin_client(&admin).await {
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A user, a project and a pending run in `db`: what most store tests start from.
+pub struct Seeded {
+    pub user: autocrew_shared::domain::records::User,
+    pub project: autocrew_shared::domain::records::Project,
+    pub run: autocrew_shared::domain::records::Run,
+}
+
+/// Seeds a user, a project and a run with a $5 budget and `max_concurrency`.
+pub async fn seed(db: &TestDb, max_concurrency: u32) -> anyhow::Result<Seeded> {
+    use autocrew_shared::adapters::postgres::{PgProjectStore, PgRunStore};
+    use autocrew_shared::domain::records::NewRun;
+    use autocrew_shared::domain::{MicroUsd, Tier};
+    use autocrew_shared::ports::{ProjectStore, RunStore};
+    let projects = PgProjectStore::new(db.pool.clone());
+    let user = projects
+        .create_user(
+            &format!("{}@example.com", unique("user")),
+            "Test User",
+            Tier::Pro,
+        )
+        .await?;
+    let project = projects
+        .create_project(user.id, "Keto recipes", "A recipe app for keto dieters")
+        .await?;
+    let run = PgRunStore::new(db.pool.clone())
+        .create_run(NewRun {
+            project_id: project.id,
+            user_id: user.id,
+            command: "Build a recipe app for keto dieters".into(),
+            budget: MicroUsd::from_dollars(5),
+            max_concurrency,
+        })
+        .await?;
+    Ok(Seeded { user, project, run })
+}
+
+/// A plan task for tests: `key` run by `agent` after `deps`.
+pub fn planned(key: &str, agent: &str, deps: &[&str]) -> autocrew_shared::domain::PlannedTask {
+    autocrew_shared::domain::PlannedTask {
+        key: key.into(),
+        agent: agent.into(),
+        title: format!("Task {key}"),
+        description: String::new(),
+        depends_on: deps.iter().map(|d| d.to_string()).collect(),
+        priority: "normal".into(),
+        complexity: "medium".into(),
+        budget_micro_usd: 0,
+    }
+}

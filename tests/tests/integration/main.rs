@@ -1,0 +1,8 @@
+//! Integration tests against the local stack (Postgres with pgvector, and moto). One
+//! binary, so the AWS SDK is linked once. Every test has its own database and its own
+//! queue, bucket, table and state machine names, so they run in parallel.
+
+mod aws;
+mod ready_set;
+mod schema;
+mod stores;

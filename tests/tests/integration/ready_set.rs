@@ -1,0 +1,198 @@
+//! The ready-set transaction under concurrent completions: many tasks completing at once
+//! never lose a dependant and never release one twice.
+
+use autocrew_shared::adapters::postgres::PgTaskStore;
+use autocrew_shared::domain::{MicroUsd, PlanLimits, PlannedTask, TaskGraph, TaskId, TaskStatus};
+use autocrew_shared::ports::{Completion, TaskStore};
+use autocrew_tests::{TestDb, planned, seed};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+
+const LIMITS: PlanLimits = PlanLimits {
+    max_tasks: 500,
+    max_dependencies_per_task: 64,
+    budget: MicroUsd(5_000_000),
+};
+
+/// Claims, starts and completes `ids` all at once, each on its own task.
+async fn complete_concurrently(
+    tasks: &PgTaskStore,
+    ids: Vec<TaskId>,
+) -> anyhow::Result<Vec<Completion>> {
+    for &id in &ids {
+        anyhow::ensure!(
+            tasks.start_attempt(id).await?.is_some(),
+            "task {id} was not queued"
+        );
+    }
+    let handles = ids.into_iter().map(|id| {
+        let tasks = tasks.clone();
+        tokio::spawn(async move { tasks.complete(id, &json!({"done": true})).await })
+    });
+    let mut out = Vec::new();
+    for joined in futures::future::join_all(handles).await {
+        out.push(joined??);
+    }
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forty_branches_completing_at_once_release_their_join_exactly_once() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let tasks = PgTaskStore::new(db.pool.clone());
+    for round in 0..5 {
+        let seeded = seed(&db, 100).await?;
+        let roots: Vec<String> = (0..40).map(|i| format!("branch-{i}")).collect();
+        let mut plan: Vec<PlannedTask> =
+            roots.iter().map(|k| planned(k, "developer", &[])).collect();
+        plan.push(planned(
+            "join",
+            "ops",
+            &roots.iter().map(String::as_str).collect::<Vec<_>>(),
+        ));
+        let stored = tasks
+            .insert_graph(&seeded.run, &TaskGraph::build(&plan, LIMITS)?)
+            .await?;
+        let join = stored.last().map(|t| t.id).expect("join");
+        let claimed: Vec<TaskId> = tasks
+            .claim_ready(seeded.run.id)
+            .await?
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(claimed.len(), 40);
+
+        let completions = complete_concurrently(&tasks, claimed).await?;
+
+        let released: Vec<TaskId> = completions
+            .iter()
+            .flat_map(|c| c.released.clone())
+            .collect();
+        assert_eq!(
+            released,
+            [join],
+            "round {round}: the join must be released exactly once"
+        );
+        assert!(
+            completions.iter().all(|c| !c.run_settled),
+            "round {round}: the join is still open"
+        );
+        assert_eq!(tasks.task(join).await?.status, TaskStatus::Ready);
+        tasks.claim_ready(seeded.run.id).await?;
+        let last = complete_concurrently(&tasks, vec![join]).await?;
+        assert!(
+            last[0].run_settled,
+            "round {round}: the run settles when its last task ends"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_layered_graph_completed_wave_by_wave_releases_every_task_once_after_its_dependencies()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 1000).await?;
+    // 8 layers of 12 tasks; each task after the first layer depends on 3 of the layer
+    // before, so dependants are shared between many completing tasks.
+    let (layers, width) = (8, 12);
+    let mut plan = Vec::new();
+    for layer in 0..layers {
+        for i in 0..width {
+            let deps: Vec<String> = if layer == 0 {
+                vec![]
+            } else {
+                [0, 5, 7]
+                    .iter()
+                    .map(|k| format!("l{}-{}", layer - 1, (i + k) % width))
+                    .collect()
+            };
+            plan.push(planned(
+                &format!("l{layer}-{i}"),
+                "marketer",
+                &deps.iter().map(String::as_str).collect::<Vec<_>>(),
+            ));
+        }
+    }
+    let tasks = PgTaskStore::new(db.pool.clone());
+    let stored = tasks
+        .insert_graph(&seeded.run, &TaskGraph::build(&plan, LIMITS)?)
+        .await?;
+    let deps_of: HashMap<TaskId, Vec<TaskId>> = stored
+        .iter()
+        .map(|t| (t.id, t.depends_on.clone()))
+        .collect();
+
+    let mut completed: HashSet<TaskId> = HashSet::new();
+    let mut released_count: HashMap<TaskId, usize> = HashMap::new();
+    let mut settled = 0;
+    loop {
+        let wave: Vec<TaskId> = tasks
+            .claim_ready(seeded.run.id)
+            .await?
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        if wave.is_empty() {
+            break;
+        }
+        for id in &wave {
+            let missing: Vec<_> = deps_of[id]
+                .iter()
+                .filter(|d| !completed.contains(d))
+                .collect();
+            assert!(
+                missing.is_empty(),
+                "task {id} was dispatched before {missing:?} completed"
+            );
+        }
+        for completion in complete_concurrently(&tasks, wave.clone()).await? {
+            for id in completion.released {
+                *released_count.entry(id).or_default() += 1;
+            }
+            settled += usize::from(completion.run_settled);
+        }
+        completed.extend(wave);
+    }
+
+    assert_eq!(completed.len(), layers * width, "every task ran");
+    assert_eq!(
+        released_count.len(),
+        (layers - 1) * width,
+        "every non-root task was released"
+    );
+    assert!(
+        released_count.values().all(|&n| n == 1),
+        "no task was released twice"
+    );
+    assert_eq!(settled, 1, "exactly one completion saw the run settle");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_dispatchers_never_claim_the_same_task_or_exceed_the_limit() -> anyhow::Result<()>
+{
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 7).await?;
+    let plan: Vec<PlannedTask> = (0..30)
+        .map(|i| planned(&format!("t{i}"), "sales", &[]))
+        .collect();
+    let tasks = PgTaskStore::new(db.pool.clone());
+    tasks
+        .insert_graph(&seeded.run, &TaskGraph::build(&plan, LIMITS)?)
+        .await?;
+
+    let dispatchers = (0..8).map(|_| {
+        let (tasks, run) = (tasks.clone(), seeded.run.id);
+        tokio::spawn(async move { tasks.claim_ready(run).await })
+    });
+    let mut claimed = Vec::new();
+    for joined in futures::future::join_all(dispatchers).await {
+        claimed.extend(joined??.into_iter().map(|t| t.id));
+    }
+
+    let unique: HashSet<_> = claimed.iter().collect();
+    assert_eq!(unique.len(), claimed.len(), "a task was claimed twice");
+    assert_eq!(claimed.len(), 7, "the run's concurrency limit is 7");
+    Ok(())
+}

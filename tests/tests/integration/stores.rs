@@ -1,0 +1,436 @@
+//! Round trips through the Postgres stores.
+
+use autocrew_shared::adapters::postgres::{
+    PgEventLog, PgIdempotencyStore, PgLedger, PgProjectStore, PgRunStore, PgTaskStore,
+};
+use autocrew_shared::domain::records::{Attribution, LlmCall, TokenUsage};
+use autocrew_shared::domain::{
+    AgentKind, EventKind, LlmCallOutcome, MicroUsd, PlanLimits, Priority, ProjectId, RunId,
+    RunStatus, TaskGraph, TaskStatus, Tier,
+};
+use autocrew_shared::ports::{
+    Claim, EventLog, Failure, IdempotencyStore, Ledger, ProjectStore, RunStore, StoreError,
+    TaskStore,
+};
+use autocrew_tests::{TestDb, planned, seed};
+use serde_json::json;
+
+#[tokio::test]
+async fn a_user_project_and_run_round_trip() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 3).await?;
+    let runs = PgRunStore::new(db.pool.clone());
+
+    let run = runs.run(seeded.run.id).await?;
+    assert_eq!(run.status, RunStatus::Pending);
+    assert_eq!(run.execution_name, format!("run-{}", run.id));
+    assert_eq!(
+        (run.budget, run.max_concurrency),
+        (MicroUsd::from_dollars(5), 3)
+    );
+
+    runs.set_execution_arn(
+        run.id,
+        "arn:aws:states:us-east-1:123456789012:execution:m:e",
+    )
+    .await?;
+    runs.record_plan(run.id, &json!({"tasks": []})).await?;
+    let running = runs.set_status(run.id, RunStatus::Running, None).await?;
+    assert!(running.started_at.is_some() && running.completed_at.is_none());
+    let failed = runs
+        .set_status(run.id, RunStatus::Failed, Some("plan rejected"))
+        .await?;
+    assert_eq!(failed.error.as_deref(), Some("plan rejected"));
+    assert!(failed.completed_at.is_some());
+    assert_eq!(
+        failed.execution_arn.as_deref(),
+        Some("arn:aws:states:us-east-1:123456789012:execution:m:e")
+    );
+
+    let again = runs.set_status(run.id, RunStatus::Running, None).await;
+    assert!(
+        matches!(
+            again,
+            Err(StoreError::RunEnded {
+                status: RunStatus::Failed,
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+    let project = PgProjectStore::new(db.pool.clone())
+        .project(seeded.project.id)
+        .await?;
+    assert_eq!(project, seeded.project);
+    Ok(())
+}
+
+#[tokio::test]
+async fn missing_rows_and_duplicate_emails_get_named_errors() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let projects = PgProjectStore::new(db.pool.clone());
+    projects
+        .create_user("ana@example.com", "Ana", Tier::Free)
+        .await?;
+
+    let duplicate = projects
+        .create_user("ana@example.com", "Ana again", Tier::Free)
+        .await;
+    let missing_run = PgRunStore::new(db.pool.clone()).run(RunId::new()).await;
+    let missing_project = projects.project(ProjectId::new()).await;
+
+    assert!(
+        matches!(duplicate, Err(StoreError::Conflict(ref d)) if d.contains("ana@example.com")),
+        "{duplicate:?}"
+    );
+    assert!(matches!(
+        missing_run,
+        Err(StoreError::NotFound { what: "run", .. })
+    ));
+    assert!(matches!(
+        missing_project,
+        Err(StoreError::NotFound {
+            what: "project",
+            ..
+        })
+    ));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stored_graph_reads_back_with_its_dependencies_and_ready_roots() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let graph = TaskGraph::build(
+        &[
+            planned("brand", "designer", &[]),
+            planned("app", "developer", &["brand"]),
+            planned("copy", "marketer", &["brand"]),
+        ],
+        PlanLimits::default(),
+    )?;
+    let tasks = PgTaskStore::new(db.pool.clone());
+
+    let stored = tasks.insert_graph(&seeded.run, &graph).await?;
+
+    assert_eq!(
+        stored.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(),
+        ["brand", "app", "copy"]
+    );
+    assert_eq!(stored[0].status, TaskStatus::Ready);
+    assert_eq!(stored[1].status, TaskStatus::Pending);
+    assert_eq!(stored[1].depends_on, [stored[0].id]);
+    assert_eq!(stored[1].agent, AgentKind::Developer);
+    assert_eq!(tasks.task(stored[2].id).await?, stored[2]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn dispatch_takes_the_highest_priority_first_within_the_concurrency_limit()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 2).await?;
+    let mut plan = vec![
+        planned("a", "ops", &[]),
+        planned("b", "sales", &[]),
+        planned("c", "designer", &[]),
+    ];
+    plan[1].priority = Priority::Critical.to_string();
+    plan[2].priority = Priority::High.to_string();
+    let tasks = PgTaskStore::new(db.pool.clone());
+    tasks
+        .insert_graph(
+            &seeded.run,
+            &TaskGraph::build(&plan, PlanLimits::default())?,
+        )
+        .await?;
+
+    let first = tasks.claim_ready(seeded.run.id).await?;
+    let second = tasks.claim_ready(seeded.run.id).await?;
+
+    assert_eq!(
+        first.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(),
+        ["b", "c"]
+    );
+    assert!(first.iter().all(|t| t.status == TaskStatus::Queued));
+    assert!(
+        second.is_empty(),
+        "two tasks are in flight and the limit is 2"
+    );
+    tasks.start_attempt(first[0].id).await?;
+    tasks.complete(first[0].id, &json!({})).await?;
+    assert_eq!(
+        tasks
+            .claim_ready(seeded.run.id)
+            .await?
+            .iter()
+            .map(|t| t.key.as_str())
+            .collect::<Vec<_>>(),
+        ["a"]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_does_not_start_a_second_attempt() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let tasks = PgTaskStore::new(db.pool.clone());
+    tasks
+        .insert_graph(
+            &seeded.run,
+            &TaskGraph::build(&[planned("a", "ops", &[])], PlanLimits::default())?,
+        )
+        .await?;
+    let claimed = tasks.claim_ready(seeded.run.id).await?;
+
+    let first = tasks.start_attempt(claimed[0].id).await?;
+    let duplicate = tasks.start_attempt(claimed[0].id).await?;
+
+    assert_eq!(first.map(|a| a.attempt_no), Some(1));
+    assert_eq!(duplicate, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failing_task_retries_then_fails_and_blocks_everything_downstream() -> anyhow::Result<()>
+{
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let plan = [
+        planned("a", "developer", &[]),
+        planned("b", "marketer", &["a"]),
+        planned("c", "ops", &["b"]),
+        planned("side", "sales", &[]),
+    ];
+    let tasks = PgTaskStore::new(db.pool.clone());
+    let stored = tasks
+        .insert_graph(
+            &seeded.run,
+            &TaskGraph::build(&plan, PlanLimits::default())?,
+        )
+        .await?;
+    let a = stored[0].id;
+    tasks.claim_ready(seeded.run.id).await?;
+
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        tasks.start_attempt(a).await?.expect("queued");
+        outcomes.push(tasks.fail_attempt(a, "provider returned 500", true).await?);
+    }
+
+    assert_eq!(outcomes[0], Failure::Retry { next_attempt: 2 });
+    assert_eq!(outcomes[1], Failure::Retry { next_attempt: 3 });
+    let Failure::Failed {
+        blocked,
+        run_settled,
+    } = &outcomes[2]
+    else {
+        panic!("expected failure, got {:?}", outcomes[2])
+    };
+    assert_eq!(blocked.len(), 2);
+    assert!(!run_settled, "side is still open");
+    let after = tasks.run_tasks(seeded.run.id).await?;
+    let statuses: Vec<_> = after.iter().map(|t| t.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            TaskStatus::Failed,
+            TaskStatus::Blocked,
+            TaskStatus::Blocked,
+            TaskStatus::Queued
+        ]
+    );
+    assert_eq!(after[0].attempts, 3);
+    let client = db.pool.get().await?;
+    let attempt_errors: i64 = client
+        .query_one("SELECT count(*) FROM task_attempts WHERE task_id = $1 AND error = 'provider returned 500'", &[&a.0])
+        .await?
+        .get(0);
+    assert_eq!(attempt_errors, 3);
+
+    let side = after[3].id;
+    tasks.start_attempt(side).await?;
+    let last = tasks.complete(side, &json!({"ok": true})).await?;
+    assert!(last.run_settled);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_non_retryable_error_fails_at_once() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let tasks = PgTaskStore::new(db.pool.clone());
+    let stored = tasks
+        .insert_graph(
+            &seeded.run,
+            &TaskGraph::build(&[planned("a", "ops", &[])], PlanLimits::default())?,
+        )
+        .await?;
+    tasks.claim_ready(seeded.run.id).await?;
+    tasks.start_attempt(stored[0].id).await?;
+
+    let outcome = tasks
+        .fail_attempt(stored[0].id, "budget_exceeded", false)
+        .await?;
+
+    assert_eq!(
+        outcome,
+        Failure::Failed {
+            blocked: vec![],
+            run_settled: true
+        }
+    );
+    let completing_again = tasks.complete(stored[0].id, &json!({})).await;
+    assert!(matches!(
+        completing_again,
+        Err(StoreError::WrongTaskStatus {
+            actual: TaskStatus::Failed,
+            ..
+        })
+    ));
+    Ok(())
+}
+
+#[tokio::test]
+async fn events_get_gapless_sequence_numbers_even_when_appended_concurrently() -> anyhow::Result<()>
+{
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let log = PgEventLog::new(db.pool.clone());
+    let appends = (0..50).map(|i| {
+        let log = log.clone();
+        let (project, run) = (seeded.project.id, seeded.run.id);
+        tokio::spawn(async move {
+            log.append(project, Some(run), EventKind::TaskProgress, json!({"i": i}))
+                .await
+        })
+    });
+
+    let mut seqs: Vec<i64> = Vec::new();
+    for joined in futures::future::join_all(appends).await {
+        seqs.push(joined??.seq);
+    }
+
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=50).collect::<Vec<_>>());
+    let missed = log.since(seeded.project.id, 45, 100).await?;
+    assert_eq!(
+        missed.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [46, 47, 48, 49, 50]
+    );
+    assert_eq!(log.since(seeded.project.id, 0, 10).await?.len(), 10);
+    Ok(())
+}
+
+#[tokio::test]
+async fn sequences_are_per_project_and_a_missing_project_is_named() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let one = seed(&db, 4).await?;
+    let two = seed(&db, 4).await?;
+    let log = PgEventLog::new(db.pool.clone());
+
+    log.append(one.project.id, None, EventKind::RunCreated, json!({}))
+        .await?;
+    let first_of_two = log
+        .append(two.project.id, None, EventKind::RunCreated, json!({}))
+        .await?;
+    let missing = log
+        .append(ProjectId::new(), None, EventKind::RunCreated, json!({}))
+        .await;
+
+    assert_eq!(first_of_two.seq, 1);
+    assert!(matches!(
+        missing,
+        Err(StoreError::NotFound {
+            what: "project",
+            ..
+        })
+    ));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_ledger_sums_a_runs_calls_to_the_micro_dollar() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let ledger = PgLedger::new(db.pool.clone());
+    let attribution = Attribution {
+        user_id: seeded.user.id,
+        project_id: seeded.project.id,
+        run_id: Some(seeded.run.id),
+        task_id: None,
+        agent: AgentKind::Orchestrator,
+    };
+    let call = |input, output, cost| LlmCall {
+        attribution,
+        provider: "anthropic".into(),
+        model: "claude-sonnet-4-5".into(),
+        outcome: LlmCallOutcome::Ok,
+        usage: TokenUsage {
+            input,
+            output,
+            cache_write: 10,
+            cache_read: 5,
+        },
+        cost: MicroUsd(cost),
+        latency_ms: 900,
+        error: None,
+    };
+
+    ledger.record(&call(1000, 200, 6_000)).await?;
+    ledger.record(&call(500, 100, 3_001)).await?;
+    let totals = ledger.run_totals(seeded.run.id).await?;
+
+    assert_eq!(totals.calls, 2);
+    assert_eq!(
+        totals.usage,
+        TokenUsage {
+            input: 1500,
+            output: 300,
+            cache_write: 20,
+            cache_read: 10
+        }
+    );
+    assert_eq!(totals.cost, MicroUsd(9_001));
+    assert_eq!(ledger.run_totals(RunId::new()).await?.calls, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_idempotency_key_is_won_once_and_then_replays_its_result() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let store = PgIdempotencyStore::new(db.pool.clone());
+    let claims = (0..10).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.claim("send_email", "task-1/attempt").await })
+    });
+
+    let mut won = 0;
+    for claim in futures::future::join_all(claims).await {
+        match claim?? {
+            Claim::New => won += 1,
+            Claim::InProgress => {}
+            Claim::Done(v) => panic!("nothing completed yet, got {v}"),
+        }
+    }
+    store
+        .complete(
+            "send_email",
+            "task-1/attempt",
+            &json!({"message_id": "m-1"}),
+        )
+        .await?;
+
+    assert_eq!(won, 1);
+    assert_eq!(
+        store.claim("send_email", "task-1/attempt").await?,
+        Claim::Done(json!({"message_id": "m-1"}))
+    );
+    assert_eq!(
+        store.claim("deploy", "task-1/attempt").await?,
+        Claim::New,
+        "keys are per scope"
+    );
+    Ok(())
+}
