@@ -36,6 +36,30 @@ fi
 target_dir() { printf '%s' "${CARGO_TARGET_DIR:-$root/target}"; }
 autocrew() { "$(target_dir)/debug/autocrew" "$@"; }
 
+# HTTP without curl (a fresh Debian may not have it): http GET URL [OUT] | http POST URL JSON
+http() {
+  "$python" - "$@" <<'PY'
+import sys, urllib.request
+method, url = sys.argv[1], sys.argv[2]
+data = sys.argv[3].encode() if method == "POST" else None
+request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+with urllib.request.urlopen(request, timeout=60) as response:
+    body = response.read()
+if method == "GET" and len(sys.argv) > 3:
+    open(sys.argv[3], "wb").write(body)
+PY
+}
+
+# Tools a build needs; as root, installed from Debian when missing.
+need_tools() {
+  local missing=() tool
+  for tool in "$@"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  [ ${#missing[@]} = 0 ] && return
+  [ "$(id -u)" = 0 ] || die "missing ${missing[*]}: run 'apt-get install ${missing[*]}' as root"
+  say "installing ${missing[*]} from Debian"
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null || die "apt-get could not install ${missing[*]}"
+}
+
 free_port() {
   "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
@@ -69,10 +93,10 @@ pgvector_sha256=69f4019389af05dc1c9548deb8628e62878e6e207c03907f2b8af2016472cdaa
 build_portable_pgvector() {
   local bin build tarball
   bin=$(pg_bin); build="$local_dir/build"; tarball="$build/pgvector_$pgvector_version.orig.tar.gz"
-  command -v make >/dev/null && command -v gcc >/dev/null || die "building pgvector needs make and gcc (apt-get install build-essential)"
+  need_tools make gcc
   mkdir -p "$build/shim"
   say "building pgvector $pgvector_version for this CPU (the wheel's build needs AVX-512)"
-  curl -fsS -o "$tarball" "http://deb.debian.org/debian/pool/main/p/pgvector/pgvector_$pgvector_version.orig.tar.gz" \
+  http GET "http://deb.debian.org/debian/pool/main/p/pgvector/pgvector_$pgvector_version.orig.tar.gz" "$tarball" \
     || die "could not download the pgvector source from Debian's archive"
   echo "$pgvector_sha256  $tarball" | sha256sum -c --quiet - || die "pgvector source checksum mismatch"
   tar -xzf "$tarball" -C "$build"
@@ -152,13 +176,12 @@ start_moto() {
   echo $! >"$moto_pid_file"
   local i
   for i in $(seq 1 100); do
-    if curl -fsS -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" 2>/dev/null; then break; fi
+    if http GET "http://127.0.0.1:$moto_port/moto-api/" /dev/null 2>/dev/null; then break; fi
     moto_running || die "moto exited: see $moto_log"
     sleep 0.2
   done
-  curl -fsS -X POST -H 'Content-Type: application/json' \
-    -d '{"stepfunctions":{"execute_state_machine":true}}' \
-    "http://127.0.0.1:$moto_port/moto-api/config" >/dev/null || die "could not switch on Step Functions execution in moto"
+  http POST "http://127.0.0.1:$moto_port/moto-api/config" '{"stepfunctions":{"execute_state_machine":true}}' \
+    || die "could not switch on Step Functions execution in moto"
   say "moto started on 127.0.0.1:$moto_port (pid $(cat "$moto_pid_file")), Step Functions execution on"
 }
 
@@ -175,8 +198,10 @@ EOF
 }
 
 build() {
-  say "building the workspace (a cold build of the AWS SDK crates takes 5-10 minutes)"
+  local t0=$SECONDS
+  say "building the workspace (a cold build of the AWS SDK crates takes minutes)"
   (cd "$root" && cargo build --workspace --quiet) || die "cargo build failed"
+  say "built in $((SECONDS - t0)) s"
 }
 
 up() {

@@ -131,13 +131,13 @@ impl AwsConfig {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         let region = required(env, "AWS_REGION")?;
         let endpoint_url = optional(env, "AWS_ENDPOINT_URL");
-        if let Some(url) = &endpoint_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ConfigError::Invalid {
-                    name: "AWS_ENDPOINT_URL",
-                    reason: "must start with http:// or https://".into(),
-                });
-            }
+        if let Some(url) = &endpoint_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                name: "AWS_ENDPOINT_URL",
+                reason: "must start with http:// or https://".into(),
+            });
         }
         Ok(AwsConfig {
             region,
@@ -206,6 +206,25 @@ mod tests {
                 err,
                 ConfigError::Invalid {
                     name: "DATABASE_POOL_SIZE",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_endpoint_without_a_scheme_is_rejected() {
+        let err = AwsConfig::from_env(&env(&[
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "127.0.0.1:5000"),
+        ]))
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    name: "AWS_ENDPOINT_URL",
                     ..
                 }
             ),
