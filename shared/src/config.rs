@@ -62,14 +62,16 @@ impl<T> fmt::Display for Secret<T> {
     }
 }
 
-fn required(env: &dyn Env, name: &'static str) -> Result<String, ConfigError> {
+/// A variable that must be set and not blank.
+pub fn required(env: &dyn Env, name: &'static str) -> Result<String, ConfigError> {
     match env.get(name) {
         Some(v) if !v.trim().is_empty() => Ok(v),
         _ => Err(ConfigError::Missing { name }),
     }
 }
 
-fn optional(env: &dyn Env, name: &'static str) -> Option<String> {
+/// A variable that may be unset; blank counts as unset.
+pub fn optional(env: &dyn Env, name: &'static str) -> Option<String> {
     env.get(name).filter(|v| !v.trim().is_empty())
 }
 

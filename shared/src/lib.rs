@@ -6,6 +6,8 @@
 
 pub mod adapters;
 pub mod config;
+pub mod crew;
 pub mod domain;
 pub mod ports;
+pub mod services;
 pub mod telemetry;

@@ -146,3 +146,49 @@ pub fn planned(key: &str, agent: &str, deps: &[&str]) -> autocrew_shared::domain
         budget_micro_usd: 0,
     }
 }
+
+/// Creates the WebSocket connections table with the schema the registry adapter expects
+/// (and `template.yaml` declares).
+pub async fn create_connections_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> anyhow::Result<()> {
+    use autocrew_shared::adapters::aws::{CONNECTION_ID, PROJECT_ID, PROJECT_INDEX};
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    let hash = |name: &str| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(KeyType::Hash)
+            .build()
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(CONNECTION_ID)?)
+        .attribute_definitions(attribute(PROJECT_ID)?)
+        .key_schema(hash(CONNECTION_ID)?)
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(PROJECT_INDEX)
+                .key_schema(hash(PROJECT_ID)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok(())
+}

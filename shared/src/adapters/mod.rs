@@ -2,4 +2,5 @@
 //! talks to AWS or to the local stack.
 
 pub mod aws;
+pub mod llm;
 pub mod postgres;

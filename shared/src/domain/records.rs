@@ -49,6 +49,9 @@ pub struct Run {
     /// The Step Functions execution name: derived from the run id, so unique.
     pub execution_name: String,
     pub execution_arn: Option<String>,
+    /// The "execute" step's task token while the run's tasks run.
+    #[serde(skip)]
+    pub execute_token: Option<String>,
     pub plan: Option<serde_json::Value>,
     pub budget: MicroUsd,
     pub reserved: MicroUsd,

@@ -19,7 +19,9 @@ pub use llm::{LlmClient, LlmError};
 pub use queue::{Queue, QueueError, QueueMessage};
 pub use realtime::{ConnectionRegistry, PushError, RealtimePush, RegistryError};
 pub use state_machine::{ExecutionStatus, StateMachine, StateMachineError};
-pub use store::{Completion, Failure, ProjectStore, RunStore, StoreError, TaskStore};
+pub use store::{
+    ArtifactStore, Completion, Failure, ProjectStore, RunStore, StoreError, TaskStore,
+};
 
 /// A backend's own error, kept whole as the source so the cause chain reaches the log.
 pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -31,6 +31,8 @@ pub enum QueueError {
 /// At-least-once delivery with visibility timeouts.
 #[async_trait]
 pub trait Queue: Send + Sync {
+    /// The URL of the queue named `name`.
+    async fn url_of(&self, name: &str) -> Result<String, QueueError>;
     /// Sends one message, returns its id.
     async fn send(&self, queue_url: &str, body: &str) -> Result<String, QueueError>;
     /// Receives up to `max` messages (1-10), waiting up to `wait` for the first; received

@@ -1,7 +1,7 @@
 //! Relational state: users and projects, runs, tasks.
 
 use super::BackendError;
-use crate::domain::records::{Attempt, NewRun, Project, Run, Task, User};
+use crate::domain::records::{Artifact, Attempt, NewRun, Project, Run, Task, User};
 use crate::domain::{ProjectId, RunId, RunStatus, TaskGraph, TaskId, TaskStatus, Tier, UserId};
 use async_trait::async_trait;
 
@@ -52,6 +52,8 @@ pub trait RunStore: Send + Sync {
     async fn run(&self, id: RunId) -> Result<Run, StoreError>;
     /// Records the ARN StartExecution answered with.
     async fn set_execution_arn(&self, id: RunId, arn: &str) -> Result<(), StoreError>;
+    /// Keeps the token of the state machine's "execute" step, answered when the run settles.
+    async fn set_execute_token(&self, id: RunId, token: &str) -> Result<(), StoreError>;
     /// Stores the validated plan as it was accepted.
     async fn record_plan(&self, id: RunId, plan: &serde_json::Value) -> Result<(), StoreError>;
     /// Moves the run on. A run that has ended does not move again (`RunEnded`).
@@ -96,6 +98,8 @@ pub trait TaskStore: Send + Sync {
     /// Moves ready tasks to `queued`, highest priority first, as many as the run's
     /// concurrency limit leaves room for. Two dispatchers never claim the same task.
     async fn claim_ready(&self, run: RunId) -> Result<Vec<Task>, StoreError>;
+    /// `queued` → `ready`: a claimed task whose message could not be sent.
+    async fn unclaim(&self, task: TaskId) -> Result<(), StoreError>;
     /// `queued` → `running` and opens the next attempt. `None` when the task is not queued:
     /// a duplicate delivery, to be acknowledged and ignored.
     async fn start_attempt(&self, task: TaskId) -> Result<Option<Attempt>, StoreError>;
@@ -112,4 +116,13 @@ pub trait TaskStore: Send + Sync {
         error: &str,
         retryable: bool,
     ) -> Result<Failure, StoreError>;
+}
+
+/// The artifacts table: what was stored in the blob store, by whom.
+#[async_trait]
+pub trait ArtifactStore: Send + Sync {
+    /// Records an artifact; recording the same bucket and key again is a no-op.
+    async fn record(&self, artifact: &Artifact) -> Result<(), StoreError>;
+    /// A run's artifacts, oldest first.
+    async fn run_artifacts(&self, run: RunId) -> Result<Vec<Artifact>, StoreError>;
 }

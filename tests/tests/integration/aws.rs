@@ -2,8 +2,7 @@
 
 use anyhow::Context;
 use autocrew_shared::adapters::aws::{
-    CONNECTION_ID, DynamoConnectionRegistry, PROJECT_ID, PROJECT_INDEX, S3BlobStore,
-    SfnStateMachine, SqsQueue,
+    DynamoConnectionRegistry, S3BlobStore, SfnStateMachine, SqsQueue,
 };
 use autocrew_shared::domain::{ProjectId, UserId};
 use autocrew_shared::ports::{
@@ -11,10 +10,6 @@ use autocrew_shared::ports::{
     StateMachineError,
 };
 use autocrew_tests::{sdk, unique};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -172,51 +167,11 @@ async fn s3_stores_an_artifact_with_its_size_and_checksum_and_serves_a_presigned
     Ok(())
 }
 
-async fn create_connections_table(
-    registry: &DynamoConnectionRegistry,
-    table: &str,
-) -> anyhow::Result<()> {
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-    };
-    let hash = |name: &str| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(KeyType::Hash)
-            .build()
-    };
-    registry
-        .client()
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute(CONNECTION_ID)?)
-        .attribute_definitions(attribute(PROJECT_ID)?)
-        .key_schema(hash(CONNECTION_ID)?)
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(PROJECT_INDEX)
-                .key_schema(hash(PROJECT_ID)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()?,
-        )
-        .send()
-        .await?;
-    Ok(())
-}
-
 #[tokio::test]
 async fn dynamodb_registers_a_connection_once_and_finds_it_by_project() -> anyhow::Result<()> {
     let table = unique("connections");
     let registry = DynamoConnectionRegistry::new(&sdk().await?, &table);
-    create_connections_table(&registry, &table).await?;
+    autocrew_tests::create_connections_table(registry.client(), &table).await?;
     let (user, project) = (UserId::new(), ProjectId::new());
 
     registry.register("conn-1", user).await?;

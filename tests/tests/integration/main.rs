@@ -3,6 +3,7 @@
 //! queue, bucket, table and state machine names, so they run in parallel.
 
 mod aws;
+mod pipeline;
 mod push;
 mod ready_set;
 mod schema;

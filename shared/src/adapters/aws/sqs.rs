@@ -43,6 +43,20 @@ fn failed(
 
 #[async_trait]
 impl Queue for SqsQueue {
+    async fn url_of(&self, name: &str) -> Result<String, QueueError> {
+        let out = self
+            .client
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|e| failed(name, "look up its URL")(boxed(e)))?;
+        out.queue_url.ok_or(QueueError::Malformed {
+            queue: name.to_owned(),
+            field: "QueueUrl",
+        })
+    }
+
     async fn send(&self, queue_url: &str, body: &str) -> Result<String, QueueError> {
         let out = self
             .client

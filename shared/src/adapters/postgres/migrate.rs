@@ -5,10 +5,16 @@ use super::Pool;
 use sha2::{Digest, Sha256};
 
 /// Every migration, in order. A test checks this list against the folder.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_schema",
-    include_str!("../../../../migrations/0001_schema.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_schema",
+        include_str!("../../../../migrations/0001_schema.sql"),
+    ),
+    (
+        "0002_runs_callbacks_and_tokens",
+        include_str!("../../../../migrations/0002_runs_callbacks_and_tokens.sql"),
+    ),
+];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.
 const LOCK_KEY: i64 = 0x6175_746f_6372_6577; // "autocrew"

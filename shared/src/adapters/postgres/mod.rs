@@ -1,5 +1,6 @@
 //! Postgres adapters (tokio-postgres behind a deadpool pool).
 
+mod artifacts;
 mod events;
 mod idempotency;
 mod ledger;
@@ -10,6 +11,7 @@ mod rows;
 mod runs;
 mod tasks;
 
+pub use artifacts::PgArtifactStore;
 pub use events::PgEventLog;
 pub use idempotency::PgIdempotencyStore;
 pub use ledger::PgLedger;

@@ -8,7 +8,7 @@ use crate::ports::{RunStore, StoreError};
 use async_trait::async_trait;
 use tokio_postgres::Row;
 
-const RUN_COLUMNS: &str = "id, project_id, user_id, command, status, execution_name, execution_arn, plan, \
+const RUN_COLUMNS: &str = "id, project_id, user_id, command, status, execution_name, execution_arn, execute_token, plan, \
      budget_micro_usd, reserved_micro_usd, spent_micro_usd, max_concurrency, error, created_at, started_at, completed_at";
 
 /// `RunStore` on Postgres.
@@ -32,6 +32,7 @@ fn run_from_row(row: &Row) -> Result<Run, StoreError> {
         status: row.try_get("status")?,
         execution_name: row.try_get("execution_name")?,
         execution_arn: row.try_get("execution_arn")?,
+        execute_token: row.try_get("execute_token")?,
         plan: row.try_get("plan")?,
         budget: MicroUsd(row.try_get("budget_micro_usd")?),
         reserved: MicroUsd(row.try_get("reserved_micro_usd")?),
@@ -107,6 +108,20 @@ impl RunStore for PgRunStore {
             .execute(
                 "UPDATE runs SET execution_arn = $2 WHERE id = $1",
                 &[&id.0, &arn],
+            )
+            .await?
+        {
+            0 => Err(not_found(id)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn set_execute_token(&self, id: RunId, token: &str) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        match client
+            .execute(
+                "UPDATE runs SET execute_token = $2 WHERE id = $1",
+                &[&id.0, &token],
             )
             .await?
         {

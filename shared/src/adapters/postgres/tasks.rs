@@ -284,6 +284,17 @@ impl TaskStore for PgTaskStore {
         Ok(tasks)
     }
 
+    async fn unclaim(&self, task: TaskId) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE tasks SET status = $2 WHERE id = $1 AND status = $3",
+                &[&task.0, &TaskStatus::Ready, &TaskStatus::Queued],
+            )
+            .await?;
+        Ok(())
+    }
+
     async fn start_attempt(&self, task: TaskId) -> Result<Option<Attempt>, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;

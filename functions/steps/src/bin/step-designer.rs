@@ -1,0 +1,8 @@
+//! Lambda function `step-designer`, fed by its SQS queue.
+use autocrew_shared::domain::AgentKind;
+use autocrew_steps::Step;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    autocrew_steps::run_lambda(Step::Agent(AgentKind::Designer)).await
+}

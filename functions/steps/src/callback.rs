@@ -1,0 +1,126 @@
+//! The execute step and the answers to the state machine's task tokens.
+
+use crate::{RecordError, StepContext};
+use autocrew_shared::domain::records::{Attribution, LlmCall};
+use autocrew_shared::domain::{LlmCallOutcome, MicroUsd, RunId, TaskStatus};
+use autocrew_shared::ports::llm::{LlmError, LlmRequest, LlmResponse};
+use autocrew_shared::ports::{StateMachineError, StoreError};
+use autocrew_shared::services::{CallbackMessage, DispatchError};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Infrastructure trouble (database, queue, AWS): retry the message later.
+pub(crate) fn retry(e: impl std::fmt::Display) -> RecordError {
+    RecordError::Retry {
+        error: e.to_string(),
+        backoff: Duration::from_secs(2),
+    }
+}
+
+impl From<StoreError> for RecordError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { .. } => RecordError::Poison(e.to_string()),
+            other => retry(other),
+        }
+    }
+}
+
+impl From<DispatchError> for RecordError {
+    fn from(e: DispatchError) -> Self {
+        retry(e)
+    }
+}
+
+/// A token answered twice (a redelivered message) is not an error.
+pub(crate) fn answered(result: Result<(), StateMachineError>) -> Result<(), RecordError> {
+    match result {
+        Ok(()) | Err(StateMachineError::InvalidToken(_)) => Ok(()),
+        Err(e) => Err(retry(e)),
+    }
+}
+
+/// Calls the model and writes the call to the ledger, whatever its outcome.
+pub(crate) async fn call_llm(
+    ctx: &StepContext,
+    attribution: Attribution,
+    request: &LlmRequest,
+) -> Result<Result<LlmResponse, LlmError>, RecordError> {
+    let started = Instant::now();
+    let result = ctx.llm.complete(request).await;
+    let latency_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+    let call = match &result {
+        Ok(response) => LlmCall {
+            attribution,
+            provider: response.provider.clone(),
+            model: response.model.clone(),
+            outcome: LlmCallOutcome::Ok,
+            usage: response.usage,
+            // The offline provider buys nothing; pricing arrives with the real providers.
+            cost: MicroUsd::ZERO,
+            latency_ms,
+            error: None,
+        },
+        Err(e) => LlmCall {
+            attribution,
+            provider: ctx.llm.provider().to_owned(),
+            model: request.model.clone(),
+            outcome: LlmCallOutcome::Error,
+            usage: Default::default(),
+            cost: MicroUsd::ZERO,
+            latency_ms,
+            error: Some(e.to_string()),
+        },
+    };
+    ctx.ledger.record(&call).await?;
+    Ok(result)
+}
+
+/// Keeps the execute token, then releases the first ready tasks.
+pub(crate) async fn execute(
+    ctx: &StepContext,
+    message: CallbackMessage,
+) -> Result<(), RecordError> {
+    ctx.runs
+        .set_execute_token(message.run_id, &message.task_token)
+        .await?;
+    ctx.dispatcher.dispatch(message.run_id).await?;
+    // A redelivered message may find every task already ended.
+    let tasks = ctx.tasks.run_tasks(message.run_id).await?;
+    if !tasks.is_empty() && tasks.iter().all(|t| t.status.is_terminal()) {
+        settle(ctx, message.run_id).await?;
+    }
+    Ok(())
+}
+
+/// Answers the execute token once every task has ended: success when all completed,
+/// failure (`TasksFailed`) naming the failed tasks otherwise.
+pub(crate) async fn settle(ctx: &StepContext, run: RunId) -> Result<(), RecordError> {
+    let run = ctx.runs.run(run).await?;
+    let Some(token) = run.execute_token.as_deref() else {
+        return Err(retry(format!(
+            "run {} settled before its execute token was stored",
+            run.id
+        )));
+    };
+    let tasks = ctx.tasks.run_tasks(run.id).await?;
+    let failed: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Failed)
+        .map(|t| format!("{}: {}", t.key, t.error_log.as_deref().unwrap_or("failed")))
+        .collect();
+    if failed.is_empty() {
+        answered(
+            ctx.state_machine
+                .task_success(token, &json!({"run_id": run.id, "completed": tasks.len()}))
+                .await,
+        )
+    } else {
+        let cause = format!("{} task(s) failed: {}", failed.len(), failed.join("; "));
+        answered(
+            ctx.state_machine
+                .task_failure(token, "TasksFailed", &cause)
+                .await,
+        )
+    }
+}

@@ -1,0 +1,119 @@
+//! Everything a step uses, built once per process.
+
+use autocrew_shared::adapters::aws::{
+    self, ApiGatewayPush, DynamoConnectionRegistry, S3BlobStore, SfnStateMachine, SqsQueue,
+};
+use autocrew_shared::adapters::llm::{OFFLINE_MODEL, OfflineLlm};
+use autocrew_shared::adapters::postgres::{
+    self, PgArtifactStore, PgEventLog, PgLedger, PgRunStore, PgTaskStore, Pool,
+};
+use autocrew_shared::config::{
+    AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, optional, required,
+};
+use autocrew_shared::domain::PlanLimits;
+use autocrew_shared::ports::{
+    ArtifactStore, BlobStore, Ledger, LlmClient, Queue, RunStore, StateMachine, TaskStore,
+};
+use autocrew_shared::services::{AgentQueues, Dispatcher, Notifier};
+use aws_config::SdkConfig;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The names and URLs a step needs besides the database and AWS.
+#[derive(Debug, Clone)]
+pub struct StepSettings {
+    pub artifact_bucket: String,
+    pub connections_table: String,
+    pub websocket_callback_url: String,
+    pub agent_queues: AgentQueues,
+    pub model: String,
+}
+
+impl StepSettings {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        Ok(StepSettings {
+            artifact_bucket: required(env, "ARTIFACT_BUCKET")?,
+            connections_table: required(env, "CONNECTIONS_TABLE")?,
+            websocket_callback_url: required(env, "WEBSOCKET_CALLBACK_URL")?,
+            agent_queues: AgentQueues::from_env(env)?,
+            model: optional(env, "LLM_MODEL").unwrap_or_else(|| OFFLINE_MODEL.to_owned()),
+        })
+    }
+}
+
+/// The ports and services every step shares.
+#[derive(Clone)]
+pub struct StepContext {
+    pub runs: Arc<dyn RunStore>,
+    pub tasks: Arc<dyn TaskStore>,
+    pub artifacts: Arc<dyn ArtifactStore>,
+    pub ledger: Arc<dyn Ledger>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub bucket: String,
+    pub state_machine: Arc<dyn StateMachine>,
+    pub queue: Arc<dyn Queue>,
+    pub llm: Arc<dyn LlmClient>,
+    /// The model every agent uses until routing by policy lands.
+    pub model: String,
+    pub notifier: Notifier,
+    pub dispatcher: Dispatcher,
+    pub plan_limits: PlanLimits,
+}
+
+impl StepContext {
+    /// Reads the process environment.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&ProcessEnv).await
+    }
+
+    /// Reads `DATABASE_URL`, `AWS_REGION`, `AWS_ENDPOINT_URL`, `ARTIFACT_BUCKET`,
+    /// `CONNECTIONS_TABLE`, `WEBSOCKET_CALLBACK_URL`, `LLM_MODEL` and the agent queue URLs.
+    pub async fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
+        let pool = postgres::connect(&DatabaseConfig::from_env(env)?)?;
+        let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
+        Ok(Self::assemble(pool, &sdk, StepSettings::from_env(env)?))
+    }
+
+    /// Builds the context from a pool and an SDK configuration already made.
+    pub fn assemble(pool: Pool, sdk: &SdkConfig, settings: StepSettings) -> Self {
+        let ledger: Arc<dyn Ledger> = Arc::new(PgLedger::new(pool.clone()));
+        let tasks: Arc<dyn TaskStore> = Arc::new(PgTaskStore::new(pool.clone()));
+        let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(sdk));
+        let notifier = Notifier::new(
+            Arc::new(PgEventLog::new(pool.clone())),
+            ledger.clone(),
+            Arc::new(DynamoConnectionRegistry::new(
+                sdk,
+                settings.connections_table,
+            )),
+            Arc::new(ApiGatewayPush::new(sdk, &settings.websocket_callback_url)),
+        );
+        StepContext {
+            runs: Arc::new(PgRunStore::new(pool.clone())),
+            tasks: tasks.clone(),
+            artifacts: Arc::new(PgArtifactStore::new(pool)),
+            ledger,
+            blobs: Arc::new(S3BlobStore::new(sdk, settings.artifact_bucket.clone())),
+            bucket: settings.artifact_bucket,
+            state_machine: Arc::new(SfnStateMachine::new(sdk)),
+            queue: queue.clone(),
+            // Real providers join in the next issue; with no key this is the offline one.
+            llm: Arc::new(OfflineLlm),
+            model: settings.model,
+            dispatcher: Dispatcher::new(tasks, queue, settings.agent_queues, notifier.clone()),
+            notifier,
+            plan_limits: PlanLimits::default(),
+        }
+    }
+
+    /// Keeps a failed message hidden for `backoff` before SQS delivers it again.
+    pub async fn delay_retry(&self, queue_name: &str, receipt: &str, backoff: Duration) {
+        let result = match self.queue.url_of(queue_name).await {
+            Ok(url) => self.queue.change_visibility(&url, receipt, backoff).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, queue_name, "could not delay the retry; the queue's visibility timeout applies");
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The agent steps. Each is its own Lambda function fed by its own SQS queue; they share
+//! this library. A step handles each record of a batch on its own and reports the records
+//! that failed, so only those are retried (and, past the redrive limit, land in the DLQ).
+
+mod agent;
+mod callback;
+pub mod context;
+mod finish;
+mod plan;
+
+use autocrew_shared::domain::AgentKind;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+pub use context::{StepContext, StepSettings};
+use std::time::Duration;
+use tracing::Instrument;
+
+/// Which step a function runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The orchestrator turns the run's command into a checked plan.
+    Plan,
+    /// Keeps the execute token and releases the first ready tasks.
+    Execute,
+    /// One agent runs one task.
+    Agent(AgentKind),
+    /// Writes the run's summary artifact.
+    Compile,
+    /// Ends the run (succeeded or failed) and tells the clients.
+    Notify,
+}
+
+impl Step {
+    /// The function's name, as in `template.yaml` and the binaries.
+    pub fn name(self) -> String {
+        match self {
+            Step::Plan => "step-plan".into(),
+            Step::Execute => "step-execute".into(),
+            Step::Agent(agent) => format!("step-{agent}"),
+            Step::Compile => "step-compile".into(),
+            Step::Notify => "step-notify".into(),
+        }
+    }
+}
+
+/// What handling one record can end in.
+#[derive(Debug)]
+pub enum RecordError {
+    /// Try again after `backoff` (the message becomes visible again then).
+    Retry { error: String, backoff: Duration },
+    /// The message cannot be handled (unreadable): let SQS retry it and, past the redrive
+    /// limit, move it to the DLQ where it can be inspected.
+    Poison(String),
+}
+
+/// Handles a batch, each record in its own span; returns the records to retry.
+pub async fn handle_batch(ctx: &StepContext, step: Step, event: SqsEvent) -> SqsBatchResponse {
+    let mut failures = Vec::new();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let span = tracing::info_span!("record", step = %step.name(), message_id = %id);
+        if let Err(e) = handle_record(ctx, step, &record).instrument(span).await {
+            match &e {
+                RecordError::Retry { error, backoff } => {
+                    tracing::warn!(message_id = %id, error, ?backoff, "record will be retried");
+                    if let (Some(queue), Some(receipt)) =
+                        (queue_name(&record), record.receipt_handle.as_deref())
+                    {
+                        ctx.delay_retry(&queue, receipt, *backoff).await;
+                    }
+                }
+                RecordError::Poison(error) => {
+                    tracing::error!(message_id = %id, error, "unreadable record")
+                }
+            }
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failures.push(failure);
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures;
+    response
+}
+
+async fn handle_record(
+    ctx: &StepContext,
+    step: Step,
+    record: &SqsMessage,
+) -> Result<(), RecordError> {
+    let body = record
+        .body
+        .as_deref()
+        .ok_or_else(|| RecordError::Poison("the message has no body".into()))?;
+    match step {
+        Step::Plan => plan::handle(ctx, parse(body)?).await,
+        Step::Execute => callback::execute(ctx, parse(body)?).await,
+        Step::Agent(agent) => agent::handle(ctx, agent, parse(body)?).await,
+        Step::Compile => finish::compile(ctx, parse(body)?).await,
+        Step::Notify => finish::notify(ctx, parse(body)?).await,
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, RecordError> {
+    serde_json::from_str(body).map_err(|e| {
+        RecordError::Poison(format!("the message body is not a valid step message: {e}"))
+    })
+}
+
+/// The queue name of a record, from its event source ARN (`arn:aws:sqs:REGION:ACCOUNT:NAME`).
+fn queue_name(record: &SqsMessage) -> Option<String> {
+    record
+        .event_source_arn
+        .as_deref()?
+        .rsplit(':')
+        .next()
+        .map(str::to_owned)
+}
+
+/// Exponential backoff with equal jitter: up to `base * 2^(attempt-1)`, at most `cap`.
+pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let ceiling = base
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(cap);
+    let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rand::random_range(millis / 2..=millis.max(1)))
+}
+
+/// The Lambda entry point for `step`: tracing, configuration, clients, then the runtime.
+pub async fn run_lambda(step: Step) -> Result<(), lambda_runtime::Error> {
+    autocrew_shared::telemetry::init();
+    let ctx = StepContext::from_env().await?;
+    lambda_runtime::run(lambda_runtime::service_fn(|event: lambda_runtime::LambdaEvent<SqsEvent>| {
+        let ctx = &ctx;
+        async move { Ok::<_, lambda_runtime::Error>(handle_batch(ctx, step, event.payload).await) }
+    }))
+    .await
+}

@@ -1,0 +1,125 @@
+//! The files the offline provider writes, by task. Each says it is offline output.
+
+use crate::crew::AgentTaskContext;
+use crate::domain::AgentKind;
+
+const BANNER: &str = "Generated offline by Autocrew's template provider (no model was called).";
+
+/// A lowercase, dash-separated slug of the product, for package names.
+fn slug(product: &str) -> String {
+    let slug: String = product
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let parts: Vec<&str> = slug.split('-').filter(|p| !p.is_empty()).collect();
+    parts.join("-").chars().take(60).collect()
+}
+
+fn upstream_section(context: &AgentTaskContext) -> String {
+    if context.upstream.is_empty() {
+        return "No upstream tasks.".to_owned();
+    }
+    context
+        .upstream
+        .iter()
+        .map(|(key, summary)| format!("- {key}: {summary}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn document(context: &AgentTaskContext, body: &str) -> String {
+    format!(
+        "# {title}\n\n> {BANNER}\n\nProduct: {product}\nCommand: {command}\n\n{body}\n\n## Inputs\n\n{inputs}\n",
+        title = context.title,
+        product = context.product,
+        command = context.command,
+        inputs = upstream_section(context),
+    )
+}
+
+fn expo_app(context: &AgentTaskContext) -> Vec<(String, String)> {
+    let name = slug(&context.product);
+    let product = &context.product;
+    let package = serde_json::json!({
+        "name": name,
+        "version": "0.1.0",
+        "private": true,
+        "description": format!("{product}. {BANNER}"),
+        "main": "expo-router/entry",
+        "scripts": {"start": "expo start", "android": "expo start --android", "ios": "expo start --ios"},
+        "dependencies": {
+            "expo": "~52.0.0",
+            "expo-router": "~4.0.0",
+            "react": "18.3.1",
+            "react-native": "0.76.5",
+            "react-native-safe-area-context": "4.12.0",
+            "react-native-screens": "~4.1.0"
+        },
+        "devDependencies": {"typescript": "~5.3.3", "@types/react": "~18.3.12"}
+    });
+    let app_json = serde_json::json!({
+        "expo": {"name": product, "slug": name, "scheme": name, "version": "0.1.0", "orientation": "portrait"}
+    });
+    vec![
+        (
+            "package.json".into(),
+            serde_json::to_string_pretty(&package).unwrap_or_default(),
+        ),
+        (
+            "app.json".into(),
+            serde_json::to_string_pretty(&app_json).unwrap_or_default(),
+        ),
+        (
+            "app/_layout.tsx".into(),
+            format!(
+                "// {BANNER}\nimport {{ Stack }} from 'expo-router';\n\nexport default function Layout() {{\n  return <Stack screenOptions={{{{ title: {product:?} }}}} />;\n}}\n"
+            ),
+        ),
+        (
+            "app/index.tsx".into(),
+            format!(
+                "// {BANNER}\nimport {{ FlatList, Text, View }} from 'react-native';\nimport {{ items }} from '../src/items';\n\nexport default function Home() {{\n  return (\n    <View style={{{{ flex: 1, padding: 16 }}}}>\n      <Text style={{{{ fontSize: 24, fontWeight: '600' }}}}>{product}</Text>\n      <FlatList\n        data={{items}}\n        keyExtractor={{(item) => item.id}}\n        renderItem={{({{ item }}) => <Text style={{{{ paddingVertical: 8 }}}}>{{item.title}}</Text>}}\n      />\n    </View>\n  );\n}}\n"
+            ),
+        ),
+        (
+            "src/items.ts".into(),
+            format!(
+                "// {BANNER}\nexport type Item = {{ id: string; title: string }};\n\nexport const items: Item[] = [\n  {{ id: '1', title: 'First item for {}' }},\n  {{ id: '2', title: 'Second item' }},\n  {{ id: '3', title: 'Third item' }},\n];\n",
+                product.replace('\'', "")
+            ),
+        ),
+        (
+            "README.md".into(),
+            document(
+                context,
+                "## Run it\n\n```sh\nnpm install\nnpx expo start\n```\n\nScreens: `app/index.tsx` (the list). Data: `src/items.ts`.",
+            ),
+        ),
+    ]
+}
+
+/// The files for one task: an Expo app for the developer's skeleton task, one Markdown
+/// document named after the task otherwise.
+pub(super) fn for_task(context: &AgentTaskContext) -> Vec<(String, String)> {
+    if context.agent == AgentKind::Developer && context.task_key.contains("app") {
+        return expo_app(context);
+    }
+    let body = match context.agent {
+        AgentKind::Designer => {
+            "## Palette\n\n- Primary: #2E7D32\n- Accent: #FFB300\n- Ink: #1B1B1F\n- Paper: #FAFAF7\n\n## Type\n\n- Headings: Inter SemiBold\n- Body: Inter Regular, 16/24\n\n## Voice\n\nPlain, warm, specific."
+        }
+        AgentKind::Marketer => {
+            "## Audience\n\nWho needs this, what they do today, and what they pay for it.\n\n## Message\n\nOne promise, three proofs, one call to action."
+        }
+        AgentKind::Sales => {
+            "## Channels\n\n1. Communities where the audience already meets\n2. Creators the audience follows\n3. Direct outreach to early adopters\n\n## Script\n\nOpen with their problem, offer early access, ask for feedback."
+        }
+        AgentKind::Ops => {
+            "## Checklist\n\n- [ ] Builds pass on both platforms\n- [ ] Crash reporting on\n- [ ] Store listings drafted\n- [ ] Support inbox ready\n- [ ] Rollback plan written"
+        }
+        AgentKind::Developer => "## Notes\n\nImplementation notes for this task.",
+        AgentKind::Orchestrator => "",
+    };
+    vec![(format!("{}.md", context.task_key), document(context, body))]
+}

@@ -1,0 +1,15 @@
+//! The crew's contracts with the model: how a command becomes a plan, and how a task
+//! becomes an agent's output. Requests and answers are plain JSON with a schema, so the
+//! same code works with the offline provider and with real models.
+
+pub mod agents;
+pub mod planner;
+
+pub use agents::{AgentFile, AgentOutput, AgentTaskContext, OutputError};
+pub use planner::{PlanReply, PlanningError};
+
+/// The `title` of the plan's JSON Schema: how a provider (the offline one) tells a planning
+/// request from an agent request.
+pub const PLAN_SCHEMA_TITLE: &str = "autocrew_plan";
+/// The `title` of an agent output's JSON Schema.
+pub const OUTPUT_SCHEMA_TITLE: &str = "autocrew_agent_output";

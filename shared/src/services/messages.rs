@@ -1,0 +1,46 @@
+//! The bodies of the queue messages. The state machine writes `CallbackMessage`s (see
+//! `infra/statemachine/run.asl.json`); the dispatcher writes `TaskMessage`s.
+
+use crate::domain::{RunId, TaskId};
+use serde::{Deserialize, Serialize};
+
+/// Sent by a `waitForTaskToken` step: which run, and the token to answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackMessage {
+    pub run_id: RunId,
+    pub task_token: String,
+    /// Only for the notify step: how the run ended, and why if it failed.
+    #[serde(default)]
+    pub outcome: Option<RunOutcome>,
+    /// The state machine's error object (`{"Error": ..., "Cause": ...}`), when failed.
+    #[serde(default)]
+    pub error: Option<serde_json::Value>,
+}
+
+impl CallbackMessage {
+    /// The failure's cause for people: `Cause`, else `Error`, else nothing.
+    pub fn error_text(&self) -> Option<String> {
+        let error = self.error.as_ref()?;
+        error["Cause"]
+            .as_str()
+            .filter(|c| !c.is_empty())
+            .or_else(|| error["Error"].as_str())
+            .or_else(|| error.as_str())
+            .map(str::to_owned)
+    }
+}
+
+/// How a run ended, as the state machine tells the notify step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    Succeeded,
+    Failed,
+}
+
+/// One task for one agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskMessage {
+    pub run_id: RunId,
+    pub task_id: TaskId,
+}

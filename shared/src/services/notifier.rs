@@ -1,0 +1,87 @@
+//! Emitting an event: append it to the project's log (the durable part), then push it to
+//! every connection following the project (best effort: a client that missed a push
+//! catches up from the log with its last sequence number).
+
+use crate::domain::records::Event;
+use crate::domain::{EventKind, ProjectId, RunId};
+use crate::ports::{ConnectionRegistry, EventLog, Ledger, PushError, RealtimePush, StoreError};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Appends events and pushes them live.
+#[derive(Clone)]
+pub struct Notifier {
+    events: Arc<dyn EventLog>,
+    ledger: Arc<dyn Ledger>,
+    registry: Arc<dyn ConnectionRegistry>,
+    push: Arc<dyn RealtimePush>,
+}
+
+impl Notifier {
+    pub fn new(
+        events: Arc<dyn EventLog>,
+        ledger: Arc<dyn Ledger>,
+        registry: Arc<dyn ConnectionRegistry>,
+        push: Arc<dyn RealtimePush>,
+    ) -> Self {
+        Notifier {
+            events,
+            ledger,
+            registry,
+            push,
+        }
+    }
+
+    /// Appends the event, with the run's tokens and cost so far added to its payload, then
+    /// pushes it. Only the append can fail the call.
+    pub async fn emit(
+        &self,
+        project: ProjectId,
+        run: Option<RunId>,
+        kind: EventKind,
+        mut payload: Value,
+    ) -> Result<Event, StoreError> {
+        if let (Some(run), Some(fields)) = (run, payload.as_object_mut()) {
+            let totals = self.ledger.run_totals(run).await?;
+            fields.insert(
+                "tokens".into(),
+                json!({"input": totals.usage.input, "output": totals.usage.output}),
+            );
+            fields.insert("cost_micro_usd".into(), json!(totals.cost.0));
+        }
+        let event = self.events.append(project, run, kind, payload).await?;
+        self.push_to_followers(&event).await;
+        Ok(event)
+    }
+
+    /// Sends `event` to every connection following its project; forgets connections that
+    /// are gone.
+    pub async fn push_to_followers(&self, event: &Event) {
+        let connections = match self.registry.subscribers(event.project_id).await {
+            Ok(connections) => connections,
+            Err(e) => {
+                tracing::warn!(error = %e, project = %event.project_id, "could not list followers");
+                return;
+            }
+        };
+        let body = json!({"type": "event", "event": event}).to_string();
+        for connection in connections {
+            self.push_one(&connection, body.as_bytes()).await;
+        }
+    }
+
+    /// Sends raw bytes to one connection; forgets it if it is gone.
+    pub async fn push_one(&self, connection: &str, body: &[u8]) {
+        match self.push.post(connection, body).await {
+            Ok(()) => {}
+            Err(PushError::Gone(_)) => {
+                if let Err(e) = self.registry.unregister(connection).await {
+                    tracing::warn!(error = %e, connection, "could not forget a gone connection");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, connection, "push failed; the client can catch up from the log")
+            }
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! A whole run through moto's Step Functions (the real ASL in `infra/statemachine/`) and
+//! SQS queues, with each step invoked as its event source mapping would invoke it.
+
+use anyhow::Context;
+use async_trait::async_trait;
+use autocrew_runner::mapping::{Mapping, poll_once};
+use autocrew_shared::adapters::aws::{S3BlobStore, SfnStateMachine, SqsQueue};
+use autocrew_shared::adapters::llm::OFFLINE_MODEL;
+use autocrew_shared::adapters::postgres::{PgEventLog, PgRunStore};
+use autocrew_shared::domain::records::TokenUsage;
+use autocrew_shared::domain::{AgentKind, EventKind, RunStatus, TaskStatus};
+use autocrew_shared::ports::llm::{
+    Content, LlmClient, LlmError, LlmRequest, LlmResponse, StopReason,
+};
+use autocrew_shared::ports::{EventLog, ExecutionStatus, Queue, RunStore, StateMachine};
+use autocrew_shared::services::AgentQueues;
+use autocrew_steps::{Step, StepContext, StepSettings, handle_batch};
+use autocrew_tests::{Seeded, TestDb, create_connections_table, sdk, seed, unique};
+use aws_sdk_sqs::types::QueueAttributeName;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const REGION: &str = "us-east-1";
+
+/// The queues, bucket, table and state machine of one test, created in moto.
+struct Pipeline {
+    ctx: StepContext,
+    sqs: SqsQueue,
+    sfn: SfnStateMachine,
+    mappings: Vec<(Step, Mapping)>,
+    state_machine: String,
+}
+
+fn steps() -> Vec<Step> {
+    let mut steps = vec![Step::Plan, Step::Execute, Step::Compile, Step::Notify];
+    steps.extend(AgentKind::WORKERS.iter().map(|&a| Step::Agent(a)));
+    steps
+}
+
+async fn create_queue(sqs: &SqsQueue, name: &str) -> anyhow::Result<Mapping> {
+    let dlq = sqs
+        .client()
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await?
+        .queue_url
+        .context("dlq url")?;
+    let arn_of = |url: String| async move {
+        let out = sqs
+            .client()
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await?;
+        out.attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .context("no QueueArn")
+    };
+    let redrive =
+        serde_json::json!({"deadLetterTargetArn": arn_of(dlq).await?, "maxReceiveCount": 5})
+            .to_string();
+    let url = sqs
+        .client()
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .attributes(QueueAttributeName::VisibilityTimeout, "30")
+        .send()
+        .await?
+        .queue_url
+        .context("queue url")?;
+    Ok(Mapping {
+        queue_arn: arn_of(url.clone()).await?,
+        queue_url: url,
+        batch_size: 10,
+        visibility: Duration::from_secs(30),
+    })
+}
+
+async fn pipeline(db: &TestDb, llm: Option<Arc<dyn LlmClient>>) -> anyhow::Result<Pipeline> {
+    let sdk = sdk().await?;
+    let sqs = SqsQueue::new(&sdk);
+    let mut mappings = Vec::new();
+    for step in steps() {
+        mappings.push((step, create_queue(&sqs, &unique(&step.name())).await?));
+    }
+    let url = |wanted: Step| {
+        mappings
+            .iter()
+            .find(|(s, _)| *s == wanted)
+            .map(|(_, m)| m.queue_url.clone())
+            .unwrap_or_default()
+    };
+    let bucket = unique("artifacts");
+    S3BlobStore::new(&sdk, &bucket)
+        .client()
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await?;
+    let table = unique("connections");
+    create_connections_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await?;
+    let asl = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infra/statemachine/run.asl.json"
+    ))?
+    .replace("${PlanQueueUrl}", &url(Step::Plan))
+    .replace("${ExecuteQueueUrl}", &url(Step::Execute))
+    .replace("${CompileQueueUrl}", &url(Step::Compile))
+    .replace("${NotifyQueueUrl}", &url(Step::Notify));
+    let sfn = SfnStateMachine::new(&sdk);
+    let state_machine = sfn
+        .client()
+        .create_state_machine()
+        .name(unique("run-lifecycle"))
+        .definition(asl)
+        .role_arn("arn:aws:iam::123456789012:role/autocrew-states")
+        .send()
+        .await?
+        .state_machine_arn;
+    let agent_queues = AgentQueues::new(
+        AgentKind::WORKERS
+            .iter()
+            .map(|&a| (a, url(Step::Agent(a))))
+            .collect(),
+    );
+    let settings = StepSettings {
+        artifact_bucket: bucket,
+        connections_table: table,
+        // Nobody subscribes in these tests, so nothing is pushed.
+        websocket_callback_url: "http://127.0.0.1:9".into(),
+        agent_queues,
+        model: OFFLINE_MODEL.into(),
+    };
+    let mut ctx = StepContext::assemble(db.pool.clone(), &sdk, settings);
+    if let Some(llm) = llm {
+        ctx.llm = llm;
+    }
+    Ok(Pipeline {
+        ctx,
+        sqs,
+        sfn,
+        mappings,
+        state_machine,
+    })
+}
+
+/// Starts the run's execution and plays every event source mapping until it ends.
+async fn run_to_end(p: &Pipeline, seeded: &Seeded) -> anyhow::Result<ExecutionStatus> {
+    let input = serde_json::json!({"run_id": seeded.run.id});
+    let execution = p
+        .sfn
+        .start(&p.state_machine, &seeded.run.execution_name, &input)
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut delivered = 0;
+        for (step, mapping) in &p.mappings {
+            delivered += poll_once(&p.sqs, mapping, REGION, Duration::ZERO, |event| {
+                handle_batch(&p.ctx, *step, event)
+            })
+            .await?;
+        }
+        let (status, _) = p.sfn.describe(&execution).await?;
+        if status != ExecutionStatus::Running {
+            return Ok(status);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the execution was still running after 90 s"
+        );
+        if delivered == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_becomes_a_completed_run_through_the_state_machine_and_the_queues()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let p = pipeline(&db, None).await?;
+
+    let status = run_to_end(&p, &seeded).await?;
+
+    assert_eq!(status, ExecutionStatus::Succeeded);
+    let run = PgRunStore::new(db.pool.clone()).run(seeded.run.id).await?;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    let tasks = p.ctx.tasks.run_tasks(run.id).await?;
+    let agents: HashSet<AgentKind> = tasks.iter().map(|t| t.agent).collect();
+    assert!(
+        tasks.len() >= 6 && agents.len() >= 4,
+        "{} tasks over {} agents",
+        tasks.len(),
+        agents.len()
+    );
+    assert!(
+        tasks.iter().all(|t| t.status == TaskStatus::Completed),
+        "every task completed"
+    );
+
+    // No task started before every dependency completed.
+    let client = db.pool.get().await?;
+    let completed_at: HashMap<_, _> = tasks.iter().map(|t| (t.id, t.completed_at)).collect();
+    for task in &tasks {
+        let first_start: chrono::DateTime<chrono::Utc> = client
+            .query_one(
+                "SELECT min(started_at) FROM task_attempts WHERE task_id = $1",
+                &[&task.id.0],
+            )
+            .await?
+            .get(0);
+        for dep in &task.depends_on {
+            let done = completed_at[dep].context("dependency without completion time")?;
+            assert!(
+                first_start >= done,
+                "{} started before a dependency completed",
+                task.key
+            );
+        }
+    }
+
+    // Every artifact is in S3 with the recorded size and checksum.
+    let artifacts = p.ctx.artifacts.run_artifacts(run.id).await?;
+    assert!(
+        artifacts
+            .iter()
+            .any(|a| a.key.ends_with("app_skeleton/package.json"))
+    );
+    assert!(artifacts.iter().any(|a| a.key.ends_with("summary.json")));
+    for artifact in &artifacts {
+        let bytes = p.ctx.blobs.get(&artifact.key).await?;
+        assert_eq!(bytes.len() as u64, artifact.size_bytes, "{}", artifact.key);
+        assert_eq!(
+            hex::encode(Sha256::digest(&bytes)),
+            artifact.checksum_sha256,
+            "{}",
+            artifact.key
+        );
+    }
+
+    // One ledger row per LLM call: the plan, then one per task.
+    let totals = p.ctx.ledger.run_totals(run.id).await?;
+    assert_eq!(totals.calls as usize, tasks.len() + 1);
+    assert!(totals.usage.input > 0 && totals.usage.output > 0);
+
+    // The event log is gapless and tells the whole story.
+    let events = PgEventLog::new(db.pool.clone())
+        .since(seeded.project.id, 0, 1000)
+        .await?;
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=events.len() as i64).collect::<Vec<_>>()
+    );
+    let count = |kind: EventKind| events.iter().filter(|e| e.kind == kind).count();
+    assert_eq!(count(EventKind::RunPlanned), 1);
+    assert_eq!(count(EventKind::TaskStarted), tasks.len());
+    assert_eq!(count(EventKind::TaskCompleted), tasks.len());
+    assert_eq!(events.last().map(|e| e.kind), Some(EventKind::RunCompleted));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.payload.get("cost_micro_usd").is_some()),
+        "each event carries the cost so far"
+    );
+    Ok(())
+}
+
+/// A model that always answers with the same text.
+struct Scripted(String);
+
+#[async_trait]
+impl LlmClient for Scripted {
+    fn provider(&self) -> &str {
+        "scripted"
+    }
+
+    async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        Ok(LlmResponse {
+            provider: "scripted".into(),
+            model: request.model.clone(),
+            content: vec![Content::Text {
+                text: self.0.clone(),
+            }],
+            stop_reason: StopReason::EndTurn,
+            usage: TokenUsage {
+                input: 10,
+                output: 20,
+                cache_write: 0,
+                cache_read: 0,
+            },
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cyclic_plan_fails_the_run_cleanly_and_dispatches_nothing() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let cyclic = r#"{"product": "Loop", "tasks": [
+        {"key": "a", "agent": "developer", "title": "A", "depends_on": ["b"]},
+        {"key": "b", "agent": "marketer", "title": "B", "depends_on": ["a"]}]}"#;
+    let p = pipeline(&db, Some(Arc::new(Scripted(cyclic.into())))).await?;
+
+    let status = run_to_end(&p, &seeded).await?;
+
+    assert_eq!(status, ExecutionStatus::Failed);
+    let run = PgRunStore::new(db.pool.clone()).run(seeded.run.id).await?;
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.unwrap_or_default();
+    assert!(error.contains("cycle") && error.contains("a"), "{error}");
+    assert!(
+        p.ctx.tasks.run_tasks(run.id).await?.is_empty(),
+        "no task is stored from a rejected plan"
+    );
+    for (step, mapping) in &p.mappings {
+        if let Step::Agent(_) = step {
+            let left = p
+                .sqs
+                .receive(
+                    &mapping.queue_url,
+                    10,
+                    Duration::ZERO,
+                    Duration::from_secs(1),
+                )
+                .await?;
+            assert!(left.is_empty(), "nothing was dispatched to {}", step.name());
+        }
+    }
+    let events = PgEventLog::new(db.pool.clone())
+        .since(seeded.project.id, 0, 100)
+        .await?;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == EventKind::RunFailed)
+            .count(),
+        1
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unreadable_message_is_reported_as_a_batch_item_failure() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let p = pipeline(&db, None).await?;
+    let (_, plan) = p
+        .mappings
+        .iter()
+        .find(|(s, _)| *s == Step::Plan)
+        .context("plan queue")?;
+    p.sqs
+        .send(&plan.queue_url, "this is not a step message")
+        .await?;
+
+    let mut failures = Vec::new();
+    poll_once(
+        &p.sqs,
+        plan,
+        REGION,
+        Duration::from_secs(1),
+        |event| async {
+            let response = handle_batch(&p.ctx, Step::Plan, event).await;
+            failures = response
+                .batch_item_failures
+                .iter()
+                .map(|f| f.item_identifier.clone())
+                .collect();
+            response
+        },
+    )
+    .await?;
+
+    assert_eq!(
+        failures.len(),
+        1,
+        "the unreadable record is reported, not swallowed"
+    );
+    Ok(())
+}
