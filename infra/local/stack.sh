@@ -251,8 +251,15 @@ health() {
   autocrew health
 }
 
+# Runs every test and closes with one line that totals them across all test binaries.
 run_tests() {
-  (cd "$root" && cargo test --workspace --no-fail-fast)
+  local log="$local_dir/test.log" status
+  set +e
+  (cd "$root" && cargo test --workspace --no-fail-fast 2>&1) | tee "$log"
+  status=${PIPESTATUS[0]}
+  set -e
+  awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
+  return "$status"
 }
 
 case "${1:-}" in

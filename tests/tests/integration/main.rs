@@ -2,9 +2,11 @@
 //! binary, so the AWS SDK is linked once. Every test has its own database and its own
 //! queue, bucket, table and state machine names, so they run in parallel.
 
+mod api;
 mod aws;
 mod pipeline;
 mod push;
 mod ready_set;
 mod schema;
+mod steps_events;
 mod stores;

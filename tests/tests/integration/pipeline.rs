@@ -25,12 +25,13 @@ use std::time::{Duration, Instant};
 const REGION: &str = "us-east-1";
 
 /// The queues, bucket, table and state machine of one test, created in moto.
-struct Pipeline {
-    ctx: StepContext,
-    sqs: SqsQueue,
-    sfn: SfnStateMachine,
-    mappings: Vec<(Step, Mapping)>,
-    state_machine: String,
+pub(crate) struct Pipeline {
+    pub(crate) ctx: StepContext,
+    pub(crate) sqs: SqsQueue,
+    pub(crate) sfn: SfnStateMachine,
+    pub(crate) mappings: Vec<(Step, Mapping)>,
+    pub(crate) state_machine: String,
+    pub(crate) connections_table: String,
 }
 
 fn steps() -> Vec<Step> {
@@ -81,7 +82,10 @@ async fn create_queue(sqs: &SqsQueue, name: &str) -> anyhow::Result<Mapping> {
     })
 }
 
-async fn pipeline(db: &TestDb, llm: Option<Arc<dyn LlmClient>>) -> anyhow::Result<Pipeline> {
+pub(crate) async fn pipeline(
+    db: &TestDb,
+    llm: Option<Arc<dyn LlmClient>>,
+) -> anyhow::Result<Pipeline> {
     let sdk = sdk().await?;
     let sqs = SqsQueue::new(&sdk);
     let mut mappings = Vec::new();
@@ -130,7 +134,7 @@ async fn pipeline(db: &TestDb, llm: Option<Arc<dyn LlmClient>>) -> anyhow::Resul
     );
     let settings = StepSettings {
         artifact_bucket: bucket,
-        connections_table: table,
+        connections_table: table.clone(),
         // Nobody subscribes in these tests, so nothing is pushed.
         websocket_callback_url: "http://127.0.0.1:9".into(),
         agent_queues,
@@ -146,11 +150,12 @@ async fn pipeline(db: &TestDb, llm: Option<Arc<dyn LlmClient>>) -> anyhow::Resul
         sfn,
         mappings,
         state_machine,
+        connections_table: table,
     })
 }
 
 /// Starts the run's execution and plays every event source mapping until it ends.
-async fn run_to_end(p: &Pipeline, seeded: &Seeded) -> anyhow::Result<ExecutionStatus> {
+pub(crate) async fn run_to_end(p: &Pipeline, seeded: &Seeded) -> anyhow::Result<ExecutionStatus> {
     let input = serde_json::json!({"run_id": seeded.run.id});
     let execution = p
         .sfn

@@ -10,6 +10,7 @@ mod projects;
 mod rows;
 mod runs;
 mod tasks;
+mod tokens;
 
 pub use artifacts::PgArtifactStore;
 pub use events::PgEventLog;
@@ -20,3 +21,4 @@ pub use pool::{Pool, connect, pool_for};
 pub use projects::PgProjectStore;
 pub use runs::PgRunStore;
 pub use tasks::PgTaskStore;
+pub use tokens::PgTokenStore;

@@ -1,0 +1,81 @@
+//! The one mapping from errors to HTTP statuses. A 4xx says exactly what is wrong with the
+//! request; a 5xx says nothing and sends the cause chain to the log.
+
+use autocrew_shared::ports::{StateMachineError, StoreError};
+use lambda_http::{Body, Response};
+use serde_json::json;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{field}: {message}")]
+    BadRequest {
+        field: &'static str,
+        message: String,
+    },
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn bad(field: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            field,
+            message: message.into(),
+        }
+    }
+
+    fn status(&self) -> u16 {
+        match self {
+            ApiError::BadRequest { .. } => 400,
+            ApiError::Unauthorized => 401,
+            ApiError::NotFound(_) => 404,
+            ApiError::Conflict(_) => 409,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
+    /// The response: `{"error": ..., "field": ...}` for 4xx, an opaque body for 5xx.
+    pub fn into_response(self) -> Response<Body> {
+        let body = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %self, cause = ?cause, "request failed");
+                json!({"error": "internal error"})
+            }
+            ApiError::BadRequest { field, message } => json!({"error": message, "field": field}),
+            other => json!({"error": other.to_string()}),
+        };
+        json_response(self.status(), &body)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { what, .. } => ApiError::NotFound(what),
+            StoreError::Conflict(detail) => ApiError::Conflict(detail),
+            other => ApiError::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<StateMachineError> for ApiError {
+    fn from(e: StateMachineError) -> Self {
+        ApiError::Internal(Box::new(e))
+    }
+}
+
+/// A JSON response with `status`.
+pub fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Text(body.to_string()))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}

@@ -1,0 +1,72 @@
+//! The HTTP API. Each route is its own Lambda function (`src/bin/`); they share this
+//! library. Handlers take a `lambda_http::Request` as API Gateway's HTTP API (payload v2)
+//! delivers it and always answer with a response: errors become statuses in `error.rs`.
+
+mod error;
+mod request;
+mod routes;
+pub mod state;
+
+pub use error::ApiError;
+pub use state::ApiState;
+
+use lambda_http::{Body, Request, Response};
+
+/// The API's routes, one Lambda function each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `POST /users`: a user and a development token.
+    CreateUser,
+    /// `POST /projects`
+    CreateProject,
+    /// `POST /projects/{project_id}/commands`: starts a run, answers 202.
+    PostCommand,
+    /// `GET /runs/{run_id}`: the run with its tasks, artifacts and cost.
+    GetRun,
+    /// `GET /projects/{project_id}/events?after=N&limit=M`
+    ListEvents,
+}
+
+impl Route {
+    pub const ALL: [Route; 5] = [
+        Route::CreateUser,
+        Route::CreateProject,
+        Route::PostCommand,
+        Route::GetRun,
+        Route::ListEvents,
+    ];
+
+    /// The function's name, as in `template.yaml` and the binaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::CreateUser => "api-create-user",
+            Route::CreateProject => "api-create-project",
+            Route::PostCommand => "api-post-command",
+            Route::GetRun => "api-get-run",
+            Route::ListEvents => "api-list-events",
+        }
+    }
+}
+
+/// Handles one request for `route`.
+pub async fn handle(state: &ApiState, route: Route, request: Request) -> Response<Body> {
+    let result = match route {
+        Route::CreateUser => routes::create_user(state, &request).await,
+        Route::CreateProject => routes::create_project(state, &request).await,
+        Route::PostCommand => routes::post_command(state, &request).await,
+        Route::GetRun => routes::get_run(state, &request).await,
+        Route::ListEvents => routes::list_events(state, &request).await,
+    };
+    result.unwrap_or_else(ApiError::into_response)
+}
+
+/// The Lambda entry point for `route`: tracing, configuration, clients, then the runtime.
+pub async fn run_lambda(route: Route) -> Result<(), lambda_http::Error> {
+    autocrew_shared::telemetry::init();
+    let state = ApiState::from_env().await?;
+    lambda_http::run(lambda_http::service_fn(|request: Request| {
+        let state = &state;
+        async move { Ok::<_, lambda_http::Error>(handle(state, route, request).await) }
+    }))
+    .await
+}

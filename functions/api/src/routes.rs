@@ -1,0 +1,224 @@
+//! The routes: parse, check, apply, answer.
+
+use crate::error::json_response;
+use crate::request::{caller, json_body, path_param, query_number};
+use crate::{ApiError, ApiState};
+use autocrew_shared::domain::records::{NewRun, Project};
+use autocrew_shared::domain::{EventKind, MicroUsd, ProjectId, RunId, RunStatus, Tier, UserId};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+use std::time::Duration;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    email: String,
+    #[serde(default)]
+    display_name: String,
+}
+
+pub async fn create_user(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let body: NewUser = json_body(request)?;
+    let email = body.email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+    if !valid {
+        return Err(ApiError::bad(
+            "email",
+            "must be an email address like ana@example.com",
+        ));
+    }
+    if body.display_name.chars().count() > 100 {
+        return Err(ApiError::bad(
+            "display_name",
+            "must be at most 100 characters",
+        ));
+    }
+    let user = state
+        .projects
+        .create_user(&email, body.display_name.trim(), Tier::Free)
+        .await
+        .map_err(|e| match e {
+            autocrew_shared::ports::StoreError::Conflict(_) => {
+                ApiError::Conflict(format!("a user with email {email} already exists"))
+            }
+            other => other.into(),
+        })?;
+    let token = state.tokens.issue(user.id).await?;
+    Ok(json_response(201, &json!({"user": user, "token": token})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewProject {
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+pub async fn create_project(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let body: NewProject = json_body(request)?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::bad("name", "must be 1-200 characters"));
+    }
+    if body.description.chars().count() > 4000 {
+        return Err(ApiError::bad(
+            "description",
+            "must be at most 4000 characters",
+        ));
+    }
+    let project = state
+        .projects
+        .create_project(user, name, body.description.trim())
+        .await?;
+    Ok(json_response(201, &json!(project)))
+}
+
+/// The caller's project; someone else's is reported as not found.
+async fn owned_project(
+    state: &ApiState,
+    request: &Request,
+    user: UserId,
+) -> Result<Project, ApiError> {
+    let id = path_param(request, "project_id", ProjectId::parse)?;
+    let project = state.projects.project(id).await?;
+    if project.user_id != user {
+        return Err(ApiError::NotFound("project"));
+    }
+    Ok(project)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCommand {
+    command: String,
+    /// The run's budget in dollars (default 5, at most 100).
+    #[serde(default)]
+    budget_usd: Option<f64>,
+    /// How many tasks may run at once (default 4, 1-16).
+    #[serde(default)]
+    max_concurrency: Option<u32>,
+}
+
+pub async fn post_command(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let project = owned_project(state, request, user).await?;
+    let body: NewCommand = json_body(request)?;
+    let command = body.command.trim();
+    if command.is_empty() || command.chars().count() > 4000 {
+        return Err(ApiError::bad("command", "must be 1-4000 characters"));
+    }
+    let budget_usd = body.budget_usd.unwrap_or(5.0);
+    if !(budget_usd > 0.0 && budget_usd <= 100.0) {
+        return Err(ApiError::bad(
+            "budget_usd",
+            "must be more than 0 and at most 100",
+        ));
+    }
+    let max_concurrency = body.max_concurrency.unwrap_or(4);
+    if !(1..=16).contains(&max_concurrency) {
+        return Err(ApiError::bad("max_concurrency", "must be 1-16"));
+    }
+    let run = state
+        .runs
+        .create_run(NewRun {
+            project_id: project.id,
+            user_id: user,
+            command: command.to_owned(),
+            budget: MicroUsd((budget_usd * 1_000_000.0).round() as i64),
+            max_concurrency,
+        })
+        .await?;
+    state
+        .notifier
+        .emit(
+            project.id,
+            Some(run.id),
+            EventKind::RunCreated,
+            json!({"command": run.command}),
+        )
+        .await?;
+    let input = json!({"run_id": run.id});
+    match state
+        .state_machine
+        .start(&state.state_machine_arn, &run.execution_name, &input)
+        .await
+    {
+        Ok(arn) => state.runs.set_execution_arn(run.id, &arn).await?,
+        Err(e) => {
+            state
+                .runs
+                .set_status(
+                    run.id,
+                    RunStatus::Failed,
+                    Some("the run's state machine could not be started"),
+                )
+                .await?;
+            return Err(e.into());
+        }
+    }
+    Ok(json_response(
+        202,
+        &json!({
+            "run_id": run.id,
+            "execution_name": run.execution_name,
+            "status": run.status,
+            "run_url": format!("/runs/{}", run.id),
+            "events_url": format!("/projects/{}/events", project.id),
+        }),
+    ))
+}
+
+pub async fn get_run(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let id = path_param(request, "run_id", RunId::parse)?;
+    let run = state.runs.run(id).await?;
+    if run.user_id != user {
+        return Err(ApiError::NotFound("run"));
+    }
+    let tasks = state.tasks.run_tasks(id).await?;
+    let totals = state.ledger.run_totals(id).await?;
+    let mut artifacts = Vec::new();
+    for artifact in state.artifacts.run_artifacts(id).await? {
+        let url = state
+            .blobs
+            .presigned_get(&artifact.key, Duration::from_secs(3600))
+            .await
+            .map_err(|e| ApiError::Internal(Box::new(e)))?;
+        artifacts.push(json!({
+            "key": artifact.key, "task_id": artifact.task_id, "content_type": artifact.content_type,
+            "size_bytes": artifact.size_bytes, "checksum_sha256": artifact.checksum_sha256, "url": url
+        }));
+    }
+    Ok(json_response(
+        200,
+        &json!({"run": run, "tasks": tasks, "artifacts": artifacts, "totals": totals}),
+    ))
+}
+
+pub async fn list_events(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let project = owned_project(state, request, user).await?;
+    let after = query_number(request, "after", 0)?;
+    if after < 0 {
+        return Err(ApiError::bad("after", "must not be negative"));
+    }
+    let limit = query_number(request, "limit", 100)?;
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad("limit", "must be 1-500"));
+    }
+    let events = state.events.since(project.id, after, limit as u32).await?;
+    let last_seq = events.last().map(|e| e.seq).unwrap_or(after);
+    Ok(json_response(
+        200,
+        &json!({"events": events, "last_seq": last_seq}),
+    ))
+}

@@ -1,0 +1,95 @@
+//! Everything a route uses, built once per process.
+
+use autocrew_shared::adapters::aws::{
+    self, ApiGatewayPush, DynamoConnectionRegistry, S3BlobStore, SfnStateMachine,
+};
+use autocrew_shared::adapters::postgres::{
+    self, PgArtifactStore, PgEventLog, PgLedger, PgProjectStore, PgRunStore, PgTaskStore,
+    PgTokenStore, Pool,
+};
+use autocrew_shared::config::{AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, required};
+use autocrew_shared::ports::{
+    ArtifactStore, BlobStore, EventLog, Ledger, ProjectStore, RunStore, StateMachine, TaskStore,
+    TokenStore,
+};
+use autocrew_shared::services::Notifier;
+use aws_config::SdkConfig;
+use std::sync::Arc;
+
+/// The names and URLs the API needs besides the database and AWS.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub artifact_bucket: String,
+    pub connections_table: String,
+    pub websocket_callback_url: String,
+    pub state_machine_arn: String,
+}
+
+impl ApiSettings {
+    /// Reads `ARTIFACT_BUCKET`, `CONNECTIONS_TABLE`, `WEBSOCKET_CALLBACK_URL` and
+    /// `STATE_MACHINE_ARN`.
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        Ok(ApiSettings {
+            artifact_bucket: required(env, "ARTIFACT_BUCKET")?,
+            connections_table: required(env, "CONNECTIONS_TABLE")?,
+            websocket_callback_url: required(env, "WEBSOCKET_CALLBACK_URL")?,
+            state_machine_arn: required(env, "STATE_MACHINE_ARN")?,
+        })
+    }
+}
+
+/// The ports the routes share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub projects: Arc<dyn ProjectStore>,
+    pub runs: Arc<dyn RunStore>,
+    pub tasks: Arc<dyn TaskStore>,
+    pub events: Arc<dyn EventLog>,
+    pub artifacts: Arc<dyn ArtifactStore>,
+    pub ledger: Arc<dyn Ledger>,
+    pub tokens: Arc<dyn TokenStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub state_machine: Arc<dyn StateMachine>,
+    pub state_machine_arn: String,
+    pub notifier: Notifier,
+}
+
+impl ApiState {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&ProcessEnv).await
+    }
+
+    pub async fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
+        let pool = postgres::connect(&DatabaseConfig::from_env(env)?)?;
+        let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
+        Ok(Self::assemble(pool, &sdk, ApiSettings::from_env(env)?))
+    }
+
+    /// Builds the state from a pool and an SDK configuration already made.
+    pub fn assemble(pool: Pool, sdk: &SdkConfig, settings: ApiSettings) -> Self {
+        let events: Arc<dyn EventLog> = Arc::new(PgEventLog::new(pool.clone()));
+        let ledger: Arc<dyn Ledger> = Arc::new(PgLedger::new(pool.clone()));
+        let notifier = Notifier::new(
+            events.clone(),
+            ledger.clone(),
+            Arc::new(DynamoConnectionRegistry::new(
+                sdk,
+                settings.connections_table,
+            )),
+            Arc::new(ApiGatewayPush::new(sdk, &settings.websocket_callback_url)),
+        );
+        ApiState {
+            projects: Arc::new(PgProjectStore::new(pool.clone())),
+            runs: Arc::new(PgRunStore::new(pool.clone())),
+            tasks: Arc::new(PgTaskStore::new(pool.clone())),
+            events,
+            artifacts: Arc::new(PgArtifactStore::new(pool.clone())),
+            ledger,
+            tokens: Arc::new(PgTokenStore::new(pool)),
+            blobs: Arc::new(S3BlobStore::new(sdk, settings.artifact_bucket)),
+            state_machine: Arc::new(SfnStateMachine::new(sdk)),
+            state_machine_arn: settings.state_machine_arn,
+            notifier,
+        }
+    }
+}

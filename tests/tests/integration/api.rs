@@ -1,0 +1,221 @@
+//! The API routes, called with the payloads in `events/` as API Gateway delivers them.
+
+use crate::pipeline::{Pipeline, pipeline};
+use autocrew_api::state::ApiSettings;
+use autocrew_api::{ApiState, Route, handle};
+use autocrew_shared::ports::{ExecutionStatus, StateMachine};
+use autocrew_tests::{TestDb, sdk};
+use serde_json::Value;
+
+const SAMPLE_PROJECT: &str = "6f1c2a4e-2b7d-4c1e-9a55-3f0d8e7b1a21";
+const SAMPLE_RUN: &str = "0b9e5d3c-7a41-4f2e-8c6d-1e2f3a4b5c6d";
+const SAMPLE_TOKEN: &str = "acdev_sample_token";
+
+/// An `events/` file with the sample ids and token swapped for real ones.
+fn event(file: &str, swaps: &[(&str, &str)]) -> anyhow::Result<lambda_http::Request> {
+    let mut text =
+        std::fs::read_to_string(format!("{}/../events/{file}", env!("CARGO_MANIFEST_DIR")))?;
+    for (from, to) in swaps {
+        text = text.replace(from, to);
+    }
+    Ok(lambda_http::request::from_str(&text)?)
+}
+
+async fn call(
+    state: &ApiState,
+    route: Route,
+    request: lambda_http::Request,
+) -> anyhow::Result<(u16, Value)> {
+    let response = handle(state, route, request).await;
+    let status = response.status().as_u16();
+    let body: Value = match response.body() {
+        lambda_http::Body::Text(text) => serde_json::from_str(text)?,
+        _ => Value::Null,
+    };
+    Ok((status, body))
+}
+
+async fn api(db: &TestDb) -> anyhow::Result<(ApiState, Pipeline)> {
+    let p = pipeline(db, None).await?;
+    let settings = ApiSettings {
+        artifact_bucket: p.ctx.bucket.clone(),
+        connections_table: p.connections_table.clone(),
+        websocket_callback_url: "http://127.0.0.1:9".into(),
+        state_machine_arn: p.state_machine.clone(),
+    };
+    Ok((
+        ApiState::assemble(db.pool.clone(), &sdk().await?, settings),
+        p,
+    ))
+}
+
+/// Creates a user (from `apigw-create-user.json`, with `email`) and returns its token.
+async fn user(state: &ApiState, email: &str) -> anyhow::Result<String> {
+    let (status, body) = call(
+        state,
+        Route::CreateUser,
+        event("apigw-create-user.json", &[("ana@example.com", email)])?,
+    )
+    .await?;
+    anyhow::ensure!(status == 201, "create user answered {status}: {body}");
+    Ok(body["token"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn project(state: &ApiState, token: &str) -> anyhow::Result<String> {
+    let (status, body) = call(
+        state,
+        Route::CreateProject,
+        event("apigw-create-project.json", &[(SAMPLE_TOKEN, token)])?,
+    )
+    .await?;
+    anyhow::ensure!(status == 201, "create project answered {status}: {body}");
+    Ok(body["id"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn posting_a_command_answers_202_and_starts_the_runs_execution() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let (state, p) = api(&db).await?;
+    let token = user(&state, "ana@example.com").await?;
+    let project = project(&state, &token).await?;
+    let swaps = [
+        (SAMPLE_TOKEN, token.as_str()),
+        (SAMPLE_PROJECT, project.as_str()),
+    ];
+
+    let (status, accepted) = call(
+        &state,
+        Route::PostCommand,
+        event("apigw-post-command.json", &swaps)?,
+    )
+    .await?;
+
+    assert_eq!(status, 202, "{accepted}");
+    let run_id = accepted["run_id"].as_str().unwrap_or_default().to_owned();
+    let run_swaps = [
+        (SAMPLE_TOKEN, token.as_str()),
+        (SAMPLE_RUN, run_id.as_str()),
+    ];
+    let (status, run) = call(
+        &state,
+        Route::GetRun,
+        event("apigw-get-run.json", &run_swaps)?,
+    )
+    .await?;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["run"]["command"], "Build a recipe app for keto dieters");
+    let arn = run["run"]["execution_arn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(arn.ends_with(&format!("run-{run_id}")), "{arn}");
+    let (execution, _) = p.sfn.describe(&arn).await?;
+    assert_eq!(
+        execution,
+        ExecutionStatus::Running,
+        "the plan step is waiting for its callback"
+    );
+    let (status, events) = call(
+        &state,
+        Route::ListEvents,
+        event("apigw-list-events.json", &swaps)?,
+    )
+    .await?;
+    assert_eq!(status, 200);
+    assert_eq!(events["events"][0]["kind"], "run_created");
+    assert_eq!(events["last_seq"], 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_malformed_command_gets_a_400_naming_the_field() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let (state, _) = api(&db).await?;
+    let token = user(&state, "ben@example.com").await?;
+    let project = project(&state, &token).await?;
+    let swaps = [
+        (SAMPLE_TOKEN, token.as_str()),
+        (SAMPLE_PROJECT, project.as_str()),
+    ];
+
+    let (status, body) = call(
+        &state,
+        Route::PostCommand,
+        event("apigw-post-command-malformed.json", &swaps)?,
+    )
+    .await?;
+    let (empty_status, empty) = call(
+        &state,
+        Route::PostCommand,
+        event(
+            "apigw-post-command.json",
+            &[
+                swaps[0],
+                swaps[1],
+                ("Build a recipe app for keto dieters", "   "),
+            ],
+        )?,
+    )
+    .await?;
+
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("comand"),
+        "{body}"
+    );
+    assert_eq!(empty_status, 400);
+    assert_eq!(empty["field"], "command");
+    Ok(())
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_or_for_others_projects_are_refused() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let (state, _) = api(&db).await?;
+    let ana = user(&state, "ana@example.com").await?;
+    let ben = user(&state, "ben@example.com").await?;
+    let anas_project = project(&state, &ana).await?;
+
+    let (no_token, _) = call(
+        &state,
+        Route::CreateProject,
+        event("apigw-create-project.json", &[])?,
+    )
+    .await?;
+    let (others, _) = call(
+        &state,
+        Route::ListEvents,
+        event(
+            "apigw-list-events.json",
+            &[
+                (SAMPLE_TOKEN, ben.as_str()),
+                (SAMPLE_PROJECT, anas_project.as_str()),
+            ],
+        )?,
+    )
+    .await?;
+    let (bad_id, body) = call(
+        &state,
+        Route::ListEvents,
+        event(
+            "apigw-list-events.json",
+            &[(SAMPLE_TOKEN, ana.as_str()), (SAMPLE_PROJECT, "not-a-uuid")],
+        )?,
+    )
+    .await?;
+    let (duplicate, _) = call(
+        &state,
+        Route::CreateUser,
+        event("apigw-create-user.json", &[])?,
+    )
+    .await?;
+
+    assert_eq!(no_token, 401, "the sample token is not a real one");
+    assert_eq!(others, 404, "another user's project does not exist for you");
+    assert_eq!((bad_id, body["field"].as_str()), (400, Some("project_id")));
+    assert_eq!(duplicate, 409, "ana@example.com is taken");
+    Ok(())
+}
