@@ -48,6 +48,8 @@ pub trait ConnectionRegistry: Send + Sync {
     async fn subscribe(&self, connection_id: &str, project: ProjectId)
     -> Result<(), RegistryError>;
     async fn unregister(&self, connection_id: &str) -> Result<(), RegistryError>;
+    /// The user who opened a registered connection.
+    async fn user_of(&self, connection_id: &str) -> Result<Option<UserId>, RegistryError>;
     /// Connections subscribed to `project`.
     async fn subscribers(&self, project: ProjectId) -> Result<Vec<String>, RegistryError>;
 }

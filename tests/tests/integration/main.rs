@@ -10,3 +10,4 @@ mod ready_set;
 mod schema;
 mod steps_events;
 mod stores;
+mod websocket;

@@ -10,15 +10,15 @@ use tokio::net::TcpListener;
 
 /// One request as the server saw it.
 #[derive(Debug, Clone, PartialEq)]
-struct Seen {
-    method: String,
-    path: String,
-    signed: bool,
-    body: Vec<u8>,
+pub(crate) struct Seen {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) signed: bool,
+    pub(crate) body: Vec<u8>,
 }
 
 /// Serves `@connections`: 410 Gone for ids starting with "gone", 200 otherwise.
-async fn management_api() -> anyhow::Result<(String, Arc<Mutex<Vec<Seen>>>)> {
+pub(crate) async fn management_api() -> anyhow::Result<(String, Arc<Mutex<Vec<Seen>>>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let seen = Arc::new(Mutex::new(Vec::new()));

@@ -106,6 +106,24 @@ impl ConnectionRegistry for DynamoConnectionRegistry {
         Ok(())
     }
 
+    async fn user_of(&self, connection_id: &str) -> Result<Option<UserId>, RegistryError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(CONNECTION_ID, s(connection_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed("look up a connection")(boxed(e)))?;
+        let user = out
+            .item
+            .as_ref()
+            .and_then(|item| item.get("user_id"))
+            .and_then(|v| v.as_s().ok());
+        Ok(user.and_then(|u| UserId::parse("user_id", u).ok()))
+    }
+
     async fn subscribers(&self, project: ProjectId) -> Result<Vec<String>, RegistryError> {
         let mut pages = self
             .client
