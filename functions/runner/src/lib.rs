@@ -3,3 +3,4 @@
 //! API Gateway and the schedules.
 
 pub mod mapping;
+pub mod template;

@@ -1,0 +1,161 @@
+//! Checks of `template.yaml` that cfn-lint and `sam validate --lint` do not make.
+
+use super::*;
+
+fn template() -> Template {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
+        .expect("template.yaml");
+    Template::parse(&text).expect("template.yaml parses")
+}
+
+fn workspace_binaries() -> Vec<String> {
+    let functions = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut binaries = Vec::new();
+    for crate_dir in std::fs::read_dir(functions).expect("functions/") {
+        let bin = crate_dir.expect("entry").path().join("src/bin");
+        if let Ok(files) = std::fs::read_dir(bin) {
+            binaries.extend(
+                files.filter_map(|f| Some(f.ok()?.path().file_stem()?.to_str()?.to_owned())),
+            );
+        }
+    }
+    binaries
+}
+
+#[test]
+fn every_reference_in_the_template_resolves() {
+    let dangling = template().dangling_references(&["Stage", "DatabaseUrl", "LogLevel"]);
+    assert!(dangling.is_empty(), "undefined: {dangling:?}");
+}
+
+#[test]
+fn every_function_builds_from_a_binary_of_the_workspace_on_provided_al2023() {
+    let binaries = workspace_binaries();
+    for function in template().functions().unwrap() {
+        assert!(
+            binaries.contains(&function.binary),
+            "{}: no binary {}",
+            function.logical_id,
+            function.binary
+        );
+        assert_eq!(
+            function.runtime, "provided.al2023",
+            "{}",
+            function.logical_id
+        );
+    }
+}
+
+#[test]
+fn every_step_and_route_is_declared_once() {
+    let functions = template().functions().unwrap();
+    let mut binaries: Vec<_> = functions.iter().map(|f| f.binary.clone()).collect();
+    binaries.sort();
+    let before = binaries.len();
+    binaries.dedup();
+    assert_eq!(binaries.len(), before, "a binary is declared twice");
+    assert_eq!(
+        before,
+        workspace_binaries()
+            .iter()
+            .filter(|b| b.starts_with("api-") || b.starts_with("step-") || b.starts_with("ws-"))
+            .count()
+    );
+}
+
+#[test]
+fn every_sqs_trigger_reports_failures_within_batch_limits_on_a_queue_with_a_dlq() {
+    let template = template();
+    let queues = template.queues().unwrap();
+    for function in template.functions().unwrap() {
+        for trigger in &function.triggers {
+            if let Trigger::Sqs {
+                queue,
+                batch_size,
+                reports_failures,
+            } = trigger
+            {
+                assert!(
+                    (1..=10).contains(batch_size),
+                    "{}: BatchSize {batch_size}",
+                    function.logical_id
+                );
+                assert!(
+                    reports_failures,
+                    "{}: ReportBatchItemFailures",
+                    function.logical_id
+                );
+                let spec = queues
+                    .iter()
+                    .find(|q| &q.logical_id == queue)
+                    .expect("queue exists");
+                let (dlq, max) = spec.dead_letter.clone().expect("a DLQ");
+                assert!(
+                    template.has(&dlq) && max > 3,
+                    "{queue}: DLQ {dlq} after {max} receives"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_state_machine_definition_exists_and_every_substitution_is_provided() {
+    for machine in template().state_machines().unwrap() {
+        let path = format!(
+            "{}/../../{}",
+            env!("CARGO_MANIFEST_DIR"),
+            machine.definition_uri
+        );
+        let definition = std::fs::read_to_string(&path).expect("DefinitionUri file");
+        serde_json::from_str::<serde_json::Value>(&definition).expect("the definition is JSON");
+        for name in sub_references(&definition) {
+            assert!(
+                machine.substitutions.contains_key(&name),
+                "${{{name}}} has no substitution"
+            );
+        }
+    }
+}
+
+#[test]
+fn websocket_routes_reach_their_functions() {
+    let functions = template().functions().unwrap();
+    let keys: Vec<_> = functions
+        .iter()
+        .flat_map(|f| f.triggers.iter())
+        .filter_map(|t| match t {
+            Trigger::WebSocket { route_key } => Some(route_key.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(keys.len(), 3);
+    for key in ["$connect", "$disconnect", "$default"] {
+        assert!(keys.contains(&key), "{key}");
+    }
+}
+
+#[test]
+fn a_reference_to_a_missing_resource_inside_an_event_or_sub_is_found() {
+    let text = r#"
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+  Fn:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildProperties:
+        Binary: x
+    Properties:
+      Environment:
+        Variables:
+          URL: !Sub "https://${MissingApi}.example.com/${Queue}"
+      Events:
+        Work:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt MissingQueue.Arn
+"#;
+    let dangling = Template::parse(text).unwrap().dangling_references(&[]);
+    assert_eq!(dangling, ["MissingApi", "MissingQueue"]);
+}
