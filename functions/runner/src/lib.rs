@@ -3,4 +3,5 @@
 //! API Gateway and the schedules.
 
 pub mod mapping;
+pub mod provision;
 pub mod template;

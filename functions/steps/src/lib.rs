@@ -30,6 +30,18 @@ pub enum Step {
 }
 
 impl Step {
+    /// Every step.
+    pub fn all() -> Vec<Step> {
+        let mut steps = vec![Step::Plan, Step::Execute, Step::Compile, Step::Notify];
+        steps.extend(AgentKind::WORKERS.iter().map(|&a| Step::Agent(a)));
+        steps
+    }
+
+    /// The step a binary runs (`step-plan` → `Plan`).
+    pub fn from_name(binary: &str) -> Option<Step> {
+        Step::all().into_iter().find(|s| s.name() == binary)
+    }
+
     /// The function's name, as in `template.yaml` and the binaries.
     pub fn name(self) -> String {
         match self {

@@ -4,8 +4,9 @@
 use anyhow::Context;
 use async_trait::async_trait;
 use autocrew_runner::mapping::{Mapping, poll_once};
-use autocrew_shared::adapters::aws::{S3BlobStore, SfnStateMachine, SqsQueue};
-use autocrew_shared::adapters::llm::OFFLINE_MODEL;
+use autocrew_runner::provision::{Outside, environment, provision};
+use autocrew_runner::template::{Template, Trigger};
+use autocrew_shared::adapters::aws::{SfnStateMachine, SqsQueue};
 use autocrew_shared::adapters::postgres::{PgEventLog, PgRunStore};
 use autocrew_shared::domain::records::TokenUsage;
 use autocrew_shared::domain::{AgentKind, EventKind, RunStatus, TaskStatus};
@@ -13,10 +14,8 @@ use autocrew_shared::ports::llm::{
     Content, LlmClient, LlmError, LlmRequest, LlmResponse, StopReason,
 };
 use autocrew_shared::ports::{EventLog, ExecutionStatus, Queue, RunStore, StateMachine};
-use autocrew_shared::services::AgentQueues;
 use autocrew_steps::{Step, StepContext, StepSettings, handle_batch};
-use autocrew_tests::{Seeded, TestDb, create_connections_table, sdk, seed, unique};
-use aws_sdk_sqs::types::QueueAttributeName;
+use autocrew_tests::{Seeded, TestDb, sdk, seed, unique};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -34,123 +33,66 @@ pub(crate) struct Pipeline {
     pub(crate) connections_table: String,
 }
 
-fn steps() -> Vec<Step> {
-    let mut steps = vec![Step::Plan, Step::Execute, Step::Compile, Step::Notify];
-    steps.extend(AgentKind::WORKERS.iter().map(|&a| Step::Agent(a)));
-    steps
-}
-
-async fn create_queue(sqs: &SqsQueue, name: &str) -> anyhow::Result<Mapping> {
-    let dlq = sqs
-        .client()
-        .create_queue()
-        .queue_name(format!("{name}-dlq"))
-        .send()
-        .await?
-        .queue_url
-        .context("dlq url")?;
-    let arn_of = |url: String| async move {
-        let out = sqs
-            .client()
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await?;
-        out.attributes
-            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-            .context("no QueueArn")
-    };
-    let redrive =
-        serde_json::json!({"deadLetterTargetArn": arn_of(dlq).await?, "maxReceiveCount": 5})
-            .to_string();
-    let url = sqs
-        .client()
-        .create_queue()
-        .queue_name(name)
-        .attributes(QueueAttributeName::RedrivePolicy, redrive)
-        .attributes(QueueAttributeName::VisibilityTimeout, "30")
-        .send()
-        .await?
-        .queue_url
-        .context("queue url")?;
-    Ok(Mapping {
-        queue_arn: arn_of(url.clone()).await?,
-        queue_url: url,
-        batch_size: 10,
-        visibility: Duration::from_secs(30),
-    })
-}
-
+/// Creates the template's resources in moto under a unique prefix, and the steps' context
+/// from the template's environment, as the local runner does.
 pub(crate) async fn pipeline(
     db: &TestDb,
     llm: Option<Arc<dyn LlmClient>>,
 ) -> anyhow::Result<Pipeline> {
     let sdk = sdk().await?;
-    let sqs = SqsQueue::new(&sdk);
-    let mut mappings = Vec::new();
-    for step in steps() {
-        mappings.push((step, create_queue(&sqs, &unique(&step.name())).await?));
-    }
-    let url = |wanted: Step| {
-        mappings
-            .iter()
-            .find(|(s, _)| *s == wanted)
-            .map(|(_, m)| m.queue_url.clone())
-            .unwrap_or_default()
-    };
-    let bucket = unique("artifacts");
-    S3BlobStore::new(&sdk, &bucket)
-        .client()
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await?;
-    let table = unique("connections");
-    create_connections_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await?;
-    let asl = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../infra/statemachine/run.asl.json"
-    ))?
-    .replace("${PlanQueueUrl}", &url(Step::Plan))
-    .replace("${ExecuteQueueUrl}", &url(Step::Execute))
-    .replace("${CompileQueueUrl}", &url(Step::Compile))
-    .replace("${NotifyQueueUrl}", &url(Step::Notify));
-    let sfn = SfnStateMachine::new(&sdk);
-    let state_machine = sfn
-        .client()
-        .create_state_machine()
-        .name(unique("run-lifecycle"))
-        .definition(asl)
-        .role_arn("arn:aws:iam::123456789012:role/autocrew-states")
-        .send()
-        .await?
-        .state_machine_arn;
-    let agent_queues = AgentQueues::new(
-        AgentKind::WORKERS
-            .iter()
-            .map(|&a| (a, url(Step::Agent(a))))
-            .collect(),
-    );
-    let settings = StepSettings {
-        artifact_bucket: bucket,
-        connections_table: table.clone(),
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let template = Template::parse(&std::fs::read_to_string(root.join("template.yaml"))?)?;
+    let outside = Outside {
+        region: REGION.into(),
+        parameters: HashMap::from([
+            ("Stage".into(), "dev".into()),
+            ("LogLevel".into(), "info".into()),
+            // The steps get the test's own pool; the URL is only resolved, never used.
+            (
+                "DatabaseUrl".into(),
+                std::env::var("DATABASE_URL").unwrap_or_default(),
+            ),
+        ]),
         // Nobody subscribes in these tests, so nothing is pushed.
         websocket_callback_url: "http://127.0.0.1:9".into(),
-        agent_queues,
-        model: OFFLINE_MODEL.into(),
     };
+    let done = provision(&template, &sdk, &unique("t"), root, &outside).await?;
+    let env = environment(&template, &done, &outside)?;
+    let mut mappings = Vec::new();
+    for function in template.functions()? {
+        for trigger in &function.triggers {
+            if let Trigger::Sqs {
+                queue, batch_size, ..
+            } = trigger
+            {
+                let step = Step::from_name(&function.binary).context("a step binary")?;
+                let (url, arn, _) = done.queues[queue].clone();
+                mappings.push((
+                    step,
+                    Mapping {
+                        queue_url: url,
+                        queue_arn: arn,
+                        batch_size: *batch_size,
+                        visibility: Duration::from_secs(30),
+                    },
+                ));
+            }
+        }
+    }
+    let settings = StepSettings::from_env(&env)?;
+    let connections_table = settings.connections_table.clone();
     let mut ctx = StepContext::assemble(db.pool.clone(), &sdk, settings);
     if let Some(llm) = llm {
         ctx.llm = llm;
     }
+    let state_machine = env["STATE_MACHINE_ARN"].clone();
     Ok(Pipeline {
         ctx,
-        sqs,
-        sfn,
+        sqs: SqsQueue::new(&sdk),
+        sfn: SfnStateMachine::new(&sdk),
         mappings,
         state_machine,
-        connections_table: table,
+        connections_table,
     })
 }
 
