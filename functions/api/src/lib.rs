@@ -36,6 +36,11 @@ impl Route {
         Route::ListEvents,
     ];
 
+    /// The route a binary serves (`api-get-run` → `GetRun`).
+    pub fn from_name(binary: &str) -> Option<Route> {
+        Route::ALL.into_iter().find(|r| r.name() == binary)
+    }
+
     /// The function's name, as in `template.yaml` and the binaries.
     pub fn name(self) -> &'static str {
         match self {

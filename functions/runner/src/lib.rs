@@ -1,7 +1,12 @@
-//! The local runner's parts. It plays the pieces of AWS that moto cannot: Lambda's SQS event
-//! source mappings (this module's `mapping`), and, as they land, the HTTP and WebSocket
-//! API Gateway and the schedules.
+//! The local runner. It plays the pieces of AWS that moto cannot: it reads `template.yaml`,
+//! creates the declared queues, bucket, table and state machine in moto, hosts every
+//! function in one process, acts as Lambda's SQS event source mappings, and serves the HTTP
+//! and WebSocket API Gateway, including the `@connections` management API.
 
+pub mod gateway;
+pub mod host;
 pub mod mapping;
 pub mod provision;
 pub mod template;
+
+pub use host::{Options, Running, start};

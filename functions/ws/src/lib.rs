@@ -31,6 +31,11 @@ pub enum WsRoute {
 impl WsRoute {
     pub const ALL: [WsRoute; 3] = [WsRoute::Connect, WsRoute::Disconnect, WsRoute::Default];
 
+    /// The route a binary serves (`ws-connect` → `Connect`).
+    pub fn from_name(binary: &str) -> Option<WsRoute> {
+        WsRoute::ALL.into_iter().find(|r| r.name() == binary)
+    }
+
     /// The function's name, as in `template.yaml` and the binaries.
     pub fn name(self) -> &'static str {
         match self {

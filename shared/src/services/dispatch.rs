@@ -82,38 +82,37 @@ impl Dispatcher {
         }
     }
 
-    /// Claims what the run can start now and sends each task to its agent's queue,
-    /// emitting `task_queued`. A task whose send fails goes back to `ready`.
+    /// Claims what the run can start now and sends each task to its agent's queue. Each
+    /// task's `task_queued` event is appended before its message is sent, so the log never
+    /// shows a task started before it was queued. A task whose send fails goes back to
+    /// `ready` (the next dispatch of the run sends it again), as do the tasks after it.
     pub async fn dispatch(&self, run: RunId) -> Result<Vec<Task>, DispatchError> {
         let claimed = self.tasks.claim_ready(run).await?;
         let mut sent = Vec::with_capacity(claimed.len());
-        let mut failure = None;
-        for task in claimed {
-            if failure.is_some() {
-                self.tasks.unclaim(task.id).await?;
-                continue;
-            }
-            match self.send(&task).await {
-                Ok(()) => sent.push(task),
-                Err(e) => {
-                    self.tasks.unclaim(task.id).await?;
-                    failure = Some(e);
-                }
-            }
-        }
-        for task in &sent {
+        let mut pending = claimed.into_iter();
+        while let Some(task) = pending.next() {
             let payload = json!({
                 "task_id": task.id, "key": task.key, "agent": task.agent,
                 "title": task.title, "priority": task.priority
             });
-            self.notifier
+            let outcome = match self
+                .notifier
                 .emit(task.project_id, Some(run), EventKind::TaskQueued, payload)
-                .await?;
+                .await
+            {
+                Ok(_) => self.send(&task).await,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = outcome {
+                self.tasks.unclaim(task.id).await?;
+                for rest in pending {
+                    self.tasks.unclaim(rest.id).await?;
+                }
+                return Err(e);
+            }
+            sent.push(task);
         }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(sent),
-        }
+        Ok(sent)
     }
 
     async fn send(&self, task: &Task) -> Result<(), DispatchError> {

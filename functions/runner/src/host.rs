@@ -1,0 +1,230 @@
+//! Starts the local runner: provisions the template in the emulator, builds every
+//! function's state once, serves the gateway and runs the SQS event source mappings.
+
+use crate::gateway::{Gateway, router};
+use crate::mapping::{Mapping, poll_once};
+use crate::provision::{Outside, ProvisionError, environment, provision};
+use crate::template::{Template, TemplateError, Trigger};
+use autocrew_api::state::ApiSettings;
+use autocrew_api::{ApiState, Route};
+use autocrew_shared::adapters::aws::{self, SqsQueue};
+use autocrew_shared::adapters::postgres;
+use autocrew_shared::config::{AwsConfig, ConfigError, DatabaseConfig, Env};
+use autocrew_steps::{Step, StepContext, StepSettings, handle_batch};
+use autocrew_ws::{WsRoute, WsState};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How to start.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The project folder holding `template.yaml`.
+    pub root: PathBuf,
+    /// Prefix of every resource name in the emulator.
+    pub prefix: String,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Concurrent consumers per queue (Lambda scales out; two is enough locally).
+    pub pollers_per_queue: usize,
+}
+
+/// Why the runner could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    #[error("function {function} uses binary {binary}, which the runner cannot host")]
+    UnknownBinary { function: String, binary: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A started runner; `stop` ends its pollers and server.
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Variables from two sources: the function environment resolved from the template, then
+/// the process's own (database and AWS endpoint).
+struct Layered<'a> {
+    resolved: HashMap<String, String>,
+    process: &'a dyn Env,
+}
+
+impl Env for Layered<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.resolved
+            .get(name)
+            .cloned()
+            .filter(|v| !v.is_empty())
+            .or_else(|| self.process.get(name))
+    }
+}
+
+pub async fn start(options: Options, process: &dyn Env) -> Result<Running, StartError> {
+    let text = std::fs::read_to_string(options.root.join("template.yaml"))?;
+    let template = Template::parse(&text)?;
+    let aws_config = AwsConfig::from_env(process)?;
+    let sdk = aws::sdk_config(&aws_config).await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
+    let addr = listener.local_addr()?;
+    let database = DatabaseConfig::from_env(process)?;
+    let outside = Outside {
+        region: aws_config.region.clone(),
+        parameters: HashMap::from([
+            ("Stage".to_owned(), "local".to_owned()),
+            (
+                "LogLevel".to_owned(),
+                process.get("RUST_LOG").unwrap_or_else(|| "info".into()),
+            ),
+            ("DatabaseUrl".to_owned(), database.url.expose().clone()),
+        ]),
+        websocket_callback_url: format!("http://{addr}"),
+    };
+    let done = provision(&template, &sdk, &options.prefix, &options.root, &outside).await?;
+    let env = Layered {
+        resolved: environment(&template, &done, &outside)?,
+        process,
+    };
+    let pool = postgres::connect(&DatabaseConfig::from_env(&env)?)?;
+    let steps = Arc::new(StepContext::assemble(
+        pool.clone(),
+        &sdk,
+        StepSettings::from_env(&env)?,
+    ));
+    let api = ApiState::assemble(pool.clone(), &sdk, ApiSettings::from_env(&env)?);
+    let settings = ApiSettings::from_env(&env)?;
+    let ws = WsState::assemble(
+        pool,
+        &sdk,
+        &settings.connections_table,
+        &settings.websocket_callback_url,
+    );
+
+    let (shutdown, watch_shutdown) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut http_routes = Vec::new();
+    let queue = Arc::new(SqsQueue::new(&sdk));
+    for function in template.functions()? {
+        let unknown = || StartError::UnknownBinary {
+            function: function.logical_id.clone(),
+            binary: function.binary.clone(),
+        };
+        for trigger in &function.triggers {
+            match trigger {
+                Trigger::Http { method, path } => {
+                    http_routes.push((
+                        method.clone(),
+                        path.clone(),
+                        Route::from_name(&function.binary).ok_or_else(unknown)?,
+                    ));
+                }
+                Trigger::WebSocket { .. } => {
+                    WsRoute::from_name(&function.binary).ok_or_else(unknown)?;
+                }
+                Trigger::Sqs {
+                    queue: queue_id,
+                    batch_size,
+                    ..
+                } => {
+                    let step = Step::from_name(&function.binary).ok_or_else(unknown)?;
+                    let (url, arn, _) = done.queues.get(queue_id).cloned().ok_or_else(unknown)?;
+                    let visibility = template
+                        .queues()?
+                        .iter()
+                        .find(|q| &q.logical_id == queue_id)
+                        .map(|q| q.visibility_timeout)
+                        .unwrap_or(30);
+                    let mapping = Mapping {
+                        queue_url: url,
+                        queue_arn: arn,
+                        batch_size: *batch_size,
+                        visibility: Duration::from_secs(visibility.into()),
+                    };
+                    for _ in 0..options.pollers_per_queue.max(1) {
+                        tasks.push(tokio::spawn(poll_forever(
+                            queue.clone(),
+                            mapping.clone(),
+                            aws_config.region.clone(),
+                            steps.clone(),
+                            step,
+                            watch_shutdown.clone(),
+                        )));
+                    }
+                }
+                Trigger::Schedule { expression } => {
+                    tracing::warn!(function = %function.logical_id, expression, "schedules are not hosted by the runner yet");
+                }
+            }
+        }
+    }
+    let app = router(Gateway::new(api, ws), http_routes);
+    let mut stop_server = watch_shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        let serve = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stopped(&mut stop_server).await });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "the gateway stopped");
+        }
+    }));
+    Ok(Running {
+        addr,
+        shutdown,
+        tasks,
+    })
+}
+
+/// One event source mapping consumer: long-polls its queue until shutdown.
+async fn poll_forever(
+    queue: Arc<SqsQueue>,
+    mapping: Mapping,
+    region: String,
+    steps: Arc<StepContext>,
+    step: Step,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let poll = poll_once(
+            queue.as_ref(),
+            &mapping,
+            &region,
+            Duration::from_secs(1),
+            |event| handle_batch(&steps, step, event),
+        );
+        tokio::select! {
+            result = poll => {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, step = %step.name(), "polling failed; retrying in a second");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            _ = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Resolves once shutdown is signalled (or its sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not Send: drop it before returning.
+    let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
+}
