@@ -1,0 +1,352 @@
+//! `autocrew run "<command>"`: signs up, creates a project, follows its live stream, posts
+//! the command, shows each task's progress as it happens, then prints the finished run.
+
+use crate::client::{Client, Stream, sign_up};
+use anyhow::{Context, bail};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+/// What a finished run looked like from the client's side.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub run_id: String,
+    pub project_id: String,
+    pub succeeded: bool,
+    /// Every event received on the WebSocket, in the order delivered.
+    pub events: Vec<Value>,
+    /// `GET /runs/{id}` at the end.
+    pub run: Value,
+    pub wall: Duration,
+}
+
+/// One line per task: a progress bar on a terminal, plain lines otherwise.
+struct Progress {
+    bars: MultiProgress,
+    tasks: HashMap<String, ProgressBar>,
+    plain: bool,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Self {
+        let plain = !quiet && !std::io::stderr().is_terminal();
+        let target = if quiet || plain {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        Progress {
+            bars: MultiProgress::with_draw_target(target),
+            tasks: HashMap::new(),
+            plain,
+        }
+    }
+
+    fn say(&self, line: String) {
+        if self.plain {
+            eprintln!("{line}");
+        } else {
+            let _ = self.bars.println(line);
+        }
+    }
+
+    fn task(&mut self, key: &str, agent: &str, status: &str, detail: &str) {
+        let style = ProgressStyle::with_template("{spinner} {prefix:<24} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let bar = self.tasks.entry(key.to_owned()).or_insert_with(|| {
+            let bar = self.bars.add(ProgressBar::new_spinner());
+            bar.set_style(style);
+            bar.set_prefix(format!("{key} [{agent}]"));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        bar.set_message(format!("{status} {detail}"));
+        if matches!(status, "completed" | "failed" | "blocked") {
+            bar.finish();
+        }
+        if self.plain {
+            eprintln!("  {key:<16} {agent:<10} {status} {detail}");
+        }
+    }
+}
+
+fn money(micro: i64) -> String {
+    format!("${}.{:06}", micro / 1_000_000, micro % 1_000_000)
+}
+
+/// Runs `command` against the API at `base` and follows it to its end.
+pub async fn run(
+    base: &str,
+    command: &str,
+    quiet: bool,
+    timeout: Duration,
+) -> anyhow::Result<RunReport> {
+    let started = Instant::now();
+    let email = format!(
+        "cli-{}@autocrew.local",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let client = sign_up(base, &email).await?;
+    let name: String = command.chars().take(60).collect();
+    let project = client
+        .post("/projects", json!({"name": name}), "create a project")
+        .await?;
+    let project_id = project["id"].as_str().context("no project id")?.to_owned();
+    let mut stream = client.follow(&project_id, 0).await?;
+    let accepted = client
+        .post(
+            &format!("/projects/{project_id}/commands"),
+            json!({"command": command}),
+            "post the command",
+        )
+        .await?;
+    let run_id = accepted["run_id"].as_str().context("no run id")?.to_owned();
+    let mut progress = Progress::new(quiet);
+    progress.say(format!("run {run_id} accepted: {command}"));
+    let mut events = Vec::new();
+    let deadline = Instant::now() + timeout;
+    let succeeded = loop {
+        let Some(event) = next_event(&client, &project_id, &mut stream, deadline).await? else {
+            bail!("the live stream closed before the run ended");
+        };
+        events.push(event.clone());
+        if event["run_id"].as_str() != Some(run_id.as_str()) {
+            continue;
+        }
+        if let Some(done) = show(&mut progress, &event) {
+            break done;
+        }
+    };
+    let run = client
+        .get(&format!("/runs/{run_id}"), "read the run")
+        .await?;
+    Ok(RunReport {
+        run_id,
+        project_id,
+        succeeded,
+        events,
+        run,
+        wall: started.elapsed(),
+    })
+}
+
+/// The next event: from the socket, or, when a gap stays open for two seconds, from the
+/// HTTP log.
+async fn next_event(
+    client: &Client,
+    project: &str,
+    stream: &mut Stream,
+    deadline: Instant,
+) -> anyhow::Result<Option<Value>> {
+    loop {
+        if Instant::now() > deadline {
+            bail!("the run did not end in time");
+        }
+        match tokio::time::timeout(Duration::from_secs(2), stream.next()).await {
+            Ok(result) => return result,
+            Err(_) => {
+                let after = stream.next_seq() - 1;
+                let page = client
+                    .get(
+                        &format!("/projects/{project}/events?after={after}&limit=500"),
+                        "read the event log",
+                    )
+                    .await?;
+                for event in page["events"].as_array().into_iter().flatten() {
+                    stream.offer(event.clone());
+                }
+                if let Some(event) = stream.ready() {
+                    return Ok(Some(event));
+                }
+            }
+        }
+    }
+}
+
+/// Shows one event; `Some(succeeded)` when the run ended.
+fn show(progress: &mut Progress, event: &Value) -> Option<bool> {
+    let p = &event["payload"];
+    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    let cost = format!(
+        "tokens {}/{} cost {}",
+        p["tokens"]["input"],
+        p["tokens"]["output"],
+        money(p["cost_micro_usd"].as_i64().unwrap_or(0))
+    );
+    match event["kind"].as_str().unwrap_or("") {
+        "run_planned" => {
+            let tasks = p["tasks"].as_array().cloned().unwrap_or_default();
+            progress.say(format!(
+                "plan for {}: {} tasks",
+                text(&p["product"]),
+                tasks.len()
+            ));
+            for task in &tasks {
+                let deps: Vec<String> = task["depends_on"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| text(d))
+                    .collect();
+                let after = if deps.is_empty() {
+                    String::new()
+                } else {
+                    format!("after {}", deps.join(", "))
+                };
+                progress.task(
+                    &text(&task["key"]),
+                    &text(&task["agent"]),
+                    "pending",
+                    &after,
+                );
+            }
+        }
+        "task_queued" => progress.task(&text(&p["key"]), &text(&p["agent"]), "queued", ""),
+        "task_started" => progress.task(
+            &text(&p["key"]),
+            &text(&p["agent"]),
+            "running",
+            &format!("attempt {}", p["attempt"]),
+        ),
+        "task_completed" => progress.task(
+            &text(&p["key"]),
+            &text(&p["agent"]),
+            "completed",
+            &format!("in {} ms, {cost}", p["duration_ms"]),
+        ),
+        "task_failed" => progress.task(
+            &text(&p["key"]),
+            &text(&p["agent"]),
+            "failed",
+            &text(&p["error"]),
+        ),
+        "task_blocked" => progress.say(format!(
+            "blocked by {}: {}",
+            text(&p["blocked_by"]),
+            p["task_id"]
+        )),
+        "run_completed" => {
+            progress.say(format!(
+                "run completed: {}/{} tasks, {cost}",
+                p["completed_tasks"], p["tasks"]
+            ));
+            return Some(true);
+        }
+        "run_failed" => {
+            progress.say(format!("run failed: {}", text(&p["error"])));
+            return Some(false);
+        }
+        _ => {}
+    }
+    None
+}
+
+/// The finished run as a person reads it.
+pub fn summary(report: &RunReport) -> String {
+    let mut out = Vec::new();
+    let run = &report.run["run"];
+    out.push(format!(
+        "\nRun {} {} in {:.1} s",
+        report.run_id,
+        run["status"].as_str().unwrap_or("?"),
+        report.wall.as_secs_f64()
+    ));
+    out.push(format!(
+        "Command: {}",
+        run["command"].as_str().unwrap_or("")
+    ));
+    out.push("\nTasks:".into());
+    for task in report.run["tasks"].as_array().into_iter().flatten() {
+        let duration = match (task["started_at"].as_str(), task["completed_at"].as_str()) {
+            (Some(a), Some(b)) => match (
+                a.parse::<chrono::DateTime<chrono::Utc>>(),
+                b.parse::<chrono::DateTime<chrono::Utc>>(),
+            ) {
+                (Ok(a), Ok(b)) => format!("{} ms", (b - a).num_milliseconds()),
+                _ => "-".into(),
+            },
+            _ => "-".into(),
+        };
+        out.push(format!(
+            "  {:<16} {:<10} {:<10} {:>8}  {}",
+            task["key"].as_str().unwrap_or(""),
+            task["agent"].as_str().unwrap_or(""),
+            task["status"].as_str().unwrap_or(""),
+            duration,
+            task["title"].as_str().unwrap_or("")
+        ));
+    }
+    out.push("\nArtifacts:".into());
+    for artifact in report.run["artifacts"].as_array().into_iter().flatten() {
+        out.push(format!(
+            "  {} ({} bytes)\n    {}",
+            artifact["key"].as_str().unwrap_or(""),
+            artifact["size_bytes"],
+            artifact["url"].as_str().unwrap_or("")
+        ));
+    }
+    let totals = &report.run["totals"];
+    out.push(format!(
+        "\nLLM calls: {}  tokens in/out: {}/{}  cost: {}",
+        totals["calls"],
+        totals["usage"]["input"],
+        totals["usage"]["output"],
+        money(totals["cost"].as_i64().unwrap_or(0))
+    ));
+    out.join("\n")
+}
+
+/// Where the time went, from the events' own timestamps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timings {
+    /// From `run_created` (the command accepted) to the first `task_started`.
+    pub first_task_ms: i64,
+    /// Per task, from the moment it could start (its last dependency completed, or the
+    /// plan stored for a first task) to its `task_started`: the orchestration's own cost.
+    pub overhead_median_ms: i64,
+    pub overhead_max_ms: i64,
+}
+
+fn at(event: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    event["created_at"].as_str()?.parse().ok()
+}
+
+pub fn timings(report: &RunReport) -> Option<Timings> {
+    let of_kind = |kind: &'static str| report.events.iter().filter(move |e| e["kind"] == kind);
+    let created = of_kind("run_created").find_map(at)?;
+    let planned_event = of_kind("run_planned").next()?;
+    let planned = at(planned_event)?;
+    let started: HashMap<String, chrono::DateTime<chrono::Utc>> = of_kind("task_started")
+        .filter_map(|e| Some((e["payload"]["key"].as_str()?.to_owned(), at(e)?)))
+        .collect();
+    let completed: HashMap<String, chrono::DateTime<chrono::Utc>> = of_kind("task_completed")
+        .filter_map(|e| Some((e["payload"]["key"].as_str()?.to_owned(), at(e)?)))
+        .collect();
+    let first_task_ms = (*started.values().min()? - created).num_milliseconds();
+    let mut overheads: Vec<i64> = Vec::new();
+    for task in planned_event["payload"]["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let key = task["key"].as_str().unwrap_or("");
+        let ready = task["depends_on"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| completed.get(d.as_str()?).copied())
+            .max()
+            .unwrap_or(planned);
+        if let Some(start) = started.get(key) {
+            overheads.push((*start - ready).num_milliseconds());
+        }
+    }
+    overheads.sort_unstable();
+    Some(Timings {
+        first_task_ms,
+        overhead_median_ms: *overheads.get(overheads.len() / 2)?,
+        overhead_max_ms: *overheads.last()?,
+    })
+}
