@@ -43,6 +43,22 @@ impl TestDb {
         Ok(db)
     }
 
+    /// The database's connection URL (for code that reads `DATABASE_URL`).
+    pub fn url(&self) -> String {
+        let host = match self.admin.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            _ => "127.0.0.1".to_owned(),
+        };
+        let port = self.admin.get_ports().first().copied().unwrap_or(5432);
+        let user = self.admin.get_user().unwrap_or("postgres");
+        let password = self
+            .admin
+            .get_password()
+            .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+            .unwrap_or_default();
+        format!("postgres://{user}{password}@{host}:{port}/{}", self.name)
+    }
+
     /// A fresh, empty database.
     pub async fn empty() -> anyhow::Result<TestDb> {
         let admin = DatabaseConfig::from_env(&ProcessEnv)

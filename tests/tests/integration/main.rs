@@ -4,6 +4,7 @@
 
 mod api;
 mod aws;
+mod end_to_end;
 mod pipeline;
 mod push;
 mod ready_set;
