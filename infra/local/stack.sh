@@ -6,8 +6,10 @@
 #   stack.sh up        install if needed, start, apply migrations, write .local/stack.env
 #   stack.sh down      stop what `up` started, by PID
 #   stack.sh status    say what runs and where
-#   stack.sh test      up, run the whole test suite, down (the README's test command)
-#   stack.sh demo      up, report the stack healthy, down
+#   stack.sh test      up, lint the template, run the whole test suite, down (the README's
+#                      test command)
+#   stack.sh demo      up, start the local runner, run "$DEMO_COMMAND" live with the CLI, down
+#   stack.sh lint      cfn-lint and sam validate --lint on template.yaml
 #
 # With DATABASE_URL set, no Postgres is started and that database is used instead.
 set -euo pipefail
@@ -22,6 +24,10 @@ pg_user=autocrew
 env_file="$local_dir/stack.env"
 moto_pid_file="$local_dir/moto.pid"
 moto_log="$local_dir/moto.log"
+runner_pid_file="$local_dir/runner.pid"
+runner_log="$local_dir/runner.log"
+sam_venv="$local_dir/sam-venv"
+demo_command=${DEMO_COMMAND:-"Build a recipe app for keto dieters"}
 python=${PYTHON:-python3}
 
 say() { printf '[stack] %s\n' "$*" >&2; }
@@ -217,7 +223,33 @@ up() {
   say "stack up in $((SECONDS - t0)) s (Postgres, moto, migrations); environment in .local/stack.env"
 }
 
+# The local runner hosts every function of template.yaml; it serves on a free port.
+start_runner() {
+  local port i
+  port=$(free_port)
+  runner_url="http://127.0.0.1:$port"
+  "$(target_dir)/debug/autocrew-local" --port "$port" --root "$root" >"$runner_log" 2>&1 &
+  echo $! >"$runner_pid_file"
+  for i in $(seq 1 150); do
+    if http GET "$runner_url/health" /dev/null 2>/dev/null; then
+      say "runner up at $runner_url (pid $(cat "$runner_pid_file")), log in .local/runner.log"
+      return
+    fi
+    kill -0 "$(cat "$runner_pid_file")" 2>/dev/null || { tail -5 "$runner_log" >&2; die "the runner exited: see $runner_log"; }
+    sleep 0.2
+  done
+  die "the runner did not answer on $runner_url within 30 s: see $runner_log"
+}
+
+stop_runner() {
+  if [ -f "$runner_pid_file" ] && kill -0 "$(cat "$runner_pid_file")" 2>/dev/null; then
+    kill "$(cat "$runner_pid_file")" && say "stopped the runner (pid $(cat "$runner_pid_file"))"
+  fi
+  rm -f "$runner_pid_file"
+}
+
 down() {
+  stop_runner
   if moto_running; then
     kill "$(cat "$moto_pid_file")" && say "stopped moto (pid $(cat "$moto_pid_file"))"
   fi
@@ -247,8 +279,32 @@ with_stack() {
   "$@"
 }
 
-health() {
+demo() {
   autocrew health
+  start_runner
+  local t0=$SECONDS
+  autocrew run "$demo_command" --api "$runner_url"
+  say "demo finished in $((SECONDS - t0)) s"
+}
+
+install_sam() {
+  local stamp
+  stamp=$(sha256sum <"$root/infra/local/requirements-sam.txt" | cut -c1-16)
+  if [ "$(cat "$sam_venv/.autocrew-ready" 2>/dev/null)" = "$stamp" ]; then return; fi
+  say "installing aws-sam-cli and cfn-lint into .local/sam-venv (first run only)"
+  mkdir -p "$local_dir"
+  "$python" -m venv "$sam_venv"
+  "$sam_venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/infra/local/requirements-sam.txt" \
+    || die "pip could not install infra/local/requirements-sam.txt"
+  echo "$stamp" >"$sam_venv/.autocrew-ready"
+}
+
+lint() {
+  install_sam
+  (cd "$root" && "$sam_venv/bin/cfn-lint" template.yaml) || die "cfn-lint found problems in template.yaml"
+  (cd "$root" && SAM_CLI_TELEMETRY=0 "$sam_venv/bin/sam" validate --lint --region us-east-1 --template-file template.yaml >/dev/null) \
+    || die "sam validate --lint found problems in template.yaml"
+  say "template.yaml: cfn-lint and sam validate --lint pass"
 }
 
 # Runs every test and closes with one line that totals them across all test binaries.
@@ -266,7 +322,8 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  test) with_stack run_tests ;;
-  demo) with_stack health ;;
-  *) die "usage: stack.sh up|down|status|test|demo" ;;
+  test) lint; with_stack run_tests ;;
+  demo) with_stack demo ;;
+  lint) lint ;;
+  *) die "usage: stack.sh up|down|status|test|demo|lint" ;;
 esac
