@@ -1,8 +1,7 @@
 //! Everything a route uses, built once per process.
 
-use autocrew_shared::adapters::aws::{
-    self, ApiGatewayPush, DynamoConnectionRegistry, S3BlobStore, SfnStateMachine,
-};
+use autocrew_shared::adapters;
+use autocrew_shared::adapters::aws::{self, S3BlobStore, SfnStateMachine};
 use autocrew_shared::adapters::postgres::{
     self, PgArtifactStore, PgEventLog, PgLedger, PgProjectStore, PgRunStore, PgTaskStore,
     PgTokenStore, Pool,
@@ -69,14 +68,11 @@ impl ApiState {
     pub fn assemble(pool: Pool, sdk: &SdkConfig, settings: ApiSettings) -> Self {
         let events: Arc<dyn EventLog> = Arc::new(PgEventLog::new(pool.clone()));
         let ledger: Arc<dyn Ledger> = Arc::new(PgLedger::new(pool.clone()));
-        let notifier = Notifier::new(
-            events.clone(),
-            ledger.clone(),
-            Arc::new(DynamoConnectionRegistry::new(
-                sdk,
-                settings.connections_table,
-            )),
-            Arc::new(ApiGatewayPush::new(sdk, &settings.websocket_callback_url)),
+        let notifier = adapters::notifier(
+            &pool,
+            sdk,
+            &settings.connections_table,
+            &settings.websocket_callback_url,
         );
         ApiState {
             projects: Arc::new(PgProjectStore::new(pool.clone())),

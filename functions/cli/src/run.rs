@@ -188,7 +188,7 @@ fn show(progress: &mut Progress, event: &Value) -> Option<bool> {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|d| text(d))
+                    .map(text)
                     .collect();
                 let after = if deps.is_empty() {
                     String::new()

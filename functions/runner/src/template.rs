@@ -78,6 +78,18 @@ pub struct Template {
     global_runtime: Option<String>,
 }
 
+/// A mapping's string-keyed entries, values unresolved.
+fn string_map(value: &Value) -> BTreeMap<String, Value> {
+    value
+        .as_mapping()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn str_of<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value.get(key).and_then(Value::as_str)
 }
@@ -95,12 +107,7 @@ impl Template {
             .and_then(|g| g.get("Function"))
             .and_then(|f| f.get("Environment"))
             .and_then(|e| e.get("Variables"))
-            .and_then(Value::as_mapping)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone())))
-                    .collect()
-            })
+            .map(string_map)
             .unwrap_or_default();
         let global_runtime = root
             .get("Globals")
@@ -175,12 +182,7 @@ impl Template {
                     .to_owned();
                 let substitutions = props
                     .get("DefinitionSubstitutions")
-                    .and_then(Value::as_mapping)
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone())))
-                            .collect()
-                    })
+                    .map(string_map)
                     .unwrap_or_default();
                 Ok(StateMachineSpec {
                     logical_id: id,

@@ -2,11 +2,11 @@
 //! became ready is dispatched. Delivery is at least once: a task that is not queued any
 //! more (a duplicate message) is acknowledged and ignored.
 
-use crate::callback::{call_llm, retry, settle};
+use crate::callback::{call_llm, settle, store_artifact};
 use crate::{RecordError, StepContext, backoff};
 use autocrew_shared::crew::{AgentOutput, AgentTaskContext, agents};
-use autocrew_shared::domain::records::{Artifact, Attribution, Run, Task};
-use autocrew_shared::domain::{AgentKind, ArtifactId, EventKind};
+use autocrew_shared::domain::records::{Attribution, Run, Task};
+use autocrew_shared::domain::{AgentKind, EventKind};
 use autocrew_shared::ports::Failure;
 use autocrew_shared::services::TaskMessage;
 use serde_json::json;
@@ -131,31 +131,18 @@ async fn finish(
             run.project_id, run.id, task.key, file.path
         );
         let content_type = agents::content_type(&file.path);
-        let stored = ctx
-            .blobs
-            .put(&key, file.content.into_bytes(), content_type)
-            .await
-            .map_err(retry)?;
-        ctx.artifacts
-            .record(&Artifact {
-                id: ArtifactId::new(),
-                project_id: run.project_id,
-                run_id: Some(run.id),
-                task_id: Some(task.id),
-                bucket: stored.bucket.clone(),
-                key: stored.key.clone(),
-                content_type: content_type.to_owned(),
-                size_bytes: stored.size_bytes,
-                checksum_sha256: stored.checksum_sha256.clone(),
-            })
-            .await?;
-        ctx.notifier
-            .emit(run.project_id, Some(run.id), EventKind::ArtifactStored, json!({
-                "task_id": task.id, "key": task.key, "object_key": stored.key, "size_bytes": stored.size_bytes,
-                "checksum_sha256": stored.checksum_sha256, "content_type": content_type
-            }))
-            .await?;
-        keys.push(stored.key);
+        let source = Some((task.id, task.key.as_str()));
+        keys.push(
+            store_artifact(
+                ctx,
+                run,
+                source,
+                &key,
+                file.content.into_bytes(),
+                content_type,
+            )
+            .await?,
+        );
     }
     let result = json!({"summary": output.summary, "artifacts": keys});
     let completion = ctx.tasks.complete(task.id, &result).await?;

@@ -1,8 +1,10 @@
 //! The execute step and the answers to the state machine's task tokens.
 
 use crate::{RecordError, StepContext};
-use autocrew_shared::domain::records::{Attribution, LlmCall};
-use autocrew_shared::domain::{LlmCallOutcome, MicroUsd, RunId, TaskStatus};
+use autocrew_shared::domain::records::{Artifact, Attribution, LlmCall, Run};
+use autocrew_shared::domain::{
+    ArtifactId, EventKind, LlmCallOutcome, MicroUsd, RunId, TaskId, TaskStatus,
+};
 use autocrew_shared::ports::llm::{LlmError, LlmRequest, LlmResponse};
 use autocrew_shared::ports::{StateMachineError, StoreError};
 use autocrew_shared::services::{CallbackMessage, DispatchError};
@@ -123,4 +125,48 @@ pub(crate) async fn settle(ctx: &StepContext, run: RunId) -> Result<(), RecordEr
                 .await,
         )
     }
+}
+
+/// Puts `bytes` in the artifact bucket, records the artifact (size and sha-256 as
+/// written) and emits `artifact_stored`. `source` is the task that produced it, if any.
+pub(crate) async fn store_artifact(
+    ctx: &StepContext,
+    run: &Run,
+    source: Option<(TaskId, &str)>,
+    key: &str,
+    bytes: Vec<u8>,
+    content_type: &str,
+) -> Result<String, RecordError> {
+    let stored = ctx
+        .blobs
+        .put(key, bytes, content_type)
+        .await
+        .map_err(retry)?;
+    ctx.artifacts
+        .record(&Artifact {
+            id: ArtifactId::new(),
+            project_id: run.project_id,
+            run_id: Some(run.id),
+            task_id: source.map(|(id, _)| id),
+            bucket: stored.bucket.clone(),
+            key: stored.key.clone(),
+            content_type: content_type.to_owned(),
+            size_bytes: stored.size_bytes,
+            checksum_sha256: stored.checksum_sha256.clone(),
+        })
+        .await?;
+    let payload = json!({
+        "task_id": source.map(|(id, _)| id), "key": source.map(|(_, key)| key).unwrap_or("summary"),
+        "object_key": stored.key, "size_bytes": stored.size_bytes,
+        "checksum_sha256": stored.checksum_sha256, "content_type": content_type
+    });
+    ctx.notifier
+        .emit(
+            run.project_id,
+            Some(run.id),
+            EventKind::ArtifactStored,
+            payload,
+        )
+        .await?;
+    Ok(stored.key)
 }

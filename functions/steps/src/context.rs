@@ -1,11 +1,10 @@
 //! Everything a step uses, built once per process.
 
-use autocrew_shared::adapters::aws::{
-    self, ApiGatewayPush, DynamoConnectionRegistry, S3BlobStore, SfnStateMachine, SqsQueue,
-};
+use autocrew_shared::adapters;
+use autocrew_shared::adapters::aws::{self, S3BlobStore, SfnStateMachine, SqsQueue};
 use autocrew_shared::adapters::llm::{OFFLINE_MODEL, OfflineLlm};
 use autocrew_shared::adapters::postgres::{
-    self, PgArtifactStore, PgEventLog, PgLedger, PgRunStore, PgTaskStore, Pool,
+    self, PgArtifactStore, PgLedger, PgRunStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, optional, required,
@@ -79,14 +78,11 @@ impl StepContext {
         let ledger: Arc<dyn Ledger> = Arc::new(PgLedger::new(pool.clone()));
         let tasks: Arc<dyn TaskStore> = Arc::new(PgTaskStore::new(pool.clone()));
         let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(sdk));
-        let notifier = Notifier::new(
-            Arc::new(PgEventLog::new(pool.clone())),
-            ledger.clone(),
-            Arc::new(DynamoConnectionRegistry::new(
-                sdk,
-                settings.connections_table,
-            )),
-            Arc::new(ApiGatewayPush::new(sdk, &settings.websocket_callback_url)),
+        let notifier = adapters::notifier(
+            &pool,
+            sdk,
+            &settings.connections_table,
+            &settings.websocket_callback_url,
         );
         StepContext {
             runs: Arc::new(PgRunStore::new(pool.clone())),

@@ -1,9 +1,8 @@
 //! The compile and notify steps: the run's summary, then its end.
 
-use crate::callback::{answered, retry};
+use crate::callback::{answered, store_artifact};
 use crate::{RecordError, StepContext};
-use autocrew_shared::domain::records::Artifact;
-use autocrew_shared::domain::{ArtifactId, EventKind, RunStatus, TaskStatus};
+use autocrew_shared::domain::{EventKind, RunStatus, TaskStatus};
 use autocrew_shared::ports::StoreError;
 use autocrew_shared::services::{CallbackMessage, RunOutcome};
 use serde_json::json;
@@ -36,31 +35,15 @@ pub(crate) async fn compile(
         "completed_tasks": tasks.iter().filter(|t| t.status == TaskStatus::Completed).count(),
     });
     let key = format!("projects/{}/runs/{}/summary.json", run.project_id, run.id);
-    let content_type = "application/json";
-    let stored = ctx
-        .blobs
-        .put(&key, summary.to_string().into_bytes(), content_type)
-        .await
-        .map_err(retry)?;
-    ctx.artifacts
-        .record(&Artifact {
-            id: ArtifactId::new(),
-            project_id: run.project_id,
-            run_id: Some(run.id),
-            task_id: None,
-            bucket: stored.bucket.clone(),
-            key: stored.key.clone(),
-            content_type: content_type.into(),
-            size_bytes: stored.size_bytes,
-            checksum_sha256: stored.checksum_sha256.clone(),
-        })
-        .await?;
-    ctx.notifier
-        .emit(run.project_id, Some(run.id), EventKind::ArtifactStored, json!({
-            "task_id": null, "key": "summary", "object_key": stored.key, "size_bytes": stored.size_bytes,
-            "checksum_sha256": stored.checksum_sha256, "content_type": content_type
-        }))
-        .await?;
+    store_artifact(
+        ctx,
+        &run,
+        None,
+        &key,
+        summary.to_string().into_bytes(),
+        "application/json",
+    )
+    .await?;
     answered(
         ctx.state_machine
             .task_success(

@@ -4,10 +4,9 @@
 //! `{"action": "subscribe", "project_id": "...", "after_seq": N}`: it follows the project
 //! and replays every event after `N`, so a client that reconnects misses nothing.
 
-use autocrew_shared::adapters::aws::{self, ApiGatewayPush, DynamoConnectionRegistry};
-use autocrew_shared::adapters::postgres::{
-    self, PgEventLog, PgLedger, PgProjectStore, PgTokenStore, Pool,
-};
+use autocrew_shared::adapters;
+use autocrew_shared::adapters::aws::{self, DynamoConnectionRegistry};
+use autocrew_shared::adapters::postgres::{self, PgEventLog, PgProjectStore, PgTokenStore, Pool};
 use autocrew_shared::config::{AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, required};
 use autocrew_shared::domain::ProjectId;
 use autocrew_shared::ports::{
@@ -91,12 +90,7 @@ impl WsState {
         let registry: Arc<dyn ConnectionRegistry> =
             Arc::new(DynamoConnectionRegistry::new(sdk, connections_table));
         let events: Arc<dyn EventLog> = Arc::new(PgEventLog::new(pool.clone()));
-        let notifier = Notifier::new(
-            events.clone(),
-            Arc::new(PgLedger::new(pool.clone())),
-            registry.clone(),
-            Arc::new(ApiGatewayPush::new(sdk, callback_url)),
-        );
+        let notifier = adapters::notifier(&pool, sdk, connections_table, callback_url);
         WsState {
             registry,
             tokens: Arc::new(PgTokenStore::new(pool.clone())),

@@ -4,3 +4,22 @@
 pub mod aws;
 pub mod llm;
 pub mod postgres;
+
+use crate::services::Notifier;
+use std::sync::Arc;
+
+/// The notifier every function uses: the event log and ledger in Postgres, the connection
+/// registry in DynamoDB (`table`), pushes through `@connections` at `callback_url`.
+pub fn notifier(
+    pool: &postgres::Pool,
+    sdk: &aws_config::SdkConfig,
+    table: &str,
+    callback_url: &str,
+) -> Notifier {
+    Notifier::new(
+        Arc::new(postgres::PgEventLog::new(pool.clone())),
+        Arc::new(postgres::PgLedger::new(pool.clone())),
+        Arc::new(aws::DynamoConnectionRegistry::new(sdk, table)),
+        Arc::new(aws::ApiGatewayPush::new(sdk, callback_url)),
+    )
+}
