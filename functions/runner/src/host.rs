@@ -4,6 +4,7 @@
 use crate::gateway::{Gateway, router};
 use crate::mapping::{Mapping, poll_once};
 use crate::provision::{Outside, ProvisionError, environment, provision};
+use crate::schedule::{parse_rate, scheduled_event};
 use crate::template::{Template, TemplateError, Trigger};
 use autocrew_api::state::ApiSettings;
 use autocrew_api::{ApiState, Route};
@@ -11,6 +12,7 @@ use autocrew_shared::adapters::aws::{self, SqsQueue};
 use autocrew_shared::adapters::postgres;
 use autocrew_shared::config::{AwsConfig, ConfigError, DatabaseConfig, Env};
 use autocrew_steps::{Step, StepContext, StepSettings, handle_batch};
+use autocrew_sweep::SweepState;
 use autocrew_ws::{WsRoute, WsState};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -44,6 +46,13 @@ pub enum StartError {
     Provision(#[from] ProvisionError),
     #[error("function {function} uses binary {binary}, which the runner cannot host")]
     UnknownBinary { function: String, binary: String },
+    #[error(
+        "function {function} has schedule {expression:?}: the runner fires rate(...) schedules only"
+    )]
+    Schedule {
+        function: String,
+        expression: String,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -114,6 +123,7 @@ pub async fn start(options: Options, process: &dyn Env) -> Result<Running, Start
     ));
     let api = ApiState::assemble(pool.clone(), &sdk, ApiSettings::from_env(&env)?);
     let settings = ApiSettings::from_env(&env)?;
+    let sweep = Arc::new(SweepState::from_source(&env).await?);
     let ws = WsState::assemble(
         pool,
         &sdk,
@@ -173,7 +183,21 @@ pub async fn start(options: Options, process: &dyn Env) -> Result<Running, Start
                     }
                 }
                 Trigger::Schedule { expression } => {
-                    tracing::warn!(function = %function.logical_id, expression, "schedules are not hosted by the runner yet");
+                    if function.binary != autocrew_sweep::FUNCTION_NAME {
+                        return Err(unknown());
+                    }
+                    let period = parse_rate(expression).ok_or_else(|| StartError::Schedule {
+                        function: function.logical_id.clone(),
+                        expression: expression.clone(),
+                    })?;
+                    let rule = format!("{}-{}", options.prefix, function.logical_id);
+                    tasks.push(tokio::spawn(fire_forever(
+                        sweep.clone(),
+                        rule,
+                        aws_config.region.clone(),
+                        period,
+                        watch_shutdown.clone(),
+                    )));
                 }
             }
         }
@@ -192,6 +216,29 @@ pub async fn start(options: Options, process: &dyn Env) -> Result<Running, Start
         shutdown,
         tasks,
     })
+}
+
+/// One schedule: fires its function once per period until shutdown.
+async fn fire_forever(
+    sweep: Arc<SweepState>,
+    rule: String,
+    region: String,
+    period: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                let Some(event) = scheduled_event(&rule, &region) else { continue };
+                match autocrew_sweep::handle(&sweep, event).await {
+                    Ok(report) => tracing::info!(rule, ?report, "scheduled sweep done"),
+                    Err(e) => tracing::error!(rule, error = %e, "scheduled sweep failed"),
+                }
+            }
+            _ = stopped(&mut shutdown) => return,
+        }
+    }
 }
 
 /// One event source mapping consumer: long-polls its queue until shutdown.

@@ -58,7 +58,10 @@ fn every_step_and_route_is_declared_once() {
         before,
         workspace_binaries()
             .iter()
-            .filter(|b| b.starts_with("api-") || b.starts_with("step-") || b.starts_with("ws-"))
+            .filter(|b| b.starts_with("api-")
+                || b.starts_with("step-")
+                || b.starts_with("ws-")
+                || b.starts_with("schedule-"))
             .count()
     );
 }

@@ -24,4 +24,6 @@ pub trait IdempotencyStore: Send + Sync {
         key: &str,
         result: &serde_json::Value,
     ) -> Result<(), StoreError>;
+    /// Forgets completed keys claimed more than `days` ago; returns how many.
+    async fn prune_completed(&self, days: u32) -> Result<u64, StoreError>;
 }

@@ -1,6 +1,7 @@
 //! Ports: the capabilities handlers depend on, named by what they do. Adapters in
 //! `crate::adapters` implement them; handlers take the narrowest one they need.
 
+pub mod approvals;
 pub mod auth;
 pub mod blob;
 pub mod events;
@@ -12,6 +13,7 @@ pub mod realtime;
 pub mod state_machine;
 pub mod store;
 
+pub use approvals::{ApprovalStore, ExpiredApproval};
 pub use auth::TokenStore;
 pub use blob::{BlobError, BlobStore, StoredBlob};
 pub use events::EventLog;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 const NOW: Duration = Duration::ZERO;
 
-async fn create_queue(
+pub(crate) async fn create_queue(
     sqs: &SqsQueue,
     name: &str,
     attributes: &[(QueueAttributeName, String)],
@@ -197,7 +197,10 @@ async fn dynamodb_registers_a_connection_once_and_finds_it_by_project() -> anyho
 }
 
 /// A one-step machine that sends its task token to `queue_url` and waits for the callback.
-async fn callback_machine(sfn: &SfnStateMachine, queue_url: &str) -> anyhow::Result<String> {
+pub(crate) async fn callback_machine(
+    sfn: &SfnStateMachine,
+    queue_url: &str,
+) -> anyhow::Result<String> {
     let definition = json!({
         "StartAt": "Work",
         "States": {
@@ -226,7 +229,7 @@ async fn callback_machine(sfn: &SfnStateMachine, queue_url: &str) -> anyhow::Res
 }
 
 /// Polls until the execution leaves RUNNING, for at most 30 s.
-async fn wait_for_end(
+pub(crate) async fn wait_for_end(
     sfn: &SfnStateMachine,
     arn: &str,
 ) -> anyhow::Result<(ExecutionStatus, Option<serde_json::Value>)> {
@@ -245,7 +248,10 @@ async fn wait_for_end(
 }
 
 /// Receives the step's message and returns its task token and input.
-async fn take_token(sqs: &SqsQueue, url: &str) -> anyhow::Result<(String, serde_json::Value)> {
+pub(crate) async fn take_token(
+    sqs: &SqsQueue,
+    url: &str,
+) -> anyhow::Result<(String, serde_json::Value)> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(message) = sqs

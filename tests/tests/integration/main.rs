@@ -11,4 +11,5 @@ mod ready_set;
 mod schema;
 mod steps_events;
 mod stores;
+mod sweep;
 mod websocket;

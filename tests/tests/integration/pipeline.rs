@@ -4,7 +4,7 @@
 use anyhow::Context;
 use async_trait::async_trait;
 use autocrew_runner::mapping::{Mapping, poll_once};
-use autocrew_runner::provision::{Outside, environment, provision};
+use autocrew_runner::provision::{Outside, Provisioned, environment, provision};
 use autocrew_runner::template::{Template, Trigger};
 use autocrew_shared::adapters::aws::{SfnStateMachine, SqsQueue};
 use autocrew_shared::adapters::postgres::{PgEventLog, PgRunStore};
@@ -31,6 +31,8 @@ pub(crate) struct Pipeline {
     pub(crate) mappings: Vec<(Step, Mapping)>,
     pub(crate) state_machine: String,
     pub(crate) connections_table: String,
+    /// What was created in moto, by logical id.
+    pub(crate) provisioned: Provisioned,
 }
 
 /// Creates the template's resources in moto under a unique prefix, and the steps' context
@@ -93,6 +95,7 @@ pub(crate) async fn pipeline(
         mappings,
         state_machine,
         connections_table,
+        provisioned: done,
     })
 }
 
@@ -328,5 +331,49 @@ async fn an_unreadable_message_is_reported_as_a_batch_item_failure() -> anyhow::
         1,
         "the unreadable record is reported, not swallowed"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unreadable_message_lands_in_the_dead_letter_queue_after_the_redrive_limit()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let p = pipeline(&db, None).await?;
+    let (_, plan) = p
+        .mappings
+        .iter()
+        .find(|(s, _)| *s == Step::Plan)
+        .context("plan queue")?;
+    // Visibility 0: a failed record is visible again at once, instead of after the queue's
+    // timeout, so the test controls time rather than sleeping through it.
+    let plan = Mapping {
+        visibility: Duration::ZERO,
+        batch_size: 1,
+        ..plan.clone()
+    };
+    p.sqs
+        .send(&plan.queue_url, "this is not a step message")
+        .await?;
+
+    let mut deliveries = 0;
+    for _ in 0..10 {
+        deliveries += poll_once(&p.sqs, &plan, REGION, Duration::from_millis(200), |event| {
+            handle_batch(&p.ctx, Step::Plan, event)
+        })
+        .await?;
+    }
+
+    assert_eq!(deliveries, 5, "maxReceiveCount in template.yaml is 5");
+    let (dlq_url, _, _) = p
+        .provisioned
+        .queues
+        .get("PlanDeadLetterQueue")
+        .context("the plan DLQ")?;
+    let dead = p
+        .sqs
+        .receive(dlq_url, 10, Duration::from_secs(1), Duration::from_secs(30))
+        .await?;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, "this is not a step message");
     Ok(())
 }

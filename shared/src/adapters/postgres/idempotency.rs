@@ -65,4 +65,16 @@ impl IdempotencyStore for PgIdempotencyStore {
         }
         Ok(())
     }
+
+    async fn prune_completed(&self, days: u32) -> Result<u64, StoreError> {
+        let client = self.pool.get().await?;
+        let days = i32::try_from(days).unwrap_or(i32::MAX);
+        Ok(client
+            .execute(
+                "DELETE FROM idempotency_keys
+                 WHERE completed_at IS NOT NULL AND created_at < now() - make_interval(days => $1)",
+                &[&days],
+            )
+            .await?)
+    }
 }

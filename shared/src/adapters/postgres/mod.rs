@@ -1,5 +1,6 @@
 //! Postgres adapters (tokio-postgres behind a deadpool pool).
 
+mod approvals;
 mod artifacts;
 mod events;
 mod idempotency;
@@ -12,6 +13,7 @@ mod runs;
 mod tasks;
 mod tokens;
 
+pub use approvals::PgApprovalStore;
 pub use artifacts::PgArtifactStore;
 pub use events::PgEventLog;
 pub use idempotency::PgIdempotencyStore;

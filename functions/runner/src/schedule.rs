@@ -1,0 +1,69 @@
+//! EventBridge schedules, played locally: `rate(...)` expressions fire their function with
+//! the scheduled event EventBridge sends, once per period, the first after one period.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use serde_json::json;
+use std::time::Duration;
+
+/// The period of `rate(N unit)`; `None` for anything else (cron expressions fire only on
+/// AWS).
+pub fn parse_rate(expression: &str) -> Option<Duration> {
+    let inner = expression.trim().strip_prefix("rate(")?.strip_suffix(')')?;
+    let (count, unit) = inner.trim().split_once(' ')?;
+    let count: u64 = count.parse().ok().filter(|n| *n > 0)?;
+    let seconds = match unit.trim() {
+        "minute" if count == 1 => 60,
+        "minutes" if count > 1 => 60,
+        "hour" if count == 1 => 3600,
+        "hours" if count > 1 => 3600,
+        "day" if count == 1 => 86_400,
+        "days" if count > 1 => 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(count * seconds))
+}
+
+/// The event EventBridge delivers for a scheduled rule.
+pub fn scheduled_event(rule: &str, region: &str) -> Option<EventBridgeEvent> {
+    serde_json::from_value(json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "region": region,
+        "resources": [format!("arn:aws:events:{region}:123456789012:rule/{rule}")],
+        "detail": {}
+    }))
+    .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_as_eventbridge_reads_them() {
+        assert_eq!(
+            parse_rate("rate(5 minutes)"),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(parse_rate("rate(1 hour)"), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            parse_rate("rate(2 days)"),
+            Some(Duration::from_secs(172_800))
+        );
+        // EventBridge insists on the singular for 1 and the plural otherwise.
+        assert_eq!(parse_rate("rate(1 minutes)"), None);
+        assert_eq!(parse_rate("rate(0 minutes)"), None);
+        assert_eq!(parse_rate("cron(0 8 * * ? *)"), None);
+    }
+
+    #[test]
+    fn the_scheduled_event_has_eventbridges_shape() {
+        let event = scheduled_event("autocrew-sweep", "us-east-1").unwrap();
+        assert_eq!(event.detail_type, "Scheduled Event");
+        assert_eq!(event.source, "aws.events");
+    }
+}
