@@ -210,6 +210,12 @@ fn show(progress: &mut Progress, event: &Value) -> Option<bool> {
             "running",
             &format!("attempt {}", p["attempt"]),
         ),
+        "task_progress" => progress.task(
+            &text(&p["key"]),
+            &text(&p["agent"]),
+            "running",
+            &format!("model answered, storing {} file(s)", p["files"]),
+        ),
         "task_completed" => progress.task(
             &text(&p["key"]),
             &text(&p["agent"]),

@@ -124,6 +124,18 @@ async fn finish(
     output: AgentOutput,
     started: Instant,
 ) -> Result<(), RecordError> {
+    let progress = json!({
+        "task_id": task.id, "key": task.key, "agent": task.agent,
+        "stage": "model_answered", "files": output.files.len()
+    });
+    ctx.notifier
+        .emit(
+            run.project_id,
+            Some(run.id),
+            EventKind::TaskProgress,
+            progress,
+        )
+        .await?;
     let mut keys = Vec::with_capacity(output.files.len());
     for file in output.files {
         let key = format!(

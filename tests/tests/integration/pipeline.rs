@@ -211,6 +211,7 @@ async fn a_command_becomes_a_completed_run_through_the_state_machine_and_the_que
     assert_eq!(count(EventKind::RunPlanned), 1);
     assert_eq!(count(EventKind::TaskStarted), tasks.len());
     assert_eq!(count(EventKind::TaskCompleted), tasks.len());
+    assert_eq!(count(EventKind::TaskProgress), tasks.len());
     assert_eq!(events.last().map(|e| e.kind), Some(EventKind::RunCompleted));
     assert!(
         events
