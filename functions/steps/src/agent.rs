@@ -25,6 +25,18 @@ pub(crate) async fn handle(
         )));
     }
     let Some(attempt) = ctx.tasks.start_attempt(task.id).await? else {
+        // Redelivered while `running`: if the attempt outlived the function's timeout, it
+        // died without recording an outcome; count it as a failed attempt so the task
+        // runs again (or fails), instead of waiting forever.
+        if ctx
+            .tasks
+            .running_longer_than(task.id, ctx.attempt_timeout)
+            .await?
+        {
+            let run = ctx.runs.run(task.run_id).await?;
+            let error = "the previous attempt stopped without recording an outcome";
+            return fail(ctx, &run, &task, task.attempts, error, true).await;
+        }
         tracing::info!(task = %task.id, status = %task.status, "duplicate delivery ignored");
         return Ok(());
     };

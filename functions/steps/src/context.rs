@@ -26,6 +26,9 @@ pub struct StepSettings {
     pub websocket_callback_url: String,
     pub agent_queues: AgentQueues,
     pub model: String,
+    /// An attempt older than this died without an outcome (`AGENT_ATTEMPT_TIMEOUT_SECS`,
+    /// default 300: longer than the agent functions' 120 s timeout).
+    pub attempt_timeout: Duration,
 }
 
 impl StepSettings {
@@ -36,6 +39,15 @@ impl StepSettings {
             websocket_callback_url: required(env, "WEBSOCKET_CALLBACK_URL")?,
             agent_queues: AgentQueues::from_env(env)?,
             model: optional(env, "LLM_MODEL").unwrap_or_else(|| OFFLINE_MODEL.to_owned()),
+            attempt_timeout: Duration::from_secs(
+                match optional(env, "AGENT_ATTEMPT_TIMEOUT_SECS") {
+                    None => 300,
+                    Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                        name: "AGENT_ATTEMPT_TIMEOUT_SECS",
+                        reason: format!("must be a whole number of seconds, got {v:?}"),
+                    })?,
+                },
+            ),
         })
     }
 }
@@ -57,6 +69,7 @@ pub struct StepContext {
     pub notifier: Notifier,
     pub dispatcher: Dispatcher,
     pub plan_limits: PlanLimits,
+    pub attempt_timeout: Duration,
 }
 
 impl StepContext {
@@ -99,6 +112,7 @@ impl StepContext {
             dispatcher: Dispatcher::new(tasks, queue, settings.agent_queues, notifier.clone()),
             notifier,
             plan_limits: PlanLimits::default(),
+            attempt_timeout: settings.attempt_timeout,
         }
     }
 

@@ -103,6 +103,13 @@ pub trait TaskStore: Send + Sync {
     /// `queued` → `running` and opens the next attempt. `None` when the task is not queued:
     /// a duplicate delivery, to be acknowledged and ignored.
     async fn start_attempt(&self, task: TaskId) -> Result<Option<Attempt>, StoreError>;
+    /// Whether the task is `running` on an attempt that started more than `age` ago: past
+    /// the function's timeout, that attempt died without recording an outcome.
+    async fn running_longer_than(
+        &self,
+        task: TaskId,
+        age: std::time::Duration,
+    ) -> Result<bool, StoreError>;
     /// `running` → `completed`, releasing dependants in the same transaction.
     async fn complete(
         &self,

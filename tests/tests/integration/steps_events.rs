@@ -56,3 +56,83 @@ fn every_step_has_a_sample_event_that_parses() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `events/sqs-step-developer.json` for this run and task.
+fn developer_event(
+    run: &str,
+    task: &str,
+) -> anyhow::Result<aws_lambda_events::event::sqs::SqsEvent> {
+    let text = std::fs::read_to_string(format!(
+        "{}/../events/sqs-step-developer.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))?
+    .replace("0b9e5d3c-7a41-4f2e-8c6d-1e2f3a4b5c6d", run)
+    .replace("9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a", task);
+    Ok(serde_json::from_str(&text)?)
+}
+
+#[tokio::test]
+async fn an_attempt_that_outlived_the_function_timeout_is_failed_and_the_task_runs_again()
+-> anyhow::Result<()> {
+    use autocrew_shared::domain::{PlanLimits, TaskGraph, TaskStatus};
+    use autocrew_shared::ports::{RunStore, TaskStore};
+    let db = TestDb::migrated().await?;
+    let p = pipeline(&db, None).await?;
+    let seeded = autocrew_tests::seed(&db, 4).await?;
+    let graph = TaskGraph::build(
+        &[autocrew_tests::planned("app_skeleton", "developer", &[])],
+        PlanLimits::default(),
+    )?;
+    let task = p
+        .ctx
+        .tasks
+        .insert_graph(&seeded.run, &graph)
+        .await?
+        .remove(0);
+    // No real execution waits in this test: answering this token fails quietly.
+    p.ctx
+        .runs
+        .set_execute_token(seeded.run.id, "no-execution-waits-on-this-token")
+        .await?;
+    p.ctx.tasks.claim_ready(seeded.run.id).await?;
+    p.ctx.tasks.start_attempt(task.id).await?;
+    let event = || developer_event(&seeded.run.id.to_string(), &task.id.to_string());
+
+    let young_duplicate = handle_batch(&p.ctx, Step::Agent(AgentKind::Developer), event()?).await;
+    let client = db.pool.get().await?;
+    client
+        .execute("UPDATE task_attempts SET started_at = now() - interval '10 minutes' WHERE task_id = $1", &[&task.id.0])
+        .await?;
+    let after_timeout = handle_batch(&p.ctx, Step::Agent(AgentKind::Developer), event()?).await;
+    let redelivered = handle_batch(&p.ctx, Step::Agent(AgentKind::Developer), event()?).await;
+
+    assert!(
+        young_duplicate.batch_item_failures.is_empty(),
+        "a duplicate of a live attempt is acknowledged"
+    );
+    assert_eq!(
+        after_timeout.batch_item_failures.len(),
+        1,
+        "the dead attempt is failed and the message retried"
+    );
+    assert!(
+        redelivered.batch_item_failures.is_empty(),
+        "{:?}",
+        redelivered.batch_item_failures
+    );
+    let done = p.ctx.tasks.task(task.id).await?;
+    assert_eq!((done.status, done.attempts), (TaskStatus::Completed, 2));
+    let first_error: Option<String> = client
+        .query_one(
+            "SELECT error FROM task_attempts WHERE task_id = $1 AND attempt_no = 1",
+            &[&task.id.0],
+        )
+        .await?
+        .get(0);
+    assert!(
+        first_error
+            .unwrap_or_default()
+            .contains("without recording an outcome")
+    );
+    Ok(())
+}

@@ -323,6 +323,27 @@ impl TaskStore for PgTaskStore {
         }))
     }
 
+    async fn running_longer_than(
+        &self,
+        task: TaskId,
+        age: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let seconds = age.as_secs_f64();
+        let row = client
+            .query_opt(
+                "SELECT a.started_at < now() - make_interval(secs => $3)
+                 FROM tasks t JOIN task_attempts a ON a.task_id = t.id AND a.attempt_no = t.attempts
+                 WHERE t.id = $1 AND t.status = $2",
+                &[&task.0, &TaskStatus::Running, &seconds],
+            )
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<_, bool>(0))
+            .transpose()?
+            .unwrap_or(false))
+    }
+
     async fn complete(
         &self,
         task: TaskId,
