@@ -75,7 +75,6 @@ fn developer_event(
 async fn an_attempt_that_outlived_the_function_timeout_is_failed_and_the_task_runs_again()
 -> anyhow::Result<()> {
     use autocrew_shared::domain::{PlanLimits, TaskGraph, TaskStatus};
-    use autocrew_shared::ports::{RunStore, TaskStore};
     let db = TestDb::migrated().await?;
     let p = pipeline(&db, None).await?;
     let seeded = autocrew_tests::seed(&db, 4).await?;
