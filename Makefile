@@ -1,6 +1,6 @@
 # The two commands of the README, and the stack's own verbs. Everything is in
 # infra/local/stack.sh; this file only names it.
-.PHONY: demo test up down status
+.PHONY: demo test up down status lint
 
 demo:  ## set up, start the local stack, run the main job, stop what was started
 	bash infra/local/stack.sh demo
@@ -16,3 +16,6 @@ down:
 
 status:
 	bash infra/local/stack.sh status
+
+lint:  ## cfn-lint and sam validate --lint on template.yaml
+	bash infra/local/stack.sh lint

@@ -154,12 +154,18 @@ pub async fn post_command(state: &ApiState, request: &Request) -> Result<Respons
     {
         Ok(arn) => state.runs.set_execution_arn(run.id, &arn).await?,
         Err(e) => {
+            let error = "the run's state machine could not be started";
             state
                 .runs
-                .set_status(
-                    run.id,
-                    RunStatus::Failed,
-                    Some("the run's state machine could not be started"),
+                .set_status(run.id, RunStatus::Failed, Some(error))
+                .await?;
+            state
+                .notifier
+                .emit(
+                    project.id,
+                    Some(run.id),
+                    EventKind::RunFailed,
+                    json!({"error": error}),
                 )
                 .await?;
             return Err(e.into());

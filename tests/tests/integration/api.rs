@@ -219,3 +219,45 @@ async fn requests_without_a_valid_token_or_for_others_projects_are_refused() -> 
     assert_eq!(duplicate, 409, "ana@example.com is taken");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_run_whose_execution_cannot_start_fails_with_an_opaque_500() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let (mut state, _) = api(&db).await?;
+    state.state_machine_arn =
+        "arn:aws:states:us-east-1:123456789012:stateMachine:does-not-exist".into();
+    let token = user(&state, "cy@example.com").await?;
+    let project = project(&state, &token).await?;
+    let swaps = [
+        (SAMPLE_TOKEN, token.as_str()),
+        (SAMPLE_PROJECT, project.as_str()),
+    ];
+
+    let (status, body) = call(
+        &state,
+        Route::PostCommand,
+        event("apigw-post-command.json", &swaps)?,
+    )
+    .await?;
+    let (_, events) = call(
+        &state,
+        Route::ListEvents,
+        event("apigw-list-events.json", &swaps)?,
+    )
+    .await?;
+
+    assert_eq!(status, 500);
+    assert_eq!(
+        body,
+        serde_json::json!({"error": "internal error"}),
+        "a 5xx says nothing about the cause"
+    );
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["run_created", "run_failed"]);
+    Ok(())
+}
