@@ -2,6 +2,8 @@
 //! SDK clients pointed at the local stack. Run the suite with `make test`, which starts
 //! the stack and exports its environment.
 
+pub mod replay;
+
 use anyhow::Context;
 use autocrew_shared::adapters::{aws, postgres};
 use autocrew_shared::config::{AwsConfig, DatabaseConfig, ProcessEnv};

@@ -117,9 +117,10 @@ pub struct Attribution {
     pub agent: AgentKind,
 }
 
-/// Token counts as the provider reported them.
+/// Token counts as the provider reported them, split by how each is billed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenUsage {
+    /// Input tokens billed at the base rate: cache reads and writes are not included.
     pub input: u32,
     pub output: u32,
     pub cache_write: u32,

@@ -1,0 +1,376 @@
+//! OpenAI Chat Completions, and any OpenAI-compatible server (Ollama, vLLM, llama.cpp) by
+//! base URL. The wire types stay in this module; the rest of the code sees the neutral
+//! `LlmRequest` / `LlmResponse`.
+
+use crate::config::Secret;
+use crate::domain::records::TokenUsage;
+use crate::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse, Role, StopReason};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// A Chat Completions endpoint.
+#[derive(Clone)]
+pub struct OpenAiClient {
+    http: reqwest::Client,
+    /// Everything before `/chat/completions`, e.g. `https://api.openai.com/v1`.
+    base_url: String,
+    api_key: Option<Secret<String>>,
+    /// The name written to the ledger: `openai`, or the compatible server's name.
+    provider: String,
+    /// OpenAI itself takes `max_completion_tokens`; compatible servers take `max_tokens`.
+    official: bool,
+}
+
+impl OpenAiClient {
+    /// OpenAI's own API.
+    pub fn openai(
+        base_url: &str,
+        api_key: Secret<String>,
+        timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
+        Self::build("openai", base_url, Some(api_key), timeout, true)
+    }
+
+    /// An OpenAI-compatible server; many need no key.
+    pub fn compatible(
+        provider: &str,
+        base_url: &str,
+        api_key: Option<Secret<String>>,
+        timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
+        Self::build(provider, base_url, api_key, timeout, false)
+    }
+
+    fn build(
+        provider: &str,
+        base_url: &str,
+        api_key: Option<Secret<String>>,
+        timeout: Duration,
+        official: bool,
+    ) -> Result<Self, reqwest::Error> {
+        Ok(OpenAiClient {
+            http: reqwest::Client::builder().timeout(timeout).build()?,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            api_key,
+            provider: provider.to_owned(),
+            official,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct WireRequest<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<Value>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Default)]
+struct WireMessage {
+    role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<WireToolCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+struct WireToolCall {
+    id: String,
+    #[serde(rename = "type", default = "function_type")]
+    kind: String,
+    function: WireFunction,
+}
+
+fn function_type() -> String {
+    "function".into()
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+struct WireFunction {
+    name: String,
+    /// A JSON document, as a string.
+    arguments: String,
+}
+
+#[derive(Deserialize)]
+struct WireResponse {
+    #[serde(default)]
+    model: Option<String>,
+    choices: Vec<WireChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct WireChoice {
+    message: WireMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: u32,
+    #[serde(default)]
+    completion_tokens: u32,
+    #[serde(default)]
+    prompt_tokens_details: Option<WirePromptDetails>,
+}
+
+#[derive(Deserialize)]
+struct WirePromptDetails {
+    #[serde(default)]
+    cached_tokens: u32,
+}
+
+/// The neutral conversation as Chat Completions messages: the system prompt first, tool
+/// results as `tool` messages, tool calls on the assistant message.
+fn wire_messages(request: &LlmRequest) -> Vec<WireMessage> {
+    let mut messages = Vec::new();
+    if !request.system.is_empty() {
+        messages.push(WireMessage {
+            role: "system".into(),
+            content: Some(request.system.clone()),
+            ..Default::default()
+        });
+    }
+    for message in &request.messages {
+        let mut text = Vec::new();
+        let mut calls = Vec::new();
+        for block in &message.content {
+            match block {
+                Content::Text { text: t } => text.push(t.clone()),
+                Content::ToolUse { id, name, input } => calls.push(WireToolCall {
+                    id: id.clone(),
+                    kind: function_type(),
+                    function: WireFunction {
+                        name: name.clone(),
+                        arguments: input.to_string(),
+                    },
+                }),
+                Content::ToolResult {
+                    tool_use_id,
+                    content,
+                    is_error,
+                } => messages.push(WireMessage {
+                    role: "tool".into(),
+                    content: Some(if *is_error {
+                        format!("error: {content}")
+                    } else {
+                        content.clone()
+                    }),
+                    tool_call_id: Some(tool_use_id.clone()),
+                    ..Default::default()
+                }),
+            }
+        }
+        if text.is_empty() && calls.is_empty() {
+            continue;
+        }
+        let role = match message.role {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        };
+        messages.push(WireMessage {
+            role: role.into(),
+            content: (!text.is_empty()).then(|| text.join("\n")),
+            tool_calls: calls,
+            tool_call_id: None,
+        });
+    }
+    messages
+}
+
+impl OpenAiClient {
+    fn wire_request<'a>(&self, request: &'a LlmRequest) -> WireRequest<'a> {
+        let tools = request
+            .tools
+            .iter()
+            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.input_schema}}))
+            .collect();
+        let response_format = request.response_schema.as_ref().map(|schema| {
+            let name = schema["title"].as_str().unwrap_or("response").to_owned();
+            json!({"type": "json_schema", "json_schema": {"name": name, "schema": schema}})
+        });
+        WireRequest {
+            model: &request.model,
+            messages: wire_messages(request),
+            tools,
+            max_tokens: (!self.official).then_some(request.max_tokens),
+            max_completion_tokens: self.official.then_some(request.max_tokens),
+            temperature: request.temperature,
+            response_format,
+        }
+    }
+
+    fn error(
+        &self,
+        model: &str,
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        body: &str,
+    ) -> LlmError {
+        let (provider, model) = (self.provider.clone(), model.to_owned());
+        let message = serde_json::from_str::<Value>(body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| body.chars().take(300).collect());
+        match status {
+            429 => LlmError::RateLimited {
+                provider,
+                model,
+                retry_after_secs: retry_after(headers),
+            },
+            500..=599 => LlmError::Unavailable {
+                provider,
+                model,
+                status,
+            },
+            401 | 403 => LlmError::Rejected {
+                provider,
+                model,
+                message: format!("the API key was refused ({status}): {message}"),
+            },
+            _ => LlmError::Rejected {
+                provider,
+                model,
+                message: format!("{status}: {message}"),
+            },
+        }
+    }
+}
+
+/// `retry-after` in seconds (or `retry-after-ms`), when the provider says.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(seconds) = header("retry-after").and_then(|v| v.parse::<f64>().ok()) {
+        return Some(seconds.ceil().max(0.0) as u64);
+    }
+    header("retry-after-ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|ms| ms.div_ceil(1000))
+}
+
+fn stop_reason(finish: Option<&str>) -> StopReason {
+    match finish {
+        Some("stop") => StopReason::EndTurn,
+        Some("tool_calls") | Some("function_call") => StopReason::ToolUse,
+        Some("length") => StopReason::MaxTokens,
+        _ => StopReason::Other,
+    }
+}
+
+#[async_trait]
+impl LlmClient for OpenAiClient {
+    fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        let (provider, model) = (self.provider.clone(), request.model.clone());
+        let mut call = self
+            .http
+            .post(format!("{}/chat/completions", self.base_url))
+            .json(&self.wire_request(request));
+        if let Some(key) = &self.api_key {
+            call = call.bearer_auth(key.expose());
+        }
+        let response = call.send().await.map_err(|e| {
+            if e.is_timeout() {
+                LlmError::Timeout {
+                    provider: provider.clone(),
+                    model: model.clone(),
+                }
+            } else {
+                LlmError::Transport {
+                    provider: provider.clone(),
+                    model: model.clone(),
+                    source: Box::new(e),
+                }
+            }
+        })?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.map_err(|e| {
+            if e.is_timeout() {
+                LlmError::Timeout {
+                    provider: provider.clone(),
+                    model: model.clone(),
+                }
+            } else {
+                LlmError::Transport {
+                    provider: provider.clone(),
+                    model: model.clone(),
+                    source: Box::new(e),
+                }
+            }
+        })?;
+        if !(200..300).contains(&status) {
+            return Err(self.error(&model, status, &headers, &body));
+        }
+        let malformed = |source: Box<dyn std::error::Error + Send + Sync>| LlmError::Malformed {
+            provider: provider.clone(),
+            model: model.clone(),
+            source,
+        };
+        let wire: WireResponse = serde_json::from_str(&body).map_err(|e| malformed(Box::new(e)))?;
+        let choice = wire
+            .choices
+            .into_iter()
+            .next()
+            .ok_or_else(|| malformed("the response has no choices".into()))?;
+        let mut content = Vec::new();
+        if let Some(text) = choice.message.content.filter(|t| !t.is_empty()) {
+            content.push(Content::Text { text });
+        }
+        for call in choice.message.tool_calls {
+            let input = serde_json::from_str(&call.function.arguments)
+                .map_err(|e| malformed(Box::new(e)))?;
+            content.push(Content::ToolUse {
+                id: call.id,
+                name: call.function.name,
+                input,
+            });
+        }
+        let usage = wire
+            .usage
+            .ok_or_else(|| malformed("the response has no usage".into()))?;
+        let cached = usage
+            .prompt_tokens_details
+            .map(|d| d.cached_tokens)
+            .unwrap_or(0);
+        Ok(LlmResponse {
+            provider,
+            model: wire.model.unwrap_or(model),
+            content,
+            stop_reason: stop_reason(choice.finish_reason.as_deref()),
+            usage: TokenUsage {
+                // Prompt tokens include the cached ones; they are billed at the cache rate.
+                input: usage.prompt_tokens.saturating_sub(cached),
+                output: usage.completion_tokens,
+                cache_write: 0,
+                cache_read: cached,
+            },
+        })
+    }
+}

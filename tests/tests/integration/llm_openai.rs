@@ -1,0 +1,207 @@
+//! The OpenAI Chat Completions adapter against recorded responses, checking the request it
+//! sends as well as how it reads the answer.
+
+use autocrew_shared::adapters::llm::OpenAiClient;
+use autocrew_shared::config::Secret;
+use autocrew_shared::domain::records::TokenUsage;
+use autocrew_shared::ports::llm::{
+    Content, LlmClient, LlmError, LlmRequest, Message, Role, StopReason, ToolSpec,
+};
+use autocrew_tests::replay::{Recorded, ReplayServer};
+use serde_json::json;
+use std::time::Duration;
+
+fn request() -> LlmRequest {
+    LlmRequest {
+        model: "gpt-4o".into(),
+        system: "You are a product marketer.".into(),
+        messages: vec![Message::user("Write the landing copy.")],
+        tools: Vec::new(),
+        max_tokens: 1024,
+        temperature: Some(0.4),
+        response_schema: Some(json!({"title": "autocrew_agent_output", "type": "object"})),
+    }
+}
+
+fn client(server: &ReplayServer) -> OpenAiClient {
+    OpenAiClient::openai(
+        &format!("{}/v1", server.url),
+        Secret::new("sk-test-1234".into()),
+        Duration::from_secs(2),
+    )
+    .expect("client")
+}
+
+#[tokio::test]
+async fn a_text_answer_is_read_with_cached_tokens_split_out_and_the_request_is_chat_completions()
+-> anyhow::Result<()> {
+    let server = ReplayServer::start(vec![Recorded::ok("openai-chat-text.json")]).await?;
+
+    let response = client(&server).complete(&request()).await?;
+
+    assert_eq!(response.provider, "openai");
+    assert_eq!(response.model, "gpt-4o-2024-08-06");
+    assert_eq!(response.stop_reason, StopReason::EndTurn);
+    assert!(response.text().contains("Landing copy drafted"));
+    assert_eq!(
+        response.usage,
+        TokenUsage {
+            input: 226,
+            output: 87,
+            cache_write: 0,
+            cache_read: 1024
+        }
+    );
+    let sent = &server.received()[0];
+    assert_eq!(sent.path, "/v1/chat/completions");
+    assert_eq!(sent.headers["authorization"], "Bearer sk-test-1234");
+    assert_eq!(sent.body["model"], "gpt-4o");
+    assert_eq!(
+        sent.body["messages"][0],
+        json!({"role": "system", "content": "You are a product marketer."})
+    );
+    assert_eq!(
+        sent.body["messages"][1],
+        json!({"role": "user", "content": "Write the landing copy."})
+    );
+    assert_eq!(sent.body["max_completion_tokens"], 1024);
+    assert!(
+        sent.body.get("max_tokens").is_none(),
+        "OpenAI itself takes max_completion_tokens"
+    );
+    assert_eq!(sent.body["response_format"]["type"], "json_schema");
+    assert_eq!(
+        sent.body["response_format"]["json_schema"]["name"],
+        "autocrew_agent_output"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn tools_go_out_as_functions_and_tool_calls_come_back_as_tool_use() -> anyhow::Result<()> {
+    let server = ReplayServer::start(vec![Recorded::ok("openai-chat-tool-call.json")]).await?;
+    let mut request = request();
+    request.tools = vec![ToolSpec {
+        name: "write_file".into(),
+        description: "Write a file of the project".into(),
+        input_schema: json!({"type": "object", "properties": {"path": {"type": "string"}, "content": {"type": "string"}}}),
+    }];
+    request.messages.push(Message {
+        role: Role::Assistant,
+        content: vec![Content::ToolUse {
+            id: "call_1".into(),
+            name: "read_file".into(),
+            input: json!({"path": "brand.md"}),
+        }],
+    });
+    request.messages.push(Message {
+        role: Role::User,
+        content: vec![Content::ToolResult {
+            tool_use_id: "call_1".into(),
+            content: "# Brand".into(),
+            is_error: false,
+        }],
+    });
+
+    let response = client(&server).complete(&request).await?;
+
+    assert_eq!(response.stop_reason, StopReason::ToolUse);
+    assert_eq!(
+        response.content,
+        [Content::ToolUse {
+            id: "call_Xk2mP9qR4sT7vW1y".into(),
+            name: "write_file".into(),
+            input: json!({"path": "README.md", "content": "# Keto recipes"})
+        }]
+    );
+    let body = &server.received()[0].body;
+    assert_eq!(body["tools"][0]["type"], "function");
+    assert_eq!(body["tools"][0]["function"]["name"], "write_file");
+    assert_eq!(body["tools"][0]["function"]["parameters"]["type"], "object");
+    assert_eq!(
+        body["messages"][2]["tool_calls"][0]["function"]["arguments"],
+        r#"{"path":"brand.md"}"#
+    );
+    assert_eq!(
+        body["messages"][3],
+        json!({"role": "tool", "content": "# Brand", "tool_call_id": "call_1"})
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_compatible_server_gets_max_tokens_and_no_key() -> anyhow::Result<()> {
+    let server = ReplayServer::start(vec![Recorded::ok("openai-chat-text.json")]).await?;
+    let ollama = OpenAiClient::compatible(
+        "ollama",
+        &format!("{}/v1", server.url),
+        None,
+        Duration::from_secs(2),
+    )?;
+
+    let response = ollama.complete(&request()).await?;
+
+    assert_eq!(response.provider, "ollama");
+    let sent = &server.received()[0];
+    assert_eq!(sent.body["max_tokens"], 1024);
+    assert!(sent.headers.get("authorization").is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn errors_say_what_happened_naming_the_provider_and_model() -> anyhow::Result<()> {
+    let server = ReplayServer::start(vec![
+        Recorded::from_file(429, "openai-error-429.json").with_header("retry-after", "7"),
+        Recorded::from_file(500, "openai-error-500.json"),
+        Recorded::from_file(401, "openai-error-401.json"),
+        Recorded::ok("openai-malformed.json"),
+        Recorded::ok("openai-chat-text.json").delayed(Duration::from_secs(5)),
+    ])
+    .await?;
+    let client = client(&server);
+
+    let rate_limited = client.complete(&request()).await.unwrap_err();
+    let unavailable = client.complete(&request()).await.unwrap_err();
+    let refused = client.complete(&request()).await.unwrap_err();
+    let malformed = client.complete(&request()).await.unwrap_err();
+    let timed_out = client.complete(&request()).await.unwrap_err();
+
+    assert!(
+        matches!(
+            rate_limited,
+            LlmError::RateLimited {
+                retry_after_secs: Some(7),
+                ..
+            }
+        ),
+        "{rate_limited:?}"
+    );
+    assert!(
+        matches!(unavailable, LlmError::Unavailable { status: 500, .. }),
+        "{unavailable:?}"
+    );
+    assert!(
+        matches!(refused, LlmError::Rejected { .. }) && refused.to_string().contains("API key"),
+        "{refused}"
+    );
+    assert!(!refused.is_retryable());
+    assert!(
+        matches!(malformed, LlmError::Malformed { .. }),
+        "{malformed:?}"
+    );
+    assert!(
+        matches!(timed_out, LlmError::Timeout { .. }),
+        "{timed_out:?}"
+    );
+    for error in [
+        &rate_limited,
+        &unavailable,
+        &refused,
+        &malformed,
+        &timed_out,
+    ] {
+        let text = error.to_string();
+        assert!(text.contains("openai") && text.contains("gpt-4o"), "{text}");
+    }
+    Ok(())
+}
