@@ -5,6 +5,7 @@
 mod api;
 mod aws;
 mod end_to_end;
+mod llm_anthropic;
 mod llm_openai;
 mod pipeline;
 mod push;

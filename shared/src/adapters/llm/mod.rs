@@ -1,8 +1,10 @@
 //! LLM providers behind the `LlmClient` port.
 
+mod anthropic;
 mod offline;
 mod offline_files;
 mod openai;
 
+pub use anthropic::{ANTHROPIC_VERSION, AnthropicClient};
 pub use offline::{OFFLINE_MODEL, OFFLINE_PROVIDER, OfflineLlm};
 pub use openai::OpenAiClient;
