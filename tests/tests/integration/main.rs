@@ -6,6 +6,7 @@ mod api;
 mod aws;
 mod end_to_end;
 mod llm_anthropic;
+mod llm_gemini;
 mod llm_openai;
 mod pipeline;
 mod push;

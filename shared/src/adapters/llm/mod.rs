@@ -1,10 +1,12 @@
 //! LLM providers behind the `LlmClient` port.
 
 mod anthropic;
+mod gemini;
 mod offline;
 mod offline_files;
 mod openai;
 
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicClient};
+pub use gemini::GeminiClient;
 pub use offline::{OFFLINE_MODEL, OFFLINE_PROVIDER, OfflineLlm};
 pub use openai::OpenAiClient;

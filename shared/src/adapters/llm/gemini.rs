@@ -1,0 +1,280 @@
+//! Google Gemini `generateContent`: contents and parts, function declarations, and
+//! `usageMetadata`. Structured output asks for `application/json` with the response's JSON
+//! Schema.
+
+use super::openai::retry_after;
+use crate::config::Secret;
+use crate::domain::records::TokenUsage;
+use crate::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse, Role, StopReason};
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const PROVIDER: &str = "gemini";
+
+/// The Gemini API at a base URL (`https://generativelanguage.googleapis.com` online).
+#[derive(Clone)]
+pub struct GeminiClient {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: Secret<String>,
+}
+
+impl GeminiClient {
+    pub fn new(
+        base_url: &str,
+        api_key: Secret<String>,
+        timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
+        Ok(GeminiClient {
+            http: reqwest::Client::builder().timeout(timeout).build()?,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            api_key,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireResponse {
+    #[serde(default)]
+    candidates: Vec<WireCandidate>,
+    usage_metadata: Option<WireUsage>,
+    #[serde(default)]
+    model_version: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireCandidate {
+    content: Option<WireContent>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireContent {
+    #[serde(default)]
+    parts: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireUsage {
+    #[serde(default)]
+    prompt_token_count: u32,
+    #[serde(default)]
+    candidates_token_count: u32,
+    #[serde(default)]
+    cached_content_token_count: u32,
+    /// Thinking tokens are billed as output.
+    #[serde(default)]
+    thoughts_token_count: u32,
+}
+
+/// The conversation as `contents`. A tool result names its function, which Gemini needs:
+/// it is found from the call it answers.
+fn wire_request(request: &LlmRequest) -> Value {
+    let mut call_names: HashMap<&str, &str> = HashMap::new();
+    let mut contents = Vec::new();
+    for message in &request.messages {
+        let role = match message.role {
+            Role::User => "user",
+            Role::Assistant => "model",
+        };
+        let parts: Vec<Value> = message
+            .content
+            .iter()
+            .map(|block| match block {
+                Content::Text { text } => json!({"text": text}),
+                Content::ToolUse { id, name, input } => {
+                    call_names.insert(id, name);
+                    json!({"functionCall": {"name": name, "args": input}})
+                }
+                Content::ToolResult {
+                    tool_use_id,
+                    content,
+                    is_error,
+                } => {
+                    let name = call_names
+                        .get(tool_use_id.as_str())
+                        .copied()
+                        .unwrap_or(tool_use_id.as_str());
+                    let key = if *is_error { "error" } else { "result" };
+                    json!({"functionResponse": {"name": name, "response": {key: content}}})
+                }
+            })
+            .collect();
+        contents.push(json!({"role": role, "parts": parts}));
+    }
+    let mut config = json!({"maxOutputTokens": request.max_tokens});
+    if let Some(temperature) = request.temperature {
+        config["temperature"] = json!(temperature);
+    }
+    if let Some(schema) = &request.response_schema {
+        config["responseMimeType"] = json!("application/json");
+        config["responseJsonSchema"] = schema.clone();
+    }
+    let mut body = json!({"contents": contents, "generationConfig": config});
+    if !request.system.is_empty() {
+        body["systemInstruction"] = json!({"parts": [{"text": request.system}]});
+    }
+    if !request.tools.is_empty() {
+        let declarations: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|t| json!({"name": t.name, "description": t.description, "parameters": t.input_schema}))
+            .collect();
+        body["tools"] = json!([{"functionDeclarations": declarations}]);
+    }
+    body
+}
+
+/// How long Google asks to wait: the `retry-after` header, else a `RetryInfo` detail
+/// (`"retryDelay": "7s"`).
+fn retry_delay(headers: &reqwest::header::HeaderMap, body: &Value) -> Option<u64> {
+    retry_after(headers).or_else(|| {
+        body["error"]["details"].as_array()?.iter().find_map(|d| {
+            let delay = d["retryDelay"].as_str()?.trim_end_matches('s');
+            delay.parse::<f64>().ok().map(|s| s.ceil() as u64)
+        })
+    })
+}
+
+fn error(model: &str, status: u16, headers: &reqwest::header::HeaderMap, body: &str) -> LlmError {
+    let (provider, model) = (PROVIDER.to_owned(), model.to_owned());
+    let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let message = parsed["error"]["message"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| body.chars().take(300).collect());
+    match status {
+        429 => LlmError::RateLimited {
+            provider,
+            model,
+            retry_after_secs: retry_delay(headers, &parsed),
+        },
+        500..=599 => LlmError::Unavailable {
+            provider,
+            model,
+            status,
+        },
+        401 | 403 => LlmError::Rejected {
+            provider,
+            model,
+            message: format!("the API key was refused ({status}): {message}"),
+        },
+        _ => LlmError::Rejected {
+            provider,
+            model,
+            message: format!("{status}: {message}"),
+        },
+    }
+}
+
+#[async_trait]
+impl LlmClient for GeminiClient {
+    fn provider(&self) -> &str {
+        PROVIDER
+    }
+
+    async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        let model = request.model.clone();
+        let failed = |e: reqwest::Error| {
+            if e.is_timeout() {
+                LlmError::Timeout {
+                    provider: PROVIDER.into(),
+                    model: model.clone(),
+                }
+            } else {
+                LlmError::Transport {
+                    provider: PROVIDER.into(),
+                    model: model.clone(),
+                    source: Box::new(e),
+                }
+            }
+        };
+        let response = self
+            .http
+            .post(format!(
+                "{}/v1beta/models/{}:generateContent",
+                self.base_url, request.model
+            ))
+            .header("x-goog-api-key", self.api_key.expose())
+            .json(&wire_request(request))
+            .send()
+            .await
+            .map_err(failed)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.map_err(failed)?;
+        if !(200..300).contains(&status) {
+            return Err(error(&model, status, &headers, &body));
+        }
+        let malformed = |source: Box<dyn std::error::Error + Send + Sync>| LlmError::Malformed {
+            provider: PROVIDER.into(),
+            model: model.clone(),
+            source,
+        };
+        let wire: WireResponse = serde_json::from_str(&body).map_err(|e| malformed(Box::new(e)))?;
+        let candidate = wire
+            .candidates
+            .into_iter()
+            .next()
+            .ok_or_else(|| malformed("the response has no candidates".into()))?;
+        let mut content = Vec::new();
+        for (i, part) in candidate
+            .content
+            .map(|c| c.parts)
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(text) = part["text"].as_str() {
+                content.push(Content::Text {
+                    text: text.to_owned(),
+                });
+            } else if let Some(call) = part.get("functionCall") {
+                let name = call["name"]
+                    .as_str()
+                    .ok_or_else(|| malformed("a functionCall has no name".into()))?
+                    .to_owned();
+                let id = call["id"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("{name}-{i}"));
+                content.push(Content::ToolUse {
+                    id,
+                    name,
+                    input: call["args"].clone(),
+                });
+            }
+        }
+        let calls = content.iter().any(|c| matches!(c, Content::ToolUse { .. }));
+        let stop_reason = match candidate.finish_reason.as_deref() {
+            Some("STOP") if calls => StopReason::ToolUse,
+            Some("STOP") => StopReason::EndTurn,
+            Some("MAX_TOKENS") => StopReason::MaxTokens,
+            _ => StopReason::Other,
+        };
+        let usage = wire
+            .usage_metadata
+            .ok_or_else(|| malformed("the response has no usageMetadata".into()))?;
+        Ok(LlmResponse {
+            provider: PROVIDER.into(),
+            model: wire.model_version.unwrap_or(model),
+            content,
+            stop_reason,
+            usage: TokenUsage {
+                input: usage
+                    .prompt_token_count
+                    .saturating_sub(usage.cached_content_token_count),
+                output: usage.candidates_token_count + usage.thoughts_token_count,
+                cache_write: 0,
+                cache_read: usage.cached_content_token_count,
+            },
+        })
+    }
+}

@@ -1,0 +1,172 @@
+//! The Gemini generateContent adapter against recorded responses, checking the request.
+
+use autocrew_shared::adapters::llm::GeminiClient;
+use autocrew_shared::config::Secret;
+use autocrew_shared::crew::AgentTaskContext;
+use autocrew_shared::crew::agents::{self, parse_output};
+use autocrew_shared::domain::AgentKind;
+use autocrew_shared::domain::records::TokenUsage;
+use autocrew_shared::ports::llm::{
+    Content, LlmClient, LlmError, LlmRequest, Message, Role, StopReason, ToolSpec,
+};
+use autocrew_tests::replay::{Recorded, ReplayServer};
+use serde_json::json;
+use std::time::Duration;
+
+fn client(server: &ReplayServer) -> GeminiClient {
+    GeminiClient::new(
+        &server.url,
+        Secret::new("AIza-test".into()),
+        Duration::from_secs(2),
+    )
+    .expect("client")
+}
+
+#[tokio::test]
+async fn an_agent_answer_comes_back_as_json_with_usage_metadata_read() -> anyhow::Result<()> {
+    let server = ReplayServer::start(vec![Recorded::ok("gemini-structured.json")]).await?;
+    let context = AgentTaskContext {
+        agent: AgentKind::Designer,
+        command: "Build a recipe app for keto dieters".into(),
+        product: "Keto recipes".into(),
+        task_key: "brand_sheet".into(),
+        title: "Brand sheet".into(),
+        description: String::new(),
+        upstream: Vec::new(),
+    };
+
+    let response = client(&server)
+        .complete(&agents::agent_request("gemini-2.5-flash", &context))
+        .await?;
+    let output = parse_output(&response)?;
+
+    assert_eq!(output.files[0].path, "brand.md");
+    assert_eq!(response.stop_reason, StopReason::EndTurn);
+    // 930 prompt tokens of which 512 cached; 41 answer + 300 thinking tokens billed as output.
+    assert_eq!(
+        response.usage,
+        TokenUsage {
+            input: 418,
+            output: 341,
+            cache_write: 0,
+            cache_read: 512
+        }
+    );
+    let sent = &server.received()[0];
+    assert_eq!(sent.path, "/v1beta/models/gemini-2.5-flash:generateContent");
+    assert_eq!(sent.headers["x-goog-api-key"], "AIza-test");
+    assert!(
+        sent.body["systemInstruction"]["parts"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("brand designer")
+    );
+    assert_eq!(sent.body["contents"][0]["role"], "user");
+    assert_eq!(
+        sent.body["generationConfig"]["responseMimeType"],
+        "application/json"
+    );
+    assert_eq!(
+        sent.body["generationConfig"]["responseJsonSchema"]["title"],
+        "autocrew_agent_output"
+    );
+    assert_eq!(sent.body["generationConfig"]["maxOutputTokens"], 8192);
+    Ok(())
+}
+
+#[tokio::test]
+async fn function_declarations_go_out_and_function_calls_come_back_as_tool_use()
+-> anyhow::Result<()> {
+    let server = ReplayServer::start(vec![Recorded::ok("gemini-function-call.json")]).await?;
+    let request = LlmRequest {
+        model: "gemini-2.5-flash".into(),
+        system: String::new(),
+        messages: vec![
+            Message::user("Write the README."),
+            Message {
+                role: Role::Assistant,
+                content: vec![Content::ToolUse {
+                    id: "c1".into(),
+                    name: "read_file".into(),
+                    input: json!({"path": "a.md"}),
+                }],
+            },
+            Message {
+                role: Role::User,
+                content: vec![Content::ToolResult {
+                    tool_use_id: "c1".into(),
+                    content: "# A".into(),
+                    is_error: false,
+                }],
+            },
+        ],
+        tools: vec![ToolSpec {
+            name: "write_file".into(),
+            description: "Write a file".into(),
+            input_schema: json!({"type": "object"}),
+        }],
+        max_tokens: 512,
+        temperature: Some(0.2),
+        response_schema: None,
+    };
+
+    let response = client(&server).complete(&request).await?;
+
+    assert_eq!(response.stop_reason, StopReason::ToolUse);
+    assert!(
+        matches!(&response.content[0], Content::ToolUse { name, input, .. } if name == "write_file" && input["path"] == "README.md")
+    );
+    let body = &server.received()[0].body;
+    assert_eq!(
+        body["tools"][0]["functionDeclarations"][0]["name"],
+        "write_file"
+    );
+    assert_eq!(
+        body["contents"][1],
+        json!({"role": "model", "parts": [{"functionCall": {"name": "read_file", "args": {"path": "a.md"}}}]})
+    );
+    assert_eq!(
+        body["contents"][2]["parts"][0],
+        json!({"functionResponse": {"name": "read_file", "response": {"result": "# A"}}})
+    );
+    assert!(body.get("systemInstruction").is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn quota_and_overload_errors_are_retryable_and_say_how_long_to_wait() -> anyhow::Result<()> {
+    let server = ReplayServer::start(vec![
+        Recorded::from_file(429, "gemini-error-429.json"),
+        Recorded::from_file(503, "gemini-error-503.json"),
+    ])
+    .await?;
+    let request = LlmRequest {
+        model: "gemini-2.5-pro".into(),
+        system: String::new(),
+        messages: vec![Message::user("hi")],
+        tools: Vec::new(),
+        max_tokens: 16,
+        temperature: None,
+        response_schema: None,
+    };
+
+    let quota = client(&server).complete(&request).await.unwrap_err();
+    let overloaded = client(&server).complete(&request).await.unwrap_err();
+
+    assert!(
+        matches!(
+            quota,
+            LlmError::RateLimited {
+                retry_after_secs: Some(19),
+                ..
+            }
+        ),
+        "{quota:?}"
+    );
+    assert!(
+        matches!(overloaded, LlmError::Unavailable { status: 503, .. }),
+        "{overloaded:?}"
+    );
+    assert!(quota.to_string().contains("gemini") && quota.to_string().contains("gemini-2.5-pro"));
+    Ok(())
+}
