@@ -1,6 +1,7 @@
 //! The execute step and the answers to the state machine's task tokens.
 
 use crate::{RecordError, StepContext};
+use autocrew_shared::domain::pricing::PriceTable;
 use autocrew_shared::domain::records::{Artifact, Attribution, LlmCall, Run};
 use autocrew_shared::domain::{
     ArtifactId, EventKind, LlmCallOutcome, MicroUsd, RunId, TaskId, TaskStatus,
@@ -42,37 +43,54 @@ pub(crate) fn answered(result: Result<(), StateMachineError>) -> Result<(), Reco
     }
 }
 
-/// Calls the model and writes the call to the ledger, whatever its outcome.
+/// Calls the model and writes the call to the ledger, whatever its outcome. The model must
+/// have a price: an unpriced call is refused before it is made, never recorded at zero.
 pub(crate) async fn call_llm(
     ctx: &StepContext,
     attribution: Attribution,
     request: &LlmRequest,
 ) -> Result<Result<LlmResponse, LlmError>, RecordError> {
+    let provider = ctx.llm.provider().to_owned();
     let started = Instant::now();
-    let result = ctx.llm.complete(request).await;
-    let latency_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
-    let call = match &result {
-        Ok(response) => LlmCall {
-            attribution,
-            provider: response.provider.clone(),
-            model: response.model.clone(),
-            outcome: LlmCallOutcome::Ok,
-            usage: response.usage,
-            // The offline provider buys nothing; pricing arrives with the real providers.
-            cost: MicroUsd::ZERO,
-            latency_ms,
-            error: None,
-        },
-        Err(e) => LlmCall {
-            attribution,
-            provider: ctx.llm.provider().to_owned(),
+    let priced = PriceTable::builtin().and_then(|table| table.price(&provider, &request.model));
+    let result = match &priced {
+        Ok(_) => ctx.llm.complete(request).await,
+        Err(e) => Err(LlmError::Refused {
+            provider: provider.clone(),
             model: request.model.clone(),
-            outcome: LlmCallOutcome::Error,
-            usage: Default::default(),
-            cost: MicroUsd::ZERO,
-            latency_ms,
-            error: Some(e.to_string()),
-        },
+            reason: e.to_string(),
+        }),
+    };
+    let latency_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+    let (outcome, usage, error) = match &result {
+        Ok(response) => (LlmCallOutcome::Ok, response.usage, None),
+        Err(e @ LlmError::Refused { .. }) => (
+            LlmCallOutcome::Refused,
+            Default::default(),
+            Some(e.to_string()),
+        ),
+        Err(e) => (
+            LlmCallOutcome::Error,
+            Default::default(),
+            Some(e.to_string()),
+        ),
+    };
+    let model = result
+        .as_ref()
+        .map(|r| r.model.clone())
+        .unwrap_or_else(|_| request.model.clone());
+    let cost = priced
+        .map(|price| price.cost(usage))
+        .unwrap_or(MicroUsd::ZERO);
+    let call = LlmCall {
+        attribution,
+        provider,
+        model,
+        outcome,
+        usage,
+        cost,
+        latency_ms,
+        error,
     };
     ctx.ledger.record(&call).await?;
     Ok(result)

@@ -4,6 +4,7 @@ pub mod graph;
 pub mod ids;
 pub mod kinds;
 pub mod money;
+pub mod pricing;
 pub mod records;
 
 pub use graph::{PlanError, PlanLimits, PlannedTask, TaskGraph};

@@ -137,6 +137,14 @@ pub enum LlmError {
         #[source]
         source: BackendError,
     },
+    /// Refused before calling the provider: the model has no price, or (later) the call
+    /// would exceed the budget.
+    #[error("the call to {provider} model {model} was refused: {reason}")]
+    Refused {
+        provider: String,
+        model: String,
+        reason: String,
+    },
     #[error("{provider} could not be reached for {model}")]
     Transport {
         provider: String,

@@ -222,21 +222,21 @@ async fn a_command_becomes_a_completed_run_through_the_state_machine_and_the_que
     Ok(())
 }
 
-/// A model that always answers with the same text.
-struct Scripted(String);
+/// A model that always answers with the same text, as the provider it names.
+struct Scripted(&'static str, String);
 
 #[async_trait]
 impl LlmClient for Scripted {
     fn provider(&self) -> &str {
-        "scripted"
+        self.0
     }
 
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
         Ok(LlmResponse {
-            provider: "scripted".into(),
+            provider: self.0.into(),
             model: request.model.clone(),
             content: vec![Content::Text {
-                text: self.0.clone(),
+                text: self.1.clone(),
             }],
             stop_reason: StopReason::EndTurn,
             usage: TokenUsage {
@@ -256,9 +256,13 @@ async fn a_cyclic_plan_fails_the_run_cleanly_and_dispatches_nothing() -> anyhow:
     let cyclic = r#"{"product": "Loop", "tasks": [
         {"key": "a", "agent": "developer", "title": "A", "depends_on": ["b"]},
         {"key": "b", "agent": "marketer", "title": "B", "depends_on": ["a"]}]}"#;
-    let p = pipeline(&db, Some(Arc::new(Scripted(cyclic.into())))).await?;
+    let mut p = pipeline(&db, Some(Arc::new(Scripted("anthropic", cyclic.into())))).await?;
+    p.ctx.model = "claude-sonnet-4-5".into();
 
     let status = run_to_end(&p, &seeded).await?;
+
+    // The call was priced from the table: 10 input tokens at $3 and 20 output at $15 per million.
+    assert_eq!(p.ctx.ledger.run_totals(seeded.run.id).await?.cost.0, 330);
 
     assert_eq!(status, ExecutionStatus::Failed);
     let run = PgRunStore::new(db.pool.clone()).run(seeded.run.id).await?;
@@ -376,5 +380,42 @@ async fn an_unreadable_message_lands_in_the_dead_letter_queue_after_the_redrive_
         .await?;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body, "this is not a step message");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_without_a_price_is_refused_before_the_call_and_the_run_fails_saying_so()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let mut p = pipeline(&db, Some(Arc::new(Scripted("anthropic", "{}".into())))).await?;
+    p.ctx.model = "claude-unreleased-9".into();
+
+    let status = run_to_end(&p, &seeded).await?;
+
+    assert_eq!(status, ExecutionStatus::Failed);
+    let run = PgRunStore::new(db.pool.clone()).run(seeded.run.id).await?;
+    let error = run.error.unwrap_or_default();
+    assert!(
+        error.contains("no price")
+            && error.contains("claude-unreleased-9")
+            && error.contains("anthropic"),
+        "{error}"
+    );
+    let client = db.pool.get().await?;
+    let row = client
+        .query_one(
+            "SELECT outcome::text, cost_micro_usd, error FROM llm_calls WHERE run_id = $1",
+            &[&seeded.run.id.0],
+        )
+        .await?;
+    let (outcome, cost, recorded): (String, i64, Option<String>) =
+        (row.get(0), row.get(1), row.get(2));
+    assert_eq!(
+        (outcome.as_str(), cost),
+        ("refused", 0),
+        "the refusal is on the ledger, with nothing spent"
+    );
+    assert!(recorded.unwrap_or_default().contains("no price"));
     Ok(())
 }
