@@ -216,6 +216,31 @@ kind_enum!(
     }
 );
 
+impl Tier {
+    /// What the tier costs a month.
+    pub fn monthly_price(self) -> super::money::MicroUsd {
+        match self {
+            Tier::Free => super::money::MicroUsd::ZERO,
+            Tier::Pro => super::money::MicroUsd::from_dollars(20),
+            Tier::Team => super::money::MicroUsd::from_dollars(100),
+        }
+    }
+
+    /// The monthly AI budget: 40% of the tier's price, so AI cost never passes it. The
+    /// free tier has none: it runs on the offline provider only.
+    pub fn monthly_ai_budget(self) -> super::money::MicroUsd {
+        super::money::MicroUsd(self.monthly_price().0 / 100 * 40)
+    }
+}
+
+kind_enum!(
+    /// A budget reservation: held while its call runs, then settled at the actual cost.
+    ReservationStatus, "reservation_status" {
+        Held => "held",
+        Settled => "settled",
+    }
+);
+
 kind_enum!(
     /// What became of one LLM call, as written to the ledger.
     LlmCallOutcome, "llm_call_outcome" {

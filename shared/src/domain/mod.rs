@@ -11,6 +11,6 @@ pub use graph::{PlanError, PlanLimits, PlannedTask, TaskGraph};
 pub use ids::{ArtifactId, ProjectId, RunId, TaskId, UserId};
 pub use kinds::{
     AgentKind, ApprovalStatus, AttemptStatus, Complexity, EventKind, LlmCallOutcome, Priority,
-    RunStatus, TaskStatus, Tier, UnknownVariant,
+    ReservationStatus, RunStatus, TaskStatus, Tier, UnknownVariant,
 };
 pub use money::MicroUsd;

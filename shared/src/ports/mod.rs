@@ -4,6 +4,7 @@
 pub mod approvals;
 pub mod auth;
 pub mod blob;
+pub mod budget;
 pub mod events;
 pub mod idempotency;
 pub mod ledger;
@@ -16,6 +17,7 @@ pub mod store;
 pub use approvals::{ApprovalStore, ExpiredApproval};
 pub use auth::TokenStore;
 pub use blob::{BlobError, BlobStore, StoredBlob};
+pub use budget::{BudgetError, BudgetScope, BudgetStore, Reservation};
 pub use events::EventLog;
 pub use idempotency::{Claim, IdempotencyStore};
 pub use ledger::Ledger;

@@ -4,6 +4,7 @@
 
 mod api;
 mod aws;
+mod budgets;
 mod end_to_end;
 mod llm_anthropic;
 mod llm_gemini;

@@ -3,7 +3,7 @@
 use autocrew_shared::adapters::postgres::{self, MIGRATIONS};
 use autocrew_shared::domain::{
     AgentKind, ApprovalStatus, AttemptStatus, Complexity, EventKind, LlmCallOutcome, Priority,
-    RunStatus, TaskStatus, Tier,
+    ReservationStatus, RunStatus, TaskStatus, Tier,
 };
 use autocrew_tests::TestDb;
 
@@ -81,6 +81,8 @@ async fn the_schema_holds_every_table_a_durable_run_needs() -> anyhow::Result<()
         "approvals",
         "artifacts",
         "idempotency_keys",
+        "user_monthly_spend",
+        "budget_reservations",
     ] {
         assert!(
             tables.iter().any(|t| t == table),
@@ -125,6 +127,7 @@ async fn every_postgres_enum_mirrors_its_rust_enum_in_order() -> anyhow::Result<
         (Tier::PG_TYPE, names(Tier::ALL)),
         (LlmCallOutcome::PG_TYPE, names(LlmCallOutcome::ALL)),
         (EventKind::PG_TYPE, names(EventKind::ALL)),
+        (ReservationStatus::PG_TYPE, names(ReservationStatus::ALL)),
     ];
     for (pg_type, rust) in pairs {
         assert_eq!(

@@ -14,6 +14,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_runs_callbacks_and_tokens",
         include_str!("../../../../migrations/0002_runs_callbacks_and_tokens.sql"),
     ),
+    (
+        "0003_budgets",
+        include_str!("../../../../migrations/0003_budgets.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

@@ -2,6 +2,7 @@
 
 mod approvals;
 mod artifacts;
+mod budgets;
 mod events;
 mod idempotency;
 mod ledger;
@@ -15,6 +16,7 @@ mod tokens;
 
 pub use approvals::PgApprovalStore;
 pub use artifacts::PgArtifactStore;
+pub use budgets::PgBudgetStore;
 pub use events::PgEventLog;
 pub use idempotency::PgIdempotencyStore;
 pub use ledger::PgLedger;

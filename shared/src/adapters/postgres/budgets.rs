@@ -1,0 +1,151 @@
+//! Budget reservations.
+
+use super::Pool;
+use crate::domain::{MicroUsd, ReservationStatus, RunId, Tier, UserId};
+use crate::ports::{BudgetError, BudgetScope, BudgetStore, Reservation, StoreError};
+use async_trait::async_trait;
+use uuid::Uuid;
+
+/// `BudgetStore` on Postgres. Each reservation is one transaction of conditional updates:
+/// `spent + reserved + amount <= limit` is re-checked under the row lock, so two calls
+/// racing for the last of a budget cannot both get it.
+#[derive(Clone)]
+pub struct PgBudgetStore {
+    pool: Pool,
+}
+
+impl PgBudgetStore {
+    pub fn new(pool: Pool) -> Self {
+        PgBudgetStore { pool }
+    }
+}
+
+const MONTH: &str = "date_trunc('month', now() AT TIME ZONE 'UTC')::date";
+
+#[async_trait]
+impl BudgetStore for PgBudgetStore {
+    async fn reserve(
+        &self,
+        user: UserId,
+        run: Option<RunId>,
+        amount: MicroUsd,
+    ) -> Result<Reservation, BudgetError> {
+        let mut client = self.pool.get().await.map_err(StoreError::from)?;
+        let tx = client.transaction().await.map_err(StoreError::from)?;
+        let tier: Tier = tx
+            .query_opt("SELECT tier FROM users WHERE id = $1", &[&user.0])
+            .await
+            .map_err(StoreError::from)?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "user",
+                id: user.to_string(),
+            })?
+            .try_get(0)
+            .map_err(StoreError::from)?;
+        let limit = tier.monthly_ai_budget();
+        tx.execute(
+            &format!("INSERT INTO user_monthly_spend (user_id, month) VALUES ($1, {MONTH}) ON CONFLICT DO NOTHING"),
+            &[&user.0],
+        )
+        .await
+        .map_err(StoreError::from)?;
+        let held = tx
+            .query_opt(
+                &format!(
+                    "UPDATE user_monthly_spend SET reserved_micro_usd = reserved_micro_usd + $2
+                     WHERE user_id = $1 AND month = {MONTH} AND spent_micro_usd + reserved_micro_usd + $2 <= $3
+                     RETURNING month"
+                ),
+                &[&user.0, &amount.0, &limit.0],
+            )
+            .await
+            .map_err(StoreError::from)?;
+        let Some(held) = held else {
+            let row = tx
+                .query_one(
+                    &format!("SELECT spent_micro_usd + reserved_micro_usd FROM user_monthly_spend WHERE user_id = $1 AND month = {MONTH}"),
+                    &[&user.0],
+                )
+                .await
+                .map_err(StoreError::from)?;
+            let used: i64 = row.try_get(0).map_err(StoreError::from)?;
+            return Err(BudgetError::Exceeded {
+                scope: BudgetScope::UserMonth,
+                needed: amount,
+                available: limit.remaining_after(MicroUsd(used)),
+            });
+        };
+        let month: chrono::NaiveDate = held.try_get(0).map_err(StoreError::from)?;
+        if let Some(run) = run {
+            let ok = tx
+                .query_opt(
+                    "UPDATE runs SET reserved_micro_usd = reserved_micro_usd + $2
+                     WHERE id = $1 AND spent_micro_usd + reserved_micro_usd + $2 <= budget_micro_usd
+                     RETURNING id",
+                    &[&run.0, &amount.0],
+                )
+                .await
+                .map_err(StoreError::from)?;
+            if ok.is_none() {
+                let row = tx
+                    .query_opt("SELECT budget_micro_usd - spent_micro_usd - reserved_micro_usd FROM runs WHERE id = $1", &[&run.0])
+                    .await
+                    .map_err(StoreError::from)?
+                    .ok_or_else(|| StoreError::NotFound { what: "run", id: run.to_string() })?;
+                let left: i64 = row.try_get(0).map_err(StoreError::from)?;
+                // Dropping the transaction rolls back the user's reservation too.
+                return Err(BudgetError::Exceeded {
+                    scope: BudgetScope::Run,
+                    needed: amount,
+                    available: MicroUsd(left.max(0)),
+                });
+            }
+        }
+        let id = Uuid::new_v4();
+        tx.execute(
+            "INSERT INTO budget_reservations (id, user_id, run_id, month, amount_micro_usd) VALUES ($1, $2, $3, $4, $5)",
+            &[&id, &user.0, &run.map(|r| r.0), &month, &amount.0],
+        )
+        .await
+        .map_err(StoreError::from)?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(Reservation { id, amount })
+    }
+
+    async fn settle(&self, reservation: Uuid, actual: MicroUsd) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let Some(row) = tx
+            .query_opt(
+                "UPDATE budget_reservations SET status = $2, actual_micro_usd = $3, settled_at = now()
+                 WHERE id = $1 AND status = $4
+                 RETURNING user_id, run_id, month, amount_micro_usd",
+                &[&reservation, &ReservationStatus::Settled, &actual.0, &ReservationStatus::Held],
+            )
+            .await?
+        else {
+            return Ok(());
+        };
+        let (user, run, month, amount): (Uuid, Option<Uuid>, chrono::NaiveDate, i64) = (
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(2)?,
+            row.try_get(3)?,
+        );
+        tx.execute(
+            "UPDATE user_monthly_spend SET reserved_micro_usd = reserved_micro_usd - $3, spent_micro_usd = spent_micro_usd + $4
+             WHERE user_id = $1 AND month = $2",
+            &[&user, &month, &amount, &actual.0],
+        )
+        .await?;
+        if let Some(run) = run {
+            tx.execute(
+                "UPDATE runs SET reserved_micro_usd = reserved_micro_usd - $2, spent_micro_usd = spent_micro_usd + $3 WHERE id = $1",
+                &[&run, &amount, &actual.0],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,48 @@
+//! Hard budgets: reserve a call's worst-case cost first, settle the actual cost after.
+
+use super::store::StoreError;
+use crate::domain::{MicroUsd, RunId, UserId};
+use async_trait::async_trait;
+use uuid::Uuid;
+
+/// Money set aside for one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    pub id: Uuid,
+    pub amount: MicroUsd,
+}
+
+/// Which budget a refusal came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetScope {
+    Run,
+    UserMonth,
+}
+
+/// Why money could not be reserved.
+#[derive(Debug, thiserror::Error)]
+pub enum BudgetError {
+    /// The stable name steps fail with: `budget_exceeded`.
+    #[error("budget_exceeded: {needed} needed, {available} left of the {scope:?} budget")]
+    Exceeded {
+        scope: BudgetScope,
+        needed: MicroUsd,
+        available: MicroUsd,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Reservations against the run's budget and the user's monthly AI budget.
+#[async_trait]
+pub trait BudgetStore: Send + Sync {
+    /// Reserves `amount` against both budgets at once, or neither.
+    async fn reserve(
+        &self,
+        user: UserId,
+        run: Option<RunId>,
+        amount: MicroUsd,
+    ) -> Result<Reservation, BudgetError>;
+    /// Releases the reservation and records `actual` as spent. Settling twice is a no-op.
+    async fn settle(&self, reservation: Uuid, actual: MicroUsd) -> Result<(), StoreError>;
+}

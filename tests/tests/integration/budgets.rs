@@ -1,0 +1,164 @@
+//! Hard budgets: concurrent calls can never reserve or spend past a budget.
+
+use autocrew_shared::adapters::postgres::{PgBudgetStore, PgProjectStore, PgRunStore};
+use autocrew_shared::domain::{MicroUsd, Tier};
+use autocrew_shared::ports::{BudgetError, BudgetScope, BudgetStore, ProjectStore, RunStore};
+use autocrew_tests::{TestDb, seed};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_concurrent_calls_never_overspend_a_small_run_budget() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let client = db.pool.get().await?;
+    // $1 for the run; each call reserves 3 cents worst case and really costs 2.
+    client
+        .execute(
+            "UPDATE runs SET budget_micro_usd = 1000000 WHERE id = $1",
+            &[&seeded.run.id.0],
+        )
+        .await?;
+    let budgets = Arc::new(PgBudgetStore::new(db.pool.clone()));
+    let done = Arc::new(AtomicBool::new(false));
+    let highest = Arc::new(AtomicI64::new(0));
+    let watcher = {
+        let (pool, done, highest, run) = (
+            db.pool.clone(),
+            done.clone(),
+            highest.clone(),
+            seeded.run.id,
+        );
+        tokio::spawn(async move {
+            let client = pool.get().await.expect("connection");
+            while !done.load(Ordering::Relaxed) {
+                let row = client
+                    .query_one(
+                        "SELECT spent_micro_usd + reserved_micro_usd FROM runs WHERE id = $1",
+                        &[&run.0],
+                    )
+                    .await
+                    .expect("read");
+                highest.fetch_max(row.get::<_, i64>(0), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+
+    let calls = (0..200).map(|_| {
+        let (budgets, user, run) = (budgets.clone(), seeded.user.id, seeded.run.id);
+        tokio::spawn(async move {
+            match budgets.reserve(user, Some(run), MicroUsd(30_000)).await {
+                Ok(reservation) => {
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                    budgets
+                        .settle(reservation.id, MicroUsd(20_000))
+                        .await
+                        .map(|()| true)
+                        .map_err(anyhow::Error::from)
+                }
+                Err(BudgetError::Exceeded {
+                    scope: BudgetScope::Run,
+                    ..
+                }) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        })
+    });
+    let mut granted = 0i64;
+    for outcome in futures::future::join_all(calls).await {
+        granted += i64::from(outcome??);
+    }
+    done.store(true, Ordering::Relaxed);
+    watcher.await?;
+
+    let run = PgRunStore::new(db.pool.clone()).run(seeded.run.id).await?;
+    assert!(
+        run.spent <= run.budget,
+        "spent {} of {}",
+        run.spent,
+        run.budget
+    );
+    assert_eq!(
+        run.reserved,
+        MicroUsd::ZERO,
+        "every reservation was settled"
+    );
+    assert_eq!(
+        run.spent,
+        MicroUsd(granted * 20_000),
+        "spent is exactly the settled calls"
+    );
+    assert!(
+        highest.load(Ordering::Relaxed) <= 1_000_000,
+        "spent + reserved peaked at {}",
+        highest.load(Ordering::Relaxed)
+    );
+    assert!(granted > 0 && granted < 200, "{granted} calls granted");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_monthly_ai_budget_comes_from_the_tier_and_is_refused_past_it() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let projects = PgProjectStore::new(db.pool.clone());
+    let free = projects
+        .create_user("free@example.com", "Free", Tier::Free)
+        .await?;
+    let pro = projects
+        .create_user("pro@example.com", "Pro", Tier::Pro)
+        .await?;
+    let budgets = PgBudgetStore::new(db.pool.clone());
+
+    let free_offline = budgets.reserve(free.id, None, MicroUsd::ZERO).await;
+    let free_paid = budgets.reserve(free.id, None, MicroUsd(1)).await;
+    let pro_most = budgets.reserve(pro.id, None, MicroUsd(7_999_000)).await?;
+    let pro_over = budgets.reserve(pro.id, None, MicroUsd(2_000)).await;
+    budgets.settle(pro_most.id, MicroUsd(1_000_000)).await?;
+    budgets.settle(pro_most.id, MicroUsd(5_000_000)).await?;
+    let pro_after = budgets.reserve(pro.id, None, MicroUsd(2_000)).await;
+
+    assert_eq!(
+        Tier::Pro.monthly_ai_budget(),
+        MicroUsd::from_dollars(8),
+        "40% of $20"
+    );
+    assert!(free_offline.is_ok(), "offline calls cost nothing and pass");
+    assert!(
+        matches!(
+            free_paid,
+            Err(BudgetError::Exceeded {
+                scope: BudgetScope::UserMonth,
+                ..
+            })
+        ),
+        "{free_paid:?}"
+    );
+    assert!(
+        matches!(
+            pro_over,
+            Err(BudgetError::Exceeded {
+                scope: BudgetScope::UserMonth,
+                ..
+            })
+        ),
+        "{pro_over:?}"
+    );
+    assert!(
+        pro_after.is_ok(),
+        "settling at $1 freed the rest; settling twice changed nothing"
+    );
+    let spent: i64 = db
+        .pool
+        .get()
+        .await?
+        .query_one(
+            "SELECT spent_micro_usd FROM user_monthly_spend WHERE user_id = $1",
+            &[&pro.id.0],
+        )
+        .await?
+        .get(0);
+    assert_eq!(spent, 1_000_000);
+    Ok(())
+}
