@@ -2,12 +2,12 @@
 
 use crate::{RecordError, StepContext};
 use autocrew_shared::domain::pricing::PriceTable;
-use autocrew_shared::domain::records::{Artifact, Attribution, LlmCall, Run};
+use autocrew_shared::domain::records::{Artifact, Attribution, LlmCall, Run, TokenUsage};
 use autocrew_shared::domain::{
     ArtifactId, EventKind, LlmCallOutcome, MicroUsd, RunId, TaskId, TaskStatus,
 };
 use autocrew_shared::ports::llm::{LlmError, LlmRequest, LlmResponse};
-use autocrew_shared::ports::{StateMachineError, StoreError};
+use autocrew_shared::ports::{BudgetError, StateMachineError, StoreError};
 use autocrew_shared::services::{CallbackMessage, DispatchError};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -43,8 +43,34 @@ pub(crate) fn answered(result: Result<(), StateMachineError>) -> Result<(), Reco
     }
 }
 
-/// Calls the model and writes the call to the ledger, whatever its outcome. The model must
-/// have a price: an unpriced call is refused before it is made, never recorded at zero.
+/// The most a request can cost: every byte of its prompt as a token (a token is never
+/// shorter than a byte) and every allowed output token.
+fn worst_case(request: &LlmRequest) -> TokenUsage {
+    let prompt = request.system.len()
+        + serde_json::to_string(&request.messages)
+            .map(|m| m.len())
+            .unwrap_or(0);
+    let tools = serde_json::to_string(&request.tools)
+        .map(|t| t.len())
+        .unwrap_or(0);
+    let schema = request
+        .response_schema
+        .as_ref()
+        .map(|s| s.to_string().len())
+        .unwrap_or(0);
+    let input = u32::try_from(prompt + tools + schema).unwrap_or(u32::MAX);
+    TokenUsage {
+        input,
+        output: request.max_tokens,
+        cache_write: 0,
+        cache_read: 0,
+    }
+}
+
+/// Calls the model and writes the call to the ledger, whatever its outcome. Before the
+/// call, its worst-case cost is reserved against the run's and the user's budgets; after
+/// it, the actual cost is settled. A model without a price, or a call the budget cannot
+/// cover, is refused before it is made and recorded as refused, never at a silent zero.
 pub(crate) async fn call_llm(
     ctx: &StepContext,
     attribution: Attribution,
@@ -52,14 +78,37 @@ pub(crate) async fn call_llm(
 ) -> Result<Result<LlmResponse, LlmError>, RecordError> {
     let provider = ctx.llm.provider().to_owned();
     let started = Instant::now();
+    let refused = |reason: String| LlmError::Refused {
+        provider: provider.clone(),
+        model: request.model.clone(),
+        reason,
+    };
     let priced = PriceTable::builtin().and_then(|table| table.price(&provider, &request.model));
-    let result = match &priced {
-        Ok(_) => ctx.llm.complete(request).await,
-        Err(e) => Err(LlmError::Refused {
-            provider: provider.clone(),
-            model: request.model.clone(),
-            reason: e.to_string(),
-        }),
+    let reservation = match &priced {
+        Ok(price) => match ctx
+            .budgets
+            .reserve(
+                attribution.user_id,
+                attribution.run_id,
+                price.cost(worst_case(request)),
+            )
+            .await
+        {
+            Ok(reservation) => Ok(reservation),
+            Err(BudgetError::Exceeded {
+                scope,
+                needed,
+                available,
+            }) => Err(refused(format!(
+                "budget_exceeded: the call may cost {needed}, {available} is left of the {scope:?} budget"
+            ))),
+            Err(BudgetError::Store(e)) => return Err(e.into()),
+        },
+        Err(e) => Err(refused(e.to_string())),
+    };
+    let (reservation, result) = match reservation {
+        Ok(reservation) => (Some(reservation), ctx.llm.complete(request).await),
+        Err(refusal) => (None, Err(refusal)),
     };
     let latency_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
     let (outcome, usage, error) = match &result {
@@ -75,13 +124,16 @@ pub(crate) async fn call_llm(
             Some(e.to_string()),
         ),
     };
+    let cost = priced
+        .map(|price| price.cost(usage))
+        .unwrap_or(MicroUsd::ZERO);
+    if let Some(reservation) = reservation {
+        ctx.budgets.settle(reservation.id, cost).await?;
+    }
     let model = result
         .as_ref()
         .map(|r| r.model.clone())
         .unwrap_or_else(|_| request.model.clone());
-    let cost = priced
-        .map(|price| price.cost(usage))
-        .unwrap_or(MicroUsd::ZERO);
     let call = LlmCall {
         attribution,
         provider,

@@ -4,14 +4,15 @@ use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, S3BlobStore, SfnStateMachine, SqsQueue};
 use autocrew_shared::adapters::llm::{OFFLINE_MODEL, OfflineLlm};
 use autocrew_shared::adapters::postgres::{
-    self, PgArtifactStore, PgLedger, PgRunStore, PgTaskStore, Pool,
+    self, PgArtifactStore, PgBudgetStore, PgLedger, PgRunStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, optional, required,
 };
 use autocrew_shared::domain::PlanLimits;
 use autocrew_shared::ports::{
-    ArtifactStore, BlobStore, Ledger, LlmClient, Queue, RunStore, StateMachine, TaskStore,
+    ArtifactStore, BlobStore, BudgetStore, Ledger, LlmClient, Queue, RunStore, StateMachine,
+    TaskStore,
 };
 use autocrew_shared::services::{AgentQueues, Dispatcher, Notifier};
 use aws_config::SdkConfig;
@@ -59,6 +60,7 @@ pub struct StepContext {
     pub tasks: Arc<dyn TaskStore>,
     pub artifacts: Arc<dyn ArtifactStore>,
     pub ledger: Arc<dyn Ledger>,
+    pub budgets: Arc<dyn BudgetStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub bucket: String,
     pub state_machine: Arc<dyn StateMachine>,
@@ -100,7 +102,8 @@ impl StepContext {
         StepContext {
             runs: Arc::new(PgRunStore::new(pool.clone())),
             tasks: tasks.clone(),
-            artifacts: Arc::new(PgArtifactStore::new(pool)),
+            artifacts: Arc::new(PgArtifactStore::new(pool.clone())),
+            budgets: Arc::new(PgBudgetStore::new(pool)),
             ledger,
             blobs: Arc::new(S3BlobStore::new(sdk, settings.artifact_bucket.clone())),
             bucket: settings.artifact_bucket,

@@ -419,3 +419,70 @@ async fn a_model_without_a_price_is_refused_before_the_call_and_the_run_fails_sa
     assert!(recorded.unwrap_or_default().contains("no price"));
     Ok(())
 }
+
+/// A model that plans one developer task and answers agents with one file.
+struct OneTaskModel;
+
+#[async_trait]
+impl LlmClient for OneTaskModel {
+    fn provider(&self) -> &str {
+        "anthropic"
+    }
+
+    async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        let planning = request
+            .response_schema
+            .as_ref()
+            .and_then(|s| s["title"].as_str())
+            == Some("autocrew_plan");
+        let text = if planning {
+            r#"{"product": "Keto", "tasks": [{"key": "app", "agent": "developer", "title": "App"}]}"#
+        } else {
+            r#"{"summary": "done", "files": [{"path": "a.md", "content": "a"}]}"#
+        };
+        Scripted("anthropic", text.into()).complete(request).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_whose_call_would_pass_the_run_budget_fails_with_budget_exceeded_and_is_not_retried()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    // Enough for the plan's worst case (about 70,000 micro-dollars), not for an agent's
+    // (8,192 output tokens at $15 per million alone is 122,880).
+    db.pool
+        .get()
+        .await?
+        .execute(
+            "UPDATE runs SET budget_micro_usd = 100000 WHERE id = $1",
+            &[&seeded.run.id.0],
+        )
+        .await?;
+    let mut p = pipeline(&db, Some(Arc::new(OneTaskModel))).await?;
+    p.ctx.model = "claude-sonnet-4-5".into();
+
+    let status = run_to_end(&p, &seeded).await?;
+
+    assert_eq!(status, ExecutionStatus::Failed);
+    let tasks = p.ctx.tasks.run_tasks(seeded.run.id).await?;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(
+        (tasks[0].status, tasks[0].attempts),
+        (TaskStatus::Failed, 1),
+        "not retried"
+    );
+    assert!(
+        tasks[0]
+            .error_log
+            .as_deref()
+            .unwrap_or("")
+            .contains("budget_exceeded"),
+        "{:?}",
+        tasks[0].error_log
+    );
+    let run = PgRunStore::new(db.pool.clone()).run(seeded.run.id).await?;
+    assert!(run.spent <= run.budget && run.reserved == autocrew_shared::domain::MicroUsd::ZERO);
+    assert_eq!(run.spent.0, 330, "only the plan's call was paid for");
+    Ok(())
+}
