@@ -3,7 +3,7 @@
 //! forced tool whose input schema is the response schema; its input comes back as the
 //! answer's text, so callers read JSON the same way from every provider.
 
-use super::openai::retry_after;
+use super::http::{Call, error_message, retry_after};
 use crate::config::Secret;
 use crate::domain::records::TokenUsage;
 use crate::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse, Role, StopReason};
@@ -133,45 +133,24 @@ fn wire_request(request: &LlmRequest) -> Value {
     body
 }
 
-fn error(model: &str, status: u16, headers: &reqwest::header::HeaderMap, body: &str) -> LlmError {
-    let (provider, model) = (PROVIDER.to_owned(), model.to_owned());
-    let parsed: Option<Value> = serde_json::from_str(body).ok();
-    let kind = parsed
-        .as_ref()
-        .and_then(|v| v["error"]["type"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let message = parsed
-        .as_ref()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| body.chars().take(300).collect());
-    match status {
-        429 => LlmError::RateLimited {
-            provider,
-            model,
-            retry_after_secs: retry_after(headers),
-        },
-        // 529 is Anthropic's "overloaded".
-        500..=599 => LlmError::Unavailable {
-            provider,
-            model,
+/// Anthropic's error for a failed status: `overloaded_error` (HTTP 529) is unavailability.
+fn error(
+    call: &Call<'_>,
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &str,
+) -> LlmError {
+    let kind = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["type"].as_str().map(str::to_owned));
+    if kind.as_deref() == Some("overloaded_error") {
+        return LlmError::Unavailable {
+            provider: call.provider.to_owned(),
+            model: call.model.to_owned(),
             status,
-        },
-        _ if kind == "overloaded_error" => LlmError::Unavailable {
-            provider,
-            model,
-            status,
-        },
-        401 | 403 => LlmError::Rejected {
-            provider,
-            model,
-            message: format!("the API key was refused ({status}): {message}"),
-        },
-        _ => LlmError::Rejected {
-            provider,
-            model,
-            message: format!("{status} {kind}: {message}"),
-        },
+        };
     }
+    call.status_error(status, retry_after(headers), &error_message(body))
 }
 
 #[async_trait]
@@ -181,41 +160,22 @@ impl LlmClient for AnthropicClient {
     }
 
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
-        let model = request.model.clone();
-        let failed = |e: reqwest::Error| {
-            if e.is_timeout() {
-                LlmError::Timeout {
-                    provider: PROVIDER.into(),
-                    model: model.clone(),
-                }
-            } else {
-                LlmError::Transport {
-                    provider: PROVIDER.into(),
-                    model: model.clone(),
-                    source: Box::new(e),
-                }
-            }
+        let call = Call {
+            provider: PROVIDER,
+            model: &request.model,
         };
-        let response = self
+        let http = self
             .http
             .post(format!("{}/v1/messages", self.base_url))
             .header("x-api-key", self.api_key.expose())
             .header("anthropic-version", ANTHROPIC_VERSION)
-            .json(&wire_request(request))
-            .send()
-            .await
-            .map_err(failed)?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.text().await.map_err(failed)?;
+            .json(&wire_request(request));
+        let (status, headers, body) = call.send(http).await?;
         if !(200..300).contains(&status) {
-            return Err(error(&model, status, &headers, &body));
+            return Err(error(&call, status, &headers, &body));
         }
-        let wire: WireResponse = serde_json::from_str(&body).map_err(|e| LlmError::Malformed {
-            provider: PROVIDER.into(),
-            model: model.clone(),
-            source: Box::new(e),
-        })?;
+        let wire: WireResponse =
+            serde_json::from_str(&body).map_err(|e| call.malformed(Box::new(e)))?;
         let answer = request.response_schema.as_ref().map(answer_tool);
         let content = wire
             .content

@@ -2,7 +2,7 @@
 //! `usageMetadata`. Structured output asks for `application/json` with the response's JSON
 //! Schema.
 
-use super::openai::retry_after;
+use super::http::{Call, error_message, retry_after};
 use crate::config::Secret;
 use crate::domain::records::TokenUsage;
 use crate::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse, Role, StopReason};
@@ -143,35 +143,14 @@ fn retry_delay(headers: &reqwest::header::HeaderMap, body: &Value) -> Option<u64
     })
 }
 
-fn error(model: &str, status: u16, headers: &reqwest::header::HeaderMap, body: &str) -> LlmError {
-    let (provider, model) = (PROVIDER.to_owned(), model.to_owned());
+fn error(
+    call: &Call<'_>,
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &str,
+) -> LlmError {
     let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let message = parsed["error"]["message"]
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or_else(|| body.chars().take(300).collect());
-    match status {
-        429 => LlmError::RateLimited {
-            provider,
-            model,
-            retry_after_secs: retry_delay(headers, &parsed),
-        },
-        500..=599 => LlmError::Unavailable {
-            provider,
-            model,
-            status,
-        },
-        401 | 403 => LlmError::Rejected {
-            provider,
-            model,
-            message: format!("the API key was refused ({status}): {message}"),
-        },
-        _ => LlmError::Rejected {
-            provider,
-            model,
-            message: format!("{status}: {message}"),
-        },
-    }
+    call.status_error(status, retry_delay(headers, &parsed), &error_message(body))
 }
 
 #[async_trait]
@@ -181,43 +160,23 @@ impl LlmClient for GeminiClient {
     }
 
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
-        let model = request.model.clone();
-        let failed = |e: reqwest::Error| {
-            if e.is_timeout() {
-                LlmError::Timeout {
-                    provider: PROVIDER.into(),
-                    model: model.clone(),
-                }
-            } else {
-                LlmError::Transport {
-                    provider: PROVIDER.into(),
-                    model: model.clone(),
-                    source: Box::new(e),
-                }
-            }
+        let call = Call {
+            provider: PROVIDER,
+            model: &request.model,
         };
-        let response = self
+        let http = self
             .http
             .post(format!(
                 "{}/v1beta/models/{}:generateContent",
                 self.base_url, request.model
             ))
             .header("x-goog-api-key", self.api_key.expose())
-            .json(&wire_request(request))
-            .send()
-            .await
-            .map_err(failed)?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.text().await.map_err(failed)?;
+            .json(&wire_request(request));
+        let (status, headers, body) = call.send(http).await?;
         if !(200..300).contains(&status) {
-            return Err(error(&model, status, &headers, &body));
+            return Err(error(&call, status, &headers, &body));
         }
-        let malformed = |source: Box<dyn std::error::Error + Send + Sync>| LlmError::Malformed {
-            provider: PROVIDER.into(),
-            model: model.clone(),
-            source,
-        };
+        let malformed = |source: Box<dyn std::error::Error + Send + Sync>| call.malformed(source);
         let wire: WireResponse = serde_json::from_str(&body).map_err(|e| malformed(Box::new(e)))?;
         let candidate = wire
             .candidates
@@ -264,7 +223,7 @@ impl LlmClient for GeminiClient {
             .ok_or_else(|| malformed("the response has no usageMetadata".into()))?;
         Ok(LlmResponse {
             provider: PROVIDER.into(),
-            model: wire.model_version.unwrap_or(model),
+            model: wire.model_version.unwrap_or_else(|| request.model.clone()),
             content,
             stop_reason,
             usage: TokenUsage {

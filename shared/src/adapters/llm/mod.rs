@@ -2,6 +2,7 @@
 
 mod anthropic;
 mod gemini;
+mod http;
 mod offline;
 mod offline_files;
 mod openai;

@@ -2,6 +2,7 @@
 //! base URL. The wire types stay in this module; the rest of the code sees the neutral
 //! `LlmRequest` / `LlmResponse`.
 
+use super::http::{Call, error_message, retry_after};
 use crate::config::Secret;
 use crate::domain::records::TokenUsage;
 use crate::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse, Role, StopReason};
@@ -217,58 +218,6 @@ impl OpenAiClient {
             response_format,
         }
     }
-
-    fn error(
-        &self,
-        model: &str,
-        status: u16,
-        headers: &reqwest::header::HeaderMap,
-        body: &str,
-    ) -> LlmError {
-        let (provider, model) = (self.provider.clone(), model.to_owned());
-        let message = serde_json::from_str::<Value>(body)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| body.chars().take(300).collect());
-        match status {
-            429 => LlmError::RateLimited {
-                provider,
-                model,
-                retry_after_secs: retry_after(headers),
-            },
-            500..=599 => LlmError::Unavailable {
-                provider,
-                model,
-                status,
-            },
-            401 | 403 => LlmError::Rejected {
-                provider,
-                model,
-                message: format!("the API key was refused ({status}): {message}"),
-            },
-            _ => LlmError::Rejected {
-                provider,
-                model,
-                message: format!("{status}: {message}"),
-            },
-        }
-    }
-}
-
-/// `retry-after` in seconds (or `retry-after-ms`), when the provider says.
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(seconds) = header("retry-after").and_then(|v| v.parse::<f64>().ok()) {
-        return Some(seconds.ceil().max(0.0) as u64);
-    }
-    header("retry-after-ms")
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(|ms| ms.div_ceil(1000))
 }
 
 fn stop_reason(finish: Option<&str>) -> StopReason {
@@ -287,81 +236,51 @@ impl LlmClient for OpenAiClient {
     }
 
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
-        let (provider, model) = (self.provider.clone(), request.model.clone());
-        let mut call = self
+        let call = Call {
+            provider: &self.provider,
+            model: &request.model,
+        };
+        let mut http = self
             .http
             .post(format!("{}/chat/completions", self.base_url))
             .json(&self.wire_request(request));
         if let Some(key) = &self.api_key {
-            call = call.bearer_auth(key.expose());
+            http = http.bearer_auth(key.expose());
         }
-        let response = call.send().await.map_err(|e| {
-            if e.is_timeout() {
-                LlmError::Timeout {
-                    provider: provider.clone(),
-                    model: model.clone(),
-                }
-            } else {
-                LlmError::Transport {
-                    provider: provider.clone(),
-                    model: model.clone(),
-                    source: Box::new(e),
-                }
-            }
-        })?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.text().await.map_err(|e| {
-            if e.is_timeout() {
-                LlmError::Timeout {
-                    provider: provider.clone(),
-                    model: model.clone(),
-                }
-            } else {
-                LlmError::Transport {
-                    provider: provider.clone(),
-                    model: model.clone(),
-                    source: Box::new(e),
-                }
-            }
-        })?;
+        let (status, headers, body) = call.send(http).await?;
         if !(200..300).contains(&status) {
-            return Err(self.error(&model, status, &headers, &body));
+            return Err(call.status_error(status, retry_after(&headers), &error_message(&body)));
         }
-        let malformed = |source: Box<dyn std::error::Error + Send + Sync>| LlmError::Malformed {
-            provider: provider.clone(),
-            model: model.clone(),
-            source,
-        };
-        let wire: WireResponse = serde_json::from_str(&body).map_err(|e| malformed(Box::new(e)))?;
+        let wire: WireResponse =
+            serde_json::from_str(&body).map_err(|e| call.malformed(Box::new(e)))?;
         let choice = wire
             .choices
             .into_iter()
             .next()
-            .ok_or_else(|| malformed("the response has no choices".into()))?;
+            .ok_or_else(|| call.malformed("the response has no choices".into()))?;
         let mut content = Vec::new();
         if let Some(text) = choice.message.content.filter(|t| !t.is_empty()) {
             content.push(Content::Text { text });
         }
-        for call in choice.message.tool_calls {
-            let input = serde_json::from_str(&call.function.arguments)
-                .map_err(|e| malformed(Box::new(e)))?;
+        for tool_call in choice.message.tool_calls {
+            let input = serde_json::from_str(&tool_call.function.arguments)
+                .map_err(|e| call.malformed(Box::new(e)))?;
             content.push(Content::ToolUse {
-                id: call.id,
-                name: call.function.name,
+                id: tool_call.id,
+                name: tool_call.function.name,
                 input,
             });
         }
         let usage = wire
             .usage
-            .ok_or_else(|| malformed("the response has no usage".into()))?;
+            .ok_or_else(|| call.malformed("the response has no usage".into()))?;
         let cached = usage
             .prompt_tokens_details
             .map(|d| d.cached_tokens)
             .unwrap_or(0);
         Ok(LlmResponse {
-            provider,
-            model: wire.model.unwrap_or(model),
+            provider: self.provider.clone(),
+            model: wire.model.unwrap_or_else(|| request.model.clone()),
             content,
             stop_reason: stop_reason(choice.finish_reason.as_deref()),
             usage: TokenUsage {
