@@ -1,7 +1,6 @@
 //! The execute step and the answers to the state machine's task tokens.
 
 use crate::{RecordError, StepContext};
-use autocrew_shared::domain::pricing::PriceTable;
 use autocrew_shared::domain::records::{Artifact, Attribution, LlmCall, Run, TokenUsage};
 use autocrew_shared::domain::{
     ArtifactId, EventKind, LlmCallOutcome, MicroUsd, RunId, TaskId, TaskStatus,
@@ -83,7 +82,7 @@ pub(crate) async fn call_llm(
         model: request.model.clone(),
         reason,
     };
-    let priced = PriceTable::builtin().and_then(|table| table.price(&provider, &request.model));
+    let priced = ctx.prices.price(&provider, &request.model);
     let reservation = match &priced {
         Ok(price) => match ctx
             .budgets

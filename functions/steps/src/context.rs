@@ -2,7 +2,7 @@
 
 use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, S3BlobStore, SfnStateMachine, SqsQueue};
-use autocrew_shared::adapters::llm::{OFFLINE_MODEL, OfflineLlm};
+use autocrew_shared::adapters::llm::select::{self, LlmSetup};
 use autocrew_shared::adapters::postgres::{
     self, PgArtifactStore, PgBudgetStore, PgLedger, PgRunStore, PgTaskStore, Pool,
 };
@@ -10,6 +10,7 @@ use autocrew_shared::config::{
     AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, optional, required,
 };
 use autocrew_shared::domain::PlanLimits;
+use autocrew_shared::domain::pricing::PriceTable;
 use autocrew_shared::ports::{
     ArtifactStore, BlobStore, BudgetStore, Ledger, LlmClient, Queue, RunStore, StateMachine,
     TaskStore,
@@ -20,13 +21,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The names and URLs a step needs besides the database and AWS.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StepSettings {
     pub artifact_bucket: String,
     pub connections_table: String,
     pub websocket_callback_url: String,
     pub agent_queues: AgentQueues,
-    pub model: String,
+    /// The model client, its model and the price table (see `adapters::llm::select`).
+    pub llm: LlmSetup,
     /// An attempt older than this died without an outcome (`AGENT_ATTEMPT_TIMEOUT_SECS`,
     /// default 300: longer than the agent functions' 120 s timeout).
     pub attempt_timeout: Duration,
@@ -39,7 +41,7 @@ impl StepSettings {
             connections_table: required(env, "CONNECTIONS_TABLE")?,
             websocket_callback_url: required(env, "WEBSOCKET_CALLBACK_URL")?,
             agent_queues: AgentQueues::from_env(env)?,
-            model: optional(env, "LLM_MODEL").unwrap_or_else(|| OFFLINE_MODEL.to_owned()),
+            llm: select::from_env(env)?,
             attempt_timeout: Duration::from_secs(
                 match optional(env, "AGENT_ATTEMPT_TIMEOUT_SECS") {
                     None => 300,
@@ -68,6 +70,8 @@ pub struct StepContext {
     pub llm: Arc<dyn LlmClient>,
     /// The model every agent uses until routing by policy lands.
     pub model: String,
+    /// What calls are charged at.
+    pub prices: Arc<PriceTable>,
     pub notifier: Notifier,
     pub dispatcher: Dispatcher,
     pub plan_limits: PlanLimits,
@@ -109,9 +113,9 @@ impl StepContext {
             bucket: settings.artifact_bucket,
             state_machine: Arc::new(SfnStateMachine::new(sdk)),
             queue: queue.clone(),
-            // Real providers join in the next issue; with no key this is the offline one.
-            llm: Arc::new(OfflineLlm),
-            model: settings.model,
+            llm: settings.llm.client,
+            model: settings.llm.model,
+            prices: settings.llm.prices,
             dispatcher: Dispatcher::new(tasks, queue, settings.agent_queues, notifier.clone()),
             notifier,
             plan_limits: PlanLimits::default(),

@@ -486,3 +486,66 @@ async fn a_task_whose_call_would_pass_the_run_budget_fails_with_budget_exceeded_
     assert_eq!(run.spent.0, 330, "only the plan's call was paid for");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_completes_on_an_openai_compatible_server_and_costs_match_its_token_counts()
+-> anyhow::Result<()> {
+    use autocrew_shared::adapters::llm::OpenAiClient;
+    use autocrew_shared::domain::pricing::PriceTable;
+    use autocrew_tests::replay::{Recorded, ReplayServer};
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let server = ReplayServer::start(vec![
+        Recorded::ok("ollama-plan.json"),
+        Recorded::ok("ollama-brand.json"),
+        Recorded::ok("ollama-landing.json"),
+    ])
+    .await?;
+    let mut p = pipeline(&db, None).await?;
+    p.ctx.llm = Arc::new(OpenAiClient::compatible(
+        "openai-compatible",
+        &format!("{}/v1", server.url),
+        None,
+        Duration::from_secs(5),
+    )?);
+    p.ctx.model = "llama3.1:8b".into();
+    // A self-hosted model is priced by the operator's table (PRICE_TABLE_PATH in production).
+    p.ctx.prices = Arc::new(PriceTable::parse(
+        r#"{"as_of": "2026-11-25", "models": [{"provider": "openai-compatible", "model": "llama3.1:8b",
+            "input": "0.10", "output": "0.20", "cache_write": "0", "cache_read": "0"}]}"#,
+    )?);
+
+    let status = run_to_end(&p, &seeded).await?;
+
+    assert_eq!(status, ExecutionStatus::Succeeded);
+    let tasks = p.ctx.tasks.run_tasks(seeded.run.id).await?;
+    assert_eq!(
+        tasks.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(),
+        ["brand_sheet", "landing_copy"]
+    );
+    let totals = p.ctx.ledger.run_totals(seeded.run.id).await?;
+    assert_eq!(
+        totals.usage,
+        TokenUsage {
+            input: 1140,
+            output: 295,
+            cache_write: 0,
+            cache_read: 0
+        }
+    );
+    // 1140 input tokens at $0.10 and 295 output at $0.20 per million: 114 + 59 micro-dollars,
+    // billed per call and rounded up per call: (50 + 24) + (30 + 16) + (34 + 19).
+    assert_eq!(totals.cost.0, 173);
+    let run = PgRunStore::new(db.pool.clone()).run(seeded.run.id).await?;
+    assert_eq!(
+        run.spent, totals.cost,
+        "the budget was charged exactly what the ledger says"
+    );
+    let sent = server.received();
+    assert_eq!(sent.len(), 3);
+    assert!(
+        sent.iter()
+            .all(|r| r.path == "/v1/chat/completions" && r.body["model"] == "llama3.1:8b")
+    );
+    Ok(())
+}

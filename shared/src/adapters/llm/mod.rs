@@ -6,6 +6,7 @@ mod http;
 mod offline;
 mod offline_files;
 mod openai;
+pub mod select;
 
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicClient};
 pub use gemini::GeminiClient;
