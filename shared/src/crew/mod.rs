@@ -4,9 +4,14 @@
 
 pub mod agents;
 pub mod planner;
+pub mod profiles;
+pub mod schema;
+pub mod tools;
 
 pub use agents::{AgentFile, AgentOutput, AgentTaskContext, OutputError};
 pub use planner::{PlanReply, PlanningError};
+pub use profiles::{AgentProfile, AgentProfiles, ProfileError};
+pub use schema::SchemaViolations;
 
 /// The `title` of the plan's JSON Schema: how a provider (the offline one) tells a planning
 /// request from an agent request.

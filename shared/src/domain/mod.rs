@@ -6,6 +6,7 @@ pub mod kinds;
 pub mod money;
 pub mod pricing;
 pub mod records;
+pub mod routing;
 
 pub use graph::{PlanError, PlanLimits, PlannedTask, TaskGraph};
 pub use ids::{ArtifactId, ProjectId, RunId, TaskId, UserId};

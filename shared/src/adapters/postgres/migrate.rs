@@ -18,6 +18,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_budgets",
         include_str!("../../../../migrations/0003_budgets.sql"),
     ),
+    (
+        "0004_llm_gateway",
+        include_str!("../../../../migrations/0004_llm_gateway.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

@@ -1,0 +1,119 @@
+//! Each agent kind's profile: system prompt, tools, model policy and loop bounds, from
+//! `shared/data/agents.json` (or `AGENT_PROFILES_PATH`).
+
+use super::tools;
+use crate::domain::AgentKind;
+use crate::domain::routing::{ModelPolicy, RoutingPolicy};
+use crate::ports::llm::ToolSpec;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The profiles shipped with this build.
+pub const AGENTS_JSON: &str = include_str!("../../data/agents.json");
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AgentProfile {
+    pub system: String,
+    pub tools: Vec<String>,
+    pub model_policy: ModelPolicy,
+    /// Model turns at most in one attempt.
+    pub max_steps: u32,
+    /// Wall-clock time at most for one attempt.
+    pub max_seconds: u64,
+    /// Output tokens per model turn.
+    pub max_tokens: u32,
+    pub temperature: Option<f32>,
+}
+
+impl AgentProfile {
+    pub fn tool_specs(&self) -> Vec<ToolSpec> {
+        self.tools.iter().filter_map(|t| tools::spec(t)).collect()
+    }
+
+    pub fn time_limit(&self) -> Duration {
+        Duration::from_secs(self.max_seconds)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the agent profiles are invalid: {0}")]
+pub struct ProfileError(pub String);
+
+/// One profile per agent kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentProfiles(HashMap<AgentKind, AgentProfile>);
+
+#[derive(Deserialize)]
+struct Wire {
+    agents: HashMap<AgentKind, AgentProfile>,
+}
+
+impl AgentProfiles {
+    pub fn builtin(routing: &RoutingPolicy) -> Result<Self, ProfileError> {
+        Self::parse(AGENTS_JSON, routing)
+    }
+
+    /// Reads and checks the profiles: every agent kind present, tools known, tiers in the
+    /// routing policy, bounds above zero.
+    pub fn parse(text: &str, routing: &RoutingPolicy) -> Result<Self, ProfileError> {
+        let wire: Wire = serde_json::from_str(text).map_err(|e| ProfileError(e.to_string()))?;
+        for kind in AgentKind::ALL {
+            let Some(profile) = wire.agents.get(kind) else {
+                return Err(ProfileError(format!("no profile for {kind}")));
+            };
+            let bad = |what: String| ProfileError(format!("{kind}: {what}"));
+            if let Some(tool) = profile.tools.iter().find(|t| !tools::KNOWN.contains(&t.as_str())) {
+                return Err(bad(format!("unknown tool {tool:?}")));
+            }
+            if !profile.tools.is_empty() && !profile.tools.iter().any(|t| t == tools::FINISH) {
+                return Err(bad(format!("an agent with tools needs {:?}", tools::FINISH)));
+            }
+            let policy = &profile.model_policy;
+            for tier in [&policy.simple, &policy.medium, &policy.complex] {
+                routing.check_tier(tier).map_err(|e| bad(e.to_string()))?;
+            }
+            if profile.max_steps == 0 || profile.max_seconds == 0 || profile.max_tokens == 0 {
+                return Err(bad("max_steps, max_seconds and max_tokens must be above 0".into()));
+            }
+        }
+        Ok(AgentProfiles(wire.agents))
+    }
+
+    pub fn get(&self, kind: AgentKind) -> &AgentProfile {
+        // `parse` checked every kind is present.
+        &self.0[&kind]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Complexity;
+
+    #[test]
+    fn the_shipped_profiles_follow_the_seed_defaults() {
+        let routing = RoutingPolicy::builtin().unwrap();
+        let profiles = AgentProfiles::builtin(&routing).unwrap();
+        let tier = |kind, complexity| profiles.get(kind).model_policy.tier_for(complexity).to_owned();
+        for strong in [AgentKind::Orchestrator, AgentKind::Developer, AgentKind::Sales] {
+            assert_eq!(tier(strong, Complexity::Medium), "strong", "{strong}");
+        }
+        for standard in [AgentKind::Marketer, AgentKind::Designer] {
+            assert_eq!(tier(standard, Complexity::Medium), "standard", "{standard}");
+        }
+        assert_eq!(tier(AgentKind::Ops, Complexity::Medium), "cheap");
+        assert_eq!(profiles.get(AgentKind::Developer).tool_specs().len(), 3);
+    }
+
+    #[test]
+    fn a_profile_naming_an_unknown_tier_or_tool_is_refused() {
+        let routing = RoutingPolicy::builtin().unwrap();
+        let text = AGENTS_JSON.replacen("\"cheap\", \"medium\": \"cheap\"", "\"turbo\", \"medium\": \"cheap\"", 1);
+        let err = AgentProfiles::parse(&text, &routing).unwrap_err().to_string();
+        assert!(err.contains("ops") && err.contains("turbo"), "{err}");
+        let text = AGENTS_JSON.replacen("\"read_upstream\", \"write_file\"", "\"rm_rf\", \"write_file\"", 1);
+        let err = AgentProfiles::parse(&text, &routing).unwrap_err().to_string();
+        assert!(err.contains("rm_rf"), "{err}");
+    }
+}

@@ -1,0 +1,60 @@
+//! The tools agents may call. Their names and argument schemas live here because their
+//! behaviour is code (in the agent step); which agent gets which is configuration
+//! (`shared/data/agents.json`).
+
+use crate::ports::llm::ToolSpec;
+use serde_json::json;
+
+/// Reads what an upstream task produced: its summary and files.
+pub const READ_UPSTREAM: &str = "read_upstream";
+/// Stores a file as an artifact of the task.
+pub const WRITE_FILE: &str = "write_file";
+/// Ends the task with a summary.
+pub const FINISH: &str = "finish";
+
+/// Every tool name an agent profile may list.
+pub const KNOWN: [&str; 3] = [READ_UPSTREAM, WRITE_FILE, FINISH];
+
+/// The largest file `write_file` accepts, in bytes.
+pub const MAX_FILE_BYTES: usize = 256 * 1024;
+
+/// The spec sent to the model for the tool called `name`, if there is one.
+pub fn spec(name: &str) -> Option<ToolSpec> {
+    let (description, schema) = match name {
+        READ_UPSTREAM => (
+            "Read the summary and the files of a task this one depends on.",
+            json!({
+                "type": "object", "additionalProperties": false, "required": ["task_key"],
+                "properties": {"task_key": {"type": "string", "minLength": 1, "maxLength": 64}}
+            }),
+        ),
+        WRITE_FILE => (
+            "Write one file of this task's output. Paths are relative, like app/index.tsx; writing a path again replaces it.",
+            json!({
+                "type": "object", "additionalProperties": false, "required": ["path", "content"],
+                "properties": {
+                    "path": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", "maxLength": 200},
+                    "content": {"type": "string", "maxLength": MAX_FILE_BYTES}
+                }
+            }),
+        ),
+        FINISH => (
+            "Finish the task. Call it once, after writing every file.",
+            json!({
+                "type": "object", "additionalProperties": false, "required": ["summary"],
+                "properties": {"summary": {"type": "string", "minLength": 1, "maxLength": 2000}}
+            }),
+        ),
+        _ => return None,
+    };
+    Some(ToolSpec {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        input_schema: schema,
+    })
+}
+
+/// A file path the schema accepts but that must still not escape the task's folder.
+pub fn safe_path(path: &str) -> bool {
+    !path.is_empty() && path.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+}
