@@ -128,15 +128,6 @@ fn queue_name(record: &SqsMessage) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Exponential backoff with equal jitter: up to `base * 2^(attempt-1)`, at most `cap`.
-pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
-    let ceiling = base
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-        .min(cap);
-    let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(rand::random_range(millis / 2..=millis.max(1)))
-}
-
 /// The Lambda entry point for `step`: tracing, configuration, clients, then the runtime.
 pub async fn run_lambda(step: Step) -> Result<(), lambda_runtime::Error> {
     autocrew_shared::telemetry::init();

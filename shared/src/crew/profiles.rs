@@ -63,18 +63,27 @@ impl AgentProfiles {
                 return Err(ProfileError(format!("no profile for {kind}")));
             };
             let bad = |what: String| ProfileError(format!("{kind}: {what}"));
-            if let Some(tool) = profile.tools.iter().find(|t| !tools::KNOWN.contains(&t.as_str())) {
+            if let Some(tool) = profile
+                .tools
+                .iter()
+                .find(|t| !tools::KNOWN.contains(&t.as_str()))
+            {
                 return Err(bad(format!("unknown tool {tool:?}")));
             }
             if !profile.tools.is_empty() && !profile.tools.iter().any(|t| t == tools::FINISH) {
-                return Err(bad(format!("an agent with tools needs {:?}", tools::FINISH)));
+                return Err(bad(format!(
+                    "an agent with tools needs {:?}",
+                    tools::FINISH
+                )));
             }
             let policy = &profile.model_policy;
             for tier in [&policy.simple, &policy.medium, &policy.complex] {
                 routing.check_tier(tier).map_err(|e| bad(e.to_string()))?;
             }
             if profile.max_steps == 0 || profile.max_seconds == 0 || profile.max_tokens == 0 {
-                return Err(bad("max_steps, max_seconds and max_tokens must be above 0".into()));
+                return Err(bad(
+                    "max_steps, max_seconds and max_tokens must be above 0".into()
+                ));
             }
         }
         Ok(AgentProfiles(wire.agents))
@@ -95,8 +104,18 @@ mod tests {
     fn the_shipped_profiles_follow_the_seed_defaults() {
         let routing = RoutingPolicy::builtin().unwrap();
         let profiles = AgentProfiles::builtin(&routing).unwrap();
-        let tier = |kind, complexity| profiles.get(kind).model_policy.tier_for(complexity).to_owned();
-        for strong in [AgentKind::Orchestrator, AgentKind::Developer, AgentKind::Sales] {
+        let tier = |kind, complexity| {
+            profiles
+                .get(kind)
+                .model_policy
+                .tier_for(complexity)
+                .to_owned()
+        };
+        for strong in [
+            AgentKind::Orchestrator,
+            AgentKind::Developer,
+            AgentKind::Sales,
+        ] {
             assert_eq!(tier(strong, Complexity::Medium), "strong", "{strong}");
         }
         for standard in [AgentKind::Marketer, AgentKind::Designer] {
@@ -109,11 +128,23 @@ mod tests {
     #[test]
     fn a_profile_naming_an_unknown_tier_or_tool_is_refused() {
         let routing = RoutingPolicy::builtin().unwrap();
-        let text = AGENTS_JSON.replacen("\"cheap\", \"medium\": \"cheap\"", "\"turbo\", \"medium\": \"cheap\"", 1);
-        let err = AgentProfiles::parse(&text, &routing).unwrap_err().to_string();
+        let text = AGENTS_JSON.replacen(
+            "\"cheap\", \"medium\": \"cheap\"",
+            "\"turbo\", \"medium\": \"cheap\"",
+            1,
+        );
+        let err = AgentProfiles::parse(&text, &routing)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("ops") && err.contains("turbo"), "{err}");
-        let text = AGENTS_JSON.replacen("\"read_upstream\", \"write_file\"", "\"rm_rf\", \"write_file\"", 1);
-        let err = AgentProfiles::parse(&text, &routing).unwrap_err().to_string();
+        let text = AGENTS_JSON.replacen(
+            "\"read_upstream\", \"write_file\"",
+            "\"rm_rf\", \"write_file\"",
+            1,
+        );
+        let err = AgentProfiles::parse(&text, &routing)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("rm_rf"), "{err}");
     }
 }

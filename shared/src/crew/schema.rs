@@ -49,7 +49,9 @@ mod tests {
             "properties": {"path": {"type": "string"}, "n": {"type": "integer"}}
         });
         assert!(validate(&schema, &json!({"path": "a"})).is_ok());
-        let err = validate(&schema, &json!({"n": "two"})).unwrap_err().to_string();
+        let err = validate(&schema, &json!({"n": "two"}))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("\"path\" is a required property"), "{err}");
         assert!(err.contains("at /n:"), "{err}");
         let err = parse_checked(&schema, "not json").unwrap_err().to_string();

@@ -56,5 +56,8 @@ pub fn spec(name: &str) -> Option<ToolSpec> {
 
 /// A file path the schema accepts but that must still not escape the task's folder.
 pub fn safe_path(path: &str) -> bool {
-    !path.is_empty() && path.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+    !path.is_empty()
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
 }

@@ -138,6 +138,8 @@ pub struct LlmCall {
     pub cost: MicroUsd,
     pub latency_ms: u32,
     pub error: Option<String>,
+    /// Which row of one logical call this is (retries, fallbacks and hits each get one).
+    pub attempt: u32,
 }
 
 /// Sums over ledger rows.

@@ -43,6 +43,10 @@ pub trait BudgetStore: Send + Sync {
         run: Option<RunId>,
         amount: MicroUsd,
     ) -> Result<Reservation, BudgetError>;
+    /// The smaller share, in whole percent, of the run's budget and the user's monthly AI
+    /// budget that is neither spent nor reserved (0 when a budget is zero). Routing steps
+    /// down to cheaper models as it falls.
+    async fn percent_left(&self, user: UserId, run: Option<RunId>) -> Result<u8, StoreError>;
     /// Releases the reservation and records `actual` as spent. Settling twice is a no-op.
     async fn settle(&self, reservation: Uuid, actual: MicroUsd) -> Result<(), StoreError>;
 }

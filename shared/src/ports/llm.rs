@@ -173,4 +173,33 @@ pub trait LlmClient: Send + Sync {
     /// The provider's name as written to the ledger ("anthropic", "offline").
     fn provider(&self) -> &str;
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError>;
+    /// Like `complete`, over the provider's streaming API: `on_text` gets each piece of
+    /// text as it arrives. A provider without streaming answers whole and passes the whole
+    /// text once.
+    async fn stream(
+        &self,
+        request: &LlmRequest,
+        on_text: &TextSink,
+    ) -> Result<LlmResponse, LlmError> {
+        let response = self.complete(request).await?;
+        let text = response.text();
+        if !text.is_empty() {
+            on_text(&text);
+        }
+        Ok(response)
+    }
+}
+
+/// Where streamed text goes, piece by piece.
+pub type TextSink = dyn Fn(&str) + Send + Sync;
+
+/// Vectors for texts, for the semantic cache and agent memory.
+#[async_trait]
+pub trait Embedder: Send + Sync {
+    /// The provider's name as written to the ledger.
+    fn provider(&self) -> &str;
+    /// The model, stored with every vector it makes.
+    fn model(&self) -> &str;
+    /// One vector per text, and the input tokens it was charged.
+    async fn embed(&self, texts: &[String]) -> Result<(Vec<Vec<f32>>, u32), LlmError>;
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod blob;
 pub mod budget;
 pub mod events;
+pub mod gateway;
 pub mod idempotency;
 pub mod ledger;
 pub mod llm;
@@ -19,9 +20,12 @@ pub use auth::TokenStore;
 pub use blob::{BlobError, BlobStore, StoredBlob};
 pub use budget::{BudgetError, BudgetScope, BudgetStore, Reservation};
 pub use events::EventLog;
+pub use gateway::{
+    ConcurrencyLimiter, Embedding, Lease, ResponseCache, SemanticCache, SemanticHit,
+};
 pub use idempotency::{Claim, IdempotencyStore};
 pub use ledger::Ledger;
-pub use llm::{LlmClient, LlmError};
+pub use llm::{Embedder, LlmClient, LlmError};
 pub use queue::{Queue, QueueError, QueueMessage};
 pub use realtime::{ConnectionRegistry, PushError, RealtimePush, RegistryError};
 pub use state_machine::{ExecutionStatus, StateMachine, StateMachineError};

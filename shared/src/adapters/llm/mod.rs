@@ -1,6 +1,7 @@
 //! LLM providers behind the `LlmClient` port.
 
 mod anthropic;
+mod embeddings;
 mod gemini;
 mod http;
 mod offline;
@@ -9,6 +10,9 @@ mod openai;
 pub mod select;
 
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicClient};
+pub use embeddings::{
+    EMBEDDING_DIM, OFFLINE_EMBEDDING_MODEL, OfflineEmbedder, OpenAiEmbedder, offline_vector,
+};
 pub use gemini::GeminiClient;
 pub use offline::{OFFLINE_MODEL, OFFLINE_PROVIDER, OfflineLlm};
 pub use openai::OpenAiClient;

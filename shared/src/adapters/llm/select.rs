@@ -1,19 +1,29 @@
-//! Which model client a process uses, from its environment. With no key at all, the offline
+//! Which models a process can call, from its environment. With no key at all, the offline
 //! provider: every run then says it is offline.
 
-use super::{AnthropicClient, GeminiClient, OFFLINE_MODEL, OfflineLlm, OpenAiClient};
+use super::{
+    AnthropicClient, GeminiClient, OFFLINE_MODEL, OfflineEmbedder, OfflineLlm, OpenAiClient,
+    OpenAiEmbedder,
+};
 use crate::config::{ConfigError, Env, Secret, optional};
+use crate::crew::AgentProfiles;
 use crate::domain::pricing::PriceTable;
-use crate::ports::llm::LlmClient;
+use crate::domain::routing::{ModelRef, RoutingPolicy};
+use crate::ports::{Embedder, LlmClient};
+use crate::services::gateway::{GatewayModels, GatewaySettings, Providers};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The chosen client, the model it is asked for, and the prices calls are charged at.
+/// Everything the gateway is built from, besides its stores, and the agents' profiles.
+/// In `models`: every configured provider (`offline` is always there); the primary is the
+/// first configured provider with its default model (or `LLM_MODEL`); it is pinned when
+/// `LLM_MODEL` (or a compatible server) fixes the model; `LLM_FALLBACK` gives the
+/// fallbacks.
 #[derive(Clone)]
 pub struct LlmSetup {
-    pub client: Arc<dyn LlmClient>,
-    pub model: String,
-    pub prices: Arc<PriceTable>,
+    pub models: GatewayModels,
+    pub profiles: Arc<AgentProfiles>,
+    pub settings: GatewaySettings,
 }
 
 fn invalid(name: &'static str, reason: impl std::fmt::Display) -> ConfigError {
@@ -23,16 +33,30 @@ fn invalid(name: &'static str, reason: impl std::fmt::Display) -> ConfigError {
     }
 }
 
-/// Reads, in this order of precedence:
-/// - `ANTHROPIC_API_KEY` (+ `ANTHROPIC_BASE_URL`): Anthropic, model `claude-sonnet-4-5`;
+/// A data file from `path_var`, or the shipped text.
+fn data_file(env: &dyn Env, path_var: &'static str) -> Result<Option<String>, ConfigError> {
+    optional(env, path_var)
+        .map(|path| {
+            std::fs::read_to_string(&path).map_err(|e| invalid(path_var, format!("{path}: {e}")))
+        })
+        .transpose()
+}
+
+/// Reads every provider whose key is set:
+/// - `ANTHROPIC_API_KEY` (+ `ANTHROPIC_BASE_URL`): Anthropic, default `claude-sonnet-4-5`;
 /// - `OPENAI_BASE_URL` (+ optional `OPENAI_API_KEY`, `OPENAI_COMPATIBLE_NAME`): an
 ///   OpenAI-compatible server such as Ollama or vLLM; `LLM_MODEL` is then required;
-/// - `OPENAI_API_KEY`: OpenAI, model `gpt-4o`;
-/// - `GEMINI_API_KEY` (+ `GEMINI_BASE_URL`): Gemini, model `gemini-2.5-flash`;
-/// - nothing: the offline provider.
+/// - `OPENAI_API_KEY`: OpenAI, default `gpt-4o` (also embeddings, `EMBEDDING_MODEL`,
+///   default `text-embedding-3-small`);
+/// - `GEMINI_API_KEY` (+ `GEMINI_BASE_URL`): Gemini, default `gemini-2.5-flash`;
+/// - and always the offline provider, which is the primary when nothing else is set.
 ///
-/// `LLM_MODEL` overrides the model, `LLM_TIMEOUT_SECS` the timeout (60), and
-/// `PRICE_TABLE_PATH` replaces the shipped price table (to price a self-hosted model).
+/// The first in that order is the primary. Calls are routed by `shared/data/routing.json`
+/// (`ROUTING_POLICY_PATH`) over the configured providers; `LLM_MODEL` pins every call to
+/// the primary provider with that model instead. `LLM_FALLBACK` (`provider/model,...`)
+/// appends models to every chain. `LLM_TIMEOUT_SECS` (60) bounds each call,
+/// `PRICE_TABLE_PATH` replaces the price table and `AGENT_PROFILES_PATH` the agents'
+/// profiles. Every model that could be called must have a price, checked here.
 pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
     let timeout = match optional(env, "LLM_TIMEOUT_SECS") {
         None => Duration::from_secs(60),
@@ -45,61 +69,144 @@ pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
     let model = optional(env, "LLM_MODEL");
     let secret = |name: &'static str| optional(env, name).map(Secret::new);
     let http = |e: reqwest::Error| invalid("LLM_TIMEOUT_SECS", e);
-    let (client, default_model): (Arc<dyn LlmClient>, &str) = if let Some(key) =
-        secret("ANTHROPIC_API_KEY")
-    {
+    let mut providers = Providers::new();
+    let mut defaults: Vec<ModelRef> = Vec::new();
+    let mut add = |client: Arc<dyn LlmClient>, default_model: &str| {
+        defaults.push(ModelRef {
+            provider: client.provider().to_owned(),
+            model: default_model.to_owned(),
+        });
+        providers.insert(client.provider().to_owned(), client);
+    };
+    if let Some(key) = secret("ANTHROPIC_API_KEY") {
         let base = optional(env, "ANTHROPIC_BASE_URL")
             .unwrap_or_else(|| "https://api.anthropic.com".into());
-        (
+        add(
             Arc::new(AnthropicClient::new(&base, key, timeout).map_err(http)?),
             "claude-sonnet-4-5",
-        )
-    } else if let Some(base) = optional(env, "OPENAI_BASE_URL") {
+        );
+    }
+    let compatible = optional(env, "OPENAI_BASE_URL");
+    if let Some(base) = &compatible {
         let name =
             optional(env, "OPENAI_COMPATIBLE_NAME").unwrap_or_else(|| "openai-compatible".into());
-        let client = OpenAiClient::compatible(&name, &base, secret("OPENAI_API_KEY"), timeout)
-            .map_err(http)?;
-        if model.is_none() {
+        let Some(model) = &model else {
             return Err(ConfigError::Missing { name: "LLM_MODEL" });
-        }
-        (Arc::new(client), "")
+        };
+        let client = OpenAiClient::compatible(&name, base, secret("OPENAI_API_KEY"), timeout)
+            .map_err(http)?;
+        add(Arc::new(client), model);
     } else if let Some(key) = secret("OPENAI_API_KEY") {
-        (
+        add(
             Arc::new(
                 OpenAiClient::openai("https://api.openai.com/v1", key, timeout).map_err(http)?,
             ),
             "gpt-4o",
-        )
-    } else if let Some(key) = secret("GEMINI_API_KEY") {
+        );
+    }
+    if let Some(key) = secret("GEMINI_API_KEY") {
         let base = optional(env, "GEMINI_BASE_URL")
             .unwrap_or_else(|| "https://generativelanguage.googleapis.com".into());
-        (
+        add(
             Arc::new(GeminiClient::new(&base, key, timeout).map_err(http)?),
             "gemini-2.5-flash",
-        )
-    } else {
-        (Arc::new(OfflineLlm), OFFLINE_MODEL)
-    };
-    let prices = match optional(env, "PRICE_TABLE_PATH") {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| invalid("PRICE_TABLE_PATH", format!("{path}: {e}")))?;
-            PriceTable::parse(&text).map_err(|e| invalid("PRICE_TABLE_PATH", e))?
-        }
+        );
+    }
+    add(Arc::new(OfflineLlm), OFFLINE_MODEL);
+    let mut primary = defaults[0].clone();
+    let pinned = model.is_some() || compatible.is_some();
+    if let Some(model) = model {
+        primary.model = model;
+    }
+    let prices = match data_file(env, "PRICE_TABLE_PATH")? {
+        Some(text) => PriceTable::parse(&text).map_err(|e| invalid("PRICE_TABLE_PATH", e))?,
         None => PriceTable::builtin()
             .map_err(|e| invalid("PRICE_TABLE_PATH", e))?
             .clone(),
     };
-    let model = model.unwrap_or_else(|| default_model.to_owned());
+    let routing = match data_file(env, "ROUTING_POLICY_PATH")? {
+        Some(text) => RoutingPolicy::parse(&text),
+        None => RoutingPolicy::builtin(),
+    }
+    .map_err(|e| invalid("ROUTING_POLICY_PATH", e))?;
+    let profiles = match data_file(env, "AGENT_PROFILES_PATH")? {
+        Some(text) => AgentProfiles::parse(&text, &routing),
+        None => AgentProfiles::builtin(&routing),
+    }
+    .map_err(|e| invalid("AGENT_PROFILES_PATH", e))?;
+    let fallbacks = parse_fallbacks(optional(env, "LLM_FALLBACK").as_deref(), &providers)?;
     // Refuse at start-up, not at the first call, a model the table cannot price.
     prices
-        .price(client.provider(), &model)
+        .price(&primary.provider, &primary.model)
         .map_err(|e| invalid("LLM_MODEL", e))?;
+    for model in &fallbacks {
+        prices
+            .price(&model.provider, &model.model)
+            .map_err(|e| invalid("LLM_FALLBACK", e))?;
+    }
+    for model in routing.tiers.iter().flat_map(|t| &t.chain) {
+        if providers.contains_key(&model.provider) {
+            prices
+                .price(&model.provider, &model.model)
+                .map_err(|e| invalid("ROUTING_POLICY_PATH", e))?;
+        }
+    }
+    let embedder: Arc<dyn Embedder> = match (&compatible, secret("OPENAI_API_KEY")) {
+        (None, Some(key)) => {
+            let model =
+                optional(env, "EMBEDDING_MODEL").unwrap_or_else(|| "text-embedding-3-small".into());
+            prices
+                .price("openai", &model)
+                .map_err(|e| invalid("EMBEDDING_MODEL", e))?;
+            Arc::new(
+                OpenAiEmbedder::new("https://api.openai.com/v1", key, &model, timeout)
+                    .map_err(http)?,
+            )
+        }
+        _ => Arc::new(OfflineEmbedder),
+    };
     Ok(LlmSetup {
-        client,
-        model,
-        prices: Arc::new(prices),
+        models: GatewayModels {
+            providers,
+            primary,
+            pinned,
+            fallbacks,
+            prices: Arc::new(prices),
+            routing: Arc::new(routing),
+            embedder,
+        },
+        profiles: Arc::new(profiles),
+        settings: GatewaySettings::from_env(env, timeout)?,
     })
+}
+
+/// `anthropic/claude-haiku-4-5,offline/offline-template-1`: each provider configured.
+fn parse_fallbacks(
+    text: Option<&str>,
+    providers: &Providers,
+) -> Result<Vec<ModelRef>, ConfigError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|entry| {
+            let (provider, model) = entry.split_once('/').ok_or_else(|| {
+                invalid("LLM_FALLBACK", format!("{entry:?} is not provider/model"))
+            })?;
+            if !providers.contains_key(provider) {
+                return Err(invalid(
+                    "LLM_FALLBACK",
+                    format!("provider {provider:?} is not configured (set its key)"),
+                ));
+            }
+            Ok(ModelRef {
+                provider: provider.to_owned(),
+                model: model.to_owned(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -114,31 +221,43 @@ mod tests {
             .collect()
     }
 
+    fn primary(setup: &LlmSetup) -> (&str, &str) {
+        let p = &setup.models.primary;
+        (p.provider.as_str(), p.model.as_str())
+    }
+
     #[test]
     fn no_key_means_the_offline_provider() {
         let setup = from_env(&env(&[])).unwrap();
         assert_eq!(
-            (setup.client.provider(), setup.model.as_str()),
-            ("offline", OFFLINE_MODEL)
+            primary(&setup),
+            (super::super::OFFLINE_PROVIDER, OFFLINE_MODEL)
+        );
+        assert!(!setup.models.pinned);
+        assert_eq!(
+            setup.models.embedder.model(),
+            super::super::OFFLINE_EMBEDDING_MODEL
         );
     }
 
     #[test]
-    fn a_key_picks_its_provider_and_default_model() {
-        let anthropic = from_env(&env(&[("ANTHROPIC_API_KEY", "sk-ant")])).unwrap();
-        assert_eq!(
-            (anthropic.client.provider(), anthropic.model.as_str()),
-            ("anthropic", "claude-sonnet-4-5")
-        );
-        let gemini = from_env(&env(&[
+    fn every_key_adds_its_provider_and_the_first_is_primary() {
+        let setup = from_env(&env(&[
+            ("ANTHROPIC_API_KEY", "sk-ant"),
+            ("GEMINI_API_KEY", "AIza"),
+        ]))
+        .unwrap();
+        assert_eq!(primary(&setup), ("anthropic", "claude-sonnet-4-5"));
+        let mut names: Vec<_> = setup.models.providers.keys().map(String::as_str).collect();
+        names.sort();
+        assert_eq!(names, ["anthropic", "gemini", "offline"]);
+        let pinned = from_env(&env(&[
             ("GEMINI_API_KEY", "AIza"),
             ("LLM_MODEL", "gemini-2.5-pro"),
         ]))
         .unwrap();
-        assert_eq!(
-            (gemini.client.provider(), gemini.model.as_str()),
-            ("gemini", "gemini-2.5-pro")
-        );
+        assert_eq!(primary(&pinned), ("gemini", "gemini-2.5-pro"));
+        assert!(pinned.models.pinned);
     }
 
     #[test]
@@ -154,5 +273,24 @@ mod tests {
             matches!(unpriced, Some(ConfigError::Invalid { name: "LLM_MODEL", ref reason }) if reason.contains("llama3.1:8b")),
             "{unpriced:?}"
         );
+    }
+
+    #[test]
+    fn fallbacks_must_name_configured_priced_models() {
+        let ok = from_env(&env(&[("LLM_FALLBACK", "offline/offline-template-1")])).unwrap();
+        assert_eq!(ok.models.fallbacks.len(), 1);
+        let unconfigured = from_env(&env(&[("LLM_FALLBACK", "anthropic/claude-haiku-4-5")])).err();
+        assert!(
+            matches!(unconfigured, Some(ConfigError::Invalid { name: "LLM_FALLBACK", ref reason }) if reason.contains("anthropic")),
+            "{unconfigured:?}"
+        );
+        let malformed = from_env(&env(&[("LLM_FALLBACK", "gpt-4o")])).err();
+        assert!(matches!(
+            malformed,
+            Some(ConfigError::Invalid {
+                name: "LLM_FALLBACK",
+                ..
+            })
+        ));
     }
 }

@@ -20,6 +20,15 @@ impl PgBudgetStore {
     }
 }
 
+/// What share of `limit` is left after `used`, in whole percent rounded down.
+fn percent(limit: i64, used: i64) -> u8 {
+    if limit <= 0 {
+        return 0;
+    }
+    let left = (limit - used).clamp(0, limit);
+    u8::try_from(i128::from(left) * 100 / i128::from(limit)).unwrap_or(100)
+}
+
 const MONTH: &str = "date_trunc('month', now() AT TIME ZONE 'UTC')::date";
 
 #[async_trait]
@@ -110,6 +119,34 @@ impl BudgetStore for PgBudgetStore {
         .map_err(StoreError::from)?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(Reservation { id, amount })
+    }
+
+    async fn percent_left(&self, user: UserId, run: Option<RunId>) -> Result<u8, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT u.tier, coalesce(s.spent_micro_usd + s.reserved_micro_usd, 0),
+                            r.budget_micro_usd, r.spent_micro_usd + r.reserved_micro_usd
+                     FROM users u
+                     LEFT JOIN user_monthly_spend s ON s.user_id = u.id AND s.month = {MONTH}
+                     LEFT JOIN runs r ON r.id = $2
+                     WHERE u.id = $1"
+                ),
+                &[&user.0, &run.map(|r| r.0)],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "user",
+                id: user.to_string(),
+            })?;
+        let tier: Tier = row.try_get(0)?;
+        let month = percent(tier.monthly_ai_budget().0, row.try_get(1)?);
+        let run = match row.try_get::<_, Option<i64>>(2)? {
+            Some(budget) => percent(budget, row.try_get::<_, Option<i64>>(3)?.unwrap_or(0)),
+            None => 100,
+        };
+        Ok(month.min(run))
     }
 
     async fn settle(&self, reservation: Uuid, actual: MicroUsd) -> Result<(), StoreError> {

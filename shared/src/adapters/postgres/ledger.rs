@@ -36,8 +36,8 @@ impl Ledger for PgLedger {
         client
             .execute(
                 "INSERT INTO llm_calls (id, user_id, project_id, run_id, task_id, agent, provider, model, outcome,
-                     input_tokens, output_tokens, cache_write_tokens, cache_read_tokens, cost_micro_usd, latency_ms, error)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                     input_tokens, output_tokens, cache_write_tokens, cache_read_tokens, cost_micro_usd, latency_ms, error, attempt)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
                 &[
                     &Uuid::new_v4(),
                     &a.user_id.0,
@@ -55,6 +55,7 @@ impl Ledger for PgLedger {
                     &call.cost.0,
                     &int(call.latency_ms),
                     &call.error,
+                    &int(call.attempt.max(1)),
                 ],
             )
             .await?;

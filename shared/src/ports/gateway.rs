@@ -1,0 +1,81 @@
+//! What the LLM gateway keeps besides the ledger and the budgets: exact-match responses,
+//! the per-user semantic cache, and per-provider concurrency slots shared by every process.
+
+use super::llm::LlmResponse;
+use super::store::StoreError;
+use crate::domain::UserId;
+use async_trait::async_trait;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Answers kept by the sha-256 of everything that shaped them.
+#[async_trait]
+pub trait ResponseCache: Send + Sync {
+    /// The unexpired answer for `key`, counting the hit.
+    async fn get(&self, key: &str) -> Result<Option<LlmResponse>, StoreError>;
+    /// Keeps `response` for `ttl`; a newer answer for the same key replaces the old one.
+    async fn put(&self, key: &str, response: &LlmResponse, ttl: Duration)
+    -> Result<(), StoreError>;
+}
+
+/// A vector with the model that made it; its dimension is `values.len()`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding {
+    pub model: String,
+    pub values: Vec<f32>,
+}
+
+/// A semantic cache hit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SemanticHit {
+    pub response: LlmResponse,
+    pub similarity: f32,
+    pub prompt: String,
+}
+
+/// Per user: answers to questions close enough in meaning.
+#[async_trait]
+pub trait SemanticCache: Send + Sync {
+    /// The user's threshold, or `None` when they have not opted in.
+    async fn threshold(&self, user: UserId) -> Result<Option<f32>, StoreError>;
+    /// The closest unexpired answer in `scope` with similarity at or above `threshold`,
+    /// among vectors of the same embedding model.
+    async fn nearest(
+        &self,
+        user: UserId,
+        scope: &str,
+        embedding: &Embedding,
+        threshold: f32,
+    ) -> Result<Option<SemanticHit>, StoreError>;
+    async fn put(
+        &self,
+        user: UserId,
+        scope: &str,
+        prompt: &str,
+        embedding: &Embedding,
+        response: &LlmResponse,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+}
+
+/// A leased concurrency slot; give it back with `release`. A holder that dies loses it
+/// when the lease runs out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub provider: String,
+    pub slot: i32,
+    pub holder: Uuid,
+}
+
+/// At most `limit` calls in flight per provider, across every process.
+#[async_trait]
+pub trait ConcurrencyLimiter: Send + Sync {
+    /// A free slot below `limit`, or `None` when all are taken.
+    async fn try_acquire(
+        &self,
+        provider: &str,
+        limit: u32,
+        lease_for: Duration,
+    ) -> Result<Option<Lease>, StoreError>;
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError>;
+}

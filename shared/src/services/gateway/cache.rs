@@ -1,0 +1,68 @@
+//! What the caches key on.
+
+use crate::ports::llm::{Content, LlmRequest};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// The exact-match key: sha-256 over the provider and everything in the request that
+/// shapes the answer (model, system prompt, messages, tools and parameters). serde_json
+/// writes object keys in sorted order, so equal requests give equal keys.
+pub fn cache_key(provider: &str, request: &LlmRequest) -> String {
+    #[derive(Serialize)]
+    struct Keyed<'a> {
+        provider: &'a str,
+        request: &'a LlmRequest,
+    }
+    let bytes = serde_json::to_vec(&Keyed { provider, request }).unwrap_or_default();
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The user's question: the text of the last user turn.
+pub fn question_of(request: &LlmRequest) -> String {
+    request
+        .messages
+        .iter()
+        .rev()
+        .filter(|m| m.role == crate::ports::llm::Role::User)
+        .flat_map(|m| m.content.iter())
+        .find_map(|c| match c {
+            Content::Text { text } => Some(text.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::llm::Message;
+
+    fn request(text: &str, temperature: Option<f32>) -> LlmRequest {
+        LlmRequest {
+            model: "gpt-4o".into(),
+            system: "be brief".into(),
+            messages: vec![Message::user(text)],
+            tools: vec![],
+            max_tokens: 100,
+            temperature,
+            response_schema: None,
+        }
+    }
+
+    #[test]
+    fn the_key_changes_with_anything_that_shapes_the_answer() {
+        let base = cache_key("openai", &request("hi", Some(0.2)));
+        assert_eq!(base.len(), 64);
+        assert_eq!(base, cache_key("openai", &request("hi", Some(0.2))));
+        assert_ne!(base, cache_key("openai", &request("hi!", Some(0.2))));
+        assert_ne!(base, cache_key("openai", &request("hi", Some(0.3))));
+        assert_ne!(
+            base,
+            cache_key("openai-compatible", &request("hi", Some(0.2)))
+        );
+        assert_eq!(
+            question_of(&request("what is keto?", None)),
+            "what is keto?"
+        );
+    }
+}

@@ -1,0 +1,594 @@
+//! The LLM gateway: every model call goes through here. It routes the call to a chain of
+//! models by policy, answers from the caches when it can, and otherwise, for each model in
+//! turn: reserves the worst-case cost, takes a provider concurrency slot, calls (retrying
+//! rate limits after `retry-after` and 5xx/timeouts with backoff), settles the actual cost
+//! and writes the attempt to the ledger. Every attempt, hit and refusal gets a ledger row.
+
+mod cache;
+mod settings;
+
+pub use cache::{cache_key, question_of};
+pub use settings::GatewaySettings;
+
+use super::backoff::backoff;
+use crate::domain::pricing::{ModelPrice, PriceTable};
+use crate::domain::records::{Attribution, LlmCall, TokenUsage};
+use crate::domain::routing::{ModelRef, Route, RoutingError, RoutingPolicy};
+use crate::domain::{LlmCallOutcome, MicroUsd};
+use crate::ports::llm::{LlmRequest, LlmResponse, TextSink};
+use crate::ports::{
+    BudgetError, BudgetStore, ConcurrencyLimiter, Embedder, Embedding, Lease, Ledger, LlmClient,
+    LlmError, ResponseCache, SemanticCache, StoreError,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The providers a process can call, by the name the ledger and price table use.
+pub type Providers = HashMap<String, Arc<dyn LlmClient>>;
+
+/// One logical call.
+pub struct Call<'a> {
+    pub attribution: Attribution,
+    /// The routing tier, from the agent's model policy and the task's complexity.
+    pub tier: &'a str,
+    /// The request; its `model` is set for each model of the chain.
+    pub request: LlmRequest,
+    /// Stream text to this sink as it arrives.
+    pub on_text: Option<&'a TextSink>,
+    /// For user-facing questions: the semantic cache scope (used only for users who opted in).
+    pub semantic_scope: Option<&'a str>,
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Provider,
+    ExactCache,
+    SemanticCache,
+}
+
+/// A call's answer and how it was got.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub response: LlmResponse,
+    pub route: Route,
+    pub source: Source,
+    /// Ledger rows written for this call (attempts, hits and refusals).
+    pub attempts: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// Every model of the chain failed or was refused; this is the error that decides
+    /// whether the task is retried (a budget refusal is not).
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    /// Our own storage failed: retry the message later.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Routing(#[from] RoutingError),
+}
+
+/// The stores the gateway writes to.
+#[derive(Clone)]
+pub struct GatewayStores {
+    pub budgets: Arc<dyn BudgetStore>,
+    pub ledger: Arc<dyn Ledger>,
+    pub cache: Arc<dyn ResponseCache>,
+    pub semantic: Arc<dyn SemanticCache>,
+    pub limiter: Arc<dyn ConcurrencyLimiter>,
+}
+
+/// The models a gateway can call and how it chooses among them.
+#[derive(Clone)]
+pub struct GatewayModels {
+    /// Every configured provider by name.
+    pub providers: Providers,
+    /// What a call uses when no model of its route is configured.
+    pub primary: ModelRef,
+    /// Every call uses the primary (then the fallbacks), whatever the routing policy says.
+    pub pinned: bool,
+    /// Tried after the routed chain, in order.
+    pub fallbacks: Vec<ModelRef>,
+    pub routing: Arc<RoutingPolicy>,
+    pub prices: Arc<PriceTable>,
+    pub embedder: Arc<dyn Embedder>,
+}
+
+/// See the module documentation.
+#[derive(Clone)]
+pub struct Gateway {
+    models: GatewayModels,
+    stores: GatewayStores,
+    settings: GatewaySettings,
+}
+
+/// The most a request can cost: every byte of its prompt as a token (a token is never
+/// shorter than a byte) and every allowed output token.
+pub fn worst_case(request: &LlmRequest) -> TokenUsage {
+    let len = |v: serde_json::Result<String>| v.map(|s| s.len()).unwrap_or(0);
+    let prompt = request.system.len()
+        + len(serde_json::to_string(&request.messages))
+        + len(serde_json::to_string(&request.tools))
+        + request
+            .response_schema
+            .as_ref()
+            .map(|s| s.to_string().len())
+            .unwrap_or(0);
+    TokenUsage {
+        input: u32::try_from(prompt).unwrap_or(u32::MAX),
+        output: request.max_tokens,
+        cache_write: 0,
+        cache_read: 0,
+    }
+}
+
+/// How one attempt ended, for the ledger.
+struct Attempt {
+    model: ModelRef,
+    outcome: LlmCallOutcome,
+    usage: TokenUsage,
+    cost: MicroUsd,
+    started: Instant,
+    error: Option<String>,
+}
+
+impl Gateway {
+    pub fn new(models: GatewayModels, stores: GatewayStores, settings: GatewaySettings) -> Self {
+        Gateway {
+            models,
+            stores,
+            settings,
+        }
+    }
+
+    pub fn models(&self) -> &GatewayModels {
+        &self.models
+    }
+
+    /// The chain for `tier` with `percent_left` of the budget left, then the fallbacks.
+    pub fn route(&self, tier: &str, percent_left: u8) -> Result<Route, RoutingError> {
+        let m = &self.models;
+        let mut route = match m.pinned {
+            true => Route {
+                tier: "pinned".into(),
+                downgraded_by: 0,
+                chain: vec![m.primary.clone()],
+            },
+            false => m.routing.route(tier, percent_left, |r| {
+                m.providers.contains_key(&r.provider)
+            })?,
+        };
+        if route.chain.is_empty() {
+            route.chain.push(m.primary.clone());
+        }
+        for fallback in &m.fallbacks {
+            if !route.chain.contains(fallback) {
+                route.chain.push(fallback.clone());
+            }
+        }
+        Ok(route)
+    }
+
+    /// Makes the call; see the module documentation.
+    pub async fn call(&self, call: Call<'_>) -> Result<Answer, GatewayError> {
+        let who = &call.attribution;
+        let percent_left = self
+            .stores
+            .budgets
+            .percent_left(who.user_id, who.run_id)
+            .await?;
+        let route = self.route(call.tier, percent_left)?;
+        let mut rows = 0u32;
+        let question = match call.semantic_scope {
+            Some(scope) => self.semantic_lookup(&call, scope, &mut rows).await?,
+            None => None,
+        };
+        if let Some(answer) = question.as_ref().and_then(|q| q.hit.clone()) {
+            return Ok(Answer {
+                response: answer,
+                route,
+                source: Source::SemanticCache,
+                attempts: rows,
+            });
+        }
+        let mut last: Option<LlmError> = None;
+        let mut budget_refusal: Option<LlmError> = None;
+        for model in &route.chain {
+            let mut request = call.request.clone();
+            request.model = model.model.clone();
+            match self.try_model(&call, model, &request, &mut rows).await? {
+                Ok((response, source)) => {
+                    if let (Some(q), Source::Provider) = (&question, source) {
+                        self.semantic_store(&call, q, &response).await?;
+                    }
+                    return Ok(Answer {
+                        response,
+                        route,
+                        source,
+                        attempts: rows,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(model = %model, error = %e, "model failed; trying the next in the chain");
+                    if is_budget_refusal(&e) {
+                        budget_refusal = Some(e);
+                    } else {
+                        last = Some(e);
+                    }
+                }
+            }
+        }
+        // A budget refusal explains more than an earlier model's outage.
+        Err(GatewayError::Llm(budget_refusal.or(last).unwrap_or_else(
+            || LlmError::Refused {
+                provider: self.models.primary.provider.clone(),
+                model: self.models.primary.model.clone(),
+                reason: "no model to route the call to".into(),
+            },
+        )))
+    }
+
+    /// One model of the chain: the exact cache, then up to `1 + retries_per_model` tries.
+    async fn try_model(
+        &self,
+        call: &Call<'_>,
+        model: &ModelRef,
+        request: &LlmRequest,
+        rows: &mut u32,
+    ) -> Result<Result<(LlmResponse, Source), LlmError>, GatewayError> {
+        let started = Instant::now();
+        let refused = |reason: String| LlmError::Refused {
+            provider: model.provider.clone(),
+            model: model.model.clone(),
+            reason,
+        };
+        let Some(client) = self.models.providers.get(&model.provider) else {
+            let e = refused(format!("provider {:?} is not configured", model.provider));
+            self.record(
+                call,
+                rows,
+                Attempt::failed(model, LlmCallOutcome::Refused, started, &e),
+            )
+            .await?;
+            return Ok(Err(e));
+        };
+        let key = cache_key(&model.provider, request);
+        if self.settings.cache_ttl.is_some() {
+            if let Some(mut hit) = self.stores.cache.get(&key).await? {
+                hit.usage = TokenUsage::default();
+                self.record(call, rows, Attempt::hit(model, started, None))
+                    .await?;
+                return Ok(Ok((hit, Source::ExactCache)));
+            }
+        }
+        let price = match self.models.prices.price(&model.provider, &model.model) {
+            Ok(price) => price,
+            Err(e) => {
+                let e = refused(e.to_string());
+                self.record(
+                    call,
+                    rows,
+                    Attempt::failed(model, LlmCallOutcome::Refused, started, &e),
+                )
+                .await?;
+                return Ok(Err(e));
+            }
+        };
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let started = Instant::now();
+            let result = match self.reserve(call, price, request).await? {
+                Err(refusal) => Err(refused(refusal)),
+                Ok(reservation) => {
+                    let result = self
+                        .limited(client.as_ref(), model, request, call.on_text)
+                        .await?;
+                    let usage = result.as_ref().map(|r| r.usage).unwrap_or_default();
+                    self.stores
+                        .budgets
+                        .settle(reservation.id, price.cost(usage))
+                        .await?;
+                    result
+                }
+            };
+            let attempt = match &result {
+                Ok(r) => Attempt::ok(model, r.usage, price.cost(r.usage), started),
+                Err(e @ LlmError::Refused { .. }) => {
+                    Attempt::failed(model, LlmCallOutcome::Refused, started, e)
+                }
+                Err(e) => Attempt::failed(model, LlmCallOutcome::Error, started, e),
+            };
+            self.record(call, rows, attempt).await?;
+            let error = match result {
+                Ok(response) => {
+                    if let Some(ttl) = self.settings.cache_ttl {
+                        self.stores.cache.put(&key, &response, ttl).await?;
+                    }
+                    return Ok(Ok((response, Source::Provider)));
+                }
+                Err(e) => e,
+            };
+            let Some(wait) = self.retry_wait(&error, tries) else {
+                return Ok(Err(error));
+            };
+            tracing::info!(model = %model, error = %error, ?wait, "retrying the same model");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// How long to wait before trying the same model again, or `None` to move on: rate
+    /// limits wait what the provider asked (unless that is too long), outages back off.
+    fn retry_wait(&self, error: &LlmError, tries: u32) -> Option<Duration> {
+        if !error.is_retryable() || tries > self.settings.retries_per_model {
+            return None;
+        }
+        let backoff = backoff(tries, self.settings.backoff_base, self.settings.backoff_max);
+        match error {
+            LlmError::RateLimited {
+                retry_after_secs: Some(secs),
+                ..
+            } => {
+                let asked = Duration::from_secs(*secs);
+                (asked <= self.settings.max_retry_after).then_some(asked)
+            }
+            _ => Some(backoff),
+        }
+    }
+
+    /// Reserves the request's worst-case cost; `Err` holds the refusal's reason.
+    async fn reserve(
+        &self,
+        call: &Call<'_>,
+        price: ModelPrice,
+        request: &LlmRequest,
+    ) -> Result<Result<crate::ports::Reservation, String>, StoreError> {
+        let who = &call.attribution;
+        match self
+            .stores
+            .budgets
+            .reserve(who.user_id, who.run_id, price.cost(worst_case(request)))
+            .await
+        {
+            Ok(reservation) => Ok(Ok(reservation)),
+            Err(BudgetError::Exceeded {
+                scope,
+                needed,
+                available,
+            }) => Ok(Err(format!(
+                "budget_exceeded: the call may cost {needed}, {available} is left of the {scope:?} budget"
+            ))),
+            Err(BudgetError::Store(e)) => Err(e),
+        }
+    }
+
+    /// Calls the provider inside one of its concurrency slots. No free slot within
+    /// `slot_wait` is reported as the provider being unavailable, so the chain moves on.
+    async fn limited(
+        &self,
+        client: &dyn LlmClient,
+        model: &ModelRef,
+        request: &LlmRequest,
+        on_text: Option<&TextSink>,
+    ) -> Result<Result<LlmResponse, LlmError>, StoreError> {
+        let Some(lease) = self.acquire(&model.provider).await? else {
+            return Ok(Err(LlmError::Unavailable {
+                provider: model.provider.clone(),
+                model: model.model.clone(),
+                status: 0,
+            }));
+        };
+        let result = match on_text {
+            Some(sink) => client.stream(request, sink).await,
+            None => client.complete(request).await,
+        };
+        self.stores.limiter.release(&lease).await?;
+        Ok(result)
+    }
+
+    async fn acquire(&self, provider: &str) -> Result<Option<Lease>, StoreError> {
+        let limit = self.settings.concurrency_for(provider);
+        let deadline = Instant::now() + self.settings.slot_wait;
+        let mut waits = 0;
+        loop {
+            let lease = self
+                .stores
+                .limiter
+                .try_acquire(provider, limit, self.settings.slot_lease)
+                .await?;
+            if lease.is_some() || Instant::now() >= deadline {
+                return Ok(lease);
+            }
+            waits += 1;
+            tokio::time::sleep(backoff(
+                waits.min(5),
+                Duration::from_millis(20),
+                Duration::from_millis(500),
+            ))
+            .await;
+        }
+    }
+
+    /// Writes one ledger row for this call.
+    async fn record(
+        &self,
+        call: &Call<'_>,
+        rows: &mut u32,
+        attempt: Attempt,
+    ) -> Result<(), StoreError> {
+        *rows += 1;
+        let row = LlmCall {
+            attribution: call.attribution,
+            provider: attempt.model.provider,
+            model: attempt.model.model,
+            outcome: attempt.outcome,
+            usage: attempt.usage,
+            cost: attempt.cost,
+            latency_ms: u32::try_from(attempt.started.elapsed().as_millis()).unwrap_or(u32::MAX),
+            error: attempt.error,
+            attempt: *rows,
+        };
+        self.stores.ledger.record(&row).await
+    }
+}
+
+fn is_budget_refusal(e: &LlmError) -> bool {
+    matches!(e, LlmError::Refused { reason, .. } if reason.starts_with("budget_exceeded"))
+}
+
+impl Attempt {
+    fn ok(model: &ModelRef, usage: TokenUsage, cost: MicroUsd, started: Instant) -> Self {
+        Attempt {
+            model: model.clone(),
+            outcome: LlmCallOutcome::Ok,
+            usage,
+            cost,
+            started,
+            error: None,
+        }
+    }
+
+    fn hit(model: &ModelRef, started: Instant, note: Option<String>) -> Self {
+        Attempt {
+            model: model.clone(),
+            outcome: LlmCallOutcome::CacheHit,
+            usage: TokenUsage::default(),
+            cost: MicroUsd::ZERO,
+            started,
+            error: note,
+        }
+    }
+
+    fn failed(model: &ModelRef, outcome: LlmCallOutcome, started: Instant, e: &LlmError) -> Self {
+        Attempt {
+            model: model.clone(),
+            outcome,
+            usage: TokenUsage::default(),
+            cost: MicroUsd::ZERO,
+            started,
+            error: Some(e.to_string()),
+        }
+    }
+}
+
+/// A user-facing question, embedded for the semantic cache.
+struct Question {
+    scope: String,
+    text: String,
+    embedding: Embedding,
+    hit: Option<LlmResponse>,
+}
+
+impl Gateway {
+    /// For a user who opted in: embeds the question and looks for one close enough. The
+    /// embedding itself is priced and written to the ledger like any call.
+    async fn semantic_lookup(
+        &self,
+        call: &Call<'_>,
+        scope: &str,
+        rows: &mut u32,
+    ) -> Result<Option<Question>, GatewayError> {
+        let Some(threshold) = self
+            .stores
+            .semantic
+            .threshold(call.attribution.user_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let text = question_of(&call.request);
+        let started = Instant::now();
+        let model = ModelRef {
+            provider: self.models.embedder.provider().to_owned(),
+            model: self.models.embedder.model().to_owned(),
+        };
+        let embedded = self
+            .models
+            .embedder
+            .embed(std::slice::from_ref(&text))
+            .await;
+        let (vectors, tokens) = match embedded {
+            Ok(ok) => ok,
+            Err(e) => {
+                // The cache is an optimisation: without a vector, call the model.
+                self.record(
+                    call,
+                    rows,
+                    Attempt::failed(&model, LlmCallOutcome::Error, started, &e),
+                )
+                .await?;
+                return Ok(None);
+            }
+        };
+        let usage = TokenUsage {
+            input: tokens,
+            ..TokenUsage::default()
+        };
+        let cost = self
+            .models
+            .prices
+            .price(&model.provider, &model.model)
+            .map(|p| p.cost(usage))
+            .unwrap_or(MicroUsd::ZERO);
+        self.record(call, rows, Attempt::ok(&model, usage, cost, started))
+            .await?;
+        let Some(values) = vectors.into_iter().next() else {
+            return Ok(None);
+        };
+        let embedding = Embedding {
+            model: model.model,
+            values,
+        };
+        let hit = self
+            .stores
+            .semantic
+            .nearest(call.attribution.user_id, scope, &embedding, threshold)
+            .await?;
+        let hit = match hit {
+            Some(hit) => {
+                let answered_by = ModelRef {
+                    provider: hit.response.provider.clone(),
+                    model: hit.response.model.clone(),
+                };
+                let note = format!(
+                    "semantic cache: similarity {:.3} to {:?}",
+                    hit.similarity, hit.prompt
+                );
+                self.record(call, rows, Attempt::hit(&answered_by, started, Some(note)))
+                    .await?;
+                let mut response = hit.response;
+                response.usage = TokenUsage::default();
+                Some(response)
+            }
+            None => None,
+        };
+        Ok(Some(Question {
+            scope: scope.to_owned(),
+            text,
+            embedding,
+            hit,
+        }))
+    }
+
+    async fn semantic_store(
+        &self,
+        call: &Call<'_>,
+        q: &Question,
+        response: &LlmResponse,
+    ) -> Result<(), StoreError> {
+        self.stores
+            .semantic
+            .put(
+                call.attribution.user_id,
+                &q.scope,
+                &q.text,
+                &q.embedding,
+                response,
+                self.settings.semantic_ttl,
+            )
+            .await
+    }
+}
