@@ -214,7 +214,7 @@ fn show(progress: &mut Progress, event: &Value) -> Option<bool> {
             &text(&p["key"]),
             &text(&p["agent"]),
             "running",
-            &format!("model answered, storing {} file(s)", p["files"]),
+            &format!("turn {}: {} chars streamed", p["step"], p["chars"]),
         ),
         "task_completed" => progress.task(
             &text(&p["key"]),

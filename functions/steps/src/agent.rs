@@ -1,14 +1,16 @@
-//! An agent step: one task, one model turn, its files stored as artifacts, then whatever
-//! became ready is dispatched. Delivery is at least once: a task that is not queued any
-//! more (a duplicate message) is acknowledged and ignored.
+//! An agent step: one task, run as the agent loop (its files stored as artifacts by the
+//! `write_file` tool), then whatever became ready is dispatched. Delivery is at least
+//! once: a task that is not queued any more (a duplicate message) is acknowledged and
+//! ignored.
 
-use crate::callback::{call_llm, settle, store_artifact};
-use crate::{RecordError, StepContext, backoff};
-use autocrew_shared::crew::{AgentOutput, AgentTaskContext, agents};
-use autocrew_shared::domain::records::{Attribution, Run, Task};
+use crate::agent_loop::{self, Finished, LoopError};
+use crate::callback::settle;
+use crate::{RecordError, StepContext};
+use autocrew_shared::crew::AgentTaskContext;
+use autocrew_shared::domain::records::{Run, Task};
 use autocrew_shared::domain::{AgentKind, EventKind};
 use autocrew_shared::ports::Failure;
-use autocrew_shared::services::TaskMessage;
+use autocrew_shared::services::{TaskMessage, backoff};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -47,45 +49,41 @@ pub(crate) async fn handle(
             "task_id": task.id, "key": task.key, "agent": agent, "title": task.title, "attempt": attempt.attempt_no
         }))
         .await?;
-    let outcome = work(ctx, &run, &task).await;
+    let outcome = match ctx.tasks.run_tasks(run.id).await {
+        Ok(all) => {
+            let upstream: Vec<Task> = all
+                .into_iter()
+                .filter(|t| task.depends_on.contains(&t.id))
+                .collect();
+            agent_loop::run(
+                ctx,
+                &run,
+                &task,
+                &context(&run, &task, &upstream),
+                &upstream,
+            )
+            .await
+        }
+        Err(e) => Err(LoopError::Infrastructure(e.into())),
+    };
     match outcome {
-        Ok(output) => finish(ctx, &run, &task, output, started).await,
-        Err(WorkError::Model { error, retryable }) => {
+        Ok(finished) => finish(ctx, &run, &task, finished, started).await,
+        Err(LoopError::Model { error, retryable }) => {
             fail(ctx, &run, &task, attempt.attempt_no, &error, retryable).await
         }
         // Our own trouble counts as a retryable attempt: the task goes back to the queue.
-        Err(WorkError::Infrastructure(e)) => {
-            fail(ctx, &run, &task, attempt.attempt_no, &e.to_string(), true).await
+        Err(LoopError::Infrastructure(e)) => {
+            let error = match e {
+                RecordError::Retry { error, .. } | RecordError::Poison(error) => error,
+            };
+            fail(ctx, &run, &task, attempt.attempt_no, &error, true).await
         }
     }
 }
 
-enum WorkError {
-    /// The model failed or answered with something unusable.
-    Model { error: String, retryable: bool },
-    /// Our own infrastructure failed.
-    Infrastructure(Box<dyn std::error::Error + Send + Sync>),
-}
-
-/// Builds the context, asks the model, reads its answer.
-async fn work(ctx: &StepContext, run: &Run, task: &Task) -> Result<AgentOutput, WorkError> {
-    let infra = |e: autocrew_shared::ports::StoreError| WorkError::Infrastructure(Box::new(e));
-    let all = ctx.tasks.run_tasks(run.id).await.map_err(infra)?;
-    let upstream = all
-        .iter()
-        .filter(|t| task.depends_on.contains(&t.id))
-        .map(|t| {
-            (
-                t.key.clone(),
-                t.result
-                    .as_ref()
-                    .and_then(|r| r["summary"].as_str())
-                    .unwrap_or("")
-                    .to_owned(),
-            )
-        })
-        .collect();
-    let context = AgentTaskContext {
+/// What the agent is told about its task.
+fn context(run: &Run, task: &Task, upstream: &[Task]) -> AgentTaskContext {
+    AgentTaskContext {
         agent: task.agent,
         command: run.command.clone(),
         product: run
@@ -97,78 +95,25 @@ async fn work(ctx: &StepContext, run: &Run, task: &Task) -> Result<AgentOutput, 
         task_key: task.key.clone(),
         title: task.title.clone(),
         description: task.description.clone(),
-        upstream,
-    };
-    let attribution = Attribution {
-        user_id: run.user_id,
-        project_id: run.project_id,
-        run_id: Some(run.id),
-        task_id: Some(task.id),
-        agent: task.agent,
-    };
-    let response = match call_llm(
-        ctx,
-        attribution,
-        &agents::agent_request(&ctx.model, &context),
-    )
-    .await
-    {
-        Ok(Ok(response)) => response,
-        Ok(Err(e)) => {
-            return Err(WorkError::Model {
-                retryable: e.is_retryable(),
-                error: e.to_string(),
-            });
-        }
-        Err(e) => return Err(WorkError::Infrastructure(format!("{e:?}").into())),
-    };
-    agents::parse_output(&response).map_err(|e| WorkError::Model {
-        error: e.to_string(),
-        retryable: false,
-    })
+        upstream: upstream
+            .iter()
+            .map(|t| {
+                let summary = t.result.as_ref().and_then(|r| r["summary"].as_str());
+                (t.key.clone(), summary.unwrap_or("").to_owned())
+            })
+            .collect(),
+    }
 }
 
-/// Stores the files, completes the task, dispatches what became ready.
+/// Completes the task with the loop's summary and files, dispatches what became ready.
 async fn finish(
     ctx: &StepContext,
     run: &Run,
     task: &Task,
-    output: AgentOutput,
+    finished: Finished,
     started: Instant,
 ) -> Result<(), RecordError> {
-    let progress = json!({
-        "task_id": task.id, "key": task.key, "agent": task.agent,
-        "stage": "model_answered", "files": output.files.len()
-    });
-    ctx.notifier
-        .emit(
-            run.project_id,
-            Some(run.id),
-            EventKind::TaskProgress,
-            progress,
-        )
-        .await?;
-    let mut keys = Vec::with_capacity(output.files.len());
-    for file in output.files {
-        let key = format!(
-            "projects/{}/runs/{}/{}/{}",
-            run.project_id, run.id, task.key, file.path
-        );
-        let content_type = agents::content_type(&file.path);
-        let source = Some((task.id, task.key.as_str()));
-        keys.push(
-            store_artifact(
-                ctx,
-                run,
-                source,
-                &key,
-                file.content.into_bytes(),
-                content_type,
-            )
-            .await?,
-        );
-    }
-    let result = json!({"summary": output.summary, "artifacts": keys});
+    let result = json!({"summary": finished.summary, "artifacts": finished.artifacts, "steps": finished.steps});
     let completion = ctx.tasks.complete(task.id, &result).await?;
     ctx.notifier
         .emit(
@@ -176,7 +121,8 @@ async fn finish(
             Some(run.id),
             EventKind::TaskCompleted,
             json!({
-                "task_id": task.id, "key": task.key, "agent": task.agent, "summary": output.summary,
+                "task_id": task.id, "key": task.key, "agent": task.agent, "summary": finished.summary,
+                "files": finished.artifacts.len(), "steps": finished.steps,
                 "duration_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
             }),
         )

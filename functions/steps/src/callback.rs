@@ -1,15 +1,13 @@
 //! The execute step and the answers to the state machine's task tokens.
 
 use crate::{RecordError, StepContext};
-use autocrew_shared::domain::records::{Artifact, Attribution, LlmCall, Run, TokenUsage};
-use autocrew_shared::domain::{
-    ArtifactId, EventKind, LlmCallOutcome, MicroUsd, RunId, TaskId, TaskStatus,
-};
-use autocrew_shared::ports::llm::{LlmError, LlmRequest, LlmResponse};
-use autocrew_shared::ports::{BudgetError, StateMachineError, StoreError};
-use autocrew_shared::services::{CallbackMessage, DispatchError};
+use autocrew_shared::domain::records::{Artifact, Run};
+use autocrew_shared::domain::{ArtifactId, EventKind, RunId, TaskId, TaskStatus};
+use autocrew_shared::ports::llm::LlmError;
+use autocrew_shared::ports::{StateMachineError, StoreError};
+use autocrew_shared::services::{Answer, Call, CallbackMessage, DispatchError, GatewayError};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Infrastructure trouble (database, queue, AWS): retry the message later.
 pub(crate) fn retry(e: impl std::fmt::Display) -> RecordError {
@@ -42,109 +40,24 @@ pub(crate) fn answered(result: Result<(), StateMachineError>) -> Result<(), Reco
     }
 }
 
-/// The most a request can cost: every byte of its prompt as a token (a token is never
-/// shorter than a byte) and every allowed output token.
-fn worst_case(request: &LlmRequest) -> TokenUsage {
-    let prompt = request.system.len()
-        + serde_json::to_string(&request.messages)
-            .map(|m| m.len())
-            .unwrap_or(0);
-    let tools = serde_json::to_string(&request.tools)
-        .map(|t| t.len())
-        .unwrap_or(0);
-    let schema = request
-        .response_schema
-        .as_ref()
-        .map(|s| s.to_string().len())
-        .unwrap_or(0);
-    let input = u32::try_from(prompt + tools + schema).unwrap_or(u32::MAX);
-    TokenUsage {
-        input,
-        output: request.max_tokens,
-        cache_write: 0,
-        cache_read: 0,
-    }
-}
-
-/// Calls the model and writes the call to the ledger, whatever its outcome. Before the
-/// call, its worst-case cost is reserved against the run's and the user's budgets; after
-/// it, the actual cost is settled. A model without a price, or a call the budget cannot
-/// cover, is refused before it is made and recorded as refused, never at a silent zero.
-pub(crate) async fn call_llm(
+/// Calls a model through the gateway. The model's own failure (after retries and
+/// fallback) is the inner error; storage trouble retries the message.
+pub(crate) async fn call_model(
     ctx: &StepContext,
-    attribution: Attribution,
-    request: &LlmRequest,
-) -> Result<Result<LlmResponse, LlmError>, RecordError> {
-    let provider = ctx.llm.provider().to_owned();
-    let started = Instant::now();
-    let refused = |reason: String| LlmError::Refused {
-        provider: provider.clone(),
-        model: request.model.clone(),
-        reason,
-    };
-    let priced = ctx.prices.price(&provider, &request.model);
-    let reservation = match &priced {
-        Ok(price) => match ctx
-            .budgets
-            .reserve(
-                attribution.user_id,
-                attribution.run_id,
-                price.cost(worst_case(request)),
-            )
-            .await
-        {
-            Ok(reservation) => Ok(reservation),
-            Err(BudgetError::Exceeded {
-                scope,
-                needed,
-                available,
-            }) => Err(refused(format!(
-                "budget_exceeded: the call may cost {needed}, {available} is left of the {scope:?} budget"
-            ))),
-            Err(BudgetError::Store(e)) => return Err(e.into()),
-        },
-        Err(e) => Err(refused(e.to_string())),
-    };
-    let (reservation, result) = match reservation {
-        Ok(reservation) => (Some(reservation), ctx.llm.complete(request).await),
-        Err(refusal) => (None, Err(refusal)),
-    };
-    let latency_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
-    let (outcome, usage, error) = match &result {
-        Ok(response) => (LlmCallOutcome::Ok, response.usage, None),
-        Err(e @ LlmError::Refused { .. }) => (
-            LlmCallOutcome::Refused,
-            Default::default(),
-            Some(e.to_string()),
-        ),
-        Err(e) => (
-            LlmCallOutcome::Error,
-            Default::default(),
-            Some(e.to_string()),
-        ),
-    };
-    let cost = priced
-        .map(|price| price.cost(usage))
-        .unwrap_or(MicroUsd::ZERO);
-    if let Some(reservation) = reservation {
-        ctx.budgets.settle(reservation.id, cost).await?;
+    call: Call<'_>,
+) -> Result<Result<Answer, LlmError>, RecordError> {
+    match ctx.gateway.call(call).await {
+        Ok(answer) => Ok(Ok(answer)),
+        Err(GatewayError::Llm(e)) => Ok(Err(e)),
+        Err(GatewayError::Store(e)) => Err(retry(e)),
+        // Profiles are checked against the routing policy at start-up, so this is a
+        // configuration change under a running process: not worth retrying.
+        Err(GatewayError::Routing(e)) => Ok(Err(LlmError::Refused {
+            provider: "router".into(),
+            model: String::new(),
+            reason: e.to_string(),
+        })),
     }
-    let model = result
-        .as_ref()
-        .map(|r| r.model.clone())
-        .unwrap_or_else(|_| request.model.clone());
-    let call = LlmCall {
-        attribution,
-        provider,
-        model,
-        outcome,
-        usage,
-        cost,
-        latency_ms,
-        error,
-    };
-    ctx.ledger.record(&call).await?;
-    Ok(result)
 }
 
 /// Keeps the execute token, then releases the first ready tasks.

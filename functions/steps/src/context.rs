@@ -4,18 +4,18 @@ use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, S3BlobStore, SfnStateMachine, SqsQueue};
 use autocrew_shared::adapters::llm::select::{self, LlmSetup};
 use autocrew_shared::adapters::postgres::{
-    self, PgArtifactStore, PgBudgetStore, PgLedger, PgRunStore, PgTaskStore, Pool,
+    self, PgArtifactStore, PgBudgetStore, PgConcurrencyLimiter, PgLedger, PgResponseCache,
+    PgRunStore, PgSemanticCache, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, optional, required,
 };
+use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::domain::PlanLimits;
-use autocrew_shared::domain::pricing::PriceTable;
 use autocrew_shared::ports::{
-    ArtifactStore, BlobStore, BudgetStore, Ledger, LlmClient, Queue, RunStore, StateMachine,
-    TaskStore,
+    ArtifactStore, BlobStore, Ledger, Queue, RunStore, StateMachine, TaskStore,
 };
-use autocrew_shared::services::{AgentQueues, Dispatcher, Notifier};
+use autocrew_shared::services::{AgentQueues, Dispatcher, Gateway, GatewayStores, Notifier};
 use aws_config::SdkConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,11 +27,13 @@ pub struct StepSettings {
     pub connections_table: String,
     pub websocket_callback_url: String,
     pub agent_queues: AgentQueues,
-    /// The model client, its model and the price table (see `adapters::llm::select`).
+    /// The providers, routing, prices and agent profiles (see `adapters::llm::select`).
     pub llm: LlmSetup,
     /// An attempt older than this died without an outcome (`AGENT_ATTEMPT_TIMEOUT_SECS`,
     /// default 300: longer than the agent functions' 120 s timeout).
     pub attempt_timeout: Duration,
+    /// `LLM_STREAM`: stream agent output as progress events (default on).
+    pub stream: bool,
 }
 
 impl StepSettings {
@@ -42,6 +44,10 @@ impl StepSettings {
             websocket_callback_url: required(env, "WEBSOCKET_CALLBACK_URL")?,
             agent_queues: AgentQueues::from_env(env)?,
             llm: select::from_env(env)?,
+            stream: !matches!(
+                optional(env, "LLM_STREAM").as_deref().map(str::trim),
+                Some("0" | "false" | "off")
+            ),
             attempt_timeout: Duration::from_secs(
                 match optional(env, "AGENT_ATTEMPT_TIMEOUT_SECS") {
                     None => 300,
@@ -62,16 +68,16 @@ pub struct StepContext {
     pub tasks: Arc<dyn TaskStore>,
     pub artifacts: Arc<dyn ArtifactStore>,
     pub ledger: Arc<dyn Ledger>,
-    pub budgets: Arc<dyn BudgetStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub bucket: String,
     pub state_machine: Arc<dyn StateMachine>,
     pub queue: Arc<dyn Queue>,
-    pub llm: Arc<dyn LlmClient>,
-    /// The model every agent uses until routing by policy lands.
-    pub model: String,
-    /// What calls are charged at.
-    pub prices: Arc<PriceTable>,
+    /// Every model call goes through it: routing, caches, budgets, retries, fallback, ledger.
+    pub gateway: Gateway,
+    /// Each agent's prompt, tools, model policy and loop bounds.
+    pub profiles: Arc<AgentProfiles>,
+    /// Stream agent output as progress events (`LLM_STREAM`, on unless `0` or `false`).
+    pub stream: bool,
     pub notifier: Notifier,
     pub dispatcher: Dispatcher,
     pub plan_limits: PlanLimits,
@@ -107,15 +113,24 @@ impl StepContext {
             runs: Arc::new(PgRunStore::new(pool.clone())),
             tasks: tasks.clone(),
             artifacts: Arc::new(PgArtifactStore::new(pool.clone())),
-            budgets: Arc::new(PgBudgetStore::new(pool)),
+            gateway: Gateway::new(
+                settings.llm.models,
+                GatewayStores {
+                    budgets: Arc::new(PgBudgetStore::new(pool.clone())),
+                    ledger: ledger.clone(),
+                    cache: Arc::new(PgResponseCache::new(pool.clone())),
+                    semantic: Arc::new(PgSemanticCache::new(pool.clone())),
+                    limiter: Arc::new(PgConcurrencyLimiter::new(pool)),
+                },
+                settings.llm.settings,
+            ),
+            profiles: settings.llm.profiles,
+            stream: settings.stream,
             ledger,
             blobs: Arc::new(S3BlobStore::new(sdk, settings.artifact_bucket.clone())),
             bucket: settings.artifact_bucket,
             state_machine: Arc::new(SfnStateMachine::new(sdk)),
             queue: queue.clone(),
-            llm: settings.llm.client,
-            model: settings.llm.model,
-            prices: settings.llm.prices,
             dispatcher: Dispatcher::new(tasks, queue, settings.agent_queues, notifier.clone()),
             notifier,
             plan_limits: PlanLimits::default(),

@@ -3,10 +3,12 @@
 //! that failed, so only those are retried (and, past the redrive limit, land in the DLQ).
 
 mod agent;
+mod agent_loop;
 mod callback;
 pub mod context;
 mod finish;
 mod plan;
+mod progress;
 
 use autocrew_shared::domain::AgentKind;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};

@@ -8,7 +8,7 @@ pub mod profiles;
 pub mod schema;
 pub mod tools;
 
-pub use agents::{AgentFile, AgentOutput, AgentTaskContext, OutputError};
+pub use agents::AgentTaskContext;
 pub use planner::{PlanReply, PlanningError};
 pub use profiles::{AgentProfile, AgentProfiles, ProfileError};
 pub use schema::SchemaViolations;
@@ -16,5 +16,3 @@ pub use schema::SchemaViolations;
 /// The `title` of the plan's JSON Schema: how a provider (the offline one) tells a planning
 /// request from an agent request.
 pub const PLAN_SCHEMA_TITLE: &str = "autocrew_plan";
-/// The `title` of an agent output's JSON Schema.
-pub const OUTPUT_SCHEMA_TITLE: &str = "autocrew_agent_output";

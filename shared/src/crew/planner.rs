@@ -1,16 +1,11 @@
 //! Planning: the orchestrator's request and the parsing of its answer.
 
-use super::PLAN_SCHEMA_TITLE;
+use super::schema::{SchemaViolations, parse_checked};
+use super::{AgentProfile, PLAN_SCHEMA_TITLE};
 use crate::domain::{PlanError, PlanLimits, PlannedTask, TaskGraph};
-use crate::ports::llm::{LlmRequest, LlmResponse, Message};
+use crate::ports::llm::{Content, LlmRequest, LlmResponse, Message, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-
-const SYSTEM: &str = "You are the orchestrator of a crew of AI agents: developer, marketer, sales, \
-designer and ops. Turn the user's command into a plan: a small graph of concrete tasks, each \
-assigned to one agent, with dependencies (task keys), a priority (low, normal, high, critical) \
-and a complexity (simple, medium, complex). Let tasks run in parallel where they can. Answer \
-with JSON only, matching the schema.";
 
 /// The plan as the model returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +18,8 @@ pub struct PlanReply {
 /// Why a plan could not be used. Either way no task is dispatched.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanningError {
+    #[error("the plan does not match the plan schema: {0}")]
+    Invalid(#[from] SchemaViolations),
     #[error("the plan is not valid JSON for the plan schema: {0}")]
     Unreadable(#[source] serde_json::Error),
     #[error("the plan was rejected: {0}")]
@@ -57,17 +54,36 @@ pub fn plan_schema() -> serde_json::Value {
     })
 }
 
-/// The orchestrator's request for `command`.
-pub fn plan_request(model: &str, command: &str) -> LlmRequest {
+/// The orchestrator's request for `command`, from its profile; the gateway sets the model.
+pub fn plan_request(profile: &AgentProfile, command: &str) -> LlmRequest {
     LlmRequest {
-        model: model.to_owned(),
-        system: SYSTEM.to_owned(),
+        model: String::new(),
+        system: profile.system.clone(),
         messages: vec![Message::user(command)],
         tools: Vec::new(),
-        max_tokens: 4096,
-        temperature: Some(0.2),
+        max_tokens: profile.max_tokens,
+        temperature: profile.temperature,
         response_schema: Some(plan_schema()),
     }
+}
+
+/// The one repair round: the first answer and what was wrong with it, asking again.
+pub fn repair_request(
+    first: &LlmRequest,
+    answer: &LlmResponse,
+    error: &PlanningError,
+) -> LlmRequest {
+    let mut request = first.clone();
+    request.messages.push(Message {
+        role: Role::Assistant,
+        content: vec![Content::Text {
+            text: answer.text(),
+        }],
+    });
+    request.messages.push(Message::user(format!(
+        "That plan cannot be used: {error}. Answer again with the whole corrected plan, as JSON only, matching the schema."
+    )));
+    request
 }
 
 /// Reads the model's answer and checks the plan: the graph is returned only if it is
@@ -76,9 +92,8 @@ pub fn parse_plan(
     response: &LlmResponse,
     limits: PlanLimits,
 ) -> Result<(PlanReply, TaskGraph), PlanningError> {
-    let text = response.text();
-    let reply: PlanReply =
-        serde_json::from_str(strip_fences(&text)).map_err(PlanningError::Unreadable)?;
+    let value = parse_checked(&plan_schema(), &response.text())?;
+    let reply: PlanReply = serde_json::from_value(value).map_err(PlanningError::Unreadable)?;
     let graph = TaskGraph::build(&reply.tasks, limits)?;
     Ok((reply, graph))
 }

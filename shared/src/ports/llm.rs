@@ -174,17 +174,20 @@ pub trait LlmClient: Send + Sync {
     fn provider(&self) -> &str;
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError>;
     /// Like `complete`, over the provider's streaming API: `on_text` gets each piece of
-    /// text as it arrives. A provider without streaming answers whole and passes the whole
-    /// text once.
+    /// output as it arrives (text, and tool arguments as JSON). A provider without
+    /// streaming answers whole and passes each block once.
     async fn stream(
         &self,
         request: &LlmRequest,
         on_text: &TextSink,
     ) -> Result<LlmResponse, LlmError> {
         let response = self.complete(request).await?;
-        let text = response.text();
-        if !text.is_empty() {
-            on_text(&text);
+        for block in &response.content {
+            match block {
+                Content::Text { text } if !text.is_empty() => on_text(text),
+                Content::ToolUse { input, .. } => on_text(&input.to_string()),
+                _ => {}
+            }
         }
         Ok(response)
     }

@@ -10,7 +10,8 @@ pub mod notifier;
 pub use backoff::backoff;
 pub use dispatch::{AgentQueues, DispatchError, Dispatcher};
 pub use gateway::{
-    Answer, Call, Gateway, GatewayError, GatewayModels, GatewaySettings, GatewayStores, Source,
+    Acceptance, Answer, Call, Gateway, GatewayError, GatewayModels, GatewaySettings, GatewayStores,
+    Source,
 };
 pub use messages::{CallbackMessage, RunOutcome, TaskMessage};
 pub use notifier::Notifier;

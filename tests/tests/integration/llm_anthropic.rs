@@ -26,7 +26,7 @@ fn client(server: &ReplayServer) -> AnthropicClient {
 async fn a_plan_comes_back_through_the_forced_answer_tool_with_the_prefix_marked_for_caching()
 -> anyhow::Result<()> {
     let server = ReplayServer::start(vec![Recorded::ok("anthropic-structured.json")]).await?;
-    let request = planner::plan_request("claude-sonnet-4-5", "Build a recipe app for keto dieters");
+    let request = plan_request("Build a recipe app for keto dieters");
 
     let response = client(&server).complete(&request).await?;
     let (reply, graph) = planner::parse_plan(&response, PlanLimits::default())?;
@@ -142,7 +142,7 @@ async fn overloaded_and_rate_limited_answers_are_retryable_errors() -> anyhow::R
         Recorded::from_file(429, "anthropic-error-429.json").with_header("retry-after", "12"),
     ])
     .await?;
-    let request = planner::plan_request("claude-sonnet-4-5", "Build a CRM");
+    let request = plan_request("Build a CRM");
 
     let overloaded = client(&server).complete(&request).await.unwrap_err();
     let limited = client(&server).complete(&request).await.unwrap_err();
@@ -167,4 +167,16 @@ async fn overloaded_and_rate_limited_answers_are_retryable_errors() -> anyhow::R
             && overloaded.to_string().contains("claude-sonnet-4-5")
     );
     Ok(())
+}
+
+/// The orchestrator's request from the shipped profile, for Claude Sonnet 4.5.
+fn plan_request(command: &str) -> LlmRequest {
+    let routing = autocrew_shared::domain::routing::RoutingPolicy::builtin().expect("routing");
+    let profiles = autocrew_shared::crew::AgentProfiles::builtin(&routing).expect("profiles");
+    let mut request = planner::plan_request(
+        profiles.get(autocrew_shared::domain::AgentKind::Orchestrator),
+        command,
+    );
+    request.model = "claude-sonnet-4-5".into();
+    request
 }

@@ -3,7 +3,7 @@
 use autocrew_shared::adapters::llm::GeminiClient;
 use autocrew_shared::config::Secret;
 use autocrew_shared::crew::AgentTaskContext;
-use autocrew_shared::crew::agents::{self, parse_output};
+use autocrew_shared::crew::agents;
 use autocrew_shared::domain::AgentKind;
 use autocrew_shared::domain::records::TokenUsage;
 use autocrew_shared::ports::llm::{
@@ -35,12 +35,23 @@ async fn an_agent_answer_comes_back_as_json_with_usage_metadata_read() -> anyhow
         upstream: Vec::new(),
     };
 
-    let response = client(&server)
-        .complete(&agents::agent_request("gemini-2.5-flash", &context))
-        .await?;
-    let output = parse_output(&response)?;
+    let schema = json!({
+        "title": "brand_output", "type": "object", "required": ["summary", "files"],
+        "properties": {"summary": {"type": "string"}, "files": {"type": "array"}}
+    });
+    let request = LlmRequest {
+        model: "gemini-2.5-flash".into(),
+        system: "You are a brand designer.".into(),
+        messages: vec![agents::first_message(&context)],
+        tools: Vec::new(),
+        max_tokens: 2048,
+        temperature: Some(0.4),
+        response_schema: Some(schema.clone()),
+    };
+    let response = client(&server).complete(&request).await?;
+    let output = autocrew_shared::crew::schema::parse_checked(&schema, &response.text())?;
 
-    assert_eq!(output.files[0].path, "brand.md");
+    assert_eq!(output["files"][0]["path"], "brand.md");
     assert_eq!(response.stop_reason, StopReason::EndTurn);
     // 930 prompt tokens of which 512 cached; 41 answer + 300 thinking tokens billed as output.
     assert_eq!(
@@ -68,9 +79,9 @@ async fn an_agent_answer_comes_back_as_json_with_usage_metadata_read() -> anyhow
     );
     assert_eq!(
         sent.body["generationConfig"]["responseJsonSchema"]["title"],
-        "autocrew_agent_output"
+        "brand_output"
     );
-    assert_eq!(sent.body["generationConfig"]["maxOutputTokens"], 8192);
+    assert_eq!(sent.body["generationConfig"]["maxOutputTokens"], 2048);
     Ok(())
 }
 

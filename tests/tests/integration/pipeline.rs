@@ -8,7 +8,9 @@ use autocrew_runner::provision::{Outside, Provisioned, environment, provision};
 use autocrew_runner::template::{Template, Trigger};
 use autocrew_shared::adapters::aws::{SfnStateMachine, SqsQueue};
 use autocrew_shared::adapters::postgres::{PgEventLog, PgRunStore};
+use autocrew_shared::domain::pricing::PriceTable;
 use autocrew_shared::domain::records::TokenUsage;
+use autocrew_shared::domain::routing::ModelRef;
 use autocrew_shared::domain::{AgentKind, EventKind, RunStatus, TaskStatus};
 use autocrew_shared::ports::llm::{
     Content, LlmClient, LlmError, LlmRequest, LlmResponse, StopReason,
@@ -39,7 +41,7 @@ pub(crate) struct Pipeline {
 /// from the template's environment, as the local runner does.
 pub(crate) async fn pipeline(
     db: &TestDb,
-    llm: Option<Arc<dyn LlmClient>>,
+    pinned: Option<(Arc<dyn LlmClient>, &str)>,
 ) -> anyhow::Result<Pipeline> {
     let sdk = sdk().await?;
     let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
@@ -84,8 +86,8 @@ pub(crate) async fn pipeline(
     let settings = StepSettings::from_env(&env)?;
     let connections_table = settings.connections_table.clone();
     let mut ctx = StepContext::assemble(db.pool.clone(), &sdk, settings);
-    if let Some(llm) = llm {
-        ctx.llm = llm;
+    if let Some((client, model)) = pinned {
+        pin(&mut ctx, client, model, None);
     }
     let state_machine = env["STATE_MACHINE_ARN"].clone();
     Ok(Pipeline {
@@ -97,6 +99,29 @@ pub(crate) async fn pipeline(
         connections_table,
         provisioned: done,
     })
+}
+
+/// Every call goes to `client` with `model`, as `LLM_MODEL` pins it, priced by `prices`
+/// when given (as `PRICE_TABLE_PATH` would).
+pub(crate) fn pin(
+    ctx: &mut StepContext,
+    client: Arc<dyn LlmClient>,
+    model: &str,
+    prices: Option<PriceTable>,
+) {
+    let mut models = ctx.gateway.models().clone();
+    models.primary = ModelRef {
+        provider: client.provider().to_owned(),
+        model: model.to_owned(),
+    };
+    models
+        .providers
+        .insert(client.provider().to_owned(), client);
+    models.pinned = true;
+    if let Some(prices) = prices {
+        models.prices = Arc::new(prices);
+    }
+    ctx.gateway = ctx.gateway.with_models(models);
 }
 
 /// Starts the run's execution and plays every event source mapping until it ends.
@@ -194,9 +219,18 @@ async fn a_command_becomes_a_completed_run_through_the_state_machine_and_the_que
         );
     }
 
-    // One ledger row per LLM call: the plan, then one per task.
+    // One ledger row per LLM call: the plan, then per task the offline agent's two turns
+    // (its files, then finish).
     let totals = p.ctx.ledger.run_totals(run.id).await?;
-    assert_eq!(totals.calls as usize, tasks.len() + 1);
+    assert_eq!(totals.calls as usize, 2 * tasks.len() + 1);
+    for task in &tasks {
+        assert_eq!(
+            task.result.as_ref().map(|r| r["steps"].clone()),
+            Some(serde_json::json!(2)),
+            "{}",
+            task.key
+        );
+    }
     assert!(totals.usage.input > 0 && totals.usage.output > 0);
 
     // The event log is gapless and tells the whole story.
@@ -211,7 +245,20 @@ async fn a_command_becomes_a_completed_run_through_the_state_machine_and_the_que
     assert_eq!(count(EventKind::RunPlanned), 1);
     assert_eq!(count(EventKind::TaskStarted), tasks.len());
     assert_eq!(count(EventKind::TaskCompleted), tasks.len());
-    assert_eq!(count(EventKind::TaskProgress), tasks.len());
+    // The agents' output streamed as progress events, whole: every file's content is in
+    // the deltas of its task's events.
+    for task in &tasks {
+        let streamed: String = events
+            .iter()
+            .filter(|e| e.kind == EventKind::TaskProgress && e.payload["key"] == task.key.as_str())
+            .filter_map(|e| e.payload["delta"].as_str())
+            .collect();
+        assert!(
+            streamed.contains("write_file") || streamed.contains("\"path\""),
+            "{}: {streamed:.200}",
+            task.key
+        );
+    }
     assert_eq!(events.last().map(|e| e.kind), Some(EventKind::RunCompleted));
     assert!(
         events
@@ -256,19 +303,23 @@ async fn a_cyclic_plan_fails_the_run_cleanly_and_dispatches_nothing() -> anyhow:
     let cyclic = r#"{"product": "Loop", "tasks": [
         {"key": "a", "agent": "developer", "title": "A", "depends_on": ["b"]},
         {"key": "b", "agent": "marketer", "title": "B", "depends_on": ["a"]}]}"#;
-    let mut p = pipeline(&db, Some(Arc::new(Scripted("anthropic", cyclic.into())))).await?;
-    p.ctx.model = "claude-sonnet-4-5".into();
+    let scripted = Arc::new(Scripted("anthropic", cyclic.into()));
+    let p = pipeline(&db, Some((scripted, "claude-sonnet-4-5"))).await?;
 
     let status = run_to_end(&p, &seeded).await?;
 
-    // The call was priced from the table: 10 input tokens at $3 and 20 output at $15 per million.
-    assert_eq!(p.ctx.ledger.run_totals(seeded.run.id).await?.cost.0, 330);
+    // Both calls (the plan and its one repair round) were priced from the table: 10 input
+    // tokens at $3 and 20 output at $15 per million, each.
+    assert_eq!(p.ctx.ledger.run_totals(seeded.run.id).await?.cost.0, 660);
 
     assert_eq!(status, ExecutionStatus::Failed);
     let run = PgRunStore::new(db.pool.clone()).run(seeded.run.id).await?;
     assert_eq!(run.status, RunStatus::Failed);
     let error = run.error.unwrap_or_default();
-    assert!(error.contains("cycle") && error.contains("a"), "{error}");
+    assert!(
+        error.contains("after one repair round") && error.contains("cycle"),
+        "{error}"
+    );
     assert!(
         p.ctx.tasks.run_tasks(run.id).await?.is_empty(),
         "no task is stored from a rejected plan"
@@ -388,8 +439,8 @@ async fn a_model_without_a_price_is_refused_before_the_call_and_the_run_fails_sa
 -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let seeded = seed(&db, 4).await?;
-    let mut p = pipeline(&db, Some(Arc::new(Scripted("anthropic", "{}".into())))).await?;
-    p.ctx.model = "claude-unreleased-9".into();
+    let scripted = Arc::new(Scripted("anthropic", "{}".into()));
+    let p = pipeline(&db, Some((scripted, "claude-unreleased-9"))).await?;
 
     let status = run_to_end(&p, &seeded).await?;
 
@@ -420,7 +471,7 @@ async fn a_model_without_a_price_is_refused_before_the_call_and_the_run_fails_sa
     Ok(())
 }
 
-/// A model that plans one developer task and answers agents with one file.
+/// A model that plans one developer task and answers agents with a file and `finish`.
 struct OneTaskModel;
 
 #[async_trait]
@@ -435,12 +486,27 @@ impl LlmClient for OneTaskModel {
             .as_ref()
             .and_then(|s| s["title"].as_str())
             == Some("autocrew_plan");
-        let text = if planning {
-            r#"{"product": "Keto", "tasks": [{"key": "app", "agent": "developer", "title": "App"}]}"#
-        } else {
-            r#"{"summary": "done", "files": [{"path": "a.md", "content": "a"}]}"#
-        };
-        Scripted("anthropic", text.into()).complete(request).await
+        if planning {
+            let plan = r#"{"product": "Keto", "tasks": [{"key": "app", "agent": "developer", "title": "App"}]}"#;
+            return Scripted("anthropic", plan.into()).complete(request).await;
+        }
+        let mut response = Scripted("anthropic", String::new())
+            .complete(request)
+            .await?;
+        response.content = vec![
+            Content::ToolUse {
+                id: "t1".into(),
+                name: "write_file".into(),
+                input: serde_json::json!({"path": "a.md", "content": "a"}),
+            },
+            Content::ToolUse {
+                id: "t2".into(),
+                name: "finish".into(),
+                input: serde_json::json!({"summary": "done"}),
+            },
+        ];
+        response.stop_reason = StopReason::ToolUse;
+        Ok(response)
     }
 }
 
@@ -459,8 +525,7 @@ async fn a_task_whose_call_would_pass_the_run_budget_fails_with_budget_exceeded_
             &[&seeded.run.id.0],
         )
         .await?;
-    let mut p = pipeline(&db, Some(Arc::new(OneTaskModel))).await?;
-    p.ctx.model = "claude-sonnet-4-5".into();
+    let p = pipeline(&db, Some((Arc::new(OneTaskModel), "claude-sonnet-4-5"))).await?;
 
     let status = run_to_end(&p, &seeded).await?;
 
@@ -491,7 +556,6 @@ async fn a_task_whose_call_would_pass_the_run_budget_fails_with_budget_exceeded_
 async fn a_run_completes_on_an_openai_compatible_server_and_costs_match_its_token_counts()
 -> anyhow::Result<()> {
     use autocrew_shared::adapters::llm::OpenAiClient;
-    use autocrew_shared::domain::pricing::PriceTable;
     use autocrew_tests::replay::{Recorded, ReplayServer};
     let db = TestDb::migrated().await?;
     let seeded = seed(&db, 4).await?;
@@ -502,18 +566,18 @@ async fn a_run_completes_on_an_openai_compatible_server_and_costs_match_its_toke
     ])
     .await?;
     let mut p = pipeline(&db, None).await?;
-    p.ctx.llm = Arc::new(OpenAiClient::compatible(
+    let client = OpenAiClient::compatible(
         "openai-compatible",
         &format!("{}/v1", server.url),
         None,
         Duration::from_secs(5),
-    )?);
-    p.ctx.model = "llama3.1:8b".into();
+    )?;
     // A self-hosted model is priced by the operator's table (PRICE_TABLE_PATH in production).
-    p.ctx.prices = Arc::new(PriceTable::parse(
+    let prices = PriceTable::parse(
         r#"{"as_of": "2026-11-25", "models": [{"provider": "openai-compatible", "model": "llama3.1:8b",
             "input": "0.10", "output": "0.20", "cache_write": "0", "cache_read": "0"}]}"#,
-    )?);
+    )?;
+    pin(&mut p.ctx, Arc::new(client), "llama3.1:8b", Some(prices));
 
     let status = run_to_end(&p, &seeded).await?;
 

@@ -363,6 +363,7 @@ async fn the_ledger_sums_a_runs_calls_to_the_micro_dollar() -> anyhow::Result<()
         agent: AgentKind::Orchestrator,
     };
     let call = |input, output, cost| LlmCall {
+        attempt: 1,
         attribution,
         provider: "anthropic".into(),
         model: "claude-sonnet-4-5".into(),

@@ -4,9 +4,7 @@
 //! carry; the cost is zero because nothing was bought.
 
 use super::offline_files;
-use crate::crew::{
-    AgentFile, AgentOutput, AgentTaskContext, OUTPUT_SCHEMA_TITLE, PLAN_SCHEMA_TITLE,
-};
+use crate::crew::{AgentTaskContext, PLAN_SCHEMA_TITLE, tools};
 use crate::domain::records::TokenUsage;
 use crate::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse, StopReason};
 use async_trait::async_trait;
@@ -88,21 +86,57 @@ fn plan(command: &str) -> serde_json::Value {
     })
 }
 
-fn agent_output(context: &AgentTaskContext) -> AgentOutput {
-    let files = offline_files::for_task(context)
-        .into_iter()
-        .map(|(path, content)| AgentFile { path, content })
-        .collect::<Vec<_>>();
-    AgentOutput {
-        summary: format!(
+/// An agent's turn in tool mode: first a `write_file` call per file, then, once their
+/// results are back, `finish` with a summary.
+fn agent_turn(request: &LlmRequest, context: &AgentTaskContext) -> (Vec<Content>, StopReason) {
+    let answered = request
+        .messages
+        .iter()
+        .flat_map(|m| m.content.iter())
+        .filter(|c| matches!(c, Content::ToolResult { .. }))
+        .count();
+    let files = offline_files::for_task(context);
+    let call = |n: usize, name: &str, input: serde_json::Value| Content::ToolUse {
+        id: format!("offline_call_{n}"),
+        name: name.to_owned(),
+        input,
+    };
+    let content = if answered == 0 {
+        files
+            .iter()
+            .enumerate()
+            .map(|(n, (path, content))| {
+                call(
+                    n,
+                    tools::WRITE_FILE,
+                    json!({"path": path, "content": content}),
+                )
+            })
+            .collect()
+    } else {
+        let summary = format!(
             "[offline] {} ({}) produced {} file(s) for {}",
             context.title,
             context.agent,
             files.len(),
             context.product
-        ),
-        files,
-    }
+        );
+        vec![call(answered, tools::FINISH, json!({ "summary": summary }))]
+    };
+    (content, StopReason::ToolUse)
+}
+
+/// The task context an agent's first message carries.
+fn agent_context(request: &LlmRequest) -> Option<AgentTaskContext> {
+    request
+        .messages
+        .first()?
+        .content
+        .iter()
+        .find_map(|c| match c {
+            Content::Text { text } => serde_json::from_str(text).ok(),
+            _ => None,
+        })
 }
 
 #[async_trait]
@@ -122,32 +156,39 @@ impl LlmClient for OfflineLlm {
             model: request.model.clone(),
             message,
         };
-        let answer = match schema_title {
-            Some(PLAN_SCHEMA_TITLE) => plan(&user),
-            Some(OUTPUT_SCHEMA_TITLE) => {
-                let context: AgentTaskContext = serde_json::from_str(&user)
-                    .map_err(|e| rejected(format!("agent context is not readable: {e}")))?;
-                json!(agent_output(&context))
+        let tool_mode = request.tools.iter().any(|t| t.name == tools::WRITE_FILE);
+        let (content, stop_reason) = match (schema_title, tool_mode) {
+            (Some(PLAN_SCHEMA_TITLE), _) => (
+                vec![Content::Text {
+                    text: plan(&user).to_string(),
+                }],
+                StopReason::EndTurn,
+            ),
+            (_, true) => {
+                let context = agent_context(request).ok_or_else(|| {
+                    rejected("the first message is not an agent task context".into())
+                })?;
+                agent_turn(request, &context)
             }
             _ => {
                 return Err(rejected(
-                    "the offline provider only answers plan and agent-output requests".into(),
+                    "the offline provider only answers plans and agent turns with tools".into(),
                 ));
             }
         };
-        let text = answer.to_string();
-        let input = estimate_tokens(&request.system) + estimate_tokens(&user);
+        let written = serde_json::to_string(&content).unwrap_or_default();
+        let prompt = serde_json::to_string(&request.messages).unwrap_or_default();
         Ok(LlmResponse {
             provider: OFFLINE_PROVIDER.into(),
             model: OFFLINE_MODEL.into(),
             usage: TokenUsage {
-                input,
-                output: estimate_tokens(&text),
+                input: estimate_tokens(&request.system) + estimate_tokens(&prompt),
+                output: estimate_tokens(&written),
                 cache_write: 0,
                 cache_read: 0,
             },
-            content: vec![Content::Text { text }],
-            stop_reason: StopReason::EndTurn,
+            content,
+            stop_reason,
         })
     }
 }
@@ -169,11 +210,19 @@ mod tests {
         assert_eq!(product_name(""), "Untitled product");
     }
 
+    fn profiles() -> crate::crew::AgentProfiles {
+        crate::crew::AgentProfiles::builtin(
+            &crate::domain::routing::RoutingPolicy::builtin().unwrap(),
+        )
+        .unwrap()
+    }
+
     #[tokio::test]
     async fn the_offline_plan_has_parallel_tasks_a_join_and_four_agents() {
+        let profiles = profiles();
         let response = OfflineLlm
             .complete(&planner::plan_request(
-                OFFLINE_MODEL,
+                profiles.get(AgentKind::Orchestrator),
                 "Build a recipe app for keto dieters",
             ))
             .await
@@ -195,7 +244,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_offline_developer_writes_an_expo_app_labelled_offline() {
+    async fn the_offline_developer_writes_an_expo_app_with_tools_then_finishes() {
         let context = AgentTaskContext {
             agent: AgentKind::Developer,
             command: "Build a recipe app for keto dieters".into(),
@@ -205,27 +254,59 @@ mod tests {
             description: String::new(),
             upstream: vec![("brand_sheet".into(), "colours".into())],
         };
-        let response = OfflineLlm
-            .complete(&agents::agent_request(OFFLINE_MODEL, &context))
+        let profiles = profiles();
+        let profile = profiles.get(AgentKind::Developer);
+        let mut messages = vec![agents::first_message(&context)];
+        let first = OfflineLlm
+            .complete(&agents::turn_request(profile, messages.clone()))
             .await
             .unwrap();
-        let output = agents::parse_output(&response).unwrap();
-
-        let paths: Vec<&str> = output.files.iter().map(|f| f.path.as_str()).collect();
+        let writes: Vec<&serde_json::Value> = first
+            .content
+            .iter()
+            .filter_map(|c| match c {
+                Content::ToolUse { name, input, .. } if name == tools::WRITE_FILE => Some(input),
+                _ => None,
+            })
+            .collect();
+        let paths: Vec<&str> = writes.iter().filter_map(|w| w["path"].as_str()).collect();
         assert!(
             paths.contains(&"package.json") && paths.contains(&"app/index.tsx"),
             "{paths:?}"
         );
-        let package: serde_json::Value = serde_json::from_str(
-            &output
-                .files
-                .iter()
-                .find(|f| f.path == "package.json")
-                .unwrap()
-                .content,
-        )
-        .unwrap();
+        let package = writes.iter().find(|w| w["path"] == "package.json").unwrap();
+        let package: serde_json::Value =
+            serde_json::from_str(package["content"].as_str().unwrap()).unwrap();
         assert!(package["dependencies"]["expo"].is_string());
-        assert!(output.summary.starts_with("[offline]"));
+        // Every call matches its tool's schema.
+        for c in &first.content {
+            if let Content::ToolUse { name, input, .. } = c {
+                crate::crew::schema::validate(&tools::spec(name).unwrap().input_schema, input)
+                    .unwrap();
+            }
+        }
+
+        messages.push(crate::ports::llm::Message {
+            role: crate::ports::llm::Role::Assistant,
+            content: first.content.clone(),
+        });
+        messages.push(crate::ports::llm::Message {
+            role: crate::ports::llm::Role::User,
+            content: vec![Content::ToolResult {
+                tool_use_id: "offline_call_0".into(),
+                content: "stored".into(),
+                is_error: false,
+            }],
+        });
+        let second = OfflineLlm
+            .complete(&agents::turn_request(profile, messages))
+            .await
+            .unwrap();
+        match &second.content[..] {
+            [Content::ToolUse { name, input, .. }] if name == tools::FINISH => {
+                assert!(input["summary"].as_str().unwrap().starts_with("[offline]"))
+            }
+            other => panic!("expected finish, got {other:?}"),
+        }
     }
 }

@@ -27,7 +27,8 @@ impl ArtifactStore for PgArtifactStore {
         client
             .execute(
                 "INSERT INTO artifacts (id, project_id, run_id, task_id, bucket, key, content_type, size_bytes, checksum_sha256)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (bucket, key) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (bucket, key) DO UPDATE SET content_type = EXCLUDED.content_type,
+                     size_bytes = EXCLUDED.size_bytes, checksum_sha256 = EXCLUDED.checksum_sha256",
                 &[
                     &a.id.0,
                     &a.project_id.0,

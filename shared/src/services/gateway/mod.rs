@@ -38,6 +38,18 @@ pub struct Call<'a> {
     pub on_text: Option<&'a TextSink>,
     /// For user-facing questions: the semantic cache scope (used only for users who opted in).
     pub semantic_scope: Option<&'a str>,
+    /// Only answers this accepts are cached or taken from a cache (say, a plan that
+    /// passes its checks); without it, every answer is.
+    pub accept: Option<&'a Acceptance>,
+}
+
+/// See `Call::accept`.
+pub type Acceptance = dyn Fn(&LlmResponse) -> bool + Send + Sync;
+
+impl Call<'_> {
+    fn accepts(&self, response: &LlmResponse) -> bool {
+        self.accept.is_none_or(|accept| accept(response))
+    }
 }
 
 /// Where an answer came from.
@@ -148,6 +160,26 @@ impl Gateway {
         &self.models
     }
 
+    /// The same gateway over other models (tests, and a process changing providers).
+    pub fn with_models(&self, models: GatewayModels) -> Gateway {
+        Gateway {
+            models,
+            ..self.clone()
+        }
+    }
+
+    /// The same gateway with other settings.
+    pub fn with_settings(&self, settings: GatewaySettings) -> Gateway {
+        Gateway {
+            settings,
+            ..self.clone()
+        }
+    }
+
+    pub fn settings(&self) -> &GatewaySettings {
+        &self.settings
+    }
+
     /// The chain for `tier` with `percent_left` of the budget left, then the fallbacks.
     pub fn route(&self, tier: &str, percent_left: u8) -> Result<Route, RoutingError> {
         let m = &self.models;
@@ -201,7 +233,9 @@ impl Gateway {
             request.model = model.model.clone();
             match self.try_model(&call, model, &request, &mut rows).await? {
                 Ok((response, source)) => {
-                    if let (Some(q), Source::Provider) = (&question, source) {
+                    if let (Some(q), Source::Provider, true) =
+                        (&question, source, call.accepts(&response))
+                    {
                         self.semantic_store(&call, q, &response).await?;
                     }
                     return Ok(Answer {
@@ -256,13 +290,15 @@ impl Gateway {
             return Ok(Err(e));
         };
         let key = cache_key(&model.provider, request);
-        if self.settings.cache_ttl.is_some() {
-            if let Some(mut hit) = self.stores.cache.get(&key).await? {
-                hit.usage = TokenUsage::default();
-                self.record(call, rows, Attempt::hit(model, started, None))
-                    .await?;
-                return Ok(Ok((hit, Source::ExactCache)));
-            }
+        let cached = match self.settings.cache_ttl {
+            Some(_) => self.stores.cache.get(&key).await?,
+            None => None,
+        };
+        if let Some(mut hit) = cached.filter(|h| call.accepts(h)) {
+            hit.usage = TokenUsage::default();
+            self.record(call, rows, Attempt::hit(model, started, None))
+                .await?;
+            return Ok(Ok((hit, Source::ExactCache)));
         }
         let price = match self.models.prices.price(&model.provider, &model.model) {
             Ok(price) => price,
@@ -305,7 +341,7 @@ impl Gateway {
             self.record(call, rows, attempt).await?;
             let error = match result {
                 Ok(response) => {
-                    if let Some(ttl) = self.settings.cache_ttl {
+                    if let (Some(ttl), true) = (self.settings.cache_ttl, call.accepts(&response)) {
                         self.stores.cache.put(&key, &response, ttl).await?;
                     }
                     return Ok(Ok((response, Source::Provider)));
@@ -547,7 +583,7 @@ impl Gateway {
             .semantic
             .nearest(call.attribution.user_id, scope, &embedding, threshold)
             .await?;
-        let hit = match hit {
+        let hit = match hit.filter(|h| call.accepts(&h.response)) {
             Some(hit) => {
                 let answered_by = ModelRef {
                     provider: hit.response.provider.clone(),

@@ -1,0 +1,94 @@
+//! Streams an agent's model output to the clients as `task_progress` events while the
+//! model writes it: pieces are gathered and sent at most every 250 ms, in chunks small
+//! enough for one WebSocket frame.
+
+use crate::StepContext;
+use autocrew_shared::domain::EventKind;
+use autocrew_shared::domain::records::{Run, Task};
+use serde_json::json;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+const EVERY: Duration = Duration::from_millis(250);
+/// Characters of output per event at most.
+const CHUNK: usize = 8 * 1024;
+
+pub(crate) struct Progress {
+    tx: mpsc::UnboundedSender<String>,
+    sender: JoinHandle<()>,
+}
+
+impl Progress {
+    /// Starts the sender for one model turn (`step`) of `task`.
+    pub(crate) fn start(ctx: &StepContext, run: &Run, task: &Task, step: u32) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let (ctx, project, run_id) = (ctx.clone(), run.project_id, run.id);
+        let (task_id, key, agent) = (task.id, task.key.clone(), task.agent);
+        let sender = tokio::spawn(async move {
+            let mut pending = String::new();
+            let mut sent = 0usize;
+            let mut open = true;
+            while open || !pending.is_empty() {
+                if open {
+                    match tokio::time::timeout(EVERY, rx.recv()).await {
+                        Ok(Some(piece)) => {
+                            pending.push_str(&piece);
+                            // Gather whatever else is already waiting.
+                            while let Ok(piece) = rx.try_recv() {
+                                pending.push_str(&piece);
+                            }
+                        }
+                        Ok(None) => open = false,
+                        Err(_) => {}
+                    }
+                }
+                while !pending.is_empty() {
+                    let cut = floor_char_boundary(&pending, CHUNK);
+                    let delta: String = pending.drain(..cut).collect();
+                    sent += delta.chars().count();
+                    let payload = json!({
+                        "task_id": task_id, "key": key, "agent": agent, "stage": "streaming",
+                        "step": step, "delta": delta, "chars": sent
+                    });
+                    if let Err(e) = ctx
+                        .notifier
+                        .emit(project, Some(run_id), EventKind::TaskProgress, payload)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "a progress event was lost");
+                    }
+                }
+                if open {
+                    tokio::time::sleep(EVERY).await;
+                }
+            }
+        });
+        Progress { tx, sender }
+    }
+
+    /// Where the model's output pieces go.
+    pub(crate) fn sink(&self) -> impl Fn(&str) + Send + Sync + use<> {
+        let tx = self.tx.clone();
+        move |piece: &str| {
+            let _ = tx.send(piece.to_owned());
+        }
+    }
+
+    /// Sends what is left and waits for it to be sent.
+    pub(crate) async fn finish(self) {
+        drop(self.tx);
+        let _ = self.sender.await;
+    }
+}
+
+/// The largest index at most `max` that falls on a character boundary.
+fn floor_char_boundary(text: &str, max: usize) -> usize {
+    if text.len() <= max {
+        return text.len();
+    }
+    (0..=max)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0)
+}
