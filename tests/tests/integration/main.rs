@@ -6,6 +6,7 @@ mod api;
 mod aws;
 mod budgets;
 mod end_to_end;
+mod gateway;
 mod llm_anthropic;
 mod llm_gemini;
 mod llm_openai;

@@ -233,9 +233,8 @@ impl Gateway {
             request.model = model.model.clone();
             match self.try_model(&call, model, &request, &mut rows).await? {
                 Ok((response, source)) => {
-                    if let (Some(q), Source::Provider, true) =
-                        (&question, source, call.accepts(&response))
-                    {
+                    // A hit of the exact cache is an answer too: keep it for close questions.
+                    if let (Some(q), true) = (&question, call.accepts(&response)) {
                         self.semantic_store(&call, q, &response).await?;
                     }
                     return Ok(Answer {
