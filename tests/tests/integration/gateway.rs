@@ -442,9 +442,7 @@ async fn the_semantic_cache_answers_a_close_question_only_for_a_user_who_opted_i
     };
 
     // Not opted in: nothing is embedded or kept.
-    gateway
-        .call(ask("Build a meal planner for vegans"))
-        .await?;
+    gateway.call(ask("Build a meal planner for vegans")).await?;
     let again = gateway
         .call(ask("build a meal planner for vegans!"))
         .await?;

@@ -1,0 +1,273 @@
+//! Whole runs that exercise the agent loop and the repair rounds: a provider that always
+//! fails (the run completes on the fallback), a plan fixed in its repair round, tool
+//! arguments fixed in theirs or failing after it, and the step bound.
+
+use crate::pipeline::{pin, pipeline, run_to_end};
+use async_trait::async_trait;
+use autocrew_shared::adapters::llm::OpenAiClient;
+use autocrew_shared::adapters::postgres::PgRunStore;
+use autocrew_shared::domain::records::TokenUsage;
+use autocrew_shared::domain::routing::ModelRef;
+use autocrew_shared::domain::{RunStatus, TaskStatus};
+use autocrew_shared::ports::llm::{
+    Content, LlmClient, LlmError, LlmRequest, LlmResponse, StopReason,
+};
+use autocrew_shared::ports::{ExecutionStatus, RunStore};
+use autocrew_shared::services::GatewaySettings;
+use autocrew_tests::replay::ReplayServer;
+use autocrew_tests::{TestDb, seed};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_always_fails_leaves_the_run_to_complete_on_the_fallback()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let broken = ReplayServer::start(Vec::new()).await?;
+    let mut p = pipeline(&db, None).await?;
+    let client = OpenAiClient::compatible(
+        "broken",
+        &format!("{}/v1", broken.url),
+        None,
+        Duration::from_secs(5),
+    )?;
+    let prices = autocrew_shared::domain::pricing::PriceTable::parse(
+        r#"{"as_of": "2026-11-25", "models": [
+            {"provider": "broken", "model": "llama3.1:8b", "input": "0.10", "output": "0.20", "cache_write": "0", "cache_read": "0"},
+            {"provider": "offline", "model": "offline-template-1", "input": "0", "output": "0", "cache_write": "0", "cache_read": "0"}]}"#,
+    )?;
+    pin(&mut p.ctx, Arc::new(client), "llama3.1:8b", Some(prices));
+    let mut models = p.ctx.gateway.models().clone();
+    models.fallbacks = vec![ModelRef {
+        provider: "offline".into(),
+        model: "offline-template-1".into(),
+    }];
+    p.ctx.gateway = p
+        .ctx
+        .gateway
+        .with_models(models)
+        .with_settings(GatewaySettings {
+            backoff_base: Duration::from_millis(5),
+            backoff_max: Duration::from_millis(20),
+            ..GatewaySettings::default()
+        });
+
+    let status = run_to_end(&p, &seeded).await?;
+
+    assert_eq!(status, ExecutionStatus::Succeeded);
+    let client = db.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT provider, outcome::text, count(*) FROM llm_calls WHERE run_id = $1 GROUP BY 1, 2 ORDER BY 1, 2",
+            &[&seeded.run.id.0],
+        )
+        .await?;
+    let counts: Vec<(String, String, i64)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let tasks = p.ctx.tasks.run_tasks(seeded.run.id).await?;
+    let calls = 1 + 2 * tasks.len() as i64;
+    assert_eq!(
+        counts,
+        [
+            ("broken".into(), "error".into(), 3 * calls),
+            ("offline".into(), "ok".into(), calls)
+        ],
+        "every call tried the broken provider three times, then the fallback answered"
+    );
+    assert!(tasks.iter().all(|t| t.status == TaskStatus::Completed));
+    Ok(())
+}
+
+/// Plans one developer task, then answers each agent turn from `turns`, by how many tool
+/// results the request already carries.
+struct Scripted {
+    plans: Vec<&'static str>,
+    turns: Vec<Vec<(&'static str, Value)>>,
+    planned: AtomicU32,
+}
+
+impl Scripted {
+    fn new(plans: Vec<&'static str>, turns: Vec<Vec<(&'static str, Value)>>) -> Self {
+        Scripted {
+            plans,
+            turns,
+            planned: AtomicU32::new(0),
+        }
+    }
+}
+
+const ONE_TASK: &str = r#"{"product": "Keto", "tasks": [{"key": "app", "agent": "developer", "title": "App", "complexity": "simple"}]}"#;
+
+#[async_trait]
+impl LlmClient for Scripted {
+    fn provider(&self) -> &str {
+        "anthropic"
+    }
+
+    async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        let usage = TokenUsage {
+            input: 10,
+            output: 20,
+            cache_write: 0,
+            cache_read: 0,
+        };
+        let respond = |content, stop_reason| LlmResponse {
+            provider: "anthropic".into(),
+            model: request.model.clone(),
+            content,
+            stop_reason,
+            usage,
+        };
+        if request.response_schema.is_some() {
+            let n = self.planned.fetch_add(1, Ordering::SeqCst) as usize;
+            let text = self.plans[n.min(self.plans.len() - 1)].to_owned();
+            return Ok(respond(vec![Content::Text { text }], StopReason::EndTurn));
+        }
+        let turn = request
+            .messages
+            .iter()
+            .filter(|m| {
+                m.content
+                    .iter()
+                    .any(|c| matches!(c, Content::ToolResult { .. }))
+            })
+            .count();
+        let calls = self.turns[turn.min(self.turns.len() - 1)]
+            .iter()
+            .enumerate()
+            .map(|(i, (name, input))| Content::ToolUse {
+                id: format!("t{turn}_{i}"),
+                name: (*name).into(),
+                input: input.clone(),
+            })
+            .collect();
+        Ok(respond(calls, StopReason::ToolUse))
+    }
+}
+
+async fn run_with(
+    model: Scripted,
+) -> anyhow::Result<(
+    TestDb,
+    autocrew_tests::Seeded,
+    ExecutionStatus,
+    Vec<autocrew_shared::domain::records::Task>,
+)> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let p = pipeline(&db, Some((Arc::new(model), "claude-sonnet-4-5"))).await?;
+    let status = run_to_end(&p, &seeded).await?;
+    let tasks = p.ctx.tasks.run_tasks(seeded.run.id).await?;
+    Ok((db, seeded, status, tasks))
+}
+
+fn write(path: &str) -> (&'static str, Value) {
+    ("write_file", json!({"path": path, "content": "# hello"}))
+}
+
+fn finish() -> (&'static str, Value) {
+    ("finish", json!({"summary": "done"}))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_that_breaks_the_schema_is_fixed_in_its_repair_round() -> anyhow::Result<()> {
+    // The first plan's task has no title.
+    let broken = r#"{"product": "Keto", "tasks": [{"key": "app", "agent": "developer"}]}"#;
+    let (db, seeded, status, tasks) = run_with(Scripted::new(
+        vec![broken, ONE_TASK],
+        vec![vec![write("a.md"), finish()]],
+    ))
+    .await?;
+
+    assert_eq!(status, ExecutionStatus::Succeeded);
+    assert_eq!(tasks.len(), 1);
+    let repair: Value = db
+        .pool
+        .get()
+        .await?
+        .query_one(
+            "SELECT count(*) FROM llm_calls WHERE run_id = $1 AND task_id IS NULL",
+            &[&seeded.run.id.0],
+        )
+        .await?
+        .get::<_, i64>(0)
+        .into();
+    assert_eq!(repair, json!(2), "the plan and its repair round");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tool_arguments_get_one_repair_round() -> anyhow::Result<()> {
+    // Turn 1 writes outside the task's folder; told why, turn 2 writes properly and finishes.
+    let fixed = Scripted::new(
+        vec![ONE_TASK],
+        vec![
+            vec![(
+                "write_file",
+                json!({"path": "../escape.md", "content": "x"}),
+            )],
+            vec![write("a.md"), finish()],
+        ],
+    );
+    let (_db, _seeded, status, tasks) = run_with(fixed).await?;
+    assert_eq!(status, ExecutionStatus::Succeeded);
+    assert_eq!(
+        tasks[0]
+            .result
+            .as_ref()
+            .map(|r| r["artifacts"].as_array().map(Vec::len)),
+        Some(Some(1))
+    );
+
+    // Bad twice: the task fails, not retried, with the validation error recorded.
+    let stubborn = Scripted::new(
+        vec![ONE_TASK],
+        vec![vec![("write_file", json!({"path": "a.md"}))]],
+    );
+    let (db, seeded, status, tasks) = run_with(stubborn).await?;
+    assert_eq!(status, ExecutionStatus::Failed);
+    assert_eq!(
+        (tasks[0].status, tasks[0].attempts),
+        (TaskStatus::Failed, 1)
+    );
+    let error = tasks[0].error_log.clone().unwrap_or_default();
+    assert!(
+        error.contains("after one repair round")
+            && error.contains("\"content\" is a required property"),
+        "{error}"
+    );
+    let run = PgRunStore::new(db.pool.clone()).run(seeded.run.id).await?;
+    assert_eq!(run.status, RunStatus::Failed);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_never_finishes_stops_at_its_step_limit() -> anyhow::Result<()> {
+    let looping = Scripted::new(vec![ONE_TASK], vec![vec![write("a.md")]]);
+    let (db, seeded, status, tasks) = run_with(looping).await?;
+
+    assert_eq!(status, ExecutionStatus::Failed);
+    let error = tasks[0].error_log.clone().unwrap_or_default();
+    assert!(
+        error.contains("step limit: 12 model turns without finish"),
+        "{error}"
+    );
+    let turns: i64 = db
+        .pool
+        .get()
+        .await?
+        .query_one(
+            "SELECT count(*) FROM llm_calls WHERE task_id = $1",
+            &[&tasks[0].id.0],
+        )
+        .await?
+        .get(0);
+    assert_eq!(turns, 12, "the developer profile's max_steps");
+    let _ = seeded;
+    Ok(())
+}
