@@ -36,6 +36,23 @@ impl Recorded {
         }
     }
 
+    /// A 200 server-sent event stream read from `tests/recorded/<file>`.
+    pub fn sse(file: &str) -> Recorded {
+        let mut recorded = Recorded::from_file(200, file);
+        recorded.headers = vec![("content-type".into(), "text/event-stream".into())];
+        recorded
+    }
+
+    /// A 200 event stream with `body` as it is (to send broken streams).
+    pub fn sse_body(body: &str) -> Recorded {
+        Recorded {
+            status: 200,
+            headers: vec![("content-type".into(), "text/event-stream".into())],
+            body: body.to_owned(),
+            delay: Duration::ZERO,
+        }
+    }
+
     pub fn with_header(mut self, name: &str, value: &str) -> Recorded {
         self.headers.push((name.into(), value.into()));
         self

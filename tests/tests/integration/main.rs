@@ -11,6 +11,7 @@ mod gateway;
 mod llm_anthropic;
 mod llm_gemini;
 mod llm_openai;
+mod llm_streaming;
 mod pipeline;
 mod push;
 mod ready_set;

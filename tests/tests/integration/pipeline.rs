@@ -561,8 +561,8 @@ async fn a_run_completes_on_an_openai_compatible_server_and_costs_match_its_toke
     let seeded = seed(&db, 4).await?;
     let server = ReplayServer::start(vec![
         Recorded::ok("ollama-plan.json"),
-        Recorded::ok("ollama-brand.json"),
-        Recorded::ok("ollama-landing.json"),
+        Recorded::sse("ollama-brand.sse"),
+        Recorded::sse("ollama-landing.sse"),
     ])
     .await?;
     let mut p = pipeline(&db, None).await?;
@@ -610,6 +610,15 @@ async fn a_run_completes_on_an_openai_compatible_server_and_costs_match_its_toke
     assert!(
         sent.iter()
             .all(|r| r.path == "/v1/chat/completions" && r.body["model"] == "llama3.1:8b")
+    );
+    // The plan is asked for whole; the agents' turns stream.
+    let streamed: Vec<bool> = sent.iter().map(|r| r.body["stream"] == true).collect();
+    assert_eq!(streamed, [false, true, true]);
+    let files = p.ctx.artifacts.run_artifacts(seeded.run.id).await?;
+    assert!(
+        files
+            .iter()
+            .any(|a| a.key.ends_with("brand_sheet/brand.md"))
     );
     Ok(())
 }

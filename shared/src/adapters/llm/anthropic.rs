@@ -6,7 +6,9 @@
 use super::http::{Call, error_message, retry_after};
 use crate::config::Secret;
 use crate::domain::records::TokenUsage;
-use crate::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse, Role, StopReason};
+use crate::ports::llm::{
+    Content, LlmClient, LlmError, LlmRequest, LlmResponse, Role, StopReason, TextSink,
+};
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -164,54 +166,189 @@ impl LlmClient for AnthropicClient {
             provider: PROVIDER,
             model: &request.model,
         };
-        let http = self
-            .http
-            .post(format!("{}/v1/messages", self.base_url))
-            .header("x-api-key", self.api_key.expose())
-            .header("anthropic-version", ANTHROPIC_VERSION)
-            .json(&wire_request(request));
+        let http = self.post(&wire_request(request));
         let (status, headers, body) = call.send(http).await?;
         if !(200..300).contains(&status) {
             return Err(error(&call, status, &headers, &body));
         }
-        let wire: WireResponse =
-            serde_json::from_str(&body).map_err(|e| call.malformed(Box::new(e)))?;
-        let answer = request.response_schema.as_ref().map(answer_tool);
-        let content = wire
-            .content
-            .into_iter()
-            .filter_map(|b| match b {
-                // The forced answer tool's input is the structured answer itself.
-                WireBlock::ToolUse { name, input, .. } if Some(&name) == answer.as_ref() => {
-                    Some(Content::Text {
-                        text: input.to_string(),
-                    })
-                }
-                WireBlock::ToolUse { id, name, input } => {
-                    Some(Content::ToolUse { id, name, input })
-                }
-                WireBlock::Text { text } => Some(Content::Text { text }),
-                WireBlock::Other => None,
-            })
-            .collect();
-        let stop_reason = match wire.stop_reason.as_deref() {
-            Some("end_turn") | Some("stop_sequence") => StopReason::EndTurn,
-            Some("tool_use") if answer.is_some() => StopReason::EndTurn,
-            Some("tool_use") => StopReason::ToolUse,
-            Some("max_tokens") => StopReason::MaxTokens,
-            _ => StopReason::Other,
-        };
-        Ok(LlmResponse {
-            provider: PROVIDER.into(),
-            model: wire.model,
-            content,
-            stop_reason,
-            usage: TokenUsage {
-                input: wire.usage.input_tokens,
-                output: wire.usage.output_tokens,
-                cache_write: wire.usage.cache_creation_input_tokens.unwrap_or(0),
-                cache_read: wire.usage.cache_read_input_tokens.unwrap_or(0),
-            },
-        })
+        let wire = serde_json::from_str(&body).map_err(|e| call.malformed(Box::new(e)))?;
+        read(&call, request, wire)
     }
+
+    /// The same call with `"stream": true`: the events are gathered into the body the
+    /// non-streaming API would have sent, then read the same way.
+    async fn stream(
+        &self,
+        request: &LlmRequest,
+        on_text: &TextSink,
+    ) -> Result<LlmResponse, LlmError> {
+        let call = Call {
+            provider: PROVIDER,
+            model: &request.model,
+        };
+        let mut body = wire_request(request);
+        body["stream"] = json!(true);
+        let mut gathered = StreamedMessage::default();
+        let failed = call
+            .send_events(self.post(&body), |event, data| {
+                gathered.apply(&call, event, data, on_text)
+            })
+            .await?;
+        if let Some((status, headers, body)) = failed {
+            return Err(error(&call, status, &headers, &body));
+        }
+        read(&call, request, gathered.finish(&call)?)
+    }
+}
+
+impl AnthropicClient {
+    fn post(&self, body: &Value) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}/v1/messages", self.base_url))
+            .header("x-api-key", self.api_key.expose())
+            .header("anthropic-version", ANTHROPIC_VERSION)
+            .json(body)
+    }
+}
+
+/// A streamed message being put together, event by event.
+#[derive(Default)]
+struct StreamedMessage {
+    message: Value,
+    /// Tool input JSON as it arrives, by content block index.
+    partial: std::collections::BTreeMap<usize, String>,
+}
+
+impl StreamedMessage {
+    /// Applies one event; `true` once the message is complete.
+    fn apply(
+        &mut self,
+        call: &Call<'_>,
+        event: &str,
+        data: &str,
+        on_text: &TextSink,
+    ) -> Result<bool, LlmError> {
+        let data: Value = serde_json::from_str(data).map_err(|e| call.malformed(Box::new(e)))?;
+        let index = data["index"].as_u64().map(|i| i as usize);
+        match event {
+            "message_start" => self.message = data["message"].clone(),
+            "content_block_start" => {
+                let (Some(i), Some(blocks)) = (index, self.message["content"].as_array_mut())
+                else {
+                    return Err(call.malformed("content_block_start before message_start".into()));
+                };
+                blocks.resize(blocks.len().max(i + 1), Value::Null);
+                blocks[i] = data["content_block"].clone();
+            }
+            "content_block_delta" => {
+                let i = index.ok_or_else(|| call.malformed("a delta without an index".into()))?;
+                let delta = &data["delta"];
+                if let Some(text) = delta["text"].as_str() {
+                    on_text(text);
+                    if let Some(block) = self.message["content"].get_mut(i) {
+                        let joined = format!("{}{text}", block["text"].as_str().unwrap_or(""));
+                        block["text"] = json!(joined);
+                    }
+                } else if let Some(json) = delta["partial_json"].as_str() {
+                    on_text(json);
+                    self.partial.entry(i).or_default().push_str(json);
+                }
+            }
+            "content_block_stop" => {
+                let i =
+                    index.ok_or_else(|| call.malformed("a block stop without an index".into()))?;
+                if let Some(json) = self.partial.remove(&i) {
+                    let input: Value = match json.trim() {
+                        "" => json!({}),
+                        text => {
+                            serde_json::from_str(text).map_err(|e| call.malformed(Box::new(e)))?
+                        }
+                    };
+                    if let Some(block) = self.message["content"].get_mut(i) {
+                        block["input"] = input;
+                    }
+                }
+            }
+            "message_delta" => {
+                if let Some(reason) = data["delta"].get("stop_reason") {
+                    self.message["stop_reason"] = reason.clone();
+                }
+                // Usage here is cumulative: each count replaces the one from message_start.
+                if let Some(usage) = data["usage"].as_object() {
+                    for (key, value) in usage {
+                        if !value.is_null() {
+                            self.message["usage"][key] = value.clone();
+                        }
+                    }
+                }
+            }
+            "message_stop" => return Ok(true),
+            "error" => {
+                let message = data["error"]["message"]
+                    .as_str()
+                    .unwrap_or("stream error")
+                    .to_owned();
+                return Err(match data["error"]["type"].as_str() {
+                    Some("overloaded_error") => LlmError::Unavailable {
+                        provider: call.provider.to_owned(),
+                        model: call.model.to_owned(),
+                        status: 529,
+                    },
+                    Some("rate_limit_error") => call.status_error(429, None, &message),
+                    Some("api_error") => call.status_error(500, None, &message),
+                    _ => call.status_error(400, None, &message),
+                });
+            }
+            _ => {}
+        }
+        Ok(false)
+    }
+
+    fn finish(self, call: &Call<'_>) -> Result<Value, LlmError> {
+        if self.message.is_null() {
+            return Err(call.malformed("the stream ended before message_start".into()));
+        }
+        Ok(self.message)
+    }
+}
+
+/// Reads a Messages API body (sent whole, or gathered from the stream).
+fn read(call: &Call<'_>, request: &LlmRequest, wire: Value) -> Result<LlmResponse, LlmError> {
+    let wire: WireResponse =
+        serde_json::from_value(wire).map_err(|e| call.malformed(Box::new(e)))?;
+    let answer = request.response_schema.as_ref().map(answer_tool);
+    let content = wire
+        .content
+        .into_iter()
+        .filter_map(|b| match b {
+            // The forced answer tool's input is the structured answer itself.
+            WireBlock::ToolUse { name, input, .. } if Some(&name) == answer.as_ref() => {
+                Some(Content::Text {
+                    text: input.to_string(),
+                })
+            }
+            WireBlock::ToolUse { id, name, input } => Some(Content::ToolUse { id, name, input }),
+            WireBlock::Text { text } => Some(Content::Text { text }),
+            WireBlock::Other => None,
+        })
+        .collect();
+    let stop_reason = match wire.stop_reason.as_deref() {
+        Some("end_turn") | Some("stop_sequence") => StopReason::EndTurn,
+        Some("tool_use") if answer.is_some() => StopReason::EndTurn,
+        Some("tool_use") => StopReason::ToolUse,
+        Some("max_tokens") => StopReason::MaxTokens,
+        _ => StopReason::Other,
+    };
+    Ok(LlmResponse {
+        provider: PROVIDER.into(),
+        model: wire.model,
+        content,
+        stop_reason,
+        usage: TokenUsage {
+            input: wire.usage.input_tokens,
+            output: wire.usage.output_tokens,
+            cache_write: wire.usage.cache_creation_input_tokens.unwrap_or(0),
+            cache_read: wire.usage.cache_read_input_tokens.unwrap_or(0),
+        },
+    })
 }

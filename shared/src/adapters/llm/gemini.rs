@@ -5,7 +5,9 @@
 use super::http::{Call, error_message, retry_after};
 use crate::config::Secret;
 use crate::domain::records::TokenUsage;
-use crate::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse, Role, StopReason};
+use crate::ports::llm::{
+    Content, LlmClient, LlmError, LlmRequest, LlmResponse, Role, StopReason, TextSink,
+};
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -164,76 +166,163 @@ impl LlmClient for GeminiClient {
             provider: PROVIDER,
             model: &request.model,
         };
-        let http = self
-            .http
-            .post(format!(
-                "{}/v1beta/models/{}:generateContent",
-                self.base_url, request.model
-            ))
-            .header("x-goog-api-key", self.api_key.expose())
-            .json(&wire_request(request));
+        let http = self.post(request, "generateContent");
         let (status, headers, body) = call.send(http).await?;
         if !(200..300).contains(&status) {
             return Err(error(&call, status, &headers, &body));
         }
-        let malformed = |source: Box<dyn std::error::Error + Send + Sync>| call.malformed(source);
-        let wire: WireResponse = serde_json::from_str(&body).map_err(|e| malformed(Box::new(e)))?;
-        let candidate = wire
-            .candidates
-            .into_iter()
-            .next()
-            .ok_or_else(|| malformed("the response has no candidates".into()))?;
-        let mut content = Vec::new();
-        for (i, part) in candidate
-            .content
-            .map(|c| c.parts)
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-        {
-            if let Some(text) = part["text"].as_str() {
-                content.push(Content::Text {
-                    text: text.to_owned(),
-                });
-            } else if let Some(call) = part.get("functionCall") {
-                let name = call["name"]
-                    .as_str()
-                    .ok_or_else(|| malformed("a functionCall has no name".into()))?
-                    .to_owned();
-                let id = call["id"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| format!("{name}-{i}"));
-                content.push(Content::ToolUse {
-                    id,
-                    name,
-                    input: call["args"].clone(),
-                });
-            }
-        }
-        let calls = content.iter().any(|c| matches!(c, Content::ToolUse { .. }));
-        let stop_reason = match candidate.finish_reason.as_deref() {
-            Some("STOP") if calls => StopReason::ToolUse,
-            Some("STOP") => StopReason::EndTurn,
-            Some("MAX_TOKENS") => StopReason::MaxTokens,
-            _ => StopReason::Other,
-        };
-        let usage = wire
-            .usage_metadata
-            .ok_or_else(|| malformed("the response has no usageMetadata".into()))?;
-        Ok(LlmResponse {
-            provider: PROVIDER.into(),
-            model: wire.model_version.unwrap_or_else(|| request.model.clone()),
-            content,
-            stop_reason,
-            usage: TokenUsage {
-                input: usage
-                    .prompt_token_count
-                    .saturating_sub(usage.cached_content_token_count),
-                output: usage.candidates_token_count + usage.thoughts_token_count,
-                cache_write: 0,
-                cache_read: usage.cached_content_token_count,
-            },
-        })
+        let wire = serde_json::from_str(&body).map_err(|e| call.malformed(Box::new(e)))?;
+        read(&call, request, wire)
     }
+
+    /// `streamGenerateContent` over SSE: each event is a partial response; their parts are
+    /// joined (text pieces merged) and the last usage and finish reason kept, then read as
+    /// one response.
+    async fn stream(
+        &self,
+        request: &LlmRequest,
+        on_text: &TextSink,
+    ) -> Result<LlmResponse, LlmError> {
+        let call = Call {
+            provider: PROVIDER,
+            model: &request.model,
+        };
+        let mut gathered = json!({"candidates": [{"content": {"role": "model", "parts": []}}]});
+        let http = self.post(request, "streamGenerateContent?alt=sse");
+        let failed = call
+            .send_events(http, |_, data| {
+                let chunk: Value =
+                    serde_json::from_str(data).map_err(|e| call.malformed(Box::new(e)))?;
+                merge_chunk(&mut gathered, &chunk, on_text);
+                Ok(false)
+            })
+            .await?;
+        if let Some((status, headers, body)) = failed {
+            return Err(error(&call, status, &headers, &body));
+        }
+        read(&call, request, gathered)
+    }
+}
+
+/// Folds one streamed chunk into the response being gathered.
+fn merge_chunk(gathered: &mut Value, chunk: &Value, on_text: &TextSink) {
+    for key in ["usageMetadata", "modelVersion"] {
+        if let Some(value) = chunk.get(key) {
+            gathered[key] = value.clone();
+        }
+    }
+    let Some(candidate) = chunk["candidates"].get(0) else {
+        return;
+    };
+    if let Some(reason) = candidate.get("finishReason") {
+        gathered["candidates"][0]["finishReason"] = reason.clone();
+    }
+    let parts = candidate["content"]["parts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let Some(into) = gathered["candidates"][0]["content"]["parts"].as_array_mut() else {
+        return;
+    };
+    for part in parts {
+        if let Some(args) = part.get("functionCall") {
+            on_text(&args.to_string());
+        }
+        let text = part["text"].as_str().map(str::to_owned);
+        let thought = part["thought"].as_bool().unwrap_or(false);
+        match (text, into.last_mut()) {
+            (Some(text), Some(last))
+                if last["text"].is_string()
+                    && last["thought"].as_bool().unwrap_or(false) == thought =>
+            {
+                if !thought && !text.is_empty() {
+                    on_text(&text);
+                }
+                let joined = format!("{}{text}", last["text"].as_str().unwrap_or(""));
+                last["text"] = json!(joined);
+            }
+            (Some(text), _) => {
+                if !thought && !text.is_empty() {
+                    on_text(&text);
+                }
+                into.push(part);
+            }
+            (None, _) => into.push(part),
+        }
+    }
+}
+
+impl GeminiClient {
+    fn post(&self, request: &LlmRequest, method: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!(
+                "{}/v1beta/models/{}:{method}",
+                self.base_url, request.model
+            ))
+            .header("x-goog-api-key", self.api_key.expose())
+            .json(&wire_request(request))
+    }
+}
+
+/// Reads a generateContent body (sent whole, or gathered from the stream).
+fn read(call: &Call<'_>, request: &LlmRequest, wire: Value) -> Result<LlmResponse, LlmError> {
+    let malformed = |source: Box<dyn std::error::Error + Send + Sync>| call.malformed(source);
+    let wire: WireResponse = serde_json::from_value(wire).map_err(|e| malformed(Box::new(e)))?;
+    let candidate = wire
+        .candidates
+        .into_iter()
+        .next()
+        .ok_or_else(|| malformed("the response has no candidates".into()))?;
+    let mut content = Vec::new();
+    for (i, part) in candidate
+        .content
+        .map(|c| c.parts)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        if let Some(text) = part["text"].as_str() {
+            content.push(Content::Text {
+                text: text.to_owned(),
+            });
+        } else if let Some(call) = part.get("functionCall") {
+            let name = call["name"]
+                .as_str()
+                .ok_or_else(|| malformed("a functionCall has no name".into()))?
+                .to_owned();
+            let id = call["id"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{name}-{i}"));
+            content.push(Content::ToolUse {
+                id,
+                name,
+                input: call["args"].clone(),
+            });
+        }
+    }
+    let calls = content.iter().any(|c| matches!(c, Content::ToolUse { .. }));
+    let stop_reason = match candidate.finish_reason.as_deref() {
+        Some("STOP") if calls => StopReason::ToolUse,
+        Some("STOP") => StopReason::EndTurn,
+        Some("MAX_TOKENS") => StopReason::MaxTokens,
+        _ => StopReason::Other,
+    };
+    let usage = wire
+        .usage_metadata
+        .ok_or_else(|| malformed("the response has no usageMetadata".into()))?;
+    Ok(LlmResponse {
+        provider: PROVIDER.into(),
+        model: wire.model_version.unwrap_or_else(|| request.model.clone()),
+        content,
+        stop_reason,
+        usage: TokenUsage {
+            input: usage
+                .prompt_token_count
+                .saturating_sub(usage.cached_content_token_count),
+            output: usage.candidates_token_count + usage.thoughts_token_count,
+            cache_write: 0,
+            cache_read: usage.cached_content_token_count,
+        },
+    })
 }

@@ -25,6 +25,43 @@ impl Call<'_> {
         Ok((status, headers, body))
     }
 
+    /// Sends `request` and reads its answer as server-sent events, calling
+    /// `on_event(event, data)` for each until it returns `true` or the stream ends. A failed
+    /// status comes back as `Ok(Some((status, headers, body)))` for the adapter to map.
+    pub(crate) async fn send_events(
+        &self,
+        request: reqwest::RequestBuilder,
+        mut on_event: impl FnMut(&str, &str) -> Result<bool, LlmError>,
+    ) -> Result<Option<(u16, HeaderMap, String)>, LlmError> {
+        let mut response = request.send().await.map_err(|e| self.transport(e))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let headers = response.headers().clone();
+            let body = response.text().await.map_err(|e| self.transport(e))?;
+            return Ok(Some((status, headers, body)));
+        }
+        let mut buffer: Vec<u8> = Vec::new();
+        loop {
+            let chunk = response.chunk().await.map_err(|e| self.transport(e))?;
+            let ended = chunk.is_none();
+            match chunk {
+                // Lines may end in CRLF; JSON data never holds a raw CR, so drop them all.
+                Some(bytes) => buffer.extend(bytes.iter().filter(|&&b| b != b'\r')),
+                None => buffer.extend_from_slice(b"\n\n"),
+            }
+            while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = buffer.drain(..end + 2).collect();
+                let (event, data) = sse_block(&String::from_utf8_lossy(&block));
+                if !data.is_empty() && on_event(&event, &data)? {
+                    return Ok(None);
+                }
+            }
+            if ended {
+                return Ok(None);
+            }
+        }
+    }
+
     fn transport(&self, e: reqwest::Error) -> LlmError {
         let (provider, model) = (self.provider.to_owned(), self.model.to_owned());
         if e.is_timeout() {
@@ -80,6 +117,20 @@ impl Call<'_> {
     }
 }
 
+/// One server-sent event: its name (`message` when unnamed) and its data lines joined.
+fn sse_block(block: &str) -> (String, String) {
+    let mut event = "message".to_owned();
+    let mut data: Vec<&str> = Vec::new();
+    for line in block.lines() {
+        if let Some(value) = line.strip_prefix("event:") {
+            event = value.trim().to_owned();
+        } else if let Some(value) = line.strip_prefix("data:") {
+            data.push(value.strip_prefix(' ').unwrap_or(value));
+        }
+    }
+    (event, data.join("\n"))
+}
+
 /// The provider's message from `{"error": {"message": ...}}`, else the start of the body.
 pub(crate) fn error_message(body: &str) -> String {
     serde_json::from_str::<serde_json::Value>(body)
@@ -102,4 +153,21 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<u64> {
     header("retry-after-ms")
         .and_then(|v| v.parse::<u64>().ok())
         .map(|ms| ms.div_ceil(1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sse_block;
+
+    #[test]
+    fn an_event_block_gives_its_name_and_data() {
+        assert_eq!(
+            sse_block("event: content_block_delta\ndata: {\"a\": 1}\n\n"),
+            ("content_block_delta".into(), "{\"a\": 1}".into())
+        );
+        assert_eq!(
+            sse_block(": keep-alive\ndata: one\ndata: two\n"),
+            ("message".into(), "one\ntwo".into())
+        );
+    }
 }

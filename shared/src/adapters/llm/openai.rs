@@ -5,7 +5,9 @@
 use super::http::{Call, error_message, retry_after};
 use crate::config::Secret;
 use crate::domain::records::TokenUsage;
-use crate::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse, Role, StopReason};
+use crate::ports::llm::{
+    Content, LlmClient, LlmError, LlmRequest, LlmResponse, Role, StopReason, TextSink,
+};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -240,19 +242,145 @@ impl LlmClient for OpenAiClient {
             provider: &self.provider,
             model: &request.model,
         };
-        let mut http = self
-            .http
-            .post(format!("{}/chat/completions", self.base_url))
-            .json(&self.wire_request(request));
-        if let Some(key) = &self.api_key {
-            http = http.bearer_auth(key.expose());
-        }
-        let (status, headers, body) = call.send(http).await?;
+        let body = serde_json::to_value(self.wire_request(request))
+            .map_err(|e| call.malformed(Box::new(e)))?;
+        let (status, headers, body) = call.send(self.post(&body)).await?;
         if !(200..300).contains(&status) {
             return Err(call.status_error(status, retry_after(&headers), &error_message(&body)));
         }
+        let wire = serde_json::from_str(&body).map_err(|e| call.malformed(Box::new(e)))?;
+        self.read(&call, request, wire)
+    }
+
+    /// The same call with `"stream": true` (and usage in the last chunk): the chunks are
+    /// gathered into the body the non-streaming API would have sent, then read the same way.
+    async fn stream(
+        &self,
+        request: &LlmRequest,
+        on_text: &TextSink,
+    ) -> Result<LlmResponse, LlmError> {
+        let call = Call {
+            provider: &self.provider,
+            model: &request.model,
+        };
+        let mut body = serde_json::to_value(self.wire_request(request))
+            .map_err(|e| call.malformed(Box::new(e)))?;
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+        let mut gathered = StreamedCompletion::default();
+        let failed = call
+            .send_events(self.post(&body), |_, data| {
+                gathered.apply(&call, data, on_text)
+            })
+            .await?;
+        if let Some((status, headers, body)) = failed {
+            return Err(call.status_error(status, retry_after(&headers), &error_message(&body)));
+        }
+        self.read(&call, request, gathered.finish())
+    }
+}
+
+/// A streamed completion being put together, chunk by chunk.
+#[derive(Default)]
+struct StreamedCompletion {
+    model: Option<String>,
+    text: String,
+    /// (id, name, arguments) by tool call index.
+    calls: std::collections::BTreeMap<u64, (String, String, String)>,
+    finish_reason: Option<String>,
+    usage: Option<Value>,
+}
+
+impl StreamedCompletion {
+    /// Applies one chunk; `true` at `[DONE]`.
+    fn apply(&mut self, call: &Call<'_>, data: &str, on_text: &TextSink) -> Result<bool, LlmError> {
+        if data.trim() == "[DONE]" {
+            return Ok(true);
+        }
+        let chunk: Value = serde_json::from_str(data).map_err(|e| call.malformed(Box::new(e)))?;
+        if let Some(error) = chunk.get("error") {
+            let message = error["message"].as_str().unwrap_or("stream error");
+            let status = match error["type"].as_str().or(error["code"].as_str()) {
+                Some("rate_limit_exceeded" | "rate_limit_error") => 429,
+                Some("server_error" | "overloaded_error") => 500,
+                _ => 400,
+            };
+            return Err(call.status_error(status, None, message));
+        }
+        if let Some(model) = chunk["model"].as_str() {
+            self.model = Some(model.to_owned());
+        }
+        if chunk["usage"].is_object() {
+            self.usage = Some(chunk["usage"].clone());
+        }
+        for choice in chunk["choices"].as_array().into_iter().flatten() {
+            let delta = &choice["delta"];
+            if let Some(text) = delta["content"].as_str() {
+                on_text(text);
+                self.text.push_str(text);
+            }
+            for tool_call in delta["tool_calls"].as_array().into_iter().flatten() {
+                let entry = self
+                    .calls
+                    .entry(tool_call["index"].as_u64().unwrap_or(0))
+                    .or_default();
+                if let Some(id) = tool_call["id"].as_str() {
+                    entry.0 = id.to_owned();
+                }
+                if let Some(name) = tool_call["function"]["name"].as_str() {
+                    entry.1.push_str(name);
+                }
+                if let Some(arguments) = tool_call["function"]["arguments"].as_str() {
+                    on_text(arguments);
+                    entry.2.push_str(arguments);
+                }
+            }
+            if let Some(reason) = choice["finish_reason"].as_str() {
+                self.finish_reason = Some(reason.to_owned());
+            }
+        }
+        Ok(false)
+    }
+
+    fn finish(self) -> Value {
+        let tool_calls: Vec<Value> = self
+            .calls
+            .into_values()
+            .map(|(id, name, arguments)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}))
+            .collect();
+        let mut message = json!({"role": "assistant", "content": self.text});
+        if !tool_calls.is_empty() {
+            message["tool_calls"] = Value::Array(tool_calls);
+        }
+        json!({
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}],
+            "usage": self.usage
+        })
+    }
+}
+
+impl OpenAiClient {
+    fn post(&self, body: &Value) -> reqwest::RequestBuilder {
+        let http = self
+            .http
+            .post(format!("{}/chat/completions", self.base_url))
+            .json(body);
+        match &self.api_key {
+            Some(key) => http.bearer_auth(key.expose()),
+            None => http,
+        }
+    }
+
+    /// Reads a Chat Completions body (sent whole, or gathered from the stream).
+    fn read(
+        &self,
+        call: &Call<'_>,
+        request: &LlmRequest,
+        wire: Value,
+    ) -> Result<LlmResponse, LlmError> {
         let wire: WireResponse =
-            serde_json::from_str(&body).map_err(|e| call.malformed(Box::new(e)))?;
+            serde_json::from_value(wire).map_err(|e| call.malformed(Box::new(e)))?;
         let choice = wire
             .choices
             .into_iter()
