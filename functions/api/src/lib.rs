@@ -2,6 +2,7 @@
 //! library. Handlers take a `lambda_http::Request` as API Gateway's HTTP API (payload v2)
 //! delivers it and always answer with a response: errors become statuses in `error.rs`.
 
+mod costs;
 mod error;
 mod request;
 mod routes;
@@ -25,15 +26,21 @@ pub enum Route {
     GetRun,
     /// `GET /projects/{project_id}/events?after=N&limit=M`
     ListEvents,
+    /// `GET /costs?by=run|project|agent|user|model&from=&to=&project_id=`
+    GetCosts,
+    /// `PATCH /me`: the caller's settings (the semantic cache opt-in).
+    UpdateMe,
 }
 
 impl Route {
-    pub const ALL: [Route; 5] = [
+    pub const ALL: [Route; 7] = [
         Route::CreateUser,
         Route::CreateProject,
         Route::PostCommand,
         Route::GetRun,
         Route::ListEvents,
+        Route::GetCosts,
+        Route::UpdateMe,
     ];
 
     /// The route a binary serves (`api-get-run` → `GetRun`).
@@ -49,6 +56,8 @@ impl Route {
             Route::PostCommand => "api-post-command",
             Route::GetRun => "api-get-run",
             Route::ListEvents => "api-list-events",
+            Route::GetCosts => "api-get-costs",
+            Route::UpdateMe => "api-update-me",
         }
     }
 }
@@ -61,6 +70,8 @@ pub async fn handle(state: &ApiState, route: Route, request: Request) -> Respons
         Route::PostCommand => routes::post_command(state, &request).await,
         Route::GetRun => routes::get_run(state, &request).await,
         Route::ListEvents => routes::list_events(state, &request).await,
+        Route::GetCosts => costs::get_costs(state, &request).await,
+        Route::UpdateMe => costs::update_me(state, &request).await,
     };
     result.unwrap_or_else(ApiError::into_response)
 }

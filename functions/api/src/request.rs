@@ -60,6 +60,16 @@ pub fn path_param<T>(
     parse(name, raw).map_err(|e| ApiError::bad(name, e.to_string()))
 }
 
+/// A query parameter's text, if present and not blank.
+pub fn query_text(request: &Request, name: &str) -> Option<String> {
+    request
+        .query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
 /// A query parameter as a number, `default` when absent.
 pub fn query_number(request: &Request, name: &'static str, default: i64) -> Result<i64, ApiError> {
     match request

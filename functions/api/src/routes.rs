@@ -4,7 +4,7 @@ use crate::error::json_response;
 use crate::request::{caller, json_body, path_param, query_number};
 use crate::{ApiError, ApiState};
 use autocrew_shared::domain::records::{NewRun, Project};
-use autocrew_shared::domain::{EventKind, MicroUsd, ProjectId, RunId, RunStatus, Tier, UserId};
+use autocrew_shared::domain::{EventKind, MicroUsd, ProjectId, RunId, RunStatus, UserId};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -39,7 +39,7 @@ pub async fn create_user(state: &ApiState, request: &Request) -> Result<Response
     }
     let user = state
         .projects
-        .create_user(&email, body.display_name.trim(), Tier::Free)
+        .create_user(&email, body.display_name.trim(), state.signup_tier)
         .await
         .map_err(|e| match e {
             autocrew_shared::ports::StoreError::Conflict(_) => {

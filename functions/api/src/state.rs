@@ -6,7 +6,10 @@ use autocrew_shared::adapters::postgres::{
     self, PgArtifactStore, PgEventLog, PgLedger, PgProjectStore, PgRunStore, PgTaskStore,
     PgTokenStore, Pool,
 };
-use autocrew_shared::config::{AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, required};
+use autocrew_shared::config::{
+    AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, optional, required,
+};
+use autocrew_shared::domain::Tier;
 use autocrew_shared::ports::{
     ArtifactStore, BlobStore, EventLog, Ledger, ProjectStore, RunStore, StateMachine, TaskStore,
     TokenStore,
@@ -22,6 +25,8 @@ pub struct ApiSettings {
     pub connections_table: String,
     pub websocket_callback_url: String,
     pub state_machine_arn: String,
+    /// The tier a new user gets (`SIGNUP_TIER`, default free).
+    pub signup_tier: Tier,
 }
 
 impl ApiSettings {
@@ -33,6 +38,13 @@ impl ApiSettings {
             connections_table: required(env, "CONNECTIONS_TABLE")?,
             websocket_callback_url: required(env, "WEBSOCKET_CALLBACK_URL")?,
             state_machine_arn: required(env, "STATE_MACHINE_ARN")?,
+            signup_tier: match optional(env, "SIGNUP_TIER") {
+                None => Tier::Free,
+                Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
+                    name: "SIGNUP_TIER",
+                    reason: format!("must be free, pro or team, got {v:?}"),
+                })?,
+            },
         })
     }
 }
@@ -50,6 +62,7 @@ pub struct ApiState {
     pub blobs: Arc<dyn BlobStore>,
     pub state_machine: Arc<dyn StateMachine>,
     pub state_machine_arn: String,
+    pub signup_tier: Tier,
     pub notifier: Notifier,
 }
 
@@ -85,6 +98,7 @@ impl ApiState {
             blobs: Arc::new(S3BlobStore::new(sdk, settings.artifact_bucket)),
             state_machine: Arc::new(SfnStateMachine::new(sdk)),
             state_machine_arn: settings.state_machine_arn,
+            signup_tier: settings.signup_tier,
             notifier,
         }
     }

@@ -98,18 +98,26 @@ pub async fn start(options: Options, process: &dyn Env) -> Result<Running, Start
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
     let addr = listener.local_addr()?;
     let database = DatabaseConfig::from_env(process)?;
-    let outside = Outside {
-        region: aws_config.region.clone(),
-        parameters: HashMap::from([
-            ("Stage".to_owned(), "local".to_owned()),
-            (
-                "LogLevel".to_owned(),
-                process.get("RUST_LOG").unwrap_or_else(|| "info".into()),
-            ),
-            ("DatabaseUrl".to_owned(), database.url.expose().clone()),
-        ]),
-        websocket_callback_url: format!("http://{addr}"),
-    };
+    let given = [
+        ("Stage".to_owned(), "local".to_owned()),
+        (
+            "LogLevel".to_owned(),
+            process.get("RUST_LOG").unwrap_or_else(|| "info".into()),
+        ),
+        ("DatabaseUrl".to_owned(), database.url.expose().clone()),
+        // Local sign-ups get a paid tier's AI budget, so a run on a real provider is not
+        // refused at the free tier's $0 (`SIGNUP_TIER` to choose another).
+        (
+            "SignupTier".to_owned(),
+            process.get("SIGNUP_TIER").unwrap_or_else(|| "pro".into()),
+        ),
+    ];
+    let outside = Outside::new(
+        &template,
+        &aws_config.region,
+        given,
+        format!("http://{addr}"),
+    );
     let done = provision(&template, &sdk, &options.prefix, &options.root, &outside).await?;
     let env = Layered {
         resolved: environment(&template, &done, &outside)?,

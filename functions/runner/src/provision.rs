@@ -85,6 +85,28 @@ pub struct Outside {
     pub websocket_callback_url: String,
 }
 
+impl Outside {
+    /// `given` parameters over the template's defaults, as CloudFormation resolves them.
+    pub fn new(
+        template: &Template,
+        region: &str,
+        given: impl IntoIterator<Item = (String, String)>,
+        websocket_callback_url: String,
+    ) -> Outside {
+        let mut parameters: HashMap<String, String> = template
+            .parameter_defaults
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        parameters.extend(given);
+        Outside {
+            region: region.to_owned(),
+            parameters,
+            websocket_callback_url,
+        }
+    }
+}
+
 /// Resolves one template value to a string.
 pub fn resolve(
     value: &Value,

@@ -76,6 +76,8 @@ pub struct Template {
     pub environment: BTreeMap<String, Value>,
     /// `Globals.Function.Runtime`.
     global_runtime: Option<String>,
+    /// Each parameter's `Default`, where it has one.
+    pub parameter_defaults: BTreeMap<String, String>,
 }
 
 /// A mapping's string-keyed entries, values unresolved.
@@ -114,10 +116,23 @@ impl Template {
             .and_then(|g| g.get("Function"))
             .and_then(|f| str_of(f, "Runtime"))
             .map(str::to_owned);
+        let parameter_defaults = root
+            .get("Parameters")
+            .and_then(Value::as_mapping)
+            .map(|params| {
+                params
+                    .iter()
+                    .filter_map(|(name, p)| {
+                        Some((name.as_str()?.to_owned(), str_of(p, "Default")?.to_owned()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Template {
             resources,
             environment,
             global_runtime,
+            parameter_defaults,
         })
     }
 

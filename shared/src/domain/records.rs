@@ -15,6 +15,9 @@ pub struct User {
     pub email: String,
     pub display_name: String,
     pub tier: Tier,
+    /// The semantic cache's similarity threshold; `None` while the user has not opted in.
+    #[serde(default)]
+    pub semantic_cache_threshold: Option<f32>,
     pub created_at: DateTime<Utc>,
 }
 

@@ -24,7 +24,7 @@ pub use gateway::{
     ConcurrencyLimiter, Embedding, Lease, ResponseCache, SemanticCache, SemanticHit,
 };
 pub use idempotency::{Claim, IdempotencyStore};
-pub use ledger::Ledger;
+pub use ledger::{CostGroup, CostQuery, CostRollup, Ledger};
 pub use llm::{Embedder, LlmClient, LlmError};
 pub use queue::{Queue, QueueError, QueueMessage};
 pub use realtime::{ConnectionRegistry, PushError, RealtimePush, RegistryError};

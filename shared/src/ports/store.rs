@@ -42,6 +42,13 @@ pub trait ProjectStore: Send + Sync {
         description: &str,
     ) -> Result<Project, StoreError>;
     async fn project(&self, id: ProjectId) -> Result<Project, StoreError>;
+    async fn user(&self, id: UserId) -> Result<User, StoreError>;
+    /// Opts the user in to the semantic cache with `threshold`, or out with `None`.
+    async fn set_semantic_cache(
+        &self,
+        id: UserId,
+        threshold: Option<f32>,
+    ) -> Result<User, StoreError>;
 }
 
 /// Runs: one per command.

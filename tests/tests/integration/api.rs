@@ -9,10 +9,10 @@ use serde_json::Value;
 
 const SAMPLE_PROJECT: &str = "6f1c2a4e-2b7d-4c1e-9a55-3f0d8e7b1a21";
 const SAMPLE_RUN: &str = "0b9e5d3c-7a41-4f2e-8c6d-1e2f3a4b5c6d";
-const SAMPLE_TOKEN: &str = "acdev_sample_token";
+pub(crate) const SAMPLE_TOKEN: &str = "acdev_sample_token";
 
 /// An `events/` file with the sample ids and token swapped for real ones.
-fn event(file: &str, swaps: &[(&str, &str)]) -> anyhow::Result<lambda_http::Request> {
+pub(crate) fn event(file: &str, swaps: &[(&str, &str)]) -> anyhow::Result<lambda_http::Request> {
     let mut text =
         std::fs::read_to_string(format!("{}/../events/{file}", env!("CARGO_MANIFEST_DIR")))?;
     for (from, to) in swaps {
@@ -21,7 +21,7 @@ fn event(file: &str, swaps: &[(&str, &str)]) -> anyhow::Result<lambda_http::Requ
     Ok(lambda_http::request::from_str(&text)?)
 }
 
-async fn call(
+pub(crate) async fn call(
     state: &ApiState,
     route: Route,
     request: lambda_http::Request,
@@ -35,9 +35,10 @@ async fn call(
     Ok((status, body))
 }
 
-async fn api(db: &TestDb) -> anyhow::Result<(ApiState, Pipeline)> {
+pub(crate) async fn api(db: &TestDb) -> anyhow::Result<(ApiState, Pipeline)> {
     let p = pipeline(db, None).await?;
     let settings = ApiSettings {
+        signup_tier: autocrew_shared::domain::Tier::Free,
         artifact_bucket: p.ctx.bucket.clone(),
         connections_table: p.connections_table.clone(),
         websocket_callback_url: "http://127.0.0.1:9".into(),
@@ -50,7 +51,7 @@ async fn api(db: &TestDb) -> anyhow::Result<(ApiState, Pipeline)> {
 }
 
 /// Creates a user (from `apigw-create-user.json`, with `email`) and returns its token.
-async fn user(state: &ApiState, email: &str) -> anyhow::Result<String> {
+pub(crate) async fn user(state: &ApiState, email: &str) -> anyhow::Result<String> {
     let (status, body) = call(
         state,
         Route::CreateUser,
@@ -61,7 +62,7 @@ async fn user(state: &ApiState, email: &str) -> anyhow::Result<String> {
     Ok(body["token"].as_str().unwrap_or_default().to_owned())
 }
 
-async fn project(state: &ApiState, token: &str) -> anyhow::Result<String> {
+pub(crate) async fn project(state: &ApiState, token: &str) -> anyhow::Result<String> {
     let (status, body) = call(
         state,
         Route::CreateProject,

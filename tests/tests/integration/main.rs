@@ -4,6 +4,7 @@
 
 mod agent_loop;
 mod api;
+mod api_costs;
 mod aws;
 mod budgets;
 mod end_to_end;

@@ -46,9 +46,10 @@ pub(crate) async fn pipeline(
     let sdk = sdk().await?;
     let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     let template = Template::parse(&std::fs::read_to_string(root.join("template.yaml"))?)?;
-    let outside = Outside {
-        region: REGION.into(),
-        parameters: HashMap::from([
+    let outside = Outside::new(
+        &template,
+        REGION,
+        [
             ("Stage".into(), "dev".into()),
             ("LogLevel".into(), "info".into()),
             // The steps get the test's own pool; the URL is only resolved, never used.
@@ -56,10 +57,10 @@ pub(crate) async fn pipeline(
                 "DatabaseUrl".into(),
                 std::env::var("DATABASE_URL").unwrap_or_default(),
             ),
-        ]),
+        ],
         // Nobody subscribes in these tests, so nothing is pushed.
-        websocket_callback_url: "http://127.0.0.1:9".into(),
-    };
+        "http://127.0.0.1:9".into(),
+    );
     let done = provision(&template, &sdk, &unique("t"), root, &outside).await?;
     let env = environment(&template, &done, &outside)?;
     let mut mappings = Vec::new();

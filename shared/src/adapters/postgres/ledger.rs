@@ -3,7 +3,7 @@
 use super::Pool;
 use crate::domain::records::{CostTotals, LlmCall, TokenUsage};
 use crate::domain::{MicroUsd, RunId};
-use crate::ports::{Ledger, StoreError};
+use crate::ports::{CostGroup, CostQuery, CostRollup, Ledger, StoreError};
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -60,6 +60,54 @@ impl Ledger for PgLedger {
             )
             .await?;
         Ok(())
+    }
+
+    async fn rollup(&self, query: CostQuery) -> Result<Vec<CostRollup>, StoreError> {
+        let key = match query.by {
+            CostGroup::Run => "coalesce(run_id::text, 'none')",
+            CostGroup::Project => "project_id::text",
+            CostGroup::Agent => "agent::text",
+            CostGroup::User => "user_id::text",
+            CostGroup::Model => "provider || '/' || model",
+        };
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {key}, count(*),
+                            count(*) FILTER (WHERE outcome = 'cache_hit'),
+                            count(*) FILTER (WHERE outcome IN ('error', 'refused')),
+                            coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint,
+                            coalesce(sum(cache_write_tokens), 0)::bigint, coalesce(sum(cache_read_tokens), 0)::bigint,
+                            coalesce(sum(cost_micro_usd), 0)::bigint
+                     FROM llm_calls
+                     WHERE user_id = $1 AND created_at >= $2 AND created_at < $3
+                       AND ($4::uuid IS NULL OR project_id = $4)
+                     GROUP BY 1 ORDER BY 9 DESC, 1"
+                ),
+                &[&query.user.0, &query.from, &query.to, &query.project.map(|p| p.0)],
+            )
+            .await?;
+        let count = |row: &tokio_postgres::Row, i: usize| -> Result<u64, StoreError> {
+            Ok(u64::try_from(row.try_get::<_, i64>(i)?).unwrap_or(0))
+        };
+        rows.iter()
+            .map(|row| {
+                Ok(CostRollup {
+                    key: row.try_get(0)?,
+                    calls: count(row, 1)?,
+                    cache_hits: count(row, 2)?,
+                    failed: count(row, 3)?,
+                    usage: TokenUsage {
+                        input: tokens(row, 4)?,
+                        output: tokens(row, 5)?,
+                        cache_write: tokens(row, 6)?,
+                        cache_read: tokens(row, 7)?,
+                    },
+                    cost: MicroUsd(row.try_get(8)?),
+                })
+            })
+            .collect()
     }
 
     async fn run_totals(&self, run: RunId) -> Result<CostTotals, StoreError> {

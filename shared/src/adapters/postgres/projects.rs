@@ -18,6 +18,19 @@ impl PgProjectStore {
     }
 }
 
+const USER_COLUMNS: &str = "id, email, display_name, tier, semantic_cache_threshold, created_at";
+
+fn user_from(row: &tokio_postgres::Row) -> Result<User, StoreError> {
+    Ok(User {
+        id: UserId(row.try_get(0)?),
+        email: row.try_get(1)?,
+        display_name: row.try_get(2)?,
+        tier: row.try_get(3)?,
+        semantic_cache_threshold: row.try_get(4)?,
+        created_at: row.try_get(5)?,
+    })
+}
+
 #[async_trait]
 impl ProjectStore for PgProjectStore {
     async fn create_user(
@@ -39,8 +52,40 @@ impl ProjectStore for PgProjectStore {
             email: email.to_owned(),
             display_name: display_name.to_owned(),
             tier,
+            semantic_cache_threshold: None,
             created_at: row.try_get(0)?,
         })
+    }
+
+    async fn user(&self, id: UserId) -> Result<User, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"),
+                &[&id.0],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "user",
+                id: id.to_string(),
+            })?;
+        user_from(&row)
+    }
+
+    async fn set_semantic_cache(
+        &self,
+        id: UserId,
+        threshold: Option<f32>,
+    ) -> Result<User, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!("UPDATE users SET semantic_cache_threshold = $2 WHERE id = $1 RETURNING {USER_COLUMNS}"),
+                &[&id.0, &threshold],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound { what: "user", id: id.to_string() })?;
+        user_from(&row)
     }
 
     async fn create_project(

@@ -1,0 +1,139 @@
+//! `GET /costs`: the caller's LLM spend over a period, grouped by run, project, agent,
+//! user or model, with their monthly AI budget; and `PATCH /me`: the caller's settings.
+
+use crate::error::json_response;
+use crate::request::{caller, json_body, query_text};
+use crate::{ApiError, ApiState};
+use autocrew_shared::domain::{MicroUsd, ProjectId};
+use autocrew_shared::ports::{CostGroup, CostQuery};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The longest period one rollup covers.
+const MAX_DAYS: i64 = 366;
+
+/// `2026-11-01` (midnight UTC) or an RFC 3339 time.
+fn instant(name: &'static str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        return Ok(Utc.from_utc_datetime(&date.and_time(chrono::NaiveTime::MIN)));
+    }
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::bad(
+                name,
+                format!("must be a date like 2026-11-01 or an RFC 3339 time, got {raw:?}"),
+            )
+        })
+}
+
+fn month_start(now: DateTime<Utc>) -> DateTime<Utc> {
+    let first = NaiveDate::from_ymd_opt(now.year(), now.month(), 1).unwrap_or(now.date_naive());
+    Utc.from_utc_datetime(&first.and_time(chrono::NaiveTime::MIN))
+}
+
+/// `?by=agent&from=2026-11-01&to=2026-12-01&project_id=...`; by defaults to `run`, the
+/// period to this month so far.
+pub async fn get_costs(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let by: CostGroup = query_text(request, "by")
+        .unwrap_or_else(|| "run".into())
+        .parse()
+        .map_err(|e: String| ApiError::bad("by", e))?;
+    let now = Utc::now();
+    let from = match query_text(request, "from") {
+        Some(raw) => instant("from", &raw)?,
+        None => month_start(now),
+    };
+    let to = match query_text(request, "to") {
+        Some(raw) => instant("to", &raw)?,
+        None => now,
+    };
+    if from >= to {
+        return Err(ApiError::bad("to", "must be after from"));
+    }
+    if (to - from).num_days() > MAX_DAYS {
+        return Err(ApiError::bad(
+            "to",
+            format!("the period may be at most {MAX_DAYS} days"),
+        ));
+    }
+    let project = match query_text(request, "project_id") {
+        Some(raw) => {
+            let id = ProjectId::parse("project_id", &raw)
+                .map_err(|e| ApiError::bad("project_id", e.to_string()))?;
+            if state.projects.project(id).await?.user_id != user {
+                return Err(ApiError::NotFound("project"));
+            }
+            Some(id)
+        }
+        None => None,
+    };
+    let groups = state
+        .ledger
+        .rollup(CostQuery {
+            user,
+            project,
+            from,
+            to,
+            by,
+        })
+        .await?;
+    let total: MicroUsd = groups.iter().map(|g| g.cost).sum();
+    let calls: u64 = groups.iter().map(|g| g.calls).sum();
+    let this_month = state
+        .ledger
+        .rollup(CostQuery {
+            user,
+            project: None,
+            from: month_start(now),
+            to: now,
+            by: CostGroup::User,
+        })
+        .await?
+        .into_iter()
+        .map(|g| g.cost)
+        .sum::<MicroUsd>();
+    let tier = state.projects.user(user).await?.tier;
+    let limit = tier.monthly_ai_budget();
+    Ok(json_response(
+        200,
+        &json!({
+            "by": by, "from": from, "to": to, "project_id": project,
+            "groups": groups,
+            "total": {"calls": calls, "cost_micro_usd": total.0, "cost": total.to_string()},
+            "monthly_budget": {
+                "tier": tier, "limit_micro_usd": limit.0, "spent_micro_usd": this_month.0,
+                "left_micro_usd": limit.remaining_after(this_month).0
+            }
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// `null` opts out; a number from 0.5 to 1.0 opts in at that cosine similarity.
+    semantic_cache_threshold: Option<f32>,
+}
+
+/// `PATCH /me {"semantic_cache_threshold": 0.92}` (or `null`).
+pub async fn update_me(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let settings: Settings = json_body(request)?;
+    if let Some(t) = settings.semantic_cache_threshold
+        && !(0.5..=1.0).contains(&t)
+    {
+        return Err(ApiError::bad(
+            "semantic_cache_threshold",
+            "must be between 0.5 and 1.0 (cosine similarity), or null to turn the semantic cache off",
+        ));
+    }
+    let updated = state
+        .projects
+        .set_semantic_cache(user, settings.semantic_cache_threshold)
+        .await?;
+    Ok(json_response(200, &json!({"user": updated})))
+}
