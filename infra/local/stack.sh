@@ -318,12 +318,18 @@ run_tests() {
   return "$status"
 }
 
+# The gateway benchmark (tests/benches/gateway.rs), optimised build.
+run_bench() {
+  (cd "$root" && cargo bench -p autocrew-tests --bench gateway)
+}
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
   test) lint; with_stack run_tests ;;
   demo) with_stack demo ;;
+  bench) with_stack run_bench ;;
   lint) lint ;;
-  *) die "usage: stack.sh up|down|status|test|demo|lint" ;;
+  *) die "usage: stack.sh up|down|status|test|demo|bench|lint" ;;
 esac

@@ -19,6 +19,8 @@ pub struct RunReport {
     pub events: Vec<Value>,
     /// `GET /runs/{id}` at the end.
     pub run: Value,
+    /// `GET /costs?by=agent&project_id=...` at the end: the project holds only this run.
+    pub costs: Value,
     pub wall: Duration,
 }
 
@@ -122,12 +124,19 @@ pub async fn run(
     let run = client
         .get(&format!("/runs/{run_id}"), "read the run")
         .await?;
+    let costs = client
+        .get(
+            &format!("/costs?by=agent&project_id={project_id}"),
+            "read the costs",
+        )
+        .await?;
     Ok(RunReport {
         run_id,
         project_id,
         succeeded,
         events,
         run,
+        costs,
         wall: started.elapsed(),
     })
 }
@@ -300,6 +309,26 @@ pub fn summary(report: &RunReport) -> String {
         totals["usage"]["input"],
         totals["usage"]["output"],
         money(totals["cost"].as_i64().unwrap_or(0))
+    ));
+    out.push("Cost by agent (ledger rows, cache hits, failed attempts):".into());
+    for group in report.costs["groups"].as_array().into_iter().flatten() {
+        out.push(format!(
+            "  {:<13} {:>3} calls  {:>2} hits  {:>2} failed  tokens {}/{}  {}",
+            group["key"].as_str().unwrap_or(""),
+            group["calls"],
+            group["cache_hits"],
+            group["failed"],
+            group["usage"]["input"],
+            group["usage"]["output"],
+            money(group["cost"].as_i64().unwrap_or(0))
+        ));
+    }
+    let month = &report.costs["monthly_budget"];
+    out.push(format!(
+        "AI budget this month ({} tier): {} spent of {}",
+        month["tier"].as_str().unwrap_or("?"),
+        money(month["spent_micro_usd"].as_i64().unwrap_or(0)),
+        money(month["limit_micro_usd"].as_i64().unwrap_or(0))
     ));
     out.join("\n")
 }

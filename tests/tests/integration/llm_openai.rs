@@ -205,3 +205,58 @@ async fn errors_say_what_happened_naming_the_provider_and_model() -> anyhow::Res
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn embeddings_come_back_in_input_order_with_their_token_count() -> anyhow::Result<()> {
+    use autocrew_shared::adapters::llm::{EMBEDDING_DIM, OpenAiEmbedder};
+    use autocrew_shared::ports::Embedder;
+    let server = ReplayServer::start(vec![
+        Recorded::ok("openai-embeddings.json"),
+        Recorded::from_file(429, "openai-error-429.json").with_header("retry-after", "3"),
+    ])
+    .await?;
+    let embedder = OpenAiEmbedder::new(
+        &format!("{}/v1", server.url),
+        Secret::new("sk-test-1234".into()),
+        "text-embedding-3-small",
+        Duration::from_secs(2),
+    )?;
+    let texts = vec![
+        "Build a recipe app for keto dieters".to_owned(),
+        "Build a keto recipe app".to_owned(),
+    ];
+
+    let (vectors, tokens) = embedder.embed(&texts).await?;
+
+    assert_eq!((vectors.len(), tokens), (2, 17));
+    assert!(vectors.iter().all(|v| v.len() == EMBEDDING_DIM));
+    // The response lists index 1 first; the vectors come back in input order.
+    assert!((vectors[0][0] - (0.37f32).sin() / norm(1)).abs() < 1e-4);
+    let sent = &server.received()[0];
+    assert_eq!(sent.path, "/v1/embeddings");
+    assert_eq!(sent.headers["authorization"], "Bearer sk-test-1234");
+    assert_eq!(
+        sent.body,
+        json!({"model": "text-embedding-3-small", "input": texts, "dimensions": 1536})
+    );
+    let limited = embedder.embed(&texts).await.unwrap_err();
+    assert!(
+        matches!(
+            limited,
+            LlmError::RateLimited {
+                retry_after_secs: Some(3),
+                ..
+            }
+        ),
+        "{limited:?}"
+    );
+    Ok(())
+}
+
+/// The norm of the recorded vector made from `seed` (see `tests/recorded/`).
+fn norm(seed: u32) -> f32 {
+    (0..1536)
+        .map(|i| ((seed as f32) * 0.37 + i as f32 * 0.11).sin().powi(2))
+        .sum::<f32>()
+        .sqrt()
+}
