@@ -28,39 +28,41 @@ impl Progress {
         let sender = tokio::spawn(async move {
             let mut pending = String::new();
             let mut sent = 0usize;
-            let mut open = true;
-            while open || !pending.is_empty() {
-                if open {
-                    match tokio::time::timeout(EVERY, rx.recv()).await {
-                        Ok(Some(piece)) => {
-                            pending.push_str(&piece);
-                            // Gather whatever else is already waiting.
-                            while let Ok(piece) = rx.try_recv() {
-                                pending.push_str(&piece);
-                            }
+            let mut next_send = tokio::time::Instant::now();
+            loop {
+                // Wait for output; while some is pending, only until it is due.
+                let piece = if pending.is_empty() {
+                    rx.recv().await
+                } else {
+                    match tokio::time::timeout_at(next_send, rx.recv()).await {
+                        Ok(piece) => piece,
+                        Err(_) => Some(String::new()),
+                    }
+                };
+                let closed = piece.is_none();
+                pending.push_str(&piece.unwrap_or_default());
+                let due = tokio::time::Instant::now() >= next_send;
+                if (due || closed) && !pending.is_empty() {
+                    while !pending.is_empty() {
+                        let cut = floor_char_boundary(&pending, CHUNK);
+                        let delta: String = pending.drain(..cut).collect();
+                        sent += delta.chars().count();
+                        let payload = json!({
+                            "task_id": task_id, "key": key, "agent": agent, "stage": "streaming",
+                            "step": step, "delta": delta, "chars": sent
+                        });
+                        if let Err(e) = ctx
+                            .notifier
+                            .emit(project, Some(run_id), EventKind::TaskProgress, payload)
+                            .await
+                        {
+                            tracing::warn!(error = %e, "a progress event was lost");
                         }
-                        Ok(None) => open = false,
-                        Err(_) => {}
                     }
+                    next_send = tokio::time::Instant::now() + EVERY;
                 }
-                while !pending.is_empty() {
-                    let cut = floor_char_boundary(&pending, CHUNK);
-                    let delta: String = pending.drain(..cut).collect();
-                    sent += delta.chars().count();
-                    let payload = json!({
-                        "task_id": task_id, "key": key, "agent": agent, "stage": "streaming",
-                        "step": step, "delta": delta, "chars": sent
-                    });
-                    if let Err(e) = ctx
-                        .notifier
-                        .emit(project, Some(run_id), EventKind::TaskProgress, payload)
-                        .await
-                    {
-                        tracing::warn!(error = %e, "a progress event was lost");
-                    }
-                }
-                if open {
-                    tokio::time::sleep(EVERY).await;
+                if closed {
+                    break;
                 }
             }
         });
