@@ -279,11 +279,17 @@ with_stack() {
   "$@"
 }
 
+# One runner at a time: a runner left from an earlier demo would take this run's messages
+# from the shared queues (with its own configuration), so it is stopped first, and the
+# demo's own runner is stopped when the run ends.
 demo() {
   autocrew health
+  stop_runner
   start_runner
-  local t0=$SECONDS
-  autocrew run "$demo_command" --api "$runner_url"
+  local t0=$SECONDS status=0
+  autocrew run "$demo_command" --api "$runner_url" || status=$?
+  stop_runner
+  [ "$status" = 0 ] || die "the run did not succeed (autocrew run exited $status)"
   say "demo finished in $((SECONDS - t0)) s"
 }
 

@@ -2,6 +2,7 @@
 //! SDK clients pointed at the local stack. Run the suite with `make test`, which starts
 //! the stack and exports its environment.
 
+pub mod compatible_server;
 pub mod replay;
 
 use anyhow::Context;

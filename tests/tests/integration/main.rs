@@ -8,6 +8,7 @@ mod api_costs;
 mod aws;
 mod budgets;
 mod end_to_end;
+mod end_to_end_compatible;
 mod gateway;
 mod llm_anthropic;
 mod llm_gemini;

@@ -1,0 +1,29 @@
+//! `compatible-server [--port N]`: the offline model behind an OpenAI-compatible API (see
+//! `autocrew_tests::compatible_server`), for running the demo over the compatible adapter:
+//!
+//! ```sh
+//! cargo run -p autocrew-tests --bin compatible-server -- --port 11434 &
+//! OPENAI_BASE_URL=http://127.0.0.1:11434/v1 LLM_MODEL=offline-template-1 \
+//!   PRICE_TABLE_PATH=$PWD/infra/local/compatible-prices.json make demo
+//! ```
+
+use autocrew_tests::compatible_server::CompatibleServer;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let port = match args.iter().position(|a| a == "--port") {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("--port needs a port number"))?,
+        None => 11434,
+    };
+    let server = CompatibleServer::start(port).await?;
+    println!(
+        "OpenAI-compatible server (the offline model) at {}",
+        server.base_url
+    );
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! Issue 4's done-when, as a user runs it: the runner and the CLI's `run`, with
+//! `OPENAI_BASE_URL` pointing at a server that speaks the Chat Completions wire format (the
+//! offline model behind it) and the operator's price table. The run completes on that
+//! provider, streaming its agents' turns, and the cost report matches the token counts the
+//! server reported, to the micro-dollar.
+
+use autocrew_cli::run::run;
+use autocrew_runner::{Options, start};
+use autocrew_shared::config::{Env, ProcessEnv};
+use autocrew_shared::domain::MicroUsd;
+use autocrew_tests::compatible_server::CompatibleServer;
+use autocrew_tests::{TestDb, unique};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The process environment with some variables set over it.
+struct Over(HashMap<&'static str, String>);
+
+impl Env for Over {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned().or_else(|| ProcessEnv.get(name))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_run_command_completes_on_an_openai_compatible_server_with_costs_to_the_micro_dollar()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let server = CompatibleServer::start(0).await?;
+    let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let prices = root.join("infra/local/compatible-prices.json");
+    let env = Over(HashMap::from([
+        ("DATABASE_URL", db.url()),
+        ("OPENAI_BASE_URL", server.base_url.clone()),
+        ("LLM_MODEL", "offline-template-1".to_owned()),
+        ("PRICE_TABLE_PATH", prices.display().to_string()),
+    ]));
+    let options = Options {
+        root,
+        prefix: unique("compat"),
+        port: 0,
+        pollers_per_queue: 2,
+    };
+    let runner = start(options, &env).await?;
+    let base = format!("http://{}", runner.addr);
+
+    let report = run(
+        &base,
+        "Build a recipe app for keto dieters",
+        true,
+        Duration::from_secs(120),
+    )
+    .await;
+    runner.stop().await;
+    let report = report?;
+
+    assert!(report.succeeded, "the run failed: {}", report.run);
+    let served = server.usage();
+    let totals = &report.run["totals"];
+    assert_eq!(
+        totals["calls"].as_u64(),
+        Some(served.len() as u64),
+        "every call reached the server"
+    );
+    let input: u64 = served.iter().map(|u| u64::from(u.input)).sum();
+    let output: u64 = served.iter().map(|u| u64::from(u.output)).sum();
+    assert_eq!(
+        (
+            totals["usage"]["input"].as_u64(),
+            totals["usage"]["output"].as_u64()
+        ),
+        (Some(input), Some(output))
+    );
+    // $0.10 and $0.40 per million tokens, each call rounded up to the micro-dollar.
+    let expected: i64 = served
+        .iter()
+        .map(|u| {
+            MicroUsd::for_tokens(u.input.into(), MicroUsd(100_000)).0
+                + MicroUsd::for_tokens(u.output.into(), MicroUsd(400_000)).0
+        })
+        .sum();
+    assert_eq!(totals["cost"].as_i64(), Some(expected));
+    assert!(expected > 0);
+    assert_eq!(
+        report.costs["total"]["cost_micro_usd"].as_i64(),
+        Some(expected),
+        "GET /costs agrees"
+    );
+    assert_eq!(
+        report.run["run"]["spent"].as_i64(),
+        Some(expected),
+        "the budget was charged the same"
+    );
+    // The agents' turns streamed: their text reached the app as progress events.
+    assert!(report.events.iter().any(|e| {
+        e["kind"] == "task_progress"
+            && e["payload"]["delta"]
+                .as_str()
+                .is_some_and(|d| d.contains("\"path\""))
+    }));
+    Ok(())
+}
