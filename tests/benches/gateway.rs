@@ -12,14 +12,12 @@ use autocrew_shared::adapters::llm::select;
 use autocrew_shared::adapters::postgres::{
     PgBudgetStore, PgConcurrencyLimiter, PgLedger, PgResponseCache, PgSemanticCache,
 };
-use autocrew_shared::domain::records::{Attribution, TokenUsage};
+use autocrew_shared::domain::records::Attribution;
 use autocrew_shared::domain::routing::ModelRef;
 use autocrew_shared::domain::{AgentKind, MicroUsd};
-use autocrew_shared::ports::llm::{
-    Content, LlmClient, LlmError, LlmRequest, LlmResponse, Message, StopReason,
-};
+use autocrew_shared::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse, Message};
 use autocrew_shared::services::{Call, Gateway, GatewaySettings, GatewayStores};
-use autocrew_tests::{TestDb, seed};
+use autocrew_tests::{TestDb, reply, seed};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,18 +32,12 @@ impl LlmClient for Instant0 {
     }
 
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
-        Ok(LlmResponse {
-            provider: "bench".into(),
-            model: request.model.clone(),
-            content: vec![Content::Text { text: "ok".into() }],
-            stop_reason: StopReason::EndTurn,
-            usage: TokenUsage {
-                input: 1200,
-                output: 300,
-                cache_write: 0,
-                cache_read: 0,
-            },
-        })
+        Ok(reply(
+            "bench",
+            request,
+            vec![Content::Text { text: "ok".into() }],
+            (1200, 300),
+        ))
     }
 }
 

@@ -10,6 +10,34 @@ use autocrew_shared::adapters::{aws, postgres};
 use autocrew_shared::config::{AwsConfig, DatabaseConfig, ProcessEnv};
 use std::str::FromStr;
 
+/// A test model's answer to `request` as `provider`: `content`, with `input` and `output`
+/// tokens; it stops for tool use when the content calls a tool.
+pub fn reply(
+    provider: &str,
+    request: &autocrew_shared::ports::llm::LlmRequest,
+    content: Vec<autocrew_shared::ports::llm::Content>,
+    (input, output): (u32, u32),
+) -> autocrew_shared::ports::llm::LlmResponse {
+    use autocrew_shared::ports::llm::{Content, StopReason};
+    let calls = content.iter().any(|c| matches!(c, Content::ToolUse { .. }));
+    autocrew_shared::ports::llm::LlmResponse {
+        provider: provider.to_owned(),
+        model: request.model.clone(),
+        content,
+        stop_reason: if calls {
+            StopReason::ToolUse
+        } else {
+            StopReason::EndTurn
+        },
+        usage: autocrew_shared::domain::records::TokenUsage {
+            input,
+            output,
+            cache_write: 0,
+            cache_read: 0,
+        },
+    }
+}
+
 /// A name no other test uses: `prefix-` and 12 hex digits.
 pub fn unique(prefix: &str) -> String {
     format!(

@@ -6,16 +6,13 @@ use crate::pipeline::{pin, pipeline, run_to_end};
 use async_trait::async_trait;
 use autocrew_shared::adapters::llm::OpenAiClient;
 use autocrew_shared::adapters::postgres::PgRunStore;
-use autocrew_shared::domain::records::TokenUsage;
 use autocrew_shared::domain::routing::ModelRef;
 use autocrew_shared::domain::{RunStatus, TaskStatus};
-use autocrew_shared::ports::llm::{
-    Content, LlmClient, LlmError, LlmRequest, LlmResponse, StopReason,
-};
+use autocrew_shared::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse};
 use autocrew_shared::ports::{ExecutionStatus, RunStore};
 use autocrew_shared::services::GatewaySettings;
 use autocrew_tests::replay::ReplayServer;
-use autocrew_tests::{TestDb, seed};
+use autocrew_tests::{TestDb, reply, seed};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -110,23 +107,15 @@ impl LlmClient for Scripted {
     }
 
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
-        let usage = TokenUsage {
-            input: 10,
-            output: 20,
-            cache_write: 0,
-            cache_read: 0,
-        };
-        let respond = |content, stop_reason| LlmResponse {
-            provider: "anthropic".into(),
-            model: request.model.clone(),
-            content,
-            stop_reason,
-            usage,
-        };
         if request.response_schema.is_some() {
             let n = self.planned.fetch_add(1, Ordering::SeqCst) as usize;
             let text = self.plans[n.min(self.plans.len() - 1)].to_owned();
-            return Ok(respond(vec![Content::Text { text }], StopReason::EndTurn));
+            return Ok(reply(
+                "anthropic",
+                request,
+                vec![Content::Text { text }],
+                (10, 20),
+            ));
         }
         let turn = request
             .messages
@@ -146,7 +135,7 @@ impl LlmClient for Scripted {
                 input: input.clone(),
             })
             .collect();
-        Ok(respond(calls, StopReason::ToolUse))
+        Ok(reply("anthropic", request, calls, (10, 20)))
     }
 }
 

@@ -10,14 +10,12 @@ use autocrew_shared::adapters::postgres::{
 use autocrew_shared::domain::records::{Attribution, TokenUsage};
 use autocrew_shared::domain::routing::ModelRef;
 use autocrew_shared::domain::{AgentKind, Complexity};
-use autocrew_shared::ports::llm::{
-    Content, LlmClient, LlmError, LlmRequest, LlmResponse, Message, StopReason,
-};
+use autocrew_shared::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse, Message};
 use autocrew_shared::services::{
     Call, Gateway, GatewayModels, GatewaySettings, GatewayStores, Source,
 };
 use autocrew_tests::replay::{Recorded, ReplayServer};
-use autocrew_tests::{Seeded, TestDb, seed};
+use autocrew_tests::{Seeded, TestDb, reply, seed};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -297,18 +295,12 @@ impl LlmClient for Slow {
         self.most.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(150)).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        Ok(LlmResponse {
-            provider: "slow".into(),
-            model: request.model.clone(),
-            content: vec![Content::Text { text: "ok".into() }],
-            stop_reason: StopReason::EndTurn,
-            usage: TokenUsage {
-                input: 1,
-                output: 1,
-                cache_write: 0,
-                cache_read: 0,
-            },
-        })
+        Ok(reply(
+            "slow",
+            request,
+            vec![Content::Text { text: "ok".into() }],
+            (1, 1),
+        ))
     }
 }
 
@@ -360,20 +352,13 @@ impl LlmClient for Named {
     }
 
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
-        Ok(LlmResponse {
-            provider: self.0.into(),
-            model: request.model.clone(),
-            content: vec![Content::Text {
-                text: format!("{}:{}", self.0, request.model),
-            }],
-            stop_reason: StopReason::EndTurn,
-            usage: TokenUsage {
-                input: 100,
-                output: 100,
-                cache_write: 0,
-                cache_read: 0,
-            },
-        })
+        let text = format!("{}:{}", self.0, request.model);
+        Ok(reply(
+            self.0,
+            request,
+            vec![Content::Text { text }],
+            (100, 100),
+        ))
     }
 }
 

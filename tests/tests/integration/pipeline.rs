@@ -17,7 +17,7 @@ use autocrew_shared::ports::llm::{
 };
 use autocrew_shared::ports::{EventLog, ExecutionStatus, Queue, RunStore, StateMachine};
 use autocrew_steps::{Step, StepContext, StepSettings, handle_batch};
-use autocrew_tests::{Seeded, TestDb, sdk, seed, unique};
+use autocrew_tests::{Seeded, TestDb, reply, sdk, seed, unique};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -280,20 +280,13 @@ impl LlmClient for Scripted {
     }
 
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
-        Ok(LlmResponse {
-            provider: self.0.into(),
-            model: request.model.clone(),
-            content: vec![Content::Text {
-                text: self.1.clone(),
-            }],
-            stop_reason: StopReason::EndTurn,
-            usage: TokenUsage {
-                input: 10,
-                output: 20,
-                cache_write: 0,
-                cache_read: 0,
-            },
-        })
+        let text = self.1.clone();
+        Ok(reply(
+            self.0,
+            request,
+            vec![Content::Text { text }],
+            (10, 20),
+        ))
     }
 }
 
