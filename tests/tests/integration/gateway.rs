@@ -475,3 +475,52 @@ async fn the_semantic_cache_answers_a_close_question_only_for_a_user_who_opted_i
     assert!(hit.starts_with("semantic cache: similarity"), "{hit}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_model_the_budget_cannot_cover_is_refused_and_a_cheaper_one_of_the_chain_answers()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let models = models(vec![Arc::new(Named("openai"))], None);
+    let gateway = gateway(&db, models, quick());
+    // A $0.003 run: gpt-5.4's worst case (256 output tokens at $15 per million, plus the
+    // prompt) is over it, gpt-4o's ($10 per million) is not.
+    db.pool
+        .get()
+        .await?
+        .execute(
+            "UPDATE runs SET budget_micro_usd = 3000 WHERE id = $1",
+            &[&seeded.run.id.0],
+        )
+        .await?;
+
+    let answer = gateway
+        .call(call(&seeded, "strong", "Build the app"))
+        .await?;
+
+    assert_eq!(answer.response.text(), "openai:gpt-4o");
+    let rows: Vec<_> = ledger(&db, &seeded)
+        .await?
+        .into_iter()
+        .map(|r| (r.1, r.2))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("gpt-5.4".into(), "refused".into()),
+            ("gpt-4o".into(), "ok".into())
+        ]
+    );
+    let refusal: String = db
+        .pool
+        .get()
+        .await?
+        .query_one(
+            "SELECT error FROM llm_calls WHERE outcome = 'refused' AND run_id = $1",
+            &[&seeded.run.id.0],
+        )
+        .await?
+        .get(0);
+    assert!(refusal.contains("budget_exceeded"), "{refusal}");
+    Ok(())
+}
