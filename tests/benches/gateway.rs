@@ -75,7 +75,7 @@ impl Stats {
 }
 
 fn us(d: Duration) -> String {
-    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
 async fn timed<F, Fut>(name: &'static str, calls: usize, mut one: F) -> anyhow::Result<Stats>

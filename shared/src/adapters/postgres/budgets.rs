@@ -42,7 +42,12 @@ impl BudgetStore for PgBudgetStore {
         let mut client = self.pool.get().await.map_err(StoreError::from)?;
         let tx = client.transaction().await.map_err(StoreError::from)?;
         let tier: Tier = tx
-            .query_opt("SELECT tier FROM users WHERE id = $1", &[&user.0])
+            .query_opt(
+                &tx.prepare_cached("SELECT tier FROM users WHERE id = $1")
+                    .await
+                    .map_err(StoreError::from)?,
+                &[&user.0],
+            )
             .await
             .map_err(StoreError::from)?
             .ok_or_else(|| StoreError::NotFound {
@@ -53,18 +58,18 @@ impl BudgetStore for PgBudgetStore {
             .map_err(StoreError::from)?;
         let limit = tier.monthly_ai_budget();
         tx.execute(
-            &format!("INSERT INTO user_monthly_spend (user_id, month) VALUES ($1, {MONTH}) ON CONFLICT DO NOTHING"),
+            &tx.prepare_cached(&format!("INSERT INTO user_monthly_spend (user_id, month) VALUES ($1, {MONTH}) ON CONFLICT DO NOTHING")).await.map_err(StoreError::from)?,
             &[&user.0],
         )
         .await
         .map_err(StoreError::from)?;
         let held = tx
             .query_opt(
-                &format!(
+                &tx.prepare_cached(&format!(
                     "UPDATE user_monthly_spend SET reserved_micro_usd = reserved_micro_usd + $2
                      WHERE user_id = $1 AND month = {MONTH} AND spent_micro_usd + reserved_micro_usd + $2 <= $3
                      RETURNING month"
-                ),
+                )).await.map_err(StoreError::from)?,
                 &[&user.0, &amount.0, &limit.0],
             )
             .await
@@ -72,7 +77,7 @@ impl BudgetStore for PgBudgetStore {
         let Some(held) = held else {
             let row = tx
                 .query_one(
-                    &format!("SELECT spent_micro_usd + reserved_micro_usd FROM user_monthly_spend WHERE user_id = $1 AND month = {MONTH}"),
+                    &tx.prepare_cached(&format!("SELECT spent_micro_usd + reserved_micro_usd FROM user_monthly_spend WHERE user_id = $1 AND month = {MONTH}")).await.map_err(StoreError::from)?,
                     &[&user.0],
                 )
                 .await
@@ -88,16 +93,20 @@ impl BudgetStore for PgBudgetStore {
         if let Some(run) = run {
             let ok = tx
                 .query_opt(
-                    "UPDATE runs SET reserved_micro_usd = reserved_micro_usd + $2
+                    &tx.prepare_cached(
+                        "UPDATE runs SET reserved_micro_usd = reserved_micro_usd + $2
                      WHERE id = $1 AND spent_micro_usd + reserved_micro_usd + $2 <= budget_micro_usd
                      RETURNING id",
+                    )
+                    .await
+                    .map_err(StoreError::from)?,
                     &[&run.0, &amount.0],
                 )
                 .await
                 .map_err(StoreError::from)?;
             if ok.is_none() {
                 let row = tx
-                    .query_opt("SELECT budget_micro_usd - spent_micro_usd - reserved_micro_usd FROM runs WHERE id = $1", &[&run.0])
+                    .query_opt(&tx.prepare_cached("SELECT budget_micro_usd - spent_micro_usd - reserved_micro_usd FROM runs WHERE id = $1").await.map_err(StoreError::from)?, &[&run.0])
                     .await
                     .map_err(StoreError::from)?
                     .ok_or_else(|| StoreError::NotFound { what: "run", id: run.to_string() })?;
@@ -112,7 +121,7 @@ impl BudgetStore for PgBudgetStore {
         }
         let id = Uuid::new_v4();
         tx.execute(
-            "INSERT INTO budget_reservations (id, user_id, run_id, month, amount_micro_usd) VALUES ($1, $2, $3, $4, $5)",
+            &tx.prepare_cached("INSERT INTO budget_reservations (id, user_id, run_id, month, amount_micro_usd) VALUES ($1, $2, $3, $4, $5)").await.map_err(StoreError::from)?,
             &[&id, &user.0, &run.map(|r| r.0), &month, &amount.0],
         )
         .await
@@ -125,14 +134,17 @@ impl BudgetStore for PgBudgetStore {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                &format!(
-                    "SELECT u.tier, coalesce(s.spent_micro_usd + s.reserved_micro_usd, 0),
+                &client
+                    .prepare_cached(&format!(
+                        "SELECT u.tier, coalesce(s.spent_micro_usd + s.reserved_micro_usd, 0),
                             r.budget_micro_usd, r.spent_micro_usd + r.reserved_micro_usd
                      FROM users u
                      LEFT JOIN user_monthly_spend s ON s.user_id = u.id AND s.month = {MONTH}
                      LEFT JOIN runs r ON r.id = $2
                      WHERE u.id = $1"
-                ),
+                    ))
+                    .await
+                    .map_err(StoreError::from)?,
                 &[&user.0, &run.map(|r| r.0)],
             )
             .await?
@@ -154,9 +166,9 @@ impl BudgetStore for PgBudgetStore {
         let tx = client.transaction().await?;
         let Some(row) = tx
             .query_opt(
-                "UPDATE budget_reservations SET status = $2, actual_micro_usd = $3, settled_at = now()
+                &tx.prepare_cached("UPDATE budget_reservations SET status = $2, actual_micro_usd = $3, settled_at = now()
                  WHERE id = $1 AND status = $4
-                 RETURNING user_id, run_id, month, amount_micro_usd",
+                 RETURNING user_id, run_id, month, amount_micro_usd").await.map_err(StoreError::from)?,
                 &[&reservation, &ReservationStatus::Settled, &actual.0, &ReservationStatus::Held],
             )
             .await?
@@ -170,14 +182,14 @@ impl BudgetStore for PgBudgetStore {
             row.try_get(3)?,
         );
         tx.execute(
-            "UPDATE user_monthly_spend SET reserved_micro_usd = reserved_micro_usd - $3, spent_micro_usd = spent_micro_usd + $4
-             WHERE user_id = $1 AND month = $2",
+            &tx.prepare_cached("UPDATE user_monthly_spend SET reserved_micro_usd = reserved_micro_usd - $3, spent_micro_usd = spent_micro_usd + $4
+             WHERE user_id = $1 AND month = $2").await.map_err(StoreError::from)?,
             &[&user, &month, &amount, &actual.0],
         )
         .await?;
         if let Some(run) = run {
             tx.execute(
-                "UPDATE runs SET reserved_micro_usd = reserved_micro_usd - $2, spent_micro_usd = spent_micro_usd + $3 WHERE id = $1",
+                &tx.prepare_cached("UPDATE runs SET reserved_micro_usd = reserved_micro_usd - $2, spent_micro_usd = spent_micro_usd + $3 WHERE id = $1").await.map_err(StoreError::from)?,
                 &[&run, &amount, &actual.0],
             )
             .await?;

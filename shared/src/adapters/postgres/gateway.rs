@@ -38,8 +38,13 @@ impl ResponseCache for PgResponseCache {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                "UPDATE llm_response_cache SET hits = hits + 1
+                &client
+                    .prepare_cached(
+                        "UPDATE llm_response_cache SET hits = hits + 1
                  WHERE key = $1 AND expires_at > now() RETURNING response",
+                    )
+                    .await
+                    .map_err(StoreError::from)?,
                 &[&key],
             )
             .await?;
@@ -61,10 +66,10 @@ impl ResponseCache for PgResponseCache {
         let json = serde_json::to_value(response).map_err(unreadable)?;
         client
             .execute(
-                "INSERT INTO llm_response_cache (key, provider, model, response, expires_at)
+                &client.prepare_cached("INSERT INTO llm_response_cache (key, provider, model, response, expires_at)
                  VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
                  ON CONFLICT (key) DO UPDATE SET response = EXCLUDED.response,
-                     created_at = now(), expires_at = EXCLUDED.expires_at, hits = 0",
+                     created_at = now(), expires_at = EXCLUDED.expires_at, hits = 0").await.map_err(StoreError::from)?,
                 &[
                     &key,
                     &response.provider,
@@ -100,7 +105,10 @@ impl SemanticCache for PgSemanticCache {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                "SELECT semantic_cache_threshold FROM users WHERE id = $1",
+                &client
+                    .prepare_cached("SELECT semantic_cache_threshold FROM users WHERE id = $1")
+                    .await
+                    .map_err(StoreError::from)?,
                 &[&user.0],
             )
             .await?;
@@ -118,11 +126,16 @@ impl SemanticCache for PgSemanticCache {
         let vector = pgvector::Vector::from(embedding.values.clone());
         let row = client
             .query_opt(
-                "SELECT response, prompt, (1 - (embedding <=> $4))::real AS similarity
+                &client
+                    .prepare_cached(
+                        "SELECT response, prompt, (1 - (embedding <=> $4))::real AS similarity
                  FROM llm_semantic_cache
                  WHERE user_id = $1 AND scope = $2 AND embedding_model = $3 AND embedding_dim = $5
                    AND expires_at > now()
                  ORDER BY embedding <=> $4 LIMIT 1",
+                    )
+                    .await
+                    .map_err(StoreError::from)?,
                 &[&user.0, &scope, &embedding.model, &vector, &dim(embedding)],
             )
             .await?;
@@ -151,8 +164,8 @@ impl SemanticCache for PgSemanticCache {
         let json = serde_json::to_value(response).map_err(unreadable)?;
         client
             .execute(
-                "INSERT INTO llm_semantic_cache (id, user_id, scope, prompt, embedding, embedding_model, embedding_dim, response, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9))",
+                &client.prepare_cached("INSERT INTO llm_semantic_cache (id, user_id, scope, prompt, embedding, embedding_model, embedding_dim, response, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9))").await.map_err(StoreError::from)?,
                 &[
                     &Uuid::new_v4(), &user.0, &scope, &prompt,
                     &pgvector::Vector::from(embedding.values.clone()),
@@ -198,8 +211,13 @@ impl ConcurrencyLimiter for PgConcurrencyLimiter {
         if self.needs_seeding(provider, limit) {
             client
                 .execute(
-                    "INSERT INTO llm_provider_slots (provider, slot)
+                    &client
+                        .prepare_cached(
+                            "INSERT INTO llm_provider_slots (provider, slot)
                      SELECT $1, g FROM generate_series(0, $2 - 1) AS g ON CONFLICT DO NOTHING",
+                        )
+                        .await
+                        .map_err(StoreError::from)?,
                     &[&provider, &limit_i],
                 )
                 .await?;
@@ -211,12 +229,12 @@ impl ConcurrencyLimiter for PgConcurrencyLimiter {
         let holder = Uuid::new_v4();
         let row = client
             .query_opt(
-                "UPDATE llm_provider_slots s SET holder = $3, leased_until = now() + make_interval(secs => $4)
+                &client.prepare_cached("UPDATE llm_provider_slots s SET holder = $3, leased_until = now() + make_interval(secs => $4)
                  FROM (SELECT slot FROM llm_provider_slots
                        WHERE provider = $1 AND slot < $2 AND (holder IS NULL OR leased_until < now())
                        ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED) free
                  WHERE s.provider = $1 AND s.slot = free.slot
-                 RETURNING s.slot",
+                 RETURNING s.slot").await.map_err(StoreError::from)?,
                 &[&provider, &limit_i, &holder, &seconds(lease_for)],
             )
             .await?;
@@ -231,8 +249,13 @@ impl ConcurrencyLimiter for PgConcurrencyLimiter {
         let client = self.pool.get().await?;
         client
             .execute(
-                "UPDATE llm_provider_slots SET holder = NULL, leased_until = NULL
+                &client
+                    .prepare_cached(
+                        "UPDATE llm_provider_slots SET holder = NULL, leased_until = NULL
                  WHERE provider = $1 AND slot = $2 AND holder = $3",
+                    )
+                    .await
+                    .map_err(StoreError::from)?,
                 &[&lease.provider, &lease.slot, &lease.holder],
             )
             .await?;

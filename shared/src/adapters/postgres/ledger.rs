@@ -35,9 +35,9 @@ impl Ledger for PgLedger {
         let a = &call.attribution;
         client
             .execute(
-                "INSERT INTO llm_calls (id, user_id, project_id, run_id, task_id, agent, provider, model, outcome,
+                &client.prepare_cached("INSERT INTO llm_calls (id, user_id, project_id, run_id, task_id, agent, provider, model, outcome,
                      input_tokens, output_tokens, cache_write_tokens, cache_read_tokens, cost_micro_usd, latency_ms, error, attempt)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)").await.map_err(StoreError::from)?,
                 &[
                     &Uuid::new_v4(),
                     &a.user_id.0,
@@ -73,7 +73,7 @@ impl Ledger for PgLedger {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                &format!(
+                &client.prepare_cached(&format!(
                     "SELECT {key}, count(*),
                             count(*) FILTER (WHERE outcome = 'cache_hit'),
                             count(*) FILTER (WHERE outcome IN ('error', 'refused')),
@@ -84,7 +84,7 @@ impl Ledger for PgLedger {
                      WHERE user_id = $1 AND created_at >= $2 AND created_at < $3
                        AND ($4::uuid IS NULL OR project_id = $4)
                      GROUP BY 1 ORDER BY 9 DESC, 1"
-                ),
+                )).await.map_err(StoreError::from)?,
                 &[&query.user.0, &query.from, &query.to, &query.project.map(|p| p.0)],
             )
             .await?;
@@ -114,10 +114,10 @@ impl Ledger for PgLedger {
         let client = self.pool.get().await?;
         let row = client
             .query_one(
-                "SELECT count(*), coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint,
+                &client.prepare_cached("SELECT count(*), coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint,
                         coalesce(sum(cache_write_tokens), 0)::bigint, coalesce(sum(cache_read_tokens), 0)::bigint,
                         coalesce(sum(cost_micro_usd), 0)::bigint
-                 FROM llm_calls WHERE run_id = $1",
+                 FROM llm_calls WHERE run_id = $1").await.map_err(StoreError::from)?,
                 &[&run.0],
             )
             .await?;
