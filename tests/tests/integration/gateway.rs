@@ -143,22 +143,33 @@ fn prices_for(models: &mut GatewayModels, names: &[&str]) -> anyhow::Result<()> 
     Ok(())
 }
 
-#[tokio::test]
-async fn a_rate_limit_waits_the_providers_retry_after_then_the_same_model_answers()
--> anyhow::Result<()> {
-    let db = TestDb::migrated().await?;
-    let seeded = seed(&db, 4).await?;
-    let server = ReplayServer::start(vec![
-        Recorded::from_file(429, "openai-error-429.json").with_header("retry-after", "1"),
-        Recorded::ok("openai-chat-text.json"),
-    ])
-    .await?;
+/// A gateway pinned to `local/llama3.1:8b` on a replay server answering `answers`.
+async fn on_local_server(
+    db: &TestDb,
+    answers: Vec<Recorded>,
+) -> anyhow::Result<(ReplayServer, Gateway)> {
+    let server = ReplayServer::start(answers).await?;
     let mut models = models(
         vec![compatible(&server, "local")?],
         Some(("local", "llama3.1:8b")),
     );
     prices_for(&mut models, &["local"])?;
-    let gateway = gateway(&db, models, quick());
+    Ok((server, gateway(db, models, quick())))
+}
+
+#[tokio::test]
+async fn a_rate_limit_waits_the_providers_retry_after_then_the_same_model_answers()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let (_server, gateway) = on_local_server(
+        &db,
+        vec![
+            Recorded::from_file(429, "openai-error-429.json").with_header("retry-after", "1"),
+            Recorded::ok("openai-chat-text.json"),
+        ],
+    )
+    .await?;
 
     let started = Instant::now();
     let answer = gateway
@@ -234,17 +245,8 @@ async fn an_identical_call_is_answered_from_the_cache_for_nothing_and_recorded_a
 -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let seeded = seed(&db, 4).await?;
-    let server = ReplayServer::start(vec![
-        Recorded::ok("openai-chat-text.json"),
-        Recorded::ok("openai-chat-text.json"),
-    ])
-    .await?;
-    let mut models = models(
-        vec![compatible(&server, "local")?],
-        Some(("local", "llama3.1:8b")),
-    );
-    prices_for(&mut models, &["local"])?;
-    let gateway = gateway(&db, models, quick());
+    let answers = vec![Recorded::ok("openai-chat-text.json"); 2];
+    let (server, gateway) = on_local_server(&db, answers).await?;
 
     let first = gateway
         .call(call(&seeded, "standard", "Write the landing copy."))

@@ -223,3 +223,50 @@ async fn gemini_streams_over_sse_and_joins_the_pieces() -> anyhow::Result<()> {
     assert_eq!(sent.headers["x-goog-api-key"], "AIza-test");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_gemini_function_call_arrives_whole_in_the_stream() -> anyhow::Result<()> {
+    let server =
+        ReplayServer::start(vec![Recorded::sse("gemini-stream-function-call.sse")]).await?;
+    let client = GeminiClient::new(
+        &server.url,
+        Secret::new("AIza-test".into()),
+        Duration::from_secs(2),
+    )?;
+    let (kept, sink) = pieces();
+
+    let response = client.stream(&request("gemini-2.5-flash"), &sink).await?;
+
+    assert_eq!(
+        response.content,
+        [
+            Content::Text {
+                text: "Writing the sheet.".into()
+            },
+            Content::ToolUse {
+                id: "write_file-1".into(),
+                name: "write_file".into(),
+                input: json!({"path": "brand.md", "content": "# Palette"})
+            }
+        ]
+    );
+    assert_eq!(response.stop_reason, StopReason::ToolUse);
+    assert_eq!(
+        response.usage,
+        TokenUsage {
+            input: 310,
+            output: 25,
+            cache_write: 0,
+            cache_read: 0
+        }
+    );
+    let kept = kept.lock().expect("pieces").clone();
+    assert_eq!(kept[0], "Writing the sheet.");
+    assert!(kept[1].contains("brand.md"), "{kept:?}");
+    let sent = &server.received()[0];
+    assert_eq!(
+        sent.body["tools"][0]["functionDeclarations"][0]["name"],
+        "write_file"
+    );
+    Ok(())
+}
