@@ -31,6 +31,100 @@ fn percent(limit: i64, used: i64) -> u8 {
 
 const MONTH: &str = "date_trunc('month', now() AT TIME ZONE 'UTC')::date";
 
+/// Adds `$2` to the user's reserved spend this month (creating the month's row if needed),
+/// only if it stays within their tier's limit (`$3` tiers, `$4` their limits). The
+/// conflicting row is locked and the condition re-checked on its latest version, so racing
+/// reservations cannot pass the limit together. No row back: refused.
+const HOLD_MONTH: &str = "
+    WITH lim AS (
+        SELECT l.limit_micro_usd FROM users u
+        JOIN unnest($3::text[], $4::bigint[]) AS l (tier, limit_micro_usd) ON l.tier = u.tier::text
+        WHERE u.id = $1)
+    INSERT INTO user_monthly_spend AS s (user_id, month, reserved_micro_usd)
+    SELECT $1, {MONTH}, $2 FROM lim WHERE $2 <= lim.limit_micro_usd
+    ON CONFLICT (user_id, month) DO UPDATE
+        SET reserved_micro_usd = s.reserved_micro_usd + EXCLUDED.reserved_micro_usd
+        WHERE s.spent_micro_usd + s.reserved_micro_usd + EXCLUDED.reserved_micro_usd
+              <= (SELECT limit_micro_usd FROM lim)
+    RETURNING s.month";
+
+/// Adds `$5` to the run's reserved spend within its budget and records the reservation
+/// (`$1`); with no run (`$3` null), only the record. No row back: refused.
+const HOLD_RUN: &str = "
+    WITH run AS (
+        UPDATE runs SET reserved_micro_usd = reserved_micro_usd + $5
+        WHERE id = $3 AND spent_micro_usd + reserved_micro_usd + $5 <= budget_micro_usd
+        RETURNING id)
+    INSERT INTO budget_reservations (id, user_id, run_id, month, amount_micro_usd)
+    SELECT $1, $2, $3, $4, $5 WHERE $3::uuid IS NULL OR EXISTS (SELECT 1 FROM run)
+    RETURNING id";
+
+/// Why the user's month refused: how much is left, or that there is no such user.
+async fn month_refusal(
+    client: &tokio_postgres::Client,
+    user: UserId,
+    amount: MicroUsd,
+) -> BudgetError {
+    let query = format!(
+        "SELECT u.tier, coalesce(s.spent_micro_usd + s.reserved_micro_usd, 0) FROM users u
+         LEFT JOIN user_monthly_spend s ON s.user_id = u.id AND s.month = {MONTH} WHERE u.id = $1"
+    );
+    let row = match client.query_opt(&query, &[&user.0]).await {
+        Ok(Some(row)) => row,
+        Ok(None) => {
+            return StoreError::NotFound {
+                what: "user",
+                id: user.to_string(),
+            }
+            .into();
+        }
+        Err(e) => return StoreError::from(e).into(),
+    };
+    let read =
+        || -> Result<(Tier, i64), tokio_postgres::Error> { Ok((row.try_get(0)?, row.try_get(1)?)) };
+    match read() {
+        Ok((tier, used)) => BudgetError::Exceeded {
+            scope: BudgetScope::UserMonth,
+            needed: amount,
+            available: tier.monthly_ai_budget().remaining_after(MicroUsd(used)),
+        },
+        Err(e) => StoreError::from(e).into(),
+    }
+}
+
+/// Why the run refused: how much is left, or that there is no such run.
+async fn run_refusal(
+    client: &tokio_postgres::Client,
+    run: Option<RunId>,
+    amount: MicroUsd,
+) -> BudgetError {
+    let Some(run) = run else {
+        return StoreError::NotFound {
+            what: "run",
+            id: "none".into(),
+        }
+        .into();
+    };
+    let query =
+        "SELECT budget_micro_usd - spent_micro_usd - reserved_micro_usd FROM runs WHERE id = $1";
+    match client.query_opt(query, &[&run.0]).await {
+        Ok(Some(row)) => match row.try_get::<_, i64>(0) {
+            Ok(left) => BudgetError::Exceeded {
+                scope: BudgetScope::Run,
+                needed: amount,
+                available: MicroUsd(left.max(0)),
+            },
+            Err(e) => StoreError::from(e).into(),
+        },
+        Ok(None) => StoreError::NotFound {
+            what: "run",
+            id: run.to_string(),
+        }
+        .into(),
+        Err(e) => StoreError::from(e).into(),
+    }
+}
+
 #[async_trait]
 impl BudgetStore for PgBudgetStore {
     async fn reserve(
@@ -40,92 +134,41 @@ impl BudgetStore for PgBudgetStore {
         amount: MicroUsd,
     ) -> Result<Reservation, BudgetError> {
         let mut client = self.pool.get().await.map_err(StoreError::from)?;
+        let (tiers, limits): (Vec<String>, Vec<i64>) = Tier::ALL
+            .iter()
+            .map(|t| (t.as_str().to_owned(), t.monthly_ai_budget().0))
+            .unzip();
         let tx = client.transaction().await.map_err(StoreError::from)?;
-        let tier: Tier = tx
-            .query_opt(
-                &tx.prepare_cached("SELECT tier FROM users WHERE id = $1")
-                    .await
-                    .map_err(StoreError::from)?,
-                &[&user.0],
-            )
+        let hold_month = tx
+            .prepare_cached(&HOLD_MONTH.replace("{MONTH}", MONTH))
             .await
-            .map_err(StoreError::from)?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "user",
-                id: user.to_string(),
-            })?
-            .try_get(0)
             .map_err(StoreError::from)?;
-        let limit = tier.monthly_ai_budget();
-        tx.execute(
-            &tx.prepare_cached(&format!("INSERT INTO user_monthly_spend (user_id, month) VALUES ($1, {MONTH}) ON CONFLICT DO NOTHING")).await.map_err(StoreError::from)?,
-            &[&user.0],
-        )
-        .await
-        .map_err(StoreError::from)?;
         let held = tx
-            .query_opt(
-                &tx.prepare_cached(&format!(
-                    "UPDATE user_monthly_spend SET reserved_micro_usd = reserved_micro_usd + $2
-                     WHERE user_id = $1 AND month = {MONTH} AND spent_micro_usd + reserved_micro_usd + $2 <= $3
-                     RETURNING month"
-                )).await.map_err(StoreError::from)?,
-                &[&user.0, &amount.0, &limit.0],
-            )
+            .query_opt(&hold_month, &[&user.0, &amount.0, &tiers, &limits])
             .await
             .map_err(StoreError::from)?;
         let Some(held) = held else {
-            let row = tx
-                .query_one(
-                    &tx.prepare_cached(&format!("SELECT spent_micro_usd + reserved_micro_usd FROM user_monthly_spend WHERE user_id = $1 AND month = {MONTH}")).await.map_err(StoreError::from)?,
-                    &[&user.0],
-                )
-                .await
-                .map_err(StoreError::from)?;
-            let used: i64 = row.try_get(0).map_err(StoreError::from)?;
-            return Err(BudgetError::Exceeded {
-                scope: BudgetScope::UserMonth,
-                needed: amount,
-                available: limit.remaining_after(MicroUsd(used)),
-            });
+            tx.rollback().await.map_err(StoreError::from)?;
+            return Err(month_refusal(&client, user, amount).await);
         };
         let month: chrono::NaiveDate = held.try_get(0).map_err(StoreError::from)?;
-        if let Some(run) = run {
-            let ok = tx
-                .query_opt(
-                    &tx.prepare_cached(
-                        "UPDATE runs SET reserved_micro_usd = reserved_micro_usd + $2
-                     WHERE id = $1 AND spent_micro_usd + reserved_micro_usd + $2 <= budget_micro_usd
-                     RETURNING id",
-                    )
-                    .await
-                    .map_err(StoreError::from)?,
-                    &[&run.0, &amount.0],
-                )
-                .await
-                .map_err(StoreError::from)?;
-            if ok.is_none() {
-                let row = tx
-                    .query_opt(&tx.prepare_cached("SELECT budget_micro_usd - spent_micro_usd - reserved_micro_usd FROM runs WHERE id = $1").await.map_err(StoreError::from)?, &[&run.0])
-                    .await
-                    .map_err(StoreError::from)?
-                    .ok_or_else(|| StoreError::NotFound { what: "run", id: run.to_string() })?;
-                let left: i64 = row.try_get(0).map_err(StoreError::from)?;
-                // Dropping the transaction rolls back the user's reservation too.
-                return Err(BudgetError::Exceeded {
-                    scope: BudgetScope::Run,
-                    needed: amount,
-                    available: MicroUsd(left.max(0)),
-                });
-            }
-        }
         let id = Uuid::new_v4();
-        tx.execute(
-            &tx.prepare_cached("INSERT INTO budget_reservations (id, user_id, run_id, month, amount_micro_usd) VALUES ($1, $2, $3, $4, $5)").await.map_err(StoreError::from)?,
-            &[&id, &user.0, &run.map(|r| r.0), &month, &amount.0],
-        )
-        .await
-        .map_err(StoreError::from)?;
+        let hold_run = tx
+            .prepare_cached(HOLD_RUN)
+            .await
+            .map_err(StoreError::from)?;
+        let reserved = tx
+            .query_opt(
+                &hold_run,
+                &[&id, &user.0, &run.map(|r| r.0), &month, &amount.0],
+            )
+            .await
+            .map_err(StoreError::from)?;
+        if reserved.is_none() {
+            // Rolling back gives the user's month its reservation back too.
+            tx.rollback().await.map_err(StoreError::from)?;
+            return Err(run_refusal(&client, run, amount).await);
+        }
         tx.commit().await.map_err(StoreError::from)?;
         Ok(Reservation { id, amount })
     }
@@ -162,39 +205,42 @@ impl BudgetStore for PgBudgetStore {
     }
 
     async fn settle(&self, reservation: Uuid, actual: MicroUsd) -> Result<(), StoreError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let Some(row) = tx
-            .query_opt(
-                &tx.prepare_cached("UPDATE budget_reservations SET status = $2, actual_micro_usd = $3, settled_at = now()
-                 WHERE id = $1 AND status = $4
-                 RETURNING user_id, run_id, month, amount_micro_usd").await.map_err(StoreError::from)?,
-                &[&reservation, &ReservationStatus::Settled, &actual.0, &ReservationStatus::Held],
-            )
-            .await?
-        else {
-            return Ok(());
-        };
-        let (user, run, month, amount): (Uuid, Option<Uuid>, chrono::NaiveDate, i64) = (
-            row.try_get(0)?,
-            row.try_get(1)?,
-            row.try_get(2)?,
-            row.try_get(3)?,
-        );
-        tx.execute(
-            &tx.prepare_cached("UPDATE user_monthly_spend SET reserved_micro_usd = reserved_micro_usd - $3, spent_micro_usd = spent_micro_usd + $4
-             WHERE user_id = $1 AND month = $2").await.map_err(StoreError::from)?,
-            &[&user, &month, &amount, &actual.0],
-        )
-        .await?;
-        if let Some(run) = run {
-            tx.execute(
-                &tx.prepare_cached("UPDATE runs SET reserved_micro_usd = reserved_micro_usd - $2, spent_micro_usd = spent_micro_usd + $3 WHERE id = $1").await.map_err(StoreError::from)?,
-                &[&run, &amount, &actual.0],
+        // One statement, so one round trip and atomic: the reservation is marked settled
+        // only while still held (settling twice changes nothing), and the user's month and
+        // the run move the same amount from reserved to spent.
+        let client = self.pool.get().await?;
+        let settle = client
+            .prepare_cached(
+                "WITH held AS (
+                     UPDATE budget_reservations SET status = $2, actual_micro_usd = $3, settled_at = now()
+                     WHERE id = $1 AND status = $4
+                     RETURNING user_id, run_id, month, amount_micro_usd),
+                 month AS (
+                     UPDATE user_monthly_spend s
+                     SET reserved_micro_usd = s.reserved_micro_usd - held.amount_micro_usd,
+                         spent_micro_usd = s.spent_micro_usd + $3
+                     FROM held WHERE s.user_id = held.user_id AND s.month = held.month
+                     RETURNING 1),
+                 run AS (
+                     UPDATE runs r
+                     SET reserved_micro_usd = r.reserved_micro_usd - held.amount_micro_usd,
+                         spent_micro_usd = r.spent_micro_usd + $3
+                     FROM held WHERE r.id = held.run_id
+                     RETURNING 1)
+                 SELECT (SELECT count(*) FROM month), (SELECT count(*) FROM run)",
             )
             .await?;
-        }
-        tx.commit().await?;
+        client
+            .query_one(
+                &settle,
+                &[
+                    &reservation,
+                    &ReservationStatus::Settled,
+                    &actual.0,
+                    &ReservationStatus::Held,
+                ],
+            )
+            .await?;
         Ok(())
     }
 }
