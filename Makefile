@@ -1,12 +1,15 @@
 # The two commands of the README, and the stack's own verbs. Everything is in
 # infra/local/stack.sh; this file only names it.
-.PHONY: demo test bench up down status lint
+.PHONY: demo demo-compatible test bench up down status lint
 
 demo:  ## set up, start the local stack, run the main job, stop what was started
 	bash infra/local/stack.sh demo
 
 test:  ## set up, start the local stack, run the whole test suite, stop what was started
 	bash infra/local/stack.sh test
+
+demo-compatible:  ## the demo over the OpenAI-compatible adapter (a local server speaking its wire format)
+	bash infra/local/stack.sh demo-compatible
 
 bench: ## the gateway's overhead per call (routing, budget, slot, cache, ledger) on the local stack
 	bash infra/local/stack.sh bench

@@ -25,6 +25,7 @@ env_file="$local_dir/stack.env"
 moto_pid_file="$local_dir/moto.pid"
 moto_log="$local_dir/moto.log"
 runner_pid_file="$local_dir/runner.pid"
+compatible_pid_file="$local_dir/compatible-server.pid"
 runner_log="$local_dir/runner.log"
 sam_venv="$local_dir/sam-venv"
 demo_command=${DEMO_COMMAND:-"Build a recipe app for keto dieters"}
@@ -250,6 +251,7 @@ stop_runner() {
 
 down() {
   stop_runner
+  stop_compatible
   if moto_running; then
     kill "$(cat "$moto_pid_file")" && say "stopped moto (pid $(cat "$moto_pid_file"))"
   fi
@@ -329,6 +331,33 @@ run_bench() {
   (cd "$root" && cargo bench -p autocrew-tests --bench gateway)
 }
 
+# The demo over the OpenAI-compatible adapter's real HTTP path (issue 4's done-when):
+# compatible-server serves the offline model behind the Chat Completions wire format, and
+# the steps call it by OPENAI_BASE_URL, priced by an operator's table.
+demo_compatible() {
+  local port i
+  stop_compatible
+  port=$(free_port)
+  "$(target_dir)/debug/compatible-server" --port "$port" >"$local_dir/compatible-server.log" 2>&1 &
+  echo $! >"$compatible_pid_file"
+  for i in $(seq 1 50); do
+    "$python" -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
+    sleep 0.1
+  done
+  say "compatible-server (the offline model behind the OpenAI wire format) at http://127.0.0.1:$port/v1"
+  export OPENAI_BASE_URL="http://127.0.0.1:$port/v1" LLM_MODEL=offline-template-1 \
+    PRICE_TABLE_PATH="$root/infra/local/compatible-prices.json" LLM_CACHE_TTL_SECS=0
+  demo
+  stop_compatible
+}
+
+stop_compatible() {
+  if [ -f "$compatible_pid_file" ] && kill -0 "$(cat "$compatible_pid_file")" 2>/dev/null; then
+    kill "$(cat "$compatible_pid_file")" && say "stopped compatible-server (pid $(cat "$compatible_pid_file"))"
+  fi
+  rm -f "$compatible_pid_file"
+}
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
@@ -336,6 +365,7 @@ case "${1:-}" in
   test) lint; with_stack run_tests ;;
   demo) with_stack demo ;;
   bench) with_stack run_bench ;;
+  demo-compatible) with_stack demo_compatible ;;
   lint) lint ;;
-  *) die "usage: stack.sh up|down|status|test|demo|bench|lint" ;;
+  *) die "usage: stack.sh up|down|status|test|demo|demo-compatible|bench|lint" ;;
 esac
