@@ -9,14 +9,10 @@
 
 use async_trait::async_trait;
 use autocrew_shared::adapters::llm::select;
-use autocrew_shared::adapters::postgres::{
-    PgBudgetStore, PgConcurrencyLimiter, PgLedger, PgResponseCache, PgSemanticCache,
-};
 use autocrew_shared::domain::records::Attribution;
-use autocrew_shared::domain::routing::ModelRef;
 use autocrew_shared::domain::{AgentKind, MicroUsd};
 use autocrew_shared::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse, Message};
-use autocrew_shared::services::{Call, Gateway, GatewaySettings, GatewayStores};
+use autocrew_shared::services::{Call, Gateway, GatewaySettings};
 use autocrew_tests::{TestDb, reply, seed};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -123,24 +119,13 @@ async fn main() -> anyhow::Result<()> {
             &[&seeded.run.id.0, &MicroUsd::from_dollars(30).0],
         )
         .await?;
-    let mut models = select::from_env(&HashMap::new())?.models;
-    models.providers.insert("bench".into(), Arc::new(Instant0));
-    models.primary = ModelRef {
-        provider: "bench".into(),
-        model: "bench-1".into(),
-    };
-    models.pinned = true;
+    let mut models = select::from_env(&HashMap::new())?
+        .models
+        .pinned_to(Arc::new(Instant0), "bench-1");
     models.prices = Arc::new(autocrew_shared::domain::pricing::PriceTable::parse(
         r#"{"as_of": "2026-11-25", "models": [{"provider": "bench", "model": "bench-1", "input": "0.15", "output": "0.60", "cache_write": "0", "cache_read": "0"}]}"#,
     )?);
-    let pool = db.pool.clone();
-    let stores = GatewayStores {
-        budgets: Arc::new(PgBudgetStore::new(pool.clone())),
-        ledger: Arc::new(PgLedger::new(pool.clone())),
-        cache: Arc::new(PgResponseCache::new(pool.clone())),
-        semantic: Arc::new(PgSemanticCache::new(pool.clone())),
-        limiter: Arc::new(PgConcurrencyLimiter::new(pool)),
-    };
+    let stores = autocrew_shared::adapters::gateway_stores(&db.pool);
     let uncached = Gateway::new(
         models.clone(),
         stores.clone(),

@@ -4,8 +4,7 @@ use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, S3BlobStore, SfnStateMachine, SqsQueue};
 use autocrew_shared::adapters::llm::select::{self, LlmSetup};
 use autocrew_shared::adapters::postgres::{
-    self, PgArtifactStore, PgBudgetStore, PgConcurrencyLimiter, PgLedger, PgResponseCache,
-    PgRunStore, PgSemanticCache, PgTaskStore, Pool,
+    self, PgArtifactStore, PgLedger, PgRunStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, optional, required,
@@ -15,7 +14,7 @@ use autocrew_shared::domain::PlanLimits;
 use autocrew_shared::ports::{
     ArtifactStore, BlobStore, Ledger, Queue, RunStore, StateMachine, TaskStore,
 };
-use autocrew_shared::services::{AgentQueues, Dispatcher, Gateway, GatewayStores, Notifier};
+use autocrew_shared::services::{AgentQueues, Dispatcher, Gateway, Notifier};
 use aws_config::SdkConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,13 +114,7 @@ impl StepContext {
             artifacts: Arc::new(PgArtifactStore::new(pool.clone())),
             gateway: Gateway::new(
                 settings.llm.models,
-                GatewayStores {
-                    budgets: Arc::new(PgBudgetStore::new(pool.clone())),
-                    ledger: ledger.clone(),
-                    cache: Arc::new(PgResponseCache::new(pool.clone())),
-                    semantic: Arc::new(PgSemanticCache::new(pool.clone())),
-                    limiter: Arc::new(PgConcurrencyLimiter::new(pool)),
-                },
+                adapters::gateway_stores(&pool),
                 settings.llm.settings,
             ),
             profiles: settings.llm.profiles,

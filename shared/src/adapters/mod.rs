@@ -5,7 +5,7 @@ pub mod aws;
 pub mod llm;
 pub mod postgres;
 
-use crate::services::Notifier;
+use crate::services::{GatewayStores, Notifier};
 use std::sync::Arc;
 
 /// The notifier every function uses: the event log and ledger in Postgres, the connection
@@ -22,4 +22,16 @@ pub fn notifier(
         Arc::new(aws::DynamoConnectionRegistry::new(sdk, table)),
         Arc::new(aws::ApiGatewayPush::new(sdk, callback_url)),
     )
+}
+
+/// The gateway's stores, all in Postgres: budgets, ledger, exact and semantic caches, and
+/// the providers' concurrency slots.
+pub fn gateway_stores(pool: &postgres::Pool) -> GatewayStores {
+    GatewayStores {
+        budgets: Arc::new(postgres::PgBudgetStore::new(pool.clone())),
+        ledger: Arc::new(postgres::PgLedger::new(pool.clone())),
+        cache: Arc::new(postgres::PgResponseCache::new(pool.clone())),
+        semantic: Arc::new(postgres::PgSemanticCache::new(pool.clone())),
+        limiter: Arc::new(postgres::PgConcurrencyLimiter::new(pool.clone())),
+    }
 }

@@ -4,16 +4,11 @@
 
 use async_trait::async_trait;
 use autocrew_shared::adapters::llm::{OpenAiClient, select};
-use autocrew_shared::adapters::postgres::{
-    PgBudgetStore, PgConcurrencyLimiter, PgLedger, PgResponseCache, PgSemanticCache,
-};
 use autocrew_shared::domain::records::{Attribution, TokenUsage};
 use autocrew_shared::domain::routing::ModelRef;
 use autocrew_shared::domain::{AgentKind, Complexity};
 use autocrew_shared::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse, Message};
-use autocrew_shared::services::{
-    Call, Gateway, GatewayModels, GatewaySettings, GatewayStores, Source,
-};
+use autocrew_shared::services::{Call, Gateway, GatewayModels, GatewaySettings, Source};
 use autocrew_tests::replay::{Recorded, ReplayServer};
 use autocrew_tests::{Seeded, TestDb, reply, seed};
 use std::collections::HashMap;
@@ -51,16 +46,9 @@ fn models(extra: Vec<Arc<dyn LlmClient>>, pinned: Option<(&str, &str)>) -> Gatew
 }
 
 fn gateway(db: &TestDb, models: GatewayModels, settings: GatewaySettings) -> Gateway {
-    let pool = db.pool.clone();
     Gateway::new(
         models,
-        GatewayStores {
-            budgets: Arc::new(PgBudgetStore::new(pool.clone())),
-            ledger: Arc::new(PgLedger::new(pool.clone())),
-            cache: Arc::new(PgResponseCache::new(pool.clone())),
-            semantic: Arc::new(PgSemanticCache::new(pool.clone())),
-            limiter: Arc::new(PgConcurrencyLimiter::new(pool)),
-        },
+        autocrew_shared::adapters::gateway_stores(&db.pool),
         settings,
     )
 }

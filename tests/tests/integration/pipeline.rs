@@ -10,7 +10,6 @@ use autocrew_shared::adapters::aws::{SfnStateMachine, SqsQueue};
 use autocrew_shared::adapters::postgres::{PgEventLog, PgRunStore};
 use autocrew_shared::domain::pricing::PriceTable;
 use autocrew_shared::domain::records::TokenUsage;
-use autocrew_shared::domain::routing::ModelRef;
 use autocrew_shared::domain::{AgentKind, EventKind, RunStatus, TaskStatus};
 use autocrew_shared::ports::llm::{
     Content, LlmClient, LlmError, LlmRequest, LlmResponse, StopReason,
@@ -110,15 +109,7 @@ pub(crate) fn pin(
     model: &str,
     prices: Option<PriceTable>,
 ) {
-    let mut models = ctx.gateway.models().clone();
-    models.primary = ModelRef {
-        provider: client.provider().to_owned(),
-        model: model.to_owned(),
-    };
-    models
-        .providers
-        .insert(client.provider().to_owned(), client);
-    models.pinned = true;
+    let mut models = ctx.gateway.models().clone().pinned_to(client, model);
     if let Some(prices) = prices {
         models.prices = Arc::new(prices);
     }

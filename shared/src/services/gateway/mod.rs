@@ -109,6 +109,20 @@ pub struct GatewayModels {
     pub embedder: Arc<dyn Embedder>,
 }
 
+impl GatewayModels {
+    /// Every call to `client` with `model` (as `LLM_MODEL` pins it).
+    pub fn pinned_to(mut self, client: Arc<dyn LlmClient>, model: &str) -> Self {
+        let provider = client.provider().to_owned();
+        self.primary = ModelRef {
+            provider: provider.clone(),
+            model: model.to_owned(),
+        };
+        self.providers.insert(provider, client);
+        self.pinned = true;
+        self
+    }
+}
+
 /// See the module documentation.
 #[derive(Clone)]
 pub struct Gateway {
