@@ -8,7 +8,7 @@ use crate::callback::{call_model, store_artifact};
 use crate::progress::Progress;
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::agents::{self, AgentTaskContext};
-use autocrew_shared::crew::{schema, tools};
+use autocrew_shared::crew::tools;
 use autocrew_shared::domain::records::{Attribution, Run, Task};
 use autocrew_shared::ports::llm::{Content, Message, Role};
 use autocrew_shared::services::Call;
@@ -131,7 +131,7 @@ pub(crate) async fn run(
         let mut results = Vec::with_capacity(calls.len());
         let mut summary = None;
         for (id, name, input) in calls {
-            let outcome = match check(&name, &input) {
+            let outcome = match tools::check_arguments(&name, &input) {
                 Err(violations) => {
                     bad_calls += 1;
                     if bad_calls > 1 {
@@ -179,14 +179,6 @@ pub(crate) async fn run(
         "step limit: {} model turns without finish",
         profile.max_steps
     )))
-}
-
-/// The call's arguments against its tool's schema; an unknown tool is a violation too.
-fn check(name: &str, input: &Value) -> Result<(), String> {
-    let Some(spec) = tools::spec(name) else {
-        return Err(format!("there is no tool named {name:?}"));
-    };
-    schema::validate(&spec.input_schema, input).map_err(|v| v.to_string())
 }
 
 /// Stores the file as an artifact under the task's folder.

@@ -1,6 +1,6 @@
 //! Planning: the orchestrator's request and the parsing of its answer.
 
-use super::schema::{SchemaViolations, parse_checked};
+use super::schema::{Checker, SchemaViolations, parse_checked};
 use super::{AgentProfile, PLAN_SCHEMA_TITLE};
 use crate::domain::{PlanError, PlanLimits, PlannedTask, TaskGraph};
 use crate::ports::llm::{Content, LlmRequest, LlmResponse, Message, Role};
@@ -25,6 +25,10 @@ pub enum PlanningError {
     #[error("the plan was rejected: {0}")]
     Rejected(#[from] PlanError),
 }
+
+/// The plan schema, compiled once per process.
+static PLAN_CHECKER: std::sync::LazyLock<Result<Checker, SchemaViolations>> =
+    std::sync::LazyLock::new(|| Checker::new(&plan_schema()));
 
 /// The JSON Schema the plan must match.
 pub fn plan_schema() -> serde_json::Value {
@@ -92,7 +96,8 @@ pub fn parse_plan(
     response: &LlmResponse,
     limits: PlanLimits,
 ) -> Result<(PlanReply, TaskGraph), PlanningError> {
-    let value = parse_checked(&plan_schema(), &response.text())?;
+    let checker = PLAN_CHECKER.as_ref().map_err(Clone::clone)?;
+    let value = parse_checked(checker, &response.text())?;
     let reply: PlanReply = serde_json::from_value(value).map_err(PlanningError::Unreadable)?;
     let graph = TaskGraph::build(&reply.tasks, limits)?;
     Ok((reply, graph))

@@ -9,11 +9,28 @@ use serde_json::Value;
 #[error("{}", .0.join("; "))]
 pub struct SchemaViolations(pub Vec<String>);
 
-/// Checks `value` against `schema`; a schema that is itself invalid is reported as a
-/// violation rather than a panic.
+/// A schema compiled once, to check many values.
+pub struct Checker(jsonschema::Validator);
+
+impl Checker {
+    /// Compiles `schema`; a schema that is itself invalid is reported as a violation.
+    pub fn new(schema: &Value) -> Result<Checker, SchemaViolations> {
+        jsonschema::validator_for(schema)
+            .map(Checker)
+            .map_err(|e| SchemaViolations(vec![format!("the schema itself is invalid: {e}")]))
+    }
+
+    pub fn check(&self, value: &Value) -> Result<(), SchemaViolations> {
+        violations(&self.0, value)
+    }
+}
+
+/// Checks `value` against `schema`, compiling it for this one check.
 pub fn validate(schema: &Value, value: &Value) -> Result<(), SchemaViolations> {
-    let validator = jsonschema::validator_for(schema)
-        .map_err(|e| SchemaViolations(vec![format!("the schema itself is invalid: {e}")]))?;
+    Checker::new(schema)?.check(value)
+}
+
+fn violations(validator: &jsonschema::Validator, value: &Value) -> Result<(), SchemaViolations> {
     let errors: Vec<String> = validator
         .iter_errors(value)
         .take(10)
@@ -30,10 +47,10 @@ pub fn validate(schema: &Value, value: &Value) -> Result<(), SchemaViolations> {
 }
 
 /// Reads a model's JSON answer (a Markdown code fence around it is accepted) and checks it.
-pub fn parse_checked(schema: &Value, text: &str) -> Result<Value, SchemaViolations> {
+pub fn parse_checked(checker: &Checker, text: &str) -> Result<Value, SchemaViolations> {
     let value: Value = serde_json::from_str(super::planner::strip_fences(text))
         .map_err(|e| SchemaViolations(vec![format!("not valid JSON: {e}")]))?;
-    validate(schema, &value)?;
+    checker.check(&value)?;
     Ok(value)
 }
 
@@ -54,10 +71,11 @@ mod tests {
             .to_string();
         assert!(err.contains("\"path\" is a required property"), "{err}");
         assert!(err.contains("at /n:"), "{err}");
-        let err = parse_checked(&schema, "not json").unwrap_err().to_string();
+        let checker = Checker::new(&schema).unwrap();
+        let err = parse_checked(&checker, "not json").unwrap_err().to_string();
         assert!(err.starts_with("not valid JSON"), "{err}");
         assert_eq!(
-            parse_checked(&schema, "```json\n{\"path\": \"x\"}\n```").unwrap(),
+            parse_checked(&checker, "```json\n{\"path\": \"x\"}\n```").unwrap(),
             json!({"path": "x"})
         );
     }

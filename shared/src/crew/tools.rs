@@ -2,6 +2,7 @@
 //! behaviour is code (in the agent step); which agent gets which is configuration
 //! (`shared/data/agents.json`).
 
+use super::schema::{Checker, SchemaViolations};
 use crate::ports::llm::ToolSpec;
 use serde_json::json;
 
@@ -52,6 +53,24 @@ pub fn spec(name: &str) -> Option<ToolSpec> {
         description: description.to_owned(),
         input_schema: schema,
     })
+}
+
+/// Each known tool's argument schema, compiled once per process.
+static CHECKERS: std::sync::LazyLock<Vec<(&'static str, Result<Checker, SchemaViolations>)>> =
+    std::sync::LazyLock::new(|| {
+        KNOWN
+            .iter()
+            .filter_map(|name| Some((*name, Checker::new(&spec(name)?.input_schema))))
+            .collect()
+    });
+
+/// Checks a call's arguments against its tool's schema; an unknown tool is a violation.
+pub fn check_arguments(name: &str, input: &serde_json::Value) -> Result<(), String> {
+    match CHECKERS.iter().find(|(known, _)| *known == name) {
+        Some((_, Ok(checker))) => checker.check(input).map_err(|v| v.to_string()),
+        Some((_, Err(e))) => Err(e.to_string()),
+        None => Err(format!("there is no tool named {name:?}")),
+    }
 }
 
 /// A file path the schema accepts but that must still not escape the task's folder.

@@ -49,7 +49,8 @@ async fn an_agent_answer_comes_back_as_json_with_usage_metadata_read() -> anyhow
         response_schema: Some(schema.clone()),
     };
     let response = client(&server).complete(&request).await?;
-    let output = autocrew_shared::crew::schema::parse_checked(&schema, &response.text())?;
+    let checker = autocrew_shared::crew::schema::Checker::new(&schema)?;
+    let output = autocrew_shared::crew::schema::parse_checked(&checker, &response.text())?;
 
     assert_eq!(output["files"][0]["path"], "brand.md");
     assert_eq!(response.stop_reason, StopReason::EndTurn);

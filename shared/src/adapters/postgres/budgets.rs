@@ -31,6 +31,15 @@ fn percent(limit: i64, used: i64) -> u8 {
 
 const MONTH: &str = "date_trunc('month', now() AT TIME ZONE 'UTC')::date";
 
+/// Each tier's name and monthly AI budget, as `HOLD_MONTH` takes them.
+static TIER_LIMITS: std::sync::LazyLock<(Vec<&'static str>, Vec<i64>)> =
+    std::sync::LazyLock::new(|| {
+        Tier::ALL
+            .iter()
+            .map(|t| (t.as_str(), t.monthly_ai_budget().0))
+            .unzip()
+    });
+
 /// Adds `$2` to the user's reserved spend this month (creating the month's row if needed),
 /// only if it stays within their tier's limit (`$3` tiers, `$4` their limits). The
 /// conflicting row is locked and the condition re-checked on its latest version, so racing
@@ -41,7 +50,8 @@ const HOLD_MONTH: &str = "
         JOIN unnest($3::text[], $4::bigint[]) AS l (tier, limit_micro_usd) ON l.tier = u.tier::text
         WHERE u.id = $1)
     INSERT INTO user_monthly_spend AS s (user_id, month, reserved_micro_usd)
-    SELECT $1, {MONTH}, $2 FROM lim WHERE $2 <= lim.limit_micro_usd
+    SELECT $1, date_trunc('month', now() AT TIME ZONE 'UTC')::date, $2
+    FROM lim WHERE $2 <= lim.limit_micro_usd
     ON CONFLICT (user_id, month) DO UPDATE
         SET reserved_micro_usd = s.reserved_micro_usd + EXCLUDED.reserved_micro_usd
         WHERE s.spent_micro_usd + s.reserved_micro_usd + EXCLUDED.reserved_micro_usd
@@ -134,17 +144,14 @@ impl BudgetStore for PgBudgetStore {
         amount: MicroUsd,
     ) -> Result<Reservation, BudgetError> {
         let mut client = self.pool.get().await.map_err(StoreError::from)?;
-        let (tiers, limits): (Vec<String>, Vec<i64>) = Tier::ALL
-            .iter()
-            .map(|t| (t.as_str().to_owned(), t.monthly_ai_budget().0))
-            .unzip();
+        let (tiers, limits) = &*TIER_LIMITS;
         let tx = client.transaction().await.map_err(StoreError::from)?;
         let hold_month = tx
-            .prepare_cached(&HOLD_MONTH.replace("{MONTH}", MONTH))
+            .prepare_cached(HOLD_MONTH)
             .await
             .map_err(StoreError::from)?;
         let held = tx
-            .query_opt(&hold_month, &[&user.0, &amount.0, &tiers, &limits])
+            .query_opt(&hold_month, &[&user.0, &amount.0, tiers, limits])
             .await
             .map_err(StoreError::from)?;
         let Some(held) = held else {
