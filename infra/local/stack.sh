@@ -346,7 +346,7 @@ demo_compatible() {
   done
   say "compatible-server (the offline model behind the OpenAI wire format) at http://127.0.0.1:$port/v1"
   export OPENAI_BASE_URL="http://127.0.0.1:$port/v1" LLM_MODEL=offline-template-1 \
-    PRICE_TABLE_PATH="$root/infra/local/compatible-prices.json" LLM_CACHE_TTL_SECS=0
+    MODEL_TABLE_PATH="$root/infra/local/compatible-models.json" LLM_CACHE_TTL_SECS=0
   demo
   stop_compatible
 }

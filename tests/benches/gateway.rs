@@ -46,8 +46,9 @@ fn request(i: usize) -> LlmRequest {
         ))],
         tools: Vec::new(),
         max_tokens: 1024,
-        temperature: Some(0.4),
+        temperature: autocrew_shared::domain::Decimal::parse("0.4").ok(),
         response_schema: None,
+        ..LlmRequest::default()
     }
 }
 
@@ -122,9 +123,9 @@ async fn main() -> anyhow::Result<()> {
     let mut models = select::from_env(&HashMap::new())?
         .models
         .pinned_to(Arc::new(Instant0), "bench-1");
-    models.prices = Arc::new(autocrew_shared::domain::pricing::PriceTable::parse(
-        r#"{"as_of": "2026-11-25", "models": [{"provider": "bench", "model": "bench-1", "input": "0.15", "output": "0.60", "cache_write": "0", "cache_read": "0"}]}"#,
-    )?);
+    models.table = Arc::new(autocrew_tests::model_table(&[(
+        "bench", "bench-1", "0.15", "0.60",
+    )])?);
     let stores = autocrew_shared::adapters::gateway_stores(&db.pool);
     let uncached = Gateway::new(
         models.clone(),

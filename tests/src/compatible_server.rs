@@ -134,10 +134,10 @@ fn neutral(body: &Value) -> Result<LlmRequest, String> {
         messages,
         tools,
         max_tokens: body["max_tokens"].as_u64().unwrap_or(4096) as u32,
-        temperature: body["temperature"].as_f64().map(|t| t as f32),
         response_schema: body["response_format"]["json_schema"]
             .get("schema")
             .cloned(),
+        ..LlmRequest::default()
     })
 }
 

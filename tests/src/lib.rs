@@ -239,3 +239,31 @@ pub async fn create_connections_table(
         .await?;
     Ok(())
 }
+
+/// A model table for self-hosted test models: each `(provider, model, input, output)` at
+/// those dollar prices, with what an OpenAI-compatible server accepts (a temperature and a
+/// guiding `json_schema`, nothing strict), plus the offline models. What an operator's
+/// `MODEL_TABLE_PATH` file holds.
+pub fn model_table(
+    rows: &[(&str, &str, &str, &str)],
+) -> anyhow::Result<autocrew_shared::domain::models::ModelTable> {
+    let entry = |provider: &str, model: &str, input: &str, output: &str, caps: &str| {
+        format!(
+            r#"{{"provider": "{provider}", "model": "{model}", "source": "test", "checked": "2026-12-01",
+            "price": {{"input": "{input}", "output": "{output}", "cache_write": "0", "cache_read": "0"}},
+            "capabilities": {caps}}}"#
+        )
+    };
+    let compatible = r#"{"context_window": 131072, "max_output_tokens": 8192, "sampling": ["temperature"], "structured_output": "json_schema"}"#;
+    let offline = r#"{"context_window": 1000000, "max_output_tokens": 65536, "structured_output": "strict", "strict_tools": true}"#;
+    let entries: Vec<String> = rows
+        .iter()
+        .map(|(p, m, i, o)| entry(p, m, i, o, compatible))
+        .chain([entry("offline", "offline-template-1", "0", "0", offline)])
+        .collect();
+    let table = format!(
+        r#"{{"checked": "2026-12-01", "models": [{}]}}"#,
+        entries.join(",")
+    );
+    Ok(autocrew_shared::domain::models::ModelTable::parse(&table)?)
+}

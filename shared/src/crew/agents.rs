@@ -35,7 +35,9 @@ pub fn turn_request(profile: &AgentProfile, messages: Vec<Message>) -> LlmReques
         tools: profile.tool_specs(),
         max_tokens: profile.max_tokens,
         temperature: profile.temperature,
+        reasoning: profile.reasoning,
         response_schema: None,
+        capabilities: Default::default(),
     }
 }
 

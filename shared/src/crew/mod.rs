@@ -6,6 +6,7 @@ pub mod agents;
 pub mod planner;
 pub mod profiles;
 pub mod schema;
+pub mod strict;
 pub mod tools;
 
 pub use agents::AgentTaskContext;

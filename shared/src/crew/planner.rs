@@ -67,7 +67,9 @@ pub fn plan_request(profile: &AgentProfile, command: &str) -> LlmRequest {
         tools: Vec::new(),
         max_tokens: profile.max_tokens,
         temperature: profile.temperature,
+        reasoning: profile.reasoning,
         response_schema: Some(plan_schema()),
+        capabilities: Default::default(),
     }
 }
 

@@ -2,8 +2,9 @@
 //! `shared/data/agents.json` (or `AGENT_PROFILES_PATH`).
 
 use super::tools;
-use crate::domain::AgentKind;
+use crate::domain::capabilities::ReasoningEffort;
 use crate::domain::routing::{ModelPolicy, RoutingPolicy};
+use crate::domain::{AgentKind, Decimal};
 use crate::ports::llm::ToolSpec;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use std::time::Duration;
 pub const AGENTS_JSON: &str = include_str!("../../data/agents.json");
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AgentProfile {
     pub system: String,
     pub tools: Vec<String>,
@@ -23,7 +25,11 @@ pub struct AgentProfile {
     pub max_seconds: u64,
     /// Output tokens per model turn.
     pub max_tokens: u32,
-    pub temperature: Option<f32>,
+    /// Sent only to models that accept it (see the model table).
+    pub temperature: Option<Decimal>,
+    /// How much to reason before answering, where the model lets us say.
+    #[serde(default)]
+    pub reasoning: Option<ReasoningEffort>,
 }
 
 impl AgentProfile {

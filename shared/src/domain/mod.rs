@@ -1,13 +1,17 @@
 //! The domain: ids, kinds, money, records and the task graph. No I/O here.
 
+pub mod capabilities;
+pub mod decimal;
 pub mod graph;
 pub mod ids;
 pub mod kinds;
+pub mod models;
 pub mod money;
 pub mod pricing;
 pub mod records;
 pub mod routing;
 
+pub use decimal::Decimal;
 pub use graph::{PlanError, PlanLimits, PlannedTask, TaskGraph};
 pub use ids::{ArtifactId, ProjectId, RunId, TaskId, UserId};
 pub use kinds::{

@@ -1,69 +1,86 @@
-//! Prices, from the dated table in `shared/data/prices.json`, and the cost of a call in
-//! integer micro-dollars. A model missing from the table is an error naming it: a call is
-//! never priced at a silent zero.
+//! Prices in micro-dollars per million tokens, and the cost of a call. A price is one
+//! row of the model table (`shared/data/models.json`, see `models.rs`); a model missing
+//! from it is an error naming it, so a call is never priced at a silent zero.
 
 use super::money::MicroUsd;
 use super::records::TokenUsage;
 use serde::Deserialize;
 
-/// The table shipped with this build.
-pub const PRICES_JSON: &str = include_str!("../../data/prices.json");
-
 /// Why a price could not be had.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PricingError {
     #[error(
-        "no price for model {model:?} of provider {provider:?} in the price table (as of {as_of})"
+        "no entry for model {model:?} of provider {provider:?} in the model table (checked {as_of})"
     )]
     UnknownModel {
         provider: String,
         model: String,
         as_of: String,
     },
-    #[error("the price table is invalid: {0}")]
+    #[error("the model table is invalid: {0}")]
     Invalid(String),
 }
 
-/// One model's prices, in micro-dollars per million tokens.
+/// Micro-dollars per million tokens of each kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ModelPrice {
+pub struct Rates {
     pub input: MicroUsd,
     pub output: MicroUsd,
     pub cache_write: MicroUsd,
     pub cache_read: MicroUsd,
 }
 
+/// Dearer rates for a whole request once its prompt passes a size, as several providers
+/// bill long prompts (OpenAI above 272K tokens, Claude Haiku 5.5 above 100K).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LongContext {
+    pub above_prompt_tokens: u32,
+    pub rates: Rates,
+}
+
+/// One model's prices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelPrice {
+    pub base: Rates,
+    pub long: Option<LongContext>,
+}
+
 impl ModelPrice {
-    /// The cost of `usage`, each kind of token rounded up to the next micro-dollar.
+    /// The cost of `usage`, each kind of token rounded up to the next micro-dollar. The
+    /// prompt (input plus cache reads and writes) decides the band for the whole request.
     pub fn cost(&self, usage: TokenUsage) -> MicroUsd {
-        MicroUsd::for_tokens(usage.input.into(), self.input)
-            + MicroUsd::for_tokens(usage.output.into(), self.output)
-            + MicroUsd::for_tokens(usage.cache_write.into(), self.cache_write)
-            + MicroUsd::for_tokens(usage.cache_read.into(), self.cache_read)
+        let prompt =
+            u64::from(usage.input) + u64::from(usage.cache_read) + u64::from(usage.cache_write);
+        let rates = match self.long {
+            Some(long) if prompt > u64::from(long.above_prompt_tokens) => long.rates,
+            _ => self.base,
+        };
+        MicroUsd::for_tokens(usage.input.into(), rates.input)
+            + MicroUsd::for_tokens(usage.output.into(), rates.output)
+            + MicroUsd::for_tokens(usage.cache_write.into(), rates.cache_write)
+            + MicroUsd::for_tokens(usage.cache_read.into(), rates.cache_read)
     }
 }
 
+/// Rates as written in the table: dollar amounts as strings, read exactly.
 #[derive(Deserialize)]
-struct WireTable {
-    as_of: String,
-    models: Vec<WireRow>,
-}
-
-#[derive(Deserialize)]
-struct WireRow {
-    provider: String,
-    model: String,
+#[serde(deny_unknown_fields)]
+pub(crate) struct WireRates {
     input: String,
     output: String,
     cache_write: String,
     cache_read: String,
 }
 
-/// Prices by provider and model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PriceTable {
-    pub as_of: String,
-    rows: Vec<(String, String, ModelPrice)>,
+impl WireRates {
+    pub(crate) fn read(&self) -> Result<Rates, PricingError> {
+        Ok(Rates {
+            input: parse_dollars(&self.input)?,
+            output: parse_dollars(&self.output)?,
+            cache_write: parse_dollars(&self.cache_write)?,
+            cache_read: parse_dollars(&self.cache_read)?,
+        })
+    }
 }
 
 /// `"2.50"` dollars as micro-dollars, exactly (no floating point).
@@ -88,71 +105,17 @@ pub fn parse_dollars(text: &str) -> Result<MicroUsd, PricingError> {
         .ok_or_else(invalid)
 }
 
-static BUILTIN: std::sync::LazyLock<Result<PriceTable, PricingError>> =
-    std::sync::LazyLock::new(|| PriceTable::parse(PRICES_JSON));
-
-impl PriceTable {
-    /// The table shipped with this build, parsed once per process.
-    pub fn builtin() -> Result<&'static PriceTable, PricingError> {
-        BUILTIN.as_ref().map_err(Clone::clone)
-    }
-
-    pub fn parse(json: &str) -> Result<PriceTable, PricingError> {
-        let wire: WireTable =
-            serde_json::from_str(json).map_err(|e| PricingError::Invalid(e.to_string()))?;
-        let rows = wire
-            .models
-            .into_iter()
-            .map(|r| {
-                let price = ModelPrice {
-                    input: parse_dollars(&r.input)?,
-                    output: parse_dollars(&r.output)?,
-                    cache_write: parse_dollars(&r.cache_write)?,
-                    cache_read: parse_dollars(&r.cache_read)?,
-                };
-                Ok((r.provider, r.model, price))
-            })
-            .collect::<Result<_, PricingError>>()?;
-        Ok(PriceTable {
-            as_of: wire.as_of,
-            rows,
-        })
-    }
-
-    /// The price of `model`: an exact entry, else the longest entry the model's name starts
-    /// with (providers answer with dated names like `gpt-4o-2024-08-06`).
-    pub fn price(&self, provider: &str, model: &str) -> Result<ModelPrice, PricingError> {
-        self.rows
-            .iter()
-            .filter(|(p, m, _)| {
-                p == provider && (model == m || model.starts_with(&format!("{m}-")))
-            })
-            .max_by_key(|(_, m, _)| m.len())
-            .map(|(_, _, price)| *price)
-            .ok_or_else(|| PricingError::UnknownModel {
-                provider: provider.to_owned(),
-                model: model.to_owned(),
-                as_of: self.as_of.clone(),
-            })
-    }
-
-    /// The cost of one call.
-    pub fn cost(
-        &self,
-        provider: &str,
-        model: &str,
-        usage: TokenUsage,
-    ) -> Result<MicroUsd, PricingError> {
-        Ok(self.price(provider, model)?.cost(usage))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn table() -> &'static PriceTable {
-        PriceTable::builtin().expect("the shipped table parses")
+    fn rates(input: i64, output: i64) -> Rates {
+        Rates {
+            input: MicroUsd(input),
+            output: MicroUsd(output),
+            cache_write: MicroUsd(input * 5 / 4),
+            cache_read: MicroUsd(input / 10),
+        }
     }
 
     #[test]
@@ -168,63 +131,41 @@ mod tests {
 
     #[test]
     fn a_call_costs_each_kind_of_token_at_its_own_rate() {
-        // Sonnet 4.5: $3 in, $15 out, $3.75 cache write, $0.30 cache read per million.
+        // $2 in, $10 out, $2.50 cache write, $0.20 cache read per million.
+        let price = ModelPrice {
+            base: rates(2_000_000, 10_000_000),
+            long: None,
+        };
         let usage = TokenUsage {
             input: 412,
             output: 188,
             cache_write: 1536,
             cache_read: 10_000,
         };
-        let cost = table()
-            .cost("anthropic", "claude-sonnet-4-5-20250929", usage)
-            .unwrap();
-        // 1236 + 2820 + 5760 + 3000 micro-dollars.
-        assert_eq!(cost, MicroUsd(12_816));
+        // 824 + 1880 + 3840 + 2000 micro-dollars.
+        assert_eq!(price.cost(usage), MicroUsd(8_544));
     }
 
     #[test]
-    fn dated_model_names_find_their_family_and_the_longest_match_wins() {
-        let t = table();
-        assert_eq!(
-            t.price("openai", "gpt-4o-2024-08-06").unwrap().input,
-            MicroUsd(2_500_000)
-        );
-        assert_eq!(
-            t.price("openai", "gpt-4o-mini-2024-07-18").unwrap().input,
-            MicroUsd(150_000)
-        );
-        assert_eq!(
-            t.price("gemini", "gemini-2.5-flash-lite").unwrap().output,
-            MicroUsd(400_000)
-        );
-    }
-
-    #[test]
-    fn an_unknown_model_is_an_error_naming_provider_and_model_never_a_zero() {
-        let err = table()
-            .cost("openai", "gpt-9-ultra", TokenUsage::default())
-            .unwrap_err();
-        assert!(
-            matches!(&err, PricingError::UnknownModel { provider, model, .. } if provider == "openai" && model == "gpt-9-ultra")
-        );
-        assert!(err.to_string().contains("gpt-9-ultra") && err.to_string().contains("2026-11-25"));
-        assert!(
-            table().price("anthropic", "gpt-4o").is_err(),
-            "prices are per provider"
-        );
-    }
-
-    #[test]
-    fn the_offline_provider_is_priced_at_a_stated_zero() {
-        let usage = TokenUsage {
-            input: 1000,
-            output: 1000,
-            cache_write: 0,
-            cache_read: 0,
+    fn a_prompt_past_the_long_context_line_pays_the_long_rates_for_the_whole_request() {
+        let price = ModelPrice {
+            base: rates(100_000, 500_000),
+            long: Some(LongContext {
+                above_prompt_tokens: 100_000,
+                rates: rates(500_000, 2_500_000),
+            }),
         };
-        assert_eq!(
-            table().cost("offline", "offline-template-1", usage),
-            Ok(MicroUsd::ZERO)
-        );
+        let at_line = TokenUsage {
+            input: 90_000,
+            output: 1_000,
+            cache_write: 0,
+            cache_read: 10_000,
+        };
+        let past = TokenUsage {
+            input: 90_001,
+            ..at_line
+        };
+        assert_eq!(price.cost(at_line), MicroUsd(9_000 + 500 + 100));
+        assert_eq!(price.cost(past), MicroUsd(45_001 + 2_500 + 500));
     }
 }

@@ -181,7 +181,7 @@ mod tests {
         let policy = RoutingPolicy::builtin().unwrap();
         let route = policy.route("strong", 100, only("openai")).unwrap();
         let models: Vec<_> = route.chain.iter().map(|m| m.model.as_str()).collect();
-        assert_eq!(models, ["gpt-5.4", "gpt-4o", "gpt-4o-mini"]);
+        assert_eq!(models, ["gpt-6-sol", "gpt-6-luna"]);
         assert_eq!((route.tier.as_str(), route.downgraded_by), ("strong", 0));
     }
 
@@ -200,7 +200,7 @@ mod tests {
         let haiku = floor
             .chain
             .iter()
-            .filter(|m| m.model == "claude-haiku-4-5")
+            .filter(|m| m.model == "claude-haiku-5-5")
             .count();
         assert_eq!(haiku, 1);
     }

@@ -2,6 +2,8 @@
 //! boundary; nothing else sees a provider's JSON.
 
 use super::BackendError;
+use crate::domain::Decimal;
+use crate::domain::capabilities::{Capabilities, ReasoningEffort};
 use crate::domain::records::TokenUsage;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,14 @@ pub enum Content {
         content: String,
         is_error: bool,
     },
+    /// The model's reasoning as its provider returned it (an Anthropic thinking block with
+    /// its signature, a Gemini thought signature). Opaque: sent back, unchanged and in
+    /// place, only to the provider that produced it, which needs it to continue a tool
+    /// loop; never shown, never sent elsewhere.
+    Reasoning {
+        provider: String,
+        data: serde_json::Value,
+    },
 }
 
 /// One turn of the conversation.
@@ -61,16 +71,24 @@ pub struct ToolSpec {
 }
 
 /// A provider-neutral request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct LlmRequest {
     pub model: String,
     pub system: String,
     pub messages: Vec<Message>,
     pub tools: Vec<ToolSpec>,
     pub max_tokens: u32,
-    pub temperature: Option<f32>,
+    /// Sent only to a model whose capabilities accept it.
+    pub temperature: Option<Decimal>,
+    /// How much the caller wants the model to reason; each model maps it to its own
+    /// setting (or its default) through its capabilities.
+    pub reasoning: Option<ReasoningEffort>,
     /// When set, the answer must be JSON matching this schema.
     pub response_schema: Option<serde_json::Value>,
+    /// What the model accepts, set by the gateway from the model table for the model it
+    /// calls. Adapters build the body from it and never send what it does not allow.
+    #[serde(default)]
+    pub capabilities: Capabilities,
 }
 
 /// Why the model stopped.
@@ -144,6 +162,25 @@ pub enum LlmError {
         provider: String,
         model: String,
         reason: String,
+    },
+    /// The model declined to answer (a safety refusal), as opposed to a failed call.
+    #[error("{model} of {provider} refused to answer: {message}")]
+    Declined {
+        provider: String,
+        model: String,
+        message: String,
+    },
+    /// The provider refused a parameter we sent (deprecated or unsupported for this
+    /// model): the model table or the adapter is wrong. Retrying or falling back would
+    /// repeat it, so the call stops here, naming both.
+    #[error(
+        "configuration error: {provider} model {model} does not accept the parameter {parameter:?} ({message}); fix its entry in the model table"
+    )]
+    Misconfigured {
+        provider: String,
+        model: String,
+        parameter: String,
+        message: String,
     },
     #[error("{provider} could not be reached for {model}")]
     Transport {

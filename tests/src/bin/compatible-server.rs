@@ -4,7 +4,7 @@
 //! ```sh
 //! cargo run -p autocrew-tests --bin compatible-server -- --port 11434 &
 //! OPENAI_BASE_URL=http://127.0.0.1:11434/v1 LLM_MODEL=offline-template-1 \
-//!   PRICE_TABLE_PATH=$PWD/infra/local/compatible-prices.json make demo
+//!   MODEL_TABLE_PATH=$PWD/infra/local/compatible-models.json make demo
 //! ```
 
 use autocrew_tests::compatible_server::CompatibleServer;

@@ -31,11 +31,7 @@ async fn a_provider_that_always_fails_leaves_the_run_to_complete_on_the_fallback
         None,
         Duration::from_secs(5),
     )?;
-    let prices = autocrew_shared::domain::pricing::PriceTable::parse(
-        r#"{"as_of": "2026-11-25", "models": [
-            {"provider": "broken", "model": "llama3.1:8b", "input": "0.10", "output": "0.20", "cache_write": "0", "cache_read": "0"},
-            {"provider": "offline", "model": "offline-template-1", "input": "0", "output": "0", "cache_write": "0", "cache_read": "0"}]}"#,
-    )?;
+    let prices = autocrew_tests::model_table(&[("broken", "llama3.1:8b", "0.10", "0.20")])?;
     pin(&mut p.ctx, Arc::new(client), "llama3.1:8b", Some(prices));
     let mut models = p.ctx.gateway.models().clone();
     models.fallbacks = vec![ModelRef {
@@ -149,7 +145,7 @@ async fn run_with(
 )> {
     let db = TestDb::migrated().await?;
     let seeded = seed(&db, 4).await?;
-    let p = pipeline(&db, Some((Arc::new(model), "claude-sonnet-4-5"))).await?;
+    let p = pipeline(&db, Some((Arc::new(model), "claude-sonnet-5-5"))).await?;
     let status = run_to_end(&p, &seeded).await?;
     let tasks = p.ctx.tasks.run_tasks(seeded.run.id).await?;
     Ok((db, seeded, status, tasks))

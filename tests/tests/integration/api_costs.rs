@@ -72,7 +72,7 @@ async fn costs_roll_up_by_agent_and_model_over_a_period_for_the_caller_only() ->
         &ana,
         &project,
         AgentKind::Developer,
-        "gpt-5.4",
+        "gpt-6-sol",
         LlmCallOutcome::Ok,
         300,
     )
@@ -82,7 +82,7 @@ async fn costs_roll_up_by_agent_and_model_over_a_period_for_the_caller_only() ->
         &ana,
         &project,
         AgentKind::Developer,
-        "gpt-5.4",
+        "gpt-6-sol",
         LlmCallOutcome::Error,
         0,
     )
@@ -92,7 +92,7 @@ async fn costs_roll_up_by_agent_and_model_over_a_period_for_the_caller_only() ->
         &ana,
         &project,
         AgentKind::Marketer,
-        "gpt-4o",
+        "gpt-6-luna",
         LlmCallOutcome::Ok,
         120,
     )
@@ -102,7 +102,7 @@ async fn costs_roll_up_by_agent_and_model_over_a_period_for_the_caller_only() ->
         &ana,
         &project,
         AgentKind::Marketer,
-        "gpt-4o",
+        "gpt-6-luna",
         LlmCallOutcome::CacheHit,
         0,
     )
@@ -112,7 +112,7 @@ async fn costs_roll_up_by_agent_and_model_over_a_period_for_the_caller_only() ->
         &bo,
         &other_project,
         AgentKind::Developer,
-        "gpt-5.4",
+        "gpt-6-sol",
         LlmCallOutcome::Ok,
         999,
     )
@@ -182,7 +182,10 @@ async fn costs_roll_up_by_agent_and_model_over_a_period_for_the_caller_only() ->
         .flatten()
         .map(|g| g["key"].clone())
         .collect();
-    assert_eq!(keys, [json!("openai/gpt-5.4"), json!("openai/gpt-4o")]);
+    assert_eq!(
+        keys,
+        [json!("openai/gpt-6-sol"), json!("openai/gpt-6-luna")]
+    );
 
     let (status, bad) = call(
         &state,

@@ -28,12 +28,12 @@ async fn the_run_command_completes_on_an_openai_compatible_server_with_costs_to_
     let db = TestDb::migrated().await?;
     let server = CompatibleServer::start(0).await?;
     let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let prices = root.join("infra/local/compatible-prices.json");
+    let prices = root.join("infra/local/compatible-models.json");
     let env = Over(HashMap::from([
         ("DATABASE_URL", db.url()),
         ("OPENAI_BASE_URL", server.base_url.clone()),
         ("LLM_MODEL", "offline-template-1".to_owned()),
-        ("PRICE_TABLE_PATH", prices.display().to_string()),
+        ("MODEL_TABLE_PATH", prices.display().to_string()),
     ]));
     let options = Options {
         root,

@@ -70,8 +70,9 @@ fn ask(text: &str) -> LlmRequest {
         messages: vec![Message::user(text)],
         tools: Vec::new(),
         max_tokens: 256,
-        temperature: Some(0.4),
+        temperature: autocrew_shared::domain::Decimal::parse("0.4").ok(),
         response_schema: None,
+        ..LlmRequest::default()
     }
 }
 
@@ -116,18 +117,13 @@ fn compatible(server: &ReplayServer, name: &str) -> anyhow::Result<Arc<dyn LlmCl
     )?))
 }
 
-/// Priced like gpt-4o-mini, under the names the tests give their servers.
+/// Priced at $0.15/$0.60 per million, under the names the tests give their servers.
 fn prices_for(models: &mut GatewayModels, names: &[&str]) -> anyhow::Result<()> {
-    let rows: Vec<String> = names
+    let rows: Vec<_> = names
         .iter()
-        .map(|n| format!(r#"{{"provider": "{n}", "model": "llama3.1:8b", "input": "0.15", "output": "0.60", "cache_write": "0", "cache_read": "0"}}"#))
-        .chain([r#"{"provider": "offline", "model": "offline-template-1", "input": "0", "output": "0", "cache_write": "0", "cache_read": "0"}"#.to_owned()])
+        .map(|n| (*n, "llama3.1:8b", "0.15", "0.60"))
         .collect();
-    let table = format!(
-        r#"{{"as_of": "2026-11-25", "models": [{}]}}"#,
-        rows.join(",")
-    );
-    models.prices = Arc::new(autocrew_shared::domain::pricing::PriceTable::parse(&table)?);
+    models.table = Arc::new(autocrew_tests::model_table(&rows)?);
     Ok(())
 }
 
@@ -394,13 +390,13 @@ async fn routing_follows_the_policy_and_steps_down_as_the_run_budget_runs_low() 
         .call(call(&seeded, &developer, "Build the settings screen"))
         .await?;
 
-    assert_eq!(strong.response.text(), "anthropic:claude-sonnet-4-5");
-    assert_eq!(cheap.response.text(), "openai:gpt-4o-mini");
+    assert_eq!(strong.response.text(), "anthropic:claude-sonnet-5-5");
+    assert_eq!(cheap.response.text(), "openai:gpt-6-luna");
     assert_eq!(
         (low.route.tier.as_str(), low.route.downgraded_by),
         ("standard", 1)
     );
-    assert_eq!(low.response.text(), "openai:gpt-4o");
+    assert_eq!(low.response.text(), "openai:gpt-6-luna");
     Ok(())
 }
 
@@ -409,7 +405,10 @@ async fn the_semantic_cache_answers_a_close_question_only_for_a_user_who_opted_i
 -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let seeded = seed(&db, 4).await?;
-    let models = models(vec![Arc::new(Named("openai"))], Some(("openai", "gpt-4o")));
+    let models = models(
+        vec![Arc::new(Named("openai"))],
+        Some(("openai", "gpt-6-luna")),
+    );
     let gateway = gateway(&db, models, quick());
     let ask = |text: &str| Call {
         semantic_scope: Some("plan"),
@@ -473,8 +472,8 @@ async fn a_model_the_budget_cannot_cover_is_refused_and_a_cheaper_one_of_the_cha
     let seeded = seed(&db, 4).await?;
     let models = models(vec![Arc::new(Named("openai"))], None);
     let gateway = gateway(&db, models, quick());
-    // A $0.003 run: gpt-5.4's worst case (256 output tokens at $15 per million, plus the
-    // prompt) is over it, gpt-4o's ($10 per million) is not.
+    // A $0.003 run: gpt-6-sol's worst case (256 output tokens at $15 per million, plus the
+    // prompt) is over it, gpt-6-luna's ($10 per million) is not.
     db.pool
         .get()
         .await?
@@ -488,7 +487,7 @@ async fn a_model_the_budget_cannot_cover_is_refused_and_a_cheaper_one_of_the_cha
         .call(call(&seeded, "strong", "Build the app"))
         .await?;
 
-    assert_eq!(answer.response.text(), "openai:gpt-4o");
+    assert_eq!(answer.response.text(), "openai:gpt-6-luna");
     let rows: Vec<_> = ledger(&db, &seeded)
         .await?
         .into_iter()
@@ -497,8 +496,8 @@ async fn a_model_the_budget_cannot_cover_is_refused_and_a_cheaper_one_of_the_cha
     assert_eq!(
         rows,
         [
-            ("gpt-5.4".into(), "refused".into()),
-            ("gpt-4o".into(), "ok".into())
+            ("gpt-6-sol".into(), "refused".into()),
+            ("gpt-6-luna".into(), "ok".into())
         ]
     );
     let refusal: String = db

@@ -75,7 +75,7 @@ async fn a_plan_comes_back_through_the_forced_answer_tool_with_the_prefix_marked
 async fn tool_use_and_tool_result_blocks_round_trip() -> anyhow::Result<()> {
     let server = ReplayServer::start(vec![Recorded::ok("anthropic-tool-use.json")]).await?;
     let request = LlmRequest {
-        model: "claude-sonnet-4-5".into(),
+        model: "claude-sonnet-5-5".into(),
         system: "You are a senior mobile developer.".into(),
         messages: vec![
             Message::user("Write the README."),
@@ -104,6 +104,7 @@ async fn tool_use_and_tool_result_blocks_round_trip() -> anyhow::Result<()> {
         max_tokens: 2048,
         temperature: None,
         response_schema: None,
+        ..LlmRequest::default()
     };
 
     let response = client(&server).complete(&request).await?;
@@ -164,7 +165,7 @@ async fn overloaded_and_rate_limited_answers_are_retryable_errors() -> anyhow::R
     assert!(overloaded.is_retryable() && limited.is_retryable());
     assert!(
         overloaded.to_string().contains("anthropic")
-            && overloaded.to_string().contains("claude-sonnet-4-5")
+            && overloaded.to_string().contains("claude-sonnet-5-5")
     );
     Ok(())
 }
@@ -177,6 +178,6 @@ fn plan_request(command: &str) -> LlmRequest {
         profiles.get(autocrew_shared::domain::AgentKind::Orchestrator),
         command,
     );
-    request.model = "claude-sonnet-4-5".into();
+    request.model = "claude-sonnet-5-5".into();
     request
 }

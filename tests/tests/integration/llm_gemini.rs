@@ -45,8 +45,9 @@ async fn an_agent_answer_comes_back_as_json_with_usage_metadata_read() -> anyhow
         messages: vec![agents::first_message(&context)],
         tools: Vec::new(),
         max_tokens: 2048,
-        temperature: Some(0.4),
+        temperature: autocrew_shared::domain::Decimal::parse("0.4").ok(),
         response_schema: Some(schema.clone()),
+        ..LlmRequest::default()
     };
     let response = client(&server).complete(&request).await?;
     let checker = autocrew_shared::crew::schema::Checker::new(&schema)?;
@@ -118,8 +119,9 @@ async fn function_declarations_go_out_and_function_calls_come_back_as_tool_use()
             input_schema: json!({"type": "object"}),
         }],
         max_tokens: 512,
-        temperature: Some(0.2),
+        temperature: autocrew_shared::domain::Decimal::parse("0.2").ok(),
         response_schema: None,
+        ..LlmRequest::default()
     };
 
     let response = client(&server).complete(&request).await?;
@@ -160,6 +162,7 @@ async fn quota_and_overload_errors_are_retryable_and_say_how_long_to_wait() -> a
         max_tokens: 16,
         temperature: None,
         response_schema: None,
+        ..LlmRequest::default()
     };
 
     let quota = client(&server).complete(&request).await.unwrap_err();

@@ -13,13 +13,14 @@ use std::time::Duration;
 
 fn request() -> LlmRequest {
     LlmRequest {
-        model: "gpt-4o".into(),
+        model: "gpt-6-luna".into(),
         system: "You are a product marketer.".into(),
         messages: vec![Message::user("Write the landing copy.")],
         tools: Vec::new(),
         max_tokens: 1024,
-        temperature: Some(0.4),
+        temperature: autocrew_shared::domain::Decimal::parse("0.4").ok(),
         response_schema: Some(json!({"title": "autocrew_agent_output", "type": "object"})),
+        ..LlmRequest::default()
     }
 }
 
@@ -40,7 +41,7 @@ async fn a_text_answer_is_read_with_cached_tokens_split_out_and_the_request_is_c
     let response = client(&server).complete(&request()).await?;
 
     assert_eq!(response.provider, "openai");
-    assert_eq!(response.model, "gpt-4o-2024-08-06");
+    assert_eq!(response.model, "gpt-6-luna");
     assert_eq!(response.stop_reason, StopReason::EndTurn);
     assert!(response.text().contains("Landing copy drafted"));
     assert_eq!(
@@ -55,7 +56,7 @@ async fn a_text_answer_is_read_with_cached_tokens_split_out_and_the_request_is_c
     let sent = &server.received()[0];
     assert_eq!(sent.path, "/v1/chat/completions");
     assert_eq!(sent.headers["authorization"], "Bearer sk-test-1234");
-    assert_eq!(sent.body["model"], "gpt-4o");
+    assert_eq!(sent.body["model"], "gpt-6-luna");
     assert_eq!(
         sent.body["messages"][0],
         json!({"role": "system", "content": "You are a product marketer."})
@@ -201,7 +202,10 @@ async fn errors_say_what_happened_naming_the_provider_and_model() -> anyhow::Res
         &timed_out,
     ] {
         let text = error.to_string();
-        assert!(text.contains("openai") && text.contains("gpt-4o"), "{text}");
+        assert!(
+            text.contains("openai") && text.contains("gpt-6-luna"),
+            "{text}"
+        );
     }
     Ok(())
 }

@@ -18,8 +18,9 @@ fn request(model: &str) -> LlmRequest {
         messages: vec![Message::user("Write the brand sheet.")],
         tools: vec![autocrew_shared::crew::tools::spec("write_file").expect("write_file")],
         max_tokens: 1024,
-        temperature: Some(0.4),
+        temperature: autocrew_shared::domain::Decimal::parse("0.4").ok(),
         response_schema: None,
+        ..LlmRequest::default()
     }
 }
 
@@ -43,7 +44,7 @@ async fn anthropic_streams_text_and_tool_input_and_reads_usage_from_the_events()
     )?;
     let (kept, sink) = pieces();
 
-    let response = client.stream(&request("claude-sonnet-4-5"), &sink).await?;
+    let response = client.stream(&request("claude-sonnet-5-5"), &sink).await?;
 
     assert_eq!(
         response.content,
@@ -103,7 +104,7 @@ async fn an_overloaded_error_inside_an_anthropic_stream_is_unavailability() -> a
     let (_, sink) = pieces();
 
     let error = client
-        .stream(&request("claude-sonnet-4-5"), &sink)
+        .stream(&request("claude-sonnet-5-5"), &sink)
         .await
         .unwrap_err();
 
@@ -126,7 +127,7 @@ async fn openai_streams_content_and_tool_arguments_with_usage_in_the_last_chunk(
     )?;
     let (kept, sink) = pieces();
 
-    let response = client.stream(&request("gpt-4o"), &sink).await?;
+    let response = client.stream(&request("gpt-6-luna"), &sink).await?;
 
     assert_eq!(
         response.content,
@@ -143,7 +144,7 @@ async fn openai_streams_content_and_tool_arguments_with_usage_in_the_last_chunk(
     );
     assert_eq!(
         (response.stop_reason, response.model.as_str()),
-        (StopReason::ToolUse, "gpt-4o-2024-08-06")
+        (StopReason::ToolUse, "gpt-6-luna")
     );
     // 1312 prompt tokens of which 1024 were cached.
     assert_eq!(
@@ -177,12 +178,15 @@ async fn a_broken_stream_is_a_malformed_answer_naming_the_provider_and_model() -
     )?;
     let (_, sink) = pieces();
 
-    let error = client.stream(&request("gpt-4o"), &sink).await.unwrap_err();
+    let error = client
+        .stream(&request("gpt-6-luna"), &sink)
+        .await
+        .unwrap_err();
 
     assert!(matches!(error, LlmError::Malformed { .. }), "{error:?}");
     assert_eq!(
         error.to_string(),
-        "openai sent a response for gpt-4o that could not be read"
+        "openai sent a response for gpt-6-luna that could not be read"
     );
     Ok(())
 }

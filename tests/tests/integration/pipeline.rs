@@ -8,7 +8,7 @@ use autocrew_runner::provision::{Outside, Provisioned, environment, provision};
 use autocrew_runner::template::{Template, Trigger};
 use autocrew_shared::adapters::aws::{SfnStateMachine, SqsQueue};
 use autocrew_shared::adapters::postgres::{PgEventLog, PgRunStore};
-use autocrew_shared::domain::pricing::PriceTable;
+use autocrew_shared::domain::models::ModelTable;
 use autocrew_shared::domain::records::TokenUsage;
 use autocrew_shared::domain::{AgentKind, EventKind, RunStatus, TaskStatus};
 use autocrew_shared::ports::llm::{
@@ -102,16 +102,16 @@ pub(crate) async fn pipeline(
 }
 
 /// Every call goes to `client` with `model`, as `LLM_MODEL` pins it, priced by `prices`
-/// when given (as `PRICE_TABLE_PATH` would).
+/// when given (as `MODEL_TABLE_PATH` would).
 pub(crate) fn pin(
     ctx: &mut StepContext,
     client: Arc<dyn LlmClient>,
     model: &str,
-    prices: Option<PriceTable>,
+    prices: Option<ModelTable>,
 ) {
     let mut models = ctx.gateway.models().clone().pinned_to(client, model);
     if let Some(prices) = prices {
-        models.prices = Arc::new(prices);
+        models.table = Arc::new(prices);
     }
     ctx.gateway = ctx.gateway.with_models(models);
 }
@@ -289,7 +289,7 @@ async fn a_cyclic_plan_fails_the_run_cleanly_and_dispatches_nothing() -> anyhow:
         {"key": "a", "agent": "developer", "title": "A", "depends_on": ["b"]},
         {"key": "b", "agent": "marketer", "title": "B", "depends_on": ["a"]}]}"#;
     let scripted = Arc::new(Scripted("anthropic", cyclic.into()));
-    let p = pipeline(&db, Some((scripted, "claude-sonnet-4-5"))).await?;
+    let p = pipeline(&db, Some((scripted, "claude-sonnet-5-5"))).await?;
 
     let status = run_to_end(&p, &seeded).await?;
 
@@ -510,7 +510,7 @@ async fn a_task_whose_call_would_pass_the_run_budget_fails_with_budget_exceeded_
             &[&seeded.run.id.0],
         )
         .await?;
-    let p = pipeline(&db, Some((Arc::new(OneTaskModel), "claude-sonnet-4-5"))).await?;
+    let p = pipeline(&db, Some((Arc::new(OneTaskModel), "claude-sonnet-5-5"))).await?;
 
     let status = run_to_end(&p, &seeded).await?;
 
@@ -557,11 +557,9 @@ async fn a_run_completes_on_an_openai_compatible_server_and_costs_match_its_toke
         None,
         Duration::from_secs(5),
     )?;
-    // A self-hosted model is priced by the operator's table (PRICE_TABLE_PATH in production).
-    let prices = PriceTable::parse(
-        r#"{"as_of": "2026-11-25", "models": [{"provider": "openai-compatible", "model": "llama3.1:8b",
-            "input": "0.10", "output": "0.20", "cache_write": "0", "cache_read": "0"}]}"#,
-    )?;
+    // A self-hosted model is priced by the operator's table (MODEL_TABLE_PATH in production).
+    let prices =
+        autocrew_tests::model_table(&[("openai-compatible", "llama3.1:8b", "0.10", "0.20")])?;
     pin(&mut p.ctx, Arc::new(client), "llama3.1:8b", Some(prices));
 
     let status = run_to_end(&p, &seeded).await?;

@@ -366,7 +366,7 @@ async fn the_ledger_sums_a_runs_calls_to_the_micro_dollar() -> anyhow::Result<()
         attempt: 1,
         attribution,
         provider: "anthropic".into(),
-        model: "claude-sonnet-4-5".into(),
+        model: "claude-sonnet-5-5".into(),
         outcome: LlmCallOutcome::Ok,
         usage: TokenUsage {
             input,

@@ -1,10 +1,16 @@
-//! Anthropic's Messages API. The stable prefix (system prompt and tool definitions) carries
-//! `cache_control` so repeated calls read it from the prompt cache. Structured output is a
-//! forced tool whose input schema is the response schema; its input comes back as the
-//! answer's text, so callers read JSON the same way from every provider.
+//! Anthropic's Messages API, built from the model's capabilities. No sampling parameter is
+//! ever sent: the current request types have neither `temperature` nor `top_p`. The stable
+//! prefix (system prompt and tool definitions) carries `cache_control` so repeated calls
+//! read it from the prompt cache. Structured output goes through `output_config.format`
+//! with the strict shape of the schema (a forced tool only for models that need one: Claude
+//! Sonnet 5.5 refuses a forced tool choice); tools are strict where the model allows.
+//! Thinking blocks come back as opaque reasoning and are sent back unchanged, as a tool loop
+//! with thinking requires.
 
-use super::http::{Call, error_message, retry_after};
+use super::http::{Call, retry_after};
 use crate::config::Secret;
+use crate::crew::strict::{schema_in_prompt, wire_schema};
+use crate::domain::capabilities::{ReasoningSetting, StructuredOutput};
 use crate::domain::records::TokenUsage;
 use crate::ports::llm::{
     Content, LlmClient, LlmError, LlmRequest, LlmResponse, Role, StopReason, TextSink,
@@ -44,24 +50,10 @@ const PROVIDER: &str = "anthropic";
 #[derive(Deserialize)]
 struct WireResponse {
     model: String,
-    content: Vec<WireBlock>,
+    /// Blocks by `type`; thinking blocks are kept whole, as they must go back unchanged.
+    content: Vec<Value>,
     stop_reason: Option<String>,
     usage: WireUsage,
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum WireBlock {
-    Text {
-        text: String,
-    },
-    ToolUse {
-        id: String,
-        name: String,
-        input: Value,
-    },
-    #[serde(other)]
-    Other,
 }
 
 #[derive(Deserialize)]
@@ -74,8 +66,9 @@ struct WireUsage {
     cache_read_input_tokens: Option<u32>,
 }
 
-fn block(content: &Content) -> Value {
-    match content {
+/// A block to send; `None` for what this provider must not see.
+fn block(content: &Content) -> Option<Value> {
+    Some(match content {
         Content::Text { text } => json!({"type": "text", "text": text}),
         Content::ToolUse { id, name, input } => {
             json!({"type": "tool_use", "id": id, "name": name, "input": input})
@@ -87,7 +80,9 @@ fn block(content: &Content) -> Value {
         } => {
             json!({"type": "tool_result", "tool_use_id": tool_use_id, "content": content, "is_error": is_error})
         }
-    }
+        Content::Reasoning { provider, data } if provider == PROVIDER => data.clone(),
+        Content::Reasoning { .. } => return None,
+    })
 }
 
 /// The name of the forced tool that carries a structured answer.
@@ -95,8 +90,22 @@ fn answer_tool(schema: &Value) -> String {
     schema["title"].as_str().unwrap_or("answer").to_owned()
 }
 
-/// The request body, with cache markers on the stable prefix.
+/// Whether the answer comes as a forced tool (models without `output_config.format`).
+fn forced_answer(request: &LlmRequest) -> Option<String> {
+    match (
+        &request.response_schema,
+        request.capabilities.structured_output,
+    ) {
+        (Some(schema), StructuredOutput::ForcedTool | StructuredOutput::JsonSchema) => {
+            Some(answer_tool(schema))
+        }
+        _ => None,
+    }
+}
+
+/// The request body, from the model's capabilities; see the module documentation.
 fn wire_request(request: &LlmRequest) -> Value {
+    let caps = &request.capabilities;
     let messages: Vec<Value> = request
         .messages
         .iter()
@@ -105,32 +114,68 @@ fn wire_request(request: &LlmRequest) -> Value {
                 Role::User => "user",
                 Role::Assistant => "assistant",
             };
-            json!({"role": role, "content": m.content.iter().map(block).collect::<Vec<_>>()})
+            json!({"role": role, "content": m.content.iter().filter_map(block).collect::<Vec<_>>()})
         })
         .collect();
     let mut tools: Vec<Value> = request
         .tools
         .iter()
-        .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
+        .map(|t| {
+            let mut tool = json!({"name": t.name, "description": t.description,
+                "input_schema": wire_schema(&t.input_schema, caps.strict_tools)});
+            if caps.strict_tools {
+                tool["strict"] = json!(true);
+            }
+            tool
+        })
         .collect();
-    let mut body =
-        json!({"model": request.model, "max_tokens": request.max_tokens, "messages": messages});
-    if let Some(schema) = &request.response_schema {
-        let name = answer_tool(schema);
-        tools.push(json!({"name": name, "description": "Give the answer in this shape.", "input_schema": schema}));
-        body["tool_choice"] = json!({"type": "tool", "name": name});
+    let max_tokens = caps.output_tokens(request.max_tokens);
+    let mut body = json!({"model": request.model, "max_tokens": max_tokens, "messages": messages});
+    let mut system = request.system.clone();
+    let forced = forced_answer(request);
+    match (&request.response_schema, &forced) {
+        (Some(schema), Some(name)) => {
+            tools.push(json!({"name": name, "description": "Give the answer in this shape.", "input_schema": schema}));
+            body["tool_choice"] = json!({"type": "tool", "name": name});
+        }
+        (Some(schema), None) if caps.structured_output == StructuredOutput::Strict => {
+            body["output_config"] =
+                json!({"format": {"type": "json_schema", "schema": wire_schema(schema, true)}});
+        }
+        (Some(schema), None) => {
+            system = [system, schema_in_prompt(schema)]
+                .join("\n\n")
+                .trim()
+                .to_owned();
+        }
+        (None, _) => {}
     }
-    if let Some(last) = tools.last_mut() {
+    // A forced tool choice and thinking do not go together.
+    if forced.is_none() {
+        match caps.reasoning_for(request.reasoning, !request.tools.is_empty(), max_tokens) {
+            ReasoningSetting::Effort(effort) => {
+                body["output_config"]["effort"] = json!(effort);
+                body["thinking"] = json!({"type": "adaptive"});
+            }
+            ReasoningSetting::Budget(tokens) => {
+                body["thinking"] = json!({"type": "enabled", "budget_tokens": tokens});
+            }
+            ReasoningSetting::Disabled => body["thinking"] = json!({"type": "disabled"}),
+            ReasoningSetting::Level(_) | ReasoningSetting::Default => {}
+        }
+    }
+    if let (Some(last), true) = (tools.last_mut(), caps.prompt_caching) {
         last["cache_control"] = json!({"type": "ephemeral"});
     }
     if !tools.is_empty() {
         body["tools"] = Value::Array(tools);
     }
-    if !request.system.is_empty() {
-        body["system"] = json!([{"type": "text", "text": request.system, "cache_control": {"type": "ephemeral"}}]);
-    }
-    if let Some(temperature) = request.temperature {
-        body["temperature"] = json!(temperature);
+    if !system.is_empty() {
+        let mut text = json!({"type": "text", "text": system});
+        if caps.prompt_caching {
+            text["cache_control"] = json!({"type": "ephemeral"});
+        }
+        body["system"] = json!([text]);
     }
     body
 }
@@ -152,7 +197,7 @@ fn error(
             status,
         };
     }
-    call.status_error(status, retry_after(headers), &error_message(body))
+    call.failure(status, retry_after(headers), body)
 }
 
 #[async_trait]
@@ -243,6 +288,15 @@ impl StreamedMessage {
             "content_block_delta" => {
                 let i = index.ok_or_else(|| call.malformed("a delta without an index".into()))?;
                 let delta = &data["delta"];
+                // Thinking and its signature are gathered, never streamed to the app.
+                for key in ["thinking", "signature"] {
+                    if let (Some(piece), Some(block)) =
+                        (delta[key].as_str(), self.message["content"].get_mut(i))
+                    {
+                        let joined = format!("{}{piece}", block[key].as_str().unwrap_or(""));
+                        block[key] = json!(joined);
+                    }
+                }
                 if let Some(text) = delta["text"].as_str() {
                     on_text(text);
                     if let Some(block) = self.message["content"].get_mut(i) {
@@ -316,22 +370,44 @@ impl StreamedMessage {
 fn read(call: &Call<'_>, request: &LlmRequest, wire: Value) -> Result<LlmResponse, LlmError> {
     let wire: WireResponse =
         serde_json::from_value(wire).map_err(|e| call.malformed(Box::new(e)))?;
-    let answer = request.response_schema.as_ref().map(answer_tool);
-    let content = wire
-        .content
-        .into_iter()
-        .filter_map(|b| match b {
-            // The forced answer tool's input is the structured answer itself.
-            WireBlock::ToolUse { name, input, .. } if Some(&name) == answer.as_ref() => {
-                Some(Content::Text {
-                    text: input.to_string(),
-                })
+    if wire.stop_reason.as_deref() == Some("refusal") {
+        return Err(LlmError::Declined {
+            provider: PROVIDER.into(),
+            model: wire.model,
+            message: "the model stopped with stop_reason refusal".into(),
+        });
+    }
+    let answer = forced_answer(request);
+    let mut content = Vec::new();
+    for block in wire.content {
+        match block["type"].as_str() {
+            Some("text") => content.push(Content::Text {
+                text: block["text"].as_str().unwrap_or_default().to_owned(),
+            }),
+            Some("tool_use") => {
+                let (Some(id), Some(name)) = (block["id"].as_str(), block["name"].as_str()) else {
+                    return Err(call.malformed("a tool_use block without its id or name".into()));
+                };
+                // The forced answer tool's input is the structured answer itself.
+                if Some(name) == answer.as_deref() {
+                    content.push(Content::Text {
+                        text: block["input"].to_string(),
+                    });
+                } else {
+                    content.push(Content::ToolUse {
+                        id: id.to_owned(),
+                        name: name.to_owned(),
+                        input: block["input"].clone(),
+                    });
+                }
             }
-            WireBlock::ToolUse { id, name, input } => Some(Content::ToolUse { id, name, input }),
-            WireBlock::Text { text } => Some(Content::Text { text }),
-            WireBlock::Other => None,
-        })
-        .collect();
+            Some("thinking" | "redacted_thinking") => content.push(Content::Reasoning {
+                provider: PROVIDER.into(),
+                data: block,
+            }),
+            _ => {}
+        }
+    }
     let stop_reason = match wire.stop_reason.as_deref() {
         Some("end_turn") | Some("stop_sequence") => StopReason::EndTurn,
         Some("tool_use") if answer.is_some() => StopReason::EndTurn,

@@ -1,9 +1,14 @@
 //! Google Gemini `generateContent`: contents and parts, function declarations, and
-//! `usageMetadata`. Structured output asks for `application/json` with the response's JSON
-//! Schema.
+//! `usageMetadata`, built from the model's capabilities. Function declarations carry JSON
+//! Schema in `parametersJsonSchema` (`parameters` takes Gemini's OpenAPI subset, which has
+//! no `additionalProperties`); structured output goes through
+//! `generationConfig.responseJsonSchema`; thinking through `thinkingConfig`. A part's
+//! `thoughtSignature` comes back as opaque reasoning and goes back on the same part.
 
-use super::http::{Call, error_message, retry_after};
+use super::http::{Call, retry_after};
 use crate::config::Secret;
+use crate::crew::strict::{schema_in_prompt, wire_schema};
+use crate::domain::capabilities::{ReasoningSetting, SamplingParam, StructuredOutput};
 use crate::domain::records::TokenUsage;
 use crate::ports::llm::{
     Content, LlmClient, LlmError, LlmRequest, LlmResponse, Role, StopReason, TextSink,
@@ -77,8 +82,10 @@ struct WireUsage {
 }
 
 /// The conversation as `contents`. A tool result names its function, which Gemini needs:
-/// it is found from the call it answers.
+/// it is found from the call it answers. A thought signature goes back on the part it came
+/// with (the one after it).
 fn wire_request(request: &LlmRequest) -> Value {
+    let caps = &request.capabilities;
     let mut call_names: HashMap<&str, &str> = HashMap::new();
     let mut contents = Vec::new();
     for message in &request.messages {
@@ -86,10 +93,10 @@ fn wire_request(request: &LlmRequest) -> Value {
             Role::User => "user",
             Role::Assistant => "model",
         };
-        let parts: Vec<Value> = message
-            .content
-            .iter()
-            .map(|block| match block {
+        let mut parts: Vec<Value> = Vec::new();
+        let mut signature: Option<Value> = None;
+        for block in &message.content {
+            let mut part = match block {
                 Content::Text { text } => json!({"text": text}),
                 Content::ToolUse { id, name, input } => {
                     call_names.insert(id, name);
@@ -107,27 +114,65 @@ fn wire_request(request: &LlmRequest) -> Value {
                     let key = if *is_error { "error" } else { "result" };
                     json!({"functionResponse": {"name": name, "response": {key: content}}})
                 }
-            })
-            .collect();
+                Content::Reasoning { provider, data } => {
+                    if provider == PROVIDER {
+                        signature = data.get("thoughtSignature").cloned();
+                    }
+                    continue;
+                }
+            };
+            if let Some(signature) = signature.take() {
+                part["thoughtSignature"] = signature;
+            }
+            parts.push(part);
+        }
         contents.push(json!({"role": role, "parts": parts}));
     }
-    let mut config = json!({"maxOutputTokens": request.max_tokens});
-    if let Some(temperature) = request.temperature {
+    let max_tokens = caps.output_tokens(request.max_tokens);
+    let mut config = json!({"maxOutputTokens": max_tokens});
+    if let Some(temperature) = request
+        .temperature
+        .filter(|_| caps.accepts(SamplingParam::Temperature))
+    {
         config["temperature"] = json!(temperature);
     }
+    let mut system = request.system.clone();
     if let Some(schema) = &request.response_schema {
-        config["responseMimeType"] = json!("application/json");
-        config["responseJsonSchema"] = schema.clone();
+        match caps.structured_output {
+            StructuredOutput::None => {
+                system = [system, schema_in_prompt(schema)]
+                    .join("\n\n")
+                    .trim()
+                    .to_owned();
+            }
+            _ => {
+                config["responseMimeType"] = json!("application/json");
+                config["responseJsonSchema"] = wire_schema(schema, false);
+            }
+        }
+    }
+    match caps.reasoning_for(request.reasoning, !request.tools.is_empty(), max_tokens) {
+        ReasoningSetting::Budget(tokens) => {
+            config["thinkingConfig"] = json!({"thinkingBudget": tokens});
+        }
+        ReasoningSetting::Disabled => config["thinkingConfig"] = json!({"thinkingBudget": 0}),
+        ReasoningSetting::Level(level) => {
+            config["thinkingConfig"] = json!({"thinkingLevel": level});
+        }
+        ReasoningSetting::Effort(_) | ReasoningSetting::Default => {}
     }
     let mut body = json!({"contents": contents, "generationConfig": config});
-    if !request.system.is_empty() {
-        body["systemInstruction"] = json!({"parts": [{"text": request.system}]});
+    if !system.is_empty() {
+        body["systemInstruction"] = json!({"parts": [{"text": system}]});
     }
     if !request.tools.is_empty() {
         let declarations: Vec<Value> = request
             .tools
             .iter()
-            .map(|t| json!({"name": t.name, "description": t.description, "parameters": t.input_schema}))
+            .map(|t| {
+                json!({"name": t.name, "description": t.description,
+                "parametersJsonSchema": wire_schema(&t.input_schema, false)})
+            })
             .collect();
         body["tools"] = json!([{"functionDeclarations": declarations}]);
     }
@@ -152,7 +197,7 @@ fn error(
     body: &str,
 ) -> LlmError {
     let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    call.status_error(status, retry_delay(headers, &parsed), &error_message(body))
+    call.failure(status, retry_delay(headers, &parsed), body)
 }
 
 #[async_trait]
@@ -281,6 +326,15 @@ fn read(call: &Call<'_>, request: &LlmRequest, wire: Value) -> Result<LlmRespons
         .into_iter()
         .enumerate()
     {
+        if let Some(signature) = part.get("thoughtSignature") {
+            content.push(Content::Reasoning {
+                provider: PROVIDER.into(),
+                data: json!({"thoughtSignature": signature}),
+            });
+        }
+        if part["thought"].as_bool().unwrap_or(false) {
+            continue;
+        }
         if let Some(text) = part["text"].as_str() {
             content.push(Content::Text {
                 text: text.to_owned(),

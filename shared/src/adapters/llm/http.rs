@@ -107,6 +107,29 @@ impl Call<'_> {
         }
     }
 
+    /// The neutral error for a failed status, from the provider's own body. A 400 that
+    /// refuses one of our parameters (deprecated, unsupported, unknown) is a configuration
+    /// error naming it, never a retry or a fallback.
+    pub(crate) fn failure(
+        &self,
+        status: u16,
+        retry_after_secs: Option<u64>,
+        body: &str,
+    ) -> LlmError {
+        let message = error_message(body);
+        if status == 400
+            && let Some(parameter) = refused_parameter(body, &message)
+        {
+            return LlmError::Misconfigured {
+                provider: self.provider.to_owned(),
+                model: self.model.to_owned(),
+                parameter,
+                message,
+            };
+        }
+        self.status_error(status, retry_after_secs, &message)
+    }
+
     /// An answer that could not be read.
     pub(crate) fn malformed(&self, source: Box<dyn std::error::Error + Send + Sync>) -> LlmError {
         LlmError::Malformed {
@@ -139,6 +162,44 @@ pub(crate) fn error_message(body: &str) -> String {
         .unwrap_or_else(|| body.chars().take(300).collect())
 }
 
+/// The parameter a 400 refuses, when the provider says it refuses one: OpenAI's
+/// `unsupported_parameter` (with `param`), Anthropic's "`temperature` is deprecated for this
+/// model", Gemini's `Unknown name "additionalProperties"`.
+fn refused_parameter(body: &str, message: &str) -> Option<String> {
+    let error = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .map(|v| v["error"].clone())
+        .unwrap_or_default();
+    let lower = message.to_lowercase();
+    let code = error["code"].as_str().unwrap_or("");
+    let refusal = ["unsupported_parameter", "unsupported_value"].contains(&code)
+        || [
+            "deprecated",
+            "unsupported parameter",
+            "not supported",
+            "unknown name",
+            "extra inputs are not permitted",
+            "unrecognized request argument",
+        ]
+        .iter()
+        .any(|p| lower.contains(p));
+    if !refusal {
+        return None;
+    }
+    let quoted = |open: char, close: char| {
+        let start = message.find(open)? + open.len_utf8();
+        let end = start + message[start..].find(close)?;
+        Some(message[start..end].to_owned()).filter(|p| !p.is_empty())
+    };
+    error["param"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| quoted('`', '`'))
+        .or_else(|| quoted('"', '"'))
+        .or_else(|| quoted('\'', '\''))
+        .or(Some("unknown".to_owned()))
+}
+
 /// `retry-after` in seconds (or `retry-after-ms`), when the provider says.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<u64> {
     let header = |name: &str| {
@@ -157,7 +218,34 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::sse_block;
+    use super::{refused_parameter, sse_block};
+
+    #[test]
+    fn a_refused_parameter_is_named_from_each_providers_words() {
+        let openai = r#"{"error": {"message": "Unsupported parameter: 'temperature' is not supported with this model.", "type": "invalid_request_error", "param": "temperature", "code": "unsupported_parameter"}}"#;
+        assert_eq!(
+            refused_parameter(
+                openai,
+                "Unsupported parameter: 'temperature' is not supported with this model."
+            )
+            .as_deref(),
+            Some("temperature")
+        );
+        let anthropic = "`temperature` is deprecated for this model.";
+        assert_eq!(
+            refused_parameter("{}", anthropic).as_deref(),
+            Some("temperature")
+        );
+        let gemini = r#"Invalid JSON payload received. Unknown name "additionalProperties" at 'tools[0].function_declarations[0].parameters': Cannot find field."#;
+        assert_eq!(
+            refused_parameter("{}", gemini).as_deref(),
+            Some("additionalProperties")
+        );
+        assert_eq!(
+            refused_parameter("{}", "max_tokens: must be at most 128000"),
+            None
+        );
+    }
 
     #[test]
     fn an_event_block_gives_its_name_and_data() {

@@ -2,8 +2,11 @@
 //! base URL. The wire types stay in this module; the rest of the code sees the neutral
 //! `LlmRequest` / `LlmResponse`.
 
-use super::http::{Call, error_message, retry_after};
+use super::http::{Call, retry_after};
 use crate::config::Secret;
+use crate::crew::strict::{schema_in_prompt, wire_schema};
+use crate::domain::Decimal;
+use crate::domain::capabilities::{ReasoningSetting, SamplingParam, StructuredOutput};
 use crate::domain::records::TokenUsage;
 use crate::ports::llm::{
     Content, LlmClient, LlmError, LlmRequest, LlmResponse, Role, StopReason, TextSink,
@@ -74,7 +77,9 @@ struct WireRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     max_completion_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f32>,
+    temperature: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_format: Option<Value>,
 }
@@ -88,6 +93,9 @@ struct WireMessage {
     tool_calls: Vec<WireToolCall>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tool_call_id: Option<String>,
+    /// A safety refusal, in place of content.
+    #[serde(default, skip_serializing)]
+    refusal: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -145,10 +153,20 @@ struct WirePromptDetails {
 /// results as `tool` messages, tool calls on the assistant message.
 fn wire_messages(request: &LlmRequest) -> Vec<WireMessage> {
     let mut messages = Vec::new();
-    if !request.system.is_empty() {
+    let mut system = request.system.clone();
+    if let (Some(schema), StructuredOutput::None) = (
+        &request.response_schema,
+        request.capabilities.structured_output,
+    ) {
+        system = [system, schema_in_prompt(schema)]
+            .join("\n\n")
+            .trim()
+            .to_owned();
+    }
+    if !system.is_empty() {
         messages.push(WireMessage {
             role: "system".into(),
-            content: Some(request.system.clone()),
+            content: Some(system),
             ..Default::default()
         });
     }
@@ -180,6 +198,8 @@ fn wire_messages(request: &LlmRequest) -> Vec<WireMessage> {
                     tool_call_id: Some(tool_use_id.clone()),
                     ..Default::default()
                 }),
+                // Chat Completions keeps no reasoning between turns.
+                Content::Reasoning { .. } => {}
             }
         }
         if text.is_empty() && calls.is_empty() {
@@ -193,30 +213,56 @@ fn wire_messages(request: &LlmRequest) -> Vec<WireMessage> {
             role: role.into(),
             content: (!text.is_empty()).then(|| text.join("\n")),
             tool_calls: calls,
-            tool_call_id: None,
+            ..Default::default()
         });
     }
     messages
 }
 
 impl OpenAiClient {
+    /// The body, from the model's capabilities: strict schemas where it enforces them, no
+    /// sampling parameter it refuses, its own reasoning setting.
     fn wire_request<'a>(&self, request: &'a LlmRequest) -> WireRequest<'a> {
+        let caps = &request.capabilities;
         let tools = request
             .tools
             .iter()
-            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.input_schema}}))
+            .map(|t| {
+                let mut function = json!({"name": t.name, "description": t.description,
+                    "parameters": wire_schema(&t.input_schema, caps.strict_tools)});
+                if caps.strict_tools {
+                    function["strict"] = json!(true);
+                }
+                json!({"type": "function", "function": function})
+            })
             .collect();
-        let response_format = request.response_schema.as_ref().map(|schema| {
+        let response_format = request.response_schema.as_ref().and_then(|schema| {
             let name = schema["title"].as_str().unwrap_or("response").to_owned();
-            json!({"type": "json_schema", "json_schema": {"name": name, "schema": schema}})
+            match caps.structured_output {
+                StructuredOutput::Strict => Some(json!({"type": "json_schema", "json_schema":
+                    {"name": name, "schema": wire_schema(schema, true), "strict": true}})),
+                StructuredOutput::JsonSchema | StructuredOutput::ForcedTool => Some(
+                    json!({"type": "json_schema", "json_schema": {"name": name, "schema": schema}}),
+                ),
+                StructuredOutput::None => None,
+            }
         });
+        let max_tokens = caps.output_tokens(request.max_tokens);
+        let reasoning_effort =
+            match caps.reasoning_for(request.reasoning, !request.tools.is_empty(), max_tokens) {
+                ReasoningSetting::Effort(effort) => Some(effort),
+                _ => None,
+            };
         WireRequest {
             model: &request.model,
             messages: wire_messages(request),
             tools,
-            max_tokens: (!self.official).then_some(request.max_tokens),
-            max_completion_tokens: self.official.then_some(request.max_tokens),
-            temperature: request.temperature,
+            max_tokens: (!self.official).then_some(max_tokens),
+            max_completion_tokens: self.official.then_some(max_tokens),
+            temperature: request
+                .temperature
+                .filter(|_| caps.accepts(SamplingParam::Temperature)),
+            reasoning_effort,
             response_format,
         }
     }
@@ -246,7 +292,7 @@ impl LlmClient for OpenAiClient {
             .map_err(|e| call.malformed(Box::new(e)))?;
         let (status, headers, body) = call.send(self.post(&body)).await?;
         if !(200..300).contains(&status) {
-            return Err(call.status_error(status, retry_after(&headers), &error_message(&body)));
+            return Err(call.failure(status, retry_after(&headers), &body));
         }
         let wire = serde_json::from_str(&body).map_err(|e| call.malformed(Box::new(e)))?;
         self.read(&call, request, wire)
@@ -274,7 +320,7 @@ impl LlmClient for OpenAiClient {
             })
             .await?;
         if let Some((status, headers, body)) = failed {
-            return Err(call.status_error(status, retry_after(&headers), &error_message(&body)));
+            return Err(call.failure(status, retry_after(&headers), &body));
         }
         self.read(&call, request, gathered.finish())
     }
@@ -289,6 +335,7 @@ struct StreamedCompletion {
     calls: std::collections::BTreeMap<u64, (String, String, String)>,
     finish_reason: Option<String>,
     usage: Option<Value>,
+    refusal: String,
 }
 
 impl StreamedCompletion {
@@ -318,6 +365,9 @@ impl StreamedCompletion {
             if let Some(text) = delta["content"].as_str() {
                 on_text(text);
                 self.text.push_str(text);
+            }
+            if let Some(refusal) = delta["refusal"].as_str() {
+                self.refusal.push_str(refusal);
             }
             for tool_call in delta["tool_calls"].as_array().into_iter().flatten() {
                 let entry = self
@@ -349,6 +399,9 @@ impl StreamedCompletion {
             .map(|(id, name, arguments)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}))
             .collect();
         let mut message = json!({"role": "assistant", "content": self.text});
+        if !self.refusal.is_empty() {
+            message["refusal"] = json!(self.refusal);
+        }
         if !tool_calls.is_empty() {
             message["tool_calls"] = Value::Array(tool_calls);
         }
@@ -386,6 +439,13 @@ impl OpenAiClient {
             .into_iter()
             .next()
             .ok_or_else(|| call.malformed("the response has no choices".into()))?;
+        if let Some(message) = choice.message.refusal.filter(|r| !r.is_empty()) {
+            return Err(LlmError::Declined {
+                provider: self.provider.clone(),
+                model: request.model.clone(),
+                message,
+            });
+        }
         let mut content = Vec::new();
         if let Some(text) = choice.message.content.filter(|t| !t.is_empty()) {
             content.push(Content::Text { text });

@@ -7,7 +7,7 @@ use super::{
 };
 use crate::config::{ConfigError, Env, Secret, optional};
 use crate::crew::AgentProfiles;
-use crate::domain::pricing::PriceTable;
+use crate::domain::models::ModelTable;
 use crate::domain::routing::{ModelRef, RoutingPolicy};
 use crate::ports::{Embedder, LlmClient};
 use crate::services::gateway::{GatewayModels, GatewaySettings, Providers};
@@ -43,11 +43,12 @@ fn data_file(env: &dyn Env, path_var: &'static str) -> Result<Option<String>, Co
 }
 
 /// Reads every provider whose key is set:
-/// - `ANTHROPIC_API_KEY` (+ `ANTHROPIC_BASE_URL`): Anthropic, default `claude-sonnet-4-5`;
+/// - `ANTHROPIC_API_KEY` (+ `ANTHROPIC_BASE_URL`): Anthropic, default `claude-sonnet-5-5`;
 /// - `OPENAI_BASE_URL` (+ optional `OPENAI_API_KEY`, `OPENAI_COMPATIBLE_NAME`): an
 ///   OpenAI-compatible server such as Ollama or vLLM; `LLM_MODEL` is then required;
-/// - `OPENAI_API_KEY`: OpenAI, default `gpt-4o` (also embeddings, `EMBEDDING_MODEL`,
-///   default `text-embedding-3-small`);
+/// - `OPENAI_API_KEY` (+ `OPENAI_API_BASE_URL`, for a proxy or regional endpoint): OpenAI
+///   itself, default `gpt-6-sol` (also embeddings, `EMBEDDING_MODEL`, default
+///   `text-embedding-3-small`);
 /// - `GEMINI_API_KEY` (+ `GEMINI_BASE_URL`): Gemini, default `gemini-2.5-flash`;
 /// - and always the offline provider, which is the primary when nothing else is set.
 ///
@@ -55,8 +56,9 @@ fn data_file(env: &dyn Env, path_var: &'static str) -> Result<Option<String>, Co
 /// (`ROUTING_POLICY_PATH`) over the configured providers; `LLM_MODEL` pins every call to
 /// the primary provider with that model instead. `LLM_FALLBACK` (`provider/model,...`)
 /// appends models to every chain. `LLM_TIMEOUT_SECS` (60) bounds each call,
-/// `PRICE_TABLE_PATH` replaces the price table and `AGENT_PROFILES_PATH` the agents'
-/// profiles. Every model that could be called must have a price, checked here.
+/// `MODEL_TABLE_PATH` replaces the model table (prices and capabilities) and
+/// `AGENT_PROFILES_PATH` the agents' profiles. Every model that could be called must have
+/// an entry in the table, checked here.
 pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
     let timeout = match optional(env, "LLM_TIMEOUT_SECS") {
         None => Duration::from_secs(60),
@@ -83,10 +85,12 @@ pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
             .unwrap_or_else(|| "https://api.anthropic.com".into());
         add(
             Arc::new(AnthropicClient::new(&base, key, timeout).map_err(http)?),
-            "claude-sonnet-4-5",
+            "claude-sonnet-5-5",
         );
     }
     let compatible = optional(env, "OPENAI_BASE_URL");
+    let openai_base =
+        optional(env, "OPENAI_API_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into());
     if let Some(base) = &compatible {
         let name =
             optional(env, "OPENAI_COMPATIBLE_NAME").unwrap_or_else(|| "openai-compatible".into());
@@ -98,10 +102,8 @@ pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
         add(Arc::new(client), model);
     } else if let Some(key) = secret("OPENAI_API_KEY") {
         add(
-            Arc::new(
-                OpenAiClient::openai("https://api.openai.com/v1", key, timeout).map_err(http)?,
-            ),
-            "gpt-4o",
+            Arc::new(OpenAiClient::openai(&openai_base, key, timeout).map_err(http)?),
+            "gpt-6-sol",
         );
     }
     if let Some(key) = secret("GEMINI_API_KEY") {
@@ -118,10 +120,10 @@ pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
     if let Some(model) = model {
         primary.model = model;
     }
-    let prices = match data_file(env, "PRICE_TABLE_PATH")? {
-        Some(text) => PriceTable::parse(&text).map_err(|e| invalid("PRICE_TABLE_PATH", e))?,
-        None => PriceTable::builtin()
-            .map_err(|e| invalid("PRICE_TABLE_PATH", e))?
+    let table = match data_file(env, "MODEL_TABLE_PATH")? {
+        Some(text) => ModelTable::parse(&text).map_err(|e| invalid("MODEL_TABLE_PATH", e))?,
+        None => ModelTable::builtin()
+            .map_err(|e| invalid("MODEL_TABLE_PATH", e))?
             .clone(),
     };
     let routing = match data_file(env, "ROUTING_POLICY_PATH")? {
@@ -136,17 +138,17 @@ pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
     .map_err(|e| invalid("AGENT_PROFILES_PATH", e))?;
     let fallbacks = parse_fallbacks(optional(env, "LLM_FALLBACK").as_deref(), &providers)?;
     // Refuse at start-up, not at the first call, a model the table cannot price.
-    prices
+    table
         .price(&primary.provider, &primary.model)
         .map_err(|e| invalid("LLM_MODEL", e))?;
     for model in &fallbacks {
-        prices
+        table
             .price(&model.provider, &model.model)
             .map_err(|e| invalid("LLM_FALLBACK", e))?;
     }
     for model in routing.tiers.iter().flat_map(|t| &t.chain) {
         if providers.contains_key(&model.provider) {
-            prices
+            table
                 .price(&model.provider, &model.model)
                 .map_err(|e| invalid("ROUTING_POLICY_PATH", e))?;
         }
@@ -155,13 +157,10 @@ pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
         (None, Some(key)) => {
             let model =
                 optional(env, "EMBEDDING_MODEL").unwrap_or_else(|| "text-embedding-3-small".into());
-            prices
+            table
                 .price("openai", &model)
                 .map_err(|e| invalid("EMBEDDING_MODEL", e))?;
-            Arc::new(
-                OpenAiEmbedder::new("https://api.openai.com/v1", key, &model, timeout)
-                    .map_err(http)?,
-            )
+            Arc::new(OpenAiEmbedder::new(&openai_base, key, &model, timeout).map_err(http)?)
         }
         _ => Arc::new(OfflineEmbedder),
     };
@@ -171,7 +170,7 @@ pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
             primary,
             pinned,
             fallbacks,
-            prices: Arc::new(prices),
+            table: Arc::new(table),
             routing: Arc::new(routing),
             embedder,
         },
@@ -180,7 +179,7 @@ pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
     })
 }
 
-/// `anthropic/claude-haiku-4-5,offline/offline-template-1`: each provider configured.
+/// `anthropic/claude-haiku-5-5,offline/offline-template-1`: each provider configured.
 fn parse_fallbacks(
     text: Option<&str>,
     providers: &Providers,
@@ -247,7 +246,7 @@ mod tests {
             ("GEMINI_API_KEY", "AIza"),
         ]))
         .unwrap();
-        assert_eq!(primary(&setup), ("anthropic", "claude-sonnet-4-5"));
+        assert_eq!(primary(&setup), ("anthropic", "claude-sonnet-5-5"));
         let mut names: Vec<_> = setup.models.providers.keys().map(String::as_str).collect();
         names.sort();
         assert_eq!(names, ["anthropic", "gemini", "offline"]);
@@ -279,12 +278,12 @@ mod tests {
     fn fallbacks_must_name_configured_priced_models() {
         let ok = from_env(&env(&[("LLM_FALLBACK", "offline/offline-template-1")])).unwrap();
         assert_eq!(ok.models.fallbacks.len(), 1);
-        let unconfigured = from_env(&env(&[("LLM_FALLBACK", "anthropic/claude-haiku-4-5")])).err();
+        let unconfigured = from_env(&env(&[("LLM_FALLBACK", "anthropic/claude-haiku-5-5")])).err();
         assert!(
             matches!(unconfigured, Some(ConfigError::Invalid { name: "LLM_FALLBACK", ref reason }) if reason.contains("anthropic")),
             "{unconfigured:?}"
         );
-        let malformed = from_env(&env(&[("LLM_FALLBACK", "gpt-4o")])).err();
+        let malformed = from_env(&env(&[("LLM_FALLBACK", "gpt-6-sol")])).err();
         assert!(matches!(
             malformed,
             Some(ConfigError::Invalid {

@@ -37,28 +37,27 @@ mod tests {
     use super::*;
     use crate::ports::llm::Message;
 
-    fn request(text: &str, temperature: Option<f32>) -> LlmRequest {
+    fn request(text: &str, temperature: Option<&str>) -> LlmRequest {
         LlmRequest {
-            model: "gpt-4o".into(),
+            model: "gpt-6-luna".into(),
             system: "be brief".into(),
             messages: vec![Message::user(text)],
-            tools: vec![],
             max_tokens: 100,
-            temperature,
-            response_schema: None,
+            temperature: temperature.map(|t| crate::domain::Decimal::parse(t).unwrap()),
+            ..LlmRequest::default()
         }
     }
 
     #[test]
     fn the_key_changes_with_anything_that_shapes_the_answer() {
-        let base = cache_key("openai", &request("hi", Some(0.2)));
+        let base = cache_key("openai", &request("hi", Some("0.2")));
         assert_eq!(base.len(), 64);
-        assert_eq!(base, cache_key("openai", &request("hi", Some(0.2))));
-        assert_ne!(base, cache_key("openai", &request("hi!", Some(0.2))));
-        assert_ne!(base, cache_key("openai", &request("hi", Some(0.3))));
+        assert_eq!(base, cache_key("openai", &request("hi", Some("0.2"))));
+        assert_ne!(base, cache_key("openai", &request("hi!", Some("0.2"))));
+        assert_ne!(base, cache_key("openai", &request("hi", Some("0.3"))));
         assert_ne!(
             base,
-            cache_key("openai-compatible", &request("hi", Some(0.2)))
+            cache_key("openai-compatible", &request("hi", Some("0.2")))
         );
         assert_eq!(
             question_of(&request("what is keto?", None)),

@@ -11,11 +11,13 @@ pub use cache::{cache_key, question_of};
 pub use settings::GatewaySettings;
 
 use super::backoff::backoff;
-use crate::domain::pricing::{ModelPrice, PriceTable};
+use crate::crew::strict::drop_nulls;
+use crate::domain::models::ModelTable;
+use crate::domain::pricing::ModelPrice;
 use crate::domain::records::{Attribution, LlmCall, TokenUsage};
 use crate::domain::routing::{ModelRef, Route, RoutingError, RoutingPolicy};
 use crate::domain::{LlmCallOutcome, MicroUsd};
-use crate::ports::llm::{LlmRequest, LlmResponse, TextSink};
+use crate::ports::llm::{Content, LlmRequest, LlmResponse, TextSink};
 use crate::ports::{
     BudgetError, BudgetStore, ConcurrencyLimiter, Embedder, Embedding, Lease, Ledger, LlmClient,
     LlmError, ResponseCache, SemanticCache, StoreError,
@@ -105,7 +107,8 @@ pub struct GatewayModels {
     /// Tried after the routed chain, in order.
     pub fallbacks: Vec<ModelRef>,
     pub routing: Arc<RoutingPolicy>,
-    pub prices: Arc<PriceTable>,
+    /// Prices and capabilities of every model a call may use.
+    pub table: Arc<ModelTable>,
     pub embedder: Arc<dyn Embedder>,
 }
 
@@ -245,6 +248,13 @@ impl Gateway {
         for model in &route.chain {
             let mut request = call.request.clone();
             request.model = model.model.clone();
+            // A model missing from the table gets nothing optional; try_model refuses it.
+            request.capabilities = self
+                .models
+                .table
+                .capabilities(&model.provider, &model.model)
+                .cloned()
+                .unwrap_or_default();
             match self.try_model(&call, model, &request, &mut rows).await? {
                 Ok((response, source)) => {
                     // A hit of the exact cache is an answer too: keep it for close questions.
@@ -257,6 +267,11 @@ impl Gateway {
                         source,
                         attempts: rows,
                     });
+                }
+                // A refused parameter would be refused again down the chain: stop, loudly.
+                Err(e @ LlmError::Misconfigured { .. }) => {
+                    tracing::error!(model = %model, error = %e, "the model table or adapter is wrong");
+                    return Err(GatewayError::Llm(e));
                 }
                 Err(e) => {
                     tracing::warn!(model = %model, error = %e, "model failed; trying the next in the chain");
@@ -313,7 +328,7 @@ impl Gateway {
                 .await?;
             return Ok(Ok((hit, Source::ExactCache)));
         }
-        let price = match self.models.prices.price(&model.provider, &model.model) {
+        let price = match self.models.table.price(&model.provider, &model.model) {
             Ok(price) => price,
             Err(e) => {
                 let e = refused(e.to_string());
@@ -346,14 +361,15 @@ impl Gateway {
             };
             let attempt = match &result {
                 Ok(r) => Attempt::ok(model, r.usage, price.cost(r.usage), started),
-                Err(e @ LlmError::Refused { .. }) => {
+                Err(e @ (LlmError::Refused { .. } | LlmError::Declined { .. })) => {
                     Attempt::failed(model, LlmCallOutcome::Refused, started, e)
                 }
                 Err(e) => Attempt::failed(model, LlmCallOutcome::Error, started, e),
             };
             self.record(call, rows, attempt).await?;
             let error = match result {
-                Ok(response) => {
+                Ok(mut response) => {
+                    absent_for_null(request, &mut response);
                     if let (Some(ttl), true) = (self.settings.cache_ttl, call.accepts(&response)) {
                         self.stores.cache.put(&key, &response, ttl).await?;
                     }
@@ -484,6 +500,30 @@ impl Gateway {
     }
 }
 
+/// Strict structured output answers an absent optional property with null: put the
+/// absence back, in the answer and in tool arguments, so our own schemas read them.
+fn absent_for_null(request: &LlmRequest, response: &mut LlmResponse) {
+    for block in &mut response.content {
+        match block {
+            Content::Text { text } => {
+                let Some(schema) = &request.response_schema else {
+                    continue;
+                };
+                let trimmed = crate::crew::planner::strip_fences(text);
+                if let Ok(value) = serde_json::from_str(trimmed) {
+                    *text = drop_nulls(schema, value).to_string();
+                }
+            }
+            Content::ToolUse { name, input, .. } => {
+                if let Some(tool) = request.tools.iter().find(|t| &t.name == name) {
+                    *input = drop_nulls(&tool.input_schema, std::mem::take(input));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 fn is_budget_refusal(e: &LlmError) -> bool {
     matches!(e, LlmError::Refused { reason, .. } if reason.starts_with("budget_exceeded"))
 }
@@ -578,7 +618,7 @@ impl Gateway {
         };
         let cost = self
             .models
-            .prices
+            .table
             .price(&model.provider, &model.model)
             .map(|p| p.cost(usage))
             .unwrap_or(MicroUsd::ZERO);
