@@ -267,3 +267,10 @@ pub fn model_table(
     );
     Ok(autocrew_shared::domain::models::ModelTable::parse(&table)?)
 }
+
+/// The shipped capabilities of `provider`/`model`, as the gateway sets them on a request.
+pub fn shipped(provider: &str, model: &str) -> autocrew_shared::domain::capabilities::Capabilities {
+    autocrew_shared::domain::models::ModelTable::builtin()
+        .and_then(|t| t.capabilities(provider, model).cloned())
+        .unwrap_or_else(|e| panic!("{provider}/{model} in the shipped table: {e}"))
+}

@@ -70,6 +70,8 @@ pub struct Received {
     pub path: String,
     pub headers: HeaderMap,
     pub body: serde_json::Value,
+    /// The body as sent, to check numbers byte for byte.
+    pub raw: String,
 }
 
 /// The running server: its base URL and what it received.
@@ -87,12 +89,14 @@ impl ReplayServer {
         let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
             let (queue, log) = (queue.clone(), log.clone());
             async move {
+                let raw = String::from_utf8_lossy(&body).into_owned();
                 let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
                 if let Ok(mut log) = log.lock() {
                     log.push(Received {
                         path: uri.path().to_owned(),
                         headers,
                         body,
+                        raw,
                     });
                 }
                 let answer = queue.lock().ok().and_then(|mut q| q.pop_front());

@@ -6,6 +6,7 @@ use crate::pipeline::{pin, pipeline, run_to_end};
 use async_trait::async_trait;
 use autocrew_shared::adapters::llm::OpenAiClient;
 use autocrew_shared::adapters::postgres::PgRunStore;
+use autocrew_shared::domain::capabilities::StructuredOutput;
 use autocrew_shared::domain::routing::ModelRef;
 use autocrew_shared::domain::{RunStatus, TaskStatus};
 use autocrew_shared::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse};
@@ -79,17 +80,22 @@ async fn a_provider_that_always_fails_leaves_the_run_to_complete_on_the_fallback
 /// Plans one developer task, then answers each agent turn from `turns`, by how many tool
 /// results the request already carries.
 struct Scripted {
+    provider: &'static str,
     plans: Vec<&'static str>,
     turns: Vec<Vec<(&'static str, Value)>>,
     planned: AtomicU32,
+    /// How the plan requests asked for structured output.
+    structured: std::sync::Mutex<Vec<StructuredOutput>>,
 }
 
 impl Scripted {
     fn new(plans: Vec<&'static str>, turns: Vec<Vec<(&'static str, Value)>>) -> Self {
         Scripted {
+            provider: "anthropic",
             plans,
             turns,
             planned: AtomicU32::new(0),
+            structured: std::sync::Mutex::new(Vec::new()),
         }
     }
 }
@@ -99,15 +105,18 @@ const ONE_TASK: &str = r#"{"product": "Keto", "tasks": [{"key": "app", "agent": 
 #[async_trait]
 impl LlmClient for Scripted {
     fn provider(&self) -> &str {
-        "anthropic"
+        self.provider
     }
 
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
         if request.response_schema.is_some() {
+            if let Ok(mut seen) = self.structured.lock() {
+                seen.push(request.capabilities.structured_output);
+            }
             let n = self.planned.fetch_add(1, Ordering::SeqCst) as usize;
             let text = self.plans[n.min(self.plans.len() - 1)].to_owned();
             return Ok(reply(
-                "anthropic",
+                self.provider,
                 request,
                 vec![Content::Text { text }],
                 (10, 20),
@@ -183,6 +192,35 @@ async fn a_plan_that_breaks_the_schema_is_fixed_in_its_repair_round() -> anyhow:
         .get::<_, i64>(0)
         .into();
     assert_eq!(repair, json!(2), "the plan and its repair round");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repair_round_still_fixes_a_plan_on_a_compatible_server_without_strict_output()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let broken = r#"{"product": "Keto", "tasks": [{"key": "app", "agent": "developer"}]}"#;
+    let mut model = Scripted::new(vec![broken, ONE_TASK], vec![vec![write("a.md"), finish()]]);
+    model.provider = "local";
+    let model = Arc::new(model);
+    let mut p = pipeline(&db, None).await?;
+    let table = autocrew_tests::model_table(&[("local", "llama3.1:8b", "0.10", "0.20")])?;
+    pin(&mut p.ctx, model.clone(), "llama3.1:8b", Some(table));
+
+    let status = run_to_end(&p, &seeded).await?;
+
+    assert_eq!(status, ExecutionStatus::Succeeded);
+    let seen = model
+        .structured
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        seen,
+        [StructuredOutput::JsonSchema, StructuredOutput::JsonSchema],
+        "the plan and its repair round, each with a guiding schema only"
+    );
     Ok(())
 }
 

@@ -396,7 +396,7 @@ async fn routing_follows_the_policy_and_steps_down_as_the_run_budget_runs_low() 
         (low.route.tier.as_str(), low.route.downgraded_by),
         ("standard", 1)
     );
-    assert_eq!(low.response.text(), "openai:gpt-6-luna");
+    assert_eq!(low.response.text(), "anthropic:claude-haiku-5-5");
     Ok(())
 }
 
@@ -472,13 +472,13 @@ async fn a_model_the_budget_cannot_cover_is_refused_and_a_cheaper_one_of_the_cha
     let seeded = seed(&db, 4).await?;
     let models = models(vec![Arc::new(Named("openai"))], None);
     let gateway = gateway(&db, models, quick());
-    // A $0.003 run: gpt-6-sol's worst case (256 output tokens at $15 per million, plus the
-    // prompt) is over it, gpt-6-luna's ($10 per million) is not.
+    // A $0.001 run: gpt-6-sol's worst case (256 output tokens at $10 per million, plus the
+    // prompt) is over it, gpt-6-luna's ($0.50 per million) is not.
     db.pool
         .get()
         .await?
         .execute(
-            "UPDATE runs SET budget_micro_usd = 3000 WHERE id = $1",
+            "UPDATE runs SET budget_micro_usd = 1000 WHERE id = $1",
             &[&seeded.run.id.0],
         )
         .await?;

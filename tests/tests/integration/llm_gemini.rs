@@ -46,7 +46,9 @@ async fn an_agent_answer_comes_back_as_json_with_usage_metadata_read() -> anyhow
         tools: Vec::new(),
         max_tokens: 2048,
         temperature: autocrew_shared::domain::Decimal::parse("0.4").ok(),
+        reasoning: Some(autocrew_shared::domain::capabilities::ReasoningEffort::Low),
         response_schema: Some(schema.clone()),
+        capabilities: autocrew_tests::shipped("gemini", "gemini-2.5-flash"),
         ..LlmRequest::default()
     };
     let response = client(&server).complete(&request).await?;
@@ -80,10 +82,22 @@ async fn an_agent_answer_comes_back_as_json_with_usage_metadata_read() -> anyhow
         "application/json"
     );
     assert_eq!(
-        sent.body["generationConfig"]["responseJsonSchema"]["title"],
-        "brand_output"
+        sent.body["generationConfig"]["responseJsonSchema"],
+        json!({"type": "object", "required": ["summary", "files"],
+            "properties": {"summary": {"type": "string"}, "files": {"type": "array"}}}),
+        "JSON Schema, less what the decoder does not enforce (the title)"
     );
     assert_eq!(sent.body["generationConfig"]["maxOutputTokens"], 2048);
+    assert_eq!(
+        sent.body["generationConfig"]["thinkingConfig"],
+        json!({"thinkingBudget": 1024}),
+        "a 2.5 model's thinking budget from the profile's low reasoning"
+    );
+    assert!(
+        sent.raw.contains(r#""temperature":0.4"#),
+        "the decimal goes out as written: {}",
+        sent.raw
+    );
     Ok(())
 }
 
@@ -98,11 +112,17 @@ async fn function_declarations_go_out_and_function_calls_come_back_as_tool_use()
             Message::user("Write the README."),
             Message {
                 role: Role::Assistant,
-                content: vec![Content::ToolUse {
-                    id: "c1".into(),
-                    name: "read_file".into(),
-                    input: json!({"path": "a.md"}),
-                }],
+                content: vec![
+                    Content::Reasoning {
+                        provider: "gemini".into(),
+                        data: json!({"thoughtSignature": "sig-c1"}),
+                    },
+                    Content::ToolUse {
+                        id: "c1".into(),
+                        name: "read_file".into(),
+                        input: json!({"path": "a.md"}),
+                    },
+                ],
             },
             Message {
                 role: Role::User,
@@ -113,31 +133,44 @@ async fn function_declarations_go_out_and_function_calls_come_back_as_tool_use()
                 }],
             },
         ],
-        tools: vec![ToolSpec {
-            name: "write_file".into(),
-            description: "Write a file".into(),
-            input_schema: json!({"type": "object"}),
-        }],
+        tools: vec![autocrew_shared::crew::tools::spec("write_file").expect("write_file")],
         max_tokens: 512,
         temperature: autocrew_shared::domain::Decimal::parse("0.2").ok(),
         response_schema: None,
+        capabilities: autocrew_tests::shipped("gemini", "gemini-2.5-flash"),
         ..LlmRequest::default()
     };
 
     let response = client(&server).complete(&request).await?;
 
     assert_eq!(response.stop_reason, StopReason::ToolUse);
+    assert_eq!(
+        response.content[0],
+        Content::Reasoning {
+            provider: "gemini".into(),
+            data: json!({"thoughtSignature": "CiQBVKhc7mT0sig2"})
+        }
+    );
     assert!(
-        matches!(&response.content[0], Content::ToolUse { name, input, .. } if name == "write_file" && input["path"] == "README.md")
+        matches!(&response.content[1], Content::ToolUse { name, input, .. } if name == "write_file" && input["path"] == "README.md")
     );
     let body = &server.received()[0].body;
+    let declaration = &body["tools"][0]["functionDeclarations"][0];
+    assert_eq!(declaration["name"], "write_file");
+    assert!(
+        declaration.get("parameters").is_none(),
+        "`parameters` takes Gemini's OpenAPI subset, which has no additionalProperties"
+    );
     assert_eq!(
-        body["tools"][0]["functionDeclarations"][0]["name"],
-        "write_file"
+        declaration["parametersJsonSchema"],
+        json!({"type": "object", "additionalProperties": false, "required": ["path", "content"],
+            "properties": {"path": {"type": "string"}, "content": {"type": "string"}}})
     );
     assert_eq!(
         body["contents"][1],
-        json!({"role": "model", "parts": [{"functionCall": {"name": "read_file", "args": {"path": "a.md"}}}]})
+        json!({"role": "model", "parts": [{"functionCall": {"name": "read_file", "args": {"path": "a.md"}},
+            "thoughtSignature": "sig-c1"}]}),
+        "the thought signature goes back on the part it came with"
     );
     assert_eq!(
         body["contents"][2]["parts"][0],

@@ -3,6 +3,7 @@
 
 use autocrew_shared::adapters::llm::OpenAiClient;
 use autocrew_shared::config::Secret;
+use autocrew_shared::domain::capabilities::ReasoningEffort;
 use autocrew_shared::domain::records::TokenUsage;
 use autocrew_shared::ports::llm::{
     Content, LlmClient, LlmError, LlmRequest, Message, Role, StopReason, ToolSpec,
@@ -11,6 +12,8 @@ use autocrew_tests::replay::{Recorded, ReplayServer};
 use serde_json::json;
 use std::time::Duration;
 
+/// A marketer's structured request to GPT-6 Luna with its shipped capabilities, as the
+/// gateway sends it: the profile asks for a temperature and low reasoning.
 fn request() -> LlmRequest {
     LlmRequest {
         model: "gpt-6-luna".into(),
@@ -19,8 +22,11 @@ fn request() -> LlmRequest {
         tools: Vec::new(),
         max_tokens: 1024,
         temperature: autocrew_shared::domain::Decimal::parse("0.4").ok(),
-        response_schema: Some(json!({"title": "autocrew_agent_output", "type": "object"})),
-        ..LlmRequest::default()
+        reasoning: Some(ReasoningEffort::Low),
+        response_schema: Some(json!({"title": "autocrew_agent_output", "type": "object",
+            "required": ["headline"],
+            "properties": {"headline": {"type": "string", "maxLength": 80}, "subline": {"type": "string"}}})),
+        capabilities: autocrew_tests::shipped("openai", "gpt-6-luna"),
     }
 }
 
@@ -70,11 +76,17 @@ async fn a_text_answer_is_read_with_cached_tokens_split_out_and_the_request_is_c
         sent.body.get("max_tokens").is_none(),
         "OpenAI itself takes max_completion_tokens"
     );
-    assert_eq!(sent.body["response_format"]["type"], "json_schema");
     assert_eq!(
-        sent.body["response_format"]["json_schema"]["name"],
-        "autocrew_agent_output"
+        sent.body["response_format"],
+        json!({"type": "json_schema", "json_schema": {"name": "autocrew_agent_output", "strict": true,
+            "schema": {"type": "object", "additionalProperties": false, "required": ["headline", "subline"],
+                "properties": {"headline": {"type": "string"}, "subline": {"type": ["string", "null"]}}}}})
     );
+    assert!(
+        sent.body.get("temperature").is_none(),
+        "a reasoning model takes no temperature"
+    );
+    assert_eq!(sent.body["reasoning_effort"], "low");
     Ok(())
 }
 
@@ -116,9 +128,17 @@ async fn tools_go_out_as_functions_and_tool_calls_come_back_as_tool_use() -> any
         }]
     );
     let body = &server.received()[0].body;
-    assert_eq!(body["tools"][0]["type"], "function");
-    assert_eq!(body["tools"][0]["function"]["name"], "write_file");
-    assert_eq!(body["tools"][0]["function"]["parameters"]["type"], "object");
+    assert_eq!(
+        body["tools"][0],
+        json!({"type": "function", "function": {"name": "write_file", "description": "Write a file of the project",
+            "strict": true, "parameters": {"type": "object", "additionalProperties": false,
+                "required": ["content", "path"],
+                "properties": {"path": {"type": ["string", "null"]}, "content": {"type": ["string", "null"]}}}}})
+    );
+    assert_eq!(
+        body["reasoning_effort"], "none",
+        "GPT-6 calls functions on Chat Completions only at effort none"
+    );
     assert_eq!(
         body["messages"][2]["tool_calls"][0]["function"]["arguments"],
         r#"{"path":"brand.md"}"#
@@ -140,12 +160,62 @@ async fn a_compatible_server_gets_max_tokens_and_no_key() -> anyhow::Result<()> 
         Duration::from_secs(2),
     )?;
 
-    let response = ollama.complete(&request()).await?;
+    let mut request = request();
+    request.capabilities = autocrew_tests::model_table(&[("ollama", "llama3.1:8b", "0", "0")])?
+        .capabilities("ollama", "llama3.1:8b")?
+        .clone();
+    let response = ollama.complete(&request).await?;
 
     assert_eq!(response.provider, "ollama");
     let sent = &server.received()[0];
     assert_eq!(sent.body["max_tokens"], 1024);
     assert!(sent.headers.get("authorization").is_none());
+    assert!(
+        sent.raw.contains(r#""temperature":0.4"#),
+        "the decimal goes out as written: {}",
+        sent.raw
+    );
+    assert_eq!(
+        sent.body["response_format"]["json_schema"]["schema"],
+        request.response_schema.clone().unwrap()
+    );
+    assert!(
+        sent.body["response_format"]["json_schema"]
+            .get("strict")
+            .is_none()
+    );
+    assert!(sent.body.get("reasoning_effort").is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refusal_is_a_declined_answer_not_a_parse_error() -> anyhow::Result<()> {
+    let refusal = r#"{"id": "chatcmpl-r1", "object": "chat.completion", "model": "gpt-6-luna",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": "I can't help with that."},
+            "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28}}"#;
+    let unsupported = r#"{"error": {"message": "Unsupported parameter: 'temperature' is not supported with this model.",
+        "type": "invalid_request_error", "param": "temperature", "code": "unsupported_parameter"}}"#;
+    let answer = |status: u16, body: &str| Recorded {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.into(),
+        delay: Duration::ZERO,
+    };
+    let server = ReplayServer::start(vec![answer(200, refusal), answer(400, unsupported)]).await?;
+
+    let declined = client(&server).complete(&request()).await.unwrap_err();
+    let misconfigured = client(&server).complete(&request()).await.unwrap_err();
+
+    assert!(
+        matches!(&declined, LlmError::Declined { message, .. } if message == "I can't help with that."),
+        "{declined:?}"
+    );
+    assert!(
+        matches!(&misconfigured, LlmError::Misconfigured { model, parameter, .. } if model == "gpt-6-luna" && parameter == "temperature"),
+        "{misconfigured:?}"
+    );
+    assert!(!declined.is_retryable() && !misconfigured.is_retryable());
     Ok(())
 }
 

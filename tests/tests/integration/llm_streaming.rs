@@ -20,7 +20,16 @@ fn request(model: &str) -> LlmRequest {
         max_tokens: 1024,
         temperature: autocrew_shared::domain::Decimal::parse("0.4").ok(),
         response_schema: None,
+        capabilities: autocrew_tests::shipped(provider_of(model), model),
         ..LlmRequest::default()
+    }
+}
+
+fn provider_of(model: &str) -> &'static str {
+    match model {
+        m if m.starts_with("claude") => "anthropic",
+        m if m.starts_with("gemini") => "gemini",
+        _ => "openai",
     }
 }
 

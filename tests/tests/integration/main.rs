@@ -15,6 +15,7 @@ mod llm_gemini;
 mod llm_openai;
 mod llm_streaming;
 mod pipeline;
+mod provider_contract;
 mod push;
 mod ready_set;
 mod schema;

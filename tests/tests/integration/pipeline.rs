@@ -294,8 +294,8 @@ async fn a_cyclic_plan_fails_the_run_cleanly_and_dispatches_nothing() -> anyhow:
     let status = run_to_end(&p, &seeded).await?;
 
     // Both calls (the plan and its one repair round) were priced from the table: 10 input
-    // tokens at $3 and 20 output at $15 per million, each.
-    assert_eq!(p.ctx.ledger.run_totals(seeded.run.id).await?.cost.0, 660);
+    // tokens at $2 and 20 output at $10 per million, each.
+    assert_eq!(p.ctx.ledger.run_totals(seeded.run.id).await?.cost.0, 440);
 
     assert_eq!(status, ExecutionStatus::Failed);
     let run = PgRunStore::new(db.pool.clone()).run(seeded.run.id).await?;
@@ -433,7 +433,7 @@ async fn a_model_without_a_price_is_refused_before_the_call_and_the_run_fails_sa
     let run = PgRunStore::new(db.pool.clone()).run(seeded.run.id).await?;
     let error = run.error.unwrap_or_default();
     assert!(
-        error.contains("no price")
+        error.contains("no entry for model")
             && error.contains("claude-unreleased-9")
             && error.contains("anthropic"),
         "{error}"
@@ -452,7 +452,7 @@ async fn a_model_without_a_price_is_refused_before_the_call_and_the_run_fails_sa
         ("refused", 0),
         "the refusal is on the ledger, with nothing spent"
     );
-    assert!(recorded.unwrap_or_default().contains("no price"));
+    assert!(recorded.unwrap_or_default().contains("no entry for model"));
     Ok(())
 }
 
@@ -500,13 +500,13 @@ async fn a_task_whose_call_would_pass_the_run_budget_fails_with_budget_exceeded_
 -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let seeded = seed(&db, 4).await?;
-    // Enough for the plan's worst case (about 70,000 micro-dollars), not for an agent's
-    // (8,192 output tokens at $15 per million alone is 122,880).
+    // Enough for the plan's worst case (about 47,000 micro-dollars), not for an agent's
+    // (8,192 output tokens at $10 per million alone is 81,920).
     db.pool
         .get()
         .await?
         .execute(
-            "UPDATE runs SET budget_micro_usd = 100000 WHERE id = $1",
+            "UPDATE runs SET budget_micro_usd = 60000 WHERE id = $1",
             &[&seeded.run.id.0],
         )
         .await?;
@@ -533,7 +533,7 @@ async fn a_task_whose_call_would_pass_the_run_budget_fails_with_budget_exceeded_
     );
     let run = PgRunStore::new(db.pool.clone()).run(seeded.run.id).await?;
     assert!(run.spent <= run.budget && run.reserved == autocrew_shared::domain::MicroUsd::ZERO);
-    assert_eq!(run.spent.0, 330, "only the plan's call was paid for");
+    assert_eq!(run.spent.0, 220, "only the plan's call was paid for");
     Ok(())
 }
 

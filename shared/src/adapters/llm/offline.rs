@@ -218,6 +218,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_strict_plan_schema_accepts_every_plan_the_offline_provider_writes() {
+        let strict = crate::crew::strict::wire_schema(&planner::plan_schema(), true);
+        let checker = crate::crew::schema::Checker::new(&strict).unwrap();
+        for command in [
+            "Build a recipe app for keto dieters",
+            "make CRM for dentists.",
+            "Launch the daily marketing loop",
+            "",
+        ] {
+            let request = planner::plan_request(profiles().get(AgentKind::Orchestrator), command);
+            let response = OfflineLlm.complete(&request).await.unwrap();
+            let plan: serde_json::Value = serde_json::from_str(&response.text()).unwrap();
+            assert!(
+                checker.check(&plan).is_ok(),
+                "{command:?}: {:?}",
+                checker.check(&plan)
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn the_offline_plan_has_parallel_tasks_a_join_and_four_agents() {
         let profiles = profiles();
         let response = OfflineLlm
