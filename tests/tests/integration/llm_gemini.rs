@@ -7,7 +7,7 @@ use autocrew_shared::crew::agents;
 use autocrew_shared::domain::AgentKind;
 use autocrew_shared::domain::records::TokenUsage;
 use autocrew_shared::ports::llm::{
-    Content, LlmClient, LlmError, LlmRequest, Message, Role, StopReason, ToolSpec,
+    Content, LlmClient, LlmError, LlmRequest, Message, Role, StopReason,
 };
 use autocrew_tests::replay::{Recorded, ReplayServer};
 use serde_json::json;
@@ -49,7 +49,6 @@ async fn an_agent_answer_comes_back_as_json_with_usage_metadata_read() -> anyhow
         reasoning: Some(autocrew_shared::domain::capabilities::ReasoningEffort::Low),
         response_schema: Some(schema.clone()),
         capabilities: autocrew_tests::shipped("gemini", "gemini-2.5-flash"),
-        ..LlmRequest::default()
     };
     let response = client(&server).complete(&request).await?;
     let checker = autocrew_shared::crew::schema::Checker::new(&schema)?;
