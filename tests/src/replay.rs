@@ -36,6 +36,16 @@ impl Recorded {
         }
     }
 
+    /// A JSON answer with `status` and `body` as given (for short error bodies).
+    pub fn json(status: u16, body: &str) -> Recorded {
+        Recorded {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_owned(),
+            delay: Duration::ZERO,
+        }
+    }
+
     /// A 200 server-sent event stream read from `tests/recorded/<file>`.
     pub fn sse(file: &str) -> Recorded {
         let mut recorded = Recorded::from_file(200, file);

@@ -220,13 +220,7 @@ async fn tool_use_thinking_and_tool_result_blocks_round_trip_with_strict_tools()
 async fn a_deprecated_parameter_is_a_configuration_error_naming_model_and_parameter()
 -> anyhow::Result<()> {
     let refusal = r#"{"type":"error","error":{"type":"invalid_request_error","message":"`temperature` is deprecated for this model."}}"#;
-    let server = ReplayServer::start(vec![Recorded {
-        status: 400,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: refusal.into(),
-        delay: Duration::ZERO,
-    }])
-    .await?;
+    let server = ReplayServer::start(vec![Recorded::json(400, refusal)]).await?;
 
     let error = client(&server)
         .complete(&plan_request("Build a CRM"))

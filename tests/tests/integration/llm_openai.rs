@@ -196,13 +196,11 @@ async fn a_refusal_is_a_declined_answer_not_a_parse_error() -> anyhow::Result<()
         "usage": {"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28}}"#;
     let unsupported = r#"{"error": {"message": "Unsupported parameter: 'temperature' is not supported with this model.",
         "type": "invalid_request_error", "param": "temperature", "code": "unsupported_parameter"}}"#;
-    let answer = |status: u16, body: &str| Recorded {
-        status,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: body.into(),
-        delay: Duration::ZERO,
-    };
-    let server = ReplayServer::start(vec![answer(200, refusal), answer(400, unsupported)]).await?;
+    let server = ReplayServer::start(vec![
+        Recorded::json(200, refusal),
+        Recorded::json(400, unsupported),
+    ])
+    .await?;
 
     let declined = client(&server).complete(&request()).await.unwrap_err();
     let misconfigured = client(&server).complete(&request()).await.unwrap_err();

@@ -118,13 +118,7 @@ async fn a_parameter_the_provider_refuses_stops_the_call_as_a_configuration_erro
     let seeded = seed(&db, 4).await?;
     let unsupported = r#"{"error": {"message": "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
         "type": "invalid_request_error", "param": "reasoning_effort", "code": "unsupported_parameter"}}"#;
-    let server = ReplayServer::start(vec![Recorded {
-        status: 400,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: unsupported.into(),
-        delay: Duration::ZERO,
-    }])
-    .await?;
+    let server = ReplayServer::start(vec![Recorded::json(400, unsupported)]).await?;
     let openai = OpenAiClient::openai(
         &format!("{}/v1", server.url),
         Secret::new("sk-test".into()),
