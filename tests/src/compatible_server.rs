@@ -1,15 +1,21 @@
-//! An OpenAI-compatible Chat Completions server whose model is the offline provider: it
-//! reads the wire format a client sends (messages, tool calls and results, tools,
-//! `response_format`), answers from the offline templates, and writes the wire format back,
-//! whole or streamed as server-sent events with usage in the last chunk. It stands where
-//! Ollama or vLLM would, so a whole run can go over the compatible adapter's real HTTP path
-//! with no model weights on the machine. Every answer's token counts are kept, so a test
-//! can check the ledger against what the server reported.
+//! A server whose model is the offline provider, behind each provider's wire format: OpenAI
+//! Chat Completions (`/v1/chat/completions`, as Ollama or vLLM serve it too), Anthropic
+//! Messages (`/v1/messages`) and Gemini (`/v1beta/models/{model}:generateContent` and
+//! `:streamGenerateContent?alt=sse`). It reads what a client sends (messages, tool calls and
+//! results, tools, the response schema), answers from the offline templates, and writes the
+//! wire format back, whole or streamed. So a whole run can go over each adapter's real HTTP
+//! path with no model weights on the machine. Every answer's token counts are kept, so a
+//! test can check the ledger against what the server reported. It checks nothing: that is
+//! the provider-check server's job, in front of it.
 
+use crate::{wire_anthropic, wire_gemini};
 use autocrew_shared::adapters::llm::OfflineLlm;
 use autocrew_shared::domain::records::TokenUsage;
-use autocrew_shared::ports::llm::{Content, LlmClient, LlmRequest, Message, Role, ToolSpec};
+use autocrew_shared::ports::llm::{
+    Content, LlmClient, LlmRequest, LlmResponse, Message, Role, ToolSpec,
+};
 use axum::Json;
+use axum::extract::{Path, RawQuery};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -24,14 +30,33 @@ pub struct CompatibleServer {
 impl CompatibleServer {
     pub async fn start(port: u16) -> anyhow::Result<CompatibleServer> {
         let usage = Arc::new(Mutex::new(Vec::new()));
-        let kept = usage.clone();
-        let app = axum::Router::new().route(
-            "/v1/chat/completions",
-            axum::routing::post(move |Json(body): Json<Value>| {
-                let kept = kept.clone();
-                async move { answer(body, &kept).await }
-            }),
-        );
+        let (openai, anthropic, gemini) = (usage.clone(), usage.clone(), usage.clone());
+        let app = axum::Router::new()
+            .route(
+                "/v1/chat/completions",
+                axum::routing::post(move |Json(body): Json<Value>| {
+                    let kept = openai.clone();
+                    async move { answer(body, &kept).await }
+                }),
+            )
+            .route(
+                "/v1/messages",
+                axum::routing::post(move |Json(body): Json<Value>| {
+                    let kept = anthropic.clone();
+                    async move { answer_anthropic(body, &kept).await }
+                }),
+            )
+            .route(
+                "/v1beta/models/{call}",
+                axum::routing::post(
+                    move |Path(call): Path<String>,
+                          RawQuery(query): RawQuery,
+                          Json(body): Json<Value>| {
+                        let kept = gemini.clone();
+                        async move { answer_gemini(&call, query, body, &kept).await }
+                    },
+                ),
+            );
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let base_url = format!("http://{}/v1", listener.local_addr()?);
         tokio::spawn(async move {
@@ -141,18 +166,67 @@ fn neutral(body: &Value) -> Result<LlmRequest, String> {
     })
 }
 
-async fn answer(body: Value, kept: &Mutex<Vec<TokenUsage>>) -> Response {
-    let request = match neutral(&body) {
-        Ok(request) => request,
-        Err(e) => return bad(e),
-    };
-    let response = match OfflineLlm.complete(&request).await {
-        Ok(response) => response,
-        Err(e) => return bad(e.to_string()),
-    };
+/// The offline model's answer to `request`, its usage kept.
+async fn offline(
+    request: Result<LlmRequest, String>,
+    kept: &Mutex<Vec<TokenUsage>>,
+) -> Result<(LlmRequest, LlmResponse), Response> {
+    let request = request.map_err(bad)?;
+    let response = OfflineLlm
+        .complete(&request)
+        .await
+        .map_err(|e| bad(e.to_string()))?;
     if let Ok(mut kept) = kept.lock() {
         kept.push(response.usage);
     }
+    Ok((request, response))
+}
+
+fn sse(stream: String) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+        stream,
+    )
+        .into_response()
+}
+
+async fn answer_anthropic(body: Value, kept: &Mutex<Vec<TokenUsage>>) -> Response {
+    let (request, response) = match offline(wire_anthropic::neutral(&body), kept).await {
+        Ok(answer) => answer,
+        Err(refused) => return refused,
+    };
+    match body["stream"] == json!(true) {
+        true => sse(wire_anthropic::events(&request.model, &response)),
+        false => Json(wire_anthropic::message(&request.model, &response)).into_response(),
+    }
+}
+
+/// `call` is `model:method`; streaming is `streamGenerateContent` with `alt=sse`.
+async fn answer_gemini(
+    call: &str,
+    query: Option<String>,
+    body: Value,
+    kept: &Mutex<Vec<TokenUsage>>,
+) -> Response {
+    let Some((model, method)) = call.split_once(':') else {
+        return bad(format!("{call:?} is not model:method"));
+    };
+    let (_, response) = match offline(wire_gemini::neutral(model, &body), kept).await {
+        Ok(answer) => answer,
+        Err(refused) => return refused,
+    };
+    match (method, query.as_deref()) {
+        ("streamGenerateContent", Some("alt=sse")) => sse(wire_gemini::events(model, &response)),
+        ("generateContent", _) => Json(wire_gemini::response(model, &response)).into_response(),
+        _ => bad(format!("unknown method {method:?}")),
+    }
+}
+
+async fn answer(body: Value, kept: &Mutex<Vec<TokenUsage>>) -> Response {
+    let (request, response) = match offline(neutral(&body), kept).await {
+        Ok(answer) => answer,
+        Err(refused) => return refused,
+    };
     let text = response.text();
     let calls: Vec<(String, String, String)> = response
         .content
@@ -197,11 +271,7 @@ async fn answer(body: Value, kept: &Mutex<Vec<TokenUsage>>) -> Response {
     };
     let mut events: Vec<Value> = Vec::new();
     if !text.is_empty() {
-        let half = text
-            .char_indices()
-            .nth(text.chars().count() / 2)
-            .map(|(i, _)| i)
-            .unwrap_or(0);
+        let half = crate::half(&text);
         events.push(chunk(
             json!({"role": "assistant", "content": &text[..half]}),
             None,
@@ -209,11 +279,7 @@ async fn answer(body: Value, kept: &Mutex<Vec<TokenUsage>>) -> Response {
         events.push(chunk(json!({"content": &text[half..]}), None));
     }
     for (index, (id, name, args)) in calls.iter().enumerate() {
-        let half = args
-            .char_indices()
-            .nth(args.chars().count() / 2)
-            .map(|(i, _)| i)
-            .unwrap_or(0);
+        let half = crate::half(args);
         events.push(chunk(json!({"tool_calls": [{"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": &args[..half]}}]}), None));
         events.push(chunk(
             json!({"tool_calls": [{"index": index, "function": {"arguments": &args[half..]}}]}),
@@ -224,9 +290,5 @@ async fn answer(body: Value, kept: &Mutex<Vec<TokenUsage>>) -> Response {
     events.push(json!({"id": "chatcmpl-offline", "object": "chat.completion.chunk", "model": model, "choices": [], "usage": usage}));
     let mut stream: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
     stream.push_str("data: [DONE]\n\n");
-    (
-        [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
-        stream,
-    )
-        .into_response()
+    sse(stream)
 }

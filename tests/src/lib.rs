@@ -4,6 +4,8 @@
 
 pub mod compatible_server;
 pub mod replay;
+pub mod wire_anthropic;
+pub mod wire_gemini;
 
 use anyhow::Context;
 use autocrew_shared::adapters::{aws, postgres};
@@ -273,4 +275,12 @@ pub fn shipped(provider: &str, model: &str) -> autocrew_shared::domain::capabili
     autocrew_shared::domain::models::ModelTable::builtin()
         .and_then(|t| t.capabilities(provider, model).cloned())
         .unwrap_or_else(|e| panic!("{provider}/{model} in the shipped table: {e}"))
+}
+
+/// Where to cut `text` in two for a streamed answer: the char boundary nearest the middle.
+pub fn half(text: &str) -> usize {
+    text.char_indices()
+        .nth(text.chars().count() / 2)
+        .map(|(i, _)| i)
+        .unwrap_or(0)
 }

@@ -14,6 +14,6 @@ pub use planner::{PlanReply, PlanningError};
 pub use profiles::{AgentProfile, AgentProfiles, ProfileError};
 pub use schema::SchemaViolations;
 
-/// The `title` of the plan's JSON Schema: how a provider (the offline one) tells a planning
-/// request from an agent request.
+/// The `title` of the plan's JSON Schema, which names it on the wire (OpenAI's
+/// `json_schema.name`, Anthropic's forced answer tool).
 pub const PLAN_SCHEMA_TITLE: &str = "autocrew_plan";

@@ -140,7 +140,8 @@ impl Capabilities {
     }
 
     /// The reasoning setting for a request that wants `wanted`, carries tools or not, and
-    /// allows `max_tokens` of output (a budget must stay below it). An effort the model
+    /// allows `max_tokens` of output: a budget takes at most half of it, so the answer keeps
+    /// room (Anthropic also needs the budget below `max_tokens`). An effort the model
     /// does not name leaves its default rather than sending a value it would refuse.
     pub fn reasoning_for(
         &self,
@@ -182,7 +183,7 @@ impl Capabilities {
                     .map(|(_, b)| *b)
                     .unwrap_or(*min)
                     .clamp(*min, *max)
-                    .min(max_tokens.saturating_sub(1));
+                    .min(max_tokens / 2);
                 match budget >= *min {
                     true => ReasoningSetting::Budget(budget),
                     false => ReasoningSetting::Default,
@@ -240,7 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn a_budget_stays_inside_the_model_bounds_and_below_max_tokens() {
+    fn a_budget_stays_inside_the_model_bounds_and_leaves_half_of_max_tokens_for_the_answer() {
         let caps = with(Reasoning::Budget {
             min: 128,
             max: 32_768,
@@ -252,14 +253,14 @@ mod tests {
         );
         assert_eq!(
             caps.reasoning_for(Some(ReasoningEffort::High), false, 8192),
-            ReasoningSetting::Budget(8191)
+            ReasoningSetting::Budget(4096)
         );
         assert_eq!(
             caps.reasoning_for(Some(ReasoningEffort::None), false, 8192),
             ReasoningSetting::Budget(128)
         );
         assert_eq!(
-            caps.reasoning_for(Some(ReasoningEffort::Low), false, 100),
+            caps.reasoning_for(Some(ReasoningEffort::Low), false, 200),
             ReasoningSetting::Default
         );
         let off = with(Reasoning::Budget {

@@ -16,6 +16,7 @@ mod llm_openai;
 mod llm_streaming;
 mod pipeline;
 mod provider_contract;
+mod provider_paths;
 mod push;
 mod ready_set;
 mod schema;

@@ -4,7 +4,7 @@
 //! carry; the cost is zero because nothing was bought.
 
 use super::offline_files;
-use crate::crew::{AgentTaskContext, PLAN_SCHEMA_TITLE, tools};
+use crate::crew::{AgentTaskContext, tools};
 use crate::domain::records::TokenUsage;
 use crate::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse, StopReason};
 use async_trait::async_trait;
@@ -146,10 +146,9 @@ impl LlmClient for OfflineLlm {
     }
 
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
-        let schema_title = request
-            .response_schema
-            .as_ref()
-            .and_then(|s| s["title"].as_str());
+        // The plan is the one answer asked for with a schema. A provider's wire may drop the
+        // schema's title (strict schemas do), so a schema alone marks a planning request.
+        let planning = request.response_schema.is_some();
         let user = last_user_text(request);
         let rejected = |message: String| LlmError::Rejected {
             provider: OFFLINE_PROVIDER.into(),
@@ -157,8 +156,8 @@ impl LlmClient for OfflineLlm {
             message,
         };
         let tool_mode = request.tools.iter().any(|t| t.name == tools::WRITE_FILE);
-        let (content, stop_reason) = match (schema_title, tool_mode) {
-            (Some(PLAN_SCHEMA_TITLE), _) => (
+        let (content, stop_reason) = match (planning, tool_mode) {
+            (true, _) => (
                 vec![Content::Text {
                     text: plan(&user).to_string(),
                 }],
