@@ -229,11 +229,15 @@ impl ConcurrencyLimiter for PgConcurrencyLimiter {
         let holder = Uuid::new_v4();
         let row = client
             .query_opt(
-                &client.prepare_cached("UPDATE llm_provider_slots s SET holder = $3, leased_until = now() + make_interval(secs => $4)
-                 FROM (SELECT slot FROM llm_provider_slots
+                // The free slot is picked in a CTE: one with FOR UPDATE is evaluated once.
+                // As a subquery in FROM it could be re-run for each row of the join and
+                // lease several slots in one statement (seen: five at once, which failed
+                // the call and leaked them until their leases ran out).
+                &client.prepare_cached("WITH free AS (SELECT slot FROM llm_provider_slots
                        WHERE provider = $1 AND slot < $2 AND (holder IS NULL OR leased_until < now())
-                       ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED) free
-                 WHERE s.provider = $1 AND s.slot = free.slot
+                       ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED)
+                 UPDATE llm_provider_slots s SET holder = $3, leased_until = now() + make_interval(secs => $4)
+                 FROM free WHERE s.provider = $1 AND s.slot = free.slot
                  RETURNING s.slot").await.map_err(StoreError::from)?,
                 &[&provider, &limit_i, &holder, &seconds(lease_for)],
             )
