@@ -1,6 +1,6 @@
 # The two commands of the README, and the stack's own verbs. Everything is in
 # infra/local/stack.sh; this file only names it.
-.PHONY: demo demo-compatible test bench up down status lint
+.PHONY: demo demo-compatible demo-checked test bench up down status lint
 
 demo:  ## set up, start the local stack, run the main job, stop what was started
 	bash infra/local/stack.sh demo
@@ -10,6 +10,9 @@ test:  ## set up, start the local stack, run the whole test suite, stop what was
 
 demo-compatible:  ## the demo over the OpenAI-compatible adapter (a local server speaking its wire format)
 	bash infra/local/stack.sh demo-compatible
+
+demo-checked:  ## the demo on PROVIDER's official path (openai, anthropic, gemini) through a server checking each request
+	bash infra/local/stack.sh demo-checked
 
 bench: ## the gateway's overhead per call (routing, budget, slot, cache, ledger) on the local stack
 	bash infra/local/stack.sh bench

@@ -351,6 +351,42 @@ demo_compatible() {
   stop_compatible
 }
 
+# The demo on one provider's official path (issue 8's done-when, as a user sees it):
+# compatible-server answers in every provider's wire format, and in front of it
+# tests/provider_check/server.py checks each request against the provider's published
+# request types (its official SDK) and documented per-model rules. Only PROVIDER's key is
+# set, its base URL pointing at the checker; what the checker saw is printed at the end.
+checker_pid_file="$local_dir/provider-check.pid"
+demo_checked() {
+  local provider=${PROVIDER:-anthropic} port check_port i
+  case "$provider" in openai|anthropic|gemini) ;; *) die "PROVIDER must be openai, anthropic or gemini" ;; esac
+  stop_compatible
+  port=$(free_port); check_port=$(free_port)
+  "$(target_dir)/debug/compatible-server" --port "$port" >"$local_dir/compatible-server.log" 2>&1 &
+  echo $! >"$compatible_pid_file"
+  "$venv/bin/python" "$root/tests/provider_check/server.py" --backend "http://127.0.0.1:$port" --port "$check_port" \
+    >"$local_dir/provider-check.log" 2>&1 &
+  echo $! >"$checker_pid_file"
+  for i in $(seq 1 100); do
+    "$python" -c "import socket; socket.create_connection(('127.0.0.1', $check_port), 0.2)" 2>/dev/null && break
+    sleep 0.2
+  done
+  say "provider check for $provider at http://127.0.0.1:$check_port, the offline model behind it"
+  export ANTHROPIC_API_KEY="" OPENAI_API_KEY="" OPENAI_BASE_URL="" GEMINI_API_KEY="" LLM_MODEL="" LLM_FALLBACK="" LLM_CACHE_TTL_SECS=0
+  case "$provider" in
+    openai) export OPENAI_API_KEY=sk-check OPENAI_API_BASE_URL="http://127.0.0.1:$check_port/v1" ;;
+    anthropic) export ANTHROPIC_API_KEY=sk-ant-check ANTHROPIC_BASE_URL="http://127.0.0.1:$check_port" ;;
+    gemini) export GEMINI_API_KEY=AIza-check GEMINI_BASE_URL="http://127.0.0.1:$check_port" ;;
+  esac
+  demo
+  http GET "http://127.0.0.1:$check_port/_check/stats" "$local_dir/provider-check.json"
+  "$python" -c "import json,sys; s=json.load(open(sys.argv[1]))[sys.argv[2]]; print(f'[stack] {sys.argv[2]}: {s[\"requests\"]} requests checked, {len(s[\"refused\"])} refused, {s[\"strict_schemas\"]} with a strict schema, {s[\"strict_tools\"]} with strict tools'); [print('  refused:', r) for r in s['refused']]" \
+    "$local_dir/provider-check.json" "$provider"
+  kill "$(cat "$checker_pid_file")" 2>/dev/null && say "stopped the provider check (pid $(cat "$checker_pid_file"))"
+  rm -f "$checker_pid_file"
+  stop_compatible
+}
+
 stop_compatible() {
   if [ -f "$compatible_pid_file" ] && kill -0 "$(cat "$compatible_pid_file")" 2>/dev/null; then
     kill "$(cat "$compatible_pid_file")" && say "stopped compatible-server (pid $(cat "$compatible_pid_file"))"
@@ -366,6 +402,7 @@ case "${1:-}" in
   demo) with_stack demo ;;
   bench) with_stack run_bench ;;
   demo-compatible) with_stack demo_compatible ;;
+  demo-checked) with_stack demo_checked ;;
   lint) lint ;;
-  *) die "usage: stack.sh up|down|status|test|demo|demo-compatible|bench|lint" ;;
+  *) die "usage: stack.sh up|down|status|test|demo|demo-compatible|demo-checked|bench|lint" ;;
 esac
