@@ -335,15 +335,8 @@ run_bench() {
 # compatible-server serves the offline model behind the Chat Completions wire format, and
 # the steps call it by OPENAI_BASE_URL, priced by an operator's table.
 demo_compatible() {
-  local port i
-  stop_compatible
-  port=$(free_port)
-  "$(target_dir)/debug/compatible-server" --port "$port" >"$local_dir/compatible-server.log" 2>&1 &
-  echo $! >"$compatible_pid_file"
-  for i in $(seq 1 50); do
-    "$python" -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
-    sleep 0.1
-  done
+  local port
+  port=$(start_compatible)
   say "compatible-server (the offline model behind the OpenAI wire format) at http://127.0.0.1:$port/v1"
   export OPENAI_BASE_URL="http://127.0.0.1:$port/v1" LLM_MODEL=offline-template-1 \
     MODEL_TABLE_PATH="$root/infra/local/compatible-models.json" LLM_CACHE_TTL_SECS=0
@@ -358,19 +351,14 @@ demo_compatible() {
 # set, its base URL pointing at the checker; what the checker saw is printed at the end.
 checker_pid_file="$local_dir/provider-check.pid"
 demo_checked() {
-  local provider=${PROVIDER:-anthropic} port check_port i
+  local provider=${PROVIDER:-anthropic} port check_port
   case "$provider" in openai|anthropic|gemini) ;; *) die "PROVIDER must be openai, anthropic or gemini" ;; esac
-  stop_compatible
-  port=$(free_port); check_port=$(free_port)
-  "$(target_dir)/debug/compatible-server" --port "$port" >"$local_dir/compatible-server.log" 2>&1 &
-  echo $! >"$compatible_pid_file"
+  port=$(start_compatible)
+  check_port=$(free_port)
   "$venv/bin/python" "$root/tests/provider_check/server.py" --backend "http://127.0.0.1:$port" --port "$check_port" \
     >"$local_dir/provider-check.log" 2>&1 &
   echo $! >"$checker_pid_file"
-  for i in $(seq 1 100); do
-    "$python" -c "import socket; socket.create_connection(('127.0.0.1', $check_port), 0.2)" 2>/dev/null && break
-    sleep 0.2
-  done
+  wait_for_port "$check_port" 100
   say "provider check for $provider at http://127.0.0.1:$check_port, the offline model behind it"
   export ANTHROPIC_API_KEY="" OPENAI_API_KEY="" OPENAI_BASE_URL="" GEMINI_API_KEY="" LLM_MODEL="" LLM_FALLBACK="" LLM_CACHE_TTL_SECS=0
   case "$provider" in
@@ -385,6 +373,28 @@ demo_checked() {
   kill "$(cat "$checker_pid_file")" 2>/dev/null && say "stopped the provider check (pid $(cat "$checker_pid_file"))"
   rm -f "$checker_pid_file"
   stop_compatible
+}
+
+# Waits until something listens on loopback PORT (at most TRIES tenths of a second).
+wait_for_port() {
+  local i
+  for i in $(seq 1 "$2"); do
+    "$python" -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null && return
+    sleep 0.1
+  done
+  die "nothing listens on 127.0.0.1:$1"
+}
+
+# Starts compatible-server (the offline model behind every provider's wire format) on a
+# free port, by PID file, and prints the port.
+start_compatible() {
+  local port
+  stop_compatible
+  port=$(free_port)
+  "$(target_dir)/debug/compatible-server" --port "$port" >"$local_dir/compatible-server.log" 2>&1 &
+  echo $! >"$compatible_pid_file"
+  wait_for_port "$port" 50
+  printf '%s' "$port"
 }
 
 stop_compatible() {

@@ -284,3 +284,15 @@ pub fn half(text: &str) -> usize {
         .map(|(i, _)| i)
         .unwrap_or(0)
 }
+
+/// The process environment with some variables set over it, as the runner reads it.
+pub struct EnvOver(pub std::collections::HashMap<&'static str, String>);
+
+impl autocrew_shared::config::Env for EnvOver {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .get(name)
+            .cloned()
+            .or_else(|| autocrew_shared::config::ProcessEnv.get(name))
+    }
+}

@@ -6,21 +6,11 @@
 
 use autocrew_cli::run::run;
 use autocrew_runner::{Options, start};
-use autocrew_shared::config::{Env, ProcessEnv};
 use autocrew_shared::domain::MicroUsd;
 use autocrew_tests::compatible_server::CompatibleServer;
-use autocrew_tests::{TestDb, unique};
+use autocrew_tests::{EnvOver, TestDb, unique};
 use std::collections::HashMap;
 use std::time::Duration;
-
-/// The process environment with some variables set over it.
-struct Over(HashMap<&'static str, String>);
-
-impl Env for Over {
-    fn get(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned().or_else(|| ProcessEnv.get(name))
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_run_command_completes_on_an_openai_compatible_server_with_costs_to_the_micro_dollar()
@@ -29,7 +19,7 @@ async fn the_run_command_completes_on_an_openai_compatible_server_with_costs_to_
     let server = CompatibleServer::start(0).await?;
     let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     let prices = root.join("infra/local/compatible-models.json");
-    let env = Over(HashMap::from([
+    let env = EnvOver(HashMap::from([
         ("DATABASE_URL", db.url()),
         ("OPENAI_BASE_URL", server.base_url.clone()),
         ("LLM_MODEL", "offline-template-1".to_owned()),

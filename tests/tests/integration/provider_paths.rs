@@ -8,23 +8,13 @@
 use anyhow::Context;
 use autocrew_cli::run::run;
 use autocrew_runner::{Options, start};
-use autocrew_shared::config::{Env, ProcessEnv};
 use autocrew_tests::compatible_server::CompatibleServer;
-use autocrew_tests::{TestDb, unique};
+use autocrew_tests::{EnvOver, TestDb, unique};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
-
-/// The process environment with some variables set over it.
-struct Over(HashMap<&'static str, String>);
-
-impl Env for Over {
-    fn get(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned().or_else(|| ProcessEnv.get(name))
-    }
-}
 
 fn root() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -97,7 +87,7 @@ async fn whole_run(
         port: 0,
         pollers_per_queue: 2,
     };
-    let runner = start(options, &Over(vars)).await?;
+    let runner = start(options, &EnvOver(vars)).await?;
     let base = format!("http://{}", runner.addr);
     let report = run(
         &base,
