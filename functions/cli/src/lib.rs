@@ -1,6 +1,7 @@
 //! The `autocrew` command's library: the API client and the `run` flow, also used by the
 //! end-to-end tests.
 
+pub mod args;
 pub mod client;
 pub mod health;
 pub mod run;

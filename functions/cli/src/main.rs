@@ -1,23 +1,19 @@
-//! `autocrew`: operate the stack from a terminal.
-//!
-//!   autocrew migrate                 apply migrations/ to DATABASE_URL (twice is a no-op)
-//!   autocrew health                  check Postgres, pgvector and every AWS service used
-//!   autocrew run "<command>" [--api URL] [--quiet]
-//!                                    run a command as the mobile app would, live
+//! `autocrew`: operate the stack from a terminal. `autocrew --help` lists the commands;
+//! `autocrew completions bash` prints shell completions.
 
 use anyhow::Context;
+use autocrew_cli::args::{Cli, Command};
 use autocrew_cli::{health, run};
 use autocrew_shared::adapters::postgres;
 use autocrew_shared::config::Config;
+use clap::{CommandFactory, Parser};
 use std::time::Duration;
-
-const USAGE: &str =
-    "usage: autocrew migrate | autocrew health | autocrew run \"<command>\" [--api URL] [--quiet]";
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     autocrew_shared::telemetry::init();
-    match dispatch().await {
+    let cli = Cli::parse();
+    match dispatch(cli).await {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(e) => {
@@ -28,26 +24,12 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-/// Runs the command line; `Ok(false)` when it ran but the outcome was a failure.
-async fn dispatch() -> anyhow::Result<bool> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("run") => {
-            let command = args
-                .get(1)
-                .filter(|c| !c.starts_with("--"))
-                .context(USAGE)?;
-            let flag = |name: &str| {
-                args.iter()
-                    .position(|a| a == name)
-                    .and_then(|i| args.get(i + 1))
-                    .cloned()
-            };
-            let api = flag("--api")
-                .or_else(|| std::env::var("AUTOCREW_API_URL").ok())
-                .unwrap_or_else(|| "http://127.0.0.1:8787".into());
-            let quiet = args.iter().any(|a| a == "--quiet");
-            let report = run::run(&api, command, quiet, Duration::from_secs(300)).await?;
+/// Runs one command; `Ok(false)` when it ran but the outcome was a failure.
+async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
+    match cli.command {
+        Command::Run(args) => {
+            let timeout = Duration::from_secs(args.timeout_secs);
+            let report = run::run(&args.api.api, &args.command, args.quiet, timeout).await?;
             println!("{}", run::summary(&report));
             if let Some(t) = run::timings(&report) {
                 println!(
@@ -57,23 +39,28 @@ async fn dispatch() -> anyhow::Result<bool> {
             }
             Ok(report.succeeded)
         }
-        Some(command @ ("migrate" | "health")) => {
+        Command::Migrate => {
             let config = Config::from_env().context("failed to read configuration")?;
             let pool = postgres::connect(&config.database)?;
-            if command == "migrate" {
-                let report = postgres::migrate(&pool)
-                    .await
-                    .context("failed to apply migrations")?;
-                println!(
-                    "migrations: {} applied now, {} already applied",
-                    report.applied.len(),
-                    report.already_applied
-                );
-            } else {
-                health::check(&config, &pool).await?;
-            }
+            let report = postgres::migrate(&pool)
+                .await
+                .context("failed to apply migrations")?;
+            println!(
+                "migrations: {} applied now, {} already applied",
+                report.applied.len(),
+                report.already_applied
+            );
             Ok(true)
         }
-        other => anyhow::bail!("unknown command {:?}\n{USAGE}", other.unwrap_or("")),
+        Command::Health => {
+            let config = Config::from_env().context("failed to read configuration")?;
+            let pool = postgres::connect(&config.database)?;
+            health::check(&config, &pool).await?;
+            Ok(true)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "autocrew", &mut std::io::stdout());
+            Ok(true)
+        }
     }
 }

@@ -1,0 +1,79 @@
+//! The command line, declared once: `--help` on every command and shell completions come
+//! from these types.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "autocrew",
+    version,
+    about = "Operate an Autocrew stack: run commands as the mobile app would, steer runs, migrate and check the stack."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command as the mobile app would and follow it live to its end.
+    Run(RunArgs),
+    /// Apply migrations/ to DATABASE_URL (running it twice is a no-op).
+    Migrate,
+    /// Check Postgres, pgvector and every AWS service the stack uses.
+    Health,
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Where the API is.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// The API's base URL.
+    #[arg(long, env = "AUTOCREW_API_URL", default_value = "http://127.0.0.1:8787")]
+    pub api: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// What the crew should do, e.g. "Build a recipe app for keto dieters".
+    pub command: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Print only the summary at the end, not each task's progress.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Give up following the run after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_the_command_and_its_flags() {
+        let cli = Cli::try_parse_from(["autocrew", "run", "Build a recipe app", "--quiet"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.command, "Build a recipe app");
+        assert!(args.quiet);
+    }
+
+    #[test]
+    fn an_unknown_command_is_refused_with_the_usage() {
+        let error = Cli::try_parse_from(["autocrew", "frobnicate"]).unwrap_err();
+        assert!(error.to_string().contains("unrecognized subcommand"));
+    }
+}
