@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// Where variables come from: the process environment in `main`, a map in tests (so no
 /// test ever calls `set_var`).
@@ -249,3 +250,48 @@ mod tests {
         assert_eq!(config.aws.endpoint_url, None);
     }
 }
+
+/// Heartbeats: a working step beats every `every`; one silent for `stale_after` is
+/// presumed dead. Each beat also hides the step's SQS message for `stale_after` plus two
+/// beats, so a dead worker's message comes back soon after it is presumed dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    pub every: Duration,
+    pub stale_after: Duration,
+}
+
+impl Liveness {
+    /// Reads `HEARTBEAT_SECS` (default 5) and `STALE_AFTER_SECS` (default 20, more than
+    /// three beats).
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let seconds = |name: &'static str, default: u64| -> Result<Duration, ConfigError> {
+            match optional(env, name) {
+                None => Ok(Duration::from_secs(default)),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
+                    _ => Err(ConfigError::Invalid {
+                        name,
+                        reason: format!("must be a positive whole number of seconds, got {v:?}"),
+                    }),
+                },
+            }
+        };
+        let liveness = Liveness {
+            every: seconds("HEARTBEAT_SECS", 5)?,
+            stale_after: seconds("STALE_AFTER_SECS", 20)?,
+        };
+        if liveness.stale_after < liveness.every * 3 {
+            return Err(ConfigError::Invalid {
+                name: "STALE_AFTER_SECS",
+                reason: "must be at least three heartbeats (HEARTBEAT_SECS)".into(),
+            });
+        }
+        Ok(liveness)
+    }
+
+    /// How long each beat hides the step's message.
+    pub fn visibility(&self) -> Duration {
+        self.stale_after + self.every * 2
+    }
+}
+

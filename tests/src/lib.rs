@@ -153,7 +153,7 @@ pub struct Seeded {
     pub run: autocrew_shared::domain::records::Run,
 }
 
-/// Seeds a user, a project and a run with a $5 budget and `max_concurrency`.
+/// Seeds a user, a project and a pending run with a $5 budget and `max_concurrency`.
 pub async fn seed(db: &TestDb, max_concurrency: u32) -> anyhow::Result<Seeded> {
     use autocrew_shared::adapters::postgres::{PgProjectStore, PgRunStore};
     use autocrew_shared::domain::records::NewRun;
@@ -177,9 +177,23 @@ pub async fn seed(db: &TestDb, max_concurrency: u32) -> anyhow::Result<Seeded> {
             command: "Build a recipe app for keto dieters".into(),
             budget: MicroUsd::from_dollars(5),
             max_concurrency,
+            deadline: None,
         })
-        .await?;
+        .await?
+        .value;
     Ok(Seeded { user, project, run })
+}
+
+/// `seed`, with the run already planned and `running`, as the store tests need it.
+pub async fn seed_running(db: &TestDb, max_concurrency: u32) -> anyhow::Result<Seeded> {
+    use autocrew_shared::adapters::postgres::PgRunStore;
+    use autocrew_shared::domain::RunStatus;
+    use autocrew_shared::ports::RunStore;
+    let mut seeded = seed(db, max_concurrency).await?;
+    seeded.run = PgRunStore::new(db.pool.clone())
+        .set_status(seeded.run.id, RunStatus::Running, None)
+        .await?;
+    Ok(seeded)
 }
 
 /// A plan task for tests: `key` run by `agent` after `deps`.
@@ -295,4 +309,89 @@ impl autocrew_shared::config::Env for EnvOver {
             .cloned()
             .or_else(|| autocrew_shared::config::ProcessEnv.get(name))
     }
+}
+
+/// Shorthands over a task store for tests that drive tasks by hand: each returns the
+/// change's value and drops its effects (they stay in the outbox and the event log).
+#[async_trait::async_trait]
+pub trait Drive {
+    /// `dispatch`: the tasks it queued.
+    async fn claim_ready(
+        &self,
+        run: autocrew_shared::domain::RunId,
+    ) -> anyhow::Result<Vec<autocrew_shared::domain::records::Task>>;
+    /// `start_attempt`: the attempt, or `None` when the task was not queued.
+    async fn start(
+        &self,
+        task: autocrew_shared::domain::TaskId,
+    ) -> anyhow::Result<Option<autocrew_shared::domain::records::Attempt>>;
+    /// `complete` on the task's current attempt.
+    async fn complete_now(
+        &self,
+        task: autocrew_shared::domain::TaskId,
+        result: serde_json::Value,
+    ) -> Result<autocrew_shared::ports::Completion, autocrew_shared::ports::StoreError>;
+    /// `fail_attempt` on the task's current attempt, with no backoff.
+    async fn fail_now(
+        &self,
+        task: autocrew_shared::domain::TaskId,
+        error: &str,
+        retryable: bool,
+    ) -> Result<autocrew_shared::ports::Failure, autocrew_shared::ports::StoreError>;
+}
+
+#[async_trait::async_trait]
+impl<T: autocrew_shared::ports::TaskStore + ?Sized> Drive for T {
+    async fn claim_ready(
+        &self,
+        run: autocrew_shared::domain::RunId,
+    ) -> anyhow::Result<Vec<autocrew_shared::domain::records::Task>> {
+        Ok(self.dispatch(run).await?.value)
+    }
+
+    async fn start(
+        &self,
+        task: autocrew_shared::domain::TaskId,
+    ) -> anyhow::Result<Option<autocrew_shared::domain::records::Attempt>> {
+        Ok(self.start_attempt(task).await?.map(|c| c.value))
+    }
+
+    async fn complete_now(
+        &self,
+        task: autocrew_shared::domain::TaskId,
+        result: serde_json::Value,
+    ) -> Result<autocrew_shared::ports::Completion, autocrew_shared::ports::StoreError> {
+        let attempt = self.task(task).await?.attempts;
+        let payload = serde_json::json!({"task_id": task});
+        Ok(self.complete(task, attempt, &result, payload).await?.value)
+    }
+
+    async fn fail_now(
+        &self,
+        task: autocrew_shared::domain::TaskId,
+        error: &str,
+        retryable: bool,
+    ) -> Result<autocrew_shared::ports::Failure, autocrew_shared::ports::StoreError> {
+        let attempt = self.task(task).await?.attempts;
+        let failure = autocrew_shared::ports::AttemptFailure {
+            error: error.to_owned(),
+            retryable,
+            backoff: std::time::Duration::ZERO,
+        };
+        Ok(self.fail_attempt(task, attempt, &failure).await?.value)
+    }
+}
+
+/// Every agent queue variable (`DEVELOPER_QUEUE_URL`, ...) set to `base/<agent>`: for
+/// settings that need them where no message is sent.
+pub fn agent_queue_variables(base: &str) -> Vec<(String, String)> {
+    autocrew_shared::domain::AgentKind::WORKERS
+        .iter()
+        .map(|&agent| {
+            (
+                autocrew_shared::services::AgentQueues::variable(agent).to_owned(),
+                format!("{base}/{agent}"),
+            )
+        })
+        .collect()
 }

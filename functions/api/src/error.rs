@@ -9,10 +9,7 @@ use serde_json::json;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{field}: {message}")]
-    BadRequest {
-        field: &'static str,
-        message: String,
-    },
+    BadRequest { field: String, message: String },
     #[error("missing or invalid bearer token")]
     Unauthorized,
     #[error("{0} not found")]
@@ -24,9 +21,9 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn bad(field: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad(field: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError::BadRequest {
-            field,
+            field: field.into(),
             message: message.into(),
         }
     }
@@ -60,6 +57,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound { what, .. } => ApiError::NotFound(what),
             StoreError::Conflict(detail) => ApiError::Conflict(detail),
+            e @ StoreError::RunEnded { .. } => ApiError::Conflict(e.to_string()),
             other => ApiError::Internal(Box::new(other)),
         }
     }

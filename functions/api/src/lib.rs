@@ -30,10 +30,16 @@ pub enum Route {
     GetCosts,
     /// `PATCH /me`: the caller's settings (the semantic cache opt-in).
     UpdateMe,
+    /// `POST /runs/{run_id}/cancel`
+    CancelRun,
+    /// `POST /runs/{run_id}/resume`: a failed or cancelled run goes on where it stopped.
+    ResumeRun,
+    /// `POST /tasks/{task_id}/retry`: a failed task starts again.
+    RetryTask,
 }
 
 impl Route {
-    pub const ALL: [Route; 7] = [
+    pub const ALL: [Route; 10] = [
         Route::CreateUser,
         Route::CreateProject,
         Route::PostCommand,
@@ -41,6 +47,9 @@ impl Route {
         Route::ListEvents,
         Route::GetCosts,
         Route::UpdateMe,
+        Route::CancelRun,
+        Route::ResumeRun,
+        Route::RetryTask,
     ];
 
     /// The route a binary serves (`api-get-run` → `GetRun`).
@@ -58,6 +67,9 @@ impl Route {
             Route::ListEvents => "api-list-events",
             Route::GetCosts => "api-get-costs",
             Route::UpdateMe => "api-update-me",
+            Route::CancelRun => "api-cancel-run",
+            Route::ResumeRun => "api-resume-run",
+            Route::RetryTask => "api-retry-task",
         }
     }
 }
@@ -72,6 +84,9 @@ pub async fn handle(state: &ApiState, route: Route, request: Request) -> Respons
         Route::ListEvents => routes::list_events(state, &request).await,
         Route::GetCosts => costs::get_costs(state, &request).await,
         Route::UpdateMe => costs::update_me(state, &request).await,
+        Route::CancelRun => routes::cancel_run(state, &request).await,
+        Route::ResumeRun => routes::resume_run(state, &request).await,
+        Route::RetryTask => routes::retry_task(state, &request).await,
     };
     result.unwrap_or_else(ApiError::into_response)
 }

@@ -8,25 +8,57 @@ use serde::de::DeserializeOwned;
 
 /// The body as `T`; a malformed body or field is a 400 that names it.
 pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
+    optional_json_body(request)?.ok_or_else(|| ApiError::bad("body", "a JSON body is required"))
+}
+
+/// The body as `T`, or `None` when there is none.
+pub fn optional_json_body<T: DeserializeOwned>(request: &Request) -> Result<Option<T>, ApiError> {
     let bytes: &[u8] = match request.body() {
         Body::Empty => b"",
         Body::Text(text) => text.as_bytes(),
         Body::Binary(bytes) => bytes,
         _ => b"",
     };
-    if bytes.is_empty() {
-        return Err(ApiError::bad("body", "a JSON body is required"));
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
     }
-    serde_json::from_slice(bytes).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))?;
+    refuse_control_characters(&value, "body")?;
+    serde_json::from_value(value).map(Some).map_err(|e| {
         // serde names the field in its message ("missing field `command`", "unknown
         // variant", ...); pass it on.
-        let field = if e.is_syntax() || e.is_eof() {
-            "body"
-        } else {
-            "body.field"
-        };
-        ApiError::bad(field, e.to_string())
+        ApiError::bad("body.field", e.to_string())
     })
+}
+
+/// Text must not carry control characters (NUL and the like; tab and line breaks are
+/// text): Postgres refuses NUL, and none of them belongs in a name or a command.
+fn refuse_control_characters(value: &serde_json::Value, path: &str) -> Result<(), ApiError> {
+    let bad = |text: &str| {
+        text.chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    };
+    match value {
+        serde_json::Value::String(text) if bad(text) => Err(ApiError::bad(
+            path.strip_prefix("body.").unwrap_or(path),
+            "must not contain control characters such as NUL",
+        )),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| refuse_control_characters(item, &format!("{path}[{i}]"))),
+        serde_json::Value::Object(fields) => fields.iter().try_for_each(|(key, item)| {
+            if bad(key) {
+                return Err(ApiError::bad(
+                    path,
+                    "field names must not contain control characters",
+                ));
+            }
+            refuse_control_characters(item, &format!("{path}.{key}"))
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The caller, from `Authorization: Bearer <token>`.

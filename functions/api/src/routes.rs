@@ -1,10 +1,10 @@
 //! The routes: parse, check, apply, answer.
 
 use crate::error::json_response;
-use crate::request::{caller, json_body, path_param, query_number};
+use crate::request::{caller, json_body, optional_json_body, path_param, query_number};
 use crate::{ApiError, ApiState};
-use autocrew_shared::domain::records::{NewRun, Project};
-use autocrew_shared::domain::{EventKind, MicroUsd, ProjectId, RunId, RunStatus, UserId};
+use autocrew_shared::domain::records::{NewRun, Project, Run};
+use autocrew_shared::domain::{MicroUsd, ProjectId, RunId, TaskId, UserId};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -106,6 +106,17 @@ struct NewCommand {
     /// How many tasks may run at once (default 4, 1-16).
     #[serde(default)]
     max_concurrency: Option<u32>,
+    /// Minutes after which the run fails if it has not ended (default 360, 1-1440).
+    #[serde(default)]
+    deadline_minutes: Option<u32>,
+}
+
+/// The run budget a request asks for, checked.
+fn budget(field: &'static str, usd: f64) -> Result<MicroUsd, ApiError> {
+    if !(usd > 0.0 && usd <= 100.0) {
+        return Err(ApiError::bad(field, "must be more than 0 and at most 100"));
+    }
+    Ok(MicroUsd((usd * 1_000_000.0).round() as i64))
 }
 
 pub async fn post_command(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
@@ -116,80 +127,102 @@ pub async fn post_command(state: &ApiState, request: &Request) -> Result<Respons
     if command.is_empty() || command.chars().count() > 4000 {
         return Err(ApiError::bad("command", "must be 1-4000 characters"));
     }
-    let budget_usd = body.budget_usd.unwrap_or(5.0);
-    if !(budget_usd > 0.0 && budget_usd <= 100.0) {
-        return Err(ApiError::bad(
-            "budget_usd",
-            "must be more than 0 and at most 100",
-        ));
-    }
+    let budget = budget("budget_usd", body.budget_usd.unwrap_or(5.0))?;
     let max_concurrency = body.max_concurrency.unwrap_or(4);
     if !(1..=16).contains(&max_concurrency) {
         return Err(ApiError::bad("max_concurrency", "must be 1-16"));
     }
-    let run = state
+    let deadline_minutes = body.deadline_minutes.unwrap_or(360);
+    if !(1..=1440).contains(&deadline_minutes) {
+        return Err(ApiError::bad("deadline_minutes", "must be 1-1440"));
+    }
+    // The run, its `run_created` event and the start of its execution commit together;
+    // the relay starts the execution now, or the reconciler does if this process dies.
+    let created = state
         .runs
         .create_run(NewRun {
             project_id: project.id,
             user_id: user,
             command: command.to_owned(),
-            budget: MicroUsd((budget_usd * 1_000_000.0).round() as i64),
+            budget,
             max_concurrency,
+            deadline: Some(Duration::from_secs(u64::from(deadline_minutes) * 60)),
         })
         .await?;
-    state
-        .notifier
-        .emit(
-            project.id,
-            Some(run.id),
-            EventKind::RunCreated,
-            json!({"command": run.command}),
-        )
-        .await?;
-    let input = json!({"run_id": run.id});
-    match state
-        .state_machine
-        .start(&state.state_machine_arn, &run.execution_name, &input)
-        .await
-    {
-        Ok(arn) => state.runs.set_execution_arn(run.id, &arn).await?,
-        Err(e) => {
-            let error = "the run's state machine could not be started";
-            state
-                .runs
-                .set_status(run.id, RunStatus::Failed, Some(error))
-                .await?;
-            state
-                .notifier
-                .emit(
-                    project.id,
-                    Some(run.id),
-                    EventKind::RunFailed,
-                    json!({"error": error}),
-                )
-                .await?;
-            return Err(e.into());
-        }
-    }
+    let run = created.value;
+    state.relay.publish(created.effects).await;
     Ok(json_response(
         202,
         &json!({
             "run_id": run.id,
             "execution_name": run.execution_name,
             "status": run.status,
+            "deadline_at": run.deadline_at,
             "run_url": format!("/runs/{}", run.id),
             "events_url": format!("/projects/{}/events", project.id),
         }),
     ))
 }
 
-pub async fn get_run(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
-    let user = caller(state, request).await?;
+/// The caller's run named by the path; someone else's is reported as not found.
+async fn owned_run(state: &ApiState, request: &Request, user: UserId) -> Result<Run, ApiError> {
     let id = path_param(request, "run_id", RunId::parse)?;
     let run = state.runs.run(id).await?;
     if run.user_id != user {
         return Err(ApiError::NotFound("run"));
     }
+    Ok(run)
+}
+
+/// `POST /runs/{run_id}/cancel`
+pub async fn cancel_run(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let run = owned_run(state, request, user).await?;
+    let cancelled = state.control.cancel(run.id, "cancelled by the user").await?;
+    state.relay.publish(cancelled.effects).await;
+    Ok(json_response(200, &json!({"run": cancelled.value})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Resume {
+    /// A new budget for the run, in dollars.
+    #[serde(default)]
+    budget_usd: Option<f64>,
+}
+
+/// `POST /runs/{run_id}/resume`, with an optional `{"budget_usd": N}`.
+pub async fn resume_run(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let run = owned_run(state, request, user).await?;
+    let body: Resume = optional_json_body(request)?.unwrap_or_default();
+    let budget = body
+        .budget_usd
+        .map(|usd| budget("budget_usd", usd))
+        .transpose()?;
+    let resumed = state.control.resume(run.id, budget).await?;
+    state.relay.publish(resumed.effects).await;
+    Ok(json_response(202, &json!({"run": resumed.value})))
+}
+
+/// `POST /tasks/{task_id}/retry`
+pub async fn retry_task(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let id = path_param(request, "task_id", TaskId::parse)?;
+    let task = state.tasks.task(id).await?;
+    let run = state.runs.run(task.run_id).await?;
+    if run.user_id != user {
+        return Err(ApiError::NotFound("task"));
+    }
+    let retried = state.control.retry_task(id).await?;
+    state.relay.publish(retried.effects).await;
+    Ok(json_response(202, &json!({"task": retried.value})))
+}
+
+pub async fn get_run(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let run = owned_run(state, request, user).await?;
+    let id = run.id;
     let tasks = state.tasks.run_tasks(id).await?;
     let totals = state.ledger.run_totals(id).await?;
     let mut artifacts = Vec::new();

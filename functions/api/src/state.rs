@@ -1,20 +1,20 @@
 //! Everything a route uses, built once per process.
 
 use autocrew_shared::adapters;
-use autocrew_shared::adapters::aws::{self, S3BlobStore, SfnStateMachine};
+use autocrew_shared::adapters::aws::{self, S3BlobStore};
 use autocrew_shared::adapters::postgres::{
-    self, PgArtifactStore, PgEventLog, PgLedger, PgProjectStore, PgRunStore, PgTaskStore,
-    PgTokenStore, Pool,
+    self, PgArtifactStore, PgEventLog, PgLedger, PgProjectStore, PgRunControl, PgRunStore,
+    PgTaskStore, PgTokenStore, Pool,
 };
 use autocrew_shared::config::{
     AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, optional, required,
 };
 use autocrew_shared::domain::Tier;
 use autocrew_shared::ports::{
-    ArtifactStore, BlobStore, EventLog, Ledger, ProjectStore, RunStore, StateMachine, TaskStore,
+    ArtifactStore, BlobStore, EventLog, Ledger, ProjectStore, RunControl, RunStore, TaskStore,
     TokenStore,
 };
-use autocrew_shared::services::Notifier;
+use autocrew_shared::services::{AgentQueues, Notifier, Relay};
 use aws_config::SdkConfig;
 use std::sync::Arc;
 
@@ -27,11 +27,13 @@ pub struct ApiSettings {
     pub state_machine_arn: String,
     /// The tier a new user gets (`SIGNUP_TIER`, default free).
     pub signup_tier: Tier,
+    /// Where a retried task is sent.
+    pub agent_queues: AgentQueues,
 }
 
 impl ApiSettings {
-    /// Reads `ARTIFACT_BUCKET`, `CONNECTIONS_TABLE`, `WEBSOCKET_CALLBACK_URL` and
-    /// `STATE_MACHINE_ARN`.
+    /// Reads `ARTIFACT_BUCKET`, `CONNECTIONS_TABLE`, `WEBSOCKET_CALLBACK_URL`,
+    /// `STATE_MACHINE_ARN` and the agents' queue URLs.
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         Ok(ApiSettings {
             artifact_bucket: required(env, "ARTIFACT_BUCKET")?,
@@ -45,6 +47,7 @@ impl ApiSettings {
                     reason: format!("must be free, pro or team, got {v:?}"),
                 })?,
             },
+            agent_queues: AgentQueues::from_env(env)?,
         })
     }
 }
@@ -60,10 +63,11 @@ pub struct ApiState {
     pub ledger: Arc<dyn Ledger>,
     pub tokens: Arc<dyn TokenStore>,
     pub blobs: Arc<dyn BlobStore>,
-    pub state_machine: Arc<dyn StateMachine>,
-    pub state_machine_arn: String,
+    pub control: Arc<dyn RunControl>,
     pub signup_tier: Tier,
     pub notifier: Notifier,
+    /// Publishes what committed changes send out (events, the start of an execution).
+    pub relay: Relay,
 }
 
 impl ApiState {
@@ -87,7 +91,15 @@ impl ApiState {
             &settings.connections_table,
             &settings.websocket_callback_url,
         );
+        let relay = adapters::relay(
+            &pool,
+            sdk,
+            settings.agent_queues.clone(),
+            Some(settings.state_machine_arn.clone()),
+            notifier.clone(),
+        );
         ApiState {
+            control: Arc::new(PgRunControl::new(pool.clone())),
             projects: Arc::new(PgProjectStore::new(pool.clone())),
             runs: Arc::new(PgRunStore::new(pool.clone())),
             tasks: Arc::new(PgTaskStore::new(pool.clone())),
@@ -96,10 +108,9 @@ impl ApiState {
             ledger,
             tokens: Arc::new(PgTokenStore::new(pool)),
             blobs: Arc::new(S3BlobStore::new(sdk, settings.artifact_bucket)),
-            state_machine: Arc::new(SfnStateMachine::new(sdk)),
-            state_machine_arn: settings.state_machine_arn,
             signup_tier: settings.signup_tier,
             notifier,
+            relay,
         }
     }
 }

@@ -226,7 +226,9 @@ pub async fn start(options: Options, process: &dyn Env) -> Result<Running, Start
     })
 }
 
-/// One schedule: fires its function once per period until shutdown.
+/// One schedule: fires its function at start (as right after a deploy) and then once per
+/// period until shutdown. The sweep reconciles the engine, so a runner that starts after
+/// a crash repairs what the crash left at once.
 async fn fire_forever(
     sweep: Arc<SweepState>,
     rule: String,
@@ -234,7 +236,8 @@ async fn fire_forever(
     period: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticks.tick() => {

@@ -1,5 +1,5 @@
 //! EventBridge schedules, played locally: `rate(...)` expressions fire their function with
-//! the scheduled event EventBridge sends, once per period, the first after one period.
+//! the scheduled event EventBridge sends, once at start and then once per period.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde_json::json;

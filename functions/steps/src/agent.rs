@@ -1,15 +1,20 @@
-//! An agent step: one task, run as the agent loop (its files stored as artifacts by the
-//! `write_file` tool), then whatever became ready is dispatched. Delivery is at least
-//! once: a task that is not queued any more (a duplicate message) is acknowledged and
-//! ignored.
+//! An agent step: one attempt of one task, run as the agent loop while a heartbeat proves
+//! the worker alive. Delivery is at least once, and a message can outlive its worker:
+//! - a queued task starts its next attempt;
+//! - a running task whose heartbeat went stale was left by a dead worker: that attempt is
+//!   failed as retryable and the task starts again here;
+//! - a running task with a fresh heartbeat is someone else's: the message comes back later,
+//!   in case that worker dies too;
+//! - anything else (ended, cancelled) is acknowledged and ignored, after sending whatever
+//!   its run still has in the outbox (a worker that died between commit and send).
 
 use crate::agent_loop::{self, Finished, LoopError};
-use crate::callback::settle;
+use crate::heartbeat::{Delivery, Heartbeat};
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::AgentTaskContext;
 use autocrew_shared::domain::records::{Run, Task};
-use autocrew_shared::domain::{AgentKind, EventKind};
-use autocrew_shared::ports::Failure;
+use autocrew_shared::domain::{AgentKind, TaskStatus};
+use autocrew_shared::ports::{AttemptFailure, StoreError};
 use autocrew_shared::services::{TaskMessage, backoff};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -18,6 +23,7 @@ pub(crate) async fn handle(
     ctx: &StepContext,
     agent: AgentKind,
     message: TaskMessage,
+    receipt: Option<&str>,
 ) -> Result<(), RecordError> {
     let task = ctx.tasks.task(message.task_id).await?;
     if task.agent != agent {
@@ -26,58 +32,87 @@ pub(crate) async fn handle(
             task.id, task.agent
         )));
     }
-    let Some(attempt) = ctx.tasks.start_attempt(task.id).await? else {
-        // Redelivered while `running`: if the attempt outlived the function's timeout, it
-        // died without recording an outcome; count it as a failed attempt so the task
-        // runs again (or fails), instead of waiting forever.
-        if ctx
-            .tasks
-            .running_longer_than(task.id, ctx.attempt_timeout)
-            .await?
-        {
-            let run = ctx.runs.run(task.run_id).await?;
-            let error = "the previous attempt stopped without recording an outcome";
-            return fail(ctx, &run, &task, task.attempts, error, true).await;
+    let started = match ctx.tasks.start_attempt(task.id).await? {
+        Some(started) => started,
+        None if task.status == TaskStatus::Running => {
+            let reclaimed = ctx
+                .tasks
+                .reclaim_stale_task(task.id, ctx.liveness.stale_after)
+                .await?;
+            let Some(effects) = reclaimed else {
+                // Its worker is alive: look again once it could be presumed dead.
+                return Err(RecordError::Retry {
+                    error: format!("task {} is running elsewhere", task.id),
+                    backoff: ctx.liveness.stale_after,
+                });
+            };
+            ctx.relay.publish(effects).await;
+            match ctx.tasks.start_attempt(task.id).await? {
+                Some(started) => started,
+                None => return Ok(()),
+            }
         }
-        tracing::info!(task = %task.id, status = %task.status, "duplicate delivery ignored");
-        return Ok(());
+        None => {
+            tracing::info!(task = %task.id, status = %task.status, "duplicate delivery ignored");
+            crate::callback::send_leftovers(ctx, task.run_id).await;
+            return Ok(());
+        }
     };
+    let attempt = started.value.attempt_no;
+    ctx.relay.publish(started.effects).await;
     let run = ctx.runs.run(task.run_id).await?;
-    let started = Instant::now();
-    ctx.notifier
-        .emit(run.project_id, Some(run.id), EventKind::TaskStarted, json!({
-            "task_id": task.id, "key": task.key, "agent": agent, "title": task.title, "attempt": attempt.attempt_no
-        }))
-        .await?;
+    let delivery = receipt.and_then(|receipt| {
+        Some(Delivery {
+            queue_url: ctx.relay.queues.url(agent)?.to_owned(),
+            receipt: receipt.to_owned(),
+        })
+    });
+    let heartbeat = {
+        let (tasks, id) = (ctx.tasks.clone(), task.id);
+        Heartbeat::start(ctx, delivery, move || {
+            let tasks = tasks.clone();
+            async move { tasks.heartbeat(id, attempt).await }
+        })
+    };
+    let clock = Instant::now();
     let outcome = match ctx.tasks.run_tasks(run.id).await {
         Ok(all) => {
             let upstream: Vec<Task> = all
                 .into_iter()
                 .filter(|t| task.depends_on.contains(&t.id))
                 .collect();
-            agent_loop::run(
-                ctx,
-                &run,
-                &task,
-                &context(&run, &task, &upstream),
-                &upstream,
-            )
-            .await
+            let context = context(&run, &task, &upstream);
+            agent_loop::run(ctx, &run, &task, &context, &upstream, &|| heartbeat.alive()).await
         }
         Err(e) => Err(LoopError::Infrastructure(e.into())),
     };
-    match outcome {
-        Ok(finished) => finish(ctx, &run, &task, finished, started).await,
+    drop(heartbeat);
+    let recorded = match outcome {
+        Ok(finished) => finish(ctx, &task, attempt, finished, clock).await,
+        Err(LoopError::Stopped) => {
+            tracing::info!(task = %task.id, attempt, "attempt stopped: the task was cancelled or taken over");
+            return Ok(());
+        }
         Err(LoopError::Model { error, retryable }) => {
-            fail(ctx, &run, &task, attempt.attempt_no, &error, retryable).await
+            fail(ctx, &task, attempt, error, retryable).await
         }
         // Our own trouble counts as a retryable attempt: the task goes back to the queue.
         Err(LoopError::Infrastructure(e)) => {
             let error = match e {
                 RecordError::Retry { error, .. } | RecordError::Poison(error) => error,
             };
-            fail(ctx, &run, &task, attempt.attempt_no, &error, true).await
+            fail(ctx, &task, attempt, error, true).await
         }
+    };
+    match recorded {
+        // Cancelled, or presumed dead and run again elsewhere: this attempt's outcome is
+        // not the task's any more.
+        Err(StoreError::WrongTaskStatus { .. } | StoreError::StaleAttempt { .. }) => {
+            tracing::info!(task = %task.id, attempt, "the attempt's outcome was dropped: the task moved on without it");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(()),
     }
 }
 
@@ -105,74 +140,44 @@ fn context(run: &Run, task: &Task, upstream: &[Task]) -> AgentTaskContext {
     }
 }
 
-/// Completes the task with the loop's summary and files, dispatches what became ready.
+/// Completes the task with the loop's summary and files; the same transaction dispatches
+/// what became ready and, when it was the run's last task, answers the execute token.
 async fn finish(
     ctx: &StepContext,
-    run: &Run,
     task: &Task,
+    attempt: u32,
     finished: Finished,
-    started: Instant,
-) -> Result<(), RecordError> {
+    clock: Instant,
+) -> Result<(), StoreError> {
     let result = json!({"summary": finished.summary, "artifacts": finished.artifacts, "steps": finished.steps});
-    let completion = ctx.tasks.complete(task.id, &result).await?;
-    ctx.notifier
-        .emit(
-            run.project_id,
-            Some(run.id),
-            EventKind::TaskCompleted,
-            json!({
-                "task_id": task.id, "key": task.key, "agent": task.agent, "summary": finished.summary,
-                "files": finished.artifacts.len(), "steps": finished.steps,
-                "duration_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
-            }),
-        )
+    let payload = json!({
+        "task_id": task.id, "key": task.key, "agent": task.agent, "summary": finished.summary,
+        "files": finished.artifacts.len(), "steps": finished.steps,
+        "duration_ms": u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX)
+    });
+    let completed = ctx
+        .tasks
+        .complete(task.id, attempt, &result, payload)
         .await?;
-    ctx.dispatcher.dispatch(run.id).await?;
-    if completion.run_settled {
-        settle(ctx, run.id).await?;
-    }
+    ctx.relay.publish(completed.effects).await;
     Ok(())
 }
 
-/// Records the failed attempt; retries later while attempts remain.
+/// Records the failed attempt; while attempts remain, the task is sent again after a
+/// backoff.
 async fn fail(
     ctx: &StepContext,
-    run: &Run,
     task: &Task,
     attempt: u32,
-    error: &str,
+    error: String,
     retryable: bool,
-) -> Result<(), RecordError> {
-    let failure = ctx.tasks.fail_attempt(task.id, error, retryable).await?;
-    let will_retry = matches!(failure, Failure::Retry { .. });
-    ctx.notifier
-        .emit(run.project_id, Some(run.id), EventKind::TaskFailed, json!({
-            "task_id": task.id, "key": task.key, "agent": task.agent, "attempt": attempt, "error": error, "will_retry": will_retry
-        }))
-        .await?;
-    match failure {
-        Failure::Retry { .. } => Err(RecordError::Retry {
-            error: error.to_owned(),
-            backoff: backoff(attempt, Duration::from_secs(2), Duration::from_secs(60)),
-        }),
-        Failure::Failed {
-            blocked,
-            run_settled,
-        } => {
-            for id in blocked {
-                ctx.notifier
-                    .emit(
-                        run.project_id,
-                        Some(run.id),
-                        EventKind::TaskBlocked,
-                        json!({"task_id": id, "blocked_by": task.key}),
-                    )
-                    .await?;
-            }
-            if run_settled {
-                settle(ctx, run.id).await?;
-            }
-            Ok(())
-        }
-    }
+) -> Result<(), StoreError> {
+    let failure = AttemptFailure {
+        error,
+        retryable,
+        backoff: backoff(attempt, Duration::from_secs(2), Duration::from_secs(60)),
+    };
+    let failed = ctx.tasks.fail_attempt(task.id, attempt, &failure).await?;
+    ctx.relay.publish(failed.effects).await;
+    Ok(())
 }

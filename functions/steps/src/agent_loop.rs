@@ -26,6 +26,9 @@ pub(crate) struct Finished {
 pub(crate) enum LoopError {
     /// The model failed, or misbehaved past its repair round, or a bound was hit.
     Model { error: String, retryable: bool },
+    /// The work was taken away (the task cancelled, or the attempt presumed dead): stop
+    /// without recording anything.
+    Stopped,
     /// Our own infrastructure failed.
     Infrastructure(RecordError),
 }
@@ -43,13 +46,15 @@ fn stop(error: String) -> LoopError {
     }
 }
 
-/// Runs the loop for `task`.
+/// Runs the loop for `task`, while `alive` says the work is still this worker's: it is
+/// asked before every model turn and every tool call.
 pub(crate) async fn run(
     ctx: &StepContext,
     run: &Run,
     task: &Task,
     context: &AgentTaskContext,
     upstream: &[Task],
+    alive: &(dyn Fn() -> bool + Sync),
 ) -> Result<Finished, LoopError> {
     let profile = ctx.profiles.get(task.agent);
     let tier = profile.model_policy.tier_for(task.complexity);
@@ -65,6 +70,9 @@ pub(crate) async fn run(
     let mut artifacts: Vec<String> = Vec::new();
     let mut bad_calls = 0u32;
     for step in 1..=profile.max_steps {
+        if !alive() {
+            return Err(LoopError::Stopped);
+        }
         if started.elapsed() > profile.time_limit() {
             return Err(stop(format!(
                 "time limit: {} s passed after {} model turn(s) without finish",
@@ -131,6 +139,9 @@ pub(crate) async fn run(
         let mut results = Vec::with_capacity(calls.len());
         let mut summary = None;
         for (id, name, input) in calls {
+            if !alive() {
+                return Err(LoopError::Stopped);
+            }
             let outcome = match tools::check_arguments(&name, &input) {
                 Err(violations) => {
                     bad_calls += 1;

@@ -2,10 +2,10 @@
 
 use crate::{RecordError, StepContext};
 use autocrew_shared::domain::records::{Artifact, Run};
-use autocrew_shared::domain::{ArtifactId, EventKind, RunId, TaskId, TaskStatus};
+use autocrew_shared::domain::{ArtifactId, EventKind, RunId, TaskId};
 use autocrew_shared::ports::llm::LlmError;
 use autocrew_shared::ports::{StateMachineError, StoreError};
-use autocrew_shared::services::{Answer, Call, CallbackMessage, DispatchError, GatewayError};
+use autocrew_shared::services::{Answer, Call, CallbackMessage, GatewayError};
 use serde_json::json;
 use std::time::Duration;
 
@@ -23,12 +23,6 @@ impl From<StoreError> for RecordError {
             StoreError::NotFound { .. } => RecordError::Poison(e.to_string()),
             other => retry(other),
         }
-    }
-}
-
-impl From<DispatchError> for RecordError {
-    fn from(e: DispatchError) -> Self {
-        retry(e)
     }
 }
 
@@ -60,54 +54,35 @@ pub(crate) async fn call_model(
     }
 }
 
-/// Keeps the execute token, then releases the first ready tasks.
+/// Keeps the execute token and releases the first ready tasks, in one transaction; if every
+/// task had already ended, the same transaction answers the token.
 pub(crate) async fn execute(
     ctx: &StepContext,
     message: CallbackMessage,
 ) -> Result<(), RecordError> {
-    ctx.runs
-        .set_execute_token(message.run_id, &message.task_token)
+    let effects = ctx
+        .tasks
+        .execute(message.run_id, &message.task_token)
         .await?;
-    ctx.dispatcher.dispatch(message.run_id).await?;
-    // A redelivered message may find every task already ended.
-    let tasks = ctx.tasks.run_tasks(message.run_id).await?;
-    if !tasks.is_empty() && tasks.iter().all(|t| t.status.is_terminal()) {
-        settle(ctx, message.run_id).await?;
-    }
+    ctx.relay.publish(effects).await;
     Ok(())
 }
 
-/// Answers the execute token once every task has ended: success when all completed,
-/// failure (`TasksFailed`) naming the failed tasks otherwise.
-pub(crate) async fn settle(ctx: &StepContext, run: RunId) -> Result<(), RecordError> {
-    let run = ctx.runs.run(run).await?;
-    let Some(token) = run.execute_token.as_deref() else {
-        return Err(retry(format!(
-            "run {} settled before its execute token was stored",
-            run.id
-        )));
-    };
-    let tasks = ctx.tasks.run_tasks(run.id).await?;
-    let failed: Vec<String> = tasks
-        .iter()
-        .filter(|t| t.status == TaskStatus::Failed)
-        .map(|t| format!("{}: {}", t.key, t.error_log.as_deref().unwrap_or("failed")))
-        .collect();
-    if failed.is_empty() {
-        answered(
-            ctx.state_machine
-                .task_success(token, &json!({"run_id": run.id, "completed": tasks.len()}))
-                .await,
-        )
-    } else {
-        let cause = format!("{} task(s) failed: {}", failed.len(), failed.join("; "));
-        answered(
-            ctx.state_machine
-                .task_failure(token, "TasksFailed", &cause)
-                .await,
-        )
+/// Sends what `run` still has in the outbox: called when a message finds its work already
+/// done, which is what a worker that died between its commit and its sends leaves behind.
+pub(crate) async fn send_leftovers(ctx: &StepContext, run: RunId) {
+    match ctx.relay.outbox.due_for_run(run, LEFTOVER_AGE).await {
+        Ok(entries) if !entries.is_empty() => {
+            let sent = ctx.relay.deliver(&entries).await;
+            tracing::info!(run = %run, found = entries.len(), sent, "sent what a dead worker left in the outbox");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(run = %run, error = %e, "could not read the run's outbox"),
     }
 }
+
+/// An outbox entry this old was not sent by the relay right after its commit.
+const LEFTOVER_AGE: Duration = Duration::from_secs(2);
 
 /// Puts `bytes` in the artifact bucket, records the artifact (size and sha-256 as
 /// written) and emits `artifact_stored`. `source` is the task that produced it, if any.

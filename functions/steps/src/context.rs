@@ -7,14 +7,14 @@ use autocrew_shared::adapters::postgres::{
     self, PgArtifactStore, PgLedger, PgRunStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
-    AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, optional, required,
+    AwsConfig, ConfigError, DatabaseConfig, Env, Liveness, ProcessEnv, optional, required,
 };
 use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::domain::PlanLimits;
 use autocrew_shared::ports::{
     ArtifactStore, BlobStore, Ledger, Queue, RunStore, StateMachine, TaskStore,
 };
-use autocrew_shared::services::{AgentQueues, Dispatcher, Gateway, Notifier};
+use autocrew_shared::services::{AgentQueues, Gateway, Notifier, Relay};
 use aws_config::SdkConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,9 +28,11 @@ pub struct StepSettings {
     pub agent_queues: AgentQueues,
     /// The providers, routing, prices and agent profiles (see `adapters::llm::select`).
     pub llm: LlmSetup,
-    /// An attempt older than this died without an outcome (`AGENT_ATTEMPT_TIMEOUT_SECS`,
-    /// default 300: longer than the agent functions' 120 s timeout).
-    pub attempt_timeout: Duration,
+    /// How often a working step proves it is alive, and how long without a heartbeat
+    /// makes it presumed dead (see `Liveness`).
+    pub liveness: Liveness,
+    /// `STATE_MACHINE_ARN`: where resumed runs' executions start (the relay needs it).
+    pub state_machine_arn: Option<String>,
     /// `LLM_STREAM`: stream agent output as progress events (default on).
     pub stream: bool,
 }
@@ -47,15 +49,8 @@ impl StepSettings {
                 optional(env, "LLM_STREAM").as_deref().map(str::trim),
                 Some("0" | "false" | "off")
             ),
-            attempt_timeout: Duration::from_secs(
-                match optional(env, "AGENT_ATTEMPT_TIMEOUT_SECS") {
-                    None => 300,
-                    Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
-                        name: "AGENT_ATTEMPT_TIMEOUT_SECS",
-                        reason: format!("must be a whole number of seconds, got {v:?}"),
-                    })?,
-                },
-            ),
+            liveness: Liveness::from_env(env)?,
+            state_machine_arn: optional(env, "STATE_MACHINE_ARN"),
         })
     }
 }
@@ -78,9 +73,10 @@ pub struct StepContext {
     /// Stream agent output as progress events (`LLM_STREAM`, on unless `0` or `false`).
     pub stream: bool,
     pub notifier: Notifier,
-    pub dispatcher: Dispatcher,
+    /// Publishes what committed changes send out (events, outbox messages).
+    pub relay: Relay,
     pub plan_limits: PlanLimits,
-    pub attempt_timeout: Duration,
+    pub liveness: Liveness,
 }
 
 impl StepContext {
@@ -108,9 +104,18 @@ impl StepContext {
             &settings.connections_table,
             &settings.websocket_callback_url,
         );
+        let runs: Arc<dyn RunStore> = Arc::new(PgRunStore::new(pool.clone()));
+        let state_machine: Arc<dyn StateMachine> = Arc::new(SfnStateMachine::new(sdk));
+        let relay = adapters::relay(
+            &pool,
+            sdk,
+            settings.agent_queues.clone(),
+            settings.state_machine_arn.clone(),
+            notifier.clone(),
+        );
         StepContext {
-            runs: Arc::new(PgRunStore::new(pool.clone())),
-            tasks: tasks.clone(),
+            runs,
+            tasks,
             artifacts: Arc::new(PgArtifactStore::new(pool.clone())),
             gateway: Gateway::new(
                 settings.llm.models,
@@ -122,12 +127,12 @@ impl StepContext {
             ledger,
             blobs: Arc::new(S3BlobStore::new(sdk, settings.artifact_bucket.clone())),
             bucket: settings.artifact_bucket,
-            state_machine: Arc::new(SfnStateMachine::new(sdk)),
-            queue: queue.clone(),
-            dispatcher: Dispatcher::new(tasks, queue, settings.agent_queues, notifier.clone()),
+            state_machine,
+            queue,
+            relay,
             notifier,
             plan_limits: PlanLimits::default(),
-            attempt_timeout: settings.attempt_timeout,
+            liveness: settings.liveness,
         }
     }
 

@@ -4,7 +4,7 @@ use crate::callback::{answered, store_artifact};
 use crate::{RecordError, StepContext};
 use autocrew_shared::domain::{EventKind, RunStatus, TaskStatus};
 use autocrew_shared::ports::StoreError;
-use autocrew_shared::services::{CallbackMessage, RunOutcome};
+use autocrew_shared::services::{CallbackMessage, Outgoing, RunOutcome};
 use serde_json::json;
 
 /// Writes `summary.json` for the run: tasks, artifacts, tokens and cost.
@@ -12,10 +12,16 @@ pub(crate) async fn compile(
     ctx: &StepContext,
     message: CallbackMessage,
 ) -> Result<(), RecordError> {
-    let run = ctx
+    let run = match ctx
         .runs
         .set_status(message.run_id, RunStatus::Compiling, None)
-        .await?;
+        .await
+    {
+        Ok(run) => run,
+        // Cancelled (or failed past its deadline) meanwhile: its execution is stopped.
+        Err(StoreError::RunEnded { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
     let tasks = ctx.tasks.run_tasks(run.id).await?;
     let artifacts = ctx.artifacts.run_artifacts(run.id).await?;
     let totals = ctx.ledger.run_totals(run.id).await?;
@@ -54,8 +60,8 @@ pub(crate) async fn compile(
     )
 }
 
-/// Ends the run as the state machine says and tells the clients. A run that already ended
-/// (a rejected plan, a redelivery) is not ended twice.
+/// Ends the run as the state machine says, tells the clients and answers the token, in one
+/// transaction. A run that already ended (a rejected plan, a redelivery) is not ended twice.
 pub(crate) async fn notify(ctx: &StepContext, message: CallbackMessage) -> Result<(), RecordError> {
     let outcome = message.outcome.unwrap_or(RunOutcome::Succeeded);
     let (status, kind) = match outcome {
@@ -70,35 +76,25 @@ pub(crate) async fn notify(ctx: &StepContext, message: CallbackMessage) -> Resul
         ),
         RunOutcome::Succeeded => None,
     };
-    match ctx
+    let run = ctx.runs.run(message.run_id).await?;
+    let totals = ctx.ledger.run_totals(run.id).await?;
+    let tasks = ctx.tasks.run_tasks(run.id).await?;
+    let payload = json!({
+        "status": status,
+        "error": error,
+        "completed_tasks": tasks.iter().filter(|t| t.status == TaskStatus::Completed).count(),
+        "tasks": tasks.len(),
+        "llm_calls": totals.calls,
+        "duration_ms": (chrono::Utc::now() - run.created_at).num_milliseconds(),
+    });
+    let answer = Outgoing::TaskSuccess {
+        token: message.task_token.clone(),
+        output: json!({"run_id": message.run_id, "status": status}),
+    };
+    let effects = ctx
         .runs
-        .set_status(message.run_id, status, error.as_deref())
-        .await
-    {
-        Ok(run) => {
-            let totals = ctx.ledger.run_totals(run.id).await?;
-            let tasks = ctx.tasks.run_tasks(run.id).await?;
-            let payload = json!({
-                "status": run.status,
-                "error": run.error,
-                "completed_tasks": tasks.iter().filter(|t| t.status == TaskStatus::Completed).count(),
-                "tasks": tasks.len(),
-                "llm_calls": totals.calls,
-                "duration_ms": run.completed_at.zip(Some(run.created_at)).map(|(end, start)| (end - start).num_milliseconds()),
-            });
-            ctx.notifier
-                .emit(run.project_id, Some(run.id), kind, payload)
-                .await?;
-        }
-        Err(StoreError::RunEnded { .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
-    answered(
-        ctx.state_machine
-            .task_success(
-                &message.task_token,
-                &json!({"run_id": message.run_id, "status": status}),
-            )
-            .await,
-    )
+        .end_run(run.id, status, error.as_deref(), (kind, payload), answer)
+        .await?;
+    ctx.relay.publish(effects).await;
+    Ok(())
 }

@@ -7,11 +7,13 @@ mod agent_loop;
 mod callback;
 pub mod context;
 mod finish;
+mod heartbeat;
 mod plan;
 mod progress;
 
 use autocrew_shared::domain::AgentKind;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+pub use autocrew_shared::config::Liveness;
 pub use context::{StepContext, StepSettings};
 use std::time::Duration;
 use tracing::Instrument;
@@ -106,9 +108,11 @@ async fn handle_record(
         .as_deref()
         .ok_or_else(|| RecordError::Poison("the message has no body".into()))?;
     match step {
-        Step::Plan => plan::handle(ctx, parse(body)?).await,
+        Step::Plan => plan::handle(ctx, parse(body)?, record.receipt_handle.as_deref()).await,
         Step::Execute => callback::execute(ctx, parse(body)?).await,
-        Step::Agent(agent) => agent::handle(ctx, agent, parse(body)?).await,
+        Step::Agent(agent) => {
+            agent::handle(ctx, agent, parse(body)?, record.receipt_handle.as_deref()).await
+        }
         Step::Compile => finish::compile(ctx, parse(body)?).await,
         Step::Notify => finish::notify(ctx, parse(body)?).await,
     }

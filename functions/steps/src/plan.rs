@@ -4,35 +4,54 @@
 //! no task and dispatches nothing.
 
 use crate::callback::{answered, call_model, retry};
+use crate::heartbeat::{Delivery, Heartbeat};
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::planner::{self, PlanReply};
-use autocrew_shared::domain::records::Attribution;
+use autocrew_shared::domain::records::{Attribution, Run, Task};
 use autocrew_shared::domain::{AgentKind, Complexity, EventKind, PlanLimits, RunStatus, TaskGraph};
 use autocrew_shared::ports::llm::{LlmRequest, LlmResponse};
-use autocrew_shared::services::{Call, CallbackMessage};
+use autocrew_shared::ports::PlanLease;
+use autocrew_shared::services::{Call, CallbackMessage, Outgoing};
 use serde_json::json;
 
 /// The semantic cache scope of plans: a user who opted in gets the plan of a close enough
 /// earlier command.
 const PLAN_SCOPE: &str = "plan";
 
-pub(crate) async fn handle(ctx: &StepContext, message: CallbackMessage) -> Result<(), RecordError> {
-    let run = ctx.runs.run(message.run_id).await?;
-    if !matches!(run.status, RunStatus::Pending | RunStatus::Planning) {
-        // A redelivery after the plan was accepted: answer again (a stale token is fine).
-        let tasks = ctx.tasks.run_tasks(run.id).await?.len();
-        return answered(
-            ctx.state_machine
-                .task_success(
-                    &message.task_token,
-                    &json!({"run_id": run.id, "tasks": tasks}),
-                )
-                .await,
-        );
-    }
-    ctx.runs
-        .set_status(run.id, RunStatus::Planning, None)
-        .await?;
+pub(crate) async fn handle(
+    ctx: &StepContext,
+    message: CallbackMessage,
+    receipt: Option<&str>,
+) -> Result<(), RecordError> {
+    let stale_after = ctx.liveness.stale_after;
+    let run = match ctx
+        .runs
+        .begin_planning(message.run_id, &message.task_token, stale_after)
+        .await?
+    {
+        PlanLease::Granted(run) => run,
+        // Its planner is alive: look again once it could be presumed dead.
+        PlanLease::Busy => {
+            return Err(RecordError::Retry {
+                error: format!("run {} is being planned elsewhere", message.run_id),
+                backoff: stale_after,
+            });
+        }
+        PlanLease::Done(run) => return answer_again(ctx, &message, &run).await,
+    };
+    let delivery = receipt.and_then(|receipt| {
+        Some(Delivery {
+            queue_url: ctx.relay.queues.url(AgentKind::Orchestrator)?.to_owned(),
+            receipt: receipt.to_owned(),
+        })
+    });
+    let heartbeat = {
+        let (runs, id) = (ctx.runs.clone(), run.id);
+        Heartbeat::start(ctx, delivery, move || {
+            let runs = runs.clone();
+            async move { runs.plan_heartbeat(id).await }
+        })
+    };
     let limits = PlanLimits {
         budget: run.budget,
         ..ctx.plan_limits
@@ -60,12 +79,16 @@ pub(crate) async fn handle(ctx: &StepContext, message: CallbackMessage) -> Resul
     let mut request = first.clone();
     let mut scope = Some(PLAN_SCOPE);
     for round in 0..2 {
+        if !heartbeat.alive() {
+            tracing::info!(run = %run.id, "planning stopped: the run was cancelled or taken over");
+            return Ok(());
+        }
         let response = match call_model(ctx, ask(request.clone(), scope)).await? {
             Ok(answer) => answer.response,
             Err(e) if e.is_retryable() => return Err(retry(e)),
             Err(e) => {
                 let error = format!("the orchestrator could not plan: {e}");
-                return reject(ctx, &message, run.project_id, error).await;
+                return reject(ctx, &message, error).await;
             }
         };
         match planner::parse_plan(&response, limits) {
@@ -80,91 +103,97 @@ pub(crate) async fn handle(ctx: &StepContext, message: CallbackMessage) -> Resul
             }
             Err(e) => {
                 let error = format!("the plan was still invalid after one repair round: {e}");
-                return reject(ctx, &message, run.project_id, error).await;
+                return reject(ctx, &message, error).await;
             }
         }
     }
     let Some((reply, graph)) = parsed else {
-        return reject(ctx, &message, run.project_id, "no plan".into()).await;
+        return reject(ctx, &message, "no plan".into()).await;
     };
     accept_plan(ctx, &message, &run, reply, graph).await
 }
 
-/// Stores the plan and its tasks, announces them and answers the state machine.
-async fn accept_plan(
+/// Answers a plan message whose run is past planning (a redelivery, or a planner that died
+/// after its commit): first whatever the run still has in the outbox, then the token again
+/// as the run stands (a stale token is fine).
+async fn answer_again(
     ctx: &StepContext,
     message: &CallbackMessage,
-    run: &autocrew_shared::domain::records::Run,
-    reply: PlanReply,
-    graph: TaskGraph,
+    run: &Run,
 ) -> Result<(), RecordError> {
-    ctx.runs.record_plan(run.id, &json!(reply)).await?;
-    let tasks = match ctx.tasks.run_tasks(run.id).await? {
-        existing if !existing.is_empty() => existing,
-        _ => ctx.tasks.insert_graph(run, &graph).await?,
-    };
-    ctx.runs
-        .set_status(run.id, RunStatus::Running, None)
-        .await?;
-    let by_id: std::collections::HashMap<_, _> =
-        tasks.iter().map(|t| (t.id, t.key.clone())).collect();
-    let listed: Vec<_> = tasks
-        .iter()
-        .map(|t| {
-            json!({
-                "task_id": t.id, "key": t.key, "agent": t.agent, "title": t.title,
-                "priority": t.priority, "complexity": t.complexity,
-                "depends_on": t.depends_on.iter().filter_map(|d| by_id.get(d)).collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    ctx.notifier
-        .emit(
-            run.project_id,
-            Some(run.id),
-            EventKind::RunPlanned,
-            json!({"product": reply.product, "tasks": listed}),
-        )
-        .await?;
-    answered(
+    crate::callback::send_leftovers(ctx, run.id).await;
+    let answer = if matches!(run.status, RunStatus::Failed | RunStatus::Cancelled) {
+        let cause = run.error.as_deref().unwrap_or("the run ended");
+        ctx.state_machine
+            .task_failure(&message.task_token, "PlanRejected", cause)
+            .await
+    } else {
+        let tasks = ctx.tasks.run_tasks(run.id).await?.len();
         ctx.state_machine
             .task_success(
                 &message.task_token,
-                &json!({"run_id": run.id, "tasks": tasks.len()}),
+                &json!({"run_id": run.id, "tasks": tasks}),
             )
-            .await,
-    )
+            .await
+    };
+    answered(answer)
 }
 
-/// Records why the plan was rejected, fails the run and the state machine's step.
+/// Stores the plan and its tasks, announces them and answers the state machine, in one
+/// transaction.
+async fn accept_plan(
+    ctx: &StepContext,
+    message: &CallbackMessage,
+    run: &Run,
+    reply: PlanReply,
+    graph: TaskGraph,
+) -> Result<(), RecordError> {
+    let product = reply.product.clone();
+    let announce = move |tasks: &[Task]| {
+        let by_id: std::collections::HashMap<_, _> =
+            tasks.iter().map(|t| (t.id, t.key.clone())).collect();
+        let listed: Vec<_> = tasks
+            .iter()
+            .map(|t| {
+                json!({
+                    "task_id": t.id, "key": t.key, "agent": t.agent, "title": t.title,
+                    "priority": t.priority, "complexity": t.complexity,
+                    "depends_on": t.depends_on.iter().filter_map(|d| by_id.get(d)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        json!({"product": product, "tasks": listed})
+    };
+    let answer = Outgoing::TaskSuccess {
+        token: message.task_token.clone(),
+        output: json!({"run_id": run.id, "tasks": graph.tasks().len()}),
+    };
+    let accepted = ctx
+        .tasks
+        .accept_plan(run, &json!(reply), &graph, &announce, answer)
+        .await?;
+    ctx.relay.publish(accepted.effects).await;
+    Ok(())
+}
+
+/// Records why the plan was rejected and fails the run and the state machine's step, in
+/// one transaction.
 async fn reject(
     ctx: &StepContext,
     message: &CallbackMessage,
-    project: autocrew_shared::domain::ProjectId,
     error: String,
 ) -> Result<(), RecordError> {
     tracing::warn!(run = %message.run_id, error, "plan rejected");
-    match ctx
+    let answer = Outgoing::TaskFailure {
+        token: message.task_token.clone(),
+        error: "PlanRejected".into(),
+        cause: error.clone(),
+    };
+    let event = (EventKind::RunFailed, json!({"error": error}));
+    let effects = ctx
         .runs
-        .set_status(message.run_id, RunStatus::Failed, Some(&error))
-        .await
-    {
-        Ok(_) => {
-            ctx.notifier
-                .emit(
-                    project,
-                    Some(message.run_id),
-                    EventKind::RunFailed,
-                    json!({"error": error}),
-                )
-                .await?;
-        }
-        Err(autocrew_shared::ports::StoreError::RunEnded { .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
-    answered(
-        ctx.state_machine
-            .task_failure(&message.task_token, "PlanRejected", &error)
-            .await,
-    )
+        .end_run(message.run_id, RunStatus::Failed, Some(&error), event, answer)
+        .await?;
+    ctx.relay.publish(effects).await;
+    Ok(())
 }

@@ -1,16 +1,25 @@
-//! The scheduled sweep (EventBridge, every five minutes): approvals that passed their expiry
-//! undecided become `expired` and the step waiting on each is failed with
-//! `ApprovalExpired`, so nothing waits forever and an expired payload can never run; and
-//! completed idempotency keys older than the retention are forgotten, so the table does not
-//! grow without bound.
+//! The scheduled sweep (EventBridge, every minute), the engine's reconciler:
+//! - outbox messages the relay did not send after their commit (a worker died between the
+//!   two, or the send failed) are sent;
+//! - running attempts whose heartbeat went stale (their worker died) are failed as
+//!   retryable and dispatched again, and planners that died are replaced;
+//! - runs past their deadline fail with a clear error;
+//! - approvals that passed their expiry undecided become `expired` and the step waiting on
+//!   each is failed with `ApprovalExpired`, so nothing waits forever and an expired payload
+//!   can never run;
+//! - completed idempotency keys older than the retention are forgotten.
 
 use autocrew_shared::adapters::{self, aws, postgres};
-use autocrew_shared::config::{AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, required};
+use autocrew_shared::config::{
+    AwsConfig, ConfigError, DatabaseConfig, Env, Liveness, ProcessEnv, required,
+};
 use autocrew_shared::domain::EventKind;
 use autocrew_shared::ports::{
-    ApprovalStore, IdempotencyStore, StateMachine, StateMachineError, StoreError,
+    ApprovalStore, IdempotencyStore, RunControl, RunStore, StateMachine, StateMachineError,
+    StoreError, TaskStore,
 };
-use autocrew_shared::services::Notifier;
+use autocrew_shared::services::{AgentQueues, Notifier, Relay};
+use std::time::Duration;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -22,9 +31,23 @@ pub const FUNCTION_NAME: &str = "schedule-sweep";
 /// Completed idempotency keys are kept this long: longer than any retry or redelivery.
 pub const IDEMPOTENCY_RETENTION_DAYS: u32 = 7;
 
+/// An outbox entry this old was not sent by the relay right after its commit.
+pub const OUTBOX_AGE: Duration = Duration::from_secs(10);
+
+/// At most this many of each kind of repair per sweep: a backlog drains over a few sweeps
+/// instead of making one sweep run long.
+const BATCH: u32 = 100;
+
 /// What one sweep did: the function's typed output.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SweepReport {
+    pub outbox_found: usize,
+    pub outbox_sent: usize,
+    /// Repairs: dead attempts failed and dispatched again, dead planners replaced, runs
+    /// failed past their deadline. Each counts the messages and events it produced.
+    pub stale_attempt_effects: usize,
+    pub replanned_effects: usize,
+    pub overdue_effects: usize,
     pub approvals_expired: usize,
     pub idempotency_keys_pruned: u64,
 }
@@ -41,6 +64,11 @@ pub enum SweepError {
 /// The ports the sweep uses.
 #[derive(Clone)]
 pub struct SweepState {
+    pub tasks: Arc<dyn TaskStore>,
+    pub runs: Arc<dyn RunStore>,
+    pub control: Arc<dyn RunControl>,
+    pub relay: Relay,
+    pub liveness: Liveness,
     pub approvals: Arc<dyn ApprovalStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub state_machine: Arc<dyn StateMachine>,
@@ -48,17 +76,31 @@ pub struct SweepState {
 }
 
 impl SweepState {
-    /// Reads `DATABASE_URL`, the AWS settings, `CONNECTIONS_TABLE` and `WEBSOCKET_CALLBACK_URL`.
+    /// Reads `DATABASE_URL`, the AWS settings, `CONNECTIONS_TABLE`, `WEBSOCKET_CALLBACK_URL`,
+    /// `STATE_MACHINE_ARN`, the queue URLs and the heartbeat settings.
     pub async fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
         let pool = postgres::connect(&DatabaseConfig::from_env(env)?)?;
         let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
         let table = required(env, "CONNECTIONS_TABLE")?;
         let callback = required(env, "WEBSOCKET_CALLBACK_URL")?;
+        let notifier = adapters::notifier(&pool, &sdk, &table, &callback);
+        let relay = adapters::relay(
+            &pool,
+            &sdk,
+            AgentQueues::from_env(env)?,
+            Some(required(env, "STATE_MACHINE_ARN")?),
+            notifier.clone(),
+        );
         Ok(SweepState {
+            tasks: Arc::new(postgres::PgTaskStore::new(pool.clone())),
+            runs: Arc::new(postgres::PgRunStore::new(pool.clone())),
+            control: Arc::new(postgres::PgRunControl::new(pool.clone())),
+            relay,
+            liveness: Liveness::from_env(env)?,
             approvals: Arc::new(postgres::PgApprovalStore::new(pool.clone())),
             idempotency: Arc::new(postgres::PgIdempotencyStore::new(pool.clone())),
             state_machine: Arc::new(aws::SfnStateMachine::new(&sdk)),
-            notifier: adapters::notifier(&pool, &sdk, &table, &callback),
+            notifier,
         })
     }
 }
@@ -69,6 +111,17 @@ pub async fn handle(
     event: EventBridgeEvent,
 ) -> Result<SweepReport, SweepError> {
     tracing::info!(time = ?event.time, "sweep");
+    let (outbox_found, outbox_sent) = state.relay.redeliver(OUTBOX_AGE, BATCH).await?;
+    let stale_after = state.liveness.stale_after;
+    let stale = state.tasks.reclaim_stale(stale_after, BATCH).await?;
+    let stale_attempt_effects = stale.events.len() + stale.outbox.len();
+    state.relay.publish(stale).await;
+    let replanned = state.runs.replan_stale(stale_after, BATCH).await?;
+    let replanned_effects = replanned.outbox.len();
+    state.relay.publish(replanned).await;
+    let overdue = state.control.fail_overdue(BATCH).await?;
+    let overdue_effects = overdue.events.len() + overdue.outbox.len();
+    state.relay.publish(overdue).await;
     let expired = state.approvals.expire_due().await?;
     for approval in &expired {
         if let Some(token) = &approval.task_token {
@@ -101,6 +154,11 @@ pub async fn handle(
         .prune_completed(IDEMPOTENCY_RETENTION_DAYS)
         .await?;
     Ok(SweepReport {
+        outbox_found,
+        outbox_sent,
+        stale_attempt_effects,
+        replanned_effects,
+        overdue_effects,
         approvals_expired: expired.len(),
         idempotency_keys_pruned: pruned,
     })

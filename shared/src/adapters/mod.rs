@@ -5,10 +5,10 @@ pub mod aws;
 pub mod llm;
 pub mod postgres;
 
-use crate::services::{GatewayStores, Notifier};
+use crate::services::{AgentQueues, GatewayStores, Notifier, Relay};
 use std::sync::Arc;
 
-/// The notifier every function uses: the event log and ledger in Postgres, the connection
+/// The notifier every function uses: the event log in Postgres, the connection
 /// registry in DynamoDB (`table`), pushes through `@connections` at `callback_url`.
 pub fn notifier(
     pool: &postgres::Pool,
@@ -18,7 +18,6 @@ pub fn notifier(
 ) -> Notifier {
     Notifier::new(
         Arc::new(postgres::PgEventLog::new(pool.clone())),
-        Arc::new(postgres::PgLedger::new(pool.clone())),
         Arc::new(aws::DynamoConnectionRegistry::new(sdk, table)),
         Arc::new(aws::ApiGatewayPush::new(sdk, callback_url)),
     )
@@ -33,5 +32,25 @@ pub fn gateway_stores(pool: &postgres::Pool) -> GatewayStores {
         cache: Arc::new(postgres::PgResponseCache::new(pool.clone())),
         semantic: Arc::new(postgres::PgSemanticCache::new(pool.clone())),
         limiter: Arc::new(postgres::PgConcurrencyLimiter::new(pool.clone())),
+    }
+}
+
+/// The relay every function publishes through: the outbox and runs in Postgres, SQS for
+/// the agents' queues (`queues`), Step Functions for callbacks and executions.
+pub fn relay(
+    pool: &postgres::Pool,
+    sdk: &aws_config::SdkConfig,
+    queues: AgentQueues,
+    state_machine_arn: Option<String>,
+    notifier: Notifier,
+) -> Relay {
+    Relay {
+        outbox: Arc::new(postgres::PgOutboxStore::new(pool.clone())),
+        queue: Arc::new(aws::SqsQueue::new(sdk)),
+        state_machine: Arc::new(aws::SfnStateMachine::new(sdk)),
+        runs: Arc::new(postgres::PgRunStore::new(pool.clone())),
+        queues,
+        state_machine_arn,
+        notifier,
     }
 }

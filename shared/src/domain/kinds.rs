@@ -194,6 +194,7 @@ kind_enum!(
         Running => "running",
         Succeeded => "succeeded",
         Failed => "failed",
+        Cancelled => "cancelled",
     }
 );
 
@@ -269,6 +270,9 @@ kind_enum!(
         ArtifactStored => "artifact_stored",
         ApprovalRequested => "approval_requested",
         ApprovalDecided => "approval_decided",
+        RunCancelled => "run_cancelled",
+        RunResumed => "run_resumed",
+        TaskRetried => "task_retried",
     }
 );
 

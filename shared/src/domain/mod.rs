@@ -5,6 +5,7 @@ pub mod decimal;
 pub mod graph;
 pub mod ids;
 pub mod kinds;
+pub mod messages;
 pub mod models;
 pub mod money;
 pub mod pricing;

@@ -39,6 +39,8 @@ pub struct NewRun {
     pub command: String,
     pub budget: MicroUsd,
     pub max_concurrency: u32,
+    /// Past this long after its creation the run fails; `None`: no deadline.
+    pub deadline: Option<std::time::Duration>,
 }
 
 /// A run: one command, its plan, its execution and its money.
@@ -61,6 +63,10 @@ pub struct Run {
     pub spent: MicroUsd,
     pub max_concurrency: u32,
     pub error: Option<String>,
+    /// Past this moment the run fails with a clear error.
+    pub deadline_at: Option<DateTime<Utc>>,
+    /// How many executions the run has had (a resume starts another).
+    pub executions: u32,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,

@@ -1,7 +1,7 @@
 //! Hard budgets: reserve a call's worst-case cost first, settle the actual cost after.
 
 use super::store::StoreError;
-use crate::domain::{MicroUsd, RunId, UserId};
+use crate::domain::{MicroUsd, RunId, RunStatus, UserId};
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -29,6 +29,9 @@ pub enum BudgetError {
         needed: MicroUsd,
         available: MicroUsd,
     },
+    /// The run has ended (cancelled, failed, succeeded): it spends nothing more.
+    #[error("run_ended: run {run} is {status}")]
+    RunEnded { run: RunId, status: RunStatus },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 /// reconnects with its last sequence gets exactly the events it missed.
 #[async_trait]
 pub trait EventLog: Send + Sync {
-    /// Appends one event and returns it with its sequence number.
+    /// Appends one event and returns it with its sequence number. A run's event gets the
+    /// run's tokens and cost so far added to its payload (`tokens`, `cost_micro_usd`).
     async fn append(
         &self,
         project: ProjectId,

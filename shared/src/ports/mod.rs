@@ -5,11 +5,13 @@ pub mod approvals;
 pub mod auth;
 pub mod blob;
 pub mod budget;
+pub mod control;
 pub mod events;
 pub mod gateway;
 pub mod idempotency;
 pub mod ledger;
 pub mod llm;
+pub mod outbox;
 pub mod queue;
 pub mod realtime;
 pub mod state_machine;
@@ -19,6 +21,7 @@ pub use approvals::{ApprovalStore, ExpiredApproval};
 pub use auth::TokenStore;
 pub use blob::{BlobError, BlobStore, StoredBlob};
 pub use budget::{BudgetError, BudgetScope, BudgetStore, Reservation};
+pub use control::RunControl;
 pub use events::EventLog;
 pub use gateway::{
     ConcurrencyLimiter, Embedding, Lease, ResponseCache, SemanticCache, SemanticHit,
@@ -26,11 +29,13 @@ pub use gateway::{
 pub use idempotency::{Claim, IdempotencyStore};
 pub use ledger::{CostGroup, CostQuery, CostRollup, Ledger};
 pub use llm::{Embedder, LlmClient, LlmError};
+pub use outbox::{Effects, OutboxStore};
 pub use queue::{Queue, QueueError, QueueMessage};
 pub use realtime::{ConnectionRegistry, PushError, RealtimePush, RegistryError};
 pub use state_machine::{ExecutionStatus, StateMachine, StateMachineError};
 pub use store::{
-    ArtifactStore, Completion, Failure, ProjectStore, RunStore, StoreError, TaskStore,
+    ArtifactStore, AttemptFailure, Changed, Completion, Failure, PlanLease, ProjectStore, RunStore, StoreError,
+    TaskStore,
 };
 
 /// A backend's own error, kept whole as the source so the cause chain reaches the log.

@@ -35,6 +35,13 @@ pub trait Queue: Send + Sync {
     async fn url_of(&self, name: &str) -> Result<String, QueueError>;
     /// Sends one message, returns its id.
     async fn send(&self, queue_url: &str, body: &str) -> Result<String, QueueError>;
+    /// Sends one message that becomes visible after `delay` (at most 15 minutes).
+    async fn send_delayed(
+        &self,
+        queue_url: &str,
+        body: &str,
+        delay: Duration,
+    ) -> Result<String, QueueError>;
     /// Receives up to `max` messages (1-10), waiting up to `wait` for the first; received
     /// messages stay hidden from other consumers for `visibility`.
     async fn receive(

@@ -59,4 +59,14 @@ pub trait StateMachine: Send + Sync {
         cause: &str,
     ) -> Result<(), StateMachineError>;
     async fn heartbeat(&self, token: &str) -> Result<(), StateMachineError>;
+    /// Stops a running execution; one that already ended (or never started) is left alone.
+    async fn stop(&self, execution_arn: &str, cause: &str) -> Result<(), StateMachineError>;
+    /// The ARN of the execution named `name` of `state_machine_arn`, as Step Functions forms
+    /// it (`...:stateMachine:M` → `...:execution:M:name`).
+    fn execution_arn(&self, state_machine_arn: &str, name: &str) -> String {
+        format!(
+            "{}:{name}",
+            state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
+        )
+    }
 }

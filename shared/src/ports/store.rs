@@ -2,7 +2,11 @@
 
 use super::BackendError;
 use crate::domain::records::{Artifact, Attempt, NewRun, Project, Run, Task, User};
-use crate::domain::{ProjectId, RunId, RunStatus, TaskGraph, TaskId, TaskStatus, Tier, UserId};
+use crate::domain::messages::Outgoing;
+use crate::domain::{
+    EventKind, ProjectId, RunId, RunStatus, TaskGraph, TaskId, TaskStatus, Tier, UserId,
+};
+use super::Effects;
 use async_trait::async_trait;
 
 /// Why a store call failed.
@@ -18,6 +22,8 @@ pub enum StoreError {
         expected: TaskStatus,
         actual: TaskStatus,
     },
+    #[error("attempt {attempt} of task {task} is not the running one")]
+    StaleAttempt { task: TaskId, attempt: u32 },
     #[error("run {run} is already {status}")]
     RunEnded { run: RunId, status: RunStatus },
     #[error("the database failed")]
@@ -51,18 +57,40 @@ pub trait ProjectStore: Send + Sync {
     ) -> Result<User, StoreError>;
 }
 
+/// Who may plan a run now (see `RunStore::begin_planning`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlanLease {
+    /// This worker plans: the run is `planning` under its token and heartbeat.
+    Granted(Run),
+    /// Another worker is planning and its heartbeat is fresh.
+    Busy,
+    /// The run is past planning (or ended): answer the token again and stop.
+    Done(Run),
+}
+
 /// Runs: one per command.
 #[async_trait]
 pub trait RunStore: Send + Sync {
-    /// Stores a pending run; its execution name is derived from its id.
-    async fn create_run(&self, new: NewRun) -> Result<Run, StoreError>;
+    /// Stores a pending run (its execution name derived from its id), appends
+    /// `run_created` and writes the start of its execution to the outbox, in one transaction.
+    async fn create_run(&self, new: NewRun) -> Result<Changed<Run>, StoreError>;
     async fn run(&self, id: RunId) -> Result<Run, StoreError>;
     /// Records the ARN StartExecution answered with.
     async fn set_execution_arn(&self, id: RunId, arn: &str) -> Result<(), StoreError>;
-    /// Keeps the token of the state machine's "execute" step, answered when the run settles.
-    async fn set_execute_token(&self, id: RunId, token: &str) -> Result<(), StoreError>;
-    /// Stores the validated plan as it was accepted.
-    async fn record_plan(&self, id: RunId, plan: &serde_json::Value) -> Result<(), StoreError>;
+    /// Takes the planning lease: a pending run, or a planning one whose planner's heartbeat
+    /// is older than `stale_after`, becomes `planning` under `token`.
+    async fn begin_planning(
+        &self,
+        id: RunId,
+        token: &str,
+        stale_after: std::time::Duration,
+    ) -> Result<PlanLease, StoreError>;
+    /// The planner is alive; `false` when the run is not planning any more.
+    async fn plan_heartbeat(&self, id: RunId) -> Result<bool, StoreError>;
+    /// Sends the plan message again for runs whose planner's heartbeat is older than
+    /// `age` (it died), at most `limit`.
+    async fn replan_stale(&self, age: std::time::Duration, limit: u32)
+    -> Result<Effects, StoreError>;
     /// Moves the run on. A run that has ended does not move again (`RunEnded`).
     async fn set_status(
         &self,
@@ -70,6 +98,16 @@ pub trait RunStore: Send + Sync {
         status: RunStatus,
         error: Option<&str>,
     ) -> Result<Run, StoreError>;
+    /// Ends the run as `status` (with `error`), appending `kind` with `payload`, and writes
+    /// `answer` to the outbox, in one transaction. A run already ended only gets the answer.
+    async fn end_run(
+        &self,
+        id: RunId,
+        status: RunStatus,
+        error: Option<&str>,
+        event: (EventKind, serde_json::Value),
+        answer: Outgoing,
+    ) -> Result<Effects, StoreError>;
 }
 
 /// What completing a task changed.
@@ -85,7 +123,7 @@ pub struct Completion {
 /// What failing an attempt changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// Attempts remain: the task is queued again.
+    /// Attempts remain: the task is queued again, its message sent after the backoff.
     Retry { next_attempt: u32 },
     /// No attempts remain (or the error is not retryable): failed, dependants blocked.
     Failed {
@@ -94,42 +132,84 @@ pub enum Failure {
     },
 }
 
-/// Tasks of runs, and the ready-set decisions.
+/// Why an attempt failed, as the task store records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptFailure {
+    pub error: String,
+    /// Worth another attempt (our own trouble, a provider's 5xx), if attempts remain.
+    pub retryable: bool,
+    /// How long the next attempt waits.
+    pub backoff: std::time::Duration,
+}
+
+/// A task's state change together with what it sends out (see `Effects`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Changed<T> {
+    pub value: T,
+    pub effects: Effects,
+}
+
+/// Tasks of runs, and the ready-set decisions. Every change that sends something (a task
+/// to its queue, an answer to the state machine) writes it to the outbox and appends its
+/// events in the change's own transaction, and returns them as `Effects` to publish.
 #[async_trait]
 pub trait TaskStore: Send + Sync {
     /// Stores the graph's tasks for `run`; tasks with no dependencies start `ready`.
     async fn insert_graph(&self, run: &Run, graph: &TaskGraph) -> Result<Vec<Task>, StoreError>;
+    /// Accepts the plan of a planning run in one transaction: the plan and its tasks are
+    /// stored, the run is `running`, `run_planned` (its payload made by `announce` from the
+    /// stored tasks) is appended and `answer` goes to the outbox. A run that is not planning
+    /// any more changes nothing and gets its tasks back.
+    async fn accept_plan(
+        &self,
+        run: &Run,
+        plan: &serde_json::Value,
+        graph: &TaskGraph,
+        announce: &(dyn for<'t> Fn(&'t [Task]) -> serde_json::Value + Send + Sync),
+        answer: Outgoing,
+    ) -> Result<Changed<Vec<Task>>, StoreError>;
     async fn task(&self, id: TaskId) -> Result<Task, StoreError>;
     /// The run's tasks in plan order.
     async fn run_tasks(&self, run: RunId) -> Result<Vec<Task>, StoreError>;
-    /// Moves ready tasks to `queued`, highest priority first, as many as the run's
-    /// concurrency limit leaves room for. Two dispatchers never claim the same task.
-    async fn claim_ready(&self, run: RunId) -> Result<Vec<Task>, StoreError>;
-    /// `queued` → `ready`: a claimed task whose message could not be sent.
-    async fn unclaim(&self, task: TaskId) -> Result<(), StoreError>;
-    /// `queued` → `running` and opens the next attempt. `None` when the task is not queued:
+    /// Moves ready tasks of a running run to `queued`, highest priority first, as many as
+    /// its concurrency limit leaves room for, and sends each to its agent. Two dispatchers
+    /// never claim the same task.
+    async fn dispatch(&self, run: RunId) -> Result<Changed<Vec<Task>>, StoreError>;
+    /// The execute step: keeps the run's execute token, dispatches, and answers the token
+    /// at once if every task has already ended.
+    async fn execute(&self, run: RunId, token: &str) -> Result<Effects, StoreError>;
+    /// `queued` → `running`, opening the next attempt. `None` when the task is not queued:
     /// a duplicate delivery, to be acknowledged and ignored.
-    async fn start_attempt(&self, task: TaskId) -> Result<Option<Attempt>, StoreError>;
-    /// Whether the task is `running` on an attempt that started more than `age` ago: past
-    /// the function's timeout, that attempt died without recording an outcome.
-    async fn running_longer_than(
-        &self,
-        task: TaskId,
-        age: std::time::Duration,
-    ) -> Result<bool, StoreError>;
-    /// `running` → `completed`, releasing dependants in the same transaction.
+    async fn start_attempt(&self, task: TaskId) -> Result<Option<Changed<Attempt>>, StoreError>;
+    /// The attempt is alive. `false` when it is not the task's running attempt any more
+    /// (cancelled, or failed as stale and run again elsewhere): its worker must stop.
+    async fn heartbeat(&self, task: TaskId, attempt: u32) -> Result<bool, StoreError>;
+    /// `running` → `completed` for `attempt`, appending `task_completed` with `payload`,
+    /// releasing dependants and dispatching in the same transaction.
     async fn complete(
         &self,
         task: TaskId,
+        attempt: u32,
         result: &serde_json::Value,
-    ) -> Result<Completion, StoreError>;
-    /// Closes the running attempt as failed; retries while attempts remain and `retryable`.
+        payload: serde_json::Value,
+    ) -> Result<Changed<Completion>, StoreError>;
+    /// Closes `attempt` as failed; queues the task again while attempts remain and the
+    /// failure is retryable, else fails it and blocks its dependants.
     async fn fail_attempt(
         &self,
         task: TaskId,
-        error: &str,
-        retryable: bool,
-    ) -> Result<Failure, StoreError>;
+        attempt: u32,
+        failure: &AttemptFailure,
+    ) -> Result<Changed<Failure>, StoreError>;
+    /// Fails, as retryable, up to `limit` running attempts whose heartbeat is older than
+    /// `age`: their workers died. Returns the effects (each task queued again, or failed).
+    async fn reclaim_stale(&self, age: std::time::Duration, limit: u32) -> Result<Effects, StoreError>;
+    /// `reclaim_stale` for one task: `None` when its running attempt is not stale.
+    async fn reclaim_stale_task(
+        &self,
+        task: TaskId,
+        age: std::time::Duration,
+    ) -> Result<Option<Effects>, StoreError>;
 }
 
 /// The artifacts table: what was stored in the blob store, by whom.

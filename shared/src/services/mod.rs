@@ -1,17 +1,18 @@
-//! Services the functions share: the messages on the queues, emitting events (log then
-//! push), and dispatching ready tasks to their agents' queues.
+//! Services the functions share: the LLM gateway, emitting events (log then push), and
+//! relaying what committed state changes send out.
 
 pub mod backoff;
-pub mod dispatch;
 pub mod gateway;
-pub mod messages;
 pub mod notifier;
+pub mod relay;
 
 pub use backoff::backoff;
-pub use dispatch::{AgentQueues, DispatchError, Dispatcher};
 pub use gateway::{
     Acceptance, Answer, Call, Gateway, GatewayError, GatewayModels, GatewaySettings, GatewayStores,
     Source,
 };
-pub use messages::{CallbackMessage, RunOutcome, TaskMessage};
+pub use crate::domain::messages::{
+    CallbackMessage, OutboxEntry, Outgoing, RunOutcome, TaskMessage,
+};
 pub use notifier::Notifier;
+pub use relay::{AgentQueues, Relay, RelayError};

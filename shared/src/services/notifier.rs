@@ -4,15 +4,15 @@
 
 use crate::domain::records::Event;
 use crate::domain::{EventKind, ProjectId, RunId};
-use crate::ports::{ConnectionRegistry, EventLog, Ledger, PushError, RealtimePush, StoreError};
+use crate::ports::{ConnectionRegistry, EventLog, PushError, RealtimePush, StoreError};
 use serde_json::{Value, json};
+
 use std::sync::Arc;
 
 /// Appends events and pushes them live.
 #[derive(Clone)]
 pub struct Notifier {
     events: Arc<dyn EventLog>,
-    ledger: Arc<dyn Ledger>,
     registry: Arc<dyn ConnectionRegistry>,
     push: Arc<dyn RealtimePush>,
 }
@@ -20,35 +20,25 @@ pub struct Notifier {
 impl Notifier {
     pub fn new(
         events: Arc<dyn EventLog>,
-        ledger: Arc<dyn Ledger>,
         registry: Arc<dyn ConnectionRegistry>,
         push: Arc<dyn RealtimePush>,
     ) -> Self {
         Notifier {
             events,
-            ledger,
             registry,
             push,
         }
     }
 
-    /// Appends the event, with the run's tokens and cost so far added to its payload, then
-    /// pushes it. Only the append can fail the call.
+    /// Appends the event (the log adds the run's tokens and cost so far to its payload),
+    /// then pushes it. Only the append can fail the call.
     pub async fn emit(
         &self,
         project: ProjectId,
         run: Option<RunId>,
         kind: EventKind,
-        mut payload: Value,
+        payload: Value,
     ) -> Result<Event, StoreError> {
-        if let (Some(run), Some(fields)) = (run, payload.as_object_mut()) {
-            let totals = self.ledger.run_totals(run).await?;
-            fields.insert(
-                "tokens".into(),
-                json!({"input": totals.usage.input, "output": totals.usage.output}),
-            );
-            fields.insert("cost_micro_usd".into(), json!(totals.cost.0));
-        }
         let event = self.events.append(project, run, kind, payload).await?;
         self.push_to_followers(&event).await;
         Ok(event)

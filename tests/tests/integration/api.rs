@@ -43,6 +43,7 @@ pub(crate) async fn api(db: &TestDb) -> anyhow::Result<(ApiState, Pipeline)> {
         connections_table: p.connections_table.clone(),
         websocket_callback_url: "http://127.0.0.1:9".into(),
         state_machine_arn: p.state_machine.clone(),
+        agent_queues: p.ctx.relay.queues.clone(),
     };
     Ok((
         ApiState::assemble(db.pool.clone(), &sdk().await?, settings),
@@ -222,11 +223,12 @@ async fn requests_without_a_valid_token_or_for_others_projects_are_refused() -> 
 }
 
 #[tokio::test]
-async fn a_run_whose_execution_cannot_start_fails_with_an_opaque_500() -> anyhow::Result<()> {
+async fn a_run_whose_execution_cannot_start_yet_is_accepted_and_its_start_waits_in_the_outbox()
+-> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let (mut state, _) = api(&db).await?;
-    state.state_machine_arn =
-        "arn:aws:states:us-east-1:123456789012:stateMachine:does-not-exist".into();
+    state.relay.state_machine_arn =
+        Some("arn:aws:states:us-east-1:123456789012:stateMachine:does-not-exist".into());
     let token = user(&state, "cy@example.com").await?;
     let project = project(&state, &token).await?;
     let swaps = [
@@ -247,18 +249,27 @@ async fn a_run_whose_execution_cannot_start_fails_with_an_opaque_500() -> anyhow
     )
     .await?;
 
-    assert_eq!(status, 500);
-    assert_eq!(
-        body,
-        serde_json::json!({"error": "internal error"}),
-        "a 5xx says nothing about the cause"
-    );
+    assert_eq!(status, 202, "{body}");
     let kinds: Vec<&str> = events["events"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|e| e["kind"].as_str())
         .collect();
-    assert_eq!(kinds, ["run_created", "run_failed"]);
+    assert_eq!(kinds, ["run_created"]);
+    let client = db.pool.get().await?;
+    let row = client
+        .query_one(
+            "SELECT message->>'kind', attempts, last_error FROM outbox WHERE run_id = $1",
+            &[&uuid::Uuid::parse_str(body["run_id"].as_str().unwrap_or_default())?],
+        )
+        .await?;
+    let (kind, attempts, error): (String, i32, Option<String>) =
+        (row.get(0), row.get(1), row.get(2));
+    assert_eq!((kind.as_str(), attempts), ("start_execution", 1));
+    assert!(
+        error.unwrap_or_default().contains("start an execution"),
+        "the failed send is recorded for the reconciler"
+    );
     Ok(())
 }

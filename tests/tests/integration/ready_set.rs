@@ -4,7 +4,7 @@
 use autocrew_shared::adapters::postgres::PgTaskStore;
 use autocrew_shared::domain::{MicroUsd, PlanLimits, PlannedTask, TaskGraph, TaskId, TaskStatus};
 use autocrew_shared::ports::{Completion, TaskStore};
-use autocrew_tests::{TestDb, planned, seed};
+use autocrew_tests::{Drive, TestDb, planned, seed_running as seed};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 
@@ -21,13 +21,13 @@ async fn complete_concurrently(
 ) -> anyhow::Result<Vec<Completion>> {
     for &id in &ids {
         anyhow::ensure!(
-            tasks.start_attempt(id).await?.is_some(),
+            tasks.start(id).await?.is_some(),
             "task {id} was not queued"
         );
     }
     let handles = ids.into_iter().map(|id| {
         let tasks = tasks.clone();
-        tokio::spawn(async move { tasks.complete(id, &json!({"done": true})).await })
+        tokio::spawn(async move { tasks.complete_now(id, json!({"done": true})).await })
     });
     let mut out = Vec::new();
     for joined in futures::future::join_all(handles).await {
@@ -77,8 +77,11 @@ async fn forty_branches_completing_at_once_release_their_join_exactly_once() -> 
             completions.iter().all(|c| !c.run_settled),
             "round {round}: the join is still open"
         );
-        assert_eq!(tasks.task(join).await?.status, TaskStatus::Ready);
-        tasks.claim_ready(seeded.run.id).await?;
+        assert_eq!(
+            tasks.task(join).await?.status,
+            TaskStatus::Queued,
+            "round {round}: the completion that released the join dispatched it"
+        );
         let last = complete_concurrently(&tasks, vec![join]).await?;
         assert!(
             last[0].run_settled,
@@ -127,10 +130,13 @@ async fn a_layered_graph_completed_wave_by_wave_releases_every_task_once_after_i
     let mut released_count: HashMap<TaskId, usize> = HashMap::new();
     let mut settled = 0;
     loop {
+        // Completions dispatch what they release in their own transaction.
+        tasks.claim_ready(seeded.run.id).await?;
         let wave: Vec<TaskId> = tasks
-            .claim_ready(seeded.run.id)
+            .run_tasks(seeded.run.id)
             .await?
             .iter()
+            .filter(|t| t.status == TaskStatus::Queued)
             .map(|t| t.id)
             .collect();
         if wave.is_empty() {

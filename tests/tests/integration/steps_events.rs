@@ -72,12 +72,13 @@ fn developer_event(
 }
 
 #[tokio::test]
-async fn an_attempt_that_outlived_the_function_timeout_is_failed_and_the_task_runs_again()
+async fn an_attempt_whose_heartbeat_went_stale_is_failed_and_the_task_runs_again_on_redelivery()
 -> anyhow::Result<()> {
     use autocrew_shared::domain::{PlanLimits, TaskGraph, TaskStatus};
+    use autocrew_tests::Drive;
     let db = TestDb::migrated().await?;
     let p = pipeline(&db, None).await?;
-    let seeded = autocrew_tests::seed(&db, 4).await?;
+    let seeded = autocrew_tests::seed_running(&db, 4).await?;
     let graph = TaskGraph::build(
         &[autocrew_tests::planned("app_skeleton", "developer", &[])],
         PlanLimits::default(),
@@ -90,34 +91,28 @@ async fn an_attempt_that_outlived_the_function_timeout_is_failed_and_the_task_ru
         .remove(0);
     // No real execution waits in this test: answering this token fails quietly.
     p.ctx
-        .runs
-        .set_execute_token(seeded.run.id, "no-execution-waits-on-this-token")
+        .tasks
+        .execute(seeded.run.id, "no-execution-waits-on-this-token")
         .await?;
-    p.ctx.tasks.claim_ready(seeded.run.id).await?;
-    p.ctx.tasks.start_attempt(task.id).await?;
+    p.ctx.tasks.start(task.id).await?;
     let event = || developer_event(&seeded.run.id.to_string(), &task.id.to_string());
 
-    let young_duplicate = handle_batch(&p.ctx, Step::Agent(AgentKind::Developer), event()?).await;
+    let while_alive = handle_batch(&p.ctx, Step::Agent(AgentKind::Developer), event()?).await;
     let client = db.pool.get().await?;
     client
-        .execute("UPDATE task_attempts SET started_at = now() - interval '10 minutes' WHERE task_id = $1", &[&task.id.0])
+        .execute("UPDATE task_attempts SET heartbeat_at = now() - interval '10 minutes' WHERE task_id = $1", &[&task.id.0])
         .await?;
-    let after_timeout = handle_batch(&p.ctx, Step::Agent(AgentKind::Developer), event()?).await;
-    let redelivered = handle_batch(&p.ctx, Step::Agent(AgentKind::Developer), event()?).await;
+    let after_death = handle_batch(&p.ctx, Step::Agent(AgentKind::Developer), event()?).await;
 
-    assert!(
-        young_duplicate.batch_item_failures.is_empty(),
-        "a duplicate of a live attempt is acknowledged"
-    );
     assert_eq!(
-        after_timeout.batch_item_failures.len(),
+        while_alive.batch_item_failures.len(),
         1,
-        "the dead attempt is failed and the message retried"
+        "a message for an attempt that is alive comes back later, in case it dies"
     );
     assert!(
-        redelivered.batch_item_failures.is_empty(),
+        after_death.batch_item_failures.is_empty(),
         "{:?}",
-        redelivered.batch_item_failures
+        after_death.batch_item_failures
     );
     let done = p.ctx.tasks.task(task.id).await?;
     assert_eq!((done.status, done.attempts), (TaskStatus::Completed, 2));
@@ -131,7 +126,7 @@ async fn an_attempt_that_outlived_the_function_timeout_is_failed_and_the_task_ru
     assert!(
         first_error
             .unwrap_or_default()
-            .contains("without recording an outcome")
+            .contains("stopped sending heartbeats"),
     );
     Ok(())
 }

@@ -12,7 +12,7 @@ use autocrew_shared::ports::{
     Claim, EventLog, Failure, IdempotencyStore, Ledger, ProjectStore, RunStore, StoreError,
     TaskStore,
 };
-use autocrew_tests::{TestDb, planned, seed};
+use autocrew_tests::{Drive, TestDb, planned, seed, seed_running};
 use serde_json::json;
 
 #[tokio::test]
@@ -34,7 +34,6 @@ async fn a_user_project_and_run_round_trip() -> anyhow::Result<()> {
         "arn:aws:states:us-east-1:123456789012:execution:m:e",
     )
     .await?;
-    runs.record_plan(run.id, &json!({"tasks": []})).await?;
     let running = runs.set_status(run.id, RunStatus::Running, None).await?;
     assert!(running.started_at.is_some() && running.completed_at.is_none());
     let failed = runs
@@ -129,7 +128,7 @@ async fn a_stored_graph_reads_back_with_its_dependencies_and_ready_roots() -> an
 async fn dispatch_takes_the_highest_priority_first_within_the_concurrency_limit()
 -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
-    let seeded = seed(&db, 2).await?;
+    let seeded = seed_running(&db, 2).await?;
     let mut plan = vec![
         planned("a", "ops", &[]),
         planned("b", "sales", &[]),
@@ -157,24 +156,27 @@ async fn dispatch_takes_the_highest_priority_first_within_the_concurrency_limit(
         second.is_empty(),
         "two tasks are in flight and the limit is 2"
     );
-    tasks.start_attempt(first[0].id).await?;
-    tasks.complete(first[0].id, &json!({})).await?;
-    assert_eq!(
-        tasks
-            .claim_ready(seeded.run.id)
-            .await?
-            .iter()
-            .map(|t| t.key.as_str())
-            .collect::<Vec<_>>(),
-        ["a"]
-    );
+    tasks.start(first[0].id).await?;
+    let attempt = tasks.task(first[0].id).await?.attempts;
+    let completed = tasks
+        .complete(first[0].id, attempt, &json!({}), json!({}))
+        .await?;
+    let queued: Vec<&str> = completed
+        .effects
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::TaskQueued)
+        .filter_map(|e| e.payload["key"].as_str())
+        .collect();
+    assert_eq!(queued, ["a"], "the completion dispatches what its slot frees");
+    assert_eq!(completed.effects.outbox.len(), 1, "one message, for a");
     Ok(())
 }
 
 #[tokio::test]
 async fn a_duplicate_delivery_does_not_start_a_second_attempt() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
-    let seeded = seed(&db, 4).await?;
+    let seeded = seed_running(&db, 4).await?;
     let tasks = PgTaskStore::new(db.pool.clone());
     tasks
         .insert_graph(
@@ -184,8 +186,8 @@ async fn a_duplicate_delivery_does_not_start_a_second_attempt() -> anyhow::Resul
         .await?;
     let claimed = tasks.claim_ready(seeded.run.id).await?;
 
-    let first = tasks.start_attempt(claimed[0].id).await?;
-    let duplicate = tasks.start_attempt(claimed[0].id).await?;
+    let first = tasks.start(claimed[0].id).await?;
+    let duplicate = tasks.start(claimed[0].id).await?;
 
     assert_eq!(first.map(|a| a.attempt_no), Some(1));
     assert_eq!(duplicate, None);
@@ -196,7 +198,7 @@ async fn a_duplicate_delivery_does_not_start_a_second_attempt() -> anyhow::Resul
 async fn a_failing_task_retries_then_fails_and_blocks_everything_downstream() -> anyhow::Result<()>
 {
     let db = TestDb::migrated().await?;
-    let seeded = seed(&db, 4).await?;
+    let seeded = seed_running(&db, 4).await?;
     let plan = [
         planned("a", "developer", &[]),
         planned("b", "marketer", &["a"]),
@@ -215,8 +217,8 @@ async fn a_failing_task_retries_then_fails_and_blocks_everything_downstream() ->
 
     let mut outcomes = Vec::new();
     for _ in 0..3 {
-        tasks.start_attempt(a).await?.expect("queued");
-        outcomes.push(tasks.fail_attempt(a, "provider returned 500", true).await?);
+        tasks.start(a).await?.expect("queued");
+        outcomes.push(tasks.fail_now(a, "provider returned 500", true).await?);
     }
 
     assert_eq!(outcomes[0], Failure::Retry { next_attempt: 2 });
@@ -250,8 +252,8 @@ async fn a_failing_task_retries_then_fails_and_blocks_everything_downstream() ->
     assert_eq!(attempt_errors, 3);
 
     let side = after[3].id;
-    tasks.start_attempt(side).await?;
-    let last = tasks.complete(side, &json!({"ok": true})).await?;
+    tasks.start(side).await?;
+    let last = tasks.complete_now(side, json!({"ok": true})).await?;
     assert!(last.run_settled);
     Ok(())
 }
@@ -259,7 +261,7 @@ async fn a_failing_task_retries_then_fails_and_blocks_everything_downstream() ->
 #[tokio::test]
 async fn a_non_retryable_error_fails_at_once() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
-    let seeded = seed(&db, 4).await?;
+    let seeded = seed_running(&db, 4).await?;
     let tasks = PgTaskStore::new(db.pool.clone());
     let stored = tasks
         .insert_graph(
@@ -268,10 +270,10 @@ async fn a_non_retryable_error_fails_at_once() -> anyhow::Result<()> {
         )
         .await?;
     tasks.claim_ready(seeded.run.id).await?;
-    tasks.start_attempt(stored[0].id).await?;
+    tasks.start(stored[0].id).await?;
 
     let outcome = tasks
-        .fail_attempt(stored[0].id, "budget_exceeded", false)
+        .fail_now(stored[0].id, "budget_exceeded", false)
         .await?;
 
     assert_eq!(
@@ -281,7 +283,7 @@ async fn a_non_retryable_error_fails_at_once() -> anyhow::Result<()> {
             run_settled: true
         }
     );
-    let completing_again = tasks.complete(stored[0].id, &json!({})).await;
+    let completing_again = tasks.complete_now(stored[0].id, json!({})).await;
     assert!(matches!(
         completing_again,
         Err(StoreError::WrongTaskStatus {
@@ -312,12 +314,13 @@ async fn events_get_gapless_sequence_numbers_even_when_appended_concurrently() -
         seqs.push(joined??.seq);
     }
 
+    // Creating the run appended `run_created` as 1.
     seqs.sort_unstable();
-    assert_eq!(seqs, (1..=50).collect::<Vec<_>>());
-    let missed = log.since(seeded.project.id, 45, 100).await?;
+    assert_eq!(seqs, (2..=51).collect::<Vec<_>>());
+    let missed = log.since(seeded.project.id, 46, 100).await?;
     assert_eq!(
         missed.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        [46, 47, 48, 49, 50]
+        [47, 48, 49, 50, 51]
     );
     assert_eq!(log.since(seeded.project.id, 0, 10).await?.len(), 10);
     Ok(())
@@ -339,7 +342,7 @@ async fn sequences_are_per_project_and_a_missing_project_is_named() -> anyhow::R
         .append(ProjectId::new(), None, EventKind::RunCreated, json!({}))
         .await;
 
-    assert_eq!(first_of_two.seq, 1);
+    assert_eq!(first_of_two.seq, 2, "after two's own run_created");
     assert!(matches!(
         missing,
         Err(StoreError::NotFound {

@@ -61,7 +61,7 @@ async fn the_sweep_expires_overdue_approvals_fails_their_waiting_step_and_prunes
         .await?;
     let table = unique("connections");
     create_connections_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await?;
-    let env: HashMap<String, String> = HashMap::from([
+    let env: HashMap<String, String> = [
         ("DATABASE_URL".into(), db.url()),
         ("AWS_REGION".into(), "us-east-1".into()),
         (
@@ -70,7 +70,11 @@ async fn the_sweep_expires_overdue_approvals_fails_their_waiting_step_and_prunes
         ),
         ("CONNECTIONS_TABLE".into(), table),
         ("WEBSOCKET_CALLBACK_URL".into(), "http://127.0.0.1:9".into()),
-    ]);
+        ("STATE_MACHINE_ARN".into(), "arn:aws:states:us-east-1:123456789012:stateMachine:unused".into()),
+    ]
+    .into_iter()
+    .chain(autocrew_tests::agent_queue_variables("http://127.0.0.1:9/queue"))
+    .collect();
     let state = SweepState::from_source(&env).await?;
     let event = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -84,7 +88,8 @@ async fn the_sweep_expires_overdue_approvals_fails_their_waiting_step_and_prunes
         first,
         SweepReport {
             approvals_expired: 1,
-            idempotency_keys_pruned: 1
+            idempotency_keys_pruned: 1,
+            ..SweepReport::default()
         }
     );
     assert_eq!(

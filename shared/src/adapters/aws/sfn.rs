@@ -159,4 +159,22 @@ impl StateMachine for SfnStateMachine {
             })?;
         Ok(())
     }
+
+    async fn stop(&self, execution_arn: &str, cause: &str) -> Result<(), StateMachineError> {
+        let stopped = self
+            .client
+            .stop_execution()
+            .execution_arn(execution_arn)
+            .cause(cause)
+            .send()
+            .await;
+        match stopped {
+            Ok(_) => Ok(()),
+            // Never started, or already gone: nothing to stop.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_execution_does_not_exist()) => {
+                Ok(())
+            }
+            Err(e) => Err(failed("stop an execution")(boxed(e))),
+        }
+    }
 }

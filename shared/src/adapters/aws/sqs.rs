@@ -58,11 +58,23 @@ impl Queue for SqsQueue {
     }
 
     async fn send(&self, queue_url: &str, body: &str) -> Result<String, QueueError> {
+        self.send_delayed(queue_url, body, Duration::ZERO).await
+    }
+
+    async fn send_delayed(
+        &self,
+        queue_url: &str,
+        body: &str,
+        delay: Duration,
+    ) -> Result<String, QueueError> {
+        // SQS takes whole seconds, at most 900.
+        let delay = i32::try_from(delay.as_secs().min(900)).unwrap_or(900);
         let out = self
             .client
             .send_message()
             .queue_url(queue_url)
             .message_body(body)
+            .delay_seconds(delay)
             .send()
             .await
             .map_err(|e| failed(queue_url, "send a message")(boxed(e)))?;

@@ -1,7 +1,7 @@
 //! Budget reservations.
 
 use super::Pool;
-use crate::domain::{MicroUsd, ReservationStatus, RunId, Tier, UserId};
+use crate::domain::{MicroUsd, ReservationStatus, RunId, RunStatus, Tier, UserId};
 use crate::ports::{BudgetError, BudgetScope, BudgetStore, Reservation, StoreError};
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -27,6 +27,14 @@ fn percent(limit: i64, used: i64) -> u8 {
     }
     let left = (limit - used).clamp(0, limit);
     u8::try_from(i128::from(left) * 100 / i128::from(limit)).unwrap_or(100)
+}
+
+fn ended_statuses() -> Vec<RunStatus> {
+    RunStatus::ALL
+        .iter()
+        .copied()
+        .filter(|s| s.is_terminal())
+        .collect()
 }
 
 const MONTH: &str = "date_trunc('month', now() AT TIME ZONE 'UTC')::date";
@@ -58,12 +66,14 @@ const HOLD_MONTH: &str = "
               <= (SELECT limit_micro_usd FROM lim)
     RETURNING s.month";
 
-/// Adds `$5` to the run's reserved spend within its budget and records the reservation
-/// (`$1`); with no run (`$3` null), only the record. No row back: refused.
+/// Adds `$5` to the run's reserved spend within its budget, unless the run has ended (`$6`,
+/// the ended statuses: a cancelled run's next model turn is refused here), and records the
+/// reservation (`$1`); with no run (`$3` null), only the record. No row back: refused.
 const HOLD_RUN: &str = "
     WITH run AS (
         UPDATE runs SET reserved_micro_usd = reserved_micro_usd + $5
         WHERE id = $3 AND spent_micro_usd + reserved_micro_usd + $5 <= budget_micro_usd
+          AND NOT (status = ANY($6::run_status[]))
         RETURNING id)
     INSERT INTO budget_reservations (id, user_id, run_id, month, amount_micro_usd)
     SELECT $1, $2, $3, $4, $5 WHERE $3::uuid IS NULL OR EXISTS (SELECT 1 FROM run)
@@ -115,16 +125,16 @@ async fn run_refusal(
         }
         .into();
     };
-    let query =
-        "SELECT budget_micro_usd - spent_micro_usd - reserved_micro_usd FROM runs WHERE id = $1";
+    let query = "SELECT budget_micro_usd - spent_micro_usd - reserved_micro_usd, status FROM runs WHERE id = $1";
     match client.query_opt(query, &[&run.0]).await {
-        Ok(Some(row)) => match row.try_get::<_, i64>(0) {
-            Ok(left) => BudgetError::Exceeded {
+        Ok(Some(row)) => match (row.try_get::<_, i64>(0), row.try_get::<_, RunStatus>(1)) {
+            (Ok(_), Ok(status)) if status.is_terminal() => BudgetError::RunEnded { run, status },
+            (Ok(left), Ok(_)) => BudgetError::Exceeded {
                 scope: BudgetScope::Run,
                 needed: amount,
                 available: MicroUsd(left.max(0)),
             },
-            Err(e) => StoreError::from(e).into(),
+            (Err(e), _) | (_, Err(e)) => StoreError::from(e).into(),
         },
         Ok(None) => StoreError::NotFound {
             what: "run",
@@ -167,7 +177,7 @@ impl BudgetStore for PgBudgetStore {
         let reserved = tx
             .query_opt(
                 &hold_run,
-                &[&id, &user.0, &run.map(|r| r.0), &month, &amount.0],
+                &[&id, &user.0, &run.map(|r| r.0), &month, &amount.0, &ended_statuses()],
             )
             .await
             .map_err(StoreError::from)?;

@@ -7,9 +7,8 @@ use crate::ports::{EventLog, StoreError};
 use async_trait::async_trait;
 use uuid::Uuid;
 
-/// `EventLog` on Postgres. The sequence comes from `projects.last_event_seq`, incremented
-/// in the same statement as the insert: appends to one project are serialised by the row
-/// lock, so sequence numbers are strictly increasing with no gaps, even on rollback.
+/// `EventLog` on Postgres (appending as `effects::append_event` does, in its own
+/// transaction).
 #[derive(Clone)]
 pub struct PgEventLog {
     pool: Pool,
@@ -31,26 +30,7 @@ impl EventLog for PgEventLog {
         payload: serde_json::Value,
     ) -> Result<Event, StoreError> {
         let client = self.pool.get().await?;
-        let run_id: Option<Uuid> = run.map(|r| r.0);
-        let row = client
-            .query_opt(
-                "WITH next AS (
-                     UPDATE projects SET last_event_seq = last_event_seq + 1 WHERE id = $1 RETURNING last_event_seq)
-                 INSERT INTO events (project_id, run_id, seq, kind, payload)
-                 SELECT $1, $2, next.last_event_seq, $3, $4 FROM next
-                 RETURNING seq, created_at",
-                &[&project.0, &run_id, &kind, &payload],
-            )
-            .await?
-            .ok_or_else(|| StoreError::NotFound { what: "project", id: project.to_string() })?;
-        Ok(Event {
-            project_id: project,
-            run_id: run,
-            seq: row.try_get(0)?,
-            kind,
-            payload,
-            created_at: row.try_get(1)?,
-        })
+        super::effects::append_event(&client, project, run, kind, payload).await
     }
 
     async fn since(

@@ -22,6 +22,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_llm_gateway",
         include_str!("../../../../migrations/0004_llm_gateway.sql"),
     ),
+    (
+        "0005_durable_runs",
+        include_str!("../../../../migrations/0005_durable_runs.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

@@ -1,15 +1,21 @@
 //! Runs.
 
 use super::Pool;
+use super::effects::{emit, send};
 use super::rows::count;
+use crate::domain::messages::{CallbackMessage, Outgoing};
 use crate::domain::records::{NewRun, Run};
-use crate::domain::{MicroUsd, ProjectId, RunId, RunStatus, UserId};
-use crate::ports::{RunStore, StoreError};
+use crate::domain::{EventKind, MicroUsd, ProjectId, RunId, RunStatus, UserId};
+use crate::ports::{Changed, Effects, PlanLease, RunStore, StoreError};
 use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use serde_json::json;
+use std::time::Duration;
 use tokio_postgres::Row;
 
-const RUN_COLUMNS: &str = "id, project_id, user_id, command, status, execution_name, execution_arn, execute_token, plan, \
-     budget_micro_usd, reserved_micro_usd, spent_micro_usd, max_concurrency, error, created_at, started_at, completed_at";
+pub(super) const RUN_COLUMNS: &str = "id, project_id, user_id, command, status, execution_name, execution_arn, execute_token, plan, \
+     budget_micro_usd, reserved_micro_usd, spent_micro_usd, max_concurrency, error, deadline_at, executions, \
+     created_at, started_at, completed_at";
 
 /// `RunStore` on Postgres.
 #[derive(Clone)]
@@ -23,7 +29,7 @@ impl PgRunStore {
     }
 }
 
-fn run_from_row(row: &Row) -> Result<Run, StoreError> {
+pub(super) fn run_from_row(row: &Row) -> Result<Run, StoreError> {
     Ok(Run {
         id: RunId(row.try_get("id")?),
         project_id: ProjectId(row.try_get("project_id")?),
@@ -39,20 +45,22 @@ fn run_from_row(row: &Row) -> Result<Run, StoreError> {
         spent: MicroUsd(row.try_get("spent_micro_usd")?),
         max_concurrency: count(row, "max_concurrency")?,
         error: row.try_get("error")?,
+        deadline_at: row.try_get("deadline_at")?,
+        executions: count(row, "executions")?,
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         completed_at: row.try_get("completed_at")?,
     })
 }
 
-fn not_found(id: RunId) -> StoreError {
+pub(super) fn not_found(id: RunId) -> StoreError {
     StoreError::NotFound {
         what: "run",
         id: id.to_string(),
     }
 }
 
-fn terminal_statuses() -> Vec<RunStatus> {
+pub(super) fn terminal_statuses() -> Vec<RunStatus> {
     RunStatus::ALL
         .iter()
         .copied()
@@ -60,19 +68,68 @@ fn terminal_statuses() -> Vec<RunStatus> {
         .collect()
 }
 
+/// The run, locked for the rest of the transaction.
+pub(super) async fn lock_run(client: &impl GenericClient, id: RunId) -> Result<Run, StoreError> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1 FOR UPDATE"),
+            &[&id.0],
+        )
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    run_from_row(&row)
+}
+
+/// Sets a run's status (stamping `started_at` when it starts running and `completed_at`
+/// when it ends) and returns the row.
+pub(super) async fn update_status(
+    client: &impl GenericClient,
+    id: RunId,
+    status: RunStatus,
+    error: Option<&str>,
+) -> Result<Run, StoreError> {
+    let sql = format!(
+        "UPDATE runs SET status = $2::run_status,
+             error = coalesce($3, error),
+             started_at = CASE WHEN $2::run_status = $4::run_status THEN coalesce(started_at, now()) ELSE started_at END,
+             completed_at = CASE WHEN $2::run_status = ANY($5::run_status[]) THEN now() ELSE completed_at END
+         WHERE id = $1 RETURNING {RUN_COLUMNS}"
+    );
+    let row = client
+        .query_one(
+            &sql,
+            &[
+                &id.0,
+                &status,
+                &error,
+                &RunStatus::Running,
+                &terminal_statuses(),
+            ],
+        )
+        .await?;
+    run_from_row(&row)
+}
+
+/// The state machine's input for a run's execution.
+pub(super) fn execution_input(run: RunId) -> serde_json::Value {
+    json!({ "run_id": run })
+}
+
 #[async_trait]
 impl RunStore for PgRunStore {
-    async fn create_run(&self, new: NewRun) -> Result<Run, StoreError> {
-        let client = self.pool.get().await?;
+    async fn create_run(&self, new: NewRun) -> Result<Changed<Run>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
         let id = RunId::new();
         // Step Functions names allow 80 characters of [A-Za-z0-9-_]: "run-" + a UUID fits.
         let execution_name = format!("run-{id}");
         let max_concurrency = i32::try_from(new.max_concurrency.max(1)).unwrap_or(i32::MAX);
+        let deadline_secs = new.deadline.map(|d| d.as_secs_f64());
         let sql = format!(
-            "INSERT INTO runs (id, project_id, user_id, command, status, execution_name, budget_micro_usd, max_concurrency)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {RUN_COLUMNS}"
+            "INSERT INTO runs (id, project_id, user_id, command, status, execution_name, budget_micro_usd, max_concurrency, deadline_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9)) RETURNING {RUN_COLUMNS}"
         );
-        let row = client
+        let row = tx
             .query_one(
                 &sql,
                 &[
@@ -84,10 +141,33 @@ impl RunStore for PgRunStore {
                     &execution_name,
                     &new.budget.0,
                     &max_concurrency,
+                    &deadline_secs,
                 ],
             )
             .await?;
-        run_from_row(&row)
+        let run = run_from_row(&row)?;
+        let mut effects = Effects::default();
+        let payload = json!({"command": run.command, "deadline_at": run.deadline_at});
+        emit(
+            &tx,
+            &mut effects,
+            run.project_id,
+            Some(run.id),
+            EventKind::RunCreated,
+            payload,
+        )
+        .await?;
+        let start = Outgoing::StartExecution {
+            run_id: run.id,
+            name: execution_name,
+            input: execution_input(run.id),
+        };
+        send(&tx, &mut effects, Some(run.id), start).await?;
+        tx.commit().await?;
+        Ok(Changed {
+            value: run,
+            effects,
+        })
     }
 
     async fn run(&self, id: RunId) -> Result<Run, StoreError> {
@@ -116,29 +196,91 @@ impl RunStore for PgRunStore {
         }
     }
 
-    async fn set_execute_token(&self, id: RunId, token: &str) -> Result<(), StoreError> {
-        let client = self.pool.get().await?;
-        match client
-            .execute(
-                "UPDATE runs SET execute_token = $2 WHERE id = $1",
-                &[&id.0, &token],
+    async fn begin_planning(
+        &self,
+        id: RunId,
+        token: &str,
+        stale_after: Duration,
+    ) -> Result<PlanLease, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "SELECT status, heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => $2)
+                 FROM runs WHERE id = $1 FOR UPDATE",
+                &[&id.0, &stale_after.as_secs_f64()],
             )
             .await?
-        {
-            0 => Err(not_found(id)),
-            _ => Ok(()),
+            .ok_or_else(|| not_found(id))?;
+        let status: RunStatus = row.try_get(0)?;
+        let stale: bool = row.try_get(1)?;
+        let lease = match status {
+            RunStatus::Pending => true,
+            RunStatus::Planning => stale,
+            _ => {
+                let run = lock_run(&tx, id).await?;
+                tx.commit().await?;
+                return Ok(PlanLease::Done(run));
+            }
+        };
+        if !lease {
+            tx.commit().await?;
+            return Ok(PlanLease::Busy);
         }
+        let row = tx
+            .query_one(
+                &format!(
+                    "UPDATE runs SET status = $2, plan_token = $3, heartbeat_at = now() WHERE id = $1
+                     RETURNING {RUN_COLUMNS}"
+                ),
+                &[&id.0, &RunStatus::Planning, &token],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(PlanLease::Granted(run_from_row(&row)?))
     }
 
-    async fn record_plan(&self, id: RunId, plan: &serde_json::Value) -> Result<(), StoreError> {
+    async fn plan_heartbeat(&self, id: RunId) -> Result<bool, StoreError> {
         let client = self.pool.get().await?;
-        match client
-            .execute("UPDATE runs SET plan = $2 WHERE id = $1", &[&id.0, plan])
+        let statement = client
+            .prepare_cached("UPDATE runs SET heartbeat_at = now() WHERE id = $1 AND status = $2")
+            .await?;
+        Ok(client
+            .execute(&statement, &[&id.0, &RunStatus::Planning])
             .await?
-        {
-            0 => Err(not_found(id)),
-            _ => Ok(()),
+            == 1)
+    }
+
+    async fn replan_stale(&self, age: Duration, limit: u32) -> Result<Effects, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // Pushing the heartbeat forward keeps the next pass from sending it again while
+        // the new planner starts.
+        let rows = tx
+            .query(
+                "UPDATE runs SET heartbeat_at = now() WHERE id IN (
+                     SELECT id FROM runs WHERE status = $1 AND plan_token IS NOT NULL
+                       AND heartbeat_at < now() - make_interval(secs => $2)
+                     ORDER BY heartbeat_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, plan_token",
+                &[&RunStatus::Planning, &age.as_secs_f64(), &i64::from(limit)],
+            )
+            .await?;
+        let mut effects = Effects::default();
+        for row in rows {
+            let run = RunId(row.try_get(0)?);
+            let token: String = row.try_get(1)?;
+            let message = CallbackMessage {
+                run_id: run,
+                task_token: token,
+                outcome: None,
+                error: None,
+            };
+            tracing::warn!(run = %run, "the planner stopped sending heartbeats; planning again");
+            send(&tx, &mut effects, Some(run), Outgoing::Replan { message }).await?;
         }
+        tx.commit().await?;
+        Ok(effects)
     }
 
     async fn set_status(
@@ -149,37 +291,37 @@ impl RunStore for PgRunStore {
     ) -> Result<Run, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let current: RunStatus = tx
-            .query_opt("SELECT status FROM runs WHERE id = $1 FOR UPDATE", &[&id.0])
-            .await?
-            .ok_or_else(|| not_found(id))?
-            .try_get(0)?;
+        let current = lock_run(&tx, id).await?.status;
         if current.is_terminal() {
             return Err(StoreError::RunEnded {
                 run: id,
                 status: current,
             });
         }
-        let sql = format!(
-            "UPDATE runs SET status = $2::run_status,
-                 error = coalesce($3, error),
-                 started_at = CASE WHEN $2::run_status = $4::run_status THEN coalesce(started_at, now()) ELSE started_at END,
-                 completed_at = CASE WHEN $2::run_status = ANY($5::run_status[]) THEN now() ELSE completed_at END
-             WHERE id = $1 RETURNING {RUN_COLUMNS}"
-        );
-        let row = tx
-            .query_one(
-                &sql,
-                &[
-                    &id.0,
-                    &status,
-                    &error,
-                    &RunStatus::Running,
-                    &terminal_statuses(),
-                ],
-            )
-            .await?;
+        let run = update_status(&tx, id, status, error).await?;
         tx.commit().await?;
-        run_from_row(&row)
+        Ok(run)
+    }
+
+    async fn end_run(
+        &self,
+        id: RunId,
+        status: RunStatus,
+        error: Option<&str>,
+        event: (EventKind, serde_json::Value),
+        answer: Outgoing,
+    ) -> Result<Effects, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let run = lock_run(&tx, id).await?;
+        let mut effects = Effects::default();
+        if !run.status.is_terminal() {
+            update_status(&tx, id, status, error).await?;
+            let (kind, payload) = event;
+            emit(&tx, &mut effects, run.project_id, Some(id), kind, payload).await?;
+        }
+        send(&tx, &mut effects, Some(id), answer).await?;
+        tx.commit().await?;
+        Ok(effects)
     }
 }

@@ -1,21 +1,27 @@
-//! Tasks and the ready-set decisions. Every status change is one transaction; the
-//! invariants that make concurrent completions safe are in the comments of the migration
-//! (`tasks.pending_dependencies`, `runs.open_tasks`).
+//! Tasks and the ready-set decisions. Every status change is one transaction, built from
+//! the blocks in `transitions.rs`, with its events and outbox messages inside it.
 
 use super::Pool;
+use super::effects::{emit, send};
 use super::rows::count;
+use super::runs::{lock_run, update_status};
+use super::transitions;
+use crate::domain::messages::{Outgoing, TaskMessage};
 use crate::domain::records::{Attempt, Run, Task};
 use crate::domain::{
-    AgentKind, AttemptStatus, Complexity, MicroUsd, Priority, ProjectId, RunId, TaskGraph, TaskId,
-    TaskStatus,
+    AttemptStatus, EventKind, MicroUsd, ProjectId, RunId, RunStatus, TaskGraph, TaskId, TaskStatus,
 };
-use crate::ports::{Completion, Failure, StoreError, TaskStore};
+use crate::ports::{
+    AttemptFailure, Changed, Completion, Effects, Failure, StoreError, TaskStore,
+};
+use serde_json::json;
+use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-const TASK_COLUMNS: &str = "t.id, t.run_id, t.project_id, t.parent_task_id, t.task_key, t.agent, t.title, t.description, \
+pub(super) const TASK_COLUMNS: &str = "t.id, t.run_id, t.project_id, t.parent_task_id, t.task_key, t.agent, t.title, t.description, \
      t.status, t.priority, t.complexity, t.budget_micro_usd, t.attempts, t.max_attempts, t.result, t.error_log, \
      t.created_at, t.started_at, t.completed_at, \
      ARRAY(SELECT d.depends_on FROM task_dependencies d WHERE d.task_id = t.id ORDER BY d.depends_on) AS depends_on";
@@ -32,7 +38,7 @@ impl PgTaskStore {
     }
 }
 
-fn task_from_row(row: &Row) -> Result<Task, StoreError> {
+pub(super) fn task_from_row(row: &Row) -> Result<Task, StoreError> {
     let depends_on: Vec<Uuid> = row.try_get("depends_on")?;
     Ok(Task {
         id: TaskId(row.try_get("id")?),
@@ -60,7 +66,7 @@ fn task_from_row(row: &Row) -> Result<Task, StoreError> {
     })
 }
 
-async fn tasks_where(
+pub(super) async fn tasks_where(
     client: &impl GenericClient,
     condition: &str,
     ids: &[Uuid],
@@ -76,155 +82,91 @@ async fn tasks_where(
         .collect()
 }
 
-fn terminal() -> Vec<TaskStatus> {
-    TaskStatus::ALL
-        .iter()
-        .copied()
-        .filter(|s| s.is_terminal())
-        .collect()
-}
-
 /// The task's status, locked for the rest of the transaction.
-async fn lock_task(
-    tx: &Transaction<'_>,
-    task: TaskId,
-) -> Result<(RunId, TaskStatus, u32, u32), StoreError> {
-    let row = tx
-        .query_opt(
-            "SELECT run_id, status, attempts, max_attempts FROM tasks WHERE id = $1 FOR UPDATE",
-            &[&task.0],
-        )
+async fn lock_task(tx: &Transaction<'_>, task: TaskId) -> Result<Task, StoreError> {
+    tx.query_opt("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", &[&task.0])
         .await?
         .ok_or_else(|| StoreError::NotFound {
             what: "task",
             id: task.to_string(),
         })?;
-    Ok((
-        RunId(row.try_get(0)?),
-        row.try_get(1)?,
-        count(&row, "attempts")?,
-        count(&row, "max_attempts")?,
-    ))
-}
-
-fn expect_status(task: TaskId, expected: TaskStatus, actual: TaskStatus) -> Result<(), StoreError> {
-    if actual == expected {
-        Ok(())
-    } else {
-        Err(StoreError::WrongTaskStatus {
-            task,
-            expected,
-            actual,
+    tasks_where(tx, "t.id = ANY($1)", &[task.0])
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::NotFound {
+            what: "task",
+            id: task.to_string(),
         })
+}
+
+/// The task is running `attempt` (not a newer one, not ended).
+fn expect_running(task: &Task, attempt: u32) -> Result<(), StoreError> {
+    if task.status != TaskStatus::Running {
+        return Err(StoreError::WrongTaskStatus {
+            task: task.id,
+            expected: TaskStatus::Running,
+            actual: task.status,
+        });
     }
-}
-
-/// Counts `ended` more tasks of the run as ended; true when none is left open. The run row
-/// lock taken here is held to commit, so two last tasks ending at once see 1 then 0.
-async fn end_tasks(tx: &Transaction<'_>, run: RunId, ended: usize) -> Result<bool, StoreError> {
-    let ended = i32::try_from(ended).unwrap_or(i32::MAX);
-    let row = tx
-        .query_one(
-            "UPDATE runs SET open_tasks = open_tasks - $2 WHERE id = $1 RETURNING open_tasks",
-            &[&run.0, &ended],
-        )
-        .await?;
-    Ok(count(&row, "open_tasks")? == 0)
-}
-
-async fn finish_attempt(
-    tx: &Transaction<'_>,
-    task: TaskId,
-    attempt_no: u32,
-    status: AttemptStatus,
-    error: Option<&str>,
-) -> Result<(), StoreError> {
-    let attempt_no = i32::try_from(attempt_no).unwrap_or(i32::MAX);
-    tx.execute(
-        "UPDATE task_attempts SET status = $3, error = $4, finished_at = now() WHERE task_id = $1 AND attempt_no = $2",
-        &[&task.0, &attempt_no, &status, &error],
-    )
-    .await?;
+    if task.attempts != attempt {
+        return Err(StoreError::StaleAttempt {
+            task: task.id,
+            attempt,
+        });
+    }
     Ok(())
 }
 
 #[async_trait]
 impl TaskStore for PgTaskStore {
     async fn insert_graph(&self, run: &Run, graph: &TaskGraph) -> Result<Vec<Task>, StoreError> {
-        let tasks = graph.tasks();
-        let ids: Vec<Uuid> = tasks.iter().map(|_| Uuid::new_v4()).collect();
-        let positions: Vec<i32> = (0..tasks.len())
-            .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
-            .collect();
-        let keys: Vec<&str> = tasks.iter().map(|t| t.key.as_str()).collect();
-        let agents: Vec<AgentKind> = tasks.iter().map(|t| t.agent).collect();
-        let titles: Vec<&str> = tasks.iter().map(|t| t.title.as_str()).collect();
-        let descriptions: Vec<&str> = tasks.iter().map(|t| t.description.as_str()).collect();
-        let priorities: Vec<Priority> = tasks.iter().map(|t| t.priority).collect();
-        let complexities: Vec<Complexity> = tasks.iter().map(|t| t.complexity).collect();
-        let budgets: Vec<i64> = tasks.iter().map(|t| t.budget.0).collect();
-        let pending: Vec<i32> = tasks
-            .iter()
-            .map(|t| i32::try_from(t.depends_on.len()).unwrap_or(i32::MAX))
-            .collect();
-        let statuses: Vec<TaskStatus> = tasks
-            .iter()
-            .map(|t| {
-                if t.depends_on.is_empty() {
-                    TaskStatus::Ready
-                } else {
-                    TaskStatus::Pending
-                }
-            })
-            .collect();
-        let (dependants, dependencies): (Vec<Uuid>, Vec<Uuid>) = tasks
-            .iter()
-            .enumerate()
-            .flat_map(|(i, t)| t.depends_on.iter().map(move |&d| (i, d)))
-            .map(|(i, d)| (ids[i], ids[d]))
-            .unzip();
-
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.execute(
-            "INSERT INTO tasks (id, run_id, project_id, position, task_key, agent, title, description, priority,
-                                complexity, budget_micro_usd, pending_dependencies, status)
-             SELECT u.id, $1, $2, u.position, u.task_key, u.agent, u.title, u.description, u.priority,
-                    u.complexity, u.budget, u.pending, u.status
-             FROM unnest($3::uuid[], $4::int[], $5::text[], $6::agent_kind[], $7::text[], $8::text[],
-                         $9::task_priority[], $10::task_complexity[], $11::bigint[], $12::int[], $13::task_status[])
-                  AS u(id, position, task_key, agent, title, description, priority, complexity, budget, pending, status)",
-            &[
-                &run.id.0,
-                &run.project_id.0,
-                &ids,
-                &positions,
-                &keys,
-                &agents,
-                &titles,
-                &descriptions,
-                &priorities,
-                &complexities,
-                &budgets,
-                &pending,
-                &statuses,
-            ],
-        )
-        .await?;
-        tx.execute(
-            "INSERT INTO task_dependencies (task_id, depends_on) SELECT * FROM unnest($1::uuid[], $2::uuid[])",
-            &[&dependants, &dependencies],
-        )
-        .await?;
-        let open = i32::try_from(tasks.len()).unwrap_or(i32::MAX);
-        tx.execute(
-            "UPDATE runs SET open_tasks = open_tasks + $2 WHERE id = $1",
-            &[&run.id.0, &open],
-        )
-        .await?;
-        let stored = self.run_tasks_in(&tx, run.id).await?;
+        let stored = transitions::insert_graph(&tx, run, graph).await?;
         tx.commit().await?;
         Ok(stored)
+    }
+
+    async fn accept_plan(
+        &self,
+        run: &Run,
+        plan: &serde_json::Value,
+        graph: &TaskGraph,
+        announce: &(dyn for<'t> Fn(&'t [Task]) -> serde_json::Value + Send + Sync),
+        answer: Outgoing,
+    ) -> Result<Changed<Vec<Task>>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let current = lock_run(&tx, run.id).await?;
+        let mut effects = Effects::default();
+        let tasks = if current.status == RunStatus::Planning {
+            tx.execute(
+                "UPDATE runs SET plan = $2, heartbeat_at = NULL WHERE id = $1",
+                &[&run.id.0, plan],
+            )
+            .await?;
+            update_status(&tx, run.id, RunStatus::Running, None).await?;
+            let tasks = transitions::insert_graph(&tx, run, graph).await?;
+            emit(
+                &tx,
+                &mut effects,
+                run.project_id,
+                Some(run.id),
+                EventKind::RunPlanned,
+                announce(&tasks),
+            )
+            .await?;
+            tasks
+        } else {
+            // Another planner got there first: its plan stands.
+            transitions::run_tasks(&tx, run.id).await?
+        };
+        send(&tx, &mut effects, Some(run.id), answer).await?;
+        tx.commit().await?;
+        Ok(Changed {
+            value: tasks,
+            effects,
+        })
     }
 
     async fn task(&self, id: TaskId) -> Result<Task, StoreError> {
@@ -240,69 +182,52 @@ impl TaskStore for PgTaskStore {
 
     async fn run_tasks(&self, run: RunId) -> Result<Vec<Task>, StoreError> {
         let client = self.pool.get().await?;
-        self.run_tasks_in(&client, run).await
+        transitions::run_tasks(&client, run).await
     }
 
-    async fn claim_ready(&self, run: RunId) -> Result<Vec<Task>, StoreError> {
+    async fn dispatch(&self, run: RunId) -> Result<Changed<Vec<Task>>, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        // The run row lock serialises dispatchers of one run, so the in-flight count below
-        // cannot change before this transaction commits.
-        let limit: i32 = tx
-            .query_opt(
-                "SELECT max_concurrency FROM runs WHERE id = $1 FOR UPDATE",
-                &[&run.0],
-            )
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "run",
-                id: run.to_string(),
-            })?
-            .try_get(0)?;
-        let in_flight: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM tasks WHERE run_id = $1 AND status = ANY($2)",
-                &[&run.0, &vec![TaskStatus::Queued, TaskStatus::Running]],
-            )
-            .await?
-            .try_get(0)?;
-        let room = (i64::from(limit) - in_flight).max(0);
-        let claimed: Vec<Uuid> = tx
-            .query(
-                "UPDATE tasks SET status = $3 WHERE id IN (
-                     SELECT id FROM tasks WHERE run_id = $1 AND status = $4
-                     ORDER BY priority DESC, position LIMIT $2 FOR UPDATE)
-                 RETURNING id",
-                &[&run.0, &room, &TaskStatus::Queued, &TaskStatus::Ready],
-            )
-            .await?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?;
-        let tasks = tasks_where(&tx, "t.id = ANY($1)", &claimed).await?;
+        let mut effects = Effects::default();
+        let tasks = transitions::dispatch(&tx, &mut effects, run).await?;
         tx.commit().await?;
-        Ok(tasks)
+        Ok(Changed {
+            value: tasks,
+            effects,
+        })
     }
 
-    async fn unclaim(&self, task: TaskId) -> Result<(), StoreError> {
-        let client = self.pool.get().await?;
-        client
-            .execute(
-                "UPDATE tasks SET status = $2 WHERE id = $1 AND status = $3",
-                &[&task.0, &TaskStatus::Ready, &TaskStatus::Queued],
-            )
-            .await?;
-        Ok(())
-    }
-
-    async fn start_attempt(&self, task: TaskId) -> Result<Option<Attempt>, StoreError> {
+    async fn execute(&self, run: RunId, token: &str) -> Result<Effects, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let (_, status, attempts, _) = lock_task(&tx, task).await?;
-        if status != TaskStatus::Queued {
+        let current = lock_run(&tx, run).await?;
+        tx.execute(
+            "UPDATE runs SET execute_token = $2 WHERE id = $1",
+            &[&run.0, &token],
+        )
+        .await?;
+        let mut effects = Effects::default();
+        transitions::dispatch(&tx, &mut effects, run).await?;
+        let open: i32 = tx
+            .query_one("SELECT open_tasks FROM runs WHERE id = $1", &[&run.0])
+            .await?
+            .try_get(0)?;
+        if open == 0 && current.plan.is_some() {
+            // Every task ended before the token was stored (a redelivered message).
+            transitions::settle(&tx, &mut effects, run).await?;
+        }
+        tx.commit().await?;
+        Ok(effects)
+    }
+
+    async fn start_attempt(&self, task: TaskId) -> Result<Option<Changed<Attempt>>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let locked = lock_task(&tx, task).await?;
+        if locked.status != TaskStatus::Queued {
             return Ok(None);
         }
-        let attempt_no = attempts + 1;
+        let attempt_no = locked.attempts + 1;
         let n = i32::try_from(attempt_no).unwrap_or(i32::MAX);
         tx.execute(
             "UPDATE tasks SET status = $2, attempts = $3, started_at = coalesce(started_at, now()) WHERE id = $1",
@@ -315,50 +240,78 @@ impl TaskStore for PgTaskStore {
                 &[&task.0, &n, &AttemptStatus::Running],
             )
             .await?;
+        let mut effects = Effects::default();
+        let payload = json!({
+            "task_id": locked.id, "key": locked.key, "agent": locked.agent,
+            "title": locked.title, "attempt": attempt_no
+        });
+        emit(
+            &tx,
+            &mut effects,
+            locked.project_id,
+            Some(locked.run_id),
+            EventKind::TaskStarted,
+            payload,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(Some(Attempt {
-            task_id: task,
-            attempt_no,
-            started_at: row.try_get(0)?,
+        Ok(Some(Changed {
+            value: Attempt {
+                task_id: task,
+                attempt_no,
+                started_at: row.try_get(0)?,
+            },
+            effects,
         }))
     }
 
-    async fn running_longer_than(
-        &self,
-        task: TaskId,
-        age: std::time::Duration,
-    ) -> Result<bool, StoreError> {
+    async fn heartbeat(&self, task: TaskId, attempt: u32) -> Result<bool, StoreError> {
         let client = self.pool.get().await?;
-        let seconds = age.as_secs_f64();
-        let row = client
-            .query_opt(
-                "SELECT a.started_at < now() - make_interval(secs => $3)
-                 FROM tasks t JOIN task_attempts a ON a.task_id = t.id AND a.attempt_no = t.attempts
-                 WHERE t.id = $1 AND t.status = $2",
-                &[&task.0, &TaskStatus::Running, &seconds],
+        let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
+        let statement = client
+            .prepare_cached(
+                "UPDATE task_attempts a SET heartbeat_at = now() FROM tasks t
+                 WHERE a.task_id = $1 AND a.attempt_no = $2 AND a.status = $3
+                   AND t.id = a.task_id AND t.status = $4 AND t.attempts = a.attempt_no",
             )
             .await?;
-        Ok(row
-            .map(|r| r.try_get::<_, bool>(0))
-            .transpose()?
-            .unwrap_or(false))
+        let updated = client
+            .execute(
+                &statement,
+                &[&task.0, &attempt, &AttemptStatus::Running, &TaskStatus::Running],
+            )
+            .await?;
+        Ok(updated == 1)
     }
 
     async fn complete(
         &self,
         task: TaskId,
+        attempt: u32,
         result: &serde_json::Value,
-    ) -> Result<Completion, StoreError> {
+        payload: serde_json::Value,
+    ) -> Result<Changed<Completion>, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let (run, status, attempts, _) = lock_task(&tx, task).await?;
-        expect_status(task, TaskStatus::Running, status)?;
+        let locked = lock_task(&tx, task).await?;
+        expect_running(&locked, attempt)?;
+        let run = locked.run_id;
         tx.execute(
             "UPDATE tasks SET status = $2, result = $3, completed_at = now() WHERE id = $1",
             &[&task.0, &TaskStatus::Completed, result],
         )
         .await?;
-        finish_attempt(&tx, task, attempts, AttemptStatus::Succeeded, None).await?;
+        transitions::finish_attempt(&tx, task, attempt, AttemptStatus::Succeeded, None).await?;
+        let mut effects = Effects::default();
+        emit(
+            &tx,
+            &mut effects,
+            locked.project_id,
+            Some(run),
+            EventKind::TaskCompleted,
+            payload,
+        )
+        .await?;
         // Lock the dependants in id order first: two completions sharing dependants then
         // take their locks in the same order and cannot deadlock.
         tx.query(
@@ -381,34 +334,70 @@ impl TaskStore for PgTaskStore {
             .filter(|r| r.try_get::<_, TaskStatus>(1).ok() == Some(TaskStatus::Ready))
             .map(|r| r.try_get(0).map(TaskId))
             .collect::<Result<_, _>>()?;
-        let run_settled = end_tasks(&tx, run, 1).await?;
+        let run_settled = transitions::end_tasks(&tx, run, 1).await?;
+        transitions::dispatch(&tx, &mut effects, run).await?;
+        if run_settled {
+            transitions::settle(&tx, &mut effects, run).await?;
+        }
         tx.commit().await?;
-        Ok(Completion {
-            released,
-            run_settled,
+        Ok(Changed {
+            value: Completion {
+                released,
+                run_settled,
+            },
+            effects,
         })
     }
 
     async fn fail_attempt(
         &self,
         task: TaskId,
-        error: &str,
-        retryable: bool,
-    ) -> Result<Failure, StoreError> {
+        attempt: u32,
+        failure: &AttemptFailure,
+    ) -> Result<Changed<Failure>, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let (run, status, attempts, max_attempts) = lock_task(&tx, task).await?;
-        expect_status(task, TaskStatus::Running, status)?;
-        finish_attempt(&tx, task, attempts, AttemptStatus::Failed, Some(error)).await?;
-        if retryable && attempts < max_attempts {
+        let locked = lock_task(&tx, task).await?;
+        expect_running(&locked, attempt)?;
+        let run = locked.run_id;
+        let error = failure.error.as_str();
+        transitions::finish_attempt(&tx, task, attempt, AttemptStatus::Failed, Some(error)).await?;
+        let mut effects = Effects::default();
+        let will_retry = failure.retryable && attempt < locked.max_attempts;
+        let payload = json!({
+            "task_id": locked.id, "key": locked.key, "agent": locked.agent, "attempt": attempt,
+            "error": error, "will_retry": will_retry
+        });
+        emit(
+            &tx,
+            &mut effects,
+            locked.project_id,
+            Some(run),
+            EventKind::TaskFailed,
+            payload,
+        )
+        .await?;
+        if will_retry {
             tx.execute(
                 "UPDATE tasks SET status = $2, error_log = $3 WHERE id = $1",
                 &[&task.0, &TaskStatus::Queued, &error],
             )
             .await?;
+            let message = Outgoing::Task {
+                agent: locked.agent,
+                message: TaskMessage {
+                    run_id: run,
+                    task_id: task,
+                },
+                delay_secs: u32::try_from(failure.backoff.as_secs()).unwrap_or(900).min(900),
+            };
+            send(&tx, &mut effects, Some(run), message).await?;
             tx.commit().await?;
-            return Ok(Failure::Retry {
-                next_attempt: attempts + 1,
+            return Ok(Changed {
+                value: Failure::Retry {
+                    next_attempt: attempt + 1,
+                },
+                effects,
             });
         }
         tx.execute(
@@ -416,59 +405,84 @@ impl TaskStore for PgTaskStore {
             &[&task.0, &TaskStatus::Failed, &error],
         )
         .await?;
-        // Everything downstream waits on this task, so none of it can have started. Lock it
-        // in id order, as `complete` does, so the two cannot deadlock.
-        let downstream: Vec<Uuid> = tx
-            .query(
-                "WITH RECURSIVE downstream(id) AS (
-                     SELECT task_id FROM task_dependencies WHERE depends_on = $1
-                     UNION
-                     SELECT d.task_id FROM task_dependencies d JOIN downstream ON d.depends_on = downstream.id)
-                 SELECT id FROM tasks WHERE id IN (SELECT id FROM downstream) ORDER BY id FOR UPDATE",
-                &[&task.0],
-            )
-            .await?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?;
-        let blocked: Vec<TaskId> = tx
-            .query(
-                "UPDATE tasks SET status = $2, error_log = $3, completed_at = now()
-                 WHERE id = ANY($1) AND NOT (status = ANY($4))
-                 RETURNING id",
-                &[
-                    &downstream,
-                    &TaskStatus::Blocked,
-                    &format!("blocked: dependency {task} failed"),
-                    &terminal(),
-                ],
-            )
-            .await?
-            .iter()
-            .map(|r| r.try_get(0).map(TaskId))
-            .collect::<Result<_, _>>()?;
-        let run_settled = end_tasks(&tx, run, 1 + blocked.len()).await?;
+        let blocked = transitions::block_downstream(&tx, &mut effects, &locked, error).await?;
+        let run_settled = transitions::end_tasks(&tx, run, 1 + blocked.len()).await?;
+        // A slot of the run's concurrency is free again.
+        transitions::dispatch(&tx, &mut effects, run).await?;
+        if run_settled {
+            transitions::settle(&tx, &mut effects, run).await?;
+        }
         tx.commit().await?;
-        Ok(Failure::Failed {
-            blocked,
-            run_settled,
+        Ok(Changed {
+            value: Failure::Failed {
+                blocked,
+                run_settled,
+            },
+            effects,
         })
+    }
+
+    async fn reclaim_stale(&self, age: Duration, limit: u32) -> Result<Effects, StoreError> {
+        self.reclaim(age, limit, None).await
+    }
+
+    async fn reclaim_stale_task(
+        &self,
+        task: TaskId,
+        age: Duration,
+    ) -> Result<Option<Effects>, StoreError> {
+        let effects = self.reclaim(age, 1, Some(task)).await?;
+        Ok((!effects.is_empty()).then_some(effects))
     }
 }
 
 impl PgTaskStore {
-    async fn run_tasks_in(
+    /// Fails stale running attempts (of `only`, or of any task) as retryable.
+    async fn reclaim(
         &self,
-        client: &impl GenericClient,
-        run: RunId,
-    ) -> Result<Vec<Task>, StoreError> {
-        let sql =
-            format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.run_id = $1 ORDER BY t.position");
-        client
-            .query(&sql, &[&run.0])
-            .await?
-            .iter()
-            .map(task_from_row)
-            .collect()
+        age: Duration,
+        limit: u32,
+        only: Option<TaskId>,
+    ) -> Result<Effects, StoreError> {
+        let stale = {
+            let client = self.pool.get().await?;
+            client
+                .query(
+                    "SELECT a.task_id, a.attempt_no, extract(epoch FROM now() - a.heartbeat_at)::float8
+                     FROM task_attempts a JOIN tasks t ON t.id = a.task_id AND t.attempts = a.attempt_no
+                     WHERE a.status = $1 AND t.status = $2 AND a.heartbeat_at < now() - make_interval(secs => $3)
+                       AND ($5::uuid IS NULL OR a.task_id = $5)
+                     ORDER BY a.heartbeat_at LIMIT $4",
+                    &[
+                        &AttemptStatus::Running,
+                        &TaskStatus::Running,
+                        &age.as_secs_f64(),
+                        &i64::from(limit),
+                        &only.map(|t| t.0),
+                    ],
+                )
+                .await?
+        };
+        let mut effects = Effects::default();
+        for row in stale {
+            let task = TaskId(row.try_get(0)?);
+            let attempt = count(&row, "attempt_no")?;
+            let silent: f64 = row.try_get(2)?;
+            let failure = AttemptFailure {
+                error: format!(
+                    "the worker stopped sending heartbeats ({silent:.0} s without one); the attempt is presumed dead"
+                ),
+                retryable: true,
+                backoff: Duration::ZERO,
+            };
+            tracing::warn!(task = %task, attempt, silent, "reclaiming a dead attempt");
+            match self.fail_attempt(task, attempt, &failure).await {
+                Ok(changed) => effects.merge(changed.effects),
+                // It ended or moved on since the query: nothing to reclaim.
+                Err(StoreError::WrongTaskStatus { .. } | StoreError::StaleAttempt { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(effects)
     }
 }

@@ -426,6 +426,7 @@ impl Gateway {
             }) => Ok(Err(format!(
                 "budget_exceeded: the call may cost {needed}, {available} is left of the {scope:?} budget"
             ))),
+            Err(e @ BudgetError::RunEnded { .. }) => Ok(Err(e.to_string())),
             Err(BudgetError::Store(e)) => Err(e),
         }
     }

@@ -1,0 +1,76 @@
+//! Proving a working step is alive. Every beat records the heartbeat in Postgres and hides
+//! the step's SQS message a little longer; if the worker dies, the message comes back soon
+//! after the heartbeat goes stale, and whoever receives it takes the work over. A beat that
+//! finds the work taken away (the task cancelled, or reclaimed as dead) tells the step to
+//! stop at its next model turn or tool call.
+
+use crate::StepContext;
+use autocrew_shared::ports::StoreError;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::task::JoinHandle;
+
+/// The SQS message a step is working on.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub queue_url: String,
+    pub receipt: String,
+}
+
+/// Beats until dropped.
+pub(crate) struct Heartbeat {
+    alive: Arc<AtomicBool>,
+    beating: JoinHandle<()>,
+}
+
+impl Heartbeat {
+    /// Starts beating: `beat` records the heartbeat and answers whether the work is still
+    /// this worker's.
+    pub(crate) fn start<F, Fut>(ctx: &StepContext, delivery: Option<Delivery>, beat: F) -> Self
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<bool, StoreError>> + Send,
+    {
+        let alive = Arc::new(AtomicBool::new(true));
+        let (flag, queue, liveness) = (alive.clone(), ctx.queue.clone(), ctx.liveness);
+        let beating = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(liveness.every);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                match beat().await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::info!("the work was taken away (cancelled, or presumed dead); stopping");
+                        flag.store(false, Ordering::SeqCst);
+                        return;
+                    }
+                    // A missed beat is not fatal: the next one may land; past the limit the
+                    // work is reclaimed, and this worker learns it at its next beat.
+                    Err(e) => tracing::warn!(error = %e, "a heartbeat was not recorded"),
+                }
+                if let Some(d) = &delivery {
+                    let hidden = queue
+                        .change_visibility(&d.queue_url, &d.receipt, liveness.visibility())
+                        .await;
+                    if let Err(e) = hidden {
+                        tracing::warn!(error = %e, "could not extend the message's visibility");
+                    }
+                }
+            }
+        });
+        Heartbeat { alive, beating }
+    }
+
+    /// Whether the work is still this worker's.
+    pub(crate) fn alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.beating.abort();
+    }
+}

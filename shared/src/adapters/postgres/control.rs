@@ -1,0 +1,356 @@
+//! Run control on Postgres: cancel, resume, retry a task, deadlines.
+
+use super::Pool;
+use super::effects::{emit, send};
+use super::runs::{execution_input, lock_run, run_from_row, RUN_COLUMNS};
+use super::tasks::tasks_where;
+use super::transitions::{self, terminal};
+use crate::domain::messages::Outgoing;
+use crate::domain::records::{Run, Task};
+use crate::domain::{AttemptStatus, EventKind, MicroUsd, RunId, RunStatus, TaskId, TaskStatus};
+use crate::ports::{Changed, Effects, RunControl, StoreError};
+use async_trait::async_trait;
+use deadpool_postgres::Transaction;
+use serde_json::json;
+use uuid::Uuid;
+
+/// Attempts a reopened task gets on top of those it used.
+const FRESH_ATTEMPTS: i32 = 3;
+
+/// `RunControl` on Postgres.
+#[derive(Clone)]
+pub struct PgRunControl {
+    pool: Pool,
+}
+
+impl PgRunControl {
+    pub fn new(pool: Pool) -> Self {
+        PgRunControl { pool }
+    }
+}
+
+/// Ends an open run as `status` (cancelled, or failed past its deadline): open tasks are
+/// cancelled, running attempts closed, the execution stopped, `kind` appended.
+async fn stop_run(
+    tx: &Transaction<'_>,
+    effects: &mut Effects,
+    run: &Run,
+    status: RunStatus,
+    reason: &str,
+    kind: EventKind,
+) -> Result<Run, StoreError> {
+    let cancelled: Vec<Uuid> = tx
+        .query(
+            "UPDATE tasks SET status = $2, error_log = coalesce(error_log, $3), completed_at = now()
+             WHERE run_id = $1 AND NOT (status = ANY($4)) RETURNING id",
+            &[&run.id.0, &TaskStatus::Cancelled, &reason, &terminal()],
+        )
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    tx.execute(
+        "UPDATE task_attempts SET status = $2, error = $3, finished_at = now()
+         WHERE task_id = ANY($1) AND status = $4",
+        &[&cancelled, &AttemptStatus::Cancelled, &reason, &AttemptStatus::Running],
+    )
+    .await?;
+    let row = tx
+        .query_one(
+            &format!(
+                "UPDATE runs SET status = $2, error = $3, completed_at = now(), open_tasks = 0,
+                     execute_token = NULL, plan_token = NULL, heartbeat_at = NULL
+                 WHERE id = $1 RETURNING {RUN_COLUMNS}"
+            ),
+            &[&run.id.0, &status, &reason],
+        )
+        .await?;
+    let stopped = run_from_row(&row)?;
+    let payload = json!({"error": reason, "cancelled_tasks": cancelled.len()});
+    emit(tx, effects, run.project_id, Some(run.id), kind, payload).await?;
+    let stop = Outgoing::StopExecution {
+        name: run.execution_name.clone(),
+        cause: reason.to_owned(),
+    };
+    send(tx, effects, Some(run.id), stop).await?;
+    Ok(stopped)
+}
+
+/// Opens `ids` again: each is `ready` (or `pending` while a dependency is not completed)
+/// with fresh attempts, and counted as open.
+async fn reopen(tx: &Transaction<'_>, run: RunId, ids: &[Uuid]) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE tasks t SET
+             pending_dependencies = p.pending,
+             status = CASE WHEN p.pending = 0 THEN $2::task_status ELSE $3::task_status END,
+             error_log = NULL, result = NULL, completed_at = NULL, max_attempts = t.attempts + $5
+         FROM (SELECT x.id, (SELECT count(*)::int FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on
+                             WHERE d.task_id = x.id AND dep.status <> $4) AS pending
+               FROM tasks x WHERE x.id = ANY($1)) p
+         WHERE t.id = p.id",
+        &[
+            &ids,
+            &TaskStatus::Ready,
+            &TaskStatus::Pending,
+            &TaskStatus::Completed,
+            &FRESH_ATTEMPTS,
+        ],
+    )
+    .await?;
+    let opened = i32::try_from(ids.len()).unwrap_or(i32::MAX);
+    tx.execute(
+        "UPDATE runs SET open_tasks = open_tasks + $2 WHERE id = $1",
+        &[&run.0, &opened],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Gives an ended run a new execution (Step Functions names are unique) and writes its start
+/// to the outbox. The run is `running` again, or `pending` when it never got a plan.
+async fn restart(
+    tx: &Transaction<'_>,
+    effects: &mut Effects,
+    run: &Run,
+) -> Result<Run, StoreError> {
+    let executions = i32::try_from(run.executions + 1).unwrap_or(i32::MAX);
+    let name = format!("run-{}-{executions}", run.id);
+    let status = if run.plan.is_some() {
+        RunStatus::Running
+    } else {
+        RunStatus::Pending
+    };
+    let row = tx
+        .query_one(
+            &format!(
+                "UPDATE runs SET status = $2, error = NULL, completed_at = NULL, execute_token = NULL,
+                     plan_token = NULL, heartbeat_at = NULL, executions = $3, execution_name = $4, execution_arn = NULL
+                 WHERE id = $1 RETURNING {RUN_COLUMNS}"
+            ),
+            &[&run.id.0, &status, &executions, &name],
+        )
+        .await?;
+    let start = Outgoing::StartExecution {
+        run_id: run.id,
+        name,
+        input: execution_input(run.id),
+    };
+    send(tx, effects, Some(run.id), start).await?;
+    run_from_row(&row)
+}
+
+#[async_trait]
+impl RunControl for PgRunControl {
+    async fn cancel(&self, id: RunId, reason: &str) -> Result<Changed<Run>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let run = lock_run(&tx, id).await?;
+        if run.status.is_terminal() {
+            return Err(StoreError::RunEnded {
+                run: id,
+                status: run.status,
+            });
+        }
+        let mut effects = Effects::default();
+        let run = stop_run(
+            &tx,
+            &mut effects,
+            &run,
+            RunStatus::Cancelled,
+            reason,
+            EventKind::RunCancelled,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Changed {
+            value: run,
+            effects,
+        })
+    }
+
+    async fn resume(
+        &self,
+        id: RunId,
+        budget: Option<MicroUsd>,
+    ) -> Result<Changed<Run>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let run = lock_run(&tx, id).await?;
+        if !matches!(run.status, RunStatus::Failed | RunStatus::Cancelled) {
+            return Err(StoreError::Conflict(format!(
+                "run {id} is {}; only a failed or cancelled run can be resumed",
+                run.status
+            )));
+        }
+        if let Some(budget) = budget {
+            if budget.0 < run.spent.0 + run.reserved.0 {
+                return Err(StoreError::Conflict(format!(
+                    "the new budget {budget} is below the {} the run has already spent or reserved",
+                    MicroUsd(run.spent.0 + run.reserved.0)
+                )));
+            }
+            tx.execute(
+                "UPDATE runs SET budget_micro_usd = $2 WHERE id = $1",
+                &[&id.0, &budget.0],
+            )
+            .await?;
+        }
+        let reopened: Vec<Uuid> = tx
+            .query(
+                "SELECT id FROM tasks WHERE run_id = $1 AND status = ANY($2) ORDER BY id FOR UPDATE",
+                &[
+                    &id.0,
+                    &vec![TaskStatus::Failed, TaskStatus::Blocked, TaskStatus::Cancelled],
+                ],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        reopen(&tx, id, &reopened).await?;
+        let mut effects = Effects::default();
+        let resumed = restart(&tx, &mut effects, &run).await?;
+        let payload = json!({
+            "reopened_tasks": reopened.len(), "execution_name": resumed.execution_name,
+            "budget_micro_usd": resumed.budget.0, "previous_status": run.status
+        });
+        emit(
+            &tx,
+            &mut effects,
+            run.project_id,
+            Some(id),
+            EventKind::RunResumed,
+            payload,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Changed {
+            value: resumed,
+            effects,
+        })
+    }
+
+    async fn retry_task(&self, id: TaskId) -> Result<Changed<Task>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let not_found = || StoreError::NotFound {
+            what: "task",
+            id: id.to_string(),
+        };
+        let run_id: Uuid = tx
+            .query_opt("SELECT run_id FROM tasks WHERE id = $1", &[&id.0])
+            .await?
+            .ok_or_else(not_found)?
+            .try_get(0)?;
+        // The run first, as every other change locks it before its tasks.
+        let run = lock_run(&tx, RunId(run_id)).await?;
+        let task = tasks_where(&tx, "t.id = ANY($1)", &[id.0])
+            .await?
+            .pop()
+            .ok_or_else(not_found)?;
+        if task.status != TaskStatus::Failed {
+            return Err(StoreError::Conflict(format!(
+                "task {} is {}; only a failed task can be retried",
+                task.key, task.status
+            )));
+        }
+        if !matches!(run.status, RunStatus::Running | RunStatus::Failed) {
+            return Err(StoreError::Conflict(format!(
+                "run {} is {}; a task can be retried while its run runs or after it failed",
+                run.id, run.status
+            )));
+        }
+        let reopened: Vec<Uuid> = tx
+            .query(
+                "WITH RECURSIVE downstream(id) AS (
+                     SELECT task_id FROM task_dependencies WHERE depends_on = $1
+                     UNION
+                     SELECT d.task_id FROM task_dependencies d JOIN downstream ON d.depends_on = downstream.id)
+                 SELECT id FROM tasks WHERE (id = $1 OR (id IN (SELECT id FROM downstream) AND status = $2))
+                 ORDER BY id FOR UPDATE",
+                &[&id.0, &TaskStatus::Blocked],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        reopen(&tx, run.id, &reopened).await?;
+        let mut effects = Effects::default();
+        let payload = json!({"task_id": task.id, "key": task.key, "agent": task.agent, "reopened_tasks": reopened.len()});
+        emit(
+            &tx,
+            &mut effects,
+            run.project_id,
+            Some(run.id),
+            EventKind::TaskRetried,
+            payload,
+        )
+        .await?;
+        if run.status == RunStatus::Running {
+            transitions::dispatch(&tx, &mut effects, run.id).await?;
+        } else {
+            let resumed = restart(&tx, &mut effects, &run).await?;
+            let payload = json!({
+                "reopened_tasks": reopened.len(), "execution_name": resumed.execution_name,
+                "budget_micro_usd": resumed.budget.0, "previous_status": run.status
+            });
+            emit(
+                &tx,
+                &mut effects,
+                run.project_id,
+                Some(run.id),
+                EventKind::RunResumed,
+                payload,
+            )
+            .await?;
+        }
+        let task = tasks_where(&tx, "t.id = ANY($1)", &[id.0])
+            .await?
+            .pop()
+            .ok_or_else(not_found)?;
+        tx.commit().await?;
+        Ok(Changed {
+            value: task,
+            effects,
+        })
+    }
+
+    async fn fail_overdue(&self, limit: u32) -> Result<Effects, StoreError> {
+        let mut effects = Effects::default();
+        for _ in 0..limit {
+            let mut client = self.pool.get().await?;
+            let tx = client.transaction().await?;
+            let row = tx
+                .query_opt(
+                    &format!(
+                        "SELECT {RUN_COLUMNS} FROM runs WHERE deadline_at < now() AND NOT (status = ANY($1))
+                         ORDER BY deadline_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+                    ),
+                    &[&super::runs::terminal_statuses()],
+                )
+                .await?;
+            let Some(row) = row else { break };
+            let run = run_from_row(&row)?;
+            let deadline = run
+                .deadline_at
+                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default();
+            let reason = format!(
+                "the run passed its deadline ({deadline}) while {}; its open tasks were stopped",
+                run.status
+            );
+            tracing::warn!(run = %run.id, deadline, "run past its deadline");
+            stop_run(
+                &tx,
+                &mut effects,
+                &run,
+                RunStatus::Failed,
+                &reason,
+                EventKind::RunFailed,
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(effects)
+    }
+}

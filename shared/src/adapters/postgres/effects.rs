@@ -1,0 +1,90 @@
+//! Writing a state change's effects inside its own transaction: events appended to the
+//! project's log, messages written to the outbox. Both commit with the change or not at all.
+
+use crate::domain::messages::{OutboxEntry, Outgoing};
+use crate::domain::records::Event;
+use crate::domain::{EventKind, ProjectId, RunId};
+use crate::ports::{Effects, StoreError};
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+/// Appends an event. The sequence comes from `projects.last_event_seq`, incremented in the
+/// same statement (the row lock serialises a project's appends: strictly increasing, no
+/// gaps). A run's event carries the run's tokens and cost so far, summed in the statement.
+const APPEND: &str = "
+    WITH next AS (
+        UPDATE projects SET last_event_seq = last_event_seq + 1 WHERE id = $1 RETURNING last_event_seq),
+    totals AS (
+        SELECT coalesce(sum(input_tokens), 0)::bigint AS input, coalesce(sum(output_tokens), 0)::bigint AS output,
+               coalesce(sum(cost_micro_usd), 0)::bigint AS cost
+        FROM llm_calls WHERE $2::uuid IS NOT NULL AND run_id = $2)
+    INSERT INTO events (project_id, run_id, seq, kind, payload)
+    SELECT $1, $2, next.last_event_seq, $3,
+           CASE WHEN $2::uuid IS NULL OR jsonb_typeof($4::jsonb) <> 'object' THEN $4::jsonb
+                ELSE $4::jsonb || jsonb_build_object(
+                    'tokens', jsonb_build_object('input', totals.input, 'output', totals.output),
+                    'cost_micro_usd', totals.cost) END
+    FROM next, totals
+    RETURNING seq, created_at, payload";
+
+/// Appends one event on `client` (a transaction, or a plain connection for a lone event).
+pub(super) async fn append_event(
+    client: &impl GenericClient,
+    project: ProjectId,
+    run: Option<RunId>,
+    kind: EventKind,
+    payload: serde_json::Value,
+) -> Result<Event, StoreError> {
+    let run_id: Option<Uuid> = run.map(|r| r.0);
+    let statement = client.prepare_cached(APPEND).await?;
+    let row = client
+        .query_opt(&statement, &[&project.0, &run_id, &kind, &payload])
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "project",
+            id: project.to_string(),
+        })?;
+    Ok(Event {
+        project_id: project,
+        run_id: run,
+        seq: row.try_get(0)?,
+        kind,
+        payload: row.try_get(2)?,
+        created_at: row.try_get(1)?,
+    })
+}
+
+/// Appends an event to `effects`, in the transaction.
+pub(super) async fn emit(
+    client: &impl GenericClient,
+    effects: &mut Effects,
+    project: ProjectId,
+    run: Option<RunId>,
+    kind: EventKind,
+    payload: serde_json::Value,
+) -> Result<(), StoreError> {
+    let event = append_event(client, project, run, kind, payload).await?;
+    effects.events.push(event);
+    Ok(())
+}
+
+/// Writes `message` to the outbox, in the transaction.
+pub(super) async fn send(
+    client: &impl GenericClient,
+    effects: &mut Effects,
+    run: Option<RunId>,
+    message: Outgoing,
+) -> Result<(), StoreError> {
+    let body = serde_json::to_value(&message).map_err(|e| StoreError::Backend(Box::new(e)))?;
+    let statement = client
+        .prepare_cached("INSERT INTO outbox (run_id, message) VALUES ($1, $2) RETURNING id")
+        .await?;
+    let row = client
+        .query_one(&statement, &[&run.map(|r| r.0), &body])
+        .await?;
+    effects.outbox.push(OutboxEntry {
+        id: row.try_get(0)?,
+        message,
+    });
+    Ok(())
+}

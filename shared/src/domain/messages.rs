@@ -1,0 +1,88 @@
+//! The bodies of the queue messages, and what the outbox holds. The state machine writes `CallbackMessage`s (see
+//! `infra/statemachine/run.asl.json`); the dispatcher writes `TaskMessage`s.
+
+use crate::domain::{RunId, TaskId};
+use serde::{Deserialize, Serialize};
+
+/// Sent by a `waitForTaskToken` step: which run, and the token to answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackMessage {
+    pub run_id: RunId,
+    pub task_token: String,
+    /// Only for the notify step: how the run ended, and why if it failed.
+    #[serde(default)]
+    pub outcome: Option<RunOutcome>,
+    /// The state machine's error object (`{"Error": ..., "Cause": ...}`), when failed.
+    #[serde(default)]
+    pub error: Option<serde_json::Value>,
+}
+
+impl CallbackMessage {
+    /// The failure's cause for people: `Cause`, else `Error`, else nothing.
+    pub fn error_text(&self) -> Option<String> {
+        let error = self.error.as_ref()?;
+        error["Cause"]
+            .as_str()
+            .filter(|c| !c.is_empty())
+            .or_else(|| error["Error"].as_str())
+            .or_else(|| error.as_str())
+            .map(str::to_owned)
+    }
+}
+
+/// How a run ended, as the state machine tells the notify step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    Succeeded,
+    Failed,
+}
+
+/// One task for one agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskMessage {
+    pub run_id: RunId,
+    pub task_id: TaskId,
+}
+
+/// A message the engine sends out, kept in the outbox until it is sent: written in the
+/// same transaction as the state change it carries out (see migration 0005).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outgoing {
+    /// A task for its agent's queue, delivered after `delay_secs` (a retry's backoff).
+    Task {
+        agent: crate::domain::AgentKind,
+        message: TaskMessage,
+        #[serde(default)]
+        delay_secs: u32,
+    },
+    /// The plan step's message again, for the plan queue: its planner died.
+    Replan { message: CallbackMessage },
+    /// Answers a `waitForTaskToken` step.
+    TaskSuccess {
+        token: String,
+        output: serde_json::Value,
+    },
+    /// Fails a `waitForTaskToken` step; `error` is the name `Catch` matches on.
+    TaskFailure {
+        token: String,
+        error: String,
+        cause: String,
+    },
+    /// Starts the run's execution under its unique name.
+    StartExecution {
+        run_id: RunId,
+        name: String,
+        input: serde_json::Value,
+    },
+    /// Stops the run's execution (a cancelled run).
+    StopExecution { name: String, cause: String },
+}
+
+/// An outbox row: its id (to delete once sent) and its message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub message: Outgoing,
+}
