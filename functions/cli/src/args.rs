@@ -18,6 +18,35 @@ pub struct Cli {
 pub enum Command {
     /// Run a command as the mobile app would and follow it live to its end.
     Run(RunArgs),
+    /// Cancel a run: nothing more is dispatched, running tasks stop at their next model turn
+    /// or tool call, and the run ends cancelled.
+    Cancel {
+        /// The run's id, as `autocrew run` printed it.
+        run_id: String,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// Resume a failed or cancelled run where it stopped and follow it to its end.
+    /// Completed tasks are kept; failed, blocked and cancelled ones start again.
+    Resume {
+        run_id: String,
+        /// Raise the run's budget to this many dollars.
+        #[arg(long)]
+        budget_usd: Option<f64>,
+        #[command(flatten)]
+        follow: FollowArgs,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// Start one failed task again (with the tasks it blocked) and follow the run.
+    Retry {
+        /// The task's id, as `GET /runs/{id}` lists it.
+        task_id: String,
+        #[command(flatten)]
+        follow: FollowArgs,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
     /// Apply migrations/ to DATABASE_URL (running it twice is a no-op).
     Migrate,
     /// Check Postgres, pgvector and every AWS service the stack uses.
@@ -35,6 +64,29 @@ pub struct ApiArgs {
     /// The API's base URL.
     #[arg(long, env = "AUTOCREW_API_URL", default_value = "http://127.0.0.1:8787")]
     pub api: String,
+}
+
+/// Who acts: the API and the user's token. `autocrew run` saves both in the session file,
+/// so the commands that steer a run act as the user who started it.
+#[derive(Debug, Clone, Args)]
+pub struct SessionArgs {
+    /// The API's base URL (default: the session's, else http://127.0.0.1:8787).
+    #[arg(long, env = "AUTOCREW_API_URL")]
+    pub api: Option<String>,
+    /// The bearer token to act with (default: the session's).
+    #[arg(long, env = "AUTOCREW_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// How a steered run is followed.
+#[derive(Debug, Clone, Args)]
+pub struct FollowArgs {
+    /// Print only the summary at the end.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Give up following the run after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -50,6 +50,25 @@ async fn answer(response: reqwest::Response, action: &str) -> anyhow::Result<Val
 }
 
 impl Client {
+    /// A client acting with `token` (as `autocrew run` saved it, or `--token`).
+    pub fn new(base: &str, token: &str) -> Self {
+        Client {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+        }
+    }
+
+    /// The bearer token this client acts with.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The base URL of the API.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub async fn post(&self, path: &str, body: Value, action: &str) -> anyhow::Result<Value> {
         let response = self
             .http

@@ -5,3 +5,4 @@ pub mod args;
 pub mod client;
 pub mod health;
 pub mod run;
+pub mod session;

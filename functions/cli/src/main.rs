@@ -3,7 +3,8 @@
 
 use anyhow::Context;
 use autocrew_cli::args::{Cli, Command};
-use autocrew_cli::{health, run};
+use autocrew_cli::{health, run, session};
+use serde_json::json;
 use autocrew_shared::adapters::postgres;
 use autocrew_shared::config::Config;
 use clap::{CommandFactory, Parser};
@@ -30,6 +31,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
         Command::Run(args) => {
             let timeout = Duration::from_secs(args.timeout_secs);
             let report = run::run(&args.api.api, &args.command, args.quiet, timeout).await?;
+            match session::save(&args.api.api, &report.token) {
+                Ok(path) => eprintln!("session saved to {} (cancel, resume and retry use it)", path.display()),
+                Err(e) => eprintln!("warning: the session was not saved: {e:#}"),
+            }
             println!("{}", run::summary(&report));
             if let Some(t) = run::timings(&report) {
                 println!(
@@ -37,6 +42,62 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
                     t.first_task_ms, t.overhead_median_ms, t.overhead_max_ms
                 );
             }
+            Ok(report.succeeded)
+        }
+        Command::Cancel { run_id, session } => {
+            let client = session::client(&session)?;
+            let answer = client
+                .post(&format!("/runs/{run_id}/cancel"), json!({}), "cancel the run")
+                .await?;
+            let run = &answer["run"];
+            println!(
+                "run {} {}: {}",
+                run["id"].as_str().unwrap_or(&run_id),
+                run["status"].as_str().unwrap_or("?"),
+                run["error"].as_str().unwrap_or("")
+            );
+            Ok(true)
+        }
+        Command::Resume {
+            run_id,
+            budget_usd,
+            follow,
+            session,
+        } => {
+            let client = session::client(&session)?;
+            let body = match budget_usd {
+                Some(usd) => json!({ "budget_usd": usd }),
+                None => json!({}),
+            };
+            let answer = client
+                .post(&format!("/runs/{run_id}/resume"), body, "resume the run")
+                .await?;
+            eprintln!(
+                "run {run_id} resumed as execution {}",
+                answer["run"]["execution_name"].as_str().unwrap_or("?")
+            );
+            let timeout = Duration::from_secs(follow.timeout_secs);
+            let report =
+                run::follow_steered(&client, &run_id, "run_resumed", follow.quiet, timeout).await?;
+            println!("{}", run::summary(&report));
+            Ok(report.succeeded)
+        }
+        Command::Retry {
+            task_id,
+            follow,
+            session,
+        } => {
+            let client = session::client(&session)?;
+            let path = format!("/tasks/{task_id}/retry");
+            let answer = client.post(&path, json!({}), "retry the task").await?;
+            let task = &answer["task"];
+            let run_id = task["run_id"].as_str().unwrap_or_default().to_owned();
+            let key = task["key"].as_str().unwrap_or("?").to_owned();
+            eprintln!("task {key} of run {run_id} starts again");
+            let timeout = Duration::from_secs(follow.timeout_secs);
+            let report =
+                run::follow_steered(&client, &run_id, "task_retried", follow.quiet, timeout).await?;
+            println!("{}", run::summary(&report));
             Ok(report.succeeded)
         }
         Command::Migrate => {

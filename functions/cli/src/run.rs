@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 /// What a finished run looked like from the client's side.
 #[derive(Debug, Clone)]
 pub struct RunReport {
+    /// The user's token: later commands (cancel, resume, retry) act as the same user.
+    pub token: String,
     pub run_id: String,
     pub project_id: String,
     pub succeeded: bool,
@@ -65,7 +67,7 @@ impl Progress {
             bar
         });
         bar.set_message(format!("{status} {detail}"));
-        if matches!(status, "completed" | "failed" | "blocked") {
+        if matches!(status, "completed" | "failed" | "blocked" | "cancelled") {
             bar.finish();
         }
         if self.plain {
@@ -96,7 +98,7 @@ pub async fn run(
         .post("/projects", json!({"name": name}), "create a project")
         .await?;
     let project_id = project["id"].as_str().context("no project id")?.to_owned();
-    let mut stream = client.follow(&project_id, 0).await?;
+    let stream = client.follow(&project_id, 0).await?;
     let accepted = client
         .post(
             &format!("/projects/{project_id}/commands"),
@@ -105,16 +107,71 @@ pub async fn run(
         )
         .await?;
     let run_id = accepted["run_id"].as_str().context("no run id")?.to_owned();
-    let mut progress = Progress::new(quiet);
+    let progress = Progress::new(quiet);
     progress.say(format!("run {run_id} accepted: {command}"));
+    follow(&client, &project_id, &run_id, stream, progress, timeout, started).await
+}
+
+/// Follows a run that was just steered (resumed, or one of its tasks retried) to its end,
+/// from its last `marker` event (`run_resumed`, `task_retried`) on.
+pub async fn follow_steered(
+    client: &Client,
+    run_id: &str,
+    marker: &str,
+    quiet: bool,
+    timeout: Duration,
+) -> anyhow::Result<RunReport> {
+    let started = Instant::now();
+    let run = client
+        .get(&format!("/runs/{run_id}"), "read the run")
+        .await?;
+    let project_id = run["run"]["project_id"]
+        .as_str()
+        .context("no project id")?
+        .to_owned();
+    let (mut after, mut from) = (0, None);
+    loop {
+        let page = client
+            .get(
+                &format!("/projects/{project_id}/events?after={after}&limit=500"),
+                "read the event log",
+            )
+            .await?;
+        for event in page["events"].as_array().into_iter().flatten() {
+            if event["kind"] == marker && event["run_id"].as_str() == Some(run_id) {
+                from = event["seq"].as_i64();
+            }
+        }
+        let last = page["last_seq"].as_i64().unwrap_or(after);
+        if last == after {
+            break;
+        }
+        after = last;
+    }
+    let from = from.with_context(|| format!("run {run_id} has no {marker} event"))?;
+    let stream = client.follow(&project_id, from - 1).await?;
+    let progress = Progress::new(quiet);
+    follow(client, &project_id, run_id, stream, progress, timeout, started).await
+}
+
+/// Follows `run_id` on `stream` until it ends, then reads the run and its costs.
+async fn follow(
+    client: &Client,
+    project_id: &str,
+    run_id: &str,
+    mut stream: Stream,
+    mut progress: Progress,
+    timeout: Duration,
+    started: Instant,
+) -> anyhow::Result<RunReport> {
     let mut events = Vec::new();
     let deadline = Instant::now() + timeout;
     let succeeded = loop {
-        let Some(event) = next_event(&client, &project_id, &mut stream, deadline).await? else {
+        let Some(event) = next_event(client, project_id, &mut stream, deadline).await? else {
             bail!("the live stream closed before the run ended");
         };
         events.push(event.clone());
-        if event["run_id"].as_str() != Some(run_id.as_str()) {
+        if event["run_id"].as_str() != Some(run_id) {
             continue;
         }
         if let Some(done) = show(&mut progress, &event) {
@@ -131,8 +188,9 @@ pub async fn run(
         )
         .await?;
     Ok(RunReport {
-        run_id,
-        project_id,
+        token: client.token().to_owned(),
+        run_id: run_id.to_owned(),
+        project_id: project_id.to_owned(),
         succeeded,
         events,
         run,
@@ -231,17 +289,17 @@ fn show(progress: &mut Progress, event: &Value) -> Option<bool> {
             "completed",
             &format!("in {} ms, {cost}", p["duration_ms"]),
         ),
-        "task_failed" => progress.task(
+        "task_failed" => {
+            let status = if p["will_retry"] == true { "retrying" } else { "failed" };
+            let detail = format!("attempt {}: {}", p["attempt"], text(&p["error"]));
+            progress.task(&text(&p["key"]), &text(&p["agent"]), status, &detail)
+        }
+        "task_blocked" => progress.task(
             &text(&p["key"]),
-            &text(&p["agent"]),
-            "failed",
-            &text(&p["error"]),
+            "",
+            "blocked",
+            &format!("by {}", text(&p["blocked_by"])),
         ),
-        "task_blocked" => progress.say(format!(
-            "blocked by {}: {}",
-            text(&p["blocked_by"]),
-            p["task_id"]
-        )),
         "run_completed" => {
             progress.say(format!(
                 "run completed: {}/{} tasks, {cost}",
@@ -253,6 +311,25 @@ fn show(progress: &mut Progress, event: &Value) -> Option<bool> {
             progress.say(format!("run failed: {}", text(&p["error"])));
             return Some(false);
         }
+        "run_cancelled" => {
+            progress.say(format!(
+                "run cancelled: {} ({} open tasks stopped)",
+                text(&p["error"]),
+                p["cancelled_tasks"]
+            ));
+            return Some(false);
+        }
+        "run_resumed" => progress.say(format!(
+            "run resumed as execution {}: {} tasks start again, budget {}",
+            text(&p["execution_name"]),
+            p["reopened_tasks"],
+            money(p["budget_micro_usd"].as_i64().unwrap_or(0))
+        )),
+        "task_retried" => progress.say(format!(
+            "task {} retried: {} tasks start again",
+            text(&p["key"]),
+            p["reopened_tasks"]
+        )),
         _ => {}
     }
     None

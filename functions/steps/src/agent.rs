@@ -82,7 +82,7 @@ pub(crate) async fn handle(
                 .filter(|t| task.depends_on.contains(&t.id))
                 .collect();
             let context = context(&run, &task, &upstream);
-            agent_loop::run(ctx, &run, &task, &context, &upstream, &|| heartbeat.alive()).await
+            agent_loop::run(ctx, &run, &task, &context, &upstream, &heartbeat).await
         }
         Err(e) => Err(LoopError::Infrastructure(e.into())),
     };

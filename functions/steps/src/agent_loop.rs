@@ -5,12 +5,13 @@
 //! round; a second bad call fails the task with the errors recorded.
 
 use crate::callback::{call_model, store_artifact};
+use crate::heartbeat::Heartbeat;
 use crate::progress::Progress;
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::agents::{self, AgentTaskContext};
 use autocrew_shared::crew::tools;
 use autocrew_shared::domain::records::{Attribution, Run, Task};
-use autocrew_shared::ports::llm::{Content, Message, Role};
+use autocrew_shared::ports::llm::{Content, LlmResponse, Message, Role};
 use autocrew_shared::services::Call;
 use serde_json::{Value, json};
 use std::time::Instant;
@@ -46,15 +47,16 @@ fn stop(error: String) -> LoopError {
     }
 }
 
-/// Runs the loop for `task`, while `alive` says the work is still this worker's: it is
-/// asked before every model turn and every tool call.
+/// Runs the loop for `task` while the work is still this worker's: the heartbeat's last
+/// word is asked before every model turn (a cancelled run's turn is also refused by its
+/// budget), and a fresh beat before a turn's tool calls run.
 pub(crate) async fn run(
     ctx: &StepContext,
     run: &Run,
     task: &Task,
     context: &AgentTaskContext,
     upstream: &[Task],
-    alive: &(dyn Fn() -> bool + Sync),
+    heartbeat: &Heartbeat,
 ) -> Result<Finished, LoopError> {
     let profile = ctx.profiles.get(task.agent);
     let tier = profile.model_policy.tier_for(task.complexity);
@@ -70,7 +72,7 @@ pub(crate) async fn run(
     let mut artifacts: Vec<String> = Vec::new();
     let mut bad_calls = 0u32;
     for step in 1..=profile.max_steps {
-        if !alive() {
+        if !heartbeat.alive() {
             return Err(LoopError::Stopped);
         }
         if started.elapsed() > profile.time_limit() {
@@ -81,6 +83,12 @@ pub(crate) async fn run(
             )));
         }
         let request = agents::turn_request(profile, messages.clone());
+        // An answer the loop cannot use (no text, no tool call) is neither cached nor
+        // served from the cache: a retry must ask the model again.
+        let usable = |r: &LlmResponse| {
+            r.content.iter().any(|c| matches!(c, Content::ToolUse { .. }))
+                || !r.text().trim().is_empty()
+        };
         let progress = ctx.stream.then(|| Progress::start(ctx, run, task, step));
         let sink = progress.as_ref().map(|p| p.sink());
         let result = call_model(
@@ -91,7 +99,7 @@ pub(crate) async fn run(
                 request,
                 on_text: sink.as_ref().map(|s| s as _),
                 semantic_scope: None,
-                accept: None,
+                accept: Some(&usable),
             },
         )
         .await;
@@ -138,10 +146,10 @@ pub(crate) async fn run(
         }
         let mut results = Vec::with_capacity(calls.len());
         let mut summary = None;
+        if !heartbeat.confirm().await {
+            return Err(LoopError::Stopped);
+        }
         for (id, name, input) in calls {
-            if !alive() {
-                return Err(LoopError::Stopped);
-            }
             let outcome = match tools::check_arguments(&name, &input) {
                 Err(violations) => {
                     bad_calls += 1;

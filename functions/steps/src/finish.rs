@@ -79,6 +79,20 @@ pub(crate) async fn notify(ctx: &StepContext, message: CallbackMessage) -> Resul
     let run = ctx.runs.run(message.run_id).await?;
     let totals = ctx.ledger.run_totals(run.id).await?;
     let tasks = ctx.tasks.run_tasks(run.id).await?;
+    // The state machine's error says which step failed ("TasksFailed"); the tasks say why.
+    let failed: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Failed)
+        .map(|t| format!("{}: {}", t.key, t.error_log.as_deref().unwrap_or("failed")))
+        .collect();
+    let error = match error {
+        Some(_) if !failed.is_empty() => Some(format!(
+            "{} task(s) failed: {}",
+            failed.len(),
+            failed.join("; ")
+        )),
+        other => other,
+    };
     let payload = json!({
         "status": status,
         "error": error,

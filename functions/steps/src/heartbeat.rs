@@ -6,6 +6,8 @@
 
 use crate::StepContext;
 use autocrew_shared::ports::StoreError;
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,9 +20,12 @@ pub(crate) struct Delivery {
     pub receipt: String,
 }
 
+type Beat = Arc<dyn Fn() -> BoxFuture<'static, Result<bool, StoreError>> + Send + Sync>;
+
 /// Beats until dropped.
 pub(crate) struct Heartbeat {
     alive: Arc<AtomicBool>,
+    beat: Beat,
     beating: JoinHandle<()>,
 }
 
@@ -29,17 +34,19 @@ impl Heartbeat {
     /// this worker's.
     pub(crate) fn start<F, Fut>(ctx: &StepContext, delivery: Option<Delivery>, beat: F) -> Self
     where
-        F: Fn() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<bool, StoreError>> + Send,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<bool, StoreError>> + Send + 'static,
     {
+        let beat: Beat = Arc::new(move || beat().boxed());
         let alive = Arc::new(AtomicBool::new(true));
         let (flag, queue, liveness) = (alive.clone(), ctx.queue.clone(), ctx.liveness);
+        let beats = beat.clone();
         let beating = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(liveness.every);
             ticks.tick().await;
             loop {
                 ticks.tick().await;
-                match beat().await {
+                match beats().await {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::info!("the work was taken away (cancelled, or presumed dead); stopping");
@@ -60,12 +67,37 @@ impl Heartbeat {
                 }
             }
         });
-        Heartbeat { alive, beating }
+        Heartbeat {
+            alive,
+            beat,
+            beating,
+        }
     }
 
-    /// Whether the work is still this worker's.
+    /// Whether the work was still this worker's at the last beat.
     pub(crate) fn alive(&self) -> bool {
         self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Beats now and says whether the work is still this worker's: asked before effects
+    /// (tool calls), where a beat-old answer is not good enough. A beat that cannot be
+    /// recorded counts as alive, as in the background.
+    pub(crate) async fn confirm(&self) -> bool {
+        if !self.alive() {
+            return false;
+        }
+        match (self.beat)().await {
+            Ok(mine) => {
+                if !mine {
+                    self.alive.store(false, Ordering::SeqCst);
+                }
+                mine
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a heartbeat was not recorded");
+                true
+            }
+        }
     }
 }
 

@@ -19,6 +19,7 @@ mod provider_contract;
 mod provider_paths;
 mod push;
 mod ready_set;
+mod run_control;
 mod schema;
 mod steps_events;
 mod stores;

@@ -55,6 +55,19 @@ async fn stop_run(
         &[&cancelled, &AttemptStatus::Cancelled, &reason, &AttemptStatus::Running],
     )
     .await?;
+    let tokens = tx
+        .query_one(
+            "SELECT execute_token, plan_token FROM runs WHERE id = $1",
+            &[&run.id.0],
+        )
+        .await?;
+    let waiting: Vec<String> = [
+        tokens.try_get::<_, Option<String>>(0)?,
+        tokens.try_get::<_, Option<String>>(1)?,
+    ]
+        .into_iter()
+        .flatten()
+        .collect();
     let row = tx
         .query_one(
             &format!(
@@ -73,6 +86,17 @@ async fn stop_run(
         cause: reason.to_owned(),
     };
     send(tx, effects, Some(run.id), stop).await?;
+    // The step the execution waits on is failed too. On AWS the stopped execution has no
+    // tokens left and this is a no-op; an emulator that only stops between states needs
+    // it to get there.
+    for token in waiting {
+        let fail = Outgoing::TaskFailure {
+            token,
+            error: "RunStopped".into(),
+            cause: reason.to_owned(),
+        };
+        send(tx, effects, Some(run.id), fail).await?;
+    }
     Ok(stopped)
 }
 
