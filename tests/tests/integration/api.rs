@@ -273,3 +273,84 @@ async fn a_run_whose_execution_cannot_start_yet_is_accepted_and_its_start_waits_
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn steering_requests_that_do_not_fit_get_a_clear_4xx_and_change_nothing() -> anyhow::Result<()>
+{
+    let db = TestDb::migrated().await?;
+    let (state, _) = api(&db).await?;
+    let ana = user(&state, "ana@example.com").await?;
+    let ben = user(&state, "ben@example.com").await?;
+    let project = project(&state, &ana).await?;
+    let swaps = [(SAMPLE_TOKEN, ana.as_str()), (SAMPLE_PROJECT, project.as_str())];
+    let (_, accepted) = call(
+        &state,
+        Route::PostCommand,
+        event("apigw-post-command.json", &swaps)?,
+    )
+    .await?;
+    let run = accepted["run_id"].as_str().unwrap_or_default().to_owned();
+    let as_ana = [(SAMPLE_TOKEN, ana.as_str()), (SAMPLE_RUN, run.as_str())];
+    let as_ben = [(SAMPLE_TOKEN, ben.as_str()), (SAMPLE_RUN, run.as_str())];
+    let unknown = uuid::Uuid::new_v4().to_string();
+
+    let (resume_running, resume_body) = call(&state, Route::ResumeRun, event("apigw-resume-run.json", &as_ana)?).await?;
+    let (bens_cancel, _) = call(&state, Route::CancelRun, event("apigw-cancel-run.json", &as_ben)?).await?;
+    let (unknown_cancel, _) = call(
+        &state,
+        Route::CancelRun,
+        event("apigw-cancel-run.json", &[(SAMPLE_TOKEN, ana.as_str()), (SAMPLE_RUN, unknown.as_str())])?,
+    )
+    .await?;
+    let (unknown_retry, _) = call(
+        &state,
+        Route::RetryTask,
+        event("apigw-retry-task.json", &[(SAMPLE_TOKEN, ana.as_str()), ("9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a", unknown.as_str())])?,
+    )
+    .await?;
+    let (cancelled, cancel_body) = call(&state, Route::CancelRun, event("apigw-cancel-run.json", &as_ana)?).await?;
+    let (cancel_again, again_body) = call(&state, Route::CancelRun, event("apigw-cancel-run.json", &as_ana)?).await?;
+
+    assert_eq!(resume_running, 409, "{resume_body}");
+    assert!(resume_body["error"].as_str().unwrap_or_default().contains("only a failed or cancelled run can be resumed"));
+    assert_eq!(bens_cancel, 404, "another user's run does not exist for them");
+    assert_eq!((unknown_cancel, unknown_retry), (404, 404));
+    assert_eq!(cancelled, 200, "{cancel_body}");
+    assert_eq!(cancel_body["run"]["status"], "cancelled");
+    assert_eq!(cancel_again, 409, "{again_body}");
+    assert!(again_body["error"].as_str().unwrap_or_default().contains("already cancelled"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn text_with_a_nul_byte_is_refused_with_a_400_naming_the_field() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let (state, _) = api(&db).await?;
+    let token = user(&state, "nul@example.com").await?;
+    let project = project(&state, &token).await?;
+    let swaps = [
+        (SAMPLE_TOKEN, token.as_str()),
+        (SAMPLE_PROJECT, project.as_str()),
+        ("Build a recipe app", "Build a \\\\u0000 recipe app"),
+    ];
+
+    let (status, body) = call(
+        &state,
+        Route::PostCommand,
+        event("apigw-post-command.json", &swaps)?,
+    )
+    .await?;
+
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["field"], "command");
+    assert!(body["error"].as_str().unwrap_or_default().contains("control characters"));
+    let runs: i64 = db
+        .pool
+        .get()
+        .await?
+        .query_one("SELECT count(*) FROM runs", &[])
+        .await?
+        .get(0);
+    assert_eq!(runs, 0, "nothing was stored");
+    Ok(())
+}
