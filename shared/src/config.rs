@@ -294,4 +294,3 @@ impl Liveness {
         self.stale_after + self.every * 2
     }
 }
-

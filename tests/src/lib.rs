@@ -178,6 +178,7 @@ pub async fn seed(db: &TestDb, max_concurrency: u32) -> anyhow::Result<Seeded> {
             budget: MicroUsd::from_dollars(5),
             max_concurrency,
             deadline: None,
+            idempotency: None,
         })
         .await?
         .value;

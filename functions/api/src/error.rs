@@ -16,6 +16,10 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// The request is well formed but cannot be processed as sent (Stripe's 422 for an
+    /// idempotency key reused with another request).
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -34,6 +38,7 @@ impl ApiError {
             ApiError::Unauthorized => 401,
             ApiError::NotFound(_) => 404,
             ApiError::Conflict(_) => 409,
+            ApiError::Unprocessable(_) => 422,
             ApiError::Internal(_) => 500,
         }
     }
@@ -58,6 +63,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { what, .. } => ApiError::NotFound(what),
             StoreError::Conflict(detail) => ApiError::Conflict(detail),
             e @ StoreError::RunEnded { .. } => ApiError::Conflict(e.to_string()),
+            e @ StoreError::IdempotencyMismatch { .. } => ApiError::Unprocessable(e.to_string()),
             other => ApiError::Internal(Box::new(other)),
         }
     }

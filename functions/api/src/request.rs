@@ -114,3 +114,19 @@ pub fn query_number(request: &Request, name: &'static str, default: i64) -> Resu
             .map_err(|_| ApiError::bad(name, format!("must be a whole number, got {raw:?}"))),
     }
 }
+
+/// The `Idempotency-Key` header, if sent: 1-255 visible ASCII characters.
+pub fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
+    let Some(value) = request.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or_default();
+    let visible = key.bytes().all(|b| b.is_ascii_graphic());
+    if key.is_empty() || key.len() > 255 || !visible {
+        return Err(ApiError::bad(
+            "Idempotency-Key",
+            "must be 1-255 visible ASCII characters, such as a UUID",
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}

@@ -1,9 +1,12 @@
 //! The routes: parse, check, apply, answer.
 
 use crate::error::json_response;
-use crate::request::{caller, json_body, optional_json_body, path_param, query_number};
+use crate::request::{
+    caller, idempotency_key, json_body, optional_json_body, path_param, query_number,
+};
 use crate::{ApiError, ApiState};
-use autocrew_shared::domain::records::{NewRun, Project, Run};
+use autocrew_shared::domain::records::{NewRun, Project, RequestKey, Run};
+use sha2::{Digest, Sha256};
 use autocrew_shared::domain::{MicroUsd, ProjectId, RunId, TaskId, UserId};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -136,6 +139,16 @@ pub async fn post_command(state: &ApiState, request: &Request) -> Result<Respons
     if !(1..=1440).contains(&deadline_minutes) {
         return Err(ApiError::bad("deadline_minutes", "must be 1-1440"));
     }
+    let idempotency = idempotency_key(request)?.map(|key| {
+        let canonical = json!({
+            "project_id": project.id, "command": command, "budget_micro_usd": budget.0,
+            "max_concurrency": max_concurrency, "deadline_minutes": deadline_minutes
+        });
+        RequestKey {
+            key,
+            request_sha256: hex::encode(Sha256::digest(canonical.to_string().as_bytes())),
+        }
+    });
     // The run, its `run_created` event and the start of its execution commit together;
     // the relay starts the execution now, or the reconciler does if this process dies.
     let created = state
@@ -147,6 +160,7 @@ pub async fn post_command(state: &ApiState, request: &Request) -> Result<Respons
             budget,
             max_concurrency,
             deadline: Some(Duration::from_secs(u64::from(deadline_minutes) * 60)),
+            idempotency,
         })
         .await?;
     let run = created.value;
@@ -178,7 +192,10 @@ async fn owned_run(state: &ApiState, request: &Request, user: UserId) -> Result<
 pub async fn cancel_run(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let run = owned_run(state, request, user).await?;
-    let cancelled = state.control.cancel(run.id, "cancelled by the user").await?;
+    let cancelled = state
+        .control
+        .cancel(run.id, "cancelled by the user")
+        .await?;
     state.relay.publish(cancelled.effects).await;
     Ok(json_response(200, &json!({"run": cancelled.value})))
 }

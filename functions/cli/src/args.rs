@@ -62,7 +62,11 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
     /// The API's base URL.
-    #[arg(long, env = "AUTOCREW_API_URL", default_value = "http://127.0.0.1:8787")]
+    #[arg(
+        long,
+        env = "AUTOCREW_API_URL",
+        default_value = "http://127.0.0.1:8787"
+    )]
     pub api: String,
 }
 
@@ -115,7 +119,8 @@ mod tests {
 
     #[test]
     fn run_takes_the_command_and_its_flags() {
-        let cli = Cli::try_parse_from(["autocrew", "run", "Build a recipe app", "--quiet"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["autocrew", "run", "Build a recipe app", "--quiet"]).unwrap();
         let Command::Run(args) = cli.command else {
             panic!("not run")
         };

@@ -4,10 +4,10 @@
 use anyhow::Context;
 use autocrew_cli::args::{Cli, Command};
 use autocrew_cli::{health, run, session};
-use serde_json::json;
 use autocrew_shared::adapters::postgres;
 use autocrew_shared::config::Config;
 use clap::{CommandFactory, Parser};
+use serde_json::json;
 use std::time::Duration;
 
 #[tokio::main]
@@ -32,7 +32,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             let timeout = Duration::from_secs(args.timeout_secs);
             let report = run::run(&args.api.api, &args.command, args.quiet, timeout).await?;
             match session::save(&args.api.api, &report.token) {
-                Ok(path) => eprintln!("session saved to {} (cancel, resume and retry use it)", path.display()),
+                Ok(path) => eprintln!(
+                    "session saved to {} (cancel, resume and retry use it)",
+                    path.display()
+                ),
                 Err(e) => eprintln!("warning: the session was not saved: {e:#}"),
             }
             println!("{}", run::summary(&report));
@@ -47,7 +50,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
         Command::Cancel { run_id, session } => {
             let client = session::client(&session)?;
             let answer = client
-                .post(&format!("/runs/{run_id}/cancel"), json!({}), "cancel the run")
+                .post(
+                    &format!("/runs/{run_id}/cancel"),
+                    json!({}),
+                    "cancel the run",
+                )
                 .await?;
             let run = &answer["run"];
             println!(
@@ -96,7 +103,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             eprintln!("task {key} of run {run_id} starts again");
             let timeout = Duration::from_secs(follow.timeout_secs);
             let report =
-                run::follow_steered(&client, &run_id, "task_retried", follow.quiet, timeout).await?;
+                run::follow_steered(&client, &run_id, "task_retried", follow.quiet, timeout)
+                    .await?;
             println!("{}", run::summary(&report));
             Ok(report.succeeded)
         }
@@ -120,7 +128,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "autocrew", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "autocrew",
+                &mut std::io::stdout(),
+            );
             Ok(true)
         }
     }

@@ -109,7 +109,16 @@ pub async fn run(
     let run_id = accepted["run_id"].as_str().context("no run id")?.to_owned();
     let progress = Progress::new(quiet);
     progress.say(format!("run {run_id} accepted: {command}"));
-    follow(&client, &project_id, &run_id, stream, progress, timeout, started).await
+    follow(
+        &client,
+        &project_id,
+        &run_id,
+        stream,
+        progress,
+        timeout,
+        started,
+    )
+    .await
 }
 
 /// Follows a run that was just steered (resumed, or one of its tasks retried) to its end,
@@ -151,7 +160,16 @@ pub async fn follow_steered(
     let from = from.with_context(|| format!("run {run_id} has no {marker} event"))?;
     let stream = client.follow(&project_id, from - 1).await?;
     let progress = Progress::new(quiet);
-    follow(client, &project_id, run_id, stream, progress, timeout, started).await
+    follow(
+        client,
+        &project_id,
+        run_id,
+        stream,
+        progress,
+        timeout,
+        started,
+    )
+    .await
 }
 
 /// Follows `run_id` on `stream` until it ends, then reads the run and its costs.
@@ -290,7 +308,11 @@ fn show(progress: &mut Progress, event: &Value) -> Option<bool> {
             &format!("in {} ms, {cost}", p["duration_ms"]),
         ),
         "task_failed" => {
-            let status = if p["will_retry"] == true { "retrying" } else { "failed" };
+            let status = if p["will_retry"] == true {
+                "retrying"
+            } else {
+                "failed"
+            };
             let detail = format!("attempt {}: {}", p["attempt"], text(&p["error"]));
             progress.task(&text(&p["key"]), &text(&p["agent"]), status, &detail)
         }

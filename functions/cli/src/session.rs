@@ -55,7 +55,10 @@ pub fn client(args: &SessionArgs) -> anyhow::Result<Client> {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             Some(serde_json::from_str(&text).with_context(|| {
-                format!("{} is not a session file; delete it or pass --token", path.display())
+                format!(
+                    "{} is not a session file; delete it or pass --token",
+                    path.display()
+                )
             })?)
         }
         _ => None,

@@ -155,10 +155,7 @@ async fn finish(
         "files": finished.artifacts.len(), "steps": finished.steps,
         "duration_ms": u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX)
     });
-    let completed = ctx
-        .tasks
-        .complete(task.id, attempt, &result, payload)
-        .await?;
+    let completed = persist(|| ctx.tasks.complete(task.id, attempt, &result, payload.clone())).await?;
     ctx.relay.publish(completed.effects).await;
     Ok(())
 }
@@ -177,7 +174,28 @@ async fn fail(
         retryable,
         backoff: backoff(attempt, Duration::from_secs(2), Duration::from_secs(60)),
     };
-    let failed = ctx.tasks.fail_attempt(task.id, attempt, &failure).await?;
+    let failed = persist(|| ctx.tasks.fail_attempt(task.id, attempt, &failure)).await?;
     ctx.relay.publish(failed.effects).await;
     Ok(())
+}
+
+/// Records an attempt's outcome, trying again on the database's own trouble (a lost
+/// connection, a serialisation failure): the outcome is in hand, and losing it would cost a
+/// whole attempt once the heartbeat goes stale.
+async fn persist<T, F, Fut>(record: F) -> Result<T, StoreError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match record().await {
+            Err(StoreError::Backend(e)) if tries < 4 => {
+                tracing::warn!(error = %e, tries, "recording the attempt's outcome failed; trying again");
+                tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+            }
+            other => return other,
+        }
+    }
 }

@@ -86,7 +86,9 @@ pub(crate) async fn run(
         // An answer the loop cannot use (no text, no tool call) is neither cached nor
         // served from the cache: a retry must ask the model again.
         let usable = |r: &LlmResponse| {
-            r.content.iter().any(|c| matches!(c, Content::ToolUse { .. }))
+            r.content
+                .iter()
+                .any(|c| matches!(c, Content::ToolUse { .. }))
                 || !r.text().trim().is_empty()
         };
         let progress = ctx.stream.then(|| Progress::start(ctx, run, task, step));
@@ -149,7 +151,8 @@ pub(crate) async fn run(
         if !heartbeat.confirm().await {
             return Err(LoopError::Stopped);
         }
-        for (id, name, input) in calls {
+        for (position, (id, name, input)) in calls.into_iter().enumerate() {
+            let once = tools::call_key(run.id, task.id, step, position, &input);
             let outcome = match tools::check_arguments(&name, &input) {
                 Err(violations) => {
                     bad_calls += 1;
@@ -167,7 +170,9 @@ pub(crate) async fn run(
                         summary = input["summary"].as_str().map(str::to_owned);
                         Ok("finished".to_owned())
                     }
-                    tools::WRITE_FILE => write_file(ctx, run, task, &input, &mut artifacts).await?,
+                    tools::WRITE_FILE => {
+                        write_file(ctx, run, task, (&input, &once), &mut artifacts).await?
+                    }
                     tools::READ_UPSTREAM => read_upstream(ctx, &input, upstream).await?,
                     other => Err(format!("unknown tool {other:?}")),
                 },
@@ -205,7 +210,7 @@ async fn write_file(
     ctx: &StepContext,
     run: &Run,
     task: &Task,
-    input: &Value,
+    (input, once): (&Value, &str),
     artifacts: &mut Vec<String>,
 ) -> Result<Result<String, String>, RecordError> {
     let (Some(path), Some(content)) = (input["path"].as_str(), input["content"].as_str()) else {
@@ -221,15 +226,13 @@ async fn write_file(
         run.project_id, run.id, task.key, path
     );
     let bytes = content.len();
-    let stored = store_artifact(
-        ctx,
-        run,
-        Some((task.id, task.key.as_str())),
-        &key,
+    let written = (
+        key.as_str(),
         content.as_bytes().to_vec(),
         agents::content_type(path),
-    )
-    .await?;
+    );
+    let stored =
+        store_artifact(ctx, run, Some((task.id, task.key.as_str())), written, once).await?;
     if !artifacts.contains(&stored) {
         artifacts.push(stored);
     }

@@ -2,15 +2,24 @@
 
 use crate::{RecordError, StepContext};
 use autocrew_shared::domain::records::{Artifact, Run};
-use autocrew_shared::domain::{ArtifactId, EventKind, RunId, TaskId};
+use autocrew_shared::domain::{ArtifactId, RunId, TaskId};
 use autocrew_shared::ports::llm::LlmError;
 use autocrew_shared::ports::{StateMachineError, StoreError};
 use autocrew_shared::services::{Answer, Call, CallbackMessage, GatewayError};
 use serde_json::json;
 use std::time::Duration;
 
-/// Infrastructure trouble (database, queue, AWS): retry the message later.
-pub(crate) fn retry(e: impl std::fmt::Display) -> RecordError {
+/// Infrastructure trouble (database, queue, AWS): retry the message later. The whole
+/// cause chain goes to the log here, once; the record keeps the short message.
+pub(crate) fn retry(e: impl std::error::Error) -> RecordError {
+    let mut chain = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    tracing::warn!(error = %chain, "infrastructure trouble; the message will be retried");
     RecordError::Retry {
         error: e.to_string(),
         backoff: Duration::from_secs(2),
@@ -84,46 +93,41 @@ pub(crate) async fn send_leftovers(ctx: &StepContext, run: RunId) {
 /// An outbox entry this old was not sent by the relay right after its commit.
 const LEFTOVER_AGE: Duration = Duration::from_secs(2);
 
-/// Puts `bytes` in the artifact bucket, records the artifact (size and sha-256 as
-/// written) and emits `artifact_stored`. `source` is the task that produced it, if any.
+/// Puts `bytes` in the artifact bucket, then records the artifact (size and sha-256 as
+/// written) and emits `artifact_stored`, once per idempotency key `once`: a retry that
+/// replays the same write puts the same bytes under the same key again (harmless) and
+/// records nothing twice. `source` is the task that produced it, if any.
 pub(crate) async fn store_artifact(
     ctx: &StepContext,
     run: &Run,
     source: Option<(TaskId, &str)>,
-    key: &str,
-    bytes: Vec<u8>,
-    content_type: &str,
+    (key, bytes, content_type): (&str, Vec<u8>, &str),
+    once: &str,
 ) -> Result<String, RecordError> {
     let stored = ctx
         .blobs
         .put(key, bytes, content_type)
         .await
         .map_err(retry)?;
-    ctx.artifacts
-        .record(&Artifact {
-            id: ArtifactId::new(),
-            project_id: run.project_id,
-            run_id: Some(run.id),
-            task_id: source.map(|(id, _)| id),
-            bucket: stored.bucket.clone(),
-            key: stored.key.clone(),
-            content_type: content_type.to_owned(),
-            size_bytes: stored.size_bytes,
-            checksum_sha256: stored.checksum_sha256.clone(),
-        })
-        .await?;
+    let artifact = Artifact {
+        id: ArtifactId::new(),
+        project_id: run.project_id,
+        run_id: Some(run.id),
+        task_id: source.map(|(id, _)| id),
+        bucket: stored.bucket.clone(),
+        key: stored.key.clone(),
+        content_type: content_type.to_owned(),
+        size_bytes: stored.size_bytes,
+        checksum_sha256: stored.checksum_sha256.clone(),
+    };
     let payload = json!({
         "task_id": source.map(|(id, _)| id), "key": source.map(|(_, key)| key).unwrap_or("summary"),
         "object_key": stored.key, "size_bytes": stored.size_bytes,
         "checksum_sha256": stored.checksum_sha256, "content_type": content_type
     });
-    ctx.notifier
-        .emit(
-            run.project_id,
-            Some(run.id),
-            EventKind::ArtifactStored,
-            payload,
-        )
-        .await?;
+    match ctx.artifacts.record_once(once, &artifact, payload).await? {
+        Some(effects) => ctx.relay.publish(effects).await,
+        None => tracing::info!(object_key = %stored.key, "a replayed write was recorded before"),
+    }
     Ok(stored.key)
 }

@@ -41,15 +41,10 @@ pub(crate) async fn compile(
         "completed_tasks": tasks.iter().filter(|t| t.status == TaskStatus::Completed).count(),
     });
     let key = format!("projects/{}/runs/{}/summary.json", run.project_id, run.id);
-    store_artifact(
-        ctx,
-        &run,
-        None,
-        &key,
-        summary.to_string().into_bytes(),
-        "application/json",
-    )
-    .await?;
+    // A resumed run's new execution writes a new summary; a redelivered compile does not.
+    let once = format!("{}/summary/{}", run.id, run.executions);
+    let bytes = summary.to_string().into_bytes();
+    store_artifact(ctx, &run, None, (&key, bytes, "application/json"), &once).await?;
     answered(
         ctx.state_machine
             .task_success(

@@ -49,7 +49,9 @@ impl Heartbeat {
                 match beats().await {
                     Ok(true) => {}
                     Ok(false) => {
-                        tracing::info!("the work was taken away (cancelled, or presumed dead); stopping");
+                        tracing::info!(
+                            "the work was taken away (cancelled, or presumed dead); stopping"
+                        );
                         flag.store(false, Ordering::SeqCst);
                         return;
                     }

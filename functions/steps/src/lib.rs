@@ -11,9 +11,9 @@ mod heartbeat;
 mod plan;
 mod progress;
 
+pub use autocrew_shared::config::Liveness;
 use autocrew_shared::domain::AgentKind;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-pub use autocrew_shared::config::Liveness;
 pub use context::{StepContext, StepSettings};
 use std::time::Duration;
 use tracing::Instrument;

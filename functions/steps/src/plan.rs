@@ -9,8 +9,8 @@ use crate::{RecordError, StepContext};
 use autocrew_shared::crew::planner::{self, PlanReply};
 use autocrew_shared::domain::records::{Attribution, Run, Task};
 use autocrew_shared::domain::{AgentKind, Complexity, EventKind, PlanLimits, RunStatus, TaskGraph};
-use autocrew_shared::ports::llm::{LlmRequest, LlmResponse};
 use autocrew_shared::ports::PlanLease;
+use autocrew_shared::ports::llm::{LlmRequest, LlmResponse};
 use autocrew_shared::services::{Call, CallbackMessage, Outgoing};
 use serde_json::json;
 
@@ -192,7 +192,13 @@ async fn reject(
     let event = (EventKind::RunFailed, json!({"error": error}));
     let effects = ctx
         .runs
-        .end_run(message.run_id, RunStatus::Failed, Some(&error), event, answer)
+        .end_run(
+            message.run_id,
+            RunStatus::Failed,
+            Some(&error),
+            event,
+            answer,
+        )
         .await?;
     ctx.relay.publish(effects).await;
     Ok(())

@@ -19,11 +19,11 @@ use autocrew_shared::ports::{
     StoreError, TaskStore,
 };
 use autocrew_shared::services::{AgentQueues, Notifier, Relay};
-use std::time::Duration;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The function's name, as in `template.yaml` and its binary.
 pub const FUNCTION_NAME: &str = "schedule-sweep";

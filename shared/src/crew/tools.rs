@@ -80,3 +80,20 @@ pub fn safe_path(path: &str) -> bool {
             .split('/')
             .all(|part| !part.is_empty() && part != "." && part != "..")
 }
+
+/// The idempotency key of one tool call: the run, the task, where the call stands in the
+/// attempt (turn and position) and the sha-256 of its arguments. A retried attempt that
+/// makes the same call at the same place gets the same key, so its effect is not repeated;
+/// a different call (other arguments, or elsewhere) is a different effect.
+pub fn call_key(
+    run: crate::domain::RunId,
+    task: crate::domain::TaskId,
+    turn: u32,
+    position: usize,
+    arguments: &serde_json::Value,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let arguments = hex::encode(Sha256::digest(arguments.to_string().as_bytes()));
+    let key = format!("{run}/{task}/{turn}/{position}/{arguments}");
+    hex::encode(Sha256::digest(key.as_bytes()))
+}

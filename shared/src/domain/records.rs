@@ -41,6 +41,16 @@ pub struct NewRun {
     pub max_concurrency: u32,
     /// Past this long after its creation the run fails; `None`: no deadline.
     pub deadline: Option<std::time::Duration>,
+    /// The client's `Idempotency-Key` and the sha-256 of its request: the same key with the
+    /// same request gives the same run, never a second one.
+    pub idempotency: Option<RequestKey>,
+}
+
+/// An `Idempotency-Key` header and the sha-256 (hex) of the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    pub key: String,
+    pub request_sha256: String,
 }
 
 /// A run: one command, its plan, its execution and its money.

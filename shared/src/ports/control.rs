@@ -1,7 +1,7 @@
 //! Steering runs: cancel, resume, retry a task, and the deadline.
 
-use super::store::{Changed, StoreError};
 use super::Effects;
+use super::store::{Changed, StoreError};
 use crate::domain::records::{Run, Task};
 use crate::domain::{MicroUsd, RunId, TaskId};
 use async_trait::async_trait;
@@ -18,8 +18,11 @@ pub trait RunControl: Send + Sync {
     /// Resumes a failed or cancelled run from where it stopped, in a new execution:
     /// completed tasks stay completed; failed, blocked and cancelled ones start again with
     /// fresh attempts. `budget` raises the run's budget (never below what it spent).
-    async fn resume(&self, run: RunId, budget: Option<MicroUsd>)
-    -> Result<Changed<Run>, StoreError>;
+    async fn resume(
+        &self,
+        run: RunId,
+        budget: Option<MicroUsd>,
+    ) -> Result<Changed<Run>, StoreError>;
     /// Starts one failed task again, with the tasks it blocked; a run that ended because
     /// of it gets a new execution.
     async fn retry_task(&self, task: TaskId) -> Result<Changed<Task>, StoreError>;

@@ -34,8 +34,8 @@ pub use queue::{Queue, QueueError, QueueMessage};
 pub use realtime::{ConnectionRegistry, PushError, RealtimePush, RegistryError};
 pub use state_machine::{ExecutionStatus, StateMachine, StateMachineError};
 pub use store::{
-    ArtifactStore, AttemptFailure, Changed, Completion, Failure, PlanLease, ProjectStore, RunStore, StoreError,
-    TaskStore,
+    ArtifactStore, AttemptFailure, Changed, Completion, Failure, PlanLease, ProjectStore, RunStore,
+    StoreError, TaskStore,
 };
 
 /// A backend's own error, kept whole as the source so the cause chain reaches the log.

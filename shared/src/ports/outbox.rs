@@ -1,8 +1,8 @@
 //! The outbox: messages written with the state change they carry out, sent after commit.
 
 use super::store::StoreError;
-use crate::domain::messages::OutboxEntry;
 use crate::domain::RunId;
+use crate::domain::messages::OutboxEntry;
 use crate::domain::records::Event;
 use async_trait::async_trait;
 use std::time::Duration;

@@ -1,12 +1,12 @@
 //! Relational state: users and projects, runs, tasks.
 
 use super::BackendError;
-use crate::domain::records::{Artifact, Attempt, NewRun, Project, Run, Task, User};
+use super::Effects;
 use crate::domain::messages::Outgoing;
+use crate::domain::records::{Artifact, Attempt, NewRun, Project, Run, Task, User};
 use crate::domain::{
     EventKind, ProjectId, RunId, RunStatus, TaskGraph, TaskId, TaskStatus, Tier, UserId,
 };
-use super::Effects;
 use async_trait::async_trait;
 
 /// Why a store call failed.
@@ -22,6 +22,8 @@ pub enum StoreError {
         expected: TaskStatus,
         actual: TaskStatus,
     },
+    #[error("the Idempotency-Key {key:?} was used with a different request")]
+    IdempotencyMismatch { key: String },
     #[error("attempt {attempt} of task {task} is not the running one")]
     StaleAttempt { task: TaskId, attempt: u32 },
     #[error("run {run} is already {status}")]
@@ -73,6 +75,8 @@ pub enum PlanLease {
 pub trait RunStore: Send + Sync {
     /// Stores a pending run (its execution name derived from its id), appends
     /// `run_created` and writes the start of its execution to the outbox, in one transaction.
+    /// With an idempotency key already used for the same request, the run it created comes
+    /// back and nothing changes (no effects); with another request, `IdempotencyMismatch`.
     async fn create_run(&self, new: NewRun) -> Result<Changed<Run>, StoreError>;
     async fn run(&self, id: RunId) -> Result<Run, StoreError>;
     /// Records the ARN StartExecution answered with.
@@ -89,8 +93,11 @@ pub trait RunStore: Send + Sync {
     async fn plan_heartbeat(&self, id: RunId) -> Result<bool, StoreError>;
     /// Sends the plan message again for runs whose planner's heartbeat is older than
     /// `age` (it died), at most `limit`.
-    async fn replan_stale(&self, age: std::time::Duration, limit: u32)
-    -> Result<Effects, StoreError>;
+    async fn replan_stale(
+        &self,
+        age: std::time::Duration,
+        limit: u32,
+    ) -> Result<Effects, StoreError>;
     /// Moves the run on. A run that has ended does not move again (`RunEnded`).
     async fn set_status(
         &self,
@@ -203,7 +210,11 @@ pub trait TaskStore: Send + Sync {
     ) -> Result<Changed<Failure>, StoreError>;
     /// Fails, as retryable, up to `limit` running attempts whose heartbeat is older than
     /// `age`: their workers died. Returns the effects (each task queued again, or failed).
-    async fn reclaim_stale(&self, age: std::time::Duration, limit: u32) -> Result<Effects, StoreError>;
+    async fn reclaim_stale(
+        &self,
+        age: std::time::Duration,
+        limit: u32,
+    ) -> Result<Effects, StoreError>;
     /// `reclaim_stale` for one task: `None` when its running attempt is not stale.
     async fn reclaim_stale_task(
         &self,
@@ -215,8 +226,18 @@ pub trait TaskStore: Send + Sync {
 /// The artifacts table: what was stored in the blob store, by whom.
 #[async_trait]
 pub trait ArtifactStore: Send + Sync {
-    /// Records an artifact; recording the same bucket and key again is a no-op.
+    /// Records an artifact; recording the same bucket and key again updates its size and
+    /// checksum.
     async fn record(&self, artifact: &Artifact) -> Result<(), StoreError>;
+    /// Records an artifact a step wrote, once per idempotency `key`: one transaction claims
+    /// the key, records the artifact and appends `artifact_stored` with `payload`. A key
+    /// already claimed changes nothing and answers `None`: a retry replayed the write.
+    async fn record_once(
+        &self,
+        key: &str,
+        artifact: &Artifact,
+        payload: serde_json::Value,
+    ) -> Result<Option<Effects>, StoreError>;
     /// A run's artifacts, oldest first.
     async fn run_artifacts(&self, run: RunId) -> Result<Vec<Artifact>, StoreError>;
 }

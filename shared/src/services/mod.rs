@@ -6,13 +6,13 @@ pub mod gateway;
 pub mod notifier;
 pub mod relay;
 
+pub use crate::domain::messages::{
+    CallbackMessage, OutboxEntry, Outgoing, RunOutcome, TaskMessage,
+};
 pub use backoff::backoff;
 pub use gateway::{
     Acceptance, Answer, Call, Gateway, GatewayError, GatewayModels, GatewaySettings, GatewayStores,
     Source,
-};
-pub use crate::domain::messages::{
-    CallbackMessage, OutboxEntry, Outgoing, RunOutcome, TaskMessage,
 };
 pub use notifier::Notifier;
 pub use relay::{AgentQueues, Relay, RelayError};

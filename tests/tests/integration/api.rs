@@ -6,6 +6,7 @@ use autocrew_api::{ApiState, Route, handle};
 use autocrew_shared::ports::{ExecutionStatus, StateMachine};
 use autocrew_tests::{TestDb, sdk};
 use serde_json::Value;
+use std::collections::HashSet;
 
 const SAMPLE_PROJECT: &str = "6f1c2a4e-2b7d-4c1e-9a55-3f0d8e7b1a21";
 const SAMPLE_RUN: &str = "0b9e5d3c-7a41-4f2e-8c6d-1e2f3a4b5c6d";
@@ -261,7 +262,9 @@ async fn a_run_whose_execution_cannot_start_yet_is_accepted_and_its_start_waits_
     let row = client
         .query_one(
             "SELECT message->>'kind', attempts, last_error FROM outbox WHERE run_id = $1",
-            &[&uuid::Uuid::parse_str(body["run_id"].as_str().unwrap_or_default())?],
+            &[&uuid::Uuid::parse_str(
+                body["run_id"].as_str().unwrap_or_default(),
+            )?],
         )
         .await?;
     let (kind, attempts, error): (String, i32, Option<String>) =
@@ -282,7 +285,10 @@ async fn steering_requests_that_do_not_fit_get_a_clear_4xx_and_change_nothing() 
     let ana = user(&state, "ana@example.com").await?;
     let ben = user(&state, "ben@example.com").await?;
     let project = project(&state, &ana).await?;
-    let swaps = [(SAMPLE_TOKEN, ana.as_str()), (SAMPLE_PROJECT, project.as_str())];
+    let swaps = [
+        (SAMPLE_TOKEN, ana.as_str()),
+        (SAMPLE_PROJECT, project.as_str()),
+    ];
     let (_, accepted) = call(
         &state,
         Route::PostCommand,
@@ -294,31 +300,73 @@ async fn steering_requests_that_do_not_fit_get_a_clear_4xx_and_change_nothing() 
     let as_ben = [(SAMPLE_TOKEN, ben.as_str()), (SAMPLE_RUN, run.as_str())];
     let unknown = uuid::Uuid::new_v4().to_string();
 
-    let (resume_running, resume_body) = call(&state, Route::ResumeRun, event("apigw-resume-run.json", &as_ana)?).await?;
-    let (bens_cancel, _) = call(&state, Route::CancelRun, event("apigw-cancel-run.json", &as_ben)?).await?;
+    let (resume_running, resume_body) = call(
+        &state,
+        Route::ResumeRun,
+        event("apigw-resume-run.json", &as_ana)?,
+    )
+    .await?;
+    let (bens_cancel, _) = call(
+        &state,
+        Route::CancelRun,
+        event("apigw-cancel-run.json", &as_ben)?,
+    )
+    .await?;
     let (unknown_cancel, _) = call(
         &state,
         Route::CancelRun,
-        event("apigw-cancel-run.json", &[(SAMPLE_TOKEN, ana.as_str()), (SAMPLE_RUN, unknown.as_str())])?,
+        event(
+            "apigw-cancel-run.json",
+            &[(SAMPLE_TOKEN, ana.as_str()), (SAMPLE_RUN, unknown.as_str())],
+        )?,
     )
     .await?;
     let (unknown_retry, _) = call(
         &state,
         Route::RetryTask,
-        event("apigw-retry-task.json", &[(SAMPLE_TOKEN, ana.as_str()), ("9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a", unknown.as_str())])?,
+        event(
+            "apigw-retry-task.json",
+            &[
+                (SAMPLE_TOKEN, ana.as_str()),
+                ("9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a", unknown.as_str()),
+            ],
+        )?,
     )
     .await?;
-    let (cancelled, cancel_body) = call(&state, Route::CancelRun, event("apigw-cancel-run.json", &as_ana)?).await?;
-    let (cancel_again, again_body) = call(&state, Route::CancelRun, event("apigw-cancel-run.json", &as_ana)?).await?;
+    let (cancelled, cancel_body) = call(
+        &state,
+        Route::CancelRun,
+        event("apigw-cancel-run.json", &as_ana)?,
+    )
+    .await?;
+    let (cancel_again, again_body) = call(
+        &state,
+        Route::CancelRun,
+        event("apigw-cancel-run.json", &as_ana)?,
+    )
+    .await?;
 
     assert_eq!(resume_running, 409, "{resume_body}");
-    assert!(resume_body["error"].as_str().unwrap_or_default().contains("only a failed or cancelled run can be resumed"));
-    assert_eq!(bens_cancel, 404, "another user's run does not exist for them");
+    assert!(
+        resume_body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("only a failed or cancelled run can be resumed")
+    );
+    assert_eq!(
+        bens_cancel, 404,
+        "another user's run does not exist for them"
+    );
     assert_eq!((unknown_cancel, unknown_retry), (404, 404));
     assert_eq!(cancelled, 200, "{cancel_body}");
     assert_eq!(cancel_body["run"]["status"], "cancelled");
     assert_eq!(cancel_again, 409, "{again_body}");
-    assert!(again_body["error"].as_str().unwrap_or_default().contains("already cancelled"));
+    assert!(
+        again_body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already cancelled")
+    );
     Ok(())
 }
 
@@ -343,7 +391,12 @@ async fn text_with_a_nul_byte_is_refused_with_a_400_naming_the_field() -> anyhow
 
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["field"], "command");
-    assert!(body["error"].as_str().unwrap_or_default().contains("control characters"));
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("control characters")
+    );
     let runs: i64 = db
         .pool
         .get()
@@ -352,5 +405,78 @@ async fn text_with_a_nul_byte_is_refused_with_a_400_naming_the_field() -> anyhow
         .await?
         .get(0);
     assert_eq!(runs, 0, "nothing was stored");
+    Ok(())
+}
+
+/// `apigw-post-command.json` for `token` and `project`, with an `Idempotency-Key` and
+/// `command`.
+fn keyed_command(
+    token: &str,
+    project: &str,
+    key: &str,
+    command: &str,
+) -> anyhow::Result<lambda_http::Request> {
+    let text = std::fs::read_to_string(format!(
+        "{}/../events/apigw-post-command.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))?
+    .replace(SAMPLE_TOKEN, token)
+    .replace(SAMPLE_PROJECT, project);
+    let mut event: Value = serde_json::from_str(&text)?;
+    event["headers"]["idempotency-key"] = Value::from(key);
+    event["body"] = Value::from(serde_json::json!({ "command": command }).to_string());
+    Ok(lambda_http::request::from_str(&event.to_string())?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_idempotency_key_gives_one_run_and_another_request_under_it_a_422()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let (state, _) = api(&db).await?;
+    let token = user(&state, "idem@example.com").await?;
+    let project = project(&state, &token).await?;
+    let key = uuid::Uuid::new_v4().to_string();
+
+    let attempts = (0..10).map(|_| {
+        let (state, request) = (
+            state.clone(),
+            keyed_command(&token, &project, &key, "Build a recipe app"),
+        );
+        tokio::spawn(async move { call(&state, Route::PostCommand, request?).await })
+    });
+    let mut answers = Vec::new();
+    for joined in futures::future::join_all(attempts).await {
+        answers.push(joined??);
+    }
+    let (other_status, other_body) = call(
+        &state,
+        Route::PostCommand,
+        keyed_command(&token, &project, &key, "Build something else")?,
+    )
+    .await?;
+    let (bad_status, bad_body) = call(
+        &state,
+        Route::PostCommand,
+        keyed_command(&token, &project, "", "Build a recipe app")?,
+    )
+    .await?;
+
+    assert!(answers.iter().all(|(status, _)| *status == 202), "{answers:?}");
+    let runs: HashSet<&str> = answers
+        .iter()
+        .filter_map(|(_, body)| body["run_id"].as_str())
+        .collect();
+    assert_eq!(runs.len(), 1, "one run for one key");
+    let stored: i64 = db
+        .pool
+        .get()
+        .await?
+        .query_one("SELECT count(*) FROM runs", &[])
+        .await?
+        .get(0);
+    assert_eq!(stored, 1);
+    assert_eq!(other_status, 422, "{other_body}");
+    assert!(other_body["error"].as_str().unwrap_or_default().contains("different request"));
+    assert_eq!((bad_status, bad_body["field"].as_str()), (400, Some("Idempotency-Key")));
     Ok(())
 }

@@ -142,7 +142,9 @@ async fn a_command_runs_to_completion_through_the_runner_and_is_followed_live_ov
     assert_eq!(
         report.run["totals"]["calls"].as_u64(),
         Some(2 * tasks.len() as u64 + 1),
-        "a ledger row per LLM call: the plan, then two turns per agent (write files, finish)"
+        "a ledger row per LLM call: the plan, then two turns per agent (write files, finish): {} {:#?}",
+        report.costs,
+        report.run["tasks"]
     );
     assert!(timings(&report).is_some());
 

@@ -50,7 +50,9 @@ async fn the_run_command_completes_on_an_openai_compatible_server_with_costs_to_
     assert_eq!(
         totals["calls"].as_u64(),
         Some(served.len() as u64),
-        "every call reached the server"
+        "every call reached the server: {} {:#?}",
+        report.costs,
+        report.run["tasks"]
     );
     let input: u64 = served.iter().map(|u| u64::from(u.input)).sum();
     let output: u64 = served.iter().map(|u| u64::from(u.output)).sum();

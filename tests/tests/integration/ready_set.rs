@@ -20,10 +20,7 @@ async fn complete_concurrently(
     ids: Vec<TaskId>,
 ) -> anyhow::Result<Vec<Completion>> {
     for &id in &ids {
-        anyhow::ensure!(
-            tasks.start(id).await?.is_some(),
-            "task {id} was not queued"
-        );
+        anyhow::ensure!(tasks.start(id).await?.is_some(), "task {id} was not queued");
     }
     let handles = ids.into_iter().map(|id| {
         let tasks = tasks.clone();

@@ -42,7 +42,10 @@ struct Steerable {
 
 impl Steerable {
     fn turns(&self, key: &str) -> u32 {
-        self.turns.lock().map(|t| t.get(key).copied().unwrap_or(0)).unwrap_or(0)
+        self.turns
+            .lock()
+            .map(|t| t.get(key).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 }
 
@@ -60,7 +63,12 @@ impl LlmClient for Steerable {
             == Some("autocrew_plan");
         if planning {
             let text = PLAN.to_owned();
-            return Ok(reply("anthropic", request, vec![Content::Text { text }], (10, 20)));
+            return Ok(reply(
+                "anthropic",
+                request,
+                vec![Content::Text { text }],
+                (10, 20),
+            ));
         }
         let first = request.messages.first().and_then(|m| {
             m.content.iter().find_map(|c| match c {
@@ -83,7 +91,11 @@ impl LlmClient for Steerable {
             self.entered.notify_one();
             self.release.notified().await;
         }
-        let failing = self.failing.lock().map(|f| f.contains(&key)).unwrap_or(false);
+        let failing = self
+            .failing
+            .lock()
+            .map(|f| f.contains(&key))
+            .unwrap_or(false);
         let content = if failing {
             vec![Content::Text {
                 text: String::new(),
@@ -142,7 +154,11 @@ async fn play_until_ended(p: &Pipeline, run: RunId) -> anyhow::Result<Run> {
 /// Starts the seeded run's execution as the API's relay does.
 async fn start(p: &Pipeline, run: &Run) -> anyhow::Result<()> {
     p.sfn
-        .start(&p.state_machine, &run.execution_name, &json!({"run_id": run.id}))
+        .start(
+            &p.state_machine,
+            &run.execution_name,
+            &json!({"run_id": run.id}),
+        )
         .await?;
     Ok(())
 }
@@ -152,18 +168,24 @@ fn by_key(tasks: &[Task]) -> HashMap<String, Task> {
 }
 
 async fn kinds(db: &TestDb, run: &Run) -> anyhow::Result<Vec<EventKind>> {
-    Ok(autocrew_shared::adapters::postgres::PgEventLog::new(db.pool.clone())
-        .since(run.project_id, 0, 1000)
-        .await?
-        .into_iter()
-        .filter(|e| e.run_id == Some(run.id))
-        .map(|e| e.kind)
-        .collect())
+    Ok(
+        autocrew_shared::adapters::postgres::PgEventLog::new(db.pool.clone())
+            .since(run.project_id, 0, 1000)
+            .await?
+            .into_iter()
+            .filter(|e| e.run_id == Some(run.id))
+            .map(|e| e.kind)
+            .collect(),
+    )
 }
 
 /// A failed run, as `Steerable` with `second` failing leaves it.
 async fn failed_run(db: &TestDb, model: Arc<Steerable>) -> anyhow::Result<(Pipeline, Run)> {
-    model.failing.lock().expect("failing").insert("second".into());
+    model
+        .failing
+        .lock()
+        .expect("failing")
+        .insert("second".into());
     let p = pipeline(db, Some((model, "claude-sonnet-5-5"))).await?;
     let seeded = seed(db, 4).await?;
     start(&p, &seeded.run).await?;
@@ -181,7 +203,10 @@ async fn a_failed_run_names_its_task_blocks_what_follows_and_resumes_without_red
 
     assert_eq!(failed.status, RunStatus::Failed);
     let error = failed.error.clone().unwrap_or_default();
-    assert!(error.contains("second"), "the run's error names the task: {error}");
+    assert!(
+        error.contains("second"),
+        "the run's error names the task: {error}"
+    );
     assert_eq!(before["first"].status, TaskStatus::Completed);
     assert_eq!(before["second"].status, TaskStatus::Failed);
     assert_eq!(before["third"].status, TaskStatus::Blocked);
@@ -190,7 +215,9 @@ async fn a_failed_run_names_its_task_blocks_what_follows_and_resumes_without_red
 
     model.failing.lock().expect("failing").clear();
     let control = PgRunControl::new(db.pool.clone());
-    let resumed = control.resume(failed.id, Some(MicroUsd::from_dollars(8))).await?;
+    let resumed = control
+        .resume(failed.id, Some(MicroUsd::from_dollars(8)))
+        .await?;
     p.ctx.relay.publish(resumed.effects).await;
     let run = play_until_ended(&p, failed.id).await?;
     let after = by_key(&p.ctx.tasks.run_tasks(failed.id).await?);
@@ -202,7 +229,11 @@ async fn a_failed_run_names_its_task_blocks_what_follows_and_resumes_without_red
         (before["first"].completed_at, before["first"].attempts),
         "the completed task was not touched"
     );
-    assert_eq!(model.turns("first"), 1, "and its model was not called again");
+    assert_eq!(
+        model.turns("first"),
+        1,
+        "and its model was not called again"
+    );
     assert_eq!(after["second"].attempts, 2);
     assert!(after.values().all(|t| t.status == TaskStatus::Completed));
     let kinds = kinds(&db, &run).await?;
@@ -239,7 +270,12 @@ async fn retrying_the_failed_task_of_a_failed_run_finishes_it() -> anyhow::Resul
         .iter()
         .map(|e| format!("{} {} {}", e.seq, e.kind, e.payload["key"]))
         .collect();
-    assert_eq!(run.status, RunStatus::Succeeded, "{:?} {trace:#?}", run.error);
+    assert_eq!(
+        run.status,
+        RunStatus::Succeeded,
+        "{:?} {trace:#?}",
+        run.error
+    );
     assert!(kinds(&db, &run).await?.contains(&EventKind::TaskRetried));
     Ok(())
 }
@@ -278,7 +314,10 @@ async fn a_run_cancelled_during_a_model_turn_stops_there_and_its_execution_is_st
     assert_eq!(model.turns("second"), 0, "nothing more was dispatched");
     let client = db.pool.get().await?;
     let files: i64 = client
-        .query_one("SELECT count(*) FROM artifacts WHERE run_id = $1 AND task_id IS NOT NULL", &[&run.id.0])
+        .query_one(
+            "SELECT count(*) FROM artifacts WHERE run_id = $1 AND task_id IS NOT NULL",
+            &[&run.id.0],
+        )
         .await?
         .get(0);
     assert_eq!(files, 0, "the turn's tool calls did not run");
@@ -302,7 +341,10 @@ async fn a_run_cancelled_during_a_model_turn_stops_there_and_its_execution_is_st
     assert!(kinds(&db, &run).await?.contains(&EventKind::RunCancelled));
     let again = control.cancel(run.id, "again").await;
     assert!(
-        matches!(again, Err(autocrew_shared::ports::StoreError::RunEnded { .. })),
+        matches!(
+            again,
+            Err(autocrew_shared::ports::StoreError::RunEnded { .. })
+        ),
         "a finished run cannot be cancelled: {again:?}"
     );
     Ok(())
@@ -337,8 +379,16 @@ async fn a_run_past_its_deadline_fails_with_a_clear_error_and_its_open_tasks_sto
 
     let run = PgRunStore::new(db.pool.clone()).run(seeded.run.id).await?;
     assert_eq!(run.status, RunStatus::Failed);
-    assert!(run.error.clone().unwrap_or_default().contains("passed its deadline"));
-    assert_eq!(tasks.run_tasks(run.id).await?[0].status, TaskStatus::Cancelled);
+    assert!(
+        run.error
+            .clone()
+            .unwrap_or_default()
+            .contains("passed its deadline")
+    );
+    assert_eq!(
+        tasks.run_tasks(run.id).await?[0].status,
+        TaskStatus::Cancelled
+    );
     assert_eq!(
         effects.events.iter().map(|e| e.kind).collect::<Vec<_>>(),
         [EventKind::RunFailed]
@@ -391,7 +441,10 @@ async fn the_sweep_sends_what_a_dead_worker_left_in_the_outbox_and_reclaims_its_
     tasks.start(stored[1].id).await?;
     let client = db.pool.get().await?;
     client
-        .execute("UPDATE outbox SET created_at = now() - interval '1 minute'", &[])
+        .execute(
+            "UPDATE outbox SET created_at = now() - interval '1 minute'",
+            &[],
+        )
         .await?;
     client
         .execute(
@@ -422,14 +475,31 @@ async fn the_sweep_sends_what_a_dead_worker_left_in_the_outbox_and_reclaims_its_
         )
         .await?
         .get(0);
-    assert!(error.unwrap_or_default().contains("stopped sending heartbeats"));
-    let ops_queue = p.ctx.relay.queues.url(autocrew_shared::domain::AgentKind::Ops).unwrap_or_default().to_owned();
+    assert!(
+        error
+            .unwrap_or_default()
+            .contains("stopped sending heartbeats")
+    );
+    let ops_queue = p
+        .ctx
+        .relay
+        .queues
+        .url(autocrew_shared::domain::AgentKind::Ops)
+        .unwrap_or_default()
+        .to_owned();
     let received = p
         .sqs
-        .receive(&ops_queue, 10, Duration::from_secs(1), Duration::from_secs(30))
+        .receive(
+            &ops_queue,
+            10,
+            Duration::from_secs(1),
+            Duration::from_secs(30),
+        )
         .await?;
     assert!(
-        received.iter().any(|m| m.body.contains(&stored[0].id.to_string())),
+        received
+            .iter()
+            .any(|m| m.body.contains(&stored[0].id.to_string())),
         "the task left unsent reached its queue"
     );
     Ok(())

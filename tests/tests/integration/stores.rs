@@ -168,7 +168,11 @@ async fn dispatch_takes_the_highest_priority_first_within_the_concurrency_limit(
         .filter(|e| e.kind == EventKind::TaskQueued)
         .filter_map(|e| e.payload["key"].as_str())
         .collect();
-    assert_eq!(queued, ["a"], "the completion dispatches what its slot frees");
+    assert_eq!(
+        queued,
+        ["a"],
+        "the completion dispatches what its slot frees"
+    );
     assert_eq!(completed.effects.outbox.len(), 1, "one message, for a");
     Ok(())
 }
@@ -436,5 +440,45 @@ async fn an_idempotency_key_is_won_once_and_then_replays_its_result() -> anyhow:
         Claim::New,
         "keys are per scope"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_artifact_write_replayed_under_its_key_is_recorded_once() -> anyhow::Result<()> {
+    use autocrew_shared::adapters::postgres::PgArtifactStore;
+    use autocrew_shared::domain::ArtifactId;
+    use autocrew_shared::domain::records::Artifact;
+    use autocrew_shared::ports::ArtifactStore;
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let store = PgArtifactStore::new(db.pool.clone());
+    let artifact = Artifact {
+        id: ArtifactId::new(),
+        project_id: seeded.project.id,
+        run_id: Some(seeded.run.id),
+        task_id: None,
+        bucket: "b".into(),
+        key: "projects/p/runs/r/app/index.tsx".into(),
+        content_type: "text/javascript".into(),
+        size_bytes: 3,
+        checksum_sha256: "a".repeat(64),
+    };
+
+    let first = store
+        .record_once("call-1", &artifact, json!({"object_key": artifact.key}))
+        .await?;
+    let replayed = store
+        .record_once("call-1", &artifact, json!({"object_key": artifact.key}))
+        .await?;
+
+    assert_eq!(first.map(|e| e.events.len()), Some(1));
+    assert!(replayed.is_none(), "the replay records nothing");
+    let stored = PgEventLog::new(db.pool.clone())
+        .since(seeded.project.id, 0, 100)
+        .await?
+        .iter()
+        .filter(|e| e.kind == EventKind::ArtifactStored)
+        .count();
+    assert_eq!(stored, 1);
     Ok(())
 }

@@ -70,10 +70,15 @@ async fn the_sweep_expires_overdue_approvals_fails_their_waiting_step_and_prunes
         ),
         ("CONNECTIONS_TABLE".into(), table),
         ("WEBSOCKET_CALLBACK_URL".into(), "http://127.0.0.1:9".into()),
-        ("STATE_MACHINE_ARN".into(), "arn:aws:states:us-east-1:123456789012:stateMachine:unused".into()),
+        (
+            "STATE_MACHINE_ARN".into(),
+            "arn:aws:states:us-east-1:123456789012:stateMachine:unused".into(),
+        ),
     ]
     .into_iter()
-    .chain(autocrew_tests::agent_queue_variables("http://127.0.0.1:9/queue"))
+    .chain(autocrew_tests::agent_queue_variables(
+        "http://127.0.0.1:9/queue",
+    ))
     .collect();
     let state = SweepState::from_source(&env).await?;
     let event = std::fs::read_to_string(concat!(

@@ -171,7 +171,10 @@ impl StateMachine for SfnStateMachine {
         match stopped {
             Ok(_) => Ok(()),
             // Never started, or already gone: nothing to stop.
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_execution_does_not_exist()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_does_not_exist()) =>
+            {
                 Ok(())
             }
             Err(e) => Err(failed("stop an execution")(boxed(e))),

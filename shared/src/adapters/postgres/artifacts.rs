@@ -1,10 +1,13 @@
 //! The artifacts table.
 
 use super::Pool;
+use super::effects::emit;
+use crate::domain::EventKind;
 use crate::domain::records::Artifact;
 use crate::domain::{ArtifactId, ProjectId, RunId, TaskId};
-use crate::ports::{ArtifactStore, StoreError};
+use crate::ports::{ArtifactStore, Effects, StoreError};
 use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 /// `ArtifactStore` on Postgres.
@@ -19,13 +22,14 @@ impl PgArtifactStore {
     }
 }
 
-#[async_trait]
-impl ArtifactStore for PgArtifactStore {
-    async fn record(&self, a: &Artifact) -> Result<(), StoreError> {
-        let client = self.pool.get().await?;
-        let size = i64::try_from(a.size_bytes).unwrap_or(i64::MAX);
-        client
-            .execute(
+/// The idempotency scope of artifact writes.
+const ARTIFACT_SCOPE: &str = "artifact";
+
+/// Inserts (or refreshes) an artifact's row.
+async fn insert(client: &impl GenericClient, a: &Artifact) -> Result<(), StoreError> {
+    let size = i64::try_from(a.size_bytes).unwrap_or(i64::MAX);
+    client
+        .execute(
                 "INSERT INTO artifacts (id, project_id, run_id, task_id, bucket, key, content_type, size_bytes, checksum_sha256)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (bucket, key) DO UPDATE SET content_type = EXCLUDED.content_type,
                      size_bytes = EXCLUDED.size_bytes, checksum_sha256 = EXCLUDED.checksum_sha256",
@@ -42,7 +46,51 @@ impl ArtifactStore for PgArtifactStore {
                 ],
             )
             .await?;
-        Ok(())
+    Ok(())
+}
+
+#[async_trait]
+impl ArtifactStore for PgArtifactStore {
+    async fn record(&self, a: &Artifact) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        insert(&client, a).await
+    }
+
+    async fn record_once(
+        &self,
+        key: &str,
+        artifact: &Artifact,
+        payload: serde_json::Value,
+    ) -> Result<Option<Effects>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let claimed = tx
+            .execute(
+                "INSERT INTO idempotency_keys (scope, key, result, completed_at)
+                 VALUES ($1, $2, $3, now()) ON CONFLICT DO NOTHING",
+                &[
+                    &ARTIFACT_SCOPE,
+                    &key,
+                    &serde_json::json!({"object_key": artifact.key}),
+                ],
+            )
+            .await?;
+        if claimed == 0 {
+            return Ok(None);
+        }
+        insert(&tx, artifact).await?;
+        let mut effects = Effects::default();
+        emit(
+            &tx,
+            &mut effects,
+            artifact.project_id,
+            artifact.run_id,
+            EventKind::ArtifactStored,
+            payload,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(effects))
     }
 
     async fn run_artifacts(&self, run: RunId) -> Result<Vec<Artifact>, StoreError> {

@@ -177,7 +177,14 @@ impl BudgetStore for PgBudgetStore {
         let reserved = tx
             .query_opt(
                 &hold_run,
-                &[&id, &user.0, &run.map(|r| r.0), &month, &amount.0, &ended_statuses()],
+                &[
+                    &id,
+                    &user.0,
+                    &run.map(|r| r.0),
+                    &month,
+                    &amount.0,
+                    &ended_statuses(),
+                ],
             )
             .await
             .map_err(StoreError::from)?;

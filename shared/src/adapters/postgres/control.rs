@@ -2,7 +2,7 @@
 
 use super::Pool;
 use super::effects::{emit, send};
-use super::runs::{execution_input, lock_run, run_from_row, RUN_COLUMNS};
+use super::runs::{RUN_COLUMNS, execution_input, lock_run, run_from_row};
 use super::tasks::tasks_where;
 use super::transitions::{self, terminal};
 use crate::domain::messages::Outgoing;
@@ -52,7 +52,12 @@ async fn stop_run(
     tx.execute(
         "UPDATE task_attempts SET status = $2, error = $3, finished_at = now()
          WHERE task_id = ANY($1) AND status = $4",
-        &[&cancelled, &AttemptStatus::Cancelled, &reason, &AttemptStatus::Running],
+        &[
+            &cancelled,
+            &AttemptStatus::Cancelled,
+            &reason,
+            &AttemptStatus::Running,
+        ],
     )
     .await?;
     let tokens = tx
@@ -65,9 +70,9 @@ async fn stop_run(
         tokens.try_get::<_, Option<String>>(0)?,
         tokens.try_get::<_, Option<String>>(1)?,
     ]
-        .into_iter()
-        .flatten()
-        .collect();
+    .into_iter()
+    .flatten()
+    .collect();
     let row = tx
         .query_one(
             &format!(
@@ -221,7 +226,7 @@ impl RunControl for PgRunControl {
         }
         let reopened: Vec<Uuid> = tx
             .query(
-                "SELECT id FROM tasks WHERE run_id = $1 AND status = ANY($2) ORDER BY id FOR UPDATE",
+                "SELECT id FROM tasks WHERE run_id = $1 AND status = ANY($2) ORDER BY id FOR NO KEY UPDATE",
                 &[
                     &id.0,
                     &vec![TaskStatus::Failed, TaskStatus::Blocked, TaskStatus::Cancelled],
@@ -291,7 +296,7 @@ impl RunControl for PgRunControl {
                      UNION
                      SELECT d.task_id FROM task_dependencies d JOIN downstream ON d.depends_on = downstream.id)
                  SELECT id FROM tasks WHERE (id = $1 OR (id IN (SELECT id FROM downstream) AND status = $2))
-                 ORDER BY id FOR UPDATE",
+                 ORDER BY id FOR NO KEY UPDATE",
                 &[&id.0, &TaskStatus::Blocked],
             )
             .await?
@@ -348,7 +353,7 @@ impl RunControl for PgRunControl {
                 .query_opt(
                     &format!(
                         "SELECT {RUN_COLUMNS} FROM runs WHERE deadline_at < now() AND NOT (status = ANY($1))
-                         ORDER BY deadline_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+                         ORDER BY deadline_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED"
                     ),
                     &[&super::runs::terminal_statuses()],
                 )

@@ -72,7 +72,7 @@ pub(super) fn terminal_statuses() -> Vec<RunStatus> {
 pub(super) async fn lock_run(client: &impl GenericClient, id: RunId) -> Result<Run, StoreError> {
     let row = client
         .query_opt(
-            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1 FOR UPDATE"),
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1 FOR NO KEY UPDATE"),
             &[&id.0],
         )
         .await?
@@ -121,6 +121,46 @@ impl RunStore for PgRunStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let id = RunId::new();
+        if let Some(request) = &new.idempotency {
+            // A concurrent request with the same key waits here for the first to commit.
+            let scope = format!("command:{}", new.user_id);
+            let result = json!({"run_id": id, "request_sha256": request.request_sha256});
+            let claimed = tx
+                .execute(
+                    "INSERT INTO idempotency_keys (scope, key, result, completed_at)
+                     VALUES ($1, $2, $3, now()) ON CONFLICT DO NOTHING",
+                    &[&scope, &request.key, &result],
+                )
+                .await?;
+            if claimed == 0 {
+                let stored: serde_json::Value = tx
+                    .query_one(
+                        "SELECT result FROM idempotency_keys WHERE scope = $1 AND key = $2",
+                        &[&scope, &request.key],
+                    )
+                    .await?
+                    .try_get(0)?;
+                if stored["request_sha256"].as_str() != Some(request.request_sha256.as_str()) {
+                    return Err(StoreError::IdempotencyMismatch {
+                        key: request.key.clone(),
+                    });
+                }
+                let earlier = stored["run_id"]
+                    .as_str()
+                    .and_then(|r| uuid::Uuid::parse_str(r).ok())
+                    .map(RunId)
+                    .ok_or_else(|| StoreError::NotFound {
+                        what: "run of the idempotency key",
+                        id: request.key.clone(),
+                    })?;
+                let run = lock_run(&tx, earlier).await?;
+                tx.commit().await?;
+                return Ok(Changed {
+                    value: run,
+                    effects: Effects::default(),
+                });
+            }
+        }
         // Step Functions names allow 80 characters of [A-Za-z0-9-_]: "run-" + a UUID fits.
         let execution_name = format!("run-{id}");
         let max_concurrency = i32::try_from(new.max_concurrency.max(1)).unwrap_or(i32::MAX);
@@ -207,7 +247,7 @@ impl RunStore for PgRunStore {
         let row = tx
             .query_opt(
                 "SELECT status, heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => $2)
-                 FROM runs WHERE id = $1 FOR UPDATE",
+                 FROM runs WHERE id = $1 FOR NO KEY UPDATE",
                 &[&id.0, &stale_after.as_secs_f64()],
             )
             .await?
@@ -261,7 +301,7 @@ impl RunStore for PgRunStore {
                 "UPDATE runs SET heartbeat_at = now() WHERE id IN (
                      SELECT id FROM runs WHERE status = $1 AND plan_token IS NOT NULL
                        AND heartbeat_at < now() - make_interval(secs => $2)
-                     ORDER BY heartbeat_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+                     ORDER BY heartbeat_at LIMIT $3 FOR NO KEY UPDATE SKIP LOCKED)
                  RETURNING id, plan_token",
                 &[&RunStatus::Planning, &age.as_secs_f64(), &i64::from(limit)],
             )

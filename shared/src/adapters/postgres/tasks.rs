@@ -11,13 +11,11 @@ use crate::domain::records::{Attempt, Run, Task};
 use crate::domain::{
     AttemptStatus, EventKind, MicroUsd, ProjectId, RunId, RunStatus, TaskGraph, TaskId, TaskStatus,
 };
-use crate::ports::{
-    AttemptFailure, Changed, Completion, Effects, Failure, StoreError, TaskStore,
-};
-use serde_json::json;
-use std::time::Duration;
+use crate::ports::{AttemptFailure, Changed, Completion, Effects, Failure, StoreError, TaskStore};
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
+use serde_json::json;
+use std::time::Duration;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -82,9 +80,28 @@ pub(super) async fn tasks_where(
         .collect()
 }
 
-/// The task's status, locked for the rest of the transaction.
+/// The task and its run, locked for the rest of the transaction: the run first, as every
+/// change of a run's tasks locks it, then the task. Events lock the project after both, so
+/// the order is always run → tasks → project. The locks are `FOR NO KEY UPDATE`: an event's
+/// foreign key check takes `KEY SHARE` on its run while holding its project, and must not
+/// wait on a run lock held by a transaction that waits for that project.
+async fn lock_run_and_task(tx: &Transaction<'_>, task: TaskId) -> Result<Task, StoreError> {
+    let run: Uuid = tx
+        .query_opt("SELECT run_id FROM tasks WHERE id = $1", &[&task.0])
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "task",
+            id: task.to_string(),
+        })?
+        .try_get(0)?;
+    tx.execute("SELECT 1 FROM runs WHERE id = $1 FOR NO KEY UPDATE", &[&run])
+        .await?;
+    lock_task(tx, task).await
+}
+
+/// The task, locked for the rest of the transaction.
 async fn lock_task(tx: &Transaction<'_>, task: TaskId) -> Result<Task, StoreError> {
-    tx.query_opt("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", &[&task.0])
+    tx.query_opt("SELECT 1 FROM tasks WHERE id = $1 FOR NO KEY UPDATE", &[&task.0])
         .await?
         .ok_or_else(|| StoreError::NotFound {
             what: "task",
@@ -278,7 +295,12 @@ impl TaskStore for PgTaskStore {
         let updated = client
             .execute(
                 &statement,
-                &[&task.0, &attempt, &AttemptStatus::Running, &TaskStatus::Running],
+                &[
+                    &task.0,
+                    &attempt,
+                    &AttemptStatus::Running,
+                    &TaskStatus::Running,
+                ],
             )
             .await?;
         Ok(updated == 1)
@@ -293,7 +315,7 @@ impl TaskStore for PgTaskStore {
     ) -> Result<Changed<Completion>, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let locked = lock_task(&tx, task).await?;
+        let locked = lock_run_and_task(&tx, task).await?;
         expect_running(&locked, attempt)?;
         let run = locked.run_id;
         tx.execute(
@@ -316,7 +338,7 @@ impl TaskStore for PgTaskStore {
         // take their locks in the same order and cannot deadlock.
         tx.query(
             "SELECT id FROM tasks WHERE id IN (SELECT task_id FROM task_dependencies WHERE depends_on = $1)
-             ORDER BY id FOR UPDATE",
+             ORDER BY id FOR NO KEY UPDATE",
             &[&task.0],
         )
         .await?;
@@ -357,7 +379,7 @@ impl TaskStore for PgTaskStore {
     ) -> Result<Changed<Failure>, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let locked = lock_task(&tx, task).await?;
+        let locked = lock_run_and_task(&tx, task).await?;
         expect_running(&locked, attempt)?;
         let run = locked.run_id;
         let error = failure.error.as_str();
@@ -389,7 +411,9 @@ impl TaskStore for PgTaskStore {
                     run_id: run,
                     task_id: task,
                 },
-                delay_secs: u32::try_from(failure.backoff.as_secs()).unwrap_or(900).min(900),
+                delay_secs: u32::try_from(failure.backoff.as_secs())
+                    .unwrap_or(900)
+                    .min(900),
             };
             send(&tx, &mut effects, Some(run), message).await?;
             tx.commit().await?;

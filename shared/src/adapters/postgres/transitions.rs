@@ -131,7 +131,7 @@ pub(super) async fn dispatch(
 ) -> Result<Vec<Task>, StoreError> {
     let row = tx
         .query_opt(
-            "SELECT max_concurrency, status FROM runs WHERE id = $1 FOR UPDATE",
+            "SELECT max_concurrency, status FROM runs WHERE id = $1 FOR NO KEY UPDATE",
             &[&run.0],
         )
         .await?
@@ -150,7 +150,7 @@ pub(super) async fn dispatch(
                  SELECT id FROM tasks WHERE run_id = $1 AND status = $4
                  ORDER BY priority DESC, position
                  LIMIT greatest($2 - (SELECT count(*) FROM tasks WHERE run_id = $1 AND status = ANY($5)), 0)
-                 FOR UPDATE)
+                 FOR NO KEY UPDATE)
              RETURNING id",
             &[
                 &run.0,
@@ -173,7 +173,15 @@ pub(super) async fn dispatch(
             "task_id": task.id, "key": task.key, "agent": task.agent,
             "title": task.title, "priority": task.priority
         });
-        emit(tx, effects, task.project_id, Some(run), EventKind::TaskQueued, payload).await?;
+        emit(
+            tx,
+            effects,
+            task.project_id,
+            Some(run),
+            EventKind::TaskQueued,
+            payload,
+        )
+        .await?;
         let message = Outgoing::Task {
             agent: task.agent,
             message: TaskMessage {
@@ -242,7 +250,13 @@ pub(super) async fn settle(
     } else {
         let failed = rows
             .iter()
-            .map(|r| Ok(format!("{}: {}", r.try_get::<_, String>(0)?, r.try_get::<_, String>(1)?)))
+            .map(|r| {
+                Ok(format!(
+                    "{}: {}",
+                    r.try_get::<_, String>(0)?,
+                    r.try_get::<_, String>(1)?
+                ))
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Outgoing::TaskFailure {
             token,
@@ -285,7 +299,7 @@ pub(super) async fn block_downstream(
                  SELECT task_id FROM task_dependencies WHERE depends_on = $1
                  UNION
                  SELECT d.task_id FROM task_dependencies d JOIN downstream ON d.depends_on = downstream.id)
-             SELECT id FROM tasks WHERE id IN (SELECT id FROM downstream) ORDER BY id FOR UPDATE",
+             SELECT id FROM tasks WHERE id IN (SELECT id FROM downstream) ORDER BY id FOR NO KEY UPDATE",
             &[&failed.id.0],
         )
         .await?
@@ -305,9 +319,17 @@ pub(super) async fn block_downstream(
     for row in &blocked {
         let id: Uuid = row.try_get(0)?;
         let key: String = row.try_get(1)?;
-        let payload = json!({"task_id": id, "key": key, "blocked_by": failed.key, "reason": reason});
-        emit(tx, effects, failed.project_id, Some(failed.run_id), EventKind::TaskBlocked, payload)
-            .await?;
+        let payload =
+            json!({"task_id": id, "key": key, "blocked_by": failed.key, "reason": reason});
+        emit(
+            tx,
+            effects,
+            failed.project_id,
+            Some(failed.run_id),
+            EventKind::TaskBlocked,
+            payload,
+        )
+        .await?;
         ids.push(TaskId(id));
     }
     Ok(ids)
