@@ -7,6 +7,7 @@
 //! - approvals that passed their expiry undecided become `expired` and the step waiting on
 //!   each is failed with `ApprovalExpired`, so nothing waits forever and an expired payload
 //!   can never run;
+//! - budget reservations held longer than any call (their holder died) are released;
 //! - completed idempotency keys older than the retention are forgotten.
 
 use autocrew_shared::adapters::{self, aws, postgres};
@@ -15,7 +16,7 @@ use autocrew_shared::config::{
 };
 use autocrew_shared::domain::EventKind;
 use autocrew_shared::ports::{
-    ApprovalStore, IdempotencyStore, RunControl, RunStore, StateMachine, StateMachineError,
+    ApprovalStore, BudgetStore, IdempotencyStore, RunControl, RunStore, StateMachine, StateMachineError,
     StoreError, TaskStore,
 };
 use autocrew_shared::services::{AgentQueues, Notifier, Relay};
@@ -34,6 +35,10 @@ pub const IDEMPOTENCY_RETENTION_DAYS: u32 = 7;
 /// An outbox entry this old was not sent by the relay right after its commit.
 pub const OUTBOX_AGE: Duration = Duration::from_secs(10);
 
+/// A held reservation older than this was held by a worker that died: no call lasts so
+/// long (the agents' functions time out after 120 s).
+pub const RESERVATION_TTL: Duration = Duration::from_secs(15 * 60);
+
 /// At most this many of each kind of repair per sweep: a backlog drains over a few sweeps
 /// instead of making one sweep run long.
 const BATCH: u32 = 100;
@@ -48,6 +53,7 @@ pub struct SweepReport {
     pub stale_attempt_effects: usize,
     pub replanned_effects: usize,
     pub overdue_effects: usize,
+    pub reservations_released: u64,
     pub approvals_expired: usize,
     pub idempotency_keys_pruned: u64,
 }
@@ -69,6 +75,7 @@ pub struct SweepState {
     pub control: Arc<dyn RunControl>,
     pub relay: Relay,
     pub liveness: Liveness,
+    pub budgets: Arc<dyn BudgetStore>,
     pub approvals: Arc<dyn ApprovalStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub state_machine: Arc<dyn StateMachine>,
@@ -97,6 +104,7 @@ impl SweepState {
             control: Arc::new(postgres::PgRunControl::new(pool.clone())),
             relay,
             liveness: Liveness::from_env(env)?,
+            budgets: Arc::new(postgres::PgBudgetStore::new(pool.clone())),
             approvals: Arc::new(postgres::PgApprovalStore::new(pool.clone())),
             idempotency: Arc::new(postgres::PgIdempotencyStore::new(pool.clone())),
             state_machine: Arc::new(aws::SfnStateMachine::new(&sdk)),
@@ -122,6 +130,7 @@ pub async fn handle(
     let overdue = state.control.fail_overdue(BATCH).await?;
     let overdue_effects = overdue.events.len() + overdue.outbox.len();
     state.relay.publish(overdue).await;
+    let reservations_released = state.budgets.release_expired(RESERVATION_TTL).await?;
     let expired = state.approvals.expire_due().await?;
     for approval in &expired {
         if let Some(token) = &approval.task_token {
@@ -159,6 +168,7 @@ pub async fn handle(
         stale_attempt_effects,
         replanned_effects,
         overdue_effects,
+        reservations_released,
         approvals_expired: expired.len(),
         idempotency_keys_pruned: pruned,
     })

@@ -239,6 +239,7 @@ kind_enum!(
     ReservationStatus, "reservation_status" {
         Held => "held",
         Settled => "settled",
+        Released => "released",
     }
 );
 

@@ -147,6 +147,9 @@ pub struct AttemptFailure {
     pub retryable: bool,
     /// How long the next attempt waits.
     pub backoff: std::time::Duration,
+    /// The attempt's worker is presumed dead: the budget reservations its calls hold are
+    /// released with the failure.
+    pub dead: bool,
 }
 
 /// A task's state change together with what it sends out (see `Effects`).

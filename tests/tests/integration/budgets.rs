@@ -49,7 +49,7 @@ async fn two_hundred_concurrent_calls_never_overspend_a_small_run_budget() -> an
     let calls = (0..200).map(|_| {
         let (budgets, user, run) = (budgets.clone(), seeded.user.id, seeded.run.id);
         tokio::spawn(async move {
-            match budgets.reserve(user, Some(run), MicroUsd(30_000)).await {
+            match budgets.reserve(user, (Some(run), None), MicroUsd(30_000)).await {
                 Ok(reservation) => {
                     tokio::time::sleep(Duration::from_millis(3)).await;
                     budgets
@@ -111,13 +111,13 @@ async fn the_monthly_ai_budget_comes_from_the_tier_and_is_refused_past_it() -> a
         .await?;
     let budgets = PgBudgetStore::new(db.pool.clone());
 
-    let free_offline = budgets.reserve(free.id, None, MicroUsd::ZERO).await;
-    let free_paid = budgets.reserve(free.id, None, MicroUsd(1)).await;
-    let pro_most = budgets.reserve(pro.id, None, MicroUsd(7_999_000)).await?;
-    let pro_over = budgets.reserve(pro.id, None, MicroUsd(2_000)).await;
+    let free_offline = budgets.reserve(free.id, (None, None), MicroUsd::ZERO).await;
+    let free_paid = budgets.reserve(free.id, (None, None), MicroUsd(1)).await;
+    let pro_most = budgets.reserve(pro.id, (None, None), MicroUsd(7_999_000)).await?;
+    let pro_over = budgets.reserve(pro.id, (None, None), MicroUsd(2_000)).await;
     budgets.settle(pro_most.id, MicroUsd(1_000_000)).await?;
     budgets.settle(pro_most.id, MicroUsd(5_000_000)).await?;
-    let pro_after = budgets.reserve(pro.id, None, MicroUsd(2_000)).await;
+    let pro_after = budgets.reserve(pro.id, (None, None), MicroUsd(2_000)).await;
 
     assert_eq!(
         Tier::Pro.monthly_ai_budget(),
@@ -160,5 +160,50 @@ async fn the_monthly_ai_budget_comes_from_the_tier_and_is_refused_past_it() -> a
         .await?
         .get(0);
     assert_eq!(spent, 1_000_000);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_released_reservation_returns_to_both_budgets_and_a_late_settle_still_spends()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let budgets = PgBudgetStore::new(db.pool.clone());
+    let slow = budgets
+        .reserve(seeded.user.id, (Some(seeded.run.id), None), MicroUsd(30_000))
+        .await?;
+    let client = db.pool.get().await?;
+    client
+        .execute(
+            "UPDATE budget_reservations SET created_at = now() - interval '1 hour' WHERE id = $1",
+            &[&slow.id],
+        )
+        .await?;
+    let fresh = budgets
+        .reserve(seeded.user.id, (Some(seeded.run.id), None), MicroUsd(10_000))
+        .await?;
+
+    let released = budgets.release_expired(Duration::from_secs(900)).await?;
+    let run = PgRunStore::new(db.pool.clone()).run(seeded.run.id).await?;
+    budgets.settle(slow.id, MicroUsd(7_000)).await?;
+    budgets.settle(slow.id, MicroUsd(7_000)).await?;
+    budgets.settle(fresh.id, MicroUsd(2_000)).await?;
+    let after = PgRunStore::new(db.pool.clone()).run(seeded.run.id).await?;
+
+    assert_eq!(released, 1, "only the reservation older than any call");
+    assert_eq!(run.reserved, MicroUsd(10_000));
+    assert_eq!(
+        (after.reserved, after.spent),
+        (MicroUsd::ZERO, MicroUsd(9_000)),
+        "the slow call's actual cost is spent once, and nothing is reserved"
+    );
+    let month: (i64, i64) = client
+        .query_one(
+            "SELECT reserved_micro_usd, spent_micro_usd FROM user_monthly_spend WHERE user_id = $1",
+            &[&seeded.user.id.0],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))?;
+    assert_eq!(month, (0, 9_000));
     Ok(())
 }

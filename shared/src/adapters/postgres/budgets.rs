@@ -1,7 +1,7 @@
 //! Budget reservations.
 
 use super::Pool;
-use crate::domain::{MicroUsd, ReservationStatus, RunId, RunStatus, Tier, UserId};
+use crate::domain::{MicroUsd, ReservationStatus, RunId, RunStatus, TaskId, Tier, UserId};
 use crate::ports::{BudgetError, BudgetScope, BudgetStore, Reservation, StoreError};
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -75,8 +75,8 @@ const HOLD_RUN: &str = "
         WHERE id = $3 AND spent_micro_usd + reserved_micro_usd + $5 <= budget_micro_usd
           AND NOT (status = ANY($6::run_status[]))
         RETURNING id)
-    INSERT INTO budget_reservations (id, user_id, run_id, month, amount_micro_usd)
-    SELECT $1, $2, $3, $4, $5 WHERE $3::uuid IS NULL OR EXISTS (SELECT 1 FROM run)
+    INSERT INTO budget_reservations (id, user_id, run_id, month, amount_micro_usd, task_id)
+    SELECT $1, $2, $3, $4, $5, $7 WHERE $3::uuid IS NULL OR EXISTS (SELECT 1 FROM run)
     RETURNING id";
 
 /// Why the user's month refused: how much is left, or that there is no such user.
@@ -150,7 +150,7 @@ impl BudgetStore for PgBudgetStore {
     async fn reserve(
         &self,
         user: UserId,
-        run: Option<RunId>,
+        (run, task): (Option<RunId>, Option<TaskId>),
         amount: MicroUsd,
     ) -> Result<Reservation, BudgetError> {
         let mut client = self.pool.get().await.map_err(StoreError::from)?;
@@ -184,6 +184,7 @@ impl BudgetStore for PgBudgetStore {
                     &month,
                     &amount.0,
                     &ended_statuses(),
+                    &task.map(|t| t.0),
                 ],
             )
             .await
@@ -228,17 +229,27 @@ impl BudgetStore for PgBudgetStore {
         Ok(month.min(run))
     }
 
+    async fn release_expired(&self, age: std::time::Duration) -> Result<u64, StoreError> {
+        let client = self.pool.get().await?;
+        let cutoff = chrono::Utc::now()
+            - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::hours(1));
+        release_held(&client, "b.created_at < $2", &cutoff).await
+    }
+
     async fn settle(&self, reservation: Uuid, actual: MicroUsd) -> Result<(), StoreError> {
         // One statement, so one round trip and atomic: the reservation is marked settled
-        // only while still held (settling twice changes nothing), and the user's month and
-        // the run move the same amount from reserved to spent.
+        // only while still held or released (settling twice changes nothing), and the
+        // user's month and the run move the same amount from reserved to spent. A released
+        // reservation's amount already went back: only the actual cost is spent.
         let client = self.pool.get().await?;
         let settle = client
             .prepare_cached(
                 "WITH held AS (
-                     UPDATE budget_reservations SET status = $2, actual_micro_usd = $3, settled_at = now()
-                     WHERE id = $1 AND status = $4
-                     RETURNING user_id, run_id, month, amount_micro_usd),
+                     UPDATE budget_reservations b SET status = $2, actual_micro_usd = $3, settled_at = now()
+                     FROM (SELECT id, status AS was FROM budget_reservations WHERE id = $1 FOR UPDATE) before
+                     WHERE b.id = before.id AND before.was = ANY($4)
+                     RETURNING b.user_id, b.run_id, b.month,
+                               CASE WHEN before.was = $5 THEN b.amount_micro_usd ELSE 0 END AS amount_micro_usd),
                  month AS (
                      UPDATE user_monthly_spend s
                      SET reserved_micro_usd = s.reserved_micro_usd - held.amount_micro_usd,
@@ -261,10 +272,47 @@ impl BudgetStore for PgBudgetStore {
                     &reservation,
                     &ReservationStatus::Settled,
                     &actual.0,
+                    &vec![ReservationStatus::Held, ReservationStatus::Released],
                     &ReservationStatus::Held,
                 ],
             )
             .await?;
         Ok(())
     }
+}
+
+/// Releases held reservations chosen by `filter` (a condition on `b`, the reservation, with
+/// `$2` as its one parameter) inside the caller's transaction: each goes back to its run's
+/// and its user's month's reserved amounts. Returns how many were released.
+pub(super) async fn release_held(
+    client: &impl deadpool_postgres::GenericClient,
+    filter: &str,
+    value: &(dyn tokio_postgres::types::ToSql + Sync),
+) -> Result<u64, StoreError> {
+    let sql = format!(
+        "WITH released AS (
+             UPDATE budget_reservations b SET status = $1, settled_at = now()
+             WHERE b.status = $3 AND {filter}
+             RETURNING b.user_id, b.run_id, b.month, b.amount_micro_usd),
+         month AS (
+             UPDATE user_monthly_spend s SET reserved_micro_usd = s.reserved_micro_usd - r.total
+             FROM (SELECT user_id, month, sum(amount_micro_usd)::bigint AS total FROM released GROUP BY 1, 2) r
+             WHERE s.user_id = r.user_id AND s.month = r.month
+             RETURNING 1),
+         run AS (
+             UPDATE runs x SET reserved_micro_usd = x.reserved_micro_usd - r.total
+             FROM (SELECT run_id, sum(amount_micro_usd)::bigint AS total FROM released
+                   WHERE run_id IS NOT NULL GROUP BY 1) r
+             WHERE x.id = r.run_id
+             RETURNING 1)
+         SELECT (SELECT count(*) FROM released), (SELECT count(*) FROM month), (SELECT count(*) FROM run)"
+    );
+    let row = client
+        .query_one(
+            &sql,
+            &[&ReservationStatus::Released, value, &ReservationStatus::Held],
+        )
+        .await?;
+    let released: i64 = row.try_get(0)?;
+    Ok(u64::try_from(released).unwrap_or(0))
 }

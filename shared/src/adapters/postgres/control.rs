@@ -84,6 +84,8 @@ async fn stop_run(
         )
         .await?;
     let stopped = run_from_row(&row)?;
+    // Calls still in flight settle their actual cost when they return.
+    super::budgets::release_held(tx, "b.run_id = $2", &run.id.0).await?;
     let payload = json!({"error": reason, "cancelled_tasks": cancelled.len()});
     emit(tx, effects, run.project_id, Some(run.id), kind, payload).await?;
     let stop = Outgoing::StopExecution {

@@ -26,6 +26,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_durable_runs",
         include_str!("../../../../migrations/0005_durable_runs.sql"),
     ),
+    (
+        "0006_reservation_release",
+        include_str!("../../../../migrations/0006_reservation_release.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

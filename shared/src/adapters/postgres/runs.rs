@@ -317,6 +317,8 @@ impl RunStore for PgRunStore {
                 error: None,
             };
             tracing::warn!(run = %run, "the planner stopped sending heartbeats; planning again");
+            super::budgets::release_held(&tx, "b.run_id = $2 AND b.task_id IS NULL", &run.0)
+                .await?;
             send(&tx, &mut effects, Some(run), Outgoing::Replan { message }).await?;
         }
         tx.commit().await?;

@@ -384,6 +384,11 @@ impl TaskStore for PgTaskStore {
         let run = locked.run_id;
         let error = failure.error.as_str();
         transitions::finish_attempt(&tx, task, attempt, AttemptStatus::Failed, Some(error)).await?;
+        if failure.dead {
+            // The next attempt cannot start before this commits: whatever the task holds
+            // was held by the dead one.
+            super::budgets::release_held(&tx, "b.task_id = $2", &task.0).await?;
+        }
         let mut effects = Effects::default();
         let will_retry = failure.retryable && attempt < locked.max_attempts;
         let payload = json!({
@@ -498,6 +503,7 @@ impl PgTaskStore {
                 ),
                 retryable: true,
                 backoff: Duration::ZERO,
+                dead: true,
             };
             tracing::warn!(task = %task, attempt, silent, "reclaiming a dead attempt");
             match self.fail_attempt(task, attempt, &failure).await {

@@ -415,7 +415,11 @@ impl Gateway {
         match self
             .stores
             .budgets
-            .reserve(who.user_id, who.run_id, price.cost(worst_case(request)))
+            .reserve(
+                who.user_id,
+                (who.run_id, who.task_id),
+                price.cost(worst_case(request)),
+            )
             .await
         {
             Ok(reservation) => Ok(Ok(reservation)),
