@@ -3,6 +3,7 @@
 //! the stack and exports its environment.
 
 pub mod compatible_server;
+pub mod chaos;
 pub mod replay;
 pub mod wire_anthropic;
 pub mod wire_gemini;

@@ -9,7 +9,7 @@
 //!   its run still has in the outbox (a worker that died between commit and send).
 
 use crate::agent_loop::{self, Finished, LoopError};
-use crate::heartbeat::{Delivery, Heartbeat};
+use crate::heartbeat::{Delivery, Heartbeat, hide};
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::AgentTaskContext;
 use autocrew_shared::domain::records::{Run, Task};
@@ -25,6 +25,13 @@ pub(crate) async fn handle(
     message: TaskMessage,
     receipt: Option<&str>,
 ) -> Result<(), RecordError> {
+    let delivery = receipt.and_then(|receipt| {
+        Some(Delivery {
+            queue_url: ctx.relay.queues.url(agent)?.to_owned(),
+            receipt: receipt.to_owned(),
+        })
+    });
+    hide(&*ctx.queue, delivery.as_ref(), ctx.liveness).await;
     let task = ctx.tasks.task(message.task_id).await?;
     if task.agent != agent {
         return Err(RecordError::Poison(format!(
@@ -59,14 +66,6 @@ pub(crate) async fn handle(
         }
     };
     let attempt = started.value.attempt_no;
-    ctx.relay.publish(started.effects).await;
-    let run = ctx.runs.run(task.run_id).await?;
-    let delivery = receipt.and_then(|receipt| {
-        Some(Delivery {
-            queue_url: ctx.relay.queues.url(agent)?.to_owned(),
-            receipt: receipt.to_owned(),
-        })
-    });
     let heartbeat = {
         let (tasks, id) = (ctx.tasks.clone(), task.id);
         Heartbeat::start(ctx, delivery, move || {
@@ -74,6 +73,8 @@ pub(crate) async fn handle(
             async move { tasks.heartbeat(id, attempt).await }
         })
     };
+    ctx.relay.publish(started.effects).await;
+    let run = ctx.runs.run(task.run_id).await?;
     let clock = Instant::now();
     let outcome = match ctx.tasks.run_tasks(run.id).await {
         Ok(all) => {

@@ -5,7 +5,8 @@
 //! stop at its next model turn or tool call.
 
 use crate::StepContext;
-use autocrew_shared::ports::StoreError;
+use autocrew_shared::config::Liveness;
+use autocrew_shared::ports::{Queue, StoreError};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use std::future::Future;
@@ -59,14 +60,7 @@ impl Heartbeat {
                     // work is reclaimed, and this worker learns it at its next beat.
                     Err(e) => tracing::warn!(error = %e, "a heartbeat was not recorded"),
                 }
-                if let Some(d) = &delivery {
-                    let hidden = queue
-                        .change_visibility(&d.queue_url, &d.receipt, liveness.visibility())
-                        .await;
-                    if let Err(e) = hidden {
-                        tracing::warn!(error = %e, "could not extend the message's visibility");
-                    }
-                }
+                hide(&*queue, delivery.as_ref(), liveness).await;
             }
         });
         Heartbeat {
@@ -100,6 +94,19 @@ impl Heartbeat {
                 true
             }
         }
+    }
+}
+
+/// Hides the message for one more stretch of `liveness.visibility()`. A step calls it
+/// first thing: the queue's own visibility (the function's timeout) would keep a message
+/// whose worker died at once hidden for minutes.
+pub(crate) async fn hide(queue: &dyn Queue, delivery: Option<&Delivery>, liveness: Liveness) {
+    let Some(d) = delivery else { return };
+    let hidden = queue
+        .change_visibility(&d.queue_url, &d.receipt, liveness.visibility())
+        .await;
+    if let Err(e) = hidden {
+        tracing::warn!(error = %e, "could not extend the message's visibility");
     }
 }
 

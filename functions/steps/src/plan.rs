@@ -4,7 +4,7 @@
 //! no task and dispatches nothing.
 
 use crate::callback::{answered, call_model, retry};
-use crate::heartbeat::{Delivery, Heartbeat};
+use crate::heartbeat::{Delivery, Heartbeat, hide};
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::planner::{self, PlanReply};
 use autocrew_shared::domain::records::{Attribution, Run, Task};
@@ -24,6 +24,13 @@ pub(crate) async fn handle(
     receipt: Option<&str>,
 ) -> Result<(), RecordError> {
     let stale_after = ctx.liveness.stale_after;
+    let delivery = receipt.and_then(|receipt| {
+        Some(Delivery {
+            queue_url: ctx.relay.queues.url(AgentKind::Orchestrator)?.to_owned(),
+            receipt: receipt.to_owned(),
+        })
+    });
+    hide(&*ctx.queue, delivery.as_ref(), ctx.liveness).await;
     let run = match ctx
         .runs
         .begin_planning(message.run_id, &message.task_token, stale_after)
@@ -39,12 +46,6 @@ pub(crate) async fn handle(
         }
         PlanLease::Done(run) => return answer_again(ctx, &message, &run).await,
     };
-    let delivery = receipt.and_then(|receipt| {
-        Some(Delivery {
-            queue_url: ctx.relay.queues.url(AgentKind::Orchestrator)?.to_owned(),
-            receipt: receipt.to_owned(),
-        })
-    });
     let heartbeat = {
         let (runs, id) = (ctx.runs.clone(), run.id);
         Heartbeat::start(ctx, delivery, move || {

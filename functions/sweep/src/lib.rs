@@ -33,7 +33,7 @@ pub const FUNCTION_NAME: &str = "schedule-sweep";
 pub const IDEMPOTENCY_RETENTION_DAYS: u32 = 7;
 
 /// An outbox entry this old was not sent by the relay right after its commit.
-pub const OUTBOX_AGE: Duration = Duration::from_secs(10);
+pub const OUTBOX_AGE: Duration = Duration::from_secs(5);
 
 /// A held reservation older than this was held by a worker that died: no call lasts so
 /// long (the agents' functions time out after 120 s).

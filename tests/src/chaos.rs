@@ -1,0 +1,342 @@
+//! Chaos rounds: a run is started through the API, the runner is killed with SIGKILL at a
+//! chosen moment of it (planning, dispatch, a model turn, a tool call, completion), a new
+//! runner starts, and the run must still end `succeeded` with nothing lost and nothing
+//! done twice. What "nothing done twice" means is checked in Postgres, the source of truth:
+//! - every task completed, by exactly one succeeded attempt;
+//! - every artifact was recorded, and announced, once;
+//! - the run's spend equals the sum of its ledger rows;
+//! - no budget reservation is left held, and the outbox is empty.
+//!
+//! Recovery time is from the kill until everything the kill interrupted is under way again
+//! (planning done, each interrupted attempt started anew or ended), the new runner's start
+//! included.
+
+use crate::unique;
+use anyhow::{Context, bail, ensure};
+use autocrew_cli::client::{Stream, sign_up};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+/// Where a round kills the runner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// While the orchestrator plans (after `run_created`).
+    Planning,
+    /// Right after a task is queued.
+    Dispatch,
+    /// While an agent's model turn runs (after `task_started`).
+    ModelTurn,
+    /// Right after a tool call stored a file (`artifact_stored`).
+    ToolCall,
+    /// After the last task completed: compile and notify.
+    Completion,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 5] = [
+        Phase::Planning,
+        Phase::Dispatch,
+        Phase::ModelTurn,
+        Phase::ToolCall,
+        Phase::Completion,
+    ];
+
+    /// The event after which the kill comes, how many of them to let pass first, and how
+    /// many milliseconds to wait after the last (to land inside the step that follows).
+    fn trigger(self, pick: u32) -> (&'static str, u32, u64) {
+        let jitter = u64::from(pick % 20);
+        match self {
+            // The plan step starts some tens of milliseconds after the command is stored.
+            Phase::Planning => ("run_created", 1, 40 + u64::from(pick % 80)),
+            Phase::Dispatch => ("task_queued", 1 + pick % 7, jitter),
+            Phase::ModelTurn => ("task_started", 1 + pick % 7, jitter),
+            Phase::ToolCall => ("artifact_stored", 1 + pick % 10, jitter),
+            Phase::Completion => ("task_completed", 7, jitter),
+        }
+    }
+}
+
+/// How to run the rounds.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The runner binary (`autocrew-local`).
+    pub runner: PathBuf,
+    /// The folder holding `template.yaml`.
+    pub root: PathBuf,
+    pub port: u16,
+    /// Where the runners' output goes.
+    pub log: PathBuf,
+    /// Give up on a round's run after this long.
+    pub round_timeout: Duration,
+}
+
+/// One round's outcome.
+#[derive(Debug, Clone)]
+pub struct Round {
+    pub phase: Phase,
+    pub run_id: String,
+    /// Kill to the run's first new event.
+    pub recovery: Duration,
+    /// Kill to the run's end.
+    pub completion: Duration,
+}
+
+/// A runner process, killed with SIGKILL when asked (or dropped).
+pub struct Runner {
+    child: Child,
+}
+
+impl Runner {
+    /// Starts a runner and waits until its API answers.
+    pub async fn start(settings: &Settings) -> anyhow::Result<Runner> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&settings.log)
+            .with_context(|| format!("cannot open {}", settings.log.display()))?;
+        let child = Command::new(&settings.runner)
+            .arg("--port")
+            .arg(settings.port.to_string())
+            .arg("--root")
+            .arg(&settings.root)
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", settings.runner.display()))?;
+        let mut runner = Runner { child };
+        let url = format!("http://127.0.0.1:{}/costs", settings.port);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = runner.child.try_wait()? {
+                bail!("the runner exited ({status}); see {}", settings.log.display());
+            }
+            // Any HTTP answer (401 without a token) means the gateway is serving.
+            if reqwest::get(&url).await.is_ok() {
+                return Ok(runner);
+            }
+            ensure!(Instant::now() < deadline, "the runner did not answer in 60 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown, no flush, as a crash.
+    pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+}
+
+/// The next event of `run` on `stream`, waiting at most until `deadline`.
+async fn next_of(stream: &mut Stream, run: &str, deadline: Instant) -> anyhow::Result<Value> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = tokio::time::timeout(left, stream.next())
+            .await
+            .context("no event in time")??
+            .context("the live stream closed")?;
+        if event["run_id"].as_str() == Some(run) {
+            return Ok(event);
+        }
+    }
+}
+
+/// The work of a run that is under way, as its events tell: whether it is still being
+/// planned, and each started task's attempt until it ends.
+#[derive(Debug, Clone, Default)]
+struct InFlight {
+    planned: bool,
+    /// Task id → the attempt running (absent once the task ended).
+    running: std::collections::HashMap<String, i64>,
+    /// Task id → its last attempt started.
+    attempts: std::collections::HashMap<String, i64>,
+    ended: std::collections::HashSet<String>,
+}
+
+impl InFlight {
+    fn see(&mut self, event: &Value) {
+        let task = event["payload"]["task_id"].as_str().unwrap_or_default().to_owned();
+        match event["kind"].as_str().unwrap_or_default() {
+            "run_planned" => self.planned = true,
+            "task_started" => {
+                let attempt = event["payload"]["attempt"].as_i64().unwrap_or(1);
+                self.running.insert(task.clone(), attempt);
+                self.attempts.insert(task, attempt);
+            }
+            "task_completed" | "task_failed" | "task_blocked" => {
+                self.running.remove(&task);
+                self.ended.insert(task);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether everything `before` had under way (the kill interrupted it) has started
+    /// again or ended since: planning, and each running attempt.
+    fn resumed_from(&self, before: &InFlight) -> bool {
+        let plan = before.planned || self.planned;
+        let tasks = before.running.iter().all(|(task, attempt)| {
+            self.attempts.get(task).is_some_and(|now| now > attempt)
+                || (self.ended.contains(task) && !before.ended.contains(task))
+        });
+        plan && tasks
+    }
+}
+
+/// One round against a running `runner`; returns the new runner with the outcome.
+pub async fn round(
+    settings: &Settings,
+    runner: Runner,
+    phase: Phase,
+    pick: u32,
+) -> anyhow::Result<(Runner, Round)> {
+    let base = format!("http://127.0.0.1:{}", settings.port);
+    let client = sign_up(&base, &format!("{}@chaos.local", unique("chaos"))).await?;
+    let project = client
+        .post("/projects", json!({"name": "Chaos"}), "create a project")
+        .await?;
+    let project_id = project["id"].as_str().context("no project id")?.to_owned();
+    let mut stream = client.follow(&project_id, 0).await?;
+    let accepted = client
+        .post(
+            &format!("/projects/{project_id}/commands"),
+            json!({"command": format!("Build a recipe app for keto dieters ({})", unique("round"))}),
+            "post the command",
+        )
+        .await?;
+    let run = accepted["run_id"].as_str().context("no run id")?.to_owned();
+    let (kind, count, delay) = phase.trigger(pick);
+    let deadline = Instant::now() + settings.round_timeout;
+    let mut seen = 0;
+    let mut work = InFlight::default();
+    let last_seq = loop {
+        let event = next_of(&mut stream, &run, deadline).await?;
+        work.see(&event);
+        if event["kind"] == kind {
+            seen += 1;
+        }
+        if seen >= count {
+            break event["seq"].as_i64().unwrap_or(0);
+        }
+        if matches!(event["kind"].as_str(), Some("run_completed" | "run_failed")) {
+            bail!("the run ended before the {count}th {kind}");
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(delay)).await;
+    runner.kill().await?;
+    let killed = Instant::now();
+    drop(stream);
+    let runner = Runner::start(settings).await?;
+    let mut stream = client.follow(&project_id, last_seq).await?;
+    let interrupted = work.clone();
+    let mut recovery = None;
+    let mut event = next_of(&mut stream, &run, deadline).await?;
+    loop {
+        work.see(&event);
+        if recovery.is_none() && work.resumed_from(&interrupted) {
+            recovery = Some(killed.elapsed());
+        }
+        if matches!(
+            event["kind"].as_str(),
+            Some("run_completed" | "run_failed" | "run_cancelled")
+        ) {
+            break;
+        }
+        event = next_of(&mut stream, &run, deadline).await?;
+    }
+    let recovery = recovery.unwrap_or_else(|| killed.elapsed());
+    let completion = killed.elapsed();
+    ensure!(
+        event["kind"] == "run_completed",
+        "run {run} ended {}: {}",
+        event["kind"],
+        event["payload"]["error"]
+    );
+    Ok((
+        runner,
+        Round {
+            phase,
+            run_id: run,
+            recovery,
+            completion,
+        },
+    ))
+}
+
+/// Checks, in Postgres, that `run` lost nothing and did nothing twice. Waits up to 60 s
+/// for the outbox and the reservations to drain (a relay or a release can trail the end).
+pub async fn check(client: &tokio_postgres::Client, run: &str) -> anyhow::Result<()> {
+    let run: uuid::Uuid = run.parse()?;
+    let row = client
+        .query_one(
+            "SELECT status::text,
+                    (SELECT count(*) FROM tasks WHERE run_id = $1),
+                    (SELECT count(*) FROM tasks WHERE run_id = $1 AND status = 'completed'),
+                    (SELECT count(*) FROM tasks t WHERE run_id = $1 AND
+                        (SELECT count(*) FROM task_attempts a WHERE a.task_id = t.id AND a.status = 'succeeded') <> 1),
+                    spent_micro_usd,
+                    (SELECT coalesce(sum(cost_micro_usd), 0)::bigint FROM llm_calls WHERE run_id = $1)
+             FROM runs WHERE id = $1",
+            &[&run],
+        )
+        .await?;
+    let (status, tasks, completed, not_once): (String, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (spent, ledger): (i64, i64) = (row.get(4), row.get(5));
+    ensure!(status == "succeeded", "run {run} is {status}");
+    ensure!(tasks > 0 && completed == tasks, "{completed} of {tasks} tasks completed");
+    ensure!(not_once == 0, "{not_once} task(s) did not complete exactly once");
+    ensure!(spent == ledger, "the run spent {spent} but its ledger sums to {ledger}");
+    let doubled: i64 = client
+        .query_one(
+            "SELECT count(*) FROM (SELECT payload->>'object_key' FROM events
+             WHERE run_id = $1 AND kind = 'artifact_stored' GROUP BY 1 HAVING count(*) > 1) d",
+            &[&run],
+        )
+        .await?
+        .get(0);
+    ensure!(doubled == 0, "{doubled} artifact(s) were announced more than once");
+    let unrecorded: i64 = client
+        .query_one(
+            "SELECT count(*) FROM (SELECT DISTINCT payload->>'object_key' AS k FROM events
+             WHERE run_id = $1 AND kind = 'artifact_stored') e
+             WHERE NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.key = e.k)",
+            &[&run],
+        )
+        .await?
+        .get(0);
+    ensure!(unrecorded == 0, "{unrecorded} announced artifact(s) have no row");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM budget_reservations WHERE run_id = $1 AND status = 'held'),
+                        (SELECT count(*) FROM outbox WHERE run_id = $1)",
+                &[&run],
+            )
+            .await?;
+        let (held, unsent): (i64, i64) = (row.get(0), row.get(1));
+        if held == 0 && unsent == 0 {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{held} reservation(s) still held and {unsent} outbox message(s) unsent after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The `p`th percentile (0-100) of `values`, by nearest rank.
+pub fn percentile(values: &[Duration], p: u32) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (usize::try_from(p).unwrap_or(100) * sorted.len()).div_ceil(100);
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
