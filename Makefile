@@ -1,12 +1,15 @@
 # The two commands of the README, and the stack's own verbs. Everything is in
 # infra/local/stack.sh; this file only names it.
-.PHONY: demo demo-compatible demo-checked test bench up down status lint
+.PHONY: demo demo-compatible demo-checked test chaos bench up down status lint
 
 demo:  ## set up, start the local stack, run the main job, stop what was started
 	bash infra/local/stack.sh demo
 
-test:  ## set up, start the local stack, run the whole test suite, stop what was started
+test:  ## set up, start the local stack, run the whole test suite and 10 chaos rounds, stop what was started
 	bash infra/local/stack.sh test
+
+chaos: ## kill -9 the runner in the middle of 100 runs (CHAOS_ROUNDS=N for another count); every run must succeed
+	bash infra/local/stack.sh chaos
 
 demo-compatible:  ## the demo over the OpenAI-compatible adapter (a local server speaking its wire format)
 	bash infra/local/stack.sh demo-compatible

@@ -326,6 +326,25 @@ run_tests() {
   return "$status"
 }
 
+# Chaos rounds (tests/src/chaos.rs): kill -9 the runner in the middle of runs, start a new
+# one, check that every run succeeds with nothing lost or done twice. CHAOS_ROUNDS rounds
+# (`make chaos`: 100; `make test` runs 10).
+run_chaos() {
+  local rounds=${1:-${CHAOS_ROUNDS:-100}}
+  stop_runner
+  say "chaos: $rounds rounds, about 35 s each (runner logs in .local/chaos-runner.log)"
+  (cd "$root" && "$(target_dir)/debug/chaos" --rounds "$rounds" --port "$(free_port)" \
+    --runner "$(target_dir)/debug/autocrew-local" --root "$root" --log "$local_dir/chaos-runner.log")
+}
+
+# The whole suite, then a bounded chaos run (the long one is `make chaos`).
+run_tests_and_chaos() {
+  local status=0
+  run_tests || status=$?
+  run_chaos "${CHAOS_ROUNDS:-10}" || status=$?
+  return "$status"
+}
+
 # The gateway benchmark (tests/benches/gateway.rs), optimised build.
 run_bench() {
   (cd "$root" && cargo bench -p autocrew-tests --bench gateway)
@@ -408,11 +427,12 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  test) lint; with_stack run_tests ;;
+  test) lint; with_stack run_tests_and_chaos ;;
+  chaos) with_stack run_chaos ;;
   demo) with_stack demo ;;
   bench) with_stack run_bench ;;
   demo-compatible) with_stack demo_compatible ;;
   demo-checked) with_stack demo_checked ;;
   lint) lint ;;
-  *) die "usage: stack.sh up|down|status|test|demo|demo-compatible|demo-checked|bench|lint" ;;
+  *) die "usage: stack.sh up|down|status|test|chaos|demo|demo-compatible|demo-checked|bench|lint" ;;
 esac

@@ -67,6 +67,9 @@ pub struct Settings {
     /// The folder holding `template.yaml`.
     pub root: PathBuf,
     pub port: u16,
+    /// The runners' resource prefix in the emulator: their own queues, so nothing else
+    /// running on the stack takes their messages.
+    pub prefix: String,
     /// Where the runners' output goes.
     pub log: PathBuf,
     /// Give up on a round's run after this long.
@@ -102,20 +105,21 @@ impl Runner {
             .arg(settings.port.to_string())
             .arg("--root")
             .arg(&settings.root)
+            .arg("--prefix")
+            .arg(&settings.prefix)
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start {}", settings.runner.display()))?;
         let mut runner = Runner { child };
-        let url = format!("http://127.0.0.1:{}/costs", settings.port);
+        let url = format!("http://127.0.0.1:{}/health", settings.port);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = runner.child.try_wait()? {
                 bail!("the runner exited ({status}); see {}", settings.log.display());
             }
-            // Any HTTP answer (401 without a token) means the gateway is serving.
-            if reqwest::get(&url).await.is_ok() {
+            if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
                 return Ok(runner);
             }
             ensure!(Instant::now() < deadline, "the runner did not answer in 60 s");

@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         runner: args.runner,
         root: args.root,
         port: args.port,
+        prefix: format!("chaos-{}", std::process::id()),
         log: args.log,
         round_timeout: Duration::from_secs(240),
     };

@@ -1,5 +1,7 @@
 //! `autocrew-local`: the local runner. Reads DATABASE_URL, AWS_REGION and AWS_ENDPOINT_URL;
-//! `--port N` (default 8787), `--root DIR` (default the current folder).
+//! `--port N` (default 8787), `--root DIR` (default the current folder), `--prefix NAME`
+//! (default autocrew-local: the emulator's resources are named after it, so two runners
+//! with different prefixes never take each other's messages).
 
 use autocrew_runner::{Options, start};
 use autocrew_shared::config::ProcessEnv;
@@ -25,7 +27,7 @@ async fn main() -> ExitCode {
     };
     let options = Options {
         root: arg("--root").map(Into::into).unwrap_or_else(|| ".".into()),
-        prefix: "autocrew-local".into(),
+        prefix: arg("--prefix").unwrap_or_else(|| "autocrew-local".into()),
         port,
         pollers_per_queue: 2,
     };
