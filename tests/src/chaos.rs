@@ -117,12 +117,21 @@ impl Runner {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = runner.child.try_wait()? {
-                bail!("the runner exited ({status}); see {}", settings.log.display());
+                bail!(
+                    "the runner exited ({status}); see {}",
+                    settings.log.display()
+                );
             }
-            if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
+            if reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return Ok(runner);
             }
-            ensure!(Instant::now() < deadline, "the runner did not answer in 60 s");
+            ensure!(
+                Instant::now() < deadline,
+                "the runner did not answer in 60 s"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -162,7 +171,10 @@ struct InFlight {
 
 impl InFlight {
     fn see(&mut self, event: &Value) {
-        let task = event["payload"]["task_id"].as_str().unwrap_or_default().to_owned();
+        let task = event["payload"]["task_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         match event["kind"].as_str().unwrap_or_default() {
             "run_planned" => self.planned = true,
             "task_started" => {
@@ -291,9 +303,18 @@ pub async fn check(client: &tokio_postgres::Client, run: &str) -> anyhow::Result
         (row.get(0), row.get(1), row.get(2), row.get(3));
     let (spent, ledger): (i64, i64) = (row.get(4), row.get(5));
     ensure!(status == "succeeded", "run {run} is {status}");
-    ensure!(tasks > 0 && completed == tasks, "{completed} of {tasks} tasks completed");
-    ensure!(not_once == 0, "{not_once} task(s) did not complete exactly once");
-    ensure!(spent == ledger, "the run spent {spent} but its ledger sums to {ledger}");
+    ensure!(
+        tasks > 0 && completed == tasks,
+        "{completed} of {tasks} tasks completed"
+    );
+    ensure!(
+        not_once == 0,
+        "{not_once} task(s) did not complete exactly once"
+    );
+    ensure!(
+        spent == ledger,
+        "the run spent {spent} but its ledger sums to {ledger}"
+    );
     let doubled: i64 = client
         .query_one(
             "SELECT count(*) FROM (SELECT payload->>'object_key' FROM events
@@ -302,7 +323,10 @@ pub async fn check(client: &tokio_postgres::Client, run: &str) -> anyhow::Result
         )
         .await?
         .get(0);
-    ensure!(doubled == 0, "{doubled} artifact(s) were announced more than once");
+    ensure!(
+        doubled == 0,
+        "{doubled} artifact(s) were announced more than once"
+    );
     let unrecorded: i64 = client
         .query_one(
             "SELECT count(*) FROM (SELECT DISTINCT payload->>'object_key' AS k FROM events
@@ -312,7 +336,10 @@ pub async fn check(client: &tokio_postgres::Client, run: &str) -> anyhow::Result
         )
         .await?
         .get(0);
-    ensure!(unrecorded == 0, "{unrecorded} announced artifact(s) have no row");
+    ensure!(
+        unrecorded == 0,
+        "{unrecorded} announced artifact(s) have no row"
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let row = client

@@ -2,8 +2,8 @@
 //! SDK clients pointed at the local stack. Run the suite with `make test`, which starts
 //! the stack and exports its environment.
 
-pub mod compatible_server;
 pub mod chaos;
+pub mod compatible_server;
 pub mod replay;
 pub mod wire_anthropic;
 pub mod wire_gemini;

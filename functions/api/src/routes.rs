@@ -6,11 +6,11 @@ use crate::request::{
 };
 use crate::{ApiError, ApiState};
 use autocrew_shared::domain::records::{NewRun, Project, RequestKey, Run};
-use sha2::{Digest, Sha256};
 use autocrew_shared::domain::{MicroUsd, ProjectId, RunId, TaskId, UserId};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 #[derive(Deserialize)]

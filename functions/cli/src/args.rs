@@ -47,6 +47,11 @@ pub enum Command {
         #[command(flatten)]
         session: SessionArgs,
     },
+    /// The dead-letter queues: what waits in them, and sending it back.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
     /// Apply migrations/ to DATABASE_URL (running it twice is a no-op).
     Migrate,
     /// Check Postgres, pgvector and every AWS service the stack uses.
@@ -55,6 +60,24 @@ pub enum Command {
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqAction {
+    /// Each DLQ with its message count, and the first messages of those that hold some.
+    List {
+        /// Only queues whose name starts with this (the stack's prefix).
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+    /// Send every message of the DLQs back to their source queues.
+    Redrive {
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Only this DLQ (its name, as `list` shows it).
+        #[arg(long)]
+        queue: Option<String>,
     },
 }
 

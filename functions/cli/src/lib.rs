@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod client;
+pub mod dlq;
 pub mod health;
 pub mod run;
 pub mod session;

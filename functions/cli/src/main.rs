@@ -2,8 +2,8 @@
 //! `autocrew completions bash` prints shell completions.
 
 use anyhow::Context;
-use autocrew_cli::args::{Cli, Command};
-use autocrew_cli::{health, run, session};
+use autocrew_cli::args::{Cli, Command, DlqAction};
+use autocrew_cli::{dlq, health, run, session};
 use autocrew_shared::adapters::postgres;
 use autocrew_shared::config::Config;
 use clap::{CommandFactory, Parser};
@@ -107,6 +107,41 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
                     .await?;
             println!("{}", run::summary(&report));
             Ok(report.succeeded)
+        }
+        Command::Dlq { action } => {
+            let config = Config::from_env().context("failed to read configuration")?;
+            let sqs = aws_sdk_sqs::Client::new(
+                &autocrew_shared::adapters::aws::sdk_config(&config.aws).await,
+            );
+            match action {
+                DlqAction::List { prefix } => {
+                    for dead in dlq::find(&sqs, &prefix).await? {
+                        println!("{:<48} {:>4} waiting", dead.dlq_name, dead.waiting);
+                        if dead.waiting > 0 {
+                            for m in dlq::peek(&sqs, &dead.dlq_url, 10).await? {
+                                let body: String = m.body.chars().take(160).collect();
+                                println!(
+                                    "  {} (received {} times): {body}",
+                                    m.message_id, m.receive_count
+                                );
+                            }
+                        }
+                    }
+                }
+                DlqAction::Redrive { prefix, queue } => {
+                    for dead in dlq::find(&sqs, &prefix).await? {
+                        if queue.as_ref().is_some_and(|q| *q != dead.dlq_name) {
+                            continue;
+                        }
+                        let moved = dlq::redrive(&sqs, &dead).await?;
+                        println!(
+                            "{}: {moved} message(s) sent back to {}",
+                            dead.dlq_name, dead.source_url
+                        );
+                    }
+                }
+            }
+            Ok(true)
         }
         Command::Migrate => {
             let config = Config::from_env().context("failed to read configuration")?;

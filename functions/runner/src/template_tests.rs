@@ -163,3 +163,32 @@ Resources:
     let dangling = Template::parse(text).unwrap().dangling_references(&[]);
     assert_eq!(dangling, ["MissingApi", "MissingQueue"]);
 }
+
+#[test]
+fn every_dead_letter_queue_has_an_alarm_on_its_first_message() {
+    let template = template();
+    let alarmed: Vec<String> = template
+        .of_kind("AWS::CloudWatch::Alarm")
+        .iter()
+        .filter(|(_, properties)| {
+            properties["MetricName"].as_str() == Some("ApproximateNumberOfMessagesVisible")
+                && properties["Threshold"].as_i64() == Some(0)
+        })
+        .filter_map(|(_, alarm)| {
+            // `!GetAtt X.QueueName` reads back as a tagged value naming X.
+            serde_norway::to_string(&alarm["Dimensions"][0]["Value"]).ok()
+        })
+        .collect();
+    let queues = template.queues().expect("queues");
+    let dlqs: Vec<&str> = queues
+        .iter()
+        .filter_map(|q| q.dead_letter.as_ref().map(|(id, _)| id.as_str()))
+        .collect();
+    assert!(!dlqs.is_empty());
+    for dlq in dlqs {
+        assert!(
+            alarmed.iter().any(|a| a.contains(&format!("{dlq}.QueueName"))),
+            "{dlq} has no alarm; alarms: {alarmed:?}"
+        );
+    }
+}

@@ -156,7 +156,11 @@ async fn finish(
         "files": finished.artifacts.len(), "steps": finished.steps,
         "duration_ms": u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX)
     });
-    let completed = persist(|| ctx.tasks.complete(task.id, attempt, &result, payload.clone())).await?;
+    let completed = persist(|| {
+        ctx.tasks
+            .complete(task.id, attempt, &result, payload.clone())
+    })
+    .await?;
     ctx.relay.publish(completed.effects).await;
     Ok(())
 }

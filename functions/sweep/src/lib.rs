@@ -16,8 +16,8 @@ use autocrew_shared::config::{
 };
 use autocrew_shared::domain::EventKind;
 use autocrew_shared::ports::{
-    ApprovalStore, BudgetStore, IdempotencyStore, RunControl, RunStore, StateMachine, StateMachineError,
-    StoreError, TaskStore,
+    ApprovalStore, BudgetStore, IdempotencyStore, RunControl, RunStore, StateMachine,
+    StateMachineError, StoreError, TaskStore,
 };
 use autocrew_shared::services::{AgentQueues, Notifier, Relay};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
-#[command(about = "Kill -9 the local runner at chosen moments of runs; every run must still succeed.")]
+#[command(
+    about = "Kill -9 the local runner at chosen moments of runs; every run must still succeed."
+)]
 struct Args {
     /// How many rounds (phases take turns: planning, dispatch, model turn, tool call, completion).
     #[arg(long, default_value_t = 10)]
@@ -34,7 +36,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     let args = Args::parse();
-    let url = std::env::var("DATABASE_URL").context("DATABASE_URL is not set: source .local/stack.env")?;
+    let url = std::env::var("DATABASE_URL")
+        .context("DATABASE_URL is not set: source .local/stack.env")?;
     let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
     let settings = Settings {
@@ -77,7 +80,11 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 completions.push(round.completion);
             }
             Err(e) => {
-                println!("round {:>3}/{} {phase:?}: FAILED: {e:#}", i + 1, args.rounds);
+                println!(
+                    "round {:>3}/{} {phase:?}: FAILED: {e:#}",
+                    i + 1,
+                    args.rounds
+                );
                 failures.push(format!("round {} ({phase:?}): {e:#}", i + 1));
             }
         }

@@ -461,7 +461,10 @@ async fn the_same_idempotency_key_gives_one_run_and_another_request_under_it_a_4
     )
     .await?;
 
-    assert!(answers.iter().all(|(status, _)| *status == 202), "{answers:?}");
+    assert!(
+        answers.iter().all(|(status, _)| *status == 202),
+        "{answers:?}"
+    );
     let runs: HashSet<&str> = answers
         .iter()
         .filter_map(|(_, body)| body["run_id"].as_str())
@@ -476,7 +479,15 @@ async fn the_same_idempotency_key_gives_one_run_and_another_request_under_it_a_4
         .get(0);
     assert_eq!(stored, 1);
     assert_eq!(other_status, 422, "{other_body}");
-    assert!(other_body["error"].as_str().unwrap_or_default().contains("different request"));
-    assert_eq!((bad_status, bad_body["field"].as_str()), (400, Some("Idempotency-Key")));
+    assert!(
+        other_body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("different request")
+    );
+    assert_eq!(
+        (bad_status, bad_body["field"].as_str()),
+        (400, Some("Idempotency-Key"))
+    );
     Ok(())
 }

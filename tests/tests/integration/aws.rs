@@ -32,7 +32,7 @@ pub(crate) async fn create_queue(
         .context("CreateQueue returned no URL")
 }
 
-async fn queue_arn(sqs: &SqsQueue, url: &str) -> anyhow::Result<String> {
+pub(crate) async fn queue_arn(sqs: &SqsQueue, url: &str) -> anyhow::Result<String> {
     let out = sqs
         .client()
         .get_queue_attributes()

@@ -49,7 +49,10 @@ async fn two_hundred_concurrent_calls_never_overspend_a_small_run_budget() -> an
     let calls = (0..200).map(|_| {
         let (budgets, user, run) = (budgets.clone(), seeded.user.id, seeded.run.id);
         tokio::spawn(async move {
-            match budgets.reserve(user, (Some(run), None), MicroUsd(30_000)).await {
+            match budgets
+                .reserve(user, (Some(run), None), MicroUsd(30_000))
+                .await
+            {
                 Ok(reservation) => {
                     tokio::time::sleep(Duration::from_millis(3)).await;
                     budgets
@@ -113,7 +116,9 @@ async fn the_monthly_ai_budget_comes_from_the_tier_and_is_refused_past_it() -> a
 
     let free_offline = budgets.reserve(free.id, (None, None), MicroUsd::ZERO).await;
     let free_paid = budgets.reserve(free.id, (None, None), MicroUsd(1)).await;
-    let pro_most = budgets.reserve(pro.id, (None, None), MicroUsd(7_999_000)).await?;
+    let pro_most = budgets
+        .reserve(pro.id, (None, None), MicroUsd(7_999_000))
+        .await?;
     let pro_over = budgets.reserve(pro.id, (None, None), MicroUsd(2_000)).await;
     budgets.settle(pro_most.id, MicroUsd(1_000_000)).await?;
     budgets.settle(pro_most.id, MicroUsd(5_000_000)).await?;
@@ -170,7 +175,11 @@ async fn a_released_reservation_returns_to_both_budgets_and_a_late_settle_still_
     let seeded = seed(&db, 4).await?;
     let budgets = PgBudgetStore::new(db.pool.clone());
     let slow = budgets
-        .reserve(seeded.user.id, (Some(seeded.run.id), None), MicroUsd(30_000))
+        .reserve(
+            seeded.user.id,
+            (Some(seeded.run.id), None),
+            MicroUsd(30_000),
+        )
         .await?;
     let client = db.pool.get().await?;
     client
@@ -180,7 +189,11 @@ async fn a_released_reservation_returns_to_both_budgets_and_a_late_settle_still_
         )
         .await?;
     let fresh = budgets
-        .reserve(seeded.user.id, (Some(seeded.run.id), None), MicroUsd(10_000))
+        .reserve(
+            seeded.user.id,
+            (Some(seeded.run.id), None),
+            MicroUsd(10_000),
+        )
         .await?;
 
     let released = budgets.release_expired(Duration::from_secs(900)).await?;

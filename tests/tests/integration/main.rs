@@ -7,6 +7,7 @@ mod api;
 mod api_costs;
 mod aws;
 mod budgets;
+mod dead_letters;
 mod end_to_end;
 mod end_to_end_compatible;
 mod gateway;

@@ -409,7 +409,9 @@ fn sweep(p: &Pipeline, db: &TestDb) -> SweepState {
         control: Arc::new(PgRunControl::new(db.pool.clone())),
         relay: p.ctx.relay.clone(),
         liveness: p.ctx.liveness,
-        budgets: Arc::new(autocrew_shared::adapters::postgres::PgBudgetStore::new(db.pool.clone())),
+        budgets: Arc::new(autocrew_shared::adapters::postgres::PgBudgetStore::new(
+            db.pool.clone(),
+        )),
         approvals: Arc::new(PgApprovalStore::new(db.pool.clone())),
         idempotency: Arc::new(PgIdempotencyStore::new(db.pool.clone())),
         state_machine: p.ctx.state_machine.clone(),
@@ -443,7 +445,11 @@ async fn the_sweep_sends_what_a_dead_worker_left_in_the_outbox_and_reclaims_its_
     let budgets = autocrew_shared::adapters::postgres::PgBudgetStore::new(db.pool.clone());
     use autocrew_shared::ports::BudgetStore;
     budgets
-        .reserve(seeded.user.id, (Some(seeded.run.id), Some(stored[1].id)), MicroUsd(40_000))
+        .reserve(
+            seeded.user.id,
+            (Some(seeded.run.id), Some(stored[1].id)),
+            MicroUsd(40_000),
+        )
         .await?;
     let client = db.pool.get().await?;
     client

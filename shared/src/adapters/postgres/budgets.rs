@@ -310,7 +310,11 @@ pub(super) async fn release_held(
     let row = client
         .query_one(
             &sql,
-            &[&ReservationStatus::Released, value, &ReservationStatus::Held],
+            &[
+                &ReservationStatus::Released,
+                value,
+                &ReservationStatus::Held,
+            ],
         )
         .await?;
     let released: i64 = row.try_get(0)?;

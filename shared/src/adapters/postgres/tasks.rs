@@ -94,19 +94,25 @@ async fn lock_run_and_task(tx: &Transaction<'_>, task: TaskId) -> Result<Task, S
             id: task.to_string(),
         })?
         .try_get(0)?;
-    tx.execute("SELECT 1 FROM runs WHERE id = $1 FOR NO KEY UPDATE", &[&run])
-        .await?;
+    tx.execute(
+        "SELECT 1 FROM runs WHERE id = $1 FOR NO KEY UPDATE",
+        &[&run],
+    )
+    .await?;
     lock_task(tx, task).await
 }
 
 /// The task, locked for the rest of the transaction.
 async fn lock_task(tx: &Transaction<'_>, task: TaskId) -> Result<Task, StoreError> {
-    tx.query_opt("SELECT 1 FROM tasks WHERE id = $1 FOR NO KEY UPDATE", &[&task.0])
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "task",
-            id: task.to_string(),
-        })?;
+    tx.query_opt(
+        "SELECT 1 FROM tasks WHERE id = $1 FOR NO KEY UPDATE",
+        &[&task.0],
+    )
+    .await?
+    .ok_or_else(|| StoreError::NotFound {
+        what: "task",
+        id: task.to_string(),
+    })?;
     tasks_where(tx, "t.id = ANY($1)", &[task.0])
         .await?
         .pop()
