@@ -80,13 +80,14 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Pushes the events and sends the entries of a committed change. Never fails: what
-    /// was not sent is still in the outbox for the reconciler.
+    /// Sends the entries of a committed change, then pushes its events. Never fails: what
+    /// was not sent is still in the outbox for the reconciler. The messages go first: they
+    /// move the run on, while a client that misses a push catches up from the log.
     pub async fn publish(&self, effects: Effects) {
+        self.deliver(&effects.outbox).await;
         for event in &effects.events {
             self.notifier.push_to_followers(event).await;
         }
-        self.deliver(&effects.outbox).await;
     }
 
     /// Sends `entries` in order and deletes those sent; returns how many were sent.
