@@ -150,6 +150,7 @@ async fn main() -> anyhow::Result<()> {
         on_text: None,
         semantic_scope: None,
         accept: None,
+        share_cache: false,
     };
     // Warm the pool's connections and Postgres's plans.
     for i in 0..20 {

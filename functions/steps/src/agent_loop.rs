@@ -102,6 +102,7 @@ pub(crate) async fn run(
                 on_text: sink.as_ref().map(|s| s as _),
                 semantic_scope: None,
                 accept: Some(&usable),
+                share_cache: false,
             },
         )
         .await;

@@ -74,6 +74,7 @@ pub(crate) async fn handle(
         on_text: None,
         semantic_scope: scope,
         accept: Some(&accept),
+        share_cache: false,
     };
     let first = planner::plan_request(profile, &run.command);
     let mut parsed = None;

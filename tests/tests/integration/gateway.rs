@@ -84,6 +84,7 @@ fn call<'a>(seeded: &Seeded, tier: &'a str, text: &str) -> Call<'a> {
         on_text: None,
         semantic_scope: None,
         accept: None,
+        share_cache: false,
     }
 }
 
@@ -511,5 +512,38 @@ async fn a_model_the_budget_cannot_cover_is_refused_and_a_cheaper_one_of_the_cha
         .await?
         .get(0);
     assert!(refusal.contains("budget_exceeded"), "{refusal}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_exact_cache_answers_only_the_user_who_asked_unless_a_call_may_share() -> anyhow::Result<()>
+{
+    let db = TestDb::migrated().await?;
+    let ana = seed(&db, 4).await?;
+    let ben = seed(&db, 4).await?;
+    let answers = vec![Recorded::ok("openai-chat-text.json"); 4];
+    let (server, gateway) = on_local_server(&db, answers).await?;
+    let shared = |seeded: &Seeded| Call {
+        share_cache: true,
+        ..call(seeded, "standard", "Summarise the style guide.")
+    };
+
+    let anas = gateway.call(call(&ana, "standard", "Write the landing copy.")).await?;
+    let bens = gateway.call(call(&ben, "standard", "Write the landing copy.")).await?;
+    let anas_again = gateway.call(call(&ana, "standard", "Write the landing copy.")).await?;
+    let shared_by_ana = gateway.call(shared(&ana)).await?;
+    let shared_by_ben = gateway.call(shared(&ben)).await?;
+
+    assert_eq!(
+        (anas.source, bens.source, anas_again.source),
+        (Source::Provider, Source::Provider, Source::ExactCache),
+        "Ben's identical prompt is not answered from Ana's"
+    );
+    assert_eq!(
+        (shared_by_ana.source, shared_by_ben.source),
+        (Source::Provider, Source::ExactCache),
+        "a call that may share is answered across users"
+    );
+    assert_eq!(server.received().len(), 3);
     Ok(())
 }

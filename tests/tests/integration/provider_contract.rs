@@ -39,6 +39,7 @@ fn call(seeded: &Seeded, request: LlmRequest) -> Call<'static> {
         on_text: None,
         semantic_scope: None,
         accept: None,
+        share_cache: false,
     }
 }
 

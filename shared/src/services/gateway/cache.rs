@@ -1,19 +1,27 @@
 //! What the caches key on.
 
+use crate::domain::UserId;
 use crate::ports::llm::{Content, LlmRequest};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// The exact-match key: sha-256 over the provider and everything in the request that
-/// shapes the answer (model, system prompt, messages, tools and parameters). serde_json
-/// writes object keys in sorted order, so equal requests give equal keys.
-pub fn cache_key(provider: &str, request: &LlmRequest) -> String {
+/// The exact-match key: sha-256 over the user it belongs to (`None`: shared by every user),
+/// the provider and everything in the request that shapes the answer (model, system
+/// prompt, messages, tools and parameters). serde_json writes object keys in sorted order,
+/// so equal requests give equal keys.
+pub fn cache_key(owner: Option<UserId>, provider: &str, request: &LlmRequest) -> String {
     #[derive(Serialize)]
     struct Keyed<'a> {
+        owner: Option<UserId>,
         provider: &'a str,
         request: &'a LlmRequest,
     }
-    let bytes = serde_json::to_vec(&Keyed { provider, request }).unwrap_or_default();
+    let keyed = Keyed {
+        owner,
+        provider,
+        request,
+    };
+    let bytes = serde_json::to_vec(&keyed).unwrap_or_default();
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -50,15 +58,22 @@ mod tests {
 
     #[test]
     fn the_key_changes_with_anything_that_shapes_the_answer() {
-        let base = cache_key("openai", &request("hi", Some("0.2")));
+        let ana = Some(UserId::new());
+        let base = cache_key(ana, "openai", &request("hi", Some("0.2")));
         assert_eq!(base.len(), 64);
-        assert_eq!(base, cache_key("openai", &request("hi", Some("0.2"))));
-        assert_ne!(base, cache_key("openai", &request("hi!", Some("0.2"))));
-        assert_ne!(base, cache_key("openai", &request("hi", Some("0.3"))));
+        assert_eq!(base, cache_key(ana, "openai", &request("hi", Some("0.2"))));
+        assert_ne!(base, cache_key(ana, "openai", &request("hi!", Some("0.2"))));
+        assert_ne!(base, cache_key(ana, "openai", &request("hi", Some("0.3"))));
         assert_ne!(
             base,
-            cache_key("openai-compatible", &request("hi", Some("0.2")))
+            cache_key(ana, "openai-compatible", &request("hi", Some("0.2")))
         );
+        assert_ne!(
+            base,
+            cache_key(Some(UserId::new()), "openai", &request("hi", Some("0.2"))),
+            "another user's same prompt is another key"
+        );
+        assert_ne!(base, cache_key(None, "openai", &request("hi", Some("0.2"))));
         assert_eq!(
             question_of(&request("what is keto?", None)),
             "what is keto?"

@@ -43,6 +43,10 @@ pub struct Call<'a> {
     /// Only answers this accepts are cached or taken from a cache (say, a plan that
     /// passes its checks); without it, every answer is.
     pub accept: Option<&'a Acceptance>,
+    /// Whether the exact cache may answer this call with another user's answer. Off by
+    /// default: a hit at $0 would tell one user that another sent the same prompt. Only a
+    /// prompt that holds no user data may share.
+    pub share_cache: bool,
 }
 
 /// See `Call::accept`.
@@ -317,7 +321,8 @@ impl Gateway {
             .await?;
             return Ok(Err(e));
         };
-        let key = cache_key(&model.provider, request);
+        let owner = (!call.share_cache).then_some(call.attribution.user_id);
+        let key = cache_key(owner, &model.provider, request);
         let cached = match self.settings.cache_ttl {
             Some(_) => self.stores.cache.get(&key).await?,
             None => None,
