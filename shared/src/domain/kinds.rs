@@ -232,6 +232,14 @@ impl Tier {
     pub fn monthly_ai_budget(self) -> super::money::MicroUsd {
         super::money::MicroUsd(self.monthly_price().0 / 100 * 40)
     }
+
+    /// How many agent tasks of one user may be queued or running at once, across all of
+    /// their runs (the seed's 50 for every tier today; a tier may get more).
+    pub fn tasks_in_flight(self) -> u32 {
+        match self {
+            Tier::Free | Tier::Pro | Tier::Team => 50,
+        }
+    }
 }
 
 kind_enum!(

@@ -199,3 +199,100 @@ async fn concurrent_dispatchers_never_claim_the_same_task_or_exceed_the_limit() 
     assert_eq!(claimed.len(), 7, "the run's concurrency limit is 7");
     Ok(())
 }
+
+/// A running run of `seeded`'s user with `n` tasks of `priority` and room for 16 at once.
+async fn another_run(
+    db: &TestDb,
+    seeded: &autocrew_tests::Seeded,
+    n: usize,
+    priority: autocrew_shared::domain::Priority,
+) -> anyhow::Result<autocrew_shared::domain::records::Run> {
+    use autocrew_shared::adapters::postgres::PgRunStore;
+    use autocrew_shared::domain::records::NewRun;
+    use autocrew_shared::domain::{MicroUsd, RunStatus};
+    use autocrew_shared::ports::RunStore;
+    let runs = PgRunStore::new(db.pool.clone());
+    let run = runs
+        .create_run(NewRun {
+            project_id: seeded.project.id,
+            user_id: seeded.user.id,
+            command: "Another".into(),
+            budget: MicroUsd::from_dollars(5),
+            max_concurrency: 16,
+            deadline: None,
+            idempotency: None,
+        })
+        .await?
+        .value;
+    let run = runs.set_status(run.id, RunStatus::Running, None).await?;
+    let plan: Vec<PlannedTask> = (0..n)
+        .map(|i| {
+            let mut task = planned(&format!("t{i}"), "sales", &[]);
+            task.priority = priority.to_string();
+            task
+        })
+        .collect();
+    PgTaskStore::new(db.pool.clone())
+        .insert_graph(&run, &TaskGraph::build(&plan, LIMITS)?)
+        .await?;
+    Ok(run)
+}
+
+async fn in_flight(db: &TestDb, run: autocrew_shared::domain::RunId) -> anyhow::Result<i64> {
+    Ok(db
+        .pool
+        .get()
+        .await?
+        .query_one(
+            "SELECT count(*) FROM tasks WHERE run_id = $1 AND status IN ('queued', 'running')",
+            &[&run.0],
+        )
+        .await?
+        .get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_user_has_at_most_fifty_tasks_in_flight_critical_work_first_and_cannot_starve_another()
+-> anyhow::Result<()> {
+    use autocrew_shared::domain::Priority;
+    let db = TestDb::migrated().await?;
+    let ana = seed(&db, 16).await?;
+    let ben = seed(&db, 16).await?;
+    let mut anas = Vec::new();
+    for _ in 0..4 {
+        anas.push(another_run(&db, &ana, 20, Priority::Normal).await?);
+    }
+    let urgent = another_run(&db, &ana, 3, Priority::Critical).await?;
+    let bens = another_run(&db, &ben, 3, Priority::Low).await?;
+    let tasks = PgTaskStore::new(db.pool.clone());
+
+    // Ana's dispatchers race over her five runs; Ben's runs at the same time.
+    let mut racing = Vec::new();
+    for run in anas.iter().chain([&urgent, &bens]) {
+        let (tasks, id) = (tasks.clone(), run.id);
+        racing.push(tokio::spawn(async move { tasks.claim_ready(id).await }));
+    }
+    for joined in futures::future::join_all(racing).await {
+        joined??;
+    }
+
+    let mut per_run = Vec::new();
+    for run in &anas {
+        per_run.push(in_flight(&db, run.id).await?);
+    }
+    let anas_total = per_run.iter().sum::<i64>() + in_flight(&db, urgent.id).await?;
+    assert_eq!(anas_total, 50, "Ana's limit across her runs: {per_run:?}");
+    assert!(per_run.iter().all(|&n| n <= 16), "each run's own limit: {per_run:?}");
+    assert_eq!(in_flight(&db, urgent.id).await?, 3, "critical work of her newest run first");
+    assert_eq!(per_run, [16, 16, 15, 0], "then her older runs first");
+    assert_eq!(in_flight(&db, bens.id).await?, 3, "Ben is not held back by Ana's load");
+
+    // A slot Ana frees goes to her next task by the same order: her oldest run's.
+    let done = tasks.run_tasks(anas[0].id).await?;
+    let first = done.iter().find(|t| t.status == TaskStatus::Queued).expect("queued");
+    tasks.start(first.id).await?;
+    tasks.complete_now(first.id, json!({})).await?;
+    assert_eq!(in_flight(&db, anas[0].id).await?, 16, "the freed slot went to run 1 again");
+    assert_eq!(in_flight(&db, anas[3].id).await?, 0);
+    Ok(())
+}

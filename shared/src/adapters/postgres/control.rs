@@ -182,6 +182,7 @@ impl RunControl for PgRunControl {
                 status: run.status,
             });
         }
+        transitions::lock_user_of(&tx, id).await?;
         let mut effects = Effects::default();
         let run = stop_run(
             &tx,
@@ -192,6 +193,8 @@ impl RunControl for PgRunControl {
             EventKind::RunCancelled,
         )
         .await?;
+        // Its slots of the user's limit go to their other runs.
+        transitions::dispatch(&tx, &mut effects, id).await?;
         tx.commit().await?;
         Ok(Changed {
             value: run,
@@ -273,8 +276,9 @@ impl RunControl for PgRunControl {
             .await?
             .ok_or_else(not_found)?
             .try_get(0)?;
-        // The run first, as every other change locks it before its tasks.
+        // The run first, as every other change locks it before its tasks, then its user.
         let run = lock_run(&tx, RunId(run_id)).await?;
+        transitions::lock_user_of(&tx, run.id).await?;
         let task = tasks_where(&tx, "t.id = ANY($1)", &[id.0])
             .await?
             .pop()
@@ -362,6 +366,7 @@ impl RunControl for PgRunControl {
                 .await?;
             let Some(row) = row else { break };
             let run = run_from_row(&row)?;
+            transitions::lock_user_of(&tx, run.id).await?;
             let deadline = run
                 .deadline_at
                 .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -380,6 +385,7 @@ impl RunControl for PgRunControl {
                 EventKind::RunFailed,
             )
             .await?;
+            transitions::dispatch(&tx, &mut effects, run.id).await?;
             tx.commit().await?;
         }
         Ok(effects)

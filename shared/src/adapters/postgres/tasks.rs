@@ -80,8 +80,9 @@ pub(super) async fn tasks_where(
         .collect()
 }
 
-/// The task and its run, locked for the rest of the transaction: the run first, as every
-/// change of a run's tasks locks it, then the task. Events lock the project after both, so
+/// The task, its run and the run's user, locked for the rest of the transaction: the run
+/// first, as every change of a run's tasks locks it, then the user (dispatching looks
+/// across the user's runs), then the task. Events lock the project after both, so
 /// the order is always run → tasks → project. The locks are `FOR NO KEY UPDATE`: an event's
 /// foreign key check takes `KEY SHARE` on its run while holding its project, and must not
 /// wait on a run lock held by a transaction that waits for that project.
@@ -211,6 +212,7 @@ impl TaskStore for PgTaskStore {
     async fn dispatch(&self, run: RunId) -> Result<Changed<Vec<Task>>, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        lock_run(&tx, run).await?;
         let mut effects = Effects::default();
         let tasks = transitions::dispatch(&tx, &mut effects, run).await?;
         tx.commit().await?;
@@ -224,6 +226,7 @@ impl TaskStore for PgTaskStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let current = lock_run(&tx, run).await?;
+        transitions::lock_user_of(&tx, run).await?;
         tx.execute(
             "UPDATE runs SET execute_token = $2 WHERE id = $1",
             &[&run.0, &token],

@@ -10,7 +10,7 @@ use crate::domain::messages::{Outgoing, TaskMessage};
 use crate::domain::records::{Run, Task};
 use crate::domain::{
     AgentKind, AttemptStatus, Complexity, EventKind, Priority, RunId, RunStatus, TaskGraph, TaskId,
-    TaskStatus,
+    TaskStatus, Tier,
 };
 use crate::ports::{Effects, StoreError};
 use deadpool_postgres::{GenericClient, Transaction};
@@ -120,18 +120,18 @@ pub(super) async fn run_tasks(
         .collect()
 }
 
-/// Claims what a running run can start now (within its concurrency limit, highest
-/// priority first), appends each task's `task_queued` and writes its message to the
-/// outbox. The run row lock serialises dispatchers of one run, so the in-flight count
-/// cannot change before the transaction commits.
-pub(super) async fn dispatch(
+/// Locks the run's user: every transaction that dispatches takes it right after its run
+/// lock, so the user's dispatches are serialised and the locks are always taken in the
+/// order run → user → tasks → project. Returns the user and how many tasks they may have
+/// in flight.
+pub(super) async fn lock_user_of(
     tx: &Transaction<'_>,
-    effects: &mut Effects,
     run: RunId,
-) -> Result<Vec<Task>, StoreError> {
+) -> Result<(Uuid, i64), StoreError> {
     let row = tx
         .query_opt(
-            "SELECT max_concurrency, status FROM runs WHERE id = $1 FOR NO KEY UPDATE",
+            "SELECT u.id, u.tier FROM users u JOIN runs r ON r.user_id = u.id WHERE r.id = $1
+             FOR NO KEY UPDATE OF u",
             &[&run.0],
         )
         .await?
@@ -139,25 +139,51 @@ pub(super) async fn dispatch(
             what: "run",
             id: run.to_string(),
         })?;
-    let limit: i32 = row.try_get(0)?;
-    let status: RunStatus = row.try_get(1)?;
-    if status != RunStatus::Running {
-        return Ok(Vec::new());
-    }
+    let tier: Tier = row.try_get(1)?;
+    Ok((row.try_get(0)?, i64::from(tier.tasks_in_flight())))
+}
+
+/// Claims what the user of `run` can start now across all of their running runs: within
+/// each run's concurrency limit and the user's limit of tasks in flight (`Tier`), critical
+/// and high priority first whatever the run, then older runs first. Each claimed task gets
+/// `task_queued` and its message in the outbox. The caller holds the run lock and
+/// `lock_user_of`. Tasks another transaction holds are skipped (that transaction dispatches
+/// after it), so dispatchers never wait on each other's task rows.
+pub(super) async fn dispatch(
+    tx: &Transaction<'_>,
+    effects: &mut Effects,
+    run: RunId,
+) -> Result<Vec<Task>, StoreError> {
+    let (user, limit) = lock_user_of(tx, run).await?;
+    let in_flight = vec![TaskStatus::Queued, TaskStatus::Running];
     let claimed: Vec<Uuid> = tx
         .query(
-            "UPDATE tasks SET status = $3 WHERE id IN (
-                 SELECT id FROM tasks WHERE run_id = $1 AND status = $4
-                 ORDER BY priority DESC, position
-                 LIMIT greatest($2 - (SELECT count(*) FROM tasks WHERE run_id = $1 AND status = ANY($5)), 0)
-                 FOR NO KEY UPDATE)
+            "WITH open_runs AS (
+                 SELECT r.id, r.created_at,
+                        r.max_concurrency - (SELECT count(*) FROM tasks x
+                                             WHERE x.run_id = r.id AND x.status = ANY($3)) AS room
+                 FROM runs r WHERE r.user_id = $1 AND r.status = $4),
+             candidates AS (
+                 SELECT t.id, t.priority, t.position, o.created_at, o.room,
+                        row_number() OVER (PARTITION BY t.run_id ORDER BY t.priority DESC, t.position) AS n
+                 FROM tasks t JOIN open_runs o ON o.id = t.run_id
+                 WHERE t.status = $5),
+             chosen AS (
+                 SELECT c.id FROM candidates c WHERE c.n <= c.room
+                 ORDER BY c.priority DESC, c.created_at, c.position
+                 LIMIT greatest($2 - (SELECT count(*) FROM tasks x JOIN runs r ON r.id = x.run_id
+                                      WHERE r.user_id = $1 AND x.status = ANY($3)), 0))
+             UPDATE tasks SET status = $6 WHERE id IN (
+                 SELECT t.id FROM tasks t JOIN chosen ON chosen.id = t.id
+                 FOR NO KEY UPDATE OF t SKIP LOCKED)
              RETURNING id",
             &[
-                &run.0,
-                &i64::from(limit),
-                &TaskStatus::Queued,
+                &user,
+                &limit,
+                &in_flight,
+                &RunStatus::Running,
                 &TaskStatus::Ready,
-                &vec![TaskStatus::Queued, TaskStatus::Running],
+                &TaskStatus::Queued,
             ],
         )
         .await?
@@ -173,24 +199,16 @@ pub(super) async fn dispatch(
             "task_id": task.id, "key": task.key, "agent": task.agent,
             "title": task.title, "priority": task.priority
         });
-        emit(
-            tx,
-            effects,
-            task.project_id,
-            Some(run),
-            EventKind::TaskQueued,
-            payload,
-        )
-        .await?;
+        emit(tx, effects, task.project_id, Some(task.run_id), EventKind::TaskQueued, payload).await?;
         let message = Outgoing::Task {
             agent: task.agent,
             message: TaskMessage {
-                run_id: run,
+                run_id: task.run_id,
                 task_id: task.id,
             },
             delay_secs: 0,
         };
-        send(tx, effects, Some(run), message).await?;
+        send(tx, effects, Some(task.run_id), message).await?;
     }
     Ok(tasks)
 }
