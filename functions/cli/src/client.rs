@@ -169,6 +169,14 @@ impl Stream {
         }
     }
 
+    /// Accepts that the events before the first one waiting were pruned (retention): the
+    /// log, asked from the expected sequence on, answered from a later one.
+    pub fn skip_pruned(&mut self, first_in_log: i64) {
+        if first_in_log > self.next_seq {
+            self.next_seq = first_in_log;
+        }
+    }
+
     /// The sequence number the stream expects next.
     pub fn next_seq(&self) -> i64 {
         self.next_seq

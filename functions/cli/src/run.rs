@@ -239,8 +239,12 @@ async fn next_event(
                         "read the event log",
                     )
                     .await?;
-                for event in page["events"].as_array().into_iter().flatten() {
-                    stream.offer(event.clone());
+                let events = page["events"].as_array().cloned().unwrap_or_default();
+                if let Some(first) = events.first().and_then(|e| e["seq"].as_i64()) {
+                    stream.skip_pruned(first);
+                }
+                for event in events {
+                    stream.offer(event);
                 }
                 if let Some(event) = stream.ready() {
                     return Ok(Some(event));

@@ -8,15 +8,17 @@
 //!   each is failed with `ApprovalExpired`, so nothing waits forever and an expired payload
 //!   can never run;
 //! - budget reservations held longer than any call (their holder died) are released;
+//! - the retention policy (`shared/data/retention.json`) is applied in bounded batches;
 //! - completed idempotency keys older than the retention are forgotten.
 
 use autocrew_shared::adapters::{self, aws, postgres};
 use autocrew_shared::config::{
-    AwsConfig, ConfigError, DatabaseConfig, Env, Liveness, ProcessEnv, required,
+    AwsConfig, ConfigError, DatabaseConfig, Env, Liveness, ProcessEnv, optional, required,
 };
 use autocrew_shared::domain::EventKind;
+use autocrew_shared::domain::retention::{RetentionPolicy, RetentionReport};
 use autocrew_shared::ports::{
-    ApprovalStore, BudgetStore, IdempotencyStore, RunControl, RunStore, StateMachine,
+    ApprovalStore, BudgetStore, IdempotencyStore, Retention, RunControl, RunStore, StateMachine,
     StateMachineError, StoreError, TaskStore,
 };
 use autocrew_shared::services::{AgentQueues, Notifier, Relay};
@@ -54,6 +56,7 @@ pub struct SweepReport {
     pub replanned_effects: usize,
     pub overdue_effects: usize,
     pub reservations_released: u64,
+    pub retention: RetentionReport,
     pub approvals_expired: usize,
     pub idempotency_keys_pruned: u64,
 }
@@ -76,6 +79,8 @@ pub struct SweepState {
     pub relay: Relay,
     pub liveness: Liveness,
     pub budgets: Arc<dyn BudgetStore>,
+    pub retention: Arc<dyn Retention>,
+    pub retention_policy: RetentionPolicy,
     pub approvals: Arc<dyn ApprovalStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub state_machine: Arc<dyn StateMachine>,
@@ -105,6 +110,20 @@ impl SweepState {
             relay,
             liveness: Liveness::from_env(env)?,
             budgets: Arc::new(postgres::PgBudgetStore::new(pool.clone())),
+            retention: Arc::new(postgres::PgRetention::new(pool.clone())),
+            retention_policy: match optional(env, "RETENTION_POLICY_PATH") {
+                None => RetentionPolicy::embedded(),
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+                        name: "RETENTION_POLICY_PATH",
+                        reason: format!("cannot read {path}: {e}"),
+                    })?;
+                    RetentionPolicy::parse(&text).map_err(|reason| ConfigError::Invalid {
+                        name: "RETENTION_POLICY_PATH",
+                        reason,
+                    })?
+                }
+            },
             approvals: Arc::new(postgres::PgApprovalStore::new(pool.clone())),
             idempotency: Arc::new(postgres::PgIdempotencyStore::new(pool.clone())),
             state_machine: Arc::new(aws::SfnStateMachine::new(&sdk)),
@@ -131,6 +150,7 @@ pub async fn handle(
     let overdue_effects = overdue.events.len() + overdue.outbox.len();
     state.relay.publish(overdue).await;
     let reservations_released = state.budgets.release_expired(RESERVATION_TTL).await?;
+    let retention = state.retention.apply(&state.retention_policy).await?;
     let expired = state.approvals.expire_due().await?;
     for approval in &expired {
         if let Some(token) = &approval.task_token {
@@ -169,6 +189,7 @@ pub async fn handle(
         replanned_effects,
         overdue_effects,
         reservations_released,
+        retention,
         approvals_expired: expired.len(),
         idempotency_keys_pruned: pruned,
     })

@@ -10,6 +10,7 @@ pub mod models;
 pub mod money;
 pub mod pricing;
 pub mod records;
+pub mod retention;
 pub mod routing;
 
 pub use decimal::Decimal;

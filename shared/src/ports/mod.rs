@@ -14,6 +14,7 @@ pub mod llm;
 pub mod outbox;
 pub mod queue;
 pub mod realtime;
+pub mod retention;
 pub mod state_machine;
 pub mod store;
 
@@ -32,6 +33,7 @@ pub use llm::{Embedder, LlmClient, LlmError};
 pub use outbox::{Effects, OutboxStore};
 pub use queue::{Queue, QueueError, QueueMessage};
 pub use realtime::{ConnectionRegistry, PushError, RealtimePush, RegistryError};
+pub use retention::Retention;
 pub use state_machine::{ExecutionStatus, StateMachine, StateMachineError};
 pub use store::{
     ArtifactStore, AttemptFailure, Changed, Completion, Failure, PlanLease, ProjectStore, RunStore,

@@ -482,3 +482,62 @@ async fn an_artifact_write_replayed_under_its_key_is_recorded_once() -> anyhow::
     assert_eq!(stored, 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn retention_folds_an_ended_runs_progress_and_prunes_its_details_keeping_its_story()
+-> anyhow::Result<()> {
+    use autocrew_shared::adapters::postgres::PgRetention;
+    use autocrew_shared::domain::retention::RetentionPolicy;
+    use autocrew_shared::ports::Retention;
+    let db = TestDb::migrated().await?;
+    let seeded = seed_running(&db, 4).await?;
+    let log = PgEventLog::new(db.pool.clone());
+    let (project, run) = (seeded.project.id, Some(seeded.run.id));
+    let task = uuid::Uuid::new_v4();
+    log.append(project, run, EventKind::TaskStarted, json!({"task_id": task})).await?;
+    for delta in ["Hel", "lo, ", "world"] {
+        let chunk = json!({"task_id": task, "step": 1, "delta": delta});
+        log.append(project, run, EventKind::TaskProgress, chunk).await?;
+    }
+    log.append(project, run, EventKind::TaskCompleted, json!({"task_id": task})).await?;
+    let client = db.pool.get().await?;
+    client
+        .execute(
+            "UPDATE runs SET status = 'succeeded', completed_at = now() - interval '1 hour' WHERE id = $1",
+            &[&seeded.run.id.0],
+        )
+        .await?;
+    let retention = PgRetention::new(db.pool.clone());
+    let folding = RetentionPolicy {
+        prune_detail_events_after_days: 365,
+        ..RetentionPolicy::embedded()
+    };
+
+    let folded = retention.apply(&folding).await?;
+    let again = retention.apply(&folding).await?;
+    let events = log.since(project, 0, 100).await?;
+    let pruning = RetentionPolicy {
+        prune_detail_events_after_days: 0,
+        ..RetentionPolicy::embedded()
+    };
+    let pruned = retention.apply(&pruning).await?;
+    let story: Vec<EventKind> = log.since(project, 0, 100).await?.iter().map(|e| e.kind).collect();
+
+    assert_eq!(folded.progress_turns_compacted, 1);
+    assert_eq!(again.progress_turns_compacted, 0, "a folded turn is not folded again");
+    let progress: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::TaskProgress)
+        .map(|e| &e.payload)
+        .collect();
+    assert_eq!(progress.len(), 3, "every chunk keeps its place in the sequence");
+    assert_eq!(progress[2]["delta"], "Hello, world", "the last keeps the turn's whole text");
+    assert!(progress[..2].iter().all(|p| p["compacted"] == true && p.get("delta").is_none()));
+    assert_eq!(pruned.detail_events_pruned, 4);
+    assert_eq!(
+        story,
+        [EventKind::RunCreated, EventKind::TaskCompleted],
+        "the run's story stays"
+    );
+    Ok(())
+}
