@@ -143,6 +143,14 @@ prepare_pg_user() {
   done
 }
 
+# Restarts the stack's Postgres at once (fast shutdown: open connections are cut), on the
+# same port: the chaos rounds' "Postgres restarted mid-run".
+restart_pg() {
+  pg_running || die "the stack's Postgres is not running"
+  as_pg "$(pg_bin)/pg_ctl" -D "$pg_data" -m fast -w -t 60 restart >/dev/null \
+    || die "Postgres did not restart: see $pg_dir/postgres.log"
+}
+
 pg_running() {
   [ -f "$pg_data/postmaster.pid" ] && as_pg "$(pg_bin)/pg_ctl" -D "$pg_data" status >/dev/null 2>&1
 }
@@ -333,8 +341,11 @@ run_chaos() {
   local rounds=${1:-${CHAOS_ROUNDS:-100}}
   stop_runner
   say "chaos: $rounds rounds, about 35 s each (runner logs in .local/chaos-runner.log)"
+  local restart=()
+  if pg_running; then restart=(--restart-postgres "bash $root/infra/local/stack.sh restart-postgres"); fi
   (cd "$root" && "$(target_dir)/debug/chaos" --rounds "$rounds" --port "$(free_port)" \
-    --runner "$(target_dir)/debug/autocrew-local" --root "$root" --log "$local_dir/chaos-runner.log")
+    --runner "$(target_dir)/debug/autocrew-local" --root "$root" --log "$local_dir/chaos-runner.log" \
+    "${restart[@]}")
 }
 
 # The whole suite, then a bounded chaos run (the long one is `make chaos`).
@@ -429,6 +440,7 @@ case "${1:-}" in
   status) status ;;
   test) lint; with_stack run_tests_and_chaos ;;
   chaos) with_stack run_chaos ;;
+  restart-postgres) restart_pg ;;
   demo) with_stack demo ;;
   bench) with_stack run_bench ;;
   demo-compatible) with_stack demo_compatible ;;

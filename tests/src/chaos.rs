@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
 /// Where a round kills the runner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Phase {
     /// While the orchestrator plans (after `run_created`).
     Planning,
@@ -33,15 +33,18 @@ pub enum Phase {
     ToolCall,
     /// After the last task completed: compile and notify.
     Completion,
+    /// Not the runner: Postgres is restarted (its connections cut) while tasks run.
+    PostgresRestart,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 5] = [
+    pub const ALL: [Phase; 6] = [
         Phase::Planning,
         Phase::Dispatch,
         Phase::ModelTurn,
         Phase::ToolCall,
         Phase::Completion,
+        Phase::PostgresRestart,
     ];
 
     /// The event after which the kill comes, how many of them to let pass first, and how
@@ -55,6 +58,7 @@ impl Phase {
             Phase::ModelTurn => ("task_started", 1 + pick % 7, jitter),
             Phase::ToolCall => ("artifact_stored", 1 + pick % 10, jitter),
             Phase::Completion => ("task_completed", 7, jitter),
+            Phase::PostgresRestart => ("task_started", 1 + pick % 4, jitter),
         }
     }
 }
@@ -72,6 +76,9 @@ pub struct Settings {
     pub prefix: String,
     /// Where the runners' output goes.
     pub log: PathBuf,
+    /// A shell command that restarts Postgres; without it the Postgres phase kills the
+    /// runner instead.
+    pub restart_postgres: Option<String>,
     /// Give up on a round's run after this long.
     pub round_timeout: Duration,
 }
@@ -242,10 +249,20 @@ pub async fn round(
         }
     };
     tokio::time::sleep(Duration::from_millis(delay)).await;
-    runner.kill().await?;
-    let killed = Instant::now();
+    let (killed, runner) = match (&settings.restart_postgres, phase) {
+        (Some(command), Phase::PostgresRestart) => {
+            let killed = Instant::now();
+            let status = Command::new("sh").arg("-c").arg(command).status().await?;
+            ensure!(status.success(), "restarting Postgres failed: {status}");
+            (killed, runner)
+        }
+        _ => {
+            runner.kill().await?;
+            let killed = Instant::now();
+            (killed, Runner::start(settings).await?)
+        }
+    };
     drop(stream);
-    let runner = Runner::start(settings).await?;
     let mut stream = client.follow(&project_id, last_seq).await?;
     let interrupted = work.clone();
     let mut recovery = None;
@@ -282,9 +299,19 @@ pub async fn round(
     ))
 }
 
-/// Checks, in Postgres, that `run` lost nothing and did nothing twice. Waits up to 60 s
-/// for the outbox and the reservations to drain (a relay or a release can trail the end).
-pub async fn check(client: &tokio_postgres::Client, run: &str) -> anyhow::Result<()> {
+/// Checks, in Postgres at `database_url` (a new connection: a round may have restarted
+/// it), that `run` lost nothing and did nothing twice. Waits up to 60 s for the outbox and
+/// the reservations to drain (a relay or a release can trail the end).
+pub async fn check(database_url: &str, run: &str) -> anyhow::Result<()> {
+    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    let connection = tokio::spawn(connection);
+    let checked = check_on(&client, run).await;
+    drop(client);
+    let _ = connection.await;
+    checked
+}
+
+async fn check_on(client: &tokio_postgres::Client, run: &str) -> anyhow::Result<()> {
     let run: uuid::Uuid = run.parse()?;
     let row = client
         .query_one(

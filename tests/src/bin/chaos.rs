@@ -14,7 +14,8 @@ use std::time::Duration;
     about = "Kill -9 the local runner at chosen moments of runs; every run must still succeed."
 )]
 struct Args {
-    /// How many rounds (phases take turns: planning, dispatch, model turn, tool call, completion).
+    /// How many rounds (phases take turns: planning, dispatch, model turn, tool call,
+    /// completion, and a Postgres restart when --restart-postgres is given).
     #[arg(long, default_value_t = 10)]
     rounds: u32,
     /// The runner binary.
@@ -28,6 +29,12 @@ struct Args {
     /// Where the runners write their logs.
     #[arg(long, default_value = ".local/chaos-runner.log")]
     log: PathBuf,
+    /// A shell command restarting Postgres, for the rounds that restart it mid-run.
+    #[arg(long)]
+    restart_postgres: Option<String>,
+    /// Only this phase, every round.
+    #[arg(long, value_enum)]
+    phase: Option<Phase>,
     /// Seed of the kill moments, to replay a sequence of rounds.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -38,21 +45,22 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
     let args = Args::parse();
     let url = std::env::var("DATABASE_URL")
         .context("DATABASE_URL is not set: source .local/stack.env")?;
-    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
     let settings = Settings {
         runner: args.runner,
         root: args.root,
         port: args.port,
         prefix: format!("chaos-{}", std::process::id()),
         log: args.log,
+        restart_postgres: args.restart_postgres,
         round_timeout: Duration::from_secs(240),
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let mut runner = Some(Runner::start(&settings).await?);
     let (mut recoveries, mut completions, mut failures) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..args.rounds {
-        let phase = Phase::ALL[usize::try_from(i).unwrap_or(0) % Phase::ALL.len()];
+        let phase = args
+            .phase
+            .unwrap_or(Phase::ALL[usize::try_from(i).unwrap_or(0) % Phase::ALL.len()]);
         let current = match runner.take() {
             Some(r) => r,
             None => Runner::start(&settings).await?,
@@ -61,7 +69,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         let result = match outcome {
             Ok((next, round)) => {
                 runner = Some(next);
-                chaos::check(&db, &round.run_id).await.map(|()| round)
+                chaos::check(&url, &round.run_id).await.map(|()| round)
             }
             Err(e) => Err(e),
         };
