@@ -356,6 +356,17 @@ run_tests_and_chaos() {
   return "$status"
 }
 
+# The engine's cost per run (tests/src/bin/engine-bench.rs) with a release runner: CPU,
+# commits, runs per second one at a time and with 10 in flight (offline model, cache off).
+run_engine_bench() {
+  stop_runner
+  say "building the release runner (a cold release build takes several minutes)"
+  (cd "$root" && cargo build --release --quiet -p autocrew-runner) || die "cargo build --release failed"
+  (cd "$root" && LLM_CACHE_TTL_SECS=0 "$(target_dir)/debug/engine-bench" --runs "${BENCH_RUNS:-30}" \
+    --port "$(free_port)" --runner "$(target_dir)/release/autocrew-local" --root "$root" \
+    --log "$local_dir/bench-runner.log" --moto-pid-file "$moto_pid_file")
+}
+
 # The gateway benchmark (tests/benches/gateway.rs), optimised build.
 run_bench() {
   (cd "$root" && cargo bench -p autocrew-tests --bench gateway)
@@ -443,8 +454,9 @@ case "${1:-}" in
   restart-postgres) restart_pg ;;
   demo) with_stack demo ;;
   bench) with_stack run_bench ;;
+  bench-engine) with_stack run_engine_bench ;;
   demo-compatible) with_stack demo_compatible ;;
   demo-checked) with_stack demo_checked ;;
   lint) lint ;;
-  *) die "usage: stack.sh up|down|status|test|chaos|demo|demo-compatible|demo-checked|bench|lint" ;;
+  *) die "usage: stack.sh up|down|status|test|chaos|demo|demo-compatible|demo-checked|bench|bench-engine|lint" ;;
 esac

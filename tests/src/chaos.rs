@@ -143,6 +143,11 @@ impl Runner {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// SIGKILL: no shutdown, no flush, as a crash.
     pub async fn kill(mut self) -> anyhow::Result<()> {
         self.child.kill().await?;

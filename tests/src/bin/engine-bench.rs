@@ -1,0 +1,219 @@
+//! `engine-bench`: the engine's own cost per run on the local stack, with the offline model
+//! and the cache off: runner CPU, Postgres CPU and commits per run and per task, and runs per
+//! second one at a time and with 10 in flight. The emulator's (moto's) CPU is not ours and
+//! is reported apart. Every run goes through the API and is followed over the WebSocket, as
+//! the app would. Needs the local stack's environment (`make up`, then `.local/stack.env`).
+
+use anyhow::{Context, ensure};
+use autocrew_cli::client::{Client, sign_up};
+use autocrew_tests::chaos::{Runner, Settings};
+use autocrew_tests::unique;
+use clap::Parser;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Parser)]
+#[command(about = "The engine's cost per run: CPU, commits, throughput (offline model, cache off).")]
+struct Args {
+    /// The runner binary: build it with `cargo build --release -p autocrew-runner`.
+    #[arg(long)]
+    runner: PathBuf,
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    #[arg(long, default_value_t = 8798)]
+    port: u16,
+    /// Runs in each of the two phases.
+    #[arg(long, default_value_t = 30)]
+    runs: usize,
+    #[arg(long, default_value = ".local/bench-runner.log")]
+    log: PathBuf,
+    /// The moto server's pid file, to report its CPU apart.
+    #[arg(long, default_value = ".local/moto.pid")]
+    moto_pid_file: PathBuf,
+}
+
+/// CPU seconds used so far by a process (and its reaped children), from /proc.
+fn cpu_of(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime, stime, cutime, cstime are fields 14-17 (1-based), 11-14 after the ')'.
+    let ticks: f64 = fields
+        .get(11..15)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
+/// CPU seconds of every Postgres process (the postmaster counts its reaped backends).
+fn postgres_cpu() -> f64 {
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "postgres" {
+            total += cpu_of(pid);
+        }
+    }
+    total
+}
+
+async fn commits(db: &tokio_postgres::Client) -> anyhow::Result<i64> {
+    // Backends report their counts at most once a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    Ok(db
+        .query_one(
+            "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = current_database()",
+            &[],
+        )
+        .await?
+        .get(0))
+}
+
+/// Posts a command on `project` and follows its run over the WebSocket to its end, from
+/// the project's sequence `after` (moved past the run's last event); whether it succeeded.
+async fn one_run(client: &Client, project: &str, after: &mut i64) -> anyhow::Result<bool> {
+    let mut stream = client.follow(project, *after).await?;
+    let accepted = client
+        .post(
+            &format!("/projects/{project}/commands"),
+            json!({"command": format!("Build a recipe app for keto dieters ({})", unique("b"))}),
+            "post the command",
+        )
+        .await?;
+    let run = accepted["run_id"].as_str().context("no run id")?.to_owned();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(120), stream.next())
+            .await
+            .with_context(|| format!("run {run} did not end in 120 s"))??
+            .context("the live stream closed")?;
+        *after = event["seq"].as_i64().unwrap_or(*after);
+        if event["run_id"].as_str() != Some(run.as_str()) {
+            continue;
+        }
+        match event["kind"].as_str() {
+            Some("run_completed") => return Ok(true),
+            Some("run_failed" | "run_cancelled") => return Ok(false),
+            _ => {}
+        }
+    }
+}
+
+struct Measured {
+    wall: Duration,
+    runner_cpu: f64,
+    postgres_cpu: f64,
+    moto_cpu: f64,
+    commits: i64,
+}
+
+async fn measure(
+    runner_pid: u32,
+    moto_pid: Option<u32>,
+    db: &tokio_postgres::Client,
+    clients: &mut [(Client, String, i64)],
+    runs: usize,
+    in_flight: usize,
+) -> anyhow::Result<Measured> {
+    let (c0, r0, p0) = (commits(db).await?, cpu_of(runner_pid), postgres_cpu());
+    let m0 = moto_pid.map(cpu_of).unwrap_or(0.0);
+    let started = Instant::now();
+    let mut done = 0;
+    while done < runs {
+        let batch = in_flight.min(runs - done);
+        let outcomes = futures::future::join_all(
+            clients[..batch]
+                .iter_mut()
+                .map(|(client, project, after)| one_run(client, project, after)),
+        )
+        .await;
+        for outcome in outcomes {
+            ensure!(outcome?, "a run did not succeed");
+        }
+        done += batch;
+    }
+    let wall = started.elapsed();
+    let (r1, p1) = (cpu_of(runner_pid), postgres_cpu());
+    let m1 = moto_pid.map(cpu_of).unwrap_or(0.0);
+    Ok(Measured {
+        wall,
+        runner_cpu: r1 - r0,
+        postgres_cpu: p1 - p0,
+        moto_cpu: m1 - m0,
+        commits: commits(db).await? - c0 - 1,
+    })
+}
+
+fn show(name: &str, m: &Measured, runs: usize, tasks_per_run: f64) {
+    let per_run = |x: f64| x / runs as f64;
+    println!(
+        "{name:<22} {:>6.2} runs/s  per run: runner CPU {:>6.1} ms, Postgres CPU {:>6.1} ms, {:>5.0} commits  \
+         per task: engine CPU {:>5.2} ms, {:>5.1} commits  (moto CPU {:>6.1} ms/run, not ours)",
+        runs as f64 / m.wall.as_secs_f64(),
+        per_run(m.runner_cpu) * 1000.0,
+        per_run(m.postgres_cpu) * 1000.0,
+        per_run(m.commits as f64),
+        per_run(m.runner_cpu + m.postgres_cpu) * 1000.0 / tasks_per_run,
+        per_run(m.commits as f64) / tasks_per_run,
+        per_run(m.moto_cpu) * 1000.0,
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let url = std::env::var("DATABASE_URL").context("DATABASE_URL is not set: source .local/stack.env")?;
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let settings = Settings {
+        runner: args.runner.clone(),
+        root: args.root.clone(),
+        port: args.port,
+        prefix: format!("bench-{}", std::process::id()),
+        log: args.log.clone(),
+        round_timeout: Duration::from_secs(120),
+        restart_postgres: None,
+    };
+    let runner = Runner::start(&settings).await?;
+    let runner_pid = runner.pid().context("the runner has no pid")?;
+    let moto_pid = std::fs::read_to_string(&args.moto_pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse().ok());
+    let base = format!("http://127.0.0.1:{}", args.port);
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        let client = sign_up(&base, &format!("{}@bench.local", unique("bench"))).await?;
+        let project = client
+            .post("/projects", json!({"name": "Bench"}), "create a project")
+            .await?;
+        let id = project["id"].as_str().context("no project id")?.to_owned();
+        clients.push((client, id, 0));
+    }
+    // Warm up: connections, prepared statements, caches of the runner.
+    measure(runner_pid, moto_pid, &db, &mut clients, 3, 1).await?;
+    let tasks_per_run = 7.0;
+    let one = measure(runner_pid, moto_pid, &db, &mut clients, args.runs, 1).await?;
+    let ten = measure(runner_pid, moto_pid, &db, &mut clients, args.runs, 10).await?;
+    println!(
+        "engine bench: {} runs each, the demo command (plan, 7 tasks, compile; 15 offline model calls), cache off",
+        args.runs
+    );
+    show("one at a time", &one, args.runs, tasks_per_run);
+    show("10 in flight", &ten, args.runs, tasks_per_run);
+    println!(
+        "throughput with 10 in flight: {:.2}x one at a time",
+        one.wall.as_secs_f64() / ten.wall.as_secs_f64()
+    );
+    runner.kill().await?;
+    Ok(())
+}
