@@ -13,7 +13,8 @@
 
 use crate::unique;
 use anyhow::{Context, bail, ensure};
-use autocrew_cli::client::{Stream, sign_up};
+use autocrew_cli::client::{Client, Stream, sign_up};
+use autocrew_cli::run::next_event;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -155,13 +156,18 @@ impl Runner {
     }
 }
 
-/// The next event of `run` on `stream`, waiting at most until `deadline`.
-async fn next_of(stream: &mut Stream, run: &str, deadline: Instant) -> anyhow::Result<Value> {
+/// The next event of `run` on `stream` (the HTTP log fills a lost push), waiting at most
+/// until `deadline`.
+async fn next_of(
+    client: &Client,
+    project: &str,
+    stream: &mut Stream,
+    run: &str,
+    deadline: Instant,
+) -> anyhow::Result<Value> {
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let event = tokio::time::timeout(left, stream.next())
-            .await
-            .context("no event in time")??
+        let event = next_event(client, project, stream, deadline)
+            .await?
             .context("the live stream closed")?;
         if event["run_id"].as_str() == Some(run) {
             return Ok(event);
@@ -241,7 +247,7 @@ pub async fn round(
     let mut seen = 0;
     let mut work = InFlight::default();
     let last_seq = loop {
-        let event = next_of(&mut stream, &run, deadline).await?;
+        let event = next_of(&client, &project_id, &mut stream, &run, deadline).await?;
         work.see(&event);
         if event["kind"] == kind {
             seen += 1;
@@ -271,7 +277,7 @@ pub async fn round(
     let mut stream = client.follow(&project_id, last_seq).await?;
     let interrupted = work.clone();
     let mut recovery = None;
-    let mut event = next_of(&mut stream, &run, deadline).await?;
+    let mut event = next_of(&client, &project_id, &mut stream, &run, deadline).await?;
     loop {
         work.see(&event);
         if recovery.is_none() && work.resumed_from(&interrupted) {
@@ -283,7 +289,7 @@ pub async fn round(
         ) {
             break;
         }
-        event = next_of(&mut stream, &run, deadline).await?;
+        event = next_of(&client, &project_id, &mut stream, &run, deadline).await?;
     }
     let recovery = recovery.unwrap_or_else(|| killed.elapsed());
     let completion = killed.elapsed();

@@ -218,8 +218,8 @@ async fn follow(
 }
 
 /// The next event: from the socket, or, when a gap stays open for two seconds, from the
-/// HTTP log.
-async fn next_event(
+/// HTTP log (a push can be lost; the log cannot).
+pub async fn next_event(
     client: &Client,
     project: &str,
     stream: &mut Stream,
