@@ -379,7 +379,6 @@ impl<T: autocrew_shared::ports::TaskStore + ?Sized> Drive for T {
             error: error.to_owned(),
             retryable,
             backoff: std::time::Duration::ZERO,
-            dead: false,
         };
         Ok(self.fail_attempt(task, attempt, &failure).await?.value)
     }

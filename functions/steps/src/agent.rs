@@ -178,7 +178,6 @@ async fn fail(
         error,
         retryable,
         backoff: backoff(attempt, Duration::from_secs(2), Duration::from_secs(60)),
-        dead: false,
     };
     let failed = persist(|| ctx.tasks.fail_attempt(task.id, attempt, &failure)).await?;
     ctx.relay.publish(failed.effects).await;

@@ -147,9 +147,6 @@ pub struct AttemptFailure {
     pub retryable: bool,
     /// How long the next attempt waits.
     pub backoff: std::time::Duration,
-    /// The attempt's worker is presumed dead: the budget reservations its calls hold are
-    /// released with the failure.
-    pub dead: bool,
 }
 
 /// A task's state change together with what it sends out (see `Effects`).
@@ -203,8 +200,9 @@ pub trait TaskStore: Send + Sync {
         result: &serde_json::Value,
         payload: serde_json::Value,
     ) -> Result<Changed<Completion>, StoreError>;
-    /// Closes `attempt` as failed; queues the task again while attempts remain and the
-    /// failure is retryable, else fails it and blocks its dependants.
+    /// Closes `attempt` as failed (releasing the budget reservations its calls still hold);
+    /// queues the task again while attempts remain and the failure is retryable, else fails
+    /// it and blocks its dependants.
     async fn fail_attempt(
         &self,
         task: TaskId,

@@ -359,6 +359,8 @@ impl RunStore for PgRunStore {
         let mut effects = Effects::default();
         if !run.status.is_terminal() {
             update_status(&tx, id, status, error).await?;
+            // The run is over, and so is every call of it.
+            super::budgets::release_held(&tx, "b.run_id = $2", &id.0).await?;
             let (kind, payload) = event;
             emit(&tx, &mut effects, run.project_id, Some(id), kind, payload).await?;
         }

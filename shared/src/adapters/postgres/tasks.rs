@@ -169,6 +169,9 @@ impl TaskStore for PgTaskStore {
                 &[&run.id.0, plan],
             )
             .await?;
+            // The planner's calls have ended.
+            super::budgets::release_held(&tx, "b.run_id = $2 AND b.task_id IS NULL", &run.id.0)
+                .await?;
             update_status(&tx, run.id, RunStatus::Running, None).await?;
             let tasks = transitions::insert_graph(&tx, run, graph).await?;
             emit(
@@ -333,6 +336,9 @@ impl TaskStore for PgTaskStore {
         )
         .await?;
         transitions::finish_attempt(&tx, task, attempt, AttemptStatus::Succeeded, None).await?;
+        // Every call of the attempt has ended: a reservation still held is one whose
+        // settlement was lost (the database was restarting).
+        super::budgets::release_held(&tx, "b.task_id = $2", &task.0).await?;
         let mut effects = Effects::default();
         emit(
             &tx,
@@ -393,11 +399,10 @@ impl TaskStore for PgTaskStore {
         let run = locked.run_id;
         let error = failure.error.as_str();
         transitions::finish_attempt(&tx, task, attempt, AttemptStatus::Failed, Some(error)).await?;
-        if failure.dead {
-            // The next attempt cannot start before this commits: whatever the task holds
-            // was held by the dead one.
-            super::budgets::release_held(&tx, "b.task_id = $2", &task.0).await?;
-        }
+        // The attempt is over, and the next cannot start before this commits: whatever
+        // the task still holds was held by it (a dead worker's calls, or a settlement the
+        // database was not there for).
+        super::budgets::release_held(&tx, "b.task_id = $2", &task.0).await?;
         let mut effects = Effects::default();
         let will_retry = failure.retryable && attempt < locked.max_attempts;
         let payload = json!({
@@ -512,7 +517,6 @@ impl PgTaskStore {
                 ),
                 retryable: true,
                 backoff: Duration::ZERO,
-                dead: true,
             };
             tracing::warn!(task = %task, attempt, silent, "reclaiming a dead attempt");
             match self.fail_attempt(task, attempt, &failure).await {
