@@ -187,7 +187,9 @@ fn every_dead_letter_queue_has_an_alarm_on_its_first_message() {
     assert!(!dlqs.is_empty());
     for dlq in dlqs {
         assert!(
-            alarmed.iter().any(|a| a.contains(&format!("{dlq}.QueueName"))),
+            alarmed
+                .iter()
+                .any(|a| a.contains(&format!("{dlq}.QueueName"))),
             "{dlq} has no alarm; alarms: {alarmed:?}"
         );
     }

@@ -114,10 +114,11 @@ impl SweepState {
             retention_policy: match optional(env, "RETENTION_POLICY_PATH") {
                 None => RetentionPolicy::embedded(),
                 Some(path) => {
-                    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
-                        name: "RETENTION_POLICY_PATH",
-                        reason: format!("cannot read {path}: {e}"),
-                    })?;
+                    let text =
+                        std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+                            name: "RETENTION_POLICY_PATH",
+                            reason: format!("cannot read {path}: {e}"),
+                        })?;
                     RetentionPolicy::parse(&text).map_err(|reason| ConfigError::Invalid {
                         name: "RETENTION_POLICY_PATH",
                         reason,

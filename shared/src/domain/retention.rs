@@ -65,7 +65,10 @@ mod tests {
 
     #[test]
     fn the_embedded_policy_parses_and_a_misspelt_field_is_refused() {
-        assert_eq!(RetentionPolicy::parse(RETENTION_JSON), Ok(RetentionPolicy::embedded()));
+        assert_eq!(
+            RetentionPolicy::parse(RETENTION_JSON),
+            Ok(RetentionPolicy::embedded())
+        );
         let misspelt = RETENTION_JSON.replace("\"batch\"", "\"bacth\"");
         assert!(RetentionPolicy::parse(&misspelt).is_err());
     }

@@ -14,7 +14,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Parser)]
-#[command(about = "The engine's cost per run: CPU, commits, throughput (offline model, cache off).")]
+#[command(
+    about = "The engine's cost per run: CPU, commits, throughput (offline model, cache off)."
+)]
 struct Args {
     /// The runner binary: build it with `cargo build --release -p autocrew-runner`.
     #[arg(long)]
@@ -57,7 +59,11 @@ fn cpu_of(pid: u32) -> f64 {
 fn postgres_cpu() -> f64 {
     let mut total = 0.0;
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
             continue;
         };
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
@@ -172,7 +178,8 @@ fn show(name: &str, m: &Measured, runs: usize, tasks_per_run: f64) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let url = std::env::var("DATABASE_URL").context("DATABASE_URL is not set: source .local/stack.env")?;
+    let url = std::env::var("DATABASE_URL")
+        .context("DATABASE_URL is not set: source .local/stack.env")?;
     let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
     let settings = Settings {

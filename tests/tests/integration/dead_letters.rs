@@ -19,7 +19,8 @@ async fn a_poison_message_lands_in_the_dlq_is_listed_and_is_redriven() -> anyhow
     let prefix = unique("dlq");
     let dlq_url = create_queue(&sqs, &format!("{prefix}-plan-dlq"), &[]).await?;
     let dlq_arn = queue_arn(&sqs, &dlq_url).await?;
-    let policy = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}).to_string();
+    let policy =
+        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}).to_string();
     let source_url = create_queue(
         &sqs,
         &format!("{prefix}-plan"),
@@ -37,9 +38,13 @@ async fn a_poison_message_lands_in_the_dlq_is_listed_and_is_redriven() -> anyhow
 
     // The plan step refuses it each time; past two receives SQS sets it aside.
     for _ in 0..4 {
-        poll_once(&sqs, &mapping, "us-east-1", Duration::from_secs(1), |event| {
-            handle_batch(&p.ctx, Step::Plan, event)
-        })
+        poll_once(
+            &sqs,
+            &mapping,
+            "us-east-1",
+            Duration::from_secs(1),
+            |event| handle_batch(&p.ctx, Step::Plan, event),
+        )
         .await?;
     }
     let found = dlq::find(sqs.client(), &prefix).await?;
@@ -47,11 +52,19 @@ async fn a_poison_message_lands_in_the_dlq_is_listed_and_is_redriven() -> anyhow
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let moved = dlq::redrive(sqs.client(), &found[0]).await?;
     let back = sqs
-        .receive(&source_url, 10, Duration::from_secs(1), Duration::from_secs(30))
+        .receive(
+            &source_url,
+            10,
+            Duration::from_secs(1),
+            Duration::from_secs(30),
+        )
         .await?;
 
     assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!((found[0].dlq_name.as_str(), found[0].waiting), (format!("{prefix}-plan-dlq").as_str(), 1));
+    assert_eq!(
+        (found[0].dlq_name.as_str(), found[0].waiting),
+        (format!("{prefix}-plan-dlq").as_str(), 1)
+    );
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].body, "not a step message");
     assert_eq!(moved, 1);

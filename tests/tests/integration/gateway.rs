@@ -516,8 +516,8 @@ async fn a_model_the_budget_cannot_cover_is_refused_and_a_cheaper_one_of_the_cha
 }
 
 #[tokio::test]
-async fn the_exact_cache_answers_only_the_user_who_asked_unless_a_call_may_share() -> anyhow::Result<()>
-{
+async fn the_exact_cache_answers_only_the_user_who_asked_unless_a_call_may_share()
+-> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let ana = seed(&db, 4).await?;
     let ben = seed(&db, 4).await?;
@@ -528,9 +528,15 @@ async fn the_exact_cache_answers_only_the_user_who_asked_unless_a_call_may_share
         ..call(seeded, "standard", "Summarise the style guide.")
     };
 
-    let anas = gateway.call(call(&ana, "standard", "Write the landing copy.")).await?;
-    let bens = gateway.call(call(&ben, "standard", "Write the landing copy.")).await?;
-    let anas_again = gateway.call(call(&ana, "standard", "Write the landing copy.")).await?;
+    let anas = gateway
+        .call(call(&ana, "standard", "Write the landing copy."))
+        .await?;
+    let bens = gateway
+        .call(call(&ben, "standard", "Write the landing copy."))
+        .await?;
+    let anas_again = gateway
+        .call(call(&ana, "standard", "Write the landing copy."))
+        .await?;
     let shared_by_ana = gateway.call(shared(&ana)).await?;
     let shared_by_ben = gateway.call(shared(&ben)).await?;
 

@@ -282,17 +282,35 @@ async fn a_user_has_at_most_fifty_tasks_in_flight_critical_work_first_and_cannot
     }
     let anas_total = per_run.iter().sum::<i64>() + in_flight(&db, urgent.id).await?;
     assert_eq!(anas_total, 50, "Ana's limit across her runs: {per_run:?}");
-    assert!(per_run.iter().all(|&n| n <= 16), "each run's own limit: {per_run:?}");
-    assert_eq!(in_flight(&db, urgent.id).await?, 3, "critical work of her newest run first");
+    assert!(
+        per_run.iter().all(|&n| n <= 16),
+        "each run's own limit: {per_run:?}"
+    );
+    assert_eq!(
+        in_flight(&db, urgent.id).await?,
+        3,
+        "critical work of her newest run first"
+    );
     assert_eq!(per_run, [16, 16, 15, 0], "then her older runs first");
-    assert_eq!(in_flight(&db, bens.id).await?, 3, "Ben is not held back by Ana's load");
+    assert_eq!(
+        in_flight(&db, bens.id).await?,
+        3,
+        "Ben is not held back by Ana's load"
+    );
 
     // A slot Ana frees goes to her next task by the same order: her oldest run's.
     let done = tasks.run_tasks(anas[0].id).await?;
-    let first = done.iter().find(|t| t.status == TaskStatus::Queued).expect("queued");
+    let first = done
+        .iter()
+        .find(|t| t.status == TaskStatus::Queued)
+        .expect("queued");
     tasks.start(first.id).await?;
     tasks.complete_now(first.id, json!({})).await?;
-    assert_eq!(in_flight(&db, anas[0].id).await?, 16, "the freed slot went to run 1 again");
+    assert_eq!(
+        in_flight(&db, anas[0].id).await?,
+        16,
+        "the freed slot went to run 1 again"
+    );
     assert_eq!(in_flight(&db, anas[3].id).await?, 0);
     Ok(())
 }

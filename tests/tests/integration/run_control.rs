@@ -412,7 +412,9 @@ fn sweep(p: &Pipeline, db: &TestDb) -> SweepState {
         budgets: Arc::new(autocrew_shared::adapters::postgres::PgBudgetStore::new(
             db.pool.clone(),
         )),
-        retention: Arc::new(autocrew_shared::adapters::postgres::PgRetention::new(db.pool.clone())),
+        retention: Arc::new(autocrew_shared::adapters::postgres::PgRetention::new(
+            db.pool.clone(),
+        )),
         retention_policy: autocrew_shared::domain::retention::RetentionPolicy::embedded(),
         approvals: Arc::new(PgApprovalStore::new(db.pool.clone())),
         idempotency: Arc::new(PgIdempotencyStore::new(db.pool.clone())),

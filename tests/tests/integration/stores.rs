@@ -494,12 +494,25 @@ async fn retention_folds_an_ended_runs_progress_and_prunes_its_details_keeping_i
     let log = PgEventLog::new(db.pool.clone());
     let (project, run) = (seeded.project.id, Some(seeded.run.id));
     let task = uuid::Uuid::new_v4();
-    log.append(project, run, EventKind::TaskStarted, json!({"task_id": task})).await?;
+    log.append(
+        project,
+        run,
+        EventKind::TaskStarted,
+        json!({"task_id": task}),
+    )
+    .await?;
     for delta in ["Hel", "lo, ", "world"] {
         let chunk = json!({"task_id": task, "step": 1, "delta": delta});
-        log.append(project, run, EventKind::TaskProgress, chunk).await?;
+        log.append(project, run, EventKind::TaskProgress, chunk)
+            .await?;
     }
-    log.append(project, run, EventKind::TaskCompleted, json!({"task_id": task})).await?;
+    log.append(
+        project,
+        run,
+        EventKind::TaskCompleted,
+        json!({"task_id": task}),
+    )
+    .await?;
     let client = db.pool.get().await?;
     client
         .execute(
@@ -521,18 +534,37 @@ async fn retention_folds_an_ended_runs_progress_and_prunes_its_details_keeping_i
         ..RetentionPolicy::embedded()
     };
     let pruned = retention.apply(&pruning).await?;
-    let story: Vec<EventKind> = log.since(project, 0, 100).await?.iter().map(|e| e.kind).collect();
+    let story: Vec<EventKind> = log
+        .since(project, 0, 100)
+        .await?
+        .iter()
+        .map(|e| e.kind)
+        .collect();
 
     assert_eq!(folded.progress_turns_compacted, 1);
-    assert_eq!(again.progress_turns_compacted, 0, "a folded turn is not folded again");
+    assert_eq!(
+        again.progress_turns_compacted, 0,
+        "a folded turn is not folded again"
+    );
     let progress: Vec<&serde_json::Value> = events
         .iter()
         .filter(|e| e.kind == EventKind::TaskProgress)
         .map(|e| &e.payload)
         .collect();
-    assert_eq!(progress.len(), 3, "every chunk keeps its place in the sequence");
-    assert_eq!(progress[2]["delta"], "Hello, world", "the last keeps the turn's whole text");
-    assert!(progress[..2].iter().all(|p| p["compacted"] == true && p.get("delta").is_none()));
+    assert_eq!(
+        progress.len(),
+        3,
+        "every chunk keeps its place in the sequence"
+    );
+    assert_eq!(
+        progress[2]["delta"], "Hello, world",
+        "the last keeps the turn's whole text"
+    );
+    assert!(
+        progress[..2]
+            .iter()
+            .all(|p| p["compacted"] == true && p.get("delta").is_none())
+    );
     assert_eq!(pruned.detail_events_pruned, 4);
     assert_eq!(
         story,

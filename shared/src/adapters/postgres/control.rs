@@ -137,12 +137,14 @@ async fn reopen(tx: &Transaction<'_>, run: RunId, ids: &[Uuid]) -> Result<(), St
     Ok(())
 }
 
-/// Gives an ended run a new execution (Step Functions names are unique) and writes its start
-/// to the outbox. The run is `running` again, or `pending` when it never got a plan.
+/// Gives an ended run a new execution (Step Functions names are unique), writes its start
+/// to the outbox and appends `run_resumed`. The run is `running` again, or `pending` when it
+/// never got a plan.
 async fn restart(
     tx: &Transaction<'_>,
     effects: &mut Effects,
     run: &Run,
+    reopened: usize,
 ) -> Result<Run, StoreError> {
     let executions = i32::try_from(run.executions + 1).unwrap_or(i32::MAX);
     let name = format!("run-{}-{executions}", run.id);
@@ -167,7 +169,21 @@ async fn restart(
         input: execution_input(run.id),
     };
     send(tx, effects, Some(run.id), start).await?;
-    run_from_row(&row)
+    let resumed = run_from_row(&row)?;
+    let payload = json!({
+        "reopened_tasks": reopened, "execution_name": resumed.execution_name,
+        "budget_micro_usd": resumed.budget.0, "previous_status": run.status
+    });
+    emit(
+        tx,
+        effects,
+        run.project_id,
+        Some(run.id),
+        EventKind::RunResumed,
+        payload,
+    )
+    .await?;
+    Ok(resumed)
 }
 
 #[async_trait]
@@ -243,20 +259,7 @@ impl RunControl for PgRunControl {
             .collect::<Result<_, _>>()?;
         reopen(&tx, id, &reopened).await?;
         let mut effects = Effects::default();
-        let resumed = restart(&tx, &mut effects, &run).await?;
-        let payload = json!({
-            "reopened_tasks": reopened.len(), "execution_name": resumed.execution_name,
-            "budget_micro_usd": resumed.budget.0, "previous_status": run.status
-        });
-        emit(
-            &tx,
-            &mut effects,
-            run.project_id,
-            Some(id),
-            EventKind::RunResumed,
-            payload,
-        )
-        .await?;
+        let resumed = restart(&tx, &mut effects, &run, reopened.len()).await?;
         tx.commit().await?;
         Ok(Changed {
             value: resumed,
@@ -324,20 +327,7 @@ impl RunControl for PgRunControl {
         if run.status == RunStatus::Running {
             transitions::dispatch(&tx, &mut effects, run.id).await?;
         } else {
-            let resumed = restart(&tx, &mut effects, &run).await?;
-            let payload = json!({
-                "reopened_tasks": reopened.len(), "execution_name": resumed.execution_name,
-                "budget_micro_usd": resumed.budget.0, "previous_status": run.status
-            });
-            emit(
-                &tx,
-                &mut effects,
-                run.project_id,
-                Some(run.id),
-                EventKind::RunResumed,
-                payload,
-            )
-            .await?;
+            restart(&tx, &mut effects, &run, reopened.len()).await?;
         }
         let task = tasks_where(&tx, "t.id = ANY($1)", &[id.0])
             .await?

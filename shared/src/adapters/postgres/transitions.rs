@@ -199,7 +199,15 @@ pub(super) async fn dispatch(
             "task_id": task.id, "key": task.key, "agent": task.agent,
             "title": task.title, "priority": task.priority
         });
-        emit(tx, effects, task.project_id, Some(task.run_id), EventKind::TaskQueued, payload).await?;
+        emit(
+            tx,
+            effects,
+            task.project_id,
+            Some(task.run_id),
+            EventKind::TaskQueued,
+            payload,
+        )
+        .await?;
         let message = Outgoing::Task {
             agent: task.agent,
             message: TaskMessage {
