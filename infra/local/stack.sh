@@ -297,7 +297,8 @@ demo() {
   stop_runner
   start_runner
   local t0=$SECONDS status=0
-  autocrew run "$demo_command" --api "$runner_url" || status=$?
+  # Approvals are answered as they come: the demo runs without a person at the keyboard.
+  autocrew run "$demo_command" --api "$runner_url" --auto-approve || status=$?
   stop_runner
   [ "$status" = 0 ] || die "the run did not succeed (autocrew run exited $status)"
   say "demo finished in $((SECONDS - t0)) s"

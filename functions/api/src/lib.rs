@@ -2,6 +2,7 @@
 //! library. Handlers take a `lambda_http::Request` as API Gateway's HTTP API (payload v2)
 //! delivers it and always answer with a response: errors become statuses in `error.rs`.
 
+mod approvals;
 mod costs;
 mod error;
 mod request;
@@ -36,10 +37,16 @@ pub enum Route {
     ResumeRun,
     /// `POST /tasks/{task_id}/retry`: a failed task starts again.
     RetryTask,
+    /// `GET /approvals/{approval_id}`
+    GetApproval,
+    /// `POST /approvals/{approval_id}`: approve or reject, quoting the payload hash.
+    DecideApproval,
+    /// `GET /sites/{project_id}/{path+}`: a published file, public.
+    GetSite,
 }
 
 impl Route {
-    pub const ALL: [Route; 10] = [
+    pub const ALL: [Route; 13] = [
         Route::CreateUser,
         Route::CreateProject,
         Route::PostCommand,
@@ -50,6 +57,9 @@ impl Route {
         Route::CancelRun,
         Route::ResumeRun,
         Route::RetryTask,
+        Route::GetApproval,
+        Route::DecideApproval,
+        Route::GetSite,
     ];
 
     /// The route a binary serves (`api-get-run` → `GetRun`).
@@ -70,6 +80,9 @@ impl Route {
             Route::CancelRun => "api-cancel-run",
             Route::ResumeRun => "api-resume-run",
             Route::RetryTask => "api-retry-task",
+            Route::GetApproval => "api-get-approval",
+            Route::DecideApproval => "api-decide-approval",
+            Route::GetSite => "api-get-site",
         }
     }
 }
@@ -87,6 +100,9 @@ pub async fn handle(state: &ApiState, route: Route, request: Request) -> Respons
         Route::CancelRun => routes::cancel_run(state, &request).await,
         Route::ResumeRun => routes::resume_run(state, &request).await,
         Route::RetryTask => routes::retry_task(state, &request).await,
+        Route::GetApproval => approvals::get_approval(state, &request).await,
+        Route::DecideApproval => approvals::decide(state, &request).await,
+        Route::GetSite => approvals::get_site(state, &request).await,
     };
     result.unwrap_or_else(ApiError::into_response)
 }

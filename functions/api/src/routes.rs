@@ -254,9 +254,10 @@ pub async fn get_run(state: &ApiState, request: &Request) -> Result<Response<Bod
             "size_bytes": artifact.size_bytes, "checksum_sha256": artifact.checksum_sha256, "url": url
         }));
     }
+    let approvals = state.approvals.run_approvals(id).await?;
     Ok(json_response(
         200,
-        &json!({"run": run, "tasks": tasks, "artifacts": artifacts, "totals": totals}),
+        &json!({"run": run, "tasks": tasks, "artifacts": artifacts, "totals": totals, "approvals": approvals}),
     ))
 }
 

@@ -3,16 +3,16 @@
 use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, S3BlobStore};
 use autocrew_shared::adapters::postgres::{
-    self, PgArtifactStore, PgEventLog, PgLedger, PgProjectStore, PgRunControl, PgRunStore,
-    PgTaskStore, PgTokenStore, Pool,
+    self, PgApprovalStore, PgArtifactStore, PgEventLog, PgLedger, PgProjectStore, PgRunControl,
+    PgRunStore, PgTaskStore, PgTokenStore, Pool,
 };
 use autocrew_shared::config::{
     AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, optional, required,
 };
 use autocrew_shared::domain::Tier;
 use autocrew_shared::ports::{
-    ArtifactStore, BlobStore, EventLog, Ledger, ProjectStore, RunControl, RunStore, TaskStore,
-    TokenStore,
+    ApprovalStore, ArtifactStore, BlobStore, EventLog, Ledger, ProjectStore, RunControl, RunStore,
+    TaskStore, TokenStore,
 };
 use autocrew_shared::services::{AgentQueues, Notifier, Relay};
 use aws_config::SdkConfig;
@@ -64,6 +64,7 @@ pub struct ApiState {
     pub tokens: Arc<dyn TokenStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub control: Arc<dyn RunControl>,
+    pub approvals: Arc<dyn ApprovalStore>,
     pub signup_tier: Tier,
     pub notifier: Notifier,
     /// Publishes what committed changes send out (events, the start of an execution).
@@ -100,6 +101,7 @@ impl ApiState {
         );
         ApiState {
             control: Arc::new(PgRunControl::new(pool.clone())),
+            approvals: Arc::new(PgApprovalStore::new(pool.clone())),
             projects: Arc::new(PgProjectStore::new(pool.clone())),
             runs: Arc::new(PgRunStore::new(pool.clone())),
             tasks: Arc::new(PgTaskStore::new(pool.clone())),

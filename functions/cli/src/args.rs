@@ -47,6 +47,11 @@ pub enum Command {
         #[command(flatten)]
         session: SessionArgs,
     },
+    /// Approve a critical action a task waits on (shown by `autocrew run`): the task goes
+    /// on and the action runs once, exactly as shown.
+    Approve(DecisionArgs),
+    /// Reject a critical action a task waits on: the task goes on without it.
+    Reject(DecisionArgs),
     /// The dead-letter queues: what waits in them, and sending it back.
     Dlq {
         #[command(subcommand)]
@@ -105,15 +110,20 @@ pub struct SessionArgs {
     pub token: Option<String>,
 }
 
-/// How a steered run is followed.
+/// How a run is followed.
 #[derive(Debug, Clone, Args)]
 pub struct FollowArgs {
-    /// Print only the summary at the end.
+    /// Print only the summary at the end, not each task's progress.
     #[arg(long)]
     pub quiet: bool,
-    /// Give up following the run after this many seconds.
+    /// Give up following the run after this many seconds (a run waiting for an approval
+    /// goes on waiting: follow it again with `autocrew resume` or read it from the API).
     #[arg(long, default_value_t = 300)]
     pub timeout_secs: u64,
+    /// Approve every critical action as soon as it is requested, as shown (for demos and
+    /// scripts; without it, answer with `autocrew approve` or `autocrew reject`).
+    #[arg(long)]
+    pub auto_approve: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -122,12 +132,24 @@ pub struct RunArgs {
     pub command: String,
     #[command(flatten)]
     pub api: ApiArgs,
-    /// Print only the summary at the end, not each task's progress.
+    #[command(flatten)]
+    pub follow: FollowArgs,
+}
+
+/// A decision on one approval.
+#[derive(Debug, Clone, Args)]
+pub struct DecisionArgs {
+    /// The approval's id, as `autocrew run` printed it.
+    pub approval_id: String,
+    /// The payload's sha-256 as `autocrew run` printed it: the decision holds only for
+    /// that payload (default: the payload this command prints).
     #[arg(long)]
-    pub quiet: bool,
-    /// Give up following the run after this many seconds.
-    #[arg(long, default_value_t = 300)]
-    pub timeout_secs: u64,
+    pub hash: Option<String>,
+    /// Why, for the record (the agent is told a rejection's reason).
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub session: SessionArgs,
 }
 
 #[cfg(test)]
@@ -148,7 +170,19 @@ mod tests {
             panic!("not run")
         };
         assert_eq!(args.command, "Build a recipe app");
-        assert!(args.quiet);
+        assert!(args.follow.quiet && !args.follow.auto_approve);
+        let cli = Cli::try_parse_from([
+            "autocrew",
+            "approve",
+            "3c1d9e2f-4b5a-4c6d-8e7f-9a0b1c2d3e4f",
+            "--hash",
+            "ab",
+        ])
+        .unwrap();
+        let Command::Approve(args) = cli.command else {
+            panic!("not approve")
+        };
+        assert_eq!(args.hash.as_deref(), Some("ab"));
     }
 
     #[test]

@@ -2,13 +2,14 @@
 //! `autocrew completions bash` prints shell completions.
 
 use anyhow::Context;
+use autocrew_cli::approvals::{Verdict, review_and_decide};
+use autocrew_cli::args::DecisionArgs;
 use autocrew_cli::args::{Cli, Command, DlqAction};
 use autocrew_cli::{dlq, health, run, session};
 use autocrew_shared::adapters::postgres;
 use autocrew_shared::config::Config;
 use clap::{CommandFactory, Parser};
 use serde_json::json;
-use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -29,11 +30,10 @@ async fn main() -> std::process::ExitCode {
 async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Run(args) => {
-            let timeout = Duration::from_secs(args.timeout_secs);
-            let report = run::run(&args.api.api, &args.command, args.quiet, timeout).await?;
+            let report = run::run(&args.api.api, &args.command, (&args.follow).into()).await?;
             match session::save(&args.api.api, &report.token) {
                 Ok(path) => eprintln!(
-                    "session saved to {} (cancel, resume and retry use it)",
+                    "session saved to {} (cancel, resume, retry, approve and reject use it)",
                     path.display()
                 ),
                 Err(e) => eprintln!("warning: the session was not saved: {e:#}"),
@@ -83,9 +83,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
                 "run {run_id} resumed as execution {}",
                 answer["run"]["execution_name"].as_str().unwrap_or("?")
             );
-            let timeout = Duration::from_secs(follow.timeout_secs);
             let report =
-                run::follow_steered(&client, &run_id, "run_resumed", follow.quiet, timeout).await?;
+                run::follow_steered(&client, &run_id, "run_resumed", (&follow).into()).await?;
             println!("{}", run::summary(&report));
             Ok(report.succeeded)
         }
@@ -101,13 +100,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             let run_id = task["run_id"].as_str().unwrap_or_default().to_owned();
             let key = task["key"].as_str().unwrap_or("?").to_owned();
             eprintln!("task {key} of run {run_id} starts again");
-            let timeout = Duration::from_secs(follow.timeout_secs);
             let report =
-                run::follow_steered(&client, &run_id, "task_retried", follow.quiet, timeout)
-                    .await?;
+                run::follow_steered(&client, &run_id, "task_retried", (&follow).into()).await?;
             println!("{}", run::summary(&report));
             Ok(report.succeeded)
         }
+        Command::Approve(args) => decide(args, Verdict::Approve).await,
+        Command::Reject(args) => decide(args, Verdict::Reject).await,
         Command::Dlq { action } => {
             let config = Config::from_env().context("failed to read configuration")?;
             let sqs = aws_sdk_sqs::Client::new(
@@ -172,4 +171,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             Ok(true)
         }
     }
+}
+
+/// `autocrew approve` / `autocrew reject`.
+async fn decide(args: DecisionArgs, verdict: Verdict) -> anyhow::Result<bool> {
+    let client = session::client(&args.session)?;
+    review_and_decide(
+        &client,
+        &args.approval_id,
+        verdict,
+        args.hash.as_deref(),
+        args.reason.as_deref(),
+    )
+    .await?;
+    Ok(true)
 }

@@ -1,6 +1,7 @@
 //! `autocrew run "<command>"`: signs up, creates a project, follows its live stream, posts
 //! the command, shows each task's progress as it happens, then prints the finished run.
 
+use crate::approvals::{self, Verdict};
 use crate::client::{Client, Stream, sign_up};
 use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -76,17 +77,33 @@ impl Progress {
     }
 }
 
+/// How a run is followed.
+#[derive(Debug, Clone, Copy)]
+pub struct Following {
+    /// Print only the summary at the end.
+    pub quiet: bool,
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// Approve each critical action as it is requested, as shown.
+    pub auto_approve: bool,
+}
+
+impl From<&crate::args::FollowArgs> for Following {
+    fn from(args: &crate::args::FollowArgs) -> Self {
+        Following {
+            quiet: args.quiet,
+            timeout: Duration::from_secs(args.timeout_secs),
+            auto_approve: args.auto_approve,
+        }
+    }
+}
+
 fn money(micro: i64) -> String {
     format!("${}.{:06}", micro / 1_000_000, micro % 1_000_000)
 }
 
 /// Runs `command` against the API at `base` and follows it to its end.
-pub async fn run(
-    base: &str,
-    command: &str,
-    quiet: bool,
-    timeout: Duration,
-) -> anyhow::Result<RunReport> {
+pub async fn run(base: &str, command: &str, following: Following) -> anyhow::Result<RunReport> {
     let started = Instant::now();
     let email = format!(
         "cli-{}@autocrew.local",
@@ -107,15 +124,14 @@ pub async fn run(
         )
         .await?;
     let run_id = accepted["run_id"].as_str().context("no run id")?.to_owned();
-    let progress = Progress::new(quiet);
+    let progress = Progress::new(following.quiet);
     progress.say(format!("run {run_id} accepted: {command}"));
     follow(
         &client,
-        &project_id,
-        &run_id,
+        (&project_id, &run_id),
         stream,
         progress,
-        timeout,
+        following,
         started,
     )
     .await
@@ -127,8 +143,7 @@ pub async fn follow_steered(
     client: &Client,
     run_id: &str,
     marker: &str,
-    quiet: bool,
-    timeout: Duration,
+    following: Following,
 ) -> anyhow::Result<RunReport> {
     let started = Instant::now();
     let run = client
@@ -159,14 +174,13 @@ pub async fn follow_steered(
     }
     let from = from.with_context(|| format!("run {run_id} has no {marker} event"))?;
     let stream = client.follow(&project_id, from - 1).await?;
-    let progress = Progress::new(quiet);
+    let progress = Progress::new(following.quiet);
     follow(
         client,
-        &project_id,
-        run_id,
+        (&project_id, run_id),
         stream,
         progress,
-        timeout,
+        following,
         started,
     )
     .await
@@ -175,15 +189,14 @@ pub async fn follow_steered(
 /// Follows `run_id` on `stream` until it ends, then reads the run and its costs.
 async fn follow(
     client: &Client,
-    project_id: &str,
-    run_id: &str,
+    (project_id, run_id): (&str, &str),
     mut stream: Stream,
     mut progress: Progress,
-    timeout: Duration,
+    following: Following,
     started: Instant,
 ) -> anyhow::Result<RunReport> {
     let mut events = Vec::new();
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + following.timeout;
     let succeeded = loop {
         let Some(event) = next_event(client, project_id, &mut stream, deadline).await? else {
             bail!("the live stream closed before the run ended");
@@ -194,6 +207,9 @@ async fn follow(
         }
         if let Some(done) = show(&mut progress, &event) {
             break done;
+        }
+        if following.auto_approve && event["kind"] == "approval_requested" {
+            auto_approve(client, &progress, &event["payload"]).await;
         }
     };
     let run = client
@@ -251,6 +267,17 @@ pub async fn next_event(
                 }
             }
         }
+    }
+}
+
+/// Approves a request as shown; a refusal is printed and following goes on (the run waits).
+async fn auto_approve(client: &Client, progress: &Progress, p: &Value) {
+    let id = p["approval_id"].as_str().unwrap_or_default();
+    let hash = p["payload_hash"].as_str().unwrap_or_default();
+    let reason = Some("approved automatically (--auto-approve)");
+    match approvals::decide(client, id, Verdict::Approve, hash, reason).await {
+        Ok(_) => progress.say(format!("  approved automatically (--auto-approve): {id}")),
+        Err(e) => progress.say(format!("  could not approve {id}: {e:#}")),
     }
 }
 
@@ -326,6 +353,34 @@ fn show(progress: &mut Progress, event: &Value) -> Option<bool> {
             "blocked",
             &format!("by {}", text(&p["blocked_by"])),
         ),
+        "approval_requested" => {
+            progress.task(
+                &text(&p["key"]),
+                &text(&p["agent"]),
+                "waiting",
+                &format!("for approval of {}", text(&p["tool"])),
+            );
+            for line in approvals::request_lines(p) {
+                progress.say(line);
+            }
+        }
+        "approval_decided" => progress.say(format!(
+            "approval {} {}{}",
+            text(&p["approval_id"]),
+            text(&p["status"]),
+            p["reason"]
+                .as_str()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        )),
+        "action_executed" => progress.say(format!(
+            "{} done{}",
+            text(&p["tool"]),
+            p["result"]["link"]
+                .as_str()
+                .map(|l| format!(": {l}"))
+                .unwrap_or_default()
+        )),
         "run_completed" => {
             progress.say(format!(
                 "run completed: {}/{} tasks, {cost}",

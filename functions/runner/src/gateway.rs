@@ -117,6 +117,19 @@ async fn invoke_http(state: &Gateway, route: Route, event: Value) -> Response {
     (parts.status, parts.headers, bytes).into_response()
 }
 
+/// API Gateway's greedy parameter (`{path+}`) in axum's words (`{*path}`).
+fn axum_path(path: &str) -> String {
+    path.split('/')
+        .map(
+            |part| match part.strip_prefix('{').and_then(|p| p.strip_suffix("+}")) {
+                Some(name) => format!("{{*{name}}}"),
+                None => part.to_owned(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// The HTTP API's routes from the template, as `(method, path, route)`.
 pub fn router(gateway: Gateway, http_routes: Vec<(String, String, Route)>) -> Router {
     let mut router = Router::new();
@@ -130,7 +143,7 @@ pub fn router(gateway: Gateway, http_routes: Vec<(String, String, Route)>) -> Ro
         };
         let route_path = path.clone();
         router = router.route(
-            &path,
+            &axum_path(&path),
             on(
                 filter,
                 move |State(gw): State<Gateway>,

@@ -80,9 +80,9 @@ impl Provisioned {
 pub struct Outside {
     pub region: String,
     pub parameters: HashMap<String, String>,
-    /// What a reference to the WebSocket API resolves to in a callback URL: the runner's
-    /// own address serves `@connections`.
-    pub websocket_callback_url: String,
+    /// What a URL built from the HTTP or the WebSocket API's id resolves to: the runner's
+    /// own address serves both APIs and `@connections`.
+    pub own_url: String,
 }
 
 impl Outside {
@@ -91,7 +91,7 @@ impl Outside {
         template: &Template,
         region: &str,
         given: impl IntoIterator<Item = (String, String)>,
-        websocket_callback_url: String,
+        own_url: String,
     ) -> Outside {
         let mut parameters: HashMap<String, String> = template
             .parameter_defaults
@@ -102,7 +102,7 @@ impl Outside {
         Outside {
             region: region.to_owned(),
             parameters,
-            websocket_callback_url,
+            own_url,
         }
     }
 }
@@ -135,9 +135,10 @@ pub fn resolve(
         Value::Bool(b) => Ok(b.to_string()),
         _ => {
             let text = sub_text(value).ok_or_else(|| dangling(format!("{value:?}")))?;
-            // A `!Sub` URL built from the WebSocket API's id is the callback URL.
-            if text.contains("${WebSocketApi}") {
-                return Ok(outside.websocket_callback_url.clone());
+            // A `!Sub` URL built from an API's id (the WebSocket callback URL, the public
+            // base URL) is the runner's own address.
+            if text.contains("${WebSocketApi}") || text.contains("${HttpApi}") {
+                return Ok(outside.own_url.clone());
             }
             substitute(&text, context, &|name| match name.split_once('.') {
                 Some((id, attr)) => done.attribute(id, attr),

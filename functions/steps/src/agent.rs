@@ -8,7 +8,7 @@
 //! - anything else (ended, cancelled) is acknowledged and ignored, after sending whatever
 //!   its run still has in the outbox (a worker that died between commit and send).
 
-use crate::agent_loop::{self, Finished, LoopError};
+use crate::agent_loop::{self, AttemptState, Finished, LoopError};
 use crate::heartbeat::{Delivery, Heartbeat, hide};
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::AgentTaskContext;
@@ -83,7 +83,11 @@ pub(crate) async fn handle(
                 .filter(|t| task.depends_on.contains(&t.id))
                 .collect();
             let context = context(&run, &task, &upstream);
-            agent_loop::run(ctx, &run, &task, &context, &upstream, &heartbeat).await
+            let state = AttemptState {
+                number: attempt,
+                checkpoint: started.value.checkpoint.as_ref(),
+            };
+            agent_loop::run(ctx, (&run, &task, state), &context, &upstream, &heartbeat).await
         }
         Err(e) => Err(LoopError::Infrastructure(e.into())),
     };
@@ -94,6 +98,8 @@ pub(crate) async fn handle(
             tracing::info!(task = %task.id, attempt, "attempt stopped: the task was cancelled or taken over");
             return Ok(());
         }
+        // Recorded when it parked: the task waits for a decision, holding nothing.
+        Err(LoopError::Parked) => return Ok(()),
         Err(LoopError::Model { error, retryable }) => {
             fail(ctx, &task, attempt, error, retryable).await
         }

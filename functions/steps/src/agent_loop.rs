@@ -3,16 +3,26 @@
 //! through the gateway, which refuses what the budget cannot cover). Tool arguments are
 //! checked against each tool's schema: a bad call gets its errors back as the one repair
 //! round; a second bad call fails the task with the errors recorded.
+//!
+//! A call of a critical tool (the profile's `needs_approval`) parks the task: the loop's
+//! state is stored as the task's checkpoint and the attempt ends. Once a person decides,
+//! the next attempt resumes at the checkpoint, running that turn's tool calls again (each
+//! is idempotent) with the decision in hand, without asking the model again.
 
+use crate::actions::{self, ToolAnswer};
 use crate::callback::{call_model, store_artifact};
 use crate::heartbeat::Heartbeat;
 use crate::progress::Progress;
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::agents::{self, AgentTaskContext};
 use autocrew_shared::crew::tools;
+use autocrew_shared::domain::approvals::ActionRequest;
 use autocrew_shared::domain::records::{Attribution, Run, Task};
+use autocrew_shared::domain::{ApprovalStatus, TaskId};
+use autocrew_shared::ports::StoreError;
 use autocrew_shared::ports::llm::{Content, LlmResponse, Message, Role};
 use autocrew_shared::services::Call;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::time::Instant;
 
@@ -30,6 +40,8 @@ pub(crate) enum LoopError {
     /// The work was taken away (the task cancelled, or the attempt presumed dead): stop
     /// without recording anything.
     Stopped,
+    /// The task is parked at a critical call until a person decides (already recorded).
+    Parked,
     /// Our own infrastructure failed.
     Infrastructure(RecordError),
 }
@@ -47,13 +59,27 @@ fn stop(error: String) -> LoopError {
     }
 }
 
+/// Where the loop stood when its task parked: the turn, the conversation up to and
+/// including that turn's tool calls, and the files written so far.
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    step: u32,
+    messages: Vec<Message>,
+    artifacts: Vec<String>,
+}
+
+/// One attempt of a task: its number, and the checkpoint it resumes from, if any.
+pub(crate) struct AttemptState<'a> {
+    pub number: u32,
+    pub checkpoint: Option<&'a Value>,
+}
+
 /// Runs the loop for `task` while the work is still this worker's: the heartbeat's last
 /// word is asked before every model turn (a cancelled run's turn is also refused by its
 /// budget), and a fresh beat before a turn's tool calls run.
 pub(crate) async fn run(
     ctx: &StepContext,
-    run: &Run,
-    task: &Task,
+    (run, task, attempt): (&Run, &Task, AttemptState<'_>),
     context: &AgentTaskContext,
     upstream: &[Task],
     heartbeat: &Heartbeat,
@@ -68,10 +94,24 @@ pub(crate) async fn run(
         agent: task.agent,
     };
     let started = Instant::now();
-    let mut messages = vec![agents::first_message(context)];
-    let mut artifacts: Vec<String> = Vec::new();
+    let resumed = match attempt
+        .checkpoint
+        .cloned()
+        .map(serde_json::from_value::<Checkpoint>)
+    {
+        Some(Ok(checkpoint)) => Some(checkpoint),
+        Some(Err(e)) => {
+            tracing::warn!(task = %task.id, error = %e, "the task's checkpoint is unreadable; the loop starts over");
+            None
+        }
+        None => None,
+    };
+    let (mut messages, mut artifacts, first_step, mut replay) = match resumed {
+        Some(c) => (c.messages, c.artifacts, c.step, true),
+        None => (vec![agents::first_message(context)], Vec::new(), 1, false),
+    };
     let mut bad_calls = 0u32;
-    for step in 1..=profile.max_steps {
+    for step in first_step..=profile.max_steps {
         if !heartbeat.alive() {
             return Err(LoopError::Stopped);
         }
@@ -82,48 +122,20 @@ pub(crate) async fn run(
                 step - 1
             )));
         }
-        let request = agents::turn_request(profile, messages.clone());
-        // An answer the loop cannot use (no text, no tool call) is neither cached nor
-        // served from the cache: a retry must ask the model again.
-        let usable = |r: &LlmResponse| {
-            r.content
-                .iter()
-                .any(|c| matches!(c, Content::ToolUse { .. }))
-                || !r.text().trim().is_empty()
+        let content = if std::mem::take(&mut replay) {
+            // Resumed at the checkpoint: the turn's tool calls run again.
+            messages
+                .last()
+                .map(|m| m.content.clone())
+                .unwrap_or_default()
+        } else {
+            let answer = model_turn(ctx, (run, task, step), attribution, &messages, tier).await?;
+            messages.push(Message {
+                role: Role::Assistant,
+                content: answer.response.content.clone(),
+            });
+            answer.response.content
         };
-        let progress = ctx.stream.then(|| Progress::start(ctx, run, task, step));
-        let sink = progress.as_ref().map(|p| p.sink());
-        let result = call_model(
-            ctx,
-            Call {
-                attribution,
-                tier,
-                request,
-                on_text: sink.as_ref().map(|s| s as _),
-                semantic_scope: None,
-                accept: Some(&usable),
-                share_cache: false,
-            },
-        )
-        .await;
-        drop(sink);
-        if let Some(progress) = progress {
-            progress.finish().await;
-        }
-        let answer = match result? {
-            Ok(answer) => answer,
-            Err(e) => {
-                return Err(LoopError::Model {
-                    retryable: e.is_retryable(),
-                    error: e.to_string(),
-                });
-            }
-        };
-        let content = answer.response.content.clone();
-        messages.push(Message {
-            role: Role::Assistant,
-            content: content.clone(),
-        });
         let calls: Vec<(String, String, Value)> = content
             .iter()
             .filter_map(|c| match c {
@@ -135,7 +147,13 @@ pub(crate) async fn run(
             .collect();
         if calls.is_empty() {
             // Ending the turn with text is taken as finishing with that summary.
-            let text = answer.response.text();
+            let text: String = content
+                .iter()
+                .filter_map(|c| match c {
+                    Content::Text { text } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect();
             if text.trim().is_empty() {
                 return Err(stop(format!(
                     "the model ended turn {step} with neither text nor a tool call"
@@ -175,6 +193,22 @@ pub(crate) async fn run(
                         write_file(ctx, run, task, (&input, &once), &mut artifacts).await?
                     }
                     tools::READ_UPSTREAM => read_upstream(ctx, &input, upstream).await?,
+                    tools::PUBLISH => {
+                        let park = profile.is_critical(&name).then(|| Park {
+                            attempt: attempt.number,
+                            checkpoint: json!(Checkpoint {
+                                step,
+                                messages: messages.clone(),
+                                artifacts: artifacts.clone(),
+                            }),
+                        });
+                        let call = ActingCall {
+                            tool: &name,
+                            input: &input,
+                            key: &once,
+                        };
+                        act(ctx, (run, task, upstream), call, park).await?
+                    }
                     other => Err(format!("unknown tool {other:?}")),
                 },
             };
@@ -204,6 +238,142 @@ pub(crate) async fn run(
         "step limit: {} model turns without finish",
         profile.max_steps
     )))
+}
+
+/// One model turn through the gateway, streamed as progress when streaming is on.
+async fn model_turn(
+    ctx: &StepContext,
+    (run, task, step): (&Run, &Task, u32),
+    attribution: Attribution,
+    messages: &[Message],
+    tier: &str,
+) -> Result<autocrew_shared::services::Answer, LoopError> {
+    let request = agents::turn_request(ctx.profiles.get(task.agent), messages.to_vec());
+    // An answer the loop cannot use (no text, no tool call) is neither cached nor served
+    // from the cache: a retry must ask the model again.
+    let usable = |r: &LlmResponse| {
+        r.content
+            .iter()
+            .any(|c| matches!(c, Content::ToolUse { .. }))
+            || !r.text().trim().is_empty()
+    };
+    let progress = ctx.stream.then(|| Progress::start(ctx, run, task, step));
+    let sink = progress.as_ref().map(|p| p.sink());
+    let result = call_model(
+        ctx,
+        Call {
+            attribution,
+            tier,
+            request,
+            on_text: sink.as_ref().map(|s| s as _),
+            semantic_scope: None,
+            accept: Some(&usable),
+            share_cache: false,
+        },
+    )
+    .await;
+    drop(sink);
+    if let Some(progress) = progress {
+        progress.finish().await;
+    }
+    result?.map_err(|e| LoopError::Model {
+        retryable: e.is_retryable(),
+        error: e.to_string(),
+    })
+}
+
+/// A call of a tool that acts in the world.
+struct ActingCall<'a> {
+    tool: &'a str,
+    input: &'a Value,
+    /// Its idempotency key (`tools::call_key`).
+    key: &'a str,
+}
+
+/// How to park the task at a critical call: the running attempt, and where the loop stands.
+struct Park {
+    attempt: u32,
+    checkpoint: Value,
+}
+
+/// Runs a call that acts in the world. Without `park` (the tool is not critical) the
+/// action runs at once. With it, the call's approval decides: none yet, or still pending,
+/// parks the task (`LoopError::Parked`); approved runs the approved payload once; rejected
+/// or expired tells the model it was not done.
+async fn act(
+    ctx: &StepContext,
+    (run, task, upstream): (&Run, &Task, &[Task]),
+    call: ActingCall<'_>,
+    park: Option<Park>,
+) -> Result<ToolAnswer, LoopError> {
+    let prepare = || actions::prepare(ctx, run, task, upstream, (call.tool, call.input));
+    let Some(park) = park else {
+        return match prepare().await? {
+            Ok(payload) => Ok(actions::execute(ctx, run, &payload, (call.key, None)).await?),
+            Err(refused) => Ok(Err(refused)),
+        };
+    };
+    let approval = match ctx
+        .approvals
+        .for_call(task.id, call.key)
+        .await
+        .map_err(RecordError::from)?
+    {
+        Some(decided) if decided.status != ApprovalStatus::Pending => decided,
+        asked => {
+            let payload = match asked {
+                Some(pending) => pending.payload,
+                None => match prepare().await? {
+                    Ok(payload) => payload,
+                    Err(refused) => return Ok(Err(refused)),
+                },
+            };
+            let action = ActionRequest {
+                tool: call.tool.to_owned(),
+                call_key: call.key.to_owned(),
+                payload,
+                expires_at: expiry(ctx, run),
+            };
+            let requested = ctx
+                .approvals
+                .request(task.id, park.attempt, &park.checkpoint, &action)
+                .await;
+            let requested = match requested {
+                Ok(requested) => requested,
+                Err(StoreError::WrongTaskStatus { .. } | StoreError::StaleAttempt { .. }) => {
+                    return Err(LoopError::Stopped);
+                }
+                Err(e) => return Err(RecordError::from(e).into()),
+            };
+            ctx.relay.publish(requested.effects).await;
+            if requested.value.status == ApprovalStatus::Pending {
+                parked(task.id, &requested.value);
+                return Err(LoopError::Parked);
+            }
+            requested.value
+        }
+    };
+    match actions::refusal(&approval) {
+        Some(refused) => Ok(Err(refused)),
+        None => Ok(
+            actions::execute(ctx, run, &approval.payload, (call.key, Some(approval.id))).await?,
+        ),
+    }
+}
+
+fn parked(task: TaskId, approval: &autocrew_shared::domain::Approval) {
+    tracing::info!(task = %task, approval = %approval.id, tool = %approval.tool, "the task waits for a person's approval");
+}
+
+/// When an approval asked now expires: after the approval TTL, never past the run's deadline.
+fn expiry(ctx: &StepContext, run: &Run) -> chrono::DateTime<chrono::Utc> {
+    let ttl =
+        chrono::Duration::from_std(ctx.actions.approval_ttl).unwrap_or(chrono::Duration::days(1));
+    let expires = chrono::Utc::now() + ttl;
+    match run.deadline_at {
+        Some(deadline) if deadline < expires => deadline,
+        _ => expires,
+    }
 }
 
 /// Stores the file as an artifact under the task's folder.

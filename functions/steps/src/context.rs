@@ -4,7 +4,8 @@ use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, S3BlobStore, SfnStateMachine, SqsQueue};
 use autocrew_shared::adapters::llm::select::{self, LlmSetup};
 use autocrew_shared::adapters::postgres::{
-    self, PgArtifactStore, PgLedger, PgRunStore, PgTaskStore, Pool,
+    self, PgApprovalStore, PgArtifactStore, PgIdempotencyStore, PgLedger, PgRunStore, PgTaskStore,
+    Pool,
 };
 use autocrew_shared::config::{
     AwsConfig, ConfigError, DatabaseConfig, Env, Liveness, ProcessEnv, optional, required,
@@ -12,7 +13,8 @@ use autocrew_shared::config::{
 use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::domain::PlanLimits;
 use autocrew_shared::ports::{
-    ArtifactStore, BlobStore, Ledger, Queue, RunStore, StateMachine, TaskStore,
+    ApprovalStore, ArtifactStore, BlobStore, IdempotencyStore, Ledger, Queue, RunStore,
+    StateMachine, TaskStore,
 };
 use autocrew_shared::services::{AgentQueues, Gateway, Notifier, Relay};
 use aws_config::SdkConfig;
@@ -35,6 +37,40 @@ pub struct StepSettings {
     pub state_machine_arn: Option<String>,
     /// `LLM_STREAM`: stream agent output as progress events (default on).
     pub stream: bool,
+    /// How critical actions wait for people, and where published files are served.
+    pub actions: ActionSettings,
+}
+
+/// Critical actions: how long an approval waits, and the public base URL of `publish`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionSettings {
+    /// `APPROVAL_TTL_MINUTES` (default 1440, a day); never past the run's deadline.
+    pub approval_ttl: Duration,
+    /// `PUBLIC_BASE_URL`: published files are at `{base}/sites/{project_id}/{path}`.
+    pub public_base_url: String,
+}
+
+impl ActionSettings {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let minutes = match optional(env, "APPROVAL_TTL_MINUTES") {
+            None => 24 * 60,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "APPROVAL_TTL_MINUTES",
+                        reason: format!("must be a positive whole number of minutes, got {v:?}"),
+                    });
+                }
+            },
+        };
+        Ok(ActionSettings {
+            approval_ttl: Duration::from_secs(minutes * 60),
+            public_base_url: required(env, "PUBLIC_BASE_URL")?
+                .trim_end_matches('/')
+                .to_owned(),
+        })
+    }
 }
 
 impl StepSettings {
@@ -51,6 +87,7 @@ impl StepSettings {
             ),
             liveness: Liveness::from_env(env)?,
             state_machine_arn: optional(env, "STATE_MACHINE_ARN"),
+            actions: ActionSettings::from_env(env)?,
         })
     }
 }
@@ -77,6 +114,11 @@ pub struct StepContext {
     pub relay: Relay,
     pub plan_limits: PlanLimits,
     pub liveness: Liveness,
+    /// Critical calls park their task here until a person decides.
+    pub approvals: Arc<dyn ApprovalStore>,
+    /// Side-effecting tool calls claim their idempotency key here first.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub actions: ActionSettings,
 }
 
 impl StepContext {
@@ -86,7 +128,8 @@ impl StepContext {
     }
 
     /// Reads `DATABASE_URL`, `AWS_REGION`, `AWS_ENDPOINT_URL`, `ARTIFACT_BUCKET`,
-    /// `CONNECTIONS_TABLE`, `WEBSOCKET_CALLBACK_URL`, `LLM_MODEL` and the agent queue URLs.
+    /// `CONNECTIONS_TABLE`, `WEBSOCKET_CALLBACK_URL`, `PUBLIC_BASE_URL`, `LLM_MODEL` and the
+    /// agent queue URLs.
     pub async fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
         let pool = postgres::connect(&DatabaseConfig::from_env(env)?)?;
         let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
@@ -133,6 +176,9 @@ impl StepContext {
             notifier,
             plan_limits: PlanLimits::default(),
             liveness: settings.liveness,
+            approvals: Arc::new(PgApprovalStore::new(pool.clone())),
+            idempotency: Arc::new(PgIdempotencyStore::new(pool.clone())),
+            actions: settings.actions,
         }
     }
 

@@ -4,9 +4,9 @@
 //! - running attempts whose heartbeat went stale (their worker died) are failed as
 //!   retryable and dispatched again, and planners that died are replaced;
 //! - runs past their deadline fail with a clear error;
-//! - approvals that passed their expiry undecided become `expired` and the step waiting on
-//!   each is failed with `ApprovalExpired`, so nothing waits forever and an expired payload
-//!   can never run;
+//! - approvals that passed their expiry undecided become `expired` and their parked tasks
+//!   go on, told the action was not approved, so nothing waits forever and an expired
+//!   payload can never run;
 //! - budget reservations held longer than any call (their holder died) are released;
 //! - the retention policy (`shared/data/retention.json`) is applied in bounded batches;
 //! - completed idempotency keys older than the retention are forgotten.
@@ -15,7 +15,6 @@ use autocrew_shared::adapters::{self, aws, postgres};
 use autocrew_shared::config::{
     AwsConfig, ConfigError, DatabaseConfig, Env, Liveness, ProcessEnv, optional, required,
 };
-use autocrew_shared::domain::EventKind;
 use autocrew_shared::domain::retention::{RetentionPolicy, RetentionReport};
 use autocrew_shared::ports::{
     ApprovalStore, BudgetStore, IdempotencyStore, Retention, RunControl, RunStore, StateMachine,
@@ -24,7 +23,6 @@ use autocrew_shared::ports::{
 use autocrew_shared::services::{AgentQueues, Notifier, Relay};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -152,33 +150,8 @@ pub async fn handle(
     state.relay.publish(overdue).await;
     let reservations_released = state.budgets.release_expired(RESERVATION_TTL).await?;
     let retention = state.retention.apply(&state.retention_policy).await?;
-    let expired = state.approvals.expire_due().await?;
-    for approval in &expired {
-        if let Some(token) = &approval.task_token {
-            match state
-                .state_machine
-                .task_failure(
-                    token,
-                    "ApprovalExpired",
-                    "the approval expired before a decision",
-                )
-                .await
-            {
-                Ok(()) | Err(StateMachineError::InvalidToken(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let payload = json!({"approval_id": approval.id, "status": "expired"});
-        state
-            .notifier
-            .emit(
-                approval.project_id,
-                Some(approval.run_id),
-                EventKind::ApprovalDecided,
-                payload,
-            )
-            .await?;
-    }
+    let expired = state.approvals.expire_due(BATCH).await?;
+    state.relay.publish(expired.effects).await;
     let pruned = state
         .idempotency
         .prune_completed(IDEMPOTENCY_RETENTION_DAYS)
@@ -191,7 +164,7 @@ pub async fn handle(
         overdue_effects,
         reservations_released,
         retention,
-        approvals_expired: expired.len(),
+        approvals_expired: expired.value,
         idempotency_keys_pruned: pruned,
     })
 }

@@ -18,6 +18,10 @@ pub const AGENTS_JSON: &str = include_str!("../../data/agents.json");
 pub struct AgentProfile {
     pub system: String,
     pub tools: Vec<String>,
+    /// The critical tools among `tools` (publishing, sending email, spending money,
+    /// deploying): each call parks the task until a person approves its exact payload.
+    #[serde(default)]
+    pub needs_approval: Vec<String>,
     pub model_policy: ModelPolicy,
     /// Model turns at most in one attempt.
     pub max_steps: u32,
@@ -35,6 +39,11 @@ pub struct AgentProfile {
 impl AgentProfile {
     pub fn tool_specs(&self) -> Vec<ToolSpec> {
         self.tools.iter().filter_map(|t| tools::spec(t)).collect()
+    }
+
+    /// A call of `tool` waits for a person's approval.
+    pub fn is_critical(&self, tool: &str) -> bool {
+        self.needs_approval.iter().any(|t| t == tool)
     }
 
     pub fn time_limit(&self) -> Duration {
@@ -75,6 +84,15 @@ impl AgentProfiles {
                 .find(|t| !tools::KNOWN.contains(&t.as_str()))
             {
                 return Err(bad(format!("unknown tool {tool:?}")));
+            }
+            if let Some(tool) = profile
+                .needs_approval
+                .iter()
+                .find(|t| !profile.tools.contains(t))
+            {
+                return Err(bad(format!(
+                    "{tool:?} needs approval but is not one of its tools"
+                )));
             }
             if !profile.tools.is_empty() && !profile.tools.iter().any(|t| t == tools::FINISH) {
                 return Err(bad(format!(
@@ -129,6 +147,9 @@ mod tests {
         }
         assert_eq!(tier(AgentKind::Ops, Complexity::Medium), "cheap");
         assert_eq!(profiles.get(AgentKind::Developer).tool_specs().len(), 3);
+        let marketer = profiles.get(AgentKind::Marketer);
+        assert!(marketer.is_critical(crate::crew::tools::PUBLISH));
+        assert!(!marketer.is_critical(crate::crew::tools::WRITE_FILE));
     }
 
     #[test]
@@ -152,5 +173,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("rm_rf"), "{err}");
+        let text = AGENTS_JSON.replacen(
+            "\"needs_approval\": [\"publish\"]",
+            "\"needs_approval\": [\"deploy\"]",
+            1,
+        );
+        let err = AgentProfiles::parse(&text, &routing)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("deploy") && err.contains("needs approval"),
+            "{err}"
+        );
     }
 }

@@ -12,9 +12,15 @@ pub const READ_UPSTREAM: &str = "read_upstream";
 pub const WRITE_FILE: &str = "write_file";
 /// Ends the task with a summary.
 pub const FINISH: &str = "finish";
+/// Makes a file public under the project's stable link (a critical action: see
+/// `AgentProfile::needs_approval`).
+pub const PUBLISH: &str = "publish";
 
 /// Every tool name an agent profile may list.
-pub const KNOWN: [&str; 3] = [READ_UPSTREAM, WRITE_FILE, FINISH];
+pub const KNOWN: [&str; 4] = [READ_UPSTREAM, WRITE_FILE, PUBLISH, FINISH];
+
+/// The idempotency scope of tool calls that act in the world (keys from `call_key`).
+pub const IDEMPOTENCY_SCOPE: &str = "tool";
 
 /// The largest file `write_file` accepts, in bytes.
 pub const MAX_FILE_BYTES: usize = 256 * 1024;
@@ -36,6 +42,16 @@ pub fn spec(name: &str) -> Option<ToolSpec> {
                 "properties": {
                     "path": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", "maxLength": 200},
                     "content": {"type": "string", "maxLength": MAX_FILE_BYTES}
+                }
+            }),
+        ),
+        PUBLISH => (
+            "Publish a file this task (or a task it depends on, named by task_key) wrote, under the project's public link where anyone can open it. Publishing the same path again replaces what the link shows. A person may have to approve it first; the result is the link, or why it was not published.",
+            json!({
+                "type": "object", "additionalProperties": false, "required": ["path"],
+                "properties": {
+                    "path": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", "maxLength": 200},
+                    "task_key": {"type": "string", "minLength": 1, "maxLength": 64}
                 }
             }),
         ),

@@ -65,6 +65,10 @@ id_type!(
     /// A stored artifact (a file in the blob store).
     ArtifactId
 );
+id_type!(
+    /// A request for a person's decision on one critical action.
+    ApprovalId
+);
 
 /// A string that is not a UUID where an id was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

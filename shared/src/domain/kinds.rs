@@ -116,7 +116,8 @@ impl AgentKind {
 
 kind_enum!(
     /// A task's lifecycle: pending → ready → queued → running → completed | failed;
-    /// blocked when a dependency failed; cancelled with its run.
+    /// running → awaiting_approval → ready at a critical tool call; blocked when a
+    /// dependency failed; cancelled with its run.
     TaskStatus, "task_status" {
         /// Waits for dependencies.
         Pending => "pending",
@@ -125,6 +126,8 @@ kind_enum!(
         /// Budget reserved and sent to the agent's queue.
         Queued => "queued",
         Running => "running",
+        /// Parked at a critical tool call until a person decides (or the approval expires).
+        AwaitingApproval => "awaiting_approval",
         Completed => "completed",
         Failed => "failed",
         /// A dependency failed; never run unless the failure is retried.
@@ -195,6 +198,8 @@ kind_enum!(
         Succeeded => "succeeded",
         Failed => "failed",
         Cancelled => "cancelled",
+        /// Stopped at a critical tool call; the task waits for a decision.
+        Parked => "parked",
     }
 );
 
@@ -282,6 +287,7 @@ kind_enum!(
         RunCancelled => "run_cancelled",
         RunResumed => "run_resumed",
         TaskRetried => "task_retried",
+        ActionExecuted => "action_executed",
     }
 );
 

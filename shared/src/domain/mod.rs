@@ -1,5 +1,6 @@
 //! The domain: ids, kinds, money, records and the task graph. No I/O here.
 
+pub mod approvals;
 pub mod capabilities;
 pub mod decimal;
 pub mod graph;
@@ -13,9 +14,10 @@ pub mod records;
 pub mod retention;
 pub mod routing;
 
+pub use approvals::{Approval, Decision, payload_hash, sha256_hex};
 pub use decimal::Decimal;
 pub use graph::{PlanError, PlanLimits, PlannedTask, TaskGraph};
-pub use ids::{ArtifactId, ProjectId, RunId, TaskId, UserId};
+pub use ids::{ApprovalId, ArtifactId, ProjectId, RunId, TaskId, UserId};
 pub use kinds::{
     AgentKind, ApprovalStatus, AttemptStatus, Complexity, EventKind, LlmCallOutcome, Priority,
     ReservationStatus, RunStatus, TaskStatus, Tier, UnknownVariant,

@@ -113,6 +113,10 @@ pub struct Attempt {
     pub task_id: TaskId,
     pub attempt_no: u32,
     pub started_at: DateTime<Utc>,
+    /// Where the task's agent loop stood when it last parked at a critical call: the
+    /// attempt resumes there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<serde_json::Value>,
 }
 
 /// An entry of a project's event log. `seq` is strictly increasing per project, with no gaps.

@@ -18,7 +18,7 @@ pub mod retention;
 pub mod state_machine;
 pub mod store;
 
-pub use approvals::{ApprovalStore, ExpiredApproval};
+pub use approvals::ApprovalStore;
 pub use auth::TokenStore;
 pub use blob::{BlobError, BlobStore, StoredBlob};
 pub use budget::{BudgetError, BudgetScope, BudgetStore, Reservation};

@@ -64,7 +64,8 @@ async fn a_provider_that_always_fails_leaves_the_run_to_complete_on_the_fallback
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
     let tasks = p.ctx.tasks.run_tasks(seeded.run.id).await?;
-    let calls = 1 + 2 * tasks.len() as i64;
+    // The plan, two turns per task, and the landing page's publish turn.
+    let calls = 2 + 2 * tasks.len() as i64;
     assert_eq!(
         counts,
         [

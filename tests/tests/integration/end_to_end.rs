@@ -43,8 +43,11 @@ async fn a_command_runs_to_completion_through_the_runner_and_is_followed_live_ov
     let report = run(
         &base,
         "Build a recipe app for keto dieters",
-        true,
-        Duration::from_secs(120),
+        autocrew_cli::run::Following {
+            quiet: true,
+            timeout: Duration::from_secs(120),
+            auto_approve: true,
+        },
     )
     .await;
     let report = match report {
@@ -141,8 +144,8 @@ async fn a_command_runs_to_completion_through_the_runner_and_is_followed_live_ov
     }
     assert_eq!(
         report.run["totals"]["calls"].as_u64(),
-        Some(2 * tasks.len() as u64 + 1),
-        "a ledger row per LLM call: the plan, then two turns per agent (write files, finish): {} {:#?}",
+        Some(2 * tasks.len() as u64 + 2),
+        "a ledger row per LLM call: the plan, two turns per agent (write files, finish) and the landing page's publish turn: {} {:#?}",
         report.costs,
         report.run["tasks"]
     );

@@ -37,8 +37,11 @@ async fn the_run_command_completes_on_an_openai_compatible_server_with_costs_to_
     let report = run(
         &base,
         "Build a recipe app for keto dieters",
-        true,
-        Duration::from_secs(120),
+        autocrew_cli::run::Following {
+            quiet: true,
+            timeout: Duration::from_secs(120),
+            auto_approve: true,
+        },
     )
     .await;
     runner.stop().await;

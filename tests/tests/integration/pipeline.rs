@@ -116,7 +116,33 @@ pub(crate) fn pin(
     ctx.gateway = ctx.gateway.with_models(models);
 }
 
-/// Starts the run's execution and plays every event source mapping until it ends.
+/// Approves, as the run's user, each of its approvals still pending (the offline plan's
+/// landing page asks to be published); returns how many.
+pub(crate) async fn approve_pending(p: &Pipeline, seeded: &Seeded) -> anyhow::Result<usize> {
+    let mut approved = 0;
+    for approval in p.ctx.approvals.run_approvals(seeded.run.id).await? {
+        if approval.status != autocrew_shared::domain::ApprovalStatus::Pending {
+            continue;
+        }
+        let decided = p
+            .ctx
+            .approvals
+            .decide(
+                approval.id,
+                seeded.run.user_id,
+                autocrew_shared::domain::Decision::Approve,
+                &approval.payload_hash,
+                None,
+            )
+            .await?;
+        p.ctx.relay.publish(decided.effects).await;
+        approved += 1;
+    }
+    Ok(approved)
+}
+
+/// Starts the run's execution and plays every event source mapping until it ends,
+/// approving what asks for approval.
 pub(crate) async fn run_to_end(p: &Pipeline, seeded: &Seeded) -> anyhow::Result<ExecutionStatus> {
     let input = serde_json::json!({"run_id": seeded.run.id});
     let execution = p
@@ -132,6 +158,7 @@ pub(crate) async fn run_to_end(p: &Pipeline, seeded: &Seeded) -> anyhow::Result<
             })
             .await?;
         }
+        delivered += approve_pending(p, seeded).await?;
         let (status, _) = p.sfn.describe(&execution).await?;
         if status != ExecutionStatus::Running {
             return Ok(status);
@@ -212,13 +239,14 @@ async fn a_command_becomes_a_completed_run_through_the_state_machine_and_the_que
     }
 
     // One ledger row per LLM call: the plan, then per task the offline agent's two turns
-    // (its files, then finish).
+    // (its files, then finish), and one more for the landing page's publish call.
     let totals = p.ctx.ledger.run_totals(run.id).await?;
-    assert_eq!(totals.calls as usize, 2 * tasks.len() + 1);
+    assert_eq!(totals.calls as usize, 2 * tasks.len() + 2);
     for task in &tasks {
+        let turns = if task.key == "landing_copy" { 3 } else { 2 };
         assert_eq!(
             task.result.as_ref().map(|r| r["steps"].clone()),
-            Some(serde_json::json!(2)),
+            Some(serde_json::json!(turns)),
             "{}",
             task.key
         );
@@ -235,7 +263,17 @@ async fn a_command_becomes_a_completed_run_through_the_state_machine_and_the_que
     );
     let count = |kind: EventKind| events.iter().filter(|e| e.kind == kind).count();
     assert_eq!(count(EventKind::RunPlanned), 1);
-    assert_eq!(count(EventKind::TaskStarted), tasks.len());
+    // The landing task parked at its publish call and started again once approved.
+    assert_eq!(count(EventKind::TaskStarted), tasks.len() + 1);
+    assert_eq!(count(EventKind::ApprovalRequested), 1);
+    assert_eq!(count(EventKind::ApprovalDecided), 1);
+    assert_eq!(count(EventKind::ActionExecuted), 1);
+    let published = p
+        .ctx
+        .blobs
+        .get(&format!("sites/{}/landing/index.html", seeded.project.id))
+        .await?;
+    assert!(String::from_utf8_lossy(&published).contains("<h1>"));
     assert_eq!(count(EventKind::TaskCompleted), tasks.len());
     // The agents' output streamed as progress events, whole: every file's content is in
     // the deltas of its task's events.

@@ -92,8 +92,11 @@ async fn whole_run(
     let report = run(
         &base,
         "Build a recipe app for keto dieters",
-        true,
-        Duration::from_secs(120),
+        autocrew_cli::run::Following {
+            quiet: true,
+            timeout: Duration::from_secs(120),
+            auto_approve: true,
+        },
     )
     .await;
     runner.stop().await;

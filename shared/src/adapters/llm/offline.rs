@@ -86,21 +86,25 @@ fn plan(command: &str) -> serde_json::Value {
     })
 }
 
-/// An agent's turn in tool mode: first a `write_file` call per file, then, once their
-/// results are back, `finish` with a summary.
+/// An agent's turn in tool mode: first a `write_file` call per file; once their results
+/// are back, `publish` for a task with a landing page (when the agent has the tool); then
+/// `finish` with a summary that reports what publishing answered.
 fn agent_turn(request: &LlmRequest, context: &AgentTaskContext) -> (Vec<Content>, StopReason) {
-    let answered = request
-        .messages
-        .iter()
-        .flat_map(|m| m.content.iter())
+    let contents = || request.messages.iter().flat_map(|m| m.content.iter());
+    let answered = contents()
         .filter(|c| matches!(c, Content::ToolResult { .. }))
         .count();
+    let published = contents().find_map(|c| match c {
+        Content::ToolUse { id, name, .. } if name == tools::PUBLISH => Some(id.clone()),
+        _ => None,
+    });
     let files = offline_files::for_task(context);
     let call = |n: usize, name: &str, input: serde_json::Value| Content::ToolUse {
         id: format!("offline_call_{n}"),
         name: name.to_owned(),
         input,
     };
+    let can_publish = request.tools.iter().any(|t| t.name == tools::PUBLISH);
     let content = if answered == 0 {
         files
             .iter()
@@ -113,9 +117,28 @@ fn agent_turn(request: &LlmRequest, context: &AgentTaskContext) -> (Vec<Content>
                 )
             })
             .collect()
+    } else if published.is_none() && can_publish && offline_files::has_landing_page(context) {
+        let input = json!({ "path": offline_files::LANDING_PAGE });
+        vec![call(answered, tools::PUBLISH, input)]
     } else {
+        let outcome = published
+            .and_then(|id| {
+                contents().find_map(|c| match c {
+                    Content::ToolResult {
+                        tool_use_id,
+                        content,
+                        is_error,
+                    } if *tool_use_id == id => Some(if *is_error {
+                        format!("; not published: {content}")
+                    } else {
+                        format!("; {content}")
+                    }),
+                    _ => None,
+                })
+            })
+            .unwrap_or_default();
         let summary = format!(
-            "[offline] {} ({}) produced {} file(s) for {}",
+            "[offline] {} ({}) produced {} file(s) for {}{outcome}",
             context.title,
             context.agent,
             files.len(),

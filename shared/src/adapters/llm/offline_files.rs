@@ -99,8 +99,33 @@ fn expo_app(context: &AgentTaskContext) -> Vec<(String, String)> {
     ]
 }
 
+/// The path of the landing page the marketer's landing task writes (and publishes).
+pub(super) const LANDING_PAGE: &str = "landing/index.html";
+
+/// The marketer's landing task also writes a landing page, which it then publishes.
+pub(super) fn has_landing_page(context: &AgentTaskContext) -> bool {
+    context.agent == AgentKind::Marketer && context.task_key.contains("landing")
+}
+
+/// Characters HTML would read as markup, escaped.
+fn html_text(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn landing_page(context: &AgentTaskContext) -> String {
+    let product = html_text(&context.product);
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{product}</title>\n</head>\n<body style=\"font-family: sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; color: #1B1B1F; background: #FAFAF7\">\n<!-- {BANNER} -->\n<h1>{product}</h1>\n<p>{command}</p>\n<p><a href=\"#join\" style=\"background: #2E7D32; color: white; padding: .6rem 1rem; text-decoration: none\">Join the early access list</a></p>\n<p><small>{BANNER}</small></p>\n</body>\n</html>\n",
+        command = html_text(&context.command),
+    )
+}
+
 /// The files for one task: an Expo app for the developer's skeleton task, one Markdown
-/// document named after the task otherwise.
+/// document named after the task otherwise, and a landing page for the marketer's landing
+/// task.
 pub(super) fn for_task(context: &AgentTaskContext) -> Vec<(String, String)> {
     if context.agent == AgentKind::Developer && context.task_key.contains("app") {
         return expo_app(context);
@@ -121,5 +146,9 @@ pub(super) fn for_task(context: &AgentTaskContext) -> Vec<(String, String)> {
         AgentKind::Developer => "## Notes\n\nImplementation notes for this task.",
         AgentKind::Orchestrator => "",
     };
-    vec![(format!("{}.md", context.task_key), document(context, body))]
+    let mut files = vec![(format!("{}.md", context.task_key), document(context, body))];
+    if has_landing_page(context) {
+        files.push((LANDING_PAGE.to_owned(), landing_page(context)));
+    }
+    files
 }

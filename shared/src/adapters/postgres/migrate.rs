@@ -30,6 +30,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_reservation_release",
         include_str!("../../../../migrations/0006_reservation_release.sql"),
     ),
+    (
+        "0007_approvals",
+        include_str!("../../../../migrations/0007_approvals.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

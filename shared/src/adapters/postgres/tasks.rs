@@ -86,7 +86,10 @@ pub(super) async fn tasks_where(
 /// the order is always run → tasks → project. The locks are `FOR NO KEY UPDATE`: an event's
 /// foreign key check takes `KEY SHARE` on its run while holding its project, and must not
 /// wait on a run lock held by a transaction that waits for that project.
-async fn lock_run_and_task(tx: &Transaction<'_>, task: TaskId) -> Result<Task, StoreError> {
+pub(super) async fn lock_run_and_task(
+    tx: &Transaction<'_>,
+    task: TaskId,
+) -> Result<Task, StoreError> {
     let run: Uuid = tx
         .query_opt("SELECT run_id FROM tasks WHERE id = $1", &[&task.0])
         .await?
@@ -104,7 +107,7 @@ async fn lock_run_and_task(tx: &Transaction<'_>, task: TaskId) -> Result<Task, S
 }
 
 /// The task, locked for the rest of the transaction.
-async fn lock_task(tx: &Transaction<'_>, task: TaskId) -> Result<Task, StoreError> {
+pub(super) async fn lock_task(tx: &Transaction<'_>, task: TaskId) -> Result<Task, StoreError> {
     tx.query_opt(
         "SELECT 1 FROM tasks WHERE id = $1 FOR NO KEY UPDATE",
         &[&task.0],
@@ -124,7 +127,7 @@ async fn lock_task(tx: &Transaction<'_>, task: TaskId) -> Result<Task, StoreErro
 }
 
 /// The task is running `attempt` (not a newer one, not ended).
-fn expect_running(task: &Task, attempt: u32) -> Result<(), StoreError> {
+pub(super) fn expect_running(task: &Task, attempt: u32) -> Result<(), StoreError> {
     if task.status != TaskStatus::Running {
         return Err(StoreError::WrongTaskStatus {
             task: task.id,
@@ -258,11 +261,14 @@ impl TaskStore for PgTaskStore {
         }
         let attempt_no = locked.attempts + 1;
         let n = i32::try_from(attempt_no).unwrap_or(i32::MAX);
-        tx.execute(
-            "UPDATE tasks SET status = $2, attempts = $3, started_at = coalesce(started_at, now()) WHERE id = $1",
-            &[&task.0, &TaskStatus::Running, &n],
-        )
-        .await?;
+        let checkpoint: Option<serde_json::Value> = tx
+            .query_one(
+                "UPDATE tasks SET status = $2, attempts = $3, started_at = coalesce(started_at, now()) WHERE id = $1
+                 RETURNING checkpoint",
+                &[&task.0, &TaskStatus::Running, &n],
+            )
+            .await?
+            .try_get(0)?;
         let row = tx
             .query_one(
                 "INSERT INTO task_attempts (task_id, attempt_no, status) VALUES ($1, $2, $3) RETURNING started_at",
@@ -289,6 +295,7 @@ impl TaskStore for PgTaskStore {
                 task_id: task,
                 attempt_no,
                 started_at: row.try_get(0)?,
+                checkpoint,
             },
             effects,
         }))
@@ -331,7 +338,7 @@ impl TaskStore for PgTaskStore {
         expect_running(&locked, attempt)?;
         let run = locked.run_id;
         tx.execute(
-            "UPDATE tasks SET status = $2, result = $3, completed_at = now() WHERE id = $1",
+            "UPDATE tasks SET status = $2, result = $3, completed_at = now(), checkpoint = NULL WHERE id = $1",
             &[&task.0, &TaskStatus::Completed, result],
         )
         .await?;

@@ -1,0 +1,95 @@
+//! Approvals and what they publish: reading an approval, deciding it, and serving the
+//! files approved for publication under their stable links.
+
+use crate::error::json_response;
+use crate::request::{caller, json_body, path_param};
+use crate::{ApiError, ApiState};
+use autocrew_shared::crew::{agents, tools};
+use autocrew_shared::domain::{ApprovalId, Decision, ProjectId};
+use autocrew_shared::ports::BlobError;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+/// `GET /approvals/{approval_id}`: the action, its payload hash and its status.
+pub async fn get_approval(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let id = path_param(request, "approval_id", ApprovalId::parse)?;
+    let approval = state.approvals.approval(id, user).await?;
+    Ok(json_response(200, &json!({"approval": approval})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    /// `approve` or `reject`.
+    decision: Decision,
+    /// The sha-256 of the payload the person was shown (`payload_hash` of the approval).
+    payload_hash: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /approvals/{approval_id}` with `{"decision", "payload_hash", "reason"?}`. A
+/// changed payload, an expired approval, a second decision or a run that is not running is
+/// a 409 and changes nothing; someone else's approval is a 404.
+pub async fn decide(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let id = path_param(request, "approval_id", ApprovalId::parse)?;
+    let body: DecisionBody = json_body(request)?;
+    let hash = body.payload_hash.trim();
+    if hash.len() != 64
+        || !hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(ApiError::bad(
+            "payload_hash",
+            "must be the payload's sha-256 as 64 lowercase hex digits",
+        ));
+    }
+    let reason = body
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    if reason.is_some_and(|r| r.chars().count() > 500) {
+        return Err(ApiError::bad("reason", "must be at most 500 characters"));
+    }
+    let decided = state
+        .approvals
+        .decide(id, user, body.decision, hash, reason)
+        .await?;
+    state.relay.publish(decided.effects).await;
+    Ok(json_response(200, &json!({"approval": decided.value})))
+}
+
+/// `GET /sites/{project_id}/{path+}`: a published file, to anyone with the link. The page
+/// is sandboxed (its own opaque origin), so its scripts never act as the API's origin.
+pub async fn get_site(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let project = path_param(request, "project_id", ProjectId::parse)?;
+    let path = request
+        .path_parameters_ref()
+        .and_then(|p| p.first("path"))
+        .unwrap_or_default()
+        .to_owned();
+    if !tools::safe_path(&path) {
+        return Err(ApiError::bad("path", "must be a relative file path"));
+    }
+    let bytes = match state.blobs.get(&format!("sites/{project}/{path}")).await {
+        Ok(bytes) => bytes,
+        Err(BlobError::NotFound { .. }) => return Err(ApiError::NotFound("published file")),
+        Err(e) => return Err(ApiError::Internal(Box::new(e))),
+    };
+    Response::builder()
+        .status(200)
+        .header("content-type", agents::content_type(&path))
+        .header("cache-control", "public, max-age=60")
+        .header("x-content-type-options", "nosniff")
+        .header(
+            "content-security-policy",
+            "sandbox allow-scripts allow-forms allow-popups",
+        )
+        .body(Body::Binary(bytes))
+        .map_err(|e| ApiError::Internal(Box::new(e)))
+}

@@ -1,0 +1,181 @@
+//! Tools whose calls act in the world, and the approvals around the critical ones. Such a
+//! call is first prepared into its exact action payload (what a person is shown and what
+//! will run); a critical one then parks its task until a person decides. The action runs
+//! once per tool call: its idempotency key is claimed first, and a call that already ran
+//! gets its stored result back.
+
+use crate::callback::retry;
+use crate::{RecordError, StepContext};
+use autocrew_shared::crew::{agents, tools};
+use autocrew_shared::domain::records::{Run, Task};
+use autocrew_shared::domain::{Approval, ApprovalId, ApprovalStatus, sha256_hex};
+use autocrew_shared::ports::{BlobError, Claim};
+use serde_json::{Value, json};
+
+/// What a tool call answers the model: its result, or why it did nothing.
+pub(crate) type ToolAnswer = Result<String, String>;
+
+/// The exact action a call of `tool` asks for, or why it cannot be done (told to the model).
+pub(crate) async fn prepare(
+    ctx: &StepContext,
+    run: &Run,
+    task: &Task,
+    upstream: &[Task],
+    (tool, input): (&str, &Value),
+) -> Result<Result<Value, String>, RecordError> {
+    match tool {
+        tools::PUBLISH => prepare_publish(ctx, run, task, upstream, input).await,
+        other => Ok(Err(format!("{other:?} does not act in the world"))),
+    }
+}
+
+async fn prepare_publish(
+    ctx: &StepContext,
+    run: &Run,
+    task: &Task,
+    upstream: &[Task],
+    input: &Value,
+) -> Result<Result<Value, String>, RecordError> {
+    let path = input["path"].as_str().unwrap_or_default();
+    if !tools::safe_path(path) {
+        return Ok(Err(format!(
+            "path {path:?} must be relative and stay inside the task's folder"
+        )));
+    }
+    let from = input["task_key"].as_str().unwrap_or(&task.key);
+    if from != task.key && !upstream.iter().any(|t| t.key == from) {
+        let known: Vec<&str> = upstream.iter().map(|t| t.key.as_str()).collect();
+        return Ok(Err(format!(
+            "task_key {from:?} is neither this task nor one it depends on ({known:?})"
+        )));
+    }
+    let source = format!("projects/{}/runs/{}/{from}/{path}", run.project_id, run.id);
+    let bytes = match ctx.blobs.get(&source).await {
+        Ok(bytes) => bytes,
+        Err(BlobError::NotFound { .. }) => {
+            return Ok(Err(format!(
+                "{from} has no file {path:?}; write it with write_file first"
+            )));
+        }
+        Err(e) => return Err(retry(e)),
+    };
+    Ok(Ok(json!({
+        "action": "publish",
+        "file": path,
+        "from_task": from,
+        "source": source,
+        "content_sha256": sha256_hex(&bytes),
+        "size_bytes": bytes.len(),
+        "content_type": agents::content_type(path),
+        "link": format!("{}/{}", ctx.actions.public_base_url, site_key(run, path)),
+    })))
+}
+
+/// Where a published file lives, in the bucket and under the public base URL: one stable
+/// place per project and path, so publishing again replaces what the link shows.
+fn site_key(run: &Run, path: &str) -> String {
+    format!("sites/{}/{path}", run.project_id)
+}
+
+/// What a decided approval tells the model, when it does not run.
+pub(crate) fn refusal(approval: &Approval) -> Option<String> {
+    let reason = approval
+        .reason
+        .as_deref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    match approval.status {
+        ApprovalStatus::Approved => None,
+        ApprovalStatus::Rejected => Some(format!(
+            "not done: the person rejected this {} action{reason}. Do not ask again; finish without it and say so.",
+            approval.tool
+        )),
+        ApprovalStatus::Expired => Some(format!(
+            "not done: nobody approved this {} action before its approval expired at {}. Finish without it and say so.",
+            approval.tool,
+            approval.expires_at.to_rfc3339()
+        )),
+        ApprovalStatus::Pending => Some("still waiting for a decision".into()),
+    }
+}
+
+/// Runs the action `payload` once for the call `call_key`: a call that already ran gets its
+/// stored result. With an approval, only its approved payload runs, and the execution is
+/// recorded on it (`action_executed`).
+pub(crate) async fn execute(
+    ctx: &StepContext,
+    run: &Run,
+    payload: &Value,
+    (call_key, approval): (&str, Option<ApprovalId>),
+) -> Result<ToolAnswer, RecordError> {
+    if let Claim::Done(result) = ctx
+        .idempotency
+        .claim(tools::IDEMPOTENCY_SCOPE, call_key)
+        .await
+        .map_err(retry)?
+    {
+        tracing::info!(call_key, "the action ran before; its result is returned");
+        return Ok(answer(&result));
+    }
+    // A claim in progress is an earlier delivery that died before recording: the actions
+    // here write the same bytes to the same place, so running again repeats nothing.
+    let result = match payload["action"].as_str() {
+        Some("publish") => match publish(ctx, run, payload).await? {
+            Ok(result) => result,
+            Err(refused) => return Ok(Err(refused)),
+        },
+        other => return Ok(Err(format!("no action {other:?} can run"))),
+    };
+    match approval {
+        Some(id) => {
+            let effects = ctx.approvals.executed(id, &result).await?;
+            ctx.relay.publish(effects).await;
+        }
+        None => ctx
+            .idempotency
+            .complete(tools::IDEMPOTENCY_SCOPE, call_key, &result)
+            .await
+            .map_err(retry)?,
+    }
+    Ok(answer(&result))
+}
+
+fn answer(result: &Value) -> ToolAnswer {
+    match result["link"].as_str() {
+        Some(link) => Ok(format!("published at {link}")),
+        None => Ok(result.to_string()),
+    }
+}
+
+/// Copies the approved bytes to the file's public place, after checking they are still
+/// the bytes that were approved.
+async fn publish(
+    ctx: &StepContext,
+    run: &Run,
+    payload: &Value,
+) -> Result<Result<Value, String>, RecordError> {
+    let (Some(source), Some(file), Some(approved)) = (
+        payload["source"].as_str(),
+        payload["file"].as_str(),
+        payload["content_sha256"].as_str(),
+    ) else {
+        return Ok(Err(
+            "the publish payload lacks source, file or content_sha256".into(),
+        ));
+    };
+    let bytes = ctx.blobs.get(source).await.map_err(retry)?;
+    let actual = sha256_hex(&bytes);
+    if actual != approved {
+        return Ok(Err(format!(
+            "not published: {file} changed after it was approved (sha-256 {actual}, approved {approved})"
+        )));
+    }
+    let key = site_key(run, file);
+    ctx.blobs
+        .put(&key, bytes, agents::content_type(file))
+        .await
+        .map_err(retry)?;
+    Ok(Ok(json!({
+        "link": payload["link"], "object_key": key, "content_sha256": actual
+    })))
+}
