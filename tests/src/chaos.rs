@@ -13,6 +13,7 @@
 
 use crate::unique;
 use anyhow::{Context, bail, ensure};
+use autocrew_cli::approvals::{Verdict, decide};
 use autocrew_cli::client::{Client, Stream, sign_up};
 use autocrew_cli::run::next_event;
 use serde_json::{Value, json};
@@ -175,6 +176,28 @@ async fn next_of(
     }
 }
 
+/// Approves what an `approval_requested` event asks, as shown, as a person would from the
+/// app. Postgres may be restarting: the decision is tried again for up to 30 s. An approval
+/// already decided (announced again after a resume) is left as it is.
+async fn approve_if_asked(client: &Client, event: &Value) -> anyhow::Result<()> {
+    if event["kind"] != "approval_requested" {
+        return Ok(());
+    }
+    let p = &event["payload"];
+    let id = p["approval_id"].as_str().context("no approval id")?;
+    let hash = p["payload_hash"].as_str().context("no payload hash")?;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match decide(client, id, Verdict::Approve, hash, None).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.to_string().contains("409") => return Ok(()),
+            Err(e) if tries >= 30 => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+}
+
 /// The work of a run that is under way, as its events tell: whether it is still being
 /// planned, and each started task's attempt until it ends.
 #[derive(Debug, Clone, Default)]
@@ -248,6 +271,7 @@ pub async fn round(
     let mut work = InFlight::default();
     let last_seq = loop {
         let event = next_of(&client, &project_id, &mut stream, &run, deadline).await?;
+        approve_if_asked(&client, &event).await?;
         work.see(&event);
         if event["kind"] == kind {
             seen += 1;
@@ -279,6 +303,7 @@ pub async fn round(
     let mut recovery = None;
     let mut event = next_of(&client, &project_id, &mut stream, &run, deadline).await?;
     loop {
+        approve_if_asked(&client, &event).await?;
         work.see(&event);
         if recovery.is_none() && work.resumed_from(&interrupted) {
             recovery = Some(killed.elapsed());
@@ -377,6 +402,24 @@ async fn check_on(client: &tokio_postgres::Client, run: &str) -> anyhow::Result<
     ensure!(
         unrecorded == 0,
         "{unrecorded} announced artifact(s) have no row"
+    );
+    // Each approval was decided once, and each approved action ran exactly once.
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM approvals WHERE run_id = $1 AND status <> 'approved'),
+                    (SELECT count(*) FROM approvals a WHERE run_id = $1 AND (a.executed_at IS NULL OR
+                        (SELECT count(*) FROM events e WHERE e.run_id = $1 AND e.kind = 'action_executed'
+                         AND e.payload->>'approval_id' = a.id::text) <> 1)),
+                    (SELECT count(*) FROM approvals WHERE run_id = $1)",
+            &[&run],
+        )
+        .await?;
+    let (undecided, not_once, approvals): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    ensure!(approvals > 0, "the run asked for no approval");
+    ensure!(undecided == 0, "{undecided} approval(s) were not approved");
+    ensure!(
+        not_once == 0,
+        "{not_once} approved action(s) did not run exactly once"
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

@@ -460,6 +460,25 @@ pub fn summary(report: &RunReport) -> String {
             artifact["url"].as_str().unwrap_or("")
         ));
     }
+    let approvals = report.run["approvals"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !approvals.is_empty() {
+        out.push("\nApprovals:".into());
+    }
+    for approval in &approvals {
+        let outcome = match approval["result"]["link"].as_str() {
+            Some(link) => format!("done: {link}"),
+            None => approval["reason"].as_str().unwrap_or("").to_owned(),
+        };
+        out.push(format!(
+            "  {} {:<9} {}",
+            approval["tool"].as_str().unwrap_or("?"),
+            approval["status"].as_str().unwrap_or("?"),
+            outcome
+        ));
+    }
     let totals = &report.run["totals"];
     out.push(format!(
         "\nLLM calls: {}  tokens in/out: {}/{}  cost: {}",

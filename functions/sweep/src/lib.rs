@@ -17,10 +17,10 @@ use autocrew_shared::config::{
 };
 use autocrew_shared::domain::retention::{RetentionPolicy, RetentionReport};
 use autocrew_shared::ports::{
-    ApprovalStore, BudgetStore, IdempotencyStore, Retention, RunControl, RunStore, StateMachine,
-    StateMachineError, StoreError, TaskStore,
+    ApprovalStore, BudgetStore, IdempotencyStore, Retention, RunControl, RunStore, StoreError,
+    TaskStore,
 };
-use autocrew_shared::services::{AgentQueues, Notifier, Relay};
+use autocrew_shared::services::{AgentQueues, Relay};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -64,8 +64,6 @@ pub struct SweepReport {
 pub enum SweepError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    StateMachine(#[from] StateMachineError),
 }
 
 /// The ports the sweep uses.
@@ -81,8 +79,6 @@ pub struct SweepState {
     pub retention_policy: RetentionPolicy,
     pub approvals: Arc<dyn ApprovalStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
-    pub state_machine: Arc<dyn StateMachine>,
-    pub notifier: Notifier,
 }
 
 impl SweepState {
@@ -99,7 +95,7 @@ impl SweepState {
             &sdk,
             AgentQueues::from_env(env)?,
             Some(required(env, "STATE_MACHINE_ARN")?),
-            notifier.clone(),
+            notifier,
         );
         Ok(SweepState {
             tasks: Arc::new(postgres::PgTaskStore::new(pool.clone())),
@@ -125,8 +121,6 @@ impl SweepState {
             },
             approvals: Arc::new(postgres::PgApprovalStore::new(pool.clone())),
             idempotency: Arc::new(postgres::PgIdempotencyStore::new(pool.clone())),
-            state_machine: Arc::new(aws::SfnStateMachine::new(&sdk)),
-            notifier,
         })
     }
 }

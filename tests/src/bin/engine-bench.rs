@@ -5,6 +5,7 @@
 //! the app would. Needs the local stack's environment (`make up`, then `.local/stack.env`).
 
 use anyhow::{Context, ensure};
+use autocrew_cli::approvals::{Verdict, decide};
 use autocrew_cli::client::{Client, sign_up};
 use autocrew_tests::chaos::{Runner, Settings};
 use autocrew_tests::unique;
@@ -108,6 +109,17 @@ async fn one_run(client: &Client, project: &str, after: &mut i64) -> anyhow::Res
             continue;
         }
         match event["kind"].as_str() {
+            Some("approval_requested") => {
+                let p = &event["payload"];
+                decide(
+                    client,
+                    p["approval_id"].as_str().unwrap_or_default(),
+                    Verdict::Approve,
+                    p["payload_hash"].as_str().unwrap_or_default(),
+                    None,
+                )
+                .await?;
+            }
             Some("run_completed") => return Ok(true),
             Some("run_failed" | "run_cancelled") => return Ok(false),
             _ => {}

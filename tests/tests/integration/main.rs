@@ -5,6 +5,7 @@
 mod agent_loop;
 mod api;
 mod api_costs;
+mod approvals;
 mod aws;
 mod budgets;
 mod dead_letters;

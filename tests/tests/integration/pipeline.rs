@@ -116,6 +116,18 @@ pub(crate) fn pin(
     ctx.gateway = ctx.gateway.with_models(models);
 }
 
+/// One pass over every event source mapping; returns how many messages were handled.
+pub(crate) async fn pump(p: &Pipeline) -> anyhow::Result<usize> {
+    let mut delivered = 0;
+    for (step, mapping) in &p.mappings {
+        delivered += poll_once(&p.sqs, mapping, REGION, Duration::ZERO, |event| {
+            handle_batch(&p.ctx, *step, event)
+        })
+        .await?;
+    }
+    Ok(delivered)
+}
+
 /// Approves, as the run's user, each of its approvals still pending (the offline plan's
 /// landing page asks to be published); returns how many.
 pub(crate) async fn approve_pending(p: &Pipeline, seeded: &Seeded) -> anyhow::Result<usize> {
@@ -151,14 +163,7 @@ pub(crate) async fn run_to_end(p: &Pipeline, seeded: &Seeded) -> anyhow::Result<
         .await?;
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let mut delivered = 0;
-        for (step, mapping) in &p.mappings {
-            delivered += poll_once(&p.sqs, mapping, REGION, Duration::ZERO, |event| {
-                handle_batch(&p.ctx, *step, event)
-            })
-            .await?;
-        }
-        delivered += approve_pending(p, seeded).await?;
+        let delivered = pump(p).await? + approve_pending(p, seeded).await?;
         let (status, _) = p.sfn.describe(&execution).await?;
         if status != ExecutionStatus::Running {
             return Ok(status);

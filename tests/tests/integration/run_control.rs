@@ -119,7 +119,7 @@ impl LlmClient for Steerable {
 }
 
 /// Plays every event source mapping until the run has ended and its latest execution too.
-async fn play_until_ended(p: &Pipeline, run: RunId) -> anyhow::Result<Run> {
+pub(crate) async fn play_until_ended(p: &Pipeline, run: RunId) -> anyhow::Result<Run> {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let mut delivered = 0;
@@ -402,7 +402,7 @@ async fn a_run_past_its_deadline_fails_with_a_clear_error_and_its_open_tasks_sto
 }
 
 /// The sweep, over the pipeline's stores and relay.
-fn sweep(p: &Pipeline, db: &TestDb) -> SweepState {
+pub(crate) fn sweep(p: &Pipeline, db: &TestDb) -> SweepState {
     SweepState {
         tasks: p.ctx.tasks.clone(),
         runs: p.ctx.runs.clone(),
@@ -418,8 +418,6 @@ fn sweep(p: &Pipeline, db: &TestDb) -> SweepState {
         retention_policy: autocrew_shared::domain::retention::RetentionPolicy::embedded(),
         approvals: Arc::new(PgApprovalStore::new(db.pool.clone())),
         idempotency: Arc::new(PgIdempotencyStore::new(db.pool.clone())),
-        state_machine: p.ctx.state_machine.clone(),
-        notifier: p.ctx.notifier.clone(),
     }
 }
 

@@ -1,53 +1,55 @@
 //! The scheduled sweep, called with `events/eventbridge-schedule-sweep.json`.
 
-use crate::aws::{callback_machine, create_queue, take_token, wait_for_end};
-use autocrew_shared::adapters::aws::{SfnStateMachine, SqsQueue};
-use autocrew_shared::adapters::postgres::{PgEventLog, PgIdempotencyStore};
-use autocrew_shared::ports::{EventLog, ExecutionStatus, IdempotencyStore, StateMachine};
+use autocrew_shared::adapters::postgres::{PgEventLog, PgIdempotencyStore, PgTaskStore};
+use autocrew_shared::domain::{PlanLimits, TaskGraph, TaskStatus};
+use autocrew_shared::ports::{EventLog, IdempotencyStore, TaskStore};
 use autocrew_sweep::{SweepReport, SweepState, handle};
-use autocrew_tests::{TestDb, create_connections_table, sdk, seed, unique};
+use autocrew_tests::{TestDb, create_connections_table, planned, sdk, seed, unique};
 use serde_json::json;
 use std::collections::HashMap;
 
 #[tokio::test]
-async fn the_sweep_expires_overdue_approvals_fails_their_waiting_step_and_prunes_old_keys()
+async fn the_sweep_expires_overdue_approvals_readies_their_parked_tasks_and_prunes_old_keys()
 -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let seeded = seed(&db, 4).await?;
     let sdk = sdk().await?;
-    let (sqs, sfn) = (SqsQueue::new(&sdk), SfnStateMachine::new(&sdk));
-    let url = create_queue(&sqs, &unique("approval"), &[]).await?;
-    let machine = callback_machine(&sfn, &url).await?;
-    let execution = sfn.start(&machine, &unique("run"), &json!({})).await?;
-    let (token, _) = take_token(&sqs, &url).await?;
+    let tasks = PgTaskStore::new(db.pool.clone());
+    let plan = [
+        planned("late", "marketer", &[]),
+        planned("early", "marketer", &[]),
+    ];
+    let stored = tasks
+        .insert_graph(
+            &seeded.run,
+            &TaskGraph::build(&plan, PlanLimits::default())?,
+        )
+        .await?;
     let client = db.pool.get().await?;
-    let insert = "INSERT INTO approvals (id, project_id, run_id, tool, payload, payload_hash, task_token, expires_at)
-                  VALUES ($1, $2, $3, 'send_email', '{}', repeat('a', 64), $4, now() + ($5 || ' minutes')::interval)";
+    client
+        .execute(
+            "UPDATE tasks SET status = 'awaiting_approval' WHERE run_id = $1",
+            &[&seeded.run.id.0],
+        )
+        .await?;
+    let insert = "INSERT INTO approvals (id, project_id, run_id, task_id, tool, payload, payload_hash, call_key, expires_at)
+                  VALUES ($1, $2, $3, $4, 'publish', '{}', repeat('a', 64), repeat('b', 64),
+                          now() + ($5 || ' minutes')::interval)";
     let (overdue, open) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    client
-        .execute(
-            insert,
-            &[
-                &overdue,
-                &seeded.project.id.0,
-                &seeded.run.id.0,
-                &token,
-                &"-1",
-            ],
-        )
-        .await?;
-    client
-        .execute(
-            insert,
-            &[
-                &open,
-                &seeded.project.id.0,
-                &seeded.run.id.0,
-                &None::<String>,
-                &"30",
-            ],
-        )
-        .await?;
+    for (id, task, minutes) in [(overdue, &stored[0], "-1"), (open, &stored[1], "30")] {
+        client
+            .execute(
+                insert,
+                &[
+                    &id,
+                    &seeded.project.id.0,
+                    &seeded.run.id.0,
+                    &task.id.0,
+                    &minutes,
+                ],
+            )
+            .await?;
+    }
     let keys = PgIdempotencyStore::new(db.pool.clone());
     for key in ["old", "recent"] {
         keys.claim("send_email", key).await?;
@@ -104,8 +106,8 @@ async fn the_sweep_expires_overdue_approvals_fails_their_waiting_step_and_prunes
     );
     let statuses: Vec<(uuid::Uuid, String)> = client
         .query(
-            "SELECT id, status::text FROM approvals ORDER BY expires_at",
-            &[],
+            "SELECT id, status::text FROM approvals WHERE run_id = $1 ORDER BY expires_at",
+            &[&seeded.run.id.0],
         )
         .await?
         .iter()
@@ -119,12 +121,16 @@ async fn the_sweep_expires_overdue_approvals_fails_their_waiting_step_and_prunes
         ]
     );
     assert_eq!(
-        wait_for_end(&sfn, &execution).await?.0,
-        ExecutionStatus::Failed,
-        "the waiting step was failed"
+        tasks.task(stored[0].id).await?.status,
+        TaskStatus::Ready,
+        "the expired approval's task goes on (told it was not approved)"
+    );
+    assert_eq!(
+        tasks.task(stored[1].id).await?.status,
+        TaskStatus::AwaitingApproval
     );
     let events = PgEventLog::new(db.pool.clone())
-        .since(seeded.project.id, 0, 10)
+        .since(seeded.project.id, 0, 100)
         .await?;
     assert_eq!(
         events
