@@ -31,13 +31,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Run(args) => {
             let report = run::run(&args.api.api, &args.command, (&args.follow).into()).await?;
-            match session::save(&args.api.api, &report.token) {
-                Ok(path) => eprintln!(
-                    "session saved to {} (cancel, resume, retry, approve and reject use it)",
-                    path.display()
-                ),
-                Err(e) => eprintln!("warning: the session was not saved: {e:#}"),
-            }
             println!("{}", run::summary(&report));
             if let Some(t) = run::timings(&report) {
                 println!(

@@ -86,6 +86,8 @@ pub struct Following {
     pub timeout: Duration,
     /// Approve each critical action as it is requested, as shown.
     pub auto_approve: bool,
+    /// Save the new user's session (`autocrew run` does; tests do not).
+    pub save_session: bool,
 }
 
 impl From<&crate::args::FollowArgs> for Following {
@@ -94,6 +96,7 @@ impl From<&crate::args::FollowArgs> for Following {
             quiet: args.quiet,
             timeout: Duration::from_secs(args.timeout_secs),
             auto_approve: args.auto_approve,
+            save_session: true,
         }
     }
 }
@@ -110,6 +113,17 @@ pub async fn run(base: &str, command: &str, following: Following) -> anyhow::Res
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
     let client = sign_up(base, &email).await?;
+    if following.save_session {
+        // Saved now, not at the end: approving or cancelling this run from another
+        // terminal acts as its user while it runs.
+        match crate::session::save(base, client.token()) {
+            Ok(path) => eprintln!(
+                "session saved to {} (cancel, resume, retry, approve and reject use it)",
+                path.display()
+            ),
+            Err(e) => eprintln!("warning: the session was not saved: {e:#}"),
+        }
+    }
     let name: String = command.chars().take(60).collect();
     let project = client
         .post("/projects", json!({"name": name}), "create a project")

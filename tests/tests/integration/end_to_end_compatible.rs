@@ -41,6 +41,7 @@ async fn the_run_command_completes_on_an_openai_compatible_server_with_costs_to_
             quiet: true,
             timeout: Duration::from_secs(120),
             auto_approve: true,
+            save_session: false,
         },
     )
     .await;

@@ -96,6 +96,7 @@ async fn whole_run(
             quiet: true,
             timeout: Duration::from_secs(120),
             auto_approve: true,
+            save_session: false,
         },
     )
     .await;
