@@ -147,7 +147,7 @@ prepare_pg_user() {
 # same port: the chaos rounds' "Postgres restarted mid-run".
 restart_pg() {
   pg_running || die "the stack's Postgres is not running"
-  as_pg "$(pg_bin)/pg_ctl" -D "$pg_data" -m fast -w -t 60 restart >/dev/null \
+  as_pg "$(pg_bin)/pg_ctl" -D "$pg_data" -l "$pg_dir/postgres.log" -m fast -w -t 60 restart >/dev/null \
     || die "Postgres did not restart: see $pg_dir/postgres.log"
 }
 

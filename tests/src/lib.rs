@@ -5,6 +5,7 @@
 pub mod chaos;
 pub mod compatible_server;
 pub mod replay;
+pub mod trace;
 pub mod wire_anthropic;
 pub mod wire_gemini;
 

@@ -8,7 +8,7 @@ use anyhow::{Context, ensure};
 use autocrew_cli::approvals::{Verdict, decide};
 use autocrew_cli::client::{Client, sign_up};
 use autocrew_tests::chaos::{Runner, Settings};
-use autocrew_tests::unique;
+use autocrew_tests::{trace, unique};
 use clap::Parser;
 use serde_json::json;
 use std::path::PathBuf;
@@ -34,6 +34,14 @@ struct Args {
     /// The moto server's pid file, to report its CPU apart.
     #[arg(long, default_value = ".local/moto.pid")]
     moto_pid_file: PathBuf,
+    /// Runs traced through Postgres's statement log after the measured ones (their
+    /// statements and commits by what they touch); 0 for none. The log costs CPU, so the
+    /// traced runs are not part of the figures above them.
+    #[arg(long, default_value_t = 3)]
+    trace_runs: usize,
+    /// Postgres's log file (the stack's).
+    #[arg(long, default_value = ".local/pg/postgres.log")]
+    pg_log: PathBuf,
 }
 
 /// CPU seconds used so far by a process (and its reaped children), from /proc.
@@ -233,6 +241,66 @@ async fn main() -> anyhow::Result<()> {
         "throughput with 10 in flight: {:.2}x one at a time",
         one.wall.as_secs_f64() / ten.wall.as_secs_f64()
     );
+    if args.trace_runs > 0 {
+        traced(
+            &args,
+            &db,
+            (runner_pid, moto_pid),
+            &mut clients,
+            tasks_per_run,
+        )
+        .await?;
+    }
     runner.kill().await?;
+    Ok(())
+}
+
+/// Runs `--trace-runs` one at a time with the statement log on, and prints what they asked
+/// of Postgres per run and per task, by category.
+async fn traced(
+    args: &Args,
+    db: &tokio_postgres::Client,
+    (runner_pid, moto_pid): (u32, Option<u32>),
+    clients: &mut [(Client, String, i64)],
+    tasks_per_run: f64,
+) -> anyhow::Result<()> {
+    let from = std::fs::metadata(&args.pg_log)
+        .with_context(|| format!("cannot read {}", args.pg_log.display()))?
+        .len();
+    trace::start(db).await?;
+    let measured = measure(runner_pid, moto_pid, db, clients, args.trace_runs, 1).await;
+    trace::stop(db).await?;
+    measured?;
+    let log = std::fs::read(&args.pg_log)?;
+    let text = String::from_utf8_lossy(log.get(usize::try_from(from)?..).unwrap_or_default());
+    let found = trace::parse(&text);
+    let runs = args.trace_runs as f64;
+    println!(
+        "traced {} run(s) one at a time (statement log on): per run {:.0} statements in {:.0} transactions; per task {:.1} statements, {:.1} commits",
+        args.trace_runs,
+        found.total_statements() as f64 / runs,
+        found.total_commits() as f64 / runs,
+        found.total_statements() as f64 / runs / tasks_per_run,
+        found.total_commits() as f64 / runs / tasks_per_run,
+    );
+    println!(
+        "  {:<30} {:>12} {:>14}",
+        "per run, by what it touches", "statements", "transactions"
+    );
+    let mut kinds: Vec<&str> = found
+        .statements
+        .keys()
+        .chain(found.commits.keys())
+        .copied()
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    for kind in kinds {
+        println!(
+            "  {kind:<30} {:>12.1} {:>14.1}",
+            found.statements.get(kind).copied().unwrap_or(0) as f64 / runs,
+            found.commits.get(kind).copied().unwrap_or(0) as f64 / runs,
+        );
+    }
     Ok(())
 }
