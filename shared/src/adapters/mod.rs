@@ -24,14 +24,14 @@ pub fn notifier(
 }
 
 /// The gateway's stores, all in Postgres: budgets, ledger, exact and semantic caches, and
-/// the providers' concurrency slots.
+/// each call's bookkeeping (reservation, provider slot, settlement, ledger row).
 pub fn gateway_stores(pool: &postgres::Pool) -> GatewayStores {
     GatewayStores {
         budgets: Arc::new(postgres::PgBudgetStore::new(pool.clone())),
         ledger: Arc::new(postgres::PgLedger::new(pool.clone())),
         cache: Arc::new(postgres::PgResponseCache::new(pool.clone())),
         semantic: Arc::new(postgres::PgSemanticCache::new(pool.clone())),
-        limiter: Arc::new(postgres::PgConcurrencyLimiter::new(pool.clone())),
+        calls: Arc::new(postgres::PgCallBook::new(pool.clone())),
     }
 }
 

@@ -1,9 +1,12 @@
 //! What the LLM gateway keeps besides the ledger and the budgets: exact-match responses,
-//! the per-user semantic cache, and per-provider concurrency slots shared by every process.
+//! the per-user semantic cache, and each call's bookkeeping (its reservation and one of the
+//! provider's concurrency slots, shared by every process).
 
+use super::budget::{BudgetError, Reservation};
 use super::llm::LlmResponse;
 use super::store::StoreError;
-use crate::domain::UserId;
+use crate::domain::records::LlmCall;
+use crate::domain::{MicroUsd, RunId, TaskId, UserId};
 use async_trait::async_trait;
 use std::time::Duration;
 use uuid::Uuid;
@@ -67,15 +70,37 @@ pub struct Lease {
     pub holder: Uuid,
 }
 
-/// At most `limit` calls in flight per provider, across every process.
+/// At most `limit` calls of `provider` in flight across every process; a slot is leased
+/// for `lease_for` (a holder that dies loses it then).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slots<'a> {
+    pub provider: &'a str,
+    pub limit: u32,
+    pub lease_for: Duration,
+}
+
+/// A call under way: its budget reservation and its provider slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenCall {
+    pub reservation: Reservation,
+    pub lease: Lease,
+}
+
+/// One model call's bookkeeping, one transaction at each end: before the call, the budget
+/// reservation (as `BudgetStore::reserve`) with a provider slot; after it, the settlement
+/// at the actual cost, the slot's release and the ledger row.
 #[async_trait]
-pub trait ConcurrencyLimiter: Send + Sync {
-    /// A free slot below `limit`, or `None` when all are taken.
-    async fn try_acquire(
+pub trait CallBook: Send + Sync {
+    /// Reserves `amount` for a call of `holder` (run, task) and leases a slot, both or
+    /// neither. `Ok(None)`: every slot is taken, and nothing is held.
+    async fn open(
         &self,
-        provider: &str,
-        limit: u32,
-        lease_for: Duration,
-    ) -> Result<Option<Lease>, StoreError>;
-    async fn release(&self, lease: &Lease) -> Result<(), StoreError>;
+        user: UserId,
+        holder: (Option<RunId>, Option<TaskId>),
+        amount: MicroUsd,
+        slots: &Slots<'_>,
+    ) -> Result<Option<OpenCall>, BudgetError>;
+    /// Settles the reservation at `row.cost` (see `BudgetStore::settle`), releases the
+    /// slot and writes the ledger row.
+    async fn close(&self, call: &OpenCall, row: &LlmCall) -> Result<(), StoreError>;
 }

@@ -25,7 +25,7 @@ pub use budget::{BudgetError, BudgetScope, BudgetStore, Reservation};
 pub use control::RunControl;
 pub use events::EventLog;
 pub use gateway::{
-    ConcurrencyLimiter, Embedding, Lease, ResponseCache, SemanticCache, SemanticHit,
+    CallBook, Embedding, Lease, OpenCall, ResponseCache, SemanticCache, SemanticHit, Slots,
 };
 pub use idempotency::{Claim, IdempotencyStore};
 pub use ledger::{CostGroup, CostQuery, CostRollup, Ledger};

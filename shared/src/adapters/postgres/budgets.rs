@@ -150,52 +150,22 @@ impl BudgetStore for PgBudgetStore {
     async fn reserve(
         &self,
         user: UserId,
-        (run, task): (Option<RunId>, Option<TaskId>),
+        holder: (Option<RunId>, Option<TaskId>),
         amount: MicroUsd,
     ) -> Result<Reservation, BudgetError> {
         let mut client = self.pool.get().await.map_err(StoreError::from)?;
-        let (tiers, limits) = &*TIER_LIMITS;
         let tx = client.transaction().await.map_err(StoreError::from)?;
-        let hold_month = tx
-            .prepare_cached(HOLD_MONTH)
-            .await
-            .map_err(StoreError::from)?;
-        let held = tx
-            .query_opt(&hold_month, &[&user.0, &amount.0, tiers, limits])
-            .await
-            .map_err(StoreError::from)?;
-        let Some(held) = held else {
-            tx.rollback().await.map_err(StoreError::from)?;
-            return Err(month_refusal(&client, user, amount).await);
-        };
-        let month: chrono::NaiveDate = held.try_get(0).map_err(StoreError::from)?;
-        let id = Uuid::new_v4();
-        let hold_run = tx
-            .prepare_cached(HOLD_RUN)
-            .await
-            .map_err(StoreError::from)?;
-        let reserved = tx
-            .query_opt(
-                &hold_run,
-                &[
-                    &id,
-                    &user.0,
-                    &run.map(|r| r.0),
-                    &month,
-                    &amount.0,
-                    &ended_statuses(),
-                    &task.map(|t| t.0),
-                ],
-            )
-            .await
-            .map_err(StoreError::from)?;
-        if reserved.is_none() {
-            // Rolling back gives the user's month its reservation back too.
-            tx.rollback().await.map_err(StoreError::from)?;
-            return Err(run_refusal(&client, run, amount).await);
+        match hold(&tx, user, holder, amount).await? {
+            Ok(reservation) => {
+                tx.commit().await.map_err(StoreError::from)?;
+                Ok(reservation)
+            }
+            Err(refused) => {
+                // Rolling back gives the user's month its reservation back too.
+                tx.rollback().await.map_err(StoreError::from)?;
+                Err(refusal(&client, refused, user, holder.0, amount).await)
+            }
         }
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok(Reservation { id, amount })
     }
 
     async fn percent_left(&self, user: UserId, run: Option<RunId>) -> Result<u8, StoreError> {
@@ -237,12 +207,82 @@ impl BudgetStore for PgBudgetStore {
     }
 
     async fn settle(&self, reservation: Uuid, actual: MicroUsd) -> Result<(), StoreError> {
-        // One statement, so one round trip and atomic: the reservation is marked settled
-        // only while still held or released (settling twice changes nothing), and the
-        // user's month and the run move the same amount from reserved to spent. A released
-        // reservation's amount already went back: only the actual cost is spent.
         let client = self.pool.get().await?;
-        let settle = client
+        settle_in(&client, reservation, actual).await
+    }
+}
+
+/// Which budget refused a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refused {
+    Month,
+    Run,
+}
+
+/// Holds `amount` on the user's month and the run (`holder`), inside the caller's
+/// transaction; `Err` says which refused (the caller rolls back, then asks `refusal` why).
+pub(super) async fn hold(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user: UserId,
+    (run, task): (Option<RunId>, Option<TaskId>),
+    amount: MicroUsd,
+) -> Result<Result<Reservation, Refused>, StoreError> {
+    let (tiers, limits) = &*TIER_LIMITS;
+    let hold_month = tx.prepare_cached(HOLD_MONTH).await?;
+    let Some(held) = tx
+        .query_opt(&hold_month, &[&user.0, &amount.0, tiers, limits])
+        .await?
+    else {
+        return Ok(Err(Refused::Month));
+    };
+    let month: chrono::NaiveDate = held.try_get(0)?;
+    let id = Uuid::new_v4();
+    let hold_run = tx.prepare_cached(HOLD_RUN).await?;
+    let reserved = tx
+        .query_opt(
+            &hold_run,
+            &[
+                &id,
+                &user.0,
+                &run.map(|r| r.0),
+                &month,
+                &amount.0,
+                &ended_statuses(),
+                &task.map(|t| t.0),
+            ],
+        )
+        .await?;
+    Ok(match reserved {
+        Some(_) => Ok(Reservation { id, amount }),
+        None => Err(Refused::Run),
+    })
+}
+
+/// Why `which` refused `amount`, read after the rollback.
+pub(super) async fn refusal(
+    client: &tokio_postgres::Client,
+    which: Refused,
+    user: UserId,
+    run: Option<RunId>,
+    amount: MicroUsd,
+) -> BudgetError {
+    match which {
+        Refused::Month => month_refusal(client, user, amount).await,
+        Refused::Run => run_refusal(client, run, amount).await,
+    }
+}
+
+/// Settles a reservation at `actual`, in one statement (see `BudgetStore::settle`).
+pub(super) async fn settle_in(
+    client: &impl deadpool_postgres::GenericClient,
+    reservation: Uuid,
+    actual: MicroUsd,
+) -> Result<(), StoreError> {
+    // One statement, so one round trip and atomic: the reservation is marked settled
+    // only while still held or released (settling twice changes nothing), and the
+    // user's month and the run move the same amount from reserved to spent. A released
+    // reservation's amount already went back: only the actual cost is spent.
+    let settle = client
             .prepare_cached(
                 "WITH held AS (
                      UPDATE budget_reservations b SET status = $2, actual_micro_usd = $3, settled_at = now()
@@ -265,20 +305,19 @@ impl BudgetStore for PgBudgetStore {
                  SELECT (SELECT count(*) FROM month), (SELECT count(*) FROM run)",
             )
             .await?;
-        client
-            .query_one(
-                &settle,
-                &[
-                    &reservation,
-                    &ReservationStatus::Settled,
-                    &actual.0,
-                    &vec![ReservationStatus::Held, ReservationStatus::Released],
-                    &ReservationStatus::Held,
-                ],
-            )
-            .await?;
-        Ok(())
-    }
+    client
+        .query_one(
+            &settle,
+            &[
+                &reservation,
+                &ReservationStatus::Settled,
+                &actual.0,
+                &vec![ReservationStatus::Held, ReservationStatus::Released],
+                &ReservationStatus::Held,
+            ],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Releases held reservations chosen by `filter` (a condition on `b`, the reservation, with

@@ -1,14 +1,10 @@
-//! The gateway's Postgres tables: exact response cache, semantic cache, provider slots.
+//! The gateway's caches on Postgres: exact responses and the per-user semantic cache.
 
 use super::Pool;
 use crate::domain::UserId;
 use crate::ports::llm::LlmResponse;
-use crate::ports::{
-    ConcurrencyLimiter, Embedding, Lease, ResponseCache, SemanticCache, SemanticHit, StoreError,
-};
+use crate::ports::{Embedding, ResponseCache, SemanticCache, SemanticHit, StoreError};
 use async_trait::async_trait;
-use std::collections::HashSet;
-use std::sync::Mutex;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -171,96 +167,6 @@ impl SemanticCache for PgSemanticCache {
                     &pgvector::Vector::from(embedding.values.clone()),
                     &embedding.model, &dim(embedding), &json, &seconds(ttl),
                 ],
-            )
-            .await?;
-        Ok(())
-    }
-}
-
-/// `ConcurrencyLimiter` on Postgres: one row per slot, leased with `SKIP LOCKED`.
-pub struct PgConcurrencyLimiter {
-    pool: Pool,
-    /// (provider, limit) pairs whose slot rows this process has made sure exist.
-    seeded: Mutex<HashSet<(String, u32)>>,
-}
-
-impl PgConcurrencyLimiter {
-    pub fn new(pool: Pool) -> Self {
-        PgConcurrencyLimiter {
-            pool,
-            seeded: Mutex::new(HashSet::new()),
-        }
-    }
-
-    fn needs_seeding(&self, provider: &str, limit: u32) -> bool {
-        let seeded = self.seeded.lock().unwrap_or_else(|e| e.into_inner());
-        !seeded.contains(&(provider.to_owned(), limit))
-    }
-}
-
-#[async_trait]
-impl ConcurrencyLimiter for PgConcurrencyLimiter {
-    async fn try_acquire(
-        &self,
-        provider: &str,
-        limit: u32,
-        lease_for: Duration,
-    ) -> Result<Option<Lease>, StoreError> {
-        let client = self.pool.get().await?;
-        let limit_i = i32::try_from(limit).unwrap_or(i32::MAX);
-        if self.needs_seeding(provider, limit) {
-            client
-                .execute(
-                    &client
-                        .prepare_cached(
-                            "INSERT INTO llm_provider_slots (provider, slot)
-                     SELECT $1, g FROM generate_series(0, $2 - 1) AS g ON CONFLICT DO NOTHING",
-                        )
-                        .await
-                        .map_err(StoreError::from)?,
-                    &[&provider, &limit_i],
-                )
-                .await?;
-            self.seeded
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert((provider.to_owned(), limit));
-        }
-        let holder = Uuid::new_v4();
-        let row = client
-            .query_opt(
-                // The free slot is picked in a CTE: one with FOR UPDATE is evaluated once.
-                // As a subquery in FROM it could be re-run for each row of the join and
-                // lease several slots in one statement (seen: five at once, which failed
-                // the call and leaked them until their leases ran out).
-                &client.prepare_cached("WITH free AS (SELECT slot FROM llm_provider_slots
-                       WHERE provider = $1 AND slot < $2 AND (holder IS NULL OR leased_until < now())
-                       ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED)
-                 UPDATE llm_provider_slots s SET holder = $3, leased_until = now() + make_interval(secs => $4)
-                 FROM free WHERE s.provider = $1 AND s.slot = free.slot
-                 RETURNING s.slot").await.map_err(StoreError::from)?,
-                &[&provider, &limit_i, &holder, &seconds(lease_for)],
-            )
-            .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?.map(|slot| Lease {
-            provider: provider.to_owned(),
-            slot,
-            holder,
-        }))
-    }
-
-    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
-        let client = self.pool.get().await?;
-        client
-            .execute(
-                &client
-                    .prepare_cached(
-                        "UPDATE llm_provider_slots SET holder = NULL, leased_until = NULL
-                 WHERE provider = $1 AND slot = $2 AND holder = $3",
-                    )
-                    .await
-                    .map_err(StoreError::from)?,
-                &[&lease.provider, &lease.slot, &lease.holder],
             )
             .await?;
         Ok(())

@@ -28,38 +28,46 @@ fn tokens(row: &tokio_postgres::Row, column: usize) -> Result<u32, StoreError> {
     Ok(u32::try_from(value).unwrap_or(u32::MAX))
 }
 
+/// Writes one ledger row, on `client` (a transaction of the caller's, or not).
+pub(super) async fn insert_call(
+    client: &impl deadpool_postgres::GenericClient,
+    call: &LlmCall,
+) -> Result<(), StoreError> {
+    let a = &call.attribution;
+    client
+        .execute(
+            &client.prepare_cached("INSERT INTO llm_calls (id, user_id, project_id, run_id, task_id, agent, provider, model, outcome,
+                 input_tokens, output_tokens, cache_write_tokens, cache_read_tokens, cost_micro_usd, latency_ms, error, attempt)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)").await.map_err(StoreError::from)?,
+            &[
+                &Uuid::new_v4(),
+                &a.user_id.0,
+                &a.project_id.0,
+                &a.run_id.map(|r| r.0),
+                &a.task_id.map(|t| t.0),
+                &a.agent,
+                &call.provider,
+                &call.model,
+                &call.outcome,
+                &int(call.usage.input),
+                &int(call.usage.output),
+                &int(call.usage.cache_write),
+                &int(call.usage.cache_read),
+                &call.cost.0,
+                &int(call.latency_ms),
+                &call.error,
+                &int(call.attempt.max(1)),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Ledger for PgLedger {
     async fn record(&self, call: &LlmCall) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
-        let a = &call.attribution;
-        client
-            .execute(
-                &client.prepare_cached("INSERT INTO llm_calls (id, user_id, project_id, run_id, task_id, agent, provider, model, outcome,
-                     input_tokens, output_tokens, cache_write_tokens, cache_read_tokens, cost_micro_usd, latency_ms, error, attempt)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)").await.map_err(StoreError::from)?,
-                &[
-                    &Uuid::new_v4(),
-                    &a.user_id.0,
-                    &a.project_id.0,
-                    &a.run_id.map(|r| r.0),
-                    &a.task_id.map(|t| t.0),
-                    &a.agent,
-                    &call.provider,
-                    &call.model,
-                    &call.outcome,
-                    &int(call.usage.input),
-                    &int(call.usage.output),
-                    &int(call.usage.cache_write),
-                    &int(call.usage.cache_read),
-                    &call.cost.0,
-                    &int(call.latency_ms),
-                    &call.error,
-                    &int(call.attempt.max(1)),
-                ],
-            )
-            .await?;
-        Ok(())
+        insert_call(&client, call).await
     }
 
     async fn rollup(&self, query: CostQuery) -> Result<Vec<CostRollup>, StoreError> {

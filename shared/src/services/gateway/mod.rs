@@ -13,14 +13,13 @@ pub use settings::GatewaySettings;
 use super::backoff::backoff;
 use crate::crew::strict::drop_nulls;
 use crate::domain::models::ModelTable;
-use crate::domain::pricing::ModelPrice;
 use crate::domain::records::{Attribution, LlmCall, TokenUsage};
 use crate::domain::routing::{ModelRef, Route, RoutingError, RoutingPolicy};
 use crate::domain::{LlmCallOutcome, MicroUsd};
 use crate::ports::llm::{Content, LlmRequest, LlmResponse, TextSink};
 use crate::ports::{
-    BudgetError, BudgetStore, ConcurrencyLimiter, Embedder, Embedding, Lease, Ledger, LlmClient,
-    LlmError, ResponseCache, SemanticCache, StoreError,
+    BudgetError, BudgetStore, CallBook, Embedder, Embedding, Ledger, LlmClient, LlmError, OpenCall,
+    ResponseCache, SemanticCache, Slots, StoreError,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -96,7 +95,9 @@ pub struct GatewayStores {
     pub ledger: Arc<dyn Ledger>,
     pub cache: Arc<dyn ResponseCache>,
     pub semantic: Arc<dyn SemanticCache>,
-    pub limiter: Arc<dyn ConcurrencyLimiter>,
+    /// Each call's reservation and provider slot before it, and its settlement, slot
+    /// release and ledger row after it: one transaction at each end.
+    pub calls: Arc<dyn CallBook>,
 }
 
 /// The models a gateway can call and how it chooses among them.
@@ -350,28 +351,32 @@ impl Gateway {
         loop {
             tries += 1;
             let started = Instant::now();
-            let result = match self.reserve(call, price, request).await? {
-                Err(refusal) => Err(refused(refusal)),
-                Ok(reservation) => {
-                    let result = self
-                        .limited(client.as_ref(), model, request, call.on_text)
-                        .await?;
-                    let usage = result.as_ref().map(|r| r.usage).unwrap_or_default();
-                    self.stores
-                        .budgets
-                        .settle(reservation.id, price.cost(usage))
-                        .await?;
-                    result
-                }
-            };
-            let attempt = match &result {
+            let outcome = |result: &Result<LlmResponse, LlmError>| match result {
                 Ok(r) => Attempt::ok(model, r.usage, price.cost(r.usage), started),
                 Err(e @ (LlmError::Refused { .. } | LlmError::Declined { .. })) => {
                     Attempt::failed(model, LlmCallOutcome::Refused, started, e)
                 }
                 Err(e) => Attempt::failed(model, LlmCallOutcome::Error, started, e),
             };
-            self.record(call, rows, attempt).await?;
+            let result = match self
+                .open(call, model, price.cost(worst_case(request)))
+                .await?
+            {
+                Err(refused) => {
+                    let result = Err(refused);
+                    self.record(call, rows, outcome(&result)).await?;
+                    result
+                }
+                Ok(open) => {
+                    let result = match call.on_text {
+                        Some(sink) => client.stream(request, sink).await,
+                        None => client.complete(request).await,
+                    };
+                    let row = self.row(call, rows, outcome(&result));
+                    self.stores.calls.close(&open, &row).await?;
+                    result
+                }
+            };
             let error = match result {
                 Ok(mut response) => {
                     absent_for_null(request, &mut response);
@@ -409,73 +414,55 @@ impl Gateway {
         }
     }
 
-    /// Reserves the request's worst-case cost; `Err` holds the refusal's reason.
-    async fn reserve(
+    /// Reserves `amount` (the request's worst case) and leases one of the provider's
+    /// concurrency slots, together. `Err` is the refusal the model is given: the budget's,
+    /// or the provider's when no slot frees within `slot_wait` (so the chain moves on).
+    async fn open(
         &self,
         call: &Call<'_>,
-        price: ModelPrice,
-        request: &LlmRequest,
-    ) -> Result<Result<crate::ports::Reservation, String>, StoreError> {
-        let who = &call.attribution;
-        match self
-            .stores
-            .budgets
-            .reserve(
-                who.user_id,
-                (who.run_id, who.task_id),
-                price.cost(worst_case(request)),
-            )
-            .await
-        {
-            Ok(reservation) => Ok(Ok(reservation)),
-            Err(BudgetError::Exceeded {
-                scope,
-                needed,
-                available,
-            }) => Ok(Err(format!(
-                "budget_exceeded: the call may cost {needed}, {available} is left of the {scope:?} budget"
-            ))),
-            Err(e @ BudgetError::RunEnded { .. }) => Ok(Err(e.to_string())),
-            Err(BudgetError::Store(e)) => Err(e),
-        }
-    }
-
-    /// Calls the provider inside one of its concurrency slots. No free slot within
-    /// `slot_wait` is reported as the provider being unavailable, so the chain moves on.
-    async fn limited(
-        &self,
-        client: &dyn LlmClient,
         model: &ModelRef,
-        request: &LlmRequest,
-        on_text: Option<&TextSink>,
-    ) -> Result<Result<LlmResponse, LlmError>, StoreError> {
-        let Some(lease) = self.acquire(&model.provider).await? else {
-            return Ok(Err(LlmError::Unavailable {
-                provider: model.provider.clone(),
-                model: model.model.clone(),
-                status: 0,
-            }));
+        amount: MicroUsd,
+    ) -> Result<Result<OpenCall, LlmError>, StoreError> {
+        let who = &call.attribution;
+        let slots = Slots {
+            provider: &model.provider,
+            limit: self.settings.concurrency_for(&model.provider),
+            lease_for: self.settings.slot_lease,
         };
-        let result = match on_text {
-            Some(sink) => client.stream(request, sink).await,
-            None => client.complete(request).await,
-        };
-        self.stores.limiter.release(&lease).await?;
-        Ok(result)
-    }
-
-    async fn acquire(&self, provider: &str) -> Result<Option<Lease>, StoreError> {
-        let limit = self.settings.concurrency_for(provider);
         let deadline = Instant::now() + self.settings.slot_wait;
         let mut waits = 0;
         loop {
-            let lease = self
+            let refused = |reason: String| LlmError::Refused {
+                provider: model.provider.clone(),
+                model: model.model.clone(),
+                reason,
+            };
+            match self
                 .stores
-                .limiter
-                .try_acquire(provider, limit, self.settings.slot_lease)
-                .await?;
-            if lease.is_some() || Instant::now() >= deadline {
-                return Ok(lease);
+                .calls
+                .open(who.user_id, (who.run_id, who.task_id), amount, &slots)
+                .await
+            {
+                Ok(Some(open)) => return Ok(Ok(open)),
+                Ok(None) if Instant::now() >= deadline => {
+                    return Ok(Err(LlmError::Unavailable {
+                        provider: model.provider.clone(),
+                        model: model.model.clone(),
+                        status: 0,
+                    }));
+                }
+                Ok(None) => {}
+                Err(BudgetError::Exceeded {
+                    scope,
+                    needed,
+                    available,
+                }) => {
+                    return Ok(Err(refused(format!(
+                        "budget_exceeded: the call may cost {needed}, {available} is left of the {scope:?} budget"
+                    ))));
+                }
+                Err(e @ BudgetError::RunEnded { .. }) => return Ok(Err(refused(e.to_string()))),
+                Err(BudgetError::Store(e)) => return Err(e),
             }
             waits += 1;
             tokio::time::sleep(backoff(
@@ -487,15 +474,10 @@ impl Gateway {
         }
     }
 
-    /// Writes one ledger row for this call.
-    async fn record(
-        &self,
-        call: &Call<'_>,
-        rows: &mut u32,
-        attempt: Attempt,
-    ) -> Result<(), StoreError> {
+    /// The ledger row of this call's latest attempt (numbered in `rows`).
+    fn row(&self, call: &Call<'_>, rows: &mut u32, attempt: Attempt) -> LlmCall {
         *rows += 1;
-        let row = LlmCall {
+        LlmCall {
             attribution: call.attribution,
             provider: attempt.model.provider,
             model: attempt.model.model,
@@ -505,7 +487,17 @@ impl Gateway {
             latency_ms: u32::try_from(attempt.started.elapsed().as_millis()).unwrap_or(u32::MAX),
             error: attempt.error,
             attempt: *rows,
-        };
+        }
+    }
+
+    /// Writes one ledger row for this call, for an attempt that held nothing.
+    async fn record(
+        &self,
+        call: &Call<'_>,
+        rows: &mut u32,
+        attempt: Attempt,
+    ) -> Result<(), StoreError> {
+        let row = self.row(call, rows, attempt);
         self.stores.ledger.record(&row).await
     }
 }
