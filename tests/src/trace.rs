@@ -43,9 +43,8 @@ pub fn category(sql: &str) -> &'static str {
         "llm_calls",
         "budget_reservations",
         "user_monthly_spend",
-        "reserved_micro_usd",
-        "spent_micro_usd",
         "llm_provider_slots",
+        "UPDATE runs SET reserved_micro_usd",
     ]) {
         "ledger, budget, slots"
     } else if has(&["llm_response_cache", "llm_semantic_cache"]) {

@@ -111,7 +111,8 @@ impl Client {
     }
 }
 
-/// Live events of one project, delivered in sequence order without gaps or repeats.
+/// Live events of one project, delivered in sequence order without gaps or repeats; live-only
+/// messages (streamed output, which has no sequence number) as they come.
 pub struct Stream {
     socket: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
@@ -152,6 +153,8 @@ impl Stream {
                         self.pending.insert(seq, message["event"].clone());
                     }
                 }
+                // Live-only (streamed output): shown as it comes, outside the sequence.
+                Some("live") => return Ok(Some(message["event"].clone())),
                 Some("error") => bail!(
                     "the server refused: {}",
                     message["error"].as_str().unwrap_or("")

@@ -1,6 +1,7 @@
-//! Streams an agent's model output to the clients as `task_progress` events while the
-//! model writes it: pieces are gathered and sent at most every 250 ms, in chunks small
-//! enough for one WebSocket frame.
+//! Streams an agent's model output to the clients as live `task_progress` messages while
+//! the model writes it: pieces are gathered and sent at most every 250 ms, in chunks small
+//! enough for one WebSocket frame. They are pushed, not logged: no chunk is a row, and the
+//! task's result keeps the whole output.
 
 use crate::StepContext;
 use autocrew_shared::domain::EventKind;
@@ -51,13 +52,9 @@ impl Progress {
                             "task_id": task_id, "key": key, "agent": agent, "stage": "streaming",
                             "step": step, "delta": delta, "chars": sent
                         });
-                        if let Err(e) = ctx
-                            .notifier
-                            .emit(project, Some(run_id), EventKind::TaskProgress, payload)
-                            .await
-                        {
-                            tracing::warn!(error = %e, "a progress event was lost");
-                        }
+                        ctx.notifier
+                            .flash(project, Some(run_id), EventKind::TaskProgress, payload)
+                            .await;
                     }
                     next_send = tokio::time::Instant::now() + EVERY;
                 }

@@ -1,6 +1,7 @@
 //! Emitting an event: append it to the project's log (the durable part), then push it to
 //! every connection following the project (best effort: a client that missed a push
-//! catches up from the log with its last sequence number).
+//! catches up from the log with its last sequence number). Live-only messages (streamed
+//! output) are pushed without being logged.
 
 use crate::domain::records::Event;
 use crate::domain::{EventKind, ProjectId, RunId};
@@ -42,6 +43,39 @@ impl Notifier {
         let event = self.events.append(project, run, kind, payload).await?;
         self.push_to_followers(&event).await;
         Ok(event)
+    }
+
+    /// Pushes a live-only message to the project's followers, without appending it to the
+    /// log: it has no sequence number, and a client that misses it does not ask for it
+    /// again. Streamed model output goes this way (the task's result keeps the whole text).
+    pub async fn flash(
+        &self,
+        project: ProjectId,
+        run: Option<RunId>,
+        kind: EventKind,
+        payload: Value,
+    ) {
+        let connections = match self.registry.subscribers(project).await {
+            Ok(connections) => connections,
+            Err(e) => {
+                tracing::warn!(error = %e, project = %project, "could not list followers");
+                return;
+            }
+        };
+        if connections.is_empty() {
+            return;
+        }
+        let body = json!({
+            "type": "live",
+            "event": {
+                "project_id": project, "run_id": run, "kind": kind, "payload": payload,
+                "created_at": chrono::Utc::now()
+            }
+        })
+        .to_string();
+        for connection in connections {
+            self.push_one(&connection, body.as_bytes()).await;
+        }
     }
 
     /// Sends `event` to every connection following its project; forgets connections that

@@ -80,6 +80,23 @@ async fn a_command_runs_to_completion_through_the_runner_and_is_followed_live_ov
         Some("run_completed")
     );
 
+    // Each agent's output streamed live over the socket as it was written (not logged: no
+    // sequence number).
+    for task in tasks {
+        let key = task["key"].as_str().unwrap_or("");
+        let streamed: String = report
+            .events
+            .iter()
+            .filter(|e| e["kind"] == "task_progress" && e["payload"]["key"] == key)
+            .inspect(|e| assert!(e.get("seq").is_none(), "a live message has no seq"))
+            .filter_map(|e| e["payload"]["delta"].as_str())
+            .collect();
+        assert!(
+            streamed.contains("write_file") || streamed.contains("\"path\""),
+            "{key}: {streamed:.200}"
+        );
+    }
+
     // No task started before all its dependencies completed, nor before it was queued.
     let at = |kind: &str, key: &str| {
         report

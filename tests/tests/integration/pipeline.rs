@@ -280,20 +280,8 @@ async fn a_command_becomes_a_completed_run_through_the_state_machine_and_the_que
         .await?;
     assert!(String::from_utf8_lossy(&published).contains("<h1>"));
     assert_eq!(count(EventKind::TaskCompleted), tasks.len());
-    // The agents' output streamed as progress events, whole: every file's content is in
-    // the deltas of its task's events.
-    for task in &tasks {
-        let streamed: String = events
-            .iter()
-            .filter(|e| e.kind == EventKind::TaskProgress && e.payload["key"] == task.key.as_str())
-            .filter_map(|e| e.payload["delta"].as_str())
-            .collect();
-        assert!(
-            streamed.contains("write_file") || streamed.contains("\"path\""),
-            "{}: {streamed:.200}",
-            task.key
-        );
-    }
+    // Streamed output is pushed live, never logged: no chunk became a row.
+    assert_eq!(count(EventKind::TaskProgress), 0);
     assert_eq!(events.last().map(|e| e.kind), Some(EventKind::RunCompleted));
     assert!(
         events
