@@ -323,7 +323,8 @@ pub trait Drive {
         &self,
         run: autocrew_shared::domain::RunId,
     ) -> anyhow::Result<Vec<autocrew_shared::domain::records::Task>>;
-    /// `start_attempt`: the attempt, or `None` when the task was not queued.
+    /// `start_attempt` for the task's own agent: the attempt, or `None` when the task was
+    /// not queued.
     async fn start(
         &self,
         task: autocrew_shared::domain::TaskId,
@@ -356,7 +357,11 @@ impl<T: autocrew_shared::ports::TaskStore + ?Sized> Drive for T {
         &self,
         task: autocrew_shared::domain::TaskId,
     ) -> anyhow::Result<Option<autocrew_shared::domain::records::Attempt>> {
-        Ok(self.start_attempt(task).await?.map(|c| c.value))
+        let agent = self.task(task).await?.agent;
+        Ok(match self.start_attempt(task, agent).await? {
+            autocrew_shared::ports::Start::Started(started) => Some(started.value.attempt),
+            autocrew_shared::ports::Start::NotQueued(_) => None,
+        })
     }
 
     async fn complete_now(

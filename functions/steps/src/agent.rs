@@ -14,7 +14,7 @@ use crate::{RecordError, StepContext};
 use autocrew_shared::crew::AgentTaskContext;
 use autocrew_shared::domain::records::{Run, Task};
 use autocrew_shared::domain::{AgentKind, TaskStatus};
-use autocrew_shared::ports::{AttemptFailure, StoreError};
+use autocrew_shared::ports::{AttemptFailure, Start, Started, StoreError};
 use autocrew_shared::services::{TaskMessage, backoff};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -32,16 +32,16 @@ pub(crate) async fn handle(
         })
     });
     hide(&*ctx.queue, delivery.as_ref(), ctx.liveness).await;
-    let task = ctx.tasks.task(message.task_id).await?;
-    if task.agent != agent {
-        return Err(RecordError::Poison(format!(
-            "task {} belongs to {}, not {agent}",
-            task.id, task.agent
-        )));
-    }
-    let started = match ctx.tasks.start_attempt(task.id).await? {
-        Some(started) => started,
-        None if task.status == TaskStatus::Running => {
+    let first = ctx.tasks.start_attempt(message.task_id, agent).await?;
+    let started = match first {
+        Start::Started(started) => started,
+        Start::NotQueued(task) if task.agent != agent => {
+            return Err(RecordError::Poison(format!(
+                "task {} belongs to {}, not {agent}",
+                task.id, task.agent
+            )));
+        }
+        Start::NotQueued(task) if task.status == TaskStatus::Running => {
             let reclaimed = ctx
                 .tasks
                 .reclaim_stale_task(task.id, ctx.liveness.stale_after)
@@ -54,18 +54,24 @@ pub(crate) async fn handle(
                 });
             };
             ctx.relay.publish(effects).await;
-            match ctx.tasks.start_attempt(task.id).await? {
-                Some(started) => started,
-                None => return Ok(()),
+            match ctx.tasks.start_attempt(task.id, agent).await? {
+                Start::Started(started) => started,
+                Start::NotQueued(_) => return Ok(()),
             }
         }
-        None => {
+        Start::NotQueued(task) => {
             tracing::info!(task = %task.id, status = %task.status, "duplicate delivery ignored");
             crate::callback::send_leftovers(ctx, task.run_id).await;
             return Ok(());
         }
     };
-    let attempt = started.value.attempt_no;
+    let Started {
+        attempt: begun,
+        task,
+        run,
+        run_tasks,
+    } = started.value;
+    let attempt = begun.attempt_no;
     let heartbeat = {
         let (tasks, id) = (ctx.tasks.clone(), task.id);
         Heartbeat::start(ctx, delivery, move || {
@@ -74,23 +80,17 @@ pub(crate) async fn handle(
         })
     };
     ctx.relay.publish(started.effects).await;
-    let run = ctx.runs.run(task.run_id).await?;
     let clock = Instant::now();
-    let outcome = match ctx.tasks.run_tasks(run.id).await {
-        Ok(all) => {
-            let upstream: Vec<Task> = all
-                .into_iter()
-                .filter(|t| task.depends_on.contains(&t.id))
-                .collect();
-            let context = context(&run, &task, &upstream);
-            let state = AttemptState {
-                number: attempt,
-                checkpoint: started.value.checkpoint.as_ref(),
-            };
-            agent_loop::run(ctx, (&run, &task, state), &context, &upstream, &heartbeat).await
-        }
-        Err(e) => Err(LoopError::Infrastructure(e.into())),
+    let upstream: Vec<Task> = run_tasks
+        .into_iter()
+        .filter(|t| task.depends_on.contains(&t.id))
+        .collect();
+    let context = context(&run, &task, &upstream);
+    let state = AttemptState {
+        number: attempt,
+        checkpoint: begun.checkpoint.as_ref(),
     };
+    let outcome = agent_loop::run(ctx, (&run, &task, state), &context, &upstream, &heartbeat).await;
     drop(heartbeat);
     let recorded = match outcome {
         Ok(finished) => finish(ctx, &task, attempt, finished, clock).await,

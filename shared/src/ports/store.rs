@@ -5,7 +5,7 @@ use super::Effects;
 use crate::domain::messages::Outgoing;
 use crate::domain::records::{Artifact, Attempt, NewRun, Project, Run, Task, User};
 use crate::domain::{
-    EventKind, ProjectId, RunId, RunStatus, TaskGraph, TaskId, TaskStatus, Tier, UserId,
+    AgentKind, EventKind, ProjectId, RunId, RunStatus, TaskGraph, TaskId, TaskStatus, Tier, UserId,
 };
 use async_trait::async_trait;
 
@@ -156,6 +156,24 @@ pub struct Changed<T> {
     pub effects: Effects,
 }
 
+/// An attempt that started, with what its agent needs, read in the same transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Started {
+    pub attempt: Attempt,
+    pub task: Task,
+    pub run: Run,
+    /// Every task of the run, in plan order (the agent reads its upstream tasks' results).
+    pub run_tasks: Vec<Task>,
+}
+
+/// What `start_attempt` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Start {
+    Started(Changed<Started>),
+    /// The task was not queued for that agent: nothing changed; here it is as it stands.
+    NotQueued(Task),
+}
+
 /// Tasks of runs, and the ready-set decisions. Every change that sends something (a task
 /// to its queue, an answer to the state machine) writes it to the outbox and appends its
 /// events in the change's own transaction, and returns them as `Effects` to publish.
@@ -185,9 +203,10 @@ pub trait TaskStore: Send + Sync {
     /// The execute step: keeps the run's execute token, dispatches, and answers the token
     /// at once if every task has already ended.
     async fn execute(&self, run: RunId, token: &str) -> Result<Effects, StoreError>;
-    /// `queued` → `running`, opening the next attempt. `None` when the task is not queued:
-    /// a duplicate delivery, to be acknowledged and ignored.
-    async fn start_attempt(&self, task: TaskId) -> Result<Option<Changed<Attempt>>, StoreError>;
+    /// `queued` → `running` for `agent`, opening the next attempt, and reading the task, its
+    /// run and the run's tasks in the same transaction. `NotQueued` when the task is not
+    /// queued (a duplicate delivery, or one for a running attempt) or not `agent`'s.
+    async fn start_attempt(&self, task: TaskId, agent: AgentKind) -> Result<Start, StoreError>;
     /// The attempt is alive. `false` when it is not the task's running attempt any more
     /// (cancelled, or failed as stale and run again elsewhere): its worker must stop.
     async fn heartbeat(&self, task: TaskId, attempt: u32) -> Result<bool, StoreError>;

@@ -68,6 +68,18 @@ pub(super) fn terminal_statuses() -> Vec<RunStatus> {
         .collect()
 }
 
+/// The run, read on `client` (a transaction of the caller's, or not).
+pub(super) async fn run_in(client: &impl GenericClient, id: RunId) -> Result<Run, StoreError> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"),
+            &[&id.0],
+        )
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    run_from_row(&row)
+}
+
 /// The run, locked for the rest of the transaction.
 pub(super) async fn lock_run(client: &impl GenericClient, id: RunId) -> Result<Run, StoreError> {
     let row = client
@@ -212,14 +224,7 @@ impl RunStore for PgRunStore {
 
     async fn run(&self, id: RunId) -> Result<Run, StoreError> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"),
-                &[&id.0],
-            )
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        run_from_row(&row)
+        run_in(&client, id).await
     }
 
     async fn set_execution_arn(&self, id: RunId, arn: &str) -> Result<(), StoreError> {

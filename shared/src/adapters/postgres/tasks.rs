@@ -9,9 +9,12 @@ use super::transitions;
 use crate::domain::messages::{Outgoing, TaskMessage};
 use crate::domain::records::{Attempt, Run, Task};
 use crate::domain::{
-    AttemptStatus, EventKind, MicroUsd, ProjectId, RunId, RunStatus, TaskGraph, TaskId, TaskStatus,
+    AgentKind, AttemptStatus, EventKind, MicroUsd, ProjectId, RunId, RunStatus, TaskGraph, TaskId,
+    TaskStatus,
 };
-use crate::ports::{AttemptFailure, Changed, Completion, Effects, Failure, StoreError, TaskStore};
+use crate::ports::{
+    AttemptFailure, Changed, Completion, Effects, Failure, Start, Started, StoreError, TaskStore,
+};
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
 use serde_json::json;
@@ -252,12 +255,12 @@ impl TaskStore for PgTaskStore {
         Ok(effects)
     }
 
-    async fn start_attempt(&self, task: TaskId) -> Result<Option<Changed<Attempt>>, StoreError> {
+    async fn start_attempt(&self, task: TaskId, agent: AgentKind) -> Result<Start, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let locked = lock_task(&tx, task).await?;
-        if locked.status != TaskStatus::Queued {
-            return Ok(None);
+        if locked.status != TaskStatus::Queued || locked.agent != agent {
+            return Ok(Start::NotQueued(locked));
         }
         let attempt_no = locked.attempts + 1;
         let n = i32::try_from(attempt_no).unwrap_or(i32::MAX);
@@ -289,13 +292,26 @@ impl TaskStore for PgTaskStore {
             payload,
         )
         .await?;
+        let run = super::runs::run_in(&tx, locked.run_id).await?;
+        let run_tasks = transitions::run_tasks(&tx, locked.run_id).await?;
+        let task_now = run_tasks
+            .iter()
+            .find(|t| t.id == task)
+            .cloned()
+            .unwrap_or(locked);
+        let started_at = row.try_get(0)?;
         tx.commit().await?;
-        Ok(Some(Changed {
-            value: Attempt {
-                task_id: task,
-                attempt_no,
-                started_at: row.try_get(0)?,
-                checkpoint,
+        Ok(Start::Started(Changed {
+            value: Started {
+                attempt: Attempt {
+                    task_id: task,
+                    attempt_no,
+                    started_at,
+                    checkpoint,
+                },
+                task: task_now,
+                run,
+                run_tasks,
             },
             effects,
         }))
