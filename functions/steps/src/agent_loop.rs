@@ -10,7 +10,7 @@
 //! is idempotent) with the decision in hand, without asking the model again.
 
 use crate::actions::{self, ToolAnswer};
-use crate::callback::{call_model, store_artifact};
+use crate::callback::{call_model, put_artifact, record_artifacts};
 use crate::heartbeat::Heartbeat;
 use crate::progress::Progress;
 use crate::{RecordError, StepContext};
@@ -19,8 +19,8 @@ use autocrew_shared::crew::tools;
 use autocrew_shared::domain::approvals::ActionRequest;
 use autocrew_shared::domain::records::{Attribution, Run, Task};
 use autocrew_shared::domain::{ApprovalStatus, TaskId};
-use autocrew_shared::ports::StoreError;
 use autocrew_shared::ports::llm::{Content, LlmResponse, Message, Role};
+use autocrew_shared::ports::{StoreError, Written};
 use autocrew_shared::services::Call;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -76,7 +76,7 @@ pub(crate) struct AttemptState<'a> {
 
 /// Runs the loop for `task` while the work is still this worker's: the heartbeat's last
 /// word is asked before every model turn (a cancelled run's turn is also refused by its
-/// budget), and a fresh beat before a turn's tool calls run.
+/// budget), and a fresh beat before a turn's side-effecting tool calls run.
 pub(crate) async fn run(
     ctx: &StepContext,
     (run, task, attempt): (&Run, &Task, AttemptState<'_>),
@@ -167,7 +167,14 @@ pub(crate) async fn run(
         }
         let mut results = Vec::with_capacity(calls.len());
         let mut summary = None;
-        if !heartbeat.confirm().await {
+        // The turn's files, put in the bucket and recorded together once the turn's calls ran.
+        let mut written = Vec::new();
+        // Before anything acts in the world (a file written, something published), a fresh
+        // beat proves the work is still this worker's; reading and finishing need none.
+        let acts = calls
+            .iter()
+            .any(|(_, name, _)| name != tools::FINISH && name != tools::READ_UPSTREAM);
+        if acts && !heartbeat.confirm().await {
             return Err(LoopError::Stopped);
         }
         for (position, (id, name, input)) in calls.into_iter().enumerate() {
@@ -190,7 +197,8 @@ pub(crate) async fn run(
                         Ok("finished".to_owned())
                     }
                     tools::WRITE_FILE => {
-                        write_file(ctx, run, task, (&input, &once), &mut artifacts).await?
+                        let files = (&mut artifacts, &mut written);
+                        write_file(ctx, run, task, (&input, &once), files).await?
                     }
                     tools::READ_UPSTREAM => read_upstream(ctx, &input, upstream).await?,
                     tools::PUBLISH => {
@@ -207,6 +215,8 @@ pub(crate) async fn run(
                             input: &input,
                             key: &once,
                         };
+                        // What was written before is recorded before anything acts on it.
+                        record_artifacts(ctx, std::mem::take(&mut written)).await?;
                         act(ctx, (run, task, upstream), call, park).await?
                     }
                     other => Err(format!("unknown tool {other:?}")),
@@ -222,6 +232,7 @@ pub(crate) async fn run(
                 is_error,
             });
         }
+        record_artifacts(ctx, written).await?;
         if let Some(summary) = summary {
             return Ok(Finished {
                 summary,
@@ -376,13 +387,14 @@ fn expiry(ctx: &StepContext, run: &Run) -> chrono::DateTime<chrono::Utc> {
     }
 }
 
-/// Stores the file as an artifact under the task's folder.
+/// Puts the file in the bucket under the task's folder; it is recorded with the turn's
+/// other files (`written`).
 async fn write_file(
     ctx: &StepContext,
     run: &Run,
     task: &Task,
     (input, once): (&Value, &str),
-    artifacts: &mut Vec<String>,
+    (artifacts, written): (&mut Vec<String>, &mut Vec<Written>),
 ) -> Result<Result<String, String>, RecordError> {
     let (Some(path), Some(content)) = (input["path"].as_str(), input["content"].as_str()) else {
         return Ok(Err("path and content are required".into()));
@@ -397,16 +409,16 @@ async fn write_file(
         run.project_id, run.id, task.key, path
     );
     let bytes = content.len();
-    let written = (
+    let file = (
         key.as_str(),
         content.as_bytes().to_vec(),
         agents::content_type(path),
     );
-    let stored =
-        store_artifact(ctx, run, Some((task.id, task.key.as_str())), written, once).await?;
-    if !artifacts.contains(&stored) {
-        artifacts.push(stored);
+    let put = put_artifact(ctx, run, Some((task.id, task.key.as_str())), file, once).await?;
+    if !artifacts.contains(&put.artifact.key) {
+        artifacts.push(put.artifact.key.clone());
     }
+    written.push(put);
     Ok(Ok(format!("stored {path} ({bytes} bytes)")))
 }
 

@@ -4,7 +4,7 @@ use crate::{RecordError, StepContext};
 use autocrew_shared::domain::records::{Artifact, Run};
 use autocrew_shared::domain::{ArtifactId, RunId, TaskId};
 use autocrew_shared::ports::llm::LlmError;
-use autocrew_shared::ports::{StateMachineError, StoreError};
+use autocrew_shared::ports::{StateMachineError, StoreError, Written};
 use autocrew_shared::services::{Answer, Call, CallbackMessage, GatewayError};
 use serde_json::json;
 use std::time::Duration;
@@ -93,17 +93,17 @@ pub(crate) async fn send_leftovers(ctx: &StepContext, run: RunId) {
 /// An outbox entry this old was not sent by the relay right after its commit.
 const LEFTOVER_AGE: Duration = Duration::from_secs(2);
 
-/// Puts `bytes` in the artifact bucket, then records the artifact (size and sha-256 as
-/// written) and emits `artifact_stored`, once per idempotency key `once`: a retry that
-/// replays the same write puts the same bytes under the same key again (harmless) and
-/// records nothing twice. `source` is the task that produced it, if any.
-pub(crate) async fn store_artifact(
+/// Puts `bytes` in the artifact bucket and returns what to record (size and sha-256 as
+/// written) once per idempotency key `once`: a retry that replays the same write puts the
+/// same bytes under the same key again (harmless) and records nothing twice. `source` is
+/// the task that produced it, if any.
+pub(crate) async fn put_artifact(
     ctx: &StepContext,
     run: &Run,
     source: Option<(TaskId, &str)>,
     (key, bytes, content_type): (&str, Vec<u8>, &str),
     once: &str,
-) -> Result<String, RecordError> {
+) -> Result<Written, RecordError> {
     let stored = ctx
         .blobs
         .put(key, bytes, content_type)
@@ -125,9 +125,19 @@ pub(crate) async fn store_artifact(
         "object_key": stored.key, "size_bytes": stored.size_bytes,
         "checksum_sha256": stored.checksum_sha256, "content_type": content_type
     });
-    match ctx.artifacts.record_once(once, &artifact, payload).await? {
-        Some(effects) => ctx.relay.publish(effects).await,
-        None => tracing::info!(object_key = %stored.key, "a replayed write was recorded before"),
-    }
-    Ok(stored.key)
+    Ok(Written {
+        key: once.to_owned(),
+        artifact,
+        payload,
+    })
+}
+
+/// Records what was put (each once), in one transaction, and publishes its events.
+pub(crate) async fn record_artifacts(
+    ctx: &StepContext,
+    written: Vec<Written>,
+) -> Result<(), RecordError> {
+    let effects = ctx.artifacts.record_once(&written).await?;
+    ctx.relay.publish(effects).await;
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! The compile and notify steps: the run's summary, then its end.
 
-use crate::callback::{answered, store_artifact};
+use crate::callback::{answered, put_artifact, record_artifacts};
 use crate::{RecordError, StepContext};
 use autocrew_shared::domain::{EventKind, RunStatus, TaskStatus};
 use autocrew_shared::ports::StoreError;
@@ -44,7 +44,8 @@ pub(crate) async fn compile(
     // A resumed run's new execution writes a new summary; a redelivered compile does not.
     let once = format!("{}/summary/{}", run.id, run.executions);
     let bytes = summary.to_string().into_bytes();
-    store_artifact(ctx, &run, None, (&key, bytes, "application/json"), &once).await?;
+    let written = put_artifact(ctx, &run, None, (&key, bytes, "application/json"), &once).await?;
+    record_artifacts(ctx, vec![written]).await?;
     answered(
         ctx.state_machine
             .task_success(

@@ -37,7 +37,7 @@ pub use retention::Retention;
 pub use state_machine::{ExecutionStatus, StateMachine, StateMachineError};
 pub use store::{
     ArtifactStore, AttemptFailure, Changed, Completion, Failure, PlanLease, ProjectStore, RunStore,
-    Start, Started, StoreError, TaskStore,
+    Start, Started, StoreError, TaskStore, Written,
 };
 
 /// A backend's own error, kept whole as the source so the cause chain reaches the log.

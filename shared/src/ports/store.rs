@@ -243,21 +243,26 @@ pub trait TaskStore: Send + Sync {
     ) -> Result<Option<Effects>, StoreError>;
 }
 
+/// An object a step put in the blob store, to be recorded once per `key` (the idempotency
+/// key of the write), with the payload of its `artifact_stored` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    pub key: String,
+    pub artifact: Artifact,
+    pub payload: serde_json::Value,
+}
+
 /// The artifacts table: what was stored in the blob store, by whom.
 #[async_trait]
 pub trait ArtifactStore: Send + Sync {
     /// Records an artifact; recording the same bucket and key again updates its size and
     /// checksum.
     async fn record(&self, artifact: &Artifact) -> Result<(), StoreError>;
-    /// Records an artifact a step wrote, once per idempotency `key`: one transaction claims
-    /// the key, records the artifact and appends `artifact_stored` with `payload`. A key
-    /// already claimed changes nothing and answers `None`: a retry replayed the write.
-    async fn record_once(
-        &self,
-        key: &str,
-        artifact: &Artifact,
-        payload: serde_json::Value,
-    ) -> Result<Option<Effects>, StoreError>;
+    /// Records the artifacts a step wrote, each once per its idempotency key, in one
+    /// transaction: each key is claimed, its artifact recorded and `artifact_stored`
+    /// appended with its payload. A key already claimed changes nothing (a retry replayed
+    /// the write). Returns the new records' effects.
+    async fn record_once(&self, written: &[Written]) -> Result<Effects, StoreError>;
     /// A run's artifacts, oldest first.
     async fn run_artifacts(&self, run: RunId) -> Result<Vec<Artifact>, StoreError>;
 }

@@ -464,22 +464,32 @@ async fn an_artifact_write_replayed_under_its_key_is_recorded_once() -> anyhow::
         checksum_sha256: "a".repeat(64),
     };
 
-    let first = store
-        .record_once("call-1", &artifact, json!({"object_key": artifact.key}))
-        .await?;
-    let replayed = store
-        .record_once("call-1", &artifact, json!({"object_key": artifact.key}))
-        .await?;
+    let written = autocrew_shared::ports::Written {
+        key: "call-1".into(),
+        artifact: artifact.clone(),
+        payload: json!({"object_key": artifact.key}),
+    };
+    let mut other = written.clone();
+    other.key = "call-2".into();
+    other.artifact.key = "projects/p/runs/r/app/other.tsx".into();
+    other.artifact.id = ArtifactId::new();
 
-    assert_eq!(first.map(|e| e.events.len()), Some(1));
-    assert!(replayed.is_none(), "the replay records nothing");
+    let first = store.record_once(std::slice::from_ref(&written)).await?;
+    let replayed = store.record_once(&[written, other]).await?;
+
+    assert_eq!(first.events.len(), 1);
+    assert_eq!(
+        replayed.events.len(),
+        1,
+        "the replayed write records nothing; the new one in the same batch is recorded"
+    );
     let stored = PgEventLog::new(db.pool.clone())
         .since(seeded.project.id, 0, 100)
         .await?
         .iter()
         .filter(|e| e.kind == EventKind::ArtifactStored)
         .count();
-    assert_eq!(stored, 1);
+    assert_eq!(stored, 2);
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use super::effects::emit;
 use crate::domain::EventKind;
 use crate::domain::records::Artifact;
 use crate::domain::{ArtifactId, ProjectId, RunId, TaskId};
-use crate::ports::{ArtifactStore, Effects, StoreError};
+use crate::ports::{ArtifactStore, Effects, StoreError, Written};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
@@ -56,41 +56,42 @@ impl ArtifactStore for PgArtifactStore {
         insert(&client, a).await
     }
 
-    async fn record_once(
-        &self,
-        key: &str,
-        artifact: &Artifact,
-        payload: serde_json::Value,
-    ) -> Result<Option<Effects>, StoreError> {
+    async fn record_once(&self, written: &[Written]) -> Result<Effects, StoreError> {
+        let mut effects = Effects::default();
+        if written.is_empty() {
+            return Ok(effects);
+        }
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let claimed = tx
-            .execute(
-                "INSERT INTO idempotency_keys (scope, key, result, completed_at)
-                 VALUES ($1, $2, $3, now()) ON CONFLICT DO NOTHING",
-                &[
-                    &ARTIFACT_SCOPE,
-                    &key,
-                    &serde_json::json!({"object_key": artifact.key}),
-                ],
+        for w in written {
+            let claimed = tx
+                .execute(
+                    "INSERT INTO idempotency_keys (scope, key, result, completed_at)
+                     VALUES ($1, $2, $3, now()) ON CONFLICT DO NOTHING",
+                    &[
+                        &ARTIFACT_SCOPE,
+                        &w.key,
+                        &serde_json::json!({"object_key": w.artifact.key}),
+                    ],
+                )
+                .await?;
+            if claimed == 0 {
+                tracing::info!(object_key = %w.artifact.key, "a replayed write was recorded before");
+                continue;
+            }
+            insert(&tx, &w.artifact).await?;
+            emit(
+                &tx,
+                &mut effects,
+                w.artifact.project_id,
+                w.artifact.run_id,
+                EventKind::ArtifactStored,
+                w.payload.clone(),
             )
             .await?;
-        if claimed == 0 {
-            return Ok(None);
         }
-        insert(&tx, artifact).await?;
-        let mut effects = Effects::default();
-        emit(
-            &tx,
-            &mut effects,
-            artifact.project_id,
-            artifact.run_id,
-            EventKind::ArtifactStored,
-            payload,
-        )
-        .await?;
         tx.commit().await?;
-        Ok(Some(effects))
+        Ok(effects)
     }
 
     async fn run_artifacts(&self, run: RunId) -> Result<Vec<Artifact>, StoreError> {
