@@ -390,6 +390,21 @@ impl<T: autocrew_shared::ports::TaskStore + ?Sized> Drive for T {
     }
 }
 
+/// The local stack's database URL (`DATABASE_URL`, as `.local/stack.env` sets it), for
+/// the tools that run against the stack.
+pub fn stack_database_url() -> anyhow::Result<String> {
+    use anyhow::Context;
+    std::env::var("DATABASE_URL").context("DATABASE_URL is not set: source .local/stack.env")
+}
+
+/// The stack's database URL and a connection to it (its driver spawned).
+pub async fn stack_database() -> anyhow::Result<(String, tokio_postgres::Client)> {
+    let url = stack_database_url()?;
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok((url, db))
+}
+
 /// Every agent queue variable (`DEVELOPER_QUEUE_URL`, ...) set to `base/<agent>`: for
 /// settings that need them where no message is sent.
 pub fn agent_queue_variables(base: &str) -> Vec<(String, String)> {

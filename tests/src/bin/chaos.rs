@@ -2,7 +2,6 @@
 //! run still succeeds with nothing lost or done twice (see `autocrew_tests::chaos`).
 //! Needs the local stack's environment (`make up`, then `.local/stack.env`).
 
-use anyhow::Context;
 use autocrew_tests::chaos::{self, Phase, Runner, Settings};
 use clap::Parser;
 use rand::{Rng, SeedableRng};
@@ -43,8 +42,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     let args = Args::parse();
-    let url = std::env::var("DATABASE_URL")
-        .context("DATABASE_URL is not set: source .local/stack.env")?;
+    let url = autocrew_tests::stack_database_url()?;
     let settings = Settings {
         runner: args.runner,
         root: args.root,

@@ -198,10 +198,7 @@ fn show(name: &str, m: &Measured, runs: usize, tasks_per_run: f64) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let url = std::env::var("DATABASE_URL")
-        .context("DATABASE_URL is not set: source .local/stack.env")?;
-    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
+    let (_, db) = autocrew_tests::stack_database().await?;
     let settings = Settings {
         runner: args.runner.clone(),
         root: args.root.clone(),

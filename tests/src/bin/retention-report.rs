@@ -158,10 +158,7 @@ fn kib(bytes: i64) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let url = std::env::var("DATABASE_URL")
-        .context("DATABASE_URL is not set: source .local/stack.env")?;
-    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
+    let (url, db) = autocrew_tests::stack_database().await?;
     let source: Uuid = match args.from_run {
         Some(run) => run,
         None => db
