@@ -106,7 +106,8 @@ async fn invoke_http(state: &Gateway, route: Route, event: Value) -> Response {
                 .into_response();
         }
     };
-    let response = autocrew_api::handle(&state.api, route, request).await;
+    let handled = autocrew_api::handle(&state.api, route, request);
+    let response = crate::invocation(route.name(), handled).await;
     let (parts, body) = response.into_parts();
     let bytes: Vec<u8> = match body {
         lambda_http::Body::Empty => Vec::new(),
@@ -164,6 +165,12 @@ pub fn router(gateway: Gateway, http_routes: Vec<(String, String, Route)>) -> Ro
     }
     router
         .route("/health", get(|| async { "ok" }))
+        // The runner's own: what this process asked of AWS and how often it invoked each
+        // function (not an API Gateway route).
+        .route(
+            "/metering",
+            get(|| async { axum::Json(autocrew_shared::adapters::aws::metering::snapshot()) }),
+        )
         .route("/ws", get(websocket))
         .route(
             "/@connections/{id}",
@@ -219,7 +226,8 @@ async fn websocket(
     let Some(event) = ws_event(WsRoute::Connect, &connection, &query, None) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let answer = autocrew_ws::handle(&gw.ws, WsRoute::Connect, event).await;
+    let connect = autocrew_ws::handle(&gw.ws, WsRoute::Connect, event);
+    let answer = crate::invocation(WsRoute::Connect.name(), connect).await;
     if answer.status_code != 200 {
         // API Gateway refuses the handshake with the status $connect returned.
         let status =
@@ -251,14 +259,16 @@ async fn serve_socket(gw: Gateway, connection: String, socket: WebSocket) {
             _ => continue,
         };
         if let Some(event) = ws_event(WsRoute::Default, &connection, &HashMap::new(), Some(&text)) {
-            autocrew_ws::handle(&gw.ws, WsRoute::Default, event).await;
+            let default = autocrew_ws::handle(&gw.ws, WsRoute::Default, event);
+            crate::invocation(WsRoute::Default.name(), default).await;
         }
     }
     if let Ok(mut sockets) = gw.sockets.lock() {
         sockets.remove(&connection);
     }
     if let Some(event) = ws_event(WsRoute::Disconnect, &connection, &HashMap::new(), None) {
-        autocrew_ws::handle(&gw.ws, WsRoute::Disconnect, event).await;
+        let disconnect = autocrew_ws::handle(&gw.ws, WsRoute::Disconnect, event);
+        crate::invocation(WsRoute::Disconnect.name(), disconnect).await;
     }
     writer.abort();
 }

@@ -242,7 +242,8 @@ async fn fire_forever(
         tokio::select! {
             _ = ticks.tick() => {
                 let Some(event) = scheduled_event(&rule, &region) else { continue };
-                match autocrew_sweep::handle(&sweep, event).await {
+                let sweep_once = autocrew_sweep::handle(&sweep, event);
+                match crate::invocation(autocrew_sweep::FUNCTION_NAME, sweep_once).await {
                     Ok(report) => tracing::info!(rule, ?report, "scheduled sweep done"),
                     Err(e) => tracing::error!(rule, error = %e, "scheduled sweep failed"),
                 }
@@ -261,13 +262,14 @@ async fn poll_forever(
     step: Step,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let name = step.name();
     loop {
         let poll = poll_once(
             queue.as_ref(),
             &mapping,
             &region,
             Duration::from_secs(1),
-            |event| handle_batch(&steps, step, event),
+            |event| crate::invocation(&name, handle_batch(&steps, step, event)),
         );
         tokio::select! {
             result = poll => {

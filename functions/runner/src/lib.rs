@@ -12,3 +12,12 @@ pub mod schedule;
 pub mod template;
 
 pub use host::{Options, Running, start};
+
+/// Runs one invocation of `function` and counts it, with its duration (see
+/// `adapters::aws::metering`), as Lambda would bill it.
+pub(crate) async fn invocation<T>(function: &str, work: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let out = work.await;
+    autocrew_shared::adapters::aws::metering::invoked(function, started.elapsed());
+    out
+}

@@ -48,6 +48,8 @@ pub struct FunctionSpec {
     /// The cargo binary (`Metadata.BuildProperties.Binary`).
     pub binary: String,
     pub runtime: String,
+    /// `MemorySize` (or the global one; Lambda's default 128): what its GB-seconds bill.
+    pub memory_mb: u64,
     pub triggers: Vec<Trigger>,
 }
 
@@ -76,6 +78,7 @@ pub struct Template {
     pub environment: BTreeMap<String, Value>,
     /// `Globals.Function.Runtime`.
     global_runtime: Option<String>,
+    global_memory_mb: Option<u64>,
     /// Each parameter's `Default`, where it has one.
     pub parameter_defaults: BTreeMap<String, String>,
 }
@@ -116,6 +119,11 @@ impl Template {
             .and_then(|g| g.get("Function"))
             .and_then(|f| str_of(f, "Runtime"))
             .map(str::to_owned);
+        let global_memory_mb = root
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get("MemorySize"))
+            .and_then(Value::as_u64);
         let parameter_defaults = root
             .get("Parameters")
             .and_then(Value::as_mapping)
@@ -132,6 +140,7 @@ impl Template {
             resources,
             environment,
             global_runtime,
+            global_memory_mb,
             parameter_defaults,
         })
     }
@@ -223,6 +232,11 @@ impl Template {
                 .map(str::to_owned)
                 .or_else(|| self.global_runtime.clone())
                 .unwrap_or_default();
+            let memory_mb = props
+                .get("MemorySize")
+                .and_then(Value::as_u64)
+                .or(self.global_memory_mb)
+                .unwrap_or(128);
             let mut triggers = Vec::new();
             if let Some(events) = props.get("Events").and_then(Value::as_mapping) {
                 for (name, event) in events {
@@ -239,6 +253,7 @@ impl Template {
                 logical_id: id,
                 binary,
                 runtime,
+                memory_mb,
                 triggers,
             });
         }

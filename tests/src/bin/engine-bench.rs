@@ -7,6 +7,8 @@
 use anyhow::{Context, ensure};
 use autocrew_cli::approvals::{Verdict, decide};
 use autocrew_cli::client::{Client, sign_up};
+use autocrew_runner::template::Template;
+use autocrew_shared::adapters::aws::metering::Metered;
 use autocrew_tests::chaos::{Runner, Settings};
 use autocrew_tests::{trace, unique};
 use clap::Parser;
@@ -226,7 +228,9 @@ async fn main() -> anyhow::Result<()> {
     // Warm up: connections, prepared statements, caches of the runner.
     measure(runner_pid, moto_pid, &db, &mut clients, 3, 1).await?;
     let tasks_per_run = 7.0;
+    let metered_before = metering(&base).await?;
     let one = measure(runner_pid, moto_pid, &db, &mut clients, args.runs, 1).await?;
+    let metered_after = metering(&base).await?;
     let ten = measure(runner_pid, moto_pid, &db, &mut clients, args.runs, 10).await?;
     println!(
         "engine bench: {} runs each, the demo command (plan, 7 tasks, compile; 15 offline model calls), cache off",
@@ -238,6 +242,7 @@ async fn main() -> anyhow::Result<()> {
         "throughput with 10 in flight: {:.2}x one at a time",
         one.wall.as_secs_f64() / ten.wall.as_secs_f64()
     );
+    aws_cost(&args, (&metered_before, &metered_after), args.runs)?;
     if args.trace_runs > 0 {
         traced(
             &args,
@@ -299,5 +304,111 @@ async fn traced(
             found.commits.get(kind).copied().unwrap_or(0) as f64 / runs,
         );
     }
+    Ok(())
+}
+
+/// What the runner counted so far (`GET /metering`).
+async fn metering(base: &str) -> anyhow::Result<Metered> {
+    Ok(reqwest::get(format!("{base}/metering"))
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
+/// AWS list prices, us-east-1, as published on 2026-12-01: Lambda on arm64, SQS standard
+/// queues, Step Functions standard workflows, S3 Standard.
+const LAMBDA_PER_REQUEST: f64 = 0.20 / 1e6;
+const LAMBDA_PER_GB_SECOND: f64 = 0.000_013_333_4;
+const SQS_PER_REQUEST: f64 = 0.40 / 1e6;
+const SFN_PER_TRANSITION: f64 = 0.025 / 1e3;
+const S3_PER_PUT: f64 = 0.005 / 1e3;
+const S3_PER_GET: f64 = 0.0004 / 1e3;
+
+/// Prices one run from the calls the runner counted over the one-at-a-time runs: Lambda
+/// invocations and GB-seconds (each function's `MemorySize`), SQS requests, Step Functions
+/// transitions, S3 requests. Two counts are not the runner's to make and are derived: the
+/// state machine's own `sqs:sendMessage` per task state, and one receive per consumed
+/// message (Lambda's pollers long-poll; the runner's idle polls every second are left out).
+fn aws_cost(args: &Args, (before, after): (&Metered, &Metered), runs: usize) -> anyhow::Result<()> {
+    let template = Template::parse(&std::fs::read_to_string(args.root.join("template.yaml"))?)?;
+    let memory: std::collections::HashMap<String, u64> = template
+        .functions()?
+        .into_iter()
+        .map(|f| (f.binary, f.memory_mb))
+        .collect();
+    let per_run = |n: u64| n as f64 / runs as f64;
+    let calls = |name: &str| {
+        after.calls.get(name).copied().unwrap_or(0) - before.calls.get(name).copied().unwrap_or(0)
+    };
+    let (mut invocations, mut gb_seconds) = (0u64, 0f64);
+    for (function, now) in &after.invocations {
+        let was = before
+            .invocations
+            .get(function)
+            .copied()
+            .unwrap_or_default();
+        let (count, ms) = (now.count - was.count, now.total_ms - was.total_ms);
+        invocations += count;
+        gb_seconds +=
+            ms as f64 / 1000.0 * memory.get(function).copied().unwrap_or(128) as f64 / 1024.0;
+    }
+    // Each task state of the state machine ends with one answer to its token.
+    let transitions = calls("SFN.SendTaskSuccess") + calls("SFN.SendTaskFailure");
+    let consumed = calls("SQS.DeleteMessage") + calls("SQS.DeleteMessageBatch");
+    let sqs = calls("SQS.SendMessage")
+        + calls("SQS.SendMessageBatch")
+        + calls("SQS.ChangeMessageVisibility")
+        + calls("SQS.DeleteMessage")
+        + calls("SQS.DeleteMessageBatch")
+        + transitions
+        + consumed;
+    let (puts, gets) = (
+        calls("S3.PutObject") + calls("S3.CopyObject"),
+        calls("S3.GetObject"),
+    );
+    let lambda =
+        per_run(invocations) * LAMBDA_PER_REQUEST + gb_seconds / runs as f64 * LAMBDA_PER_GB_SECOND;
+    let queue = per_run(sqs) * SQS_PER_REQUEST;
+    let machine = per_run(transitions) * SFN_PER_TRANSITION;
+    let storage = per_run(puts) * S3_PER_PUT + per_run(gets) * S3_PER_GET;
+    println!(
+        "AWS per run, from counted calls at us-east-1 list prices of 2026-12-01 (Lambda arm64, SQS standard, Step Functions standard, S3 Standard):"
+    );
+    println!(
+        "  Lambda      {:>6.1} invocations, {:>7.3} GB-s   ${:.7}",
+        per_run(invocations),
+        gb_seconds / runs as f64,
+        lambda
+    );
+    println!(
+        "  SQS         {:>6.1} requests                ${queue:.7}",
+        per_run(sqs)
+    );
+    println!(
+        "  Step Fns    {:>6.1} transitions             ${machine:.7}",
+        per_run(transitions)
+    );
+    println!(
+        "  S3          {:>6.1} PUTs, {:>5.1} GETs         ${storage:.7}",
+        per_run(puts),
+        per_run(gets)
+    );
+    println!(
+        "  total                                       ${:.7}",
+        lambda + queue + machine + storage
+    );
+    let others: Vec<String> = after
+        .calls
+        .iter()
+        .filter(|(name, _)| {
+            name.starts_with("DynamoDB.") || name.starts_with("ApiGatewayManagementApi.")
+        })
+        .map(|(name, _)| format!("{name} {:.1}", per_run(calls(name))))
+        .collect();
+    println!(
+        "  also counted, per run (not priced here): {}",
+        others.join(", ")
+    );
     Ok(())
 }

@@ -16,6 +16,7 @@ pub struct ApiGatewayPush {
 impl ApiGatewayPush {
     pub fn new(sdk: &aws_config::SdkConfig, callback_url: &str) -> Self {
         let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
+            .interceptor(super::metering::Metering)
             .endpoint_url(callback_url)
             .build();
         ApiGatewayPush {

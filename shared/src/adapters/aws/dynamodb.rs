@@ -23,7 +23,11 @@ pub struct DynamoConnectionRegistry {
 impl DynamoConnectionRegistry {
     pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         DynamoConnectionRegistry {
-            client: aws_sdk_dynamodb::Client::new(sdk),
+            client: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .interceptor(super::metering::Metering)
+                    .build(),
+            ),
             table: table.into(),
         }
     }

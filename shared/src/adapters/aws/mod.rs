@@ -3,6 +3,7 @@
 
 mod apigw;
 mod dynamodb;
+pub mod metering;
 mod s3;
 mod sfn;
 mod sqs;

@@ -21,6 +21,7 @@ impl S3BlobStore {
     pub fn new(sdk: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
         let path_style = sdk.endpoint_url().is_some();
         let config = aws_sdk_s3::config::Builder::from(sdk)
+            .interceptor(super::metering::Metering)
             .force_path_style(path_style)
             .build();
         S3BlobStore {

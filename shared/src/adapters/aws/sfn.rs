@@ -14,7 +14,11 @@ pub struct SfnStateMachine {
 impl SfnStateMachine {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
         SfnStateMachine {
-            client: aws_sdk_sfn::Client::new(sdk),
+            client: aws_sdk_sfn::Client::from_conf(
+                aws_sdk_sfn::config::Builder::from(sdk)
+                    .interceptor(super::metering::Metering)
+                    .build(),
+            ),
         }
     }
 

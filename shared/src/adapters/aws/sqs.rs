@@ -15,7 +15,11 @@ pub struct SqsQueue {
 impl SqsQueue {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
         SqsQueue {
-            client: aws_sdk_sqs::Client::new(sdk),
+            client: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(sdk)
+                    .interceptor(super::metering::Metering)
+                    .build(),
+            ),
         }
     }
 
