@@ -2,7 +2,7 @@
 //! function's state once, serves the gateway and runs the SQS event source mappings.
 
 use crate::gateway::{Gateway, router};
-use crate::mapping::{Mapping, poll_once};
+use crate::mapping::{Mapping, receive};
 use crate::provision::{Outside, ProvisionError, environment, provision};
 use crate::schedule::{parse_rate, scheduled_event};
 use crate::template::{Template, TemplateError, Trigger};
@@ -19,8 +19,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::{JoinHandle, JoinSet};
 
 /// How to start.
 #[derive(Debug, Clone)]
@@ -31,8 +31,9 @@ pub struct Options {
     pub prefix: String,
     /// 0 picks a free port.
     pub port: u16,
-    /// Concurrent consumers per queue (Lambda scales out; two is enough locally).
-    pub pollers_per_queue: usize,
+    /// Batches of one queue its function handles at once (Lambda scales out up to the
+    /// mapping's maximum concurrency); one poller per queue receives them.
+    pub concurrency_per_queue: usize,
 }
 
 /// Why the runner could not start.
@@ -179,16 +180,15 @@ pub async fn start(options: Options, process: &dyn Env) -> Result<Running, Start
                         batch_size: *batch_size,
                         visibility: Duration::from_secs(visibility.into()),
                     };
-                    for _ in 0..options.pollers_per_queue.max(1) {
-                        tasks.push(tokio::spawn(poll_forever(
-                            queue.clone(),
-                            mapping.clone(),
-                            aws_config.region.clone(),
-                            steps.clone(),
-                            step,
-                            watch_shutdown.clone(),
-                        )));
-                    }
+                    tasks.push(tokio::spawn(poll_forever(
+                        queue.clone(),
+                        mapping,
+                        aws_config.region.clone(),
+                        steps.clone(),
+                        step,
+                        options.concurrency_per_queue,
+                        watch_shutdown.clone(),
+                    )));
                 }
                 Trigger::Schedule { expression } => {
                     if function.binary != autocrew_sweep::FUNCTION_NAME {
@@ -253,33 +253,58 @@ async fn fire_forever(
     }
 }
 
-/// One event source mapping consumer: long-polls its queue until shutdown.
+/// How long one receive waits for messages. Short, because a receive still waiting when
+/// the runner is killed takes the next message with it, hidden for the queue's whole
+/// visibility timeout; one poller per queue keeps the idle receives few.
+const RECEIVE_WAIT: Duration = Duration::from_secs(1);
+
+/// One event source mapping: a single poller receives batches while fewer than
+/// `concurrency` are being handled, and each batch is handled on its own task, then
+/// settled (its succeeded records deleted).
 async fn poll_forever(
     queue: Arc<SqsQueue>,
     mapping: Mapping,
     region: String,
     steps: Arc<StepContext>,
     step: Step,
+    concurrency: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let name = step.name();
+    let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mapping = Arc::new(mapping);
+    // Dropped on shutdown, which aborts the batches still running, as a stopped worker's.
+    let mut handling = JoinSet::new();
     loop {
-        let poll = poll_once(
-            queue.as_ref(),
-            &mapping,
-            &region,
-            Duration::from_secs(1),
-            |event| crate::invocation(&name, handle_batch(&steps, step, event)),
-        );
-        tokio::select! {
-            result = poll => {
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, step = %step.name(), "polling failed; retrying in a second");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
+        while handling.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
             _ = stopped(&mut shutdown) => return,
-        }
+        };
+        let received = tokio::select! {
+            received = receive(queue.as_ref(), &mapping, &region, RECEIVE_WAIT) => received,
+            _ = stopped(&mut shutdown) => return,
+        };
+        let (event, receipts) = match received {
+            Ok(Some(batch)) => batch,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, step = %step.name(), "polling failed; retrying in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let (queue, mapping, steps) = (queue.clone(), mapping.clone(), steps.clone());
+        handling.spawn(async move {
+            let response =
+                crate::invocation(&step.name(), handle_batch(&steps, step, event)).await;
+            if let Err(e) = receipts.settle(queue.as_ref(), &mapping, response).await {
+                tracing::warn!(error = %e, step = %step.name(), "could not delete handled messages; they come back after their visibility timeout");
+            }
+            drop(slot);
+        });
     }
 }
 

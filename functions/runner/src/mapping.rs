@@ -41,6 +41,73 @@ fn record(
     record
 }
 
+/// The receipts of a received batch, to delete what the function did not report failed.
+#[derive(Debug)]
+pub struct Receipts(Vec<(String, String)>);
+
+impl Receipts {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Deletes every record `response` does not name as failed.
+    pub async fn settle(
+        self,
+        queue: &dyn Queue,
+        mapping: &Mapping,
+        response: SqsBatchResponse,
+    ) -> Result<(), QueueError> {
+        let failed: HashSet<String> = response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        for (id, receipt) in &self.0 {
+            if !failed.contains(id) {
+                queue.delete(&mapping.queue_url, receipt).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Receives one batch, waiting up to `wait` for it: the event to invoke the function with,
+/// and the receipts to settle once it answered. `None` when nothing came.
+pub async fn receive(
+    queue: &dyn Queue,
+    mapping: &Mapping,
+    region: &str,
+    wait: Duration,
+) -> Result<Option<(SqsEvent, Receipts)>, QueueError> {
+    let messages = queue
+        .receive(
+            &mapping.queue_url,
+            mapping.batch_size,
+            wait,
+            mapping.visibility,
+        )
+        .await?;
+    if messages.is_empty() {
+        return Ok(None);
+    }
+    let receipts = Receipts(
+        messages
+            .iter()
+            .map(|m| (m.message_id.clone(), m.receipt_handle.clone()))
+            .collect(),
+    );
+    let mut event = SqsEvent::default();
+    event.records = messages
+        .into_iter()
+        .map(|m| record(mapping, region, m))
+        .collect();
+    Ok(Some((event, receipts)))
+}
+
 /// Receives one batch (waiting up to `wait` for it), invokes `function`, deletes what
 /// succeeded. Returns how many records were delivered.
 pub async fn poll_once<F, Fut>(
@@ -54,36 +121,12 @@ where
     F: FnOnce(SqsEvent) -> Fut,
     Fut: Future<Output = SqsBatchResponse>,
 {
-    let messages = queue
-        .receive(
-            &mapping.queue_url,
-            mapping.batch_size,
-            wait,
-            mapping.visibility,
-        )
-        .await?;
-    if messages.is_empty() {
+    let Some((event, receipts)) = receive(queue, mapping, region, wait).await? else {
         return Ok(0);
-    }
-    let receipts: Vec<(String, String)> = messages
-        .iter()
-        .map(|m| (m.message_id.clone(), m.receipt_handle.clone()))
-        .collect();
-    let mut event = SqsEvent::default();
-    event.records = messages
-        .into_iter()
-        .map(|m| record(mapping, region, m))
-        .collect();
-    let response = function(event).await;
-    let failed: HashSet<String> = response
-        .batch_item_failures
-        .into_iter()
-        .map(|f| f.item_identifier)
-        .collect();
-    for (id, receipt) in &receipts {
-        if !failed.contains(id) {
-            queue.delete(&mapping.queue_url, receipt).await?;
-        }
-    }
-    Ok(receipts.len())
+    };
+    let delivered = receipts.len();
+    receipts
+        .settle(queue, mapping, function(event).await)
+        .await?;
+    Ok(delivered)
 }

@@ -35,7 +35,7 @@ async fn a_command_runs_to_completion_through_the_runner_and_is_followed_live_ov
         root,
         prefix: unique("e2e"),
         port: 0,
-        pollers_per_queue: 2,
+        concurrency_per_queue: 10,
     };
     let runner = start(options, &WithDatabase(db.url())).await?;
     let base = format!("http://{}", runner.addr);

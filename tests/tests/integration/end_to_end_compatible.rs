@@ -29,7 +29,7 @@ async fn the_run_command_completes_on_an_openai_compatible_server_with_costs_to_
         root,
         prefix: unique("compat"),
         port: 0,
-        pollers_per_queue: 2,
+        concurrency_per_queue: 10,
     };
     let runner = start(options, &env).await?;
     let base = format!("http://{}", runner.addr);

@@ -85,7 +85,7 @@ async fn whole_run(
         root: root(),
         prefix: unique(provider),
         port: 0,
-        pollers_per_queue: 2,
+        concurrency_per_queue: 10,
     };
     let runner = start(options, &EnvOver(vars)).await?;
     let base = format!("http://{}", runner.addr);

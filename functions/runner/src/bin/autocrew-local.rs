@@ -29,7 +29,7 @@ async fn main() -> ExitCode {
         root: arg("--root").map(Into::into).unwrap_or_else(|| ".".into()),
         prefix: arg("--prefix").unwrap_or_else(|| "autocrew-local".into()),
         port,
-        pollers_per_queue: 2,
+        concurrency_per_queue: 10,
     };
     let running = match start(options, &ProcessEnv).await {
         Ok(running) => running,

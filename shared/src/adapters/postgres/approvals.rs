@@ -3,6 +3,7 @@
 //! Locks follow the engine's order: run, then user, then tasks, then project (events).
 
 use super::Pool;
+use super::cached::Cached;
 use super::effects::emit;
 use super::runs::lock_run;
 use super::tasks::{expect_running, lock_run_and_task, lock_task};
@@ -64,7 +65,7 @@ fn not_found(id: ApprovalId) -> StoreError {
 /// The approval, locked for the rest of the transaction.
 async fn lock(tx: &Transaction<'_>, id: ApprovalId) -> Result<Approval, StoreError> {
     let row = tx
-        .query_opt(
+        .query_opt_cached(
             &format!("SELECT {COLUMNS} FROM approvals a WHERE a.id = $1 FOR UPDATE"),
             &[&id.0],
         )
@@ -84,7 +85,7 @@ async fn resolve(
     reason: Option<&str>,
 ) -> Result<Approval, StoreError> {
     let row = tx
-        .query_one(
+        .query_one_cached(
             &format!(
                 "UPDATE approvals a SET status = $2, decided_at = now(), decided_by = $3, reason = $4
                  WHERE a.id = $1 RETURNING {COLUMNS}"
@@ -95,7 +96,7 @@ async fn resolve(
     let decided = from_row(&row)?;
     let task = lock_task(tx, approval.task_id).await?;
     if task.status == TaskStatus::AwaitingApproval {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE tasks SET status = $2, max_attempts = max_attempts + 1 WHERE id = $1",
             &[&task.id.0, &TaskStatus::Ready],
         )
@@ -134,7 +135,7 @@ impl ApprovalStore for PgApprovalStore {
         expect_running(&locked, attempt)?;
         let mut effects = Effects::default();
         let existing = tx
-            .query_opt(
+            .query_opt_cached(
                 &format!(
                     "SELECT {COLUMNS} FROM approvals a WHERE a.task_id = $1 AND a.call_key = $2 FOR UPDATE"
                 ),
@@ -172,7 +173,7 @@ impl ApprovalStore for PgApprovalStore {
             None => {
                 let hash = crate::domain::payload_hash(&action.payload);
                 let row = tx
-                    .query_one(
+                    .query_one_cached(
                         &format!(
                             "INSERT INTO approvals AS a (id, project_id, run_id, task_id, tool, payload, payload_hash, expires_at, call_key)
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
@@ -193,7 +194,7 @@ impl ApprovalStore for PgApprovalStore {
                 from_row(&row)?
             }
         };
-        tx.execute(
+        tx.execute_cached(
             "UPDATE tasks SET status = $2, checkpoint = $3 WHERE id = $1",
             &[&task.0, &TaskStatus::AwaitingApproval, checkpoint],
         )
@@ -226,7 +227,7 @@ impl ApprovalStore for PgApprovalStore {
     async fn for_call(&self, task: TaskId, call_key: &str) -> Result<Option<Approval>, StoreError> {
         let client = self.pool.get().await?;
         client
-            .query_opt(
+            .query_opt_cached(
                 &format!(
                     "SELECT {COLUMNS} FROM approvals a WHERE a.task_id = $1 AND a.call_key = $2"
                 ),
@@ -240,7 +241,7 @@ impl ApprovalStore for PgApprovalStore {
     async fn run_approvals(&self, run: RunId) -> Result<Vec<Approval>, StoreError> {
         let client = self.pool.get().await?;
         client
-            .query(
+            .query_cached(
                 &format!("SELECT {COLUMNS} FROM approvals a WHERE a.run_id = $1 ORDER BY a.created_at, a.id"),
                 &[&run.0],
             )
@@ -253,7 +254,7 @@ impl ApprovalStore for PgApprovalStore {
     async fn approval(&self, id: ApprovalId, user: UserId) -> Result<Approval, StoreError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt(
+            .query_opt_cached(
                 &format!(
                     "SELECT {COLUMNS} FROM approvals a JOIN projects p ON p.id = a.project_id
                      WHERE a.id = $1 AND p.user_id = $2"
@@ -276,7 +277,7 @@ impl ApprovalStore for PgApprovalStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let run: Uuid = tx
-            .query_opt(
+            .query_opt_cached(
                 "SELECT a.run_id FROM approvals a JOIN projects p ON p.id = a.project_id
                  WHERE a.id = $1 AND p.user_id = $2",
                 &[&id.0, &user.0],
@@ -336,7 +337,7 @@ impl ApprovalStore for PgApprovalStore {
         let due: Vec<(Uuid, Uuid)> = {
             let client = self.pool.get().await?;
             client
-                .query(
+                .query_cached(
                     "SELECT id, run_id FROM approvals WHERE status = $1 AND expires_at <= now()
                      ORDER BY expires_at LIMIT $2",
                     &[&ApprovalStatus::Pending, &i64::from(limit)],
@@ -385,7 +386,7 @@ impl ApprovalStore for PgApprovalStore {
         let tx = client.transaction().await?;
         let mut effects = Effects::default();
         let Some(row) = tx
-            .query_opt(
+            .query_opt_cached(
                 &format!(
                     "UPDATE approvals a SET executed_at = now(), result = $2
                      WHERE a.id = $1 AND a.status = $3 AND a.executed_at IS NULL
@@ -399,7 +400,7 @@ impl ApprovalStore for PgApprovalStore {
         };
         let approval = from_row(&row)?;
         let call_key: String = row.try_get("call_key")?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO idempotency_keys (scope, key, result, completed_at) VALUES ($1, $2, $3, now())
              ON CONFLICT (scope, key) DO UPDATE SET result = EXCLUDED.result, completed_at = now()",
             &[&crate::crew::tools::IDEMPOTENCY_SCOPE, &call_key, result],

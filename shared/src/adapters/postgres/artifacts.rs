@@ -1,6 +1,7 @@
 //! The artifacts table.
 
 use super::Pool;
+use super::cached::Cached;
 use super::effects::emit;
 use crate::domain::EventKind;
 use crate::domain::records::Artifact;
@@ -29,7 +30,7 @@ const ARTIFACT_SCOPE: &str = "artifact";
 async fn insert(client: &impl GenericClient, a: &Artifact) -> Result<(), StoreError> {
     let size = i64::try_from(a.size_bytes).unwrap_or(i64::MAX);
     client
-        .execute(
+        .execute_cached(
                 "INSERT INTO artifacts (id, project_id, run_id, task_id, bucket, key, content_type, size_bytes, checksum_sha256)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (bucket, key) DO UPDATE SET content_type = EXCLUDED.content_type,
                      size_bytes = EXCLUDED.size_bytes, checksum_sha256 = EXCLUDED.checksum_sha256",
@@ -65,7 +66,7 @@ impl ArtifactStore for PgArtifactStore {
         let tx = client.transaction().await?;
         for w in written {
             let claimed = tx
-                .execute(
+                .execute_cached(
                     "INSERT INTO idempotency_keys (scope, key, result, completed_at)
                      VALUES ($1, $2, $3, now()) ON CONFLICT DO NOTHING",
                     &[
@@ -97,7 +98,7 @@ impl ArtifactStore for PgArtifactStore {
     async fn run_artifacts(&self, run: RunId) -> Result<Vec<Artifact>, StoreError> {
         let client = self.pool.get().await?;
         let rows = client
-            .query(
+            .query_cached(
                 "SELECT id, project_id, run_id, task_id, bucket, key, content_type, size_bytes, checksum_sha256
                  FROM artifacts WHERE run_id = $1 ORDER BY created_at, key",
                 &[&run.0],

@@ -1,6 +1,7 @@
 //! Budget reservations.
 
 use super::Pool;
+use super::cached::Cached;
 use crate::domain::{MicroUsd, ReservationStatus, RunId, RunStatus, TaskId, Tier, UserId};
 use crate::ports::{BudgetError, BudgetScope, BudgetStore, Reservation, StoreError};
 use async_trait::async_trait;
@@ -347,7 +348,7 @@ pub(super) async fn release_held(
          SELECT (SELECT count(*) FROM released), (SELECT count(*) FROM month), (SELECT count(*) FROM run)"
     );
     let row = client
-        .query_one(
+        .query_one_cached(
             &sql,
             &[
                 &ReservationStatus::Released,

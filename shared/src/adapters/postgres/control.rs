@@ -1,6 +1,7 @@
 //! Run control on Postgres: cancel, resume, retry a task, deadlines.
 
 use super::Pool;
+use super::cached::Cached;
 use super::effects::{emit, send};
 use super::runs::{RUN_COLUMNS, execution_input, lock_run, run_from_row};
 use super::tasks::tasks_where;
@@ -40,7 +41,7 @@ async fn stop_run(
     kind: EventKind,
 ) -> Result<Run, StoreError> {
     let cancelled: Vec<Uuid> = tx
-        .query(
+        .query_cached(
             "UPDATE tasks SET status = $2, error_log = coalesce(error_log, $3), completed_at = now()
              WHERE run_id = $1 AND NOT (status = ANY($4)) RETURNING id",
             &[&run.id.0, &TaskStatus::Cancelled, &reason, &terminal()],
@@ -49,7 +50,7 @@ async fn stop_run(
         .iter()
         .map(|r| r.try_get(0))
         .collect::<Result<_, _>>()?;
-    tx.execute(
+    tx.execute_cached(
         "UPDATE task_attempts SET status = $2, error = $3, finished_at = now()
          WHERE task_id = ANY($1) AND status = $4",
         &[
@@ -61,7 +62,7 @@ async fn stop_run(
     )
     .await?;
     let tokens = tx
-        .query_one(
+        .query_one_cached(
             "SELECT execute_token, plan_token FROM runs WHERE id = $1",
             &[&run.id.0],
         )
@@ -74,7 +75,7 @@ async fn stop_run(
     .flatten()
     .collect();
     let row = tx
-        .query_one(
+        .query_one_cached(
             &format!(
                 "UPDATE runs SET status = $2, error = $3, completed_at = now(), open_tasks = 0,
                      execute_token = NULL, plan_token = NULL, heartbeat_at = NULL
@@ -110,7 +111,7 @@ async fn stop_run(
 /// Opens `ids` again: each is `ready` (or `pending` while a dependency is not completed)
 /// with fresh attempts, and counted as open.
 async fn reopen(tx: &Transaction<'_>, run: RunId, ids: &[Uuid]) -> Result<(), StoreError> {
-    tx.execute(
+    tx.execute_cached(
         "UPDATE tasks t SET
              pending_dependencies = p.pending,
              status = CASE WHEN p.pending = 0 THEN $2::task_status ELSE $3::task_status END,
@@ -129,7 +130,7 @@ async fn reopen(tx: &Transaction<'_>, run: RunId, ids: &[Uuid]) -> Result<(), St
     )
     .await?;
     let opened = i32::try_from(ids.len()).unwrap_or(i32::MAX);
-    tx.execute(
+    tx.execute_cached(
         "UPDATE runs SET open_tasks = open_tasks + $2 WHERE id = $1",
         &[&run.0, &opened],
     )
@@ -154,7 +155,7 @@ async fn restart(
         RunStatus::Pending
     };
     let row = tx
-        .query_one(
+        .query_one_cached(
             &format!(
                 "UPDATE runs SET status = $2, error = NULL, completed_at = NULL, execute_token = NULL,
                      plan_token = NULL, heartbeat_at = NULL, executions = $3, execution_name = $4, execution_arn = NULL
@@ -239,14 +240,14 @@ impl RunControl for PgRunControl {
                     MicroUsd(run.spent.0 + run.reserved.0)
                 )));
             }
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE runs SET budget_micro_usd = $2 WHERE id = $1",
                 &[&id.0, &budget.0],
             )
             .await?;
         }
         let reopened: Vec<Uuid> = tx
-            .query(
+            .query_cached(
                 "SELECT id FROM tasks WHERE run_id = $1 AND status = ANY($2) ORDER BY id FOR NO KEY UPDATE",
                 &[
                     &id.0,
@@ -275,7 +276,7 @@ impl RunControl for PgRunControl {
             id: id.to_string(),
         };
         let run_id: Uuid = tx
-            .query_opt("SELECT run_id FROM tasks WHERE id = $1", &[&id.0])
+            .query_opt_cached("SELECT run_id FROM tasks WHERE id = $1", &[&id.0])
             .await?
             .ok_or_else(not_found)?
             .try_get(0)?;
@@ -299,7 +300,7 @@ impl RunControl for PgRunControl {
             )));
         }
         let reopened: Vec<Uuid> = tx
-            .query(
+            .query_cached(
                 "WITH RECURSIVE downstream(id) AS (
                      SELECT task_id FROM task_dependencies WHERE depends_on = $1
                      UNION
@@ -346,7 +347,7 @@ impl RunControl for PgRunControl {
             let mut client = self.pool.get().await?;
             let tx = client.transaction().await?;
             let row = tx
-                .query_opt(
+                .query_opt_cached(
                     &format!(
                         "SELECT {RUN_COLUMNS} FROM runs WHERE deadline_at < now() AND NOT (status = ANY($1))
                          ORDER BY deadline_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED"

@@ -1,6 +1,7 @@
 //! The per-project event log.
 
 use super::Pool;
+use super::cached::Cached;
 use crate::domain::records::Event;
 use crate::domain::{EventKind, ProjectId, RunId};
 use crate::ports::{EventLog, StoreError};
@@ -41,7 +42,7 @@ impl EventLog for PgEventLog {
     ) -> Result<Vec<Event>, StoreError> {
         let client = self.pool.get().await?;
         let rows = client
-            .query(
+            .query_cached(
                 "SELECT run_id, seq, kind, payload, created_at FROM events
                  WHERE project_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                 &[&project.0, &after, &i64::from(limit)],

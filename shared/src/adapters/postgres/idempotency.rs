@@ -1,6 +1,7 @@
 //! Idempotency claims.
 
 use super::Pool;
+use super::cached::Cached;
 use crate::ports::{Claim, IdempotencyStore, StoreError};
 use async_trait::async_trait;
 
@@ -22,7 +23,7 @@ impl IdempotencyStore for PgIdempotencyStore {
     async fn claim(&self, scope: &str, key: &str) -> Result<Claim, StoreError> {
         let client = self.pool.get().await?;
         let inserted = client
-            .execute(
+            .execute_cached(
                 "INSERT INTO idempotency_keys (scope, key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 &[&scope, &key],
             )
@@ -31,7 +32,7 @@ impl IdempotencyStore for PgIdempotencyStore {
             return Ok(Claim::New);
         }
         let row = client
-            .query_one("SELECT result, completed_at IS NOT NULL FROM idempotency_keys WHERE scope = $1 AND key = $2", &[&scope, &key])
+            .query_one_cached("SELECT result, completed_at IS NOT NULL FROM idempotency_keys WHERE scope = $1 AND key = $2", &[&scope, &key])
             .await?;
         let done: bool = row.try_get(1)?;
         Ok(if done {
@@ -52,7 +53,7 @@ impl IdempotencyStore for PgIdempotencyStore {
     ) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
         let updated = client
-            .execute(
+            .execute_cached(
                 "UPDATE idempotency_keys SET result = $3, completed_at = now() WHERE scope = $1 AND key = $2",
                 &[&scope, &key, result],
             )
@@ -70,7 +71,7 @@ impl IdempotencyStore for PgIdempotencyStore {
         let client = self.pool.get().await?;
         let days = i32::try_from(days).unwrap_or(i32::MAX);
         Ok(client
-            .execute(
+            .execute_cached(
                 "DELETE FROM idempotency_keys
                  WHERE completed_at IS NOT NULL AND created_at < now() - make_interval(days => $1)",
                 &[&days],

@@ -3,6 +3,7 @@
 mod approvals;
 mod artifacts;
 mod budgets;
+mod cached;
 mod calls;
 mod control;
 mod effects;

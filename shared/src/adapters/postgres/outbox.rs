@@ -1,6 +1,7 @@
 //! The outbox table.
 
 use super::Pool;
+use super::cached::Cached;
 use crate::domain::RunId;
 use crate::domain::messages::{OutboxEntry, Outgoing};
 use crate::ports::{OutboxStore, StoreError};
@@ -26,7 +27,7 @@ impl PgOutboxStore {
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let client = self.pool.get().await?;
         let rows = client
-            .query(
+            .query_cached(
                 "SELECT id, message FROM outbox
                  WHERE created_at < now() - make_interval(secs => $1) AND ($3::uuid IS NULL OR run_id = $3)
                  ORDER BY id LIMIT $2",
@@ -65,7 +66,7 @@ impl OutboxStore for PgOutboxStore {
     async fn failed(&self, id: i64, error: &str) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
         client
-            .execute(
+            .execute_cached(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
                 &[&id, &error],
             )
@@ -84,7 +85,7 @@ impl OutboxStore for PgOutboxStore {
     async fn backlog(&self) -> Result<(u64, f64), StoreError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_one(
+            .query_one_cached(
                 "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 FROM outbox",
                 &[],
             )

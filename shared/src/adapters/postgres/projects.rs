@@ -1,6 +1,7 @@
 //! Users and projects.
 
 use super::Pool;
+use super::cached::Cached;
 use crate::domain::records::{Project, User};
 use crate::domain::{ProjectId, Tier, UserId};
 use crate::ports::{ProjectStore, StoreError};
@@ -42,7 +43,7 @@ impl ProjectStore for PgProjectStore {
         let client = self.pool.get().await?;
         let id = UserId::new();
         let row = client
-            .query_one(
+            .query_one_cached(
                 "INSERT INTO users (id, email, display_name, tier) VALUES ($1, $2, $3, $4) RETURNING created_at",
                 &[&id.0, &email, &display_name, &tier],
             )
@@ -60,7 +61,7 @@ impl ProjectStore for PgProjectStore {
     async fn user(&self, id: UserId) -> Result<User, StoreError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt(
+            .query_opt_cached(
                 &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"),
                 &[&id.0],
             )
@@ -79,7 +80,7 @@ impl ProjectStore for PgProjectStore {
     ) -> Result<User, StoreError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt(
+            .query_opt_cached(
                 &format!("UPDATE users SET semantic_cache_threshold = $2 WHERE id = $1 RETURNING {USER_COLUMNS}"),
                 &[&id.0, &threshold],
             )
@@ -97,7 +98,7 @@ impl ProjectStore for PgProjectStore {
         let client = self.pool.get().await?;
         let id = ProjectId::new();
         let row = client
-            .query_one(
+            .query_one_cached(
                 "INSERT INTO projects (id, user_id, name, description) VALUES ($1, $2, $3, $4) RETURNING created_at",
                 &[&id.0, &user.0, &name, &description],
             )
@@ -114,7 +115,7 @@ impl ProjectStore for PgProjectStore {
     async fn project(&self, id: ProjectId) -> Result<Project, StoreError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt(
+            .query_opt_cached(
                 "SELECT user_id, name, description, created_at FROM projects WHERE id = $1",
                 &[&id.0],
             )

@@ -1,6 +1,7 @@
 //! The retention policy on Postgres: each step is one bounded statement.
 
 use super::Pool;
+use super::cached::Cached;
 use crate::domain::retention::{RetentionPolicy, RetentionReport};
 use crate::domain::{EventKind, RunStatus};
 use crate::ports::{Retention, StoreError};
@@ -53,7 +54,7 @@ async fn apply(pool: &Pool, policy: &RetentionPolicy) -> Result<RetentionReport,
     // Fold each model turn's chunks: the last keeps the whole text (`final`), the others
     // keep their place in the sequence (clients replay by `seq`) but no text.
     let folded = client
-        .query_one(
+        .query_one_cached(
             "WITH turns AS (
                  SELECT e.run_id, e.payload->>'task_id' AS task, e.payload->>'step' AS step
                  FROM events e JOIN runs r ON r.id = e.run_id
@@ -87,7 +88,7 @@ async fn apply(pool: &Pool, policy: &RetentionPolicy) -> Result<RetentionReport,
         .await?;
     let turns: i64 = folded.try_get(0)?;
     let details = client
-        .execute(
+        .execute_cached(
             "DELETE FROM events WHERE id IN (
                  SELECT e.id FROM events e JOIN runs r ON r.id = e.run_id
                  WHERE e.kind = ANY($1) AND r.status = ANY($2)
@@ -102,7 +103,7 @@ async fn apply(pool: &Pool, policy: &RetentionPolicy) -> Result<RetentionReport,
         )
         .await?;
     let attempts = client
-        .execute(
+        .execute_cached(
             "DELETE FROM task_attempts WHERE id IN (
                  SELECT a.id FROM task_attempts a JOIN tasks t ON t.id = a.task_id
                  WHERE a.attempt_no < t.attempts
@@ -116,7 +117,7 @@ async fn apply(pool: &Pool, policy: &RetentionPolicy) -> Result<RetentionReport,
         .await?;
     let grace = minutes(policy.prune_expired_cache_after_hours) * 60.0;
     let exact = client
-        .execute(
+        .execute_cached(
             "DELETE FROM llm_response_cache WHERE key IN (
                  SELECT key FROM llm_response_cache
                  WHERE expires_at < now() - make_interval(secs => $1) LIMIT $2)",
@@ -124,7 +125,7 @@ async fn apply(pool: &Pool, policy: &RetentionPolicy) -> Result<RetentionReport,
         )
         .await?;
     let semantic = client
-        .execute(
+        .execute_cached(
             "DELETE FROM llm_semantic_cache WHERE id IN (
                  SELECT id FROM llm_semantic_cache
                  WHERE expires_at < now() - make_interval(secs => $1) LIMIT $2)",

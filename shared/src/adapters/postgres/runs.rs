@@ -1,6 +1,7 @@
 //! Runs.
 
 use super::Pool;
+use super::cached::Cached;
 use super::effects::{emit, send};
 use super::rows::count;
 use crate::domain::messages::{CallbackMessage, Outgoing};
@@ -71,7 +72,7 @@ pub(super) fn terminal_statuses() -> Vec<RunStatus> {
 /// The run, read on `client` (a transaction of the caller's, or not).
 pub(super) async fn run_in(client: &impl GenericClient, id: RunId) -> Result<Run, StoreError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"),
             &[&id.0],
         )
@@ -83,7 +84,7 @@ pub(super) async fn run_in(client: &impl GenericClient, id: RunId) -> Result<Run
 /// The run, locked for the rest of the transaction.
 pub(super) async fn lock_run(client: &impl GenericClient, id: RunId) -> Result<Run, StoreError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1 FOR NO KEY UPDATE"),
             &[&id.0],
         )
@@ -108,7 +109,7 @@ pub(super) async fn update_status(
          WHERE id = $1 RETURNING {RUN_COLUMNS}"
     );
     let row = client
-        .query_one(
+        .query_one_cached(
             &sql,
             &[
                 &id.0,
@@ -138,7 +139,7 @@ impl RunStore for PgRunStore {
             let scope = format!("command:{}", new.user_id);
             let result = json!({"run_id": id, "request_sha256": request.request_sha256});
             let claimed = tx
-                .execute(
+                .execute_cached(
                     "INSERT INTO idempotency_keys (scope, key, result, completed_at)
                      VALUES ($1, $2, $3, now()) ON CONFLICT DO NOTHING",
                     &[&scope, &request.key, &result],
@@ -146,7 +147,7 @@ impl RunStore for PgRunStore {
                 .await?;
             if claimed == 0 {
                 let stored: serde_json::Value = tx
-                    .query_one(
+                    .query_one_cached(
                         "SELECT result FROM idempotency_keys WHERE scope = $1 AND key = $2",
                         &[&scope, &request.key],
                     )
@@ -182,7 +183,7 @@ impl RunStore for PgRunStore {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9)) RETURNING {RUN_COLUMNS}"
         );
         let row = tx
-            .query_one(
+            .query_one_cached(
                 &sql,
                 &[
                     &id.0,
@@ -230,7 +231,7 @@ impl RunStore for PgRunStore {
     async fn set_execution_arn(&self, id: RunId, arn: &str) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
         match client
-            .execute(
+            .execute_cached(
                 "UPDATE runs SET execution_arn = $2 WHERE id = $1",
                 &[&id.0, &arn],
             )
@@ -250,7 +251,7 @@ impl RunStore for PgRunStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let row = tx
-            .query_opt(
+            .query_opt_cached(
                 "SELECT status, heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => $2)
                  FROM runs WHERE id = $1 FOR NO KEY UPDATE",
                 &[&id.0, &stale_after.as_secs_f64()],
@@ -273,7 +274,7 @@ impl RunStore for PgRunStore {
             return Ok(PlanLease::Busy);
         }
         let row = tx
-            .query_one(
+            .query_one_cached(
                 &format!(
                     "UPDATE runs SET status = $2, plan_token = $3, heartbeat_at = now() WHERE id = $1
                      RETURNING {RUN_COLUMNS}"
@@ -302,7 +303,7 @@ impl RunStore for PgRunStore {
         // Pushing the heartbeat forward keeps the next pass from sending it again while
         // the new planner starts.
         let rows = tx
-            .query(
+            .query_cached(
                 "UPDATE runs SET heartbeat_at = now() WHERE id IN (
                      SELECT id FROM runs WHERE status = $1 AND plan_token IS NOT NULL
                        AND heartbeat_at < now() - make_interval(secs => $2)

@@ -2,6 +2,7 @@
 //! the blocks in `transitions.rs`, with its events and outbox messages inside it.
 
 use super::Pool;
+use super::cached::Cached;
 use super::effects::{emit, send};
 use super::rows::count;
 use super::runs::{lock_run, update_status};
@@ -76,7 +77,7 @@ pub(super) async fn tasks_where(
         "SELECT {TASK_COLUMNS} FROM tasks t WHERE {condition} ORDER BY t.priority DESC, t.position"
     );
     client
-        .query(&sql, &[&ids])
+        .query_cached(&sql, &[&ids])
         .await?
         .iter()
         .map(task_from_row)
@@ -94,14 +95,14 @@ pub(super) async fn lock_run_and_task(
     task: TaskId,
 ) -> Result<Task, StoreError> {
     let run: Uuid = tx
-        .query_opt("SELECT run_id FROM tasks WHERE id = $1", &[&task.0])
+        .query_opt_cached("SELECT run_id FROM tasks WHERE id = $1", &[&task.0])
         .await?
         .ok_or_else(|| StoreError::NotFound {
             what: "task",
             id: task.to_string(),
         })?
         .try_get(0)?;
-    tx.execute(
+    tx.execute_cached(
         "SELECT 1 FROM runs WHERE id = $1 FOR NO KEY UPDATE",
         &[&run],
     )
@@ -111,7 +112,7 @@ pub(super) async fn lock_run_and_task(
 
 /// The task, locked for the rest of the transaction.
 pub(super) async fn lock_task(tx: &Transaction<'_>, task: TaskId) -> Result<Task, StoreError> {
-    tx.query_opt(
+    tx.query_opt_cached(
         "SELECT 1 FROM tasks WHERE id = $1 FOR NO KEY UPDATE",
         &[&task.0],
     )
@@ -170,7 +171,7 @@ impl TaskStore for PgTaskStore {
         let current = lock_run(&tx, run.id).await?;
         let mut effects = Effects::default();
         let tasks = if current.status == RunStatus::Planning {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE runs SET plan = $2, heartbeat_at = NULL WHERE id = $1",
                 &[&run.id.0, plan],
             )
@@ -236,7 +237,7 @@ impl TaskStore for PgTaskStore {
         let tx = client.transaction().await?;
         let current = lock_run(&tx, run).await?;
         transitions::lock_user_of(&tx, run).await?;
-        tx.execute(
+        tx.execute_cached(
             "UPDATE runs SET execute_token = $2 WHERE id = $1",
             &[&run.0, &token],
         )
@@ -244,7 +245,7 @@ impl TaskStore for PgTaskStore {
         let mut effects = Effects::default();
         transitions::dispatch(&tx, &mut effects, run).await?;
         let open: i32 = tx
-            .query_one("SELECT open_tasks FROM runs WHERE id = $1", &[&run.0])
+            .query_one_cached("SELECT open_tasks FROM runs WHERE id = $1", &[&run.0])
             .await?
             .try_get(0)?;
         if open == 0 && current.plan.is_some() {
@@ -265,7 +266,7 @@ impl TaskStore for PgTaskStore {
         let attempt_no = locked.attempts + 1;
         let n = i32::try_from(attempt_no).unwrap_or(i32::MAX);
         let checkpoint: Option<serde_json::Value> = tx
-            .query_one(
+            .query_one_cached(
                 "UPDATE tasks SET status = $2, attempts = $3, started_at = coalesce(started_at, now()) WHERE id = $1
                  RETURNING checkpoint",
                 &[&task.0, &TaskStatus::Running, &n],
@@ -273,7 +274,7 @@ impl TaskStore for PgTaskStore {
             .await?
             .try_get(0)?;
         let row = tx
-            .query_one(
+            .query_one_cached(
                 "INSERT INTO task_attempts (task_id, attempt_no, status) VALUES ($1, $2, $3) RETURNING started_at",
                 &[&task.0, &n, &AttemptStatus::Running],
             )
@@ -353,7 +354,7 @@ impl TaskStore for PgTaskStore {
         let locked = lock_run_and_task(&tx, task).await?;
         expect_running(&locked, attempt)?;
         let run = locked.run_id;
-        tx.execute(
+        tx.execute_cached(
             "UPDATE tasks SET status = $2, result = $3, completed_at = now(), checkpoint = NULL WHERE id = $1",
             &[&task.0, &TaskStatus::Completed, result],
         )
@@ -374,14 +375,14 @@ impl TaskStore for PgTaskStore {
         .await?;
         // Lock the dependants in id order first: two completions sharing dependants then
         // take their locks in the same order and cannot deadlock.
-        tx.query(
+        tx.query_cached(
             "SELECT id FROM tasks WHERE id IN (SELECT task_id FROM task_dependencies WHERE depends_on = $1)
              ORDER BY id FOR NO KEY UPDATE",
             &[&task.0],
         )
         .await?;
         let released: Vec<TaskId> = tx
-            .query(
+            .query_cached(
                 "UPDATE tasks t SET pending_dependencies = t.pending_dependencies - 1,
                      status = CASE WHEN t.pending_dependencies = 1 AND t.status = $2 THEN $3 ELSE t.status END
                  FROM task_dependencies d
@@ -442,7 +443,7 @@ impl TaskStore for PgTaskStore {
         )
         .await?;
         if will_retry {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE tasks SET status = $2, error_log = $3 WHERE id = $1",
                 &[&task.0, &TaskStatus::Queued, &error],
             )
@@ -466,7 +467,7 @@ impl TaskStore for PgTaskStore {
                 effects,
             });
         }
-        tx.execute(
+        tx.execute_cached(
             "UPDATE tasks SET status = $2, error_log = $3, completed_at = now() WHERE id = $1",
             &[&task.0, &TaskStatus::Failed, &error],
         )
@@ -513,7 +514,7 @@ impl PgTaskStore {
         let stale = {
             let client = self.pool.get().await?;
             client
-                .query(
+                .query_cached(
                     "SELECT a.task_id, a.attempt_no, extract(epoch FROM now() - a.heartbeat_at)::float8
                      FROM task_attempts a JOIN tasks t ON t.id = a.task_id AND t.attempts = a.attempt_no
                      WHERE a.status = $1 AND t.status = $2 AND a.heartbeat_at < now() - make_interval(secs => $3)

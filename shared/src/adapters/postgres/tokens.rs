@@ -1,6 +1,7 @@
 //! Development bearer tokens.
 
 use super::Pool;
+use super::cached::Cached;
 use crate::domain::UserId;
 use crate::ports::{StoreError, TokenStore};
 use async_trait::async_trait;
@@ -28,7 +29,7 @@ impl TokenStore for PgTokenStore {
         let token = format!("acdev_{}", hex::encode(rand::random::<[u8; 32]>()));
         let client = self.pool.get().await?;
         client
-            .execute(
+            .execute_cached(
                 "INSERT INTO api_tokens (token_sha256, user_id, expires_at) VALUES ($1, $2, now() + interval '30 days')",
                 &[&digest(&token), &user.0],
             )
@@ -39,7 +40,7 @@ impl TokenStore for PgTokenStore {
     async fn verify(&self, token: &str) -> Result<Option<UserId>, StoreError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt(
+            .query_opt_cached(
                 "SELECT user_id FROM api_tokens WHERE token_sha256 = $1 AND expires_at > now()",
                 &[&digest(token)],
             )

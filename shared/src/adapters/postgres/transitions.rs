@@ -3,6 +3,7 @@
 //! execute token. The invariants that make concurrent completions safe are in the comments
 //! of the migrations (`tasks.pending_dependencies`, `runs.open_tasks`).
 
+use super::cached::Cached;
 use super::effects::{emit, send};
 use super::rows::count;
 use super::tasks::{task_from_row, tasks_where};
@@ -64,7 +65,7 @@ pub(super) async fn insert_graph(
         .flat_map(|(i, t)| t.depends_on.iter().map(move |&d| (i, d)))
         .map(|(i, d)| (ids[i], ids[d]))
         .unzip();
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO tasks (id, run_id, project_id, position, task_key, agent, title, description, priority,
                             complexity, budget_micro_usd, pending_dependencies, status)
          SELECT u.id, $1, $2, u.position, u.task_key, u.agent, u.title, u.description, u.priority,
@@ -89,13 +90,13 @@ pub(super) async fn insert_graph(
         ],
     )
     .await?;
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO task_dependencies (task_id, depends_on) SELECT * FROM unnest($1::uuid[], $2::uuid[])",
         &[&dependants, &dependencies],
     )
     .await?;
     let open = i32::try_from(tasks.len()).unwrap_or(i32::MAX);
-    tx.execute(
+    tx.execute_cached(
         "UPDATE runs SET open_tasks = open_tasks + $2 WHERE id = $1",
         &[&run.id.0, &open],
     )
@@ -113,7 +114,7 @@ pub(super) async fn run_tasks(
         super::tasks::TASK_COLUMNS
     );
     client
-        .query(&sql, &[&run.0])
+        .query_cached(&sql, &[&run.0])
         .await?
         .iter()
         .map(task_from_row)
@@ -129,7 +130,7 @@ pub(super) async fn lock_user_of(
     run: RunId,
 ) -> Result<(Uuid, i64), StoreError> {
     let row = tx
-        .query_opt(
+        .query_opt_cached(
             "SELECT u.id, u.tier FROM users u JOIN runs r ON r.user_id = u.id WHERE r.id = $1
              FOR NO KEY UPDATE OF u",
             &[&run.0],
@@ -157,7 +158,7 @@ pub(super) async fn dispatch(
     let (user, limit) = lock_user_of(tx, run).await?;
     let in_flight = vec![TaskStatus::Queued, TaskStatus::Running];
     let claimed: Vec<Uuid> = tx
-        .query(
+        .query_cached(
             "WITH open_runs AS (
                  SELECT r.id, r.created_at,
                         r.max_concurrency - (SELECT count(*) FROM tasks x
@@ -230,7 +231,7 @@ pub(super) async fn end_tasks(
 ) -> Result<bool, StoreError> {
     let ended = i32::try_from(ended).unwrap_or(i32::MAX);
     let row = tx
-        .query_one(
+        .query_one_cached(
             "UPDATE runs SET open_tasks = open_tasks - $2 WHERE id = $1 RETURNING open_tasks",
             &[&run.0, &ended],
         )
@@ -247,7 +248,7 @@ pub(super) async fn settle(
     run: RunId,
 ) -> Result<(), StoreError> {
     let row = tx
-        .query_one(
+        .query_one_cached(
             "SELECT execute_token, status FROM runs WHERE id = $1",
             &[&run.0],
         )
@@ -258,7 +259,7 @@ pub(super) async fn settle(
         return Ok(());
     };
     let rows = tx
-        .query(
+        .query_cached(
             "SELECT task_key, coalesce(error_log, 'failed') FROM tasks
              WHERE run_id = $1 AND status = $2 ORDER BY position",
             &[&run.0, &TaskStatus::Failed],
@@ -266,7 +267,7 @@ pub(super) async fn settle(
         .await?;
     let message = if rows.is_empty() {
         let total: i64 = tx
-            .query_one("SELECT count(*) FROM tasks WHERE run_id = $1", &[&run.0])
+            .query_one_cached("SELECT count(*) FROM tasks WHERE run_id = $1", &[&run.0])
             .await?
             .try_get(0)?;
         Outgoing::TaskSuccess {
@@ -302,7 +303,7 @@ pub(super) async fn finish_attempt(
     error: Option<&str>,
 ) -> Result<(), StoreError> {
     let attempt_no = i32::try_from(attempt_no).unwrap_or(i32::MAX);
-    tx.execute(
+    tx.execute_cached(
         "UPDATE task_attempts SET status = $3, error = $4, finished_at = now() WHERE task_id = $1 AND attempt_no = $2",
         &[&task.0, &attempt_no, &status, &error],
     )
@@ -320,7 +321,7 @@ pub(super) async fn block_downstream(
     error: &str,
 ) -> Result<Vec<TaskId>, StoreError> {
     let downstream: Vec<Uuid> = tx
-        .query(
+        .query_cached(
             "WITH RECURSIVE downstream(id) AS (
                  SELECT task_id FROM task_dependencies WHERE depends_on = $1
                  UNION
@@ -334,7 +335,7 @@ pub(super) async fn block_downstream(
         .collect::<Result<_, _>>()?;
     let reason = format!("blocked: dependency {} failed: {error}", failed.key);
     let blocked = tx
-        .query(
+        .query_cached(
             "UPDATE tasks SET status = $2, error_log = $3, completed_at = now()
              WHERE id = ANY($1) AND NOT (status = ANY($4))
              RETURNING id, task_key",
