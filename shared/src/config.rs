@@ -294,3 +294,52 @@ impl Liveness {
         self.stale_after + self.every * 2
     }
 }
+
+/// Sign-in: the secret holding the access tokens' signing keys (`JWT_SIGNING_SECRET`, a
+/// Secrets Manager name or ARN) and where emailed links point (`APP_LINK_BASE`, optional:
+/// without it, emails carry only the code).
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub signing_secret: String,
+    pub app_link_base: Option<String>,
+}
+
+impl AuthConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        Ok(AuthConfig {
+            signing_secret: required(env, "JWT_SIGNING_SECRET")?,
+            app_link_base: optional(env, "APP_LINK_BASE"),
+        })
+    }
+}
+
+/// Where email goes (`EMAIL_PROVIDER`): `resend` on a deployed stack (the API key in the
+/// secret `RESEND_API_KEY_SECRET`, sent from `EMAIL_FROM`), or `outbox`, a table that
+/// `autocrew mail` shows (local mode, the default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailConfig {
+    Outbox,
+    Resend {
+        key_secret: String,
+        from: String,
+        base_url: String,
+    },
+}
+
+impl MailConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        match optional(env, "EMAIL_PROVIDER").as_deref().map(str::trim) {
+            None | Some("outbox") => Ok(MailConfig::Outbox),
+            Some("resend") => Ok(MailConfig::Resend {
+                key_secret: required(env, "RESEND_API_KEY_SECRET")?,
+                from: required(env, "EMAIL_FROM")?,
+                base_url: optional(env, "RESEND_BASE_URL")
+                    .unwrap_or_else(|| crate::adapters::mail::RESEND_BASE_URL.to_owned()),
+            }),
+            Some(other) => Err(ConfigError::Invalid {
+                name: "EMAIL_PROVIDER",
+                reason: format!("must be resend or outbox, got {other:?}"),
+            }),
+        }
+    }
+}

@@ -251,7 +251,12 @@ pub async fn round(
     pick: u32,
 ) -> anyhow::Result<(Runner, Round)> {
     let base = format!("http://127.0.0.1:{}", settings.port);
-    let client = sign_up(&base, &format!("{}@chaos.local", unique("chaos"))).await?;
+    let client = sign_up(
+        &base,
+        &format!("{}@chaos.local", unique("chaos")),
+        "chaos password 1",
+    )
+    .await?;
     let project = client
         .post("/projects", json!({"name": "Chaos"}), "create a project")
         .await?;

@@ -50,6 +50,22 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A fresh signing secret in the emulator's Secrets Manager, as the template's
+/// `JwtSigningKeys` holds one; returns its name.
+pub async fn signing_secret(sdk: &aws_config::SdkConfig) -> anyhow::Result<String> {
+    let name = unique("jwt");
+    aws_sdk_secretsmanager::Client::new(sdk)
+        .create_secret()
+        .name(&name)
+        .secret_string(autocrew_shared::services::access::SigningKeys::generate(
+            "k1",
+        ))
+        .send()
+        .await
+        .context("could not create the signing secret in the emulator")?;
+    Ok(name)
+}
+
 /// The SDK configuration for the local stack, from the environment `make test` exports.
 pub async fn sdk() -> anyhow::Result<aws_config::SdkConfig> {
     let config = AwsConfig::from_env(&ProcessEnv)

@@ -55,7 +55,13 @@ pub fn category(sql: &str) -> &'static str {
         "tasks"
     } else if has(&["runs"]) {
         "runs (plan, compile, notify)"
-    } else if has(&["users", "projects", "api_tokens"]) {
+    } else if has(&[
+        "users",
+        "projects",
+        "refresh_tokens",
+        "email_tokens",
+        "mail_outbox",
+    ]) {
         "users, projects, tokens"
     } else {
         "other"

@@ -10,8 +10,9 @@ use serde_json::json;
 pub enum ApiError {
     #[error("{field}: {message}")]
     BadRequest { field: String, message: String },
-    #[error("missing or invalid bearer token")]
-    Unauthorized,
+    /// 401: no credentials, or ones that do not hold; says which.
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -20,6 +21,9 @@ pub enum ApiError {
     /// idempotency key reused with another request).
     #[error("{0}")]
     Unprocessable(String),
+    /// 503: a dependency outside us failed (the mail provider); trying later may work.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -35,10 +39,11 @@ impl ApiError {
     fn status(&self) -> u16 {
         match self {
             ApiError::BadRequest { .. } => 400,
-            ApiError::Unauthorized => 401,
+            ApiError::Unauthorized(_) => 401,
             ApiError::NotFound(_) => 404,
             ApiError::Conflict(_) => 409,
             ApiError::Unprocessable(_) => 422,
+            ApiError::Unavailable(_) => 503,
             ApiError::Internal(_) => 500,
         }
     }
@@ -53,7 +58,13 @@ impl ApiError {
             ApiError::BadRequest { field, message } => json!({"error": message, "field": field}),
             other => json!({"error": other.to_string()}),
         };
-        json_response(self.status(), &body)
+        let mut response = json_response(self.status(), &body);
+        if let ApiError::Unauthorized(_) = self
+            && let Ok(value) = r#"Bearer error="invalid_token""#.parse()
+        {
+            response.headers_mut().insert("www-authenticate", value);
+        }
+        response
     }
 }
 

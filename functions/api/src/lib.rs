@@ -3,6 +3,7 @@
 //! delivers it and always answer with a response: errors become statuses in `error.rs`.
 
 mod approvals;
+mod auth;
 mod costs;
 mod error;
 mod request;
@@ -17,8 +18,24 @@ use lambda_http::{Body, Request, Response};
 /// The API's routes, one Lambda function each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    /// `POST /users`: a user and a development token.
-    CreateUser,
+    /// `POST /auth/signup`: a user with a password, and a session.
+    Signup,
+    /// `POST /auth/login`: a new session.
+    Login,
+    /// `POST /auth/refresh`: the next access and refresh tokens.
+    Refresh,
+    /// `POST /auth/logout`: ends the refresh token's session.
+    Logout,
+    /// `GET /me`: the caller's account.
+    GetMe,
+    /// `POST /auth/verify-email`: uses the emailed verification code.
+    VerifyEmail,
+    /// `POST /auth/verify-email/resend`: a new verification code.
+    ResendVerification,
+    /// `POST /auth/password-reset`: a reset code by email.
+    RequestPasswordReset,
+    /// `POST /auth/password-reset/confirm`: a new password with the code.
+    ResetPassword,
     /// `POST /projects`
     CreateProject,
     /// `POST /projects/{project_id}/commands`: starts a run, answers 202.
@@ -46,8 +63,16 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 13] = [
-        Route::CreateUser,
+    pub const ALL: [Route; 21] = [
+        Route::Signup,
+        Route::Login,
+        Route::Refresh,
+        Route::Logout,
+        Route::GetMe,
+        Route::VerifyEmail,
+        Route::ResendVerification,
+        Route::RequestPasswordReset,
+        Route::ResetPassword,
         Route::CreateProject,
         Route::PostCommand,
         Route::GetRun,
@@ -70,7 +95,15 @@ impl Route {
     /// The function's name, as in `template.yaml` and the binaries.
     pub fn name(self) -> &'static str {
         match self {
-            Route::CreateUser => "api-create-user",
+            Route::Signup => "api-signup",
+            Route::Login => "api-login",
+            Route::Refresh => "api-refresh",
+            Route::Logout => "api-logout",
+            Route::GetMe => "api-get-me",
+            Route::VerifyEmail => "api-verify-email",
+            Route::ResendVerification => "api-resend-verification",
+            Route::RequestPasswordReset => "api-request-password-reset",
+            Route::ResetPassword => "api-reset-password",
             Route::CreateProject => "api-create-project",
             Route::PostCommand => "api-post-command",
             Route::GetRun => "api-get-run",
@@ -90,7 +123,15 @@ impl Route {
 /// Handles one request for `route`.
 pub async fn handle(state: &ApiState, route: Route, request: Request) -> Response<Body> {
     let result = match route {
-        Route::CreateUser => routes::create_user(state, &request).await,
+        Route::Signup => auth::signup(state, &request).await,
+        Route::Login => auth::login(state, &request).await,
+        Route::Refresh => auth::refresh(state, &request).await,
+        Route::Logout => auth::logout(state, &request).await,
+        Route::GetMe => auth::get_me(state, &request).await,
+        Route::VerifyEmail => auth::verify_email(state, &request).await,
+        Route::ResendVerification => auth::resend_verification(state, &request).await,
+        Route::RequestPasswordReset => auth::request_password_reset(state, &request).await,
+        Route::ResetPassword => auth::reset_password(state, &request).await,
         Route::CreateProject => routes::create_project(state, &request).await,
         Route::PostCommand => routes::post_command(state, &request).await,
         Route::GetRun => routes::get_run(state, &request).await,

@@ -61,7 +61,8 @@ fn refuse_control_characters(value: &serde_json::Value, path: &str) -> Result<()
     }
 }
 
-/// The caller, from `Authorization: Bearer <token>`.
+/// The caller, from `Authorization: Bearer <access token>`: the token's signature and
+/// expiry are checked here, with no database round trip.
 pub async fn caller(state: &ApiState, request: &Request) -> Result<UserId, ApiError> {
     let header = request
         .headers()
@@ -71,12 +72,19 @@ pub async fn caller(state: &ApiState, request: &Request) -> Result<UserId, ApiEr
     let token = header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
-        .ok_or(ApiError::Unauthorized)?;
-    state
-        .tokens
-        .verify(token.trim())
-        .await?
-        .ok_or(ApiError::Unauthorized)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::Unauthorized("send an access token as Authorization: Bearer <token>".into())
+        })?;
+    state.keys.verify(token).await.map_err(|e| {
+        ApiError::Unauthorized(match e {
+            autocrew_shared::services::access::AccessError::Expired => {
+                "the access token has expired; refresh it with POST /auth/refresh".to_owned()
+            }
+            _ => "the access token is not valid".to_owned(),
+        })
+    })
 }
 
 /// A path parameter, parsed with `parse` (which names the parameter on failure).

@@ -15,47 +15,6 @@ use std::time::Duration;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewUser {
-    email: String,
-    #[serde(default)]
-    display_name: String,
-}
-
-pub async fn create_user(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
-    let body: NewUser = json_body(request)?;
-    let email = body.email.trim().to_lowercase();
-    let valid = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
-    if !valid {
-        return Err(ApiError::bad(
-            "email",
-            "must be an email address like ana@example.com",
-        ));
-    }
-    if body.display_name.chars().count() > 100 {
-        return Err(ApiError::bad(
-            "display_name",
-            "must be at most 100 characters",
-        ));
-    }
-    let user = state
-        .projects
-        .create_user(&email, body.display_name.trim(), state.signup_tier)
-        .await
-        .map_err(|e| match e {
-            autocrew_shared::ports::StoreError::Conflict(_) => {
-                ApiError::Conflict(format!("a user with email {email} already exists"))
-            }
-            other => other.into(),
-        })?;
-    let token = state.tokens.issue(user.id).await?;
-    Ok(json_response(201, &json!({"user": user, "token": token})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct NewProject {
     name: String,
     #[serde(default)]

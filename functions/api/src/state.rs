@@ -3,17 +3,19 @@
 use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, S3BlobStore};
 use autocrew_shared::adapters::postgres::{
-    self, PgApprovalStore, PgArtifactStore, PgEventLog, PgLedger, PgProjectStore, PgRunControl,
-    PgRunStore, PgTaskStore, PgTokenStore, Pool,
+    self, PgAccountStore, PgApprovalStore, PgArtifactStore, PgEventLog, PgLedger, PgProjectStore,
+    PgRunControl, PgRunStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
-    AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, optional, required,
+    AuthConfig, AwsConfig, ConfigError, DatabaseConfig, Env, MailConfig, ProcessEnv, optional,
+    required,
 };
 use autocrew_shared::domain::Tier;
 use autocrew_shared::ports::{
-    ApprovalStore, ArtifactStore, BlobStore, EventLog, Ledger, ProjectStore, RunControl, RunStore,
-    TaskStore, TokenStore,
+    AccountStore, ApprovalStore, ArtifactStore, BlobStore, EventLog, Ledger, Mailer, ProjectStore,
+    RunControl, RunStore, TaskStore,
 };
+use autocrew_shared::services::access::KeyRing;
 use autocrew_shared::services::{AgentQueues, Notifier, Relay};
 use aws_config::SdkConfig;
 use std::sync::Arc;
@@ -29,6 +31,8 @@ pub struct ApiSettings {
     pub signup_tier: Tier,
     /// Where a retried task is sent.
     pub agent_queues: AgentQueues,
+    pub auth: AuthConfig,
+    pub mail: MailConfig,
 }
 
 impl ApiSettings {
@@ -48,6 +52,8 @@ impl ApiSettings {
                 })?,
             },
             agent_queues: AgentQueues::from_env(env)?,
+            auth: AuthConfig::from_env(env)?,
+            mail: MailConfig::from_env(env)?,
         })
     }
 }
@@ -61,7 +67,12 @@ pub struct ApiState {
     pub events: Arc<dyn EventLog>,
     pub artifacts: Arc<dyn ArtifactStore>,
     pub ledger: Arc<dyn Ledger>,
-    pub tokens: Arc<dyn TokenStore>,
+    pub accounts: Arc<dyn AccountStore>,
+    /// Signs and verifies access tokens.
+    pub keys: Arc<KeyRing>,
+    pub mailer: Arc<dyn Mailer>,
+    /// Where emailed links point (`APP_LINK_BASE`); `None` sends the code alone.
+    pub app_link_base: Option<String>,
     pub blobs: Arc<dyn BlobStore>,
     pub control: Arc<dyn RunControl>,
     pub approvals: Arc<dyn ApprovalStore>,
@@ -79,11 +90,18 @@ impl ApiState {
     pub async fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
         let pool = postgres::connect(&DatabaseConfig::from_env(env)?)?;
         let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
-        Ok(Self::assemble(pool, &sdk, ApiSettings::from_env(env)?))
+        Self::assemble(pool, &sdk, ApiSettings::from_env(env)?).await
     }
 
-    /// Builds the state from a pool and an SDK configuration already made.
-    pub fn assemble(pool: Pool, sdk: &SdkConfig, settings: ApiSettings) -> Self {
+    /// Builds the state from a pool and an SDK configuration already made; reads the
+    /// signing keys from the secret store.
+    pub async fn assemble(
+        pool: Pool,
+        sdk: &SdkConfig,
+        settings: ApiSettings,
+    ) -> Result<Self, ConfigError> {
+        let keys = Arc::new(adapters::key_ring(sdk, &settings.auth).await?);
+        let mailer = adapters::mailer(&pool, sdk, &settings.mail);
         let events: Arc<dyn EventLog> = Arc::new(PgEventLog::new(pool.clone()));
         let ledger: Arc<dyn Ledger> = Arc::new(PgLedger::new(pool.clone()));
         let notifier = adapters::notifier(
@@ -99,7 +117,11 @@ impl ApiState {
             Some(settings.state_machine_arn.clone()),
             notifier.clone(),
         );
-        ApiState {
+        Ok(ApiState {
+            accounts: Arc::new(PgAccountStore::new(pool.clone())),
+            keys,
+            mailer,
+            app_link_base: settings.auth.app_link_base.clone(),
             control: Arc::new(PgRunControl::new(pool.clone())),
             approvals: Arc::new(PgApprovalStore::new(pool.clone())),
             projects: Arc::new(PgProjectStore::new(pool.clone())),
@@ -108,11 +130,10 @@ impl ApiState {
             events,
             artifacts: Arc::new(PgArtifactStore::new(pool.clone())),
             ledger,
-            tokens: Arc::new(PgTokenStore::new(pool)),
             blobs: Arc::new(S3BlobStore::new(sdk, settings.artifact_bucket)),
             signup_tier: settings.signup_tier,
             notifier,
             relay,
-        }
+        })
     }
 }

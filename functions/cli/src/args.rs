@@ -16,6 +16,52 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create an account (email and password) and keep its session for the next commands.
+    /// A verification code goes to the email (`autocrew mail` shows it in local mode).
+    Signup(CredentialArgs),
+    /// Log in and keep the session for the next commands; it refreshes by itself.
+    Login(CredentialArgs),
+    /// End the saved session (its refresh token is revoked) and forget it.
+    Logout,
+    /// Show the account the saved session acts as.
+    Me {
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// Verify the account's email with the emailed code.
+    Verify {
+        /// The code from the verification email.
+        code: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Ask for a password reset code by email.
+    ForgotPassword {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Choose a new password with the emailed reset code; every session ends, and this one
+    /// is kept.
+    ResetPassword {
+        /// The code from the reset email.
+        code: String,
+        /// Read the new password from standard input's first line instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// The local mail outbox (EMAIL_PROVIDER=outbox): the emails the stack would have sent,
+    /// newest first. Reads DATABASE_URL.
+    Mail {
+        /// Only emails to this address.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 5)]
+        limit: u32,
+    },
     /// Run a command as the mobile app would and follow it live to its end.
     Run(RunArgs),
     /// Cancel a run: nothing more is dispatched, running tasks stop at their next model turn
@@ -84,6 +130,19 @@ pub enum DlqAction {
         #[arg(long)]
         queue: Option<String>,
     },
+}
+
+/// An account's email and password.
+#[derive(Debug, Clone, Args)]
+pub struct CredentialArgs {
+    #[arg(long, env = "AUTOCREW_EMAIL")]
+    pub email: String,
+    /// Read the password from standard input's first line instead of asking (for scripts;
+    /// AUTOCREW_PASSWORD works too).
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 /// Where the API is.

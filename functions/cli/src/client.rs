@@ -7,38 +7,84 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use tokio_tungstenite::tungstenite::Message;
 
-/// The API at one base URL, as one user.
+/// A session's tokens: the short-lived access token every request carries, and the
+/// refresh token that gets the next pair (rotated on each use).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+}
+
+impl Tokens {
+    fn from_answer(answer: &Value) -> anyhow::Result<Self> {
+        Ok(Tokens {
+            access_token: answer["access_token"]
+                .as_str()
+                .context("no access_token in the answer")?
+                .to_owned(),
+            refresh_token: answer["refresh_token"].as_str().map(str::to_owned),
+        })
+    }
+
+    /// Seconds until the access token expires, read from its payload (not verified: the
+    /// server does that); `None` when it cannot be read.
+    fn seconds_left(&self) -> Option<i64> {
+        use base64::Engine;
+        let payload = self.access_token.split('.').nth(1)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()?;
+        let claims: Value = serde_json::from_slice(&bytes).ok()?;
+        Some(claims["exp"].as_i64()? - chrono::Utc::now().timestamp())
+    }
+}
+
+/// The API at one base URL, as one user. Access tokens are refreshed by the client itself:
+/// before a request when less than a minute is left, and once after a 401.
 pub struct Client {
     http: reqwest::Client,
     base: String,
-    token: String,
+    tokens: std::sync::Mutex<Tokens>,
+    /// Called with each new pair, so the session file keeps the current refresh token.
+    on_refresh: Option<Box<dyn Fn(&Tokens) + Send + Sync>>,
 }
 
-/// Creates a user and returns a client acting as that user.
-pub async fn sign_up(base: &str, email: &str) -> anyhow::Result<Client> {
+/// Creates a user with `password` and returns a client acting as that user.
+pub async fn sign_up(base: &str, email: &str, password: &str) -> anyhow::Result<Client> {
+    let body = json!({"email": email, "password": password, "display_name": "Autocrew CLI"});
+    session_from(base, "/auth/signup", body, "sign up").await
+}
+
+/// Logs in and returns a client acting as that user.
+pub async fn log_in(base: &str, email: &str, password: &str) -> anyhow::Result<Client> {
+    let body = json!({"email": email, "password": password});
+    session_from(base, "/auth/login", body, "log in").await
+}
+
+async fn session_from(base: &str, path: &str, body: Value, action: &str) -> anyhow::Result<Client> {
+    let base = base.trim_end_matches('/');
     let http = reqwest::Client::new();
-    let body = json!({"email": email, "display_name": "Autocrew CLI"});
     let response = http
-        .post(format!("{base}/users"))
+        .post(format!("{base}{path}"))
         .json(&body)
         .send()
         .await
-        .context("the API did not answer")?;
-    let created = answer(response, "create a user").await?;
-    let token = created["token"]
-        .as_str()
-        .context("no token in the answer")?
-        .to_owned();
+        .with_context(|| format!("the API at {base} did not answer"))?;
+    let answer = answer(response, action).await?;
     Ok(Client {
         http,
-        base: base.trim_end_matches('/').to_owned(),
-        token,
+        base: base.to_owned(),
+        tokens: std::sync::Mutex::new(Tokens::from_answer(&answer)?),
+        on_refresh: None,
     })
 }
 
 /// The body of a successful answer, or an error that says what the API said.
 async fn answer(response: reqwest::Response, action: &str) -> anyhow::Result<Value> {
     let status = response.status();
+    if status == reqwest::StatusCode::NO_CONTENT {
+        return Ok(Value::Null);
+    }
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
         bail!(
@@ -50,18 +96,33 @@ async fn answer(response: reqwest::Response, action: &str) -> anyhow::Result<Val
 }
 
 impl Client {
-    /// A client acting with `token` (as `autocrew run` saved it, or `--token`).
-    pub fn new(base: &str, token: &str) -> Self {
+    /// A client acting with `tokens` (as the session file keeps them, or `--token`).
+    pub fn new(base: &str, tokens: Tokens) -> Self {
         Client {
             http: reqwest::Client::new(),
             base: base.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
+            tokens: std::sync::Mutex::new(tokens),
+            on_refresh: None,
         }
     }
 
-    /// The bearer token this client acts with.
-    pub fn token(&self) -> &str {
-        &self.token
+    /// Calls `save` with every new pair of tokens.
+    pub fn on_refresh(mut self, save: impl Fn(&Tokens) + Send + Sync + 'static) -> Self {
+        self.on_refresh = Some(Box::new(save));
+        self
+    }
+
+    /// The current tokens.
+    pub fn tokens(&self) -> Tokens {
+        match self.tokens.lock() {
+            Ok(tokens) => tokens.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The current access token.
+    pub fn token(&self) -> String {
+        self.tokens().access_token
     }
 
     /// The base URL of the API.
@@ -69,23 +130,70 @@ impl Client {
         &self.base
     }
 
-    pub async fn post(&self, path: &str, body: Value, action: &str) -> anyhow::Result<Value> {
+    /// Trades the refresh token for a new pair; says so when there is none or it is refused.
+    pub async fn refresh(&self) -> anyhow::Result<()> {
+        let refresh_token = self
+            .tokens()
+            .refresh_token
+            .context("the access token expired and there is no refresh token: log in again with `autocrew login`")?;
         let response = self
             .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
+            .post(format!("{}/auth/refresh", self.base))
+            .json(&json!({"refresh_token": refresh_token}))
             .send()
+            .await?;
+        let answer = answer(
+            response,
+            "refresh the session (log in again with `autocrew login`)",
+        )
+        .await?;
+        let tokens = Tokens::from_answer(&answer)?;
+        if let Some(save) = &self.on_refresh {
+            save(&tokens);
+        }
+        match self.tokens.lock() {
+            Ok(mut held) => *held = tokens,
+            Err(poisoned) => *poisoned.into_inner() = tokens,
+        }
+        Ok(())
+    }
+
+    /// Refreshes first when the access token has less than a minute left.
+    async fn fresh_token(&self) -> anyhow::Result<String> {
+        let tokens = self.tokens();
+        if tokens.refresh_token.is_some() && tokens.seconds_left().is_some_and(|left| left < 60) {
+            self.refresh().await?;
+        }
+        Ok(self.token())
+    }
+
+    /// Sends `build(token)`; after a 401, refreshes once and sends it again.
+    async fn send(
+        &self,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
+        let response = build(&self.fresh_token().await?).send().await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED
+            && self.tokens().refresh_token.is_some()
+        {
+            self.refresh().await?;
+            return Ok(build(&self.token()).send().await?);
+        }
+        Ok(response)
+    }
+
+    pub async fn post(&self, path: &str, body: Value, action: &str) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .send(|token| self.http.post(&url).bearer_auth(token).json(&body))
             .await?;
         answer(response, action).await
     }
 
     pub async fn get(&self, path: &str, action: &str) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
         let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
+            .send(|token| self.http.get(&url).bearer_auth(token))
             .await?;
         answer(response, action).await
     }
@@ -95,7 +203,7 @@ impl Client {
         let url = format!(
             "{}/ws?token={}",
             self.base.replacen("http", "ws", 1),
-            self.token
+            self.fresh_token().await?
         );
         let (mut socket, _) = tokio_tungstenite::connect_async(url)
             .await

@@ -1,6 +1,7 @@
 //! The `autocrew` command's library: the API client and the `run` flow, also used by the
 //! end-to-end tests.
 
+pub mod account;
 pub mod approvals;
 pub mod args;
 pub mod client;

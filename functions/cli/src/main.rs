@@ -5,7 +5,7 @@ use anyhow::Context;
 use autocrew_cli::approvals::{Verdict, review_and_decide};
 use autocrew_cli::args::DecisionArgs;
 use autocrew_cli::args::{Cli, Command, DlqAction};
-use autocrew_cli::{dlq, health, run, session};
+use autocrew_cli::{account, dlq, health, run, session};
 use autocrew_shared::adapters::postgres;
 use autocrew_shared::config::Config;
 use clap::{CommandFactory, Parser};
@@ -29,6 +29,22 @@ async fn main() -> std::process::ExitCode {
 /// Runs one command; `Ok(false)` when it ran but the outcome was a failure.
 async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
+        Command::Signup(args) => account::signup(&args).await.map(|()| true),
+        Command::Login(args) => account::login(&args).await.map(|()| true),
+        Command::Logout => account::logout().await.map(|()| true),
+        Command::Me { session } => account::me(&session).await.map(|()| true),
+        Command::Verify { code, api } => account::verify(&code, &api).await.map(|()| true),
+        Command::ForgotPassword { email, api } => {
+            account::forgot_password(&email, &api).await.map(|()| true)
+        }
+        Command::ResetPassword {
+            code,
+            password_stdin,
+            api,
+        } => account::reset_password(&code, password_stdin, &api)
+            .await
+            .map(|()| true),
+        Command::Mail { to, limit } => account::mail(to.as_deref(), limit).await.map(|()| true),
         Command::Run(args) => {
             let report = run::run(&args.api.api, &args.command, (&args.follow).into()).await?;
             println!("{}", run::summary(&report));

@@ -86,7 +86,8 @@ pub struct Following {
     pub timeout: Duration,
     /// Approve each critical action as it is requested, as shown.
     pub auto_approve: bool,
-    /// Save the new user's session (`autocrew run` does; tests do not).
+    /// Act as the saved session's user (signing up and saving a new one when there is
+    /// none for this API); `false` signs up a new user and saves nothing (tests).
     pub save_session: bool,
 }
 
@@ -105,25 +106,49 @@ fn money(micro: i64) -> String {
     format!("${}.{:06}", micro / 1_000_000, micro % 1_000_000)
 }
 
-/// Runs `command` against the API at `base` and follows it to its end.
-pub async fn run(base: &str, command: &str, following: Following) -> anyhow::Result<RunReport> {
-    let started = Instant::now();
+/// A new user with a random password, for runs without an account of their own.
+async fn new_user(base: &str) -> anyhow::Result<(Client, String)> {
     let email = format!(
         "cli-{}@autocrew.local",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
-    let client = sign_up(base, &email).await?;
-    if following.save_session {
-        // Saved now, not at the end: approving or cancelling this run from another
-        // terminal acts as its user while it runs.
-        match crate::session::save(base, client.token()) {
-            Ok(path) => eprintln!(
-                "session saved to {} (cancel, resume, retry, approve and reject use it)",
-                path.display()
-            ),
-            Err(e) => eprintln!("warning: the session was not saved: {e:#}"),
+    let password = hex::encode(rand::random::<[u8; 16]>());
+    Ok((sign_up(base, &email, &password).await?, email))
+}
+
+/// The saved session's client when it is for `base`; otherwise a new user whose session is
+/// saved now, not at the end, so that approving or cancelling this run from another
+/// terminal acts as its user while it runs.
+async fn session_for(base: &str) -> anyhow::Result<Client> {
+    match crate::session::saved() {
+        Ok(Some(session)) if session.api == base.trim_end_matches('/') => {
+            if let Some(email) = &session.email {
+                eprintln!("acting as {email} (the saved session)");
+            }
+            return Ok(crate::session::resume(session));
         }
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: {e:#}; signing up a new user instead"),
     }
+    let (client, email) = new_user(base).await?;
+    let (client, saved) = crate::session::keep(client, &email);
+    match saved {
+        Ok(path) => eprintln!(
+            "signed up as {email}; session saved to {} (cancel, resume, retry, approve and reject use it; `autocrew login` acts as your own account)",
+            path.display()
+        ),
+        Err(e) => eprintln!("warning: signed up as {email}, but the session was not saved: {e:#}"),
+    }
+    Ok(client)
+}
+
+/// Runs `command` against the API at `base` and follows it to its end.
+pub async fn run(base: &str, command: &str, following: Following) -> anyhow::Result<RunReport> {
+    let started = Instant::now();
+    let client = match following.save_session {
+        true => session_for(base).await?,
+        false => new_user(base).await?.0,
+    };
     let name: String = command.chars().take(60).collect();
     let project = client
         .post("/projects", json!({"name": name}), "create a project")

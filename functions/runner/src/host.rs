@@ -112,6 +112,8 @@ pub async fn start(options: Options, process: &dyn Env) -> Result<Running, Start
             "SignupTier".to_owned(),
             process.get("SIGNUP_TIER").unwrap_or_else(|| "pro".into()),
         ),
+        // Local mail goes to the outbox table (`autocrew mail` shows it).
+        ("EmailProvider".to_owned(), "outbox".to_owned()),
     ];
     let outside = Outside::new(
         &template,
@@ -130,12 +132,13 @@ pub async fn start(options: Options, process: &dyn Env) -> Result<Running, Start
         &sdk,
         StepSettings::from_env(&env)?,
     ));
-    let api = ApiState::assemble(pool.clone(), &sdk, ApiSettings::from_env(&env)?);
+    let api = ApiState::assemble(pool.clone(), &sdk, ApiSettings::from_env(&env)?).await?;
     let settings = ApiSettings::from_env(&env)?;
     let sweep = Arc::new(SweepState::from_source(&env).await?);
     let ws = WsState::assemble(
         pool,
         &sdk,
+        api.keys.clone(),
         &settings.connections_table,
         &settings.websocket_callback_url,
     );

@@ -47,6 +47,8 @@ pub struct Provisioned {
     pub names: HashMap<String, String>,
     /// State machine logical id → ARN.
     pub state_machines: HashMap<String, String>,
+    /// Secret logical id → ARN (what `!Ref` gives for a secret).
+    pub secrets: HashMap<String, String>,
 }
 
 impl Provisioned {
@@ -57,6 +59,7 @@ impl Provisioned {
             .map(|(url, _, _)| url.clone())
             .or_else(|| self.names.get(id).cloned())
             .or_else(|| self.state_machines.get(id).cloned())
+            .or_else(|| self.secrets.get(id).cloned())
     }
 
     /// What `!GetAtt X.Attr` means locally.
@@ -220,6 +223,15 @@ pub async fn provision(
         done.names.insert(id, name);
     }
 
+    let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+    for (id, props) in template.of_kind("AWS::SecretsManager::Secret") {
+        let name = format!("{prefix}-{id}");
+        let arn = create_secret(&secrets, &name, &props)
+            .await
+            .map_err(aws_error(&name))?;
+        done.secrets.insert(id, arn);
+    }
+
     let sfn = aws_sdk_sfn::Client::new(sdk);
     for machine in template.state_machines()? {
         let path = root.join(&machine.definition_uri);
@@ -270,6 +282,62 @@ pub async fn provision(
         done.state_machines.insert(machine.logical_id, arn);
     }
     Ok(done)
+}
+
+/// Creates a secret once, as CloudFormation would: `SecretString` as given, or
+/// `GenerateSecretString`'s template with a random alphanumeric value at its key. A secret
+/// that already exists (a runner started again on the same emulator) is kept, so tokens it
+/// signed stay valid. Returns its ARN.
+async fn create_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    props: &Value,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let value = match (props.get("SecretString"), props.get("GenerateSecretString")) {
+        (Some(Value::String(given)), _) => given.clone(),
+        (_, Some(generate)) => {
+            let mut fields: serde_json::Map<String, serde_json::Value> = generate
+                .get("SecretStringTemplate")
+                .and_then(Value::as_str)
+                .map(serde_json::from_str)
+                .transpose()?
+                .unwrap_or_default();
+            let key = generate
+                .get("GenerateStringKey")
+                .and_then(Value::as_str)
+                .unwrap_or("password");
+            let length = generate
+                .get("PasswordLength")
+                .and_then(Value::as_u64)
+                .unwrap_or(32) as usize;
+            use rand::Rng;
+            let random: String = rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(length)
+                .map(char::from)
+                .collect();
+            fields.insert(key.to_owned(), serde_json::Value::String(random));
+            serde_json::Value::Object(fields).to_string()
+        }
+        _ => String::new(),
+    };
+    match client
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.arn.unwrap_or_default()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_exists_exception()) =>
+        {
+            let described = client.describe_secret().secret_id(name).send().await?;
+            Ok(described.arn.unwrap_or_default())
+        }
+        Err(e) => Err(Box::new(e)),
+    }
 }
 
 /// Creates a table from its template properties (string keys, GSIs), once.

@@ -24,8 +24,16 @@ fn workspace_binaries() -> Vec<String> {
 
 #[test]
 fn every_reference_in_the_template_resolves() {
-    let dangling =
-        template().dangling_references(&["Stage", "DatabaseUrl", "LogLevel", "SignupTier"]);
+    let dangling = template().dangling_references(&[
+        "Stage",
+        "DatabaseUrl",
+        "LogLevel",
+        "SignupTier",
+        "EmailProvider",
+        "ResendApiKeySecretArn",
+        "EmailFrom",
+        "AppLinkBase",
+    ]);
     assert!(dangling.is_empty(), "undefined: {dangling:?}");
 }
 

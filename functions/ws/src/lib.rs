@@ -1,18 +1,20 @@
 //! The WebSocket API, with API Gateway's semantics: `$connect` registers the connection of
-//! a caller with a valid token (anything but 200 refuses it), `$disconnect` forgets it, and
+//! a caller with a valid access token, the same JWT the HTTP API takes, as `?token=` (what
+//! browsers can send) or `Authorization: Bearer` (anything but 200 refuses it), `$disconnect` forgets it, and
 //! `$default` takes the client's messages. The one message today is
 //! `{"action": "subscribe", "project_id": "...", "after_seq": N}`: it follows the project
 //! and replays every event after `N`, so a client that reconnects misses nothing.
 
 use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, DynamoConnectionRegistry};
-use autocrew_shared::adapters::postgres::{self, PgEventLog, PgProjectStore, PgTokenStore, Pool};
-use autocrew_shared::config::{AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, required};
-use autocrew_shared::domain::ProjectId;
-use autocrew_shared::ports::{
-    ConnectionRegistry, EventLog, ProjectStore, RegistryError, TokenStore,
+use autocrew_shared::adapters::postgres::{self, PgEventLog, PgProjectStore, Pool};
+use autocrew_shared::config::{
+    AuthConfig, AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, required,
 };
+use autocrew_shared::domain::ProjectId;
+use autocrew_shared::ports::{ConnectionRegistry, EventLog, ProjectStore, RegistryError};
 use autocrew_shared::services::Notifier;
+use autocrew_shared::services::access::KeyRing;
 use aws_config::SdkConfig;
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use serde::Deserialize;
@@ -58,7 +60,7 @@ impl WsRoute {
 #[derive(Clone)]
 pub struct WsState {
     pub registry: Arc<dyn ConnectionRegistry>,
-    pub tokens: Arc<dyn TokenStore>,
+    pub keys: Arc<KeyRing>,
     pub projects: Arc<dyn ProjectStore>,
     pub events: Arc<dyn EventLog>,
     pub notifier: Notifier,
@@ -69,13 +71,16 @@ impl WsState {
         Self::from_source(&ProcessEnv).await
     }
 
-    /// Reads `DATABASE_URL`, the AWS settings, `CONNECTIONS_TABLE` and `WEBSOCKET_CALLBACK_URL`.
+    /// Reads `DATABASE_URL`, the AWS settings, `CONNECTIONS_TABLE`, `WEBSOCKET_CALLBACK_URL`
+    /// and `JWT_SIGNING_SECRET`.
     pub async fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
         let pool = postgres::connect(&DatabaseConfig::from_env(env)?)?;
         let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
+        let keys = Arc::new(adapters::key_ring(&sdk, &AuthConfig::from_env(env)?).await?);
         Ok(Self::assemble(
             pool,
             &sdk,
+            keys,
             &required(env, "CONNECTIONS_TABLE")?,
             &required(env, "WEBSOCKET_CALLBACK_URL")?,
         ))
@@ -84,6 +89,7 @@ impl WsState {
     pub fn assemble(
         pool: Pool,
         sdk: &SdkConfig,
+        keys: Arc<KeyRing>,
         connections_table: &str,
         callback_url: &str,
     ) -> Self {
@@ -93,7 +99,7 @@ impl WsState {
         let notifier = adapters::notifier(&pool, sdk, connections_table, callback_url);
         WsState {
             registry,
-            tokens: Arc::new(PgTokenStore::new(pool.clone())),
+            keys,
             projects: Arc::new(PgProjectStore::new(pool)),
             events,
             notifier,
@@ -145,15 +151,25 @@ async fn connect(
     connection: &str,
     event: &ApiGatewayWebsocketProxyRequest,
 ) -> Result<i64, RegistryError> {
-    let token = event.query_string_parameters.first("token").unwrap_or("");
-    let user = match state.tokens.verify(token).await {
-        Ok(Some(user)) => user,
-        Ok(None) => return Ok(401),
+    let header = event
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    let token = event
+        .query_string_parameters
+        .first("token")
+        .or(header)
+        .unwrap_or("")
+        .trim();
+    let user = match state.keys.verify(token).await {
+        Ok(user) => user,
         Err(e) => {
-            return Err(RegistryError::Backend {
-                action: "check a token",
-                source: Box::new(e),
-            });
+            tracing::info!(reason = %e, connection, "a connection was refused");
+            return Ok(401);
         }
     };
     match state.registry.register(connection, user).await {

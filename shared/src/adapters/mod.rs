@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod llm;
+pub mod mail;
 pub mod postgres;
 
 use crate::services::{AgentQueues, GatewayStores, Notifier, Relay};
@@ -52,5 +53,42 @@ pub fn relay(
         queues,
         state_machine_arn,
         notifier,
+    }
+}
+
+/// The access tokens' signing keys, read from the secret store.
+pub async fn key_ring(
+    sdk: &aws_config::SdkConfig,
+    config: &crate::config::AuthConfig,
+) -> Result<crate::services::access::KeyRing, crate::config::ConfigError> {
+    crate::services::access::KeyRing::load(
+        Arc::new(aws::SecretsManager::new(sdk)),
+        &config.signing_secret,
+    )
+    .await
+    .map_err(|reason| crate::config::ConfigError::Invalid {
+        name: "JWT_SIGNING_SECRET",
+        reason,
+    })
+}
+
+/// The mailer `config` names.
+pub fn mailer(
+    pool: &postgres::Pool,
+    sdk: &aws_config::SdkConfig,
+    config: &crate::config::MailConfig,
+) -> Arc<dyn crate::ports::Mailer> {
+    match config {
+        crate::config::MailConfig::Outbox => Arc::new(postgres::PgMailOutbox::new(pool.clone())),
+        crate::config::MailConfig::Resend {
+            key_secret,
+            from,
+            base_url,
+        } => Arc::new(mail::ResendMailer::new(
+            base_url,
+            Arc::new(aws::SecretsManager::new(sdk)),
+            key_secret,
+            from,
+        )),
     }
 }

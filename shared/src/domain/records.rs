@@ -18,6 +18,9 @@ pub struct User {
     /// The semantic cache's similarity threshold; `None` while the user has not opted in.
     #[serde(default)]
     pub semantic_cache_threshold: Option<f32>,
+    /// When the user proved the email is theirs; `None` until then.
+    #[serde(default)]
+    pub email_verified_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 

@@ -1,8 +1,8 @@
 //! Ports: the capabilities handlers depend on, named by what they do. Adapters in
 //! `crate::adapters` implement them; handlers take the narrowest one they need.
 
+pub mod accounts;
 pub mod approvals;
-pub mod auth;
 pub mod blob;
 pub mod budget;
 pub mod control;
@@ -11,15 +11,17 @@ pub mod gateway;
 pub mod idempotency;
 pub mod ledger;
 pub mod llm;
+pub mod mail;
 pub mod outbox;
 pub mod queue;
 pub mod realtime;
 pub mod retention;
+pub mod secrets;
 pub mod state_machine;
 pub mod store;
 
+pub use accounts::{AccountStore, EmailPurpose, Rotation};
 pub use approvals::ApprovalStore;
-pub use auth::TokenStore;
 pub use blob::{BlobError, BlobStore, StoredBlob};
 pub use budget::{BudgetError, BudgetScope, BudgetStore, Reservation};
 pub use control::RunControl;
@@ -30,10 +32,12 @@ pub use gateway::{
 pub use idempotency::{Claim, IdempotencyStore};
 pub use ledger::{CostGroup, CostQuery, CostRollup, Ledger};
 pub use llm::{Embedder, LlmClient, LlmError};
+pub use mail::{Email, MailError, Mailer};
 pub use outbox::{Effects, OutboxStore};
 pub use queue::{Queue, QueueError, QueueMessage};
 pub use realtime::{ConnectionRegistry, PushError, RealtimePush, RegistryError};
 pub use retention::Retention;
+pub use secrets::{SecretError, Secrets};
 pub use state_machine::{ExecutionStatus, StateMachine, StateMachineError};
 pub use store::{
     ArtifactStore, AttemptFailure, Changed, Completion, Failure, PlanLease, ProjectStore, RunStore,

@@ -1,9 +1,11 @@
 //! Services the functions share: the LLM gateway, emitting events (log then push), and
 //! relaying what committed state changes send out.
 
+pub mod access;
 pub mod backoff;
 pub mod gateway;
 pub mod notifier;
+pub mod passwords;
 pub mod relay;
 
 pub use crate::domain::messages::{

@@ -218,7 +218,12 @@ async fn main() -> anyhow::Result<()> {
     let base = format!("http://127.0.0.1:{}", args.port);
     let mut clients = Vec::new();
     for _ in 0..10 {
-        let client = sign_up(&base, &format!("{}@bench.local", unique("bench"))).await?;
+        let client = sign_up(
+            &base,
+            &format!("{}@bench.local", unique("bench")),
+            "bench password 1",
+        )
+        .await?;
         let project = client
             .post("/projects", json!({"name": "Bench"}), "create a project")
             .await?;

@@ -4,13 +4,13 @@ use crate::pipeline::{Pipeline, pipeline};
 use autocrew_api::state::ApiSettings;
 use autocrew_api::{ApiState, Route, handle};
 use autocrew_shared::ports::{ExecutionStatus, StateMachine};
-use autocrew_tests::{TestDb, sdk};
+use autocrew_tests::{TestDb, sdk, signing_secret};
 use serde_json::Value;
 use std::collections::HashSet;
 
 const SAMPLE_PROJECT: &str = "6f1c2a4e-2b7d-4c1e-9a55-3f0d8e7b1a21";
 const SAMPLE_RUN: &str = "0b9e5d3c-7a41-4f2e-8c6d-1e2f3a4b5c6d";
-pub(crate) const SAMPLE_TOKEN: &str = "acdev_sample_token";
+pub(crate) const SAMPLE_TOKEN: &str = "sample.access.token";
 
 /// An `events/` file with the sample ids and token swapped for real ones.
 pub(crate) fn event(file: &str, swaps: &[(&str, &str)]) -> anyhow::Result<lambda_http::Request> {
@@ -38,7 +38,13 @@ pub(crate) async fn call(
 
 pub(crate) async fn api(db: &TestDb) -> anyhow::Result<(ApiState, Pipeline)> {
     let p = pipeline(db, None).await?;
+    let sdk = sdk().await?;
     let settings = ApiSettings {
+        auth: autocrew_shared::config::AuthConfig {
+            signing_secret: signing_secret(&sdk).await?,
+            app_link_base: Some("autocrew://".into()),
+        },
+        mail: autocrew_shared::config::MailConfig::Outbox,
         signup_tier: autocrew_shared::domain::Tier::Free,
         artifact_bucket: p.ctx.bucket.clone(),
         connections_table: p.connections_table.clone(),
@@ -47,21 +53,21 @@ pub(crate) async fn api(db: &TestDb) -> anyhow::Result<(ApiState, Pipeline)> {
         agent_queues: p.ctx.relay.queues.clone(),
     };
     Ok((
-        ApiState::assemble(db.pool.clone(), &sdk().await?, settings),
+        ApiState::assemble(db.pool.clone(), &sdk, settings).await?,
         p,
     ))
 }
 
-/// Creates a user (from `apigw-create-user.json`, with `email`) and returns its token.
+/// Signs a user up (from `apigw-signup.json`, with `email`) and returns its access token.
 pub(crate) async fn user(state: &ApiState, email: &str) -> anyhow::Result<String> {
     let (status, body) = call(
         state,
-        Route::CreateUser,
-        event("apigw-create-user.json", &[("ana@example.com", email)])?,
+        Route::Signup,
+        event("apigw-signup.json", &[("ana@example.com", email)])?,
     )
     .await?;
-    anyhow::ensure!(status == 201, "create user answered {status}: {body}");
-    Ok(body["token"].as_str().unwrap_or_default().to_owned())
+    anyhow::ensure!(status == 201, "sign-up answered {status}: {body}");
+    Ok(body["access_token"].as_str().unwrap_or_default().to_owned())
 }
 
 pub(crate) async fn project(state: &ApiState, token: &str) -> anyhow::Result<String> {
@@ -209,12 +215,7 @@ async fn requests_without_a_valid_token_or_for_others_projects_are_refused() -> 
         )?,
     )
     .await?;
-    let (duplicate, _) = call(
-        &state,
-        Route::CreateUser,
-        event("apigw-create-user.json", &[])?,
-    )
-    .await?;
+    let (duplicate, _) = call(&state, Route::Signup, event("apigw-signup.json", &[])?).await?;
 
     assert_eq!(no_token, 401, "the sample token is not a real one");
     assert_eq!(others, 404, "another user's project does not exist for you");

@@ -58,12 +58,9 @@ async fn costs_roll_up_by_agent_and_model_over_a_period_for_the_caller_only() ->
     let other = user(&state, "bo@example.com").await?;
     let other_project = crate::api::project(&state, &other).await?;
     let owner = |t: &str| {
+        let keys = state.keys.clone();
         let t = t.to_owned();
-        let pool = db.pool.clone();
-        async move {
-            let row = pool.get().await?.query_one("SELECT user_id::text FROM api_tokens WHERE token_sha256 = encode(sha256($1::bytea), 'hex')", &[&t.as_bytes()]).await?;
-            anyhow::Ok(row.get::<_, String>(0))
-        }
+        async move { anyhow::Ok(keys.verify(&t).await?.to_string()) }
     };
     let ana = owner(&token).await?;
     let bo = owner(&other).await?;

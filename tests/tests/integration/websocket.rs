@@ -2,9 +2,10 @@
 //! `@connections` server.
 
 use crate::push::management_api;
-use autocrew_shared::adapters::postgres::{PgEventLog, PgProjectStore, PgTokenStore};
+use autocrew_shared::adapters::postgres::{PgEventLog, PgProjectStore};
 use autocrew_shared::domain::{EventKind, Tier};
-use autocrew_shared::ports::{EventLog, ProjectStore, TokenStore};
+use autocrew_shared::ports::{EventLog, ProjectStore};
+use autocrew_shared::services::access::{KeyRing, SigningKeys};
 use autocrew_tests::{TestDb, create_connections_table, sdk, unique};
 use autocrew_ws::{WsRoute, WsState, handle};
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
@@ -27,11 +28,14 @@ async fn a_client_connects_with_its_token_subscribes_and_gets_every_missed_event
     let table = unique("connections");
     create_connections_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await?;
     let (callback_url, seen) = management_api().await?;
-    let state = WsState::assemble(db.pool.clone(), &sdk, &table, &callback_url);
+    let keys = std::sync::Arc::new(KeyRing::fixed(
+        SigningKeys::parse(&SigningKeys::generate("k1")).map_err(anyhow::Error::msg)?,
+    ));
+    let state = WsState::assemble(db.pool.clone(), &sdk, keys.clone(), &table, &callback_url);
     let user = PgProjectStore::new(db.pool.clone())
         .create_user("ana@example.com", "Ana", Tier::Free)
         .await?;
-    let token = PgTokenStore::new(db.pool.clone()).issue(user.id).await?;
+    let token = keys.issue(user.id).access_token;
     let project = PgProjectStore::new(db.pool.clone())
         .create_project(user.id, "Keto", "")
         .await?;
@@ -46,7 +50,7 @@ async fn a_client_connects_with_its_token_subscribes_and_gets_every_missed_event
     let accepted = handle(
         &state,
         WsRoute::Connect,
-        ws_event("ws-connect.json", &[("acdev_sample_token", &token)])?,
+        ws_event("ws-connect.json", &[("sample.access.token", &token)])?,
     )
     .await;
     let subscribe = ws_event(

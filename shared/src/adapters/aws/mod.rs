@@ -5,12 +5,14 @@ mod apigw;
 mod dynamodb;
 pub mod metering;
 mod s3;
+mod secrets;
 mod sfn;
 mod sqs;
 
 pub use apigw::ApiGatewayPush;
 pub use dynamodb::{CONNECTION_ID, DynamoConnectionRegistry, PROJECT_ID, PROJECT_INDEX};
 pub use s3::S3BlobStore;
+pub use secrets::SecretsManager;
 pub use sfn::SfnStateMachine;
 pub use sqs::SqsQueue;
 

@@ -34,6 +34,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_approvals",
         include_str!("../../../../migrations/0007_approvals.sql"),
     ),
+    (
+        "0008_accounts",
+        include_str!("../../../../migrations/0008_accounts.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

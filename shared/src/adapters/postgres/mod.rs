@@ -1,5 +1,6 @@
 //! Postgres adapters (tokio-postgres behind a deadpool pool).
 
+mod accounts;
 mod approvals;
 mod artifacts;
 mod budgets;
@@ -11,6 +12,7 @@ mod events;
 mod gateway;
 mod idempotency;
 mod ledger;
+mod mail;
 mod migrate;
 mod outbox;
 mod pool;
@@ -19,9 +21,9 @@ mod retention;
 mod rows;
 mod runs;
 mod tasks;
-mod tokens;
 mod transitions;
 
+pub use accounts::PgAccountStore;
 pub use approvals::PgApprovalStore;
 pub use artifacts::PgArtifactStore;
 pub use budgets::PgBudgetStore;
@@ -31,6 +33,7 @@ pub use events::PgEventLog;
 pub use gateway::{PgResponseCache, PgSemanticCache};
 pub use idempotency::PgIdempotencyStore;
 pub use ledger::PgLedger;
+pub use mail::{PgMailOutbox, SentMail};
 pub use migrate::{MIGRATIONS, MigrationError, MigrationReport, migrate};
 pub use outbox::PgOutboxStore;
 pub use pool::{Pool, connect, pool_for};
@@ -38,4 +41,3 @@ pub use projects::PgProjectStore;
 pub use retention::PgRetention;
 pub use runs::PgRunStore;
 pub use tasks::PgTaskStore;
-pub use tokens::PgTokenStore;

@@ -19,9 +19,10 @@ impl PgProjectStore {
     }
 }
 
-const USER_COLUMNS: &str = "id, email, display_name, tier, semantic_cache_threshold, created_at";
+pub(super) const USER_COLUMNS: &str =
+    "id, email, display_name, tier, semantic_cache_threshold, created_at, email_verified_at";
 
-fn user_from(row: &tokio_postgres::Row) -> Result<User, StoreError> {
+pub(super) fn user_from(row: &tokio_postgres::Row) -> Result<User, StoreError> {
     Ok(User {
         id: UserId(row.try_get(0)?),
         email: row.try_get(1)?,
@@ -29,6 +30,7 @@ fn user_from(row: &tokio_postgres::Row) -> Result<User, StoreError> {
         tier: row.try_get(3)?,
         semantic_cache_threshold: row.try_get(4)?,
         created_at: row.try_get(5)?,
+        email_verified_at: row.try_get(6)?,
     })
 }
 
@@ -41,21 +43,13 @@ impl ProjectStore for PgProjectStore {
         tier: Tier,
     ) -> Result<User, StoreError> {
         let client = self.pool.get().await?;
-        let id = UserId::new();
         let row = client
             .query_one_cached(
-                "INSERT INTO users (id, email, display_name, tier) VALUES ($1, $2, $3, $4) RETURNING created_at",
-                &[&id.0, &email, &display_name, &tier],
+                &format!("INSERT INTO users (id, email, display_name, tier) VALUES ($1, $2, $3, $4) RETURNING {USER_COLUMNS}"),
+                &[&UserId::new().0, &email, &display_name, &tier],
             )
             .await?;
-        Ok(User {
-            id,
-            email: email.to_owned(),
-            display_name: display_name.to_owned(),
-            tier,
-            semantic_cache_threshold: None,
-            created_at: row.try_get(0)?,
-        })
+        user_from(&row)
     }
 
     async fn user(&self, id: UserId) -> Result<User, StoreError> {

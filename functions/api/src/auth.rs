@@ -1,0 +1,354 @@
+//! Sign-up, login, refresh, logout, `GET /me`, email verification and password reset.
+//!
+//! A session is a pair: a 15-minute access token (a JWT, verified without the database)
+//! and a 30-day refresh token that rotates on every use (a replayed one revokes the whole
+//! session). A wrong password and an unknown email get the same answer after the same
+//! work (an argon2id verification either way).
+
+use crate::error::json_response;
+use crate::request::{caller, json_body};
+use crate::{ApiError, ApiState};
+use autocrew_shared::domain::UserId;
+use autocrew_shared::domain::records::User;
+use autocrew_shared::ports::{Email, EmailPurpose, Rotation, StoreError};
+use autocrew_shared::services::passwords;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The same words for a wrong password and an unknown email.
+const BAD_CREDENTIALS: &str = "the email or the password is wrong";
+
+/// An email address, trimmed and lower-cased, or a 400 naming `field`.
+pub fn email_address(field: &str, text: &str) -> Result<String, ApiError> {
+    let email = text.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+        });
+    if !valid {
+        return Err(ApiError::bad(
+            field,
+            "must be an email address like ana@example.com",
+        ));
+    }
+    Ok(email)
+}
+
+fn password_field(field: &str, password: &str) -> Result<(), ApiError> {
+    passwords::check(password).map_err(|message| ApiError::bad(field, message))
+}
+
+/// Hashing takes tens of milliseconds of CPU: off the async workers.
+async fn hash(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || passwords::hash(&password))
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?
+        .map_err(|e| ApiError::Internal(e.into()))
+}
+
+async fn verify(password: String, stored: Option<String>) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || passwords::verify(&password, stored.as_deref()))
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))
+}
+
+/// A new access token for `user` with `refresh_token`, as every sign-in answers.
+fn session(state: &ApiState, user: UserId, refresh_token: String) -> Value {
+    let access = state.keys.issue(user);
+    json!({
+        "access_token": access.access_token,
+        "token_type": "Bearer",
+        "expires_in": access.expires_in,
+        "refresh_token": refresh_token,
+    })
+}
+
+/// The text of an email carrying `token`, with a link when the app's link base is set.
+fn token_email(state: &ApiState, to: &str, purpose: EmailPurpose, token: &str) -> Email {
+    let (subject, what, path) = match purpose {
+        EmailPurpose::VerifyEmail => (
+            "Verify your Autocrew email",
+            "To verify this email address",
+            "verify-email",
+        ),
+        EmailPurpose::ResetPassword => (
+            "Reset your Autocrew password",
+            "To choose a new password",
+            "reset-password",
+        ),
+    };
+    let hours = purpose.ttl().as_secs() / 3600;
+    let link = state
+        .app_link_base
+        .as_deref()
+        .map(|base| {
+            format!(
+                "\nor open {}/{path}?token={token}\n",
+                base.trim_end_matches('/')
+            )
+        })
+        .unwrap_or_default();
+    Email {
+        to: to.to_owned(),
+        subject: subject.to_owned(),
+        text: format!(
+            "{what}, use this code in the Autocrew app:\n\n    {token}\n{link}\nIt works once, within {hours} hour{}. If you did not ask for it, ignore this email.\n",
+            if hours == 1 { "" } else { "s" }
+        ),
+    }
+}
+
+/// Sends a one-time token by email; says whether it went out (a failed send is logged and
+/// can be asked for again).
+async fn send_token(
+    state: &ApiState,
+    user: &User,
+    purpose: EmailPurpose,
+) -> Result<bool, ApiError> {
+    let token = state.accounts.issue_email_token(user.id, purpose).await?;
+    let email = token_email(state, &user.email, purpose, &token);
+    match state.mailer.send(&email).await {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            tracing::warn!(error = %e, user = %user.id, purpose = purpose.as_str(), "could not send an email");
+            Ok(false)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignUp {
+    email: String,
+    password: String,
+    #[serde(default)]
+    display_name: String,
+}
+
+/// `POST /auth/signup`: 201 with the user and a session; a verification email goes out.
+pub async fn signup(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let body: SignUp = json_body(request)?;
+    let email = email_address("email", &body.email)?;
+    password_field("password", &body.password)?;
+    if body.display_name.chars().count() > 100 {
+        return Err(ApiError::bad(
+            "display_name",
+            "must be at most 100 characters",
+        ));
+    }
+    let password_hash = hash(body.password).await?;
+    let user = state
+        .accounts
+        .sign_up(
+            &email,
+            body.display_name.trim(),
+            state.signup_tier,
+            &password_hash,
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => ApiError::Conflict(format!(
+                "a user with email {email} already exists; log in instead"
+            )),
+            other => other.into(),
+        })?;
+    let refresh = state.accounts.open_session(user.id).await?;
+    let sent = send_token(state, &user, EmailPurpose::VerifyEmail).await?;
+    let mut answer = session(state, user.id, refresh);
+    answer["user"] = json!(user);
+    answer["verification_email"] = json!(if sent {
+        "sent"
+    } else {
+        "not sent; ask again with POST /auth/verify-email/resend"
+    });
+    Ok(json_response(201, &answer))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    email: String,
+    password: String,
+}
+
+/// `POST /auth/login`: 200 with the user and a new session, or 401.
+pub async fn login(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let body: Login = json_body(request)?;
+    // A malformed address cannot have an account: same answer as a wrong password, after
+    // the same work.
+    let email = email_address("email", &body.email).ok();
+    let found = match &email {
+        Some(email) => state.accounts.credentials(email).await?,
+        None => None,
+    };
+    let (user, stored) = match found {
+        Some((user, stored)) => (Some(user), stored),
+        None => (None, None),
+    };
+    if !verify(body.password, stored).await? {
+        return Err(ApiError::Unauthorized(BAD_CREDENTIALS.into()));
+    }
+    let user = user.ok_or_else(|| ApiError::Unauthorized(BAD_CREDENTIALS.into()))?;
+    let refresh = state.accounts.open_session(user.id).await?;
+    let mut answer = session(state, user.id, refresh);
+    answer["user"] = json!(user);
+    Ok(json_response(200, &answer))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+/// `POST /auth/refresh`: the next pair; the token presented stops working.
+pub async fn refresh(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let body: RefreshBody = json_body(request)?;
+    match state.accounts.rotate(body.refresh_token.trim()).await? {
+        Rotation::Rotated {
+            user,
+            refresh_token,
+        } => Ok(json_response(200, &session(state, user, refresh_token))),
+        Rotation::Refused => Err(ApiError::Unauthorized(
+            "the refresh token is unknown, expired or revoked; log in again".into(),
+        )),
+        Rotation::Reused { user } => {
+            tracing::warn!(user = %user, "a rotated refresh token was presented again; its session is revoked");
+            Err(ApiError::Unauthorized(
+                "this refresh token was already used, so the session is revoked; log in again"
+                    .into(),
+            ))
+        }
+    }
+}
+
+/// `POST /auth/logout`: revokes the session of the refresh token; 204.
+pub async fn logout(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let body: RefreshBody = json_body(request)?;
+    // Unknown tokens are not an error: the session is over either way.
+    state
+        .accounts
+        .revoke_session(body.refresh_token.trim())
+        .await?;
+    Ok(Response::builder()
+        .status(204)
+        .body(Body::Empty)
+        .unwrap_or_else(|_| Response::new(Body::Empty)))
+}
+
+/// `GET /me`: the caller's account.
+pub async fn get_me(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let user = state.projects.user(user).await.map_err(gone)?;
+    Ok(json_response(200, &json!({"user": user})))
+}
+
+/// A valid token whose user no longer exists (the account was deleted).
+fn gone(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound { what: "user", .. } => {
+            ApiError::Unauthorized("the account no longer exists".into())
+        }
+        other => other.into(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    token: String,
+}
+
+/// `POST /auth/verify-email`: uses the emailed code.
+pub async fn verify_email(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let body: TokenBody = json_body(request)?;
+    match state.accounts.verify_email(body.token.trim()).await? {
+        Some(user) => {
+            let user = state.projects.user(user).await?;
+            Ok(json_response(200, &json!({"user": user})))
+        }
+        None => Err(ApiError::bad(
+            "token",
+            "unknown, already used or expired; ask for a new one with POST /auth/verify-email/resend",
+        )),
+    }
+}
+
+/// `POST /auth/verify-email/resend`: a new code for the caller, unless already verified.
+pub async fn resend_verification(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let user = state.projects.user(user).await.map_err(gone)?;
+    if user.email_verified_at.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "{} is already verified",
+            user.email
+        )));
+    }
+    if !send_token(state, &user, EmailPurpose::VerifyEmail).await? {
+        return Err(ApiError::Unavailable(
+            "the email could not be sent; try again later".into(),
+        ));
+    }
+    Ok(json_response(
+        202,
+        &json!({"verification_email": "sent", "to": user.email}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetRequest {
+    email: String,
+}
+
+/// `POST /auth/password-reset`: always 202, so it never tells whether an account exists;
+/// the account's owner gets a code by email.
+pub async fn request_password_reset(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let body: ResetRequest = json_body(request)?;
+    let email = email_address("email", &body.email)?;
+    if let Some((user, _)) = state.accounts.credentials(&email).await? {
+        send_token(state, &user, EmailPurpose::ResetPassword).await?;
+    }
+    Ok(json_response(
+        202,
+        &json!({"status": "if an account has this email, a reset code was sent to it"}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetConfirm {
+    token: String,
+    password: String,
+}
+
+/// `POST /auth/password-reset/confirm`: the new password; every session is revoked, and
+/// the answer is a new one.
+pub async fn reset_password(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let body: ResetConfirm = json_body(request)?;
+    password_field("password", &body.password)?;
+    let password_hash = hash(body.password).await?;
+    let Some(user) = state
+        .accounts
+        .reset_password(body.token.trim(), &password_hash)
+        .await?
+    else {
+        return Err(ApiError::bad(
+            "token",
+            "unknown, already used or expired; ask for a new one with POST /auth/password-reset",
+        ));
+    };
+    let refresh = state.accounts.open_session(user).await?;
+    Ok(json_response(200, &session(state, user, refresh)))
+}

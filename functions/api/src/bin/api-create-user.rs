@@ -1,7 +1,0 @@
-//! Lambda function `api-create-user` (API Gateway HTTP API).
-use autocrew_api::Route;
-
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    autocrew_api::run_lambda(Route::CreateUser).await
-}
