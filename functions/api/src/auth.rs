@@ -84,10 +84,8 @@ fn token_email(state: &ApiState, to: &str, purpose: EmailPurpose, token: &str) -
         .app_link_base
         .as_deref()
         .map(|base| {
-            format!(
-                "\nor open {}/{path}?token={token}\n",
-                base.trim_end_matches('/')
-            )
+            let slash = if base.ends_with('/') { "" } else { "/" };
+            format!("\nor open {base}{slash}{path}?token={token}\n")
         })
         .unwrap_or_default();
     Email {

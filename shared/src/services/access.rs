@@ -227,7 +227,12 @@ impl KeyRing {
 
     /// A token for `user`, signed with the active key.
     pub fn issue(&self, user: UserId) -> AccessToken {
-        self.current().issue(user, now_secs())
+        self.issue_at(user, now_secs())
+    }
+
+    /// A token for `user` as if issued at `issued_at` (seconds since the epoch).
+    pub fn issue_at(&self, user: UserId, issued_at: u64) -> AccessToken {
+        self.current().issue(user, issued_at)
     }
 
     /// The user a token was issued to; see `SigningKeys::verify`.

@@ -6,6 +6,7 @@ mod agent_loop;
 mod api;
 mod api_costs;
 mod approvals;
+mod auth;
 mod aws;
 mod budgets;
 mod dead_letters;
