@@ -4,6 +4,7 @@
 
 mod approvals;
 mod auth;
+mod browse;
 mod costs;
 mod error;
 mod request;
@@ -60,10 +61,28 @@ pub enum Route {
     DecideApproval,
     /// `GET /sites/{project_id}/{path+}`: a published file, public.
     GetSite,
+    /// `GET /projects`: the caller's projects, newest first (`?archived=&cursor=&limit=`).
+    ListProjects,
+    /// `GET /projects/{project_id}`: one project.
+    GetProject,
+    /// `PATCH /projects/{project_id}`: name, description, archived.
+    UpdateProject,
+    /// `DELETE /projects/{project_id}`: the project, its runs and its files.
+    DeleteProject,
+    /// `GET /runs`: the caller's runs across projects (`?status=&project_id=&cursor=&limit=`).
+    ListRuns,
+    /// `GET /projects/{project_id}/runs`: a project's runs (`?status=&cursor=&limit=`).
+    ListProjectRuns,
+    /// `GET /runs/{run_id}/tasks`: a run's tasks with their attempts.
+    ListRunTasks,
+    /// `GET /tasks/{task_id}`: one task with its attempts.
+    GetTask,
+    /// `GET /projects/{project_id}/artifacts`: a project's artifacts with download links (`?run_id=&cursor=&limit=`).
+    ListArtifacts,
 }
 
 impl Route {
-    pub const ALL: [Route; 21] = [
+    pub const ALL: [Route; 30] = [
         Route::Signup,
         Route::Login,
         Route::Refresh,
@@ -85,6 +104,15 @@ impl Route {
         Route::GetApproval,
         Route::DecideApproval,
         Route::GetSite,
+        Route::ListProjects,
+        Route::GetProject,
+        Route::UpdateProject,
+        Route::DeleteProject,
+        Route::ListRuns,
+        Route::ListProjectRuns,
+        Route::ListRunTasks,
+        Route::GetTask,
+        Route::ListArtifacts,
     ];
 
     /// The route a binary serves (`api-get-run` → `GetRun`).
@@ -116,6 +144,15 @@ impl Route {
             Route::GetApproval => "api-get-approval",
             Route::DecideApproval => "api-decide-approval",
             Route::GetSite => "api-get-site",
+            Route::ListProjects => "api-list-projects",
+            Route::GetProject => "api-get-project",
+            Route::UpdateProject => "api-update-project",
+            Route::DeleteProject => "api-delete-project",
+            Route::ListRuns => "api-list-runs",
+            Route::ListProjectRuns => "api-list-project-runs",
+            Route::ListRunTasks => "api-list-run-tasks",
+            Route::GetTask => "api-get-task",
+            Route::ListArtifacts => "api-list-artifacts",
         }
     }
 }
@@ -144,6 +181,15 @@ pub async fn handle(state: &ApiState, route: Route, request: Request) -> Respons
         Route::GetApproval => approvals::get_approval(state, &request).await,
         Route::DecideApproval => approvals::decide(state, &request).await,
         Route::GetSite => approvals::get_site(state, &request).await,
+        Route::ListProjects => browse::list_projects(state, &request).await,
+        Route::GetProject => browse::get_project(state, &request).await,
+        Route::UpdateProject => browse::update_project(state, &request).await,
+        Route::DeleteProject => browse::delete_project(state, &request).await,
+        Route::ListRuns => browse::list_runs(state, &request).await,
+        Route::ListProjectRuns => browse::list_project_runs(state, &request).await,
+        Route::ListRunTasks => browse::list_run_tasks(state, &request).await,
+        Route::GetTask => browse::get_task(state, &request).await,
+        Route::ListArtifacts => browse::list_artifacts(state, &request).await,
     };
     result.unwrap_or_else(ApiError::into_response)
 }

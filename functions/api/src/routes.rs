@@ -45,7 +45,7 @@ pub async fn create_project(
 }
 
 /// The caller's project; someone else's is reported as not found.
-async fn owned_project(
+pub(crate) async fn owned_project(
     state: &ApiState,
     request: &Request,
     user: UserId,
@@ -84,6 +84,12 @@ fn budget(field: &'static str, usd: f64) -> Result<MicroUsd, ApiError> {
 pub async fn post_command(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let project = owned_project(state, request, user).await?;
+    if project.archived_at.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "project {} is archived; unarchive it (PATCH /projects/{{id}} with {{\"archived\": false}}) to run commands",
+            project.id
+        )));
+    }
     let body: NewCommand = json_body(request)?;
     let command = body.command.trim();
     if command.is_empty() || command.chars().count() > 4000 {

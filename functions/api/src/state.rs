@@ -3,8 +3,8 @@
 use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, S3BlobStore};
 use autocrew_shared::adapters::postgres::{
-    self, PgAccountStore, PgApprovalStore, PgArtifactStore, PgEventLog, PgLedger, PgProjectStore,
-    PgRunControl, PgRunStore, PgTaskStore, Pool,
+    self, PgAccountStore, PgApprovalStore, PgArtifactStore, PgBrowse, PgEventLog, PgLedger,
+    PgProjectStore, PgRunControl, PgRunStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AuthConfig, AwsConfig, ConfigError, DatabaseConfig, Env, MailConfig, ProcessEnv, optional,
@@ -12,8 +12,8 @@ use autocrew_shared::config::{
 };
 use autocrew_shared::domain::Tier;
 use autocrew_shared::ports::{
-    AccountStore, ApprovalStore, ArtifactStore, BlobStore, EventLog, Ledger, Mailer, ProjectStore,
-    RunControl, RunStore, TaskStore,
+    AccountStore, ApprovalStore, ArtifactStore, BlobStore, Browse, EventLog, Ledger, Mailer,
+    ProjectStore, RunControl, RunStore, TaskStore,
 };
 use autocrew_shared::services::access::KeyRing;
 use autocrew_shared::services::{AgentQueues, Notifier, Relay};
@@ -68,6 +68,8 @@ pub struct ApiState {
     pub artifacts: Arc<dyn ArtifactStore>,
     pub ledger: Arc<dyn Ledger>,
     pub accounts: Arc<dyn AccountStore>,
+    /// The lists and details, scoped to their owner.
+    pub browse: Arc<dyn Browse>,
     /// Signs and verifies access tokens.
     pub keys: Arc<KeyRing>,
     pub mailer: Arc<dyn Mailer>,
@@ -119,6 +121,7 @@ impl ApiState {
         );
         Ok(ApiState {
             accounts: Arc::new(PgAccountStore::new(pool.clone())),
+            browse: Arc::new(PgBrowse::new(pool.clone())),
             keys,
             mailer,
             app_link_base: settings.auth.app_link_base.clone(),

@@ -9,6 +9,7 @@ pub mod kinds;
 pub mod messages;
 pub mod models;
 pub mod money;
+pub mod paging;
 pub mod pricing;
 pub mod records;
 pub mod retention;

@@ -41,4 +41,6 @@ pub trait BlobStore: Send + Sync {
     async fn get(&self, key: &str) -> Result<Vec<u8>, BlobError>;
     /// A URL anyone can GET the object from until `expires_in` passes.
     async fn presigned_get(&self, key: &str, expires_in: Duration) -> Result<String, BlobError>;
+    /// Deletes every object whose key starts with `prefix`; returns how many.
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, BlobError>;
 }

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod approvals;
 pub mod blob;
+pub mod browse;
 pub mod budget;
 pub mod control;
 pub mod events;
@@ -23,6 +24,7 @@ pub mod store;
 pub use accounts::{AccountStore, EmailPurpose, Rotation};
 pub use approvals::ApprovalStore;
 pub use blob::{BlobError, BlobStore, StoredBlob};
+pub use browse::{ArtifactEntry, Browse, TaskDetail};
 pub use budget::{BudgetError, BudgetScope, BudgetStore, Reservation};
 pub use control::RunControl;
 pub use events::EventLog;

@@ -3,7 +3,7 @@
 use super::BackendError;
 use super::Effects;
 use crate::domain::messages::Outgoing;
-use crate::domain::records::{Artifact, Attempt, NewRun, Project, Run, Task, User};
+use crate::domain::records::{Artifact, Attempt, NewRun, Project, ProjectChanges, Run, Task, User};
 use crate::domain::{
     AgentKind, EventKind, ProjectId, RunId, RunStatus, TaskGraph, TaskId, TaskStatus, Tier, UserId,
 };
@@ -50,6 +50,16 @@ pub trait ProjectStore: Send + Sync {
         description: &str,
     ) -> Result<Project, StoreError>;
     async fn project(&self, id: ProjectId) -> Result<Project, StoreError>;
+    /// Changes `user`'s project; another user's is `NotFound`.
+    async fn update_project(
+        &self,
+        user: UserId,
+        id: ProjectId,
+        changes: &ProjectChanges,
+    ) -> Result<Project, StoreError>;
+    /// Deletes `user`'s project with its runs, tasks, events and artifact rows; a project
+    /// with a run not ended is a `Conflict`, another user's is `NotFound`.
+    async fn delete_project(&self, user: UserId, id: ProjectId) -> Result<(), StoreError>;
     async fn user(&self, id: UserId) -> Result<User, StoreError>;
     /// Opts the user in to the semantic cache with `threshold`, or out with `None`.
     async fn set_semantic_cache(

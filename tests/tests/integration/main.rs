@@ -8,6 +8,7 @@ mod api_costs;
 mod approvals;
 mod auth;
 mod aws;
+mod browse;
 mod budgets;
 mod dead_letters;
 mod end_to_end;

@@ -120,4 +120,43 @@ impl BlobStore for S3BlobStore {
             .map_err(|e| self.failed(key, "presign", boxed(e)))?;
         Ok(request.uri().to_owned())
     }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, BlobError> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        let mut deleted = 0u64;
+        loop {
+            // Each round lists what is left (at most 1,000 keys) and deletes it in one call.
+            let listed = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .send()
+                .await
+                .map_err(|e| self.failed(prefix, "list", boxed(e)))?;
+            let keys: Vec<ObjectIdentifier> = listed
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
+                .collect();
+            if keys.is_empty() {
+                return Ok(deleted);
+            }
+            let count = keys.len() as u64;
+            let delete = Delete::builder()
+                .set_objects(Some(keys))
+                .quiet(true)
+                .build()
+                .map_err(|e| self.failed(prefix, "delete", boxed(e)))?;
+            self.client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| self.failed(prefix, "delete", boxed(e)))?;
+            deleted += count;
+        }
+    }
 }

@@ -38,6 +38,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_accounts",
         include_str!("../../../../migrations/0008_accounts.sql"),
     ),
+    (
+        "0009_api_surface",
+        include_str!("../../../../migrations/0009_api_surface.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

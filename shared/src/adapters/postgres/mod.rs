@@ -3,6 +3,7 @@
 mod accounts;
 mod approvals;
 mod artifacts;
+mod browse;
 mod budgets;
 mod cached;
 mod calls;
@@ -26,6 +27,7 @@ mod transitions;
 pub use accounts::PgAccountStore;
 pub use approvals::PgApprovalStore;
 pub use artifacts::PgArtifactStore;
+pub use browse::PgBrowse;
 pub use budgets::PgBudgetStore;
 pub use calls::PgCallBook;
 pub use control::PgRunControl;

@@ -2,7 +2,7 @@
 
 use super::Pool;
 use super::cached::Cached;
-use crate::domain::records::{Project, User};
+use crate::domain::records::{Project, ProjectChanges, User};
 use crate::domain::{ProjectId, Tier, UserId};
 use crate::ports::{ProjectStore, StoreError};
 use async_trait::async_trait;
@@ -17,6 +17,19 @@ impl PgProjectStore {
     pub fn new(pool: Pool) -> Self {
         PgProjectStore { pool }
     }
+}
+
+pub(super) const PROJECT_COLUMNS: &str = "id, user_id, name, description, created_at, archived_at";
+
+pub(super) fn project_from(row: &tokio_postgres::Row) -> Result<Project, StoreError> {
+    Ok(Project {
+        id: ProjectId(row.try_get("id")?),
+        user_id: UserId(row.try_get("user_id")?),
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        created_at: row.try_get("created_at")?,
+        archived_at: row.try_get("archived_at")?,
+    })
 }
 
 pub(super) const USER_COLUMNS: &str =
@@ -90,27 +103,20 @@ impl ProjectStore for PgProjectStore {
         description: &str,
     ) -> Result<Project, StoreError> {
         let client = self.pool.get().await?;
-        let id = ProjectId::new();
         let row = client
             .query_one_cached(
-                "INSERT INTO projects (id, user_id, name, description) VALUES ($1, $2, $3, $4) RETURNING created_at",
-                &[&id.0, &user.0, &name, &description],
+                &format!("INSERT INTO projects (id, user_id, name, description) VALUES ($1, $2, $3, $4) RETURNING {PROJECT_COLUMNS}"),
+                &[&ProjectId::new().0, &user.0, &name, &description],
             )
             .await?;
-        Ok(Project {
-            id,
-            user_id: user,
-            name: name.to_owned(),
-            description: description.to_owned(),
-            created_at: row.try_get(0)?,
-        })
+        project_from(&row)
     }
 
     async fn project(&self, id: ProjectId) -> Result<Project, StoreError> {
         let client = self.pool.get().await?;
         let row = client
             .query_opt_cached(
-                "SELECT user_id, name, description, created_at FROM projects WHERE id = $1",
+                &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1"),
                 &[&id.0],
             )
             .await?
@@ -118,12 +124,63 @@ impl ProjectStore for PgProjectStore {
                 what: "project",
                 id: id.to_string(),
             })?;
-        Ok(Project {
-            id,
-            user_id: UserId(row.try_get(0)?),
-            name: row.try_get(1)?,
-            description: row.try_get(2)?,
-            created_at: row.try_get(3)?,
-        })
+        project_from(&row)
+    }
+
+    async fn update_project(
+        &self,
+        user: UserId,
+        id: ProjectId,
+        changes: &ProjectChanges,
+    ) -> Result<Project, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt_cached(
+                &format!(
+                    "UPDATE projects SET name = coalesce($3, name), description = coalesce($4, description),
+                        archived_at = CASE WHEN $5::boolean IS NULL THEN archived_at
+                                           WHEN $5 THEN coalesce(archived_at, now()) ELSE NULL END,
+                        updated_at = now()
+                     WHERE id = $1 AND user_id = $2 RETURNING {PROJECT_COLUMNS}"
+                ),
+                &[&id.0, &user.0, &changes.name, &changes.description, &changes.archived],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "project",
+                id: id.to_string(),
+            })?;
+        project_from(&row)
+    }
+
+    async fn delete_project(&self, user: UserId, id: ProjectId) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.query_opt_cached(
+            "SELECT 1 FROM projects WHERE id = $1 AND user_id = $2 FOR UPDATE",
+            &[&id.0, &user.0],
+        )
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "project",
+            id: id.to_string(),
+        })?;
+        let active: i64 = tx
+            .query_one_cached(
+                "SELECT count(*) FROM runs WHERE project_id = $1
+                   AND status NOT IN ('succeeded', 'failed', 'cancelled')",
+                &[&id.0],
+            )
+            .await?
+            .try_get(0)?;
+        if active > 0 {
+            return Err(StoreError::Conflict(format!(
+                "project {id} has {active} run(s) not ended; cancel them first"
+            )));
+        }
+        tx.execute_cached("DELETE FROM projects WHERE id = $1", &[&id.0])
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -1,0 +1,268 @@
+//! The lists and details the app browses: projects (and their update, archive, delete),
+//! runs, tasks with their attempts, artifacts with download links. Lists are newest first
+//! and paged by cursor (`?cursor=&limit=`, answering `{"items": [...], "next_cursor"}`);
+//! another user's resources answer 404, or are not in the list.
+
+use crate::error::json_response;
+use crate::request::{caller, json_body, path_param, query_number, query_text};
+use crate::routes::owned_project;
+use crate::{ApiError, ApiState};
+use autocrew_shared::domain::paging::{Cursor, DEFAULT_LIMIT, MAX_LIMIT, Page};
+use autocrew_shared::domain::records::ProjectChanges;
+use autocrew_shared::domain::{ProjectId, RunId, RunStatus, TaskId};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+use std::time::Duration;
+
+/// How long an artifact's download link works.
+const LINK_TTL: Duration = Duration::from_secs(3600);
+
+/// `?cursor=&limit=`, checked.
+fn page(request: &Request) -> Result<Page, ApiError> {
+    let limit = query_number(request, "limit", i64::from(DEFAULT_LIMIT))?;
+    if !(1..=i64::from(MAX_LIMIT)).contains(&limit) {
+        return Err(ApiError::bad("limit", format!("must be 1-{MAX_LIMIT}")));
+    }
+    let after = query_text(request, "cursor")
+        .map(|text| Cursor::decode(&text).map_err(|e| ApiError::bad("cursor", e)))
+        .transpose()?;
+    Ok(Page {
+        after,
+        limit: limit as u32,
+    })
+}
+
+fn status_filter(request: &Request) -> Result<Option<RunStatus>, ApiError> {
+    query_text(request, "status")
+        .map(|text| {
+            text.parse::<RunStatus>().map_err(|_| {
+                ApiError::bad(
+                    "status",
+                    "must be one of pending, planning, running, compiling, succeeded, failed, cancelled",
+                )
+            })
+        })
+        .transpose()
+}
+
+/// `GET /projects?archived=true|false&cursor=&limit=`
+pub async fn list_projects(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let archived = match query_text(request, "archived").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::bad("archived", "must be true or false")),
+    };
+    let page = page(request)?;
+    let projects = state.browse.projects(user, archived, page).await?;
+    Ok(json_response(200, &json!(projects)))
+}
+
+/// `GET /projects/{project_id}`
+pub async fn get_project(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let project = owned_project(state, request, user).await?;
+    Ok(json_response(200, &json!(project)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectPatch {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    archived: Option<bool>,
+}
+
+/// `PATCH /projects/{project_id}`: name, description, `archived` (an archived project
+/// takes no new commands).
+pub async fn update_project(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let id = path_param(request, "project_id", ProjectId::parse)?;
+    let patch: ProjectPatch = json_body(request)?;
+    let name = patch.name.as_deref().map(str::trim);
+    if let Some(name) = name
+        && (name.is_empty() || name.chars().count() > 200)
+    {
+        return Err(ApiError::bad("name", "must be 1-200 characters"));
+    }
+    if patch
+        .description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 4000)
+    {
+        return Err(ApiError::bad(
+            "description",
+            "must be at most 4000 characters",
+        ));
+    }
+    if name.is_none() && patch.description.is_none() && patch.archived.is_none() {
+        return Err(ApiError::bad(
+            "body",
+            "change at least one of name, description, archived",
+        ));
+    }
+    let changes = ProjectChanges {
+        name: name.map(str::to_owned),
+        description: patch.description.map(|d| d.trim().to_owned()),
+        archived: patch.archived,
+    };
+    let project = state.projects.update_project(user, id, &changes).await?;
+    Ok(json_response(200, &json!(project)))
+}
+
+/// `DELETE /projects/{project_id}`: the project, its runs and its files; 409 while a run
+/// has not ended.
+pub async fn delete_project(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let project = owned_project(state, request, user).await?;
+    let active = state
+        .browse
+        .runs(
+            user,
+            Some(project.id),
+            None,
+            Page {
+                after: None,
+                limit: MAX_LIMIT,
+            },
+        )
+        .await?
+        .items
+        .into_iter()
+        .filter(|r| !r.status.is_terminal())
+        .count();
+    if active > 0 {
+        return Err(ApiError::Conflict(format!(
+            "project {} has {active} run(s) not ended; cancel them first",
+            project.id
+        )));
+    }
+    // Files first: a project whose row is gone must leave nothing behind. A failure here
+    // leaves the project in place to delete again.
+    for prefix in [
+        format!("projects/{}/", project.id),
+        format!("sites/{}/", project.id),
+    ] {
+        state
+            .blobs
+            .delete_prefix(&prefix)
+            .await
+            .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    }
+    state.projects.delete_project(user, project.id).await?;
+    Ok(Response::builder()
+        .status(204)
+        .body(Body::Empty)
+        .unwrap_or_else(|_| Response::new(Body::Empty)))
+}
+
+/// `GET /runs?status=&project_id=&cursor=&limit=`: the caller's runs across projects.
+pub async fn list_runs(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let project = query_text(request, "project_id")
+        .map(|text| {
+            ProjectId::parse("project_id", &text)
+                .map_err(|e| ApiError::bad("project_id", e.to_string()))
+        })
+        .transpose()?;
+    let runs = state
+        .browse
+        .runs(user, project, status_filter(request)?, page(request)?)
+        .await?;
+    Ok(json_response(200, &json!(runs)))
+}
+
+/// `GET /projects/{project_id}/runs?status=&cursor=&limit=`
+pub async fn list_project_runs(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let project = owned_project(state, request, user).await?;
+    let runs = state
+        .browse
+        .runs(
+            user,
+            Some(project.id),
+            status_filter(request)?,
+            page(request)?,
+        )
+        .await?;
+    Ok(json_response(200, &json!(runs)))
+}
+
+/// `GET /runs/{run_id}/tasks`: every task of the run with its attempts, result and error.
+pub async fn list_run_tasks(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let run = path_param(request, "run_id", RunId::parse)?;
+    let tasks = state
+        .browse
+        .run_tasks(user, run)
+        .await?
+        .ok_or(ApiError::NotFound("run"))?;
+    Ok(json_response(200, &json!({"items": tasks})))
+}
+
+/// `GET /tasks/{task_id}`
+pub async fn get_task(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let task = path_param(request, "task_id", TaskId::parse)?;
+    let task = state
+        .browse
+        .task(user, task)
+        .await?
+        .ok_or(ApiError::NotFound("task"))?;
+    Ok(json_response(200, &json!(task)))
+}
+
+/// `GET /projects/{project_id}/artifacts?run_id=&cursor=&limit=`: each with a download
+/// link valid for an hour.
+pub async fn list_artifacts(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let project = path_param(request, "project_id", ProjectId::parse)?;
+    let run = query_text(request, "run_id")
+        .map(|text| {
+            RunId::parse("run_id", &text).map_err(|e| ApiError::bad("run_id", e.to_string()))
+        })
+        .transpose()?;
+    let page = page(request)?;
+    let listed = state.browse.artifacts(user, project, run, page).await?;
+    if listed.items.is_empty() && page.after.is_none() {
+        // An empty first page: tell "no artifacts yet" from "not your project".
+        owned_project(state, request, user).await?;
+    }
+    let mut items = Vec::with_capacity(listed.items.len());
+    for entry in listed.items {
+        let url = state
+            .blobs
+            .presigned_get(&entry.artifact.key, LINK_TTL)
+            .await
+            .map_err(|e| ApiError::Internal(Box::new(e)))?;
+        let mut item = json!(entry);
+        item["url"] = json!(url);
+        items.push(item);
+    }
+    Ok(json_response(
+        200,
+        &json!({"items": items, "next_cursor": listed.next_cursor}),
+    ))
+}

@@ -1,0 +1,244 @@
+//! `Browse` on Postgres: keyset pages, each in one statement that also checks the owner.
+
+use super::Pool;
+use super::cached::Cached;
+use super::projects::{PROJECT_COLUMNS, project_from};
+use super::runs::{RUN_COLUMNS, run_from_row};
+use super::tasks::{TASK_COLUMNS, task_from_row};
+use crate::domain::paging::{Cursor, Page, Paged};
+use crate::domain::records::{Artifact, AttemptRecord};
+use crate::domain::{ArtifactId, ProjectId, RunId, RunStatus, TaskId, UserId};
+use crate::ports::{ArtifactEntry, Browse, StoreError, TaskDetail};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// `Browse` on Postgres.
+#[derive(Clone)]
+pub struct PgBrowse {
+    pool: Pool,
+}
+
+impl PgBrowse {
+    pub fn new(pool: Pool) -> Self {
+        PgBrowse { pool }
+    }
+}
+
+/// The cursor's bounds as parameters: no cursor pages from the newest.
+fn bounds(page: &Page) -> (Option<DateTime<Utc>>, Option<Uuid>, i64) {
+    (
+        page.after.map(|c| c.created_at),
+        page.after.map(|c| c.id),
+        i64::from(page.limit) + 1,
+    )
+}
+
+/// Keyset condition on `created_at, id` for the parameters `$a` (time) and `$b` (id).
+fn after(a: u8, b: u8) -> String {
+    format!("(${a}::timestamptz IS NULL OR (created_at, id) < (${a}, ${b}::uuid))")
+}
+
+async fn attempts_of(
+    client: &deadpool_postgres::Client,
+    tasks: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<AttemptRecord>>, StoreError> {
+    let rows = client
+        .query_cached(
+            "SELECT task_id, attempt_no, status::text, error, started_at, finished_at
+             FROM task_attempts WHERE task_id = ANY($1) ORDER BY task_id, attempt_no",
+            &[&tasks],
+        )
+        .await?;
+    let mut by_task: HashMap<Uuid, Vec<AttemptRecord>> = HashMap::new();
+    for row in rows {
+        let no: i32 = row.try_get(1)?;
+        by_task
+            .entry(row.try_get(0)?)
+            .or_default()
+            .push(AttemptRecord {
+                attempt_no: u32::try_from(no).unwrap_or(0),
+                status: row.try_get(2)?,
+                error: row.try_get(3)?,
+                started_at: row.try_get(4)?,
+                finished_at: row.try_get(5)?,
+            });
+    }
+    Ok(by_task)
+}
+
+#[async_trait]
+impl Browse for PgBrowse {
+    async fn projects(
+        &self,
+        user: UserId,
+        archived: bool,
+        page: Page,
+    ) -> Result<Paged<crate::domain::records::Project>, StoreError> {
+        let (at, id, limit) = bounds(&page);
+        let client = self.pool.get().await?;
+        let rows = client
+            .query_cached(
+                &format!(
+                    "SELECT {PROJECT_COLUMNS} FROM projects
+                     WHERE user_id = $1 AND (archived_at IS NOT NULL) = $2 AND {}
+                     ORDER BY created_at DESC, id DESC LIMIT $5",
+                    after(3, 4)
+                ),
+                &[&user.0, &archived, &at, &id, &limit],
+            )
+            .await?;
+        let items = rows
+            .iter()
+            .map(project_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Paged::from_rows(items, page.limit, |p| Cursor {
+            created_at: p.created_at,
+            id: p.id.0,
+        }))
+    }
+
+    async fn runs(
+        &self,
+        user: UserId,
+        project: Option<ProjectId>,
+        status: Option<RunStatus>,
+        page: Page,
+    ) -> Result<Paged<crate::domain::records::Run>, StoreError> {
+        let (at, id, limit) = bounds(&page);
+        let client = self.pool.get().await?;
+        let rows = client
+            .query_cached(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM runs
+                     WHERE user_id = $1 AND ($2::uuid IS NULL OR project_id = $2)
+                       AND ($3::run_status IS NULL OR status = $3) AND {}
+                     ORDER BY created_at DESC, id DESC LIMIT $6",
+                    after(4, 5)
+                ),
+                &[&user.0, &project.map(|p| p.0), &status, &at, &id, &limit],
+            )
+            .await?;
+        let items = rows
+            .iter()
+            .map(run_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Paged::from_rows(items, page.limit, |r| Cursor {
+            created_at: r.created_at,
+            id: r.id.0,
+        }))
+    }
+
+    async fn run_tasks(
+        &self,
+        user: UserId,
+        run: RunId,
+    ) -> Result<Option<Vec<TaskDetail>>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query_cached(
+                &format!(
+                    "SELECT r.user_id = $2 AS mine, {TASK_COLUMNS}
+                     FROM runs r LEFT JOIN tasks t ON t.run_id = r.id
+                     WHERE r.id = $1 ORDER BY t.position"
+                ),
+                &[&run.0, &user.0],
+            )
+            .await?;
+        let mine = rows
+            .first()
+            .map(|row| row.try_get::<_, bool>("mine"))
+            .transpose()?;
+        if mine != Some(true) {
+            return Ok(None);
+        }
+        let mut tasks = Vec::new();
+        for row in &rows {
+            if row.try_get::<_, Option<Uuid>>("id")?.is_some() {
+                tasks.push(task_from_row(row)?);
+            }
+        }
+        let ids: Vec<Uuid> = tasks.iter().map(|t| t.id.0).collect();
+        let mut attempts = attempts_of(&client, &ids).await?;
+        Ok(Some(
+            tasks
+                .into_iter()
+                .map(|task| TaskDetail {
+                    attempts: attempts.remove(&task.id.0).unwrap_or_default(),
+                    task,
+                })
+                .collect(),
+        ))
+    }
+
+    async fn task(&self, user: UserId, task: TaskId) -> Result<Option<TaskDetail>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt_cached(
+                &format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks t JOIN runs r ON r.id = t.run_id
+                     WHERE t.id = $1 AND r.user_id = $2"
+                ),
+                &[&task.0, &user.0],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let task = task_from_row(&row)?;
+        let mut attempts = attempts_of(&client, &[task.id.0]).await?;
+        Ok(Some(TaskDetail {
+            attempts: attempts.remove(&task.id.0).unwrap_or_default(),
+            task,
+        }))
+    }
+
+    async fn artifacts(
+        &self,
+        user: UserId,
+        project: ProjectId,
+        run: Option<RunId>,
+        page: Page,
+    ) -> Result<Paged<ArtifactEntry>, StoreError> {
+        let (at, id, limit) = bounds(&page);
+        let client = self.pool.get().await?;
+        let rows = client
+            .query_cached(
+                &format!(
+                    "SELECT a.id, a.project_id, a.run_id, a.task_id, a.bucket, a.key, a.content_type,
+                            a.size_bytes, a.checksum_sha256, a.created_at
+                     FROM artifacts a JOIN projects p ON p.id = a.project_id
+                     WHERE a.project_id = $1 AND p.user_id = $2 AND ($3::uuid IS NULL OR a.run_id = $3)
+                       AND ($4::timestamptz IS NULL OR (a.created_at, a.id) < ($4, $5::uuid))
+                     ORDER BY a.created_at DESC, a.id DESC LIMIT $6"
+                ),
+                &[&project.0, &user.0, &run.map(|r| r.0), &at, &id, &limit],
+            )
+            .await?;
+        let items = rows
+            .iter()
+            .map(|row| {
+                let size: i64 = row.try_get(7)?;
+                Ok(ArtifactEntry {
+                    artifact: Artifact {
+                        id: ArtifactId(row.try_get(0)?),
+                        project_id: ProjectId(row.try_get(1)?),
+                        run_id: row.try_get::<_, Option<Uuid>>(2)?.map(RunId),
+                        task_id: row.try_get::<_, Option<Uuid>>(3)?.map(TaskId),
+                        bucket: row.try_get(4)?,
+                        key: row.try_get(5)?,
+                        content_type: row.try_get(6)?,
+                        size_bytes: u64::try_from(size).unwrap_or(0),
+                        checksum_sha256: row.try_get(8)?,
+                    },
+                    created_at: row.try_get(9)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Paged::from_rows(items, page.limit, |a| Cursor {
+            created_at: a.created_at,
+            id: a.artifact.id.0,
+        }))
+    }
+}
