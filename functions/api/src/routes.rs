@@ -205,7 +205,20 @@ pub async fn get_run(state: &ApiState, request: &Request) -> Result<Response<Bod
     let user = caller(state, request).await?;
     let run = owned_run(state, request, user).await?;
     let id = run.id;
-    let tasks = state.tasks.run_tasks(id).await?;
+    let usage: std::collections::HashMap<TaskId, _> =
+        state.ledger.task_totals(id).await?.into_iter().collect();
+    // Each task with what its own model calls used and cost.
+    let tasks: Vec<serde_json::Value> = state
+        .tasks
+        .run_tasks(id)
+        .await?
+        .into_iter()
+        .map(|task| {
+            let mut value = json!(task);
+            value["usage"] = json!(usage.get(&task.id));
+            value
+        })
+        .collect();
     let totals = state.ledger.run_totals(id).await?;
     let mut artifacts = Vec::new();
     for artifact in state.artifacts.run_artifacts(id).await? {

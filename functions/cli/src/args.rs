@@ -62,6 +62,35 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         limit: u32,
     },
+    /// The session user's projects, newest first.
+    Projects {
+        /// The archived ones instead.
+        #[arg(long)]
+        archived: bool,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// The session user's runs, newest first.
+    Runs {
+        /// Only this project's.
+        #[arg(long)]
+        project: Option<String>,
+        /// Only runs with this status (pending, planning, running, compiling, succeeded,
+        /// failed, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// A run's artifacts: list them, or download them.
+    Artifacts {
+        #[command(subcommand)]
+        action: ArtifactsAction,
+    },
     /// Run a command as the mobile app would and follow it live to its end.
     Run(RunArgs),
     /// Cancel a run: nothing more is dispatched, running tasks stop at their next model turn
@@ -111,6 +140,27 @@ pub enum Command {
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArtifactsAction {
+    /// Each artifact of the run with its size (and its link with --urls).
+    List {
+        run_id: String,
+        #[arg(long)]
+        urls: bool,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// Download every artifact of the run into a folder, keeping their paths.
+    Get {
+        run_id: String,
+        /// The folder (created if missing).
+        #[arg(long)]
+        to: std::path::PathBuf,
+        #[command(flatten)]
+        session: SessionArgs,
     },
 }
 
@@ -183,6 +233,9 @@ pub struct FollowArgs {
     /// scripts; without it, answer with `autocrew approve` or `autocrew reject`).
     #[arg(long)]
     pub auto_approve: bool,
+    /// Show each artifact's download link (long presigned URLs) in the summary.
+    #[arg(long)]
+    pub urls: bool,
 }
 
 #[derive(Debug, Clone, Args)]

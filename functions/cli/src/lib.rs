@@ -4,6 +4,7 @@
 pub mod account;
 pub mod approvals;
 pub mod args;
+pub mod browse;
 pub mod client;
 pub mod dlq;
 pub mod health;

@@ -4,8 +4,8 @@
 use anyhow::Context;
 use autocrew_cli::approvals::{Verdict, review_and_decide};
 use autocrew_cli::args::DecisionArgs;
-use autocrew_cli::args::{Cli, Command, DlqAction};
-use autocrew_cli::{account, dlq, health, run, session};
+use autocrew_cli::args::{ArtifactsAction, Cli, Command, DlqAction};
+use autocrew_cli::{account, browse, dlq, health, run, session};
 use autocrew_shared::adapters::postgres;
 use autocrew_shared::config::Config;
 use clap::{CommandFactory, Parser};
@@ -45,6 +45,37 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             .await
             .map(|()| true),
         Command::Mail { to, limit } => account::mail(to.as_deref(), limit).await.map(|()| true),
+        Command::Projects {
+            archived,
+            limit,
+            session,
+        } => browse::projects(archived, limit, &session)
+            .await
+            .map(|()| true),
+        Command::Runs {
+            project,
+            status,
+            limit,
+            session,
+        } => browse::runs(project.as_deref(), status.as_deref(), limit, &session)
+            .await
+            .map(|()| true),
+        Command::Artifacts { action } => match action {
+            ArtifactsAction::List {
+                run_id,
+                urls,
+                session,
+            } => browse::list_artifacts(&run_id, urls, &session)
+                .await
+                .map(|()| true),
+            ArtifactsAction::Get {
+                run_id,
+                to,
+                session,
+            } => browse::get_artifacts(&run_id, &to, &session)
+                .await
+                .map(|()| true),
+        },
         Command::Run(args) => {
             let report = run::run(&args.api.api, &args.command, (&args.follow).into()).await?;
             println!("{}", run::summary(&report));

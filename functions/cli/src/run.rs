@@ -25,6 +25,8 @@ pub struct RunReport {
     /// `GET /costs?by=agent&project_id=...` at the end: the project holds only this run.
     pub costs: Value,
     pub wall: Duration,
+    /// Show the artifacts' download links in the summary.
+    pub show_urls: bool,
 }
 
 /// One line per task: a progress bar on a terminal, plain lines otherwise.
@@ -89,6 +91,8 @@ pub struct Following {
     /// Act as the saved session's user (signing up and saving a new one when there is
     /// none for this API); `false` signs up a new user and saves nothing (tests).
     pub save_session: bool,
+    /// Show the artifacts' download links in the summary.
+    pub show_urls: bool,
 }
 
 impl From<&crate::args::FollowArgs> for Following {
@@ -98,7 +102,16 @@ impl From<&crate::args::FollowArgs> for Following {
             timeout: Duration::from_secs(args.timeout_secs),
             auto_approve: args.auto_approve,
             save_session: true,
+            show_urls: args.urls,
         }
+    }
+}
+
+/// An artifact's key without the `projects/{id}/runs/{id}/` every one of a run shares.
+pub fn short_key(key: &str) -> &str {
+    match key.split_once("/runs/") {
+        Some((_, rest)) => rest.split_once('/').map(|(_, path)| path).unwrap_or(rest),
+        None => key,
     }
 }
 
@@ -269,6 +282,7 @@ async fn follow(
         run,
         costs,
         wall: started.elapsed(),
+        show_urls: following.show_urls,
     })
 }
 
@@ -481,23 +495,49 @@ pub fn summary(report: &RunReport) -> String {
             },
             _ => "-".into(),
         };
+        let usage = &task["usage"];
+        let spent = match usage.is_null() {
+            true => "no model calls".to_owned(),
+            false => format!(
+                "tokens {:>5}/{:<5} {}",
+                usage["usage"]["input"].as_u64().unwrap_or(0),
+                usage["usage"]["output"].as_u64().unwrap_or(0),
+                money(usage["cost"].as_i64().unwrap_or(0))
+            ),
+        };
         out.push(format!(
-            "  {:<16} {:<10} {:<10} {:>8}  {}",
+            "  {:<16} {:<10} {:<10} {:>8}  {}  {}",
             task["key"].as_str().unwrap_or(""),
             task["agent"].as_str().unwrap_or(""),
             task["status"].as_str().unwrap_or(""),
             duration,
+            spent,
             task["title"].as_str().unwrap_or("")
         ));
     }
-    out.push("\nArtifacts:".into());
-    for artifact in report.run["artifacts"].as_array().into_iter().flatten() {
+    let artifacts = report.run["artifacts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    out.push(format!(
+        "\nArtifacts ({}; `autocrew artifacts get {}` downloads them{}):",
+        artifacts.len(),
+        report.run_id,
+        if report.show_urls {
+            ""
+        } else {
+            ", --urls shows their links"
+        }
+    ));
+    for artifact in &artifacts {
         out.push(format!(
-            "  {} ({} bytes)\n    {}",
-            artifact["key"].as_str().unwrap_or(""),
+            "  {:<40} {:>7} bytes",
+            short_key(artifact["key"].as_str().unwrap_or("")),
             artifact["size_bytes"],
-            artifact["url"].as_str().unwrap_or("")
         ));
+        if report.show_urls {
+            out.push(format!("    {}", artifact["url"].as_str().unwrap_or("")));
+        }
     }
     let approvals = report.run["approvals"]
         .as_array()

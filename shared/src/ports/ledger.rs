@@ -69,6 +69,11 @@ pub trait Ledger: Send + Sync {
     async fn record(&self, call: &LlmCall) -> Result<(), StoreError>;
     /// Calls, tokens and cost of one run.
     async fn run_totals(&self, run: RunId) -> Result<CostTotals, StoreError>;
+    /// The same totals for each task of the run that made calls.
+    async fn task_totals(
+        &self,
+        run: RunId,
+    ) -> Result<Vec<(crate::domain::TaskId, CostTotals)>, StoreError>;
     /// The user's calls over a period, grouped, costliest first.
     async fn rollup(&self, query: CostQuery) -> Result<Vec<CostRollup>, StoreError>;
 }

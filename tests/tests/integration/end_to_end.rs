@@ -48,6 +48,7 @@ async fn a_command_runs_to_completion_through_the_runner_and_is_followed_live_ov
             timeout: Duration::from_secs(120),
             auto_approve: true,
             save_session: false,
+            show_urls: false,
         },
     )
     .await;

@@ -42,6 +42,7 @@ async fn the_run_command_completes_on_an_openai_compatible_server_with_costs_to_
             timeout: Duration::from_secs(120),
             auto_approve: true,
             save_session: false,
+            show_urls: false,
         },
     )
     .await;

@@ -97,6 +97,7 @@ async fn whole_run(
             timeout: Duration::from_secs(120),
             auto_approve: true,
             save_session: false,
+            show_urls: false,
         },
     )
     .await;

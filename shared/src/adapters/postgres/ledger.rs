@@ -1,6 +1,7 @@
 //! The LLM call ledger.
 
 use super::Pool;
+use super::cached::Cached;
 use crate::domain::records::{CostTotals, LlmCall, TokenUsage};
 use crate::domain::{MicroUsd, RunId};
 use crate::ports::{CostGroup, CostQuery, CostRollup, Ledger, StoreError};
@@ -121,24 +122,51 @@ impl Ledger for PgLedger {
     async fn run_totals(&self, run: RunId) -> Result<CostTotals, StoreError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_one(
-                &client.prepare_cached("SELECT count(*), coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint,
-                        coalesce(sum(cache_write_tokens), 0)::bigint, coalesce(sum(cache_read_tokens), 0)::bigint,
-                        coalesce(sum(cost_micro_usd), 0)::bigint
-                 FROM llm_calls WHERE run_id = $1").await.map_err(StoreError::from)?,
+            .query_one_cached(
+                &format!("SELECT {TOTALS} FROM llm_calls WHERE run_id = $1"),
                 &[&run.0],
             )
             .await?;
-        let calls: i64 = row.try_get(0)?;
-        Ok(CostTotals {
-            calls: u64::try_from(calls).unwrap_or(0),
-            usage: TokenUsage {
-                input: tokens(&row, 1)?,
-                output: tokens(&row, 2)?,
-                cache_write: tokens(&row, 3)?,
-                cache_read: tokens(&row, 4)?,
-            },
-            cost: MicroUsd(row.try_get(5)?),
-        })
+        totals_from(&row, 0)
     }
+
+    async fn task_totals(
+        &self,
+        run: RunId,
+    ) -> Result<Vec<(crate::domain::TaskId, CostTotals)>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query_cached(
+                &format!(
+                    "SELECT task_id, {TOTALS} FROM llm_calls
+                     WHERE run_id = $1 AND task_id IS NOT NULL GROUP BY task_id"
+                ),
+                &[&run.0],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| Ok((crate::domain::TaskId(row.try_get(0)?), totals_from(row, 1)?)))
+            .collect()
+    }
+}
+
+/// The sums `totals_from` reads.
+const TOTALS: &str =
+    "count(*), coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint,
+     coalesce(sum(cache_write_tokens), 0)::bigint, coalesce(sum(cache_read_tokens), 0)::bigint,
+     coalesce(sum(cost_micro_usd), 0)::bigint";
+
+/// `TOTALS` read from `row`, starting at column `at`.
+fn totals_from(row: &tokio_postgres::Row, at: usize) -> Result<CostTotals, StoreError> {
+    let calls: i64 = row.try_get(at)?;
+    Ok(CostTotals {
+        calls: u64::try_from(calls).unwrap_or(0),
+        usage: TokenUsage {
+            input: tokens(row, at + 1)?,
+            output: tokens(row, at + 2)?,
+            cache_write: tokens(row, at + 3)?,
+            cache_read: tokens(row, at + 4)?,
+        },
+        cost: MicroUsd(row.try_get(at + 5)?),
+    })
 }
