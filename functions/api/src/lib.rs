@@ -7,6 +7,7 @@ mod auth;
 mod browse;
 mod costs;
 mod error;
+pub mod limits;
 mod request;
 mod routes;
 pub mod state;
@@ -157,8 +158,20 @@ impl Route {
     }
 }
 
-/// Handles one request for `route`.
+/// Handles one request for `route`: counts it against its rate limits, then runs it.
 pub async fn handle(state: &ApiState, route: Route, request: Request) -> Response<Body> {
+    let standing = match limits::check(state, route, &request).await {
+        Ok(standing) => standing,
+        Err(refused) => return refused,
+    };
+    let mut response = dispatch(state, route, request).await;
+    if let Some(standing) = standing {
+        limits::describe(&mut response, &standing);
+    }
+    response
+}
+
+async fn dispatch(state: &ApiState, route: Route, request: Request) -> Response<Body> {
     let result = match route {
         Route::Signup => auth::signup(state, &request).await,
         Route::Login => auth::login(state, &request).await,

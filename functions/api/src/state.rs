@@ -4,7 +4,7 @@ use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, S3BlobStore};
 use autocrew_shared::adapters::postgres::{
     self, PgAccountStore, PgApprovalStore, PgArtifactStore, PgBrowse, PgEventLog, PgLedger,
-    PgProjectStore, PgRunControl, PgRunStore, PgTaskStore, Pool,
+    PgProjectStore, PgRateLimiter, PgRunControl, PgRunStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AuthConfig, AwsConfig, ConfigError, DatabaseConfig, Env, MailConfig, ProcessEnv, optional,
@@ -13,7 +13,7 @@ use autocrew_shared::config::{
 use autocrew_shared::domain::Tier;
 use autocrew_shared::ports::{
     AccountStore, ApprovalStore, ArtifactStore, BlobStore, Browse, EventLog, Ledger, Mailer,
-    ProjectStore, RunControl, RunStore, TaskStore,
+    ProjectStore, RateLimiter, RunControl, RunStore, TaskStore,
 };
 use autocrew_shared::services::access::KeyRing;
 use autocrew_shared::services::{AgentQueues, Notifier, Relay};
@@ -33,6 +33,9 @@ pub struct ApiSettings {
     pub agent_queues: AgentQueues,
     pub auth: AuthConfig,
     pub mail: MailConfig,
+    /// Requests a minute per user and per IP (`RATE_LIMIT_PER_USER`, 100;
+    /// `RATE_LIMIT_PER_IP`, 1000); the sign-in routes' own limits are fixed.
+    pub limits: crate::limits::Limits,
 }
 
 impl ApiSettings {
@@ -54,7 +57,30 @@ impl ApiSettings {
             agent_queues: AgentQueues::from_env(env)?,
             auth: AuthConfig::from_env(env)?,
             mail: MailConfig::from_env(env)?,
+            limits: {
+                let defaults = crate::limits::Limits::default();
+                crate::limits::Limits {
+                    per_user: per_minute(env, "RATE_LIMIT_PER_USER", defaults.per_user)?,
+                    per_ip: per_minute(env, "RATE_LIMIT_PER_IP", defaults.per_ip)?,
+                    ..defaults
+                }
+            },
         })
+    }
+}
+
+fn per_minute(env: &dyn Env, name: &'static str, default: u32) -> Result<u32, ConfigError> {
+    match optional(env, name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ConfigError::Invalid {
+                name,
+                reason: format!("must be a positive whole number of requests a minute, got {v:?}"),
+            }),
     }
 }
 
@@ -68,6 +94,8 @@ pub struct ApiState {
     pub artifacts: Arc<dyn ArtifactStore>,
     pub ledger: Arc<dyn Ledger>,
     pub accounts: Arc<dyn AccountStore>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub limits: crate::limits::Limits,
     /// The lists and details, scoped to their owner.
     pub browse: Arc<dyn Browse>,
     /// Signs and verifies access tokens.
@@ -121,6 +149,8 @@ impl ApiState {
         );
         Ok(ApiState {
             accounts: Arc::new(PgAccountStore::new(pool.clone())),
+            limiter: Arc::new(PgRateLimiter::new(pool.clone())),
+            limits: settings.limits,
             browse: Arc::new(PgBrowse::new(pool.clone())),
             keys,
             mailer,

@@ -9,7 +9,8 @@
 //!   payload can never run;
 //! - budget reservations held longer than any call (their holder died) are released;
 //! - the retention policy (`shared/data/retention.json`) is applied in bounded batches;
-//! - completed idempotency keys older than the retention are forgotten.
+//! - completed idempotency keys older than the retention are forgotten;
+//! - rate limit counters of past minutes are deleted.
 
 use autocrew_shared::adapters::{self, aws, postgres};
 use autocrew_shared::config::{
@@ -17,8 +18,8 @@ use autocrew_shared::config::{
 };
 use autocrew_shared::domain::retention::{RetentionPolicy, RetentionReport};
 use autocrew_shared::ports::{
-    ApprovalStore, BudgetStore, IdempotencyStore, Retention, RunControl, RunStore, StoreError,
-    TaskStore,
+    ApprovalStore, BudgetStore, IdempotencyStore, RateLimiter, Retention, RunControl, RunStore,
+    StoreError, TaskStore,
 };
 use autocrew_shared::services::{AgentQueues, Relay};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
@@ -57,6 +58,7 @@ pub struct SweepReport {
     pub retention: RetentionReport,
     pub approvals_expired: usize,
     pub idempotency_keys_pruned: u64,
+    pub rate_counters_pruned: u64,
 }
 
 /// Why a sweep failed; `error_type` is the stable name retries match on.
@@ -79,6 +81,7 @@ pub struct SweepState {
     pub retention_policy: RetentionPolicy,
     pub approvals: Arc<dyn ApprovalStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
+    pub limiter: Arc<dyn RateLimiter>,
 }
 
 impl SweepState {
@@ -121,6 +124,7 @@ impl SweepState {
             },
             approvals: Arc::new(postgres::PgApprovalStore::new(pool.clone())),
             idempotency: Arc::new(postgres::PgIdempotencyStore::new(pool.clone())),
+            limiter: Arc::new(postgres::PgRateLimiter::new(pool.clone())),
         })
     }
 }
@@ -150,6 +154,7 @@ pub async fn handle(
         .idempotency
         .prune_completed(IDEMPOTENCY_RETENTION_DAYS)
         .await?;
+    let rate_counters_pruned = state.limiter.prune().await?;
     Ok(SweepReport {
         outbox_found,
         outbox_sent,
@@ -160,6 +165,7 @@ pub async fn handle(
         retention,
         approvals_expired: expired.value,
         idempotency_keys_pruned: pruned,
+        rate_counters_pruned,
     })
 }
 

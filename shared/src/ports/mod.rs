@@ -11,6 +11,7 @@ pub mod events;
 pub mod gateway;
 pub mod idempotency;
 pub mod ledger;
+pub mod limits;
 pub mod llm;
 pub mod mail;
 pub mod outbox;
@@ -33,6 +34,7 @@ pub use gateway::{
 };
 pub use idempotency::{Claim, IdempotencyStore};
 pub use ledger::{CostGroup, CostQuery, CostRollup, Ledger};
+pub use limits::{Bucket, RateLimiter, Standing};
 pub use llm::{Embedder, LlmClient, LlmError};
 pub use mail::{Email, MailError, Mailer};
 pub use outbox::{Effects, OutboxStore};

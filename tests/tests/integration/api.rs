@@ -45,6 +45,7 @@ pub(crate) async fn api(db: &TestDb) -> anyhow::Result<(ApiState, Pipeline)> {
             app_link_base: Some("autocrew://".into()),
         },
         mail: autocrew_shared::config::MailConfig::Outbox,
+        limits: Default::default(),
         signup_tier: autocrew_shared::domain::Tier::Free,
         artifact_bucket: p.ctx.bucket.clone(),
         connections_table: p.connections_table.clone(),

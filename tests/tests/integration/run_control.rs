@@ -418,6 +418,9 @@ pub(crate) fn sweep(p: &Pipeline, db: &TestDb) -> SweepState {
         retention_policy: autocrew_shared::domain::retention::RetentionPolicy::embedded(),
         approvals: Arc::new(PgApprovalStore::new(db.pool.clone())),
         idempotency: Arc::new(PgIdempotencyStore::new(db.pool.clone())),
+        limiter: Arc::new(autocrew_shared::adapters::postgres::PgRateLimiter::new(
+            db.pool.clone(),
+        )),
     }
 }
 

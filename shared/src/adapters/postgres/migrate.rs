@@ -42,6 +42,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_api_surface",
         include_str!("../../../../migrations/0009_api_surface.sql"),
     ),
+    (
+        "0010_rate_limits",
+        include_str!("../../../../migrations/0010_rate_limits.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

@@ -1,0 +1,139 @@
+//! Rate limits, counted before a route runs: 100 requests a minute per user and 1,000 per
+//! IP address, and tighter per-IP limits on the routes that create accounts, check
+//! passwords or send email. A refused request gets 429 with `Retry-After`; every answer
+//! carries the binding bucket in `RateLimit-Policy` and `RateLimit` (the IETF httpapi
+//! draft's fields).
+
+use crate::error::json_response;
+use crate::{ApiState, Route};
+use autocrew_shared::domain::UserId;
+use autocrew_shared::ports::{Bucket, Standing};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::json;
+
+/// Requests a minute, per bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub per_user: u32,
+    pub per_ip: u32,
+    pub signup_per_ip: u32,
+    pub login_per_ip: u32,
+    /// Password reset requests and verification resends: each sends an email.
+    pub email_per_ip: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            per_user: 100,
+            per_ip: 1000,
+            signup_per_ip: 10,
+            login_per_ip: 20,
+            email_per_ip: 5,
+        }
+    }
+}
+
+/// The caller's address as API Gateway saw it.
+fn source_ip(request: &Request) -> String {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        _ => None,
+    }
+    .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The user a valid bearer token names, if any (no database: the token is checked here
+/// again by the route itself).
+async fn bearer_user(state: &ApiState, request: &Request) -> Option<UserId> {
+    let header = request.headers().get("authorization")?.to_str().ok()?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))?;
+    state.keys.verify(token.trim()).await.ok()
+}
+
+/// The buckets a request to `route` counts against.
+pub fn buckets(limits: &Limits, route: Route, ip: &str, user: Option<UserId>) -> Vec<Bucket> {
+    let mut buckets = vec![Bucket {
+        key: format!("ip:{ip}"),
+        limit: limits.per_ip,
+        policy: "ip",
+    }];
+    if let Some(user) = user {
+        buckets.push(Bucket {
+            key: format!("user:{user}"),
+            limit: limits.per_user,
+            policy: "user",
+        });
+    }
+    let tighter = match route {
+        Route::Signup => Some(("signup", limits.signup_per_ip)),
+        Route::Login | Route::ResetPassword => Some(("login", limits.login_per_ip)),
+        Route::RequestPasswordReset | Route::ResendVerification => {
+            Some(("email", limits.email_per_ip))
+        }
+        _ => None,
+    };
+    if let Some((policy, limit)) = tighter {
+        buckets.push(Bucket {
+            key: format!("{policy}:{ip}"),
+            limit,
+            policy,
+        });
+    }
+    buckets
+}
+
+/// Counts the request; `Err` is the 429 to answer with. When the counters cannot be
+/// reached the request goes on (logged): limits protect the service, they are not a
+/// reason to refuse it.
+pub async fn check(
+    state: &ApiState,
+    route: Route,
+    request: &Request,
+) -> Result<Option<Standing>, Response<Body>> {
+    let user = bearer_user(state, request).await;
+    let buckets = buckets(&state.limits, route, &source_ip(request), user);
+    let standing = match state.limiter.hit(&buckets).await {
+        Ok(standing) => standing,
+        Err(e) => {
+            tracing::warn!(error = %e, "rate limit counters unavailable; letting the request through");
+            return Ok(None);
+        }
+    };
+    if standing.allowed {
+        return Ok(Some(standing));
+    }
+    let mut response = json_response(
+        429,
+        &json!({
+            "error": format!(
+                "too many requests: the {} limit is {} a minute; try again in {} s",
+                standing.policy, standing.limit, standing.reset_secs
+            )
+        }),
+    );
+    if let Ok(value) = standing.reset_secs.to_string().parse() {
+        response.headers_mut().insert("retry-after", value);
+    }
+    describe(&mut response, &standing);
+    Err(response)
+}
+
+/// Adds `RateLimit-Policy` and `RateLimit` for the binding bucket.
+pub fn describe(response: &mut Response<Body>, standing: &Standing) {
+    let headers = response.headers_mut();
+    if let Ok(value) = format!("\"{}\";q={};w=60", standing.policy, standing.limit).parse() {
+        headers.insert("ratelimit-policy", value);
+    }
+    if let Ok(value) = format!(
+        "\"{}\";r={};t={}",
+        standing.policy, standing.remaining, standing.reset_secs
+    )
+    .parse()
+    {
+        headers.insert("ratelimit", value);
+    }
+}
