@@ -7,6 +7,7 @@ mod auth;
 mod browse;
 mod costs;
 mod error;
+mod idempotent;
 pub mod limits;
 mod request;
 mod routes;
@@ -158,13 +159,17 @@ impl Route {
     }
 }
 
-/// Handles one request for `route`: counts it against its rate limits, then runs it.
+/// Handles one request for `route`: counts it against its rate limits, then runs it (once
+/// per `Idempotency-Key` for POSTs).
 pub async fn handle(state: &ApiState, route: Route, request: Request) -> Response<Body> {
     let standing = match limits::check(state, route, &request).await {
         Ok(standing) => standing,
         Err(refused) => return refused,
     };
-    let mut response = dispatch(state, route, request).await;
+    let mut response = idempotent::once(state, route, request, |request| {
+        dispatch(state, route, request)
+    })
+    .await;
     if let Some(standing) = standing {
         limits::describe(&mut response, &standing);
     }

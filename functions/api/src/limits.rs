@@ -46,7 +46,7 @@ fn source_ip(request: &Request) -> String {
 
 /// The user a valid bearer token names, if any (no database: the token is checked here
 /// again by the route itself).
-async fn bearer_user(state: &ApiState, request: &Request) -> Option<UserId> {
+pub(crate) async fn bearer_user(state: &ApiState, request: &Request) -> Option<UserId> {
     let header = request.headers().get("authorization")?.to_str().ok()?;
     let token = header
         .strip_prefix("Bearer ")

@@ -3,8 +3,9 @@
 use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, S3BlobStore};
 use autocrew_shared::adapters::postgres::{
-    self, PgAccountStore, PgApprovalStore, PgArtifactStore, PgBrowse, PgEventLog, PgLedger,
-    PgProjectStore, PgRateLimiter, PgRunControl, PgRunStore, PgTaskStore, Pool,
+    self, PgAccountStore, PgApprovalStore, PgArtifactStore, PgBrowse, PgEventLog,
+    PgIdempotencyStore, PgLedger, PgProjectStore, PgRateLimiter, PgRunControl, PgRunStore,
+    PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AuthConfig, AwsConfig, ConfigError, DatabaseConfig, Env, MailConfig, ProcessEnv, optional,
@@ -12,8 +13,8 @@ use autocrew_shared::config::{
 };
 use autocrew_shared::domain::Tier;
 use autocrew_shared::ports::{
-    AccountStore, ApprovalStore, ArtifactStore, BlobStore, Browse, EventLog, Ledger, Mailer,
-    ProjectStore, RateLimiter, RunControl, RunStore, TaskStore,
+    AccountStore, ApprovalStore, ArtifactStore, BlobStore, Browse, EventLog, IdempotencyStore,
+    Ledger, Mailer, ProjectStore, RateLimiter, RunControl, RunStore, TaskStore,
 };
 use autocrew_shared::services::access::KeyRing;
 use autocrew_shared::services::{AgentQueues, Notifier, Relay};
@@ -95,6 +96,8 @@ pub struct ApiState {
     pub ledger: Arc<dyn Ledger>,
     pub accounts: Arc<dyn AccountStore>,
     pub limiter: Arc<dyn RateLimiter>,
+    /// Keeps POST answers per `Idempotency-Key`.
+    pub idempotency: Arc<dyn IdempotencyStore>,
     pub limits: crate::limits::Limits,
     /// The lists and details, scoped to their owner.
     pub browse: Arc<dyn Browse>,
@@ -150,6 +153,7 @@ impl ApiState {
         Ok(ApiState {
             accounts: Arc::new(PgAccountStore::new(pool.clone())),
             limiter: Arc::new(PgRateLimiter::new(pool.clone())),
+            idempotency: Arc::new(PgIdempotencyStore::new(pool.clone())),
             limits: settings.limits,
             browse: Arc::new(PgBrowse::new(pool.clone())),
             keys,

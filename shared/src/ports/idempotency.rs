@@ -18,6 +18,16 @@ pub enum Claim {
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     async fn claim(&self, scope: &str, key: &str) -> Result<Claim, StoreError>;
+    /// `claim`, except that a claim still in progress after `stale_after` (its holder
+    /// died) is taken over: `New` again.
+    async fn claim_or_take_over(
+        &self,
+        scope: &str,
+        key: &str,
+        stale_after: std::time::Duration,
+    ) -> Result<Claim, StoreError>;
+    /// Gives up a claim not completed (the work failed and may be tried again).
+    async fn abandon(&self, scope: &str, key: &str) -> Result<(), StoreError>;
     async fn complete(
         &self,
         scope: &str,

@@ -14,6 +14,7 @@ mod dead_letters;
 mod end_to_end;
 mod end_to_end_compatible;
 mod gateway;
+mod idempotent;
 mod limits;
 mod llm_anthropic;
 mod llm_gemini;

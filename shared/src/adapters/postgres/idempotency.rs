@@ -45,6 +45,39 @@ impl IdempotencyStore for PgIdempotencyStore {
         })
     }
 
+    async fn claim_or_take_over(
+        &self,
+        scope: &str,
+        key: &str,
+        stale_after: std::time::Duration,
+    ) -> Result<Claim, StoreError> {
+        let client = self.pool.get().await?;
+        let taken = client
+            .execute_cached(
+                "UPDATE idempotency_keys SET created_at = now()
+                 WHERE scope = $1 AND key = $2 AND completed_at IS NULL
+                   AND created_at < now() - make_interval(secs => $3)",
+                &[&scope, &key, &stale_after.as_secs_f64()],
+            )
+            .await?;
+        if taken == 1 {
+            return Ok(Claim::New);
+        }
+        drop(client);
+        self.claim(scope, key).await
+    }
+
+    async fn abandon(&self, scope: &str, key: &str) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute_cached(
+                "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND completed_at IS NULL",
+                &[&scope, &key],
+            )
+            .await?;
+        Ok(())
+    }
+
     async fn complete(
         &self,
         scope: &str,

@@ -1,0 +1,135 @@
+//! `Idempotency-Key` on every POST, with Stripe's semantics: the first request with a key
+//! runs and its answer is kept for 7 days (the sweep's idempotency retention); the same key
+//! with the same request gets that answer again (`Idempotent-Replayed: true`), with another
+//! request a 422; while the first is still running, a 409. A 5xx is not kept, so a retry
+//! runs again. Keys are per user.
+//!
+//! The sign-in routes are left out on purpose: their answers hold tokens, which are never
+//! stored, and a refresh token presented twice must count as a replay.
+
+use crate::error::json_response;
+use crate::request::idempotency_key;
+use crate::{ApiError, ApiState, Route};
+use autocrew_shared::ports::Claim;
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::future::Future;
+use std::time::Duration;
+
+/// The scope of API keys in the idempotency store.
+const SCOPE: &str = "api";
+
+/// A claim older than any request (the functions time out after 30 s) was left by one
+/// that died: the next request with the key runs.
+const STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// Whether POSTs to `route` take an `Idempotency-Key`.
+fn applies(route: Route) -> bool {
+    !matches!(
+        route,
+        Route::Signup
+            | Route::Login
+            | Route::Refresh
+            | Route::Logout
+            | Route::VerifyEmail
+            | Route::ResendVerification
+            | Route::RequestPasswordReset
+            | Route::ResetPassword
+    )
+}
+
+/// What identifies "the same request": method, path and body.
+fn fingerprint(request: &Request) -> String {
+    let body: &[u8] = match request.body() {
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => b"",
+    };
+    let mut hash = Sha256::new();
+    hash.update(request.method().as_str().as_bytes());
+    hash.update(b" ");
+    hash.update(request.uri().path().as_bytes());
+    hash.update(b"\n");
+    hash.update(body);
+    hex::encode(hash.finalize())
+}
+
+fn replay(stored: &Value) -> Response<Body> {
+    let status = stored["status"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok())
+        .unwrap_or(200);
+    let mut response = match stored.get("body") {
+        Some(Value::Null) | None => Response::builder()
+            .status(status)
+            .body(Body::Empty)
+            .unwrap_or_else(|_| Response::new(Body::Empty)),
+        Some(body) => json_response(status, body),
+    };
+    if let Ok(value) = "true".parse() {
+        response.headers_mut().insert("idempotent-replayed", value);
+    }
+    response
+}
+
+/// Runs `run` once per user and key; see the module documentation.
+pub async fn once<F, Fut>(
+    state: &ApiState,
+    route: Route,
+    request: Request,
+    run: F,
+) -> Response<Body>
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response<Body>>,
+{
+    if request.method() != lambda_http::http::Method::POST || !applies(route) {
+        return run(request).await;
+    }
+    let key = match idempotency_key(&request) {
+        Ok(Some(key)) => key,
+        Ok(None) => return run(request).await,
+        Err(e) => return e.into_response(),
+    };
+    // Keys are the caller's: without a valid token the route answers 401 by itself.
+    let Some(user) = crate::limits::bearer_user(state, &request).await else {
+        return run(request).await;
+    };
+    let scoped = format!("{user}:{key}");
+    let sha = fingerprint(&request);
+    let claim = state
+        .idempotency
+        .claim_or_take_over(SCOPE, &scoped, STALE_AFTER)
+        .await;
+    match claim {
+        Err(e) => ApiError::from(e).into_response(),
+        Ok(Claim::Done(stored)) if stored["request_sha256"] == sha.as_str() => replay(&stored),
+        Ok(Claim::Done(_)) => ApiError::Unprocessable(format!(
+            "the Idempotency-Key {key:?} was used with a different request"
+        ))
+        .into_response(),
+        Ok(Claim::InProgress) => ApiError::Conflict(format!(
+            "a request with the Idempotency-Key {key:?} is still being processed; retry later"
+        ))
+        .into_response(),
+        Ok(Claim::New) => {
+            let response = run(request).await;
+            let status = response.status().as_u16();
+            let outcome = if status >= 500 {
+                state.idempotency.abandon(SCOPE, &scoped).await
+            } else {
+                let body: Value = match response.body() {
+                    Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+                    _ => Value::Null,
+                };
+                let stored = json!({"request_sha256": sha, "status": status, "body": body});
+                state.idempotency.complete(SCOPE, &scoped, &stored).await
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(error = %e, "could not record the idempotent answer; a retry will run again");
+            }
+            response
+        }
+    }
+}
