@@ -1,7 +1,8 @@
 //! `Idempotency-Key` on every POST, with Stripe's semantics: the first request with a key
 //! runs and its answer is kept for 7 days (the sweep's idempotency retention); the same key
 //! with the same request gets that answer again (`Idempotent-Replayed: true`), with another
-//! request a 422; while the first is still running, a 409. A 5xx is not kept, so a retry
+//! request a 422; while the first is still running, the twin waits up to about 3 s for its
+//! answer, then gets a 409. A 5xx is not kept, so a retry
 //! runs again. Keys are per user.
 //!
 //! The sign-in routes are left out on purpose: their answers hold tokens, which are never
@@ -98,10 +99,22 @@ where
     };
     let scoped = format!("{user}:{key}");
     let sha = fingerprint(&request);
-    let claim = state
+    let mut claim = state
         .idempotency
         .claim_or_take_over(SCOPE, &scoped, STALE_AFTER)
         .await;
+    // A twin still running usually ends within moments: wait for its answer (up to about
+    // 3 s) rather than refuse at once.
+    for pause_ms in [50u64, 100, 200, 400, 800, 1500] {
+        if !matches!(claim, Ok(Claim::InProgress)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        claim = state
+            .idempotency
+            .claim_or_take_over(SCOPE, &scoped, STALE_AFTER)
+            .await;
+    }
     match claim {
         Err(e) => ApiError::from(e).into_response(),
         Ok(Claim::Done(stored)) if stored["request_sha256"] == sha.as_str() => replay(&stored),

@@ -14,7 +14,9 @@ async fn create(
     let mut request = event("apigw-create-project.json", &[(SAMPLE_TOKEN, token)])?;
     *request.body_mut() = lambda_http::Body::Text(json!({"name": name}).to_string());
     if let Some(key) = key {
-        request.headers_mut().insert("idempotency-key", key.parse()?);
+        request
+            .headers_mut()
+            .insert("idempotency-key", key.parse()?);
     }
     let response = handle(state, Route::CreateProject, request).await;
     let replayed = response.headers().contains_key("idempotent-replayed");
@@ -36,7 +38,10 @@ async fn a_post_with_a_key_runs_once_and_its_answer_is_replayed() -> anyhow::Res
     assert_eq!((first, replayed), (201, false), "{created}");
     let (again, same, replayed) = create(&state, &ana, Some("key-1"), "keto").await?;
     assert_eq!((again, replayed), (201, true));
-    assert_eq!(same["id"], created["id"], "the same project, not a second one");
+    assert_eq!(
+        same["id"], created["id"],
+        "the same project, not a second one"
+    );
 
     let (changed, body, _) = create(&state, &ana, Some("key-1"), "paleo").await?;
     assert_eq!(changed, 422, "{body}");
@@ -47,10 +52,16 @@ async fn a_post_with_a_key_runs_once_and_its_answer_is_replayed() -> anyhow::Res
 
     let (_, one, _) = create(&state, &ana, None, "no key").await?;
     let (_, two, _) = create(&state, &ana, None, "no key").await?;
-    assert_ne!(one["id"], two["id"], "without a key, two requests are two projects");
+    assert_ne!(
+        one["id"], two["id"],
+        "without a key, two requests are two projects"
+    );
 
     let (bad, body, _) = create(&state, &ana, Some(&"k".repeat(300)), "keto").await?;
-    assert_eq!((bad, body["field"].as_str()), (400, Some("Idempotency-Key")));
+    assert_eq!(
+        (bad, body["field"].as_str()),
+        (400, Some("Idempotency-Key"))
+    );
 
     let rows = db
         .pool
