@@ -122,6 +122,22 @@ impl Route {
         Route::ALL.into_iter().find(|r| r.name() == binary)
     }
 
+    /// Whether the route acts for a signed-in user (takes an access token). The others
+    /// create or use credentials, or serve published files to anyone.
+    pub fn signed_in(self) -> bool {
+        !matches!(
+            self,
+            Route::Signup
+                | Route::Login
+                | Route::Refresh
+                | Route::Logout
+                | Route::VerifyEmail
+                | Route::RequestPasswordReset
+                | Route::ResetPassword
+                | Route::GetSite
+        )
+    }
+
     /// The function's name, as in `template.yaml` and the binaries.
     pub fn name(self) -> &'static str {
         match self {

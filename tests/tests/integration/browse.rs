@@ -229,7 +229,7 @@ async fn projects_page_by_cursor_archive_and_stay_private() -> anyhow::Result<()
 }
 
 /// Plays the pipeline until `run` ends, approving what it asks, as `user`.
-async fn finish(p: &Pipeline, run: RunId, user: UserId) -> anyhow::Result<()> {
+pub(crate) async fn finish(p: &Pipeline, run: RunId, user: UserId) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let mut delivered = pump(p).await?;

@@ -20,6 +20,7 @@ mod llm_anthropic;
 mod llm_gemini;
 mod llm_openai;
 mod llm_streaming;
+mod ownership;
 mod pipeline;
 mod provider_contract;
 mod provider_paths;

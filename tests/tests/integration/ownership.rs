@@ -1,0 +1,159 @@
+//! Two users trying each other's resources: every signed-in route of the HTTP API whose
+//! path names a resource (driven by the route table in `template.yaml`, with each route's
+//! sample request from `events/`) is called by user B with user A's ids. Each answers 404
+//! or 403, and A's resources are unchanged afterwards.
+
+use crate::api::{SAMPLE_TOKEN, api, call, event, user};
+use crate::browse::finish;
+use autocrew_api::{Route, handle};
+use autocrew_runner::template::{Template, Trigger};
+use autocrew_shared::domain::RunId;
+use autocrew_tests::TestDb;
+use serde_json::Value;
+use std::collections::HashMap;
+
+const SAMPLE_PROJECT: &str = "6f1c2a4e-2b7d-4c1e-9a55-3f0d8e7b1a21";
+const SAMPLE_RUN: &str = "0b9e5d3c-7a41-4f2e-8c6d-1e2f3a4b5c6d";
+
+/// The path parameters of `/runs/{run_id}/tasks`: `["run_id"]`.
+fn parameters(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| name.trim_end_matches('+').to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_b_gets_404_or_403_on_every_route_that_names_user_as_resources() -> anyhow::Result<()>
+{
+    let db = TestDb::migrated().await?;
+    let (state, p) = api(&db).await?;
+    let a = user(&state, "ana@example.com").await?;
+    let b = user(&state, "bo@example.com").await?;
+    let a_id = state.keys.verify(&a).await?;
+
+    // A's resources: a project with a finished run, its tasks and its approval.
+    let project = crate::api::project(&state, &a).await?;
+    let (status, accepted) = call(
+        &state,
+        Route::PostCommand,
+        event(
+            "apigw-post-command.json",
+            &[
+                (SAMPLE_TOKEN, a.as_str()),
+                (SAMPLE_PROJECT, project.as_str()),
+            ],
+        )?,
+    )
+    .await?;
+    anyhow::ensure!(status == 202, "{accepted}");
+    let run = accepted["run_id"].as_str().unwrap_or_default().to_owned();
+    finish(&p, RunId::parse("run", &run)?, a_id).await?;
+    let (_, detail) = call(
+        &state,
+        Route::GetRun,
+        event(
+            "apigw-get-run.json",
+            &[(SAMPLE_TOKEN, a.as_str()), (SAMPLE_RUN, run.as_str())],
+        )?,
+    )
+    .await?;
+    let ids: HashMap<&str, String> = HashMap::from([
+        ("project_id", project.clone()),
+        ("run_id", run.clone()),
+        (
+            "task_id",
+            detail["tasks"][0]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        (
+            "approval_id",
+            detail["approvals"][0]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        ("path", "landing/index.html".to_owned()),
+    ]);
+    assert!(ids.values().all(|v| !v.is_empty()), "{ids:?}");
+
+    let text = std::fs::read_to_string(format!("{}/../template.yaml", env!("CARGO_MANIFEST_DIR")))?;
+    let mut checked = Vec::new();
+    for function in Template::parse(&text)?.functions()? {
+        let Some(route) = Route::from_name(&function.binary) else {
+            continue;
+        };
+        for trigger in &function.triggers {
+            let Trigger::Http { method, path } = trigger else {
+                continue;
+            };
+            let names = parameters(path);
+            if names.is_empty() || !route.signed_in() {
+                continue;
+            }
+            // The route's own sample request, aimed at A's resources, as B.
+            let file = format!(
+                "{}/../events/apigw-{}.json",
+                env!("CARGO_MANIFEST_DIR"),
+                function.binary.trim_start_matches("api-")
+            );
+            let mut sample: Value = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
+            let mut raw = path.clone();
+            for name in &names {
+                let value = ids
+                    .get(name.as_str())
+                    .ok_or_else(|| anyhow::anyhow!("{path}: no id for {{{name}}}"))?;
+                sample["pathParameters"][name] = Value::from(value.as_str());
+                raw = raw
+                    .replace(&format!("{{{name}}}"), value)
+                    .replace(&format!("{{{name}+}}"), value);
+            }
+            sample["rawPath"] = Value::from(raw.as_str());
+            sample["requestContext"]["http"]["path"] = Value::from(raw.as_str());
+            sample["headers"]["authorization"] = Value::from(format!("Bearer {b}"));
+            let request = lambda_http::request::from_str(&sample.to_string())?;
+            let response = handle(&state, route, request).await;
+            let status = response.status().as_u16();
+            assert!(
+                status == 404 || status == 403,
+                "{method} {raw} as another user answered {status}: {:?}",
+                response.body()
+            );
+            checked.push(format!("{method} {path}"));
+        }
+    }
+    assert!(checked.len() >= 12, "only {checked:?}");
+
+    // Nothing of A's changed.
+    let (status, run_after) = call(
+        &state,
+        Route::GetRun,
+        event(
+            "apigw-get-run.json",
+            &[(SAMPLE_TOKEN, a.as_str()), (SAMPLE_RUN, run.as_str())],
+        )?,
+    )
+    .await?;
+    assert_eq!(
+        (status, run_after["run"]["status"].as_str()),
+        (200, Some("succeeded"))
+    );
+    let (status, project_after) = call(
+        &state,
+        Route::GetProject,
+        event(
+            "apigw-get-project.json",
+            &[
+                (SAMPLE_TOKEN, a.as_str()),
+                (SAMPLE_PROJECT, project.as_str()),
+            ],
+        )?,
+    )
+    .await?;
+    assert_eq!(status, 200);
+    assert!(project_after["archived_at"].is_null());
+    assert_eq!(run_after["approvals"], detail["approvals"]);
+    Ok(())
+}
