@@ -350,3 +350,109 @@ pub async fn reset_password(
     let refresh = state.accounts.open_session(user).await?;
     Ok(json_response(200, &session(state, user, refresh)))
 }
+
+/// How long an export's link works.
+const EXPORT_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// `GET /me/export`: everything kept about the caller as one JSON file in the artifact
+/// bucket (`exports/{user}/...`), and a link to it valid an hour.
+pub async fn export_me(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let document = state.accounts.export(user).await.map_err(gone)?;
+    let bytes =
+        serde_json::to_vec_pretty(&document).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let size = bytes.len();
+    let key = format!(
+        "exports/{user}/{}.json",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+    );
+    state
+        .blobs
+        .put(&key, bytes, "application/json")
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let url = state
+        .blobs
+        .presigned_get(&key, EXPORT_LINK_TTL)
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Ok(json_response(
+        200,
+        &json!({"url": url, "expires_in": EXPORT_LINK_TTL.as_secs(), "size_bytes": size}),
+    ))
+}
+
+/// `DELETE /me`: cancels the caller's runs still going, deletes every file of the account
+/// (artifacts, published pages, exports), then the account and every row of it; 204.
+/// Files go first: if anything fails the account is still there to delete again.
+pub async fn delete_me(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    use autocrew_shared::domain::paging::{MAX_LIMIT, Page};
+    let user = caller(state, request).await?;
+    state.projects.user(user).await.map_err(gone)?;
+    let mut projects = Vec::new();
+    for archived in [false, true] {
+        let mut page = Page {
+            after: None,
+            limit: MAX_LIMIT,
+        };
+        loop {
+            let listed = state.browse.projects(user, archived, page).await?;
+            projects.extend(listed.items.iter().map(|p| p.id));
+            match listed.next_cursor {
+                Some(cursor) => {
+                    page.after = Some(
+                        autocrew_shared::domain::paging::Cursor::decode(&cursor)
+                            .map_err(|e| ApiError::Internal(e.into()))?,
+                    )
+                }
+                None => break,
+            }
+        }
+    }
+    let mut page = Page {
+        after: None,
+        limit: MAX_LIMIT,
+    };
+    loop {
+        let runs = state.browse.runs(user, None, None, page).await?;
+        for run in runs.items.iter().filter(|r| !r.status.is_terminal()) {
+            match state
+                .control
+                .cancel(run.id, "the account was deleted")
+                .await
+            {
+                Ok(cancelled) => state.relay.publish(cancelled.effects).await,
+                // It ended meanwhile.
+                Err(StoreError::RunEnded { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match runs.next_cursor {
+            Some(cursor) => {
+                page.after = Some(
+                    autocrew_shared::domain::paging::Cursor::decode(&cursor)
+                        .map_err(|e| ApiError::Internal(e.into()))?,
+                )
+            }
+            None => break,
+        }
+    }
+    let mut prefixes = vec![format!("exports/{user}/")];
+    for project in &projects {
+        prefixes.push(format!("projects/{project}/"));
+        prefixes.push(format!("sites/{project}/"));
+    }
+    for prefix in &prefixes {
+        state
+            .blobs
+            .delete_prefix(prefix)
+            .await
+            .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    }
+    state.accounts.delete_account(user).await.map_err(gone)?;
+    tracing::info!(user = %user, projects = projects.len(), "an account was deleted");
+    Ok(Response::builder()
+        .status(204)
+        .body(Body::Empty)
+        .unwrap_or_else(|_| Response::new(Body::Empty)))
+}

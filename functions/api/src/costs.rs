@@ -34,14 +34,8 @@ fn month_start(now: DateTime<Utc>) -> DateTime<Utc> {
     Utc.from_utc_datetime(&first.and_time(chrono::NaiveTime::MIN))
 }
 
-/// `?by=agent&from=2026-11-01&to=2026-12-01&project_id=...`; by defaults to `run`, the
-/// period to this month so far.
-pub async fn get_costs(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
-    let user = caller(state, request).await?;
-    let by: CostGroup = query_text(request, "by")
-        .unwrap_or_else(|| "run".into())
-        .parse()
-        .map_err(|e: String| ApiError::bad("by", e))?;
+/// `?from=&to=`, checked: this month so far by default, at most `MAX_DAYS` long.
+fn period(request: &Request) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     let now = Utc::now();
     let from = match query_text(request, "from") {
         Some(raw) => instant("from", &raw)?,
@@ -60,6 +54,18 @@ pub async fn get_costs(state: &ApiState, request: &Request) -> Result<Response<B
             format!("the period may be at most {MAX_DAYS} days"),
         ));
     }
+    Ok((from, to))
+}
+
+/// `?by=agent&from=2026-11-01&to=2026-12-01&project_id=...`; by defaults to `run`, the
+/// period to this month so far.
+pub async fn get_costs(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let by: CostGroup = query_text(request, "by")
+        .unwrap_or_else(|| "run".into())
+        .parse()
+        .map_err(|e: String| ApiError::bad("by", e))?;
+    let (from, to) = period(request)?;
     let project = match query_text(request, "project_id") {
         Some(raw) => {
             let id = ProjectId::parse("project_id", &raw)
@@ -83,6 +89,7 @@ pub async fn get_costs(state: &ApiState, request: &Request) -> Result<Response<B
         .await?;
     let total: MicroUsd = groups.iter().map(|g| g.cost).sum();
     let calls: u64 = groups.iter().map(|g| g.calls).sum();
+    let now = Utc::now();
     let this_month = state
         .ledger
         .rollup(CostQuery {
@@ -136,4 +143,23 @@ pub async fn update_me(state: &ApiState, request: &Request) -> Result<Response<B
         .set_semantic_cache(user, settings.semantic_cache_threshold)
         .await?;
     Ok(json_response(200, &json!({"user": updated})))
+}
+
+/// `GET /analytics?from=&to=&project_id=`: runs per day, success rate, median duration,
+/// cost per task and per agent, cache hit rate, over the period (this month by default).
+pub async fn get_analytics(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let (from, to) = period(request)?;
+    let project = match query_text(request, "project_id") {
+        Some(raw) => Some(
+            ProjectId::parse("project_id", &raw)
+                .map_err(|e| ApiError::bad("project_id", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let analytics = state.browse.analytics(user, project, from, to).await?;
+    Ok(json_response(200, &analytics))
 }

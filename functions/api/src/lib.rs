@@ -63,6 +63,12 @@ pub enum Route {
     DecideApproval,
     /// `GET /sites/{project_id}/{path+}`: a published file, public.
     GetSite,
+    /// `GET /analytics`: runs per day, success rate, median duration, cost per task and per agent, cache hit rate (`?from=&to=&project_id=`).
+    GetAnalytics,
+    /// `GET /me/export`: a link to a JSON export of everything kept about the caller.
+    ExportMe,
+    /// `DELETE /me`: erases the account, its rows and its files.
+    DeleteMe,
     /// `GET /projects`: the caller's projects, newest first (`?archived=&cursor=&limit=`).
     ListProjects,
     /// `GET /projects/{project_id}`: one project.
@@ -84,7 +90,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 30] = [
+    pub const ALL: [Route; 33] = [
         Route::Signup,
         Route::Login,
         Route::Refresh,
@@ -106,6 +112,9 @@ impl Route {
         Route::GetApproval,
         Route::DecideApproval,
         Route::GetSite,
+        Route::GetAnalytics,
+        Route::ExportMe,
+        Route::DeleteMe,
         Route::ListProjects,
         Route::GetProject,
         Route::UpdateProject,
@@ -162,6 +171,9 @@ impl Route {
             Route::GetApproval => "api-get-approval",
             Route::DecideApproval => "api-decide-approval",
             Route::GetSite => "api-get-site",
+            Route::GetAnalytics => "api-get-analytics",
+            Route::ExportMe => "api-export-me",
+            Route::DeleteMe => "api-delete-me",
             Route::ListProjects => "api-list-projects",
             Route::GetProject => "api-get-project",
             Route::UpdateProject => "api-update-project",
@@ -215,6 +227,9 @@ async fn dispatch(state: &ApiState, route: Route, request: Request) -> Response<
         Route::GetApproval => approvals::get_approval(state, &request).await,
         Route::DecideApproval => approvals::decide(state, &request).await,
         Route::GetSite => approvals::get_site(state, &request).await,
+        Route::GetAnalytics => costs::get_analytics(state, &request).await,
+        Route::ExportMe => auth::export_me(state, &request).await,
+        Route::DeleteMe => auth::delete_me(state, &request).await,
         Route::ListProjects => browse::list_projects(state, &request).await,
         Route::GetProject => browse::get_project(state, &request).await,
         Route::UpdateProject => browse::update_project(state, &request).await,

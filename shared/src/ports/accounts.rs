@@ -77,6 +77,16 @@ pub trait AccountStore: Send + Sync {
     /// Uses a verification token: the user's email is verified. `None` when the token is
     /// unknown, used or expired.
     async fn verify_email(&self, token: &str) -> Result<Option<UserId>, StoreError>;
+    /// Everything kept about `user`, as one JSON document (no password hash, tokens or
+    /// workflow handles): the account, projects, runs, tasks and attempts, events, the
+    /// ledger, artifacts (metadata), approvals.
+    async fn export(&self, user: UserId) -> Result<serde_json::Value, StoreError>;
+    /// Deletes the account and every row that belongs to it; returns its projects' ids
+    /// (their files are the caller's to delete). `NotFound` when it is already gone.
+    async fn delete_account(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<crate::domain::ProjectId>, StoreError>;
     /// Uses a reset token: the password becomes `password_hash` and every session of the
     /// user is revoked, in one transaction. `None` when the token is unknown, used or
     /// expired.

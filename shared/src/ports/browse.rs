@@ -49,6 +49,15 @@ pub trait Browse: Send + Sync {
     ) -> Result<Option<Vec<TaskDetail>>, StoreError>;
     /// One task with its attempts; `None` when it is not `user`'s.
     async fn task(&self, user: UserId, task: TaskId) -> Result<Option<TaskDetail>, StoreError>;
+    /// `user`'s activity over `[from, to)`, of one project or all: runs per day, success
+    /// rate, median duration, cost per task and per agent, cache hit rate.
+    async fn analytics(
+        &self,
+        user: UserId,
+        project: Option<ProjectId>,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<serde_json::Value, StoreError>;
     /// A project's artifacts, newest first; empty when the project is not `user`'s.
     async fn artifacts(
         &self,

@@ -424,6 +424,68 @@ async fn runs_tasks_and_artifacts_list_with_filters_and_links() -> anyhow::Resul
     .await?;
     assert!(of_run["items"].as_array().map(Vec::len).unwrap_or(0) >= 3);
 
+    // Analytics over a period around now: the one run, its agents' costs.
+    let day = |offset: i64| {
+        (chrono::Utc::now() + chrono::Duration::days(offset))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let (from, to) = (day(-1), day(1));
+    let (status, analytics) = call(
+        &state,
+        Route::GetAnalytics,
+        request(
+            "apigw-get-analytics.json",
+            &ana,
+            &[],
+            &[("from", &from), ("to", &to)],
+        )?,
+    )
+    .await?;
+    assert_eq!(status, 200, "{analytics}");
+    assert_eq!(analytics["runs"], 1, "{analytics}");
+    assert_eq!(analytics["runs_per_day"][0]["succeeded"], 1, "{analytics}");
+    assert_eq!(analytics["success_rate"].as_f64(), Some(1.0), "{analytics}");
+    assert!(
+        analytics["median_duration_secs"]
+            .as_f64()
+            .is_some_and(|s| s > 0.0),
+        "{analytics}"
+    );
+    assert_eq!(
+        analytics["cache_hit_rate"].as_f64(),
+        Some(0.0),
+        "{analytics}"
+    );
+    assert!(
+        analytics["agents"].as_array().is_some_and(|a| a.len() >= 4),
+        "{analytics}"
+    );
+    let (_, theirs) = call(
+        &state,
+        Route::GetAnalytics,
+        request(
+            "apigw-get-analytics.json",
+            &bo,
+            &[],
+            &[("from", &from), ("to", &to)],
+        )?,
+    )
+    .await?;
+    assert_eq!(theirs["runs"], 0, "bo's analytics hold none of ana's runs");
+    let (status, body) = call(
+        &state,
+        Route::GetAnalytics,
+        request(
+            "apigw-get-analytics.json",
+            &ana,
+            &[],
+            &[("from", &to), ("to", &from)],
+        )?,
+    )
+    .await?;
+    assert_eq!((status, body["field"].as_str()), (400, Some("to")));
+
     // Deleting the project removes its runs and its files.
     let (status, _) = call(
         &state,

@@ -2,6 +2,7 @@
 //! binary, so the AWS SDK is linked once. Every test has its own database and its own
 //! queue, bucket, table and state machine names, so they run in parallel.
 
+mod account;
 mod agent_loop;
 mod api;
 mod api_costs;

@@ -191,6 +191,46 @@ impl AccountStore for PgAccountStore {
         Ok(Some(user))
     }
 
+    async fn export(&self, user: UserId) -> Result<serde_json::Value, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt_cached(EXPORT, &[&user.0])
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "user",
+                id: user.to_string(),
+            })?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn delete_account(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<crate::domain::ProjectId>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let projects = tx
+            .query_cached(
+                "SELECT id FROM projects WHERE user_id = $1 FOR UPDATE",
+                &[&user.0],
+            )
+            .await?
+            .iter()
+            .map(|row| row.try_get(0).map(crate::domain::ProjectId))
+            .collect::<Result<Vec<_>, _>>()?;
+        let deleted = tx
+            .execute_cached("DELETE FROM users WHERE id = $1", &[&user.0])
+            .await?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound {
+                what: "user",
+                id: user.to_string(),
+            });
+        }
+        tx.commit().await?;
+        Ok(projects)
+    }
+
     async fn reset_password(
         &self,
         token: &str,
@@ -235,3 +275,46 @@ async fn use_email_token(
         .await?;
     Ok(row.map(|r| r.try_get(0)).transpose()?.map(UserId))
 }
+
+/// One JSON document of everything kept about user `$1`. Left out on purpose: the password
+/// hash, refresh and email tokens, Step Functions task tokens, and the budget's internal
+/// reservations.
+const EXPORT: &str = "
+SELECT json_build_object(
+  'exported_at', now(),
+  'user', json_build_object('id', u.id, 'email', u.email, 'display_name', u.display_name,
+          'tier', u.tier, 'created_at', u.created_at, 'email_verified_at', u.email_verified_at,
+          'semantic_cache_threshold', u.semantic_cache_threshold),
+  'projects', (SELECT coalesce(json_agg(p ORDER BY p.created_at), '[]')
+               FROM (SELECT id, name, description, created_at, updated_at, archived_at
+                     FROM projects WHERE user_id = u.id) p),
+  'runs', (SELECT coalesce(json_agg(r ORDER BY r.created_at), '[]')
+           FROM (SELECT id, project_id, command, status, plan, budget_micro_usd, spent_micro_usd,
+                        error, created_at, started_at, completed_at
+                 FROM runs WHERE user_id = u.id) r),
+  'tasks', (SELECT coalesce(json_agg(t ORDER BY t.created_at), '[]')
+            FROM (SELECT t.id, t.run_id, t.task_key, t.agent, t.title, t.description, t.status,
+                         t.result, t.error_log, t.created_at, t.started_at, t.completed_at
+                  FROM tasks t JOIN runs r ON r.id = t.run_id WHERE r.user_id = u.id) t),
+  'task_attempts', (SELECT coalesce(json_agg(a ORDER BY a.started_at), '[]')
+                    FROM (SELECT a.task_id, a.attempt_no, a.status, a.error, a.started_at, a.finished_at
+                          FROM task_attempts a JOIN tasks t ON t.id = a.task_id
+                          JOIN runs r ON r.id = t.run_id WHERE r.user_id = u.id) a),
+  'events', (SELECT coalesce(json_agg(e ORDER BY e.project_id, e.seq), '[]')
+             FROM (SELECT e.project_id, e.run_id, e.seq, e.kind, e.payload, e.created_at
+                   FROM events e JOIN projects p ON p.id = e.project_id WHERE p.user_id = u.id) e),
+  'llm_calls', (SELECT coalesce(json_agg(c ORDER BY c.created_at), '[]')
+                FROM (SELECT id, project_id, run_id, task_id, agent, provider, model, outcome,
+                             input_tokens, output_tokens, cache_write_tokens, cache_read_tokens,
+                             cost_micro_usd, latency_ms, created_at
+                      FROM llm_calls WHERE user_id = u.id) c),
+  'artifacts', (SELECT coalesce(json_agg(a ORDER BY a.created_at), '[]')
+                FROM (SELECT a.id, a.project_id, a.run_id, a.task_id, a.key, a.content_type,
+                             a.size_bytes, a.checksum_sha256, a.created_at
+                      FROM artifacts a JOIN projects p ON p.id = a.project_id WHERE p.user_id = u.id) a),
+  'approvals', (SELECT coalesce(json_agg(a ORDER BY a.created_at), '[]')
+                FROM (SELECT a.id, a.run_id, a.task_id, a.tool, a.payload, a.payload_hash, a.status,
+                             a.expires_at, a.decided_at, a.reason, a.result, a.created_at
+                      FROM approvals a JOIN projects p ON p.id = a.project_id WHERE p.user_id = u.id) a)
+)
+FROM users u WHERE u.id = $1";

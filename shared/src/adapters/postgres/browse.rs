@@ -194,6 +194,20 @@ impl Browse for PgBrowse {
         }))
     }
 
+    async fn analytics(
+        &self,
+        user: UserId,
+        project: Option<ProjectId>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<serde_json::Value, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one_cached(ANALYTICS, &[&user.0, &project.map(|p| p.0), &from, &to])
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
     async fn artifacts(
         &self,
         user: UserId,
@@ -242,3 +256,46 @@ impl Browse for PgBrowse {
         }))
     }
 }
+
+/// Analytics of user `$1` (project `$2` or all) over `[$3, $4)`, as one JSON document.
+/// Durations are of runs that succeeded; money is in micro-dollars.
+const ANALYTICS: &str = "
+WITH r AS (
+    SELECT id, status, created_at, completed_at FROM runs
+    WHERE user_id = $1 AND ($2::uuid IS NULL OR project_id = $2)
+      AND created_at >= $3 AND created_at < $4
+), c AS (
+    SELECT task_id, agent, outcome, cost_micro_usd, input_tokens, output_tokens FROM llm_calls
+    WHERE user_id = $1 AND ($2::uuid IS NULL OR project_id = $2)
+      AND created_at >= $3 AND created_at < $4
+)
+SELECT json_build_object(
+  'from', $3::timestamptz, 'to', $4::timestamptz,
+  'runs', (SELECT count(*) FROM r),
+  'runs_per_day', (SELECT coalesce(json_agg(d ORDER BY d.day), '[]') FROM (
+      SELECT to_char(date_trunc('day', created_at), 'YYYY-MM-DD') AS day, count(*) AS runs,
+             count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+             count(*) FILTER (WHERE status = 'failed') AS failed
+      FROM r GROUP BY 1) d),
+  'success_rate', (SELECT CASE WHEN count(*) = 0 THEN NULL
+                     ELSE round(count(*) FILTER (WHERE status = 'succeeded')::numeric / count(*), 4) END
+                   FROM r WHERE status IN ('succeeded', 'failed', 'cancelled')),
+  'median_duration_secs', (SELECT round(percentile_cont(0.5) WITHIN GROUP (
+                              ORDER BY extract(epoch FROM completed_at - created_at))::numeric, 3)
+                           FROM r WHERE status = 'succeeded' AND completed_at IS NOT NULL),
+  'cost_micro_usd', (SELECT coalesce(sum(cost_micro_usd), 0) FROM c),
+  'cost_per_task_micro_usd', (SELECT CASE WHEN count(DISTINCT task_id) = 0 THEN NULL
+                                ELSE round(sum(cost_micro_usd)::numeric / count(DISTINCT task_id), 2) END
+                              FROM c WHERE task_id IS NOT NULL),
+  'cache_hit_rate', (SELECT CASE WHEN count(*) = 0 THEN NULL
+                       ELSE round(count(*) FILTER (WHERE outcome = 'cache_hit')::numeric / count(*), 4) END
+                     FROM c),
+  'agents', (SELECT coalesce(json_agg(a ORDER BY a.agent), '[]') FROM (
+      SELECT agent, count(*) AS calls, count(DISTINCT task_id) AS tasks,
+             sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+             sum(cost_micro_usd) AS cost_micro_usd,
+             CASE WHEN count(DISTINCT task_id) = 0 THEN NULL
+                  ELSE round(sum(cost_micro_usd)::numeric / count(DISTINCT task_id), 2) END
+               AS cost_per_task_micro_usd
+      FROM c WHERE agent IS NOT NULL GROUP BY agent) a)
+)";

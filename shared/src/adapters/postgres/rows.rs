@@ -14,6 +14,11 @@ impl From<tokio_postgres::Error> for StoreError {
                     .to_owned();
                 StoreError::Conflict(detail)
             }
+            // A row the write refers to is gone (its account or project was deleted while
+            // a token or a request still named it): the request, not the database, is wrong.
+            Some(code) if *code == SqlState::FOREIGN_KEY_VIOLATION => {
+                StoreError::Conflict("something this request refers to no longer exists".into())
+            }
             _ => StoreError::Backend(Box::new(e)),
         }
     }
