@@ -155,8 +155,31 @@ pg_running() {
   [ -f "$pg_data/postmaster.pid" ] && as_pg "$(pg_bin)/pg_ctl" -D "$pg_data" status >/dev/null 2>&1
 }
 
+# A local CA and a server certificate for 127.0.0.1, made once. pgserver's Postgres is
+# built without SSL, so the tests put a TLS front (tests/pg_tls_front.py) before it with
+# this certificate: `sslmode=require` with DATABASE_CA_FILE=.local/pg/tls/ca.crt is tested
+# as on AWS, and the stack's own URL stays plain.
+pg_tls="$pg_dir/tls"
+make_pg_tls() {
+  [ -f "$pg_tls/server.crt" ] && return 0
+  command -v openssl >/dev/null || die "openssl is needed for Postgres's TLS certificate: apt-get install openssl"
+  mkdir -p "$pg_tls"
+  (
+    cd "$pg_tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=autocrew local CA" \
+      -keyout ca.key -out ca.crt 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server.key -out server.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile server.ext -out server.crt 2>/dev/null
+  ) || die "could not make Postgres's TLS certificate in $pg_tls"
+  chmod 600 "$pg_tls/server.key" "$pg_tls/ca.key"
+  say "made a local CA and a TLS certificate for Postgres in .local/pg/tls"
+}
+
 start_pg() {
   prepare_pg_user
+  make_pg_tls
   local bin; bin=$(pg_bin)
   if [ ! -f "$pg_data/PG_VERSION" ]; then
     say "initialising Postgres data folder .local/pg/data"
@@ -210,6 +233,7 @@ export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
 export AUTOCREW_MOTO_PORT=$moto_port
 EOF
+  if [ -z "${DATABASE_URL:-}" ]; then echo "export AUTOCREW_PG_CA_FILE=$pg_tls/ca.crt" >>"$env_file"; fi
 }
 
 build() {

@@ -92,10 +92,19 @@ where
 /// The Postgres connection.
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
-    /// `postgres://user:password@host:port/db`; holds a password, so it is a secret.
+    /// `postgres://user[:password]@host:port/db[?sslmode=require]`; may hold a password,
+    /// so it is a secret.
     pub url: Secret<String>,
     /// Pool size per process (`DATABASE_POOL_SIZE`, default 8).
     pub pool_size: usize,
+    /// `DATABASE_PASSWORD_SECRET`: a Secrets Manager secret holding the password (its
+    /// plain value, or RDS's JSON with a `password` field); replaces the URL's.
+    pub password_secret: Option<String>,
+    /// The password read from `password_secret` (`adapters::database_config` fills it).
+    pub password: Option<Secret<String>>,
+    /// `DATABASE_CA_FILE`: PEM certificates trusted besides the system's (a private CA,
+    /// RDS's bundle).
+    pub ca_file: Option<String>,
 }
 
 impl DatabaseConfig {
@@ -103,10 +112,20 @@ impl DatabaseConfig {
         let url = required(env, "DATABASE_URL")?;
         // Check the URL here so a typo fails start-up, not the first request. The reason
         // given by the parser never includes the password.
-        tokio_postgres::Config::from_str(&url).map_err(|e| ConfigError::Invalid {
-            name: "DATABASE_URL",
-            reason: e.to_string(),
-        })?;
+        let parsed_url =
+            tokio_postgres::Config::from_str(&url).map_err(|e| ConfigError::Invalid {
+                name: "DATABASE_URL",
+                reason: e.to_string(),
+            })?;
+        // On Lambda the database is across a network: never in plain text.
+        if env.get("AWS_LAMBDA_FUNCTION_NAME").is_some()
+            && parsed_url.get_ssl_mode() != tokio_postgres::config::SslMode::Require
+        {
+            return Err(ConfigError::Invalid {
+                name: "DATABASE_URL",
+                reason: "must ask for TLS with ?sslmode=require on AWS".into(),
+            });
+        }
         let pool_size = parsed(env, "DATABASE_POOL_SIZE", 8usize)?;
         if pool_size == 0 {
             return Err(ConfigError::Invalid {
@@ -117,6 +136,9 @@ impl DatabaseConfig {
         Ok(DatabaseConfig {
             url: Secret::new(url),
             pool_size,
+            password_secret: optional(env, "DATABASE_PASSWORD_SECRET"),
+            password: None,
+            ca_file: optional(env, "DATABASE_CA_FILE"),
         })
     }
 }

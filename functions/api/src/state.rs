@@ -8,8 +8,7 @@ use autocrew_shared::adapters::postgres::{
     PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
-    AuthConfig, AwsConfig, ConfigError, DatabaseConfig, Env, MailConfig, ProcessEnv, optional,
-    required,
+    AuthConfig, AwsConfig, ConfigError, Env, MailConfig, ProcessEnv, optional, required,
 };
 use autocrew_shared::domain::Tier;
 use autocrew_shared::ports::{
@@ -121,7 +120,7 @@ impl ApiState {
     }
 
     pub async fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
-        let pool = postgres::connect(&DatabaseConfig::from_env(env)?)?;
+        let pool = postgres::connect(&adapters::database_config(env).await?)?;
         let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
         Self::assemble(pool, &sdk, ApiSettings::from_env(env)?).await
     }

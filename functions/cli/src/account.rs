@@ -188,9 +188,9 @@ pub async fn reset_password(code: &str, from_stdin: bool, api: &ApiArgs) -> anyh
 /// Prints the local mail outbox.
 pub async fn mail(to: Option<&str>, limit: u32) -> anyhow::Result<()> {
     use autocrew_shared::adapters::postgres;
-    let config =
-        autocrew_shared::config::Config::from_env().context("failed to read configuration")?;
-    let pool = postgres::connect(&config.database)?;
+    let pool = postgres::connect(
+        &autocrew_shared::adapters::database_config(&autocrew_shared::config::ProcessEnv).await?,
+    )?;
     let sent = postgres::PgMailOutbox::new(pool)
         .list(to.map(str::trim), limit)
         .await

@@ -183,8 +183,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::Migrate => {
-            let config = Config::from_env().context("failed to read configuration")?;
-            let pool = postgres::connect(&config.database)?;
+            let pool = postgres::connect(
+                &autocrew_shared::adapters::database_config(&autocrew_shared::config::ProcessEnv)
+                    .await?,
+            )?;
             let report = postgres::migrate(&pool)
                 .await
                 .context("failed to apply migrations")?;
@@ -197,7 +199,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Health => {
             let config = Config::from_env().context("failed to read configuration")?;
-            let pool = postgres::connect(&config.database)?;
+            let pool = postgres::connect(
+                &autocrew_shared::adapters::database_config(&autocrew_shared::config::ProcessEnv)
+                    .await?,
+            )?;
             health::check(&config, &pool).await?;
             Ok(true)
         }

@@ -126,7 +126,7 @@ pub async fn start(options: Options, process: &dyn Env) -> Result<Running, Start
         resolved: environment(&template, &done, &outside)?,
         process,
     };
-    let pool = postgres::connect(&DatabaseConfig::from_env(&env)?)?;
+    let pool = postgres::connect(&autocrew_shared::adapters::database_config(&env).await?)?;
     let steps = Arc::new(StepContext::assemble(
         pool.clone(),
         &sdk,

@@ -8,7 +8,7 @@ use autocrew_shared::adapters::postgres::{
     Pool,
 };
 use autocrew_shared::config::{
-    AwsConfig, ConfigError, DatabaseConfig, Env, Liveness, ProcessEnv, optional, required,
+    AwsConfig, ConfigError, Env, Liveness, ProcessEnv, optional, required,
 };
 use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::domain::PlanLimits;
@@ -131,7 +131,7 @@ impl StepContext {
     /// `CONNECTIONS_TABLE`, `WEBSOCKET_CALLBACK_URL`, `PUBLIC_BASE_URL`, `LLM_MODEL` and the
     /// agent queue URLs.
     pub async fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
-        let pool = postgres::connect(&DatabaseConfig::from_env(env)?)?;
+        let pool = postgres::connect(&adapters::database_config(env).await?)?;
         let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
         Ok(Self::assemble(pool, &sdk, StepSettings::from_env(env)?))
     }

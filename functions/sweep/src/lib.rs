@@ -14,7 +14,7 @@
 
 use autocrew_shared::adapters::{self, aws, postgres};
 use autocrew_shared::config::{
-    AwsConfig, ConfigError, DatabaseConfig, Env, Liveness, ProcessEnv, optional, required,
+    AwsConfig, ConfigError, Env, Liveness, ProcessEnv, optional, required,
 };
 use autocrew_shared::domain::retention::{RetentionPolicy, RetentionReport};
 use autocrew_shared::ports::{
@@ -88,7 +88,7 @@ impl SweepState {
     /// Reads `DATABASE_URL`, the AWS settings, `CONNECTIONS_TABLE`, `WEBSOCKET_CALLBACK_URL`,
     /// `STATE_MACHINE_ARN`, the queue URLs and the heartbeat settings.
     pub async fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
-        let pool = postgres::connect(&DatabaseConfig::from_env(env)?)?;
+        let pool = postgres::connect(&adapters::database_config(env).await?)?;
         let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
         let table = required(env, "CONNECTIONS_TABLE")?;
         let callback = required(env, "WEBSOCKET_CALLBACK_URL")?;

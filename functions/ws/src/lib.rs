@@ -8,9 +8,7 @@
 use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, DynamoConnectionRegistry};
 use autocrew_shared::adapters::postgres::{self, PgEventLog, PgProjectStore, Pool};
-use autocrew_shared::config::{
-    AuthConfig, AwsConfig, ConfigError, DatabaseConfig, Env, ProcessEnv, required,
-};
+use autocrew_shared::config::{AuthConfig, AwsConfig, ConfigError, Env, ProcessEnv, required};
 use autocrew_shared::domain::ProjectId;
 use autocrew_shared::ports::{ConnectionRegistry, EventLog, ProjectStore, RegistryError};
 use autocrew_shared::services::Notifier;
@@ -74,7 +72,7 @@ impl WsState {
     /// Reads `DATABASE_URL`, the AWS settings, `CONNECTIONS_TABLE`, `WEBSOCKET_CALLBACK_URL`
     /// and `JWT_SIGNING_SECRET`.
     pub async fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
-        let pool = postgres::connect(&DatabaseConfig::from_env(env)?)?;
+        let pool = postgres::connect(&adapters::database_config(env).await?)?;
         let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
         let keys = Arc::new(adapters::key_ring(&sdk, &AuthConfig::from_env(env)?).await?);
         Ok(Self::assemble(

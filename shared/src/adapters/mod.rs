@@ -92,3 +92,36 @@ pub fn mailer(
         )),
     }
 }
+
+/// The database configuration from `env`, with the password read from the secret store
+/// when `DATABASE_PASSWORD_SECRET` names one.
+pub async fn database_config(
+    env: &dyn crate::config::Env,
+) -> Result<crate::config::DatabaseConfig, crate::config::ConfigError> {
+    use crate::config::{AwsConfig, ConfigError, DatabaseConfig, Secret};
+    use crate::ports::Secrets;
+    let mut config = DatabaseConfig::from_env(env)?;
+    let Some(id) = config.password_secret.clone() else {
+        return Ok(config);
+    };
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "DATABASE_PASSWORD_SECRET",
+        reason,
+    };
+    let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
+    let value = aws::SecretsManager::new(&sdk)
+        .secret(&id)
+        .await
+        .map_err(|e| invalid(e.to_string()))?;
+    // RDS keeps `{"username": ..., "password": ...}`; a plain secret is the password.
+    let password = match serde_json::from_str::<serde_json::Value>(&value) {
+        Ok(serde_json::Value::Object(fields)) => fields
+            .get("password")
+            .and_then(|p| p.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| invalid(format!("secret {id} is JSON without a \"password\"")))?,
+        _ => value,
+    };
+    config.password = Some(Secret::new(password));
+    Ok(config)
+}

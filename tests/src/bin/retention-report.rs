@@ -205,6 +205,9 @@ async fn main() -> anyhow::Result<()> {
     let pool = postgres::connect(&DatabaseConfig {
         url: autocrew_shared::config::Secret::new(url.clone()),
         pool_size: 2,
+        password_secret: None,
+        password: None,
+        ca_file: None,
     })?;
     let retention = PgRetention::new(pool);
     let policy = RetentionPolicy::embedded();
