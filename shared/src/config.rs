@@ -365,3 +365,19 @@ impl MailConfig {
         }
     }
 }
+
+/// Variables from a secret over the environment's: `values` answer first.
+pub struct Overlay<'a> {
+    pub values: std::collections::HashMap<String, String>,
+    pub base: &'a dyn Env,
+}
+
+impl Env for Overlay<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.values
+            .get(name)
+            .filter(|v| !v.trim().is_empty())
+            .cloned()
+            .or_else(|| self.base.get(name))
+    }
+}

@@ -126,11 +126,16 @@ pub async fn start(options: Options, process: &dyn Env) -> Result<Running, Start
         resolved: environment(&template, &done, &outside)?,
         process,
     };
+    store_provider_keys(&sdk, &done, process).await?;
     let pool = postgres::connect(&autocrew_shared::adapters::database_config(&env).await?)?;
+    let keys = autocrew_shared::config::Overlay {
+        values: autocrew_shared::adapters::provider_keys(&env).await?,
+        base: &env,
+    };
     let steps = Arc::new(StepContext::assemble(
         pool.clone(),
         &sdk,
-        StepSettings::from_env(&env)?,
+        StepSettings::from_env(&keys)?,
     ));
     let api = ApiState::assemble(pool.clone(), &sdk, ApiSettings::from_env(&env)?).await?;
     let settings = ApiSettings::from_env(&env)?;
@@ -254,6 +259,36 @@ async fn fire_forever(
             _ = stopped(&mut shutdown) => return,
         }
     }
+}
+
+/// The provider keys of this shell go where a deployed stack keeps them, the template's
+/// `ProviderKeys` secret (in moto), and the steps read them from there as on AWS.
+async fn store_provider_keys(
+    sdk: &aws_config::SdkConfig,
+    done: &crate::provision::Provisioned,
+    process: &dyn Env,
+) -> Result<(), StartError> {
+    let Some(arn) = done.secrets.get("ProviderKeys") else {
+        return Ok(());
+    };
+    let keys: HashMap<&str, String> = ["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"]
+        .into_iter()
+        .filter_map(|name| Some((name, process.get(name).filter(|v| !v.trim().is_empty())?)))
+        .collect();
+    let value = serde_json::to_string(&keys).unwrap_or_else(|_| "{}".into());
+    aws_sdk_secretsmanager::Client::new(sdk)
+        .put_secret_value()
+        .secret_id(arn)
+        .secret_string(value)
+        .send()
+        .await
+        .map_err(|e| {
+            StartError::Provision(crate::provision::ProvisionError::Aws {
+                resource: arn.clone(),
+                source: Box::new(e),
+            })
+        })?;
+    Ok(())
 }
 
 /// How long one receive waits for messages. Short, because a receive still waiting when

@@ -33,6 +33,8 @@ fn every_reference_in_the_template_resolves() {
         "ResendApiKeySecretArn",
         "EmailFrom",
         "AppLinkBase",
+        "DatabasePasswordSecretArn",
+        "DatabaseCaFile",
     ]);
     assert!(dangling.is_empty(), "undefined: {dangling:?}");
 }

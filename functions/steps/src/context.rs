@@ -133,7 +133,12 @@ impl StepContext {
     pub async fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
         let pool = postgres::connect(&adapters::database_config(env).await?)?;
         let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
-        Ok(Self::assemble(pool, &sdk, StepSettings::from_env(env)?))
+        // The providers' keys come from the secret store, over the environment.
+        let env = autocrew_shared::config::Overlay {
+            values: adapters::provider_keys(env).await?,
+            base: env,
+        };
+        Ok(Self::assemble(pool, &sdk, StepSettings::from_env(&env)?))
     }
 
     /// Builds the context from a pool and an SDK configuration already made.

@@ -125,3 +125,34 @@ pub async fn database_config(
     config.password = Some(Secret::new(password));
     Ok(config)
 }
+
+/// The providers' API keys from the secret `PROVIDER_KEYS_SECRET` names (a JSON object of
+/// `*_API_KEY` names to keys), as variables to lay over the environment; none when the
+/// variable is unset. Only API key names are taken, so the secret cannot redirect
+/// anything else.
+pub async fn provider_keys(
+    env: &dyn crate::config::Env,
+) -> Result<std::collections::HashMap<String, String>, crate::config::ConfigError> {
+    use crate::config::{AwsConfig, ConfigError, optional};
+    use crate::ports::Secrets;
+    let Some(id) = optional(env, "PROVIDER_KEYS_SECRET") else {
+        return Ok(Default::default());
+    };
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "PROVIDER_KEYS_SECRET",
+        reason,
+    };
+    let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
+    let text = aws::SecretsManager::new(&sdk)
+        .secret(&id)
+        .await
+        .map_err(|e| invalid(e.to_string()))?;
+    let fields: std::collections::HashMap<String, String> = serde_json::from_str(&text)
+        .map_err(|_| invalid(format!("secret {id} must be a JSON object of strings")))?;
+    if let Some(other) = fields.keys().find(|k| !k.ends_with("_API_KEY")) {
+        return Err(invalid(format!(
+            "secret {id} holds {other:?}; only provider API keys (NAME_API_KEY) belong there"
+        )));
+    }
+    Ok(fields)
+}

@@ -161,3 +161,49 @@ async fn the_password_comes_from_the_secret_store_and_lambda_requires_tls() -> a
     assert!(DatabaseConfig::from_env(&on_lambda).is_ok());
     Ok(())
 }
+
+#[tokio::test]
+async fn provider_keys_come_from_their_secret_and_it_holds_nothing_else() -> anyhow::Result<()> {
+    let sdk = autocrew_tests::sdk().await?;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let keys = autocrew_tests::unique("provider-keys");
+    secrets
+        .create_secret()
+        .name(&keys)
+        .secret_string(r#"{"OPENAI_API_KEY": "sk-from-the-secret"}"#)
+        .send()
+        .await?;
+    let sneaky = autocrew_tests::unique("provider-keys");
+    secrets
+        .create_secret()
+        .name(&sneaky)
+        .secret_string(r#"{"DATABASE_URL": "postgres://elsewhere/db"}"#)
+        .send()
+        .await?;
+    let env = |secret: &str| {
+        Vars(HashMap::from([
+            ("PROVIDER_KEYS_SECRET", secret.to_owned()),
+            ("OPENAI_API_KEY", "sk-from-the-environment".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            (
+                "AWS_ENDPOINT_URL",
+                std::env::var("AWS_ENDPOINT_URL").unwrap_or_default(),
+            ),
+        ]))
+    };
+    let base = env(&keys);
+    let overlay = autocrew_shared::config::Overlay {
+        values: autocrew_shared::adapters::provider_keys(&base).await?,
+        base: &base,
+    };
+    assert_eq!(
+        overlay.get("OPENAI_API_KEY").as_deref(),
+        Some("sk-from-the-secret")
+    );
+    let refused = autocrew_shared::adapters::provider_keys(&env(&sneaky))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("DATABASE_URL"), "{refused}");
+    Ok(())
+}
