@@ -30,6 +30,17 @@ fn password(from_stdin: bool, prompt: &str) -> anyhow::Result<String> {
     rpassword::prompt_password(prompt).context("cannot read the password")
 }
 
+/// A client with no session, for the routes that take none.
+fn anonymous(api: &ApiArgs) -> Client {
+    Client::new(
+        &api.api,
+        Tokens {
+            access_token: String::new(),
+            refresh_token: None,
+        },
+    )
+}
+
 fn describe(user: &Value) -> String {
     let verified = match user["email_verified_at"].as_str() {
         Some(_) => "verified",
@@ -112,13 +123,7 @@ pub async fn me(args: &SessionArgs) -> anyhow::Result<()> {
 }
 
 pub async fn verify(code: &str, api: &ApiArgs) -> anyhow::Result<()> {
-    let client = Client::new(
-        &api.api,
-        Tokens {
-            access_token: String::new(),
-            refresh_token: None,
-        },
-    );
+    let client = anonymous(api);
     let answer = client
         .post(
             "/auth/verify-email",
@@ -131,13 +136,7 @@ pub async fn verify(code: &str, api: &ApiArgs) -> anyhow::Result<()> {
 }
 
 pub async fn forgot_password(email: &str, api: &ApiArgs) -> anyhow::Result<()> {
-    let client = Client::new(
-        &api.api,
-        Tokens {
-            access_token: String::new(),
-            refresh_token: None,
-        },
-    );
+    let client = anonymous(api);
     client
         .post(
             "/auth/password-reset",
@@ -151,13 +150,7 @@ pub async fn forgot_password(email: &str, api: &ApiArgs) -> anyhow::Result<()> {
 
 pub async fn reset_password(code: &str, from_stdin: bool, api: &ApiArgs) -> anyhow::Result<()> {
     let password = password(from_stdin, "New password (10 characters or more): ")?;
-    let client = Client::new(
-        &api.api,
-        Tokens {
-            access_token: String::new(),
-            refresh_token: None,
-        },
-    );
+    let client = anonymous(api);
     let answer = client
         .post(
             "/auth/password-reset/confirm",

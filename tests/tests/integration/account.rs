@@ -2,9 +2,8 @@
 //! the account with its rows and files.
 
 use crate::api::{SAMPLE_TOKEN, api, call, event, project, user};
-use crate::browse::finish;
+use crate::browse::finished_run;
 use autocrew_api::Route;
-use autocrew_shared::domain::RunId;
 use autocrew_tests::TestDb;
 use serde_json::Value;
 
@@ -21,20 +20,7 @@ async fn an_account_exports_everything_and_deleting_it_erases_rows_and_files() -
     let ana_id = state.keys.verify(&ana).await?;
     let keto = project(&state, &ana).await?;
     let bos = project(&state, &bo).await?;
-    let (_, accepted) = call(
-        &state,
-        Route::PostCommand,
-        event(
-            "apigw-post-command.json",
-            &[
-                (SAMPLE_TOKEN, ana.as_str()),
-                (SAMPLE_PROJECT, keto.as_str()),
-            ],
-        )?,
-    )
-    .await?;
-    let run = accepted["run_id"].as_str().unwrap_or_default().to_owned();
-    finish(&p, RunId::parse("run", &run)?, ana_id).await?;
+    let run = finished_run(&state, &p, &ana, &keto).await?;
     let (_, detail) = call(
         &state,
         Route::GetRun,

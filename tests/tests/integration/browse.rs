@@ -228,6 +228,34 @@ async fn projects_page_by_cursor_archive_and_stay_private() -> anyhow::Result<()
     Ok(())
 }
 
+/// Posts the sample command to `project` as `token` and plays the pipeline until its run
+/// ends; returns the run's id.
+pub(crate) async fn finished_run(
+    state: &ApiState,
+    p: &Pipeline,
+    token: &str,
+    project: &str,
+) -> anyhow::Result<String> {
+    let (status, accepted) = call(
+        state,
+        Route::PostCommand,
+        event(
+            "apigw-post-command.json",
+            &[(SAMPLE_TOKEN, token), (SAMPLE_PROJECT, project)],
+        )?,
+    )
+    .await?;
+    anyhow::ensure!(status == 202, "the command answered {status}: {accepted}");
+    let run = accepted["run_id"].as_str().unwrap_or_default().to_owned();
+    finish(
+        p,
+        RunId::parse("run", &run)?,
+        state.keys.verify(token).await?,
+    )
+    .await?;
+    Ok(run)
+}
+
 /// Plays the pipeline until `run` ends, approving what it asks, as `user`.
 pub(crate) async fn finish(p: &Pipeline, run: RunId, user: UserId) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -270,23 +298,8 @@ async fn runs_tasks_and_artifacts_list_with_filters_and_links() -> anyhow::Resul
     let (state, p) = api(&db).await?;
     let ana = user(&state, "cy@example.com").await?;
     let bo = user(&state, "di@example.com").await?;
-    let ana_id = state.keys.verify(&ana).await?;
     let keto = new_project(&state, &ana, "keto").await?;
-    let (status, accepted) = call(
-        &state,
-        Route::PostCommand,
-        event(
-            "apigw-post-command.json",
-            &[
-                (SAMPLE_TOKEN, ana.as_str()),
-                (SAMPLE_PROJECT, keto.as_str()),
-            ],
-        )?,
-    )
-    .await?;
-    assert_eq!(status, 202, "{accepted}");
-    let run = accepted["run_id"].as_str().unwrap_or_default().to_owned();
-    finish(&p, RunId::parse("run", &run)?, ana_id).await?;
+    let run = finished_run(&state, &p, &ana, &keto).await?;
 
     let (_, all) = call(
         &state,

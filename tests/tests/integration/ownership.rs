@@ -4,10 +4,9 @@
 //! or 403, and A's resources are unchanged afterwards.
 
 use crate::api::{SAMPLE_TOKEN, api, call, event, user};
-use crate::browse::finish;
+use crate::browse::finished_run;
 use autocrew_api::{Route, handle};
 use autocrew_runner::template::{Template, Trigger};
-use autocrew_shared::domain::RunId;
 use autocrew_tests::TestDb;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -30,25 +29,11 @@ async fn user_b_gets_404_or_403_on_every_route_that_names_user_as_resources() ->
     let (state, p) = api(&db).await?;
     let a = user(&state, "ana@example.com").await?;
     let b = user(&state, "bo@example.com").await?;
-    let a_id = state.keys.verify(&a).await?;
 
     // A's resources: a project with a finished run, its tasks and its approval.
     let project = crate::api::project(&state, &a).await?;
-    let (status, accepted) = call(
-        &state,
-        Route::PostCommand,
-        event(
-            "apigw-post-command.json",
-            &[
-                (SAMPLE_TOKEN, a.as_str()),
-                (SAMPLE_PROJECT, project.as_str()),
-            ],
-        )?,
-    )
-    .await?;
-    anyhow::ensure!(status == 202, "{accepted}");
-    let run = accepted["run_id"].as_str().unwrap_or_default().to_owned();
-    finish(&p, RunId::parse("run", &run)?, a_id).await?;
+    let run = finished_run(&state, &p, &a, &project).await?;
+
     let (_, detail) = call(
         &state,
         Route::GetRun,

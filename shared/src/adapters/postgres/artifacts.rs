@@ -99,26 +99,29 @@ impl ArtifactStore for PgArtifactStore {
         let client = self.pool.get().await?;
         let rows = client
             .query_cached(
-                "SELECT id, project_id, run_id, task_id, bucket, key, content_type, size_bytes, checksum_sha256
-                 FROM artifacts WHERE run_id = $1 ORDER BY created_at, key",
+                &format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.run_id = $1 ORDER BY a.created_at, a.key"),
                 &[&run.0],
             )
             .await?;
-        rows.iter()
-            .map(|row| {
-                let size: i64 = row.try_get(7)?;
-                Ok(Artifact {
-                    id: ArtifactId(row.try_get(0)?),
-                    project_id: ProjectId(row.try_get(1)?),
-                    run_id: row.try_get::<_, Option<Uuid>>(2)?.map(RunId),
-                    task_id: row.try_get::<_, Option<Uuid>>(3)?.map(TaskId),
-                    bucket: row.try_get(4)?,
-                    key: row.try_get(5)?,
-                    content_type: row.try_get(6)?,
-                    size_bytes: u64::try_from(size).unwrap_or(0),
-                    checksum_sha256: row.try_get(8)?,
-                })
-            })
-            .collect()
+        rows.iter().map(artifact_from).collect()
     }
+}
+
+/// The columns `artifact_from` reads, in order (`a` is the artifacts table).
+pub(super) const ARTIFACT_COLUMNS: &str = "a.id, a.project_id, a.run_id, a.task_id, a.bucket, a.key, a.content_type, a.size_bytes, a.checksum_sha256";
+
+/// An artifact from the first columns of `row`, as `ARTIFACT_COLUMNS` lists them.
+pub(super) fn artifact_from(row: &tokio_postgres::Row) -> Result<Artifact, StoreError> {
+    let size: i64 = row.try_get(7)?;
+    Ok(Artifact {
+        id: ArtifactId(row.try_get(0)?),
+        project_id: ProjectId(row.try_get(1)?),
+        run_id: row.try_get::<_, Option<Uuid>>(2)?.map(RunId),
+        task_id: row.try_get::<_, Option<Uuid>>(3)?.map(TaskId),
+        bucket: row.try_get(4)?,
+        key: row.try_get(5)?,
+        content_type: row.try_get(6)?,
+        size_bytes: u64::try_from(size).unwrap_or(0),
+        checksum_sha256: row.try_get(8)?,
+    })
 }

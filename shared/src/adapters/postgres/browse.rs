@@ -1,13 +1,14 @@
 //! `Browse` on Postgres: keyset pages, each in one statement that also checks the owner.
 
 use super::Pool;
+use super::artifacts::{ARTIFACT_COLUMNS, artifact_from};
 use super::cached::Cached;
 use super::projects::{PROJECT_COLUMNS, project_from};
 use super::runs::{RUN_COLUMNS, run_from_row};
 use super::tasks::{TASK_COLUMNS, task_from_row};
 use crate::domain::paging::{Cursor, Page, Paged};
-use crate::domain::records::{Artifact, AttemptRecord};
-use crate::domain::{ArtifactId, ProjectId, RunId, RunStatus, TaskId, UserId};
+use crate::domain::records::AttemptRecord;
+use crate::domain::{ProjectId, RunId, RunStatus, TaskId, UserId};
 use crate::ports::{ArtifactEntry, Browse, StoreError, TaskDetail};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -220,8 +221,7 @@ impl Browse for PgBrowse {
         let rows = client
             .query_cached(
                 &format!(
-                    "SELECT a.id, a.project_id, a.run_id, a.task_id, a.bucket, a.key, a.content_type,
-                            a.size_bytes, a.checksum_sha256, a.created_at
+                    "SELECT {ARTIFACT_COLUMNS}, a.created_at
                      FROM artifacts a JOIN projects p ON p.id = a.project_id
                      WHERE a.project_id = $1 AND p.user_id = $2 AND ($3::uuid IS NULL OR a.run_id = $3)
                        AND ($4::timestamptz IS NULL OR (a.created_at, a.id) < ($4, $5::uuid))
@@ -233,19 +233,8 @@ impl Browse for PgBrowse {
         let items = rows
             .iter()
             .map(|row| {
-                let size: i64 = row.try_get(7)?;
                 Ok(ArtifactEntry {
-                    artifact: Artifact {
-                        id: ArtifactId(row.try_get(0)?),
-                        project_id: ProjectId(row.try_get(1)?),
-                        run_id: row.try_get::<_, Option<Uuid>>(2)?.map(RunId),
-                        task_id: row.try_get::<_, Option<Uuid>>(3)?.map(TaskId),
-                        bucket: row.try_get(4)?,
-                        key: row.try_get(5)?,
-                        content_type: row.try_get(6)?,
-                        size_bytes: u64::try_from(size).unwrap_or(0),
-                        checksum_sha256: row.try_get(8)?,
-                    },
+                    artifact: artifact_from(row)?,
                     created_at: row.try_get(9)?,
                 })
             })
