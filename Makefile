@@ -1,6 +1,6 @@
 # The two commands of the README, and the stack's own verbs. Everything is in
 # infra/local/stack.sh; this file only names it.
-.PHONY: demo demo-compatible demo-checked test chaos bench bench-engine up down status lint
+.PHONY: demo demo-compatible demo-checked test chaos bench bench-engine bench-api up down status lint
 
 demo:  ## set up, start the local stack, run the main job, stop what was started
 	bash infra/local/stack.sh demo
@@ -22,6 +22,9 @@ bench: ## the gateway's overhead per call (routing, budget, slot, cache, ledger)
 
 bench-engine: ## the engine's CPU, commits and throughput per run with a release runner (BENCH_RUNS=30)
 	bash infra/local/stack.sh bench-engine
+
+bench-api: ## the API's requests per second, p99 and CPU per request next to pgbench on the route's SQL (needs wrk)
+	bash infra/local/stack.sh bench-api
 
 up:    ## start the local stack and leave it running (.local/stack.env has its variables)
 	bash infra/local/stack.sh up

@@ -392,6 +392,21 @@ run_engine_bench() {
     --log "$local_dir/bench-runner.log" --moto-pid-file "$moto_pid_file")
 }
 
+# The API's cost per request (tests/src/bin/api-bench.rs): wrk through a release runner's
+# gateway, next to pgbench running the route's SQL. The rate limits are lifted for it (it
+# is one user sending thousands of requests a second).
+run_api_bench() {
+  stop_runner
+  command -v wrk >/dev/null || die "wrk is needed: apt-get install wrk"
+  say "building the release runner (a cold release build takes several minutes)"
+  (cd "$root" && cargo build --release --quiet -p autocrew-runner) || die "cargo build --release failed"
+  (cd "$root" && RATE_LIMIT_PER_USER=1000000000 RATE_LIMIT_PER_IP=1000000000 \
+    "$(target_dir)/debug/api-bench" --port "$(free_port)" \
+    --runner "$(target_dir)/release/autocrew-local" --root "$root" \
+    --log "$local_dir/bench-api-runner.log" --pgbench "$(pg_bin)/pgbench" \
+    --seconds "${BENCH_SECONDS:-10}")
+}
+
 # The gateway benchmark (tests/benches/gateway.rs), optimised build.
 run_bench() {
   (cd "$root" && cargo bench -p autocrew-tests --bench gateway)
@@ -480,8 +495,9 @@ case "${1:-}" in
   demo) with_stack demo ;;
   bench) with_stack run_bench ;;
   bench-engine) with_stack run_engine_bench ;;
+  bench-api) with_stack run_api_bench ;;
   demo-compatible) with_stack demo_compatible ;;
   demo-checked) with_stack demo_checked ;;
   lint) lint ;;
-  *) die "usage: stack.sh up|down|status|test|chaos|demo|demo-compatible|demo-checked|bench|bench-engine|lint" ;;
+  *) die "usage: stack.sh up|down|status|test|chaos|demo|demo-compatible|demo-checked|bench|bench-engine|bench-api|lint" ;;
 esac

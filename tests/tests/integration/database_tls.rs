@@ -4,6 +4,7 @@
 
 use autocrew_shared::adapters::postgres;
 use autocrew_shared::config::{DatabaseConfig, Env, Secret};
+use autocrew_tests::EnvOver;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -93,14 +94,6 @@ async fn sslmode_require_connects_over_verified_tls_and_refuses_an_unknown_certi
     Ok(())
 }
 
-struct Vars(HashMap<&'static str, String>);
-
-impl Env for Vars {
-    fn get(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
-    }
-}
-
 #[tokio::test]
 async fn the_password_comes_from_the_secret_store_and_lambda_requires_tls() -> anyhow::Result<()> {
     let sdk = autocrew_tests::sdk().await?;
@@ -120,7 +113,7 @@ async fn the_password_comes_from_the_secret_store_and_lambda_requires_tls() -> a
         .send()
         .await?;
     let base = |secret: &str| {
-        Vars(HashMap::from([
+        EnvOver(HashMap::from([
             (
                 "DATABASE_URL",
                 "postgres://autocrew@db.example.com/autocrew".to_owned(),
@@ -181,7 +174,7 @@ async fn provider_keys_come_from_their_secret_and_it_holds_nothing_else() -> any
         .send()
         .await?;
     let env = |secret: &str| {
-        Vars(HashMap::from([
+        EnvOver(HashMap::from([
             ("PROVIDER_KEYS_SECRET", secret.to_owned()),
             ("OPENAI_API_KEY", "sk-from-the-environment".to_owned()),
             ("AWS_REGION", "us-east-1".to_owned()),
