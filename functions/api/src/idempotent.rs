@@ -79,6 +79,7 @@ pub async fn once<F, Fut>(
     state: &ApiState,
     route: Route,
     request: Request,
+    user: Option<autocrew_shared::domain::UserId>,
     run: F,
 ) -> Response<Body>
 where
@@ -94,7 +95,7 @@ where
         Err(e) => return e.into_response(),
     };
     // Keys are the caller's: without a valid token the route answers 401 by itself.
-    let Some(user) = crate::limits::bearer_user(state, &request).await else {
+    let Some(user) = user else {
         return run(request).await;
     };
     let scoped = format!("{user}:{key}");

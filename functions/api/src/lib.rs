@@ -189,12 +189,14 @@ impl Route {
 
 /// Handles one request for `route`: counts it against its rate limits, then runs it (once
 /// per `Idempotency-Key` for POSTs).
-pub async fn handle(state: &ApiState, route: Route, request: Request) -> Response<Body> {
-    let standing = match limits::check(state, route, &request).await {
+pub async fn handle(state: &ApiState, route: Route, mut request: Request) -> Response<Body> {
+    // The bearer token is checked once; the limits, the keys and the route share the outcome.
+    let user = request::verify(state, &mut request).await;
+    let standing = match limits::check(state, route, &request, user).await {
         Ok(standing) => standing,
         Err(refused) => return refused,
     };
-    let mut response = idempotent::once(state, route, request, |request| {
+    let mut response = idempotent::once(state, route, request, user, |request| {
         dispatch(state, route, request)
     })
     .await;

@@ -44,16 +44,6 @@ fn source_ip(request: &Request) -> String {
     .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// The user a valid bearer token names, if any (no database: the token is checked here
-/// again by the route itself).
-pub(crate) async fn bearer_user(state: &ApiState, request: &Request) -> Option<UserId> {
-    let header = request.headers().get("authorization")?.to_str().ok()?;
-    let token = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))?;
-    state.keys.verify(token.trim()).await.ok()
-}
-
 /// The buckets a request to `route` counts against.
 pub fn buckets(limits: &Limits, route: Route, ip: &str, user: Option<UserId>) -> Vec<Bucket> {
     let mut buckets = vec![Bucket {
@@ -93,8 +83,8 @@ pub async fn check(
     state: &ApiState,
     route: Route,
     request: &Request,
+    user: Option<UserId>,
 ) -> Result<Option<Standing>, Response<Body>> {
-    let user = bearer_user(state, request).await;
     let buckets = buckets(&state.limits, route, &source_ip(request), user);
     let standing = match state.limiter.hit(&buckets).await {
         Ok(standing) => standing,

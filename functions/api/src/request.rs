@@ -3,6 +3,7 @@
 
 use crate::{ApiError, ApiState};
 use autocrew_shared::domain::UserId;
+use autocrew_shared::services::access::AccessError;
 use lambda_http::{Body, Request, RequestExt};
 use serde::de::DeserializeOwned;
 
@@ -61,30 +62,55 @@ fn refuse_control_characters(value: &serde_json::Value, path: &str) -> Result<()
     }
 }
 
-/// The caller, from `Authorization: Bearer <access token>`: the token's signature and
-/// expiry are checked here, with no database round trip.
-pub async fn caller(state: &ApiState, request: &Request) -> Result<UserId, ApiError> {
-    let header = request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let token = header
+/// The outcome of checking a request's bearer token, kept in its extensions so that the
+/// rate limits, the idempotency keys and the route check it once: `None` when the request
+/// carries no bearer token.
+#[derive(Debug, Clone)]
+pub(crate) struct Verified(pub Option<Result<UserId, AccessError>>);
+
+/// The bearer token of `Authorization`, if any.
+fn bearer(request: &Request) -> Option<&str> {
+    let header = request.headers().get("authorization")?.to_str().ok()?;
+    header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::Unauthorized("send an access token as Authorization: Bearer <token>".into())
-        })?;
-    state.keys.verify(token).await.map_err(|e| {
-        ApiError::Unauthorized(match e {
-            autocrew_shared::services::access::AccessError::Expired => {
-                "the access token has expired; refresh it with POST /auth/refresh".to_owned()
-            }
-            _ => "the access token is not valid".to_owned(),
-        })
-    })
+}
+
+/// Checks the bearer token (signature and expiry, no database round trip) and keeps the
+/// outcome in the request.
+pub(crate) async fn verify(state: &ApiState, request: &mut Request) -> Option<UserId> {
+    let outcome = match bearer(request) {
+        Some(token) => Some(state.keys.verify(token).await),
+        None => None,
+    };
+    let user = outcome.as_ref().and_then(|o| o.as_ref().ok().copied());
+    request.extensions_mut().insert(Verified(outcome));
+    user
+}
+
+/// The caller, from `Authorization: Bearer <access token>`, as `verify` found it.
+pub async fn caller(state: &ApiState, request: &Request) -> Result<UserId, ApiError> {
+    let outcome = match request.extensions().get::<Verified>() {
+        Some(Verified(outcome)) => outcome.clone(),
+        None => match bearer(request) {
+            Some(token) => Some(state.keys.verify(token).await),
+            None => None,
+        },
+    };
+    match outcome {
+        None => Err(ApiError::Unauthorized(
+            "send an access token as Authorization: Bearer <token>".into(),
+        )),
+        Some(Ok(user)) => Ok(user),
+        Some(Err(AccessError::Expired)) => Err(ApiError::Unauthorized(
+            "the access token has expired; refresh it with POST /auth/refresh".into(),
+        )),
+        Some(Err(_)) => Err(ApiError::Unauthorized(
+            "the access token is not valid".into(),
+        )),
+    }
 }
 
 /// A path parameter, parsed with `parse` (which names the parameter on failure).

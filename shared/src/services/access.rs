@@ -28,7 +28,7 @@ const MIN_KEY_BYTES: usize = 32;
 
 /// Why a bearer token was refused. Every case is a 401 to the client; the reason goes
 /// to the log.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum AccessError {
     #[error("the token is not a well-formed JWT")]
     Malformed,
