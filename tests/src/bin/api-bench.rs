@@ -9,7 +9,7 @@
 use anyhow::{Context, bail, ensure};
 use autocrew_cli::client::sign_up;
 use autocrew_tests::chaos::{Runner, Settings};
-use autocrew_tests::unique;
+use autocrew_tests::{cpu_of, unique};
 use clap::Parser;
 use serde_json::json;
 use std::path::PathBuf;
@@ -38,24 +38,6 @@ struct Args {
     wrk: PathBuf,
     #[arg(long)]
     pgbench: PathBuf,
-}
-
-/// CPU seconds used so far by a process, from /proc.
-fn cpu_of(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    fields
-        .get(11..13)
-        .into_iter()
-        .flatten()
-        .filter_map(|f| f.parse::<f64>().ok())
-        .sum::<f64>()
-        / 100.0
 }
 
 /// What one load measured.

@@ -10,7 +10,7 @@ use autocrew_cli::client::{Client, sign_up};
 use autocrew_runner::template::Template;
 use autocrew_shared::adapters::aws::metering::Metered;
 use autocrew_tests::chaos::{Runner, Settings};
-use autocrew_tests::{trace, unique};
+use autocrew_tests::{cpu_of, trace, unique};
 use clap::Parser;
 use serde_json::json;
 use std::path::PathBuf;
@@ -44,26 +44,6 @@ struct Args {
     /// Postgres's log file (the stack's).
     #[arg(long, default_value = ".local/pg/postgres.log")]
     pg_log: PathBuf,
-}
-
-/// CPU seconds used so far by a process (and its reaped children), from /proc.
-fn cpu_of(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // Fields after the command (which may hold spaces) start after the last ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    // utime, stime, cutime, cstime are fields 14-17 (1-based), 11-14 after the ')'.
-    let ticks: f64 = fields
-        .get(11..15)
-        .into_iter()
-        .flatten()
-        .filter_map(|f| f.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0
 }
 
 /// CPU seconds of every Postgres process (the postmaster counts its reaped backends).
