@@ -19,7 +19,7 @@ use std::time::Duration;
 const LINK_TTL: Duration = Duration::from_secs(3600);
 
 /// `?cursor=&limit=`, checked.
-fn page(request: &Request) -> Result<Page, ApiError> {
+pub(crate) fn page(request: &Request) -> Result<Page, ApiError> {
     let limit = query_number(request, "limit", i64::from(DEFAULT_LIMIT))?;
     if !(1..=i64::from(MAX_LIMIT)).contains(&limit) {
         return Err(ApiError::bad("limit", format!("must be 1-{MAX_LIMIT}")));

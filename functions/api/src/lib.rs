@@ -2,9 +2,11 @@
 //! library. Handlers take a `lambda_http::Request` as API Gateway's HTTP API (payload v2)
 //! delivers it and always answer with a response: errors become statuses in `error.rs`.
 
+mod agents;
 mod approvals;
 mod auth;
 mod browse;
+mod conversations;
 mod costs;
 mod error;
 mod idempotent;
@@ -12,6 +14,7 @@ pub mod limits;
 mod request;
 mod routes;
 pub mod state;
+mod uploads;
 
 pub use error::ApiError;
 pub use state::ApiState;
@@ -87,10 +90,20 @@ pub enum Route {
     GetTask,
     /// `GET /projects/{project_id}/artifacts`: a project's artifacts with download links (`?run_id=&cursor=&limit=`).
     ListArtifacts,
+    /// `GET /projects/{project_id}/messages`: the project's conversation, newest first.
+    ListMessages,
+    /// `POST /projects/{project_id}/messages`: a message to the orchestrator (or a command).
+    PostMessage,
+    /// `POST /projects/{project_id}/uploads`: a presigned PUT for one file.
+    CreateUpload,
+    /// `POST /uploads/{upload_id}/complete`: the uploaded file, checked, becomes an artifact.
+    CompleteUpload,
+    /// `GET /agents`: the agents' profiles and the models each would use now.
+    ListAgents,
 }
 
 impl Route {
-    pub const ALL: [Route; 33] = [
+    pub const ALL: [Route; 38] = [
         Route::Signup,
         Route::Login,
         Route::Refresh,
@@ -124,6 +137,11 @@ impl Route {
         Route::ListRunTasks,
         Route::GetTask,
         Route::ListArtifacts,
+        Route::ListMessages,
+        Route::PostMessage,
+        Route::CreateUpload,
+        Route::CompleteUpload,
+        Route::ListAgents,
     ];
 
     /// The route a binary serves (`api-get-run` → `GetRun`).
@@ -183,6 +201,11 @@ impl Route {
             Route::ListRunTasks => "api-list-run-tasks",
             Route::GetTask => "api-get-task",
             Route::ListArtifacts => "api-list-artifacts",
+            Route::ListMessages => "api-list-messages",
+            Route::PostMessage => "api-post-message",
+            Route::CreateUpload => "api-create-upload",
+            Route::CompleteUpload => "api-complete-upload",
+            Route::ListAgents => "api-list-agents",
         }
     }
 }
@@ -190,6 +213,9 @@ impl Route {
 /// Handles one request for `route`: counts it against its rate limits, then runs it (once
 /// per `Idempotency-Key` for POSTs).
 pub async fn handle(state: &ApiState, route: Route, mut request: Request) -> Response<Body> {
+    if let Some(refused) = request::too_large(&request) {
+        return refused;
+    }
     // The bearer token is checked once; the limits, the keys and the route share the outcome.
     let user = request::verify(state, &mut request).await;
     let standing = match limits::check(state, route, &request, user).await {
@@ -241,6 +267,11 @@ async fn dispatch(state: &ApiState, route: Route, request: Request) -> Response<
         Route::ListRunTasks => browse::list_run_tasks(state, &request).await,
         Route::GetTask => browse::get_task(state, &request).await,
         Route::ListArtifacts => browse::list_artifacts(state, &request).await,
+        Route::ListMessages => conversations::list_messages(state, &request).await,
+        Route::PostMessage => conversations::post_message(state, &request).await,
+        Route::CreateUpload => uploads::create_upload(state, &request).await,
+        Route::CompleteUpload => uploads::complete_upload(state, &request).await,
+        Route::ListAgents => agents::list_agents(state, &request).await,
     };
     result.unwrap_or_else(ApiError::into_response)
 }

@@ -4,8 +4,30 @@
 use crate::{ApiError, ApiState};
 use autocrew_shared::domain::UserId;
 use autocrew_shared::services::access::AccessError;
-use lambda_http::{Body, Request, RequestExt};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
+
+/// The largest body a route reads: every route takes small JSON (files go to the bucket by
+/// presigned PUT).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// 413 for a body over `MAX_BODY_BYTES`, before anything else is done with the request.
+pub(crate) fn too_large(request: &Request) -> Option<Response<Body>> {
+    let size = match request.body() {
+        Body::Text(text) => text.len(),
+        Body::Binary(bytes) => bytes.len(),
+        _ => 0,
+    };
+    (size > MAX_BODY_BYTES).then(|| {
+        crate::error::json_response(
+            413,
+            &serde_json::json!({
+                "error": format!("the body is {size} bytes; at most {MAX_BODY_BYTES} are accepted"),
+                "field": "body"
+            }),
+        )
+    })
+}
 
 /// The body as `T`; a malformed body or field is a 400 that names it.
 pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
@@ -23,6 +45,9 @@ pub fn optional_json_body<T: DeserializeOwned>(request: &Request) -> Result<Opti
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(not_utf8(bytes, e));
+    }
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))?;
     refuse_control_characters(&value, "body")?;
@@ -31,6 +56,39 @@ pub fn optional_json_body<T: DeserializeOwned>(request: &Request) -> Result<Opti
         // variant", ...); pass it on.
         ApiError::bad("body.field", e.to_string())
     })
+}
+
+/// A 400 for a body that is not UTF-8, naming the field whose text holds the bad bytes when
+/// the rest is JSON (read with the bad bytes replaced, to find them).
+fn not_utf8(bytes: &[u8], e: std::str::Utf8Error) -> ApiError {
+    let at = e.valid_up_to();
+    let lossy = String::from_utf8_lossy(bytes);
+    let field = serde_json::from_str::<serde_json::Value>(&lossy)
+        .ok()
+        .and_then(|value| replaced_in(&value, "body"))
+        .unwrap_or_else(|| "body".into());
+    ApiError::bad(
+        field.strip_prefix("body.").unwrap_or(&field),
+        format!("must be valid UTF-8 (invalid bytes at offset {at})"),
+    )
+}
+
+/// The path of the first string holding U+FFFD, the replacement of invalid bytes.
+fn replaced_in(value: &serde_json::Value, path: &str) -> Option<String> {
+    match value {
+        serde_json::Value::String(text) if text.contains('\u{FFFD}') => Some(path.to_owned()),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| replaced_in(item, &format!("{path}[{i}]"))),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            if key.contains('\u{FFFD}') {
+                return Some(path.to_owned());
+            }
+            replaced_in(item, &format!("{path}.{key}"))
+        }),
+        _ => None,
+    }
 }
 
 /// Text must not carry control characters (NUL and the like; tab and line breaks are

@@ -58,17 +58,25 @@ pub(crate) async fn owned_project(
     Ok(project)
 }
 
+/// How a run is bounded, as a request gives it; each left out takes its default.
+#[derive(Default)]
+pub(crate) struct RunLimits {
+    /// The run's budget in dollars (default 5, at most 100).
+    pub budget_usd: Option<f64>,
+    /// How many tasks may run at once (default 4, 1-16).
+    pub max_concurrency: Option<u32>,
+    /// Minutes after which the run fails if it has not ended (default 360, 1-1440).
+    pub deadline_minutes: Option<u32>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewCommand {
     command: String,
-    /// The run's budget in dollars (default 5, at most 100).
     #[serde(default)]
     budget_usd: Option<f64>,
-    /// How many tasks may run at once (default 4, 1-16).
     #[serde(default)]
     max_concurrency: Option<u32>,
-    /// Minutes after which the run fails if it has not ended (default 360, 1-1440).
     #[serde(default)]
     deadline_minutes: Option<u32>,
 }
@@ -81,26 +89,74 @@ fn budget(field: &'static str, usd: f64) -> Result<MicroUsd, ApiError> {
     Ok(MicroUsd((usd * 1_000_000.0).round() as i64))
 }
 
+/// 409 for an archived project: it takes no new work.
+pub(crate) fn refuse_archived(project: &Project) -> Result<(), ApiError> {
+    match project.archived_at {
+        Some(_) => Err(ApiError::Conflict(format!(
+            "project {} is archived; unarchive it (PATCH /projects/{{id}} with {{\"archived\": false}}) to run commands",
+            project.id
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub async fn post_command(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let project = owned_project(state, request, user).await?;
-    if project.archived_at.is_some() {
-        return Err(ApiError::Conflict(format!(
-            "project {} is archived; unarchive it (PATCH /projects/{{id}} with {{\"archived\": false}}) to run commands",
-            project.id
-        )));
-    }
+    refuse_archived(&project)?;
     let body: NewCommand = json_body(request)?;
-    let command = body.command.trim();
+    let limits = RunLimits {
+        budget_usd: body.budget_usd,
+        max_concurrency: body.max_concurrency,
+        deadline_minutes: body.deadline_minutes,
+    };
+    let run = start_run(
+        state,
+        request,
+        user,
+        &project,
+        &body.command,
+        "command",
+        limits,
+    )
+    .await?;
+    Ok(json_response(202, &started(&run)))
+}
+
+/// What a started run's 202 says.
+pub(crate) fn started(run: &Run) -> serde_json::Value {
+    json!({
+        "run_id": run.id,
+        "execution_name": run.execution_name,
+        "status": run.status,
+        "deadline_at": run.deadline_at,
+        "run_url": format!("/runs/{}", run.id),
+        "events_url": format!("/projects/{}/events", run.project_id),
+    })
+}
+
+/// Checks `command` (named `field` in errors) and `limits`, then creates the run: the run,
+/// its `run_created` event and the start of its execution commit together; the relay
+/// starts the execution now, or the reconciler does if this process dies.
+pub(crate) async fn start_run(
+    state: &ApiState,
+    request: &Request,
+    user: UserId,
+    project: &Project,
+    command: &str,
+    field: &'static str,
+    limits: RunLimits,
+) -> Result<Run, ApiError> {
+    let command = command.trim();
     if command.is_empty() || command.chars().count() > 4000 {
-        return Err(ApiError::bad("command", "must be 1-4000 characters"));
+        return Err(ApiError::bad(field, "must be 1-4000 characters"));
     }
-    let budget = budget("budget_usd", body.budget_usd.unwrap_or(5.0))?;
-    let max_concurrency = body.max_concurrency.unwrap_or(4);
+    let budget = budget("budget_usd", limits.budget_usd.unwrap_or(5.0))?;
+    let max_concurrency = limits.max_concurrency.unwrap_or(4);
     if !(1..=16).contains(&max_concurrency) {
         return Err(ApiError::bad("max_concurrency", "must be 1-16"));
     }
-    let deadline_minutes = body.deadline_minutes.unwrap_or(360);
+    let deadline_minutes = limits.deadline_minutes.unwrap_or(360);
     if !(1..=1440).contains(&deadline_minutes) {
         return Err(ApiError::bad("deadline_minutes", "must be 1-1440"));
     }
@@ -114,8 +170,6 @@ pub async fn post_command(state: &ApiState, request: &Request) -> Result<Respons
             request_sha256: hex::encode(Sha256::digest(canonical.to_string().as_bytes())),
         }
     });
-    // The run, its `run_created` event and the start of its execution commit together;
-    // the relay starts the execution now, or the reconciler does if this process dies.
     let created = state
         .runs
         .create_run(NewRun {
@@ -128,19 +182,8 @@ pub async fn post_command(state: &ApiState, request: &Request) -> Result<Respons
             idempotency,
         })
         .await?;
-    let run = created.value;
     state.relay.publish(created.effects).await;
-    Ok(json_response(
-        202,
-        &json!({
-            "run_id": run.id,
-            "execution_name": run.execution_name,
-            "status": run.status,
-            "deadline_at": run.deadline_at,
-            "run_url": format!("/runs/{}", run.id),
-            "events_url": format!("/projects/{}/events", project.id),
-        }),
-    ))
+    Ok(created.value)
 }
 
 /// The caller's run named by the path; someone else's is reported as not found.

@@ -2,26 +2,29 @@
 
 use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, S3BlobStore};
+use autocrew_shared::adapters::llm::select::{self, LlmSetup};
 use autocrew_shared::adapters::postgres::{
-    self, PgAccountStore, PgApprovalStore, PgArtifactStore, PgBrowse, PgEventLog,
-    PgIdempotencyStore, PgLedger, PgProjectStore, PgRateLimiter, PgRunControl, PgRunStore,
-    PgTaskStore, Pool,
+    self, PgAccountStore, PgApprovalStore, PgArtifactStore, PgBrowse, PgBudgetStore,
+    PgConversations, PgEventLog, PgIdempotencyStore, PgLedger, PgProjectStore, PgRateLimiter,
+    PgRunControl, PgRunStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AuthConfig, AwsConfig, ConfigError, Env, MailConfig, ProcessEnv, optional, required,
 };
+use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::domain::Tier;
 use autocrew_shared::ports::{
-    AccountStore, ApprovalStore, ArtifactStore, BlobStore, Browse, EventLog, IdempotencyStore,
-    Ledger, Mailer, ProjectStore, RateLimiter, RunControl, RunStore, TaskStore,
+    AccountStore, ApprovalStore, ArtifactStore, BlobStore, Browse, BudgetStore, Conversations,
+    EventLog, IdempotencyStore, Ledger, Mailer, ProjectStore, RateLimiter, RunControl, RunStore,
+    TaskStore, UploadStore,
 };
 use autocrew_shared::services::access::KeyRing;
-use autocrew_shared::services::{AgentQueues, Notifier, Relay};
+use autocrew_shared::services::{AgentQueues, Gateway, Notifier, Relay};
 use aws_config::SdkConfig;
 use std::sync::Arc;
 
 /// The names and URLs the API needs besides the database and AWS.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiSettings {
     pub artifact_bucket: String,
     pub connections_table: String,
@@ -36,6 +39,9 @@ pub struct ApiSettings {
     /// Requests a minute per user and per IP (`RATE_LIMIT_PER_USER`, 100;
     /// `RATE_LIMIT_PER_IP`, 1000); the sign-in routes' own limits are fixed.
     pub limits: crate::limits::Limits,
+    /// The providers, routing and agent profiles, as the steps read them (`GET /agents`
+    /// says which models each agent would use).
+    pub llm: LlmSetup,
 }
 
 impl ApiSettings {
@@ -65,6 +71,7 @@ impl ApiSettings {
                     ..defaults
                 }
             },
+            llm: select::from_env(env)?,
         })
     }
 }
@@ -112,6 +119,14 @@ pub struct ApiState {
     pub notifier: Notifier,
     /// Publishes what committed changes send out (events, the start of an execution).
     pub relay: Relay,
+    pub conversations: Arc<dyn Conversations>,
+    pub uploads: Arc<dyn UploadStore>,
+    pub budgets: Arc<dyn BudgetStore>,
+    /// Routes calls as the steps would (`GET /agents`); the API makes no model call.
+    pub gateway: Gateway,
+    pub profiles: Arc<AgentProfiles>,
+    /// Where artifacts and uploads are kept.
+    pub artifact_bucket: String,
 }
 
 impl ApiState {
@@ -122,7 +137,12 @@ impl ApiState {
     pub async fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
         let pool = postgres::connect(&adapters::database_config(env).await?)?;
         let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
-        Self::assemble(pool, &sdk, ApiSettings::from_env(env)?).await
+        // Which providers are configured comes from the secret store, as for the steps.
+        let env = autocrew_shared::config::Overlay {
+            values: adapters::provider_keys(env).await?,
+            base: env,
+        };
+        Self::assemble(pool, &sdk, ApiSettings::from_env(&env)?).await
     }
 
     /// Builds the state from a pool and an SDK configuration already made; reads the
@@ -149,7 +169,18 @@ impl ApiState {
             Some(settings.state_machine_arn.clone()),
             notifier.clone(),
         );
+        let conversations = Arc::new(PgConversations::new(pool.clone()));
         Ok(ApiState {
+            conversations: conversations.clone(),
+            uploads: conversations,
+            budgets: Arc::new(PgBudgetStore::new(pool.clone())),
+            gateway: Gateway::new(
+                settings.llm.models.clone(),
+                adapters::gateway_stores(&pool),
+                settings.llm.settings.clone(),
+            ),
+            profiles: settings.llm.profiles.clone(),
+            artifact_bucket: settings.artifact_bucket.clone(),
             accounts: Arc::new(PgAccountStore::new(pool.clone())),
             limiter: Arc::new(PgRateLimiter::new(pool.clone())),
             idempotency: Arc::new(PgIdempotencyStore::new(pool.clone())),

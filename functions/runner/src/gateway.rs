@@ -83,8 +83,16 @@ fn http_event(
     if !params.is_empty() {
         event["pathParameters"] = json!(params);
     }
-    if !body.is_empty() {
-        event["body"] = json!(String::from_utf8_lossy(body));
+    // As API Gateway does: text as it came, anything else base64 (so bytes that are not
+    // UTF-8 reach the function as they were sent).
+    match std::str::from_utf8(body) {
+        Ok("") => {}
+        Ok(text) => event["body"] = json!(text),
+        Err(_) => {
+            use base64::Engine;
+            event["body"] = json!(base64::engine::general_purpose::STANDARD.encode(body));
+            event["isBase64Encoded"] = json!(true);
+        }
     }
     event
 }

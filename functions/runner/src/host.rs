@@ -137,8 +137,8 @@ pub async fn start(options: Options, process: &dyn Env) -> Result<Running, Start
         &sdk,
         StepSettings::from_env(&keys)?,
     ));
-    let api = ApiState::assemble(pool.clone(), &sdk, ApiSettings::from_env(&env)?).await?;
-    let settings = ApiSettings::from_env(&env)?;
+    let api = ApiState::assemble(pool.clone(), &sdk, ApiSettings::from_env(&keys)?).await?;
+    let settings = ApiSettings::from_env(&keys)?;
     let sweep = Arc::new(SweepState::from_source(&env).await?);
     let ws = WsState::assemble(
         pool,

@@ -4,8 +4,8 @@ use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, S3BlobStore, SfnStateMachine, SqsQueue};
 use autocrew_shared::adapters::llm::select::{self, LlmSetup};
 use autocrew_shared::adapters::postgres::{
-    self, PgApprovalStore, PgArtifactStore, PgIdempotencyStore, PgLedger, PgRunStore, PgTaskStore,
-    Pool,
+    self, PgApprovalStore, PgArtifactStore, PgConversations, PgIdempotencyStore, PgLedger,
+    PgRunStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AwsConfig, ConfigError, Env, Liveness, ProcessEnv, optional, required,
@@ -13,8 +13,8 @@ use autocrew_shared::config::{
 use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::domain::PlanLimits;
 use autocrew_shared::ports::{
-    ApprovalStore, ArtifactStore, BlobStore, IdempotencyStore, Ledger, Queue, RunStore,
-    StateMachine, TaskStore,
+    ApprovalStore, ArtifactStore, BlobStore, Conversations, IdempotencyStore, Ledger, Queue,
+    RunStore, StateMachine, TaskStore,
 };
 use autocrew_shared::services::{AgentQueues, Gateway, Notifier, Relay};
 use aws_config::SdkConfig;
@@ -119,6 +119,8 @@ pub struct StepContext {
     /// Side-effecting tool calls claim their idempotency key here first.
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub actions: ActionSettings,
+    /// The projects' conversations the orchestrator answers.
+    pub conversations: Arc<dyn Conversations>,
 }
 
 impl StepContext {
@@ -184,6 +186,7 @@ impl StepContext {
             approvals: Arc::new(PgApprovalStore::new(pool.clone())),
             idempotency: Arc::new(PgIdempotencyStore::new(pool.clone())),
             actions: settings.actions,
+            conversations: Arc::new(PgConversations::new(pool.clone())),
         }
     }
 

@@ -11,6 +11,7 @@ mod finish;
 mod heartbeat;
 mod plan;
 mod progress;
+mod reply;
 
 pub use autocrew_shared::config::Liveness;
 use autocrew_shared::domain::AgentKind;
@@ -32,12 +33,20 @@ pub enum Step {
     Compile,
     /// Ends the run (succeeded or failed) and tells the clients.
     Notify,
+    /// The orchestrator answers a conversation message.
+    Reply,
 }
 
 impl Step {
     /// Every step.
     pub fn all() -> Vec<Step> {
-        let mut steps = vec![Step::Plan, Step::Execute, Step::Compile, Step::Notify];
+        let mut steps = vec![
+            Step::Plan,
+            Step::Execute,
+            Step::Compile,
+            Step::Notify,
+            Step::Reply,
+        ];
         steps.extend(AgentKind::WORKERS.iter().map(|&a| Step::Agent(a)));
         steps
     }
@@ -55,6 +64,7 @@ impl Step {
             Step::Agent(agent) => format!("step-{agent}"),
             Step::Compile => "step-compile".into(),
             Step::Notify => "step-notify".into(),
+            Step::Reply => "step-reply".into(),
         }
     }
 }
@@ -116,6 +126,7 @@ async fn handle_record(
         }
         Step::Compile => finish::compile(ctx, parse(body)?).await,
         Step::Notify => finish::notify(ctx, parse(body)?).await,
+        Step::Reply => reply::handle(ctx, parse(body)?, delivery(record)).await,
     }
 }
 
@@ -144,4 +155,13 @@ pub async fn run_lambda(step: Step) -> Result<(), lambda_runtime::Error> {
         async move { Ok::<_, lambda_runtime::Error>(handle_batch(ctx, step, event.payload).await) }
     }))
     .await
+}
+
+/// Which delivery of its message this record is (1 for the first), as SQS counts it.
+fn delivery(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
 }

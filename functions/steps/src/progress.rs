@@ -1,11 +1,11 @@
-//! Streams an agent's model output to the clients as live `task_progress` messages while
-//! the model writes it: pieces are gathered and sent at most every 250 ms, in chunks small
+//! Streams model output to the clients as live messages while the model writes it (an
+//! agent's as `task_progress`, a conversation reply's as `reply_progress`): pieces are gathered and sent at most every 250 ms, in chunks small
 //! enough for one WebSocket frame. They are pushed, not logged: no chunk is a row, and the
 //! task's result keeps the whole output.
 
 use crate::StepContext;
-use autocrew_shared::domain::EventKind;
 use autocrew_shared::domain::records::{Run, Task};
+use autocrew_shared::domain::{EventKind, ProjectId, RunId};
 use serde_json::json;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -23,9 +23,32 @@ pub(crate) struct Progress {
 impl Progress {
     /// Starts the sender for one model turn (`step`) of `task`.
     pub(crate) fn start(ctx: &StepContext, run: &Run, task: &Task, step: u32) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-        let (ctx, project, run_id) = (ctx.clone(), run.project_id, run.id);
         let (task_id, key, agent) = (task.id, task.key.clone(), task.agent);
+        Self::start_with(
+            ctx,
+            run.project_id,
+            Some(run.id),
+            EventKind::TaskProgress,
+            move |delta, chars| {
+                json!({
+                    "task_id": task_id, "key": key, "agent": agent, "stage": "streaming",
+                    "step": step, "delta": delta, "chars": chars
+                })
+            },
+        )
+    }
+
+    /// Starts a sender of `kind` events for `project` (and `run`); `payload` makes each
+    /// event's payload from its piece of text and the characters sent so far.
+    pub(crate) fn start_with(
+        ctx: &StepContext,
+        project: ProjectId,
+        run: Option<RunId>,
+        kind: EventKind,
+        payload: impl Fn(String, usize) -> serde_json::Value + Send + 'static,
+    ) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let ctx = ctx.clone();
         let sender = tokio::spawn(async move {
             let mut pending = String::new();
             let mut sent = 0usize;
@@ -48,13 +71,8 @@ impl Progress {
                         let cut = floor_char_boundary(&pending, CHUNK);
                         let delta: String = pending.drain(..cut).collect();
                         sent += delta.chars().count();
-                        let payload = json!({
-                            "task_id": task_id, "key": key, "agent": agent, "stage": "streaming",
-                            "step": step, "delta": delta, "chars": sent
-                        });
-                        ctx.notifier
-                            .flash(project, Some(run_id), EventKind::TaskProgress, payload)
-                            .await;
+                        let payload = payload(delta, sent);
+                        ctx.notifier.flash(project, run, kind, payload).await;
                     }
                     next_send = tokio::time::Instant::now() + EVERY;
                 }

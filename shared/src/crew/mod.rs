@@ -3,6 +3,7 @@
 //! same code works with the offline provider and with real models.
 
 pub mod agents;
+pub mod chat;
 pub mod planner;
 pub mod profiles;
 pub mod schema;

@@ -70,6 +70,15 @@ id_type!(
     ApprovalId
 );
 
+id_type!(
+    /// A message of a project's conversation.
+    MessageId
+);
+id_type!(
+    /// A user's upload, granted by presigned PUT.
+    UploadId
+);
+
 /// A string that is not a UUID where an id was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field} must be a UUID, got {value:?}")]

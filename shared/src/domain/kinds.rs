@@ -288,6 +288,10 @@ kind_enum!(
         RunResumed => "run_resumed",
         TaskRetried => "task_retried",
         ActionExecuted => "action_executed",
+        /// A message of a project's conversation (the user's, or the orchestrator's reply).
+        MessagePosted => "message_posted",
+        /// A piece of a reply as the model writes it (pushed live, never stored).
+        ReplyProgress => "reply_progress",
     }
 );
 

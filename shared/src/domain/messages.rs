@@ -45,6 +45,12 @@ pub struct TaskMessage {
     pub task_id: TaskId,
 }
 
+/// A reply for the orchestrator to write (the chat queue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyMessage {
+    pub message_id: crate::domain::MessageId,
+}
+
 /// A message the engine sends out, kept in the outbox until it is sent: written in the
 /// same transaction as the state change it carries out (see migration 0005).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +84,8 @@ pub enum Outgoing {
     },
     /// Stops the run's execution (a cancelled run).
     StopExecution { name: String, cause: String },
+    /// A conversation's pending reply, for the chat queue.
+    Reply { message: ReplyMessage },
 }
 
 /// An outbox row: its id (to delete once sent) and its message.

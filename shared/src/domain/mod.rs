@@ -2,6 +2,7 @@
 
 pub mod approvals;
 pub mod capabilities;
+pub mod conversation;
 pub mod decimal;
 pub mod graph;
 pub mod ids;
@@ -18,7 +19,7 @@ pub mod routing;
 pub use approvals::{Approval, Decision, payload_hash, sha256_hex};
 pub use decimal::Decimal;
 pub use graph::{PlanError, PlanLimits, PlannedTask, TaskGraph};
-pub use ids::{ApprovalId, ArtifactId, ProjectId, RunId, TaskId, UserId};
+pub use ids::{ApprovalId, ArtifactId, MessageId, ProjectId, RunId, TaskId, UploadId, UserId};
 pub use kinds::{
     AgentKind, ApprovalStatus, AttemptStatus, Complexity, EventKind, LlmCallOutcome, Priority,
     ReservationStatus, RunStatus, TaskStatus, Tier, UnknownVariant,

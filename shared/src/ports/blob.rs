@@ -41,6 +41,17 @@ pub trait BlobStore: Send + Sync {
     async fn get(&self, key: &str) -> Result<Vec<u8>, BlobError>;
     /// A URL anyone can GET the object from until `expires_in` passes.
     async fn presigned_get(&self, key: &str, expires_in: Duration) -> Result<String, BlobError>;
+    /// A URL that accepts one PUT of exactly `size_bytes` of `content_type` at `key` until
+    /// `expires_in` passes (both headers are signed).
+    async fn presigned_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        size_bytes: u64,
+        expires_in: Duration,
+    ) -> Result<String, BlobError>;
+    /// Deletes one object (gone already is fine).
+    async fn delete(&self, key: &str) -> Result<(), BlobError>;
     /// Deletes every object whose key starts with `prefix`; returns how many.
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, BlobError>;
 }

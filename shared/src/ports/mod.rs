@@ -7,6 +7,7 @@ pub mod blob;
 pub mod browse;
 pub mod budget;
 pub mod control;
+pub mod conversations;
 pub mod events;
 pub mod gateway;
 pub mod idempotency;
@@ -21,6 +22,7 @@ pub mod retention;
 pub mod secrets;
 pub mod state_machine;
 pub mod store;
+pub mod uploads;
 
 pub use accounts::{AccountStore, EmailPurpose, Rotation};
 pub use approvals::ApprovalStore;
@@ -28,6 +30,7 @@ pub use blob::{BlobError, BlobStore, StoredBlob};
 pub use browse::{ArtifactEntry, Browse, TaskDetail};
 pub use budget::{BudgetError, BudgetScope, BudgetStore, Reservation};
 pub use control::RunControl;
+pub use conversations::{Conversations, PendingReply};
 pub use events::EventLog;
 pub use gateway::{
     CallBook, Embedding, Lease, OpenCall, ResponseCache, SemanticCache, SemanticHit, Slots,
@@ -47,6 +50,7 @@ pub use store::{
     ArtifactStore, AttemptFailure, Changed, Completion, Failure, PlanLease, ProjectStore, RunStore,
     Start, Started, StoreError, TaskStore, Written,
 };
+pub use uploads::{Upload, UploadStore};
 
 /// A backend's own error, kept whole as the source so the cause chain reaches the log.
 pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;

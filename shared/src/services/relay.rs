@@ -13,13 +13,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The queue of each agent (the orchestrator's is the plan queue).
+/// The queue of each agent (the orchestrator's is the plan queue), and the chat queue
+/// where the orchestrator answers conversations.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentQueues(HashMap<AgentKind, String>);
+pub struct AgentQueues {
+    agents: HashMap<AgentKind, String>,
+    chat: Option<String>,
+}
 
 impl AgentQueues {
     /// Reads `DEVELOPER_QUEUE_URL`, `MARKETER_QUEUE_URL`, `SALES_QUEUE_URL`,
-    /// `DESIGNER_QUEUE_URL`, `OPS_QUEUE_URL` and, if set, `PLAN_QUEUE_URL`.
+    /// `DESIGNER_QUEUE_URL`, `OPS_QUEUE_URL` and, if set, `PLAN_QUEUE_URL` and
+    /// `CHAT_QUEUE_URL`.
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         let mut queues = HashMap::new();
         for &agent in AgentKind::WORKERS {
@@ -28,7 +33,10 @@ impl AgentQueues {
         if let Some(url) = optional(env, Self::variable(AgentKind::Orchestrator)) {
             queues.insert(AgentKind::Orchestrator, url);
         }
-        Ok(AgentQueues(queues))
+        Ok(AgentQueues {
+            agents: queues,
+            chat: optional(env, "CHAT_QUEUE_URL"),
+        })
     }
 
     /// The environment variable holding `agent`'s queue URL.
@@ -44,11 +52,19 @@ impl AgentQueues {
     }
 
     pub fn new(queues: HashMap<AgentKind, String>) -> Self {
-        AgentQueues(queues)
+        AgentQueues {
+            agents: queues,
+            chat: None,
+        }
     }
 
     pub fn url(&self, agent: AgentKind) -> Option<&str> {
-        self.0.get(&agent).map(String::as_str)
+        self.agents.get(&agent).map(String::as_str)
+    }
+
+    /// The chat queue's URL, if configured.
+    pub fn chat(&self) -> Option<&str> {
+        self.chat.as_deref()
     }
 }
 
@@ -63,6 +79,8 @@ pub enum RelayError {
     Store(#[from] StoreError),
     #[error("no queue is configured for agent {0}")]
     NoQueue(AgentKind),
+    #[error("no chat queue is configured (CHAT_QUEUE_URL)")]
+    NoChatQueue,
     #[error("no state machine is configured (STATE_MACHINE_ARN)")]
     NoStateMachine,
 }
@@ -134,6 +152,11 @@ impl Relay {
             Outgoing::Replan { message } => {
                 let agent = AgentKind::Orchestrator;
                 let url = self.queues.url(agent).ok_or(RelayError::NoQueue(agent))?;
+                let body = serde_json::json!(message).to_string();
+                self.queue.send_delayed(url, &body, Duration::ZERO).await?;
+            }
+            Outgoing::Reply { message } => {
+                let url = self.queues.chat().ok_or(RelayError::NoChatQueue)?;
                 let body = serde_json::json!(message).to_string();
                 self.queue.send_delayed(url, &body, Duration::ZERO).await?;
             }

@@ -52,6 +52,11 @@ pub(crate) async fn api(db: &TestDb) -> anyhow::Result<(ApiState, Pipeline)> {
         websocket_callback_url: "http://127.0.0.1:9".into(),
         state_machine_arn: p.state_machine.clone(),
         agent_queues: p.ctx.relay.queues.clone(),
+        llm: autocrew_shared::adapters::llm::select::LlmSetup {
+            models: p.ctx.gateway.models().clone(),
+            profiles: p.ctx.profiles.clone(),
+            settings: p.ctx.gateway.settings().clone(),
+        },
     };
     Ok((
         ApiState::assemble(db.pool.clone(), &sdk, settings).await?,

@@ -11,6 +11,7 @@ mod auth;
 mod aws;
 mod browse;
 mod budgets;
+mod conversations;
 mod database_tls;
 mod dead_letters;
 mod end_to_end;

@@ -43,7 +43,27 @@ async fn user_b_gets_404_or_403_on_every_route_that_names_user_as_resources() ->
         )?,
     )
     .await?;
+    let (status, granted) = call(
+        &state,
+        Route::CreateUpload,
+        event(
+            "apigw-create-upload.json",
+            &[
+                (SAMPLE_TOKEN, a.as_str()),
+                (SAMPLE_PROJECT, project.as_str()),
+            ],
+        )?,
+    )
+    .await?;
+    assert_eq!(status, 201, "{granted}");
     let ids: HashMap<&str, String> = HashMap::from([
+        (
+            "upload_id",
+            granted["upload"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ),
         ("project_id", project.clone()),
         ("run_id", run.clone()),
         (

@@ -121,6 +121,39 @@ impl BlobStore for S3BlobStore {
         Ok(request.uri().to_owned())
     }
 
+    async fn presigned_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        size_bytes: u64,
+        expires_in: Duration,
+    ) -> Result<String, BlobError> {
+        let presigning = PresigningConfig::expires_in(expires_in)
+            .map_err(|e| self.failed(key, "presign", boxed(e)))?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(i64::try_from(size_bytes).unwrap_or(i64::MAX))
+            .presigned(presigning)
+            .await
+            .map_err(|e| self.failed(key, "presign", boxed(e)))?;
+        Ok(request.uri().to_owned())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.failed(key, "delete", boxed(e)))?;
+        Ok(())
+    }
+
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, BlobError> {
         use aws_sdk_s3::types::{Delete, ObjectIdentifier};
         let mut deleted = 0u64;

@@ -192,11 +192,19 @@ impl LlmClient for OfflineLlm {
                 })?;
                 agent_turn(request, &context)
             }
-            _ => {
-                return Err(rejected(
-                    "the offline provider only answers plans and agent turns with tools".into(),
-                ));
-            }
+            _ => match crate::crew::chat::brief_of(request) {
+                Some(brief) => (
+                    vec![Content::Text {
+                        text: crate::crew::chat::offline_reply(&brief, &user),
+                    }],
+                    StopReason::EndTurn,
+                ),
+                None => {
+                    return Err(rejected(
+                        "the offline provider only answers plans, agent turns with tools and conversation replies".into(),
+                    ));
+                }
+            },
         };
         let written = serde_json::to_string(&content).unwrap_or_default();
         let prompt = serde_json::to_string(&request.messages).unwrap_or_default();

@@ -46,6 +46,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_rate_limits",
         include_str!("../../../../migrations/0010_rate_limits.sql"),
     ),
+    (
+        "0011_conversations_uploads",
+        include_str!("../../../../migrations/0011_conversations_uploads.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

@@ -1,0 +1,101 @@
+//! A project's conversation with its orchestrator. A message is answered by step-reply
+//! (through the LLM gateway, priced), the reply streamed over the WebSocket as
+//! `reply_progress` and stored as `message_posted`; a message sent `as_command` starts a
+//! run instead.
+
+use crate::browse::page;
+use crate::error::json_response;
+use crate::request::{caller, json_body, path_param};
+use crate::routes::{RunLimits, owned_project, refuse_archived, start_run, started};
+use crate::{ApiError, ApiState};
+use autocrew_shared::domain::ProjectId;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+/// `GET /projects/{project_id}/messages?cursor=&limit=`: newest first.
+pub async fn list_messages(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let project = path_param(request, "project_id", ProjectId::parse)?;
+    let page = page(request)?;
+    let thread = state
+        .conversations
+        .thread(user, project, page)
+        .await?
+        .ok_or(ApiError::NotFound("project"))?;
+    Ok(json_response(200, &json!(thread)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMessage {
+    text: String,
+    /// Start a run with the text as its command instead of asking the orchestrator.
+    #[serde(default)]
+    as_command: bool,
+    #[serde(default)]
+    budget_usd: Option<f64>,
+    #[serde(default)]
+    max_concurrency: Option<u32>,
+    #[serde(default)]
+    deadline_minutes: Option<u32>,
+}
+
+/// Longest message, in characters.
+const MAX_TEXT: usize = 4000;
+
+/// `POST /projects/{project_id}/messages`: 202 with the message and its pending reply (or,
+/// `as_command`, with the message and the run it started).
+pub async fn post_message(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let project = owned_project(state, request, user).await?;
+    let body: NewMessage = json_body(request)?;
+    let text = body.text.trim();
+    if text.is_empty() || text.chars().count() > MAX_TEXT {
+        return Err(ApiError::bad(
+            "text",
+            format!("must be 1-{MAX_TEXT} characters"),
+        ));
+    }
+    let limits = RunLimits {
+        budget_usd: body.budget_usd,
+        max_concurrency: body.max_concurrency,
+        deadline_minutes: body.deadline_minutes,
+    };
+    if !body.as_command {
+        let given = [
+            ("budget_usd", limits.budget_usd.is_some()),
+            ("max_concurrency", limits.max_concurrency.is_some()),
+            ("deadline_minutes", limits.deadline_minutes.is_some()),
+        ];
+        if let Some((field, _)) = given.iter().find(|(_, set)| *set) {
+            return Err(ApiError::bad(
+                *field,
+                "only applies to a message sent with \"as_command\": true",
+            ));
+        }
+        let asked = state.conversations.ask(user, project.id, text).await?;
+        let (message, reply) = asked.value;
+        state.relay.publish(asked.effects).await;
+        return Ok(json_response(
+            202,
+            &json!({
+                "message": message, "reply": reply,
+                "events_url": format!("/projects/{}/events", project.id),
+            }),
+        ));
+    }
+    refuse_archived(&project)?;
+    let run = start_run(state, request, user, &project, text, "text", limits).await?;
+    let recorded = state
+        .conversations
+        .record_command(user, project.id, text, run.id)
+        .await?;
+    state.relay.publish(recorded.effects).await;
+    let mut answer = started(&run);
+    answer["message"] = json!(recorded.value);
+    Ok(json_response(202, &answer))
+}

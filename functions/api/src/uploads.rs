@@ -1,0 +1,225 @@
+//! A user's files, uploaded straight to the bucket by presigned PUT: the API grants one
+//! upload of a declared type and size, then checks the object that arrived (its size, and
+//! that its bytes are of the declared type) before it becomes an artifact. An object that
+//! fails the check is deleted.
+
+use crate::error::json_response;
+use crate::request::{caller, json_body, path_param};
+use crate::routes::owned_project;
+use crate::{ApiError, ApiState};
+use autocrew_shared::domain::records::Artifact;
+use autocrew_shared::domain::{ArtifactId, UploadId, sha256_hex};
+use autocrew_shared::ports::{BlobError, Upload, Written};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+use std::time::Duration;
+
+/// Largest upload: 25 MiB.
+pub const MAX_UPLOAD_BYTES: u64 = 25 * 1024 * 1024;
+
+/// How long a presigned PUT works.
+const GRANT_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// The types a user may upload: images, PDF and text formats. Each has a check of its
+/// bytes in `matches_type`.
+pub const UPLOAD_TYPES: [&str; 9] = [
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "text/plain",
+    "text/markdown",
+    "text/csv",
+    "application/json",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUpload {
+    filename: String,
+    content_type: String,
+    size_bytes: u64,
+}
+
+/// The file name as kept in the key: letters, digits, `.`, `-` and `_`; others become `_`.
+fn key_name(filename: &str) -> String {
+    filename
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' | '_' => c,
+            _ => '_',
+        })
+        .collect()
+}
+
+/// `POST /projects/{project_id}/uploads`: 201 with the grant and the URL to PUT the file to
+/// (sending exactly the granted `content-type` and `content-length`).
+pub async fn create_upload(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let project = owned_project(state, request, user).await?;
+    let body: NewUpload = json_body(request)?;
+    let filename = body.filename.trim();
+    if filename.is_empty()
+        || filename.chars().count() > 200
+        || filename.contains(['/', '\\'])
+        || filename.trim_matches('.').is_empty()
+    {
+        return Err(ApiError::bad(
+            "filename",
+            "must be 1-200 characters, without / or \\, and not only dots",
+        ));
+    }
+    let content_type = body.content_type.trim().to_ascii_lowercase();
+    if !UPLOAD_TYPES.contains(&content_type.as_str()) {
+        return Err(ApiError::bad(
+            "content_type",
+            format!("must be one of {}", UPLOAD_TYPES.join(", ")),
+        ));
+    }
+    if body.size_bytes == 0 || body.size_bytes > MAX_UPLOAD_BYTES {
+        return Err(ApiError::bad(
+            "size_bytes",
+            format!("must be 1-{MAX_UPLOAD_BYTES} (25 MiB)"),
+        ));
+    }
+    let id = UploadId::new();
+    let now = chrono::Utc::now();
+    let upload = Upload {
+        id,
+        project_id: project.id,
+        user_id: user,
+        key: format!(
+            "projects/{}/uploads/{id}/{}",
+            project.id,
+            key_name(filename)
+        ),
+        filename: filename.to_owned(),
+        content_type,
+        size_bytes: body.size_bytes,
+        expires_at: now + GRANT_TTL,
+        created_at: now,
+    };
+    let url = state
+        .blobs
+        .presigned_put(
+            &upload.key,
+            &upload.content_type,
+            upload.size_bytes,
+            GRANT_TTL,
+        )
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    state.uploads.grant(&upload).await?;
+    Ok(json_response(
+        201,
+        &json!({
+            "upload": upload,
+            "url": url,
+            "method": "PUT",
+            "headers": {"content-type": upload.content_type, "content-length": upload.size_bytes.to_string()},
+            "complete_url": format!("/uploads/{id}/complete"),
+        }),
+    ))
+}
+
+/// Whether `bytes` are of `content_type`: the file signature of binary types, UTF-8 text
+/// (and valid JSON) for the others.
+fn matches_type(content_type: &str, bytes: &[u8]) -> bool {
+    match content_type {
+        "image/png" => bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "image/jpeg" => bytes.starts_with(b"\xff\xd8\xff"),
+        "image/gif" => bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a"),
+        "image/webp" => bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP",
+        "application/pdf" => bytes.starts_with(b"%PDF-"),
+        "application/json" => serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok(),
+        _ => std::str::from_utf8(bytes).is_ok_and(|text| !text.contains('\0')),
+    }
+}
+
+/// `POST /uploads/{upload_id}/complete`: checks the object against its grant and records it
+/// as an artifact (201; 200 when it was recorded before).
+pub async fn complete_upload(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let id = path_param(request, "upload_id", UploadId::parse)?;
+    let upload = state
+        .uploads
+        .upload(user, id)
+        .await?
+        .ok_or(ApiError::NotFound("upload"))?;
+    let bytes = match state.blobs.get(&upload.key).await {
+        Ok(bytes) => bytes,
+        Err(BlobError::NotFound { .. }) => {
+            return Err(ApiError::Conflict(format!(
+                "nothing was uploaded for upload {id} yet: PUT the file to the granted URL first"
+            )));
+        }
+        Err(e) => return Err(ApiError::Internal(Box::new(e))),
+    };
+    let wrong = if bytes.len() as u64 != upload.size_bytes {
+        Some(format!(
+            "the file has {} bytes, but {} were granted",
+            bytes.len(),
+            upload.size_bytes
+        ))
+    } else if !matches_type(&upload.content_type, &bytes) {
+        Some(format!("the file's bytes are not {}", upload.content_type))
+    } else {
+        None
+    };
+    if let Some(wrong) = wrong {
+        // The grant stays: the same URL takes a corrected file until it expires.
+        state
+            .blobs
+            .delete(&upload.key)
+            .await
+            .map_err(|e| ApiError::Internal(Box::new(e)))?;
+        return Err(ApiError::Unprocessable(format!(
+            "{wrong}; the file was deleted"
+        )));
+    }
+    let artifact = Artifact {
+        id: ArtifactId::new(),
+        project_id: upload.project_id,
+        run_id: None,
+        task_id: None,
+        bucket: state.artifact_bucket.clone(),
+        key: upload.key.clone(),
+        content_type: upload.content_type.clone(),
+        size_bytes: upload.size_bytes,
+        checksum_sha256: sha256_hex(&bytes),
+    };
+    let payload = json!({
+        "key": artifact.key, "content_type": artifact.content_type,
+        "size_bytes": artifact.size_bytes, "uploaded": true, "filename": upload.filename
+    });
+    let effects = state
+        .artifacts
+        .record_once(&[Written {
+            key: format!("upload:{id}"),
+            artifact: artifact.clone(),
+            payload,
+        }])
+        .await?;
+    let first = !effects.is_empty();
+    state.relay.publish(effects).await;
+    let url = state
+        .blobs
+        .presigned_get(&upload.key, Duration::from_secs(3600))
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Ok(json_response(
+        if first { 201 } else { 200 },
+        &json!({
+            "key": artifact.key, "filename": upload.filename, "content_type": artifact.content_type,
+            "size_bytes": artifact.size_bytes, "checksum_sha256": artifact.checksum_sha256, "url": url
+        }),
+    ))
+}
