@@ -1,11 +1,11 @@
 # The two commands of the README, and the stack's own verbs. Everything is in
 # infra/local/stack.sh; this file only names it.
-.PHONY: demo demo-compatible demo-checked test chaos bench bench-engine bench-api up down status lint
+.PHONY: demo demo-compatible demo-checked test chaos bench bench-engine bench-api fuzz-api openapi up down status lint
 
 demo:  ## set up, start the local stack, run the main job, stop what was started
 	bash infra/local/stack.sh demo
 
-test:  ## set up, start the local stack, run the whole test suite and 10 chaos rounds, stop what was started
+test:  ## set up, start the local stack, run the whole test suite, 10 chaos rounds and a bounded fuzz of the API, stop what was started
 	bash infra/local/stack.sh test
 
 chaos: ## kill -9 the runner in the middle of 100 runs (CHAOS_ROUNDS=N for another count); every run must succeed
@@ -25,6 +25,12 @@ bench-engine: ## the engine's CPU, commits and throughput per run with a release
 
 bench-api: ## the API's requests per second, p99 and CPU per request next to pgbench on the route's SQL (needs wrk)
 	bash infra/local/stack.sh bench-api
+
+fuzz-api:  ## schemathesis against the API from its OpenAPI document, two users, 200 examples per operation (FUZZ_EXAMPLES=N)
+	bash infra/local/stack.sh fuzz-api
+
+openapi:  ## write openapi.json again from the code (the route table and the request structs)
+	UPDATE_OPENAPI=1 cargo test -q -p autocrew-runner --lib the_committed_openapi_json
 
 up:    ## start the local stack and leave it running (.local/stack.env has its variables)
 	bash infra/local/stack.sh up

@@ -373,11 +373,29 @@ run_chaos() {
     "${restart[@]}")
 }
 
-# The whole suite, then a bounded chaos run (the long one is `make chaos`).
+# Schemathesis (tests/fuzz/api.py) against a runner's gateway, from the document it
+# serves, with two users: no 5xx, and no status, type, header or body outside the
+# document. FUZZ_EXAMPLES examples per operation (`make fuzz-api`: 200; `make test`: 25).
+# The rate limits are lifted: one user sends thousands of requests a minute.
+run_fuzz_api() {
+  local examples=${1:-${FUZZ_EXAMPLES:-200}} status=0
+  stop_runner
+  RATE_LIMIT_PER_USER=1000000000 RATE_LIMIT_PER_IP=1000000000 start_runner
+  say "fuzz: schemathesis, $examples examples per operation (report in .local/fuzz-api.log)"
+  "$venv/bin/python" "$root/tests/fuzz/api.py" "$runner_url" --max-examples "$examples" --workers 2 \
+    >"$local_dir/fuzz-api.log" 2>&1 || status=$?
+  sed -n '/ SUMMARY /,$p' "$local_dir/fuzz-api.log"
+  stop_runner
+  [ "$status" = 0 ] || { sed -n '/ FAILURES /,/ SUMMARY /p' "$local_dir/fuzz-api.log" | head -80 >&2; die "schemathesis found failures: see .local/fuzz-api.log"; }
+}
+
+# The whole suite, then a bounded chaos run and a bounded fuzz of the API (the long ones
+# are `make chaos` and `make fuzz-api`).
 run_tests_and_chaos() {
   local status=0
   run_tests || status=$?
   run_chaos "${CHAOS_ROUNDS:-10}" || status=$?
+  (run_fuzz_api "${FUZZ_EXAMPLES:-25}") || status=$?
   return "$status"
 }
 
@@ -496,8 +514,9 @@ case "${1:-}" in
   bench) with_stack run_bench ;;
   bench-engine) with_stack run_engine_bench ;;
   bench-api) with_stack run_api_bench ;;
+  fuzz-api) with_stack run_fuzz_api ;;
   demo-compatible) with_stack demo_compatible ;;
   demo-checked) with_stack demo_checked ;;
   lint) lint ;;
-  *) die "usage: stack.sh up|down|status|test|chaos|demo|demo-compatible|demo-checked|bench|bench-engine|bench-api|lint" ;;
+  *) die "usage: stack.sh up|down|status|test|chaos|demo|demo-compatible|demo-checked|bench|bench-engine|bench-api|fuzz-api|lint" ;;
 esac

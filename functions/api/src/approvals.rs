@@ -19,12 +19,14 @@ pub async fn get_approval(state: &ApiState, request: &Request) -> Result<Respons
     Ok(json_response(200, &json!({"approval": approval})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DecisionBody {
+pub(crate) struct DecisionBody {
     /// `approve` or `reject`.
+    #[schema(schema_with = crate::openapi::decision_schema)]
     decision: Decision,
     /// The sha-256 of the payload the person was shown (`payload_hash` of the approval).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     payload_hash: String,
     #[serde(default)]
     reason: Option<String>,

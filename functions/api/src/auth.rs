@@ -116,12 +116,15 @@ async fn send_token(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SignUp {
+pub(crate) struct SignUp {
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    #[schema(min_length = 10, max_length = 256)]
     password: String,
     #[serde(default)]
+    #[schema(max_length = 100)]
     display_name: String,
 }
 
@@ -164,9 +167,9 @@ pub async fn signup(state: &ApiState, request: &Request) -> Result<Response<Body
     Ok(json_response(201, &answer))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Login {
+pub(crate) struct Login {
     email: String,
     password: String,
 }
@@ -195,9 +198,9 @@ pub async fn login(state: &ApiState, request: &Request) -> Result<Response<Body>
     Ok(json_response(200, &answer))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RefreshBody {
+pub(crate) struct RefreshBody {
     refresh_token: String,
 }
 
@@ -253,9 +256,9 @@ fn gone(e: StoreError) -> ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TokenBody {
+pub(crate) struct TokenBody {
     token: String,
 }
 
@@ -298,9 +301,9 @@ pub async fn resend_verification(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ResetRequest {
+pub(crate) struct ResetRequest {
     email: String,
 }
 
@@ -321,9 +324,9 @@ pub async fn request_password_reset(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ResetConfirm {
+pub(crate) struct ResetConfirm {
     token: String,
     password: String,
 }

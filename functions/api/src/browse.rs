@@ -69,12 +69,14 @@ pub async fn get_project(state: &ApiState, request: &Request) -> Result<Response
     Ok(json_response(200, &json!(project)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ProjectPatch {
+pub(crate) struct ProjectPatch {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     description: Option<String>,
     #[serde(default)]
     archived: Option<bool>,

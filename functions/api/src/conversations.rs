@@ -29,18 +29,25 @@ pub async fn list_messages(
     Ok(json_response(200, &json!(thread)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewMessage {
+pub(crate) struct NewMessage {
+    #[schema(min_length = 1, max_length = 4000)]
     text: String,
     /// Start a run with the text as its command instead of asking the orchestrator.
     #[serde(default)]
     as_command: bool,
+    /// With `as_command`: the run's budget in dollars (default 5).
     #[serde(default)]
+    #[schema(exclusive_minimum = 0, maximum = 100)]
     budget_usd: Option<f64>,
+    /// With `as_command`: tasks running at once (default 4).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 16)]
     max_concurrency: Option<u32>,
+    /// With `as_command`: minutes before an unfinished run fails (default 360).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1440)]
     deadline_minutes: Option<u32>,
 }
 

@@ -119,10 +119,11 @@ pub async fn get_costs(state: &ApiState, request: &Request) -> Result<Response<B
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Settings {
+pub(crate) struct Settings {
     /// `null` opts out; a number from 0.5 to 1.0 opts in at that cosine similarity.
+    #[schema(minimum = 0.5, maximum = 1.0)]
     semantic_cache_threshold: Option<f32>,
 }
 

@@ -11,6 +11,7 @@ mod costs;
 mod error;
 mod idempotent;
 pub mod limits;
+pub mod openapi;
 mod request;
 mod routes;
 pub mod state;
@@ -100,10 +101,12 @@ pub enum Route {
     CompleteUpload,
     /// `GET /agents`: the agents' profiles and the models each would use now.
     ListAgents,
+    /// `GET /openapi.json`: this API's OpenAPI 3.1 document, public.
+    GetOpenApi,
 }
 
 impl Route {
-    pub const ALL: [Route; 38] = [
+    pub const ALL: [Route; 39] = [
         Route::Signup,
         Route::Login,
         Route::Refresh,
@@ -142,6 +145,7 @@ impl Route {
         Route::CreateUpload,
         Route::CompleteUpload,
         Route::ListAgents,
+        Route::GetOpenApi,
     ];
 
     /// The route a binary serves (`api-get-run` → `GetRun`).
@@ -162,7 +166,53 @@ impl Route {
                 | Route::RequestPasswordReset
                 | Route::ResetPassword
                 | Route::GetSite
+                | Route::GetOpenApi
         )
+    }
+
+    /// The method and path API Gateway routes to the function, as in `template.yaml`.
+    pub fn endpoint(self) -> (&'static str, &'static str) {
+        match self {
+            Route::Signup => ("POST", "/auth/signup"),
+            Route::Login => ("POST", "/auth/login"),
+            Route::Refresh => ("POST", "/auth/refresh"),
+            Route::Logout => ("POST", "/auth/logout"),
+            Route::GetMe => ("GET", "/me"),
+            Route::VerifyEmail => ("POST", "/auth/verify-email"),
+            Route::ResendVerification => ("POST", "/auth/verify-email/resend"),
+            Route::RequestPasswordReset => ("POST", "/auth/password-reset"),
+            Route::ResetPassword => ("POST", "/auth/password-reset/confirm"),
+            Route::CreateProject => ("POST", "/projects"),
+            Route::PostCommand => ("POST", "/projects/{project_id}/commands"),
+            Route::GetRun => ("GET", "/runs/{run_id}"),
+            Route::ListEvents => ("GET", "/projects/{project_id}/events"),
+            Route::GetCosts => ("GET", "/costs"),
+            Route::UpdateMe => ("PATCH", "/me"),
+            Route::CancelRun => ("POST", "/runs/{run_id}/cancel"),
+            Route::ResumeRun => ("POST", "/runs/{run_id}/resume"),
+            Route::RetryTask => ("POST", "/tasks/{task_id}/retry"),
+            Route::GetApproval => ("GET", "/approvals/{approval_id}"),
+            Route::DecideApproval => ("POST", "/approvals/{approval_id}"),
+            Route::GetSite => ("GET", "/sites/{project_id}/{path+}"),
+            Route::GetAnalytics => ("GET", "/analytics"),
+            Route::ExportMe => ("GET", "/me/export"),
+            Route::DeleteMe => ("DELETE", "/me"),
+            Route::ListProjects => ("GET", "/projects"),
+            Route::GetProject => ("GET", "/projects/{project_id}"),
+            Route::UpdateProject => ("PATCH", "/projects/{project_id}"),
+            Route::DeleteProject => ("DELETE", "/projects/{project_id}"),
+            Route::ListRuns => ("GET", "/runs"),
+            Route::ListProjectRuns => ("GET", "/projects/{project_id}/runs"),
+            Route::ListRunTasks => ("GET", "/runs/{run_id}/tasks"),
+            Route::GetTask => ("GET", "/tasks/{task_id}"),
+            Route::ListArtifacts => ("GET", "/projects/{project_id}/artifacts"),
+            Route::ListMessages => ("GET", "/projects/{project_id}/messages"),
+            Route::PostMessage => ("POST", "/projects/{project_id}/messages"),
+            Route::CreateUpload => ("POST", "/projects/{project_id}/uploads"),
+            Route::CompleteUpload => ("POST", "/uploads/{upload_id}/complete"),
+            Route::ListAgents => ("GET", "/agents"),
+            Route::GetOpenApi => ("GET", "/openapi.json"),
+        }
     }
 
     /// The function's name, as in `template.yaml` and the binaries.
@@ -206,6 +256,7 @@ impl Route {
             Route::CreateUpload => "api-create-upload",
             Route::CompleteUpload => "api-complete-upload",
             Route::ListAgents => "api-list-agents",
+            Route::GetOpenApi => "api-get-openapi",
         }
     }
 }
@@ -272,6 +323,7 @@ async fn dispatch(state: &ApiState, route: Route, request: Request) -> Response<
         Route::CreateUpload => uploads::create_upload(state, &request).await,
         Route::CompleteUpload => uploads::complete_upload(state, &request).await,
         Route::ListAgents => agents::list_agents(state, &request).await,
+        Route::GetOpenApi => Ok(error::json_response(200, openapi::document())),
     };
     result.unwrap_or_else(ApiError::into_response)
 }

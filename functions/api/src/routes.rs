@@ -13,11 +13,13 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewProject {
+pub(crate) struct NewProject {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     description: String,
 }
 
@@ -69,15 +71,22 @@ pub(crate) struct RunLimits {
     pub deadline_minutes: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewCommand {
+pub(crate) struct NewCommand {
+    #[schema(min_length = 1, max_length = 4000)]
     command: String,
+    /// The run's budget in dollars (default 5).
     #[serde(default)]
+    #[schema(exclusive_minimum = 0, maximum = 100)]
     budget_usd: Option<f64>,
+    /// Tasks running at once (default 4).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 16)]
     max_concurrency: Option<u32>,
+    /// Minutes before an unfinished run fails (default 360).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1440)]
     deadline_minutes: Option<u32>,
 }
 
@@ -208,9 +217,9 @@ pub async fn cancel_run(state: &ApiState, request: &Request) -> Result<Response<
     Ok(json_response(200, &json!({"run": cancelled.value})))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Resume {
+pub(crate) struct Resume {
     /// A new budget for the run, in dollars.
     #[serde(default)]
     budget_usd: Option<f64>,

@@ -35,11 +35,14 @@ pub const UPLOAD_TYPES: [&str; 9] = [
     "application/json",
 ];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewUpload {
+pub(crate) struct NewUpload {
+    #[schema(min_length = 1, max_length = 200)]
     filename: String,
+    #[schema(schema_with = crate::openapi::upload_type_schema)]
     content_type: String,
+    #[schema(minimum = 1, maximum = 26_214_400)]
     size_bytes: u64,
 }
 

@@ -204,3 +204,65 @@ fn every_dead_letter_queue_has_an_alarm_on_its_first_message() {
         );
     }
 }
+
+/// Every HTTP trigger of the template is a route of the API's table with the same method
+/// and path, and every route has its function: the table the OpenAPI document is built
+/// from is the one API Gateway serves.
+#[test]
+fn the_templates_http_routes_are_the_apis_route_table() {
+    use autocrew_api::Route;
+    let mut served = Vec::new();
+    for function in template().functions().expect("functions") {
+        for trigger in &function.triggers {
+            if let Trigger::Http { method, path } = trigger {
+                let route = Route::from_name(&function.binary)
+                    .unwrap_or_else(|| panic!("{}: not an API route", function.binary));
+                assert_eq!(
+                    route.endpoint(),
+                    (method.as_str(), path.as_str()),
+                    "{}",
+                    function.binary
+                );
+                served.push(route);
+            }
+        }
+    }
+    for route in Route::ALL {
+        assert!(
+            served.contains(&route),
+            "{route:?} has no function in template.yaml"
+        );
+    }
+    // And the document has exactly those operations.
+    let document = autocrew_api::openapi::document();
+    let mut operations = 0;
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            let endpoint = Route::ALL
+                .iter()
+                .map(|r| r.endpoint())
+                .find(|(m, p)| m.eq_ignore_ascii_case(method) && p.replace("+}", "}") == *path);
+            assert!(endpoint.is_some(), "{method} {path} is not a route");
+            operations += 1;
+        }
+    }
+    assert_eq!(operations, Route::ALL.len());
+}
+
+/// `openapi.json` is the document the code builds; `make openapi` writes it again.
+#[test]
+fn the_committed_openapi_json_is_the_one_the_code_builds() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json");
+    let built = format!(
+        "{}\n",
+        serde_json::to_string_pretty(autocrew_api::openapi::document()).expect("json")
+    );
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(file, &built).expect("openapi.json written");
+    }
+    let committed = std::fs::read_to_string(file).unwrap_or_default();
+    assert!(
+        committed == built,
+        "openapi.json differs from the document the code builds: run `make openapi`"
+    );
+}
