@@ -6,6 +6,7 @@ mod account;
 mod agent_loop;
 mod api;
 mod api_costs;
+mod app_journey;
 mod approvals;
 mod auth;
 mod aws;

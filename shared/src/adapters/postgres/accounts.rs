@@ -143,15 +143,15 @@ impl AccountStore for PgAccountStore {
 
     async fn revoke_session(&self, refresh_token: &str) -> Result<bool, StoreError> {
         let client = self.pool.get().await?;
+        // The whole family: every token a session rotated through (one row each).
         let revoked = client
-            .query_opt_cached(
+            .execute_cached(
                 "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now())
-                 WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_sha256 = $1)
-                 RETURNING 1",
+                 WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_sha256 = $1)",
                 &[&digest(refresh_token)],
             )
             .await?;
-        Ok(revoked.is_some())
+        Ok(revoked > 0)
     }
 
     async fn issue_email_token(
