@@ -385,12 +385,22 @@ fn show(progress: &mut Progress, event: &Value) -> Option<bool> {
             "running",
             &format!("turn {}: {} chars streamed", p["step"], p["chars"]),
         ),
-        "task_completed" => progress.task(
-            &text(&p["key"]),
-            &text(&p["agent"]),
-            "completed",
-            &format!("in {} ms, {cost}", p["duration_ms"]),
-        ),
+        "task_completed" => {
+            // The task's own calls (the event's `tokens` and `cost` are the run's so far).
+            let usage = &p["task_usage"];
+            progress.task(
+                &text(&p["key"]),
+                &text(&p["agent"]),
+                "completed",
+                &format!(
+                    "in {} ms, tokens {}/{} cost {}",
+                    p["duration_ms"],
+                    usage["input"],
+                    usage["output"],
+                    money(usage["cost_micro_usd"].as_i64().unwrap_or(0))
+                ),
+            )
+        }
         "task_failed" => {
             let status = if p["will_retry"] == true {
                 "retrying"

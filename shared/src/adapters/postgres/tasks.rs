@@ -363,6 +363,26 @@ impl TaskStore for PgTaskStore {
         // Every call of the attempt has ended: a reservation still held is one whose
         // settlement was lost (the database was restarting).
         super::budgets::release_held(&tx, "b.task_id = $2", &task.0).await?;
+        // The event carries the run's totals (see `effects::APPEND`); the task's own calls
+        // go beside them, so a client can show what this task used and cost.
+        let usage = tx
+            .query_one_cached(
+                "SELECT coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint,
+                        coalesce(sum(cost_micro_usd), 0)::bigint
+                 FROM llm_calls WHERE task_id = $1",
+                &[&task.0],
+            )
+            .await?;
+        let mut payload = payload;
+        if let Some(fields) = payload.as_object_mut() {
+            fields.insert(
+                "task_usage".into(),
+                serde_json::json!({
+                    "input": usage.try_get::<_, i64>(0)?, "output": usage.try_get::<_, i64>(1)?,
+                    "cost_micro_usd": usage.try_get::<_, i64>(2)?
+                }),
+            );
+        }
         let mut effects = Effects::default();
         emit(
             &tx,
