@@ -91,15 +91,10 @@ impl Env for Layered<'_> {
     }
 }
 
-pub async fn start(options: Options, process: &dyn Env) -> Result<Running, StartError> {
-    let text = std::fs::read_to_string(options.root.join("template.yaml"))?;
-    let template = Template::parse(&text)?;
-    let aws_config = AwsConfig::from_env(process)?;
-    let sdk = aws::sdk_config(&aws_config).await;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
-    let addr = listener.local_addr()?;
+/// The template's parameters as the local stack sets them.
+fn given(process: &dyn Env) -> Result<[(String, String); 5], StartError> {
     let database = DatabaseConfig::from_env(process)?;
-    let given = [
+    Ok([
         ("Stage".to_owned(), "local".to_owned()),
         (
             "LogLevel".to_owned(),
@@ -114,7 +109,44 @@ pub async fn start(options: Options, process: &dyn Env) -> Result<Running, Start
         ),
         // Local mail goes to the outbox table (`autocrew mail` shows it).
         ("EmailProvider".to_owned(), "outbox".to_owned()),
-    ];
+    ])
+}
+
+/// The API functions' state as the runner builds it, over the template's resources
+/// provisioned under `options.prefix`, without serving: for calling the handler directly,
+/// as Lambda does (`api-bench`).
+pub async fn api_state(options: &Options, process: &dyn Env) -> Result<ApiState, StartError> {
+    let text = std::fs::read_to_string(options.root.join("template.yaml"))?;
+    let template = Template::parse(&text)?;
+    let aws_config = AwsConfig::from_env(process)?;
+    let sdk = aws::sdk_config(&aws_config).await;
+    let outside = Outside::new(
+        &template,
+        &aws_config.region,
+        given(process)?,
+        "http://127.0.0.1:9".into(),
+    );
+    let done = provision(&template, &sdk, &options.prefix, &options.root, &outside).await?;
+    let env = Layered {
+        resolved: environment(&template, &done, &outside)?,
+        process,
+    };
+    let pool = postgres::connect(&autocrew_shared::adapters::database_config(&env).await?)?;
+    let keys = autocrew_shared::config::Overlay {
+        values: autocrew_shared::adapters::provider_keys(&env).await?,
+        base: &env,
+    };
+    Ok(ApiState::assemble(pool, &sdk, ApiSettings::from_env(&keys)?).await?)
+}
+
+pub async fn start(options: Options, process: &dyn Env) -> Result<Running, StartError> {
+    let text = std::fs::read_to_string(options.root.join("template.yaml"))?;
+    let template = Template::parse(&text)?;
+    let aws_config = AwsConfig::from_env(process)?;
+    let sdk = aws::sdk_config(&aws_config).await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
+    let addr = listener.local_addr()?;
+    let given = given(process)?;
     let outside = Outside::new(
         &template,
         &aws_config.region,

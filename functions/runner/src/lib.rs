@@ -11,7 +11,7 @@ pub mod provision;
 pub mod schedule;
 pub mod template;
 
-pub use host::{Options, Running, start};
+pub use host::{Options, Running, api_state, start};
 
 /// Runs one invocation of `function` and counts it, with its duration (see
 /// `adapters::aws::metering`), as Lambda would bill it.

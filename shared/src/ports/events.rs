@@ -2,7 +2,7 @@
 
 use super::store::StoreError;
 use crate::domain::records::Event;
-use crate::domain::{EventKind, ProjectId, RunId};
+use crate::domain::{EventKind, ProjectId, RunId, UserId};
 use async_trait::async_trait;
 
 /// Append-only, per project, with a strictly increasing sequence and no gaps: a client that
@@ -25,4 +25,13 @@ pub trait EventLog: Send + Sync {
         after: i64,
         limit: u32,
     ) -> Result<Vec<Event>, StoreError>;
+    /// `since`, and the owner check, in one statement: `None` when `project` is not
+    /// `user`'s.
+    async fn owned_since(
+        &self,
+        user: UserId,
+        project: ProjectId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Option<Vec<Event>>, StoreError>;
 }

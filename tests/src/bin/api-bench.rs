@@ -1,8 +1,10 @@
 //! `api-bench`: the API's own cost on one read, in one window. wrk drives
-//! `GET /projects/{id}/events?limit=1` through a release runner's gateway; then pgbench
-//! runs the SQL that route runs (the rate limit count, the project's owner, the events)
-//! with the same number of connections. Prints requests per second, p99 latency and the
-//! runner's CPU per request next to pgbench's, and their ratios. Needs the local stack's
+//! `GET /projects/{id}/events?limit=1` through a release runner's gateway; then the same
+//! request goes straight into the handler, as Lambda calls it (this process builds the
+//! API's state as the runner does, and counts its own CPU); then pgbench runs the SQL that
+//! route runs (the rate limit count, and the project's events with its owner check) with the
+//! same number of connections. Prints requests per second, p99 latency and CPU per request
+//! next to pgbench's, and their ratios. Needs the local stack's
 //! environment, `wrk` on the PATH (Debian: `apt-get install wrk`) and the stack's pgbench;
 //! `make bench-api` sets it all up.
 
@@ -11,6 +13,7 @@ use autocrew_cli::client::sign_up;
 use autocrew_tests::chaos::{Runner, Settings};
 use autocrew_tests::{cpu_of, unique};
 use clap::Parser;
+use futures::StreamExt;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::Command;
@@ -148,6 +151,156 @@ fn pgbench(args: &Args, database_url: &str, script: &str) -> anyhow::Result<Load
     Ok(Load { per_second, p99_ms })
 }
 
+/// What calling the handler directly measured.
+struct Direct {
+    per_second: f64,
+    cpu_ms: f64,
+}
+
+/// `file` from `events/` with `swaps` made.
+fn event_text(
+    root: &std::path::Path,
+    file: &str,
+    swaps: &[(&str, &str)],
+) -> anyhow::Result<String> {
+    let mut text = std::fs::read_to_string(root.join("events").join(file))?;
+    for (from, to) in swaps {
+        text = text.replace(from, to);
+    }
+    Ok(text)
+}
+
+/// The handler called directly with API Gateway's event, `connections` calls at a time for
+/// `seconds`, in batches built beforehand: this process's CPU per request is the handler's
+/// (its JWT check, rate limit, statements and JSON), without a gateway.
+async fn direct(args: &Args) -> anyhow::Result<Direct> {
+    use autocrew_api::{Route, handle};
+    const SAMPLE_TOKEN: &str = "sample.access.token";
+    const SAMPLE_PROJECT: &str = "6f1c2a4e-2b7d-4c1e-9a55-3f0d8e7b1a21";
+    let options = autocrew_runner::Options {
+        root: args.root.clone(),
+        prefix: unique("bench-direct"),
+        port: 0,
+        concurrency_per_queue: 1,
+    };
+    let state = autocrew_runner::api_state(&options, &autocrew_shared::config::ProcessEnv).await?;
+    let call = |text: String| {
+        let state = &state;
+        async move {
+            let request = lambda_http::request::from_str(&text)?;
+            let response = handle(
+                state,
+                Route::from_name(&route_of(&text)).context("route")?,
+                request,
+            )
+            .await;
+            let status = response.status().as_u16();
+            let body = match response.body() {
+                lambda_http::Body::Text(text) => text.clone(),
+                _ => String::new(),
+            };
+            anyhow::Ok((
+                status,
+                serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default(),
+            ))
+        }
+    };
+    let email = format!("{}@bench.local", unique("direct"));
+    let (status, session) = call(event_text(
+        &args.root,
+        "apigw-signup.json",
+        &[("ana@example.com", &email)],
+    )?)
+    .await?;
+    ensure!(status == 201, "sign-up answered {status}: {session}");
+    let token = session["access_token"]
+        .as_str()
+        .context("token")?
+        .to_owned();
+    let (status, project) = call(event_text(
+        &args.root,
+        "apigw-create-project.json",
+        &[(SAMPLE_TOKEN, &token)],
+    )?)
+    .await?;
+    ensure!(status == 201, "create project answered {status}: {project}");
+    let project = project["id"].as_str().context("project id")?.to_owned();
+    let (status, _) = call(event_text(
+        &args.root,
+        "apigw-post-message.json",
+        &[(SAMPLE_TOKEN, &token), (SAMPLE_PROJECT, &project)],
+    )?)
+    .await?;
+    ensure!(status == 202, "post message answered {status}");
+    let read = event_text(
+        &args.root,
+        "apigw-list-events.json",
+        &[
+            (SAMPLE_TOKEN, &token),
+            (SAMPLE_PROJECT, &project),
+            ("\"100\"", "\"1\""),
+            ("limit=100", "limit=1"),
+        ],
+    )?;
+    let (status, body) = call(read.clone()).await?;
+    ensure!(
+        status == 200 && body["events"].as_array().is_some_and(|e| e.len() == 1),
+        "the read answered {status}: {body}"
+    );
+
+    let me = std::process::id();
+    let (mut cpu, mut handled, mut busy) = (0.0, 0u64, Duration::ZERO);
+    let until = Instant::now() + Duration::from_secs(args.seconds);
+    while Instant::now() < until {
+        // Requests as the Lambda runtime hands them over, made before the clock runs.
+        let batch: Vec<lambda_http::Request> = (0..2000)
+            .map(|_| lambda_http::request::from_str(&read))
+            .collect::<Result<_, _>>()?;
+        let (cpu_before, started) = (cpu_of(me), Instant::now());
+        let statuses: Vec<u16> = futures::stream::iter(batch)
+            .map(|request| {
+                let state = &state;
+                async move {
+                    handle(state, Route::ListEvents, request)
+                        .await
+                        .status()
+                        .as_u16()
+                }
+            })
+            .buffer_unordered(args.connections as usize)
+            .collect()
+            .await;
+        busy += started.elapsed();
+        cpu += cpu_of(me) - cpu_before;
+        ensure!(
+            statuses.iter().all(|s| *s == 200),
+            "a direct call failed: {:?}",
+            statuses.iter().find(|s| **s != 200)
+        );
+        handled += statuses.len() as u64;
+    }
+    Ok(Direct {
+        per_second: handled as f64 / busy.as_secs_f64(),
+        cpu_ms: cpu * 1000.0 / handled.max(1) as f64,
+    })
+}
+
+/// The route of an API Gateway event's text: `api-` and its routeKey's function.
+fn route_of(text: &str) -> String {
+    let key = serde_json::from_str::<serde_json::Value>(text).unwrap_or_default()["routeKey"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    autocrew_api::Route::ALL
+        .iter()
+        .find(|r| {
+            let (method, path) = r.endpoint();
+            format!("{method} {path}") == key
+        })
+        .map(|r| r.name().to_owned())
+        .unwrap_or_default()
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -215,15 +368,20 @@ async fn main() -> anyhow::Result<()> {
     let requests = api.per_second * started.elapsed().as_secs_f64().min(args.seconds as f64);
     drop(runner);
 
-    // The same three statements, straight to Postgres.
+    // The handler alone, called as Lambda calls it.
+    let handler = direct(&args).await?;
+
+    // The same two statements, straight to Postgres.
     let script = format!(
         "INSERT INTO rate_counters (bucket, window_start, hits)
   SELECT b, date_bin('60 seconds', now(), timestamptz 'epoch'), 1
   FROM unnest(ARRAY['ip:127.0.0.1', 'user:{user}']) AS b
   ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_counters.hits + 1
   RETURNING bucket, hits;
-SELECT id, user_id, name, description, created_at, archived_at FROM projects WHERE id = '{project_id}';
-SELECT project_id, run_id, seq, kind, payload, created_at FROM events WHERE project_id = '{project_id}' AND seq > 0 ORDER BY seq LIMIT 1;
+SELECT e.run_id, e.seq, e.kind, e.payload, e.created_at FROM projects p
+  LEFT JOIN LATERAL (SELECT run_id, seq, kind, payload, created_at FROM events
+    WHERE project_id = p.id AND seq > 0 ORDER BY seq LIMIT 1) e ON true
+  WHERE p.id = '{project_id}' AND p.user_id = '{user}';
 "
     );
     let pg = pgbench(&args, &database_url, &script)?;
@@ -239,12 +397,17 @@ SELECT project_id, run_id, seq, kind, payload, created_at FROM events WHERE proj
         runner_cpu * 1000.0 / requests.max(1.0)
     );
     println!(
+        "  the handler, called directly {:>7.0} req/s               handler CPU {:.3} ms/request",
+        handler.per_second, handler.cpu_ms
+    );
+    println!(
         "  the route's SQL (pgbench)  {:>9.0} tx/s   p99 {:>6.2} ms",
         pg.per_second, pg.p99_ms
     );
     println!(
-        "  ratios: throughput {:.2}x pgbench's, p99 {:.2}x pgbench's",
+        "  ratios: throughput {:.2}x pgbench's (the handler alone {:.2}x), p99 {:.2}x pgbench's",
         api.per_second / pg.per_second,
+        handler.per_second / pg.per_second,
         api.p99_ms / pg.p99_ms
     );
     Ok(())

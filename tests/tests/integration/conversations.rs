@@ -26,13 +26,26 @@ fn on_project(
     })
 }
 
+/// The API over a fresh database, with Ana signed up and owning a project.
+async fn ana_with_project(
+    db: &TestDb,
+) -> anyhow::Result<(
+    autocrew_api::ApiState,
+    crate::pipeline::Pipeline,
+    String,
+    String,
+)> {
+    let (state, p) = api(db).await?;
+    let ana = user(&state, "ana@example.com").await?;
+    let project = project(&state, &ana).await?;
+    Ok((state, p, ana, project))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_is_answered_from_the_projects_context_and_priced() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
-    let (state, p) = api(&db).await?;
-    let ana = user(&state, "ana@example.com").await?;
+    let (state, p, ana, project) = ana_with_project(&db).await?;
     let bo = user(&state, "bo@example.com").await?;
-    let project = project(&state, &ana).await?;
 
     let (status, posted) = call(
         &state,
@@ -143,9 +156,7 @@ async fn a_message_is_answered_from_the_projects_context_and_priced() -> anyhow:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_is_checked_before_it_becomes_an_artifact() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
-    let (state, _p) = api(&db).await?;
-    let ana = user(&state, "ana@example.com").await?;
-    let project = project(&state, &ana).await?;
+    let (state, _p, ana, project) = ana_with_project(&db).await?;
     let http = reqwest::Client::new();
     let grant = |body: Value| on_project("apigw-create-upload.json", &ana, &project, Some(body));
     let complete = |id: &str| {
@@ -299,9 +310,7 @@ async fn the_agents_say_which_models_they_would_use() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_undecodable_bodies_are_refused_with_the_field() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
-    let (state, _p) = api(&db).await?;
-    let ana = user(&state, "ana@example.com").await?;
-    let project = project(&state, &ana).await?;
+    let (state, _p, ana, project) = ana_with_project(&db).await?;
 
     let big = json!({"text": "x".repeat(70 * 1024)});
     let (status, body) = call(

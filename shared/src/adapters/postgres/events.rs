@@ -3,7 +3,7 @@
 use super::Pool;
 use super::cached::Cached;
 use crate::domain::records::Event;
-use crate::domain::{EventKind, ProjectId, RunId};
+use crate::domain::{EventKind, ProjectId, RunId, UserId};
 use crate::ports::{EventLog, StoreError};
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -48,17 +48,49 @@ impl EventLog for PgEventLog {
                 &[&project.0, &after, &i64::from(limit)],
             )
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Event {
-                    project_id: project,
-                    run_id: row.try_get::<_, Option<Uuid>>(0)?.map(RunId),
-                    seq: row.try_get(1)?,
-                    kind: row.try_get(2)?,
-                    payload: row.try_get(3)?,
-                    created_at: row.try_get(4)?,
-                })
-            })
-            .collect()
+        rows.iter().map(|row| event_from(project, row)).collect()
     }
+
+    async fn owned_since(
+        &self,
+        user: UserId,
+        project: ProjectId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Option<Vec<Event>>, StoreError> {
+        let client = self.pool.get().await?;
+        // The project row comes back even without events, and not at all when it is not
+        // the user's: one round trip for both.
+        let rows = client
+            .query_cached(
+                "SELECT e.run_id, e.seq, e.kind, e.payload, e.created_at FROM projects p
+                 LEFT JOIN LATERAL (
+                     SELECT run_id, seq, kind, payload, created_at FROM events
+                     WHERE project_id = p.id AND seq > $3 ORDER BY seq LIMIT $4) e ON true
+                 WHERE p.id = $1 AND p.user_id = $2",
+                &[&project.0, &user.0, &after, &i64::from(limit)],
+            )
+            .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.try_get::<_, Option<i64>>(1)?.is_some() {
+                events.push(event_from(project, row)?);
+            }
+        }
+        Ok(Some(events))
+    }
+}
+
+fn event_from(project: ProjectId, row: &tokio_postgres::Row) -> Result<Event, StoreError> {
+    Ok(Event {
+        project_id: project,
+        run_id: row.try_get::<_, Option<Uuid>>(0)?.map(RunId),
+        seq: row.try_get(1)?,
+        kind: row.try_get(2)?,
+        payload: row.try_get(3)?,
+        created_at: row.try_get(4)?,
+    })
 }
