@@ -324,6 +324,10 @@ impl Liveness {
 pub struct AuthConfig {
     pub signing_secret: String,
     pub app_link_base: Option<String>,
+    /// An external OpenID Connect issuer whose tokens are accepted too (`OIDC_ISSUER`).
+    pub oidc: Option<crate::services::oidc::OidcConfig>,
+    /// The tier a new user gets, signing up or first seen in an external token.
+    pub signup_tier: crate::domain::Tier,
 }
 
 impl AuthConfig {
@@ -331,7 +335,20 @@ impl AuthConfig {
         Ok(AuthConfig {
             signing_secret: required(env, "JWT_SIGNING_SECRET")?,
             app_link_base: optional(env, "APP_LINK_BASE"),
+            oidc: crate::services::oidc::OidcConfig::from_env(env)?,
+            signup_tier: signup_tier(env)?,
         })
+    }
+}
+
+/// `SIGNUP_TIER` (free, pro or team; default free).
+pub fn signup_tier(env: &dyn Env) -> Result<crate::domain::Tier, ConfigError> {
+    match optional(env, "SIGNUP_TIER") {
+        None => Ok(crate::domain::Tier::Free),
+        Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
+            name: "SIGNUP_TIER",
+            reason: format!("must be free, pro or team, got {v:?}"),
+        }),
     }
 }
 

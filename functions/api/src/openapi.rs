@@ -404,10 +404,8 @@ fn errors(route: Route, method: &str, has_params: bool) -> Vec<(u16, &'static st
         statuses.push((409, "Conflict"));
         statuses.push((422, "Unprocessable"));
     }
-    if matches!(
-        route,
-        Route::Signup | Route::ResendVerification | Route::RequestPasswordReset
-    ) {
+    // The mail provider, or (for an external issuer's token) the account's look-up.
+    if route.signed_in() || matches!(route, Route::Signup | Route::RequestPasswordReset) {
         statuses.push((503, "Unavailable"));
     }
     statuses.sort();
@@ -584,7 +582,7 @@ fn build() -> Value {
                 "PayloadTooLarge": error_response("The body is over 64 KiB."),
                 "Unprocessable": error_response("Well formed but refused (an idempotency key reused with another body, an upload that does not match its grant)."),
                 "TooManyRequests": too_many,
-                "Unavailable": error_response("A provider outside Autocrew failed; try again later."),
+                "Unavailable": error_response("Something outside the request failed (the mail provider, the account look-up); try again later."),
             }
         }
     })

@@ -165,6 +165,12 @@ pub async fn caller(state: &ApiState, request: &Request) -> Result<UserId, ApiEr
         Some(Err(AccessError::Expired)) => Err(ApiError::Unauthorized(
             "the access token has expired; refresh it with POST /auth/refresh".into(),
         )),
+        Some(Err(AccessError::Unavailable(reason))) => {
+            tracing::error!(reason, "the token's user could not be looked up");
+            Err(ApiError::Unavailable(
+                "your account could not be looked up; try again".into(),
+            ))
+        }
         Some(Err(_)) => Err(ApiError::Unauthorized(
             "the access token is not valid".into(),
         )),

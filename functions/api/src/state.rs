@@ -30,8 +30,6 @@ pub struct ApiSettings {
     pub connections_table: String,
     pub websocket_callback_url: String,
     pub state_machine_arn: String,
-    /// The tier a new user gets (`SIGNUP_TIER`, default free).
-    pub signup_tier: Tier,
     /// Where a retried task is sent.
     pub agent_queues: AgentQueues,
     pub auth: AuthConfig,
@@ -53,13 +51,6 @@ impl ApiSettings {
             connections_table: required(env, "CONNECTIONS_TABLE")?,
             websocket_callback_url: required(env, "WEBSOCKET_CALLBACK_URL")?,
             state_machine_arn: required(env, "STATE_MACHINE_ARN")?,
-            signup_tier: match optional(env, "SIGNUP_TIER") {
-                None => Tier::Free,
-                Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
-                    name: "SIGNUP_TIER",
-                    reason: format!("must be free, pro or team, got {v:?}"),
-                })?,
-            },
             agent_queues: AgentQueues::from_env(env)?,
             auth: AuthConfig::from_env(env)?,
             mail: MailConfig::from_env(env)?,
@@ -152,7 +143,7 @@ impl ApiState {
         sdk: &SdkConfig,
         settings: ApiSettings,
     ) -> Result<Self, ConfigError> {
-        let keys = Arc::new(adapters::key_ring(sdk, &settings.auth).await?);
+        let keys = Arc::new(adapters::key_ring(sdk, &pool, &settings.auth).await?);
         let mailer = adapters::mailer(&pool, sdk, &settings.mail);
         let events: Arc<dyn EventLog> = Arc::new(PgEventLog::new(pool.clone()));
         let ledger: Arc<dyn Ledger> = Arc::new(PgLedger::new(pool.clone()));
@@ -198,7 +189,7 @@ impl ApiState {
             artifacts: Arc::new(PgArtifactStore::new(pool.clone())),
             ledger,
             blobs: Arc::new(S3BlobStore::new(sdk, settings.artifact_bucket)),
-            signup_tier: settings.signup_tier,
+            signup_tier: settings.auth.signup_tier,
             notifier,
             relay,
         })

@@ -35,6 +35,9 @@ fn every_reference_in_the_template_resolves() {
         "AppLinkBase",
         "DatabasePasswordSecretArn",
         "DatabaseCaFile",
+        "OidcIssuer",
+        "OidcAudience",
+        "OidcJwksUrl",
     ]);
     assert!(dangling.is_empty(), "undefined: {dangling:?}");
 }

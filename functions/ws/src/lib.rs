@@ -74,7 +74,7 @@ impl WsState {
     pub async fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
         let pool = postgres::connect(&adapters::database_config(env).await?)?;
         let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
-        let keys = Arc::new(adapters::key_ring(&sdk, &AuthConfig::from_env(env)?).await?);
+        let keys = Arc::new(adapters::key_ring(&sdk, &pool, &AuthConfig::from_env(env)?).await?);
         Ok(Self::assemble(
             pool,
             &sdk,

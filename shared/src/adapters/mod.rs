@@ -59,9 +59,10 @@ pub fn relay(
 /// The access tokens' signing keys, read from the secret store.
 pub async fn key_ring(
     sdk: &aws_config::SdkConfig,
+    pool: &postgres::Pool,
     config: &crate::config::AuthConfig,
 ) -> Result<crate::services::access::KeyRing, crate::config::ConfigError> {
-    crate::services::access::KeyRing::load(
+    let keys = crate::services::access::KeyRing::load(
         Arc::new(aws::SecretsManager::new(sdk)),
         &config.signing_secret,
     )
@@ -69,6 +70,15 @@ pub async fn key_ring(
     .map_err(|reason| crate::config::ConfigError::Invalid {
         name: "JWT_SIGNING_SECRET",
         reason,
+    })?;
+    // An external issuer's tokens name users of ours through the account store.
+    Ok(match &config.oidc {
+        Some(oidc) => keys.with_external(crate::services::oidc::ExternalIssuer::new(
+            oidc.clone(),
+            Arc::new(postgres::PgAccountStore::new(pool.clone())),
+            config.signup_tier,
+        )),
+        None => keys,
     })
 }
 

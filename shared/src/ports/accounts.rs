@@ -95,4 +95,14 @@ pub trait AccountStore: Send + Sync {
         token: &str,
         password_hash: &str,
     ) -> Result<Option<UserId>, StoreError>;
+    /// The user `issuer`'s `subject` names, made (with `tier`) on first sight. It takes
+    /// `email` (verified by the issuer) when no account has it; else an address made from
+    /// the subject, so an external sign-in never opens another account.
+    async fn external_user(
+        &self,
+        issuer: &str,
+        subject: &str,
+        email: Option<&str>,
+        tier: Tier,
+    ) -> Result<UserId, StoreError>;
 }

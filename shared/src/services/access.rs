@@ -8,6 +8,7 @@
 //! HS256 because only our own functions verify these tokens, and an HMAC costs about a
 //! microsecond where a signature check costs tens: every request pays it.
 
+use super::oidc::ExternalIssuer;
 use crate::domain::UserId;
 use crate::ports::Secrets;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -40,6 +41,9 @@ pub enum AccessError {
     Expired,
     #[error("the token is not valid: {0}")]
     Invalid(String),
+    /// The token holds, but the user it names could not be looked up (the database).
+    #[error("the token's user could not be looked up: {0}")]
+    Unavailable(String),
 }
 
 /// The claims of an access token.
@@ -191,6 +195,8 @@ pub struct KeyRing {
     source: Option<(Arc<dyn Secrets>, String)>,
     keys: RwLock<Arc<SigningKeys>>,
     reloaded: tokio::sync::Mutex<Instant>,
+    /// An external OpenID Connect issuer whose tokens are accepted too.
+    external: Option<Arc<ExternalIssuer>>,
 }
 
 impl KeyRing {
@@ -201,6 +207,7 @@ impl KeyRing {
             source: Some((secrets, secret_id.to_owned())),
             keys: RwLock::new(Arc::new(keys)),
             reloaded: tokio::sync::Mutex::new(Instant::now()),
+            external: None,
         })
     }
 
@@ -210,7 +217,15 @@ impl KeyRing {
             source: None,
             keys: RwLock::new(Arc::new(keys)),
             reloaded: tokio::sync::Mutex::new(Instant::now()),
+            external: None,
         }
+    }
+
+    /// Accepts `issuer`'s tokens too: those signed with its algorithms go to it, ours
+    /// (HS256) never do, so neither can pass for the other.
+    pub fn with_external(mut self, issuer: ExternalIssuer) -> Self {
+        self.external = Some(Arc::new(issuer));
+        self
     }
 
     async fn read(secrets: &dyn Secrets, id: &str) -> Result<SigningKeys, String> {
@@ -235,8 +250,14 @@ impl KeyRing {
         self.current().issue(user, issued_at)
     }
 
-    /// The user a token was issued to; see `SigningKeys::verify`.
+    /// The user a token was issued to; see `SigningKeys::verify` (and `ExternalIssuer`
+    /// for an external issuer's tokens).
     pub async fn verify(&self, token: &str) -> Result<UserId, AccessError> {
+        if let Some(external) = &self.external
+            && jsonwebtoken::decode_header(token).is_ok_and(|h| ExternalIssuer::handles(h.alg))
+        {
+            return external.verify(token).await;
+        }
         match self.current().verify(token) {
             Err(AccessError::UnknownKey(Some(kid))) => {
                 self.reload_if_due().await;

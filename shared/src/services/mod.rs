@@ -5,6 +5,7 @@ pub mod access;
 pub mod backoff;
 pub mod gateway;
 pub mod notifier;
+pub mod oidc;
 pub mod passwords;
 pub mod relay;
 

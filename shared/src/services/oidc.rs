@@ -217,3 +217,33 @@ impl ExternalIssuer {
         Ok(user)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Option<OidcConfig>, ConfigError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        OidcConfig::from_env(&env)
+    }
+
+    #[test]
+    fn the_issuer_and_audience_come_together_and_the_keys_default_to_the_well_known_url() {
+        assert_eq!(config(&[]).ok(), Some(None));
+        assert!(config(&[("OIDC_ISSUER", "https://id.example.com")]).is_err());
+        assert!(config(&[("OIDC_AUDIENCE", "app")]).is_err());
+        assert!(config(&[("OIDC_ISSUER", "id.example.com"), ("OIDC_AUDIENCE", "app")]).is_err());
+        let on = config(&[
+            ("OIDC_ISSUER", "https://id.example.com/"),
+            ("OIDC_AUDIENCE", "app"),
+        ]);
+        assert_eq!(
+            on.ok().flatten().map(|c| c.jwks_url),
+            Some("https://id.example.com/.well-known/jwks.json".to_owned())
+        );
+    }
+}

@@ -37,16 +37,25 @@ pub(crate) async fn call(
 }
 
 pub(crate) async fn api(db: &TestDb) -> anyhow::Result<(ApiState, Pipeline)> {
+    api_with(db, |_| {}).await
+}
+
+/// `api`, with the settings changed by `change` first.
+pub(crate) async fn api_with(
+    db: &TestDb,
+    change: impl FnOnce(&mut ApiSettings),
+) -> anyhow::Result<(ApiState, Pipeline)> {
     let p = pipeline(db, None).await?;
     let sdk = sdk().await?;
-    let settings = ApiSettings {
+    let mut settings = ApiSettings {
         auth: autocrew_shared::config::AuthConfig {
             signing_secret: signing_secret(&sdk).await?,
             app_link_base: Some("autocrew://".into()),
+            oidc: None,
+            signup_tier: autocrew_shared::domain::Tier::Free,
         },
         mail: autocrew_shared::config::MailConfig::Outbox,
         limits: Default::default(),
-        signup_tier: autocrew_shared::domain::Tier::Free,
         artifact_bucket: p.ctx.bucket.clone(),
         connections_table: p.connections_table.clone(),
         websocket_callback_url: "http://127.0.0.1:9".into(),
@@ -58,6 +67,7 @@ pub(crate) async fn api(db: &TestDb) -> anyhow::Result<(ApiState, Pipeline)> {
             settings: p.ctx.gateway.settings().clone(),
         },
     };
+    change(&mut settings);
     Ok((
         ApiState::assemble(db.pool.clone(), &sdk, settings).await?,
         p,

@@ -24,6 +24,7 @@ mod llm_anthropic;
 mod llm_gemini;
 mod llm_openai;
 mod llm_streaming;
+mod oidc;
 mod ownership;
 mod pipeline;
 mod provider_contract;

@@ -256,6 +256,66 @@ impl AccountStore for PgAccountStore {
         tx.commit().await?;
         Ok(Some(user))
     }
+    async fn external_user(
+        &self,
+        issuer: &str,
+        subject: &str,
+        email: Option<&str>,
+        tier: Tier,
+    ) -> Result<UserId, StoreError> {
+        const KNOWN: &str =
+            "SELECT user_id FROM external_identities WHERE issuer = $1 AND subject = $2";
+        let mut client = self.pool.get().await?;
+        if let Some(row) = client.query_opt_cached(KNOWN, &[&issuer, &subject]).await? {
+            return Ok(UserId(row.try_get(0)?));
+        }
+        let tx = client.transaction().await?;
+        // Two first requests of one subject make one user: the second waits, then finds it.
+        tx.execute_cached(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&format!("{issuer}\n{subject}")],
+        )
+        .await?;
+        if let Some(row) = tx.query_opt_cached(KNOWN, &[&issuer, &subject]).await? {
+            tx.commit().await?;
+            return Ok(UserId(row.try_get(0)?));
+        }
+        // The verified address when no account has it (never someone else's account: a
+        // password account with that address stays separate); else one made from the
+        // subject, which no one can sign up with.
+        let made = format!(
+            "oidc-{}@users.invalid",
+            &crate::domain::sha256_hex(format!("{issuer}\n{subject}").as_bytes())[..24]
+        );
+        let wanted = email
+            .map(|e| e.trim().to_lowercase())
+            .filter(|e| e.len() <= 254 && e.find('@').is_some_and(|at| at > 0));
+        let id = UserId::new();
+        let mut inserted = 0;
+        if let Some(address) = &wanted {
+            inserted = tx
+                .execute_cached(
+                    "INSERT INTO users (id, email, display_name, tier, email_verified_at)
+                     VALUES ($1, $2, '', $3, now()) ON CONFLICT (email) DO NOTHING",
+                    &[&id.0, address, &tier],
+                )
+                .await?;
+        }
+        if inserted == 0 {
+            tx.execute_cached(
+                "INSERT INTO users (id, email, display_name, tier) VALUES ($1, $2, '', $3)",
+                &[&id.0, &made, &tier],
+            )
+            .await?;
+        }
+        tx.execute_cached(
+            "INSERT INTO external_identities (issuer, subject, user_id) VALUES ($1, $2, $3)",
+            &[&issuer, &subject, &id.0],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
 }
 
 /// Marks an unused, unexpired email token of `purpose` used; its user, or `None`.

@@ -50,6 +50,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_conversations_uploads",
         include_str!("../../../../migrations/0011_conversations_uploads.sql"),
     ),
+    (
+        "0012_external_identities",
+        include_str!("../../../../migrations/0012_external_identities.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.
