@@ -86,6 +86,26 @@ pub enum Command {
         #[command(flatten)]
         session: SessionArgs,
     },
+    /// Talk with a project's orchestrator: it answers from the project's runs, files and
+    /// costs, streaming its reply. `--command` sends the message as a command (a run);
+    /// `--show` prints the thread.
+    Chat {
+        /// The project's id (`autocrew projects` lists them).
+        project: String,
+        /// The message; leave it out with `--show`.
+        #[arg(required_unless_present = "show")]
+        message: Option<String>,
+        /// Start a run with the message as its command instead of asking.
+        #[arg(long, conflicts_with = "show")]
+        command: bool,
+        /// Print the thread (the last `--limit` messages) instead of sending.
+        #[arg(long)]
+        show: bool,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
     /// A run's artifacts: list them, or download them.
     Artifacts {
         #[command(subcommand)]

@@ -200,6 +200,16 @@ impl Client {
 
     /// Opens the live stream and follows `project` from sequence `after`.
     pub async fn follow(&self, project: &str, after: i64) -> anyhow::Result<Stream> {
+        Ok(Stream {
+            socket: self.socket(project, after).await?,
+            next_seq: after + 1,
+            pending: BTreeMap::new(),
+        })
+    }
+
+    /// The WebSocket, subscribed to `project`'s events after sequence `after` (and its
+    /// live messages), as raw messages.
+    pub async fn socket(&self, project: &str, after: i64) -> anyhow::Result<Socket> {
         let url = format!(
             "{}/ws?token={}",
             self.base.replacen("http", "ws", 1),
@@ -211,20 +221,18 @@ impl Client {
         let subscribe =
             json!({"action": "subscribe", "project_id": project, "after_seq": after}).to_string();
         socket.send(Message::Text(subscribe.into())).await?;
-        Ok(Stream {
-            socket,
-            next_seq: after + 1,
-            pending: BTreeMap::new(),
-        })
+        Ok(socket)
     }
 }
+
+/// A WebSocket connection to the API.
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Live events of one project, delivered in sequence order without gaps or repeats; live-only
 /// messages (streamed output, which has no sequence number) as they come.
 pub struct Stream {
-    socket: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    socket: Socket,
     next_seq: i64,
     /// Events that arrived ahead of a missing one (a live push racing the replay).
     pending: BTreeMap<i64, Value>,

@@ -5,6 +5,7 @@ pub mod account;
 pub mod approvals;
 pub mod args;
 pub mod browse;
+pub mod chat;
 pub mod client;
 pub mod dlq;
 pub mod health;
