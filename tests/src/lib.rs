@@ -437,20 +437,25 @@ pub fn agent_queue_variables(base: &str) -> Vec<(String, String)> {
 
 /// CPU seconds used so far by a process (and its reaped children), from /proc.
 pub fn cpu_of(pid: u32) -> f64 {
+    let (user, system) = cpu_split_of(pid);
+    user + system
+}
+
+/// `cpu_of` split into user and kernel (system) seconds.
+pub fn cpu_split_of(pid: u32) -> (f64, f64) {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
+        return (0.0, 0.0);
     };
     // Fields after the command (which may hold spaces) start after the last ')'.
-    let fields: Vec<&str> = stat
+    let fields: Vec<f64> = stat
         .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|f| f.parse::<f64>().unwrap_or(0.0))
+                .collect()
+        })
         .unwrap_or_default();
     // utime, stime, cutime, cstime are fields 14-17 (1-based), 11-14 after the ')'.
-    let ticks: f64 = fields
-        .get(11..15)
-        .into_iter()
-        .flatten()
-        .filter_map(|f| f.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0
+    let at = |i: usize| fields.get(i).copied().unwrap_or(0.0) / 100.0;
+    (at(11) + at(13), at(12) + at(14))
 }

@@ -329,6 +329,9 @@ async fn dispatch(state: &ApiState, route: Route, request: Request) -> Response<
 }
 
 /// The Lambda entry point for `route`: tracing, configuration, clients, then the runtime.
+/// The binaries run it on a single-threaded runtime: an instance takes one request at a
+/// time, and a second thread only adds wake-ups between threads (`make bench-api` measured
+/// 0.133 ms of CPU per request on two threads, 0.072 ms on one).
 pub async fn run_lambda(route: Route) -> Result<(), lambda_http::Error> {
     autocrew_shared::telemetry::init();
     let state = ApiState::from_env().await?;

@@ -11,7 +11,7 @@
 use anyhow::{Context, bail, ensure};
 use autocrew_cli::client::sign_up;
 use autocrew_tests::chaos::{Runner, Settings};
-use autocrew_tests::{cpu_of, unique};
+use autocrew_tests::{cpu_of, cpu_split_of, unique};
 use clap::Parser;
 use futures::StreamExt;
 use serde_json::json;
@@ -41,6 +41,10 @@ struct Args {
     wrk: PathBuf,
     #[arg(long)]
     pgbench: PathBuf,
+    /// Only call the handler directly (no runner, wrk or pgbench): for a profiler, as
+    /// `perf record -g -- api-bench --handler-only ...`.
+    #[arg(long)]
+    handler_only: bool,
 }
 
 /// What one load measured.
@@ -155,6 +159,9 @@ fn pgbench(args: &Args, database_url: &str, script: &str) -> anyhow::Result<Load
 struct Direct {
     per_second: f64,
     cpu_ms: f64,
+    /// Of `cpu_ms`, what ran in the process itself (the rest is the kernel's: mostly the
+    /// statements' socket I/O).
+    user_ms: f64,
 }
 
 /// `file` from `events/` with `swaps` made.
@@ -170,10 +177,32 @@ fn event_text(
     Ok(text)
 }
 
-/// The handler called directly with API Gateway's event, `connections` calls at a time for
+/// `direct` on a single-threaded runtime of its own, as the API's Lambda functions run
+/// their handler (`flavor = "current_thread"`): no other thread to wake. First one call at a
+/// time, as one Lambda instance takes them; then `connections` in flight, as many instances
+/// would put on the database.
+fn direct_as_lambda(args: &Args) -> anyhow::Result<(Direct, Direct)> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(async {
+                        let one = direct(args, 1).await?;
+                        let many = direct(args, args.connections as usize).await?;
+                        anyhow::Ok((one, many))
+                    })
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the direct bench's thread panicked"))?
+    })
+}
+
+/// The handler called directly with API Gateway's event, `in_flight` calls at a time for
 /// `seconds`, in batches built beforehand: this process's CPU per request is the handler's
 /// (its JWT check, rate limit, statements and JSON), without a gateway.
-async fn direct(args: &Args) -> anyhow::Result<Direct> {
+async fn direct(args: &Args, in_flight: usize) -> anyhow::Result<Direct> {
     use autocrew_api::{Route, handle};
     const SAMPLE_TOKEN: &str = "sample.access.token";
     const SAMPLE_PROJECT: &str = "6f1c2a4e-2b7d-4c1e-9a55-3f0d8e7b1a21";
@@ -249,14 +278,14 @@ async fn direct(args: &Args) -> anyhow::Result<Direct> {
     );
 
     let me = std::process::id();
-    let (mut cpu, mut handled, mut busy) = (0.0, 0u64, Duration::ZERO);
+    let (mut cpu, mut user, mut handled, mut busy) = (0.0, 0.0, 0u64, Duration::ZERO);
     let until = Instant::now() + Duration::from_secs(args.seconds);
     while Instant::now() < until {
         // Requests as the Lambda runtime hands them over, made before the clock runs.
         let batch: Vec<lambda_http::Request> = (0..2000)
             .map(|_| lambda_http::request::from_str(&read))
             .collect::<Result<_, _>>()?;
-        let (cpu_before, started) = (cpu_of(me), Instant::now());
+        let (before, started) = (cpu_split_of(me), Instant::now());
         let statuses: Vec<u16> = futures::stream::iter(batch)
             .map(|request| {
                 let state = &state;
@@ -267,11 +296,13 @@ async fn direct(args: &Args) -> anyhow::Result<Direct> {
                         .as_u16()
                 }
             })
-            .buffer_unordered(args.connections as usize)
+            .buffer_unordered(in_flight)
             .collect()
             .await;
         busy += started.elapsed();
-        cpu += cpu_of(me) - cpu_before;
+        let after = cpu_split_of(me);
+        user += after.0 - before.0;
+        cpu += (after.0 + after.1) - (before.0 + before.1);
         ensure!(
             statuses.iter().all(|s| *s == 200),
             "a direct call failed: {:?}",
@@ -282,6 +313,7 @@ async fn direct(args: &Args) -> anyhow::Result<Direct> {
     Ok(Direct {
         per_second: handled as f64 / busy.as_secs_f64(),
         cpu_ms: cpu * 1000.0 / handled.max(1) as f64,
+        user_ms: user * 1000.0 / handled.max(1) as f64,
     })
 }
 
@@ -304,6 +336,20 @@ fn route_of(text: &str) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.handler_only {
+        let (one, many) = direct_as_lambda(&args)?;
+        println!(
+            "the handler, called directly: one at a time {:.0} req/s, CPU {:.3} ms/request (user {:.3}); {} in flight {:.0} req/s, CPU {:.3} ms/request (user {:.3})",
+            one.per_second,
+            one.cpu_ms,
+            one.user_ms,
+            args.connections,
+            many.per_second,
+            many.cpu_ms,
+            many.user_ms
+        );
+        return Ok(());
+    }
     let database_url = std::env::var("DATABASE_URL")
         .context("DATABASE_URL is not set: source .local/stack.env")?;
     let settings = Settings {
@@ -369,7 +415,7 @@ async fn main() -> anyhow::Result<()> {
     drop(runner);
 
     // The handler alone, called as Lambda calls it.
-    let handler = direct(&args).await?;
+    let (one, many) = direct_as_lambda(&args)?;
 
     // The same two statements, straight to Postgres.
     let script = format!(
@@ -397,8 +443,12 @@ SELECT e.run_id, e.seq, e.kind, e.payload, e.created_at FROM projects p
         runner_cpu * 1000.0 / requests.max(1.0)
     );
     println!(
-        "  the handler, called directly {:>7.0} req/s               handler CPU {:.3} ms/request",
-        handler.per_second, handler.cpu_ms
+        "  the handler, one at a time   {:>9.0} req/s               handler CPU {:.3} ms/request (user {:.3})",
+        one.per_second, one.cpu_ms, one.user_ms
+    );
+    println!(
+        "  the handler, {} in flight    {:>9.0} req/s               handler CPU {:.3} ms/request (user {:.3})",
+        args.connections, many.per_second, many.cpu_ms, many.user_ms
     );
     println!(
         "  the route's SQL (pgbench)  {:>9.0} tx/s   p99 {:>6.2} ms",
@@ -407,7 +457,7 @@ SELECT e.run_id, e.seq, e.kind, e.payload, e.created_at FROM projects p
     println!(
         "  ratios: throughput {:.2}x pgbench's (the handler alone {:.2}x), p99 {:.2}x pgbench's",
         api.per_second / pg.per_second,
-        handler.per_second / pg.per_second,
+        many.per_second / pg.per_second,
         api.p99_ms / pg.p99_ms
     );
     Ok(())

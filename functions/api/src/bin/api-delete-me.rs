@@ -1,7 +1,7 @@
 //! Lambda function `api-delete-me` (API Gateway HTTP API).
 use autocrew_api::Route;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     autocrew_api::run_lambda(Route::DeleteMe).await
 }
