@@ -334,7 +334,7 @@ async fn dispatch(state: &ApiState, route: Route, request: Request) -> Response<
 /// 0.133 ms of CPU per request on two threads, 0.072 ms on one).
 pub async fn run_lambda(route: Route) -> Result<(), lambda_http::Error> {
     autocrew_shared::telemetry::init();
-    let state = ApiState::from_env().await?;
+    let state = ApiState::from_env(route).await?;
     lambda_http::run(lambda_http::service_fn(|request: Request| {
         let state = &state;
         async move { Ok::<_, lambda_http::Error>(handle(state, route, request).await) }

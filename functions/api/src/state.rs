@@ -121,16 +121,22 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    pub async fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&ProcessEnv).await
+    /// The state `route`'s function needs, from the process environment.
+    pub async fn from_env(route: crate::Route) -> Result<Self, ConfigError> {
+        Self::from_source(&ProcessEnv, route).await
     }
 
-    pub async fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
+    pub async fn from_source(env: &dyn Env, route: crate::Route) -> Result<Self, ConfigError> {
         let pool = postgres::connect(&adapters::database_config(env).await?)?;
         let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
-        // Which providers are configured comes from the secret store, as for the steps.
+        // Which providers are configured comes from the secret store, as for the steps;
+        // only `GET /agents` says, so only its function reads the secret when it starts.
+        let keys = match route {
+            crate::Route::ListAgents => adapters::provider_keys(env).await?,
+            _ => Default::default(),
+        };
         let env = autocrew_shared::config::Overlay {
-            values: adapters::provider_keys(env).await?,
+            values: keys,
             base: env,
         };
         Self::assemble(pool, &sdk, ApiSettings::from_env(&env)?).await

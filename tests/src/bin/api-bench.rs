@@ -188,21 +188,16 @@ fn direct_as_lambda(args: &Args) -> anyhow::Result<(Direct, Direct)> {
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?
-                    .block_on(async {
-                        let one = direct(args, 1).await?;
-                        let many = direct(args, args.connections as usize).await?;
-                        anyhow::Ok((one, many))
-                    })
+                    .block_on(direct(args))
             })
             .join()
             .map_err(|_| anyhow::anyhow!("the direct bench's thread panicked"))?
     })
 }
 
-/// The handler called directly with API Gateway's event, `in_flight` calls at a time for
-/// `seconds`, in batches built beforehand: this process's CPU per request is the handler's
-/// (its JWT check, rate limit, statements and JSON), without a gateway.
-async fn direct(args: &Args, in_flight: usize) -> anyhow::Result<Direct> {
+/// The API's state, a user with a project that has an event, then the read measured one
+/// call at a time and `connections` in flight (see `measure`).
+async fn direct(args: &Args) -> anyhow::Result<(Direct, Direct)> {
     use autocrew_api::{Route, handle};
     const SAMPLE_TOKEN: &str = "sample.access.token";
     const SAMPLE_PROJECT: &str = "6f1c2a4e-2b7d-4c1e-9a55-3f0d8e7b1a21";
@@ -213,16 +208,11 @@ async fn direct(args: &Args, in_flight: usize) -> anyhow::Result<Direct> {
         concurrency_per_queue: 1,
     };
     let state = autocrew_runner::api_state(&options, &autocrew_shared::config::ProcessEnv).await?;
-    let call = |text: String| {
+    let call = |route: Route, text: String| {
         let state = &state;
         async move {
             let request = lambda_http::request::from_str(&text)?;
-            let response = handle(
-                state,
-                Route::from_name(&route_of(&text)).context("route")?,
-                request,
-            )
-            .await;
+            let response = handle(state, route, request).await;
             let status = response.status().as_u16();
             let body = match response.body() {
                 lambda_http::Body::Text(text) => text.clone(),
@@ -235,30 +225,39 @@ async fn direct(args: &Args, in_flight: usize) -> anyhow::Result<Direct> {
         }
     };
     let email = format!("{}@bench.local", unique("direct"));
-    let (status, session) = call(event_text(
-        &args.root,
-        "apigw-signup.json",
-        &[("ana@example.com", &email)],
-    )?)
+    let (status, session) = call(
+        Route::Signup,
+        event_text(
+            &args.root,
+            "apigw-signup.json",
+            &[("ana@example.com", &email)],
+        )?,
+    )
     .await?;
     ensure!(status == 201, "sign-up answered {status}: {session}");
     let token = session["access_token"]
         .as_str()
         .context("token")?
         .to_owned();
-    let (status, project) = call(event_text(
-        &args.root,
-        "apigw-create-project.json",
-        &[(SAMPLE_TOKEN, &token)],
-    )?)
+    let (status, project) = call(
+        Route::CreateProject,
+        event_text(
+            &args.root,
+            "apigw-create-project.json",
+            &[(SAMPLE_TOKEN, &token)],
+        )?,
+    )
     .await?;
     ensure!(status == 201, "create project answered {status}: {project}");
     let project = project["id"].as_str().context("project id")?.to_owned();
-    let (status, _) = call(event_text(
-        &args.root,
-        "apigw-post-message.json",
-        &[(SAMPLE_TOKEN, &token), (SAMPLE_PROJECT, &project)],
-    )?)
+    let (status, _) = call(
+        Route::PostMessage,
+        event_text(
+            &args.root,
+            "apigw-post-message.json",
+            &[(SAMPLE_TOKEN, &token), (SAMPLE_PROJECT, &project)],
+        )?,
+    )
     .await?;
     ensure!(status == 202, "post message answered {status}");
     let read = event_text(
@@ -271,30 +270,41 @@ async fn direct(args: &Args, in_flight: usize) -> anyhow::Result<Direct> {
             ("limit=100", "limit=1"),
         ],
     )?;
-    let (status, body) = call(read.clone()).await?;
+    let (status, body) = call(Route::ListEvents, read.clone()).await?;
     ensure!(
         status == 200 && body["events"].as_array().is_some_and(|e| e.len() == 1),
         "the read answered {status}: {body}"
     );
+    let one = measure(&state, &read, args.seconds, 1).await?;
+    let many = measure(&state, &read, args.seconds, args.connections as usize).await?;
+    Ok((one, many))
+}
 
+/// The read (`read`, API Gateway's event) called directly, `in_flight` calls at a time for
+/// `seconds`, in batches built beforehand: this process's CPU per request is the handler's
+/// (its JWT check, rate limit, statements and JSON), without a gateway.
+async fn measure(
+    state: &autocrew_api::ApiState,
+    read: &str,
+    seconds: u64,
+    in_flight: usize,
+) -> anyhow::Result<Direct> {
+    use autocrew_api::{Route, handle};
     let me = std::process::id();
     let (mut cpu, mut user, mut handled, mut busy) = (0.0, 0.0, 0u64, Duration::ZERO);
-    let until = Instant::now() + Duration::from_secs(args.seconds);
+    let until = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < until {
         // Requests as the Lambda runtime hands them over, made before the clock runs.
         let batch: Vec<lambda_http::Request> = (0..2000)
-            .map(|_| lambda_http::request::from_str(&read))
+            .map(|_| lambda_http::request::from_str(read))
             .collect::<Result<_, _>>()?;
         let (before, started) = (cpu_split_of(me), Instant::now());
         let statuses: Vec<u16> = futures::stream::iter(batch)
-            .map(|request| {
-                let state = &state;
-                async move {
-                    handle(state, Route::ListEvents, request)
-                        .await
-                        .status()
-                        .as_u16()
-                }
+            .map(|request| async move {
+                handle(state, Route::ListEvents, request)
+                    .await
+                    .status()
+                    .as_u16()
             })
             .buffer_unordered(in_flight)
             .collect()
@@ -315,22 +325,6 @@ async fn direct(args: &Args, in_flight: usize) -> anyhow::Result<Direct> {
         cpu_ms: cpu * 1000.0 / handled.max(1) as f64,
         user_ms: user * 1000.0 / handled.max(1) as f64,
     })
-}
-
-/// The route of an API Gateway event's text: `api-` and its routeKey's function.
-fn route_of(text: &str) -> String {
-    let key = serde_json::from_str::<serde_json::Value>(text).unwrap_or_default()["routeKey"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    autocrew_api::Route::ALL
-        .iter()
-        .find(|r| {
-            let (method, path) = r.endpoint();
-            format!("{method} {path}") == key
-        })
-        .map(|r| r.name().to_owned())
-        .unwrap_or_default()
 }
 
 #[tokio::main]
