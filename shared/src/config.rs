@@ -383,6 +383,73 @@ impl MailConfig {
     }
 }
 
+/// Where connected accounts' credentials are sealed: a KMS key on AWS
+/// (`CONNECTIONS_KMS_KEY_ID`), or a local key file (`CONNECTIONS_KEY_FILE`, local mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VaultConfig {
+    Kms { key_id: String },
+    File { path: std::path::PathBuf },
+}
+
+impl VaultConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        if let Some(key_id) = optional(env, "CONNECTIONS_KMS_KEY_ID") {
+            return Ok(VaultConfig::Kms { key_id });
+        }
+        match optional(env, "CONNECTIONS_KEY_FILE") {
+            Some(path) => Ok(VaultConfig::File { path: path.into() }),
+            None => Err(ConfigError::Missing {
+                name: "CONNECTIONS_KMS_KEY_ID (or CONNECTIONS_KEY_FILE in local mode)",
+            }),
+        }
+    }
+}
+
+/// The outside services' API base URLs (`GITHUB_API_URL`, `VERCEL_API_URL`,
+/// `EXPO_API_URL`, `RESEND_API_URL`, `X_API_URL`, `LINKEDIN_API_URL`), the public ones by
+/// default. The tools reach nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceUrls {
+    urls: Vec<(crate::domain::Service, String)>,
+}
+
+impl ServiceUrls {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        use crate::domain::Service;
+        let urls = Service::ALL
+            .iter()
+            .map(|service| {
+                let (name, default) = match service {
+                    Service::Github => ("GITHUB_API_URL", "https://api.github.com"),
+                    Service::Vercel => ("VERCEL_API_URL", "https://api.vercel.com"),
+                    Service::Expo => ("EXPO_API_URL", "https://api.expo.dev"),
+                    Service::Resend => ("RESEND_API_URL", "https://api.resend.com"),
+                    Service::X => ("X_API_URL", "https://api.x.com"),
+                    Service::Linkedin => ("LINKEDIN_API_URL", "https://api.linkedin.com"),
+                };
+                let url = optional(env, name).unwrap_or_else(|| default.to_owned());
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(ConfigError::Invalid {
+                        name,
+                        reason: format!("must be an http(s) URL, got {url:?}"),
+                    });
+                }
+                Ok((*service, url.trim_end_matches('/').to_owned()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ServiceUrls { urls })
+    }
+
+    /// The base URL of `service`'s API, without a trailing slash.
+    pub fn base(&self, service: crate::domain::Service) -> &str {
+        self.urls
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map(|(_, url)| url.as_str())
+            .unwrap_or_default()
+    }
+}
+
 /// Variables from a secret over the environment's: `values` answer first.
 pub struct Overlay<'a> {
     pub values: std::collections::HashMap<String, String>,

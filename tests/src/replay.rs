@@ -2,7 +2,7 @@
 //! every request it received so tests can check the outgoing wire format.
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -77,7 +77,10 @@ impl Recorded {
 /// A request as the server received it.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub method: String,
     pub path: String,
+    /// The query string, if there was one.
+    pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: serde_json::Value,
     /// The body as sent, to check numbers byte for byte.
@@ -96,38 +99,42 @@ impl ReplayServer {
         let queue = Arc::new(Mutex::new(VecDeque::from(answers)));
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = received.clone();
-        let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-            let (queue, log) = (queue.clone(), log.clone());
-            async move {
-                let raw = String::from_utf8_lossy(&body).into_owned();
-                let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                if let Ok(mut log) = log.lock() {
-                    log.push(Received {
-                        path: uri.path().to_owned(),
-                        headers,
-                        body,
-                        raw,
-                    });
-                }
-                let answer = queue.lock().ok().and_then(|mut q| q.pop_front());
-                let Some(answer) = answer else {
-                    return (StatusCode::INTERNAL_SERVER_ERROR, "no recorded answer left")
-                        .into_response();
-                };
-                tokio::time::sleep(answer.delay).await;
-                let mut response: Response = answer.body.into_response();
-                *response.status_mut() = StatusCode::from_u16(answer.status)
-                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                for (name, value) in answer.headers {
-                    if let (Ok(name), Ok(value)) =
-                        (name.parse::<axum::http::HeaderName>(), value.parse())
-                    {
-                        response.headers_mut().insert(name, value);
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let (queue, log) = (queue.clone(), log.clone());
+                async move {
+                    let raw = String::from_utf8_lossy(&body).into_owned();
+                    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                    if let Ok(mut log) = log.lock() {
+                        log.push(Received {
+                            method: method.to_string(),
+                            path: uri.path().to_owned(),
+                            query: uri.query().map(str::to_owned),
+                            headers,
+                            body,
+                            raw,
+                        });
                     }
+                    let answer = queue.lock().ok().and_then(|mut q| q.pop_front());
+                    let Some(answer) = answer else {
+                        return (StatusCode::INTERNAL_SERVER_ERROR, "no recorded answer left")
+                            .into_response();
+                    };
+                    tokio::time::sleep(answer.delay).await;
+                    let mut response: Response = answer.body.into_response();
+                    *response.status_mut() = StatusCode::from_u16(answer.status)
+                        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    for (name, value) in answer.headers {
+                        if let (Ok(name), Ok(value)) =
+                            (name.parse::<axum::http::HeaderName>(), value.parse())
+                        {
+                            response.headers_mut().insert(name, value);
+                        }
+                    }
+                    response
                 }
-                response
-            }
-        });
+            },
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         tokio::spawn(async move {

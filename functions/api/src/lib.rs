@@ -6,6 +6,7 @@ mod agents;
 mod approvals;
 mod auth;
 mod browse;
+mod connections;
 mod conversations;
 mod costs;
 mod error;
@@ -103,10 +104,16 @@ pub enum Route {
     ListAgents,
     /// `GET /openapi.json`: this API's OpenAPI 3.1 document, public.
     GetOpenApi,
+    /// `GET /me/connections`: the caller's connected accounts, credentials never shown.
+    ListConnections,
+    /// `POST /me/connections`: connects a service with a token it accepts.
+    Connect,
+    /// `DELETE /me/connections/{connection_id}`: forgets the connection and its token.
+    Disconnect,
 }
 
 impl Route {
-    pub const ALL: [Route; 39] = [
+    pub const ALL: [Route; 42] = [
         Route::Signup,
         Route::Login,
         Route::Refresh,
@@ -146,6 +153,9 @@ impl Route {
         Route::CompleteUpload,
         Route::ListAgents,
         Route::GetOpenApi,
+        Route::ListConnections,
+        Route::Connect,
+        Route::Disconnect,
     ];
 
     /// The route a binary serves (`api-get-run` → `GetRun`).
@@ -212,6 +222,9 @@ impl Route {
             Route::CompleteUpload => ("POST", "/uploads/{upload_id}/complete"),
             Route::ListAgents => ("GET", "/agents"),
             Route::GetOpenApi => ("GET", "/openapi.json"),
+            Route::ListConnections => ("GET", "/me/connections"),
+            Route::Connect => ("POST", "/me/connections"),
+            Route::Disconnect => ("DELETE", "/me/connections/{connection_id}"),
         }
     }
 
@@ -257,6 +270,9 @@ impl Route {
             Route::CompleteUpload => "api-complete-upload",
             Route::ListAgents => "api-list-agents",
             Route::GetOpenApi => "api-get-openapi",
+            Route::ListConnections => "api-list-connections",
+            Route::Connect => "api-connect",
+            Route::Disconnect => "api-disconnect",
         }
     }
 }
@@ -324,6 +340,9 @@ async fn dispatch(state: &ApiState, route: Route, request: Request) -> Response<
         Route::CompleteUpload => uploads::complete_upload(state, &request).await,
         Route::ListAgents => agents::list_agents(state, &request).await,
         Route::GetOpenApi => Ok(error::json_response(200, openapi::document())),
+        Route::ListConnections => connections::list_connections(state, &request).await,
+        Route::Connect => connections::connect(state, &request).await,
+        Route::Disconnect => connections::disconnect(state, &request).await,
     };
     result.unwrap_or_else(ApiError::into_response)
 }

@@ -34,6 +34,17 @@ pub(crate) fn upload_type_schema() -> utoipa::openapi::Object {
         .build()
 }
 
+pub(crate) fn service_schema() -> utoipa::openapi::Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(
+            autocrew_shared::domain::Service::ALL
+                .iter()
+                .map(|s| s.as_str()),
+        ))
+        .build()
+}
+
 /// A request body: its schema in the components, referenced.
 struct BodyOf {
     name: String,
@@ -122,6 +133,7 @@ fn details(route: Route) -> Details {
     use crate::approvals::DecisionBody;
     use crate::auth::{Login, RefreshBody, ResetConfirm, ResetRequest, SignUp, TokenBody};
     use crate::browse::ProjectPatch;
+    use crate::connections::NewConnectionBody;
     use crate::conversations::NewMessage;
     use crate::costs::Settings;
     use crate::routes::{NewCommand, NewProject, Resume};
@@ -378,6 +390,24 @@ fn details(route: Route) -> Details {
             vec![(200, object())],
         ),
         Route::GetOpenApi => ("This document.", None, vec![], vec![(200, object())]),
+        Route::ListConnections => (
+            "The caller's connected accounts: service, account, status; never the token.",
+            None,
+            vec![],
+            vec![(200, object())],
+        ),
+        Route::Connect => (
+            "Connects a service with a token it accepts (checked with the service, then sealed); connecting again replaces it.",
+            body::<NewConnectionBody>(true),
+            vec![],
+            vec![(201, object())],
+        ),
+        Route::Disconnect => (
+            "Forgets the connection and its token.",
+            None,
+            vec![],
+            vec![(204, None)],
+        ),
     };
     Details {
         summary,

@@ -4,22 +4,23 @@ use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, S3BlobStore};
 use autocrew_shared::adapters::llm::select::{self, LlmSetup};
 use autocrew_shared::adapters::postgres::{
-    self, PgAccountStore, PgApprovalStore, PgArtifactStore, PgBrowse, PgBudgetStore,
+    self, PgAccountStore, PgApprovalStore, PgArtifactStore, PgBrowse, PgBudgetStore, PgConnections,
     PgConversations, PgEventLog, PgIdempotencyStore, PgLedger, PgProjectStore, PgRateLimiter,
     PgRunControl, PgRunStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
-    AuthConfig, AwsConfig, ConfigError, Env, MailConfig, ProcessEnv, optional, required,
+    AuthConfig, AwsConfig, ConfigError, Env, MailConfig, ProcessEnv, ServiceUrls, VaultConfig,
+    optional, required,
 };
 use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::domain::Tier;
 use autocrew_shared::ports::{
-    AccountStore, ApprovalStore, ArtifactStore, BlobStore, Browse, BudgetStore, Conversations,
-    EventLog, IdempotencyStore, Ledger, Mailer, ProjectStore, RateLimiter, RunControl, RunStore,
-    TaskStore, UploadStore,
+    AccountStore, ApprovalStore, ArtifactStore, BlobStore, Browse, BudgetStore, ConnectionStore,
+    Conversations, EventLog, IdempotencyStore, Ledger, Mailer, ProjectStore, RateLimiter,
+    RunControl, RunStore, TaskStore, UploadStore,
 };
 use autocrew_shared::services::access::KeyRing;
-use autocrew_shared::services::{AgentQueues, Gateway, Notifier, Relay};
+use autocrew_shared::services::{AgentQueues, Gateway, Notifier, Relay, Vault};
 use aws_config::SdkConfig;
 use std::sync::Arc;
 
@@ -40,6 +41,10 @@ pub struct ApiSettings {
     /// The providers, routing and agent profiles, as the steps read them (`GET /agents`
     /// says which models each agent would use).
     pub llm: LlmSetup,
+    /// Where connected accounts' tokens are sealed.
+    pub vault: VaultConfig,
+    /// The outside services' base URLs (a token is checked with its service).
+    pub services: ServiceUrls,
 }
 
 impl ApiSettings {
@@ -63,6 +68,8 @@ impl ApiSettings {
                 }
             },
             llm: select::from_env(env)?,
+            vault: VaultConfig::from_env(env)?,
+            services: ServiceUrls::from_env(env)?,
         })
     }
 }
@@ -118,6 +125,12 @@ pub struct ApiState {
     pub profiles: Arc<AgentProfiles>,
     /// Where artifacts and uploads are kept.
     pub artifact_bucket: String,
+    pub connections: Arc<dyn ConnectionStore>,
+    /// Seals connected accounts' tokens.
+    pub vault: Vault,
+    pub services: ServiceUrls,
+    /// Calls the outside services (a token's check).
+    pub http: reqwest::Client,
 }
 
 impl ApiState {
@@ -168,6 +181,16 @@ impl ApiState {
         );
         let conversations = Arc::new(PgConversations::new(pool.clone()));
         Ok(ApiState {
+            connections: Arc::new(PgConnections::new(pool.clone())),
+            vault: adapters::vault(&settings.vault, sdk)?,
+            services: settings.services.clone(),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .map_err(|e| ConfigError::Invalid {
+                    name: "the HTTP client",
+                    reason: e.to_string(),
+                })?,
             conversations: conversations.clone(),
             uploads: conversations,
             budgets: Arc::new(PgBudgetStore::new(pool.clone())),

@@ -92,7 +92,7 @@ impl Env for Layered<'_> {
 }
 
 /// The template's parameters as the local stack sets them.
-fn given(process: &dyn Env) -> Result<[(String, String); 5], StartError> {
+fn given(process: &dyn Env, root: &std::path::Path) -> Result<[(String, String); 6], StartError> {
     let database = DatabaseConfig::from_env(process)?;
     Ok([
         ("Stage".to_owned(), "local".to_owned()),
@@ -109,6 +109,13 @@ fn given(process: &dyn Env) -> Result<[(String, String); 5], StartError> {
         ),
         // Local mail goes to the outbox table (`autocrew mail` shows it).
         ("EmailProvider".to_owned(), "outbox".to_owned()),
+        // Connected accounts' tokens are sealed under a local key file instead of KMS.
+        (
+            "ConnectionsKeyFile".to_owned(),
+            root.join(".local/keys/connections.key")
+                .display()
+                .to_string(),
+        ),
     ])
 }
 
@@ -123,7 +130,7 @@ pub async fn api_state(options: &Options, process: &dyn Env) -> Result<ApiState,
     let outside = Outside::new(
         &template,
         &aws_config.region,
-        given(process)?,
+        given(process, &options.root)?,
         "http://127.0.0.1:9".into(),
     );
     let done = provision(&template, &sdk, &options.prefix, &options.root, &outside).await?;
@@ -146,7 +153,7 @@ pub async fn start(options: Options, process: &dyn Env) -> Result<Running, Start
     let sdk = aws::sdk_config(&aws_config).await;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
     let addr = listener.local_addr()?;
-    let given = given(process)?;
+    let given = given(process, &options.root)?;
     let outside = Outside::new(
         &template,
         &aws_config.region,

@@ -49,6 +49,9 @@ pub struct Provisioned {
     pub state_machines: HashMap<String, String>,
     /// Secret logical id → ARN (what `!Ref` gives for a secret).
     pub secrets: HashMap<String, String>,
+    /// KMS keys: none is made locally (a local key file stands in), so a reference to one
+    /// is empty.
+    pub kms_keys: Vec<String>,
 }
 
 impl Provisioned {
@@ -60,6 +63,7 @@ impl Provisioned {
             .or_else(|| self.names.get(id).cloned())
             .or_else(|| self.state_machines.get(id).cloned())
             .or_else(|| self.secrets.get(id).cloned())
+            .or_else(|| self.kms_keys.iter().any(|k| k == id).then(String::new))
     }
 
     /// What `!GetAtt X.Attr` means locally.
@@ -231,6 +235,12 @@ pub async fn provision(
             .map_err(aws_error(&name))?;
         done.secrets.insert(id, arn);
     }
+
+    done.kms_keys = template
+        .of_kind("AWS::KMS::Key")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
 
     let sfn = aws_sdk_sfn::Client::new(sdk);
     for machine in template.state_machines()? {

@@ -38,6 +38,7 @@ fn every_reference_in_the_template_resolves() {
         "OidcIssuer",
         "OidcAudience",
         "OidcJwksUrl",
+        "ConnectionsKeyFile",
     ]);
     assert!(dangling.is_empty(), "undefined: {dangling:?}");
 }

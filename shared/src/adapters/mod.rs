@@ -2,9 +2,11 @@
 //! talks to AWS or to the local stack.
 
 pub mod aws;
+pub mod keyfile;
 pub mod llm;
 pub mod mail;
 pub mod postgres;
+pub mod tools;
 
 use crate::services::{AgentQueues, GatewayStores, Notifier, Relay};
 use std::sync::Arc;
@@ -165,4 +167,25 @@ pub async fn provider_keys(
         )));
     }
     Ok(fields)
+}
+
+/// The vault sealing connected accounts' credentials: KMS on AWS, the local key file in
+/// local mode (made on first use).
+pub fn vault(
+    config: &crate::config::VaultConfig,
+    sdk: &aws_config::SdkConfig,
+) -> Result<crate::services::Vault, crate::config::ConfigError> {
+    use crate::config::VaultConfig;
+    let keeper: Arc<dyn crate::ports::KeyKeeper> = match config {
+        VaultConfig::Kms { key_id } => Arc::new(aws::KmsKeyKeeper::new(sdk, key_id)),
+        VaultConfig::File { path } => {
+            Arc::new(keyfile::FileKeyKeeper::open_or_create(path).map_err(|e| {
+                crate::config::ConfigError::Invalid {
+                    name: "CONNECTIONS_KEY_FILE",
+                    reason: format!("{}: {e}", path.display()),
+                }
+            })?)
+        }
+    };
+    Ok(crate::services::Vault::new(keeper))
 }

@@ -78,6 +78,10 @@ id_type!(
     /// A user's upload, granted by presigned PUT.
     UploadId
 );
+id_type!(
+    /// A user's connected account at an outside service (GitHub, Vercel, ...).
+    ConnectionId
+);
 
 /// A string that is not a UUID where an id was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -295,6 +295,34 @@ kind_enum!(
     }
 );
 
+kind_enum!(
+    /// An outside service a user can connect, and the agents' tools act through.
+    Service, "service" {
+        /// GitHub REST: repositories, commits, pull requests.
+        Github => "github",
+        /// Vercel: deployments of the landing page.
+        Vercel => "vercel",
+        /// Expo Application Services: app builds.
+        Expo => "expo",
+        /// Resend: email.
+        Resend => "resend",
+        /// X API v2: posts.
+        X => "x",
+        /// LinkedIn: posts.
+        Linkedin => "linkedin",
+    }
+);
+
+kind_enum!(
+    /// Whether a connection's credential still works.
+    ConnectionStatus, "connection_status" {
+        Active => "active",
+        /// The service refused the credential (revoked, expired, wrong scopes): tools fail
+        /// at once naming the connection until the user connects again.
+        Invalid => "invalid",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

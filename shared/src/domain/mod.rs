@@ -2,6 +2,7 @@
 
 pub mod approvals;
 pub mod capabilities;
+pub mod connections;
 pub mod conversation;
 pub mod decimal;
 pub mod graph;
@@ -19,9 +20,12 @@ pub mod routing;
 pub use approvals::{Approval, Decision, payload_hash, sha256_hex};
 pub use decimal::Decimal;
 pub use graph::{PlanError, PlanLimits, PlannedTask, TaskGraph};
-pub use ids::{ApprovalId, ArtifactId, MessageId, ProjectId, RunId, TaskId, UploadId, UserId};
+pub use ids::{
+    ApprovalId, ArtifactId, ConnectionId, MessageId, ProjectId, RunId, TaskId, UploadId, UserId,
+};
 pub use kinds::{
-    AgentKind, ApprovalStatus, AttemptStatus, Complexity, EventKind, LlmCallOutcome, Priority,
-    ReservationStatus, RunStatus, TaskStatus, Tier, UnknownVariant,
+    AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, EventKind,
+    LlmCallOutcome, Priority, ReservationStatus, RunStatus, Service, TaskStatus, Tier,
+    UnknownVariant,
 };
 pub use money::MicroUsd;

@@ -6,6 +6,7 @@ pub mod approvals;
 pub mod blob;
 pub mod browse;
 pub mod budget;
+pub mod connections;
 pub mod control;
 pub mod conversations;
 pub mod events;
@@ -23,12 +24,14 @@ pub mod secrets;
 pub mod state_machine;
 pub mod store;
 pub mod uploads;
+pub mod vault;
 
 pub use accounts::{AccountStore, EmailPurpose, Rotation};
 pub use approvals::ApprovalStore;
 pub use blob::{BlobError, BlobStore, StoredBlob};
 pub use browse::{ArtifactEntry, Browse, TaskDetail};
 pub use budget::{BudgetError, BudgetScope, BudgetStore, Reservation};
+pub use connections::{ConnectionStore, NewConnection, Sealed};
 pub use control::RunControl;
 pub use conversations::{Conversations, PendingReply};
 pub use events::EventLog;
@@ -51,6 +54,7 @@ pub use store::{
     Start, Started, StoreError, TaskStore, Written,
 };
 pub use uploads::{Upload, UploadStore};
+pub use vault::{DataKey, KeyKeeper, VaultError};
 
 /// A backend's own error, kept whole as the source so the cause chain reaches the log.
 pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -8,6 +8,7 @@ pub mod notifier;
 pub mod oidc;
 pub mod passwords;
 pub mod relay;
+pub mod vault;
 
 pub use crate::domain::messages::{
     CallbackMessage, OutboxEntry, Outgoing, RunOutcome, TaskMessage,
@@ -19,3 +20,4 @@ pub use gateway::{
 };
 pub use notifier::Notifier;
 pub use relay::{AgentQueues, Relay, RelayError};
+pub use vault::Vault;

@@ -66,6 +66,14 @@ pub(crate) async fn api_with(
             profiles: p.ctx.profiles.clone(),
             settings: p.ctx.gateway.settings().clone(),
         },
+        vault: autocrew_shared::config::VaultConfig::File {
+            path: std::env::temp_dir()
+                .join(format!("autocrew-test-keys/{}.key", uuid::Uuid::new_v4())),
+        },
+        services: autocrew_shared::config::ServiceUrls::from_env(&std::collections::HashMap::<
+            String,
+            String,
+        >::new())?,
     };
     change(&mut settings);
     Ok((

@@ -12,6 +12,7 @@ mod auth;
 mod aws;
 mod browse;
 mod budgets;
+mod connections;
 mod conversations;
 mod database_tls;
 mod dead_letters;

@@ -3,6 +3,7 @@
 
 mod apigw;
 mod dynamodb;
+mod kms;
 pub mod metering;
 mod s3;
 mod secrets;
@@ -11,6 +12,7 @@ mod sqs;
 
 pub use apigw::ApiGatewayPush;
 pub use dynamodb::{CONNECTION_ID, DynamoConnectionRegistry, PROJECT_ID, PROJECT_INDEX};
+pub use kms::KmsKeyKeeper;
 pub use s3::S3BlobStore;
 pub use secrets::SecretsManager;
 pub use sfn::SfnStateMachine;

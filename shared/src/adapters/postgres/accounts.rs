@@ -337,14 +337,18 @@ async fn use_email_token(
 }
 
 /// One JSON document of everything kept about user `$1`. Left out on purpose: the password
-/// hash, refresh and email tokens, Step Functions task tokens, and the budget's internal
-/// reservations.
+/// hash, refresh and email tokens, Step Functions task tokens, the budget's internal
+/// reservations, and connected accounts' sealed tokens (their service and account are in).
 const EXPORT: &str = "
 SELECT json_build_object(
   'exported_at', now(),
   'user', json_build_object('id', u.id, 'email', u.email, 'display_name', u.display_name,
           'tier', u.tier, 'created_at', u.created_at, 'email_verified_at', u.email_verified_at,
           'semantic_cache_threshold', u.semantic_cache_threshold),
+  'connections', (SELECT coalesce(json_agg(c ORDER BY c.service), '[]')
+                  FROM (SELECT id, service, account, hint, status, status_reason, created_at,
+                               last_used_at
+                        FROM connections WHERE user_id = u.id) c),
   'projects', (SELECT coalesce(json_agg(p ORDER BY p.created_at), '[]')
                FROM (SELECT id, name, description, created_at, updated_at, archived_at
                      FROM projects WHERE user_id = u.id) p),

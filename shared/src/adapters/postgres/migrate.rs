@@ -54,6 +54,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0012_external_identities",
         include_str!("../../../../migrations/0012_external_identities.sql"),
     ),
+    (
+        "0013_connections",
+        include_str!("../../../../migrations/0013_connections.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

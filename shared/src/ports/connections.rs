@@ -1,0 +1,44 @@
+//! Users' connected accounts, with their credentials sealed (see `services::vault`).
+
+use super::store::StoreError;
+use crate::domain::connections::Connection;
+use crate::domain::{ConnectionId, Service, UserId};
+use async_trait::async_trait;
+
+/// A credential as stored: AES-256-GCM under its own data key, which is kept wrapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// nonce (12 bytes) || ciphertext || tag (16 bytes)
+    pub secret: Vec<u8>,
+    pub wrapped_key: Vec<u8>,
+    pub key_id: String,
+}
+
+/// A connection to make: who the credential acts as, and the credential sealed.
+pub struct NewConnection {
+    pub user: UserId,
+    pub service: Service,
+    pub account: String,
+    pub hint: String,
+    pub sealed: Sealed,
+}
+
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    /// Stores the connection; one already there for the same service is replaced (its new
+    /// credential, account and an active status), keeping its id.
+    async fn connect(&self, new: NewConnection) -> Result<Connection, StoreError>;
+    /// `user`'s connections, by service.
+    async fn connections(&self, user: UserId) -> Result<Vec<Connection>, StoreError>;
+    /// Removes `user`'s connection; false when there is none (or it is another user's).
+    async fn disconnect(&self, user: UserId, id: ConnectionId) -> Result<bool, StoreError>;
+    /// `user`'s connection to `service` with its sealed credential, marked as used now.
+    async fn credential(
+        &self,
+        user: UserId,
+        service: Service,
+    ) -> Result<Option<(Connection, Sealed)>, StoreError>;
+    /// Marks the connection invalid with the service's reason: tools using it fail at once
+    /// until the user connects again.
+    async fn invalidate(&self, id: ConnectionId, reason: &str) -> Result<(), StoreError>;
+}
