@@ -12,6 +12,7 @@ use crate::agent_loop::{self, AttemptState, Finished, LoopError};
 use crate::heartbeat::{Delivery, Heartbeat, hide};
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::AgentTaskContext;
+use autocrew_shared::crew::code_check;
 use autocrew_shared::domain::records::{Run, Task};
 use autocrew_shared::domain::{AgentKind, TaskStatus};
 use autocrew_shared::ports::{AttemptFailure, Start, Started, StoreError};
@@ -156,10 +157,19 @@ async fn finish(
     finished: Finished,
     clock: Instant,
 ) -> Result<(), StoreError> {
-    let result = json!({"summary": finished.summary, "artifacts": finished.artifacts, "steps": finished.steps});
+    // Every stored file in a language a parser checks was parsed before it was stored.
+    let files_checked = finished
+        .artifacts
+        .iter()
+        .filter(|key| code_check::language(key).is_some())
+        .count();
+    let result = json!({
+        "summary": finished.summary, "artifacts": finished.artifacts, "steps": finished.steps,
+        "files_checked": files_checked,
+    });
     let payload = json!({
         "task_id": task.id, "key": task.key, "agent": task.agent, "summary": finished.summary,
-        "files": finished.artifacts.len(), "steps": finished.steps,
+        "files": finished.artifacts.len(), "files_checked": files_checked, "steps": finished.steps,
         "duration_ms": u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX)
     });
     let completed = persist(|| {

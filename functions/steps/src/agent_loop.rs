@@ -4,6 +4,11 @@
 //! checked against each tool's schema: a bad call gets its errors back as the one repair
 //! round; a second bad call fails the task with the errors recorded.
 //!
+//! Every file written is parsed first (`code_check`): one that does not parse is not
+//! stored, and the model is told the parser's error as that file's one repair round; a
+//! second failure of the same file, or finishing with it still broken, fails the task
+//! with the parser's message.
+//!
 //! A call of a critical tool (the profile's `needs_approval`) parks the task: the loop's
 //! state is stored as the task's checkpoint and the attempt ends. Once a person decides,
 //! the next attempt resumes at the checkpoint, running that turn's tool calls again (each
@@ -15,6 +20,7 @@ use crate::heartbeat::Heartbeat;
 use crate::progress::Progress;
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::agents::{self, AgentTaskContext};
+use autocrew_shared::crew::code_check::{self, SyntaxError};
 use autocrew_shared::crew::tools;
 use autocrew_shared::domain::approvals::ActionRequest;
 use autocrew_shared::domain::records::{Attribution, Run, Task};
@@ -60,12 +66,73 @@ fn stop(error: String) -> LoopError {
 }
 
 /// Where the loop stood when its task parked: the turn, the conversation up to and
-/// including that turn's tool calls, and the files written so far.
+/// including that turn's tool calls, the files written so far, and the files that failed
+/// to parse.
 #[derive(Serialize, Deserialize)]
 struct Checkpoint {
     step: u32,
     messages: Vec<Message>,
     artifacts: Vec<String>,
+    #[serde(default)]
+    repairs: Repairs,
+}
+
+/// The files that failed to parse in this task, by path: each had its one repair round;
+/// `broken` says whether it is still unfixed.
+#[derive(Default, Clone, Serialize, Deserialize)]
+struct Repairs(std::collections::BTreeMap<String, Repair>);
+
+#[derive(Clone, Serialize, Deserialize)]
+struct Repair {
+    error: SyntaxError,
+    broken: bool,
+}
+
+impl Repairs {
+    /// Parses the file `write_file` was asked to write: `Ok(None)` to store it, `Ok(Some)`
+    /// with the parser's error as its repair round, or the task's failure when that round
+    /// was spent.
+    fn check(&mut self, input: &Value) -> Result<Option<String>, LoopError> {
+        let (Some(path), Some(content)) = (input["path"].as_str(), input["content"].as_str())
+        else {
+            return Ok(None);
+        };
+        match code_check::check(path, content) {
+            Ok(_) => {
+                if let Some(repair) = self.0.get_mut(path) {
+                    repair.broken = false;
+                }
+                Ok(None)
+            }
+            Err(error) if self.0.contains_key(path) => {
+                Err(stop(format!("{error} (still, after one repair round)")))
+            }
+            Err(error) => {
+                let told = format!(
+                    "not stored: {error}. Fix the file and call write_file again with the whole corrected content."
+                );
+                self.0.insert(
+                    path.to_owned(),
+                    Repair {
+                        error,
+                        broken: true,
+                    },
+                );
+                Ok(Some(told))
+            }
+        }
+    }
+
+    /// The task's failure if a file that failed to parse was never written again.
+    fn unfixed(&self) -> Result<(), LoopError> {
+        match self.0.values().find(|r| r.broken) {
+            Some(repair) => Err(stop(format!(
+                "{} (the file was never written again after the parser's error)",
+                repair.error
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// One attempt of a task: its number, and the checkpoint it resumes from, if any.
@@ -106,9 +173,15 @@ pub(crate) async fn run(
         }
         None => None,
     };
-    let (mut messages, mut artifacts, first_step, mut replay) = match resumed {
-        Some(c) => (c.messages, c.artifacts, c.step, true),
-        None => (vec![agents::first_message(context)], Vec::new(), 1, false),
+    let (mut messages, mut artifacts, first_step, mut replay, mut repairs) = match resumed {
+        Some(c) => (c.messages, c.artifacts, c.step, true, c.repairs),
+        None => (
+            vec![agents::first_message(context)],
+            Vec::new(),
+            1,
+            false,
+            Repairs::default(),
+        ),
     };
     let mut bad_calls = 0u32;
     for step in first_step..=profile.max_steps {
@@ -159,6 +232,7 @@ pub(crate) async fn run(
                     "the model ended turn {step} with neither text nor a tool call"
                 )));
             }
+            repairs.unfixed()?;
             return Ok(Finished {
                 summary: text.trim().to_owned(),
                 artifacts,
@@ -196,10 +270,13 @@ pub(crate) async fn run(
                         summary = input["summary"].as_str().map(str::to_owned);
                         Ok("finished".to_owned())
                     }
-                    tools::WRITE_FILE => {
-                        let files = (&mut artifacts, &mut written);
-                        write_file(ctx, run, task, (&input, &once), files).await?
-                    }
+                    tools::WRITE_FILE => match repairs.check(&input)? {
+                        Some(parser_error) => Err(parser_error),
+                        None => {
+                            let files = (&mut artifacts, &mut written);
+                            write_file(ctx, run, task, (&input, &once), files).await?
+                        }
+                    },
                     tools::READ_UPSTREAM => read_upstream(ctx, &input, upstream).await?,
                     tools::PUBLISH => {
                         let park = profile.is_critical(&name).then(|| Park {
@@ -208,6 +285,7 @@ pub(crate) async fn run(
                                 step,
                                 messages: messages.clone(),
                                 artifacts: artifacts.clone(),
+                                repairs: repairs.clone(),
                             }),
                         });
                         let call = ActingCall {
@@ -234,6 +312,7 @@ pub(crate) async fn run(
         }
         record_artifacts(ctx, written).await?;
         if let Some(summary) = summary {
+            repairs.unfixed()?;
             return Ok(Finished {
                 summary,
                 artifacts,

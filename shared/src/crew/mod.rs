@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod chat;
+pub mod code_check;
 pub mod planner;
 pub mod profiles;
 pub mod schema;

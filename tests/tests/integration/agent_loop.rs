@@ -295,3 +295,94 @@ async fn an_agent_that_never_finishes_stops_at_its_step_limit() -> anyhow::Resul
     let _ = seeded;
     Ok(())
 }
+
+fn write_code(path: &str, content: &str) -> (&'static str, Value) {
+    ("write_file", json!({"path": path, "content": content}))
+}
+
+const BROKEN_TSX: &str = "export default function App() {\n  return <Text>Keto</Text;\n}\n";
+const FIXED_TSX: &str = "export default function App() {\n  return <Text>Keto</Text>;\n}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_does_not_parse_is_repaired_once_or_fails_the_task_with_the_parsers_message()
+-> anyhow::Result<()> {
+    // Turn 1's TSX does not parse: not stored, the model is told where; turn 2 fixes it.
+    let fixed = Scripted::new(
+        vec![ONE_TASK],
+        vec![
+            vec![
+                write_code("app/index.tsx", BROKEN_TSX),
+                write_code("app.json", "{\"expo\": {}}"),
+            ],
+            vec![
+                write_code("app/index.tsx", FIXED_TSX),
+                write("README.md"),
+                finish(),
+            ],
+        ],
+    );
+    let (db, _seeded, status, tasks) = run_with(fixed).await?;
+    assert_eq!(status, ExecutionStatus::Succeeded);
+    let result = tasks[0].result.clone().unwrap_or_default();
+    assert_eq!(result["files_checked"], 2, "{result}");
+    assert_eq!(
+        result["artifacts"].as_array().map(Vec::len),
+        Some(3),
+        "{result}"
+    );
+    let stored: Vec<String> = db
+        .pool
+        .get()
+        .await?
+        .query(
+            "SELECT key FROM artifacts WHERE task_id = $1",
+            &[&tasks[0].id.0],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|k| k.ends_with("app/index.tsx"))
+            .count(),
+        1
+    );
+
+    // Broken twice: the task fails with the parser's message and position.
+    let stubborn = Scripted::new(
+        vec![ONE_TASK],
+        vec![vec![write_code("app/index.tsx", BROKEN_TSX)]],
+    );
+    let (_db, _seeded, status, tasks) = run_with(stubborn).await?;
+    assert_eq!(status, ExecutionStatus::Failed);
+    assert_eq!(
+        (tasks[0].status, tasks[0].attempts),
+        (TaskStatus::Failed, 1)
+    );
+    let error = tasks[0].error_log.clone().unwrap_or_default();
+    assert!(
+        error.contains("app/index.tsx:2:")
+            && error.contains("TypeScript syntax error")
+            && error.contains("after one repair round"),
+        "{error}"
+    );
+
+    // Told, then finishing without writing it again also fails the task.
+    let careless = Scripted::new(
+        vec![ONE_TASK],
+        vec![
+            vec![write_code("eas.json", "{\"build\": {,}}")],
+            vec![finish()],
+        ],
+    );
+    let (_db, _seeded, status, tasks) = run_with(careless).await?;
+    assert_eq!(status, ExecutionStatus::Failed);
+    let error = tasks[0].error_log.clone().unwrap_or_default();
+    assert!(
+        error.contains("eas.json:1:") && error.contains("never written again"),
+        "{error}"
+    );
+    Ok(())
+}

@@ -152,3 +152,36 @@ pub(super) fn for_task(context: &AgentTaskContext) -> Vec<(String, String)> {
     }
     files
 }
+
+#[cfg(test)]
+mod checked {
+    use super::*;
+    use crate::crew::code_check;
+
+    #[test]
+    fn every_file_the_offline_developer_writes_parses() {
+        let context = AgentTaskContext {
+            agent: AgentKind::Developer,
+            command: "Build a recipe app for keto dieters".into(),
+            product: "Recipe app for keto dieters".into(),
+            task_key: "app_skeleton".into(),
+            title: "Build the Expo app skeleton".into(),
+            description: String::new(),
+            upstream: vec![],
+        };
+        let files = for_task(&context);
+        let checked = files
+            .iter()
+            .filter(|(path, content)| {
+                code_check::check(path, content)
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .is_some()
+            })
+            .count();
+        assert!(
+            checked >= 4,
+            "only {checked} of {} files were code",
+            files.len()
+        );
+    }
+}
