@@ -1,4 +1,5 @@
-//! `GET /agents`: each agent's profile (tools, the ones that wait for approval, loop bounds)
+//! `GET /agents`: each agent's profile (tools, whether those that act in the world ask the
+//! caller first, loop bounds)
 //! and the models it would use now, routed as its next call would be: by its model policy
 //! for each task complexity, over the configured providers, after the caller's budget has
 //! stepped tiers down.
@@ -6,6 +7,7 @@
 use crate::error::json_response;
 use crate::request::caller;
 use crate::{ApiError, ApiState};
+use autocrew_shared::crew::tools;
 use autocrew_shared::domain::{AgentKind, Complexity, MicroUsd};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
@@ -14,6 +16,14 @@ pub async fn list_agents(state: &ApiState, request: &Request) -> Result<Response
     let user = caller(state, request).await?;
     let percent_left = state.budgets.percent_left(user, None).await?;
     let table = &state.gateway.models().table;
+    let auto: Vec<String> = state
+        .policies
+        .policies(user)
+        .await?
+        .into_iter()
+        .filter(|(_, auto)| *auto)
+        .map(|(tool, _)| tool)
+        .collect();
     let mut agents = Vec::new();
     for &agent in AgentKind::ALL {
         let profile = state.profiles.get(agent);
@@ -44,7 +54,13 @@ pub async fn list_agents(state: &ApiState, request: &Request) -> Result<Response
         agents.push(json!({
             "agent": agent,
             "tools": profile.tools,
-            "needs_approval": profile.needs_approval,
+            // The tools that act in the world, and whether each asks the caller first.
+            "approvals": profile
+                .tools
+                .iter()
+                .filter(|t| tools::acts_in_world(t))
+                .map(|t| (t.clone(), json!(if auto.contains(t) { "auto" } else { "ask" })))
+                .collect::<serde_json::Map<_, _>>(),
             "max_steps": profile.max_steps,
             "max_seconds": profile.max_seconds,
             "max_tokens": profile.max_tokens,

@@ -5,11 +5,10 @@
 use crate::error::json_response;
 use crate::request::{caller, json_body, path_param};
 use crate::{ApiError, ApiState};
-use autocrew_shared::adapters::tools::{self, ServiceError};
+use autocrew_shared::adapters::tools::ServiceError;
 use autocrew_shared::config::Secret;
-use autocrew_shared::domain::connections::{hint, seal_context};
 use autocrew_shared::domain::{ConnectionId, Service};
-use autocrew_shared::ports::NewConnection;
+use autocrew_shared::services::AccountError;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -35,7 +34,7 @@ pub async fn list_connections(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
-    let connections = state.connections.connections(user).await?;
+    let connections = state.connected.store().connections(user).await?;
     Ok(json_response(200, &json!({"connections": connections})))
 }
 
@@ -65,24 +64,12 @@ pub async fn connect(state: &ApiState, request: &Request) -> Result<Response<Bod
         ));
     }
     let token = Secret::new(token.to_owned());
-    let identity = tools::identify(&state.http, &state.services, service, &token)
-        .await
-        .map_err(|e| refused(service, e))?;
-    let sealed = state
-        .vault
-        .seal(&token, &seal_context(user, service))
-        .await
-        .map_err(|e| ApiError::Internal(Box::new(e)))?;
-    let connection = state
-        .connections
-        .connect(NewConnection {
-            user,
-            service,
-            account: identity.account.chars().take(200).collect(),
-            hint: hint(token.expose()),
-            sealed,
-        })
-        .await?;
+    let connection = match state.connected.connect(user, service, &token).await {
+        Ok(connection) => connection,
+        Err(AccountError::Service(e)) => return Err(refused(service, e)),
+        Err(AccountError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(ApiError::Internal(Box::new(e))),
+    };
     tracing::info!(%user, %service, connection = %connection.id, "account connected");
     Ok(json_response(201, &json!(connection)))
 }
@@ -107,7 +94,7 @@ fn refused(service: Service, error: ServiceError) -> ApiError {
 pub async fn disconnect(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let id = path_param(request, "connection_id", ConnectionId::parse)?;
-    if !state.connections.disconnect(user, id).await? {
+    if !state.connected.store().disconnect(user, id).await? {
         return Err(ApiError::NotFound("connection"));
     }
     Ok(Response::builder()

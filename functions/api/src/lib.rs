@@ -13,6 +13,7 @@ mod error;
 mod idempotent;
 pub mod limits;
 pub mod openapi;
+mod policies;
 mod request;
 mod routes;
 pub mod state;
@@ -110,10 +111,14 @@ pub enum Route {
     Connect,
     /// `DELETE /me/connections/{connection_id}`: forgets the connection and its token.
     Disconnect,
+    /// `GET /me/policies`: whether each tool that acts in the world asks first.
+    ListPolicies,
+    /// `PUT /me/policies/{tool}`: ask before each call, or run on its own.
+    SetPolicy,
 }
 
 impl Route {
-    pub const ALL: [Route; 42] = [
+    pub const ALL: [Route; 44] = [
         Route::Signup,
         Route::Login,
         Route::Refresh,
@@ -156,6 +161,8 @@ impl Route {
         Route::ListConnections,
         Route::Connect,
         Route::Disconnect,
+        Route::ListPolicies,
+        Route::SetPolicy,
     ];
 
     /// The route a binary serves (`api-get-run` → `GetRun`).
@@ -225,6 +232,8 @@ impl Route {
             Route::ListConnections => ("GET", "/me/connections"),
             Route::Connect => ("POST", "/me/connections"),
             Route::Disconnect => ("DELETE", "/me/connections/{connection_id}"),
+            Route::ListPolicies => ("GET", "/me/policies"),
+            Route::SetPolicy => ("PUT", "/me/policies/{tool}"),
         }
     }
 
@@ -273,6 +282,8 @@ impl Route {
             Route::ListConnections => "api-list-connections",
             Route::Connect => "api-connect",
             Route::Disconnect => "api-disconnect",
+            Route::ListPolicies => "api-list-policies",
+            Route::SetPolicy => "api-set-policy",
         }
     }
 }
@@ -343,6 +354,8 @@ async fn dispatch(state: &ApiState, route: Route, request: Request) -> Response<
         Route::ListConnections => connections::list_connections(state, &request).await,
         Route::Connect => connections::connect(state, &request).await,
         Route::Disconnect => connections::disconnect(state, &request).await,
+        Route::ListPolicies => policies::list_policies(state, &request).await,
+        Route::SetPolicy => policies::set_policy(state, &request).await,
     };
     result.unwrap_or_else(ApiError::into_response)
 }

@@ -136,6 +136,7 @@ fn details(route: Route) -> Details {
     use crate::connections::NewConnectionBody;
     use crate::conversations::NewMessage;
     use crate::costs::Settings;
+    use crate::policies::PolicyBody;
     use crate::routes::{NewCommand, NewProject, Resume};
     use crate::uploads::NewUpload;
     let (summary, body, query_params, success) = match route {
@@ -407,6 +408,18 @@ fn details(route: Route) -> Details {
             None,
             vec![],
             vec![(204, None)],
+        ),
+        Route::ListPolicies => (
+            "Each tool that acts in the world (publishing, pushing code, deploying, sending, posting), its agents, and whether it asks the caller before each call.",
+            None,
+            vec![],
+            vec![(200, object())],
+        ),
+        Route::SetPolicy => (
+            "Sets whether a tool asks before each call (ask, the default) or runs on its own (auto).",
+            body::<PolicyBody>(true),
+            vec![],
+            vec![(200, object())],
         ),
     };
     Details {

@@ -15,12 +15,12 @@ use autocrew_shared::config::{
 use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::domain::Tier;
 use autocrew_shared::ports::{
-    AccountStore, ApprovalStore, ArtifactStore, BlobStore, Browse, BudgetStore, ConnectionStore,
-    Conversations, EventLog, IdempotencyStore, Ledger, Mailer, ProjectStore, RateLimiter,
-    RunControl, RunStore, TaskStore, UploadStore,
+    AccountStore, ApprovalStore, ArtifactStore, BlobStore, Browse, BudgetStore, Conversations,
+    EventLog, IdempotencyStore, Ledger, Mailer, ProjectStore, RateLimiter, RunControl, RunStore,
+    TaskStore, ToolPolicies, UploadStore,
 };
 use autocrew_shared::services::access::KeyRing;
-use autocrew_shared::services::{AgentQueues, Gateway, Notifier, Relay, Vault};
+use autocrew_shared::services::{AgentQueues, ConnectedAccounts, Gateway, Notifier, Relay};
 use aws_config::SdkConfig;
 use std::sync::Arc;
 
@@ -125,12 +125,10 @@ pub struct ApiState {
     pub profiles: Arc<AgentProfiles>,
     /// Where artifacts and uploads are kept.
     pub artifact_bucket: String,
-    pub connections: Arc<dyn ConnectionStore>,
-    /// Seals connected accounts' tokens.
-    pub vault: Vault,
-    pub services: ServiceUrls,
-    /// Calls the outside services (a token's check).
-    pub http: reqwest::Client,
+    /// Connected accounts: checked with their service, sealed in the vault.
+    pub connected: ConnectedAccounts,
+    /// Which tools that act in the world run without asking.
+    pub policies: Arc<dyn ToolPolicies>,
 }
 
 impl ApiState {
@@ -180,17 +178,21 @@ impl ApiState {
             notifier.clone(),
         );
         let conversations = Arc::new(PgConversations::new(pool.clone()));
+        let connections = Arc::new(PgConnections::new(pool.clone()));
         Ok(ApiState {
-            connections: Arc::new(PgConnections::new(pool.clone())),
-            vault: adapters::vault(&settings.vault, sdk)?,
-            services: settings.services.clone(),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
-                .map_err(|e| ConfigError::Invalid {
-                    name: "the HTTP client",
-                    reason: e.to_string(),
-                })?,
+            connected: ConnectedAccounts::new(
+                connections.clone(),
+                adapters::vault(&settings.vault, sdk)?,
+                settings.services.clone(),
+                reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| ConfigError::Invalid {
+                        name: "the HTTP client",
+                        reason: e.to_string(),
+                    })?,
+            ),
+            policies: connections,
             conversations: conversations.clone(),
             uploads: conversations,
             budgets: Arc::new(PgBudgetStore::new(pool.clone())),

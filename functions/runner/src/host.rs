@@ -175,7 +175,7 @@ pub async fn start(options: Options, process: &dyn Env) -> Result<Running, Start
         pool.clone(),
         &sdk,
         StepSettings::from_env(&keys)?,
-    ));
+    )?);
     let api = ApiState::assemble(pool.clone(), &sdk, ApiSettings::from_env(&keys)?).await?;
     let settings = ApiSettings::from_env(&keys)?;
     let sweep = Arc::new(SweepState::from_source(&env).await?);

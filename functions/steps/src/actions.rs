@@ -8,7 +8,7 @@ use crate::callback::retry;
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::{agents, tools};
 use autocrew_shared::domain::records::{Run, Task};
-use autocrew_shared::domain::{Approval, ApprovalId, ApprovalStatus, sha256_hex};
+use autocrew_shared::domain::{Approval, ApprovalId, ApprovalStatus, EventKind, sha256_hex};
 use autocrew_shared::ports::{BlobError, Claim};
 use serde_json::{Value, json};
 
@@ -104,8 +104,8 @@ pub(crate) fn refusal(approval: &Approval) -> Option<String> {
 /// recorded on it (`action_executed`).
 pub(crate) async fn execute(
     ctx: &StepContext,
-    run: &Run,
-    payload: &Value,
+    (run, task): (&Run, &Task),
+    (tool, payload): (&str, &Value),
     (call_key, approval): (&str, Option<ApprovalId>),
 ) -> Result<ToolAnswer, RecordError> {
     if let Claim::Done(result) = ctx
@@ -131,11 +131,26 @@ pub(crate) async fn execute(
             let effects = ctx.approvals.executed(id, &result).await?;
             ctx.relay.publish(effects).await;
         }
-        None => ctx
-            .idempotency
-            .complete(tools::IDEMPOTENCY_SCOPE, call_key, &result)
-            .await
-            .map_err(retry)?,
+        None => {
+            ctx.idempotency
+                .complete(tools::IDEMPOTENCY_SCOPE, call_key, &result)
+                .await
+                .map_err(retry)?;
+            // Ran without asking (the user's policy): the log still says what was done.
+            let payload = json!({
+                "approval_id": null, "auto_approved": true, "task_id": task.id,
+                "tool": tool, "result": result
+            });
+            ctx.notifier
+                .emit(
+                    run.project_id,
+                    Some(run.id),
+                    EventKind::ActionExecuted,
+                    payload,
+                )
+                .await
+                .map_err(retry)?;
+        }
     }
     Ok(answer(&result))
 }

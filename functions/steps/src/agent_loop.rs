@@ -9,8 +9,10 @@
 //! second failure of the same file, or finishing with it still broken, fails the task
 //! with the parser's message.
 //!
-//! A call of a critical tool (the profile's `needs_approval`) parks the task: the loop's
-//! state is stored as the task's checkpoint and the attempt ends. Once a person decides,
+//! An agent calls only its profile's tools; any other call is refused like a bad argument.
+//! A call of a tool that acts in the world (`tools::EFFECTS`) parks the task unless the
+//! user's policy auto-approves that tool: the loop's state is stored as the task's
+//! checkpoint and the attempt ends. Once a person decides,
 //! the next attempt resumes at the checkpoint, running that turn's tool calls again (each
 //! is idempotent) with the decision in hand, without asking the model again.
 
@@ -253,7 +255,14 @@ pub(crate) async fn run(
         }
         for (position, (id, name, input)) in calls.into_iter().enumerate() {
             let once = tools::call_key(run.id, task.id, step, position, &input);
-            let outcome = match tools::check_arguments(&name, &input) {
+            let allowed = match profile.may_use(&name) {
+                true => tools::check_arguments(&name, &input),
+                false => Err(format!(
+                    "{name} is not one of this agent's tools; it may call only {}",
+                    profile.tools.join(", ")
+                )),
+            };
+            let outcome = match allowed {
                 Err(violations) => {
                     bad_calls += 1;
                     if bad_calls > 1 {
@@ -278,8 +287,13 @@ pub(crate) async fn run(
                         }
                     },
                     tools::READ_UPSTREAM => read_upstream(ctx, &input, upstream).await?,
-                    tools::PUBLISH => {
-                        let park = profile.is_critical(&name).then(|| Park {
+                    effect if tools::acts_in_world(effect) => {
+                        let asks = !ctx
+                            .policies
+                            .auto_approves(run.user_id, effect)
+                            .await
+                            .map_err(RecordError::from)?;
+                        let park = asks.then(|| Park {
                             attempt: attempt.number,
                             checkpoint: json!(Checkpoint {
                                 step,
@@ -399,7 +413,12 @@ async fn act(
     let prepare = || actions::prepare(ctx, run, task, upstream, (call.tool, call.input));
     let Some(park) = park else {
         return match prepare().await? {
-            Ok(payload) => Ok(actions::execute(ctx, run, &payload, (call.key, None)).await?),
+            Ok(payload) => {
+                Ok(
+                    actions::execute(ctx, (run, task), (call.tool, &payload), (call.key, None))
+                        .await?,
+                )
+            }
             Err(refused) => Ok(Err(refused)),
         };
     };
@@ -445,9 +464,13 @@ async fn act(
     };
     match actions::refusal(&approval) {
         Some(refused) => Ok(Err(refused)),
-        None => Ok(
-            actions::execute(ctx, run, &approval.payload, (call.key, Some(approval.id))).await?,
-        ),
+        None => Ok(actions::execute(
+            ctx,
+            (run, task),
+            (call.tool, &approval.payload),
+            (call.key, Some(approval.id)),
+        )
+        .await?),
     }
 }
 

@@ -4,19 +4,19 @@ use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, S3BlobStore, SfnStateMachine, SqsQueue};
 use autocrew_shared::adapters::llm::select::{self, LlmSetup};
 use autocrew_shared::adapters::postgres::{
-    self, PgApprovalStore, PgArtifactStore, PgConversations, PgIdempotencyStore, PgLedger,
-    PgRunStore, PgTaskStore, Pool,
+    self, PgApprovalStore, PgArtifactStore, PgConnections, PgConversations, PgIdempotencyStore,
+    PgLedger, PgRunStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
-    AwsConfig, ConfigError, Env, Liveness, ProcessEnv, optional, required,
+    AwsConfig, ConfigError, Env, Liveness, ProcessEnv, ServiceUrls, VaultConfig, optional, required,
 };
 use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::domain::PlanLimits;
 use autocrew_shared::ports::{
     ApprovalStore, ArtifactStore, BlobStore, Conversations, IdempotencyStore, Ledger, Queue,
-    RunStore, StateMachine, TaskStore,
+    RunStore, StateMachine, TaskStore, ToolPolicies,
 };
-use autocrew_shared::services::{AgentQueues, Gateway, Notifier, Relay};
+use autocrew_shared::services::{AgentQueues, ConnectedAccounts, Gateway, Notifier, Relay};
 use aws_config::SdkConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +39,10 @@ pub struct StepSettings {
     pub stream: bool,
     /// How critical actions wait for people, and where published files are served.
     pub actions: ActionSettings,
+    /// Where connected accounts' tokens are sealed.
+    pub vault: VaultConfig,
+    /// The outside services' base URLs: the tools reach nothing else.
+    pub services: ServiceUrls,
 }
 
 /// Critical actions: how long an approval waits, and the public base URL of `publish`.
@@ -88,6 +92,8 @@ impl StepSettings {
             liveness: Liveness::from_env(env)?,
             state_machine_arn: optional(env, "STATE_MACHINE_ARN"),
             actions: ActionSettings::from_env(env)?,
+            vault: VaultConfig::from_env(env)?,
+            services: ServiceUrls::from_env(env)?,
         })
     }
 }
@@ -121,6 +127,10 @@ pub struct StepContext {
     pub actions: ActionSettings,
     /// The projects' conversations the orchestrator answers.
     pub conversations: Arc<dyn Conversations>,
+    /// The users' connected accounts the tools act through.
+    pub connected: ConnectedAccounts,
+    /// Which tools that act in the world run without asking.
+    pub policies: Arc<dyn ToolPolicies>,
 }
 
 impl StepContext {
@@ -140,11 +150,28 @@ impl StepContext {
             values: adapters::provider_keys(env).await?,
             base: env,
         };
-        Ok(Self::assemble(pool, &sdk, StepSettings::from_env(&env)?))
+        Self::assemble(pool, &sdk, StepSettings::from_env(&env)?)
     }
 
     /// Builds the context from a pool and an SDK configuration already made.
-    pub fn assemble(pool: Pool, sdk: &SdkConfig, settings: StepSettings) -> Self {
+    pub fn assemble(
+        pool: Pool,
+        sdk: &SdkConfig,
+        settings: StepSettings,
+    ) -> Result<Self, ConfigError> {
+        let connections = Arc::new(PgConnections::new(pool.clone()));
+        let connected = ConnectedAccounts::new(
+            connections.clone(),
+            adapters::vault(&settings.vault, sdk)?,
+            settings.services.clone(),
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| ConfigError::Invalid {
+                    name: "the HTTP client",
+                    reason: e.to_string(),
+                })?,
+        );
         let ledger: Arc<dyn Ledger> = Arc::new(PgLedger::new(pool.clone()));
         let tasks: Arc<dyn TaskStore> = Arc::new(PgTaskStore::new(pool.clone()));
         let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(sdk));
@@ -163,7 +190,9 @@ impl StepContext {
             settings.state_machine_arn.clone(),
             notifier.clone(),
         );
-        StepContext {
+        Ok(StepContext {
+            connected,
+            policies: connections,
             runs,
             tasks,
             artifacts: Arc::new(PgArtifactStore::new(pool.clone())),
@@ -187,7 +216,7 @@ impl StepContext {
             idempotency: Arc::new(PgIdempotencyStore::new(pool.clone())),
             actions: settings.actions,
             conversations: Arc::new(PgConversations::new(pool.clone())),
-        }
+        })
     }
 
     /// Keeps a failed message hidden for `backoff` before SQS delivers it again.

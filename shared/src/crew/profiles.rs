@@ -17,11 +17,9 @@ pub const AGENTS_JSON: &str = include_str!("../../data/agents.json");
 #[serde(deny_unknown_fields)]
 pub struct AgentProfile {
     pub system: String,
+    /// The tools the agent may call; any other call is refused. Those that act in the
+    /// world (`tools::EFFECTS`) ask a person first unless the user's policy says not to.
     pub tools: Vec<String>,
-    /// The critical tools among `tools` (publishing, sending email, spending money,
-    /// deploying): each call parks the task until a person approves its exact payload.
-    #[serde(default)]
-    pub needs_approval: Vec<String>,
     pub model_policy: ModelPolicy,
     /// Model turns at most in one attempt.
     pub max_steps: u32,
@@ -41,9 +39,9 @@ impl AgentProfile {
         self.tools.iter().filter_map(|t| tools::spec(t)).collect()
     }
 
-    /// A call of `tool` waits for a person's approval.
-    pub fn is_critical(&self, tool: &str) -> bool {
-        self.needs_approval.iter().any(|t| t == tool)
+    /// Whether the agent may call `tool`.
+    pub fn may_use(&self, tool: &str) -> bool {
+        self.tools.iter().any(|t| t == tool)
     }
 
     pub fn time_limit(&self) -> Duration {
@@ -84,15 +82,6 @@ impl AgentProfiles {
                 .find(|t| !tools::KNOWN.contains(&t.as_str()))
             {
                 return Err(bad(format!("unknown tool {tool:?}")));
-            }
-            if let Some(tool) = profile
-                .needs_approval
-                .iter()
-                .find(|t| !profile.tools.contains(t))
-            {
-                return Err(bad(format!(
-                    "{tool:?} needs approval but is not one of its tools"
-                )));
             }
             if !profile.tools.is_empty() && !profile.tools.iter().any(|t| t == tools::FINISH) {
                 return Err(bad(format!(
@@ -148,8 +137,12 @@ mod tests {
         assert_eq!(tier(AgentKind::Ops, Complexity::Medium), "cheap");
         assert_eq!(profiles.get(AgentKind::Developer).tool_specs().len(), 3);
         let marketer = profiles.get(AgentKind::Marketer);
-        assert!(marketer.is_critical(crate::crew::tools::PUBLISH));
-        assert!(!marketer.is_critical(crate::crew::tools::WRITE_FILE));
+        assert!(marketer.may_use(crate::crew::tools::PUBLISH));
+        assert!(
+            !profiles
+                .get(AgentKind::Sales)
+                .may_use(crate::crew::tools::PUBLISH)
+        );
     }
 
     #[test]
@@ -173,17 +166,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("rm_rf"), "{err}");
-        let text = AGENTS_JSON.replacen(
-            "\"needs_approval\": [\"publish\"]",
-            "\"needs_approval\": [\"deploy\"]",
-            1,
-        );
-        let err = AgentProfiles::parse(&text, &routing)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("deploy") && err.contains("needs approval"),
-            "{err}"
-        );
     }
 }

@@ -12,12 +12,32 @@ pub const READ_UPSTREAM: &str = "read_upstream";
 pub const WRITE_FILE: &str = "write_file";
 /// Ends the task with a summary.
 pub const FINISH: &str = "finish";
-/// Makes a file public under the project's stable link (a critical action: see
-/// `AgentProfile::needs_approval`).
+/// Makes a file public under the project's stable link.
 pub const PUBLISH: &str = "publish";
+/// Commits the task's files to a GitHub repository (made on first use; later runs open a
+/// pull request).
+pub const PUSH_CODE: &str = "push_code";
 
 /// Every tool name an agent profile may list.
-pub const KNOWN: [&str; 4] = [READ_UPSTREAM, WRITE_FILE, PUBLISH, FINISH];
+pub const KNOWN: [&str; 5] = [READ_UPSTREAM, WRITE_FILE, PUBLISH, PUSH_CODE, FINISH];
+
+/// The tools whose calls act in the world. Each call asks a person's approval of its
+/// exact payload unless the user's policy auto-approves that tool (`ToolPolicies`), and
+/// runs once per idempotency key.
+pub const EFFECTS: [&str; 2] = [PUBLISH, PUSH_CODE];
+
+/// Whether a call of `tool` acts in the world (see `EFFECTS`).
+pub fn acts_in_world(tool: &str) -> bool {
+    EFFECTS.contains(&tool)
+}
+
+/// The connected account a tool acts through, if it needs one.
+pub fn service(tool: &str) -> Option<crate::domain::Service> {
+    match tool {
+        PUSH_CODE => Some(crate::domain::Service::Github),
+        _ => None,
+    }
+}
 
 /// The idempotency scope of tool calls that act in the world (keys from `call_key`).
 pub const IDEMPOTENCY_SCOPE: &str = "tool";
@@ -51,6 +71,17 @@ pub fn spec(name: &str) -> Option<ToolSpec> {
                 "type": "object", "additionalProperties": false, "required": ["path"],
                 "properties": {
                     "path": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", "maxLength": 200},
+                    "task_key": {"type": "string", "minLength": 1, "maxLength": 64}
+                }
+            }),
+        ),
+        PUSH_CODE => (
+            "Commit files to the project's GitHub repository through the user's connected GitHub account: every file this task (or a task it depends on, named by task_key) wrote, in one commit. The first push creates the repository and commits to its default branch; a repository that already has Autocrew's commits gets a pull request instead. A person may have to approve it first; the result is the commit or pull request link, or why nothing was pushed.",
+            json!({
+                "type": "object", "additionalProperties": false, "required": ["repository", "message"],
+                "properties": {
+                    "repository": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,100}$", "description": "The repository's name, without the owner."},
+                    "message": {"type": "string", "minLength": 1, "maxLength": 500, "description": "The commit message."},
                     "task_key": {"type": "string", "minLength": 1, "maxLength": 64}
                 }
             }),

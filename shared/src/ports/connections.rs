@@ -42,3 +42,19 @@ pub trait ConnectionStore: Send + Sync {
     /// until the user connects again.
     async fn invalidate(&self, id: ConnectionId, reason: &str) -> Result<(), StoreError>;
 }
+
+/// Whether each of a user's tools that act in the world asks a person first (the default)
+/// or runs on its own.
+#[async_trait]
+pub trait ToolPolicies: Send + Sync {
+    /// Whether `user` lets calls of `tool` run without asking.
+    async fn auto_approves(&self, user: UserId, tool: &str) -> Result<bool, StoreError>;
+    /// The tools `user` set a policy for, with whether each is auto-approved.
+    async fn policies(&self, user: UserId) -> Result<Vec<(String, bool)>, StoreError>;
+    async fn set_policy(
+        &self,
+        user: UserId,
+        tool: &str,
+        auto_approve: bool,
+    ) -> Result<(), StoreError>;
+}

@@ -31,7 +31,7 @@ pub use approvals::ApprovalStore;
 pub use blob::{BlobError, BlobStore, StoredBlob};
 pub use browse::{ArtifactEntry, Browse, TaskDetail};
 pub use budget::{BudgetError, BudgetScope, BudgetStore, Reservation};
-pub use connections::{ConnectionStore, NewConnection, Sealed};
+pub use connections::{ConnectionStore, NewConnection, Sealed, ToolPolicies};
 pub use control::RunControl;
 pub use conversations::{Conversations, PendingReply};
 pub use events::EventLog;

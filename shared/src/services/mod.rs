@@ -2,6 +2,7 @@
 //! relaying what committed state changes send out.
 
 pub mod access;
+pub mod accounts;
 pub mod backoff;
 pub mod gateway;
 pub mod notifier;
@@ -13,6 +14,7 @@ pub mod vault;
 pub use crate::domain::messages::{
     CallbackMessage, OutboxEntry, Outgoing, RunOutcome, TaskMessage,
 };
+pub use accounts::{AccountError, ConnectedAccounts, Opened};
 pub use backoff::backoff;
 pub use gateway::{
     Acceptance, Answer, Call, Gateway, GatewayError, GatewayModels, GatewaySettings, GatewayStores,

@@ -386,3 +386,28 @@ async fn a_file_that_does_not_parse_is_repaired_once_or_fails_the_task_with_the_
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_outside_the_agents_profile_is_refused_and_twice_fails_the_task()
+-> anyhow::Result<()> {
+    // The developer may not publish: told so, it writes and finishes instead.
+    let publish = ("publish", json!({"path": "a.md"}));
+    let turned = Scripted::new(
+        vec![ONE_TASK],
+        vec![vec![publish.clone()], vec![write("a.md"), finish()]],
+    );
+    let (_db, _seeded, status, tasks) = run_with(turned).await?;
+    assert_eq!(status, ExecutionStatus::Succeeded);
+    assert_eq!(tasks[0].status, TaskStatus::Completed);
+
+    let stubborn = Scripted::new(vec![ONE_TASK], vec![vec![publish]]);
+    let (_db, _seeded, status, tasks) = run_with(stubborn).await?;
+    assert_eq!(status, ExecutionStatus::Failed);
+    let error = tasks[0].error_log.clone().unwrap_or_default();
+    assert!(
+        error.contains("publish is not one of this agent's tools")
+            && error.contains("read_upstream, write_file"),
+        "{error}"
+    );
+    Ok(())
+}

@@ -290,11 +290,16 @@ async fn a_token_is_checked_with_its_service_sealed_and_never_shown_again() -> a
     let ana_id = autocrew_shared::domain::UserId(row.get(0));
     let context = autocrew_shared::domain::connections::seal_context(ana_id, Service::Github);
     assert_eq!(
-        state.vault.open(&sealed, &context).await?.expose(),
+        state
+            .connected
+            .vault()
+            .open(&sealed, &context)
+            .await?
+            .expose(),
         SAMPLE_GITHUB_TOKEN
     );
     let other = autocrew_shared::domain::connections::seal_context(ana_id, Service::Vercel);
-    assert!(state.vault.open(&sealed, &other).await.is_err());
+    assert!(state.connected.vault().open(&sealed, &other).await.is_err());
 
     // Listed for Ana, without the token; Bo sees none and cannot remove hers.
     let list = |token: &str| event("apigw-list-connections.json", &[(SAMPLE_TOKEN, token)]);

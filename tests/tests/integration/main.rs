@@ -28,6 +28,7 @@ mod llm_streaming;
 mod oidc;
 mod ownership;
 mod pipeline;
+mod policies;
 mod provider_contract;
 mod provider_paths;
 mod push;

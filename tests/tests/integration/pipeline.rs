@@ -56,6 +56,14 @@ pub(crate) async fn pipeline(
                 "DatabaseUrl".into(),
                 std::env::var("DATABASE_URL").unwrap_or_default(),
             ),
+            // Each pipeline seals connected accounts' tokens under a key of its own.
+            (
+                "ConnectionsKeyFile".into(),
+                std::env::temp_dir()
+                    .join(format!("autocrew-test-keys/{}.key", uuid::Uuid::new_v4()))
+                    .display()
+                    .to_string(),
+            ),
         ],
         // Nobody subscribes in these tests, so nothing is pushed.
         "http://127.0.0.1:9".into(),
@@ -85,7 +93,7 @@ pub(crate) async fn pipeline(
     }
     let settings = StepSettings::from_env(&env)?;
     let connections_table = settings.connections_table.clone();
-    let mut ctx = StepContext::assemble(db.pool.clone(), &sdk, settings);
+    let mut ctx = StepContext::assemble(db.pool.clone(), &sdk, settings)?;
     if let Some((client, model)) = pinned {
         pin(&mut ctx, client, model, None);
     }

@@ -1,10 +1,11 @@
-//! `ConnectionStore` on Postgres (the `connections` table): sealed credentials only.
+//! `ConnectionStore` on Postgres (the `connections` table: sealed credentials only), and
+//! `ToolPolicies` (the `tool_policies` table).
 
 use super::Pool;
 use super::cached::Cached;
 use crate::domain::connections::Connection;
 use crate::domain::{ConnectionId, ConnectionStatus, Service, UserId};
-use crate::ports::{ConnectionStore, NewConnection, Sealed, StoreError};
+use crate::ports::{ConnectionStore, NewConnection, Sealed, StoreError, ToolPolicies};
 use async_trait::async_trait;
 
 #[derive(Clone)]
@@ -122,6 +123,50 @@ impl ConnectionStore for PgConnections {
             .execute_cached(
                 "UPDATE connections SET status = $2, status_reason = $3 WHERE id = $1",
                 &[&id.0, &ConnectionStatus::Invalid, &reason],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ToolPolicies for PgConnections {
+    async fn auto_approves(&self, user: UserId, tool: &str) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt_cached(
+                "SELECT auto_approve FROM tool_policies WHERE user_id = $1 AND tool = $2",
+                &[&user.0, &tool],
+            )
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(false))
+    }
+
+    async fn policies(&self, user: UserId) -> Result<Vec<(String, bool)>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query_cached(
+                "SELECT tool, auto_approve FROM tool_policies WHERE user_id = $1 ORDER BY tool",
+                &[&user.0],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    async fn set_policy(
+        &self,
+        user: UserId,
+        tool: &str,
+        auto_approve: bool,
+    ) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute_cached(
+                "INSERT INTO tool_policies (user_id, tool, auto_approve) VALUES ($1, $2, $3)
+                 ON CONFLICT (user_id, tool) DO UPDATE SET auto_approve = EXCLUDED.auto_approve, updated_at = now()",
+                &[&user.0, &tool, &auto_approve],
             )
             .await?;
         Ok(())

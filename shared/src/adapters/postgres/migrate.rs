@@ -58,6 +58,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0013_connections",
         include_str!("../../../../migrations/0013_connections.sql"),
     ),
+    (
+        "0014_tool_policies",
+        include_str!("../../../../migrations/0014_tool_policies.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.
