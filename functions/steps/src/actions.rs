@@ -15,17 +15,55 @@ use serde_json::{Value, json};
 /// What a tool call answers the model: its result, or why it did nothing.
 pub(crate) type ToolAnswer = Result<String, String>;
 
-/// The exact action a call of `tool` asks for, or why it cannot be done (told to the model).
+/// Why an action did not run.
+pub(crate) enum ActionError {
+    /// Told to the model, which may do something else.
+    Refused(String),
+    /// Fails the task, not retried: a person has to act first (connect an account again).
+    Fatal(String),
+    /// The outside service failed or is rate-limiting: the attempt fails and the task is
+    /// retried with backoff, within its attempts (no storm).
+    Unavailable(String),
+    Infrastructure(RecordError),
+}
+
+impl From<RecordError> for ActionError {
+    fn from(e: RecordError) -> Self {
+        ActionError::Infrastructure(e)
+    }
+}
+
+impl From<autocrew_shared::ports::StoreError> for ActionError {
+    fn from(e: autocrew_shared::ports::StoreError) -> Self {
+        ActionError::Infrastructure(e.into())
+    }
+}
+
+impl From<autocrew_shared::services::AccountError> for ActionError {
+    fn from(e: autocrew_shared::services::AccountError) -> Self {
+        use autocrew_shared::services::AccountError;
+        match e {
+            AccountError::Service(e) if e.is_retryable() => ActionError::Unavailable(e.to_string()),
+            AccountError::Store(e) => e.into(),
+            other => ActionError::Fatal(other.to_string()),
+        }
+    }
+}
+
+/// The exact action a call of `tool` asks for.
 pub(crate) async fn prepare(
     ctx: &StepContext,
-    run: &Run,
-    task: &Task,
-    upstream: &[Task],
+    (run, task, upstream): (&Run, &Task, &[Task]),
     (tool, input): (&str, &Value),
-) -> Result<Result<Value, String>, RecordError> {
+) -> Result<Value, ActionError> {
     match tool {
-        tools::PUBLISH => prepare_publish(ctx, run, task, upstream, input).await,
-        other => Ok(Err(format!("{other:?} does not act in the world"))),
+        tools::PUBLISH => prepare_publish(ctx, run, task, upstream, input)
+            .await?
+            .map_err(ActionError::Refused),
+        tools::PUSH_CODE => crate::push::prepare(ctx, (run, task, upstream), input).await,
+        other => Err(ActionError::Refused(format!(
+            "{other:?} does not act in the world"
+        ))),
     }
 }
 
@@ -107,7 +145,7 @@ pub(crate) async fn execute(
     (run, task): (&Run, &Task),
     (tool, payload): (&str, &Value),
     (call_key, approval): (&str, Option<ApprovalId>),
-) -> Result<ToolAnswer, RecordError> {
+) -> Result<ToolAnswer, ActionError> {
     if let Claim::Done(result) = ctx
         .idempotency
         .claim(tools::IDEMPOTENCY_SCOPE, call_key)
@@ -117,13 +155,15 @@ pub(crate) async fn execute(
         tracing::info!(call_key, "the action ran before; its result is returned");
         return Ok(answer(&result));
     }
-    // A claim in progress is an earlier delivery that died before recording: the actions
-    // here write the same bytes to the same place, so running again repeats nothing.
+    // A claim in progress is an earlier delivery that died before recording: each action
+    // finds what that delivery did (publishing writes the same bytes to the same place; a
+    // push finds its commit by the call's trailer), so running again repeats nothing.
     let result = match payload["action"].as_str() {
         Some("publish") => match publish(ctx, run, payload).await? {
             Ok(result) => result,
             Err(refused) => return Ok(Err(refused)),
         },
+        Some("push_code") => crate::push::execute(ctx, run, payload, call_key).await?,
         other => return Ok(Err(format!("no action {other:?} can run"))),
     };
     match approval {
@@ -156,9 +196,10 @@ pub(crate) async fn execute(
 }
 
 fn answer(result: &Value) -> ToolAnswer {
-    match result["link"].as_str() {
-        Some(link) => Ok(format!("published at {link}")),
-        None => Ok(result.to_string()),
+    match (result["said"].as_str(), result["link"].as_str()) {
+        (Some(said), _) => Ok(said.to_owned()),
+        (None, Some(link)) => Ok(format!("published at {link}")),
+        _ => Ok(result.to_string()),
     }
 }
 

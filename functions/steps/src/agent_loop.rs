@@ -154,6 +154,7 @@ pub(crate) async fn run(
     heartbeat: &Heartbeat,
 ) -> Result<Finished, LoopError> {
     let profile = ctx.profiles.get(task.agent);
+    let available = available_tools(ctx, run, &profile.tools).await?;
     let tier = profile.model_policy.tier_for(task.complexity);
     let attribution = Attribution {
         user_id: run.user_id,
@@ -204,7 +205,14 @@ pub(crate) async fn run(
                 .map(|m| m.content.clone())
                 .unwrap_or_default()
         } else {
-            let answer = model_turn(ctx, (run, task, step), attribution, &messages, tier).await?;
+            let answer = model_turn(
+                ctx,
+                (run, task, step),
+                (attribution, &available),
+                &messages,
+                tier,
+            )
+            .await?;
             messages.push(Message {
                 role: Role::Assistant,
                 content: answer.response.content.clone(),
@@ -255,9 +263,15 @@ pub(crate) async fn run(
         }
         for (position, (id, name, input)) in calls.into_iter().enumerate() {
             let once = tools::call_key(run.id, task.id, step, position, &input);
-            let allowed = match profile.may_use(&name) {
-                true => tools::check_arguments(&name, &input),
-                false => Err(format!(
+            let allowed = match (profile.may_use(&name), available.contains(&name)) {
+                (true, true) => tools::check_arguments(&name, &input),
+                (true, false) => Err(format!(
+                    "{name} needs a connected {} account, and none is connected; go on without it",
+                    tools::service(&name)
+                        .map(|s| s.as_str())
+                        .unwrap_or("outside")
+                )),
+                (false, _) => Err(format!(
                     "{name} is not one of this agent's tools; it may call only {}",
                     profile.tools.join(", ")
                 )),
@@ -344,15 +358,44 @@ pub(crate) async fn run(
     )))
 }
 
+/// The profile's tools the agent can use for this run's user: those acting through an
+/// outside service only when the user connected it (a connection the service refused
+/// still counts: its tool fails the task naming it).
+async fn available_tools(
+    ctx: &StepContext,
+    run: &Run,
+    profile_tools: &[String],
+) -> Result<Vec<String>, LoopError> {
+    let needs_service = profile_tools.iter().any(|t| tools::service(t).is_some());
+    let connected = match needs_service {
+        true => ctx
+            .connected
+            .store()
+            .connections(run.user_id)
+            .await
+            .map_err(RecordError::from)?,
+        false => Vec::new(),
+    };
+    Ok(profile_tools
+        .iter()
+        .filter(|t| match tools::service(t) {
+            Some(service) => connected.iter().any(|c| c.service == service),
+            None => true,
+        })
+        .cloned()
+        .collect())
+}
+
 /// One model turn through the gateway, streamed as progress when streaming is on.
 async fn model_turn(
     ctx: &StepContext,
     (run, task, step): (&Run, &Task, u32),
-    attribution: Attribution,
+    (attribution, available): (Attribution, &[String]),
     messages: &[Message],
     tier: &str,
 ) -> Result<autocrew_shared::services::Answer, LoopError> {
-    let request = agents::turn_request(ctx.profiles.get(task.agent), messages.to_vec());
+    let mut request = agents::turn_request(ctx.profiles.get(task.agent), messages.to_vec());
+    request.tools.retain(|t| available.contains(&t.name));
     // An answer the loop cannot use (no text, no tool call) is neither cached nor served
     // from the cache: a retry must ask the model again.
     let usable = |r: &LlmResponse| {
@@ -410,17 +453,14 @@ async fn act(
     call: ActingCall<'_>,
     park: Option<Park>,
 ) -> Result<ToolAnswer, LoopError> {
-    let prepare = || actions::prepare(ctx, run, task, upstream, (call.tool, call.input));
+    let prepare = || actions::prepare(ctx, (run, task, upstream), (call.tool, call.input));
     let Some(park) = park else {
-        return match prepare().await? {
-            Ok(payload) => {
-                Ok(
-                    actions::execute(ctx, (run, task), (call.tool, &payload), (call.key, None))
-                        .await?,
-                )
-            }
-            Err(refused) => Ok(Err(refused)),
+        let payload = match told(prepare().await)? {
+            Ok(payload) => payload,
+            Err(refused) => return Ok(Err(refused)),
         };
+        let ran = actions::execute(ctx, (run, task), (call.tool, &payload), (call.key, None)).await;
+        return told(ran).map(|answer| answer.and_then(|a| a));
     };
     let approval = match ctx
         .approvals
@@ -432,7 +472,7 @@ async fn act(
         asked => {
             let payload = match asked {
                 Some(pending) => pending.payload,
-                None => match prepare().await? {
+                None => match told(prepare().await)? {
                     Ok(payload) => payload,
                     Err(refused) => return Ok(Err(refused)),
                 },
@@ -464,13 +504,32 @@ async fn act(
     };
     match actions::refusal(&approval) {
         Some(refused) => Ok(Err(refused)),
-        None => Ok(actions::execute(
-            ctx,
-            (run, task),
-            (call.tool, &approval.payload),
-            (call.key, Some(approval.id)),
-        )
-        .await?),
+        None => {
+            let ran = actions::execute(
+                ctx,
+                (run, task),
+                (call.tool, &approval.payload),
+                (call.key, Some(approval.id)),
+            )
+            .await;
+            told(ran).map(|answer| answer.and_then(|a| a))
+        }
+    }
+}
+
+/// An action's outcome as the loop takes it: a refusal is told to the model (`Ok(Err)`);
+/// a fatal one fails the task; an unavailable service fails the attempt, to be retried.
+fn told<T>(outcome: Result<T, actions::ActionError>) -> Result<Result<T, String>, LoopError> {
+    use actions::ActionError;
+    match outcome {
+        Ok(value) => Ok(Ok(value)),
+        Err(ActionError::Refused(text)) => Ok(Err(text)),
+        Err(ActionError::Fatal(error)) => Err(stop(error)),
+        Err(ActionError::Unavailable(error)) => Err(LoopError::Model {
+            error,
+            retryable: true,
+        }),
+        Err(ActionError::Infrastructure(e)) => Err(LoopError::Infrastructure(e)),
     }
 }
 

@@ -11,6 +11,7 @@ mod finish;
 mod heartbeat;
 mod plan;
 mod progress;
+mod push;
 mod reply;
 
 pub use autocrew_shared::config::Liveness;

@@ -135,7 +135,7 @@ mod tests {
             assert_eq!(tier(standard, Complexity::Medium), "standard", "{standard}");
         }
         assert_eq!(tier(AgentKind::Ops, Complexity::Medium), "cheap");
-        assert_eq!(profiles.get(AgentKind::Developer).tool_specs().len(), 3);
+        assert_eq!(profiles.get(AgentKind::Developer).tool_specs().len(), 4);
         let marketer = profiles.get(AgentKind::Marketer);
         assert!(marketer.may_use(crate::crew::tools::PUBLISH));
         assert!(

@@ -339,7 +339,7 @@ async fn a_rejected_publication_is_not_done_and_the_task_finishes_saying_why() -
         .map(|r| r["summary"].to_string());
     let summary = summary.unwrap_or_default();
     assert!(
-        summary.contains("not published") && summary.contains("not this week"),
+        summary.contains("publish not done") && summary.contains("not this week"),
         "{summary}"
     );
     assert!(run.published().await?.is_none(), "nothing was published");

@@ -87,24 +87,29 @@ fn plan(command: &str) -> serde_json::Value {
 }
 
 /// An agent's turn in tool mode: first a `write_file` call per file; once their results
-/// are back, `publish` for a task with a landing page (when the agent has the tool); then
-/// `finish` with a summary that reports what publishing answered.
+/// are back, each call that acts in the world the task makes (`offline_files::effects`,
+/// among the tools it was offered), one a turn; then `finish` with a summary that reports
+/// what each of them answered.
 fn agent_turn(request: &LlmRequest, context: &AgentTaskContext) -> (Vec<Content>, StopReason) {
     let contents = || request.messages.iter().flat_map(|m| m.content.iter());
     let answered = contents()
         .filter(|c| matches!(c, Content::ToolResult { .. }))
         .count();
-    let published = contents().find_map(|c| match c {
-        Content::ToolUse { id, name, .. } if name == tools::PUBLISH => Some(id.clone()),
-        _ => None,
-    });
+    let called = |tool: &str| {
+        contents().find_map(|c| match c {
+            Content::ToolUse { id, name, .. } if name == tool => Some(id.clone()),
+            _ => None,
+        })
+    };
     let files = offline_files::for_task(context);
     let call = |n: usize, name: &str, input: serde_json::Value| Content::ToolUse {
         id: format!("offline_call_{n}"),
         name: name.to_owned(),
         input,
     };
-    let can_publish = request.tools.iter().any(|t| t.name == tools::PUBLISH);
+    let offered = |tool: &str| request.tools.iter().any(|t| t.name == tool);
+    let effects = offline_files::effects(context, &offered);
+    let next = effects.iter().find(|(tool, _)| called(tool).is_none());
     let content = if answered == 0 {
         files
             .iter()
@@ -117,26 +122,27 @@ fn agent_turn(request: &LlmRequest, context: &AgentTaskContext) -> (Vec<Content>
                 )
             })
             .collect()
-    } else if published.is_none() && can_publish && offline_files::has_landing_page(context) {
-        let input = json!({ "path": offline_files::LANDING_PAGE });
-        vec![call(answered, tools::PUBLISH, input)]
+    } else if let Some((tool, input)) = next {
+        vec![call(answered, tool, input.clone())]
     } else {
-        let outcome = published
-            .and_then(|id| {
+        let outcome: String = effects
+            .iter()
+            .filter_map(|(tool, _)| {
+                let id = called(tool)?;
                 contents().find_map(|c| match c {
                     Content::ToolResult {
                         tool_use_id,
                         content,
                         is_error,
                     } if *tool_use_id == id => Some(if *is_error {
-                        format!("; not published: {content}")
+                        format!("; {tool} not done: {content}")
                     } else {
                         format!("; {content}")
                     }),
                     _ => None,
                 })
             })
-            .unwrap_or_default();
+            .collect();
         let summary = format!(
             "[offline] {} ({}) produced {} file(s) for {}{outcome}",
             context.title,
@@ -349,10 +355,21 @@ mod tests {
                 is_error: false,
             }],
         });
-        let second = OfflineLlm
-            .complete(&agents::turn_request(profile, messages))
-            .await
-            .unwrap();
+        // With GitHub connected (push_code offered), the files are pushed first.
+        let offered = agents::turn_request(profile, messages.clone());
+        let pushing = OfflineLlm.complete(&offered).await.unwrap();
+        match &pushing.content[..] {
+            [Content::ToolUse { name, input, .. }] if name == tools::PUSH_CODE => {
+                assert_eq!(input["repository"], "recipe-app-for-keto-dieters");
+                crate::crew::schema::validate(&tools::spec(name).unwrap().input_schema, input)
+                    .unwrap();
+            }
+            other => panic!("expected push_code, got {other:?}"),
+        }
+        // Without it, the task finishes.
+        let mut request = agents::turn_request(profile, messages);
+        request.tools.retain(|t| t.name != tools::PUSH_CODE);
+        let second = OfflineLlm.complete(&request).await.unwrap();
         match &second.content[..] {
             [Content::ToolUse { name, input, .. }] if name == tools::FINISH => {
                 assert!(input["summary"].as_str().unwrap().starts_with("[offline]"))

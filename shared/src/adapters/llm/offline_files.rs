@@ -107,6 +107,33 @@ pub(super) fn has_landing_page(context: &AgentTaskContext) -> bool {
     context.agent == AgentKind::Marketer && context.task_key.contains("landing")
 }
 
+/// The calls that act in the world a task makes after writing its files, in order, among
+/// the tools it was offered: the landing task publishes its page; the app task pushes its
+/// code when a GitHub account is connected.
+pub(super) fn effects(
+    context: &AgentTaskContext,
+    offered: &dyn Fn(&str) -> bool,
+) -> Vec<(&'static str, serde_json::Value)> {
+    use crate::crew::tools;
+    let mut effects = Vec::new();
+    if has_landing_page(context) && offered(tools::PUBLISH) {
+        effects.push((tools::PUBLISH, serde_json::json!({ "path": LANDING_PAGE })));
+    }
+    if context.agent == AgentKind::Developer
+        && context.task_key.contains("app")
+        && offered(tools::PUSH_CODE)
+    {
+        effects.push((
+            tools::PUSH_CODE,
+            serde_json::json!({
+                "repository": slug(&context.product),
+                "message": format!("{}: the Expo app skeleton", context.product),
+            }),
+        ));
+    }
+    effects
+}
+
 /// Characters HTML would read as markup, escaped.
 fn html_text(text: &str) -> String {
     text.replace('&', "&amp;")

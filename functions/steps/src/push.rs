@@ -1,0 +1,286 @@
+//! `push_code`: a task's files committed to the user's GitHub repository in one commit.
+//! The first push creates the repository (private, with an initial commit) and commits to
+//! its default branch; a repository that exists gets a branch and a pull request instead.
+//!
+//! Exactly once: the commit message ends with the call's key as a trailer
+//! (`Autocrew-Call:`). A delivery that died after committing and before recording finds
+//! that commit at the branch's head and goes on from there, so a retry never commits twice.
+
+use crate::StepContext;
+use crate::actions::ActionError;
+use crate::callback::retry;
+use autocrew_shared::adapters::tools::ServiceError;
+use autocrew_shared::adapters::tools::github::{self, Repo};
+use autocrew_shared::domain::records::{Run, Task};
+use autocrew_shared::domain::{Service, sha256_hex};
+use autocrew_shared::services::Opened;
+use serde_json::{Value, json};
+
+/// The trailer naming the call a commit was made for.
+const TRAILER: &str = "Autocrew-Call";
+
+/// Where the push goes, decided when it is prepared (and shown for approval).
+const NEW_REPOSITORY: &str = "new_repository";
+const PULL_REQUEST: &str = "pull_request";
+
+/// The exact push: the repository, where the commit goes, and every file with its hash.
+pub(crate) async fn prepare(
+    ctx: &StepContext,
+    (run, task, upstream): (&Run, &Task, &[Task]),
+    input: &Value,
+) -> Result<Value, ActionError> {
+    let name = input["repository"].as_str().unwrap_or_default();
+    let message = input["message"].as_str().unwrap_or_default().trim();
+    let from = input["task_key"].as_str().unwrap_or(&task.key);
+    if from != task.key && !upstream.iter().any(|t| t.key == from) {
+        let known: Vec<&str> = upstream.iter().map(|t| t.key.as_str()).collect();
+        return Err(ActionError::Refused(format!(
+            "task_key {from:?} is neither this task nor one it depends on ({known:?})"
+        )));
+    }
+    let folder = format!("projects/{}/runs/{}/{from}/", run.project_id, run.id);
+    let files: Vec<Value> = ctx
+        .artifacts
+        .run_artifacts(run.id)
+        .await?
+        .into_iter()
+        .filter_map(|a| {
+            let path = a.key.strip_prefix(&folder)?.to_owned();
+            Some(json!({
+                "path": path, "source": a.key, "sha256": a.checksum_sha256,
+                "size_bytes": a.size_bytes,
+            }))
+        })
+        .collect();
+    if files.is_empty() {
+        return Err(ActionError::Refused(format!(
+            "{from} has no files to push; write them with write_file first"
+        )));
+    }
+    let opened = ctx.connected.open(run.user_id, Service::Github).await?;
+    let owner = opened.connection.account.clone();
+    let repo = Repo {
+        owner: &owner,
+        name,
+    };
+    let exists = gh(
+        ctx,
+        &opened,
+        github::repository(&opened.http, &opened.token, repo),
+    )
+    .await?;
+    let target = match exists {
+        Some(_) => PULL_REQUEST,
+        None => NEW_REPOSITORY,
+    };
+    Ok(json!({
+        "action": "push_code",
+        "service": "github",
+        "repository": format!("{owner}/{name}"),
+        "owner": owner,
+        "name": name,
+        "target": target,
+        "message": message,
+        "from_task": from,
+        "files": files,
+    }))
+}
+
+/// Makes the push `payload` describes, once.
+pub(crate) async fn execute(
+    ctx: &StepContext,
+    run: &Run,
+    payload: &Value,
+    call_key: &str,
+) -> Result<Value, ActionError> {
+    let (Some(owner), Some(name), Some(target), Some(message), Some(files)) = (
+        payload["owner"].as_str(),
+        payload["name"].as_str(),
+        payload["target"].as_str(),
+        payload["message"].as_str(),
+        payload["files"].as_array(),
+    ) else {
+        return Err(ActionError::Refused(
+            "the push_code payload lacks owner, name, target, message or files".into(),
+        ));
+    };
+    let opened = ctx.connected.open(run.user_id, Service::Github).await?;
+    if opened.connection.account != owner {
+        return Err(ActionError::Fatal(format!(
+            "the approved push is to {owner}/{name}, but the connected GitHub account is now {}; nothing was pushed",
+            opened.connection.account
+        )));
+    }
+    let repo = Repo { owner, name };
+    let (http, token) = (&opened.http, &opened.token);
+    let repository = match gh(ctx, &opened, github::repository(http, token, repo)).await? {
+        Some(found) => found,
+        None => {
+            gh(
+                ctx,
+                &opened,
+                github::create_repository(http, token, (name, "Made by Autocrew", true)),
+            )
+            .await?
+        }
+    };
+    let base = repository.default_branch.clone();
+    let trailer = format!("{TRAILER}: {call_key}");
+    let full_message = format!("{message}\n\n{trailer}");
+    let branch = match target {
+        PULL_REQUEST => format!("autocrew/{}", &call_key[..12.min(call_key.len())]),
+        _ => base.clone(),
+    };
+    // Where the branch stands: our commit already (an earlier delivery made it), or the
+    // commit to build on.
+    let start = match gh(
+        ctx,
+        &opened,
+        github::branch_head(http, token, repo, &branch),
+    )
+    .await?
+    {
+        Some(head) => Some(head),
+        None if target == PULL_REQUEST => None,
+        None => {
+            return Err(ActionError::Refused(format!(
+                "{owner}/{name} has no branch {branch} to commit to"
+            )));
+        }
+    };
+    let mut commit = None;
+    if let Some(head) = &start {
+        let at_head = gh(ctx, &opened, github::commit(http, token, repo, head)).await?;
+        if at_head.message.contains(&trailer) {
+            tracing::info!(call_key, sha = %at_head.sha, "the push was made before; going on from it");
+            commit = Some(at_head);
+        }
+    }
+    let commit = match commit {
+        Some(done) => done,
+        None => {
+            let parent = match &start {
+                Some(head) => head.clone(),
+                None => gh(ctx, &opened, github::branch_head(http, token, repo, &base))
+                    .await?
+                    .ok_or_else(|| {
+                        ActionError::Refused(format!("{owner}/{name} has no branch {base}"))
+                    })?,
+            };
+            let parent_commit =
+                gh(ctx, &opened, github::commit(http, token, repo, &parent)).await?;
+            let mut entries = Vec::with_capacity(files.len());
+            for file in files {
+                let (Some(path), Some(source), Some(approved)) = (
+                    file["path"].as_str(),
+                    file["source"].as_str(),
+                    file["sha256"].as_str(),
+                ) else {
+                    return Err(ActionError::Refused(
+                        "a file of the push lacks path, source or sha256".into(),
+                    ));
+                };
+                let bytes = ctx.blobs.get(source).await.map_err(retry)?;
+                if sha256_hex(&bytes) != approved {
+                    return Err(ActionError::Refused(format!(
+                        "not pushed: {path} changed after it was approved"
+                    )));
+                }
+                let blob = gh(ctx, &opened, github::create_blob(http, token, repo, &bytes)).await?;
+                entries.push((path.to_owned(), blob));
+            }
+            let tree = gh(
+                ctx,
+                &opened,
+                github::create_tree(http, token, repo, &parent_commit.tree.sha, &entries),
+            )
+            .await?;
+            let made = gh(
+                ctx,
+                &opened,
+                github::create_commit(http, token, repo, (&full_message, &tree, &parent)),
+            )
+            .await?;
+            match &start {
+                Some(_) => {
+                    gh(
+                        ctx,
+                        &opened,
+                        github::move_branch(http, token, repo, (&branch, &made.sha)),
+                    )
+                    .await?
+                }
+                None => {
+                    gh(
+                        ctx,
+                        &opened,
+                        github::create_branch(http, token, repo, (&branch, &made.sha)),
+                    )
+                    .await?
+                }
+            }
+            made
+        }
+    };
+    let mut result = json!({
+        "repository": repository.html_url,
+        "branch": branch,
+        "commit": commit.sha,
+        "commit_url": commit.html_url,
+        "files": files.len(),
+    });
+    if target == PULL_REQUEST {
+        let pull = match gh(ctx, &opened, github::pull_from(http, token, repo, &branch)).await? {
+            Some(open) => open,
+            None => {
+                let title = message.lines().next().unwrap_or(message);
+                let body = format!(
+                    "Opened by Autocrew for run {} ({} files).\n\n{trailer}",
+                    run.id,
+                    files.len()
+                );
+                gh(
+                    ctx,
+                    &opened,
+                    github::open_pull(http, token, repo, (&branch, &base, title, &body)),
+                )
+                .await?
+            }
+        };
+        result["pull_request"] = json!(pull.html_url);
+        result["link"] = json!(pull.html_url);
+        result["said"] = json!(format!(
+            "opened pull request #{} into {base}: {} ({} files)",
+            pull.number,
+            pull.html_url,
+            files.len()
+        ));
+    } else {
+        result["link"] = json!(commit.html_url);
+        result["said"] = json!(format!(
+            "committed {} files to {}/{branch}: {}",
+            files.len(),
+            repository.full_name,
+            commit.html_url
+        ));
+    }
+    Ok(result)
+}
+
+/// Awaits a GitHub call; its refusal becomes what it means for the task: a refused token
+/// marks the connection invalid and fails the task naming it; a rate limit or an outage
+/// retries the task later; any other refusal is told to the model.
+async fn gh<T>(
+    ctx: &StepContext,
+    opened: &Opened,
+    call: impl std::future::Future<Output = Result<T, ServiceError>>,
+) -> Result<T, ActionError> {
+    match call.await {
+        Ok(value) => Ok(value),
+        Err(error @ ServiceError::Unauthorized { .. }) => Err(ActionError::Fatal(
+            ctx.connected.refused(opened, &error).await.to_string(),
+        )),
+        Err(e) if e.is_retryable() => Err(ActionError::Unavailable(e.to_string())),
+        Err(e) => Err(ActionError::Refused(e.to_string())),
+    }
+}
