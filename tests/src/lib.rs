@@ -4,6 +4,7 @@
 
 pub mod chaos;
 pub mod compatible_server;
+pub mod fakes;
 pub mod replay;
 pub mod trace;
 pub mod wire_anthropic;

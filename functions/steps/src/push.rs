@@ -127,26 +127,34 @@ pub(crate) async fn execute(
     let base = repository.default_branch.clone();
     let trailer = format!("{TRAILER}: {call_key}");
     let full_message = format!("{message}\n\n{trailer}");
+    let base_head = gh(ctx, &opened, github::branch_head(http, token, repo, &base))
+        .await?
+        .ok_or_else(|| ActionError::Refused(format!("{owner}/{name} has no branch {base}")))?;
+    // An earlier delivery may have pushed already: straight to the default branch (the
+    // repository was new then, though it exists now), or to this call's branch.
+    let pushed_to_base = gh(ctx, &opened, github::commit(http, token, repo, &base_head))
+        .await?
+        .message
+        .contains(&trailer);
+    let target = if pushed_to_base {
+        NEW_REPOSITORY
+    } else {
+        target
+    };
     let branch = match target {
         PULL_REQUEST => format!("autocrew/{}", &call_key[..12.min(call_key.len())]),
         _ => base.clone(),
     };
-    // Where the branch stands: our commit already (an earlier delivery made it), or the
-    // commit to build on.
-    let start = match gh(
-        ctx,
-        &opened,
-        github::branch_head(http, token, repo, &branch),
-    )
-    .await?
-    {
-        Some(head) => Some(head),
-        None if target == PULL_REQUEST => None,
-        None => {
-            return Err(ActionError::Refused(format!(
-                "{owner}/{name} has no branch {branch} to commit to"
-            )));
+    let start = match target {
+        PULL_REQUEST => {
+            gh(
+                ctx,
+                &opened,
+                github::branch_head(http, token, repo, &branch),
+            )
+            .await?
         }
+        _ => Some(base_head.clone()),
     };
     let mut commit = None;
     if let Some(head) = &start {
@@ -159,14 +167,7 @@ pub(crate) async fn execute(
     let commit = match commit {
         Some(done) => done,
         None => {
-            let parent = match &start {
-                Some(head) => head.clone(),
-                None => gh(ctx, &opened, github::branch_head(http, token, repo, &base))
-                    .await?
-                    .ok_or_else(|| {
-                        ActionError::Refused(format!("{owner}/{name} has no branch {base}"))
-                    })?,
-            };
+            let parent = start.clone().unwrap_or_else(|| base_head.clone());
             let parent_commit =
                 gh(ctx, &opened, github::commit(http, token, repo, &parent)).await?;
             let mut entries = Vec::with_capacity(files.len());

@@ -64,6 +64,12 @@ impl ConnectedAccounts {
         }
     }
 
+    /// The same accounts, reaching the services at `urls`.
+    pub fn with_urls(mut self, urls: ServiceUrls) -> Self {
+        self.urls = urls;
+        self
+    }
+
     pub fn store(&self) -> &dyn ConnectionStore {
         self.store.as_ref()
     }

@@ -66,9 +66,9 @@ pub(crate) async fn api_with(
             profiles: p.ctx.profiles.clone(),
             settings: p.ctx.gateway.settings().clone(),
         },
+        // The steps open what the API seals: one key.
         vault: autocrew_shared::config::VaultConfig::File {
-            path: std::env::temp_dir()
-                .join(format!("autocrew-test-keys/{}.key", uuid::Uuid::new_v4())),
+            path: p.key_file.clone(),
         },
         services: autocrew_shared::config::ServiceUrls::from_env(&std::collections::HashMap::<
             String,

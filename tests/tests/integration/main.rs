@@ -38,4 +38,5 @@ mod schema;
 mod steps_events;
 mod stores;
 mod sweep;
+mod tools_github;
 mod websocket;

@@ -34,6 +34,8 @@ pub(crate) struct Pipeline {
     pub(crate) connections_table: String,
     /// What was created in moto, by logical id.
     pub(crate) provisioned: Provisioned,
+    /// The key connected accounts' tokens are sealed under (the API's too, in `api`).
+    pub(crate) key_file: std::path::PathBuf,
 }
 
 /// Creates the template's resources in moto under a unique prefix, and the steps' context
@@ -45,6 +47,8 @@ pub(crate) async fn pipeline(
     let sdk = sdk().await?;
     let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     let template = Template::parse(&std::fs::read_to_string(root.join("template.yaml"))?)?;
+    let key_file =
+        std::env::temp_dir().join(format!("autocrew-test-keys/{}.key", uuid::Uuid::new_v4()));
     let outside = Outside::new(
         &template,
         REGION,
@@ -57,13 +61,7 @@ pub(crate) async fn pipeline(
                 std::env::var("DATABASE_URL").unwrap_or_default(),
             ),
             // Each pipeline seals connected accounts' tokens under a key of its own.
-            (
-                "ConnectionsKeyFile".into(),
-                std::env::temp_dir()
-                    .join(format!("autocrew-test-keys/{}.key", uuid::Uuid::new_v4()))
-                    .display()
-                    .to_string(),
-            ),
+            ("ConnectionsKeyFile".into(), key_file.display().to_string()),
         ],
         // Nobody subscribes in these tests, so nothing is pushed.
         "http://127.0.0.1:9".into(),
@@ -106,6 +104,7 @@ pub(crate) async fn pipeline(
         state_machine,
         connections_table,
         provisioned: done,
+        key_file,
     })
 }
 
