@@ -39,4 +39,5 @@ mod steps_events;
 mod stores;
 mod sweep;
 mod tools_github;
+mod tools_recorded;
 mod websocket;

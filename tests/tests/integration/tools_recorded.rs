@@ -1,0 +1,215 @@
+//! The outside services' adapters against recorded responses, checking each outgoing
+//! request (method, path, headers, body) as the service's published API describes it, and
+//! how each error shape is read.
+
+use autocrew_shared::adapters::tools::github::{self, Repo};
+use autocrew_shared::adapters::tools::{ServiceError, ServiceHttp};
+use autocrew_shared::config::{Secret, ServiceUrls};
+use autocrew_shared::domain::Service;
+use autocrew_tests::replay::{Recorded, ReplayServer};
+use serde_json::json;
+use std::collections::HashMap;
+
+fn client(server: &ReplayServer, service: Service) -> ServiceHttp {
+    let name = match service {
+        Service::Github => "GITHUB_API_URL",
+        Service::Vercel => "VERCEL_API_URL",
+        Service::Expo => "EXPO_API_URL",
+        Service::Resend => "RESEND_API_URL",
+        Service::X => "X_API_URL",
+        Service::Linkedin => "LINKEDIN_API_URL",
+    };
+    let urls = ServiceUrls::from_env(&HashMap::from([(name.to_owned(), server.url.clone())]))
+        .expect("urls");
+    ServiceHttp::new(reqwest::Client::new(), &urls, service)
+}
+
+fn token() -> Secret<String> {
+    Secret::new("ghp_recorded0123456789".to_owned())
+}
+
+const REPO: Repo<'static> = Repo {
+    owner: "ana-builds",
+    name: "recipe-app-for-keto-dieters",
+};
+
+#[tokio::test]
+async fn a_push_through_the_git_data_api_sends_githubs_exact_requests() -> anyhow::Result<()> {
+    let server = ReplayServer::start(vec![
+        Recorded::from_file(201, "github-create-repo.json"),
+        Recorded::ok("github-ref.json"),
+        Recorded::json(201, r#"{"url": "https://api.github.com/repos/ana-builds/recipe-app-for-keto-dieters/git/blobs/3a0f86fb8db8eea7ccbb9a95f325ddbedfb25e15", "sha": "3a0f86fb8db8eea7ccbb9a95f325ddbedfb25e15"}"#),
+        Recorded::json(201, r#"{"sha": "691272480426f78a0138979dd3ce63b77f706feb", "url": "https://api.github.com/x", "tree": [], "truncated": false}"#),
+        Recorded::from_file(201, "github-commit.json"),
+        Recorded::ok("github-ref.json"),
+        Recorded::json(201, r#"{"ref": "refs/heads/autocrew/5f2b3c8d9e0a", "node_id": "REF_x", "url": "https://api.github.com/x", "object": {"type": "commit", "sha": "7638417db6d59f3c431d3e1f261cc637155684cd", "url": "https://api.github.com/x"}}"#),
+        Recorded::from_file(201, "github-pull.json"),
+    ])
+    .await?;
+    let gh = client(&server, Service::Github);
+    let t = token();
+
+    let repo = github::create_repository(&gh, &t, (REPO.name, "Made by Autocrew", true)).await?;
+    let head = github::branch_head(&gh, &t, REPO, "main").await?;
+    let blob = github::create_blob(&gh, &t, REPO, b"export default 1;\n").await?;
+    let tree = github::create_tree(
+        &gh,
+        &t,
+        REPO,
+        "base-tree-sha",
+        &[("app/index.tsx".into(), blob.clone())],
+    )
+    .await?;
+    let commit = github::create_commit(
+        &gh,
+        &t,
+        REPO,
+        (
+            "Recipe app\n\nAutocrew-Call: k",
+            &tree,
+            "aa218f56b14c9653891f9e74264a383fa43fefbd",
+        ),
+    )
+    .await?;
+    github::move_branch(&gh, &t, REPO, ("main", &commit.sha)).await?;
+    github::create_branch(&gh, &t, REPO, ("autocrew/5f2b3c8d9e0a", &commit.sha)).await?;
+    let pull = github::open_pull(
+        &gh,
+        &t,
+        REPO,
+        (
+            "autocrew/5f2b3c8d9e0a",
+            "main",
+            "Recipe app",
+            "Opened by Autocrew",
+        ),
+    )
+    .await?;
+
+    assert_eq!(
+        (repo.default_branch.as_str(), repo.owner.login.as_str()),
+        ("main", "ana-builds")
+    );
+    assert_eq!(
+        head.as_deref(),
+        Some("aa218f56b14c9653891f9e74264a383fa43fefbd")
+    );
+    assert_eq!(commit.tree.sha, "691272480426f78a0138979dd3ce63b77f706feb");
+    assert_eq!(pull.number, 2);
+    let sent = server.received();
+    let shape: Vec<(&str, &str)> = sent
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.as_str()))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("POST", "/user/repos"),
+            (
+                "GET",
+                "/repos/ana-builds/recipe-app-for-keto-dieters/git/ref/heads/main"
+            ),
+            (
+                "POST",
+                "/repos/ana-builds/recipe-app-for-keto-dieters/git/blobs"
+            ),
+            (
+                "POST",
+                "/repos/ana-builds/recipe-app-for-keto-dieters/git/trees"
+            ),
+            (
+                "POST",
+                "/repos/ana-builds/recipe-app-for-keto-dieters/git/commits"
+            ),
+            (
+                "PATCH",
+                "/repos/ana-builds/recipe-app-for-keto-dieters/git/refs/heads/main"
+            ),
+            (
+                "POST",
+                "/repos/ana-builds/recipe-app-for-keto-dieters/git/refs"
+            ),
+            (
+                "POST",
+                "/repos/ana-builds/recipe-app-for-keto-dieters/pulls"
+            ),
+        ]
+    );
+    for request in &sent {
+        assert_eq!(request.headers["accept"], "application/vnd.github+json");
+        assert_eq!(request.headers["x-github-api-version"], "2026-03-10");
+        assert_eq!(
+            request.headers["authorization"],
+            "Bearer ghp_recorded0123456789"
+        );
+        assert!(request.headers.contains_key("user-agent"));
+    }
+    assert_eq!(
+        sent[0].body,
+        json!({"name": REPO.name, "description": "Made by Autocrew", "private": true, "auto_init": true})
+    );
+    assert_eq!(
+        sent[2].body,
+        json!({"content": "ZXhwb3J0IGRlZmF1bHQgMTsK", "encoding": "base64"})
+    );
+    assert_eq!(
+        sent[3].body,
+        json!({"base_tree": "base-tree-sha", "tree": [{"path": "app/index.tsx", "mode": "100644", "type": "blob", "sha": blob}]})
+    );
+    assert_eq!(
+        sent[4].body,
+        json!({"message": "Recipe app\n\nAutocrew-Call: k", "tree": tree, "parents": ["aa218f56b14c9653891f9e74264a383fa43fefbd"]})
+    );
+    assert_eq!(sent[5].body, json!({"sha": commit.sha, "force": false}));
+    assert_eq!(
+        sent[6].body,
+        json!({"ref": "refs/heads/autocrew/5f2b3c8d9e0a", "sha": commit.sha})
+    );
+    assert_eq!(
+        sent[7].body,
+        json!({"title": "Recipe app", "head": "autocrew/5f2b3c8d9e0a", "base": "main", "body": "Opened by Autocrew"})
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn githubs_422_secondary_rate_limit_and_missing_things_are_read_as_github_words_them()
+-> anyhow::Result<()> {
+    let server = ReplayServer::start(vec![
+        // A 422 with `errors`: the request is refused, its reasons kept.
+        Recorded::json(422, r#"{"message":"Repository creation failed.","errors":[{"resource":"Repository","code":"custom","field":"name","message":"name already exists on this account"}],"documentation_url":"https://docs.github.com/rest/repos/repos#create-a-repository-for-the-authenticated-user","status":"422"}"#),
+        // A secondary rate limit: 403 with retry-after.
+        Recorded::json(403, r#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again.","documentation_url":"https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits","status":"403"}"#)
+            .with_header("retry-after", "30"),
+        // A 404 on a ref: there is none.
+        Recorded::json(404, r#"{"message":"Not Found","documentation_url":"https://docs.github.com/rest/git/refs#get-a-reference","status":"404"}"#),
+        // A fast-forward refused.
+        Recorded::json(422, r#"{"message":"Update is not a fast forward","documentation_url":"https://docs.github.com/rest/git/refs#update-a-reference","status":"422"}"#),
+    ])
+    .await?;
+    let gh = client(&server, Service::Github);
+    let t = token();
+
+    let err = github::create_repository(&gh, &t, ("taken", "", true))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ServiceError::Refused { status: 422, message, .. } if message == "Repository creation failed.: name already exists on this account"),
+        "{err}"
+    );
+    let err = github::create_blob(&gh, &t, REPO, b"x").await.unwrap_err();
+    assert!(
+        matches!(&err, ServiceError::RateLimited { retry_after: Some(d), .. } if d.as_secs() == 30),
+        "{err}"
+    );
+    assert!(err.is_retryable());
+    assert_eq!(github::branch_head(&gh, &t, REPO, "nope").await?, None);
+    let err = github::move_branch(&gh, &t, REPO, ("main", "abc"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not a fast forward") && !err.is_retryable(),
+        "{err}"
+    );
+    Ok(())
+}
