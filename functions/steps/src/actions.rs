@@ -61,6 +61,8 @@ pub(crate) async fn prepare(
             .await?
             .map_err(ActionError::Refused),
         tools::PUSH_CODE => crate::push::prepare(ctx, (run, task, upstream), input).await,
+        tools::SEND_EMAIL => crate::outreach::prepare_email(ctx, run, input).await,
+        tools::POST_TO_X => crate::outreach::prepare_post(ctx, run, input).await,
         other => Err(ActionError::Refused(format!(
             "{other:?} does not act in the world"
         ))),
@@ -164,6 +166,8 @@ pub(crate) async fn execute(
             Err(refused) => return Ok(Err(refused)),
         },
         Some("push_code") => crate::push::execute(ctx, run, payload, call_key).await?,
+        Some("send_email") => crate::outreach::send_email(ctx, run, payload, call_key).await?,
+        Some("post_to_x") => crate::outreach::post_to_x(ctx, run, payload).await?,
         other => return Ok(Err(format!("no action {other:?} can run"))),
     };
     match approval {

@@ -9,6 +9,7 @@ mod callback;
 pub mod context;
 mod finish;
 mod heartbeat;
+mod outreach;
 mod plan;
 mod progress;
 mod push;

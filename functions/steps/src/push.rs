@@ -268,20 +268,11 @@ pub(crate) async fn execute(
     Ok(result)
 }
 
-/// Awaits a GitHub call; its refusal becomes what it means for the task: a refused token
-/// marks the connection invalid and fails the task naming it; a rate limit or an outage
-/// retries the task later; any other refusal is told to the model.
+/// Awaits a GitHub call; its refusal becomes what it means for the task.
 async fn gh<T>(
     ctx: &StepContext,
     opened: &Opened,
     call: impl std::future::Future<Output = Result<T, ServiceError>>,
 ) -> Result<T, ActionError> {
-    match call.await {
-        Ok(value) => Ok(value),
-        Err(error @ ServiceError::Unauthorized { .. }) => Err(ActionError::Fatal(
-            ctx.connected.refused(opened, &error).await.to_string(),
-        )),
-        Err(e) if e.is_retryable() => Err(ActionError::Unavailable(e.to_string())),
-        Err(e) => Err(ActionError::Refused(e.to_string())),
-    }
+    crate::outreach::call(ctx, opened, call).await
 }

@@ -18,13 +18,26 @@ pub const PUBLISH: &str = "publish";
 /// pull request).
 pub const PUSH_CODE: &str = "push_code";
 
+/// Sends one email through the user's Resend account.
+pub const SEND_EMAIL: &str = "send_email";
+/// Posts on X as the user's connected account.
+pub const POST_TO_X: &str = "post_to_x";
+
 /// Every tool name an agent profile may list.
-pub const KNOWN: [&str; 5] = [READ_UPSTREAM, WRITE_FILE, PUBLISH, PUSH_CODE, FINISH];
+pub const KNOWN: [&str; 7] = [
+    READ_UPSTREAM,
+    WRITE_FILE,
+    PUBLISH,
+    PUSH_CODE,
+    SEND_EMAIL,
+    POST_TO_X,
+    FINISH,
+];
 
 /// The tools whose calls act in the world. Each call asks a person's approval of its
 /// exact payload unless the user's policy auto-approves that tool (`ToolPolicies`), and
 /// runs once per idempotency key.
-pub const EFFECTS: [&str; 2] = [PUBLISH, PUSH_CODE];
+pub const EFFECTS: [&str; 4] = [PUBLISH, PUSH_CODE, SEND_EMAIL, POST_TO_X];
 
 /// Whether a call of `tool` acts in the world (see `EFFECTS`).
 pub fn acts_in_world(tool: &str) -> bool {
@@ -35,6 +48,8 @@ pub fn acts_in_world(tool: &str) -> bool {
 pub fn service(tool: &str) -> Option<crate::domain::Service> {
     match tool {
         PUSH_CODE => Some(crate::domain::Service::Github),
+        SEND_EMAIL => Some(crate::domain::Service::Resend),
+        POST_TO_X => Some(crate::domain::Service::X),
         _ => None,
     }
 }
@@ -84,6 +99,25 @@ pub fn spec(name: &str) -> Option<ToolSpec> {
                     "message": {"type": "string", "minLength": 1, "maxLength": 500, "description": "The commit message."},
                     "task_key": {"type": "string", "minLength": 1, "maxLength": 64}
                 }
+            }),
+        ),
+        SEND_EMAIL => (
+            "Send one email through the user's Resend account (sales outreach, a reply). Plain text. A person may have to approve it first; the result is the email's id, or why it was not sent.",
+            json!({
+                "type": "object", "additionalProperties": false, "required": ["to", "subject", "text"],
+                "properties": {
+                    "to": {"type": "array", "minItems": 1, "maxItems": 50, "items": {"type": "string", "format": "email", "maxLength": 254}},
+                    "subject": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "text": {"type": "string", "minLength": 1, "maxLength": 20000},
+                    "from": {"type": "string", "maxLength": 254, "description": "The sender, on the domain verified in Resend; by default hello@ that domain."}
+                }
+            }),
+        ),
+        POST_TO_X => (
+            "Post on X as the user's connected account. A person may have to approve it first; the result is the post's link, or why it was not posted.",
+            json!({
+                "type": "object", "additionalProperties": false, "required": ["text"],
+                "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 280}}
             }),
         ),
         FINISH => (

@@ -1,10 +1,12 @@
 //! Local fakes of the outside services the agents act through. Each is a small HTTP
 //! server that speaks its service's wire format and keeps state, under its own prefix
-//! (`/github`, ...) of one listener, so a demo or a test points `GITHUB_API_URL` (and the
+//! (`/github`, `/resend`, `/x`) of one listener, so a demo or a test points `GITHUB_API_URL` (and the
 //! others) at it and sees a repository fill up. Tokens are accepted unless revoked
-//! (`revoke`); each token's account is `autocrew-demo` unless set (`accept`).
+//! (`revoke`); each token's account is a demo one unless set (`accept`).
 
 pub mod github;
+pub mod resend;
+pub mod x;
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
@@ -24,6 +26,8 @@ pub struct Fake {
     /// caller died before hearing back (`github.update_ref`).
     fail_once: Arc<Mutex<BTreeSet<String>>>,
     pub github: Arc<Mutex<github::GithubState>>,
+    pub resend: Arc<Mutex<resend::ResendState>>,
+    pub x: Arc<Mutex<x::XState>>,
 }
 
 impl Fake {
@@ -73,7 +77,7 @@ impl Fake {
             accounts
                 .get(&(service.to_owned(), token))
                 .cloned()
-                .unwrap_or_else(|| "autocrew-demo".to_owned()),
+                .unwrap_or_else(|| default_account(service).to_owned()),
         )
     }
 
@@ -81,6 +85,15 @@ impl Fake {
     pub fn web_base(&self, service: &str) -> String {
         let base = self.base_url.lock().map(|b| b.clone()).unwrap_or_default();
         format!("{base}/{service}/web")
+    }
+}
+
+/// Whom a token acts as when no test said otherwise: a login, a verified domain, a handle.
+fn default_account(service: &str) -> &'static str {
+    match service {
+        "resend" => "demo.autocrew.test",
+        "x" => "autocrew_demo",
+        _ => "autocrew-demo",
     }
 }
 
@@ -92,6 +105,8 @@ pub(crate) fn error_json(status: StatusCode, body: Value) -> Response {
 pub fn router(fake: Fake) -> Router {
     Router::new()
         .nest("/github", github::routes())
+        .nest("/resend", resend::routes())
+        .nest("/x", x::routes())
         .with_state(fake)
 }
 

@@ -39,5 +39,6 @@ mod steps_events;
 mod stores;
 mod sweep;
 mod tools_github;
+mod tools_outreach;
 mod tools_recorded;
 mod websocket;

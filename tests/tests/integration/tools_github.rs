@@ -17,32 +17,47 @@ use std::collections::HashMap;
 const SAMPLE_PROJECT: &str = "6f1c2a4e-2b7d-4c1e-9a55-3f0d8e7b1a21";
 const REPO: (&str, &str) = ("ana-builds", "recipe-app-for-keto-dieters");
 
-struct World {
-    fake: Fake,
-    state: ApiState,
-    p: Pipeline,
-    ana: String,
-    project: String,
+pub(crate) struct World {
+    pub(crate) fake: Fake,
+    pub(crate) state: ApiState,
+    pub(crate) p: Pipeline,
+    pub(crate) ana: String,
+    pub(crate) project: String,
 }
 
-/// The API and steps over a fresh database, GitHub being the fake; Ana signed up with
-/// GitHub connected, `auto` tools set to run without asking.
+/// GitHub connected as ana-builds.
+const GITHUB: (&str, &str, &str) = ("github", "ghp_anaToken0123456789abcdefWXYZ", REPO.0);
+
 async fn world(db: &TestDb, auto: &[&str]) -> anyhow::Result<World> {
+    world_with(db, &[GITHUB], auto).await
+}
+
+/// The API and steps over a fresh database, every service being the fakes; Ana signed up
+/// with each of `connect` (service, token, account) connected, and the `auto` tools set to
+/// run without asking.
+pub(crate) async fn world_with(
+    db: &TestDb,
+    connect: &[(&str, &str, &str)],
+    auto: &[&str],
+) -> anyhow::Result<World> {
     let (fake, url) = fakes::start().await?;
-    let urls = ServiceUrls::from_env(&HashMap::from([(
-        "GITHUB_API_URL".to_owned(),
-        format!("{url}/github"),
-    )]))?;
+    let urls = ServiceUrls::from_env(&HashMap::from([
+        ("GITHUB_API_URL".to_owned(), format!("{url}/github")),
+        ("RESEND_API_URL".to_owned(), format!("{url}/resend")),
+        ("X_API_URL".to_owned(), format!("{url}/x")),
+    ]))?;
     let for_api = urls.clone();
     let (state, mut p) = api_with(db, |s| s.services = for_api).await?;
     p.ctx.connected = p.ctx.connected.clone().with_urls(urls);
     let ana = user(&state, "ana@example.com").await?;
-    fake.accept("github", "ghp_anaToken0123456789abcdefWXYZ", REPO.0);
-    let body = r#"{"service":"github","token":"ghp_anaToken0123456789abcdefWXYZ"}"#;
-    let request = event("apigw-connect.json", &[(SAMPLE_TOKEN, ana.as_str())])?
-        .map(|_| lambda_http::Body::Text(body.to_owned()));
-    let (status, connected) = call(&state, Route::Connect, request).await?;
-    anyhow::ensure!(status == 201, "connect answered {status}: {connected}");
+    for (service, token, account) in connect {
+        fake.accept(service, token, account);
+        let body = json!({"service": service, "token": token}).to_string();
+        let request = event("apigw-connect.json", &[(SAMPLE_TOKEN, ana.as_str())])?
+            .map(|_| lambda_http::Body::Text(body));
+        let (status, connected) = call(&state, Route::Connect, request).await?;
+        anyhow::ensure!(status == 201, "connect answered {status}: {connected}");
+    }
     for tool in auto {
         let request = event(
             "apigw-set-policy.json",
@@ -67,7 +82,7 @@ async fn world(db: &TestDb, auto: &[&str]) -> anyhow::Result<World> {
 }
 
 impl World {
-    async fn command(&self) -> anyhow::Result<RunId> {
+    pub(crate) async fn command(&self) -> anyhow::Result<RunId> {
         let request = event(
             "apigw-post-command.json",
             &[
@@ -86,6 +101,62 @@ impl World {
     fn repo<T>(&self, f: impl FnOnce(Option<&fakes::github::Repo>) -> T) -> T {
         let state = self.fake.github.lock().unwrap_or_else(|e| e.into_inner());
         f(state.repos.get(&(REPO.0.to_owned(), REPO.1.to_owned())))
+    }
+
+    pub(crate) async fn task(
+        &self,
+        run: RunId,
+        key: &str,
+    ) -> anyhow::Result<autocrew_shared::domain::records::Task> {
+        self.p
+            .ctx
+            .tasks
+            .run_tasks(run)
+            .await?
+            .into_iter()
+            .find(|t| t.key == key)
+            .ok_or_else(|| anyhow::anyhow!("the offline plan has {key}"))
+    }
+
+    /// `POST /approvals/{id}` for `approval` with `decision` (approve or reject).
+    pub(crate) async fn decide(&self, approval: &Value, decision: &str) -> anyhow::Result<()> {
+        let id = approval["id"].as_str().unwrap_or_default();
+        let mut decide: Value = serde_json::from_str(&std::fs::read_to_string(format!(
+            "{}/../events/apigw-decide-approval.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))?)?;
+        decide["body"] = json!(
+            json!({"decision": decision, "payload_hash": approval["payload_hash"], "reason": "not now"})
+                .to_string()
+        );
+        decide["pathParameters"]["approval_id"] = json!(id);
+        decide["rawPath"] = json!(format!("/approvals/{id}"));
+        let text = decide.to_string().replace(SAMPLE_TOKEN, &self.ana);
+        let (status, decided) = call(
+            &self.state,
+            Route::DecideApproval,
+            lambda_http::request::from_str(&text)?,
+        )
+        .await?;
+        anyhow::ensure!(status == 200, "deciding answered {status}: {decided}");
+        Ok(())
+    }
+
+    /// Plays the queues until the run has asked for every tool of `tools`; their approvals.
+    pub(crate) async fn asked(&self, run: RunId, tools: &[&str]) -> anyhow::Result<Vec<Value>> {
+        for _ in 0..600 {
+            crate::pipeline::pump(&self.p).await?;
+            let asked = self.state.approvals.run_approvals(run).await?;
+            let found: Vec<Value> = tools
+                .iter()
+                .filter_map(|tool| asked.iter().find(|a| a.tool == *tool))
+                .filter_map(|a| serde_json::to_value(a).ok())
+                .collect();
+            if found.len() == tools.len() {
+                return Ok(found);
+            }
+        }
+        anyhow::bail!("the run did not ask for {tools:?}")
     }
 
     async fn app_task(&self, run: RunId) -> anyhow::Result<autocrew_shared::domain::records::Task> {
@@ -108,15 +179,7 @@ async fn the_approved_push_makes_one_commit_in_a_new_repository_and_a_later_run_
 
     // The run parks at the push; the approval shows the exact push.
     let run = w.command().await?;
-    let mut approval = Value::Null;
-    for _ in 0..400 {
-        crate::pipeline::pump(&w.p).await?;
-        let asked = w.state.approvals.run_approvals(run).await?;
-        if let Some(a) = asked.into_iter().find(|a| a.tool == "push_code") {
-            approval = serde_json::to_value(&a)?;
-            break;
-        }
-    }
+    let approval = w.asked(run, &["push_code"]).await?.remove(0);
     let payload = &approval["payload"];
     assert_eq!(
         payload["repository"],
@@ -138,23 +201,7 @@ async fn the_approved_push_makes_one_commit_in_a_new_repository_and_a_later_run_
         w.repo(|r| r.is_none()),
         "nothing is pushed before the approval"
     );
-
-    let id = approval["id"].as_str().unwrap_or_default();
-    let mut decide: Value = serde_json::from_str(&std::fs::read_to_string(format!(
-        "{}/../events/apigw-decide-approval.json",
-        env!("CARGO_MANIFEST_DIR")
-    ))?)?;
-    decide["body"] =
-        json!(json!({"decision": "approve", "payload_hash": approval["payload_hash"]}).to_string());
-    decide["pathParameters"]["approval_id"] = json!(id);
-    let text = decide.to_string().replace(SAMPLE_TOKEN, &w.ana);
-    let (status, decided) = call(
-        &w.state,
-        Route::DecideApproval,
-        lambda_http::request::from_str(&text)?,
-    )
-    .await?;
-    assert_eq!(status, 200, "{decided}");
+    w.decide(&approval, "approve").await?;
 
     let ended = play_until_ended(&w.p, run).await?;
     assert_eq!(ended.status, RunStatus::Succeeded, "{:?}", ended.error);

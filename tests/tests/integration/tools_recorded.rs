@@ -3,6 +3,8 @@
 //! how each error shape is read.
 
 use autocrew_shared::adapters::tools::github::{self, Repo};
+use autocrew_shared::adapters::tools::resend::{self, OutgoingEmail};
+use autocrew_shared::adapters::tools::x;
 use autocrew_shared::adapters::tools::{ServiceError, ServiceHttp};
 use autocrew_shared::config::{Secret, ServiceUrls};
 use autocrew_shared::domain::Service;
@@ -211,5 +213,98 @@ async fn githubs_422_secondary_rate_limit_and_missing_things_are_read_as_github_
         err.to_string().contains("not a fast forward") && !err.is_retryable(),
         "{err}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn resend_gets_the_calls_idempotency_key_and_its_429_is_a_rate_limit() -> anyhow::Result<()> {
+    let server = ReplayServer::start(vec![
+        Recorded::json(200, r#"{"id": "49a3999c-0ce1-4ea6-ab68-afcd6dc2e794"}"#),
+        Recorded::json(429, r#"{"statusCode":429,"message":"Too many requests. You can only make 2 requests per second. See rate limit response headers for more information. Or contact support to increase rate limit.","name":"rate_limit_exceeded"}"#)
+            .with_header("retry-after", "1"),
+        Recorded::json(409, r#"{"statusCode":409,"message":"Same idempotency key used with a different request payload. Change your idempotency key or payload.","name":"invalid_idempotent_request"}"#),
+    ])
+    .await?;
+    let resend_client = client(&server, Service::Resend);
+    let key = Secret::new("re_recorded0123456789".to_owned());
+    let email = OutgoingEmail {
+        from: "hello@ketoapp.example".into(),
+        to: vec!["early-adopters@example.com".into()],
+        subject: "Early access".into(),
+        text: "Hello".into(),
+        reply_to: None,
+    };
+
+    let id = resend::send_email(&resend_client, &key, &email, "call-key-1").await?;
+    let limited = resend::send_email(&resend_client, &key, &email, "call-key-2")
+        .await
+        .unwrap_err();
+    let conflict = resend::send_email(&resend_client, &key, &email, "call-key-1")
+        .await
+        .unwrap_err();
+
+    assert_eq!(id, "49a3999c-0ce1-4ea6-ab68-afcd6dc2e794");
+    assert!(
+        matches!(&limited, ServiceError::RateLimited { retry_after: Some(d), .. } if d.as_secs() == 1),
+        "{limited}"
+    );
+    assert!(
+        matches!(&conflict, ServiceError::Refused { status: 409, message, .. } if message.contains("invalid_idempotent_request")),
+        "{conflict}"
+    );
+    let sent = &server.received()[0];
+    assert_eq!(
+        (sent.method.as_str(), sent.path.as_str()),
+        ("POST", "/emails")
+    );
+    assert_eq!(sent.headers["idempotency-key"], "call-key-1");
+    assert_eq!(
+        sent.headers["authorization"],
+        "Bearer re_recorded0123456789"
+    );
+    assert_eq!(
+        sent.body,
+        json!({"from": "hello@ketoapp.example", "to": ["early-adopters@example.com"], "subject": "Early access", "text": "Hello"})
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_x_post_is_one_json_text_and_a_duplicate_is_refused_not_unauthorized()
+-> anyhow::Result<()> {
+    let server = ReplayServer::start(vec![
+        Recorded::json(201, r#"{"data":{"id":"1865000000000000001","text":"We are building Keto.","edit_history_tweet_ids":["1865000000000000001"]}}"#),
+        Recorded::json(403, r#"{"detail":"You are not allowed to create a Tweet with duplicate content.","type":"about:blank","title":"Forbidden","status":403}"#),
+        Recorded::json(403, r#"{"title":"Unsupported Authentication","detail":"Authenticating with OAuth 2.0 Application-Only is forbidden for this endpoint.  Supported authentication types are [OAuth 1.0a User Context, OAuth 2.0 User Context].","type":"https://api.twitter.com/2/problems/unsupported-authentication","status":403}"#),
+        Recorded::json(429, r#"{"title":"Too Many Requests","detail":"Too Many Requests","type":"about:blank","status":429}"#),
+    ])
+    .await?;
+    let x_client = client(&server, Service::X);
+    let token = Secret::new("x-recorded".to_owned());
+
+    let post = x::post(&x_client, &token, "We are building Keto.").await?;
+    let duplicate = x::post(&x_client, &token, "We are building Keto.")
+        .await
+        .unwrap_err();
+    let app_only = x::post(&x_client, &token, "Hi").await.unwrap_err();
+    let limited = x::post(&x_client, &token, "Hi").await.unwrap_err();
+
+    assert_eq!(post.id, "1865000000000000001");
+    assert!(
+        x::is_duplicate(&duplicate) && !duplicate.is_retryable(),
+        "{duplicate}"
+    );
+    assert!(
+        matches!(app_only, ServiceError::Unauthorized { .. }),
+        "an app-only token cannot post: {app_only}"
+    );
+    assert!(limited.is_retryable(), "{limited}");
+    let sent = &server.received()[0];
+    assert_eq!(
+        (sent.method.as_str(), sent.path.as_str()),
+        ("POST", "/2/tweets")
+    );
+    assert_eq!(sent.body, json!({"text": "We are building Keto."}));
+    assert_eq!(sent.headers["content-type"], "application/json");
     Ok(())
 }

@@ -108,8 +108,9 @@ pub(super) fn has_landing_page(context: &AgentTaskContext) -> bool {
 }
 
 /// The calls that act in the world a task makes after writing its files, in order, among
-/// the tools it was offered: the landing task publishes its page; the app task pushes its
-/// code when a GitHub account is connected.
+/// the tools it was offered: the landing task publishes its page and announces it on X;
+/// the app task pushes its code; the sales task sends its first outreach email. Tools that
+/// need an account are offered only when the user connected it.
 pub(super) fn effects(
     context: &AgentTaskContext,
     offered: &dyn Fn(&str) -> bool,
@@ -118,6 +119,29 @@ pub(super) fn effects(
     let mut effects = Vec::new();
     if has_landing_page(context) && offered(tools::PUBLISH) {
         effects.push((tools::PUBLISH, serde_json::json!({ "path": LANDING_PAGE })));
+    }
+    if has_landing_page(context) && offered(tools::POST_TO_X) {
+        let text: String = format!(
+            "We are building {}. Early access opens soon. [offline]",
+            context.product
+        )
+        .chars()
+        .take(280)
+        .collect();
+        effects.push((tools::POST_TO_X, serde_json::json!({ "text": text })));
+    }
+    if context.agent == AgentKind::Sales && offered(tools::SEND_EMAIL) {
+        effects.push((
+            tools::SEND_EMAIL,
+            serde_json::json!({
+                "to": ["early-adopters@example.com"],
+                "subject": format!("Early access to {}", context.product),
+                "text": format!(
+                    "Hello,\n\nWe are building {}: {}\n\nWould you like early access? Reply to this email.\n\n{BANNER}",
+                    context.product, context.command
+                ),
+            }),
+        ));
     }
     if context.agent == AgentKind::Developer
         && context.task_key.contains("app")

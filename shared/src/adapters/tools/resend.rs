@@ -4,7 +4,7 @@ use super::{Failure, Identity, ServiceError, ServiceHttp, classify_with};
 use crate::config::Secret;
 use crate::domain::Service;
 use reqwest::Method;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `GET /domains`: `{"object": "list", "data": [Domain]}`; only `name` is read.
 #[derive(Deserialize)]
@@ -53,4 +53,41 @@ fn classify(service: Service, failure: Failure<'_>) -> ServiceError {
             None => message.to_owned(),
         })
     })
+}
+
+/// `POST /emails`: one email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutgoingEmail {
+    /// `Name <address@verified-domain>`.
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Sent {
+    id: String,
+}
+
+/// Sends `email` once per `idempotency_key` (Resend keeps a key for 24 hours and answers a
+/// repeat with the first email's id): the email's id.
+pub async fn send_email(
+    client: &ServiceHttp,
+    key: &Secret<String>,
+    email: &OutgoingEmail,
+    idempotency_key: &str,
+) -> Result<String, ServiceError> {
+    let sent: Sent = client
+        .send(
+            client
+                .request(Method::POST, "/emails", key)
+                .header("Idempotency-Key", idempotency_key)
+                .json(email),
+            classify,
+        )
+        .await?;
+    Ok(sent.id)
 }

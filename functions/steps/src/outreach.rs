@@ -1,0 +1,162 @@
+//! `send_email` (Resend) and `post_to_x` (X API v2): messages to people, each sent once.
+//! Resend keeps the call's key itself (`Idempotency-Key`); X has none, so a post retried
+//! after a lost answer is recognised by X's duplicate refusal and found on the timeline.
+
+use crate::StepContext;
+use crate::actions::ActionError;
+use autocrew_shared::adapters::tools::resend::{self, OutgoingEmail};
+use autocrew_shared::adapters::tools::{ServiceError, x};
+use autocrew_shared::domain::Service;
+use autocrew_shared::domain::records::Run;
+use autocrew_shared::services::Opened;
+use serde_json::{Value, json};
+
+/// A plausible address: one `@`, something before it, a dot after it, no spaces.
+fn plausible_address(address: &str) -> bool {
+    let Some((local, domain)) = address.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.contains('@')
+        && !address.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The exact email: sender, recipients, subject, text.
+pub(crate) async fn prepare_email(
+    ctx: &StepContext,
+    run: &Run,
+    input: &Value,
+) -> Result<Value, ActionError> {
+    let to: Vec<String> = input["to"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(|a| a.trim().to_owned()))
+        .collect();
+    if let Some(bad) = to.iter().find(|a| !plausible_address(a)) {
+        return Err(ActionError::Refused(format!(
+            "{bad:?} is not an email address"
+        )));
+    }
+    let opened = ctx.connected.open(run.user_id, Service::Resend).await?;
+    let domain = opened.connection.account.clone();
+    let from = match input["from"].as_str() {
+        Some(from) => from.trim().to_owned(),
+        None if domain.contains('.') && !domain.contains(' ') => format!("hello@{domain}"),
+        None => {
+            return Err(ActionError::Refused(
+                "the Resend key cannot list its domains: pass from, an address on the domain verified in Resend".into(),
+            ));
+        }
+    };
+    Ok(json!({
+        "action": "send_email",
+        "service": "resend",
+        "from": from,
+        "to": to,
+        "subject": input["subject"].as_str().unwrap_or_default(),
+        "text": input["text"].as_str().unwrap_or_default(),
+    }))
+}
+
+/// Sends the approved email with the call's key as Resend's `Idempotency-Key`.
+pub(crate) async fn send_email(
+    ctx: &StepContext,
+    run: &Run,
+    payload: &Value,
+    call_key: &str,
+) -> Result<Value, ActionError> {
+    let email = OutgoingEmail {
+        from: payload["from"].as_str().unwrap_or_default().to_owned(),
+        to: payload["to"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect(),
+        subject: payload["subject"].as_str().unwrap_or_default().to_owned(),
+        text: payload["text"].as_str().unwrap_or_default().to_owned(),
+        reply_to: None,
+    };
+    let opened = ctx.connected.open(run.user_id, Service::Resend).await?;
+    let id = call(
+        ctx,
+        &opened,
+        resend::send_email(&opened.http, &opened.token, &email, call_key),
+    )
+    .await?;
+    Ok(json!({
+        "email_id": id,
+        "to": email.to,
+        "said": format!("sent to {} (Resend id {id})", email.to.join(", ")),
+    }))
+}
+
+/// The exact post.
+pub(crate) async fn prepare_post(
+    ctx: &StepContext,
+    run: &Run,
+    input: &Value,
+) -> Result<Value, ActionError> {
+    let opened = ctx.connected.open(run.user_id, Service::X).await?;
+    Ok(json!({
+        "action": "post_to_x",
+        "service": "x",
+        "account": opened.connection.account,
+        "text": input["text"].as_str().unwrap_or_default(),
+    }))
+}
+
+/// Posts the approved text once: a duplicate refusal on a retry means the first delivery
+/// posted it, so the post is found on the account's timeline.
+pub(crate) async fn post_to_x(
+    ctx: &StepContext,
+    run: &Run,
+    payload: &Value,
+) -> Result<Value, ActionError> {
+    let text = payload["text"].as_str().unwrap_or_default();
+    let opened = ctx.connected.open(run.user_id, Service::X).await?;
+    let me = call(ctx, &opened, x::me(&opened.http, &opened.token)).await?;
+    let post = match x::post(&opened.http, &opened.token, text).await {
+        Ok(post) => post,
+        Err(e) if x::is_duplicate(&e) => {
+            let recent = call(ctx, &opened, x::recent(&opened.http, &opened.token, &me.id)).await?;
+            match recent.into_iter().find(|p| p.text == text) {
+                Some(post) => post,
+                None => return Err(ActionError::Refused(e.to_string())),
+            }
+        }
+        Err(e) => return Err(refusal(ctx, &opened, e).await),
+    };
+    let link = format!("https://x.com/{}/status/{}", me.username, post.id);
+    Ok(json!({"post_id": post.id, "link": link, "said": format!("posted: {link}")}))
+}
+
+/// Awaits a service call; its refusal becomes what it means for the task.
+pub(crate) async fn call<T>(
+    ctx: &StepContext,
+    opened: &Opened,
+    call: impl std::future::Future<Output = Result<T, ServiceError>>,
+) -> Result<T, ActionError> {
+    match call.await {
+        Ok(value) => Ok(value),
+        Err(e) => Err(refusal(ctx, opened, e).await),
+    }
+}
+
+/// A refused token marks the connection invalid and fails the task naming it; a rate
+/// limit or an outage retries the attempt later; any other refusal is told to the model.
+pub(crate) async fn refusal(
+    ctx: &StepContext,
+    opened: &Opened,
+    error: ServiceError,
+) -> ActionError {
+    match error {
+        ServiceError::Unauthorized { .. } => {
+            ActionError::Fatal(ctx.connected.refused(opened, &error).await.to_string())
+        }
+        e if e.is_retryable() => ActionError::Unavailable(e.to_string()),
+        e => ActionError::Refused(e.to_string()),
+    }
+}

@@ -1,0 +1,111 @@
+//! `send_email` (Resend) and `post_to_x` (X) against stateful fakes: each waits for its
+//! approval; an approved email is sent once with the call's key as Resend's
+//! `Idempotency-Key`; a rejected post makes no call; a post whose answer was lost is found
+//! on the timeline instead of being posted twice.
+
+use crate::run_control::play_until_ended;
+use crate::tools_github::world_with;
+use autocrew_shared::domain::RunStatus;
+use autocrew_tests::TestDb;
+
+const RESEND: (&str, &str, &str) = ("resend", "re_anaKey0123456789abcdef", "ketoapp.example");
+const X: (&str, &str, &str) = ("x", "x-ana-token-0123456789abcdef", "ana_builds");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_email_is_sent_once_and_a_rejected_post_makes_no_call() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let w = world_with(&db, &[RESEND, X], &["publish"]).await?;
+
+    let run = w.command().await?;
+    let asked = w.asked(run, &["send_email", "post_to_x"]).await?;
+    let (email, post) = (&asked[0], &asked[1]);
+    assert_eq!(email["payload"]["from"], "hello@ketoapp.example", "{email}");
+    assert_eq!(email["payload"]["to"][0], "early-adopters@example.com");
+    assert_eq!(post["payload"]["account"], "@ana_builds", "{post}");
+    {
+        let resend = w.fake.resend.lock().unwrap_or_else(|e| e.into_inner());
+        let x = w.fake.x.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            resend.sent.is_empty() && x.posts.is_empty(),
+            "nothing goes out before a decision"
+        );
+    }
+
+    w.decide(email, "approve").await?;
+    w.decide(post, "reject").await?;
+    let ended = play_until_ended(&w.p, run).await?;
+
+    assert_eq!(ended.status, RunStatus::Succeeded, "{:?}", ended.error);
+    let sent = w
+        .fake
+        .resend
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .sent
+        .clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0].subject,
+        "Early access to Recipe app for keto dieters"
+    );
+    assert!(
+        w.fake
+            .x
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .posts
+            .is_empty(),
+        "the rejected post was never sent"
+    );
+    let sales = w.task(run, "outreach_plan").await?;
+    let summary = sales
+        .result
+        .map(|r| r["summary"].to_string())
+        .unwrap_or_default();
+    assert!(
+        summary.contains("sent to early-adopters@example.com"),
+        "{summary}"
+    );
+    let landing = w.task(run, "landing_copy").await?;
+    let summary = landing
+        .result
+        .map(|r| r["summary"].to_string())
+        .unwrap_or_default();
+    assert!(
+        summary.contains("post_to_x not done") && summary.contains("rejected"),
+        "{summary}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_whose_answer_was_lost_is_found_not_posted_twice() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let w = world_with(&db, &[X], &["publish", "post_to_x"]).await?;
+    // X keeps the post, then the answer is lost: as if the worker died before recording.
+    w.fake.fail_once_after("x.post");
+
+    let run = w.command().await?;
+    let ended = play_until_ended(&w.p, run).await?;
+
+    assert_eq!(ended.status, RunStatus::Succeeded, "{:?}", ended.error);
+    let posts = w
+        .fake
+        .x
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .posts
+        .clone();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    let landing = w.task(run, "landing_copy").await?;
+    assert_eq!(landing.attempts, 2);
+    let summary = landing
+        .result
+        .map(|r| r["summary"].to_string())
+        .unwrap_or_default();
+    assert!(
+        summary.contains(&format!("https://x.com/ana_builds/status/{}", posts[0].id)),
+        "{summary}"
+    );
+    Ok(())
+}
