@@ -27,6 +27,8 @@ moto_log="$local_dir/moto.log"
 runner_pid_file="$local_dir/runner.pid"
 compatible_pid_file="$local_dir/compatible-server.pid"
 runner_log="$local_dir/runner.log"
+fakes_pid_file="$local_dir/fake-services.pid"
+fakes_log="$local_dir/fake-services.log"
 sam_venv="$local_dir/sam-venv"
 demo_command=${DEMO_COMMAND:-"Build a recipe app for keto dieters"}
 python=${PYTHON:-python3}
@@ -283,6 +285,7 @@ stop_runner() {
 
 down() {
   stop_runner
+  stop_fakes
   stop_compatible
   if moto_running; then
     kill "$(cat "$moto_pid_file")" && say "stopped moto (pid $(cat "$moto_pid_file"))"
@@ -316,14 +319,86 @@ with_stack() {
 # One runner at a time: a runner left from an earlier demo would take this run's messages
 # from the shared queues (with its own configuration), so it is stopped first, and the
 # demo's own runner is stopped when the run ends.
+# The outside services the agents act through: service, the variable a real token comes
+# from, the variable of its API's base URL.
+services="github:GITHUB_TOKEN:GITHUB_API_URL resend:RESEND_API_KEY:RESEND_API_URL x:X_USER_TOKEN:X_API_URL"
+
+# Local fakes of the services (GitHub, Resend, X) that keep state: a service with no real
+# token in the environment is pointed at its fake before the runner starts.
+start_fakes() {
+  local i
+  "$(target_dir)/debug/fake-services" >"$local_dir/fake-services.url" 2>"$fakes_log" &
+  echo $! >"$fakes_pid_file"
+  for i in $(seq 1 50); do
+    fakes_url=$(head -1 "$local_dir/fake-services.url" 2>/dev/null || true)
+    [ -n "$fakes_url" ] && break
+    sleep 0.1
+  done
+  [ -n "$fakes_url" ] || die "fake-services did not start: see $fakes_log"
+  local entry service var url_var
+  for entry in $services; do
+    IFS=: read -r service var url_var <<<"$entry"
+    if [ -n "${!var:-}" ]; then
+      say "$service: the real service (a token is in \$$var)"
+    else
+      export "$url_var=$fakes_url/$service"
+    fi
+  done
+  say "fake GitHub, Resend and X at $fakes_url (pid $(cat "$fakes_pid_file")); what they hold: $fakes_url/_state"
+}
+
+stop_fakes() {
+  if [ -f "$fakes_pid_file" ] && kill -0 "$(cat "$fakes_pid_file")" 2>/dev/null; then
+    kill "$(cat "$fakes_pid_file")" && say "stopped fake-services (pid $(cat "$fakes_pid_file"))"
+  fi
+  rm -f "$fakes_pid_file"
+}
+
+# Connects each service for the demo's user: the real token from the environment, else a
+# demo token the fake accepts.
+connect_services() {
+  local entry service var url_var
+  for entry in $services; do
+    IFS=: read -r service var url_var <<<"$entry"
+    printf '%s\n' "${!var:-demo-$service-token-0123456789}" | autocrew connect "$service" --api "$runner_url" \
+      || die "could not connect $service"
+  done
+}
+
+# What the fakes hold after the run, as a person would check it.
+show_fakes() {
+  http GET "$fakes_url/_state" "$local_dir/fake-services.state.json" || return 0
+  "$python" - "$local_dir/fake-services.state.json" <<'PY'
+import json, sys
+state = json.load(open(sys.argv[1]))
+for repo in state["github"]:
+    commits = ", ".join(f"{b}: {n} commits" for b, n in repo["commits_by_branch"].items())
+    print(f"GitHub   {repo['repository']} ({'private' if repo['private'] else 'public'}; {commits}); last: {repo['last_commit']}")
+    print(f"         files: {', '.join(repo['files'])}")
+    for pull in repo["pull_requests"]:
+        print(f"         pull request #{pull['number']}: {pull['title']}")
+for email in state["resend"]:
+    print(f"Resend   sent {email['subject']!r} from {email['from']} to {', '.join(email['to'])}")
+for post in state["x"]:
+    print(f"X        @{post['account']} posted: {post['text']}")
+if not (state["github"] or state["resend"] or state["x"]):
+    print("the fakes hold nothing: no tool acted in the world")
+PY
+}
+
 demo() {
   autocrew health
   stop_runner
+  stop_fakes
+  start_fakes
   start_runner
   local t0=$SECONDS status=0
+  connect_services
   # Approvals are answered as they come: the demo runs without a person at the keyboard.
   autocrew run "$demo_command" --api "$runner_url" --auto-approve || status=$?
+  show_fakes
   stop_runner
+  stop_fakes
   [ "$status" = 0 ] || die "the run did not succeed (autocrew run exited $status)"
   say "demo finished in $((SECONDS - t0)) s"
 }

@@ -106,6 +106,21 @@ pub enum Command {
         #[command(flatten)]
         session: SessionArgs,
     },
+    /// Connect an outside service the agents act through (github, vercel, expo, resend, x,
+    /// linkedin) with its API token, read from standard input's first line (or asked
+    /// without echo). The API checks it with the service, then seals it; it is never shown
+    /// again. Without a saved session for the API, a new user is signed up and kept.
+    Connect {
+        /// The service.
+        service: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// The saved session user's connected accounts (never their tokens).
+    Connections {
+        #[command(flatten)]
+        session: SessionArgs,
+    },
     /// A run's artifacts: list them, or download them.
     Artifacts {
         #[command(subcommand)]

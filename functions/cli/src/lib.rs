@@ -7,6 +7,7 @@ pub mod args;
 pub mod browse;
 pub mod chat;
 pub mod client;
+pub mod connect;
 pub mod dlq;
 pub mod health;
 pub mod run;

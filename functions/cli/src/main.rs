@@ -5,7 +5,7 @@ use anyhow::Context;
 use autocrew_cli::approvals::{Verdict, review_and_decide};
 use autocrew_cli::args::DecisionArgs;
 use autocrew_cli::args::{ArtifactsAction, Cli, Command, DlqAction};
-use autocrew_cli::{account, browse, chat, dlq, health, run, session};
+use autocrew_cli::{account, browse, chat, connect, dlq, health, run, session};
 use autocrew_shared::adapters::postgres;
 use autocrew_shared::config::Config;
 use clap::{CommandFactory, Parser};
@@ -60,6 +60,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
         } => browse::runs(project.as_deref(), status.as_deref(), limit, &session)
             .await
             .map(|()| true),
+        Command::Connect { service, api } => {
+            connect::connect(&service, &api.api).await.map(|()| true)
+        }
+        Command::Connections { session } => connect::connections(&session).await.map(|()| true),
         Command::Chat {
             project,
             message,

@@ -132,7 +132,7 @@ async fn new_user(base: &str) -> anyhow::Result<(Client, String)> {
 /// The saved session's client when it is for `base`; otherwise a new user whose session is
 /// saved now, not at the end, so that approving or cancelling this run from another
 /// terminal acts as its user while it runs.
-async fn session_for(base: &str) -> anyhow::Result<Client> {
+pub(crate) async fn session_for(base: &str) -> anyhow::Result<Client> {
     match crate::session::saved() {
         Ok(Some(session)) if session.api == base.trim_end_matches('/') => {
             if let Some(email) = &session.email {
@@ -557,9 +557,11 @@ pub fn summary(report: &RunReport) -> String {
         out.push("\nApprovals:".into());
     }
     for approval in &approvals {
-        let outcome = match approval["result"]["link"].as_str() {
-            Some(link) => format!("done: {link}"),
-            None => approval["reason"].as_str().unwrap_or("").to_owned(),
+        let result = &approval["result"];
+        let outcome = match (result["said"].as_str(), result["link"].as_str()) {
+            (Some(said), _) => format!("done: {said}"),
+            (None, Some(link)) => format!("done: {link}"),
+            _ => approval["reason"].as_str().unwrap_or("").to_owned(),
         };
         out.push(format!(
             "  {} {:<9} {}",

@@ -101,18 +101,73 @@ pub(crate) fn error_json(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// Every fake under its prefix.
+/// What the fakes hold, for a person to read: repositories with their commits and files,
+/// pull requests, emails sent, posts made.
+pub fn summary(fake: &Fake) -> Value {
+    let github = fake.github.lock().unwrap_or_else(|e| e.into_inner());
+    let repositories: Vec<Value> = github
+        .repos
+        .iter()
+        .map(|((owner, name), repo)| {
+            let branches: serde_json::Map<String, Value> = repo
+                .branches
+                .keys()
+                .map(|b| (b.clone(), serde_json::json!(repo.history(b).len())))
+                .collect();
+            serde_json::json!({
+                "repository": format!("{owner}/{name}"),
+                "private": repo.private,
+                "commits_by_branch": branches,
+                "files": repo.files(&repo.default_branch).keys().collect::<Vec<_>>(),
+                "last_commit": repo.history(&repo.default_branch).first().map(|(_, c)| c.message.lines().next().unwrap_or("").to_owned()),
+                "pull_requests": repo.pulls.iter().map(|p| serde_json::json!({"number": p.number, "title": p.title, "head": p.head})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let emails: Vec<Value> = fake
+        .resend
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .sent
+        .iter()
+        .map(|e| serde_json::json!({"from": e.from, "to": e.to, "subject": e.subject}))
+        .collect();
+    let posts: Vec<Value> = fake
+        .x
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .posts
+        .iter()
+        .map(|p| serde_json::json!({"account": p.username, "text": p.text}))
+        .collect();
+    serde_json::json!({"github": repositories, "resend": emails, "x": posts})
+}
+
+/// Every fake under its prefix, and `GET /_state` (`summary`).
 pub fn router(fake: Fake) -> Router {
     Router::new()
+        .route(
+            "/_state",
+            axum::routing::get(
+                |axum::extract::State(fake): axum::extract::State<Fake>| async move {
+                    axum::Json(summary(&fake))
+                },
+            ),
+        )
         .nest("/github", github::routes())
         .nest("/resend", resend::routes())
         .nest("/x", x::routes())
         .with_state(fake)
 }
 
-/// The fakes on a free loopback port; their state, and the base URL of each.
+/// The fakes on a free loopback port; their state, and their base URL.
 pub async fn start() -> anyhow::Result<(Fake, String)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    start_on(0).await
+}
+
+/// The fakes on loopback port `port` (0: a free one).
+pub async fn start_on(port: u16) -> anyhow::Result<(Fake, String)> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let url = format!("http://{}", listener.local_addr()?);
     let fake = Fake::default();
     if let Ok(mut base) = fake.base_url.lock() {
