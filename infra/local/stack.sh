@@ -321,9 +321,9 @@ with_stack() {
 # demo's own runner is stopped when the run ends.
 # The outside services the agents act through: service, the variable a real token comes
 # from, the variable of its API's base URL.
-services="github:GITHUB_TOKEN:GITHUB_API_URL resend:RESEND_API_KEY:RESEND_API_URL x:X_USER_TOKEN:X_API_URL"
+services="github:GITHUB_TOKEN:GITHUB_API_URL vercel:VERCEL_TOKEN:VERCEL_API_URL resend:RESEND_API_KEY:RESEND_API_URL x:X_USER_TOKEN:X_API_URL"
 
-# Local fakes of the services (GitHub, Resend, X) that keep state: a service with no real
+# Local fakes of the services (GitHub, Vercel, Resend, X) that keep state: a service with no real
 # token in the environment is pointed at its fake before the runner starts.
 start_fakes() {
   local i
@@ -344,7 +344,7 @@ start_fakes() {
       export "$url_var=$fakes_url/$service"
     fi
   done
-  say "fake GitHub, Resend and X at $fakes_url (pid $(cat "$fakes_pid_file")); what they hold: $fakes_url/_state"
+  say "fake GitHub, Vercel, Resend and X at $fakes_url (pid $(cat "$fakes_pid_file")); what they hold: $fakes_url/_state"
 }
 
 stop_fakes() {
@@ -379,9 +379,11 @@ for repo in state["github"]:
         print(f"         pull request #{pull['number']}: {pull['title']}")
 for email in state["resend"]:
     print(f"Resend   sent {email['subject']!r} from {email['from']} to {', '.join(email['to'])}")
+for site in state["vercel"]:
+    print(f"Vercel   {site['project']}: {'FAILED' if site['failed'] else site['url']} ({', '.join(site['files'])})")
 for post in state["x"]:
     print(f"X        @{post['account']} posted: {post['text']}")
-if not (state["github"] or state["resend"] or state["x"]):
+if not (state["github"] or state["resend"] or state["x"] or state["vercel"]):
     print("the fakes hold nothing: no tool acted in the world")
 PY
 }

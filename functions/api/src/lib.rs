@@ -115,10 +115,12 @@ pub enum Route {
     ListPolicies,
     /// `PUT /me/policies/{tool}`: ask before each call, or run on its own.
     SetPolicy,
+    /// `GET /projects/{project_id}/deployments`: the project's deploys and builds.
+    ListDeployments,
 }
 
 impl Route {
-    pub const ALL: [Route; 44] = [
+    pub const ALL: [Route; 45] = [
         Route::Signup,
         Route::Login,
         Route::Refresh,
@@ -163,6 +165,7 @@ impl Route {
         Route::Disconnect,
         Route::ListPolicies,
         Route::SetPolicy,
+        Route::ListDeployments,
     ];
 
     /// The route a binary serves (`api-get-run` → `GetRun`).
@@ -234,6 +237,7 @@ impl Route {
             Route::Disconnect => ("DELETE", "/me/connections/{connection_id}"),
             Route::ListPolicies => ("GET", "/me/policies"),
             Route::SetPolicy => ("PUT", "/me/policies/{tool}"),
+            Route::ListDeployments => ("GET", "/projects/{project_id}/deployments"),
         }
     }
 
@@ -284,6 +288,7 @@ impl Route {
             Route::Disconnect => "api-disconnect",
             Route::ListPolicies => "api-list-policies",
             Route::SetPolicy => "api-set-policy",
+            Route::ListDeployments => "api-list-deployments",
         }
     }
 }
@@ -356,6 +361,7 @@ async fn dispatch(state: &ApiState, route: Route, request: Request) -> Response<
         Route::Disconnect => connections::disconnect(state, &request).await,
         Route::ListPolicies => policies::list_policies(state, &request).await,
         Route::SetPolicy => policies::set_policy(state, &request).await,
+        Route::ListDeployments => policies::list_deployments(state, &request).await,
     };
     result.unwrap_or_else(ApiError::into_response)
 }

@@ -415,6 +415,12 @@ fn details(route: Route) -> Details {
             vec![],
             vec![(200, object())],
         ),
+        Route::ListDeployments => (
+            "The project's deploys and builds (Vercel sites, EAS builds), newest first: status, URL, the service's ids and times; deployment_updated events follow their changes.",
+            None,
+            vec![],
+            vec![(200, object())],
+        ),
         Route::SetPolicy => (
             "Sets whether a tool asks before each call (ask, the default) or runs on its own (auto).",
             body::<PolicyBody>(true),

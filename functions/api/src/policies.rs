@@ -1,5 +1,6 @@
-//! Approval policies: for each tool that acts in the world, whether the caller is asked
-//! before each call (the default) or lets it run on its own.
+//! What the tools do in the world, as the caller steers and follows it: approval policies
+//! (for each tool that acts in the world, whether the caller is asked before each call, the
+//! default, or lets it run on its own), and the deploys and builds they started.
 
 use crate::error::json_response;
 use crate::request::{caller, json_body};
@@ -76,4 +77,16 @@ pub async fn set_policy(state: &ApiState, request: &Request) -> Result<Response<
     state.policies.set_policy(user, tool, auto).await?;
     tracing::info!(%user, tool, auto, "approval policy set");
     Ok(json_response(200, &policy(state, tool, auto)))
+}
+
+/// `GET /projects/{project_id}/deployments`: the caller's project's deploys and builds,
+/// newest first; `deployment_updated` events follow their changes.
+pub async fn list_deployments(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let project = crate::routes::owned_project(state, request, user).await?;
+    let deployments = state.deployments.project_deployments(project.id).await?;
+    Ok(json_response(200, &json!({"deployments": deployments})))
 }

@@ -5,8 +5,8 @@ use autocrew_shared::adapters::aws::{self, S3BlobStore};
 use autocrew_shared::adapters::llm::select::{self, LlmSetup};
 use autocrew_shared::adapters::postgres::{
     self, PgAccountStore, PgApprovalStore, PgArtifactStore, PgBrowse, PgBudgetStore, PgConnections,
-    PgConversations, PgEventLog, PgIdempotencyStore, PgLedger, PgProjectStore, PgRateLimiter,
-    PgRunControl, PgRunStore, PgTaskStore, Pool,
+    PgConversations, PgDeployments, PgEventLog, PgIdempotencyStore, PgLedger, PgProjectStore,
+    PgRateLimiter, PgRunControl, PgRunStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AuthConfig, AwsConfig, ConfigError, Env, MailConfig, ProcessEnv, ServiceUrls, VaultConfig,
@@ -16,8 +16,8 @@ use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::domain::Tier;
 use autocrew_shared::ports::{
     AccountStore, ApprovalStore, ArtifactStore, BlobStore, Browse, BudgetStore, Conversations,
-    EventLog, IdempotencyStore, Ledger, Mailer, ProjectStore, RateLimiter, RunControl, RunStore,
-    TaskStore, ToolPolicies, UploadStore,
+    DeploymentStore, EventLog, IdempotencyStore, Ledger, Mailer, ProjectStore, RateLimiter,
+    RunControl, RunStore, TaskStore, ToolPolicies, UploadStore,
 };
 use autocrew_shared::services::access::KeyRing;
 use autocrew_shared::services::{AgentQueues, ConnectedAccounts, Gateway, Notifier, Relay};
@@ -129,6 +129,8 @@ pub struct ApiState {
     pub connected: ConnectedAccounts,
     /// Which tools that act in the world run without asking.
     pub policies: Arc<dyn ToolPolicies>,
+    /// The deploys and builds the tools started.
+    pub deployments: Arc<dyn DeploymentStore>,
 }
 
 impl ApiState {
@@ -193,6 +195,7 @@ impl ApiState {
                     })?,
             ),
             policies: connections,
+            deployments: Arc::new(PgDeployments::new(pool.clone())),
             conversations: conversations.clone(),
             uploads: conversations,
             budgets: Arc::new(PgBudgetStore::new(pool.clone())),

@@ -63,6 +63,7 @@ pub(crate) async fn prepare(
         tools::PUSH_CODE => crate::push::prepare(ctx, (run, task, upstream), input).await,
         tools::SEND_EMAIL => crate::outreach::prepare_email(ctx, run, input).await,
         tools::POST_TO_X => crate::outreach::prepare_post(ctx, run, input).await,
+        tools::DEPLOY_SITE => crate::deploy::prepare(ctx, (run, task, upstream), input).await,
         other => Err(ActionError::Refused(format!(
             "{other:?} does not act in the world"
         ))),
@@ -168,6 +169,7 @@ pub(crate) async fn execute(
         Some("push_code") => crate::push::execute(ctx, run, payload, call_key).await?,
         Some("send_email") => crate::outreach::send_email(ctx, run, payload, call_key).await?,
         Some("post_to_x") => crate::outreach::post_to_x(ctx, run, payload).await?,
+        Some("deploy_site") => crate::deploy::execute(ctx, (run, task), payload).await?,
         other => return Ok(Err(format!("no action {other:?} can run"))),
     };
     match approval {

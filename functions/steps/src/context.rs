@@ -4,8 +4,8 @@ use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, S3BlobStore, SfnStateMachine, SqsQueue};
 use autocrew_shared::adapters::llm::select::{self, LlmSetup};
 use autocrew_shared::adapters::postgres::{
-    self, PgApprovalStore, PgArtifactStore, PgConnections, PgConversations, PgIdempotencyStore,
-    PgLedger, PgRunStore, PgTaskStore, Pool,
+    self, PgApprovalStore, PgArtifactStore, PgConnections, PgConversations, PgDeployments,
+    PgIdempotencyStore, PgLedger, PgRunStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AwsConfig, ConfigError, Env, Liveness, ProcessEnv, ServiceUrls, VaultConfig, optional, required,
@@ -13,8 +13,8 @@ use autocrew_shared::config::{
 use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::domain::PlanLimits;
 use autocrew_shared::ports::{
-    ApprovalStore, ArtifactStore, BlobStore, Conversations, IdempotencyStore, Ledger, Queue,
-    RunStore, StateMachine, TaskStore, ToolPolicies,
+    ApprovalStore, ArtifactStore, BlobStore, Conversations, DeploymentStore, IdempotencyStore,
+    Ledger, Queue, RunStore, StateMachine, TaskStore, ToolPolicies,
 };
 use autocrew_shared::services::{AgentQueues, ConnectedAccounts, Gateway, Notifier, Relay};
 use aws_config::SdkConfig;
@@ -131,6 +131,8 @@ pub struct StepContext {
     pub connected: ConnectedAccounts,
     /// Which tools that act in the world run without asking.
     pub policies: Arc<dyn ToolPolicies>,
+    /// The deploys and builds the tools start.
+    pub deployments: Arc<dyn DeploymentStore>,
 }
 
 impl StepContext {
@@ -193,6 +195,7 @@ impl StepContext {
         Ok(StepContext {
             connected,
             policies: connections,
+            deployments: Arc::new(PgDeployments::new(pool.clone())),
             runs,
             tasks,
             artifacts: Arc::new(PgArtifactStore::new(pool.clone())),

@@ -7,6 +7,7 @@ mod agent;
 mod agent_loop;
 mod callback;
 pub mod context;
+mod deploy;
 mod finish;
 mod heartbeat;
 mod outreach;

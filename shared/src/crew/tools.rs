@@ -23,21 +23,25 @@ pub const SEND_EMAIL: &str = "send_email";
 /// Posts on X as the user's connected account.
 pub const POST_TO_X: &str = "post_to_x";
 
+/// Deploys a folder of files as a static site on the user's Vercel account.
+pub const DEPLOY_SITE: &str = "deploy_site";
+
 /// Every tool name an agent profile may list.
-pub const KNOWN: [&str; 7] = [
+pub const KNOWN: [&str; 8] = [
     READ_UPSTREAM,
     WRITE_FILE,
     PUBLISH,
     PUSH_CODE,
     SEND_EMAIL,
     POST_TO_X,
+    DEPLOY_SITE,
     FINISH,
 ];
 
 /// The tools whose calls act in the world. Each call asks a person's approval of its
 /// exact payload unless the user's policy auto-approves that tool (`ToolPolicies`), and
 /// runs once per idempotency key.
-pub const EFFECTS: [&str; 4] = [PUBLISH, PUSH_CODE, SEND_EMAIL, POST_TO_X];
+pub const EFFECTS: [&str; 5] = [PUBLISH, PUSH_CODE, SEND_EMAIL, POST_TO_X, DEPLOY_SITE];
 
 /// Whether a call of `tool` acts in the world (see `EFFECTS`).
 pub fn acts_in_world(tool: &str) -> bool {
@@ -50,6 +54,7 @@ pub fn service(tool: &str) -> Option<crate::domain::Service> {
         PUSH_CODE => Some(crate::domain::Service::Github),
         SEND_EMAIL => Some(crate::domain::Service::Resend),
         POST_TO_X => Some(crate::domain::Service::X),
+        DEPLOY_SITE => Some(crate::domain::Service::Vercel),
         _ => None,
     }
 }
@@ -118,6 +123,17 @@ pub fn spec(name: &str) -> Option<ToolSpec> {
             json!({
                 "type": "object", "additionalProperties": false, "required": ["text"],
                 "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 280}}
+            }),
+        ),
+        DEPLOY_SITE => (
+            "Deploy a folder this task (or a task it depends on, named by task_key) wrote as a static site on the user's Vercel account, in production. The folder must hold index.html. A person may have to approve it first; the result is the site's URL and the deployment's status, or why it was not deployed.",
+            json!({
+                "type": "object", "additionalProperties": false, "required": ["folder"],
+                "properties": {
+                    "folder": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", "maxLength": 200},
+                    "project": {"type": "string", "pattern": "^[a-z0-9._-]{1,100}$", "description": "The Vercel project's name (made on first use)."},
+                    "task_key": {"type": "string", "minLength": 1, "maxLength": 64}
+                }
             }),
         ),
         FINISH => (

@@ -51,3 +51,24 @@ mod tests {
         assert_eq!(hint("short-token"), "");
     }
 }
+
+/// A deploy or build at an outside service, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Deployment {
+    pub id: crate::domain::DeploymentId,
+    pub project_id: crate::domain::ProjectId,
+    pub run_id: Option<crate::domain::RunId>,
+    pub task_id: Option<crate::domain::TaskId>,
+    pub service: Service,
+    /// `site`, `ios_build` or `android_build`.
+    pub kind: String,
+    pub status: crate::domain::DeploymentStatus,
+    pub url: Option<String>,
+    pub inspect_url: Option<String>,
+    /// The service's own id (Vercel's `dpl_...`, the EAS build's id).
+    pub provider_id: String,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}

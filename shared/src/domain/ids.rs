@@ -82,6 +82,10 @@ id_type!(
     /// A user's connected account at an outside service (GitHub, Vercel, ...).
     ConnectionId
 );
+id_type!(
+    /// A deploy or build a tool started at an outside service.
+    DeploymentId
+);
 
 /// A string that is not a UUID where an id was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -292,6 +292,8 @@ kind_enum!(
         MessagePosted => "message_posted",
         /// A piece of a reply as the model writes it (pushed live, never stored).
         ReplyProgress => "reply_progress",
+        /// A deploy or build at an outside service started or changed status.
+        DeploymentUpdated => "deployment_updated",
     }
 );
 
@@ -322,6 +324,27 @@ kind_enum!(
         Invalid => "invalid",
     }
 );
+
+kind_enum!(
+    /// Where a deploy or build at an outside service stands.
+    DeploymentStatus, "deployment_status" {
+        Queued => "queued",
+        Building => "building",
+        /// Done: the site serves, or the build's artifact can be installed.
+        Ready => "ready",
+        Failed => "failed",
+        Canceled => "canceled",
+        /// It did not finish within its time limit; it was given up on.
+        TimedOut => "timed_out",
+    }
+);
+
+impl DeploymentStatus {
+    /// Whether it has ended (nothing will change it again).
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, DeploymentStatus::Queued | DeploymentStatus::Building)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -21,11 +21,12 @@ pub use approvals::{Approval, Decision, payload_hash, sha256_hex};
 pub use decimal::Decimal;
 pub use graph::{PlanError, PlanLimits, PlannedTask, TaskGraph};
 pub use ids::{
-    ApprovalId, ArtifactId, ConnectionId, MessageId, ProjectId, RunId, TaskId, UploadId, UserId,
+    ApprovalId, ArtifactId, ConnectionId, DeploymentId, MessageId, ProjectId, RunId, TaskId,
+    UploadId, UserId,
 };
 pub use kinds::{
-    AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, EventKind,
-    LlmCallOutcome, Priority, ReservationStatus, RunStatus, Service, TaskStatus, Tier,
+    AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, DeploymentStatus,
+    EventKind, LlmCallOutcome, Priority, ReservationStatus, RunStatus, Service, TaskStatus, Tier,
     UnknownVariant,
 };
 pub use money::MicroUsd;

@@ -58,3 +58,41 @@ pub trait ToolPolicies: Send + Sync {
         auto_approve: bool,
     ) -> Result<(), StoreError>;
 }
+
+/// A deploy or build just started at a service.
+pub struct NewDeployment {
+    pub user: UserId,
+    pub project: crate::domain::ProjectId,
+    pub run: Option<crate::domain::RunId>,
+    pub task: Option<crate::domain::TaskId>,
+    pub service: Service,
+    pub kind: String,
+    pub status: crate::domain::DeploymentStatus,
+    pub url: Option<String>,
+    pub inspect_url: Option<String>,
+    pub provider_id: String,
+    pub error: Option<String>,
+}
+
+/// The `deployments` rows; each change emits `deployment_updated` in the same transaction.
+#[async_trait]
+pub trait DeploymentStore: Send + Sync {
+    /// Records a deploy or build; one already recorded under the same service and
+    /// provider id (a retried call) is returned as it is.
+    async fn record(
+        &self,
+        new: &NewDeployment,
+    ) -> Result<super::Changed<crate::domain::connections::Deployment>, StoreError>;
+    /// Moves a deployment to `status` (with its URL or error), unless it already ended.
+    async fn update(
+        &self,
+        id: crate::domain::DeploymentId,
+        status: crate::domain::DeploymentStatus,
+        (url, error): (Option<&str>, Option<&str>),
+    ) -> Result<super::Changed<crate::domain::connections::Deployment>, StoreError>;
+    /// A project's deployments, newest first (at most 100).
+    async fn project_deployments(
+        &self,
+        project: crate::domain::ProjectId,
+    ) -> Result<Vec<crate::domain::connections::Deployment>, StoreError>;
+}

@@ -31,7 +31,9 @@ pub use approvals::ApprovalStore;
 pub use blob::{BlobError, BlobStore, StoredBlob};
 pub use browse::{ArtifactEntry, Browse, TaskDetail};
 pub use budget::{BudgetError, BudgetScope, BudgetStore, Reservation};
-pub use connections::{ConnectionStore, NewConnection, Sealed, ToolPolicies};
+pub use connections::{
+    ConnectionStore, DeploymentStore, NewConnection, NewDeployment, Sealed, ToolPolicies,
+};
 pub use control::RunControl;
 pub use conversations::{Conversations, PendingReply};
 pub use events::EventLog;

@@ -1,5 +1,6 @@
-//! `fake-services [--port N]`: local fakes of GitHub, Resend and X that keep state (see
-//! `autocrew_tests::fakes`), for the demo: point `GITHUB_API_URL` at `{url}/github`,
+//! `fake-services [--port N]`: local fakes of GitHub, Vercel, Resend and X that keep state
+//! (see `autocrew_tests::fakes`), for the demo: point `GITHUB_API_URL` at `{url}/github`,
+//! `VERCEL_API_URL` at `{url}/vercel`,
 //! `RESEND_API_URL` at `{url}/resend` and `X_API_URL` at `{url}/x`; `GET {url}/_state`
 //! shows what they hold. Prints its URL on the first line of standard output.
 

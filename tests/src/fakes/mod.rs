@@ -1,11 +1,12 @@
 //! Local fakes of the outside services the agents act through. Each is a small HTTP
 //! server that speaks its service's wire format and keeps state, under its own prefix
-//! (`/github`, `/resend`, `/x`) of one listener, so a demo or a test points `GITHUB_API_URL` (and the
+//! (`/github`, `/vercel`, `/resend`, `/x`) of one listener, so a demo or a test points `GITHUB_API_URL` (and the
 //! others) at it and sees a repository fill up. Tokens are accepted unless revoked
 //! (`revoke`); each token's account is a demo one unless set (`accept`).
 
 pub mod github;
 pub mod resend;
+pub mod vercel;
 pub mod x;
 
 use axum::Router;
@@ -28,6 +29,7 @@ pub struct Fake {
     pub github: Arc<Mutex<github::GithubState>>,
     pub resend: Arc<Mutex<resend::ResendState>>,
     pub x: Arc<Mutex<x::XState>>,
+    pub vercel: Arc<Mutex<vercel::VercelState>>,
 }
 
 impl Fake {
@@ -140,7 +142,18 @@ pub fn summary(fake: &Fake) -> Value {
         .iter()
         .map(|p| serde_json::json!({"account": p.username, "text": p.text}))
         .collect();
-    serde_json::json!({"github": repositories, "resend": emails, "x": posts})
+    let sites: Vec<Value> = fake
+        .vercel
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .deployments
+        .iter()
+        .map(|d| {
+            let base = fake.base_url.lock().map(|b| b.clone()).unwrap_or_default();
+            serde_json::json!({"project": d.name, "url": format!("{base}/vercel/sites/{}/", d.id), "files": d.files.keys().collect::<Vec<_>>(), "failed": d.failed})
+        })
+        .collect();
+    serde_json::json!({"github": repositories, "resend": emails, "x": posts, "vercel": sites})
 }
 
 /// Every fake under its prefix, and `GET /_state` (`summary`).
@@ -157,6 +170,7 @@ pub fn router(fake: Fake) -> Router {
         .nest("/github", github::routes())
         .nest("/resend", resend::routes())
         .nest("/x", x::routes())
+        .nest("/vercel", vercel::routes())
         .with_state(fake)
 }
 

@@ -2,8 +2,8 @@
 
 use autocrew_shared::adapters::postgres::{self, MIGRATIONS};
 use autocrew_shared::domain::{
-    AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, EventKind,
-    LlmCallOutcome, Priority, ReservationStatus, RunStatus, Service, TaskStatus, Tier,
+    AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, DeploymentStatus,
+    EventKind, LlmCallOutcome, Priority, ReservationStatus, RunStatus, Service, TaskStatus, Tier,
 };
 use autocrew_tests::TestDb;
 
@@ -130,6 +130,7 @@ async fn every_postgres_enum_mirrors_its_rust_enum_in_order() -> anyhow::Result<
         (ReservationStatus::PG_TYPE, names(ReservationStatus::ALL)),
         (Service::PG_TYPE, names(Service::ALL)),
         (ConnectionStatus::PG_TYPE, names(ConnectionStatus::ALL)),
+        (DeploymentStatus::PG_TYPE, names(DeploymentStatus::ALL)),
     ];
     for (pg_type, rust) in pairs {
         assert_eq!(

@@ -45,6 +45,7 @@ pub(crate) async fn world_with(
         ("GITHUB_API_URL".to_owned(), format!("{url}/github")),
         ("RESEND_API_URL".to_owned(), format!("{url}/resend")),
         ("X_API_URL".to_owned(), format!("{url}/x")),
+        ("VERCEL_API_URL".to_owned(), format!("{url}/vercel")),
     ]))?;
     let for_api = urls.clone();
     let (state, mut p) = api_with(db, |s| s.services = for_api).await?;

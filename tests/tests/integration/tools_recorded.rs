@@ -4,6 +4,7 @@
 
 use autocrew_shared::adapters::tools::github::{self, Repo};
 use autocrew_shared::adapters::tools::resend::{self, OutgoingEmail};
+use autocrew_shared::adapters::tools::vercel::{self, InlinedFile};
 use autocrew_shared::adapters::tools::x;
 use autocrew_shared::adapters::tools::{ServiceError, ServiceHttp};
 use autocrew_shared::config::{Secret, ServiceUrls};
@@ -306,5 +307,56 @@ async fn an_x_post_is_one_json_text_and_a_duplicate_is_refused_not_unauthorized(
     );
     assert_eq!(sent.body, json!({"text": "We are building Keto."}));
     assert_eq!(sent.headers["content-type"], "application/json");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_vercel_deployment_inlines_its_files_and_a_build_error_is_read_from_the_deployment()
+-> anyhow::Result<()> {
+    let server = ReplayServer::start(vec![
+        Recorded::json(200, r#"{"id":"dpl_89qyp1cskzkLrVicDaZoDbjyHuDJ","url":"keto-app-8b3kqz1hd.vercel.app","name":"keto-app","readyState":"QUEUED","status":"QUEUED","target":"production","inspectorUrl":"https://vercel.com/ana-lima/keto-app/89qyp1cskzkLrVicDaZoDbjyHuDJ","alias":[],"aliasAssigned":false,"createdAt":1796000000000,"creator":{"uid":"Ahx3kPp0m2VQ","username":"ana-lima"}}"#),
+        Recorded::json(200, r#"{"id":"dpl_89qyp1cskzkLrVicDaZoDbjyHuDJ","url":"keto-app-8b3kqz1hd.vercel.app","name":"keto-app","readyState":"ERROR","status":"ERROR","errorCode":"BUILD_FAILED","errorMessage":"Command \"npm run build\" exited with 1","target":"production","alias":[],"createdAt":1796000000000}"#),
+        Recorded::json(403, r#"{"error":{"code":"forbidden","message":"Not authorized","invalidToken":true}}"#),
+    ])
+    .await?;
+    let vercel_client = client(&server, Service::Vercel);
+    let token = Secret::new("vercel_recorded".to_owned());
+    let files = [InlinedFile {
+        file: "index.html".into(),
+        data: "<h1>Keto</h1>".into(),
+        encoding: "utf-8",
+    }];
+
+    let created = vercel::create_deployment(&vercel_client, &token, "keto-app", &files).await?;
+    let failed = vercel::deployment(&vercel_client, &token, &created.id).await?;
+    let refused = vercel::deployment(&vercel_client, &token, &created.id)
+        .await
+        .unwrap_err();
+
+    assert_eq!(created.site_url(), "https://keto-app-8b3kqz1hd.vercel.app");
+    assert_eq!(failed.ready_state, "ERROR");
+    assert_eq!(failed.error_code.as_deref(), Some("BUILD_FAILED"));
+    assert!(
+        matches!(&refused, ServiceError::Unauthorized { message, .. } if message == "Not authorized (forbidden)"),
+        "{refused}"
+    );
+    let sent = server.received();
+    assert_eq!(
+        (sent[0].method.as_str(), sent[0].path.as_str()),
+        ("POST", "/v13/deployments")
+    );
+    assert_eq!(
+        sent[0].query.as_deref(),
+        Some("skipAutoDetectionConfirmation=1")
+    );
+    assert_eq!(
+        sent[0].body,
+        json!({"name": "keto-app", "target": "production", "projectSettings": {"framework": null},
+               "files": [{"file": "index.html", "data": "<h1>Keto</h1>", "encoding": "utf-8"}]})
+    );
+    assert_eq!(
+        sent[1].path,
+        "/v13/deployments/dpl_89qyp1cskzkLrVicDaZoDbjyHuDJ"
+    );
     Ok(())
 }

@@ -108,7 +108,8 @@ pub(super) fn has_landing_page(context: &AgentTaskContext) -> bool {
 }
 
 /// The calls that act in the world a task makes after writing its files, in order, among
-/// the tools it was offered: the landing task publishes its page and announces it on X;
+/// the tools it was offered: the landing task deploys its page on Vercel (or publishes it
+/// on our own link) and announces it on X;
 /// the app task pushes its code; the sales task sends its first outreach email. Tools that
 /// need an account are offered only when the user connected it.
 pub(super) fn effects(
@@ -117,7 +118,13 @@ pub(super) fn effects(
 ) -> Vec<(&'static str, serde_json::Value)> {
     use crate::crew::tools;
     let mut effects = Vec::new();
-    if has_landing_page(context) && offered(tools::PUBLISH) {
+    // The landing page goes on Vercel when Vercel is connected, else on our own link.
+    if has_landing_page(context) && offered(tools::DEPLOY_SITE) {
+        effects.push((
+            tools::DEPLOY_SITE,
+            serde_json::json!({ "folder": "landing", "project": slug(&context.product) }),
+        ));
+    } else if has_landing_page(context) && offered(tools::PUBLISH) {
         effects.push((tools::PUBLISH, serde_json::json!({ "path": LANDING_PAGE })));
     }
     if has_landing_page(context) && offered(tools::POST_TO_X) {

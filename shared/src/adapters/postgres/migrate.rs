@@ -62,6 +62,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0014_tool_policies",
         include_str!("../../../../migrations/0014_tool_policies.sql"),
     ),
+    (
+        "0015_deployments",
+        include_str!("../../../../migrations/0015_deployments.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

@@ -1,10 +1,13 @@
-//! Vercel REST (api.vercel.com): its wire types and calls.
+//! Vercel REST (api.vercel.com): its wire types and calls. A site is deployed as one
+//! deployment with its files inlined (`POST /v13/deployments`), then followed by its
+//! `readyState` (`GET /v13/deployments/{id}`).
 
 use super::{Failure, Identity, ServiceError, ServiceHttp, classify_with};
 use crate::config::Secret;
 use crate::domain::Service;
 use reqwest::Method;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 /// `GET /v2/user`: `{"user": AuthUser}`; only `username` is read.
 #[derive(Deserialize)]
@@ -39,4 +42,88 @@ fn classify(service: Service, failure: Failure<'_>) -> ServiceError {
             None => message.to_owned(),
         })
     })
+}
+
+/// One inlined file of a deployment (`InlinedFile`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InlinedFile {
+    /// The path inside the deployment, like `index.html`.
+    pub file: String,
+    pub data: String,
+    /// `utf-8` for text, `base64` for anything else.
+    pub encoding: &'static str,
+}
+
+/// A deployment as Vercel answers for it (the fields read).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VercelDeployment {
+    pub id: String,
+    /// The deployment's own host, without the scheme.
+    pub url: String,
+    /// QUEUED, INITIALIZING, BUILDING, READY, ERROR or CANCELED.
+    pub ready_state: String,
+    #[serde(default)]
+    pub inspector_url: Option<String>,
+    /// Production domains it is aliased to, once ready.
+    #[serde(default)]
+    pub alias: Vec<String>,
+    #[serde(default)]
+    pub error_code: Option<String>,
+    #[serde(default)]
+    pub error_message: Option<String>,
+}
+
+impl VercelDeployment {
+    /// Where the site is served: its first alias once there is one, else its own URL.
+    pub fn site_url(&self) -> String {
+        let host = self.alias.first().unwrap_or(&self.url);
+        match host.starts_with("http://") || host.starts_with("https://") {
+            // A local stand-in (the demo's fake) answers with its own scheme.
+            true => host.clone(),
+            false => format!("https://{host}"),
+        }
+    }
+}
+
+/// `POST /v13/deployments`: a production deployment of `files` under the project `name`
+/// (made on first use), as a static site (no framework, no build).
+pub async fn create_deployment(
+    client: &ServiceHttp,
+    token: &Secret<String>,
+    name: &str,
+    files: &[InlinedFile],
+) -> Result<VercelDeployment, ServiceError> {
+    let body = json!({
+        "name": name,
+        "files": files,
+        "target": "production",
+        "projectSettings": {"framework": null},
+    });
+    client
+        .send(
+            client
+                .request(
+                    Method::POST,
+                    "/v13/deployments?skipAutoDetectionConfirmation=1",
+                    token,
+                )
+                .json(&body),
+            classify,
+        )
+        .await
+}
+
+/// `GET /v13/deployments/{id}`.
+pub async fn deployment(
+    client: &ServiceHttp,
+    token: &Secret<String>,
+    id: &str,
+) -> Result<VercelDeployment, ServiceError> {
+    client
+        .send(
+            client.request(Method::GET, &format!("/v13/deployments/{id}"), token),
+            classify,
+        )
+        .await
 }

@@ -1,0 +1,191 @@
+//! `deploy_site`: a folder of a task's files deployed as a static site on the user's
+//! Vercel account, recorded as a `deployments` row whose changes the app follows.
+//! Vercel reuses a previous deployment of the same files unless asked to force a new one,
+//! so a retried call after a lost answer gets the same deployment, recorded once.
+
+use crate::StepContext;
+use crate::actions::ActionError;
+use crate::callback::retry;
+use crate::outreach::call;
+use autocrew_shared::adapters::tools::vercel::{self, InlinedFile, VercelDeployment};
+use autocrew_shared::domain::records::{Run, Task};
+use autocrew_shared::domain::{DeploymentStatus, Service, sha256_hex};
+use autocrew_shared::ports::NewDeployment;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// A static deployment is usually ready within seconds: it is asked after at most this
+/// long, a few times; one still building is recorded as building.
+const QUICK_LOOKS: [Duration; 3] = [
+    Duration::from_millis(300),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+
+/// Vercel's `readyState` as a deployment status.
+pub(crate) fn status_of(ready_state: &str) -> DeploymentStatus {
+    match ready_state {
+        "READY" => DeploymentStatus::Ready,
+        "ERROR" => DeploymentStatus::Failed,
+        "CANCELED" => DeploymentStatus::Canceled,
+        "BUILDING" | "INITIALIZING" => DeploymentStatus::Building,
+        _ => DeploymentStatus::Queued,
+    }
+}
+
+/// The exact deployment: the Vercel project, and every file with its hash.
+pub(crate) async fn prepare(
+    ctx: &StepContext,
+    (run, task, upstream): (&Run, &Task, &[Task]),
+    input: &Value,
+) -> Result<Value, ActionError> {
+    let folder = input["folder"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    let from = input["task_key"].as_str().unwrap_or(&task.key);
+    if from != task.key && !upstream.iter().any(|t| t.key == from) {
+        return Err(ActionError::Refused(format!(
+            "task_key {from:?} is neither this task nor one it depends on"
+        )));
+    }
+    let prefix = format!(
+        "projects/{}/runs/{}/{from}/{folder}/",
+        run.project_id, run.id
+    );
+    let files: Vec<Value> = ctx
+        .artifacts
+        .run_artifacts(run.id)
+        .await?
+        .into_iter()
+        .filter_map(|a| {
+            let path = a.key.strip_prefix(&prefix)?.to_owned();
+            Some(json!({"file": path, "source": a.key, "sha256": a.checksum_sha256, "size_bytes": a.size_bytes}))
+        })
+        .collect();
+    if !files.iter().any(|f| f["file"] == "index.html") {
+        return Err(ActionError::Refused(format!(
+            "{from} wrote no {folder}/index.html; a site needs one"
+        )));
+    }
+    let opened = ctx.connected.open(run.user_id, Service::Vercel).await?;
+    let project = match input["project"].as_str() {
+        Some(name) => name.to_owned(),
+        None => format!("autocrew-{}", &run.project_id.to_string()[..8]),
+    };
+    Ok(json!({
+        "action": "deploy_site",
+        "service": "vercel",
+        "account": opened.connection.account,
+        "project": project,
+        "target": "production",
+        "from_task": from,
+        "folder": folder,
+        "files": files,
+    }))
+}
+
+/// Deploys the approved files and records the deployment.
+pub(crate) async fn execute(
+    ctx: &StepContext,
+    (run, task): (&Run, &Task),
+    payload: &Value,
+) -> Result<Value, ActionError> {
+    let project = payload["project"].as_str().unwrap_or_default();
+    let mut files = Vec::new();
+    for file in payload["files"].as_array().into_iter().flatten() {
+        let (Some(path), Some(source), Some(approved)) = (
+            file["file"].as_str(),
+            file["source"].as_str(),
+            file["sha256"].as_str(),
+        ) else {
+            return Err(ActionError::Refused(
+                "a file of the deployment lacks file, source or sha256".into(),
+            ));
+        };
+        let bytes = ctx.blobs.get(source).await.map_err(retry)?;
+        if sha256_hex(&bytes) != approved {
+            return Err(ActionError::Refused(format!(
+                "not deployed: {path} changed after it was approved"
+            )));
+        }
+        files.push(match String::from_utf8(bytes) {
+            Ok(text) => InlinedFile {
+                file: path.to_owned(),
+                data: text,
+                encoding: "utf-8",
+            },
+            Err(e) => {
+                use base64::Engine;
+                let data = base64::engine::general_purpose::STANDARD.encode(e.into_bytes());
+                InlinedFile {
+                    file: path.to_owned(),
+                    data,
+                    encoding: "base64",
+                }
+            }
+        });
+    }
+    let opened = ctx.connected.open(run.user_id, Service::Vercel).await?;
+    let (http, token) = (&opened.http, &opened.token);
+    let mut deployment: VercelDeployment = call(
+        ctx,
+        &opened,
+        vercel::create_deployment(http, token, project, &files),
+    )
+    .await?;
+    for wait in QUICK_LOOKS {
+        if status_of(&deployment.ready_state).is_terminal() {
+            break;
+        }
+        tokio::time::sleep(wait).await;
+        deployment = call(
+            ctx,
+            &opened,
+            vercel::deployment(http, token, &deployment.id),
+        )
+        .await?;
+    }
+    let status = status_of(&deployment.ready_state);
+    let error = deployment
+        .error_message
+        .clone()
+        .map(|message| match &deployment.error_code {
+            Some(code) => format!("{message} ({code})"),
+            None => message,
+        });
+    let recorded = ctx
+        .deployments
+        .record(&NewDeployment {
+            user: run.user_id,
+            project: run.project_id,
+            run: Some(run.id),
+            task: Some(task.id),
+            service: Service::Vercel,
+            kind: "site".into(),
+            status,
+            url: Some(deployment.site_url()),
+            inspect_url: deployment.inspector_url.clone(),
+            provider_id: deployment.id.clone(),
+            error: error.clone(),
+        })
+        .await?;
+    ctx.relay.publish(recorded.effects).await;
+    let url = deployment.site_url();
+    if status == DeploymentStatus::Failed {
+        return Err(ActionError::Refused(format!(
+            "Vercel could not build the site: {}",
+            error.unwrap_or_else(|| "no reason given".into())
+        )));
+    }
+    let said = match status {
+        DeploymentStatus::Ready => format!("deployed on Vercel: {url}"),
+        other => format!(
+            "deploying on Vercel: {url} ({other}; the app follows it in the project's deployments)"
+        ),
+    };
+    Ok(json!({
+        "deployment_id": recorded.value.id, "vercel_id": deployment.id, "status": status,
+        "link": url, "said": said,
+    }))
+}
