@@ -117,7 +117,7 @@ async fn each_service_is_asked_who_the_token_is_with_its_own_request() -> anyhow
         match service {
             Service::Github => {
                 assert_eq!(sent.headers["accept"], "application/vnd.github+json");
-                assert_eq!(sent.headers["x-github-api-version"], "2022-11-28");
+                assert_eq!(sent.headers["x-github-api-version"], "2026-03-10");
             }
             Service::Expo => {
                 assert_eq!(sent.headers["content-type"], "application/json");

@@ -42,4 +42,5 @@ mod tools_deploy;
 mod tools_github;
 mod tools_outreach;
 mod tools_recorded;
+mod tools_safety;
 mod websocket;

@@ -56,7 +56,38 @@ async fn user_b_gets_404_or_403_on_every_route_that_names_user_as_resources() ->
     )
     .await?;
     assert_eq!(status, 201, "{granted}");
+    // A's connected GitHub account (stored as connecting does, without asking GitHub).
+    let a_id = state
+        .accounts
+        .credentials("ana@example.com")
+        .await?
+        .map(|(user, _)| user.id)
+        .ok_or_else(|| anyhow::anyhow!("Ana has an account"))?;
+    let token = autocrew_shared::config::Secret::new("ghp_ana0123456789abcdef".to_owned());
+    let sealed = state
+        .connected
+        .vault()
+        .seal(
+            &token,
+            &autocrew_shared::domain::connections::seal_context(
+                a_id,
+                autocrew_shared::domain::Service::Github,
+            ),
+        )
+        .await?;
+    let connection = state
+        .connected
+        .store()
+        .connect(autocrew_shared::ports::NewConnection {
+            user: a_id,
+            service: autocrew_shared::domain::Service::Github,
+            account: "ana-builds".into(),
+            hint: "cdef".into(),
+            sealed,
+        })
+        .await?;
     let ids: HashMap<&str, String> = HashMap::from([
+        ("connection_id", connection.id.to_string()),
         (
             "upload_id",
             granted["upload"]["id"]
@@ -95,7 +126,8 @@ async fn user_b_gets_404_or_403_on_every_route_that_names_user_as_resources() ->
                 continue;
             };
             let names = parameters(path);
-            if names.is_empty() || !route.signed_in() {
+            // `{tool}` names a tool, not a resource: each user sets their own policy for it.
+            if names.is_empty() || !route.signed_in() || names.iter().any(|n| n == "tool") {
                 continue;
             }
             // The route's own sample request, aimed at A's resources, as B.
@@ -158,6 +190,11 @@ async fn user_b_gets_404_or_403_on_every_route_that_names_user_as_resources() ->
     )
     .await?;
     assert_eq!(status, 200);
+    assert_eq!(
+        state.connected.store().connections(a_id).await?.len(),
+        1,
+        "A's connection is still there"
+    );
     assert!(project_after["archived_at"].is_null());
     assert_eq!(run_after["approvals"], detail["approvals"]);
     Ok(())
