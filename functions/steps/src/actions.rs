@@ -9,7 +9,7 @@ use crate::{RecordError, StepContext};
 use autocrew_shared::crew::{agents, tools};
 use autocrew_shared::domain::records::{Run, Task};
 use autocrew_shared::domain::{Approval, ApprovalId, ApprovalStatus, EventKind, sha256_hex};
-use autocrew_shared::ports::{BlobError, Claim};
+use autocrew_shared::ports::{BlobError, Bucket, Claim};
 use serde_json::{Value, json};
 
 /// What a tool call answers the model: its result, or why it did nothing.
@@ -157,6 +157,19 @@ pub(crate) async fn execute(
     {
         tracing::info!(call_key, "the action ran before; its result is returned");
         return Ok(answer(&result));
+    }
+    // Counted per user and tool, each minute; a claim that ran before was counted then.
+    let bucket = Bucket {
+        key: format!("tool:{tool}:{}", run.user_id),
+        limit: tools::calls_per_minute(tool),
+        policy: "tool",
+    };
+    let standing = ctx.limiter.hit(&[bucket]).await?;
+    if !standing.allowed {
+        return Err(ActionError::Refused(format!(
+            "not done: the user's limit of {} {tool} calls a minute is reached (it resets in {} s); do not retry it in this task, say so in your summary",
+            standing.limit, standing.reset_secs
+        )));
     }
     // A claim in progress is an earlier delivery that died before recording: each action
     // finds what that delivery did (publishing writes the same bytes to the same place; a

@@ -5,7 +5,7 @@ use autocrew_shared::adapters::aws::{self, S3BlobStore, SfnStateMachine, SqsQueu
 use autocrew_shared::adapters::llm::select::{self, LlmSetup};
 use autocrew_shared::adapters::postgres::{
     self, PgApprovalStore, PgArtifactStore, PgConnections, PgConversations, PgDeployments,
-    PgIdempotencyStore, PgLedger, PgRunStore, PgTaskStore, Pool,
+    PgIdempotencyStore, PgLedger, PgRateLimiter, PgRunStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AwsConfig, ConfigError, Env, Liveness, ProcessEnv, ServiceUrls, VaultConfig, optional, required,
@@ -14,7 +14,7 @@ use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::domain::PlanLimits;
 use autocrew_shared::ports::{
     ApprovalStore, ArtifactStore, BlobStore, Conversations, DeploymentStore, IdempotencyStore,
-    Ledger, Queue, RunStore, StateMachine, TaskStore, ToolPolicies,
+    Ledger, Queue, RateLimiter, RunStore, StateMachine, TaskStore, ToolPolicies,
 };
 use autocrew_shared::services::{AgentQueues, ConnectedAccounts, Gateway, Notifier, Relay};
 use aws_config::SdkConfig;
@@ -133,6 +133,8 @@ pub struct StepContext {
     pub policies: Arc<dyn ToolPolicies>,
     /// The deploys and builds the tools start.
     pub deployments: Arc<dyn DeploymentStore>,
+    /// Each user's calls of each tool that acts in the world, a minute.
+    pub limiter: Arc<dyn RateLimiter>,
 }
 
 impl StepContext {
@@ -196,6 +198,7 @@ impl StepContext {
             connected,
             policies: connections,
             deployments: Arc::new(PgDeployments::new(pool.clone())),
+            limiter: Arc::new(PgRateLimiter::new(pool.clone())),
             runs,
             tasks,
             artifacts: Arc::new(PgArtifactStore::new(pool.clone())),

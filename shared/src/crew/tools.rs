@@ -48,6 +48,18 @@ pub fn acts_in_world(tool: &str) -> bool {
     EFFECTS.contains(&tool)
 }
 
+/// How many calls of a tool that acts in the world one user may make a minute, across all
+/// their runs: a runaway loop, or an instruction slipped into a file, cannot spray email,
+/// posts or deploys.
+pub fn calls_per_minute(tool: &str) -> u32 {
+    match tool {
+        POST_TO_X => 5,
+        SEND_EMAIL => 10,
+        PUSH_CODE | DEPLOY_SITE => 10,
+        _ => 30,
+    }
+}
+
 /// The connected account a tool acts through, if it needs one.
 pub fn service(tool: &str) -> Option<crate::domain::Service> {
     match tool {

@@ -109,3 +109,54 @@ async fn a_post_whose_answer_was_lost_is_found_not_posted_twice() -> anyhow::Res
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_past_a_tools_limit_a_minute_gets_no_call_and_the_agent_is_told()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let w = world_with(&db, &[X], &["publish", "post_to_x"]).await?;
+    let ana = w
+        .state
+        .accounts
+        .credentials("ana@example.com")
+        .await?
+        .map(|(user, _)| user.id)
+        .ok_or_else(|| anyhow::anyhow!("Ana has an account"))?;
+    // Spend this minute's five posts (with time left in the minute for the run).
+    let second = chrono::Utc::now().timestamp() % 60;
+    if second > 40 {
+        tokio::time::sleep(std::time::Duration::from_secs((61 - second) as u64)).await;
+    }
+    let bucket = autocrew_shared::ports::Bucket {
+        key: format!("tool:post_to_x:{ana}"),
+        limit: 5,
+        policy: "tool",
+    };
+    for _ in 0..5 {
+        w.p.ctx.limiter.hit(std::slice::from_ref(&bucket)).await?;
+    }
+
+    let run = w.command().await?;
+    let ended = play_until_ended(&w.p, run).await?;
+
+    assert_eq!(ended.status, RunStatus::Succeeded, "{:?}", ended.error);
+    assert!(
+        w.fake
+            .x
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .posts
+            .is_empty(),
+        "X got nothing"
+    );
+    let landing = w.task(run, "landing_copy").await?;
+    let summary = landing
+        .result
+        .map(|r| r["summary"].to_string())
+        .unwrap_or_default();
+    assert!(
+        summary.contains("limit of 5 post_to_x calls a minute"),
+        "{summary}"
+    );
+    Ok(())
+}
