@@ -83,13 +83,10 @@ async fn prepare_publish(
             "path {path:?} must be relative and stay inside the task's folder"
         )));
     }
-    let from = input["task_key"].as_str().unwrap_or(&task.key);
-    if from != task.key && !upstream.iter().any(|t| t.key == from) {
-        let known: Vec<&str> = upstream.iter().map(|t| t.key.as_str()).collect();
-        return Ok(Err(format!(
-            "task_key {from:?} is neither this task nor one it depends on ({known:?})"
-        )));
-    }
+    let from = match source_task(task, upstream, input) {
+        Ok(from) => from,
+        Err(refused) => return Ok(Err(refused)),
+    };
     let source = format!("projects/{}/runs/{}/{from}/{path}", run.project_id, run.id);
     let bytes = match ctx.blobs.get(&source).await {
         Ok(bytes) => bytes,
@@ -253,4 +250,71 @@ async fn publish(
     Ok(Ok(json!({
         "link": payload["link"], "object_key": key, "content_sha256": actual
     })))
+}
+
+/// The task whose files an action uses: this one, or one it depends on named by
+/// `task_key`; why not, to tell the model.
+pub(crate) fn source_task<'a>(
+    task: &'a Task,
+    upstream: &[Task],
+    input: &'a Value,
+) -> Result<&'a str, String> {
+    let from = input["task_key"].as_str().unwrap_or(&task.key);
+    if from != task.key && !upstream.iter().any(|t| t.key == from) {
+        let known: Vec<&str> = upstream.iter().map(|t| t.key.as_str()).collect();
+        return Err(format!(
+            "task_key {from:?} is neither this task nor one it depends on ({known:?})"
+        ));
+    }
+    Ok(from)
+}
+
+/// The files task `from` wrote under `folder` (all of them for ""), each as an action shows
+/// it for approval: its path inside the folder, where it is kept, its sha-256 and size.
+pub(crate) async fn files_of(
+    ctx: &StepContext,
+    run: &Run,
+    (from, folder): (&str, &str),
+) -> Result<Vec<Value>, ActionError> {
+    let mut prefix = format!("projects/{}/runs/{}/{from}/", run.project_id, run.id);
+    if !folder.is_empty() {
+        prefix = format!("{prefix}{folder}/");
+    }
+    Ok(ctx
+        .artifacts
+        .run_artifacts(run.id)
+        .await?
+        .into_iter()
+        .filter_map(|a| {
+            let path = a.key.strip_prefix(&prefix)?.to_owned();
+            Some(json!({
+                "path": path, "source": a.key, "sha256": a.checksum_sha256,
+                "size_bytes": a.size_bytes,
+            }))
+        })
+        .collect())
+}
+
+/// An approved file's path and bytes (from `files_of`), refused when the bytes are no
+/// longer the ones approved.
+pub(crate) async fn approved_bytes(
+    ctx: &StepContext,
+    file: &Value,
+) -> Result<(String, Vec<u8>), ActionError> {
+    let (Some(path), Some(source), Some(approved)) = (
+        file["path"].as_str(),
+        file["source"].as_str(),
+        file["sha256"].as_str(),
+    ) else {
+        return Err(ActionError::Refused(
+            "a file of the action lacks path, source or sha256".into(),
+        ));
+    };
+    let bytes = ctx.blobs.get(source).await.map_err(retry)?;
+    if sha256_hex(&bytes) != approved {
+        return Err(ActionError::Refused(format!(
+            "not done: {path} changed after it was approved"
+        )));
+    }
+    Ok((path.to_owned(), bytes))
 }

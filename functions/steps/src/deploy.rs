@@ -4,12 +4,11 @@
 //! so a retried call after a lost answer gets the same deployment, recorded once.
 
 use crate::StepContext;
-use crate::actions::ActionError;
-use crate::callback::retry;
+use crate::actions::{self, ActionError};
 use crate::outreach::call;
 use autocrew_shared::adapters::tools::vercel::{self, InlinedFile, VercelDeployment};
 use autocrew_shared::domain::records::{Run, Task};
-use autocrew_shared::domain::{DeploymentStatus, Service, sha256_hex};
+use autocrew_shared::domain::{DeploymentStatus, Service};
 use autocrew_shared::ports::NewDeployment;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -43,27 +42,9 @@ pub(crate) async fn prepare(
         .as_str()
         .unwrap_or_default()
         .trim_end_matches('/');
-    let from = input["task_key"].as_str().unwrap_or(&task.key);
-    if from != task.key && !upstream.iter().any(|t| t.key == from) {
-        return Err(ActionError::Refused(format!(
-            "task_key {from:?} is neither this task nor one it depends on"
-        )));
-    }
-    let prefix = format!(
-        "projects/{}/runs/{}/{from}/{folder}/",
-        run.project_id, run.id
-    );
-    let files: Vec<Value> = ctx
-        .artifacts
-        .run_artifacts(run.id)
-        .await?
-        .into_iter()
-        .filter_map(|a| {
-            let path = a.key.strip_prefix(&prefix)?.to_owned();
-            Some(json!({"file": path, "source": a.key, "sha256": a.checksum_sha256, "size_bytes": a.size_bytes}))
-        })
-        .collect();
-    if !files.iter().any(|f| f["file"] == "index.html") {
+    let from = actions::source_task(task, upstream, input).map_err(ActionError::Refused)?;
+    let files = actions::files_of(ctx, run, (from, folder)).await?;
+    if !files.iter().any(|f| f["path"] == "index.html") {
         return Err(ActionError::Refused(format!(
             "{from} wrote no {folder}/index.html; a site needs one"
         )));
@@ -94,24 +75,10 @@ pub(crate) async fn execute(
     let project = payload["project"].as_str().unwrap_or_default();
     let mut files = Vec::new();
     for file in payload["files"].as_array().into_iter().flatten() {
-        let (Some(path), Some(source), Some(approved)) = (
-            file["file"].as_str(),
-            file["source"].as_str(),
-            file["sha256"].as_str(),
-        ) else {
-            return Err(ActionError::Refused(
-                "a file of the deployment lacks file, source or sha256".into(),
-            ));
-        };
-        let bytes = ctx.blobs.get(source).await.map_err(retry)?;
-        if sha256_hex(&bytes) != approved {
-            return Err(ActionError::Refused(format!(
-                "not deployed: {path} changed after it was approved"
-            )));
-        }
+        let (path, bytes) = actions::approved_bytes(ctx, file).await?;
         files.push(match String::from_utf8(bytes) {
             Ok(text) => InlinedFile {
-                file: path.to_owned(),
+                file: path.clone(),
                 data: text,
                 encoding: "utf-8",
             },
@@ -119,7 +86,7 @@ pub(crate) async fn execute(
                 use base64::Engine;
                 let data = base64::engine::general_purpose::STANDARD.encode(e.into_bytes());
                 InlinedFile {
-                    file: path.to_owned(),
+                    file: path.clone(),
                     data,
                     encoding: "base64",
                 }

@@ -7,12 +7,11 @@
 //! that commit at the branch's head and goes on from there, so a retry never commits twice.
 
 use crate::StepContext;
-use crate::actions::ActionError;
-use crate::callback::retry;
+use crate::actions::{self, ActionError};
 use autocrew_shared::adapters::tools::ServiceError;
 use autocrew_shared::adapters::tools::github::{self, Repo};
+use autocrew_shared::domain::Service;
 use autocrew_shared::domain::records::{Run, Task};
-use autocrew_shared::domain::{Service, sha256_hex};
 use autocrew_shared::services::Opened;
 use serde_json::{Value, json};
 
@@ -31,27 +30,8 @@ pub(crate) async fn prepare(
 ) -> Result<Value, ActionError> {
     let name = input["repository"].as_str().unwrap_or_default();
     let message = input["message"].as_str().unwrap_or_default().trim();
-    let from = input["task_key"].as_str().unwrap_or(&task.key);
-    if from != task.key && !upstream.iter().any(|t| t.key == from) {
-        let known: Vec<&str> = upstream.iter().map(|t| t.key.as_str()).collect();
-        return Err(ActionError::Refused(format!(
-            "task_key {from:?} is neither this task nor one it depends on ({known:?})"
-        )));
-    }
-    let folder = format!("projects/{}/runs/{}/{from}/", run.project_id, run.id);
-    let files: Vec<Value> = ctx
-        .artifacts
-        .run_artifacts(run.id)
-        .await?
-        .into_iter()
-        .filter_map(|a| {
-            let path = a.key.strip_prefix(&folder)?.to_owned();
-            Some(json!({
-                "path": path, "source": a.key, "sha256": a.checksum_sha256,
-                "size_bytes": a.size_bytes,
-            }))
-        })
-        .collect();
+    let from = actions::source_task(task, upstream, input).map_err(ActionError::Refused)?;
+    let files = actions::files_of(ctx, run, (from, "")).await?;
     if files.is_empty() {
         return Err(ActionError::Refused(format!(
             "{from} has no files to push; write them with write_file first"
@@ -172,23 +152,9 @@ pub(crate) async fn execute(
                 gh(ctx, &opened, github::commit(http, token, repo, &parent)).await?;
             let mut entries = Vec::with_capacity(files.len());
             for file in files {
-                let (Some(path), Some(source), Some(approved)) = (
-                    file["path"].as_str(),
-                    file["source"].as_str(),
-                    file["sha256"].as_str(),
-                ) else {
-                    return Err(ActionError::Refused(
-                        "a file of the push lacks path, source or sha256".into(),
-                    ));
-                };
-                let bytes = ctx.blobs.get(source).await.map_err(retry)?;
-                if sha256_hex(&bytes) != approved {
-                    return Err(ActionError::Refused(format!(
-                        "not pushed: {path} changed after it was approved"
-                    )));
-                }
+                let (path, bytes) = actions::approved_bytes(ctx, file).await?;
                 let blob = gh(ctx, &opened, github::create_blob(http, token, repo, &bytes)).await?;
-                entries.push((path.to_owned(), blob));
+                entries.push((path, blob));
             }
             let tree = gh(
                 ctx,

@@ -88,11 +88,7 @@ async fn a_failed_build_is_recorded_with_vercels_reason_and_told_to_the_agent() 
         rows[0].error.as_deref(),
         Some("Command \"npm run build\" exited with 1 (BUILD_FAILED)")
     );
-    let landing = w.task(run, "landing_copy").await?;
-    let summary = landing
-        .result
-        .map(|r| r["summary"].to_string())
-        .unwrap_or_default();
+    let summary = w.summary(run, "landing_copy").await?;
     assert!(
         summary.contains("deploy_site not done: Vercel could not build the site"),
         "{summary}"

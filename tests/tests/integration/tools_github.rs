@@ -119,6 +119,16 @@ impl World {
             .ok_or_else(|| anyhow::anyhow!("the offline plan has {key}"))
     }
 
+    /// The summary task `key` of `run` finished with.
+    pub(crate) async fn summary(&self, run: RunId, key: &str) -> anyhow::Result<String> {
+        Ok(self
+            .task(run, key)
+            .await?
+            .result
+            .map(|r| r["summary"].to_string())
+            .unwrap_or_default())
+    }
+
     /// `POST /approvals/{id}` for `approval` with `decision` (approve or reject).
     pub(crate) async fn decide(&self, approval: &Value, decision: &str) -> anyhow::Result<()> {
         let id = approval["id"].as_str().unwrap_or_default();

@@ -57,20 +57,12 @@ async fn an_approved_email_is_sent_once_and_a_rejected_post_makes_no_call() -> a
             .is_empty(),
         "the rejected post was never sent"
     );
-    let sales = w.task(run, "outreach_plan").await?;
-    let summary = sales
-        .result
-        .map(|r| r["summary"].to_string())
-        .unwrap_or_default();
+    let summary = w.summary(run, "outreach_plan").await?;
     assert!(
         summary.contains("sent to early-adopters@example.com"),
         "{summary}"
     );
-    let landing = w.task(run, "landing_copy").await?;
-    let summary = landing
-        .result
-        .map(|r| r["summary"].to_string())
-        .unwrap_or_default();
+    let summary = w.summary(run, "landing_copy").await?;
     assert!(
         summary.contains("post_to_x not done") && summary.contains("rejected"),
         "{summary}"
@@ -149,11 +141,7 @@ async fn a_user_past_a_tools_limit_a_minute_gets_no_call_and_the_agent_is_told()
             .is_empty(),
         "X got nothing"
     );
-    let landing = w.task(run, "landing_copy").await?;
-    let summary = landing
-        .result
-        .map(|r| r["summary"].to_string())
-        .unwrap_or_default();
+    let summary = w.summary(run, "landing_copy").await?;
     assert!(
         summary.contains("limit of 5 post_to_x calls a minute"),
         "{summary}"
