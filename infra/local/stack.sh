@@ -321,10 +321,11 @@ with_stack() {
 # demo's own runner is stopped when the run ends.
 # The outside services the agents act through: service, the variable a real token comes
 # from, the variable of its API's base URL.
-services="github:GITHUB_TOKEN:GITHUB_API_URL vercel:VERCEL_TOKEN:VERCEL_API_URL resend:RESEND_API_KEY:RESEND_API_URL x:X_USER_TOKEN:X_API_URL"
+services="github:GITHUB_TOKEN:GITHUB_API_URL vercel:VERCEL_TOKEN:VERCEL_API_URL resend:RESEND_API_KEY:RESEND_API_URL x:X_USER_TOKEN:X_API_URL expo:EXPO_TOKEN:EXPO_API_URL linkedin:LINKEDIN_TOKEN:LINKEDIN_API_URL"
 
 # Local fakes of the services (GitHub, Vercel, Resend, X) that keep state: a service with no real
-# token in the environment is pointed at its fake before the runner starts.
+# token in the environment (every service, with `start_fakes all`) is pointed at its fake
+# before the runner starts.
 start_fakes() {
   local i
   "$(target_dir)/debug/fake-services" >"$local_dir/fake-services.url" 2>"$fakes_log" &
@@ -338,7 +339,7 @@ start_fakes() {
   local entry service var url_var
   for entry in $services; do
     IFS=: read -r service var url_var <<<"$entry"
-    if [ -n "${!var:-}" ]; then
+    if [ -n "${!var:-}" ] && [ "${1:-}" != all ]; then
       say "$service: the real service (a token is in \$$var)"
     else
       export "$url_var=$fakes_url/$service"
@@ -354,12 +355,13 @@ stop_fakes() {
   rm -f "$fakes_pid_file"
 }
 
-# Connects each service for the demo's user: the real token from the environment, else a
-# demo token the fake accepts.
+# Connects each service the agents act through for the demo's user: the real token from
+# the environment, else a demo token the fake accepts.
 connect_services() {
   local entry service var url_var
   for entry in $services; do
     IFS=: read -r service var url_var <<<"$entry"
+    case $service in expo|linkedin) continue ;; esac
     printf '%s\n' "${!var:-demo-$service-token-0123456789}" | autocrew connect "$service" --api "$runner_url" \
       || die "could not connect $service"
   done
@@ -453,16 +455,21 @@ run_chaos() {
 # Schemathesis (tests/fuzz/api.py) against a runner's gateway, from the document it
 # serves, with two users: no 5xx, and no status, type, header or body outside the
 # document. FUZZ_EXAMPLES examples per operation (`make fuzz-api`: 200; `make test`: 25).
-# The rate limits are lifted: one user sends thousands of requests a minute.
+# The rate limits are lifted: one user sends thousands of requests a minute. The outside
+# services are the local fakes, whatever tokens the environment holds: a fuzzed token is
+# checked there, never at a real service.
 run_fuzz_api() {
   local examples=${1:-${FUZZ_EXAMPLES:-200}} status=0
   stop_runner
+  stop_fakes
+  start_fakes all
   RATE_LIMIT_PER_USER=1000000000 RATE_LIMIT_PER_IP=1000000000 start_runner
   say "fuzz: schemathesis, $examples examples per operation (report in .local/fuzz-api.log)"
   "$venv/bin/python" "$root/tests/fuzz/api.py" "$runner_url" --max-examples "$examples" --workers 2 \
     >"$local_dir/fuzz-api.log" 2>&1 || status=$?
   sed -n '/ SUMMARY /,$p' "$local_dir/fuzz-api.log"
   stop_runner
+  stop_fakes
   [ "$status" = 0 ] || { sed -n '/ FAILURES /,/ SUMMARY /p' "$local_dir/fuzz-api.log" | head -80 >&2; die "schemathesis found failures: see .local/fuzz-api.log"; }
 }
 

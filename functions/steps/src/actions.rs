@@ -44,6 +44,11 @@ impl From<autocrew_shared::services::AccountError> for ActionError {
         use autocrew_shared::services::AccountError;
         match e {
             AccountError::Service(e) if e.is_retryable() => ActionError::Unavailable(e.to_string()),
+            // KMS (or the key file) failing is ours, and may pass; a token that does not open
+            // with the key held needs a person.
+            AccountError::Vault(e @ autocrew_shared::ports::VaultError::Backend(_)) => {
+                ActionError::Unavailable(e.to_string())
+            }
             AccountError::Store(e) => e.into(),
             other => ActionError::Fatal(other.to_string()),
         }

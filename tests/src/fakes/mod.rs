@@ -5,6 +5,7 @@
 //! (`revoke`); each token's account is a demo one unless set (`accept`).
 
 pub mod github;
+pub mod identity;
 pub mod resend;
 pub mod vercel;
 pub mod x;
@@ -171,6 +172,8 @@ pub fn router(fake: Fake) -> Router {
         .nest("/resend", resend::routes())
         .nest("/x", x::routes())
         .nest("/vercel", vercel::routes())
+        .nest("/expo", identity::expo_routes())
+        .nest("/linkedin", identity::linkedin_routes())
         .with_state(fake)
 }
 
