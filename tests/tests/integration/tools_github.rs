@@ -169,17 +169,6 @@ impl World {
         }
         anyhow::bail!("the run did not ask for {tools:?}")
     }
-
-    async fn app_task(&self, run: RunId) -> anyhow::Result<autocrew_shared::domain::records::Task> {
-        self.p
-            .ctx
-            .tasks
-            .run_tasks(run)
-            .await?
-            .into_iter()
-            .find(|t| t.key == "app_skeleton")
-            .ok_or_else(|| anyhow::anyhow!("the offline plan has app_skeleton"))
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,12 +221,7 @@ async fn the_approved_push_makes_one_commit_in_a_new_repository_and_a_later_run_
         "{:?}",
         files.keys()
     );
-    let summary = w
-        .app_task(run)
-        .await?
-        .result
-        .map(|r| r["summary"].to_string())
-        .unwrap_or_default();
+    let summary = w.summary(run, "app_skeleton").await?;
     assert!(
         summary.contains("committed") && summary.contains("/commit/"),
         "{summary}"
@@ -269,12 +253,7 @@ async fn the_approved_push_makes_one_commit_in_a_new_repository_and_a_later_run_
     assert_eq!(pulls.len(), 1, "{branches:?}");
     assert_eq!(pulls[0].base, "main");
     assert!(pulls[0].head.starts_with("autocrew/"), "{}", pulls[0].head);
-    let summary = w
-        .app_task(second)
-        .await?
-        .result
-        .map(|r| r["summary"].to_string())
-        .unwrap_or_default();
+    let summary = w.summary(second, "app_skeleton").await?;
     assert!(summary.contains("pull request #1"), "{summary}");
     let _ = ProjectId::parse("project", &w.project)?;
     Ok(())
@@ -292,7 +271,7 @@ async fn a_delivery_that_dies_after_moving_the_branch_does_not_commit_twice() ->
     let ended = play_until_ended(&w.p, run).await?;
 
     assert_eq!(ended.status, RunStatus::Succeeded, "{:?}", ended.error);
-    let task = w.app_task(run).await?;
+    let task = w.task(run, "app_skeleton").await?;
     assert_eq!(
         task.attempts, 2,
         "the first attempt failed on the lost answer and was retried"
@@ -330,7 +309,7 @@ async fn a_revoked_token_fails_the_task_naming_the_connection_without_retrying()
     let ended = play_until_ended(&w.p, run).await?;
 
     assert_eq!(ended.status, RunStatus::Failed);
-    let task = w.app_task(run).await?;
+    let task = w.task(run, "app_skeleton").await?;
     assert_eq!(
         (task.status, task.attempts),
         (TaskStatus::Failed, 1),

@@ -43,6 +43,21 @@ fn from_row(row: &tokio_postgres::Row) -> Result<Deployment, StoreError> {
     })
 }
 
+/// The deployment `condition` names as it stands (a change that changed nothing).
+async fn current(
+    client: &impl GenericClient,
+    condition: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Option<Deployment>, StoreError> {
+    let row = client
+        .query_opt_cached(
+            &format!("SELECT {COLUMNS} FROM deployments WHERE {condition}"),
+            params,
+        )
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
 /// The event a change sends: the whole row, as the API lists it.
 async fn announce(
     client: &impl GenericClient,
@@ -97,15 +112,16 @@ impl DeploymentStore for PgDeployments {
                 announce(&tx, &mut effects, &deployment).await?;
                 deployment
             }
-            None => {
-                let row = tx
-                    .query_one_cached(
-                        &format!("SELECT {COLUMNS} FROM deployments WHERE service = $1 AND provider_id = $2"),
-                        &[&new.service, &new.provider_id],
-                    )
-                    .await?;
-                from_row(&row)?
-            }
+            None => current(
+                &tx,
+                "service = $1 AND provider_id = $2",
+                &[&new.service, &new.provider_id],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "deployment",
+                id: new.provider_id.clone(),
+            })?,
         };
         tx.commit().await?;
         Ok(Changed {
@@ -134,26 +150,20 @@ impl DeploymentStore for PgDeployments {
                 &[&id.0, &status, &url, &error, &status.is_terminal()],
             )
             .await?;
-        let deployment = match changed {
-            Some(row) => {
-                let deployment = from_row(&row)?;
-                announce(&tx, &mut effects, &deployment).await?;
-                deployment
-            }
-            None => {
-                let row = tx
-                    .query_opt_cached(
-                        &format!("SELECT {COLUMNS} FROM deployments WHERE id = $1"),
-                        &[&id.0],
-                    )
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound {
+        let deployment =
+            match changed {
+                Some(row) => {
+                    let deployment = from_row(&row)?;
+                    announce(&tx, &mut effects, &deployment).await?;
+                    deployment
+                }
+                None => current(&tx, "id = $1", &[&id.0]).await?.ok_or_else(|| {
+                    StoreError::NotFound {
                         what: "deployment",
                         id: id.to_string(),
-                    })?;
-                from_row(&row)?
-            }
-        };
+                    }
+                })?,
+            };
         tx.commit().await?;
         Ok(Changed {
             value: deployment,
