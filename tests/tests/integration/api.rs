@@ -13,11 +13,17 @@ const SAMPLE_RUN: &str = "0b9e5d3c-7a41-4f2e-8c6d-1e2f3a4b5c6d";
 pub(crate) const SAMPLE_TOKEN: &str = "sample.access.token";
 
 /// An `events/` file with the sample ids and token swapped for real ones.
+/// The swaps apply at once: a value put in by one swap is never matched by a
+/// later one (on 2 December, "yesterday" is the sample's other date).
 pub(crate) fn event(file: &str, swaps: &[(&str, &str)]) -> anyhow::Result<lambda_http::Request> {
     let mut text =
         std::fs::read_to_string(format!("{}/../events/{file}", env!("CARGO_MANIFEST_DIR")))?;
-    for (from, to) in swaps {
-        text = text.replace(from, to);
+    let marker = |i: usize| format!("\u{0}swap{i}\u{0}");
+    for (i, (from, _)) in swaps.iter().enumerate() {
+        text = text.replace(from, &marker(i));
+    }
+    for (i, (_, to)) in swaps.iter().enumerate() {
+        text = text.replace(&marker(i), to);
     }
     Ok(lambda_http::request::from_str(&text)?)
 }
