@@ -176,7 +176,11 @@ impl ApiState {
             &pool,
             sdk,
             settings.agent_queues.clone(),
-            Some(settings.state_machine_arn.clone()),
+            // The API starts runs; long jobs' watches start from the agents' steps.
+            adapters::StateMachines {
+                run: Some(settings.state_machine_arn.clone()),
+                watch: None,
+            },
             notifier.clone(),
         );
         let conversations = Arc::new(PgConversations::new(pool.clone()));

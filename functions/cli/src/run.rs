@@ -444,6 +444,20 @@ fn show(progress: &mut Progress, event: &Value) -> Option<bool> {
                 .map(|l| format!(": {l}"))
                 .unwrap_or_default()
         )),
+        "deployment_updated" => progress.say(format!(
+            "{} on {}: {}{}{}",
+            text(&p["kind"]).replace('_', " "),
+            text(&p["service"]),
+            text(&p["status"]),
+            p["url"]
+                .as_str()
+                .map(|u| format!(" {u}"))
+                .unwrap_or_default(),
+            p["error"]
+                .as_str()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        )),
         "run_completed" => {
             progress.say(format!(
                 "run completed: {}/{} tasks, {cost}",

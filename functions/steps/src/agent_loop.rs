@@ -307,7 +307,7 @@ pub(crate) async fn run(
                             .auto_approves(run.user_id, effect)
                             .await
                             .map_err(RecordError::from)?;
-                        let park = asks.then(|| Park {
+                        let here = || Park {
                             attempt: attempt.number,
                             checkpoint: json!(Checkpoint {
                                 step,
@@ -315,7 +315,7 @@ pub(crate) async fn run(
                                 artifacts: artifacts.clone(),
                                 repairs: repairs.clone(),
                             }),
-                        });
+                        };
                         let call = ActingCall {
                             tool: &name,
                             input: &input,
@@ -323,7 +323,13 @@ pub(crate) async fn run(
                         };
                         // What was written before is recorded before anything acts on it.
                         record_artifacts(ctx, std::mem::take(&mut written)).await?;
-                        act(ctx, (run, task, upstream), call, park).await?
+                        let answer = act(ctx, (run, task, upstream), call, asks.then(here)).await?;
+                        match answer {
+                            Ok(started) if tools::starts_long_job(effect) => {
+                                follow_job(ctx, task, (&once, here()), started).await?
+                            }
+                            answer => answer,
+                        }
                     }
                     other => Err(format!("unknown tool {other:?}")),
                 },
@@ -515,6 +521,70 @@ async fn act(
             told(ran).map(|answer| answer.and_then(|a| a))
         }
     }
+}
+
+/// After a call that started a long job: while any of its builds runs, the task parks
+/// until the job-watch execution sees them end (`LoopError::Parked`); once all ended, the
+/// model is told each one's status and link. A build that failed, was cancelled or timed
+/// out fails the task with its error recorded.
+async fn follow_job(
+    ctx: &StepContext,
+    task: &Task,
+    (call_key, park): (&str, Park),
+    started: String,
+) -> Result<ToolAnswer, LoopError> {
+    let job = ctx
+        .deployments
+        .job(call_key)
+        .await
+        .map_err(RecordError::from)?;
+    if job.iter().any(|d| !d.status.is_terminal()) {
+        let parked = ctx
+            .deployments
+            .park_for_job(&autocrew_shared::ports::JobPark {
+                task: task.id,
+                attempt: park.attempt,
+                checkpoint: &park.checkpoint,
+                call_key,
+                poll_secs: ctx.jobs.poll_secs,
+            })
+            .await;
+        return match parked {
+            Ok(parked) => {
+                ctx.relay.publish(parked.effects).await;
+                tracing::info!(task = %task.id, call_key, "the task waits for the job it started");
+                Err(LoopError::Parked)
+            }
+            Err(StoreError::WrongTaskStatus { .. } | StoreError::StaleAttempt { .. }) => {
+                Err(LoopError::Stopped)
+            }
+            Err(e) => Err(RecordError::from(e).into()),
+        };
+    }
+    let mut told = vec![started];
+    for build in &job {
+        let what = build.kind.replace('_', " ");
+        match build.status {
+            autocrew_shared::domain::DeploymentStatus::Ready => told.push(format!(
+                "the {what} finished: {} (details: {})",
+                build.url.as_deref().unwrap_or("no download link"),
+                build.inspect_url.as_deref().unwrap_or("-")
+            )),
+            status => {
+                return Err(stop(format!(
+                    "the {what} {} at {}: {}",
+                    match status {
+                        autocrew_shared::domain::DeploymentStatus::TimedOut => "timed out",
+                        autocrew_shared::domain::DeploymentStatus::Canceled => "was cancelled",
+                        _ => "failed",
+                    },
+                    build.service,
+                    build.error.as_deref().unwrap_or("no reason given")
+                )));
+            }
+        }
+    }
+    Ok(Ok(told.join("; ")))
 }
 
 /// An action's outcome as the loop takes it: a refusal is told to the model (`Ok(Err)`);

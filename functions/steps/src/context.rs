@@ -33,8 +33,11 @@ pub struct StepSettings {
     /// How often a working step proves it is alive, and how long without a heartbeat
     /// makes it presumed dead (see `Liveness`).
     pub liveness: Liveness,
-    /// `STATE_MACHINE_ARN`: where resumed runs' executions start (the relay needs it).
-    pub state_machine_arn: Option<String>,
+    /// `STATE_MACHINE_ARN` and `WATCH_STATE_MACHINE_ARN`: where resumed runs' executions
+    /// and long jobs' watches start (the relay needs them).
+    pub machines: adapters::StateMachines,
+    /// How long jobs are followed.
+    pub jobs: JobSettings,
     /// `LLM_STREAM`: stream agent output as progress events (default on).
     pub stream: bool,
     /// How critical actions wait for people, and where published files are served.
@@ -56,24 +59,56 @@ pub struct ActionSettings {
 
 impl ActionSettings {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        let minutes = match optional(env, "APPROVAL_TTL_MINUTES") {
-            None => 24 * 60,
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        name: "APPROVAL_TTL_MINUTES",
-                        reason: format!("must be a positive whole number of minutes, got {v:?}"),
-                    });
-                }
-            },
-        };
+        let minutes = positive(env, "APPROVAL_TTL_MINUTES", 24 * 60, "minutes")?;
         Ok(ActionSettings {
-            approval_ttl: Duration::from_secs(minutes * 60),
+            approval_ttl: Duration::from_secs(u64::from(minutes) * 60),
             public_base_url: required(env, "PUBLIC_BASE_URL")?
                 .trim_end_matches('/')
                 .to_owned(),
         })
+    }
+}
+
+/// Long jobs (app builds): how often the watcher looks, and how long it waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobSettings {
+    /// `JOB_POLL_SECONDS` (default 30): between two looks at a job.
+    pub poll_secs: u32,
+    /// `BUILD_TIMEOUT_SECONDS` (default 3600): an app build not ended by then is recorded
+    /// `timed_out` and fails its task.
+    pub build_timeout: Duration,
+}
+
+impl JobSettings {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        Ok(JobSettings {
+            poll_secs: positive(env, "JOB_POLL_SECONDS", 30, "seconds")?,
+            build_timeout: Duration::from_secs(u64::from(positive(
+                env,
+                "BUILD_TIMEOUT_SECONDS",
+                3600,
+                "seconds",
+            )?)),
+        })
+    }
+}
+
+/// A positive whole number from `name`, or `default` when unset.
+fn positive(
+    env: &dyn Env,
+    name: &'static str,
+    default: u32,
+    unit: &str,
+) -> Result<u32, ConfigError> {
+    match optional(env, name) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(ConfigError::Invalid {
+                name,
+                reason: format!("must be a positive whole number of {unit}, got {v:?}"),
+            }),
+        },
     }
 }
 
@@ -90,7 +125,8 @@ impl StepSettings {
                 Some("0" | "false" | "off")
             ),
             liveness: Liveness::from_env(env)?,
-            state_machine_arn: optional(env, "STATE_MACHINE_ARN"),
+            machines: adapters::StateMachines::from_env(env),
+            jobs: JobSettings::from_env(env)?,
             actions: ActionSettings::from_env(env)?,
             vault: VaultConfig::from_env(env)?,
             services: ServiceUrls::from_env(env)?,
@@ -125,6 +161,8 @@ pub struct StepContext {
     /// Side-effecting tool calls claim their idempotency key here first.
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub actions: ActionSettings,
+    /// How long jobs are followed.
+    pub jobs: JobSettings,
     /// The projects' conversations the orchestrator answers.
     pub conversations: Arc<dyn Conversations>,
     /// The users' connected accounts the tools act through.
@@ -191,7 +229,7 @@ impl StepContext {
             &pool,
             sdk,
             settings.agent_queues.clone(),
-            settings.state_machine_arn.clone(),
+            settings.machines.clone(),
             notifier.clone(),
         );
         Ok(StepContext {
@@ -221,6 +259,7 @@ impl StepContext {
             approvals: Arc::new(PgApprovalStore::new(pool.clone())),
             idempotency: Arc::new(PgIdempotencyStore::new(pool.clone())),
             actions: settings.actions,
+            jobs: settings.jobs,
             conversations: Arc::new(PgConversations::new(pool.clone())),
         })
     }

@@ -135,6 +135,7 @@ pub(crate) async fn execute(
             inspect_url: deployment.inspector_url.clone(),
             provider_id: deployment.id.clone(),
             error: error.clone(),
+            job: None,
         })
         .await?;
     ctx.relay.publish(recorded.effects).await;

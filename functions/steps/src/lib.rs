@@ -5,6 +5,7 @@
 mod actions;
 mod agent;
 mod agent_loop;
+mod build;
 mod callback;
 pub mod context;
 mod deploy;
@@ -15,6 +16,7 @@ mod plan;
 mod progress;
 mod push;
 mod reply;
+mod watch;
 
 pub use autocrew_shared::config::Liveness;
 use autocrew_shared::domain::AgentKind;
@@ -38,6 +40,8 @@ pub enum Step {
     Notify,
     /// The orchestrator answers a conversation message.
     Reply,
+    /// One look at a long job (an app build) for its job-watch execution.
+    Watch,
 }
 
 impl Step {
@@ -49,6 +53,7 @@ impl Step {
             Step::Compile,
             Step::Notify,
             Step::Reply,
+            Step::Watch,
         ];
         steps.extend(AgentKind::WORKERS.iter().map(|&a| Step::Agent(a)));
         steps
@@ -68,6 +73,7 @@ impl Step {
             Step::Compile => "step-compile".into(),
             Step::Notify => "step-notify".into(),
             Step::Reply => "step-reply".into(),
+            Step::Watch => "step-watch".into(),
         }
     }
 }
@@ -130,6 +136,7 @@ async fn handle_record(
         Step::Compile => finish::compile(ctx, parse(body)?).await,
         Step::Notify => finish::notify(ctx, parse(body)?).await,
         Step::Reply => reply::handle(ctx, parse(body)?, delivery(record)).await,
+        Step::Watch => watch::handle(ctx, parse(body)?).await,
     }
 }
 

@@ -86,7 +86,7 @@ pub struct SweepState {
 
 impl SweepState {
     /// Reads `DATABASE_URL`, the AWS settings, `CONNECTIONS_TABLE`, `WEBSOCKET_CALLBACK_URL`,
-    /// `STATE_MACHINE_ARN`, the queue URLs and the heartbeat settings.
+    /// `STATE_MACHINE_ARN` (and `WATCH_STATE_MACHINE_ARN`), the queue URLs and the heartbeat settings.
     pub async fn from_source(env: &dyn Env) -> Result<Self, ConfigError> {
         let pool = postgres::connect(&adapters::database_config(env).await?)?;
         let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
@@ -97,7 +97,10 @@ impl SweepState {
             &pool,
             &sdk,
             AgentQueues::from_env(env)?,
-            Some(required(env, "STATE_MACHINE_ARN")?),
+            adapters::StateMachines {
+                run: Some(required(env, "STATE_MACHINE_ARN")?),
+                ..adapters::StateMachines::from_env(env)
+            },
             notifier,
         );
         Ok(SweepState {

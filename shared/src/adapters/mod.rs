@@ -44,7 +44,7 @@ pub fn relay(
     pool: &postgres::Pool,
     sdk: &aws_config::SdkConfig,
     queues: AgentQueues,
-    state_machine_arn: Option<String>,
+    machines: StateMachines,
     notifier: Notifier,
 ) -> Relay {
     Relay {
@@ -53,8 +53,26 @@ pub fn relay(
         state_machine: Arc::new(aws::SfnStateMachine::new(sdk)),
         runs: Arc::new(postgres::PgRunStore::new(pool.clone())),
         queues,
-        state_machine_arn,
+        state_machine_arn: machines.run,
+        watch_state_machine_arn: machines.watch,
         notifier,
+    }
+}
+
+/// The state machines a relay starts executions of: runs' (`STATE_MACHINE_ARN`) and long
+/// jobs' watches (`WATCH_STATE_MACHINE_ARN`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateMachines {
+    pub run: Option<String>,
+    pub watch: Option<String>,
+}
+
+impl StateMachines {
+    pub fn from_env(env: &dyn crate::config::Env) -> Self {
+        StateMachines {
+            run: crate::config::optional(env, "STATE_MACHINE_ARN"),
+            watch: crate::config::optional(env, "WATCH_STATE_MACHINE_ARN"),
+        }
     }
 }
 

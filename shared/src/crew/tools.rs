@@ -26,8 +26,12 @@ pub const POST_TO_X: &str = "post_to_x";
 /// Deploys a folder of files as a static site on the user's Vercel account.
 pub const DEPLOY_SITE: &str = "deploy_site";
 
+/// Builds the app for iOS and Android on the user's Expo account (EAS), from the GitHub
+/// repository its EAS project is linked to: a long job, watched without holding a worker.
+pub const BUILD_APP: &str = "build_app";
+
 /// Every tool name an agent profile may list.
-pub const KNOWN: [&str; 8] = [
+pub const KNOWN: [&str; 9] = [
     READ_UPSTREAM,
     WRITE_FILE,
     PUBLISH,
@@ -35,13 +39,27 @@ pub const KNOWN: [&str; 8] = [
     SEND_EMAIL,
     POST_TO_X,
     DEPLOY_SITE,
+    BUILD_APP,
     FINISH,
 ];
 
 /// The tools whose calls act in the world. Each call asks a person's approval of its
 /// exact payload unless the user's policy auto-approves that tool (`ToolPolicies`), and
 /// runs once per idempotency key.
-pub const EFFECTS: [&str; 5] = [PUBLISH, PUSH_CODE, SEND_EMAIL, POST_TO_X, DEPLOY_SITE];
+pub const EFFECTS: [&str; 6] = [
+    PUBLISH,
+    PUSH_CODE,
+    SEND_EMAIL,
+    POST_TO_X,
+    DEPLOY_SITE,
+    BUILD_APP,
+];
+
+/// Whether a call of `tool` starts a long job its task waits for, parked, until the job
+/// ends (see `DeploymentStore::park_for_job`).
+pub fn starts_long_job(tool: &str) -> bool {
+    tool == BUILD_APP
+}
 
 /// Whether a call of `tool` acts in the world (see `EFFECTS`).
 pub fn acts_in_world(tool: &str) -> bool {
@@ -55,7 +73,7 @@ pub fn calls_per_minute(tool: &str) -> u32 {
     match tool {
         POST_TO_X => 5,
         SEND_EMAIL => 10,
-        PUSH_CODE | DEPLOY_SITE => 10,
+        PUSH_CODE | DEPLOY_SITE | BUILD_APP => 10,
         _ => 30,
     }
 }
@@ -67,6 +85,7 @@ pub fn service(tool: &str) -> Option<crate::domain::Service> {
         SEND_EMAIL => Some(crate::domain::Service::Resend),
         POST_TO_X => Some(crate::domain::Service::X),
         DEPLOY_SITE => Some(crate::domain::Service::Vercel),
+        BUILD_APP => Some(crate::domain::Service::Expo),
         _ => None,
     }
 }
@@ -145,6 +164,18 @@ pub fn spec(name: &str) -> Option<ToolSpec> {
                     "folder": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", "maxLength": 200},
                     "project": {"type": "string", "pattern": "^[a-z0-9._-]{1,100}$", "description": "The Vercel project's name (made on first use)."},
                     "task_key": {"type": "string", "minLength": 1, "maxLength": 64}
+                }
+            }),
+        ),
+        BUILD_APP => (
+            "Build the app on the user's Expo account (EAS Build) for iOS and/or Android, from the GitHub repository its EAS project is linked to, with a build profile of its eas.json. The task waits for the builds (10 to 20 minutes) without you; the result is each build's status and link, or why nothing was built. A person may have to approve it first.",
+            json!({
+                "type": "object", "additionalProperties": false, "required": ["project", "platforms"],
+                "properties": {
+                    "project": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,99}$", "description": "The EAS project's slug, on the connected Expo account."},
+                    "platforms": {"type": "array", "minItems": 1, "maxItems": 2, "uniqueItems": true, "items": {"type": "string", "enum": ["ios", "android"]}},
+                    "git_ref": {"type": "string", "pattern": "^[A-Za-z0-9._/-]{1,200}$", "description": "The branch, tag or commit to build; the repository's default branch if left out."},
+                    "profile": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "description": "The eas.json build profile; production if left out."}
                 }
             }),
         ),

@@ -71,4 +71,6 @@ pub struct Deployment {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// A long job's: when its watcher gives up and records `timed_out`.
+    pub deadline_at: Option<DateTime<Utc>>,
 }

@@ -116,8 +116,9 @@ impl AgentKind {
 
 kind_enum!(
     /// A task's lifecycle: pending → ready → queued → running → completed | failed;
-    /// running → awaiting_approval → ready at a critical tool call; blocked when a
-    /// dependency failed; cancelled with its run.
+    /// running → awaiting_approval → ready at a critical tool call; running →
+    /// awaiting_job → ready while a long job it started runs (an app build); blocked when
+    /// a dependency failed; cancelled with its run.
     TaskStatus, "task_status" {
         /// Waits for dependencies.
         Pending => "pending",
@@ -128,6 +129,8 @@ kind_enum!(
         Running => "running",
         /// Parked at a critical tool call until a person decides (or the approval expires).
         AwaitingApproval => "awaiting_approval",
+        /// Parked while a job it started runs at an outside service (an app build).
+        AwaitingJob => "awaiting_job",
         Completed => "completed",
         Failed => "failed",
         /// A dependency failed; never run unless the failure is retried.

@@ -84,6 +84,12 @@ pub enum Outgoing {
     },
     /// Stops the run's execution (a cancelled run).
     StopExecution { name: String, cause: String },
+    /// Starts the watch execution of a long job under its unique name: the job-watch
+    /// state machine polls the service until the job ends or its deadline passes.
+    StartWatch {
+        name: String,
+        input: serde_json::Value,
+    },
     /// A conversation's pending reply, for the chat queue.
     Reply { message: ReplyMessage },
 }

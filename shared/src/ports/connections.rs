@@ -60,6 +60,7 @@ pub trait ToolPolicies: Send + Sync {
 }
 
 /// A deploy or build just started at a service.
+#[derive(Debug, Clone)]
 pub struct NewDeployment {
     pub user: UserId,
     pub project: crate::domain::ProjectId,
@@ -72,6 +73,31 @@ pub struct NewDeployment {
     pub inspect_url: Option<String>,
     pub provider_id: String,
     pub error: Option<String>,
+    /// A long job's: the tool call that started it, and when its watcher gives up.
+    pub job: Option<(String, chrono::DateTime<chrono::Utc>)>,
+}
+
+/// Where a deployment stands now, as its service says; `None` keeps what was recorded.
+#[derive(Debug, Clone, Default)]
+pub struct DeploymentChange {
+    pub status: Option<crate::domain::DeploymentStatus>,
+    pub url: Option<String>,
+    pub inspect_url: Option<String>,
+    /// The thing's own id once it has one (an EAS build's, after its job receipt's).
+    pub provider_id: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A task parked while the long job its tool call started runs.
+pub struct JobPark<'a> {
+    pub task: crate::domain::TaskId,
+    pub attempt: u32,
+    /// Where the agent loop resumes once the job ended.
+    pub checkpoint: &'a serde_json::Value,
+    /// The tool call that started the job (its deployments' `call_key`).
+    pub call_key: &'a str,
+    /// Seconds between the watcher's looks.
+    pub poll_secs: u32,
 }
 
 /// The `deployments` rows; each change emits `deployment_updated` in the same transaction.
@@ -83,16 +109,27 @@ pub trait DeploymentStore: Send + Sync {
         &self,
         new: &NewDeployment,
     ) -> Result<super::Changed<crate::domain::connections::Deployment>, StoreError>;
-    /// Moves a deployment to `status` (with its URL or error), unless it already ended.
+    /// Applies `change` to a deployment, unless it already ended or nothing changed.
     async fn update(
         &self,
         id: crate::domain::DeploymentId,
-        status: crate::domain::DeploymentStatus,
-        (url, error): (Option<&str>, Option<&str>),
+        change: &DeploymentChange,
     ) -> Result<super::Changed<crate::domain::connections::Deployment>, StoreError>;
     /// A project's deployments, newest first (at most 100).
     async fn project_deployments(
         &self,
         project: crate::domain::ProjectId,
     ) -> Result<Vec<crate::domain::connections::Deployment>, StoreError>;
+    /// The deployments one tool call started (a long job), oldest first.
+    async fn job(
+        &self,
+        call_key: &str,
+    ) -> Result<Vec<crate::domain::connections::Deployment>, StoreError>;
+    /// Parks the running task while its job runs: the attempt ends `parked`, the task waits
+    /// as `awaiting_job` with the checkpoint, its held budget is released, and the job's
+    /// watch execution is started through the outbox.
+    async fn park_for_job(&self, park: &JobPark<'_>) -> Result<super::Changed<()>, StoreError>;
+    /// The job ended: its parked task is ready again (with one more attempt: the parked
+    /// one did not fail) and dispatched. A task that moved on meanwhile is left alone.
+    async fn job_ended(&self, call_key: &str) -> Result<super::Changed<()>, StoreError>;
 }

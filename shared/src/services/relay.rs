@@ -83,6 +83,8 @@ pub enum RelayError {
     NoChatQueue,
     #[error("no state machine is configured (STATE_MACHINE_ARN)")]
     NoStateMachine,
+    #[error("no job-watch state machine is configured (WATCH_STATE_MACHINE_ARN)")]
+    NoWatchStateMachine,
 }
 
 /// Sends outbox entries and pushes events.
@@ -94,6 +96,8 @@ pub struct Relay {
     pub runs: Arc<dyn RunStore>,
     pub queues: AgentQueues,
     pub state_machine_arn: Option<String>,
+    /// `WATCH_STATE_MACHINE_ARN`: where long jobs' watch executions start.
+    pub watch_state_machine_arn: Option<String>,
     pub notifier: Notifier,
 }
 
@@ -188,6 +192,17 @@ impl Relay {
                     Err(e) => return Err(e.into()),
                 };
                 self.runs.set_execution_arn(*run_id, &arn).await?;
+            }
+            Outgoing::StartWatch { name, input } => {
+                let machine = self
+                    .watch_state_machine_arn
+                    .as_deref()
+                    .ok_or(RelayError::NoWatchStateMachine)?;
+                match self.state_machine.start(machine, name, input).await {
+                    // Started by an earlier send whose deletion was lost.
+                    Ok(_) | Err(StateMachineError::ExecutionExists { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
             Outgoing::StopExecution { name, cause } => {
                 let machine = self

@@ -1,9 +1,10 @@
 //! Local fakes of the outside services the agents act through. Each is a small HTTP
 //! server that speaks its service's wire format and keeps state, under its own prefix
-//! (`/github`, `/vercel`, `/resend`, `/x`) of one listener, so a demo or a test points `GITHUB_API_URL` (and the
+//! (`/github`, `/vercel`, `/expo`, `/resend`, `/x`) of one listener, so a demo or a test points `GITHUB_API_URL` (and the
 //! others) at it and sees a repository fill up. Tokens are accepted unless revoked
 //! (`revoke`); each token's account is a demo one unless set (`accept`).
 
+pub mod expo;
 pub mod github;
 pub mod identity;
 pub mod resend;
@@ -31,6 +32,7 @@ pub struct Fake {
     pub resend: Arc<Mutex<resend::ResendState>>,
     pub x: Arc<Mutex<x::XState>>,
     pub vercel: Arc<Mutex<vercel::VercelState>>,
+    pub expo: Arc<Mutex<expo::ExpoState>>,
 }
 
 impl Fake {
@@ -105,7 +107,7 @@ pub(crate) fn error_json(status: StatusCode, body: Value) -> Response {
 }
 
 /// What the fakes hold, for a person to read: repositories with their commits and files,
-/// pull requests, emails sent, posts made.
+/// pull requests, emails sent, posts made, sites deployed, app builds.
 pub fn summary(fake: &Fake) -> Value {
     let github = fake.github.lock().unwrap_or_else(|e| e.into_inner());
     let repositories: Vec<Value> = github
@@ -154,7 +156,15 @@ pub fn summary(fake: &Fake) -> Value {
             serde_json::json!({"project": d.name, "url": format!("{base}/vercel/sites/{}/", d.id), "files": d.files.keys().collect::<Vec<_>>(), "failed": d.failed})
         })
         .collect();
-    serde_json::json!({"github": repositories, "resend": emails, "x": posts, "vercel": sites})
+    let builds: Vec<Value> = {
+        let base = fake.base_url.lock().map(|b| b.clone()).unwrap_or_default();
+        let expo = fake.expo.lock().unwrap_or_else(|e| e.into_inner());
+        expo.builds
+            .iter()
+            .map(|b| serde_json::json!({"app": b.app, "platform": b.platform, "git_ref": b.git_ref, "status": b.status, "archive": (b.status == "FINISHED").then(|| format!("{base}/expo/artifacts/{}", b.id))}))
+            .collect()
+    };
+    serde_json::json!({"github": repositories, "resend": emails, "x": posts, "vercel": sites, "eas": builds})
 }
 
 /// Every fake under its prefix, and `GET /_state` (`summary`).
@@ -172,7 +182,7 @@ pub fn router(fake: Fake) -> Router {
         .nest("/resend", resend::routes())
         .nest("/x", x::routes())
         .nest("/vercel", vercel::routes())
-        .nest("/expo", identity::expo_routes())
+        .nest("/expo", expo::routes())
         .nest("/linkedin", identity::linkedin_routes())
         .with_state(fake)
 }

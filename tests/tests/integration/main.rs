@@ -38,6 +38,7 @@ mod schema;
 mod steps_events;
 mod stores;
 mod sweep;
+mod tools_build;
 mod tools_deploy;
 mod tools_github;
 mod tools_outreach;

@@ -46,10 +46,13 @@ pub(crate) async fn world_with(
         ("RESEND_API_URL".to_owned(), format!("{url}/resend")),
         ("X_API_URL".to_owned(), format!("{url}/x")),
         ("VERCEL_API_URL".to_owned(), format!("{url}/vercel")),
+        ("EXPO_API_URL".to_owned(), format!("{url}/expo")),
     ]))?;
     let for_api = urls.clone();
     let (state, mut p) = api_with(db, |s| s.services = for_api).await?;
     p.ctx.connected = p.ctx.connected.clone().with_urls(urls);
+    // Long jobs are looked at every second (the fake EAS moves a build on at each look).
+    p.ctx.jobs.poll_secs = 1;
     let ana = user(&state, "ana@example.com").await?;
     for (service, token, account) in connect {
         fake.accept(service, token, account);

@@ -360,3 +360,87 @@ async fn a_vercel_deployment_inlines_its_files_and_a_build_error_is_read_from_th
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_eas_build_starts_from_the_linked_repository_and_its_failure_is_read_from_the_build()
+-> anyhow::Result<()> {
+    use autocrew_shared::adapters::tools::expo::{self, AppPlatform, GitHubBuildInput};
+    let server = ReplayServer::start(vec![
+        Recorded::json(200, r#"{"data": {"app": {"byFullName": {"id": "5c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f", "fullName": "@ana-builds/recipe-app-for-keto-dieters", "githubRepository": {"metadata": {"githubRepoOwnerName": "ana-builds", "githubRepoName": "recipe-app-for-keto-dieters", "defaultBranch": "main"}}}}}}"#),
+        Recorded::json(200, r#"{"data": {"githubApp": {"createGitHubBuild": {"id": "7e8f9a0b-1c2d-4e3f-8a5b-6c7d8e9f0a1b", "state": "QUEUED", "resultId": null, "errorCode": null, "errorMessage": null, "willRetry": false}}}}"#),
+        Recorded::json(200, r#"{"data": {"backgroundJobReceipt": {"byId": {"id": "7e8f9a0b-1c2d-4e3f-8a5b-6c7d8e9f0a1b", "state": "SUCCESS", "resultId": "0a1b2c3d-4e5f-4a6b-9c8d-7e6f5a4b3c2d", "errorCode": null, "errorMessage": null, "willRetry": false}}}}"#),
+        Recorded::ok("eas-build-finished.json"),
+        Recorded::ok("eas-build-errored.json"),
+        Recorded::json(200, r#"{"data": null, "errors": [{"message": "Experience with name '@ana-builds/nope' does not exist.", "locations": [{"line": 1, "column": 45}], "path": ["app", "byFullName"], "extensions": {"errorCode": "EXPERIENCE_NOT_FOUND"}}]}"#),
+    ])
+    .await?;
+    let eas = client(&server, Service::Expo);
+    let t = Secret::new("expo_recorded0123456789".to_owned());
+
+    let app = expo::app(&eas, &t, "@ana-builds/recipe-app-for-keto-dieters")
+        .await?
+        .expect("the project exists");
+    let input = GitHubBuildInput {
+        app_id: &app.id,
+        platform: AppPlatform::Ios,
+        git_ref: "main",
+        build_profile: "production",
+    };
+    let receipt = expo::create_github_build(&eas, &t, &input).await?;
+    let done = expo::job_receipt(&eas, &t, &receipt.id).await?;
+    let finished = expo::build(&eas, &t, done.result_id.as_deref().unwrap_or_default()).await?;
+    let errored = expo::build(&eas, &t, "9f3c2a1b-4d5e-4f60-8a7b-1c2d3e4f5a6b").await?;
+    let missing = expo::app(&eas, &t, "@ana-builds/nope").await?;
+
+    assert_eq!(
+        app.repository.as_deref(),
+        Some("ana-builds/recipe-app-for-keto-dieters")
+    );
+    assert_eq!(app.default_branch.as_deref(), Some("main"));
+    assert_eq!(
+        (receipt.state.as_str(), done.state.as_str()),
+        ("QUEUED", "SUCCESS")
+    );
+    assert_eq!(finished.status, "FINISHED");
+    assert_eq!(
+        finished.artifacts.and_then(|a| a.build_url).as_deref(),
+        Some("https://expo.dev/artifacts/eas/4hT8qZ2mN1vXc7bK9wLp3a.ipa")
+    );
+    let error = errored.error.expect("an errored build says why");
+    assert_eq!(
+        (errored.status.as_str(), error.error_code.as_str()),
+        ("ERRORED", "UNKNOWN_GRADLE_ERROR")
+    );
+    assert!(missing.is_none(), "EXPERIENCE_NOT_FOUND is no project");
+    let sent = server.received();
+    assert!(
+        sent.iter()
+            .all(|r| r.method == "POST" && r.path == "/graphql")
+    );
+    assert_eq!(
+        sent[0].headers["authorization"],
+        "Bearer expo_recorded0123456789"
+    );
+    assert_eq!(
+        sent[0].body["variables"],
+        json!({"fullName": "@ana-builds/recipe-app-for-keto-dieters"})
+    );
+    // GitHubBuildInput as eas-cli's schema types it: appId, platform (AppPlatform), gitRef,
+    // buildProfile; the mutation is githubApp.createGitHubBuild(buildInput:).
+    assert_eq!(
+        sent[1].body["variables"],
+        json!({"buildInput": {"appId": "5c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f", "platform": "IOS", "gitRef": "main", "buildProfile": "production"}})
+    );
+    let mutation = sent[1].body["query"].as_str().unwrap_or_default();
+    assert!(
+        mutation.contains("githubApp { createGitHubBuild(buildInput: $buildInput)")
+            && mutation.contains("$buildInput: GitHubBuildInput!"),
+        "{mutation}"
+    );
+    assert_eq!(sent[2].body["variables"], json!({"id": receipt.id}));
+    assert_eq!(
+        sent[3].body["variables"],
+        json!({"buildId": "0a1b2c3d-4e5f-4a6b-9c8d-7e6f5a4b3c2d"})
+    );
+    Ok(())
+}

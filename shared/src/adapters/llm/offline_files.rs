@@ -61,6 +61,11 @@ fn expo_app(context: &AgentTaskContext) -> Vec<(String, String)> {
     let app_json = serde_json::json!({
         "expo": {"name": product, "slug": name, "scheme": name, "version": "0.1.0", "orientation": "portrait"}
     });
+    // EAS Build's profiles: a store build, and an internal one to share.
+    let eas_json = serde_json::json!({
+        "cli": {"version": ">= 16.0.0", "appVersionSource": "remote"},
+        "build": {"production": {"autoIncrement": true}, "preview": {"distribution": "internal"}}
+    });
     vec![
         (
             "package.json".into(),
@@ -69,6 +74,10 @@ fn expo_app(context: &AgentTaskContext) -> Vec<(String, String)> {
         (
             "app.json".into(),
             serde_json::to_string_pretty(&app_json).unwrap_or_default(),
+        ),
+        (
+            "eas.json".into(),
+            serde_json::to_string_pretty(&eas_json).unwrap_or_default(),
         ),
         (
             "app/_layout.tsx".into(),
@@ -110,8 +119,9 @@ pub(super) fn has_landing_page(context: &AgentTaskContext) -> bool {
 /// The calls that act in the world a task makes after writing its files, in order, among
 /// the tools it was offered: the landing task deploys its page on Vercel (or publishes it
 /// on our own link) and announces it on X;
-/// the app task pushes its code; the sales task sends its first outreach email. Tools that
-/// need an account are offered only when the user connected it.
+/// the app task pushes its code; the release checklist builds the app on EAS from that
+/// repository; the sales task sends its first outreach email. Tools that need an account
+/// are offered only when the user connected it.
 pub(super) fn effects(
     context: &AgentTaskContext,
     offered: &dyn Fn(&str) -> bool,
@@ -159,6 +169,18 @@ pub(super) fn effects(
             serde_json::json!({
                 "repository": slug(&context.product),
                 "message": format!("{}: the Expo app skeleton", context.product),
+            }),
+        ));
+    }
+    if context.agent == AgentKind::Ops
+        && context.task_key.contains("checklist")
+        && offered(tools::BUILD_APP)
+    {
+        effects.push((
+            tools::BUILD_APP,
+            serde_json::json!({
+                "project": slug(&context.product),
+                "platforms": ["ios", "android"],
             }),
         ));
     }

@@ -3,12 +3,18 @@
 
 use super::Pool;
 use super::cached::Cached;
-use super::effects::emit;
+use super::effects::{emit, send};
+use super::tasks::{expect_running, lock_run_and_task};
+use super::transitions;
 use crate::domain::connections::Deployment;
-use crate::domain::{DeploymentId, DeploymentStatus, EventKind, ProjectId, RunId, TaskId};
-use crate::ports::{Changed, DeploymentStore, Effects, NewDeployment, StoreError};
+use crate::domain::messages::Outgoing;
+use crate::domain::{AttemptStatus, DeploymentId, EventKind, ProjectId, RunId, TaskId, TaskStatus};
+use crate::ports::{
+    Changed, DeploymentChange, DeploymentStore, Effects, JobPark, NewDeployment, StoreError,
+};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use serde_json::json;
 use uuid::Uuid;
 
 #[derive(Clone)]
@@ -22,7 +28,7 @@ impl PgDeployments {
     }
 }
 
-const COLUMNS: &str = "id, project_id, run_id, task_id, service, kind, status, url, inspect_url, provider_id, error, created_at, updated_at, finished_at";
+const COLUMNS: &str = "id, project_id, run_id, task_id, service, kind, status, url, inspect_url, provider_id, error, created_at, updated_at, finished_at, deadline_at";
 
 fn from_row(row: &tokio_postgres::Row) -> Result<Deployment, StoreError> {
     Ok(Deployment {
@@ -40,6 +46,7 @@ fn from_row(row: &tokio_postgres::Row) -> Result<Deployment, StoreError> {
         created_at: row.try_get(11)?,
         updated_at: row.try_get(12)?,
         finished_at: row.try_get(13)?,
+        deadline_at: row.try_get(14)?,
     })
 }
 
@@ -85,8 +92,8 @@ impl DeploymentStore for PgDeployments {
         let inserted = tx
             .query_opt_cached(
                 &format!(
-                    "INSERT INTO deployments (id, user_id, project_id, run_id, task_id, service, kind, status, url, inspect_url, provider_id, error, finished_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, CASE WHEN $13 THEN now() END)
+                    "INSERT INTO deployments (id, user_id, project_id, run_id, task_id, service, kind, status, url, inspect_url, provider_id, error, finished_at, call_key, deadline_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, CASE WHEN $13 THEN now() END, $14, $15)
                      ON CONFLICT (service, provider_id) DO NOTHING RETURNING {COLUMNS}"
                 ),
                 &[
@@ -103,6 +110,8 @@ impl DeploymentStore for PgDeployments {
                     &new.provider_id,
                     &new.error,
                     &new.status.is_terminal(),
+                    &new.job.as_ref().map(|(key, _)| key),
+                    &new.job.as_ref().map(|(_, deadline)| deadline),
                 ],
             )
             .await?;
@@ -133,21 +142,36 @@ impl DeploymentStore for PgDeployments {
     async fn update(
         &self,
         id: DeploymentId,
-        status: DeploymentStatus,
-        (url, error): (Option<&str>, Option<&str>),
+        change: &DeploymentChange,
     ) -> Result<Changed<Deployment>, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let mut effects = Effects::default();
+        let terminal = change.status.is_some_and(|s| s.is_terminal());
         let changed = tx
             .query_opt_cached(
                 &format!(
-                    "UPDATE deployments SET status = $2, url = coalesce($3, url), error = coalesce($4, error),
-                        updated_at = now(), finished_at = CASE WHEN $5 THEN now() END
-                     WHERE id = $1 AND finished_at IS NULL AND (status <> $2 OR $3::text IS DISTINCT FROM url)
+                    "UPDATE deployments d SET status = coalesce($2, d.status), url = coalesce($3, d.url),
+                        inspect_url = coalesce($4, d.inspect_url), provider_id = coalesce($5, d.provider_id),
+                        error = coalesce($6, d.error), updated_at = now(),
+                        finished_at = CASE WHEN $7 THEN now() END
+                     WHERE d.id = $1 AND d.finished_at IS NULL
+                       AND (d.status IS DISTINCT FROM coalesce($2, d.status)
+                            OR d.url IS DISTINCT FROM coalesce($3, d.url)
+                            OR d.inspect_url IS DISTINCT FROM coalesce($4, d.inspect_url)
+                            OR d.provider_id IS DISTINCT FROM coalesce($5, d.provider_id)
+                            OR d.error IS DISTINCT FROM coalesce($6, d.error))
                      RETURNING {COLUMNS}"
                 ),
-                &[&id.0, &status, &url, &error, &status.is_terminal()],
+                &[
+                    &id.0,
+                    &change.status,
+                    &change.url,
+                    &change.inspect_url,
+                    &change.provider_id,
+                    &change.error,
+                    &terminal,
+                ],
             )
             .await?;
         let deployment =
@@ -180,5 +204,71 @@ impl DeploymentStore for PgDeployments {
             )
             .await?;
         rows.iter().map(from_row).collect()
+    }
+
+    async fn job(&self, call_key: &str) -> Result<Vec<Deployment>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query_cached(
+                &format!("SELECT {COLUMNS} FROM deployments WHERE call_key = $1 ORDER BY created_at, kind"),
+                &[&call_key],
+            )
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    async fn park_for_job(&self, park: &JobPark<'_>) -> Result<Changed<()>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let locked = lock_run_and_task(&tx, park.task).await?;
+        expect_running(&locked, park.attempt)?;
+        let mut effects = Effects::default();
+        tx.execute_cached(
+            "UPDATE tasks SET status = $2, checkpoint = $3 WHERE id = $1",
+            &[&park.task.0, &TaskStatus::AwaitingJob, park.checkpoint],
+        )
+        .await?;
+        transitions::finish_attempt(&tx, park.task, park.attempt, AttemptStatus::Parked, None)
+            .await?;
+        super::budgets::release_held(&tx, "b.task_id = $2", &park.task.0).await?;
+        // One watch per job: its name is the call's key (already unique and short).
+        let watch = Outgoing::StartWatch {
+            name: format!("job-{}", park.call_key),
+            input: json!({
+                "call_key": park.call_key, "task_id": park.task, "poll_secs": park.poll_secs
+            }),
+        };
+        send(&tx, &mut effects, Some(locked.run_id), watch).await?;
+        // The parked task no longer counts as in flight: others may start.
+        transitions::dispatch(&tx, &mut effects, locked.run_id).await?;
+        tx.commit().await?;
+        Ok(Changed { value: (), effects })
+    }
+
+    async fn job_ended(&self, call_key: &str) -> Result<Changed<()>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let mut effects = Effects::default();
+        let task: Option<Uuid> = tx
+            .query_opt_cached(
+                "SELECT task_id FROM deployments WHERE call_key = $1 AND task_id IS NOT NULL LIMIT 1",
+                &[&call_key],
+            )
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?;
+        if let Some(task) = task {
+            let locked = lock_run_and_task(&tx, TaskId(task)).await?;
+            if locked.status == TaskStatus::AwaitingJob {
+                tx.execute_cached(
+                    "UPDATE tasks SET status = $2, max_attempts = max_attempts + 1 WHERE id = $1",
+                    &[&task, &TaskStatus::Ready],
+                )
+                .await?;
+                transitions::dispatch(&tx, &mut effects, locked.run_id).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Changed { value: (), effects })
     }
 }

@@ -66,6 +66,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0015_deployments",
         include_str!("../../../../migrations/0015_deployments.sql"),
     ),
+    (
+        "0016_long_jobs",
+        include_str!("../../../../migrations/0016_long_jobs.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

@@ -5,8 +5,8 @@ use super::{Failure, Identity, ServiceError, ServiceHttp, classify_with};
 use crate::config::Secret;
 use crate::domain::Service;
 use reqwest::Method;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// A GraphQL answer: `data`, or `errors` (with HTTP 200 as often as not).
@@ -118,4 +118,284 @@ fn classify(service: Service, failure: Failure<'_>) -> ServiceError {
     classify_with(service, failure, |v| {
         v["errors"][0]["message"].as_str().map(str::to_owned)
     })
+}
+
+/// An EAS project, and the GitHub repository it is linked to (builds start from it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EasApp {
+    pub id: String,
+    pub full_name: String,
+    /// `owner/name`, when the project is linked to a repository.
+    pub repository: Option<String>,
+    /// The linked repository's default branch, as EAS last saw it.
+    pub default_branch: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AppData {
+    app: AppQuery,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AppQuery {
+    by_full_name: AppNode,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AppNode {
+    id: String,
+    full_name: String,
+    github_repository: Option<RepositoryNode>,
+}
+
+#[derive(Deserialize)]
+struct RepositoryNode {
+    metadata: RepositoryMetadata,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RepositoryMetadata {
+    github_repo_owner_name: String,
+    github_repo_name: String,
+    #[serde(default)]
+    default_branch: Option<String>,
+}
+
+const APP_BY_FULL_NAME: &str = "query AppByFullName($fullName: String!) { app { byFullName(fullName: $fullName) { id fullName githubRepository { metadata { githubRepoOwnerName githubRepoName defaultBranch } } } } }";
+
+/// The EAS project `@account/slug`; `None` when EAS knows no such project.
+pub async fn app(
+    client: &ServiceHttp,
+    token: &Secret<String>,
+    full_name: &str,
+) -> Result<Option<EasApp>, ServiceError> {
+    let found: Result<AppData, ServiceError> = query(
+        client,
+        token,
+        (APP_BY_FULL_NAME, json!({"fullName": full_name})),
+    )
+    .await;
+    match found {
+        Ok(data) => {
+            let node = data.app.by_full_name;
+            let metadata = node.github_repository.map(|r| r.metadata);
+            Ok(Some(EasApp {
+                id: node.id,
+                full_name: node.full_name,
+                repository: metadata
+                    .as_ref()
+                    .map(|m| format!("{}/{}", m.github_repo_owner_name, m.github_repo_name)),
+                default_branch: metadata.and_then(|m| m.default_branch),
+            }))
+        }
+        Err(ServiceError::Refused { message, .. })
+            if message.contains("(EXPERIENCE_NOT_FOUND)") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A platform EAS builds for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum AppPlatform {
+    Ios,
+    Android,
+}
+
+impl AppPlatform {
+    /// The deployment kind of this platform's build.
+    pub fn kind(self) -> &'static str {
+        match self {
+            AppPlatform::Ios => "ios_build",
+            AppPlatform::Android => "android_build",
+        }
+    }
+}
+
+/// `GitHubBuildInput`: a build of the linked repository at `gitRef`, with an `eas.json`
+/// build profile.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GitHubBuildInput<'a> {
+    pub app_id: &'a str,
+    pub platform: AppPlatform,
+    pub git_ref: &'a str,
+    pub build_profile: &'a str,
+}
+
+/// `BackgroundJobReceipt`: EAS starts a GitHub build as a background job; once it
+/// succeeded, `resultId` is the build's id.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobReceipt {
+    pub id: String,
+    /// `QUEUED`, `IN_PROGRESS`, `SUCCESS` or `FAILURE`.
+    pub state: String,
+    #[serde(default)]
+    pub result_id: Option<String>,
+    #[serde(default)]
+    pub error_code: Option<String>,
+    #[serde(default)]
+    pub error_message: Option<String>,
+    #[serde(default)]
+    pub will_retry: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateBuildData {
+    github_app: CreateBuildMutation,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateBuildMutation {
+    create_git_hub_build: JobReceipt,
+}
+
+const RECEIPT_FIELDS: &str = "id state resultId errorCode errorMessage willRetry";
+
+/// Starts a build of the project's linked repository; answers the job's receipt.
+pub async fn create_github_build(
+    client: &ServiceHttp,
+    token: &Secret<String>,
+    input: &GitHubBuildInput<'_>,
+) -> Result<JobReceipt, ServiceError> {
+    let operation = format!(
+        "mutation CreateGitHubBuild($buildInput: GitHubBuildInput!) {{ githubApp {{ createGitHubBuild(buildInput: $buildInput) {{ {RECEIPT_FIELDS} }} }} }}"
+    );
+    let data: CreateBuildData =
+        query(client, token, (&operation, json!({"buildInput": input}))).await?;
+    Ok(data.github_app.create_git_hub_build)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReceiptData {
+    background_job_receipt: ReceiptQuery,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReceiptQuery {
+    by_id: JobReceipt,
+}
+
+/// Where the job that starts a build stands.
+pub async fn job_receipt(
+    client: &ServiceHttp,
+    token: &Secret<String>,
+    id: &str,
+) -> Result<JobReceipt, ServiceError> {
+    let operation = format!(
+        "query BackgroundJobReceiptById($id: ID!) {{ backgroundJobReceipt {{ byId(id: $id) {{ {RECEIPT_FIELDS} }} }} }}"
+    );
+    let data: ReceiptData = query(client, token, (&operation, json!({"id": id}))).await?;
+    Ok(data.background_job_receipt.by_id)
+}
+
+/// `Build`, as far as following it needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Build {
+    pub id: String,
+    pub app: BuildApp,
+    /// `NEW`, `IN_QUEUE`, `IN_PROGRESS`, `PENDING_CANCEL`, `CANCELED`, `FINISHED`, `ERRORED`.
+    pub status: String,
+    pub platform: AppPlatform,
+    #[serde(default)]
+    pub git_ref: Option<String>,
+    #[serde(default)]
+    pub build_profile: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(default)]
+    pub artifacts: Option<BuildArtifacts>,
+    #[serde(default)]
+    pub error: Option<BuildError>,
+}
+
+/// The project a build belongs to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildApp {
+    /// `@account/slug`.
+    pub full_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildArtifacts {
+    /// The app archive to install (an `.ipa`, `.aab` or `.apk`).
+    #[serde(default)]
+    pub build_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildError {
+    pub error_code: String,
+    pub message: String,
+}
+
+const BUILD_FIELDS: &str = "id app { fullName } status platform gitRef buildProfile createdAt artifacts { buildUrl } error { errorCode message }";
+
+#[derive(Deserialize)]
+struct BuildData {
+    builds: BuildQuery,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BuildQuery {
+    by_id: Build,
+}
+
+/// Where a build stands.
+pub async fn build(
+    client: &ServiceHttp,
+    token: &Secret<String>,
+    id: &str,
+) -> Result<Build, ServiceError> {
+    let operation = format!(
+        "query BuildsByIdQuery($buildId: ID!) {{ builds {{ byId(buildId: $buildId) {{ {BUILD_FIELDS} }} }} }}"
+    );
+    let data: BuildData = query(client, token, (&operation, json!({"buildId": id}))).await?;
+    Ok(data.builds.by_id)
+}
+
+#[derive(Deserialize)]
+struct RecentData {
+    app: RecentApp,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RecentApp {
+    by_id: RecentBuilds,
+}
+
+#[derive(Deserialize)]
+struct RecentBuilds {
+    builds: Vec<Build>,
+}
+
+/// The project's latest builds for `platform`, newest first (at most 10): how a start
+/// whose answer was lost finds the build it made.
+pub async fn recent_builds(
+    client: &ServiceHttp,
+    token: &Secret<String>,
+    (app_id, platform): (&str, AppPlatform),
+) -> Result<Vec<Build>, ServiceError> {
+    let operation = format!(
+        "query AppBuilds($appId: String!, $platform: AppPlatform) {{ app {{ byId(appId: $appId) {{ builds(offset: 0, limit: 10, platform: $platform) {{ {BUILD_FIELDS} }} }} }} }}"
+    );
+    let variables = json!({"appId": app_id, "platform": platform});
+    let data: RecentData = query(client, token, (&operation, variables)).await?;
+    Ok(data.app.by_id.builds)
 }

@@ -1,0 +1,132 @@
+//! The job watcher (`step-watch`): one look at a long job for the job-watch state machine,
+//! which waits between looks (a `Wait` state) and asks again until the answer says the
+//! job is done. A look records each build's changes on its `deployments` row (the app
+//! gets `deployment_updated`), records `timed_out` past the job's deadline, and once every
+//! build has ended makes the parked task ready again, to finish with the outcome.
+
+use crate::actions::ActionError;
+use crate::callback::retry;
+use crate::{RecordError, StepContext};
+use autocrew_shared::domain::connections::Deployment;
+use autocrew_shared::domain::{DeploymentStatus, Service};
+use autocrew_shared::ports::{DeploymentChange, StateMachineError};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The poll state's message: the job (its tool call's key), and the token to answer.
+#[derive(Debug, Deserialize)]
+pub struct WatchMessage {
+    pub call_key: String,
+    pub task_token: String,
+}
+
+pub(crate) async fn handle(ctx: &StepContext, message: WatchMessage) -> Result<(), RecordError> {
+    let job = ctx
+        .deployments
+        .job(&message.call_key)
+        .await
+        .map_err(retry)?;
+    let done = look_at(ctx, &job).await?;
+    if done {
+        let ended = ctx
+            .deployments
+            .job_ended(&message.call_key)
+            .await
+            .map_err(retry)?;
+        ctx.relay.publish(ended.effects).await;
+    }
+    match ctx
+        .state_machine
+        .task_success(&message.task_token, &json!({ "done": done }))
+        .await
+    {
+        // Answered by an earlier delivery, or the watch was stopped: nothing to add.
+        Ok(()) | Err(StateMachineError::InvalidToken(_)) => Ok(()),
+        Err(e) => Err(retry(e)),
+    }
+}
+
+/// Looks at every build of the job that has not ended; whether all have now.
+async fn look_at(ctx: &StepContext, job: &[Deployment]) -> Result<bool, RecordError> {
+    let open: Vec<&Deployment> = job.iter().filter(|d| !d.status.is_terminal()).collect();
+    let Some(first) = job.first() else {
+        return Ok(true);
+    };
+    if open.is_empty() || !task_waits(ctx, first).await? {
+        return Ok(true);
+    }
+    let Some(run) = first.run_id else {
+        return Ok(true);
+    };
+    let run = ctx.runs.run(run).await.map_err(retry)?;
+    let mut ended = job.len() - open.len();
+    for row in open {
+        let change = match row.deadline_at {
+            Some(deadline) if deadline <= chrono::Utc::now() => timed_out(row, deadline),
+            _ => match ctx.connected.open(run.user_id, Service::Expo).await {
+                Ok(opened) => match crate::build::look(ctx, &opened, row).await {
+                    Ok(change) => change,
+                    Err(e) => match given_up(e)? {
+                        Some(change) => change,
+                        None => continue,
+                    },
+                },
+                Err(e) => match given_up(e.into())? {
+                    Some(change) => change,
+                    None => continue,
+                },
+            },
+        };
+        let changed = ctx
+            .deployments
+            .update(row.id, &change)
+            .await
+            .map_err(retry)?;
+        ctx.relay.publish(changed.effects).await;
+        if changed.value.status.is_terminal() {
+            ended += 1;
+        }
+    }
+    Ok(ended == job.len())
+}
+
+/// Whether the job's task still waits for it (a cancelled run's does not).
+async fn task_waits(ctx: &StepContext, row: &Deployment) -> Result<bool, RecordError> {
+    let Some(task) = row.task_id else {
+        return Ok(false);
+    };
+    let task = ctx.tasks.task(task).await.map_err(retry)?;
+    Ok(!task.status.is_terminal())
+}
+
+/// A build still going at its deadline.
+fn timed_out(row: &Deployment, deadline: chrono::DateTime<chrono::Utc>) -> DeploymentChange {
+    // The deadline was set just before the row was written: round to the timeout given.
+    let waited = ((deadline - row.created_at).num_milliseconds() as f64 / 1000.0).round();
+    DeploymentChange {
+        status: Some(DeploymentStatus::TimedOut),
+        error: Some(format!(
+            "timed out: the {} had not ended {waited} s after it started (it was {}); Autocrew stopped waiting for it",
+            row.kind.replace('_', " "),
+            row.status
+        )),
+        ..Default::default()
+    }
+}
+
+/// A look that failed: an outage is looked at again next time (the deadline bounds it);
+/// a refused credential or request ends the build as failed, saying why.
+fn given_up(e: ActionError) -> Result<Option<DeploymentChange>, RecordError> {
+    match e {
+        ActionError::Unavailable(why) => {
+            tracing::warn!(error = %why, "the job could not be looked at; next time");
+            Ok(None)
+        }
+        ActionError::Fatal(why) | ActionError::Refused(why) => Ok(Some(DeploymentChange {
+            status: Some(DeploymentStatus::Failed),
+            error: Some(why),
+            ..Default::default()
+        })),
+        ActionError::Infrastructure(e) => Err(e),
+    }
+}

@@ -1,0 +1,184 @@
+//! `build_app` against a fake EAS that keeps builds and moves each one on at every look:
+//! the ops task starts the iOS and Android builds from the repository the developer
+//! pushed, parks while the job-watch state machine (real Step Functions on moto: Wait,
+//! a look by step-watch, Choice) follows them, and finishes with their links. A build
+//! that never ends times out and fails its task with the timeout recorded; a build EAS
+//! fails fails its task with EAS's error.
+
+use crate::run_control::play_until_ended;
+use crate::tools_github::{World, world_with};
+use autocrew_shared::domain::records::Run;
+use autocrew_shared::domain::{DeploymentStatus, EventKind, ProjectId, RunStatus, TaskStatus};
+use autocrew_tests::TestDb;
+use autocrew_tests::fakes::expo::BuildMode;
+use std::time::Duration;
+
+const GITHUB: (&str, &str, &str) = ("github", "ghp_anaToken0123456789abcdefWXYZ", "ana-builds");
+const EXPO: (&str, &str, &str) = ("expo", "expo_anaToken0123456789abcdef", "ana-builds");
+
+/// Ana with GitHub and Expo connected, pushing, building and publishing without asking.
+async fn builder(db: &TestDb, mode: BuildMode) -> anyhow::Result<World> {
+    let w = world_with(db, &[GITHUB, EXPO], &["push_code", "build_app", "publish"]).await?;
+    w.fake.expo.lock().unwrap_or_else(|e| e.into_inner()).mode = mode;
+    Ok(w)
+}
+
+async fn builds(
+    w: &World,
+) -> anyhow::Result<Vec<autocrew_shared::domain::connections::Deployment>> {
+    let mut rows = w
+        .state
+        .deployments
+        .project_deployments(ProjectId::parse("project", &w.project)?)
+        .await?;
+    rows.retain(|d| d.kind.ends_with("_build"));
+    rows.sort_by(|a, b| a.kind.cmp(&b.kind));
+    Ok(rows)
+}
+
+async fn run(w: &World) -> anyhow::Result<Run> {
+    let run = w.command().await?;
+    play_until_ended(&w.p, run).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_is_built_for_both_platforms_while_its_task_waits_without_a_worker()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let w = builder(&db, BuildMode::Finish).await?;
+
+    let ended = run(&w).await?;
+
+    assert_eq!(ended.status, RunStatus::Succeeded, "{:?}", ended.error);
+    let rows = builds(&w).await?;
+    let kinds: Vec<(&str, DeploymentStatus)> =
+        rows.iter().map(|d| (d.kind.as_str(), d.status)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("android_build", DeploymentStatus::Ready),
+            ("ios_build", DeploymentStatus::Ready)
+        ]
+    );
+    for row in &rows {
+        let url = row.url.clone().unwrap_or_default();
+        assert_eq!(reqwest::get(&url).await?.status(), 200, "{url}");
+        assert!(
+            row.inspect_url.as_deref().is_some_and(|u| u.starts_with(
+                "https://expo.dev/accounts/ana-builds/projects/recipe-app-for-keto-dieters/builds/"
+            )),
+            "{row:?}"
+        );
+        assert!(row.deadline_at.is_some() && row.finished_at.is_some());
+    }
+    // One build a platform at EAS, from the pushed repository's default branch.
+    let fake_builds = w
+        .fake
+        .expo
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .builds
+        .clone();
+    assert_eq!(fake_builds.len(), 2, "{fake_builds:?}");
+    assert!(
+        fake_builds
+            .iter()
+            .all(|b| b.git_ref == "main" && b.profile == "production")
+    );
+    // The task parked while the builds ran, and resumed to finish with their links.
+    let task = w.task(ended.id, "ops_checklist").await?;
+    assert_eq!(task.status, TaskStatus::Completed);
+    let summary = w.summary(ended.id, "ops_checklist").await?;
+    assert!(
+        summary.contains("the ios build finished: http")
+            && summary.contains("the android build finished: http"),
+        "{summary}"
+    );
+    let parked: i64 = db
+        .pool
+        .get()
+        .await?
+        .query_one(
+            "SELECT count(*) FROM task_attempts WHERE task_id = $1 AND status = 'parked'",
+            &[&task.id.0],
+        )
+        .await?
+        .get(0);
+    assert_eq!(
+        parked, 1,
+        "the attempt that started the builds ended parked"
+    );
+    // The app followed each build through its statuses.
+    let events = w
+        .state
+        .events
+        .since(ProjectId::parse("project", &w.project)?, 0, 1000)
+        .await?;
+    let seen: Vec<String> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::DeploymentUpdated && e.payload["kind"] == "ios_build")
+        .map(|e| e.payload["status"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        seen.first().map(String::as_str) == Some("queued")
+            && seen.contains(&"building".to_owned())
+            && seen.last().map(String::as_str) == Some("ready"),
+        "{seen:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_that_never_ends_times_out_and_fails_its_task_with_the_timeout_recorded()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let mut w = builder(&db, BuildMode::Hang).await?;
+    w.p.ctx.jobs.build_timeout = Duration::from_secs(4);
+
+    let ended = run(&w).await?;
+
+    assert_eq!(ended.status, RunStatus::Failed);
+    let rows = builds(&w).await?;
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row.status, DeploymentStatus::TimedOut, "{row:?}");
+        assert!(
+            row.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("timed out: the ")
+                    && e.contains("had not ended 4 s after it started (it was building)")),
+            "{row:?}"
+        );
+    }
+    let task = w.task(ended.id, "ops_checklist").await?;
+    assert_eq!(task.status, TaskStatus::Failed);
+    let error = task.error_log.unwrap_or_default();
+    assert!(
+        error.contains("timed out at expo: timed out: the"),
+        "{error}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_eas_fails_fails_its_task_with_eass_error() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let w = builder(&db, BuildMode::Error).await?;
+
+    let ended = run(&w).await?;
+
+    assert_eq!(ended.status, RunStatus::Failed);
+    let rows = builds(&w).await?;
+    assert!(
+        rows.iter().all(|d| d.status == DeploymentStatus::Failed),
+        "{rows:?}"
+    );
+    let task = w.task(ended.id, "ops_checklist").await?;
+    let error = task.error_log.unwrap_or_default();
+    assert!(
+        error.contains("failed at expo: Gradle build failed with unknown error")
+            && error.contains("(UNKNOWN_GRADLE_ERROR)"),
+        "{error}"
+    );
+    Ok(())
+}
