@@ -34,6 +34,8 @@ struct Progress {
     bars: MultiProgress,
     tasks: HashMap<String, ProgressBar>,
     plain: bool,
+    /// Each deployment's last status shown: a change of its ids or links alone is not.
+    deployments: HashMap<String, String>,
 }
 
 impl Progress {
@@ -47,6 +49,7 @@ impl Progress {
         Progress {
             bars: MultiProgress::with_draw_target(target),
             tasks: HashMap::new(),
+            deployments: HashMap::new(),
             plain,
         }
     }
@@ -444,20 +447,24 @@ fn show(progress: &mut Progress, event: &Value) -> Option<bool> {
                 .map(|l| format!(": {l}"))
                 .unwrap_or_default()
         )),
-        "deployment_updated" => progress.say(format!(
-            "{} on {}: {}{}{}",
-            text(&p["kind"]).replace('_', " "),
-            text(&p["service"]),
-            text(&p["status"]),
-            p["url"]
-                .as_str()
-                .map(|u| format!(" {u}"))
-                .unwrap_or_default(),
-            p["error"]
-                .as_str()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default()
-        )),
+        "deployment_updated" => {
+            let status = text(&p["status"]);
+            if progress.deployments.insert(text(&p["id"]), status.clone()) != Some(status.clone()) {
+                progress.say(format!(
+                    "{} on {}: {status}{}{}",
+                    text(&p["kind"]).replace('_', " "),
+                    text(&p["service"]),
+                    p["url"]
+                        .as_str()
+                        .map(|u| format!(" {u}"))
+                        .unwrap_or_default(),
+                    p["error"]
+                        .as_str()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
         "run_completed" => {
             progress.say(format!(
                 "run completed: {}/{} tasks, {cost}",

@@ -163,8 +163,9 @@ pub(crate) async fn execute(
         .collect();
     Ok(json!({
         "said": format!(
-            "started the {} build(s) of {app} at {git_ref} (profile {profile}) on EAS",
-            names.join(" and ")
+            "started the {} build{} of {app} at {git_ref} (profile {profile}) on EAS",
+            names.join(" and "),
+            if names.len() == 1 { "" } else { "s" }
         ),
         "app": app, "git_ref": git_ref, "profile": profile,
     }))

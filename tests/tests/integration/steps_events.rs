@@ -50,6 +50,7 @@ fn every_step_has_a_sample_event_that_parses() -> anyhow::Result<()> {
         "compile",
         "notify",
         "notify-failed",
+        "watch",
     ] {
         let event = sqs_event(&format!("sqs-step-{step}.json"))?;
         assert_eq!(event.records.len(), 1, "{step}");
