@@ -326,7 +326,7 @@ with_stack() {
 # from, the variable of its API's base URL.
 services="github:GITHUB_TOKEN:GITHUB_API_URL vercel:VERCEL_TOKEN:VERCEL_API_URL resend:RESEND_API_KEY:RESEND_API_URL x:X_USER_TOKEN:X_API_URL expo:EXPO_TOKEN:EXPO_API_URL linkedin:LINKEDIN_TOKEN:LINKEDIN_API_URL"
 
-# Local fakes of the services (GitHub, Vercel, EAS, Resend, X) that keep state: a service with no real
+# Local fakes of the services (GitHub, Vercel, EAS, Resend, X, LinkedIn) that keep state: a service with no real
 # token in the environment (every service, with `start_fakes all`) is pointed at its fake
 # before the runner starts.
 start_fakes() {
@@ -348,7 +348,7 @@ start_fakes() {
       export "$url_var=$fakes_url/$service"
     fi
   done
-  say "fake GitHub, Vercel, EAS, Resend and X at $fakes_url (pid $(cat "$fakes_pid_file")); what they hold: $fakes_url/_state"
+  say "fake GitHub, Vercel, EAS, Resend, X and LinkedIn at $fakes_url (pid $(cat "$fakes_pid_file")); what they hold: $fakes_url/_state"
 }
 
 stop_fakes() {
@@ -364,7 +364,6 @@ connect_services() {
   local entry service var url_var
   for entry in $services; do
     IFS=: read -r service var url_var <<<"$entry"
-    case $service in linkedin) continue ;; esac
     printf '%s\n' "${!var:-demo-$service-token-0123456789}" | autocrew connect "$service" --api "$runner_url" \
       || die "could not connect $service"
   done
@@ -388,9 +387,11 @@ for site in state["vercel"]:
     print(f"Vercel   {site['project']}: {'FAILED' if site['failed'] else site['url']} ({', '.join(site['files'])})")
 for post in state["x"]:
     print(f"X        @{post['account']} posted: {post['text']}")
+for post in state["linkedin"]:
+    print(f"LinkedIn {post['author']} posted {post['urn']}: {post['text'].splitlines()[0]}")
 for build in state["eas"]:
     print(f"EAS      {build['app']} {build['platform']} build of {build['git_ref']}: {build['status']}" + (f", {build['archive']}" if build["archive"] else ""))
-if not (state["github"] or state["resend"] or state["x"] or state["vercel"] or state["eas"]):
+if not any(state[service] for service in ("github", "resend", "x", "linkedin", "vercel", "eas")):
     print("the fakes hold nothing: no tool acted in the world")
 PY
 }

@@ -68,6 +68,7 @@ pub(crate) async fn prepare(
         tools::PUSH_CODE => crate::push::prepare(ctx, (run, task, upstream), input).await,
         tools::SEND_EMAIL => crate::outreach::prepare_email(ctx, run, input).await,
         tools::POST_TO_X => crate::outreach::prepare_post(ctx, run, input).await,
+        tools::POST_TO_LINKEDIN => crate::outreach::prepare_linkedin_post(ctx, run, input).await,
         tools::DEPLOY_SITE => crate::deploy::prepare(ctx, (run, task, upstream), input).await,
         tools::BUILD_APP => crate::build::prepare(ctx, run, input).await,
         other => Err(ActionError::Refused(format!(
@@ -185,6 +186,7 @@ pub(crate) async fn execute(
         Some("push_code") => crate::push::execute(ctx, run, payload, call_key).await?,
         Some("send_email") => crate::outreach::send_email(ctx, run, payload, call_key).await?,
         Some("post_to_x") => crate::outreach::post_to_x(ctx, run, payload).await?,
+        Some("post_to_linkedin") => crate::outreach::post_to_linkedin(ctx, run, payload).await?,
         Some("deploy_site") => crate::deploy::execute(ctx, (run, task), payload).await?,
         Some("build_app") => crate::build::execute(ctx, (run, task), payload, call_key).await?,
         other => return Ok(Err(format!("no action {other:?} can run"))),

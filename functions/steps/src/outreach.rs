@@ -1,11 +1,13 @@
-//! `send_email` (Resend) and `post_to_x` (X API v2): messages to people, each sent once.
-//! Resend keeps the call's key itself (`Idempotency-Key`); X has none, so a post retried
-//! after a lost answer is recognised by X's duplicate refusal and found on the timeline.
+//! `send_email` (Resend), `post_to_x` (X API v2) and `post_to_linkedin` (LinkedIn's Posts
+//! API): messages to people, each sent once. Resend keeps the call's key itself
+//! (`Idempotency-Key`); X and LinkedIn have none, so a post retried after a lost answer is
+//! recognised by their duplicate refusal (X's found on the timeline, LinkedIn's named in
+//! the refusal).
 
 use crate::StepContext;
 use crate::actions::ActionError;
 use autocrew_shared::adapters::tools::resend::{self, OutgoingEmail};
-use autocrew_shared::adapters::tools::{ServiceError, x};
+use autocrew_shared::adapters::tools::{ServiceError, linkedin, x};
 use autocrew_shared::domain::Service;
 use autocrew_shared::domain::records::Run;
 use autocrew_shared::services::Opened;
@@ -131,6 +133,50 @@ pub(crate) async fn post_to_x(
     };
     let link = format!("https://x.com/{}/status/{}", me.username, post.id);
     Ok(json!({"post_id": post.id, "link": link, "said": format!("posted: {link}")}))
+}
+
+/// The exact LinkedIn post: its author (the connected member) and text.
+pub(crate) async fn prepare_linkedin_post(
+    ctx: &StepContext,
+    run: &Run,
+    input: &Value,
+) -> Result<Value, ActionError> {
+    let opened = ctx.connected.open(run.user_id, Service::Linkedin).await?;
+    let author = call(
+        ctx,
+        &opened,
+        linkedin::member_urn(&opened.http, &opened.token),
+    )
+    .await?;
+    Ok(json!({
+        "action": "post_to_linkedin",
+        "service": "linkedin",
+        "account": opened.connection.account,
+        "author": author,
+        "text": input["text"].as_str().unwrap_or_default(),
+    }))
+}
+
+/// Posts the approved text once, as the approved author.
+pub(crate) async fn post_to_linkedin(
+    ctx: &StepContext,
+    run: &Run,
+    payload: &Value,
+) -> Result<Value, ActionError> {
+    let (Some(author), Some(text)) = (payload["author"].as_str(), payload["text"].as_str()) else {
+        return Err(ActionError::Refused(
+            "the post_to_linkedin payload lacks author or text".into(),
+        ));
+    };
+    let opened = ctx.connected.open(run.user_id, Service::Linkedin).await?;
+    let urn = call(
+        ctx,
+        &opened,
+        linkedin::create_post(&opened.http, &opened.token, (author, text)),
+    )
+    .await?;
+    let link = linkedin::post_link(&urn);
+    Ok(json!({"post_urn": urn, "link": link, "said": format!("posted on LinkedIn: {link}")}))
 }
 
 /// Awaits a service call; its refusal becomes what it means for the task.

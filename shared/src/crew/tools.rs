@@ -22,6 +22,8 @@ pub const PUSH_CODE: &str = "push_code";
 pub const SEND_EMAIL: &str = "send_email";
 /// Posts on X as the user's connected account.
 pub const POST_TO_X: &str = "post_to_x";
+/// Posts on LinkedIn as the user's connected member.
+pub const POST_TO_LINKEDIN: &str = "post_to_linkedin";
 
 /// Deploys a folder of files as a static site on the user's Vercel account.
 pub const DEPLOY_SITE: &str = "deploy_site";
@@ -31,13 +33,14 @@ pub const DEPLOY_SITE: &str = "deploy_site";
 pub const BUILD_APP: &str = "build_app";
 
 /// Every tool name an agent profile may list.
-pub const KNOWN: [&str; 9] = [
+pub const KNOWN: [&str; 10] = [
     READ_UPSTREAM,
     WRITE_FILE,
     PUBLISH,
     PUSH_CODE,
     SEND_EMAIL,
     POST_TO_X,
+    POST_TO_LINKEDIN,
     DEPLOY_SITE,
     BUILD_APP,
     FINISH,
@@ -46,11 +49,12 @@ pub const KNOWN: [&str; 9] = [
 /// The tools whose calls act in the world. Each call asks a person's approval of its
 /// exact payload unless the user's policy auto-approves that tool (`ToolPolicies`), and
 /// runs once per idempotency key.
-pub const EFFECTS: [&str; 6] = [
+pub const EFFECTS: [&str; 7] = [
     PUBLISH,
     PUSH_CODE,
     SEND_EMAIL,
     POST_TO_X,
+    POST_TO_LINKEDIN,
     DEPLOY_SITE,
     BUILD_APP,
 ];
@@ -71,7 +75,7 @@ pub fn acts_in_world(tool: &str) -> bool {
 /// posts or deploys.
 pub fn calls_per_minute(tool: &str) -> u32 {
     match tool {
-        POST_TO_X => 5,
+        POST_TO_X | POST_TO_LINKEDIN => 5,
         SEND_EMAIL => 10,
         PUSH_CODE | DEPLOY_SITE | BUILD_APP => 10,
         _ => 30,
@@ -84,6 +88,7 @@ pub fn service(tool: &str) -> Option<crate::domain::Service> {
         PUSH_CODE => Some(crate::domain::Service::Github),
         SEND_EMAIL => Some(crate::domain::Service::Resend),
         POST_TO_X => Some(crate::domain::Service::X),
+        POST_TO_LINKEDIN => Some(crate::domain::Service::Linkedin),
         DEPLOY_SITE => Some(crate::domain::Service::Vercel),
         BUILD_APP => Some(crate::domain::Service::Expo),
         _ => None,
@@ -154,6 +159,13 @@ pub fn spec(name: &str) -> Option<ToolSpec> {
             json!({
                 "type": "object", "additionalProperties": false, "required": ["text"],
                 "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 280}}
+            }),
+        ),
+        POST_TO_LINKEDIN => (
+            "Post on LinkedIn, publicly in the feed, as the user's connected member. Plain text. A person may have to approve it first; the result is the post's link, or why it was not posted.",
+            json!({
+                "type": "object", "additionalProperties": false, "required": ["text"],
+                "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 3000}}
             }),
         ),
         DEPLOY_SITE => (

@@ -1,12 +1,12 @@
 //! Local fakes of the outside services the agents act through. Each is a small HTTP
 //! server that speaks its service's wire format and keeps state, under its own prefix
-//! (`/github`, `/vercel`, `/expo`, `/resend`, `/x`) of one listener, so a demo or a test points `GITHUB_API_URL` (and the
+//! (`/github`, `/vercel`, `/expo`, `/resend`, `/x`, `/linkedin`) of one listener, so a demo or a test points `GITHUB_API_URL` (and the
 //! others) at it and sees a repository fill up. Tokens are accepted unless revoked
 //! (`revoke`); each token's account is a demo one unless set (`accept`).
 
 pub mod expo;
 pub mod github;
-pub mod identity;
+pub mod linkedin;
 pub mod resend;
 pub mod vercel;
 pub mod x;
@@ -33,6 +33,7 @@ pub struct Fake {
     pub x: Arc<Mutex<x::XState>>,
     pub vercel: Arc<Mutex<vercel::VercelState>>,
     pub expo: Arc<Mutex<expo::ExpoState>>,
+    pub linkedin: Arc<Mutex<linkedin::LinkedinState>>,
 }
 
 impl Fake {
@@ -98,6 +99,7 @@ fn default_account(service: &str) -> &'static str {
     match service {
         "resend" => "demo.autocrew.test",
         "x" => "autocrew_demo",
+        "linkedin" => "Autocrew Demo",
         _ => "autocrew-demo",
     }
 }
@@ -164,7 +166,15 @@ pub fn summary(fake: &Fake) -> Value {
             .map(|b| serde_json::json!({"app": b.app, "platform": b.platform, "git_ref": b.git_ref, "status": b.status, "archive": (b.status == "FINISHED").then(|| format!("{base}/expo/artifacts/{}", b.id))}))
             .collect()
     };
-    serde_json::json!({"github": repositories, "resend": emails, "x": posts, "vercel": sites, "eas": builds})
+    let linkedin: Vec<Value> = fake
+        .linkedin
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .posts
+        .iter()
+        .map(|p| serde_json::json!({"urn": p.urn, "author": p.author, "text": p.text}))
+        .collect();
+    serde_json::json!({"github": repositories, "resend": emails, "x": posts, "linkedin": linkedin, "vercel": sites, "eas": builds})
 }
 
 /// Every fake under its prefix, and `GET /_state` (`summary`).
@@ -183,7 +193,7 @@ pub fn router(fake: Fake) -> Router {
         .nest("/x", x::routes())
         .nest("/vercel", vercel::routes())
         .nest("/expo", expo::routes())
-        .nest("/linkedin", identity::linkedin_routes())
+        .nest("/linkedin", linkedin::routes())
         .with_state(fake)
 }
 

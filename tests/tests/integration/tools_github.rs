@@ -47,6 +47,7 @@ pub(crate) async fn world_with(
         ("X_API_URL".to_owned(), format!("{url}/x")),
         ("VERCEL_API_URL".to_owned(), format!("{url}/vercel")),
         ("EXPO_API_URL".to_owned(), format!("{url}/expo")),
+        ("LINKEDIN_API_URL".to_owned(), format!("{url}/linkedin")),
     ]))?;
     let for_api = urls.clone();
     let (state, mut p) = api_with(db, |s| s.services = for_api).await?;

@@ -1,7 +1,8 @@
-//! `send_email` (Resend) and `post_to_x` (X) against stateful fakes: each waits for its
-//! approval; an approved email is sent once with the call's key as Resend's
-//! `Idempotency-Key`; a rejected post makes no call; a post whose answer was lost is found
-//! on the timeline instead of being posted twice.
+//! `send_email` (Resend), `post_to_x` (X) and `post_to_linkedin` against stateful fakes:
+//! each waits for its approval; an approved email is sent once with the call's key as
+//! Resend's `Idempotency-Key`; a rejected post makes no call; a post whose answer was lost
+//! is found (on X's timeline, in LinkedIn's duplicate refusal) instead of being posted
+//! twice.
 
 use crate::run_control::play_until_ended;
 use crate::tools_github::world_with;
@@ -10,6 +11,7 @@ use autocrew_tests::TestDb;
 
 const RESEND: (&str, &str, &str) = ("resend", "re_anaKey0123456789abcdef", "ketoapp.example");
 const X: (&str, &str, &str) = ("x", "x-ana-token-0123456789abcdef", "ana_builds");
+const LINKEDIN: (&str, &str, &str) = ("linkedin", "AQVanaLinkedinToken0123456789", "Ana Lima");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approved_email_is_sent_once_and_a_rejected_post_makes_no_call() -> anyhow::Result<()> {
@@ -97,6 +99,53 @@ async fn a_post_whose_answer_was_lost_is_found_not_posted_twice() -> anyhow::Res
         .unwrap_or_default();
     assert!(
         summary.contains(&format!("https://x.com/ana_builds/status/{}", posts[0].id)),
+        "{summary}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_linkedin_post_is_made_once_as_the_member_even_when_its_answer_is_lost()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let w = world_with(&db, &[LINKEDIN], &["publish"]).await?;
+    // LinkedIn keeps the post, then the answer is lost: as if the worker died before recording.
+    w.fake.fail_once_after("linkedin.post");
+
+    let run = w.command().await?;
+    let asked = w.asked(run, &["post_to_linkedin"]).await?;
+    assert_eq!(
+        asked[0]["payload"]["author"], "urn:li:person:AnaLima",
+        "{asked:?}"
+    );
+    w.decide(&asked[0], "approve").await?;
+    let ended = play_until_ended(&w.p, run).await?;
+
+    assert_eq!(ended.status, RunStatus::Succeeded, "{:?}", ended.error);
+    let posts = w
+        .fake
+        .linkedin
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .posts
+        .clone();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert!(
+        posts[0]
+            .text
+            .starts_with("We are building Recipe app for keto dieters")
+    );
+    assert_eq!(
+        w.task(run, "landing_copy").await?.attempts,
+        2,
+        "the lost answer was retried"
+    );
+    let summary = w.summary(run, "landing_copy").await?;
+    assert!(
+        summary.contains(&format!(
+            "posted on LinkedIn: https://www.linkedin.com/feed/update/{}/",
+            posts[0].urn
+        )),
         "{summary}"
     );
     Ok(())

@@ -444,3 +444,59 @@ async fn an_eas_build_starts_from_the_linked_repository_and_its_failure_is_read_
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_linkedin_post_goes_to_the_versioned_posts_api_and_a_duplicate_names_the_first_post()
+-> anyhow::Result<()> {
+    use autocrew_shared::adapters::tools::linkedin;
+    let server = ReplayServer::start(vec![
+        Recorded::ok("linkedin-userinfo.json"),
+        Recorded::json(201, "").with_header("x-restli-id", "urn:li:share:7262201467839291392"),
+        Recorded::json(422, r#"{"status": 422, "message": "Content is a duplicate of urn:li:share:7262201467839291392"}"#),
+        Recorded::json(401, r#"{"status": 401, "serviceErrorCode": 65600, "code": "INVALID_ACCESS_TOKEN", "message": "Invalid access token"}"#),
+    ])
+    .await?;
+    let li = client(&server, Service::Linkedin);
+    let t = Secret::new("AQVrecorded0123456789".to_owned());
+
+    let author = linkedin::member_urn(&li, &t).await?;
+    let first = linkedin::create_post(&li, &t, (&author, "We are building it.")).await?;
+    let again = linkedin::create_post(&li, &t, (&author, "We are building it.")).await?;
+    let refused = linkedin::create_post(&li, &t, (&author, "Later."))
+        .await
+        .unwrap_err();
+
+    assert_eq!(author, "urn:li:person:782bbtaQ");
+    assert_eq!(first, "urn:li:share:7262201467839291392");
+    assert_eq!(
+        again, first,
+        "a duplicate refusal names the post already made"
+    );
+    assert!(
+        matches!(refused, ServiceError::Unauthorized { status: 401, .. }),
+        "{refused}"
+    );
+    let sent = &server.received()[1];
+    assert_eq!(
+        (sent.method.as_str(), sent.path.as_str()),
+        ("POST", "/rest/posts")
+    );
+    assert_eq!(sent.headers["linkedin-version"], linkedin::VERSION);
+    assert_eq!(sent.headers["x-restli-protocol-version"], "2.0.0");
+    assert_eq!(
+        sent.headers["authorization"],
+        "Bearer AQVrecorded0123456789"
+    );
+    // The Posts API's text post: author, commentary, visibility, distribution,
+    // lifecycleState, isReshareDisabledByAuthor, and nothing else.
+    assert_eq!(
+        sent.body,
+        json!({
+            "author": "urn:li:person:782bbtaQ", "commentary": "We are building it.",
+            "visibility": "PUBLIC",
+            "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []},
+            "lifecycleState": "PUBLISHED", "isReshareDisabledByAuthor": false
+        })
+    );
+    Ok(())
+}

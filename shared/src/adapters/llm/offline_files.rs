@@ -118,7 +118,7 @@ pub(super) fn has_landing_page(context: &AgentTaskContext) -> bool {
 
 /// The calls that act in the world a task makes after writing its files, in order, among
 /// the tools it was offered: the landing task deploys its page on Vercel (or publishes it
-/// on our own link) and announces it on X;
+/// on our own link) and announces it on X and LinkedIn;
 /// the app task pushes its code; the release checklist builds the app on EAS from that
 /// repository; the sales task sends its first outreach email. Tools that need an account
 /// are offered only when the user connected it.
@@ -146,6 +146,13 @@ pub(super) fn effects(
         .take(280)
         .collect();
         effects.push((tools::POST_TO_X, serde_json::json!({ "text": text })));
+    }
+    if has_landing_page(context) && offered(tools::POST_TO_LINKEDIN) {
+        let text = format!(
+            "We are building {}: {}\n\nEarly access opens soon; the landing page has the list. [offline]",
+            context.product, context.command
+        );
+        effects.push((tools::POST_TO_LINKEDIN, serde_json::json!({ "text": text })));
     }
     if context.agent == AgentKind::Sales && offered(tools::SEND_EMAIL) {
         effects.push((

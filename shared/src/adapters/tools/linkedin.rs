@@ -1,11 +1,17 @@
 //! LinkedIn (api.linkedin.com): its wire types and calls. A member token with the
-//! `openid profile w_member_social` scopes identifies its member and posts as them.
+//! `openid profile w_member_social` scopes identifies its member and posts as them
+//! through the versioned Posts API (`/rest/posts`).
 
 use super::{Failure, Identity, ServiceError, ServiceHttp, classify_with};
 use crate::config::Secret;
 use crate::domain::Service;
 use reqwest::Method;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+/// The Posts API version this adapter speaks (`LinkedIn-Version`, YYYYMM): the newest one
+/// the reference documents. LinkedIn supports a version for at least a year after it is
+/// published, so it is due to be moved on by January 2027.
+pub const VERSION: &str = "202601";
 
 /// `GET /v2/userinfo` (OpenID Connect): `sub` names the member (`urn:li:person:{sub}`).
 #[derive(Deserialize)]
@@ -19,17 +25,123 @@ pub(crate) async fn identify(
     client: &ServiceHttp,
     token: &Secret<String>,
 ) -> Result<Identity, ServiceError> {
-    let me: UserInfo = client
-        .send(client.request(Method::GET, "/v2/userinfo", token), classify)
-        .await?;
+    let me = userinfo(client, token).await?;
     Ok(Identity {
         account: me.name.unwrap_or(me.sub),
     })
 }
 
-/// LinkedIn's errors: `{"status", "serviceErrorCode", "message"}`.
+async fn userinfo(client: &ServiceHttp, token: &Secret<String>) -> Result<UserInfo, ServiceError> {
+    client
+        .send(client.request(Method::GET, "/v2/userinfo", token), classify)
+        .await
+}
+
+/// The member a token posts as, as a Posts API author: `urn:li:person:{sub}`.
+pub async fn member_urn(
+    client: &ServiceHttp,
+    token: &Secret<String>,
+) -> Result<String, ServiceError> {
+    Ok(format!(
+        "urn:li:person:{}",
+        userinfo(client, token).await?.sub
+    ))
+}
+
+/// A text post, as `POST /rest/posts` takes it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NewPost<'a> {
+    author: &'a str,
+    commentary: &'a str,
+    visibility: &'static str,
+    distribution: Distribution,
+    lifecycle_state: &'static str,
+    is_reshare_disabled_by_author: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Distribution {
+    feed_distribution: &'static str,
+    target_entities: [(); 0],
+    third_party_distribution_channels: [(); 0],
+}
+
+/// Posts `text` publicly in the member's feed; answers the post's URN (LinkedIn's 201
+/// has no body: the URN is in `x-restli-id`). A post LinkedIn refuses as a duplicate of
+/// one it holds (a retry after a lost answer) answers that post's URN.
+pub async fn create_post(
+    client: &ServiceHttp,
+    token: &Secret<String>,
+    (author, text): (&str, &str),
+) -> Result<String, ServiceError> {
+    let post = NewPost {
+        author,
+        commentary: text,
+        visibility: "PUBLIC",
+        distribution: Distribution {
+            feed_distribution: "MAIN_FEED",
+            target_entities: [],
+            third_party_distribution_channels: [],
+        },
+        lifecycle_state: "PUBLISHED",
+        is_reshare_disabled_by_author: false,
+    };
+    let request = client
+        .request(Method::POST, "/rest/posts", token)
+        .header("LinkedIn-Version", VERSION)
+        .header("X-Restli-Protocol-Version", "2.0.0")
+        .json(&post);
+    match client.send_for_headers(request, classify).await {
+        Ok((_, headers, _)) => headers
+            .get("x-restli-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| ServiceError::Unavailable {
+                service: Service::Linkedin,
+                message: "its 201 named no post (no x-restli-id header)".into(),
+                source: None,
+            }),
+        Err(ServiceError::Refused {
+            status: 422,
+            message,
+            ..
+        }) if duplicate_of(&message).is_some() => Ok(duplicate_of(&message).unwrap_or_default()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The post a duplicate refusal names: "Content is a duplicate of urn:li:share:...".
+fn duplicate_of(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("duplicate of ")?;
+    let urn: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == ':')
+        .collect();
+    urn.starts_with("urn:li:").then_some(urn)
+}
+
+/// Where a person opens a post.
+pub fn post_link(urn: &str) -> String {
+    format!("https://www.linkedin.com/feed/update/{urn}/")
+}
+
+/// LinkedIn's errors: `{"status", "serviceErrorCode", "code", "message"}`.
 fn classify(service: Service, failure: Failure<'_>) -> ServiceError {
     classify_with(service, failure, |v| {
         v["message"].as_str().map(str::to_owned)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_duplicate_refusal_names_the_post_it_duplicates() {
+        assert_eq!(
+            super::duplicate_of("Content is a duplicate of urn:li:share:7262201467839291392"),
+            Some("urn:li:share:7262201467839291392".to_owned())
+        );
+        assert_eq!(super::duplicate_of("Field Value validation failed"), None);
+    }
 }

@@ -112,6 +112,21 @@ impl ServiceHttp {
         request: reqwest::RequestBuilder,
         classify: fn(Service, Failure<'_>) -> ServiceError,
     ) -> Result<T, ServiceError> {
+        let (status, _, body) = self.send_for_headers(request, classify).await?;
+        serde_json::from_str(&body).map_err(|e| ServiceError::Unavailable {
+            service: self.service,
+            message: format!("its answer (HTTP {status}) is not what its API describes: {e}"),
+            source: None,
+        })
+    }
+
+    /// Sends `request`; the status, headers and body of its success (for an answer that
+    /// names what it made in a header), or its refusal as `classify` words it.
+    pub(crate) async fn send_for_headers(
+        &self,
+        request: reqwest::RequestBuilder,
+        classify: fn(Service, Failure<'_>) -> ServiceError,
+    ) -> Result<(u16, HeaderMap, String), ServiceError> {
         let (status, headers, body) = self.exchange(request).await?;
         if !(200..300).contains(&status) {
             return Err(classify(
@@ -123,11 +138,7 @@ impl ServiceHttp {
                 },
             ));
         }
-        serde_json::from_str(&body).map_err(|e| ServiceError::Unavailable {
-            service: self.service,
-            message: format!("its answer (HTTP {status}) is not what its API describes: {e}"),
-            source: None,
-        })
+        Ok((status, headers, body))
     }
 
     async fn exchange(
