@@ -3,6 +3,7 @@
 It serves the three wire formats our adapters speak, on one loopback port:
 
   POST /v1/chat/completions                              OpenAI Chat Completions
+  POST /v1/images/generations                            OpenAI Images (answered here)
   POST /v1/messages                                      Anthropic Messages
   POST /v1beta/models/{model}:generateContent            Gemini
   POST /v1beta/models/{model}:streamGenerateContent      Gemini, streamed
@@ -37,7 +38,9 @@ import typing_extensions as te
 from anthropic.types import message_create_params as anthropic_params
 from anthropic.types.model_param import ModelParam as AnthropicModel
 from google.genai import types as gemini_types
+from openai.types import image_generate_params as image_params
 from openai.types.chat import completion_create_params as openai_params
+from openai.types.image_model import ImageModel as OpenAiImageModel
 from openai.types.shared.chat_model import ChatModel as OpenAiModel
 
 
@@ -228,6 +231,39 @@ def check_openai(body, headers, seen):
         seen["strict_tools"] += 1
 
 
+IMAGE_MODELS = set(typing.get_args(OpenAiImageModel))
+
+
+def check_openai_image(body, headers, seen):
+    def error(message, field):
+        return f"Invalid request: {message}"
+
+    if not headers.get("authorization", "").startswith("Bearer "):
+        raise Refused("You didn't provide an API key.", code="invalid_api_key")
+    _check_types(body, image_params.ImageGenerateParamsNonStreaming, error)
+    model = body.get("model", "dall-e-2")
+    if model not in IMAGE_MODELS:
+        raise Refused(f"The model `{model}` does not exist or you do not have access to it.", param="model", code="model_not_found")
+    if model.startswith("gpt-image") and "response_format" in body:
+        raise Refused("Unknown parameter: 'response_format'.", param="response_format", code="unknown_parameter")
+    if model in ("gpt-image-1", "gpt-image-1-mini"):
+        raise Refused(f"The model `{model}` has been deprecated.", param="model", code="model_not_found")
+    seen["images"] = seen.get("images", 0) + 1
+
+
+def one_pixel_png():
+    """The smallest valid PNG: one opaque pixel, for the checker's own image answers."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\x2e\x7d\x32\xff")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
 def check_anthropic(body, headers, seen):
     def error(message, field):
         if field in ("temperature", "top_p", "top_k"):
@@ -356,6 +392,8 @@ class Checker(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if path == "/v1/chat/completions":
             provider, check, shape = "openai", lambda b, s: check_openai(b, headers, s), openai_error
+        elif path == "/v1/images/generations":
+            provider, check, shape = "openai", lambda b, s: check_openai_image(b, headers, s), openai_error
         elif path == "/v1/messages":
             provider, check, shape = "anthropic", lambda b, s: check_anthropic(b, headers, s), anthropic_error
         elif path.startswith("/v1beta/models/") and ":" in path:
@@ -378,7 +416,14 @@ class Checker(BaseHTTPRequestHandler):
         with self.lock:
             self.stats[provider]["requests"] += 1
             for key, n in seen.items():
-                self.stats[provider][key] += n
+                self.stats[provider][key] = self.stats[provider].get(key, 0) + n
+        if path == "/v1/images/generations":
+            # No backend draws: the checker answers as the Images API does for GPT Image models.
+            import base64
+
+            image = base64.b64encode(one_pixel_png()).decode()
+            usage = {"input_tokens": 20, "input_tokens_details": {"image_tokens": 0, "text_tokens": 20}, "output_tokens": 1056, "total_tokens": 1076}
+            return self.reply(200, {"created": 1795640000, "data": [{"b64_json": image}], "output_format": "png", "usage": usage})
         forward = urllib.request.Request(self.backend + self.path, data=raw, method="POST", headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(forward, timeout=60) as answer:

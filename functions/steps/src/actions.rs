@@ -163,17 +163,8 @@ pub(crate) async fn execute(
         return Ok(answer(&result));
     }
     // Counted per user and tool, each minute; a claim that ran before was counted then.
-    let bucket = Bucket {
-        key: format!("tool:{tool}:{}", run.user_id),
-        limit: tools::calls_per_minute(tool),
-        policy: "tool",
-    };
-    let standing = ctx.limiter.hit(&[bucket]).await?;
-    if !standing.allowed {
-        return Err(ActionError::Refused(format!(
-            "not done: the user's limit of {} {tool} calls a minute is reached (it resets in {} s); do not retry it in this task, say so in your summary",
-            standing.limit, standing.reset_secs
-        )));
+    if let Some(refused) = past_limit(ctx, run, tool).await? {
+        return Err(ActionError::Refused(refused));
     }
     // A claim in progress is an earlier delivery that died before recording: each action
     // finds what that delivery did (publishing writes the same bytes to the same place; a
@@ -218,6 +209,27 @@ pub(crate) async fn execute(
         }
     }
     Ok(answer(&result))
+}
+
+/// Counts a call of `tool` for the run's user this minute; why not, when the user's limit
+/// for the tool is reached.
+pub(crate) async fn past_limit(
+    ctx: &StepContext,
+    run: &Run,
+    tool: &str,
+) -> Result<Option<String>, RecordError> {
+    let bucket = Bucket {
+        key: format!("tool:{tool}:{}", run.user_id),
+        limit: tools::calls_per_minute(tool),
+        policy: "tool",
+    };
+    let standing = ctx.limiter.hit(&[bucket]).await?;
+    Ok((!standing.allowed).then(|| {
+        format!(
+            "not done: the user's limit of {} {tool} calls a minute is reached (it resets in {} s); do not retry it in this task, say so in your summary",
+            standing.limit, standing.reset_secs
+        )
+    }))
 }
 
 fn answer(result: &Value) -> ToolAnswer {

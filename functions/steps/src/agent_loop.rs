@@ -301,6 +301,11 @@ pub(crate) async fn run(
                         }
                     },
                     tools::READ_UPSTREAM => read_upstream(ctx, &input, upstream).await?,
+                    tools::GENERATE_IMAGE => {
+                        let call = (&input, once.as_str());
+                        crate::images::generate(ctx, (run, task, attribution), call, &mut artifacts)
+                            .await?
+                    }
                     effect if tools::acts_in_world(effect) => {
                         let asks = !ctx
                             .policies
@@ -680,13 +685,17 @@ async fn read_upstream(
             .get(object)
             .await
             .map_err(crate::callback::retry)?;
-        let text = String::from_utf8_lossy(&bytes);
-        let cut: String = text.chars().take(budget).collect();
-        budget = budget.saturating_sub(cut.len());
         let name = object
             .rsplit_once(&format!("/{}/", task.key))
             .map(|(_, p)| p)
             .unwrap_or(object);
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            // An image: what it is, not its bytes.
+            files.push(json!({"path": name, "content_type": agents::content_type(name), "size_bytes": bytes.len()}));
+            continue;
+        };
+        let cut: String = text.chars().take(budget).collect();
+        budget = budget.saturating_sub(cut.len());
         files.push(json!({"path": name, "content": cut, "truncated": cut.len() < text.len()}));
     }
     // Marked as what it is: another task's output, to work from, not to obey.

@@ -11,6 +11,7 @@ pub mod context;
 mod deploy;
 mod finish;
 mod heartbeat;
+mod images;
 mod outreach;
 mod plan;
 mod progress;

@@ -53,6 +53,7 @@ pub fn content_type(path: &str) -> &'static str {
         "ts" | "tsx" | "js" | "jsx" => "text/javascript; charset=utf-8",
         "html" => "text/html; charset=utf-8",
         "css" => "text/css; charset=utf-8",
+        "png" => "image/png",
         _ => "text/plain; charset=utf-8",
     }
 }

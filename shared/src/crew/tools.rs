@@ -12,6 +12,8 @@ pub const READ_UPSTREAM: &str = "read_upstream";
 pub const WRITE_FILE: &str = "write_file";
 /// Ends the task with a summary.
 pub const FINISH: &str = "finish";
+/// Makes a PNG image (a logo, an app icon) from a prompt, priced against the budget.
+pub const GENERATE_IMAGE: &str = "generate_image";
 /// Makes a file public under the project's stable link.
 pub const PUBLISH: &str = "publish";
 /// Commits the task's files to a GitHub repository (made on first use; later runs open a
@@ -33,9 +35,10 @@ pub const DEPLOY_SITE: &str = "deploy_site";
 pub const BUILD_APP: &str = "build_app";
 
 /// Every tool name an agent profile may list.
-pub const KNOWN: [&str; 10] = [
+pub const KNOWN: [&str; 11] = [
     READ_UPSTREAM,
     WRITE_FILE,
+    GENERATE_IMAGE,
     PUBLISH,
     PUSH_CODE,
     SEND_EMAIL,
@@ -77,7 +80,7 @@ pub fn calls_per_minute(tool: &str) -> u32 {
     match tool {
         POST_TO_X | POST_TO_LINKEDIN => 5,
         SEND_EMAIL => 10,
-        PUSH_CODE | DEPLOY_SITE | BUILD_APP => 10,
+        PUSH_CODE | DEPLOY_SITE | BUILD_APP | GENERATE_IMAGE => 10,
         _ => 30,
     }
 }
@@ -118,6 +121,18 @@ pub fn spec(name: &str) -> Option<ToolSpec> {
                 "properties": {
                     "path": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", "maxLength": 200},
                     "content": {"type": "string", "maxLength": MAX_FILE_BYTES}
+                }
+            }),
+        ),
+        GENERATE_IMAGE => (
+            "Make one PNG image from a prompt (the logo, the app icon) and store it as a file of this task. Each image costs money and is refused when the budget cannot cover it; make each one once. The result is the file's path and the image's cost.",
+            json!({
+                "type": "object", "additionalProperties": false, "required": ["path", "prompt"],
+                "properties": {
+                    "path": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*\\.png$", "maxLength": 200},
+                    "prompt": {"type": "string", "minLength": 1, "maxLength": 4000},
+                    "size": {"type": "string", "enum": ["1024x1024", "1536x1024", "1024x1536"], "description": "Square by default."},
+                    "transparent": {"type": "boolean", "description": "A transparent background (a logo); opaque by default."}
                 }
             }),
         ),

@@ -243,3 +243,41 @@ pub trait Embedder: Send + Sync {
     /// One vector per text, and the input tokens it was charged.
     async fn embed(&self, texts: &[String]) -> Result<(Vec<Vec<f32>>, u32), LlmError>;
 }
+
+/// An image to make: what it shows, its size in pixels, and its quality.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRequest {
+    pub prompt: String,
+    /// `1024x1024`, `1536x1024` (landscape) or `1024x1536` (portrait).
+    pub size: String,
+    /// `low`, `medium` or `high`.
+    pub quality: String,
+    /// A transparent background (a logo, an icon's foreground).
+    pub transparent: bool,
+}
+
+impl ImageRequest {
+    /// The image tokens the provider charges for this size and quality (gpt-image-1's
+    /// published counts): the output side of the call's worst case.
+    pub fn output_tokens(&self) -> u32 {
+        let square = self.size == "1024x1024";
+        match (self.quality.as_str(), square) {
+            ("low", true) => 272,
+            ("low", false) => 408,
+            ("medium", true) => 1056,
+            ("medium", false) => 1584,
+            (_, true) => 4160,
+            (_, false) => 6240,
+        }
+    }
+}
+
+/// Images from a prompt, as PNG bytes (the designer's logo and app icon).
+#[async_trait]
+pub trait ImageMaker: Send + Sync {
+    /// The provider's name as written to the ledger.
+    fn provider(&self) -> &str;
+    fn model(&self) -> &str;
+    /// One PNG for `request`, and the tokens it was charged.
+    async fn generate(&self, request: &ImageRequest) -> Result<(Vec<u8>, TokenUsage), LlmError>;
+}

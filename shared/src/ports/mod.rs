@@ -44,7 +44,7 @@ pub use gateway::{
 pub use idempotency::{Claim, IdempotencyStore};
 pub use ledger::{CostGroup, CostQuery, CostRollup, Ledger};
 pub use limits::{Bucket, RateLimiter, Standing};
-pub use llm::{Embedder, LlmClient, LlmError};
+pub use llm::{Embedder, ImageMaker, ImageRequest, LlmClient, LlmError};
 pub use mail::{Email, MailError, Mailer};
 pub use outbox::{Effects, OutboxStore};
 pub use queue::{Queue, QueueError, QueueMessage};

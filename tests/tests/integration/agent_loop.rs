@@ -64,13 +64,16 @@ async fn a_provider_that_always_fails_leaves_the_run_to_complete_on_the_fallback
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
     let tasks = p.ctx.tasks.run_tasks(seeded.run.id).await?;
-    // The plan, two turns per task, and the landing page's publish turn.
-    let calls = 2 + 2 * tasks.len() as i64;
+    // The plan, two turns per task, the landing page's publish turn and the designer's two
+    // image turns. The images themselves have no price in this test's table: each is
+    // refused before it is made (and the designer told so).
+    let calls = 2 + 2 * tasks.len() as i64 + 2;
     assert_eq!(
         counts,
         [
             ("broken".into(), "error".into(), 3 * calls),
-            ("offline".into(), "ok".into(), calls)
+            ("offline".into(), "ok".into(), calls),
+            ("offline".into(), "refused".into(), 2)
         ],
         "every call tried the broken provider three times, then the fallback answered"
     );

@@ -553,3 +553,89 @@ async fn the_exact_cache_answers_only_the_user_who_asked_unless_a_call_may_share
     assert_eq!(server.received().len(), 3);
     Ok(())
 }
+
+#[tokio::test]
+async fn an_image_is_priced_reserved_against_the_budget_and_written_to_the_ledger()
+-> anyhow::Result<()> {
+    use autocrew_shared::adapters::llm::{OfflineImages, OpenAiImages};
+    use autocrew_shared::ports::{ImageMaker, ImageRequest};
+    use base64::Engine;
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let request = ImageRequest {
+        prompt: "A flat logo for a keto recipe app, green and cream".into(),
+        size: "1024x1024".into(),
+        quality: "medium".into(),
+        transparent: true,
+    };
+    let (png, _) = OfflineImages.generate(&request).await?;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&png);
+    // The Images API's answer for a GPT Image model: base64 only, and the tokens charged.
+    let server = ReplayServer::start(vec![Recorded::json(
+        200,
+        &format!(
+            r#"{{"created": 1795640000, "background": "transparent", "output_format": "png", "quality": "medium", "size": "1024x1024", "data": [{{"b64_json": "{b64}"}}], "usage": {{"input_tokens": 30, "input_tokens_details": {{"image_tokens": 0, "text_tokens": 30}}, "output_tokens": 1056, "total_tokens": 1086}}}}"#
+        ),
+    )])
+    .await?;
+    let mut models = models(Vec::new(), None);
+    models.images = Arc::new(OpenAiImages::new(
+        &server.url,
+        autocrew_shared::config::Secret::new("sk-recorded".to_owned()),
+        "gpt-image-2.6-sunburst",
+        Duration::from_secs(5),
+    )?);
+    let gateway = gateway(&db, models, quick());
+
+    let image = gateway
+        .image(who(&seeded), &request)
+        .await?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    assert_eq!(image.png, png);
+    // 30 prompt tokens at $5 and 1056 image tokens at $30 per million.
+    assert_eq!(image.cost.0, 30 * 5 + 1056 * 30);
+    assert_eq!(
+        ledger(&db, &seeded).await?,
+        [(
+            "openai".into(),
+            "gpt-image-2.6-sunburst".into(),
+            "ok".into(),
+            31_830,
+            1
+        )]
+    );
+    let sent = &server.received()[0];
+    assert_eq!(
+        (sent.method.as_str(), sent.path.as_str()),
+        ("POST", "/images/generations")
+    );
+    assert_eq!(sent.headers["authorization"], "Bearer sk-recorded");
+    // GPT Image models answer base64 only: no response_format is sent.
+    assert_eq!(
+        sent.body,
+        serde_json::json!({
+            "model": "gpt-image-2.6-sunburst", "prompt": request.prompt, "n": 1,
+            "size": "1024x1024", "quality": "medium", "background": "transparent",
+            "output_format": "png"
+        })
+    );
+
+    // A run whose budget cannot cover the image's worst case is refused before the call.
+    db.pool
+        .get()
+        .await?
+        .execute(
+            "UPDATE runs SET budget_micro_usd = 40000 WHERE id = $1",
+            &[&seeded.run.id.0],
+        )
+        .await?;
+    let refused = gateway.image(who(&seeded), &request).await?.unwrap_err();
+    assert!(refused.to_string().contains("budget_exceeded"), "{refused}");
+    assert_eq!(
+        server.received().len(),
+        1,
+        "the refused image was never asked for"
+    );
+    Ok(())
+}

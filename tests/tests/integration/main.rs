@@ -41,6 +41,7 @@ mod sweep;
 mod tools_build;
 mod tools_deploy;
 mod tools_github;
+mod tools_images;
 mod tools_outreach;
 mod tools_recorded;
 mod tools_safety;

@@ -251,11 +251,16 @@ async fn a_command_becomes_a_completed_run_through_the_state_machine_and_the_que
     }
 
     // One ledger row per LLM call: the plan, then per task the offline agent's two turns
-    // (its files, then finish), and one more for the landing page's publish call.
+    // (its files, then finish), one more for the landing page's publish call, and for the
+    // brand sheet two more turns and the two images they made (the logo and the icon).
     let totals = p.ctx.ledger.run_totals(run.id).await?;
-    assert_eq!(totals.calls as usize, 2 * tasks.len() + 2);
+    assert_eq!(totals.calls as usize, 2 * tasks.len() + 2 + 4);
     for task in &tasks {
-        let turns = if task.key == "landing_copy" { 3 } else { 2 };
+        let turns = match task.key.as_str() {
+            "landing_copy" => 3,
+            "brand_sheet" => 4,
+            _ => 2,
+        };
         assert_eq!(
             task.result.as_ref().map(|r| r["steps"].clone()),
             Some(serde_json::json!(turns)),

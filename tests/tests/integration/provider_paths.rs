@@ -134,20 +134,41 @@ async fn assert_clean_run(provider: &str) -> anyhow::Result<()> {
         seen["strict_tools"].as_u64() >= Some(14),
         "{provider}: every agent turn had strict tools"
     );
+    // The designer's two images go to OpenAI's Images API on the OpenAI path (checked
+    // here too), and to the offline drawing on the others, which have no image model.
     let providers: Vec<String> = db
         .pool
         .get()
         .await?
-        .query("SELECT DISTINCT provider FROM llm_calls", &[])
+        .query(
+            "SELECT DISTINCT provider FROM llm_calls WHERE model <> 'offline-draw-1'",
+            &[],
+        )
         .await?
         .iter()
         .map(|r| r.get(0))
         .collect();
     assert_eq!(providers, [provider], "every call went to {provider}");
+    let drawn: i64 = db
+        .pool
+        .get()
+        .await?
+        .query_one(
+            "SELECT count(*) FROM llm_calls WHERE model = 'offline-draw-1'",
+            &[],
+        )
+        .await?
+        .get(0);
+    let images = seen["images"].as_u64().unwrap_or(0);
+    assert_eq!(
+        images + drawn as u64,
+        2,
+        "{provider}: the logo and the icon, each made once"
+    );
     let totals = &report.run["totals"];
     assert_eq!(
         totals["calls"].as_u64(),
-        Some(requests),
+        Some(requests + drawn as u64),
         "one ledger row per request"
     );
     assert!(

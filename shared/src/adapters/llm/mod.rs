@@ -4,6 +4,7 @@ mod anthropic;
 mod embeddings;
 mod gemini;
 mod http;
+mod images;
 mod offline;
 mod offline_files;
 mod openai;
@@ -14,5 +15,6 @@ pub use embeddings::{
     EMBEDDING_DIM, OFFLINE_EMBEDDING_MODEL, OfflineEmbedder, OpenAiEmbedder, offline_vector,
 };
 pub use gemini::GeminiClient;
+pub use images::{OFFLINE_IMAGE_MODEL, OfflineImages, OpenAiImages};
 pub use offline::{OFFLINE_MODEL, OFFLINE_PROVIDER, OfflineLlm};
 pub use openai::OpenAiClient;

@@ -95,9 +95,12 @@ fn agent_turn(request: &LlmRequest, context: &AgentTaskContext) -> (Vec<Content>
     let answered = contents()
         .filter(|c| matches!(c, Content::ToolResult { .. }))
         .count();
-    let called = |tool: &str| {
+    // A call is known by its tool and arguments: a task may call one tool twice.
+    let called = |tool: &str, arguments: &serde_json::Value| {
         contents().find_map(|c| match c {
-            Content::ToolUse { id, name, .. } if name == tool => Some(id.clone()),
+            Content::ToolUse { id, name, input } if name == tool && input == arguments => {
+                Some(id.clone())
+            }
             _ => None,
         })
     };
@@ -109,7 +112,9 @@ fn agent_turn(request: &LlmRequest, context: &AgentTaskContext) -> (Vec<Content>
     };
     let offered = |tool: &str| request.tools.iter().any(|t| t.name == tool);
     let effects = offline_files::effects(context, &offered);
-    let next = effects.iter().find(|(tool, _)| called(tool).is_none());
+    let next = effects
+        .iter()
+        .find(|(tool, input)| called(tool, input).is_none());
     let content = if answered == 0 {
         files
             .iter()
@@ -127,8 +132,8 @@ fn agent_turn(request: &LlmRequest, context: &AgentTaskContext) -> (Vec<Content>
     } else {
         let outcome: String = effects
             .iter()
-            .filter_map(|(tool, _)| {
-                let id = called(tool)?;
+            .filter_map(|(tool, input)| {
+                let id = called(tool, input)?;
                 contents().find_map(|c| match c {
                     Content::ToolResult {
                         tool_use_id,

@@ -119,8 +119,8 @@ pub(super) fn has_landing_page(context: &AgentTaskContext) -> bool {
 /// The calls that act in the world a task makes after writing its files, in order, among
 /// the tools it was offered: the landing task deploys its page on Vercel (or publishes it
 /// on our own link) and announces it on X and LinkedIn;
-/// the app task pushes its code; the release checklist builds the app on EAS from that
-/// repository; the sales task sends its first outreach email. Tools that need an account
+/// the brand sheet's designer makes the logo and app icon; the app task pushes its code;
+/// the release checklist builds the app on EAS from that repository; the sales task sends its first outreach email. Tools that need an account
 /// are offered only when the user connected it.
 pub(super) fn effects(
     context: &AgentTaskContext,
@@ -178,6 +178,21 @@ pub(super) fn effects(
                 "message": format!("{}: the Expo app skeleton", context.product),
             }),
         ));
+    }
+    if context.agent == AgentKind::Designer && offered(tools::GENERATE_IMAGE) {
+        for (path, what, transparent) in [
+            ("logo.png", "logo", true),
+            ("icon.png", "app icon, full bleed", false),
+        ] {
+            effects.push((
+                tools::GENERATE_IMAGE,
+                serde_json::json!({
+                    "path": path,
+                    "prompt": format!("A flat, simple {what} for {}, in the brand sheet's colours. [offline]", context.product),
+                    "transparent": transparent,
+                }),
+            ));
+        }
     }
     if context.agent == AgentKind::Ops
         && context.task_key.contains("checklist")

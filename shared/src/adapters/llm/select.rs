@@ -2,14 +2,14 @@
 //! provider: every run then says it is offline.
 
 use super::{
-    AnthropicClient, GeminiClient, OFFLINE_MODEL, OfflineEmbedder, OfflineLlm, OpenAiClient,
-    OpenAiEmbedder,
+    AnthropicClient, GeminiClient, OFFLINE_MODEL, OfflineEmbedder, OfflineImages, OfflineLlm,
+    OpenAiClient, OpenAiEmbedder, OpenAiImages,
 };
 use crate::config::{ConfigError, Env, Secret, optional};
 use crate::crew::AgentProfiles;
 use crate::domain::models::ModelTable;
 use crate::domain::routing::{ModelRef, RoutingPolicy};
-use crate::ports::{Embedder, LlmClient};
+use crate::ports::{Embedder, ImageMaker, LlmClient};
 use crate::services::gateway::{GatewayModels, GatewaySettings, Providers};
 use std::sync::Arc;
 use std::time::Duration;
@@ -164,6 +164,22 @@ pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
         }
         _ => Arc::new(OfflineEmbedder),
     };
+    // Images (the designer's logo and icon): OpenAI's Images API with an OpenAI key, else
+    // the offline drawing; priced from the table like any call.
+    let images: Arc<dyn ImageMaker> = match (&compatible, secret("OPENAI_API_KEY")) {
+        (None, Some(key)) => {
+            // gpt-image-1 was retired on 2026-10-23; its successor is the default.
+            let model =
+                optional(env, "IMAGE_MODEL").unwrap_or_else(|| "gpt-image-2.6-sunburst".into());
+            table
+                .price("openai", &model)
+                .map_err(|e| invalid("IMAGE_MODEL", e))?;
+            // An image takes up to about a minute at high quality.
+            let timeout = timeout.max(Duration::from_secs(120));
+            Arc::new(OpenAiImages::new(&openai_base, key, &model, timeout).map_err(http)?)
+        }
+        _ => Arc::new(OfflineImages),
+    };
     Ok(LlmSetup {
         models: GatewayModels {
             providers,
@@ -173,6 +189,7 @@ pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
             table: Arc::new(table),
             routing: Arc::new(routing),
             embedder,
+            images,
         },
         profiles: Arc::new(profiles),
         settings: GatewaySettings::from_env(env, timeout)?,

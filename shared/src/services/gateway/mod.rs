@@ -5,6 +5,8 @@
 //! and writes the attempt to the ledger. Every attempt, hit and refusal gets a ledger row.
 
 mod cache;
+mod images;
+pub use images::Image;
 mod settings;
 
 pub use cache::{cache_key, question_of};
@@ -18,8 +20,8 @@ use crate::domain::routing::{ModelRef, Route, RoutingError, RoutingPolicy};
 use crate::domain::{LlmCallOutcome, MicroUsd};
 use crate::ports::llm::{Content, LlmRequest, LlmResponse, TextSink};
 use crate::ports::{
-    BudgetError, BudgetStore, CallBook, Embedder, Embedding, Ledger, LlmClient, LlmError, OpenCall,
-    ResponseCache, SemanticCache, Slots, StoreError,
+    BudgetError, BudgetStore, CallBook, Embedder, Embedding, ImageMaker, Ledger, LlmClient,
+    LlmError, OpenCall, ResponseCache, SemanticCache, Slots, StoreError,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -115,6 +117,8 @@ pub struct GatewayModels {
     /// Prices and capabilities of every model a call may use.
     pub table: Arc<ModelTable>,
     pub embedder: Arc<dyn Embedder>,
+    /// Images: OpenAI's Images API, or the offline drawing.
+    pub images: Arc<dyn ImageMaker>,
 }
 
 impl GatewayModels {
@@ -315,7 +319,7 @@ impl Gateway {
         let Some(client) = self.models.providers.get(&model.provider) else {
             let e = refused(format!("provider {:?} is not configured", model.provider));
             self.record(
-                call,
+                &call.attribution,
                 rows,
                 Attempt::failed(model, LlmCallOutcome::Refused, started, &e),
             )
@@ -330,7 +334,7 @@ impl Gateway {
         };
         if let Some(mut hit) = cached.filter(|h| call.accepts(h)) {
             hit.usage = TokenUsage::default();
-            self.record(call, rows, Attempt::hit(model, started, None))
+            self.record(&call.attribution, rows, Attempt::hit(model, started, None))
                 .await?;
             return Ok(Ok((hit, Source::ExactCache)));
         }
@@ -339,7 +343,7 @@ impl Gateway {
             Err(e) => {
                 let e = refused(e.to_string());
                 self.record(
-                    call,
+                    &call.attribution,
                     rows,
                     Attempt::failed(model, LlmCallOutcome::Refused, started, &e),
                 )
@@ -359,12 +363,13 @@ impl Gateway {
                 Err(e) => Attempt::failed(model, LlmCallOutcome::Error, started, e),
             };
             let result = match self
-                .open(call, model, price.cost(worst_case(request)))
+                .open(&call.attribution, model, price.cost(worst_case(request)))
                 .await?
             {
                 Err(refused) => {
                     let result = Err(refused);
-                    self.record(call, rows, outcome(&result)).await?;
+                    self.record(&call.attribution, rows, outcome(&result))
+                        .await?;
                     result
                 }
                 Ok(open) => {
@@ -372,7 +377,7 @@ impl Gateway {
                         Some(sink) => client.stream(request, sink).await,
                         None => client.complete(request).await,
                     };
-                    let row = self.row(call, rows, outcome(&result));
+                    let row = self.row(&call.attribution, rows, outcome(&result));
                     self.stores.calls.close(&open, &row).await?;
                     result
                 }
@@ -419,11 +424,10 @@ impl Gateway {
     /// or the provider's when no slot frees within `slot_wait` (so the chain moves on).
     async fn open(
         &self,
-        call: &Call<'_>,
+        who: &Attribution,
         model: &ModelRef,
         amount: MicroUsd,
     ) -> Result<Result<OpenCall, LlmError>, StoreError> {
-        let who = &call.attribution;
         let slots = Slots {
             provider: &model.provider,
             limit: self.settings.concurrency_for(&model.provider),
@@ -475,10 +479,10 @@ impl Gateway {
     }
 
     /// The ledger row of this call's latest attempt (numbered in `rows`).
-    fn row(&self, call: &Call<'_>, rows: &mut u32, attempt: Attempt) -> LlmCall {
+    fn row(&self, who: &Attribution, rows: &mut u32, attempt: Attempt) -> LlmCall {
         *rows += 1;
         LlmCall {
-            attribution: call.attribution,
+            attribution: *who,
             provider: attempt.model.provider,
             model: attempt.model.model,
             outcome: attempt.outcome,
@@ -493,11 +497,11 @@ impl Gateway {
     /// Writes one ledger row for this call, for an attempt that held nothing.
     async fn record(
         &self,
-        call: &Call<'_>,
+        who: &Attribution,
         rows: &mut u32,
         attempt: Attempt,
     ) -> Result<(), StoreError> {
-        let row = self.row(call, rows, attempt);
+        let row = self.row(who, rows, attempt);
         self.stores.ledger.record(&row).await
     }
 }
@@ -606,7 +610,7 @@ impl Gateway {
             Err(e) => {
                 // The cache is an optimisation: without a vector, call the model.
                 self.record(
-                    call,
+                    &call.attribution,
                     rows,
                     Attempt::failed(&model, LlmCallOutcome::Error, started, &e),
                 )
@@ -624,8 +628,12 @@ impl Gateway {
             .price(&model.provider, &model.model)
             .map(|p| p.cost(usage))
             .unwrap_or(MicroUsd::ZERO);
-        self.record(call, rows, Attempt::ok(&model, usage, cost, started))
-            .await?;
+        self.record(
+            &call.attribution,
+            rows,
+            Attempt::ok(&model, usage, cost, started),
+        )
+        .await?;
         let Some(values) = vectors.into_iter().next() else {
             return Ok(None);
         };
@@ -648,8 +656,12 @@ impl Gateway {
                     "semantic cache: similarity {:.3} to {:?}",
                     hit.similarity, hit.prompt
                 );
-                self.record(call, rows, Attempt::hit(&answered_by, started, Some(note)))
-                    .await?;
+                self.record(
+                    &call.attribution,
+                    rows,
+                    Attempt::hit(&answered_by, started, Some(note)),
+                )
+                .await?;
                 let mut response = hit.response;
                 response.usage = TokenUsage::default();
                 Some(response)

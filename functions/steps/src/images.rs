@@ -1,0 +1,93 @@
+//! `generate_image`: the designer's logo and app icon. The image is made through the
+//! gateway (priced from the model table, reserved against the run's and the user's
+//! budgets, written to the ledger), stored as a PNG file of the task, and counted against
+//! the user's per-minute limit for the tool. A call that already made its image (its key
+//! claimed and completed) gets the stored answer: a retried turn makes no second image.
+
+use crate::StepContext;
+use crate::actions::{self, ToolAnswer};
+use crate::agent_loop::LoopError;
+use crate::callback::{put_artifact, record_artifacts, retry};
+use autocrew_shared::crew::tools;
+use autocrew_shared::domain::records::{Attribution, Run, Task};
+use autocrew_shared::ports::{Claim, ImageRequest};
+use autocrew_shared::services::GatewayError;
+use serde_json::{Value, json};
+
+/// The quality asked for: a logo or an icon needs no more.
+const QUALITY: &str = "medium";
+
+pub(crate) async fn generate(
+    ctx: &StepContext,
+    (run, task, who): (&Run, &Task, Attribution),
+    (input, once): (&Value, &str),
+    artifacts: &mut Vec<String>,
+) -> Result<ToolAnswer, LoopError> {
+    let path = input["path"].as_str().unwrap_or_default();
+    if !tools::safe_path(path) || !path.ends_with(".png") {
+        return Ok(Err(format!(
+            "path {path:?} must be relative, stay inside the task's folder and end in .png"
+        )));
+    }
+    if let Claim::Done(made) = ctx
+        .idempotency
+        .claim(tools::IDEMPOTENCY_SCOPE, once)
+        .await
+        .map_err(retry)?
+    {
+        if let Some(key) = made["object_key"].as_str() {
+            if !artifacts.iter().any(|a| a == key) {
+                artifacts.push(key.to_owned());
+            }
+        }
+        return Ok(Ok(made["said"]
+            .as_str()
+            .unwrap_or("made before")
+            .to_owned()));
+    }
+    if let Some(refused) = actions::past_limit(ctx, run, tools::GENERATE_IMAGE).await? {
+        return Ok(Err(refused));
+    }
+    let request = ImageRequest {
+        prompt: input["prompt"].as_str().unwrap_or_default().to_owned(),
+        size: input["size"].as_str().unwrap_or("1024x1024").to_owned(),
+        quality: QUALITY.to_owned(),
+        transparent: input["transparent"].as_bool().unwrap_or(false),
+    };
+    let image = match ctx.gateway.image(who, &request).await {
+        Ok(Ok(image)) => image,
+        Ok(Err(e)) if e.is_retryable() => {
+            return Err(LoopError::Model {
+                error: e.to_string(),
+                retryable: true,
+            });
+        }
+        Ok(Err(e)) => return Ok(Err(format!("no image was made: {e}"))),
+        Err(GatewayError::Store(e)) => return Err(LoopError::Infrastructure(retry(e))),
+        Err(e) => return Ok(Err(format!("no image was made: {e}"))),
+    };
+    let key = format!(
+        "projects/{}/runs/{}/{}/{}",
+        run.project_id, run.id, task.key, path
+    );
+    let bytes = image.png.len();
+    let file = (key.as_str(), image.png, "image/png");
+    let put = put_artifact(ctx, run, Some((task.id, task.key.as_str())), file, once).await?;
+    record_artifacts(ctx, vec![put]).await?;
+    if !artifacts.contains(&key) {
+        artifacts.push(key.clone());
+    }
+    let said = format!(
+        "stored {path} ({bytes} bytes, a PNG by {}/{}, cost {})",
+        image.provider, image.model, image.cost
+    );
+    ctx.idempotency
+        .complete(
+            tools::IDEMPOTENCY_SCOPE,
+            once,
+            &json!({"said": said, "object_key": key, "cost_micro_usd": image.cost.0}),
+        )
+        .await
+        .map_err(retry)?;
+    Ok(Ok(said))
+}
