@@ -448,14 +448,19 @@ run_tests() {
 # one, check that every run succeeds with nothing lost or done twice. CHAOS_ROUNDS rounds
 # (`make chaos`: 100; `make test` runs 10).
 run_chaos() {
-  local rounds=${1:-${CHAOS_ROUNDS:-100}}
+  local rounds=${1:-${CHAOS_ROUNDS:-100}} status=0
   stop_runner
+  # The push round kills the runner between a commit at the fake GitHub and its record.
+  stop_fakes
+  start_fakes all
   say "chaos: $rounds rounds, about 35 s each (runner logs in .local/chaos-runner.log)"
   local restart=()
   if pg_running; then restart=(--restart-postgres "bash $root/infra/local/stack.sh restart-postgres"); fi
   (cd "$root" && "$(target_dir)/debug/chaos" --rounds "$rounds" --port "$(free_port)" \
     --runner "$(target_dir)/debug/autocrew-local" --root "$root" --log "$local_dir/chaos-runner.log" \
-    "${restart[@]}")
+    "${restart[@]}") || status=$?
+  stop_fakes
+  return "$status"
 }
 
 # Schemathesis (tests/fuzz/api.py) against a runner's gateway, from the document it

@@ -1,7 +1,8 @@
 //! Chaos rounds: a run is started through the API, the runner is killed with SIGKILL at a
-//! chosen moment of it (planning, dispatch, a model turn, a tool call, completion), a new
-//! runner starts, and the run must still end `succeeded` with nothing lost and nothing
-//! done twice. What "nothing done twice" means is checked in Postgres, the source of truth:
+//! chosen moment of it (planning, dispatch, a model turn, a tool call, completion, a push
+//! between its commit and its record), a new runner starts, and the run must still end
+//! `succeeded` with nothing lost and nothing done twice. What "nothing done twice" means is
+//! checked in Postgres, the source of truth (and, for a push, at the fake GitHub):
 //! - every task completed, by exactly one succeeded attempt;
 //! - every artifact was recorded, and announced, once;
 //! - the run's spend equals the sum of its ledger rows;
@@ -37,16 +38,20 @@ pub enum Phase {
     Completion,
     /// Not the runner: Postgres is restarted (its connections cut) while tasks run.
     PostgresRestart,
+    /// Between a push's commit and its record: the fake GitHub moves the branch, then
+    /// holds its answer while the runner is killed. Exactly one commit must exist after.
+    PushCommit,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 6] = [
+    pub const ALL: [Phase; 7] = [
         Phase::Planning,
         Phase::Dispatch,
         Phase::ModelTurn,
         Phase::ToolCall,
         Phase::Completion,
         Phase::PostgresRestart,
+        Phase::PushCommit,
     ];
 
     /// The event after which the kill comes, how many of them to let pass first, and how
@@ -61,6 +66,8 @@ impl Phase {
             Phase::ToolCall => ("artifact_stored", 1 + pick % 10, jitter),
             Phase::Completion => ("task_completed", 7, jitter),
             Phase::PostgresRestart => ("task_started", 1 + pick % 4, jitter),
+            // Not an event: the kill comes when the fake GitHub's branch has moved.
+            Phase::PushCommit => ("", u32::MAX, 0),
         }
     }
 }
@@ -83,6 +90,9 @@ pub struct Settings {
     pub restart_postgres: Option<String>,
     /// Give up on a round's run after this long.
     pub round_timeout: Duration,
+    /// The local fakes of the outside services (`GITHUB_API_URL` without `/github`), for
+    /// the push round; without them it is a tool-call round.
+    pub fakes: Option<String>,
 }
 
 /// One round's outcome.
@@ -261,6 +271,11 @@ pub async fn round(
         .post("/projects", json!({"name": "Chaos"}), "create a project")
         .await?;
     let project_id = project["id"].as_str().context("no project id")?.to_owned();
+    let push = match (phase, &settings.fakes) {
+        (Phase::PushCommit, Some(fakes)) => Some(Push::arm(&client, fakes).await?),
+        (Phase::PushCommit, None) => bail!("the push round needs the local fakes (GITHUB_API_URL)"),
+        _ => None,
+    };
     let mut stream = client.follow(&project_id, 0).await?;
     let accepted = client
         .post(
@@ -274,20 +289,29 @@ pub async fn round(
     let deadline = Instant::now() + settings.round_timeout;
     let mut seen = 0;
     let mut work = InFlight::default();
-    let last_seq = loop {
-        let event = next_of(&client, &project_id, &mut stream, &run, deadline).await?;
+    let mut last_seq = 0;
+    let mut pushed = std::pin::pin!(branch_moved(push.as_ref()));
+    loop {
+        let event = tokio::select! {
+            event = next_of(&client, &project_id, &mut stream, &run, deadline) => event?,
+            moved = &mut pushed => {
+                moved?;
+                break;
+            }
+        };
+        last_seq = event["seq"].as_i64().unwrap_or(last_seq);
         approve_if_asked(&client, &event).await?;
         work.see(&event);
         if event["kind"] == kind {
             seen += 1;
         }
         if seen >= count {
-            break event["seq"].as_i64().unwrap_or(0);
+            break;
         }
         if matches!(event["kind"].as_str(), Some("run_completed" | "run_failed")) {
             bail!("the run ended before the {count}th {kind}");
         }
-    };
+    }
     tokio::time::sleep(Duration::from_millis(delay)).await;
     let (killed, runner) = match (&settings.restart_postgres, phase) {
         (Some(command), Phase::PostgresRestart) => {
@@ -329,6 +353,9 @@ pub async fn round(
         event["kind"],
         event["payload"]["error"]
     );
+    if let Some(push) = &push {
+        push.pushed_once().await?;
+    }
     Ok((
         runner,
         Round {
@@ -338,6 +365,101 @@ pub async fn round(
             completion,
         },
     ))
+}
+
+/// The push round's view of the fake GitHub: the repositories there before the round's
+/// run, so the one it makes is found.
+struct Push {
+    fakes: String,
+    before: Vec<String>,
+}
+
+impl Push {
+    /// Connects GitHub for the round's user (a token the fake accepts) and has the fake
+    /// hold its answer to the next branch update for 30 s.
+    async fn arm(client: &Client, fakes: &str) -> anyhow::Result<Push> {
+        client
+            .post(
+                "/me/connections",
+                json!({"service": "github", "token": "chaos-github-token-0123456789"}),
+                "connect github",
+            )
+            .await?;
+        let http = reqwest::Client::new();
+        let hold = json!({"hold_once_after": "github.update_ref", "seconds": 30});
+        http.post(format!("{fakes}/_control"))
+            .json(&hold)
+            .send()
+            .await?
+            .error_for_status()?;
+        let before = Push::repositories(fakes)
+            .await?
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+        Ok(Push {
+            fakes: fakes.to_owned(),
+            before,
+        })
+    }
+
+    /// Each repository at the fake: its name, its commits by branch, and its pull requests.
+    async fn repositories(fakes: &str) -> anyhow::Result<Vec<(String, Value, usize)>> {
+        let state: Value = reqwest::get(format!("{fakes}/_state"))
+            .await?
+            .json()
+            .await?;
+        Ok(state["github"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let pulls = r["pull_requests"].as_array().map_or(0, Vec::len);
+                (
+                    r["repository"].as_str().unwrap_or_default().to_owned(),
+                    r["commits_by_branch"].clone(),
+                    pulls,
+                )
+            })
+            .collect())
+    }
+
+    /// The round's repository, once it exists.
+    async fn round_repository(&self) -> anyhow::Result<Option<(String, Value, usize)>> {
+        Ok(Push::repositories(&self.fakes)
+            .await?
+            .into_iter()
+            .find(|r| !self.before.contains(&r.0)))
+    }
+
+    /// After the run: the app's files in exactly one commit on the default branch over the
+    /// repository's first, and no branch or pull request of a second push.
+    async fn pushed_once(&self) -> anyhow::Result<()> {
+        let (name, branches, pulls) = self
+            .round_repository()
+            .await?
+            .context("the round's run made no repository")?;
+        ensure!(
+            branches == json!({"main": 2}) && pulls == 0,
+            "{name}: expected the first commit and exactly one pushed commit on main, and no pull request; it has {branches} and {pulls} pull request(s)"
+        );
+        Ok(())
+    }
+}
+
+/// Resolves once the push round's commit is on the branch (never without a push round).
+async fn branch_moved(push: Option<&Push>) -> anyhow::Result<()> {
+    let Some(push) = push else {
+        return std::future::pending().await;
+    };
+    loop {
+        if let Some((_, branches, _)) = push.round_repository().await? {
+            if branches["main"].as_u64() >= Some(2) {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Checks, in Postgres at `database_url` (a new connection: a round may have restarted

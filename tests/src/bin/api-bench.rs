@@ -353,6 +353,7 @@ async fn main() -> anyhow::Result<()> {
         prefix: unique("bench-api"),
         log: args.log.clone(),
         restart_postgres: None,
+        fakes: None,
         round_timeout: Duration::from_secs(60),
     };
     let runner = Runner::start(&settings).await?;

@@ -14,7 +14,8 @@ use std::time::Duration;
 )]
 struct Args {
     /// How many rounds (phases take turns: planning, dispatch, model turn, tool call,
-    /// completion, and a Postgres restart when --restart-postgres is given).
+    /// completion, a Postgres restart when --restart-postgres is given, and a push killed
+    /// between its commit and its record when the fakes run).
     #[arg(long, default_value_t = 10)]
     rounds: u32,
     /// The runner binary.
@@ -51,14 +52,22 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         log: args.log,
         restart_postgres: args.restart_postgres,
         round_timeout: Duration::from_secs(240),
+        fakes: std::env::var("GITHUB_API_URL")
+            .ok()
+            .and_then(|url| url.strip_suffix("/github").map(str::to_owned)),
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let mut runner = Some(Runner::start(&settings).await?);
     let (mut recoveries, mut completions, mut failures) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..args.rounds {
-        let phase = args
+        let phase = match args
             .phase
-            .unwrap_or(Phase::ALL[usize::try_from(i).unwrap_or(0) % Phase::ALL.len()]);
+            .unwrap_or(Phase::ALL[usize::try_from(i).unwrap_or(0) % Phase::ALL.len()])
+        {
+            // Without the fakes there is no push to kill: a tool call stands in.
+            Phase::PushCommit if settings.fakes.is_none() => Phase::ToolCall,
+            phase => phase,
+        };
         let current = match runner.take() {
             Some(r) => r,
             None => Runner::start(&settings).await?,

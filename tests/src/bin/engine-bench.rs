@@ -189,6 +189,7 @@ async fn main() -> anyhow::Result<()> {
         log: args.log.clone(),
         round_timeout: Duration::from_secs(120),
         restart_postgres: None,
+        fakes: None,
     };
     let runner = Runner::start(&settings).await?;
     let runner_pid = runner.pid().context("the runner has no pid")?;

@@ -279,7 +279,7 @@ async fn update_ref(
     Json(body): Json<RefUpdate>,
 ) -> Response {
     let fake2 = fake.clone();
-    with_repo(&fake2, &headers, (&owner, &name), |repo| {
+    let answer = with_repo(&fake2, &headers, (&owner, &name), |repo| {
         let Some(current) = repo.branches.get(&branch).cloned() else {
             return basic_error(StatusCode::UNPROCESSABLE_ENTITY, "Reference does not exist");
         };
@@ -299,7 +299,12 @@ async fn update_ref(
             return basic_error(StatusCode::BAD_GATEWAY, "Server Error");
         }
         Json(ref_json(&branch, &body.sha)).into_response()
-    })
+    });
+    // The branch moved; the caller hears of it only after the hold (if it lives that long).
+    if let Some(hold) = fake2.holding("github.update_ref") {
+        tokio::time::sleep(hold).await;
+    }
+    answer
 }
 
 #[derive(Deserialize)]

@@ -28,6 +28,9 @@ pub struct Fake {
     /// Failures to play once, by name: the fake does the work, then answers 502 as if the
     /// caller died before hearing back (`github.update_ref`).
     fail_once: Arc<Mutex<BTreeSet<String>>>,
+    /// Answers to hold once, by name: the fake does the work, then waits this long before
+    /// answering, so a chaos round can kill the caller in between (`github.update_ref`).
+    hold_once: Arc<Mutex<BTreeMap<String, std::time::Duration>>>,
     pub github: Arc<Mutex<github::GithubState>>,
     pub resend: Arc<Mutex<resend::ResendState>>,
     pub x: Arc<Mutex<x::XState>>,
@@ -56,6 +59,18 @@ impl Fake {
         if let Ok(mut fail) = self.fail_once.lock() {
             fail.insert(what.to_owned());
         }
+    }
+
+    /// The next `what` does its work and then waits `hold` before it answers.
+    pub fn hold_once_after(&self, what: &str, hold: std::time::Duration) {
+        if let Ok(mut held) = self.hold_once.lock() {
+            held.insert(what.to_owned(), hold);
+        }
+    }
+
+    /// How long `what` waits before answering now (once), if it should.
+    pub(crate) fn holding(&self, what: &str) -> Option<std::time::Duration> {
+        self.hold_once.lock().ok()?.remove(what)
     }
 
     /// Whether `what` should fail now (once).
@@ -188,6 +203,7 @@ pub fn router(fake: Fake) -> Router {
                 },
             ),
         )
+        .route("/_control", axum::routing::post(control))
         .nest("/github", github::routes())
         .nest("/resend", resend::routes())
         .nest("/x", x::routes())
@@ -195,6 +211,22 @@ pub fn router(fake: Fake) -> Router {
         .nest("/expo", expo::routes())
         .nest("/linkedin", linkedin::routes())
         .with_state(fake)
+}
+
+/// `POST /_control`: `{"fail_once_after": what}` or `{"hold_once_after": what,
+/// "seconds": n}`, for a test in another process (a chaos round).
+async fn control(
+    axum::extract::State(fake): axum::extract::State<Fake>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    if let Some(what) = body["fail_once_after"].as_str() {
+        fake.fail_once_after(what);
+    }
+    if let Some(what) = body["hold_once_after"].as_str() {
+        let seconds = body["seconds"].as_u64().unwrap_or(10).min(600);
+        fake.hold_once_after(what, std::time::Duration::from_secs(seconds));
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// The fakes on a free loopback port; their state, and their base URL.
