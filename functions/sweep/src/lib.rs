@@ -8,6 +8,8 @@
 //!   go on, told the action was not approved, so nothing waits forever and an expired
 //!   payload can never run;
 //! - budget reservations held longer than any call (their holder died) are released;
+//! - long jobs whose watch stopped (their builds still going well past their deadline)
+//!   are recorded `timed_out` and their parked tasks go on, failing with the timeout;
 //! - the retention policy (`shared/data/retention.json`) is applied in bounded batches;
 //! - completed idempotency keys older than the retention are forgotten;
 //! - rate limit counters of past minutes are deleted.
@@ -18,8 +20,8 @@ use autocrew_shared::config::{
 };
 use autocrew_shared::domain::retention::{RetentionPolicy, RetentionReport};
 use autocrew_shared::ports::{
-    ApprovalStore, BudgetStore, IdempotencyStore, RateLimiter, Retention, RunControl, RunStore,
-    StoreError, TaskStore,
+    ApprovalStore, BudgetStore, DeploymentStore, IdempotencyStore, RateLimiter, Retention,
+    RunControl, RunStore, StoreError, TaskStore,
 };
 use autocrew_shared::services::{AgentQueues, Relay};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
@@ -40,6 +42,10 @@ pub const OUTBOX_AGE: Duration = Duration::from_secs(5);
 /// long (the agents' functions time out after 120 s).
 pub const RESERVATION_TTL: Duration = Duration::from_secs(15 * 60);
 
+/// A long job still going this long past its deadline lost its watch: the watch itself
+/// records `timed_out` at its first look past the deadline.
+pub const ABANDONED_JOB_MARGIN: Duration = Duration::from_secs(10 * 60);
+
 /// At most this many of each kind of repair per sweep: a backlog drains over a few sweeps
 /// instead of making one sweep run long.
 const BATCH: u32 = 100;
@@ -57,6 +63,8 @@ pub struct SweepReport {
     pub reservations_released: u64,
     pub retention: RetentionReport,
     pub approvals_expired: usize,
+    #[serde(default)]
+    pub abandoned_jobs_ended: usize,
     pub idempotency_keys_pruned: u64,
     pub rate_counters_pruned: u64,
 }
@@ -82,6 +90,7 @@ pub struct SweepState {
     pub approvals: Arc<dyn ApprovalStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub limiter: Arc<dyn RateLimiter>,
+    pub deployments: Arc<dyn DeploymentStore>,
 }
 
 impl SweepState {
@@ -128,6 +137,7 @@ impl SweepState {
             approvals: Arc::new(postgres::PgApprovalStore::new(pool.clone())),
             idempotency: Arc::new(postgres::PgIdempotencyStore::new(pool.clone())),
             limiter: Arc::new(postgres::PgRateLimiter::new(pool.clone())),
+            deployments: Arc::new(postgres::PgDeployments::new(pool.clone())),
         })
     }
 }
@@ -153,6 +163,11 @@ pub async fn handle(
     let retention = state.retention.apply(&state.retention_policy).await?;
     let expired = state.approvals.expire_due(BATCH).await?;
     state.relay.publish(expired.effects).await;
+    let abandoned = state
+        .deployments
+        .end_abandoned_jobs(ABANDONED_JOB_MARGIN, BATCH)
+        .await?;
+    state.relay.publish(abandoned.effects).await;
     let pruned = state
         .idempotency
         .prune_completed(IDEMPOTENCY_RETENTION_DAYS)
@@ -167,6 +182,7 @@ pub async fn handle(
         reservations_released,
         retention,
         approvals_expired: expired.value,
+        abandoned_jobs_ended: abandoned.value,
         idempotency_keys_pruned: pruned,
         rate_counters_pruned,
     })

@@ -132,4 +132,12 @@ pub trait DeploymentStore: Send + Sync {
     /// The job ended: its parked task is ready again (with one more attempt: the parked
     /// one did not fail) and dispatched. A task that moved on meanwhile is left alone.
     async fn job_ended(&self, call_key: &str) -> Result<super::Changed<()>, StoreError>;
+    /// Jobs whose watch stopped (its execution failed or was lost): those still going
+    /// `margin` past their deadline, with their task still parked, are recorded
+    /// `timed_out` and their tasks made ready, at most `limit`. How many were ended.
+    async fn end_abandoned_jobs(
+        &self,
+        margin: std::time::Duration,
+        limit: u32,
+    ) -> Result<super::Changed<usize>, StoreError>;
 }

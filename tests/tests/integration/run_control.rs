@@ -421,6 +421,7 @@ pub(crate) fn sweep(p: &Pipeline, db: &TestDb) -> SweepState {
         limiter: Arc::new(autocrew_shared::adapters::postgres::PgRateLimiter::new(
             db.pool.clone(),
         )),
+        deployments: p.ctx.deployments.clone(),
     }
 }
 

@@ -3,12 +3,14 @@
 //! pushed, parks while the job-watch state machine (real Step Functions on moto: Wait,
 //! a look by step-watch, Choice) follows them, and finishes with their links. A build
 //! that never ends times out and fails its task with the timeout recorded; a build EAS
-//! fails fails its task with EAS's error.
+//! fails fails its task with EAS's error; a job whose watch was lost is timed out by the
+//! sweep.
 
 use crate::run_control::play_until_ended;
 use crate::tools_github::{World, world_with};
 use autocrew_shared::domain::records::Run;
 use autocrew_shared::domain::{DeploymentStatus, EventKind, ProjectId, RunStatus, TaskStatus};
+use autocrew_shared::ports::StateMachine;
 use autocrew_tests::TestDb;
 use autocrew_tests::fakes::expo::BuildMode;
 use std::time::Duration;
@@ -180,5 +182,73 @@ async fn a_build_eas_fails_fails_its_task_with_eass_error() -> anyhow::Result<()
             && error.contains("(UNKNOWN_GRADLE_ERROR)"),
         "{error}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_watch_stopped_is_timed_out_by_the_sweep_and_its_task_fails()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let w = builder(&db, BuildMode::Hang).await?;
+    let run = w.command().await?;
+    // Until the ops task parks on its builds.
+    let mut parked = false;
+    for _ in 0..600 {
+        crate::pipeline::pump(&w.p).await?;
+        if w.task(run, "ops_checklist").await?.status == TaskStatus::AwaitingJob {
+            parked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::ensure!(parked, "the ops task never parked on its builds");
+    // The watch is lost (stopped), and the builds are long past their deadline.
+    let call_key: String = db
+        .pool
+        .get()
+        .await?
+        .query_one(
+            "SELECT call_key FROM deployments WHERE call_key IS NOT NULL LIMIT 1",
+            &[],
+        )
+        .await?
+        .get(0);
+    let machine =
+        w.p.ctx
+            .relay
+            .watch_state_machine_arn
+            .clone()
+            .unwrap_or_default();
+    let execution = w.p.sfn.execution_arn(&machine, &format!("job-{call_key}"));
+    w.p.sfn.stop(&execution, "lost").await?;
+    db.pool
+        .get()
+        .await?
+        .execute(
+            "UPDATE deployments SET deadline_at = now() - interval '11 minutes' WHERE call_key = $1",
+            &[&call_key],
+        )
+        .await?;
+
+    let event = serde_json::from_str(&std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/eventbridge-schedule-sweep.json"
+    ))?)?;
+    let report = autocrew_sweep::handle(&crate::run_control::sweep(&w.p, &db), event).await?;
+    let ended = play_until_ended(&w.p, run).await?;
+
+    assert_eq!(report.abandoned_jobs_ended, 1);
+    assert_eq!(ended.status, RunStatus::Failed);
+    let rows = builds(&w).await?;
+    assert!(
+        rows.iter().all(|d| d.status == DeploymentStatus::TimedOut
+            && d.error
+                .as_deref()
+                .is_some_and(|e| e.contains("its watch stopped"))),
+        "{rows:?}"
+    );
+    let task = w.task(run, "ops_checklist").await?;
+    assert_eq!(task.status, TaskStatus::Failed);
+    assert!(task.error_log.unwrap_or_default().contains("timed out"));
     Ok(())
 }

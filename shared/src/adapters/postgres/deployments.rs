@@ -8,7 +8,9 @@ use super::tasks::{expect_running, lock_run_and_task};
 use super::transitions;
 use crate::domain::connections::Deployment;
 use crate::domain::messages::Outgoing;
-use crate::domain::{AttemptStatus, DeploymentId, EventKind, ProjectId, RunId, TaskId, TaskStatus};
+use crate::domain::{
+    AttemptStatus, DeploymentId, DeploymentStatus, EventKind, ProjectId, RunId, TaskId, TaskStatus,
+};
 use crate::ports::{
     Changed, DeploymentChange, DeploymentStore, Effects, JobPark, NewDeployment, StoreError,
 };
@@ -249,26 +251,84 @@ impl DeploymentStore for PgDeployments {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let mut effects = Effects::default();
-        let task: Option<Uuid> = tx
-            .query_opt_cached(
-                "SELECT task_id FROM deployments WHERE call_key = $1 AND task_id IS NOT NULL LIMIT 1",
-                &[&call_key],
-            )
-            .await?
-            .map(|row| row.try_get(0))
-            .transpose()?;
-        if let Some(task) = task {
-            let locked = lock_run_and_task(&tx, TaskId(task)).await?;
-            if locked.status == TaskStatus::AwaitingJob {
-                tx.execute_cached(
-                    "UPDATE tasks SET status = $2, max_attempts = max_attempts + 1 WHERE id = $1",
-                    &[&task, &TaskStatus::Ready],
-                )
-                .await?;
-                transitions::dispatch(&tx, &mut effects, locked.run_id).await?;
-            }
-        }
+        resume_parked(&tx, &mut effects, call_key).await?;
         tx.commit().await?;
         Ok(Changed { value: (), effects })
     }
+
+    async fn end_abandoned_jobs(
+        &self,
+        margin: std::time::Duration,
+        limit: u32,
+    ) -> Result<Changed<usize>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let mut effects = Effects::default();
+        let margin = chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::minutes(10));
+        let abandoned = tx
+            .query_cached(
+                "SELECT DISTINCT d.call_key FROM deployments d JOIN tasks t ON t.id = d.task_id
+                 WHERE d.call_key IS NOT NULL AND d.finished_at IS NULL AND d.deadline_at < $1
+                   AND t.status = $2
+                 LIMIT $3",
+                &[
+                    &(chrono::Utc::now() - margin),
+                    &TaskStatus::AwaitingJob,
+                    &i64::from(limit),
+                ],
+            )
+            .await?;
+        for row in &abandoned {
+            let call_key: String = row.try_get(0)?;
+            let ended = tx
+                .query_cached(
+                    &format!(
+                        "UPDATE deployments SET status = $2, updated_at = now(), finished_at = now(),
+                            error = 'timed out: nothing ended it by its deadline (its watch stopped); Autocrew stopped waiting for it'
+                         WHERE call_key = $1 AND finished_at IS NULL RETURNING {COLUMNS}"
+                    ),
+                    &[&call_key, &DeploymentStatus::TimedOut],
+                )
+                .await?;
+            for row in &ended {
+                announce(&tx, &mut effects, &from_row(row)?).await?;
+            }
+            resume_parked(&tx, &mut effects, &call_key).await?;
+        }
+        tx.commit().await?;
+        Ok(Changed {
+            value: abandoned.len(),
+            effects,
+        })
+    }
+}
+
+/// The task parked on the job `call_key` is ready again (with one more attempt: the parked
+/// one did not fail) and dispatched; a task that moved on meanwhile is left alone.
+async fn resume_parked(
+    tx: &deadpool_postgres::Transaction<'_>,
+    effects: &mut Effects,
+    call_key: &str,
+) -> Result<(), StoreError> {
+    let task: Option<Uuid> = tx
+        .query_opt_cached(
+            "SELECT task_id FROM deployments WHERE call_key = $1 AND task_id IS NOT NULL LIMIT 1",
+            &[&call_key],
+        )
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()?;
+    let Some(task) = task else {
+        return Ok(());
+    };
+    let locked = lock_run_and_task(tx, TaskId(task)).await?;
+    if locked.status == TaskStatus::AwaitingJob {
+        tx.execute_cached(
+            "UPDATE tasks SET status = $2, max_attempts = max_attempts + 1 WHERE id = $1",
+            &[&task, &TaskStatus::Ready],
+        )
+        .await?;
+        transitions::dispatch(tx, effects, locked.run_id).await?;
+    }
+    Ok(())
 }
