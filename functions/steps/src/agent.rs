@@ -99,7 +99,7 @@ pub(crate) async fn handle(
             tracing::info!(task = %task.id, attempt, "attempt stopped: the task was cancelled or taken over");
             return Ok(());
         }
-        // Recorded when it parked: the task waits for a decision, holding nothing.
+        // Recorded when it parked: the task waits for a decision or a job, holding nothing.
         Err(LoopError::Parked) => return Ok(()),
         Err(LoopError::Model { error, retryable }) => {
             fail(ctx, &task, attempt, error, retryable).await

@@ -14,7 +14,9 @@
 //! user's policy auto-approves that tool: the loop's state is stored as the task's
 //! checkpoint and the attempt ends. Once a person decides,
 //! the next attempt resumes at the checkpoint, running that turn's tool calls again (each
-//! is idempotent) with the decision in hand, without asking the model again.
+//! is idempotent) with the decision in hand, without asking the model again. A call that
+//! starts a long job (an app build) parks its task the same way while the job runs
+//! (`follow_job`); the job-watch execution makes it ready once the job ended.
 
 use crate::actions::{self, ToolAnswer};
 use crate::callback::{call_model, put_artifact, record_artifacts};
@@ -48,7 +50,8 @@ pub(crate) enum LoopError {
     /// The work was taken away (the task cancelled, or the attempt presumed dead): stop
     /// without recording anything.
     Stopped,
-    /// The task is parked at a critical call until a person decides (already recorded).
+    /// The task is parked at a critical call until a person decides, or while a job it
+    /// started runs (already recorded).
     Parked,
     /// Our own infrastructure failed.
     Infrastructure(RecordError),
