@@ -195,7 +195,12 @@ async fn a_job_whose_watch_stopped_is_timed_out_by_the_sweep_and_its_task_fails(
     let mut parked = false;
     for _ in 0..600 {
         crate::pipeline::pump(&w.p).await?;
-        if w.task(run, "ops_checklist").await?.status == TaskStatus::AwaitingJob {
+        // The task exists once the plan is stored.
+        let tasks = w.p.ctx.tasks.run_tasks(run).await?;
+        if tasks
+            .iter()
+            .any(|t| t.key == "ops_checklist" && t.status == TaskStatus::AwaitingJob)
+        {
             parked = true;
             break;
         }
