@@ -243,6 +243,7 @@ pub fn check_arguments(name: &str, input: &serde_json::Value) -> Result<(), Stri
 /// A file path the schema accepts but that must still not escape the task's folder.
 pub fn safe_path(path: &str) -> bool {
     !path.is_empty()
+        && !path.chars().any(|c| c.is_control() || c == '\\')
         && path
             .split('/')
             .all(|part| !part.is_empty() && part != "." && part != "..")
