@@ -348,6 +348,10 @@ start_fakes() {
       export "$url_var=$fakes_url/$service"
     fi
   done
+  # GitHub's device flow too, when GitHub is the fake (the fake's OAuth app accepts any id).
+  if [ "${GITHUB_API_URL:-}" = "$fakes_url/github" ]; then
+    export GITHUB_OAUTH_URL="$fakes_url/github" GITHUB_OAUTH_CLIENT_ID=${GITHUB_OAUTH_CLIENT_ID:-autocrew-local-oauth-app}
+  fi
   say "fake GitHub, Vercel, EAS, Resend, X and LinkedIn at $fakes_url (pid $(cat "$fakes_pid_file")); what they hold: $fakes_url/_state"
 }
 

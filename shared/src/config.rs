@@ -405,6 +405,35 @@ impl VaultConfig {
     }
 }
 
+/// The OAuth apps connections can be made through instead of a pasted token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OAuthApps {
+    /// `GITHUB_OAUTH_CLIENT_ID`: a GitHub OAuth app with the device flow enabled; without
+    /// it, GitHub is connected with a token only.
+    pub github_client_id: Option<String>,
+    /// `GITHUB_OAUTH_URL` (`https://github.com`): where GitHub's device flow lives.
+    pub github_url: String,
+}
+
+impl OAuthApps {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let github_url =
+            optional(env, "GITHUB_OAUTH_URL").unwrap_or_else(|| "https://github.com".to_owned());
+        if !(github_url.starts_with("https://") || github_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                name: "GITHUB_OAUTH_URL",
+                reason: format!("must be an http(s) URL, got {github_url:?}"),
+            });
+        }
+        Ok(OAuthApps {
+            github_client_id: optional(env, "GITHUB_OAUTH_CLIENT_ID")
+                .map(|id| id.trim().to_owned())
+                .filter(|id| !id.is_empty()),
+            github_url: github_url.trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
 /// The outside services' API base URLs (`GITHUB_API_URL`, `VERCEL_API_URL`,
 /// `EXPO_API_URL`, `RESEND_API_URL`, `X_API_URL`, `LINKEDIN_API_URL`), the public ones by
 /// default. The tools reach nothing else.

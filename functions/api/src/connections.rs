@@ -7,8 +7,8 @@ use crate::request::{caller, json_body, path_param};
 use crate::{ApiError, ApiState};
 use autocrew_shared::adapters::tools::ServiceError;
 use autocrew_shared::config::Secret;
-use autocrew_shared::domain::{ConnectionId, Service};
-use autocrew_shared::services::AccountError;
+use autocrew_shared::domain::{ConnectionId, DeviceFlowId, Service};
+use autocrew_shared::services::{AccountError, FlowStep};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -28,6 +28,14 @@ pub(crate) struct NewConnectionBody {
     token: String,
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeviceFlowBody {
+    /// The service to connect by its OAuth device flow (GitHub offers one).
+    #[schema(schema_with = crate::openapi::service_schema)]
+    service: String,
+}
+
 /// `GET /me/connections`: the caller's connections, credentials never included.
 pub async fn list_connections(
     state: &ApiState,
@@ -43,13 +51,7 @@ pub async fn list_connections(
 pub async fn connect(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let body: NewConnectionBody = json_body(request)?;
-    let service: Service =
-        body.service
-            .trim()
-            .parse()
-            .map_err(|e: autocrew_shared::domain::UnknownVariant| {
-                ApiError::bad("service", e.to_string())
-            })?;
+    let service = service_of(&body.service)?;
     let token = body.token.trim();
     if token.is_empty() || token.chars().count() > MAX_TOKEN_CHARS {
         return Err(ApiError::bad(
@@ -72,6 +74,72 @@ pub async fn connect(state: &ApiState, request: &Request) -> Result<Response<Bod
     };
     tracing::info!(%user, %service, connection = %connection.id, "account connected");
     Ok(json_response(201, &json!(connection)))
+}
+
+fn service_of(text: &str) -> Result<Service, ApiError> {
+    text.trim()
+        .parse()
+        .map_err(|e: autocrew_shared::domain::UnknownVariant| {
+            ApiError::bad("service", e.to_string())
+        })
+}
+
+/// `POST /me/connections/device`: 201 with the code the user enters at the service's
+/// verification page, where, until when, and how often to poll.
+pub async fn start_device_flow(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let body: DeviceFlowBody = json_body(request)?;
+    let service = service_of(&body.service)?;
+    let flow = state
+        .connected
+        .start_device_flow(user, service)
+        .await
+        .map_err(|e| flow_error(service, e))?;
+    Ok(json_response(
+        201,
+        &json!({
+            "flow_id": flow.id, "service": flow.service, "user_code": flow.user_code,
+            "verification_uri": flow.verification_uri, "interval": flow.interval_secs,
+            "expires_at": flow.expires_at
+        }),
+    ))
+}
+
+/// `POST /me/connections/device/{flow_id}`: one poll. 202 while the user has not entered
+/// the code (poll again after `interval` seconds); 201 with the connection once they did.
+pub async fn poll_device_flow(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let id = path_param(request, "flow_id", DeviceFlowId::parse)?;
+    match state.connected.poll_device_flow(user, id.0).await {
+        Ok(FlowStep::Pending { interval_secs }) => Ok(json_response(
+            202,
+            &json!({"status": "pending", "interval": interval_secs}),
+        )),
+        Ok(FlowStep::Connected(connection)) => {
+            tracing::info!(%user, service = %connection.service, connection = %connection.id, "account connected by its device flow");
+            Ok(json_response(201, &json!(connection)))
+        }
+        Err(e) => Err(flow_error(Service::Github, e)),
+    }
+}
+
+/// What a device flow's failure means for the caller.
+fn flow_error(service: Service, error: AccountError) -> ApiError {
+    match error {
+        AccountError::Service(e) => refused(service, e),
+        AccountError::Store(e) => e.into(),
+        e @ AccountError::NoDeviceFlow { .. } => ApiError::Unprocessable(e.to_string()),
+        e @ AccountError::DeviceFlowNotConfigured { .. } => ApiError::Unavailable(e.to_string()),
+        AccountError::FlowNotFound => ApiError::NotFound("device flow"),
+        e @ AccountError::FlowEnded(_) => ApiError::Conflict(e.to_string()),
+        e => ApiError::Internal(Box::new(e)),
+    }
 }
 
 /// What the service's answer means for the caller: a refused token is the caller's to fix

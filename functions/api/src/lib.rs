@@ -111,6 +111,10 @@ pub enum Route {
     Connect,
     /// `DELETE /me/connections/{connection_id}`: forgets the connection and its token.
     Disconnect,
+    /// `POST /me/connections/device`: starts a service's OAuth device flow (GitHub).
+    StartDeviceFlow,
+    /// `POST /me/connections/device/{flow_id}`: one poll of a device flow.
+    PollDeviceFlow,
     /// `GET /me/policies`: whether each tool that acts in the world asks first.
     ListPolicies,
     /// `PUT /me/policies/{tool}`: ask before each call, or run on its own.
@@ -120,7 +124,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 45] = [
+    pub const ALL: [Route; 47] = [
         Route::Signup,
         Route::Login,
         Route::Refresh,
@@ -163,6 +167,8 @@ impl Route {
         Route::ListConnections,
         Route::Connect,
         Route::Disconnect,
+        Route::StartDeviceFlow,
+        Route::PollDeviceFlow,
         Route::ListPolicies,
         Route::SetPolicy,
         Route::ListDeployments,
@@ -235,6 +241,8 @@ impl Route {
             Route::ListConnections => ("GET", "/me/connections"),
             Route::Connect => ("POST", "/me/connections"),
             Route::Disconnect => ("DELETE", "/me/connections/{connection_id}"),
+            Route::StartDeviceFlow => ("POST", "/me/connections/device"),
+            Route::PollDeviceFlow => ("POST", "/me/connections/device/{flow_id}"),
             Route::ListPolicies => ("GET", "/me/policies"),
             Route::SetPolicy => ("PUT", "/me/policies/{tool}"),
             Route::ListDeployments => ("GET", "/projects/{project_id}/deployments"),
@@ -286,6 +294,8 @@ impl Route {
             Route::ListConnections => "api-list-connections",
             Route::Connect => "api-connect",
             Route::Disconnect => "api-disconnect",
+            Route::StartDeviceFlow => "api-start-device-flow",
+            Route::PollDeviceFlow => "api-poll-device-flow",
             Route::ListPolicies => "api-list-policies",
             Route::SetPolicy => "api-set-policy",
             Route::ListDeployments => "api-list-deployments",
@@ -359,6 +369,8 @@ async fn dispatch(state: &ApiState, route: Route, request: Request) -> Response<
         Route::ListConnections => connections::list_connections(state, &request).await,
         Route::Connect => connections::connect(state, &request).await,
         Route::Disconnect => connections::disconnect(state, &request).await,
+        Route::StartDeviceFlow => connections::start_device_flow(state, &request).await,
+        Route::PollDeviceFlow => connections::poll_device_flow(state, &request).await,
         Route::ListPolicies => policies::list_policies(state, &request).await,
         Route::SetPolicy => policies::set_policy(state, &request).await,
         Route::ListDeployments => policies::list_deployments(state, &request).await,

@@ -133,7 +133,7 @@ fn details(route: Route) -> Details {
     use crate::approvals::DecisionBody;
     use crate::auth::{Login, RefreshBody, ResetConfirm, ResetRequest, SignUp, TokenBody};
     use crate::browse::ProjectPatch;
-    use crate::connections::NewConnectionBody;
+    use crate::connections::{DeviceFlowBody, NewConnectionBody};
     use crate::conversations::NewMessage;
     use crate::costs::Settings;
     use crate::policies::PolicyBody;
@@ -408,6 +408,18 @@ fn details(route: Route) -> Details {
             None,
             vec![],
             vec![(204, None)],
+        ),
+        Route::StartDeviceFlow => (
+            "Starts the service's OAuth device flow (GitHub): the code the user enters at the verification page, where, until when, and how often to poll. 422 for a service without one; 503 where no OAuth app is configured.",
+            body::<DeviceFlowBody>(true),
+            vec![],
+            vec![(201, object())],
+        ),
+        Route::PollDeviceFlow => (
+            "One poll of a device flow: 202 while the user has not entered the code (poll again after interval seconds), 201 with the connection once they did, 409 once it expired or was cancelled.",
+            None,
+            vec![],
+            vec![(201, object()), (202, object())],
         ),
         Route::ListPolicies => (
             "Each tool that acts in the world (publishing, pushing code, deploying, sending, posting), its agents, and whether it asks the caller before each call.",

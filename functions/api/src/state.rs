@@ -45,6 +45,8 @@ pub struct ApiSettings {
     pub vault: VaultConfig,
     /// The outside services' base URLs (a token is checked with its service).
     pub services: ServiceUrls,
+    /// The OAuth apps connections can be made through (GitHub's device flow).
+    pub oauth: autocrew_shared::config::OAuthApps,
 }
 
 impl ApiSettings {
@@ -70,6 +72,7 @@ impl ApiSettings {
             llm: select::from_env(env)?,
             vault: VaultConfig::from_env(env)?,
             services: ServiceUrls::from_env(env)?,
+            oauth: autocrew_shared::config::OAuthApps::from_env(env)?,
         })
     }
 }
@@ -197,7 +200,8 @@ impl ApiState {
                         name: "the HTTP client",
                         reason: e.to_string(),
                     })?,
-            ),
+            )
+            .with_oauth(settings.oauth.clone()),
             policies: connections,
             deployments: Arc::new(PgDeployments::new(pool.clone())),
             conversations: conversations.clone(),

@@ -113,6 +113,10 @@ pub enum Command {
     Connect {
         /// The service.
         service: String,
+        /// Connect by the service's OAuth device flow instead of a token: enter the code
+        /// shown at the service's page (GitHub; the API needs GITHUB_OAUTH_CLIENT_ID).
+        #[arg(long)]
+        device: bool,
         #[command(flatten)]
         api: ApiArgs,
     },

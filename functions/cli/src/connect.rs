@@ -61,6 +61,43 @@ pub async fn connect(service: &str, api: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Connects `service` by its OAuth device flow: shows the code to enter and where, then
+/// polls (as often as the service allows) until the user entered it, or it expired.
+pub async fn connect_by_device(service: &str, api: &str) -> anyhow::Result<()> {
+    let client = crate::run::session_for(api).await?;
+    let flow = client
+        .post(
+            "/me/connections/device",
+            json!({"service": service}),
+            &format!("start {service}'s device flow"),
+        )
+        .await?;
+    let id = flow["flow_id"].as_str().context("the API named no flow")?;
+    eprintln!(
+        "open {} and enter the code {} (it expires at {})",
+        flow["verification_uri"].as_str().unwrap_or("?"),
+        flow["user_code"].as_str().unwrap_or("?"),
+        flow["expires_at"].as_str().unwrap_or("?")
+    );
+    let mut interval = flow["interval"].as_u64().unwrap_or(5);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(interval.clamp(1, 120))).await;
+        let polled = client
+            .post(
+                &format!("/me/connections/device/{id}"),
+                json!({}),
+                "poll the device flow",
+            )
+            .await?;
+        if polled["status"] == "pending" {
+            interval = polled["interval"].as_u64().unwrap_or(interval);
+            continue;
+        }
+        println!("connected {}", describe(&polled));
+        return Ok(());
+    }
+}
+
 pub async fn connections(args: &SessionArgs) -> anyhow::Result<()> {
     let client = crate::session::client(args)?;
     let listed = client

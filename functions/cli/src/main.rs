@@ -60,9 +60,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
         } => browse::runs(project.as_deref(), status.as_deref(), limit, &session)
             .await
             .map(|()| true),
-        Command::Connect { service, api } => {
-            connect::connect(&service, &api.api).await.map(|()| true)
-        }
+        Command::Connect {
+            service,
+            device: false,
+            api,
+        } => connect::connect(&service, &api.api).await.map(|()| true),
+        Command::Connect {
+            service,
+            device: true,
+            api,
+        } => connect::connect_by_device(&service, &api.api)
+            .await
+            .map(|()| true),
         Command::Connections { session } => connect::connections(&session).await.map(|()| true),
         Command::Chat {
             project,

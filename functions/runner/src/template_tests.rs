@@ -39,6 +39,7 @@ fn every_reference_in_the_template_resolves() {
         "OidcAudience",
         "OidcJwksUrl",
         "ConnectionsKeyFile",
+        "GithubOAuthClientId",
     ]);
     assert!(dangling.is_empty(), "undefined: {dangling:?}");
 }

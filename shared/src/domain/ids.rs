@@ -86,6 +86,10 @@ id_type!(
     /// A deploy or build a tool started at an outside service.
     DeploymentId
 );
+id_type!(
+    /// A connection being made by OAuth's device flow.
+    DeviceFlowId
+);
 
 /// A string that is not a UUID where an id was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

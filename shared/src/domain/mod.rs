@@ -21,8 +21,8 @@ pub use approvals::{Approval, Decision, payload_hash, sha256_hex};
 pub use decimal::Decimal;
 pub use graph::{PlanError, PlanLimits, PlannedTask, TaskGraph};
 pub use ids::{
-    ApprovalId, ArtifactId, ConnectionId, DeploymentId, MessageId, ProjectId, RunId, TaskId,
-    UploadId, UserId,
+    ApprovalId, ArtifactId, ConnectionId, DeploymentId, DeviceFlowId, MessageId, ProjectId, RunId,
+    TaskId, UploadId, UserId,
 };
 pub use kinds::{
     AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, DeploymentStatus,

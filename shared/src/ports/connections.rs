@@ -23,6 +23,20 @@ pub struct NewConnection {
     pub sealed: Sealed,
 }
 
+/// A connection being made by OAuth's device flow: the service's device code, sealed, and
+/// what the user is shown, until the user approves at the service or the code expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceFlow {
+    pub id: uuid::Uuid,
+    pub user: UserId,
+    pub service: Service,
+    pub sealed: Sealed,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub interval_secs: u32,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
 #[async_trait]
 pub trait ConnectionStore: Send + Sync {
     /// Stores the connection; one already there for the same service is replaced (its new
@@ -41,6 +55,14 @@ pub trait ConnectionStore: Send + Sync {
     /// Marks the connection invalid with the service's reason: tools using it fail at once
     /// until the user connects again.
     async fn invalidate(&self, id: ConnectionId, reason: &str) -> Result<(), StoreError>;
+    /// Keeps a device flow while its user approves it at the service.
+    async fn start_flow(&self, flow: &DeviceFlow) -> Result<(), StoreError>;
+    /// `user`'s device flow `id` (none for another user's, or one that ended).
+    async fn flow(&self, user: UserId, id: uuid::Uuid) -> Result<Option<DeviceFlow>, StoreError>;
+    /// The service asked to poll less often.
+    async fn slow_flow(&self, id: uuid::Uuid, interval_secs: u32) -> Result<(), StoreError>;
+    /// Forgets the flow (it connected, was denied or expired).
+    async fn end_flow(&self, id: uuid::Uuid) -> Result<(), StoreError>;
 }
 
 /// Whether each of a user's tools that act in the world asks a person first (the default)

@@ -32,8 +32,8 @@ pub use blob::{BlobError, BlobStore, StoredBlob};
 pub use browse::{ArtifactEntry, Browse, TaskDetail};
 pub use budget::{BudgetError, BudgetScope, BudgetStore, Reservation};
 pub use connections::{
-    ConnectionStore, DeploymentChange, DeploymentStore, JobPark, NewConnection, NewDeployment,
-    Sealed, ToolPolicies,
+    ConnectionStore, DeploymentChange, DeploymentStore, DeviceFlow, JobPark, NewConnection,
+    NewDeployment, Sealed, ToolPolicies,
 };
 pub use control::RunControl;
 pub use conversations::{Conversations, PendingReply};

@@ -2,11 +2,12 @@
 //! service and sealed when connected; a tool gets the opened token of the user's
 //! connection, or an error that names the connection (none, or refused earlier).
 
+use crate::adapters::tools::github_device::{self, DeviceToken};
 use crate::adapters::tools::{self, Identity, ServiceError, ServiceHttp};
-use crate::config::{Secret, ServiceUrls};
+use crate::config::{OAuthApps, Secret, ServiceUrls};
 use crate::domain::connections::{Connection, hint, seal_context};
 use crate::domain::{ConnectionStatus, Service, UserId};
-use crate::ports::{ConnectionStore, NewConnection, StoreError, VaultError};
+use crate::ports::{ConnectionStore, DeviceFlow, NewConnection, StoreError, VaultError};
 use crate::services::Vault;
 use std::sync::Arc;
 
@@ -32,6 +33,32 @@ pub enum AccountError {
     Vault(#[from] VaultError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{service} offers no device flow: connect it with a token (POST /me/connections)")]
+    NoDeviceFlow { service: Service },
+    #[error(
+        "connecting {service} by its device flow is not set up here (GITHUB_OAUTH_CLIENT_ID): connect it with a token"
+    )]
+    DeviceFlowNotConfigured { service: Service },
+    #[error("no such device flow")]
+    FlowNotFound,
+    /// The flow is over without a connection (expired, or the user cancelled).
+    #[error("{0}")]
+    FlowEnded(String),
+}
+
+/// Where a device flow stands after a poll.
+#[derive(Debug)]
+pub enum FlowStep {
+    /// The user has not entered the code yet: poll again after this many seconds.
+    Pending {
+        interval_secs: u32,
+    },
+    Connected(Connection),
+}
+
+/// The additional data a device code is sealed under: the user, service and flow.
+fn flow_context(user: UserId, service: Service, flow: uuid::Uuid) -> String {
+    format!("{}/device-flow/{flow}", seal_context(user, service))
 }
 
 /// A user's opened connection: the HTTP client for its service and the token.
@@ -47,6 +74,7 @@ pub struct ConnectedAccounts {
     vault: Vault,
     urls: ServiceUrls,
     http: reqwest::Client,
+    oauth: OAuthApps,
 }
 
 impl ConnectedAccounts {
@@ -61,6 +89,118 @@ impl ConnectedAccounts {
             vault,
             urls,
             http,
+            oauth: OAuthApps::default(),
+        }
+    }
+
+    /// The same accounts, also connected through these OAuth apps.
+    pub fn with_oauth(mut self, oauth: OAuthApps) -> Self {
+        self.oauth = oauth;
+        self
+    }
+
+    /// Starts `service`'s device flow for `user`: the code the user enters, where, and
+    /// until when. The device code is kept sealed until the flow ends.
+    pub async fn start_device_flow(
+        &self,
+        user: UserId,
+        service: Service,
+    ) -> Result<DeviceFlow, AccountError> {
+        let client_id = self.device_client(service)?;
+        let code =
+            github_device::device_code(&self.http, &self.oauth.github_url, client_id).await?;
+        let id = uuid::Uuid::new_v4();
+        let sealed = self
+            .vault
+            .seal(
+                &Secret::new(code.device_code),
+                &flow_context(user, service, id),
+            )
+            .await?;
+        let flow = DeviceFlow {
+            id,
+            user,
+            service,
+            sealed,
+            user_code: code.user_code,
+            verification_uri: code.verification_uri,
+            interval_secs: u32::try_from(code.interval.clamp(1, 60)).unwrap_or(5),
+            expires_at: chrono::Utc::now()
+                + chrono::Duration::seconds(
+                    i64::try_from(code.expires_in.min(3600)).unwrap_or(900),
+                ),
+        };
+        self.store.start_flow(&flow).await?;
+        Ok(flow)
+    }
+
+    /// Asks the service once whether `user` entered flow `id`'s code: still pending, or
+    /// connected (the token checked and sealed like a pasted one). An expired or cancelled
+    /// flow ends, saying so.
+    pub async fn poll_device_flow(
+        &self,
+        user: UserId,
+        id: uuid::Uuid,
+    ) -> Result<FlowStep, AccountError> {
+        let flow = self
+            .store
+            .flow(user, id)
+            .await?
+            .ok_or(AccountError::FlowNotFound)?;
+        let ended = |reason: &str| AccountError::FlowEnded(reason.to_owned());
+        if flow.expires_at <= chrono::Utc::now() {
+            self.store.end_flow(id).await?;
+            return Err(ended(
+                "the code expired before it was entered: start the device flow again",
+            ));
+        }
+        let client_id = self.device_client(flow.service)?;
+        let device_code = self
+            .vault
+            .open(&flow.sealed, &flow_context(user, flow.service, id))
+            .await?;
+        let polled = github_device::device_token(
+            &self.http,
+            &self.oauth.github_url,
+            (client_id, &device_code),
+        )
+        .await?;
+        match polled {
+            DeviceToken::Token(token) => {
+                let connection = self.connect(user, flow.service, &token).await?;
+                self.store.end_flow(id).await?;
+                Ok(FlowStep::Connected(connection))
+            }
+            DeviceToken::Pending => Ok(FlowStep::Pending {
+                interval_secs: flow.interval_secs,
+            }),
+            DeviceToken::SlowDown(secs) => {
+                let interval_secs = u32::try_from(secs.clamp(1, 120)).unwrap_or(10);
+                self.store.slow_flow(id, interval_secs).await?;
+                Ok(FlowStep::Pending { interval_secs })
+            }
+            DeviceToken::Expired => {
+                self.store.end_flow(id).await?;
+                Err(ended(
+                    "the code expired at the service: start the device flow again",
+                ))
+            }
+            DeviceToken::Denied => {
+                self.store.end_flow(id).await?;
+                Err(ended("the user cancelled the connection at the service"))
+            }
+        }
+    }
+
+    /// The OAuth app that runs `service`'s device flow.
+    fn device_client(&self, service: Service) -> Result<&str, AccountError> {
+        match service {
+            Service::Github => self
+                .oauth
+                .github_client_id
+                .as_deref()
+                .ok_or(AccountError::DeviceFlowNotConfigured { service }),
+            other => Err(AccountError::NoDeviceFlow { service: other }),
         }
     }
 

@@ -14,7 +14,7 @@ pub mod vault;
 pub use crate::domain::messages::{
     CallbackMessage, OutboxEntry, Outgoing, RunOutcome, TaskMessage,
 };
-pub use accounts::{AccountError, ConnectedAccounts, Opened};
+pub use accounts::{AccountError, ConnectedAccounts, FlowStep, Opened};
 pub use backoff::backoff;
 pub use gateway::{
     Acceptance, Answer, Call, Gateway, GatewayError, GatewayModels, GatewaySettings, GatewayStores,

@@ -49,6 +49,11 @@ pub struct Pull {
 pub struct GithubState {
     /// (owner, name) → repository.
     pub repos: BTreeMap<(String, String), Repo>,
+    /// Device flows by device code: how many times each was polled. The user "enters the
+    /// code" before the second poll; its token then acts as `device_account`.
+    pub device_flows: BTreeMap<String, u32>,
+    /// Whom the device flow's tokens act as (the default account when unset).
+    pub device_account: Option<String>,
 }
 
 impl Repo {
@@ -111,6 +116,91 @@ pub fn routes() -> Router<Fake> {
             "/repos/{owner}/{repo}/pulls",
             get(list_pulls).post(create_pull),
         )
+        .route("/login/device/code", post(device_code))
+        .route("/login/oauth/access_token", post(device_token))
+}
+
+/// A form body's fields (`application/x-www-form-urlencoded`, percent-decoded).
+fn form_fields(body: &str) -> BTreeMap<String, String> {
+    let decode = |text: &str| {
+        let bytes = text.replace('+', " ").into_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match (bytes[i], bytes.get(i + 1..i + 3)) {
+                (b'%', Some(hex)) => match u8::from_str_radix(&String::from_utf8_lossy(hex), 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                },
+                (b, _) => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    body.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+/// `POST /login/device/code`: GitHub's answer, as JSON when asked (`Accept`).
+async fn device_code(State(fake): State<Fake>, headers: HeaderMap, body: String) -> Response {
+    let fields = form_fields(&body);
+    let json_asked = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if !json_asked || fields.get("client_id").is_none_or(|id| id.is_empty()) {
+        return basic_error(
+            StatusCode::BAD_REQUEST,
+            "the fake wants a client_id and Accept: application/json",
+        );
+    }
+    let device = uuid::Uuid::new_v4().simple().to_string();
+    fake.github
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .device_flows
+        .insert(device.clone(), 0);
+    let base = fake.base_url.lock().map(|b| b.clone()).unwrap_or_default();
+    Json(json!({
+        "device_code": device, "user_code": "WDJB-MJHT",
+        "verification_uri": format!("{base}/github/login/device"), "expires_in": 900, "interval": 1
+    }))
+    .into_response()
+}
+
+/// `POST /login/oauth/access_token` with the device grant: pending at the first poll,
+/// then the token.
+async fn device_token(State(fake): State<Fake>, body: String) -> Response {
+    let fields = form_fields(&body);
+    if fields.get("grant_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:grant-type:device_code")
+    {
+        return Json(json!({"error": "unsupported_grant_type", "error_description": "The grant type is not supported."})).into_response();
+    }
+    let device = fields.get("device_code").cloned().unwrap_or_default();
+    let mut github = fake.github.lock().unwrap_or_else(|e| e.into_inner());
+    let account = github.device_account.clone();
+    let Some(polls) = github.device_flows.get_mut(&device) else {
+        return Json(json!({"error": "incorrect_device_code", "error_description": "The device_code provided is not valid."})).into_response();
+    };
+    *polls += 1;
+    if *polls == 1 {
+        return Json(json!({"error": "authorization_pending", "error_description": "The authorization request is still pending."})).into_response();
+    }
+    github.device_flows.remove(&device);
+    drop(github);
+    let token = format!("gho_{}", uuid::Uuid::new_v4().simple());
+    if let Some(account) = account {
+        fake.accept("github", &token, &account);
+    }
+    Json(json!({"access_token": token, "token_type": "bearer", "scope": "repo"})).into_response()
 }
 
 fn basic_error(status: StatusCode, message: &str) -> Response {

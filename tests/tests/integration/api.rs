@@ -80,6 +80,7 @@ pub(crate) async fn api_with(
             String,
             String,
         >::new())?,
+        oauth: Default::default(),
     };
     change(&mut settings);
     Ok((

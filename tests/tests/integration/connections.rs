@@ -12,7 +12,7 @@ use autocrew_shared::ports::VaultError;
 use autocrew_shared::services::Vault;
 use autocrew_tests::TestDb;
 use autocrew_tests::replay::{Recorded, ReplayServer};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -390,5 +390,106 @@ async fn on_aws_the_data_key_comes_from_kms_bound_to_the_tokens_user_and_service
     );
     let err = vault.open(&sealed, "u2/vercel").await.unwrap_err();
     assert!(matches!(err, VaultError::Tampered), "{err}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn github_connects_by_its_device_flow_with_the_device_code_sealed_while_pending()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let (fake, url) = autocrew_tests::fakes::start().await?;
+    fake.github
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .device_account = Some("ana-builds".into());
+    let urls = ServiceUrls::from_env(&HashMap::from([(
+        "GITHUB_API_URL".to_owned(),
+        format!("{url}/github"),
+    )]))?;
+    let oauth = autocrew_shared::config::OAuthApps {
+        github_client_id: Some("Ov23liTestClient".into()),
+        github_url: format!("{url}/github"),
+    };
+    let (state, _p) = api_with(&db, |s| {
+        s.services = urls;
+        s.oauth = oauth;
+    })
+    .await?;
+    let ana = user(&state, "ana@example.com").await?;
+    let bo = user(&state, "bo@example.com").await?;
+    let start = |token: &str, service: &str| {
+        let body = json!({"service": service}).to_string();
+        event("apigw-start-device-flow.json", &[(SAMPLE_TOKEN, token)])
+            .map(|e| e.map(|_| lambda_http::Body::Text(body)))
+    };
+
+    let (status, flow) = call(&state, Route::StartDeviceFlow, start(&ana, "github")?).await?;
+    assert_eq!(status, 201, "{flow}");
+    assert_eq!(flow["user_code"], "WDJB-MJHT");
+    assert_eq!(
+        flow["verification_uri"],
+        format!("{url}/github/login/device")
+    );
+    let id = flow["flow_id"].as_str().unwrap_or_default().to_owned();
+    // The device code is a credential in waiting: sealed at rest, never in an answer.
+    let device_code = fake
+        .github
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .device_flows
+        .keys()
+        .next()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!flow.to_string().contains(&device_code));
+    let sealed: Vec<u8> = db
+        .pool
+        .get()
+        .await?
+        .query_one("SELECT sealed_secret FROM device_flows", &[])
+        .await?
+        .get(0);
+    assert!(!String::from_utf8_lossy(&sealed).contains(&device_code));
+
+    let poll = |token: &str| {
+        event(
+            "apigw-poll-device-flow.json",
+            &[
+                (SAMPLE_TOKEN, token),
+                ("3c9a1f52-6d2e-4b8a-9f1c-7e5d4a3b2c10", id.as_str()),
+            ],
+        )
+    };
+    let (status, other) = call(&state, Route::PollDeviceFlow, poll(&bo)?).await?;
+    assert_eq!(status, 404, "another user's flow is not found: {other}");
+    let (status, pending) = call(&state, Route::PollDeviceFlow, poll(&ana)?).await?;
+    assert_eq!(
+        (status, pending["status"].as_str()),
+        (202, Some("pending")),
+        "{pending}"
+    );
+    let (status, connected) = call(&state, Route::PollDeviceFlow, poll(&ana)?).await?;
+    assert_eq!(status, 201, "{connected}");
+    assert_eq!(
+        (connected["service"].as_str(), connected["account"].as_str()),
+        (Some("github"), Some("ana-builds"))
+    );
+    let (status, _) = call(&state, Route::PollDeviceFlow, poll(&ana)?).await?;
+    assert_eq!(status, 404, "the flow ended with the connection");
+    let left: i64 = db
+        .pool
+        .get()
+        .await?
+        .query_one("SELECT count(*) FROM device_flows", &[])
+        .await?
+        .get(0);
+    assert_eq!(left, 0);
+    // A service without a device flow says how to connect it instead.
+    let (status, refused) = call(&state, Route::StartDeviceFlow, start(&ana, "vercel")?).await?;
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused.to_string().contains("connect it with a token"),
+        "{refused}"
+    );
     Ok(())
 }

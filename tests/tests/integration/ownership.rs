@@ -86,8 +86,30 @@ async fn user_b_gets_404_or_403_on_every_route_that_names_user_as_resources() ->
             sealed,
         })
         .await?;
+    // A's GitHub device flow, waiting for A to enter the code (stored as starting does).
+    let flow = autocrew_shared::ports::DeviceFlow {
+        id: uuid::Uuid::new_v4(),
+        user: a_id,
+        service: autocrew_shared::domain::Service::Github,
+        sealed: state
+            .connected
+            .vault()
+            .seal(
+                &autocrew_shared::config::Secret::new(
+                    "3584d83530557fdd1f46af8289938c8ef79f9dc5".into(),
+                ),
+                "ana's flow",
+            )
+            .await?,
+        user_code: "WDJB-MJHT".into(),
+        verification_uri: "https://github.com/login/device".into(),
+        interval_secs: 5,
+        expires_at: chrono::Utc::now() + chrono::Duration::minutes(15),
+    };
+    state.connected.store().start_flow(&flow).await?;
     let ids: HashMap<&str, String> = HashMap::from([
         ("connection_id", connection.id.to_string()),
+        ("flow_id", flow.id.to_string()),
         (
             "upload_id",
             granted["upload"]["id"]
@@ -196,6 +218,10 @@ async fn user_b_gets_404_or_403_on_every_route_that_names_user_as_resources() ->
         "A's connection is still there"
     );
     assert!(project_after["archived_at"].is_null());
+    assert!(
+        state.connected.store().flow(a_id, flow.id).await?.is_some(),
+        "A's device flow is still there"
+    );
     assert_eq!(run_after["approvals"], detail["approvals"]);
     Ok(())
 }

@@ -5,7 +5,7 @@ use super::Pool;
 use super::cached::Cached;
 use crate::domain::connections::Connection;
 use crate::domain::{ConnectionId, ConnectionStatus, Service, UserId};
-use crate::ports::{ConnectionStore, NewConnection, Sealed, StoreError, ToolPolicies};
+use crate::ports::{ConnectionStore, DeviceFlow, NewConnection, Sealed, StoreError, ToolPolicies};
 use async_trait::async_trait;
 
 #[derive(Clone)]
@@ -124,6 +124,80 @@ impl ConnectionStore for PgConnections {
                 "UPDATE connections SET status = $2, status_reason = $3 WHERE id = $1",
                 &[&id.0, &ConnectionStatus::Invalid, &reason],
             )
+            .await?;
+        Ok(())
+    }
+
+    async fn start_flow(&self, flow: &DeviceFlow) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        // Flows that expired are forgotten as new ones start.
+        client
+            .execute_cached("DELETE FROM device_flows WHERE expires_at < now()", &[])
+            .await?;
+        client
+            .execute_cached(
+                "INSERT INTO device_flows (id, user_id, service, sealed_secret, wrapped_key, key_id, user_code, verification_uri, interval_secs, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &flow.id,
+                    &flow.user.0,
+                    &flow.service,
+                    &flow.sealed.secret,
+                    &flow.sealed.wrapped_key,
+                    &flow.sealed.key_id,
+                    &flow.user_code,
+                    &flow.verification_uri,
+                    &i32::try_from(flow.interval_secs).unwrap_or(i32::MAX),
+                    &flow.expires_at,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn flow(&self, user: UserId, id: uuid::Uuid) -> Result<Option<DeviceFlow>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt_cached(
+                "SELECT id, user_id, service, sealed_secret, wrapped_key, key_id, user_code, verification_uri, interval_secs, expires_at
+                 FROM device_flows WHERE id = $1 AND user_id = $2",
+                &[&id, &user.0],
+            )
+            .await?;
+        row.map(|row| {
+            Ok(DeviceFlow {
+                id: row.try_get(0)?,
+                user: UserId(row.try_get(1)?),
+                service: row.try_get(2)?,
+                sealed: Sealed {
+                    secret: row.try_get(3)?,
+                    wrapped_key: row.try_get(4)?,
+                    key_id: row.try_get(5)?,
+                },
+                user_code: row.try_get(6)?,
+                verification_uri: row.try_get(7)?,
+                interval_secs: u32::try_from(row.try_get::<_, i32>(8)?).unwrap_or(5),
+                expires_at: row.try_get(9)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn slow_flow(&self, id: uuid::Uuid, interval_secs: u32) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute_cached(
+                "UPDATE device_flows SET interval_secs = $2 WHERE id = $1",
+                &[&id, &i32::try_from(interval_secs).unwrap_or(i32::MAX)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn end_flow(&self, id: uuid::Uuid) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute_cached("DELETE FROM device_flows WHERE id = $1", &[&id])
             .await?;
         Ok(())
     }

@@ -70,6 +70,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0016_long_jobs",
         include_str!("../../../../migrations/0016_long_jobs.sql"),
     ),
+    (
+        "0017_device_flows",
+        include_str!("../../../../migrations/0017_device_flows.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

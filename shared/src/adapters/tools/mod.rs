@@ -5,6 +5,7 @@
 
 pub mod expo;
 pub mod github;
+pub mod github_device;
 pub mod linkedin;
 pub mod resend;
 pub mod vercel;
