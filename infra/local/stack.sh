@@ -59,6 +59,20 @@ if method == "GET" and len(sys.argv) > 3:
 PY
 }
 
+# A secret in moto's Secrets Manager, made or replaced: put_secret NAME VALUE prints its ARN.
+put_secret() {
+  "$venv/bin/python" - "$@" <<'PY'
+import os, sys, boto3
+name, value = sys.argv[1], sys.argv[2]
+client = boto3.client("secretsmanager", region_name=os.environ["AWS_REGION"], endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+try:
+    arn = client.create_secret(Name=name, SecretString=value)["ARN"]
+except client.exceptions.ResourceExistsException:
+    arn = client.put_secret_value(SecretId=name, SecretString=value)["ARN"]
+print(arn)
+PY
+}
+
 # Tools a build needs; as root, installed from Debian when missing.
 need_tools() {
   local missing=() tool
@@ -351,6 +365,18 @@ start_fakes() {
   # GitHub's device flow too, when GitHub is the fake (the fake's OAuth app accepts any id).
   if [ "${GITHUB_API_URL:-}" = "$fakes_url/github" ]; then
     export GITHUB_OAUTH_URL="$fakes_url/github" GITHUB_OAUTH_CLIENT_ID=${GITHUB_OAUTH_CLIENT_ID:-autocrew-local-oauth-app}
+  fi
+  # X's and LinkedIn's web flows too, when they are the fakes: X as a public client (PKCE
+  # alone), LinkedIn with a client secret kept where a deployed stack keeps it (a secret in
+  # moto). `autocrew connect x --browser` then prints a link to the fake's consent page.
+  if [ "${X_API_URL:-}" = "$fakes_url/x" ]; then
+    export X_OAUTH_URL="$fakes_url/x" X_OAUTH_CLIENT_ID=${X_OAUTH_CLIENT_ID:-autocrew-local-x-app}
+  fi
+  if [ "${LINKEDIN_API_URL:-}" = "$fakes_url/linkedin" ]; then
+    export LINKEDIN_OAUTH_URL="$fakes_url/linkedin" LINKEDIN_OAUTH_CLIENT_ID=${LINKEDIN_OAUTH_CLIENT_ID:-autocrew-local-linkedin-app}
+    OAUTH_CLIENT_SECRETS_SECRET=$(put_secret autocrew-local-oauth-clients '{"linkedin": "autocrew-local-linkedin-secret"}') \
+      || die "could not keep the local OAuth apps' secrets in moto"
+    export OAUTH_CLIENT_SECRETS_SECRET
   fi
   say "fake GitHub, Vercel, EAS, Resend, X and LinkedIn at $fakes_url (pid $(cat "$fakes_pid_file")); what they hold: $fakes_url/_state"
 }

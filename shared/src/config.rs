@@ -51,6 +51,13 @@ impl<T> Secret<T> {
     }
 }
 
+/// Read from a service's answer (a token endpoint's), kept as secret as any other.
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Secret<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer).map(Secret)
+    }
+}
+
 impl<T> fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
@@ -413,23 +420,48 @@ pub struct OAuthApps {
     pub github_client_id: Option<String>,
     /// `GITHUB_OAUTH_URL` (`https://github.com`): where GitHub's device flow lives.
     pub github_url: String,
+    /// `X_OAUTH_CLIENT_ID`: an X app with OAuth 2.0 on; without it, X is connected with a
+    /// token only. Its token endpoint is on the API host (`X_API_URL`).
+    pub x_client_id: Option<String>,
+    /// `X_OAUTH_URL` (`https://x.com`): where X's consent page lives.
+    pub x_url: String,
+    /// `LINKEDIN_OAUTH_CLIENT_ID`: a LinkedIn app with "Sign In with LinkedIn using OpenID
+    /// Connect" and "Share on LinkedIn"; without it, LinkedIn is connected with a token only.
+    pub linkedin_client_id: Option<String>,
+    /// `LINKEDIN_OAUTH_URL` (`https://www.linkedin.com`): LinkedIn's consent page and token
+    /// endpoint.
+    pub linkedin_url: String,
+    /// `OAUTH_CLIENT_SECRETS_SECRET`: the secret (a name or ARN) holding the OAuth apps'
+    /// client secrets as a JSON object by service (`{"x": "...", "linkedin": "..."}`).
+    /// LinkedIn needs one; X without one is a public client (PKCE alone).
+    pub client_secrets: Option<String>,
 }
 
 impl OAuthApps {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        let github_url =
-            optional(env, "GITHUB_OAUTH_URL").unwrap_or_else(|| "https://github.com".to_owned());
-        if !(github_url.starts_with("https://") || github_url.starts_with("http://")) {
-            return Err(ConfigError::Invalid {
-                name: "GITHUB_OAUTH_URL",
-                reason: format!("must be an http(s) URL, got {github_url:?}"),
-            });
-        }
-        Ok(OAuthApps {
-            github_client_id: optional(env, "GITHUB_OAUTH_CLIENT_ID")
+        let url = |name: &'static str, default: &str| {
+            let url = optional(env, name).unwrap_or_else(|| default.to_owned());
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: format!("must be an http(s) URL, got {url:?}"),
+                });
+            }
+            Ok(url.trim_end_matches('/').to_owned())
+        };
+        let client_id = |name: &'static str| {
+            optional(env, name)
                 .map(|id| id.trim().to_owned())
-                .filter(|id| !id.is_empty()),
-            github_url: github_url.trim_end_matches('/').to_owned(),
+                .filter(|id| !id.is_empty())
+        };
+        Ok(OAuthApps {
+            github_client_id: client_id("GITHUB_OAUTH_CLIENT_ID"),
+            github_url: url("GITHUB_OAUTH_URL", "https://github.com")?,
+            x_client_id: client_id("X_OAUTH_CLIENT_ID"),
+            x_url: url("X_OAUTH_URL", "https://x.com")?,
+            linkedin_client_id: client_id("LINKEDIN_OAUTH_CLIENT_ID"),
+            linkedin_url: url("LINKEDIN_OAUTH_URL", "https://www.linkedin.com")?,
+            client_secrets: client_id("OAUTH_CLIENT_SECRETS_SECRET"),
         })
     }
 }

@@ -76,7 +76,7 @@ pub async fn connect(state: &ApiState, request: &Request) -> Result<Response<Bod
     Ok(json_response(201, &json!(connection)))
 }
 
-fn service_of(text: &str) -> Result<Service, ApiError> {
+pub(crate) fn service_of(text: &str) -> Result<Service, ApiError> {
     text.trim()
         .parse()
         .map_err(|e: autocrew_shared::domain::UnknownVariant| {
@@ -129,13 +129,16 @@ pub async fn poll_device_flow(
     }
 }
 
-/// What a device flow's failure means for the caller.
-fn flow_error(service: Service, error: AccountError) -> ApiError {
+/// What an OAuth flow's failure means for the caller.
+pub(crate) fn flow_error(service: Service, error: AccountError) -> ApiError {
     match error {
         AccountError::Service(e) => refused(service, e),
         AccountError::Store(e) => e.into(),
-        e @ AccountError::NoDeviceFlow { .. } => ApiError::Unprocessable(e.to_string()),
-        e @ AccountError::DeviceFlowNotConfigured { .. } => ApiError::Unavailable(e.to_string()),
+        e @ (AccountError::NoDeviceFlow { .. } | AccountError::NoWebFlow { .. }) => {
+            ApiError::Unprocessable(e.to_string())
+        }
+        e @ (AccountError::DeviceFlowNotConfigured { .. }
+        | AccountError::WebFlowNotConfigured { .. }) => ApiError::Unavailable(e.to_string()),
         AccountError::FlowNotFound => ApiError::NotFound("device flow"),
         e @ AccountError::FlowEnded(_) => ApiError::Conflict(e.to_string()),
         e => ApiError::Internal(Box::new(e)),

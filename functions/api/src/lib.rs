@@ -12,6 +12,7 @@ mod costs;
 mod error;
 mod idempotent;
 pub mod limits;
+pub mod oauth;
 pub mod openapi;
 mod policies;
 mod request;
@@ -115,6 +116,12 @@ pub enum Route {
     StartDeviceFlow,
     /// `POST /me/connections/device/{flow_id}`: one poll of a device flow.
     PollDeviceFlow,
+    /// `POST /me/connections/oauth`: starts a service's OAuth web flow (X, LinkedIn).
+    StartWebFlow,
+    /// `GET /me/connections/oauth/{flow_id}`: how a web flow stands.
+    GetWebFlow,
+    /// `GET /oauth/callback`: public; the service sends the browser back here.
+    OAuthCallback,
     /// `GET /me/policies`: whether each tool that acts in the world asks first.
     ListPolicies,
     /// `PUT /me/policies/{tool}`: ask before each call, or run on its own.
@@ -124,7 +131,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 47] = [
+    pub const ALL: [Route; 50] = [
         Route::Signup,
         Route::Login,
         Route::Refresh,
@@ -169,6 +176,9 @@ impl Route {
         Route::Disconnect,
         Route::StartDeviceFlow,
         Route::PollDeviceFlow,
+        Route::StartWebFlow,
+        Route::GetWebFlow,
+        Route::OAuthCallback,
         Route::ListPolicies,
         Route::SetPolicy,
         Route::ListDeployments,
@@ -193,6 +203,7 @@ impl Route {
                 | Route::ResetPassword
                 | Route::GetSite
                 | Route::GetOpenApi
+                | Route::OAuthCallback
         )
     }
 
@@ -243,6 +254,9 @@ impl Route {
             Route::Disconnect => ("DELETE", "/me/connections/{connection_id}"),
             Route::StartDeviceFlow => ("POST", "/me/connections/device"),
             Route::PollDeviceFlow => ("POST", "/me/connections/device/{flow_id}"),
+            Route::StartWebFlow => ("POST", "/me/connections/oauth"),
+            Route::GetWebFlow => ("GET", "/me/connections/oauth/{flow_id}"),
+            Route::OAuthCallback => ("GET", oauth::CALLBACK_PATH),
             Route::ListPolicies => ("GET", "/me/policies"),
             Route::SetPolicy => ("PUT", "/me/policies/{tool}"),
             Route::ListDeployments => ("GET", "/projects/{project_id}/deployments"),
@@ -296,6 +310,9 @@ impl Route {
             Route::Disconnect => "api-disconnect",
             Route::StartDeviceFlow => "api-start-device-flow",
             Route::PollDeviceFlow => "api-poll-device-flow",
+            Route::StartWebFlow => "api-start-web-flow",
+            Route::GetWebFlow => "api-get-web-flow",
+            Route::OAuthCallback => "api-oauth-callback",
             Route::ListPolicies => "api-list-policies",
             Route::SetPolicy => "api-set-policy",
             Route::ListDeployments => "api-list-deployments",
@@ -371,6 +388,9 @@ async fn dispatch(state: &ApiState, route: Route, request: Request) -> Response<
         Route::Disconnect => connections::disconnect(state, &request).await,
         Route::StartDeviceFlow => connections::start_device_flow(state, &request).await,
         Route::PollDeviceFlow => connections::poll_device_flow(state, &request).await,
+        Route::StartWebFlow => oauth::start_web_flow(state, &request).await,
+        Route::GetWebFlow => oauth::get_web_flow(state, &request).await,
+        Route::OAuthCallback => oauth::callback(state, &request).await,
         Route::ListPolicies => policies::list_policies(state, &request).await,
         Route::SetPolicy => policies::set_policy(state, &request).await,
         Route::ListDeployments => policies::list_deployments(state, &request).await,

@@ -136,6 +136,7 @@ fn details(route: Route) -> Details {
     use crate::connections::{DeviceFlowBody, NewConnectionBody};
     use crate::conversations::NewMessage;
     use crate::costs::Settings;
+    use crate::oauth::WebFlowBody;
     use crate::policies::PolicyBody;
     use crate::routes::{NewCommand, NewProject, Resume};
     use crate::uploads::NewUpload;
@@ -421,6 +422,41 @@ fn details(route: Route) -> Details {
             vec![],
             vec![(201, object()), (202, object())],
         ),
+        Route::StartWebFlow => (
+            "Starts the service's OAuth web flow (X with PKCE, LinkedIn): open authorize_url in a browser; the service sends it back to redirect_uri (GET /oauth/callback), which connects the account and then shows a page or goes on to return_to. 422 for a service without one; 503 where no OAuth app is configured.",
+            body::<WebFlowBody>(true),
+            vec![],
+            vec![(201, object())],
+        ),
+        Route::GetWebFlow => (
+            "How a web flow stands: pending (the user has not come back), exchanging, connected (with the connection), failed (with the error) or expired.",
+            None,
+            vec![],
+            vec![(200, object())],
+        ),
+        Route::OAuthCallback => (
+            "Public: where the service sends the browser after consent, with code and state (or error and error_description). Answers a page for a person (200 connected; 400 not), or 303 to the flow's return_to with status, service, flow_id and connection_id or error.",
+            None,
+            vec![
+                query(
+                    "state",
+                    "The state the authorization link carried.",
+                    json!({"type": "string"}),
+                ),
+                query("code", "The authorization code.", json!({"type": "string"})),
+                query(
+                    "error",
+                    "Why there is no code (access_denied, ...).",
+                    json!({"type": "string"}),
+                ),
+                query(
+                    "error_description",
+                    "The service's words for the error.",
+                    json!({"type": "string"}),
+                ),
+            ],
+            vec![(200, None), (303, None), (400, None), (503, None)],
+        ),
         Route::ListPolicies => (
             "Each tool that acts in the world (publishing, pushing code, deploying, sending, posting), its agents, and whether it asks the caller before each call.",
             None,
@@ -450,11 +486,15 @@ fn details(route: Route) -> Details {
 
 /// The error statuses a route may answer with (see `error.rs` and `limits.rs`).
 fn errors(route: Route, method: &str, has_params: bool) -> Vec<(u16, &'static str)> {
-    let mut statuses = vec![
-        (400, "BadRequest"),
-        (413, "PayloadTooLarge"),
-        (429, "TooManyRequests"),
-    ];
+    // The callback answers a browser with pages of its own (see `details`).
+    let mut statuses = match route {
+        Route::OAuthCallback => vec![(413, "PayloadTooLarge"), (429, "TooManyRequests")],
+        _ => vec![
+            (400, "BadRequest"),
+            (413, "PayloadTooLarge"),
+            (429, "TooManyRequests"),
+        ],
+    };
     if route.signed_in() || matches!(route, Route::Login | Route::Refresh) {
         statuses.push((401, "Unauthorized"));
     }
@@ -503,6 +543,16 @@ fn operation(route: Route, method: &str, path: &str, schemas: &mut Map<String, V
         }
         if route == Route::GetSite {
             response["content"] = json!({"*/*": {"schema": {}}});
+        }
+        if route == Route::OAuthCallback {
+            response["description"] = json!(match status {
+                303 => "On to the flow's return_to.",
+                200 => "Connected: a page saying so.",
+                _ => "Not connected: a page saying why.",
+            });
+            if status != 303 {
+                response["content"] = json!({"text/html": {"schema": {"type": "string"}}});
+            }
         }
         if let Some(links) = links(route, status) {
             response["links"] = links;

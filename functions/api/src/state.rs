@@ -45,8 +45,12 @@ pub struct ApiSettings {
     pub vault: VaultConfig,
     /// The outside services' base URLs (a token is checked with its service).
     pub services: ServiceUrls,
-    /// The OAuth apps connections can be made through (GitHub's device flow).
+    /// The OAuth apps connections can be made through (GitHub's device flow, X's and
+    /// LinkedIn's web flows).
     pub oauth: autocrew_shared::config::OAuthApps,
+    /// `PUBLIC_BASE_URL`: the API's public URL, where services send the browser back to
+    /// after an OAuth consent (`/oauth/callback`).
+    pub public_base_url: Option<String>,
 }
 
 impl ApiSettings {
@@ -73,6 +77,7 @@ impl ApiSettings {
             vault: VaultConfig::from_env(env)?,
             services: ServiceUrls::from_env(env)?,
             oauth: autocrew_shared::config::OAuthApps::from_env(env)?,
+            public_base_url: optional(env, "PUBLIC_BASE_URL"),
         })
     }
 }
@@ -134,6 +139,8 @@ pub struct ApiState {
     pub policies: Arc<dyn ToolPolicies>,
     /// The deploys and builds the tools started.
     pub deployments: Arc<dyn DeploymentStore>,
+    /// The API's public URL (`PUBLIC_BASE_URL`), for OAuth's redirect back.
+    pub public_base_url: Option<String>,
 }
 
 impl ApiState {
@@ -201,7 +208,10 @@ impl ApiState {
                         reason: e.to_string(),
                     })?,
             )
-            .with_oauth(settings.oauth.clone()),
+            .with_oauth(
+                settings.oauth.clone(),
+                Arc::new(aws::SecretsManager::new(sdk)),
+            ),
             policies: connections,
             deployments: Arc::new(PgDeployments::new(pool.clone())),
             conversations: conversations.clone(),
@@ -214,6 +224,7 @@ impl ApiState {
             ),
             profiles: settings.llm.profiles.clone(),
             artifact_bucket: settings.artifact_bucket.clone(),
+            public_base_url: settings.public_base_url.clone(),
             accounts: Arc::new(PgAccountStore::new(pool.clone())),
             limiter: Arc::new(PgRateLimiter::new(pool.clone())),
             idempotency: Arc::new(PgIdempotencyStore::new(pool.clone())),

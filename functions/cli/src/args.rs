@@ -115,8 +115,13 @@ pub enum Command {
         service: String,
         /// Connect by the service's OAuth device flow instead of a token: enter the code
         /// shown at the service's page (GitHub; the API needs GITHUB_OAUTH_CLIENT_ID).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "browser")]
         device: bool,
+        /// Connect by the service's OAuth web flow instead of a token: open the link shown,
+        /// consent at the service, and the connection is made (X, LinkedIn; the API needs
+        /// X_OAUTH_CLIENT_ID or LINKEDIN_OAUTH_CLIENT_ID).
+        #[arg(long)]
+        browser: bool,
         #[command(flatten)]
         api: ApiArgs,
     },

@@ -40,8 +40,16 @@ fn describe(connection: &Value) -> String {
         ),
         _ => String::new(),
     };
+    let lapses = match (
+        connection["renews"].as_bool(),
+        connection["expires_at"].as_str(),
+    ) {
+        (Some(true), _) => ", renewed before it lapses".to_owned(),
+        (_, Some(at)) => format!(", expires {}", at.get(..10).unwrap_or(at)),
+        _ => String::new(),
+    };
     format!(
-        "{} as {}{hint}{status}",
+        "{} as {}{hint}{lapses}{status}",
         connection["service"].as_str().unwrap_or("?"),
         connection["account"].as_str().unwrap_or("?"),
     )
@@ -95,6 +103,45 @@ pub async fn connect_by_device(service: &str, api: &str) -> anyhow::Result<()> {
         }
         println!("connected {}", describe(&polled));
         return Ok(());
+    }
+}
+
+/// Connects `service` by its OAuth web flow: shows the link to open, then asks the API
+/// every 2 s how the flow stands until the user consented (or declined), or it expired.
+pub async fn connect_by_browser(service: &str, api: &str) -> anyhow::Result<()> {
+    let client = crate::run::session_for(api).await?;
+    let flow = client
+        .post(
+            "/me/connections/oauth",
+            json!({"service": service}),
+            &format!("start {service}'s OAuth flow"),
+        )
+        .await?;
+    let id = flow["flow_id"].as_str().context("the API named no flow")?;
+    eprintln!(
+        "open this link in a browser and allow Autocrew there (within 15 minutes):\n  {}",
+        flow["authorize_url"].as_str().unwrap_or("?")
+    );
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let polled = client
+            .get(
+                &format!("/me/connections/oauth/{id}"),
+                "ask how the OAuth flow stands",
+            )
+            .await?;
+        match polled["status"].as_str() {
+            Some("connected") => {
+                println!("connected {}", describe(&polled["connection"]));
+                return Ok(());
+            }
+            Some("failed") => bail!(
+                "{service} was not connected: {}",
+                polled["error"].as_str().unwrap_or("no reason given")
+            ),
+            Some("expired") => bail!("the link expired before it was used: run this again"),
+            _ => {}
+        }
     }
 }
 

@@ -62,16 +62,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             .map(|()| true),
         Command::Connect {
             service,
-            device: false,
+            device,
+            browser,
             api,
-        } => connect::connect(&service, &api.api).await.map(|()| true),
-        Command::Connect {
-            service,
-            device: true,
-            api,
-        } => connect::connect_by_device(&service, &api.api)
-            .await
-            .map(|()| true),
+        } => match (device, browser) {
+            (true, _) => connect::connect_by_device(&service, &api.api).await,
+            (_, true) => connect::connect_by_browser(&service, &api.api).await,
+            _ => connect::connect(&service, &api.api).await,
+        }
+        .map(|()| true),
         Command::Connections { session } => connect::connections(&session).await.map(|()| true),
         Command::Chat {
             project,

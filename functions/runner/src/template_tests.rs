@@ -40,6 +40,9 @@ fn every_reference_in_the_template_resolves() {
         "OidcJwksUrl",
         "ConnectionsKeyFile",
         "GithubOAuthClientId",
+        "XOAuthClientId",
+        "LinkedinOAuthClientId",
+        "OAuthClientSecretsArn",
     ]);
     assert!(dangling.is_empty(), "undefined: {dangling:?}");
 }

@@ -46,6 +46,8 @@ pub struct StepSettings {
     pub vault: VaultConfig,
     /// The outside services' base URLs: the tools reach nothing else.
     pub services: ServiceUrls,
+    /// The OAuth apps that renew the tokens their web flows granted (X's lapse in 2 h).
+    pub oauth: autocrew_shared::config::OAuthApps,
 }
 
 /// Critical actions: how long an approval waits, and the public base URL of `publish`.
@@ -130,6 +132,7 @@ impl StepSettings {
             actions: ActionSettings::from_env(env)?,
             vault: VaultConfig::from_env(env)?,
             services: ServiceUrls::from_env(env)?,
+            oauth: autocrew_shared::config::OAuthApps::from_env(env)?,
         })
     }
 }
@@ -213,6 +216,10 @@ impl StepContext {
                     name: "the HTTP client",
                     reason: e.to_string(),
                 })?,
+        )
+        .with_oauth(
+            settings.oauth.clone(),
+            Arc::new(autocrew_shared::adapters::aws::SecretsManager::new(sdk)),
         );
         let ledger: Arc<dyn Ledger> = Arc::new(PgLedger::new(pool.clone()));
         let tasks: Arc<dyn TaskStore> = Arc::new(PgTaskStore::new(pool.clone()));

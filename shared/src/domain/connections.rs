@@ -23,6 +23,11 @@ pub struct Connection {
     pub status_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
+    /// When the access token lapses (an OAuth grant's; none for a pasted token).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Whether the tools renew the access token themselves before it lapses (the service
+    /// granted a refresh token).
+    pub renews: bool,
 }
 
 /// The end of a credential a person may see: its last four characters, or nothing for a

@@ -90,6 +90,10 @@ id_type!(
     /// A connection being made by OAuth's device flow.
     DeviceFlowId
 );
+id_type!(
+    /// A connection being made by OAuth's web (authorization-code) flow.
+    WebFlowId
+);
 
 /// A string that is not a UUID where an id was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -22,7 +22,7 @@ pub use decimal::Decimal;
 pub use graph::{PlanError, PlanLimits, PlannedTask, TaskGraph};
 pub use ids::{
     ApprovalId, ArtifactId, ConnectionId, DeploymentId, DeviceFlowId, MessageId, ProjectId, RunId,
-    TaskId, UploadId, UserId,
+    TaskId, UploadId, UserId, WebFlowId,
 };
 pub use kinds::{
     AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, DeploymentStatus,

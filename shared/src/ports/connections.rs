@@ -21,6 +21,78 @@ pub struct NewConnection {
     pub account: String,
     pub hint: String,
     pub sealed: Sealed,
+    /// An OAuth grant's: when the access token lapses, and the refresh token that renews it.
+    pub renewal: Renewal,
+}
+
+/// When a connection's access token lapses and what renews it (nothing for a pasted token).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Renewal {
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The refresh token, sealed.
+    pub refresh: Option<Sealed>,
+}
+
+/// A connection with its sealed credential, as a tool opens it.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub connection: Connection,
+    pub sealed: Sealed,
+    pub renewal: Renewal,
+}
+
+/// Where a web flow stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebFlowStatus {
+    /// The user has not come back from the service's consent page.
+    Pending,
+    /// The callback is trading the code for tokens.
+    Exchanging,
+    Connected,
+    Failed,
+}
+
+impl WebFlowStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebFlowStatus::Pending => "pending",
+            WebFlowStatus::Exchanging => "exchanging",
+            WebFlowStatus::Connected => "connected",
+            WebFlowStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            WebFlowStatus::Pending,
+            WebFlowStatus::Exchanging,
+            WebFlowStatus::Connected,
+            WebFlowStatus::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// A connection being made by OAuth's authorization-code flow: the user is at the
+/// service's consent page, and the service will send the browser back with a code and
+/// the state whose hash is kept here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebFlow {
+    pub id: uuid::Uuid,
+    pub user: UserId,
+    pub service: Service,
+    /// SHA-256 of the state sent to the service.
+    pub state_hash: Vec<u8>,
+    /// The PKCE code verifier, sealed.
+    pub sealed: Sealed,
+    pub redirect_uri: String,
+    pub return_to: Option<String>,
+    pub status: WebFlowStatus,
+    /// Why it failed, in words the user is shown.
+    pub reason: Option<String>,
+    pub connection: Option<ConnectionId>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// A connection being made by OAuth's device flow: the service's device code, sealed, and
@@ -51,7 +123,24 @@ pub trait ConnectionStore: Send + Sync {
         &self,
         user: UserId,
         service: Service,
-    ) -> Result<Option<(Connection, Sealed)>, StoreError>;
+    ) -> Result<Option<Credential>, StoreError>;
+    /// Takes the lease on renewing the connection's access token for `lease`: false while
+    /// another process holds it.
+    async fn claim_renewal(
+        &self,
+        id: ConnectionId,
+        lease: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+    /// Keeps the renewed access token (and the new refresh token, when the service rotated
+    /// it; the old one otherwise) and gives the lease back.
+    async fn renewed(
+        &self,
+        id: ConnectionId,
+        sealed: &Sealed,
+        renewal: &Renewal,
+    ) -> Result<(), StoreError>;
+    /// Gives the renewal lease back without renewing.
+    async fn release_renewal(&self, id: ConnectionId) -> Result<(), StoreError>;
     /// Marks the connection invalid with the service's reason: tools using it fail at once
     /// until the user connects again.
     async fn invalidate(&self, id: ConnectionId, reason: &str) -> Result<(), StoreError>;
@@ -63,6 +152,19 @@ pub trait ConnectionStore: Send + Sync {
     async fn slow_flow(&self, id: uuid::Uuid, interval_secs: u32) -> Result<(), StoreError>;
     /// Forgets the flow (it connected, was denied or expired).
     async fn end_flow(&self, id: uuid::Uuid) -> Result<(), StoreError>;
+    /// Keeps a web flow while its user is at the service's consent page.
+    async fn start_web_flow(&self, flow: &WebFlow) -> Result<(), StoreError>;
+    /// `user`'s web flow `id` (none for another user's).
+    async fn web_flow(&self, user: UserId, id: uuid::Uuid) -> Result<Option<WebFlow>, StoreError>;
+    /// The pending, unexpired flow whose state hashes to `state_hash`, now `exchanging`:
+    /// a state is good for one callback.
+    async fn claim_web_flow(&self, state_hash: &[u8]) -> Result<Option<WebFlow>, StoreError>;
+    /// The flow ended: connected (to `Ok`) or failed (with `Err`'s reason).
+    async fn end_web_flow(
+        &self,
+        id: uuid::Uuid,
+        outcome: Result<ConnectionId, &str>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Whether each of a user's tools that act in the world asks a person first (the default)

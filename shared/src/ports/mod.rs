@@ -32,8 +32,8 @@ pub use blob::{BlobError, BlobStore, StoredBlob};
 pub use browse::{ArtifactEntry, Browse, TaskDetail};
 pub use budget::{BudgetError, BudgetScope, BudgetStore, Reservation};
 pub use connections::{
-    ConnectionStore, DeploymentChange, DeploymentStore, DeviceFlow, JobPark, NewConnection,
-    NewDeployment, Sealed, ToolPolicies,
+    ConnectionStore, Credential, DeploymentChange, DeploymentStore, DeviceFlow, JobPark,
+    NewConnection, NewDeployment, Renewal, Sealed, ToolPolicies, WebFlow, WebFlowStatus,
 };
 pub use control::RunControl;
 pub use conversations::{Conversations, PendingReply};

@@ -7,7 +7,9 @@ use crate::adapters::tools::{self, Identity, ServiceError, ServiceHttp};
 use crate::config::{OAuthApps, Secret, ServiceUrls};
 use crate::domain::connections::{Connection, hint, seal_context};
 use crate::domain::{ConnectionStatus, Service, UserId};
-use crate::ports::{ConnectionStore, DeviceFlow, NewConnection, StoreError, VaultError};
+use crate::ports::{
+    ConnectionStore, DeviceFlow, NewConnection, Renewal, Secrets, StoreError, VaultError,
+};
 use crate::services::Vault;
 use std::sync::Arc;
 
@@ -41,6 +43,27 @@ pub enum AccountError {
     DeviceFlowNotConfigured { service: Service },
     #[error("no such device flow")]
     FlowNotFound,
+    #[error(
+        "{service} offers no OAuth web flow: connect it with a token (POST /me/connections){}",
+        if *service == Service::Github { " or by its device flow (POST /me/connections/device)" } else { "" }
+    )]
+    NoWebFlow { service: Service },
+    #[error(
+        "connecting {service} by OAuth is not set up here ({missing}): connect it with a token"
+    )]
+    WebFlowNotConfigured {
+        service: Service,
+        missing: &'static str,
+    },
+    /// The access token lapsed and nothing renews it.
+    #[error(
+        "the {service} connection ({account}) expired at {at}: connect it again, then retry the task"
+    )]
+    Expired {
+        service: Service,
+        account: String,
+        at: chrono::DateTime<chrono::Utc>,
+    },
     /// The flow is over without a connection (expired, or the user cancelled).
     #[error("{0}")]
     FlowEnded(String),
@@ -70,11 +93,13 @@ pub struct Opened {
 
 #[derive(Clone)]
 pub struct ConnectedAccounts {
-    store: Arc<dyn ConnectionStore>,
-    vault: Vault,
-    urls: ServiceUrls,
-    http: reqwest::Client,
-    oauth: OAuthApps,
+    pub(super) store: Arc<dyn ConnectionStore>,
+    pub(super) vault: Vault,
+    pub(super) urls: ServiceUrls,
+    pub(super) http: reqwest::Client,
+    pub(super) oauth: OAuthApps,
+    /// Where the OAuth apps' client secrets are read (`OAuthApps::client_secrets`).
+    pub(super) secrets: Option<Arc<dyn Secrets>>,
 }
 
 impl ConnectedAccounts {
@@ -90,12 +115,15 @@ impl ConnectedAccounts {
             urls,
             http,
             oauth: OAuthApps::default(),
+            secrets: None,
         }
     }
 
-    /// The same accounts, also connected through these OAuth apps.
-    pub fn with_oauth(mut self, oauth: OAuthApps) -> Self {
+    /// The same accounts, also connected (and renewed) through these OAuth apps, whose
+    /// client secrets are read from `secrets`.
+    pub fn with_oauth(mut self, oauth: OAuthApps, secrets: Arc<dyn Secrets>) -> Self {
         self.oauth = oauth;
+        self.secrets = Some(secrets);
         self
     }
 
@@ -234,6 +262,19 @@ impl ConnectedAccounts {
         service: Service,
         token: &Secret<String>,
     ) -> Result<Connection, AccountError> {
+        self.connect_renewable(user, service, token, Renewal::default())
+            .await
+    }
+
+    /// `connect`, for a token that lapses and may be renewed (`renewal`'s refresh token is
+    /// already sealed, under `refresh_context`).
+    pub(super) async fn connect_renewable(
+        &self,
+        user: UserId,
+        service: Service,
+        token: &Secret<String>,
+        renewal: Renewal,
+    ) -> Result<Connection, AccountError> {
         let identity = self.identify(service, token).await?;
         let sealed = self.vault.seal(token, &seal_context(user, service)).await?;
         Ok(self
@@ -244,26 +285,35 @@ impl ConnectedAccounts {
                 account: identity.account.chars().take(200).collect(),
                 hint: hint(token.expose()),
                 sealed,
+                renewal,
             })
             .await?)
     }
 
     /// `user`'s working connection to `service`, opened for a call.
     pub async fn open(&self, user: UserId, service: Service) -> Result<Opened, AccountError> {
-        let Some((connection, sealed)) = self.store.credential(user, service).await? else {
+        let Some(credential) = self.store.credential(user, service).await? else {
             return Err(AccountError::NotConnected { service });
         };
-        if connection.status == ConnectionStatus::Invalid {
+        if credential.connection.status == ConnectionStatus::Invalid {
             return Err(AccountError::Refused {
                 service,
-                account: connection.account,
-                reason: connection.status_reason.unwrap_or_default(),
+                account: credential.connection.account,
+                reason: credential.connection.status_reason.unwrap_or_default(),
             });
         }
-        let token = self
-            .vault
-            .open(&sealed, &seal_context(user, service))
-            .await?;
+        let (connection, token) = match credential.renewal.expires_at {
+            Some(at) if at <= chrono::Utc::now() + super::web_flows::RENEW_AHEAD => {
+                self.renew(user, credential).await?
+            }
+            _ => {
+                let token = self
+                    .vault
+                    .open(&credential.sealed, &seal_context(user, service))
+                    .await?;
+                (credential.connection, token)
+            }
+        };
         Ok(Opened {
             connection,
             http: ServiceHttp::new(self.http.clone(), &self.urls, service),

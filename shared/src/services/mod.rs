@@ -10,6 +10,7 @@ pub mod oidc;
 pub mod passwords;
 pub mod relay;
 pub mod vault;
+pub mod web_flows;
 
 pub use crate::domain::messages::{
     CallbackMessage, OutboxEntry, Outgoing, RunOutcome, TaskMessage,

@@ -3,7 +3,7 @@
 //! (`basic-error`, 404 as GitHub words it, 422 with `errors`). It checks what GitHub
 //! checks: the bearer token, a `User-Agent`, and the API version header.
 
-use super::{Fake, error_json};
+use super::{Fake, error_json, form_fields};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -118,34 +118,6 @@ pub fn routes() -> Router<Fake> {
         )
         .route("/login/device/code", post(device_code))
         .route("/login/oauth/access_token", post(device_token))
-}
-
-/// A form body's fields (`application/x-www-form-urlencoded`, percent-decoded).
-fn form_fields(body: &str) -> BTreeMap<String, String> {
-    let decode = |text: &str| {
-        let bytes = text.replace('+', " ").into_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match (bytes[i], bytes.get(i + 1..i + 3)) {
-                (b'%', Some(hex)) => match u8::from_str_radix(&String::from_utf8_lossy(hex), 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
-                },
-                (b, _) => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    body.split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (decode(k), decode(v)))
-        .collect()
 }
 
 /// `POST /login/device/code`: GitHub's answer, as JSON when asked (`Accept`).

@@ -7,6 +7,7 @@
 pub mod expo;
 pub mod github;
 pub mod linkedin;
+pub mod oauth;
 pub mod resend;
 pub mod vercel;
 pub mod x;
@@ -37,6 +38,8 @@ pub struct Fake {
     pub vercel: Arc<Mutex<vercel::VercelState>>,
     pub expo: Arc<Mutex<expo::ExpoState>>,
     pub linkedin: Arc<Mutex<linkedin::LinkedinState>>,
+    /// X's and LinkedIn's authorization servers.
+    pub oauth: Arc<Mutex<oauth::OAuthState>>,
 }
 
 impl Fake {
@@ -93,6 +96,17 @@ impl Fake {
         if token.is_empty() || self.revoked.lock().ok()?.contains(&token) {
             return None;
         }
+        // An OAuth access token is refused once it lapsed, as the services do.
+        let lapsed = self
+            .oauth
+            .lock()
+            .ok()?
+            .expiry
+            .get(&token)
+            .is_some_and(|at| *at <= std::time::Instant::now());
+        if lapsed {
+            return None;
+        }
         let accounts = self.accounts.lock().ok()?;
         Some(
             accounts
@@ -110,13 +124,41 @@ impl Fake {
 }
 
 /// Whom a token acts as when no test said otherwise: a login, a verified domain, a handle.
-fn default_account(service: &str) -> &'static str {
+pub(crate) fn default_account(service: &str) -> &'static str {
     match service {
         "resend" => "demo.autocrew.test",
         "x" => "autocrew_demo",
         "linkedin" => "Autocrew Demo",
         _ => "autocrew-demo",
     }
+}
+
+/// A form body's fields (`application/x-www-form-urlencoded`, percent-decoded).
+pub(crate) fn form_fields(body: &str) -> BTreeMap<String, String> {
+    let decode = |text: &str| {
+        let bytes = text.replace('+', " ").into_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match (bytes[i], bytes.get(i + 1..i + 3)) {
+                (b'%', Some(hex)) => match u8::from_str_radix(&String::from_utf8_lossy(hex), 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                },
+                (b, _) => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    body.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
 }
 
 pub(crate) fn error_json(status: StatusCode, body: Value) -> Response {
@@ -206,10 +248,13 @@ pub fn router(fake: Fake) -> Router {
         .route("/_control", axum::routing::post(control))
         .nest("/github", github::routes())
         .nest("/resend", resend::routes())
-        .nest("/x", x::routes())
+        .nest("/x", x::routes().merge(oauth::x_routes()))
         .nest("/vercel", vercel::routes())
         .nest("/expo", expo::routes())
-        .nest("/linkedin", linkedin::routes())
+        .nest(
+            "/linkedin",
+            linkedin::routes().merge(oauth::linkedin_routes()),
+        )
         .with_state(fake)
 }
 

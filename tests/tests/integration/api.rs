@@ -81,6 +81,7 @@ pub(crate) async fn api_with(
             String,
         >::new())?,
         oauth: Default::default(),
+        public_base_url: None,
     };
     change(&mut settings);
     Ok((

@@ -409,6 +409,7 @@ async fn github_connects_by_its_device_flow_with_the_device_code_sealed_while_pe
     let oauth = autocrew_shared::config::OAuthApps {
         github_client_id: Some("Ov23liTestClient".into()),
         github_url: format!("{url}/github"),
+        ..Default::default()
     };
     let (state, _p) = api_with(&db, |s| {
         s.services = urls;

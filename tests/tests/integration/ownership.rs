@@ -84,6 +84,7 @@ async fn user_b_gets_404_or_403_on_every_route_that_names_user_as_resources() ->
             account: "ana-builds".into(),
             hint: "cdef".into(),
             sealed,
+            renewal: Default::default(),
         })
         .await?;
     // A's GitHub device flow, waiting for A to enter the code (stored as starting does).
@@ -107,6 +108,21 @@ async fn user_b_gets_404_or_403_on_every_route_that_names_user_as_resources() ->
         expires_at: chrono::Utc::now() + chrono::Duration::minutes(15),
     };
     state.connected.store().start_flow(&flow).await?;
+    // A's X web flow under the same id (`{flow_id}` in both routes), A at X's consent page.
+    let web_flow = autocrew_shared::ports::WebFlow {
+        id: flow.id,
+        user: a_id,
+        service: autocrew_shared::domain::Service::X,
+        state_hash: vec![7; 32],
+        sealed: flow.sealed.clone(),
+        redirect_uri: "https://api.autocrew.test/oauth/callback".into(),
+        return_to: None,
+        status: autocrew_shared::ports::WebFlowStatus::Pending,
+        reason: None,
+        connection: None,
+        expires_at: flow.expires_at,
+    };
+    state.connected.store().start_web_flow(&web_flow).await?;
     let ids: HashMap<&str, String> = HashMap::from([
         ("connection_id", connection.id.to_string()),
         ("flow_id", flow.id.to_string()),
@@ -221,6 +237,16 @@ async fn user_b_gets_404_or_403_on_every_route_that_names_user_as_resources() ->
     assert!(
         state.connected.store().flow(a_id, flow.id).await?.is_some(),
         "A's device flow is still there"
+    );
+    assert_eq!(
+        state
+            .connected
+            .store()
+            .web_flow(a_id, flow.id)
+            .await?
+            .map(|f| (f.status, f.connection)),
+        Some((web_flow.status, None)),
+        "A's web flow is as it was"
     );
     assert_eq!(run_after["approvals"], detail["approvals"]);
     Ok(())

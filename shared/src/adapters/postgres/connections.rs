@@ -5,7 +5,10 @@ use super::Pool;
 use super::cached::Cached;
 use crate::domain::connections::Connection;
 use crate::domain::{ConnectionId, ConnectionStatus, Service, UserId};
-use crate::ports::{ConnectionStore, DeviceFlow, NewConnection, Sealed, StoreError, ToolPolicies};
+use crate::ports::{
+    ConnectionStore, Credential, DeviceFlow, NewConnection, Renewal, Sealed, StoreError,
+    ToolPolicies, WebFlow, WebFlowStatus,
+};
 use async_trait::async_trait;
 
 #[derive(Clone)]
@@ -19,8 +22,7 @@ impl PgConnections {
     }
 }
 
-const COLUMNS: &str =
-    "id, user_id, service, account, hint, status, status_reason, created_at, last_used_at";
+const COLUMNS: &str = "id, user_id, service, account, hint, status, status_reason, created_at, last_used_at, expires_at, refresh_sealed_secret IS NOT NULL";
 
 fn connection_from(row: &tokio_postgres::Row) -> Result<Connection, StoreError> {
     Ok(Connection {
@@ -33,6 +35,44 @@ fn connection_from(row: &tokio_postgres::Row) -> Result<Connection, StoreError> 
         status_reason: row.try_get(6)?,
         created_at: row.try_get(7)?,
         last_used_at: row.try_get(8)?,
+        expires_at: row.try_get(9)?,
+        renews: row.try_get(10)?,
+    })
+}
+
+/// A sealed value from three columns starting at `at`, when the first is not null.
+fn sealed_at(row: &tokio_postgres::Row, at: usize) -> Result<Option<Sealed>, StoreError> {
+    let secret: Option<Vec<u8>> = row.try_get(at)?;
+    let Some(secret) = secret else {
+        return Ok(None);
+    };
+    Ok(Some(Sealed {
+        secret,
+        wrapped_key: row.try_get(at + 1)?,
+        key_id: row.try_get(at + 2)?,
+    }))
+}
+
+const WEB_FLOW_COLUMNS: &str = "id, user_id, service, state_hash, sealed_secret, wrapped_key, key_id, redirect_uri, return_to, status, reason, connection_id, expires_at";
+
+fn web_flow_from(row: &tokio_postgres::Row) -> Result<WebFlow, StoreError> {
+    let status: String = row.try_get(9)?;
+    Ok(WebFlow {
+        id: row.try_get(0)?,
+        user: UserId(row.try_get(1)?),
+        service: row.try_get(2)?,
+        state_hash: row.try_get(3)?,
+        sealed: Sealed {
+            secret: row.try_get(4)?,
+            wrapped_key: row.try_get(5)?,
+            key_id: row.try_get(6)?,
+        },
+        redirect_uri: row.try_get(7)?,
+        return_to: row.try_get(8)?,
+        status: WebFlowStatus::parse(&status).unwrap_or(WebFlowStatus::Failed),
+        reason: row.try_get(10)?,
+        connection: row.try_get::<_, Option<uuid::Uuid>>(11)?.map(ConnectionId),
+        expires_at: row.try_get(12)?,
     })
 }
 
@@ -43,13 +83,17 @@ impl ConnectionStore for PgConnections {
         let row = client
             .query_one_cached(
                 &format!(
-                    "INSERT INTO connections (id, user_id, service, account, hint, sealed_secret, wrapped_key, key_id)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    "INSERT INTO connections (id, user_id, service, account, hint, sealed_secret, wrapped_key, key_id,
+                                              expires_at, refresh_sealed_secret, refresh_wrapped_key, refresh_key_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                      ON CONFLICT (user_id, service) DO UPDATE SET
                         account = EXCLUDED.account, hint = EXCLUDED.hint,
                         sealed_secret = EXCLUDED.sealed_secret, wrapped_key = EXCLUDED.wrapped_key,
                         key_id = EXCLUDED.key_id, status = 'active', status_reason = NULL,
-                        created_at = now(), last_used_at = NULL
+                        created_at = now(), last_used_at = NULL,
+                        expires_at = EXCLUDED.expires_at, refresh_sealed_secret = EXCLUDED.refresh_sealed_secret,
+                        refresh_wrapped_key = EXCLUDED.refresh_wrapped_key, refresh_key_id = EXCLUDED.refresh_key_id,
+                        renewing_until = NULL
                      RETURNING {COLUMNS}"
                 ),
                 &[
@@ -61,6 +105,10 @@ impl ConnectionStore for PgConnections {
                     &new.sealed.secret,
                     &new.sealed.wrapped_key,
                     &new.sealed.key_id,
+                    &new.renewal.expires_at,
+                    &new.renewal.refresh.as_ref().map(|r| &r.secret),
+                    &new.renewal.refresh.as_ref().map(|r| &r.wrapped_key),
+                    &new.renewal.refresh.as_ref().map(|r| &r.key_id),
                 ],
             )
             .await?;
@@ -93,28 +141,91 @@ impl ConnectionStore for PgConnections {
         &self,
         user: UserId,
         service: Service,
-    ) -> Result<Option<(Connection, Sealed)>, StoreError> {
+    ) -> Result<Option<Credential>, StoreError> {
         let client = self.pool.get().await?;
         let row = client
             .query_opt_cached(
                 &format!(
                     "UPDATE connections SET last_used_at = now() WHERE user_id = $1 AND service = $2
-                     RETURNING {COLUMNS}, sealed_secret, wrapped_key, key_id"
+                     RETURNING {COLUMNS}, sealed_secret, wrapped_key, key_id,
+                               refresh_sealed_secret, refresh_wrapped_key, refresh_key_id"
                 ),
                 &[&user.0, &service],
             )
             .await?;
         row.map(|row| {
-            Ok((
-                connection_from(&row)?,
-                Sealed {
-                    secret: row.try_get(9)?,
-                    wrapped_key: row.try_get(10)?,
-                    key_id: row.try_get(11)?,
+            let connection = connection_from(&row)?;
+            Ok(Credential {
+                renewal: Renewal {
+                    expires_at: connection.expires_at,
+                    refresh: sealed_at(&row, 14)?,
                 },
-            ))
+                sealed: Sealed {
+                    secret: row.try_get(11)?,
+                    wrapped_key: row.try_get(12)?,
+                    key_id: row.try_get(13)?,
+                },
+                connection,
+            })
         })
         .transpose()
+    }
+
+    async fn claim_renewal(
+        &self,
+        id: ConnectionId,
+        lease: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let claimed = client
+            .execute_cached(
+                "UPDATE connections SET renewing_until = now() + make_interval(secs => $2)
+                 WHERE id = $1 AND (renewing_until IS NULL OR renewing_until < now())",
+                &[&id.0, &lease.as_secs_f64()],
+            )
+            .await?;
+        Ok(claimed == 1)
+    }
+
+    async fn renewed(
+        &self,
+        id: ConnectionId,
+        sealed: &Sealed,
+        renewal: &Renewal,
+    ) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute_cached(
+                "UPDATE connections SET sealed_secret = $2, wrapped_key = $3, key_id = $4, expires_at = $5,
+                        refresh_sealed_secret = COALESCE($6, refresh_sealed_secret),
+                        refresh_wrapped_key = COALESCE($7, refresh_wrapped_key),
+                        refresh_key_id = COALESCE($8, refresh_key_id),
+                        renewing_until = NULL, status = 'active', status_reason = NULL
+                 WHERE id = $1",
+                &[
+                    &id.0,
+                    &sealed.secret,
+                    &sealed.wrapped_key,
+                    &sealed.key_id,
+                    &renewal.expires_at,
+                    &renewal.refresh.as_ref().map(|r| &r.secret),
+                    &renewal.refresh.as_ref().map(|r| &r.wrapped_key),
+                    &renewal.refresh.as_ref().map(|r| &r.key_id),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn release_renewal(&self, id: ConnectionId) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute_cached(
+                "UPDATE connections SET renewing_until = NULL WHERE id = $1",
+                &[&id.0],
+            )
+            .await?;
+        Ok(())
     }
 
     async fn invalidate(&self, id: ConnectionId, reason: &str) -> Result<(), StoreError> {
@@ -198,6 +309,90 @@ impl ConnectionStore for PgConnections {
         let client = self.pool.get().await?;
         client
             .execute_cached("DELETE FROM device_flows WHERE id = $1", &[&id])
+            .await?;
+        Ok(())
+    }
+
+    async fn start_web_flow(&self, flow: &WebFlow) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        // Flows a day past their expiry are forgotten as new ones start (the app may still
+        // ask how a recent one ended).
+        client
+            .execute_cached(
+                "DELETE FROM web_flows WHERE expires_at < now() - interval '1 day'",
+                &[],
+            )
+            .await?;
+        client
+            .execute_cached(
+                &format!(
+                    "INSERT INTO web_flows ({WEB_FLOW_COLUMNS})
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                ),
+                &[
+                    &flow.id,
+                    &flow.user.0,
+                    &flow.service,
+                    &flow.state_hash,
+                    &flow.sealed.secret,
+                    &flow.sealed.wrapped_key,
+                    &flow.sealed.key_id,
+                    &flow.redirect_uri,
+                    &flow.return_to,
+                    &flow.status.as_str(),
+                    &flow.reason,
+                    &flow.connection.map(|c| c.0),
+                    &flow.expires_at,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn web_flow(&self, user: UserId, id: uuid::Uuid) -> Result<Option<WebFlow>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt_cached(
+                &format!("SELECT {WEB_FLOW_COLUMNS} FROM web_flows WHERE id = $1 AND user_id = $2"),
+                &[&id, &user.0],
+            )
+            .await?;
+        row.as_ref().map(web_flow_from).transpose()
+    }
+
+    async fn claim_web_flow(&self, state_hash: &[u8]) -> Result<Option<WebFlow>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt_cached(
+                &format!(
+                    "UPDATE web_flows SET status = 'exchanging'
+                     WHERE state_hash = $1 AND status = 'pending' AND expires_at > now()
+                     RETURNING {WEB_FLOW_COLUMNS}"
+                ),
+                &[&state_hash],
+            )
+            .await?;
+        row.as_ref().map(web_flow_from).transpose()
+    }
+
+    async fn end_web_flow(
+        &self,
+        id: uuid::Uuid,
+        outcome: Result<ConnectionId, &str>,
+    ) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        let (status, connection, reason) = match outcome {
+            Ok(connection) => (WebFlowStatus::Connected, Some(connection.0), None),
+            Err(reason) => (WebFlowStatus::Failed, None, Some(reason)),
+        };
+        // The verifier is no use once the flow ended: it is wiped with the outcome.
+        client
+            .execute_cached(
+                "UPDATE web_flows SET status = $2, connection_id = $3, reason = $4,
+                        sealed_secret = ''::bytea, wrapped_key = ''::bytea
+                 WHERE id = $1",
+                &[&id, &status.as_str(), &connection, &reason],
+            )
             .await?;
         Ok(())
     }

@@ -74,6 +74,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0017_device_flows",
         include_str!("../../../../migrations/0017_device_flows.sql"),
     ),
+    (
+        "0018_oauth_web_flows",
+        include_str!("../../../../migrations/0018_oauth_web_flows.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

@@ -51,69 +51,15 @@ struct TokenAnswer {
     interval: Option<u64>,
 }
 
-/// `application/x-www-form-urlencoded`: unreserved characters as they are, the rest
-/// percent-encoded.
-fn form(pairs: &[(&str, &str)]) -> String {
-    let encode = |text: &str| {
-        text.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
+/// GitHub's sign-in host answers JSON only when asked, and refuses as `error` fields.
 async fn post_form<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
     url: String,
     pairs: &[(&str, &str)],
+    client_id: &str,
 ) -> Result<T, ServiceError> {
-    let unavailable = |message: String, source: Option<reqwest::Error>| ServiceError::Unavailable {
-        service: Service::Github,
-        message,
-        source,
-    };
-    let response = http
-        .post(&url)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .header(reqwest::header::USER_AGENT, "autocrew")
-        .body(form(pairs))
-        .send()
-        .await
-        .map_err(|e| unavailable("could not reach github.com".into(), Some(e.without_url())))?;
-    let status = response.status().as_u16();
-    let body = response.text().await.map_err(|e| {
-        unavailable(
-            "could not read github.com's answer".into(),
-            Some(e.without_url()),
-        )
-    })?;
-    match status {
-        200..=299 => serde_json::from_str(&body).map_err(|e| {
-            unavailable(
-                format!("its answer is not what its documentation describes: {e}"),
-                None,
-            )
-        }),
-        429 | 500.. => Err(unavailable(format!("HTTP {status}"), None)),
-        _ => Err(ServiceError::Refused {
-            service: Service::Github,
-            status,
-            message: body.chars().take(200).collect(),
-        }),
-    }
+    let client = super::oauth::ClientAuth::Public { client_id };
+    super::oauth::post_form(http, Service::Github, &url, pairs, &client).await
 }
 
 /// Starts a device flow for the OAuth app `client_id`.
@@ -123,7 +69,7 @@ pub async fn device_code(
     client_id: &str,
 ) -> Result<DeviceCode, ServiceError> {
     let url = format!("{base}/login/device/code");
-    post_form(http, url, &[("client_id", client_id), ("scope", SCOPE)]).await
+    post_form(http, url, &[("scope", SCOPE)], client_id).await
 }
 
 /// One poll of the token endpoint for `device_code`.
@@ -134,11 +80,10 @@ pub async fn device_token(
 ) -> Result<DeviceToken, ServiceError> {
     let url = format!("{base}/login/oauth/access_token");
     let pairs = [
-        ("client_id", client_id),
         ("device_code", device_code.expose().as_str()),
         ("grant_type", GRANT_TYPE),
     ];
-    let answer: TokenAnswer = post_form(http, url, &pairs).await?;
+    let answer: TokenAnswer = post_form(http, url, &pairs, client_id).await?;
     Ok(match (answer.access_token, answer.error.as_deref()) {
         (Some(token), _) => DeviceToken::Token(Secret::new(token)),
         (None, Some("authorization_pending")) => DeviceToken::Pending,
@@ -160,15 +105,4 @@ pub async fn device_token(
             });
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_form_body_percent_encodes_what_is_not_unreserved() {
-        assert_eq!(
-            super::form(&[("grant_type", super::GRANT_TYPE), ("scope", "repo")]),
-            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&scope=repo"
-        );
-    }
 }

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 /// the reference documents. LinkedIn supports a version for at least a year after it is
 /// published, so it is due to be moved on by January 2027.
 pub const VERSION: &str = "202601";
+/// What a connection asks for: the member's id (`openid profile`, read from `userinfo`) and
+/// posting as them (`w_member_social`).
+pub const SCOPES: &str = "openid profile w_member_social";
 
 /// `GET /v2/userinfo` (OpenID Connect): `sub` names the member (`urn:li:person:{sub}`).
 #[derive(Deserialize)]

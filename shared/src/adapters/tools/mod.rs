@@ -7,6 +7,7 @@ pub mod expo;
 pub mod github;
 pub mod github_device;
 pub mod linkedin;
+pub mod oauth;
 pub mod resend;
 pub mod vercel;
 pub mod x;

@@ -8,6 +8,12 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 
+/// The OAuth 2.0 token endpoint, on the API host.
+pub const TOKEN_PATH: &str = "/2/oauth2/token";
+/// What a connection asks for: reading the user and posting as them (`users.read` needs
+/// `tweet.read`), and `offline.access` for a refresh token (an access token lives 2 h).
+pub const SCOPES: &str = "tweet.read tweet.write users.read offline.access";
+
 /// `GET /2/users/me`: `{"data": User}`.
 #[derive(Deserialize)]
 struct Me {
