@@ -588,10 +588,11 @@ fn operation(route: Route, method: &str, path: &str, schemas: &mut Map<String, V
 /// The responses that create a resource, and where its id is in their body: OpenAPI links
 /// from each to every operation that takes that id, so a client (and schemathesis's
 /// stateful phase) can follow them.
-const CREATES: [(Route, u16, &str, &str); 3] = [
+const CREATES: [(Route, u16, &str, &str); 4] = [
     (Route::CreateProject, 201, "project_id", "/id"),
     (Route::PostCommand, 202, "run_id", "/run_id"),
     (Route::CreateUpload, 201, "upload_id", "/upload/id"),
+    (Route::StartWebFlow, 201, "flow_id", "/flow_id"),
 ];
 
 fn links(route: Route, status: u16) -> Option<Value> {

@@ -288,3 +288,35 @@ pub(crate) async fn look(
     let build = call(ctx, opened, expo::build(http, token, &row.provider_id)).await?;
     Ok(build_change(&build))
 }
+
+/// Stops a job's build at EAS (`cancelBuild`) when nobody waits for it any more: its run
+/// was cancelled, or it outlived its deadline. The build as EAS answers (`CANCELED`, or
+/// how it ended if it had), or `None` while EAS has not made it yet (its job receipt is
+/// still pending: look again).
+pub(crate) async fn cancel(
+    ctx: &StepContext,
+    opened: &Opened,
+    row: &Deployment,
+) -> Result<Option<DeploymentChange>, ActionError> {
+    let build = match row.inspect_url {
+        Some(_) => Some(row.provider_id.clone()),
+        None => {
+            let change = look(ctx, opened, row).await?;
+            if change.status.is_some_and(|s| s.is_terminal()) {
+                // The start itself failed: there is nothing to cancel.
+                return Ok(Some(change));
+            }
+            change.inspect_url.and(change.provider_id)
+        }
+    };
+    let Some(build) = build.filter(|id| !id.is_empty() && !id.starts_with(PENDING)) else {
+        return Ok(None);
+    };
+    let answer = call(
+        ctx,
+        opened,
+        expo::cancel_build(&opened.http, &opened.token, &build),
+    )
+    .await?;
+    Ok(Some(build_change(&answer)))
+}

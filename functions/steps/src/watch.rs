@@ -2,7 +2,8 @@
 //! which waits between looks (a `Wait` state) and asks again until the answer says the
 //! job is done. A look records each build's changes on its `deployments` row (the app
 //! gets `deployment_updated`), records `timed_out` past the job's deadline, and once every
-//! build has ended makes the parked task ready again, to finish with the outcome.
+//! build has ended makes the parked task ready again, to finish with the outcome. A build
+//! whose run was cancelled, or which outlived its deadline, is cancelled at EAS.
 
 use crate::actions::ActionError;
 use crate::callback::retry;
@@ -46,24 +47,42 @@ pub(crate) async fn handle(ctx: &StepContext, message: WatchMessage) -> Result<(
     }
 }
 
-/// Looks at every build of the job that has not ended; whether all have now.
+/// Looks at every build of the job that has not ended; whether all have now. Builds
+/// nobody waits for any more (the run was cancelled, or the deadline passed) are cancelled
+/// at EAS and recorded so.
 async fn look_at(ctx: &StepContext, job: &[Deployment]) -> Result<bool, RecordError> {
     let open: Vec<&Deployment> = job.iter().filter(|d| !d.status.is_terminal()).collect();
     let Some(first) = job.first() else {
         return Ok(true);
     };
-    if open.is_empty() || !task_waits(ctx, first).await? {
-        return Ok(true);
-    }
     let Some(run) = first.run_id else {
         return Ok(true);
     };
-    let run = ctx.runs.run(run).await.map_err(retry)?;
+    if open.is_empty() {
+        return Ok(true);
+    }
+    let user = ctx.runs.run(run).await.map_err(retry)?.user_id;
+    let waits = task_waits(ctx, first).await?;
     let mut ended = job.len() - open.len();
     for row in open {
-        let change = match row.deadline_at {
-            Some(deadline) if deadline <= chrono::Utc::now() => timed_out(row, deadline),
-            _ => match ctx.connected.open(run.user_id, Service::Expo).await {
+        let past = row.deadline_at.filter(|d| *d <= chrono::Utc::now());
+        let change = match (waits, past) {
+            (false, _) => match stop(ctx, user, row).await? {
+                Stopped::NotMadeYet if past.is_none() => continue,
+                stopped => stopped.recorded("cancelled: its run was cancelled".into()),
+            },
+            (true, Some(deadline)) => {
+                let timed_out = timed_out(row, deadline);
+                let why = timed_out.error.clone().unwrap_or_default();
+                match stop(ctx, user, row).await? {
+                    Stopped::Ended(change) => change,
+                    stopped => DeploymentChange {
+                        error: stopped.recorded(why).error,
+                        ..timed_out
+                    },
+                }
+            }
+            (true, None) => match ctx.connected.open(user, Service::Expo).await {
                 Ok(opened) => match crate::build::look(ctx, &opened, row).await {
                     Ok(change) => change,
                     Err(e) => match given_up(e)? {
@@ -88,6 +107,65 @@ async fn look_at(ctx: &StepContext, job: &[Deployment]) -> Result<bool, RecordEr
         }
     }
     Ok(ended == job.len())
+}
+
+/// A build nobody waits for any more, after asking EAS to cancel it.
+enum Stopped {
+    /// EAS cancelled it (or is stopping its worker).
+    Cancelled,
+    /// It had ended on its own meanwhile: as it ended.
+    Ended(DeploymentChange),
+    /// EAS has not made it from its job receipt yet: there is nothing to name.
+    NotMadeYet,
+    /// EAS could not cancel it, for this reason.
+    Failed(String),
+}
+
+impl Stopped {
+    /// The change to record: cancelled (or timed out: `why`), with what EAS did.
+    fn recorded(self, why: String) -> DeploymentChange {
+        let note = match self {
+            Stopped::Ended(change) => return change,
+            Stopped::Cancelled => "; Autocrew cancelled it at EAS".to_owned(),
+            Stopped::NotMadeYet => String::new(),
+            Stopped::Failed(reason) => {
+                format!("; EAS could not cancel it ({reason}): cancel it on expo.dev")
+            }
+        };
+        DeploymentChange {
+            status: Some(DeploymentStatus::Canceled),
+            error: Some(format!("{why}{note}")),
+            ..Default::default()
+        }
+    }
+}
+
+/// Asks EAS to cancel the build, so it does not run on (and cost) with nobody waiting.
+async fn stop(
+    ctx: &StepContext,
+    user: autocrew_shared::domain::UserId,
+    row: &Deployment,
+) -> Result<Stopped, RecordError> {
+    let cancelled = match ctx.connected.open(user, Service::Expo).await {
+        Ok(opened) => crate::build::cancel(ctx, &opened, row).await,
+        Err(e) => Err(e.into()),
+    };
+    Ok(match cancelled {
+        Ok(None) => Stopped::NotMadeYet,
+        Ok(Some(change)) => match change.status {
+            Some(status) if status.is_terminal() && status != DeploymentStatus::Canceled => {
+                Stopped::Ended(change)
+            }
+            _ => Stopped::Cancelled,
+        },
+        Err(ActionError::Infrastructure(e)) => return Err(e),
+        Err(
+            ActionError::Fatal(why) | ActionError::Refused(why) | ActionError::Unavailable(why),
+        ) => {
+            tracing::warn!(build = %row.provider_id, error = %why, "could not cancel a build at EAS");
+            Stopped::Failed(why)
+        }
+    })
 }
 
 /// Whether the job's task still waits for it (a cancelled run's does not).

@@ -344,7 +344,13 @@ impl ConnectedAccounts {
                 if renewed.is_err() {
                     self.store.release_renewal(id).await?;
                 }
-                return renewed.map(|token| (current.connection, token));
+                return renewed.map(|(token, expires_at)| {
+                    let connection = Connection {
+                        expires_at,
+                        ..current.connection
+                    };
+                    (connection, token)
+                });
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -355,12 +361,13 @@ impl ConnectedAccounts {
         }))
     }
 
-    /// Holding the lease: the refresh call, and the renewed tokens kept.
+    /// Holding the lease: the refresh call, and the renewed tokens kept. The new access
+    /// token, and when it lapses.
     async fn renew_now(
         &self,
         user: UserId,
         current: &Credential,
-    ) -> Result<Secret<String>, AccountError> {
+    ) -> Result<(Secret<String>, Option<chrono::DateTime<chrono::Utc>>), AccountError> {
         let service = current.connection.service;
         let Some(refresh) = &current.renewal.refresh else {
             return Err(AccountError::Expired {
@@ -408,7 +415,7 @@ impl ConnectedAccounts {
             .renewed(current.connection.id, &sealed, &renewal)
             .await?;
         tracing::info!(%user, %service, connection = %current.connection.id, "renewed a connection's access token");
-        Ok(grant.access_token)
+        Ok((grant.access_token, renewal.expires_at))
     }
 }
 

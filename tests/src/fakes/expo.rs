@@ -1,9 +1,10 @@
 //! A fake of Expo's GraphQL API (`/expo/graphql`), as far as the tools use it: `meActor`,
-//! an EAS project by full name, GitHub builds started as background jobs, a build by id
-//! and a project's latest builds. A project exists when the fake GitHub holds a repository
-//! of its slug: as if the user had linked it once on expo.dev. Each look at a build moves
-//! it one status on (NEW → IN_QUEUE → IN_PROGRESS → FINISHED), unless `mode` says it
-//! errors or never ends. A build of a ref without an `app.json` errors as EAS's would.
+//! an EAS project by full name, GitHub builds started as background jobs, a build by id,
+//! a project's latest builds, and cancelling a build. A project exists when the fake
+//! GitHub holds a repository of its slug: as if the user had linked it once on expo.dev.
+//! Each look at a build moves it one status on (NEW → IN_QUEUE → IN_PROGRESS →
+//! FINISHED), unless `mode` says it errors or never ends. A build of a ref without an
+//! `app.json` errors as EAS's would.
 
 use super::{Fake, error_json};
 use axum::Router;
@@ -101,6 +102,11 @@ async fn graphql(
     } else if query.contains("BuildsByIdQuery") {
         match look_at_build(&fake, variables["buildId"].as_str().unwrap_or_default()) {
             Some(build) => json!({"builds": {"byId": build}}),
+            None => return graphql_error("Build not found", "ENTITY_NOT_FOUND"),
+        }
+    } else if query.contains("CancelBuildMutation") {
+        match cancel_build(&fake, variables["buildId"].as_str().unwrap_or_default()) {
+            Some(build) => json!({"build": {"cancelBuild": build}}),
             None => return graphql_error("Build not found", "ENTITY_NOT_FOUND"),
         }
     } else if query.contains("AppBuilds") {
@@ -239,6 +245,17 @@ fn look_at_build(fake: &Fake, id: &str) -> Option<Value> {
         ("IN_PROGRESS", None, _) => "FINISHED",
         (ended, _, _) => ended,
     };
+    Some(build_json(build, &base))
+}
+
+/// Cancels a build that has not ended; an ended one is answered as it is, as EAS does.
+fn cancel_build(fake: &Fake, id: &str) -> Option<Value> {
+    let base = fake.base_url.lock().map(|b| b.clone()).unwrap_or_default();
+    let mut expo = fake.expo.lock().ok()?;
+    let build = expo.builds.iter_mut().find(|b| b.id == id)?;
+    if matches!(build.status, "NEW" | "IN_QUEUE" | "IN_PROGRESS") {
+        build.status = "CANCELED";
+    }
     Some(build_json(build, &base))
 }
 

@@ -195,22 +195,41 @@ fn refused(status: StatusCode, error: &str, description: &str) -> Response {
         .into_response()
 }
 
-/// The client, as the token endpoint checks it: its id, and its secret where it has one.
+/// The client, as the token endpoint checks it: a confidential X client by HTTP Basic
+/// alone, a public one by `client_id` in the body; LinkedIn's by id and secret in the body.
 fn client_checks(
     server: &Server,
     oauth: &OAuthState,
     headers: &HeaderMap,
     fields: &BTreeMap<String, String>,
 ) -> Result<String, Response> {
-    let client_id = fields.get("client_id").cloned().unwrap_or_default();
-    if client_id.is_empty() {
+    let secret = oauth.client_secrets.get(server.service);
+    let body_id = fields.get("client_id").cloned().unwrap_or_default();
+    if !server.secret_in_body
+        && let Some(secret) = secret
+    {
+        let basic = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+            .and_then(|v| String::from_utf8(v).ok());
+        return match basic.as_deref().and_then(|b| b.split_once(':')) {
+            Some((id, given)) if given == secret && !id.is_empty() => Ok(id.to_owned()),
+            _ => Err(refused(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized_client",
+                "Missing valid authorization header",
+            )),
+        };
+    }
+    if body_id.is_empty() {
         return Err(refused(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "Missing required parameter [client_id].",
         ));
     }
-    let secret = oauth.client_secrets.get(server.service);
     if server.secret_in_body {
         let given = fields
             .get("client_secret")
@@ -223,23 +242,8 @@ fn client_checks(
                 "Client authentication failed.",
             ));
         }
-    } else if let Some(secret) = secret {
-        let expected = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"))
-        );
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if given != Some(expected.as_str()) {
-            return Err(refused(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized_client",
-                "Missing valid authorization header",
-            ));
-        }
     }
-    Ok(client_id)
+    Ok(body_id)
 }
 
 /// The token endpoint: trades a code (checking the redirect URI and the PKCE verifier) or

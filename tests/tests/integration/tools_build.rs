@@ -10,7 +10,7 @@ use crate::run_control::play_until_ended;
 use crate::tools_github::{World, world_with};
 use autocrew_shared::domain::records::Run;
 use autocrew_shared::domain::{DeploymentStatus, EventKind, ProjectId, RunStatus, TaskStatus};
-use autocrew_shared::ports::StateMachine;
+use autocrew_shared::ports::{RunControl, StateMachine};
 use autocrew_tests::TestDb;
 use autocrew_tests::fakes::expo::BuildMode;
 use std::time::Duration;
@@ -36,6 +36,35 @@ async fn builds(
     rows.retain(|d| d.kind.ends_with("_build"));
     rows.sort_by(|a, b| a.kind.cmp(&b.kind));
     Ok(rows)
+}
+
+/// The builds' statuses as the fake EAS holds them.
+fn statuses_at_eas(w: &World) -> Vec<&'static str> {
+    w.fake
+        .expo
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .builds
+        .iter()
+        .map(|b| b.status)
+        .collect()
+}
+
+/// Plays the run until its ops task parks on its builds.
+async fn until_parked(w: &World, run: autocrew_shared::domain::RunId) -> anyhow::Result<()> {
+    for _ in 0..600 {
+        crate::pipeline::pump(&w.p).await?;
+        // The task exists once the plan is stored.
+        let tasks = w.p.ctx.tasks.run_tasks(run).await?;
+        if tasks
+            .iter()
+            .any(|t| t.key == "ops_checklist" && t.status == TaskStatus::AwaitingJob)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the ops task never parked on its builds")
 }
 
 async fn run(w: &World) -> anyhow::Result<Run> {
@@ -148,10 +177,17 @@ async fn a_build_that_never_ends_times_out_and_fails_its_task_with_the_timeout_r
             row.error
                 .as_deref()
                 .is_some_and(|e| e.starts_with("timed out: the ")
-                    && e.contains("had not ended 4 s after it started (it was building)")),
+                    && e.contains("had not ended 4 s after it started (it was building)")
+                    && e.ends_with("; Autocrew cancelled it at EAS")),
             "{row:?}"
         );
     }
+    let at_eas = statuses_at_eas(&w);
+    assert_eq!(
+        at_eas,
+        ["CANCELED", "CANCELED"],
+        "nobody waits for them: stopped at EAS"
+    );
     let task = w.task(ended.id, "ops_checklist").await?;
     assert_eq!(task.status, TaskStatus::Failed);
     let error = task.error_log.unwrap_or_default();
@@ -191,22 +227,7 @@ async fn a_job_whose_watch_stopped_is_timed_out_by_the_sweep_and_its_task_fails(
     let db = TestDb::migrated().await?;
     let w = builder(&db, BuildMode::Hang).await?;
     let run = w.command().await?;
-    // Until the ops task parks on its builds.
-    let mut parked = false;
-    for _ in 0..600 {
-        crate::pipeline::pump(&w.p).await?;
-        // The task exists once the plan is stored.
-        let tasks = w.p.ctx.tasks.run_tasks(run).await?;
-        if tasks
-            .iter()
-            .any(|t| t.key == "ops_checklist" && t.status == TaskStatus::AwaitingJob)
-        {
-            parked = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::ensure!(parked, "the ops task never parked on its builds");
+    until_parked(&w, run).await?;
     // The watch is lost (stopped), and the builds are long past their deadline.
     let call_key: String = db
         .pool
@@ -255,5 +276,39 @@ async fn a_job_whose_watch_stopped_is_timed_out_by_the_sweep_and_its_task_fails(
     let task = w.task(run, "ops_checklist").await?;
     assert_eq!(task.status, TaskStatus::Failed);
     assert!(task.error_log.unwrap_or_default().contains("timed out"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_the_run_cancels_its_builds_at_eas() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let w = builder(&db, BuildMode::Hang).await?;
+    let run = w.command().await?;
+    until_parked(&w, run).await?;
+
+    let control = autocrew_shared::adapters::postgres::PgRunControl::new(db.pool.clone());
+    let cancelled = control.cancel(run, "cancelled by the user").await?;
+    w.p.ctx.relay.publish(cancelled.effects).await;
+    // The watch's next look finds nobody waiting.
+    let mut rows = builds(&w).await?;
+    for _ in 0..400 {
+        if rows.iter().all(|d| d.status.is_terminal()) {
+            break;
+        }
+        crate::pipeline::pump(&w.p).await?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rows = builds(&w).await?;
+    }
+
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row.status, DeploymentStatus::Canceled, "{row:?}");
+        assert_eq!(
+            row.error.as_deref(),
+            Some("cancelled: its run was cancelled; Autocrew cancelled it at EAS")
+        );
+    }
+    let at_eas = statuses_at_eas(&w);
+    assert_eq!(at_eas, ["CANCELED", "CANCELED"]);
     Ok(())
 }

@@ -500,3 +500,119 @@ async fn a_linkedin_post_goes_to_the_versioned_posts_api_and_a_duplicate_names_t
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn oauth_token_requests_are_x_s_and_linkedin_s_exact_forms() -> anyhow::Result<()> {
+    use autocrew_shared::adapters::tools::oauth::{self, ClientAuth};
+    let server = ReplayServer::start(vec![
+        Recorded::json(200, r#"{"token_type":"bearer","expires_in":7200,"access_token":"VGNibzFWSWREZm01bjN1N3dicWlNUG1oa2xRRVNNdmVHelJGY2hDT3NiQ2JMOjE2MjIxNjAwMDA6MToxOmF0OjE","scope":"tweet.read tweet.write users.read offline.access","refresh_token":"bWRWa3gzdnk3WHRGU1o0bmRRcTJ5VUxWX1lZTDdJSUtmaWcxbTVxdEFXcW5tOjE2MjIxNDc3NDM5MTQ6MToxOnJ0OjE"}"#),
+        Recorded::json(200, r#"{"token_type":"bearer","expires_in":7200,"access_token":"renewed-access","scope":"tweet.read tweet.write users.read offline.access","refresh_token":"rotated-refresh"}"#),
+        Recorded::json(400, r#"{"error":"invalid_request","error_description":"Value passed for the token was invalid."}"#),
+        Recorded::json(200, r#"{"access_token":"AQXlinkedin","expires_in":5184000,"scope":"email,openid,profile,w_member_social","token_type":"Bearer","id_token":"eyJ"}"#),
+        Recorded::json(401, r#"{"error":"invalid_client","error_description":"Client authentication failed"}"#),
+    ])
+    .await?;
+    let http = reqwest::Client::new();
+    let token_url = format!("{}/2/oauth2/token", server.url);
+    let secret = Secret::new("x-client-secret".to_owned());
+    let x_client = ClientAuth::Basic {
+        client_id: "rG9n6402A3dbUJKzXTNX4oWHJ",
+        secret: &secret,
+    };
+    let verifier = Secret::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".to_owned());
+    let grant = oauth::exchange_code(
+        &http,
+        Service::X,
+        &token_url,
+        &x_client,
+        ("VGNibzFWSWREZm01bjN1N3dicWlNUG1oa2xRRVNNdmVHelJGY2hDT3NiQ2JMOjE2MjIxNjAwMDA6MToxOmFjOjE", "https://api.autocrew.test/oauth/callback", Some(&verifier)),
+    )
+    .await?;
+    assert_eq!(grant.expires_in, Some(7200));
+    assert!(grant.refresh_token.is_some());
+    let renewed = oauth::refresh(
+        &http,
+        Service::X,
+        &token_url,
+        &x_client,
+        grant.refresh_token.as_ref().unwrap_or(&verifier),
+    )
+    .await?;
+    assert_eq!(renewed.access_token.expose(), "renewed-access");
+    let spent = oauth::refresh(&http, Service::X, &token_url, &x_client, &secret)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(spent, ServiceError::Refused { status: 400, .. }),
+        "{spent}"
+    );
+    assert!(
+        spent
+            .to_string()
+            .contains("Value passed for the token was invalid. (invalid_request)"),
+        "{spent}"
+    );
+    let li_secret = Secret::new("li-client-secret".to_owned());
+    let li_client = ClientAuth::Body {
+        client_id: "86ltestclient",
+        secret: &li_secret,
+    };
+    let li_url = format!("{}/oauth/v2/accessToken", server.url);
+    let li = oauth::exchange_code(
+        &http,
+        Service::Linkedin,
+        &li_url,
+        &li_client,
+        ("AQTcode", "https://api.autocrew.test/oauth/callback", None),
+    )
+    .await?;
+    assert_eq!(
+        (li.expires_in, li.refresh_token.is_none()),
+        (Some(5_184_000), true)
+    );
+    let refused = oauth::exchange_code(
+        &http,
+        Service::Linkedin,
+        &li_url,
+        &li_client,
+        ("AQTcode", "https://api.autocrew.test/oauth/callback", None),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("Client authentication failed (invalid_client)"),
+        "{refused}"
+    );
+
+    let sent = server.received();
+    let basic = "Basic ckc5bjY0MDJBM2RiVUpLelhUTlg0b1dISjp4LWNsaWVudC1zZWNyZXQ=";
+    // X: HTTP Basic from a confidential client and no client_id in the body, as X's SDK sends.
+    assert_eq!(
+        (sent[0].method.as_str(), sent[0].path.as_str()),
+        ("POST", "/2/oauth2/token")
+    );
+    assert_eq!(sent[0].headers["authorization"], basic);
+    assert_eq!(
+        sent[0].headers["content-type"],
+        "application/x-www-form-urlencoded"
+    );
+    assert_eq!(
+        sent[0].raw,
+        "grant_type=authorization_code&code=VGNibzFWSWREZm01bjN1N3dicWlNUG1oa2xRRVNNdmVHelJGY2hDT3NiQ2JMOjE2MjIxNjAwMDA6MToxOmFjOjE&redirect_uri=https%3A%2F%2Fapi.autocrew.test%2Foauth%2Fcallback&code_verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    );
+    assert_eq!(sent[1].headers["authorization"], basic);
+    assert_eq!(
+        sent[1].raw,
+        "grant_type=refresh_token&refresh_token=bWRWa3gzdnk3WHRGU1o0bmRRcTJ5VUxWX1lZTDdJSUtmaWcxbTVxdEFXcW5tOjE2MjIxNDc3NDM5MTQ6MToxOnJ0OjE"
+    );
+    // LinkedIn: the client's id and secret in the body, no PKCE.
+    assert_eq!(sent[3].path, "/oauth/v2/accessToken");
+    assert!(sent[3].headers.get("authorization").is_none());
+    assert_eq!(
+        sent[3].raw,
+        "grant_type=authorization_code&code=AQTcode&redirect_uri=https%3A%2F%2Fapi.autocrew.test%2Foauth%2Fcallback&client_id=86ltestclient&client_secret=li-client-secret"
+    );
+    Ok(())
+}

@@ -370,6 +370,32 @@ pub async fn build(
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CancelData {
+    build: CancelMutation,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CancelMutation {
+    cancel_build: Build,
+}
+
+/// Cancels a build (`BuildMutation.cancelBuild`, as `eas build:cancel` does): EAS answers
+/// the build, `CANCELED` (or `PENDING_CANCEL` while its worker stops).
+pub async fn cancel_build(
+    client: &ServiceHttp,
+    token: &Secret<String>,
+    id: &str,
+) -> Result<Build, ServiceError> {
+    let operation = format!(
+        "mutation CancelBuildMutation($buildId: ID!) {{ build {{ cancelBuild(buildId: $buildId) {{ {BUILD_FIELDS} }} }} }}"
+    );
+    let data: CancelData = query(client, token, (&operation, json!({"buildId": id}))).await?;
+    Ok(data.build.cancel_build)
+}
+
+#[derive(Deserialize)]
 struct RecentData {
     app: RecentApp,
 }

@@ -34,7 +34,8 @@ fn percent(text: &str) -> String {
 pub enum ClientAuth<'a> {
     /// A public client: its id in the body only.
     Public { client_id: &'a str },
-    /// A confidential client, by HTTP Basic (X's way).
+    /// A confidential client, by HTTP Basic alone (X's way: its SDK sends no `client_id`
+    /// in the body then).
     Basic {
         client_id: &'a str,
         secret: &'a Secret<String>,
@@ -72,7 +73,6 @@ pub async fn post_form<T: serde::de::DeserializeOwned>(
     match client {
         ClientAuth::Public { client_id } => pairs.push(("client_id", client_id)),
         ClientAuth::Basic { client_id, secret } => {
-            pairs.push(("client_id", client_id));
             let credentials = format!("{client_id}:{}", secret.expose());
             request = request.header(
                 reqwest::header::AUTHORIZATION,
