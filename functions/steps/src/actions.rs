@@ -178,7 +178,7 @@ pub(crate) async fn execute(
         Some("send_email") => crate::outreach::send_email(ctx, run, payload, call_key).await?,
         Some("post_to_x") => crate::outreach::post_to_x(ctx, run, payload).await?,
         Some("post_to_linkedin") => crate::outreach::post_to_linkedin(ctx, run, payload).await?,
-        Some("deploy_site") => crate::deploy::execute(ctx, (run, task), payload).await?,
+        Some("deploy_site") => crate::deploy::execute(ctx, (run, task), payload, call_key).await?,
         Some("build_app") => crate::build::execute(ctx, (run, task), payload, call_key).await?,
         other => return Ok(Err(format!("no action {other:?} can run"))),
     };

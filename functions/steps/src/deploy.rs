@@ -1,20 +1,24 @@
 //! `deploy_site`: a folder of a task's files deployed as a static site on the user's
 //! Vercel account, recorded as a `deployments` row whose changes the app follows.
 //! Vercel reuses a previous deployment of the same files unless asked to force a new one,
-//! so a retried call after a lost answer gets the same deployment, recorded once.
+//! so a retried call after a lost answer gets the same deployment, recorded once. One still
+//! building after the step's quick looks is a long job: the task parks and the job watcher
+//! follows it (`look`) to its end.
 
 use crate::StepContext;
 use crate::actions::{self, ActionError};
 use crate::outreach::call;
 use autocrew_shared::adapters::tools::vercel::{self, InlinedFile, VercelDeployment};
+use autocrew_shared::domain::connections::Deployment;
 use autocrew_shared::domain::records::{Run, Task};
 use autocrew_shared::domain::{DeploymentStatus, Service};
-use autocrew_shared::ports::NewDeployment;
+use autocrew_shared::ports::{DeploymentChange, NewDeployment};
+use autocrew_shared::services::Opened;
 use serde_json::{Value, json};
 use std::time::Duration;
 
 /// A static deployment is usually ready within seconds: it is asked after at most this
-/// long, a few times; one still building is recorded as building.
+/// long, a few times; one still building is followed by the job watcher.
 const QUICK_LOOKS: [Duration; 3] = [
     Duration::from_millis(300),
     Duration::from_secs(1),
@@ -66,11 +70,13 @@ pub(crate) async fn prepare(
     }))
 }
 
-/// Deploys the approved files and records the deployment.
+/// Deploys the approved files and records the deployment (under the call's key, with the
+/// long jobs' deadline, so the watcher can follow one still building).
 pub(crate) async fn execute(
     ctx: &StepContext,
     (run, task): (&Run, &Task),
     payload: &Value,
+    call_key: &str,
 ) -> Result<Value, ActionError> {
     let project = payload["project"].as_str().unwrap_or_default();
     let mut files = Vec::new();
@@ -113,14 +119,10 @@ pub(crate) async fn execute(
         )
         .await?;
     }
-    let status = status_of(&deployment.ready_state);
-    let error = deployment
-        .error_message
-        .clone()
-        .map(|message| match &deployment.error_code {
-            Some(code) => format!("{message} ({code})"),
-            None => message,
-        });
+    let DeploymentChange { status, error, .. } = change_of(&deployment);
+    let status = status.unwrap_or(DeploymentStatus::Queued);
+    let deadline = chrono::Utc::now()
+        + chrono::Duration::from_std(ctx.jobs.build_timeout).unwrap_or(chrono::Duration::hours(1));
     let recorded = ctx
         .deployments
         .record(&NewDeployment {
@@ -135,7 +137,7 @@ pub(crate) async fn execute(
             inspect_url: deployment.inspector_url.clone(),
             provider_id: deployment.id.clone(),
             error: error.clone(),
-            job: None,
+            job: Some((call_key.to_owned(), deadline)),
         })
         .await?;
     ctx.relay.publish(recorded.effects).await;
@@ -148,12 +150,64 @@ pub(crate) async fn execute(
     }
     let said = match status {
         DeploymentStatus::Ready => format!("deployed on Vercel: {url}"),
-        other => format!(
-            "deploying on Vercel: {url} ({other}; the app follows it in the project's deployments)"
-        ),
+        other => format!("deploying on Vercel: {url} ({other})"),
     };
     Ok(json!({
         "deployment_id": recorded.value.id, "vercel_id": deployment.id, "status": status,
         "link": url, "said": said,
     }))
+}
+
+/// Where a deployment stands as Vercel answers: its status, link, page and error.
+fn change_of(deployment: &VercelDeployment) -> DeploymentChange {
+    DeploymentChange {
+        status: Some(status_of(&deployment.ready_state)),
+        url: Some(deployment.site_url()),
+        inspect_url: deployment.inspector_url.clone(),
+        provider_id: None,
+        error: deployment
+            .error_message
+            .clone()
+            .map(|message| match &deployment.error_code {
+                Some(code) => format!("{message} ({code})"),
+                None => message,
+            }),
+    }
+}
+
+/// One look at a deployment still building, for the job watcher.
+pub(crate) async fn look(
+    ctx: &StepContext,
+    opened: &Opened,
+    row: &Deployment,
+) -> Result<DeploymentChange, ActionError> {
+    let (http, token) = (&opened.http, &opened.token);
+    let deployment = call(
+        ctx,
+        opened,
+        vercel::deployment(http, token, &row.provider_id),
+    )
+    .await?;
+    Ok(change_of(&deployment))
+}
+
+/// Stops a deployment nobody waits for any more (`PATCH .../cancel`): Vercel's answer, or
+/// how it stands if it ended meanwhile (Vercel refuses to cancel one that ended).
+pub(crate) async fn cancel(
+    ctx: &StepContext,
+    opened: &Opened,
+    row: &Deployment,
+) -> Result<Option<DeploymentChange>, ActionError> {
+    let (http, token) = (&opened.http, &opened.token);
+    match call(
+        ctx,
+        opened,
+        vercel::cancel_deployment(http, token, &row.provider_id),
+    )
+    .await
+    {
+        Ok(deployment) => Ok(Some(change_of(&deployment))),
+        Err(ActionError::Refused(_)) => look(ctx, opened, row).await.map(Some),
+        Err(e) => Err(e),
+    }
 }

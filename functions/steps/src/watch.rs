@@ -3,7 +3,7 @@
 //! job is done. A look records each build's changes on its `deployments` row (the app
 //! gets `deployment_updated`), records `timed_out` past the job's deadline, and once every
 //! build has ended makes the parked task ready again, to finish with the outcome. A build
-//! whose run was cancelled, or which outlived its deadline, is cancelled at EAS.
+//! whose run was cancelled, or which outlived its deadline, is cancelled at its service.
 
 use crate::actions::ActionError;
 use crate::callback::retry;
@@ -11,6 +11,7 @@ use crate::{RecordError, StepContext};
 use autocrew_shared::domain::connections::Deployment;
 use autocrew_shared::domain::{DeploymentStatus, Service};
 use autocrew_shared::ports::{DeploymentChange, StateMachineError};
+use autocrew_shared::services::Opened;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -82,8 +83,8 @@ async fn look_at(ctx: &StepContext, job: &[Deployment]) -> Result<bool, RecordEr
                     },
                 }
             }
-            (true, None) => match ctx.connected.open(user, Service::Expo).await {
-                Ok(opened) => match crate::build::look(ctx, &opened, row).await {
+            (true, None) => match ctx.connected.open(user, row.service).await {
+                Ok(opened) => match look(ctx, &opened, row).await {
                     Ok(change) => change,
                     Err(e) => match given_up(e)? {
                         Some(change) => change,
@@ -109,16 +110,24 @@ async fn look_at(ctx: &StepContext, job: &[Deployment]) -> Result<bool, RecordEr
     Ok(ended == job.len())
 }
 
-/// A build nobody waits for any more, after asking EAS to cancel it.
+/// How a service names itself.
+fn named(service: Service) -> &'static str {
+    match service {
+        Service::Vercel => "Vercel",
+        _ => "EAS",
+    }
+}
+
+/// A build nobody waits for any more, after asking its service to cancel it.
 enum Stopped {
-    /// EAS cancelled it (or is stopping its worker).
-    Cancelled,
+    /// The service cancelled it (or is stopping its worker).
+    Cancelled(Service),
     /// It had ended on its own meanwhile: as it ended.
     Ended(DeploymentChange),
     /// EAS has not made it from its job receipt yet: there is nothing to name.
     NotMadeYet,
-    /// EAS could not cancel it, for this reason.
-    Failed(String),
+    /// The service could not cancel it, for this reason.
+    Failed(Service, String),
 }
 
 impl Stopped {
@@ -126,11 +135,16 @@ impl Stopped {
     fn recorded(self, why: String) -> DeploymentChange {
         let note = match self {
             Stopped::Ended(change) => return change,
-            Stopped::Cancelled => "; Autocrew cancelled it at EAS".to_owned(),
+            Stopped::Cancelled(service) => format!("; Autocrew cancelled it at {}", named(service)),
             Stopped::NotMadeYet => String::new(),
-            Stopped::Failed(reason) => {
-                format!("; EAS could not cancel it ({reason}): cancel it on expo.dev")
-            }
+            Stopped::Failed(service, reason) => format!(
+                "; {} could not cancel it ({reason}): cancel it on {}",
+                named(service),
+                match service {
+                    Service::Vercel => "vercel.com",
+                    _ => "expo.dev",
+                }
+            ),
         };
         DeploymentChange {
             status: Some(DeploymentStatus::Canceled),
@@ -140,14 +154,30 @@ impl Stopped {
     }
 }
 
-/// Asks EAS to cancel the build, so it does not run on (and cost) with nobody waiting.
+/// One look at a job's build or deployment, at its service.
+async fn look(
+    ctx: &StepContext,
+    opened: &Opened,
+    row: &Deployment,
+) -> Result<DeploymentChange, ActionError> {
+    match row.service {
+        Service::Vercel => crate::deploy::look(ctx, opened, row).await,
+        _ => crate::build::look(ctx, opened, row).await,
+    }
+}
+
+/// Asks the service to cancel the build, so it does not run on (and cost) with nobody
+/// waiting.
 async fn stop(
     ctx: &StepContext,
     user: autocrew_shared::domain::UserId,
     row: &Deployment,
 ) -> Result<Stopped, RecordError> {
-    let cancelled = match ctx.connected.open(user, Service::Expo).await {
-        Ok(opened) => crate::build::cancel(ctx, &opened, row).await,
+    let cancelled = match ctx.connected.open(user, row.service).await {
+        Ok(opened) => match row.service {
+            Service::Vercel => crate::deploy::cancel(ctx, &opened, row).await,
+            _ => crate::build::cancel(ctx, &opened, row).await,
+        },
         Err(e) => Err(e.into()),
     };
     Ok(match cancelled {
@@ -156,14 +186,14 @@ async fn stop(
             Some(status) if status.is_terminal() && status != DeploymentStatus::Canceled => {
                 Stopped::Ended(change)
             }
-            _ => Stopped::Cancelled,
+            _ => Stopped::Cancelled(row.service),
         },
         Err(ActionError::Infrastructure(e)) => return Err(e),
         Err(
             ActionError::Fatal(why) | ActionError::Refused(why) | ActionError::Unavailable(why),
         ) => {
-            tracing::warn!(build = %row.provider_id, error = %why, "could not cancel a build at EAS");
-            Stopped::Failed(why)
+            tracing::warn!(build = %row.provider_id, service = %row.service, error = %why, "could not cancel a build");
+            Stopped::Failed(row.service, why)
         }
     })
 }

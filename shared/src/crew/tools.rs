@@ -65,7 +65,7 @@ pub const EFFECTS: [&str; 7] = [
 /// Whether a call of `tool` starts a long job its task waits for, parked, until the job
 /// ends (see `DeploymentStore::park_for_job`).
 pub fn starts_long_job(tool: &str) -> bool {
-    tool == BUILD_APP
+    tool == BUILD_APP || tool == DEPLOY_SITE
 }
 
 /// Whether a call of `tool` acts in the world (see `EFFECTS`).

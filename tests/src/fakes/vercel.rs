@@ -1,7 +1,8 @@
 //! A small Vercel that keeps deployments: `GET /v2/user`, `POST /v13/deployments` with
 //! inlined files (a deployment of the same files under the same name is reused, as Vercel
 //! does unless `forceNew`), `GET /v13/deployments/{id}` moving QUEUED → BUILDING → READY as
-//! it is asked, and the sites themselves served under `/sites/{id}/`.
+//! it is asked (slowly, past the step's quick looks, when `slow`), `PATCH
+//! /v12/deployments/{id}/cancel`, and the sites themselves served under `/sites/{id}/`.
 
 use super::{Fake, error_json};
 use axum::extract::{Path, State};
@@ -21,12 +22,17 @@ pub struct FakeDeployment {
     pub files: BTreeMap<String, Vec<u8>>,
     /// How many times it was looked at: it is READY after two.
     pub looks: u32,
+    /// Looks until it is READY (2; 8 when the fake builds slowly).
+    pub ready_after: u32,
     pub failed: bool,
+    pub canceled: bool,
 }
 
 #[derive(Default)]
 pub struct VercelState {
     pub deployments: Vec<FakeDeployment>,
+    /// Sites build slowly: READY after 8 looks, not 2 (past the step's quick looks).
+    pub slow: bool,
 }
 
 pub fn routes() -> Router<Fake> {
@@ -34,6 +40,7 @@ pub fn routes() -> Router<Fake> {
         .route("/v2/user", get(user))
         .route("/v13/deployments", post(create))
         .route("/v13/deployments/{id}", get(look))
+        .route("/v12/deployments/{id}/cancel", axum::routing::patch(cancel))
         .route("/sites/{id}", get(index))
         .route("/sites/{id}/", get(index))
         .route("/sites/{id}/{*path}", get(file))
@@ -61,9 +68,10 @@ async fn user(State(fake): State<Fake>, headers: HeaderMap) -> Response {
 
 fn state_of(d: &FakeDeployment) -> &'static str {
     match (d.failed, d.looks) {
+        _ if d.canceled => "CANCELED",
         (true, n) if n >= 1 => "ERROR",
         (_, 0) => "QUEUED",
-        (false, 1) => "BUILDING",
+        (false, n) if n < d.ready_after => "BUILDING",
         _ => "READY",
     }
 }
@@ -143,7 +151,9 @@ async fn create(State(fake): State<Fake>, headers: HeaderMap, Json(body): Json<V
         account,
         files,
         looks: 0,
+        ready_after: if state.slow { 8 } else { 2 },
         failed: fail,
+        canceled: false,
     };
     let answer = deployment_json(&fake, &deployment);
     state.deployments.push(deployment);
@@ -167,6 +177,32 @@ async fn look(State(fake): State<Fake>, headers: HeaderMap, Path(id): Path<Strin
         }
         None => error(StatusCode::NOT_FOUND, "not_found", "Deployment not found"),
     }
+}
+
+/// `PATCH /v12/deployments/{id}/cancel`: a deployment still building is canceled; one that
+/// ended is refused, as Vercel does.
+async fn cancel(State(fake): State<Fake>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let account = match account(&fake, &headers) {
+        Ok(account) => account,
+        Err(refused) => return refused,
+    };
+    let mut state = fake.vercel.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(d) = state
+        .deployments
+        .iter_mut()
+        .find(|d| d.id == id && d.account == account)
+    else {
+        return error(StatusCode::NOT_FOUND, "not_found", "Deployment not found");
+    };
+    if matches!(state_of(d), "READY" | "ERROR" | "CANCELED") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "This deployment can no longer be canceled.",
+        );
+    }
+    d.canceled = true;
+    Json(deployment_json(&fake, d)).into_response()
 }
 
 fn serve(fake: &Fake, id: &str, path: &str) -> Response {

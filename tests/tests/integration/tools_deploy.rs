@@ -95,3 +95,72 @@ async fn a_failed_build_is_recorded_with_vercels_reason_and_told_to_the_agent() 
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_still_building_after_the_quick_looks_is_followed_to_ready_while_its_task_waits()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let w = world_with(&db, &[VERCEL], &["deploy_site"]).await?;
+    w.fake.vercel.lock().unwrap_or_else(|e| e.into_inner()).slow = true;
+
+    let run = w.command().await?;
+    let ended = play_until_ended(&w.p, run).await?;
+
+    assert_eq!(ended.status, RunStatus::Succeeded, "{:?}", ended.error);
+    let project = ProjectId::parse("project", &w.project)?;
+    let rows = w.state.deployments.project_deployments(project).await?;
+    let site = rows
+        .iter()
+        .find(|d| d.kind == "site")
+        .ok_or_else(|| anyhow::anyhow!("no site row: {rows:?}"))?;
+    assert_eq!(
+        site.status,
+        autocrew_shared::domain::DeploymentStatus::Ready
+    );
+    // The step's quick looks saw it building; the watcher's looks saw it through.
+    let looks = w
+        .fake
+        .vercel
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .deployments
+        .iter()
+        .map(|d| d.looks)
+        .max()
+        .unwrap_or_default();
+    assert!(looks >= 8, "looked at {looks} times");
+    let statuses: Vec<String> = w
+        .state
+        .events
+        .since(project, 0, 1000)
+        .await?
+        .iter()
+        .filter(|e| e.kind == EventKind::DeploymentUpdated)
+        .filter_map(|e| e.payload["status"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        statuses.first().map(String::as_str),
+        Some("building"),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("ready"),
+        "{statuses:?}"
+    );
+    // The task waited without a worker, and finished with the ready site.
+    let attempts: i64 = db
+        .pool
+        .get()
+        .await?
+        .query_one(
+            "SELECT count(*) FROM task_attempts WHERE status = 'parked'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert!(attempts >= 1, "the deploying task never parked");
+    let page = reqwest::get(site.url.as_deref().unwrap_or_default()).await?;
+    assert_eq!(page.status(), 200);
+    Ok(())
+}

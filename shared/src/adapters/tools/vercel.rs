@@ -114,6 +114,25 @@ pub async fn create_deployment(
         .await
 }
 
+/// `PATCH /v12/deployments/{id}/cancel`: stops a deployment still building; Vercel answers
+/// it, `CANCELED`.
+pub async fn cancel_deployment(
+    client: &ServiceHttp,
+    token: &Secret<String>,
+    id: &str,
+) -> Result<VercelDeployment, ServiceError> {
+    client
+        .send(
+            client.request(
+                Method::PATCH,
+                &format!("/v12/deployments/{id}/cancel"),
+                token,
+            ),
+            classify,
+        )
+        .await
+}
+
 /// `GET /v13/deployments/{id}`.
 pub async fn deployment(
     client: &ServiceHttp,
