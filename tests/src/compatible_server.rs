@@ -8,6 +8,7 @@
 //! test can check the ledger against what the server reported. It checks nothing: that is
 //! the provider-check server's job, in front of it.
 
+use crate::pace::{Pace, Streams, endless, stream};
 use crate::{wire_anthropic, wire_gemini};
 use autocrew_shared::adapters::llm::OfflineLlm;
 use autocrew_shared::domain::records::TokenUsage;
@@ -19,31 +20,49 @@ use axum::extract::{Path, RawQuery};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The running server.
 pub struct CompatibleServer {
     /// `http://127.0.0.1:<port>/v1`: what `OPENAI_BASE_URL` takes.
     pub base_url: String,
-    usage: Arc<Mutex<Vec<TokenUsage>>>,
+    shared: Arc<Shared>,
+}
+
+/// What every handler shares: the usage of each answer, and the pace.
+struct Shared {
+    usage: Mutex<Vec<TokenUsage>>,
+    pace: Pace,
+    streams: Arc<Streams>,
 }
 
 impl CompatibleServer {
+    /// A server that answers at once.
     pub async fn start(port: u16) -> anyhow::Result<CompatibleServer> {
-        let usage = Arc::new(Mutex::new(Vec::new()));
-        let (openai, anthropic, gemini) = (usage.clone(), usage.clone(), usage.clone());
+        Self::start_paced(port, Pace::default()).await
+    }
+
+    /// A server that answers at `pace` (see `pace::Pace`).
+    pub async fn start_paced(port: u16, pace: Pace) -> anyhow::Result<CompatibleServer> {
+        let shared = Arc::new(Shared {
+            usage: Mutex::new(Vec::new()),
+            pace,
+            streams: Arc::new(Streams::default()),
+        });
+        let (openai, anthropic, gemini) = (shared.clone(), shared.clone(), shared.clone());
         let app = axum::Router::new()
             .route(
                 "/v1/chat/completions",
                 axum::routing::post(move |Json(body): Json<Value>| {
-                    let kept = openai.clone();
-                    async move { answer(body, &kept).await }
+                    let shared = openai.clone();
+                    async move { answer(body, &shared).await }
                 }),
             )
             .route(
                 "/v1/messages",
                 axum::routing::post(move |Json(body): Json<Value>| {
-                    let kept = anthropic.clone();
-                    async move { answer_anthropic(body, &kept).await }
+                    let shared = anthropic.clone();
+                    async move { answer_anthropic(body, &shared).await }
                 }),
             )
             .route(
@@ -52,8 +71,8 @@ impl CompatibleServer {
                     move |Path(call): Path<String>,
                           RawQuery(query): RawQuery,
                           Json(body): Json<Value>| {
-                        let kept = gemini.clone();
-                        async move { answer_gemini(&call, query, body, &kept).await }
+                        let shared = gemini.clone();
+                        async move { answer_gemini(&call, query, body, &shared).await }
                     },
                 ),
             );
@@ -62,12 +81,16 @@ impl CompatibleServer {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(CompatibleServer { base_url, usage })
+        Ok(CompatibleServer { base_url, shared })
     }
 
     /// The usage of every answer given, in order.
     pub fn usage(&self) -> Vec<TokenUsage> {
-        self.usage.lock().map(|u| u.clone()).unwrap_or_default()
+        self.shared
+            .usage
+            .lock()
+            .map(|u| u.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -166,38 +189,59 @@ fn neutral(body: &Value) -> Result<LlmRequest, String> {
     })
 }
 
-/// The offline model's answer to `request`, its usage kept.
+/// The offline model's answer to `request`, its files grown to the pace's size, its usage
+/// kept.
 async fn offline(
     request: Result<LlmRequest, String>,
-    kept: &Mutex<Vec<TokenUsage>>,
+    shared: &Shared,
 ) -> Result<(LlmRequest, LlmResponse), Response> {
     let request = request.map_err(bad)?;
-    let response = OfflineLlm
+    let mut response = OfflineLlm
         .complete(&request)
         .await
         .map_err(|e| bad(e.to_string()))?;
-    if let Ok(mut kept) = kept.lock() {
+    shared.pace.grow_files(&mut response);
+    if let Ok(mut kept) = shared.usage.lock() {
         kept.push(response.usage);
     }
     Ok((request, response))
 }
 
-fn sse(stream: String) -> Response {
-    (
-        [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
-        stream,
-    )
-        .into_response()
+/// A whole (not streamed) answer, sent once a paced model would have written it.
+async fn whole(body: Value, response: &LlmResponse, pace: &Pace) -> Response {
+    if let Some(tps) = pace.tokens_per_sec {
+        let writing = Duration::from_secs_f64(f64::from(response.usage.output) / tps);
+        tokio::time::sleep(pace.first_token + writing).await;
+    }
+    Json(body).into_response()
 }
 
-async fn answer_anthropic(body: Value, kept: &Mutex<Vec<TokenUsage>>) -> Response {
-    let (request, response) = match offline(wire_anthropic::neutral(&body), kept).await {
+async fn answer_anthropic(body: Value, shared: &Shared) -> Response {
+    let pace = &shared.pace;
+    let streamed = body["stream"] == json!(true);
+    if streamed && pace.endless_model.as_deref() == body["model"].as_str() {
+        let model = body["model"].as_str().unwrap_or_default();
+        return endless(
+            wire_anthropic::endless_start(model),
+            wire_anthropic::endless_piece(),
+            pace,
+        );
+    }
+    let (request, response) = match offline(wire_anthropic::neutral(&body), shared).await {
         Ok(answer) => answer,
         Err(refused) => return refused,
     };
-    match body["stream"] == json!(true) {
-        true => sse(wire_anthropic::events(&request.model, &response)),
-        false => Json(wire_anthropic::message(&request.model, &response)).into_response(),
+    let frames = wire_anthropic::events(&request.model, &response, pace.fine());
+    match streamed {
+        true => stream(frames, pace, &shared.streams),
+        false => {
+            whole(
+                wire_anthropic::message(&request.model, &response),
+                &response,
+                pace,
+            )
+            .await
+        }
     }
 }
 
@@ -206,24 +250,32 @@ async fn answer_gemini(
     call: &str,
     query: Option<String>,
     body: Value,
-    kept: &Mutex<Vec<TokenUsage>>,
+    shared: &Shared,
 ) -> Response {
     let Some((model, method)) = call.split_once(':') else {
         return bad(format!("{call:?} is not model:method"));
     };
-    let (_, response) = match offline(wire_gemini::neutral(model, &body), kept).await {
+    let (_, response) = match offline(wire_gemini::neutral(model, &body), shared).await {
         Ok(answer) => answer,
         Err(refused) => return refused,
     };
+    let pace = &shared.pace;
     match (method, query.as_deref()) {
-        ("streamGenerateContent", Some("alt=sse")) => sse(wire_gemini::events(model, &response)),
-        ("generateContent", _) => Json(wire_gemini::response(model, &response)).into_response(),
+        ("streamGenerateContent", Some("alt=sse")) => stream(
+            wire_gemini::events(model, &response, pace.fine()),
+            pace,
+            &shared.streams,
+        ),
+        ("generateContent", _) => {
+            whole(wire_gemini::response(model, &response), &response, pace).await
+        }
         _ => bad(format!("unknown method {method:?}")),
     }
 }
 
-async fn answer(body: Value, kept: &Mutex<Vec<TokenUsage>>) -> Response {
-    let (request, response) = match offline(neutral(&body), kept).await {
+async fn answer(body: Value, shared: &Shared) -> Response {
+    let pace = &shared.pace;
+    let (request, response) = match offline(neutral(&body), shared).await {
         Ok(answer) => answer,
         Err(refused) => return refused,
     };
@@ -257,38 +309,43 @@ async fn answer(body: Value, kept: &Mutex<Vec<TokenUsage>>) -> Response {
         if !tool_calls.is_empty() {
             message["tool_calls"] = json!(tool_calls);
         }
-        return Json(json!({
+        let body = json!({
             "id": "chatcmpl-offline", "object": "chat.completion", "model": model,
             "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage
-        }))
-        .into_response();
+        });
+        return whole(body, &response, pace).await;
     }
-    // Streamed: text in two pieces, each call's arguments in two pieces, then the finish
-    // reason, then usage, then [DONE], as OpenAI sends them.
+    // Streamed: text in pieces, each call's arguments in pieces (two, or a token each when
+    // paced), then the finish reason, then usage, then [DONE], as OpenAI sends them.
     let chunk = |delta: Value, finish: Option<&str>| {
         json!({"id": "chatcmpl-offline", "object": "chat.completion.chunk", "model": model,
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
     };
     let mut events: Vec<Value> = Vec::new();
-    if !text.is_empty() {
-        let half = crate::half(&text);
-        events.push(chunk(
-            json!({"role": "assistant", "content": &text[..half]}),
-            None,
-        ));
-        events.push(chunk(json!({"content": &text[half..]}), None));
+    for (i, piece) in crate::pieces(&text, pace.fine()).into_iter().enumerate() {
+        if piece.is_empty() {
+            continue;
+        }
+        let delta = match i {
+            0 => json!({"role": "assistant", "content": piece}),
+            _ => json!({"content": piece}),
+        };
+        events.push(chunk(delta, None));
     }
     for (index, (id, name, args)) in calls.iter().enumerate() {
-        let half = crate::half(args);
-        events.push(chunk(json!({"tool_calls": [{"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": &args[..half]}}]}), None));
-        events.push(chunk(
-            json!({"tool_calls": [{"index": index, "function": {"arguments": &args[half..]}}]}),
-            None,
-        ));
+        for (i, piece) in crate::pieces(args, pace.fine()).into_iter().enumerate() {
+            let call = match i {
+                0 => {
+                    json!({"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": piece}})
+                }
+                _ => json!({"index": index, "function": {"arguments": piece}}),
+            };
+            events.push(chunk(json!({"tool_calls": [call]}), None));
+        }
     }
     events.push(chunk(json!({}), Some(finish)));
     events.push(json!({"id": "chatcmpl-offline", "object": "chat.completion.chunk", "model": model, "choices": [], "usage": usage}));
-    let mut stream: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
-    stream.push_str("data: [DONE]\n\n");
-    sse(stream)
+    let mut frames: Vec<String> = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+    frames.push("data: [DONE]\n\n".into());
+    stream(frames, pace, &shared.streams)
 }

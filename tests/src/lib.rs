@@ -5,6 +5,7 @@
 pub mod chaos;
 pub mod compatible_server;
 pub mod fakes;
+pub mod pace;
 pub mod replay;
 pub mod trace;
 pub mod wire_anthropic;
@@ -312,11 +313,30 @@ pub fn shipped(provider: &str, model: &str) -> autocrew_shared::domain::capabili
 }
 
 /// Where to cut `text` in two for a streamed answer: the char boundary nearest the middle.
-pub fn half(text: &str) -> usize {
-    text.char_indices()
-        .nth(text.chars().count() / 2)
-        .map(|(i, _)| i)
-        .unwrap_or(0)
+/// `text` in the pieces a stream sends it in: two halves, or, `fine`, pieces of about one
+/// token (four characters) as a real model streams them.
+pub fn pieces(text: &str, fine: bool) -> Vec<&str> {
+    let bounds: Vec<usize> = match fine {
+        false => text
+            .char_indices()
+            .nth(text.chars().count() / 2)
+            .map(|(i, _)| vec![i])
+            .unwrap_or_default(),
+        true => text
+            .char_indices()
+            .map(|(i, _)| i)
+            .skip(4)
+            .step_by(4)
+            .collect(),
+    };
+    let mut out = Vec::with_capacity(bounds.len() + 1);
+    let mut start = 0;
+    for end in bounds {
+        out.push(&text[start..end]);
+        start = end;
+    }
+    out.push(&text[start..]);
+    out
 }
 
 /// The process environment with some variables set over it, as the runner reads it.
@@ -459,4 +479,10 @@ pub fn cpu_split_of(pid: u32) -> (f64, f64) {
     // utime, stime, cutime, cstime are fields 14-17 (1-based), 11-14 after the ')'.
     let at = |i: usize| fields.get(i).copied().unwrap_or(0.0) / 100.0;
     (at(11) + at(13), at(12) + at(14))
+}
+
+/// The deadline of an agent step's invocation as Lambda gives it (the template's 900 s):
+/// for tests that call a step's handler directly.
+pub fn lambda_deadline() -> autocrew_steps::Deadline {
+    autocrew_steps::Deadline::after(std::time::Duration::from_secs(900))
 }

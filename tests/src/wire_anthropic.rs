@@ -112,9 +112,10 @@ pub fn message(model: &str, response: &LlmResponse) -> Value {
     })
 }
 
-/// The answer as Anthropic streams it: message_start, each block's start, deltas in two
-/// pieces and stop, message_delta with the stop reason and usage, message_stop.
-pub fn events(model: &str, response: &LlmResponse) -> String {
+/// The answer as Anthropic streams it: message_start, each block's start, deltas (in two
+/// pieces, or `fine`, a token each) and stop, message_delta with the stop reason and usage,
+/// message_stop; one server-sent event each.
+pub fn events(model: &str, response: &LlmResponse, fine: bool) -> Vec<String> {
     let mut events: Vec<(&str, Value)> = Vec::new();
     let mut start = message(model, response);
     start["content"] = json!([]);
@@ -147,8 +148,7 @@ pub fn events(model: &str, response: &LlmResponse) -> String {
             "content_block_start",
             json!({"type": "content_block_start", "index": index, "content_block": empty}),
         ));
-        let (first, second) = whole.split_at(crate::half(&whole));
-        for piece in [first, second] {
+        for piece in crate::pieces(&whole, fine) {
             events.push((
                 "content_block_delta",
                 json!({"type": "content_block_delta", "index": index,
@@ -171,4 +171,23 @@ pub fn events(model: &str, response: &LlmResponse) -> String {
         .iter()
         .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
         .collect()
+}
+
+/// The start of a stream that never ends (`pace::Pace::endless_model`): message_start and
+/// an open text block; its pieces are `endless_piece`.
+pub fn endless_start(model: &str) -> Vec<String> {
+    let start = json!({"type": "message_start", "message": {"id": "msg_endless", "type": "message",
+        "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
+        "usage": {"input_tokens": 1, "output_tokens": 1}}});
+    let block = json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}});
+    vec![
+        format!("event: message_start\ndata: {start}\n\n"),
+        format!("event: content_block_start\ndata: {block}\n\n"),
+    ]
+}
+
+/// One more piece of a stream that never ends.
+pub fn endless_piece() -> String {
+    let delta = json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "more "}});
+    format!("event: content_block_delta\ndata: {delta}\n\n")
 }

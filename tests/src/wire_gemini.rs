@@ -126,16 +126,17 @@ pub fn response(model: &str, response: &LlmResponse) -> Value {
     chunk(model, parts(response), Some(response))
 }
 
-/// The answer as `streamGenerateContent?alt=sse` sends it: text in two pieces, function
-/// calls whole, the finish reason and usage on the last chunk.
-pub fn events(model: &str, answer: &LlmResponse) -> String {
+/// The answer as `streamGenerateContent?alt=sse` sends it: text in pieces (two, or
+/// `fine`, a token each), function calls whole (as Gemini sends them), then a last chunk
+/// with the finish reason and usage; one server-sent event each.
+pub fn events(model: &str, answer: &LlmResponse, fine: bool) -> Vec<String> {
     let mut chunks = Vec::new();
     for part in parts(answer) {
         match part["text"].as_str() {
             Some(text) => {
-                let (first, second) = text.split_at(crate::half(text));
-                chunks.push(chunk(model, vec![json!({"text": first})], None));
-                chunks.push(chunk(model, vec![json!({"text": second})], None));
+                for piece in crate::pieces(text, fine) {
+                    chunks.push(chunk(model, vec![json!({"text": piece})], None));
+                }
             }
             None => chunks.push(chunk(model, vec![part], None)),
         }

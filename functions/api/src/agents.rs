@@ -62,8 +62,8 @@ pub async fn list_agents(state: &ApiState, request: &Request) -> Result<Response
                 .map(|t| (t.clone(), json!(if auto.contains(t) { "auto" } else { "ask" })))
                 .collect::<serde_json::Map<_, _>>(),
             "max_steps": profile.max_steps,
-            "max_seconds": profile.max_seconds,
             "max_tokens": profile.max_tokens,
+            "max_task_tokens": profile.max_task_tokens,
             "models": models,
         }));
     }

@@ -5,7 +5,7 @@ use crate::request::{
     caller, idempotency_key, json_body, optional_json_body, path_param, query_number,
 };
 use crate::{ApiError, ApiState};
-use autocrew_shared::domain::records::{NewRun, Project, RequestKey, Run};
+use autocrew_shared::domain::records::{MAX_DEADLINE_MINUTES, NewRun, Project, RequestKey, Run};
 use autocrew_shared::domain::{MicroUsd, ProjectId, RunId, TaskId, UserId};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -166,8 +166,11 @@ pub(crate) async fn start_run(
         return Err(ApiError::bad("max_concurrency", "must be 1-16"));
     }
     let deadline_minutes = limits.deadline_minutes.unwrap_or(360);
-    if !(1..=1440).contains(&deadline_minutes) {
-        return Err(ApiError::bad("deadline_minutes", "must be 1-1440"));
+    if !(1..=MAX_DEADLINE_MINUTES).contains(&deadline_minutes) {
+        return Err(ApiError::bad(
+            "deadline_minutes",
+            format!("must be 1-{MAX_DEADLINE_MINUTES}"),
+        ));
     }
     let idempotency = idempotency_key(request)?.map(|key| {
         let canonical = json!({

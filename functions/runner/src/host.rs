@@ -11,7 +11,7 @@ use autocrew_api::{ApiState, Route};
 use autocrew_shared::adapters::aws::{self, SqsQueue};
 use autocrew_shared::adapters::postgres;
 use autocrew_shared::config::{AwsConfig, ConfigError, DatabaseConfig, Env};
-use autocrew_steps::{Step, StepContext, StepSettings, handle_batch};
+use autocrew_steps::{Deadline, Step, StepContext, StepSettings, handle_batch};
 use autocrew_sweep::SweepState;
 use autocrew_ws::{WsRoute, WsState};
 use std::collections::HashMap;
@@ -187,6 +187,7 @@ pub async fn start(options: Options, process: &dyn Env) -> Result<Running, Start
         &settings.websocket_callback_url,
     );
 
+    let agent_timeout = agent_timeout(process)?;
     let (shutdown, watch_shutdown) = watch::channel(false);
     let mut tasks = Vec::new();
     let mut http_routes = Vec::new();
@@ -227,9 +228,13 @@ pub async fn start(options: Options, process: &dyn Env) -> Result<Running, Start
                         batch_size: *batch_size,
                         visibility: Duration::from_secs(visibility.into()),
                     };
+                    let timeout = match (step, agent_timeout) {
+                        (Step::Agent(_), Some(scaled)) => scaled,
+                        _ => Duration::from_secs(function.timeout_secs),
+                    };
                     tasks.push(tokio::spawn(poll_forever(
                         queue.clone(),
-                        mapping,
+                        (mapping, timeout),
                         aws_config.region.clone(),
                         steps.clone(),
                         step,
@@ -335,12 +340,30 @@ async fn store_provider_keys(
 /// visibility timeout; one poller per queue keeps the idle receives few.
 const RECEIVE_WAIT: Duration = Duration::from_secs(1);
 
+/// `RUNNER_AGENT_TIMEOUT_SECS`: the agent steps' Lambda timeout instead of the template's,
+/// so that tests and demos on fast models see tasks span several invocations.
+fn agent_timeout(process: &dyn Env) -> Result<Option<Duration>, StartError> {
+    let Some(value) = autocrew_shared::config::optional(process, "RUNNER_AGENT_TIMEOUT_SECS")
+    else {
+        return Ok(None);
+    };
+    match value.trim().parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 900.0 => Ok(Some(Duration::from_secs_f64(secs))),
+        _ => Err(StartError::Config(ConfigError::Invalid {
+            name: "RUNNER_AGENT_TIMEOUT_SECS",
+            reason: format!("must be a number of seconds above 0 and at most 900, got {value:?}"),
+        })),
+    }
+}
+
 /// One event source mapping: a single poller receives batches while fewer than
 /// `concurrency` are being handled, and each batch is handled on its own task, then
-/// settled (its succeeded records deleted).
+/// settled (its succeeded records deleted). Each invocation gets the function's `timeout`
+/// as Lambda gives it: its context's deadline, and a stop when it passes (every record of
+/// the batch then comes back after its visibility, as after a Lambda timeout).
 async fn poll_forever(
     queue: Arc<SqsQueue>,
-    mapping: Mapping,
+    (mapping, timeout): (Mapping, Duration),
     region: String,
     steps: Arc<StepContext>,
     step: Step,
@@ -375,14 +398,42 @@ async fn poll_forever(
         };
         let (queue, mapping, steps) = (queue.clone(), mapping.clone(), steps.clone());
         handling.spawn(async move {
-            let response =
-                crate::invocation(&step.name(), handle_batch(&steps, step, event)).await;
+            let ids: Vec<String> = event
+                .records
+                .iter()
+                .filter_map(|r| r.message_id.clone())
+                .collect();
+            let work = handle_batch(&steps, step, event, Deadline::after(timeout));
+            let bounded = async {
+                match tokio::time::timeout(timeout, work).await {
+                    Ok(response) => response,
+                    Err(_) => {
+                        tracing::error!(step = %step.name(), ?timeout, "the invocation passed its timeout and was stopped, as Lambda stops it");
+                        timed_out(ids)
+                    }
+                }
+            };
+            let response = crate::invocation(&step.name(), bounded).await;
             if let Err(e) = receipts.settle(queue.as_ref(), &mapping, response).await {
                 tracing::warn!(error = %e, step = %step.name(), "could not delete handled messages; they come back after their visibility timeout");
             }
             drop(slot);
         });
     }
+}
+
+/// A stopped invocation's answer: every record failed.
+fn timed_out(ids: Vec<String>) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    let mut response = aws_lambda_events::event::sqs::SqsBatchResponse::default();
+    response.batch_item_failures = ids
+        .into_iter()
+        .map(|id| {
+            let mut failure = aws_lambda_events::event::sqs::BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
 }
 
 /// Resolves once shutdown is signalled (or its sender is gone).

@@ -50,6 +50,9 @@ pub struct FunctionSpec {
     pub runtime: String,
     /// `MemorySize` (or the global one; Lambda's default 128): what its GB-seconds bill.
     pub memory_mb: u64,
+    /// `Timeout` in seconds (or the global one; Lambda's default 3): when Lambda stops an
+    /// invocation, and the deadline its context carries.
+    pub timeout_secs: u64,
     pub triggers: Vec<Trigger>,
 }
 
@@ -79,6 +82,7 @@ pub struct Template {
     /// `Globals.Function.Runtime`.
     global_runtime: Option<String>,
     global_memory_mb: Option<u64>,
+    global_timeout_secs: Option<u64>,
     /// Each parameter's `Default`, where it has one.
     pub parameter_defaults: BTreeMap<String, String>,
 }
@@ -124,6 +128,11 @@ impl Template {
             .and_then(|g| g.get("Function"))
             .and_then(|f| f.get("MemorySize"))
             .and_then(Value::as_u64);
+        let global_timeout_secs = root
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get("Timeout"))
+            .and_then(Value::as_u64);
         let parameter_defaults = root
             .get("Parameters")
             .and_then(Value::as_mapping)
@@ -141,6 +150,7 @@ impl Template {
             environment,
             global_runtime,
             global_memory_mb,
+            global_timeout_secs,
             parameter_defaults,
         })
     }
@@ -237,6 +247,11 @@ impl Template {
                 .and_then(Value::as_u64)
                 .or(self.global_memory_mb)
                 .unwrap_or(128);
+            let timeout_secs = props
+                .get("Timeout")
+                .and_then(Value::as_u64)
+                .or(self.global_timeout_secs)
+                .unwrap_or(3);
             let mut triggers = Vec::new();
             if let Some(events) = props.get("Events").and_then(Value::as_mapping) {
                 for (name, event) in events {
@@ -254,6 +269,7 @@ impl Template {
                 binary,
                 runtime,
                 memory_mb,
+                timeout_secs,
                 triggers,
             });
         }

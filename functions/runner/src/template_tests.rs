@@ -122,6 +122,75 @@ fn every_sqs_trigger_reports_failures_within_batch_limits_on_a_queue_with_a_dlq(
 }
 
 #[test]
+fn every_queue_hides_a_message_as_long_as_its_consumer_may_run() {
+    let template = template();
+    let queues = template.queues().unwrap();
+    for function in template.functions().unwrap() {
+        for trigger in &function.triggers {
+            if let Trigger::Sqs { queue, .. } = trigger {
+                let spec = queues.iter().find(|q| &q.logical_id == queue).unwrap();
+                assert!(
+                    u64::from(spec.visibility_timeout) >= function.timeout_secs,
+                    "{queue}: VisibilityTimeout {} < {}'s Timeout {} (Lambda refuses the mapping)",
+                    spec.visibility_timeout,
+                    function.logical_id,
+                    function.timeout_secs
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_plan_and_agent_steps_have_the_time_a_long_model_turn_needs() {
+    // One turn of the developer's max_tokens at the slowest healthy pace, after the first byte.
+    let patience = autocrew_shared::adapters::llm::Patience::default();
+    let routing = autocrew_shared::domain::routing::RoutingPolicy::builtin().unwrap();
+    let profiles = autocrew_shared::crew::AgentProfiles::builtin(&routing).unwrap();
+    for function in template().functions().unwrap() {
+        let Some(step) = autocrew_steps::Step::from_name(&function.binary) else {
+            continue;
+        };
+        let max_tokens = match step {
+            autocrew_steps::Step::Agent(agent) => profiles.get(agent).max_tokens,
+            autocrew_steps::Step::Plan => {
+                profiles
+                    .get(autocrew_shared::domain::AgentKind::Orchestrator)
+                    .max_tokens
+            }
+            _ => continue,
+        };
+        let turn = patience.ceiling(max_tokens).as_secs();
+        assert!(
+            function.timeout_secs >= turn,
+            "{}: Timeout {} s is shorter than one turn of {max_tokens} tokens ({turn} s)",
+            function.logical_id,
+            function.timeout_secs
+        );
+    }
+}
+
+#[test]
+fn a_run_ends_at_its_own_deadline_never_by_a_state_timeout() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../infra/statemachine/run.asl.json"
+    );
+    let definition: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let longest = u64::from(autocrew_shared::domain::records::MAX_DEADLINE_MINUTES) * 60;
+    for state in ["Plan", "Execute"] {
+        let timeout = definition["States"][state]["TimeoutSeconds"]
+            .as_u64()
+            .unwrap();
+        assert!(
+            timeout > longest,
+            "{state} times out after {timeout} s, before a run's longest deadline ({longest} s)"
+        );
+    }
+}
+
+#[test]
 fn the_state_machine_definition_exists_and_every_substitution_is_provided() {
     for machine in template().state_machines().unwrap() {
         let path = format!(

@@ -10,7 +10,7 @@
 
 use crate::agent_loop::{self, AttemptState, Finished, LoopError};
 use crate::heartbeat::{Delivery, Heartbeat, hide};
-use crate::{RecordError, StepContext};
+use crate::{Deadline, RecordError, StepContext};
 use autocrew_shared::crew::AgentTaskContext;
 use autocrew_shared::crew::code_check;
 use autocrew_shared::domain::records::{Run, Task};
@@ -24,8 +24,9 @@ pub(crate) async fn handle(
     ctx: &StepContext,
     agent: AgentKind,
     message: TaskMessage,
-    receipt: Option<&str>,
+    (receipt, deadline): (Option<&str>, Deadline),
 ) -> Result<(), RecordError> {
+    let invoked = Instant::now();
     let delivery = receipt.and_then(|receipt| {
         Some(Delivery {
             queue_url: ctx.relay.queues.url(agent)?.to_owned(),
@@ -89,10 +90,20 @@ pub(crate) async fn handle(
     let context = context(&run, &task, &upstream);
     let state = AttemptState {
         number: attempt,
+        invocation: begun.invocation,
+        deadline,
         checkpoint: begun.checkpoint.as_ref(),
     };
     let outcome = agent_loop::run(ctx, (&run, &task, state), &context, &upstream, &heartbeat).await;
     drop(heartbeat);
+    // What Lambda bills for this invocation, whatever came of it.
+    if let Err(e) = ctx
+        .tasks
+        .record_busy(task.id, attempt, invoked.elapsed())
+        .await
+    {
+        tracing::warn!(task = %task.id, error = %e, "the invocation's time was not recorded");
+    }
     let recorded = match outcome {
         Ok(finished) => finish(ctx, &task, attempt, finished, clock).await,
         Err(LoopError::Stopped) => {
@@ -101,6 +112,8 @@ pub(crate) async fn handle(
         }
         // Recorded when it parked: the task waits for a decision or a job, holding nothing.
         Err(LoopError::Parked) => return Ok(()),
+        // Handed on at its checkpoint: a fresh invocation takes the attempt over.
+        Err(LoopError::HandedOff) => return Ok(()),
         Err(LoopError::Model { error, retryable }) => {
             fail(ctx, &task, attempt, error, retryable).await
         }

@@ -17,12 +17,19 @@
 //! is idempotent) with the decision in hand, without asking the model again. A call that
 //! starts a long job (an app build) parks its task the same way while the job runs
 //! (`follow_job`); the job-watch execution makes it ready once the job ended.
+//!
+//! A task is not bounded by one invocation: the loop checkpoints after every model answer
+//! and after that turn's tool calls. Before a turn, when the invocation's deadline is too
+//! close for one more (a turn may take the first byte plus `max_tokens` at the slowest
+//! healthy pace), it hands the task on through the outbox and the next invocation resumes
+//! the same attempt at the checkpoint: no model turn is asked twice and no tool call made
+//! twice. Every invocation makes at least one turn, so a task always moves on.
 
 use crate::actions::{self, ToolAnswer};
 use crate::callback::{call_model, put_artifact, record_artifacts};
 use crate::heartbeat::Heartbeat;
 use crate::progress::Progress;
-use crate::{RecordError, StepContext};
+use crate::{Deadline, RecordError, StepContext};
 use autocrew_shared::crew::agents::{self, AgentTaskContext};
 use autocrew_shared::crew::code_check::{self, SyntaxError};
 use autocrew_shared::crew::tools;
@@ -34,7 +41,7 @@ use autocrew_shared::ports::{StoreError, Written};
 use autocrew_shared::services::Call;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::time::Instant;
+use std::time::Duration;
 
 /// How one attempt's loop ended well.
 pub(crate) struct Finished {
@@ -53,6 +60,9 @@ pub(crate) enum LoopError {
     /// The task is parked at a critical call until a person decides, or while a job it
     /// started runs (already recorded).
     Parked,
+    /// The invocation's time ran short: the task was handed on to a fresh invocation at
+    /// its checkpoint (already recorded).
+    HandedOff,
     /// Our own infrastructure failed.
     Infrastructure(RecordError),
 }
@@ -70,17 +80,23 @@ fn stop(error: String) -> LoopError {
     }
 }
 
-/// Where the loop stood when its task parked: the turn, the conversation up to and
-/// including that turn's tool calls, the files written so far, and the files that failed
-/// to parse.
-#[derive(Serialize, Deserialize)]
+/// Where the loop stands: the turn, the conversation so far, the files written so far,
+/// the files that failed to parse, and the output tokens spent. A conversation that ends
+/// with the model's answer resumes by running that answer's tool calls (each idempotent);
+/// one that ends with tool results resumes by asking the model for turn `step`.
+#[derive(Clone, Serialize, Deserialize)]
 struct Checkpoint {
     step: u32,
     messages: Vec<Message>,
     artifacts: Vec<String>,
     #[serde(default)]
     repairs: Repairs,
+    #[serde(default)]
+    output_tokens: u32,
 }
+
+/// Time a turn's tool calls and its checkpoints may take, besides the model's answer.
+const TOOL_CALLS_MARGIN: Duration = Duration::from_secs(20);
 
 /// The files that failed to parse in this task, by path: each had its one repair round;
 /// `broken` says whether it is still unfixed.
@@ -140,9 +156,12 @@ impl Repairs {
     }
 }
 
-/// One attempt of a task: its number, and the checkpoint it resumes from, if any.
+/// One invocation of an attempt of a task: the attempt's number, the invocation's, when
+/// the invocation must have answered, and the checkpoint it resumes from, if any.
 pub(crate) struct AttemptState<'a> {
     pub number: u32,
+    pub invocation: u32,
+    pub deadline: Deadline,
     pub checkpoint: Option<&'a Value>,
 }
 
@@ -166,7 +185,6 @@ pub(crate) async fn run(
         task_id: Some(task.id),
         agent: task.agent,
     };
-    let started = Instant::now();
     let resumed = match attempt
         .checkpoint
         .cloned()
@@ -179,47 +197,87 @@ pub(crate) async fn run(
         }
         None => None,
     };
-    let (mut messages, mut artifacts, first_step, mut replay, mut repairs) = match resumed {
-        Some(c) => (c.messages, c.artifacts, c.step, true, c.repairs),
-        None => (
-            vec![agents::first_message(context)],
-            Vec::new(),
-            1,
-            false,
-            Repairs::default(),
-        ),
-    };
+    let mut at = resumed.unwrap_or_else(|| Checkpoint {
+        step: 1,
+        messages: vec![agents::first_message(context)],
+        artifacts: Vec::new(),
+        repairs: Repairs::default(),
+        output_tokens: 0,
+    });
+    let scope = (available.as_slice(), tier, attribution);
+    let outcome = turns(
+        ctx,
+        (run, task, &attempt),
+        (upstream, heartbeat),
+        scope,
+        &mut at,
+    )
+    .await;
+    if let Err(LoopError::Model {
+        retryable: false, ..
+    }) = &outcome
+    {
+        rewind(ctx, task, attempt.number, &mut at).await;
+    }
+    outcome
+}
+
+/// The loop's turns from `at`, which follows every turn.
+async fn turns(
+    ctx: &StepContext,
+    (run, task, attempt): (&Run, &Task, &AttemptState<'_>),
+    (upstream, heartbeat): (&[Task], &Heartbeat),
+    (available, tier, attribution): (&[String], &str, Attribution),
+    at: &mut Checkpoint,
+) -> Result<Finished, LoopError> {
+    let profile = ctx.profiles.get(task.agent);
+    let reserve = turn_reserve(ctx, profile.max_tokens);
+    let mut turns_here = 0u32;
     let mut bad_calls = 0u32;
-    for step in first_step..=profile.max_steps {
+    for step in at.step..=profile.max_steps {
+        at.step = step;
         if !heartbeat.alive() {
             return Err(LoopError::Stopped);
         }
-        if started.elapsed() > profile.time_limit() {
-            return Err(stop(format!(
-                "time limit: {} s passed after {} model turn(s) without finish",
-                profile.max_seconds,
-                step - 1
-            )));
-        }
-        let content = if std::mem::take(&mut replay) {
-            // Resumed at the checkpoint: the turn's tool calls run again.
-            messages
+        // Resumed after the model's answer: that turn's tool calls run (again).
+        let replay = at
+            .messages
+            .last()
+            .is_some_and(|m| m.role == Role::Assistant);
+        let content = if replay {
+            at.messages
                 .last()
                 .map(|m| m.content.clone())
                 .unwrap_or_default()
         } else {
+            if turns_here > 0 && attempt.deadline.remaining() < reserve {
+                return Err(hand_off(ctx, task, attempt, step).await);
+            }
+            if at.output_tokens >= profile.max_task_tokens {
+                return Err(stop(format!(
+                    "token limit: {} output tokens spent in {} model turn(s) without finish (the profile allows {})",
+                    at.output_tokens,
+                    step - 1,
+                    profile.max_task_tokens
+                )));
+            }
             let answer = model_turn(
                 ctx,
-                (run, task, step),
-                (attribution, &available),
-                &messages,
+                (run, task, (step, attempt.invocation)),
+                (attribution, available),
+                &at.messages,
                 tier,
             )
             .await?;
-            messages.push(Message {
+            turns_here += 1;
+            at.output_tokens = at
+                .output_tokens
+                .saturating_add(answer.response.usage.output);
+            at.messages.push(Message {
                 role: Role::Assistant,
                 content: answer.response.content.clone(),
             });
+            save(ctx, task, attempt.number, at).await?;
             answer.response.content
         };
         let calls: Vec<(String, String, Value)> = content
@@ -245,10 +303,10 @@ pub(crate) async fn run(
                     "the model ended turn {step} with neither text nor a tool call"
                 )));
             }
-            repairs.unfixed()?;
+            at.repairs.unfixed()?;
             return Ok(Finished {
                 summary: text.trim().to_owned(),
-                artifacts,
+                artifacts: std::mem::take(&mut at.artifacts),
                 steps: step,
             });
         }
@@ -296,18 +354,23 @@ pub(crate) async fn run(
                         summary = input["summary"].as_str().map(str::to_owned);
                         Ok("finished".to_owned())
                     }
-                    tools::WRITE_FILE => match repairs.check(&input)? {
+                    tools::WRITE_FILE => match at.repairs.check(&input)? {
                         Some(parser_error) => Err(parser_error),
                         None => {
-                            let files = (&mut artifacts, &mut written);
+                            let files = (&mut at.artifacts, &mut written);
                             write_file(ctx, run, task, (&input, &once), files).await?
                         }
                     },
                     tools::READ_UPSTREAM => read_upstream(ctx, &input, upstream).await?,
                     tools::GENERATE_IMAGE => {
                         let call = (&input, once.as_str());
-                        crate::images::generate(ctx, (run, task, attribution), call, &mut artifacts)
-                            .await?
+                        crate::images::generate(
+                            ctx,
+                            (run, task, attribution),
+                            call,
+                            &mut at.artifacts,
+                        )
+                        .await?
                     }
                     effect if tools::acts_in_world(effect) => {
                         let asks = !ctx
@@ -317,12 +380,7 @@ pub(crate) async fn run(
                             .map_err(RecordError::from)?;
                         let here = || Park {
                             attempt: attempt.number,
-                            checkpoint: json!(Checkpoint {
-                                step,
-                                messages: messages.clone(),
-                                artifacts: artifacts.clone(),
-                                repairs: repairs.clone(),
-                            }),
+                            checkpoint: json!(at),
                         };
                         let call = ActingCall {
                             tool: &name,
@@ -354,22 +412,93 @@ pub(crate) async fn run(
         }
         record_artifacts(ctx, written).await?;
         if let Some(summary) = summary {
-            repairs.unfixed()?;
+            at.repairs.unfixed()?;
             return Ok(Finished {
                 summary,
-                artifacts,
+                artifacts: std::mem::take(&mut at.artifacts),
                 steps: step,
             });
         }
-        messages.push(Message {
+        at.messages.push(Message {
             role: Role::User,
             content: results,
         });
+        at.step = step + 1;
+        save(ctx, task, attempt.number, at).await?;
     }
     Err(stop(format!(
         "step limit: {} model turns without finish",
         profile.max_steps
     )))
+}
+
+/// How much of the invocation one more turn may need: the first byte, then `max_tokens`
+/// at the slowest healthy pace, then its tool calls.
+fn turn_reserve(ctx: &StepContext, max_tokens: u32) -> Duration {
+    let patience = ctx.gateway.settings().patience;
+    patience.first_byte + patience.writing(max_tokens) + TOOL_CALLS_MARGIN
+}
+
+/// After a failure that is not worth retrying as it stands, the checkpoint goes back to
+/// before the answer that led to it: a later retry (a person's) asks the model again
+/// rather than replaying the same answer into the same failure.
+async fn rewind(ctx: &StepContext, task: &Task, attempt: u32, at: &mut Checkpoint) {
+    if at
+        .messages
+        .last()
+        .is_some_and(|m| m.role == Role::Assistant)
+    {
+        at.messages.pop();
+        if let Err(e) = ctx
+            .tasks
+            .save_checkpoint(task.id, attempt, &json!(at))
+            .await
+        {
+            tracing::warn!(task = %task.id, error = %e, "the checkpoint was not rewound");
+        }
+    }
+}
+
+/// Stores where the loop stands; the work being taken away stops the loop.
+async fn save(
+    ctx: &StepContext,
+    task: &Task,
+    attempt: u32,
+    at: &Checkpoint,
+) -> Result<(), LoopError> {
+    match ctx
+        .tasks
+        .save_checkpoint(task.id, attempt, &json!(at))
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(LoopError::Stopped),
+        Err(e) => Err(RecordError::from(e).into()),
+    }
+}
+
+/// Hands the task on to a fresh invocation at its checkpoint (saved after the last turn).
+async fn hand_off(
+    ctx: &StepContext,
+    task: &Task,
+    attempt: &AttemptState<'_>,
+    step: u32,
+) -> LoopError {
+    match ctx.tasks.continue_attempt(task.id, attempt.number).await {
+        Ok(effects) => {
+            ctx.relay.publish(effects).await;
+            tracing::info!(
+                task = %task.id, attempt = attempt.number, invocation = attempt.invocation, next_turn = step,
+                left_ms = u64::try_from(attempt.deadline.remaining().as_millis()).unwrap_or(u64::MAX),
+                "the invocation's time is short for another turn; the task goes on in a fresh invocation"
+            );
+            LoopError::HandedOff
+        }
+        Err(StoreError::WrongTaskStatus { .. } | StoreError::StaleAttempt { .. }) => {
+            LoopError::Stopped
+        }
+        Err(e) => RecordError::from(e).into(),
+    }
 }
 
 /// The profile's tools the agent can use for this run's user: those acting through an
@@ -403,7 +532,7 @@ async fn available_tools(
 /// One model turn through the gateway, streamed as progress when streaming is on.
 async fn model_turn(
     ctx: &StepContext,
-    (run, task, step): (&Run, &Task, u32),
+    (run, task, (step, invocation)): (&Run, &Task, (u32, u32)),
     (attribution, available): (Attribution, &[String]),
     messages: &[Message],
     tier: &str,
@@ -418,7 +547,9 @@ async fn model_turn(
             .any(|c| matches!(c, Content::ToolUse { .. }))
             || !r.text().trim().is_empty()
     };
-    let progress = ctx.stream.then(|| Progress::start(ctx, run, task, step));
+    let progress = ctx
+        .stream
+        .then(|| Progress::start(ctx, run, task, (step, invocation)));
     let sink = progress.as_ref().map(|p| p.sink());
     let result = call_model(
         ctx,

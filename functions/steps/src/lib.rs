@@ -23,7 +23,7 @@ pub use autocrew_shared::config::Liveness;
 use autocrew_shared::domain::AgentKind;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 pub use context::{StepContext, StepSettings};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 /// Which step a function runs.
@@ -89,13 +89,48 @@ pub enum RecordError {
     Poison(String),
 }
 
-/// Handles a batch, each record in its own span; returns the records to retry.
-pub async fn handle_batch(ctx: &StepContext, step: Step, event: SqsEvent) -> SqsBatchResponse {
+/// When the invocation must have answered: Lambda stops it then. An agent step hands its
+/// task on to a fresh invocation before a model turn that might not fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline(pub Instant);
+
+impl Deadline {
+    /// `timeout` from now (the local runner, from the function's `Timeout`; tests).
+    pub fn after(timeout: Duration) -> Self {
+        Deadline(Instant::now() + timeout)
+    }
+
+    /// From the Lambda context's deadline, in milliseconds since the Unix epoch.
+    pub fn from_epoch_millis(millis: u64) -> Self {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(millis);
+        let left = at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        Deadline::after(left)
+    }
+
+    /// Time left before the invocation is stopped.
+    pub fn remaining(&self) -> Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
+}
+
+/// Handles a batch, each record in its own span, within the invocation's `deadline`;
+/// returns the records to retry.
+pub async fn handle_batch(
+    ctx: &StepContext,
+    step: Step,
+    event: SqsEvent,
+    deadline: Deadline,
+) -> SqsBatchResponse {
     let mut failures = Vec::new();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!("record", step = %step.name(), message_id = %id);
-        if let Err(e) = handle_record(ctx, step, &record).instrument(span).await {
+        if let Err(e) = handle_record(ctx, step, &record, deadline)
+            .instrument(span)
+            .await
+        {
             match &e {
                 RecordError::Retry { error, backoff } => {
                     tracing::warn!(message_id = %id, error, ?backoff, "record will be retried");
@@ -123,6 +158,7 @@ async fn handle_record(
     ctx: &StepContext,
     step: Step,
     record: &SqsMessage,
+    deadline: Deadline,
 ) -> Result<(), RecordError> {
     let body = record
         .body
@@ -132,7 +168,14 @@ async fn handle_record(
         Step::Plan => plan::handle(ctx, parse(body)?, record.receipt_handle.as_deref()).await,
         Step::Execute => callback::execute(ctx, parse(body)?).await,
         Step::Agent(agent) => {
-            agent::handle(ctx, agent, parse(body)?, record.receipt_handle.as_deref()).await
+            let message = parse(body)?;
+            agent::handle(
+                ctx,
+                agent,
+                message,
+                (record.receipt_handle.as_deref(), deadline),
+            )
+            .await
         }
         Step::Compile => finish::compile(ctx, parse(body)?).await,
         Step::Notify => finish::notify(ctx, parse(body)?).await,
@@ -161,10 +204,17 @@ fn queue_name(record: &SqsMessage) -> Option<String> {
 pub async fn run_lambda(step: Step) -> Result<(), lambda_runtime::Error> {
     autocrew_shared::telemetry::init();
     let ctx = StepContext::from_env().await?;
-    lambda_runtime::run(lambda_runtime::service_fn(|event: lambda_runtime::LambdaEvent<SqsEvent>| {
-        let ctx = &ctx;
-        async move { Ok::<_, lambda_runtime::Error>(handle_batch(ctx, step, event.payload).await) }
-    }))
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+            let ctx = &ctx;
+            let deadline = Deadline::from_epoch_millis(event.context.deadline);
+            async move {
+                Ok::<_, lambda_runtime::Error>(
+                    handle_batch(ctx, step, event.payload, deadline).await,
+                )
+            }
+        },
+    ))
     .await
 }
 

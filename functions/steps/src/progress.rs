@@ -21,8 +21,14 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    /// Starts the sender for one model turn (`step`) of `task`.
-    pub(crate) fn start(ctx: &StepContext, run: &Run, task: &Task, step: u32) -> Self {
+    /// Starts the sender for one model turn (`step`) of `task`, in the attempt's
+    /// `invocation`-th invocation.
+    pub(crate) fn start(
+        ctx: &StepContext,
+        run: &Run,
+        task: &Task,
+        (step, invocation): (u32, u32),
+    ) -> Self {
         let (task_id, key, agent) = (task.id, task.key.clone(), task.agent);
         Self::start_with(
             ctx,
@@ -32,7 +38,7 @@ impl Progress {
             move |delta, chars| {
                 json!({
                     "task_id": task_id, "key": key, "agent": agent, "stage": "streaming",
-                    "step": step, "delta": delta, "chars": chars
+                    "step": step, "invocation": invocation, "delta": delta, "chars": chars
                 })
             },
         )

@@ -8,7 +8,6 @@ use crate::domain::{AgentKind, Decimal};
 use crate::ports::llm::ToolSpec;
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::time::Duration;
 
 /// The profiles shipped with this build.
 pub const AGENTS_JSON: &str = include_str!("../../data/agents.json");
@@ -21,12 +20,13 @@ pub struct AgentProfile {
     /// world (`tools::EFFECTS`) ask a person first unless the user's policy says not to.
     pub tools: Vec<String>,
     pub model_policy: ModelPolicy,
-    /// Model turns at most in one attempt.
+    /// Model turns at most in one attempt, across all its invocations.
     pub max_steps: u32,
-    /// Wall-clock time at most for one attempt.
-    pub max_seconds: u64,
     /// Output tokens per model turn.
     pub max_tokens: u32,
+    /// Output tokens at most in one attempt, across all its turns. A task has no bound
+    /// in wall-clock time but the run's deadline: real models take minutes.
+    pub max_task_tokens: u32,
     /// Sent only to models that accept it (see the model table).
     pub temperature: Option<Decimal>,
     /// How much to reason before answering, where the model lets us say.
@@ -42,10 +42,6 @@ impl AgentProfile {
     /// Whether the agent may call `tool`.
     pub fn may_use(&self, tool: &str) -> bool {
         self.tools.iter().any(|t| t == tool)
-    }
-
-    pub fn time_limit(&self) -> Duration {
-        Duration::from_secs(self.max_seconds)
     }
 }
 
@@ -93,9 +89,9 @@ impl AgentProfiles {
             for tier in [&policy.simple, &policy.medium, &policy.complex] {
                 routing.check_tier(tier).map_err(|e| bad(e.to_string()))?;
             }
-            if profile.max_steps == 0 || profile.max_seconds == 0 || profile.max_tokens == 0 {
+            if profile.max_steps == 0 || profile.max_tokens == 0 || profile.max_task_tokens == 0 {
                 return Err(bad(
-                    "max_steps, max_seconds and max_tokens must be above 0".into()
+                    "max_steps, max_tokens and max_task_tokens must be above 0".into(),
                 ));
             }
         }

@@ -55,6 +55,11 @@ pub struct AttemptRecord {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// The longest deadline a run may have, in minutes (a day: long enough to wait overnight
+/// for an approval). The run state machine's waits are longer, so a run ends at its own
+/// deadline, by the sweep, with that reason, and never by a state's timeout.
+pub const MAX_DEADLINE_MINUTES: u32 = 1440;
+
 /// What is needed to start a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewRun {
@@ -137,10 +142,18 @@ pub struct Attempt {
     pub task_id: TaskId,
     pub attempt_no: u32,
     pub started_at: DateTime<Utc>,
-    /// Where the task's agent loop stood when it last parked at a critical call: the
-    /// attempt resumes there.
+    /// Which invocation of the attempt this is (1 for the first): an attempt spans as many
+    /// invocations as its task needs.
+    #[serde(default = "first_invocation")]
+    pub invocation: u32,
+    /// Where the task's agent loop stood at its last checkpoint (after a model turn, after
+    /// its tool calls, or parked at a critical call): the attempt resumes there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<serde_json::Value>,
+}
+
+fn first_invocation() -> u32 {
+    1
 }
 
 /// An entry of a project's event log. `seq` is strictly increasing per project, with no gaps.

@@ -140,8 +140,26 @@ pub enum LlmError {
         model: String,
         status: u16,
     },
-    #[error("{provider} timed out for {model}")]
-    Timeout { provider: String, model: String },
+    /// No progress in time: no connection, no first byte, or a silence in the stream
+    /// longer than the idle limit (`waited` says which).
+    #[error("{provider} timed out for {model}: {waited}")]
+    Timeout {
+        provider: String,
+        model: String,
+        waited: String,
+    },
+    /// A stream that went on past the request's `max_tokens` without ending: cut there,
+    /// and charged for what it sent.
+    #[error(
+        "{provider} streamed past max_tokens ({max_tokens}) for {model} without ending: cut after {streamed} pieces"
+    )]
+    Overran {
+        provider: String,
+        model: String,
+        max_tokens: u32,
+        /// Pieces of output received; each carries at least one token.
+        streamed: u32,
+    },
     #[error("{provider} rejected the request for {model}: {message}")]
     Rejected {
         provider: String,
@@ -199,8 +217,20 @@ impl LlmError {
             LlmError::RateLimited { .. }
                 | LlmError::Unavailable { .. }
                 | LlmError::Timeout { .. }
+                | LlmError::Overran { .. }
                 | LlmError::Transport { .. }
         )
+    }
+
+    /// What a failed call was still charged for: a cut stream's output so far.
+    pub fn usage(&self) -> Option<TokenUsage> {
+        match self {
+            LlmError::Overran { streamed, .. } => Some(TokenUsage {
+                output: *streamed,
+                ..TokenUsage::default()
+            }),
+            _ => None,
+        }
     }
 }
 

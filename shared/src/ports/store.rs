@@ -213,10 +213,30 @@ pub trait TaskStore: Send + Sync {
     /// The execute step: keeps the run's execute token, dispatches, and answers the token
     /// at once if every task has already ended.
     async fn execute(&self, run: RunId, token: &str) -> Result<Effects, StoreError>;
-    /// `queued` → `running` for `agent`, opening the next attempt, and reading the task, its
-    /// run and the run's tasks in the same transaction. `NotQueued` when the task is not
+    /// `queued` → `running` for `agent`, opening the next attempt (or, for a task handed
+    /// on by `continue_attempt`, the next invocation of its open attempt), and reading the
+    /// task, its run and the run's tasks in the same transaction. `NotQueued` when the task is not
     /// queued (a duplicate delivery, or one for a running attempt) or not `agent`'s.
     async fn start_attempt(&self, task: TaskId, agent: AgentKind) -> Result<Start, StoreError>;
+    /// Stores where the running `attempt`'s agent loop stands. `false` when it is not the
+    /// task's running attempt any more (cancelled, or reclaimed): its worker must stop.
+    async fn save_checkpoint(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        checkpoint: &serde_json::Value,
+    ) -> Result<bool, StoreError>;
+    /// Hands the running `attempt` on to a fresh invocation: the task goes back to
+    /// `queued` with its attempt still open, and its message goes to the outbox in the same
+    /// transaction. The next `start_attempt` resumes the same attempt at its checkpoint.
+    async fn continue_attempt(&self, task: TaskId, attempt: u32) -> Result<Effects, StoreError>;
+    /// Adds an invocation's time on the attempt (Lambda bills it whatever the outcome).
+    async fn record_busy(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        busy: std::time::Duration,
+    ) -> Result<(), StoreError>;
     /// The attempt is alive. `false` when it is not the task's running attempt any more
     /// (cancelled, or failed as stale and run again elsewhere): its worker must stop.
     async fn heartbeat(&self, task: TaskId, attempt: u32) -> Result<bool, StoreError>;

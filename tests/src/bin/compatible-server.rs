@@ -1,5 +1,7 @@
 //! `compatible-server [--port N]`: the offline model behind an OpenAI-compatible API (see
-//! `autocrew_tests::compatible_server`), for running the demo over the compatible adapter:
+//! `autocrew_tests::compatible_server`), for running the demo over the compatible adapter.
+//! `PACE_TPS`, `PACE_FIRST_TOKEN_MS`, `PACE_FILE_TOKENS`, `PACE_STALL_EVERY` and
+//! `PACE_ENDLESS_MODEL` give it a real model's pace (`autocrew_tests::pace`):
 //!
 //! ```sh
 //! cargo run -p autocrew-tests --bin compatible-server -- --port 11434 &
@@ -8,6 +10,7 @@
 //! ```
 
 use autocrew_tests::compatible_server::CompatibleServer;
+use autocrew_tests::pace::Pace;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -19,9 +22,10 @@ async fn main() -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("--port needs a port number"))?,
         None => 11434,
     };
-    let server = CompatibleServer::start(port).await?;
+    let pace = Pace::from_env()?;
+    let server = CompatibleServer::start_paced(port, pace.clone()).await?;
     println!(
-        "OpenAI-compatible server (the offline model) at {}",
+        "OpenAI-compatible server (the offline model) at {}; pace: {pace:?}",
         server.base_url
     );
     tokio::signal::ctrl_c().await?;

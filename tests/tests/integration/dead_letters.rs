@@ -43,7 +43,7 @@ async fn a_poison_message_lands_in_the_dlq_is_listed_and_is_redriven() -> anyhow
             &mapping,
             "us-east-1",
             Duration::from_secs(1),
-            |event| handle_batch(&p.ctx, Step::Plan, event),
+            |event| handle_batch(&p.ctx, Step::Plan, event, autocrew_tests::lambda_deadline()),
         )
         .await?;
     }

@@ -128,7 +128,7 @@ pub(crate) async fn pump(p: &Pipeline) -> anyhow::Result<usize> {
     let mut delivered = 0;
     for (step, mapping) in &p.mappings {
         delivered += poll_once(&p.sqs, mapping, REGION, Duration::ZERO, |event| {
-            handle_batch(&p.ctx, *step, event)
+            handle_batch(&p.ctx, *step, event, autocrew_tests::lambda_deadline())
         })
         .await?;
     }
@@ -399,7 +399,8 @@ async fn an_unreadable_message_is_reported_as_a_batch_item_failure() -> anyhow::
         REGION,
         Duration::from_secs(1),
         |event| async {
-            let response = handle_batch(&p.ctx, Step::Plan, event).await;
+            let response =
+                handle_batch(&p.ctx, Step::Plan, event, autocrew_tests::lambda_deadline()).await;
             failures = response
                 .batch_item_failures
                 .iter()
@@ -442,7 +443,7 @@ async fn an_unreadable_message_lands_in_the_dead_letter_queue_after_the_redrive_
     let mut deliveries = 0;
     for _ in 0..10 {
         deliveries += poll_once(&p.sqs, &plan, REGION, Duration::from_millis(200), |event| {
-            handle_batch(&p.ctx, Step::Plan, event)
+            handle_batch(&p.ctx, Step::Plan, event, autocrew_tests::lambda_deadline())
         })
         .await?;
     }

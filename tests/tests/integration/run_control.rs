@@ -125,7 +125,7 @@ pub(crate) async fn play_until_ended(p: &Pipeline, run: RunId) -> anyhow::Result
         let mut delivered = 0;
         for (step, mapping) in &p.mappings {
             delivered += poll_once(&p.sqs, mapping, "us-east-1", Duration::ZERO, |event| {
-                handle_batch(&p.ctx, *step, event)
+                handle_batch(&p.ctx, *step, event, autocrew_tests::lambda_deadline())
             })
             .await?;
         }

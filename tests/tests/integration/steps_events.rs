@@ -3,7 +3,7 @@
 use crate::pipeline::pipeline;
 use autocrew_shared::domain::AgentKind;
 use autocrew_steps::{Step, handle_batch};
-use autocrew_tests::TestDb;
+use autocrew_tests::{TestDb, lambda_deadline};
 
 fn sqs_event(file: &str) -> anyhow::Result<aws_lambda_events::event::sqs::SqsEvent> {
     let text = std::fs::read_to_string(format!("{}/../events/{file}", env!("CARGO_MANIFEST_DIR")))?;
@@ -16,15 +16,27 @@ async fn an_unreadable_record_and_a_task_that_does_not_exist_are_batch_item_fail
     let db = TestDb::migrated().await?;
     let p = pipeline(&db, None).await?;
 
-    let unreadable = handle_batch(&p.ctx, Step::Plan, sqs_event("sqs-unreadable.json")?).await;
+    let unreadable = handle_batch(
+        &p.ctx,
+        Step::Plan,
+        sqs_event("sqs-unreadable.json")?,
+        lambda_deadline(),
+    )
+    .await;
     let unknown_task = handle_batch(
         &p.ctx,
         Step::Agent(AgentKind::Developer),
         sqs_event("sqs-step-developer.json")?,
+        lambda_deadline(),
     )
     .await;
-    let unknown_run =
-        handle_batch(&p.ctx, Step::Compile, sqs_event("sqs-step-compile.json")?).await;
+    let unknown_run = handle_batch(
+        &p.ctx,
+        Step::Compile,
+        sqs_event("sqs-step-compile.json")?,
+        lambda_deadline(),
+    )
+    .await;
 
     for response in [unreadable, unknown_task, unknown_run] {
         let ids: Vec<_> = response
@@ -98,12 +110,24 @@ async fn an_attempt_whose_heartbeat_went_stale_is_failed_and_the_task_runs_again
     p.ctx.tasks.start(task.id).await?;
     let event = || developer_event(&seeded.run.id.to_string(), &task.id.to_string());
 
-    let while_alive = handle_batch(&p.ctx, Step::Agent(AgentKind::Developer), event()?).await;
+    let while_alive = handle_batch(
+        &p.ctx,
+        Step::Agent(AgentKind::Developer),
+        event()?,
+        lambda_deadline(),
+    )
+    .await;
     let client = db.pool.get().await?;
     client
         .execute("UPDATE task_attempts SET heartbeat_at = now() - interval '10 minutes' WHERE task_id = $1", &[&task.id.0])
         .await?;
-    let after_death = handle_batch(&p.ctx, Step::Agent(AgentKind::Developer), event()?).await;
+    let after_death = handle_batch(
+        &p.ctx,
+        Step::Agent(AgentKind::Developer),
+        event()?,
+        lambda_deadline(),
+    )
+    .await;
 
     assert_eq!(
         while_alive.batch_item_failures.len(),

@@ -7,6 +7,7 @@
 //! Thinking blocks come back as opaque reasoning and are sent back unchanged, as a tool loop
 //! with thinking requires.
 
+use super::Patience;
 use super::http::{Call, retry_after};
 use crate::config::Secret;
 use crate::crew::strict::{schema_in_prompt, wire_schema};
@@ -18,7 +19,6 @@ use crate::ports::llm::{
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::time::Duration;
 
 /// The API version this adapter speaks (the `anthropic-version` header).
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -27,6 +27,7 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 #[derive(Clone)]
 pub struct AnthropicClient {
     http: reqwest::Client,
+    patience: Patience,
     base_url: String,
     api_key: Secret<String>,
 }
@@ -35,10 +36,12 @@ impl AnthropicClient {
     pub fn new(
         base_url: &str,
         api_key: Secret<String>,
-        timeout: Duration,
+        patience: impl Into<Patience>,
     ) -> Result<Self, reqwest::Error> {
+        let patience = patience.into();
         Ok(AnthropicClient {
-            http: reqwest::Client::builder().timeout(timeout).build()?,
+            http: patience.client()?,
+            patience,
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key,
         })
@@ -210,6 +213,8 @@ impl LlmClient for AnthropicClient {
         let call = Call {
             provider: PROVIDER,
             model: &request.model,
+            patience: &self.patience,
+            max_tokens: request.max_tokens,
         };
         let http = self.post(&wire_request(request));
         let (status, headers, body) = call.send(http).await?;
@@ -230,6 +235,8 @@ impl LlmClient for AnthropicClient {
         let call = Call {
             provider: PROVIDER,
             model: &request.model,
+            patience: &self.patience,
+            max_tokens: request.max_tokens,
         };
         let mut body = wire_request(request);
         body["stream"] = json!(true);

@@ -2,6 +2,7 @@
 //! deterministic offline embedder otherwise. Both give 1536-dimension unit vectors, the
 //! dimension `agent_memory`'s HNSW index is built for.
 
+use super::Patience;
 use super::http::{Call, error_message, retry_after};
 use crate::config::Secret;
 use crate::ports::llm::{Embedder, LlmError};
@@ -9,7 +10,6 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use std::time::Duration;
 
 /// The vectors' dimension.
 pub const EMBEDDING_DIM: usize = 1536;
@@ -69,6 +69,7 @@ impl Embedder for OfflineEmbedder {
 #[derive(Clone)]
 pub struct OpenAiEmbedder {
     http: reqwest::Client,
+    patience: Patience,
     base_url: String,
     api_key: Secret<String>,
     model: String,
@@ -79,10 +80,12 @@ impl OpenAiEmbedder {
         base_url: &str,
         api_key: Secret<String>,
         model: &str,
-        timeout: Duration,
+        patience: impl Into<Patience>,
     ) -> Result<Self, reqwest::Error> {
+        let patience = patience.into();
         Ok(OpenAiEmbedder {
-            http: reqwest::Client::builder().timeout(timeout).build()?,
+            http: patience.client()?,
+            patience,
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key,
             model: model.to_owned(),
@@ -121,6 +124,8 @@ impl Embedder for OpenAiEmbedder {
         let call = Call {
             provider: "openai",
             model: &self.model,
+            patience: &self.patience,
+            max_tokens: 0,
         };
         let http = self
             .http

@@ -5,6 +5,7 @@
 //! `generationConfig.responseJsonSchema`; thinking through `thinkingConfig`. A part's
 //! `thoughtSignature` comes back as opaque reasoning and goes back on the same part.
 
+use super::Patience;
 use super::http::{Call, retry_after};
 use crate::config::Secret;
 use crate::crew::strict::{schema_in_prompt, wire_schema};
@@ -17,7 +18,6 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::time::Duration;
 
 const PROVIDER: &str = "gemini";
 
@@ -25,6 +25,7 @@ const PROVIDER: &str = "gemini";
 #[derive(Clone)]
 pub struct GeminiClient {
     http: reqwest::Client,
+    patience: Patience,
     base_url: String,
     api_key: Secret<String>,
 }
@@ -33,10 +34,12 @@ impl GeminiClient {
     pub fn new(
         base_url: &str,
         api_key: Secret<String>,
-        timeout: Duration,
+        patience: impl Into<Patience>,
     ) -> Result<Self, reqwest::Error> {
+        let patience = patience.into();
         Ok(GeminiClient {
-            http: reqwest::Client::builder().timeout(timeout).build()?,
+            http: patience.client()?,
+            patience,
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key,
         })
@@ -210,6 +213,8 @@ impl LlmClient for GeminiClient {
         let call = Call {
             provider: PROVIDER,
             model: &request.model,
+            patience: &self.patience,
+            max_tokens: request.max_tokens,
         };
         let http = self.post(request, "generateContent");
         let (status, headers, body) = call.send(http).await?;
@@ -231,6 +236,8 @@ impl LlmClient for GeminiClient {
         let call = Call {
             provider: PROVIDER,
             model: &request.model,
+            patience: &self.patience,
+            max_tokens: request.max_tokens,
         };
         let mut gathered = json!({"candidates": [{"content": {"role": "model", "parts": []}}]});
         let http = self.post(request, "streamGenerateContent?alt=sse");

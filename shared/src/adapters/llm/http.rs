@@ -1,58 +1,127 @@
 //! What the provider adapters share on the wire: sending a request, reading the answer,
 //! and turning an HTTP failure into the neutral error that retry and fallback read.
 
+use super::Patience;
 use crate::ports::llm::LlmError;
 use reqwest::header::HeaderMap;
 
-/// Which provider and model a call is for: every error names both.
+/// Which provider and model a call is for (every error names both), and how patient to be
+/// with its answer.
 #[derive(Clone, Copy)]
 pub(crate) struct Call<'a> {
     pub provider: &'a str,
     pub model: &'a str,
+    pub patience: &'a Patience,
+    /// The request's own output bound: it sizes the ceiling of an answer sent whole and
+    /// cuts a stream that never ends.
+    pub max_tokens: u32,
 }
+
+/// Pieces a stream may send besides its output (starts, stops, usage, pings) before the
+/// piece count alone says it passed `max_tokens`.
+const FRAMING_EVENTS: u32 = 64;
 
 impl Call<'_> {
     /// Sends `request`; returns the status, headers and body, or a timeout or transport
-    /// error.
+    /// error. The whole answer may take `patience.ceiling(max_tokens)`.
     pub(crate) async fn send(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<(u16, HeaderMap, String), LlmError> {
-        let response = request.send().await.map_err(|e| self.transport(e))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.text().await.map_err(|e| self.transport(e))?;
-        Ok((status, headers, body))
+        let ceiling = self.patience.ceiling(self.max_tokens);
+        let whole = async {
+            let response = request.send().await.map_err(|e| self.transport(e))?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.text().await.map_err(|e| self.transport(e))?;
+            Ok((status, headers, body))
+        };
+        match tokio::time::timeout(ceiling, whole).await {
+            Ok(answer) => answer,
+            Err(_) => Err(self.timed_out(format!(
+                "no whole answer within {} s (the first byte, then {} tokens at {} a second)",
+                ceiling.as_secs(),
+                self.max_tokens,
+                self.patience.min_tokens_per_sec
+            ))),
+        }
     }
 
     /// Sends `request` and reads its answer as server-sent events, calling
     /// `on_event(event, data)` for each until it returns `true` or the stream ends. A failed
     /// status comes back as `Ok(Some((status, headers, body)))` for the adapter to map.
+    ///
+    /// The stream is judged by its progress: the first byte must come within
+    /// `patience.first_byte`, and no silence may last longer than `patience.idle`; a
+    /// healthy stream may run as long as it keeps writing. One that sends more pieces than
+    /// `max_tokens` allows is cut (`LlmError::Overran`).
     pub(crate) async fn send_events(
         &self,
         request: reqwest::RequestBuilder,
         mut on_event: impl FnMut(&str, &str) -> Result<bool, LlmError>,
     ) -> Result<Option<(u16, HeaderMap, String)>, LlmError> {
-        let mut response = request.send().await.map_err(|e| self.transport(e))?;
+        let first_byte = tokio::time::Instant::now() + self.patience.first_byte;
+        let waited = |what: &str| {
+            format!(
+                "no first byte within {} s{what}",
+                self.patience.first_byte.as_secs()
+            )
+        };
+        let mut response = match tokio::time::timeout_at(first_byte, request.send()).await {
+            Ok(sent) => sent.map_err(|e| self.transport(e))?,
+            Err(_) => return Err(self.timed_out(waited(""))),
+        };
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             let headers = response.headers().clone();
-            let body = response.text().await.map_err(|e| self.transport(e))?;
+            let body = tokio::time::timeout(self.patience.ceiling(0), response.text())
+                .await
+                .map_err(|_| self.timed_out("the error's body never ended".into()))?
+                .map_err(|e| self.transport(e))?;
             return Ok(Some((status, headers, body)));
         }
         let mut buffer: Vec<u8> = Vec::new();
+        let (mut bytes, mut pieces) = (0usize, 0u32);
         loop {
-            let chunk = response.chunk().await.map_err(|e| self.transport(e))?;
+            let next = match bytes {
+                0 => tokio::time::timeout_at(first_byte, response.chunk()).await,
+                _ => tokio::time::timeout(self.patience.idle, response.chunk()).await,
+            };
+            let chunk = match next {
+                Ok(chunk) => chunk.map_err(|e| self.transport(e))?,
+                Err(_) if bytes == 0 => return Err(self.timed_out(waited(" of the stream"))),
+                Err(_) => {
+                    return Err(self.timed_out(format!(
+                        "the stream stalled: no byte for {} s after {bytes} bytes",
+                        self.patience.idle.as_secs()
+                    )));
+                }
+            };
             let ended = chunk.is_none();
             match chunk {
                 // Lines may end in CRLF; JSON data never holds a raw CR, so drop them all.
-                Some(bytes) => buffer.extend(bytes.iter().filter(|&&b| b != b'\r')),
+                Some(piece) => {
+                    bytes += piece.len();
+                    buffer.extend(piece.iter().filter(|&&b| b != b'\r'))
+                }
                 None => buffer.extend_from_slice(b"\n\n"),
             }
             while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
                 let block: Vec<u8> = buffer.drain(..end + 2).collect();
                 let (event, data) = sse_block(&String::from_utf8_lossy(&block));
-                if !data.is_empty() && on_event(&event, &data)? {
+                if data.is_empty() {
+                    continue;
+                }
+                pieces += 1;
+                if pieces > self.max_tokens.saturating_add(FRAMING_EVENTS) {
+                    return Err(LlmError::Overran {
+                        provider: self.provider.to_owned(),
+                        model: self.model.to_owned(),
+                        max_tokens: self.max_tokens,
+                        streamed: pieces - FRAMING_EVENTS,
+                    });
+                }
+                if on_event(&event, &data)? {
                     return Ok(None);
                 }
             }
@@ -62,16 +131,25 @@ impl Call<'_> {
         }
     }
 
+    fn timed_out(&self, waited: String) -> LlmError {
+        LlmError::Timeout {
+            provider: self.provider.to_owned(),
+            model: self.model.to_owned(),
+            waited,
+        }
+    }
+
     fn transport(&self, e: reqwest::Error) -> LlmError {
-        let (provider, model) = (self.provider.to_owned(), self.model.to_owned());
         if e.is_timeout() {
-            LlmError::Timeout { provider, model }
-        } else {
-            LlmError::Transport {
-                provider,
-                model,
-                source: Box::new(e),
-            }
+            return self.timed_out(format!(
+                "no connection within {} s",
+                self.patience.connect.as_secs()
+            ));
+        }
+        LlmError::Transport {
+            provider: self.provider.to_owned(),
+            model: self.model.to_owned(),
+            source: Box::new(e),
         }
     }
 

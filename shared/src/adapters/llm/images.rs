@@ -2,6 +2,7 @@
 //! and an offline maker otherwise that draws a deterministic PNG (the png crate) from the
 //! prompt: the same prompt gives the same bytes, a different one another badge.
 
+use super::Patience;
 use super::http::{Call, error_message, retry_after};
 use crate::config::Secret;
 use crate::domain::records::TokenUsage;
@@ -10,7 +11,6 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::time::Duration;
 
 /// The offline maker's model name, as the ledger and price table know it.
 pub const OFFLINE_IMAGE_MODEL: &str = "offline-draw-1";
@@ -52,6 +52,7 @@ struct ImageUsage {
 #[derive(Clone)]
 pub struct OpenAiImages {
     http: reqwest::Client,
+    patience: Patience,
     base_url: String,
     api_key: Secret<String>,
     model: String,
@@ -62,10 +63,12 @@ impl OpenAiImages {
         base_url: &str,
         api_key: Secret<String>,
         model: &str,
-        timeout: Duration,
+        patience: impl Into<Patience>,
     ) -> Result<Self, reqwest::Error> {
+        let patience = patience.into();
         Ok(OpenAiImages {
-            http: reqwest::Client::builder().timeout(timeout).build()?,
+            http: patience.client()?,
+            patience,
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key,
             model: model.to_owned(),
@@ -87,6 +90,8 @@ impl ImageMaker for OpenAiImages {
         let call = Call {
             provider: "openai",
             model: &self.model,
+            patience: &self.patience,
+            max_tokens: request.output_tokens(),
         };
         let body = GenerateImage {
             model: &self.model,

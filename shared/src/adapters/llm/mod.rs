@@ -8,6 +8,7 @@ mod images;
 mod offline;
 mod offline_files;
 mod openai;
+mod patience;
 pub mod select;
 
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicClient};
@@ -18,3 +19,4 @@ pub use gemini::GeminiClient;
 pub use images::{OFFLINE_IMAGE_MODEL, OfflineImages, OpenAiImages};
 pub use offline::{OFFLINE_MODEL, OFFLINE_PROVIDER, OfflineLlm};
 pub use openai::OpenAiClient;
+pub use patience::Patience;

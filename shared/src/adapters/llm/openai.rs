@@ -2,6 +2,7 @@
 //! base URL. The wire types stay in this module; the rest of the code sees the neutral
 //! `LlmRequest` / `LlmResponse`.
 
+use super::Patience;
 use super::http::{Call, retry_after};
 use crate::config::Secret;
 use crate::crew::strict::{schema_in_prompt, wire_schema};
@@ -14,12 +15,12 @@ use crate::ports::llm::{
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::time::Duration;
 
 /// A Chat Completions endpoint.
 #[derive(Clone)]
 pub struct OpenAiClient {
     http: reqwest::Client,
+    patience: Patience,
     /// Everything before `/chat/completions`, e.g. `https://api.openai.com/v1`.
     base_url: String,
     api_key: Option<Secret<String>>,
@@ -34,9 +35,9 @@ impl OpenAiClient {
     pub fn openai(
         base_url: &str,
         api_key: Secret<String>,
-        timeout: Duration,
+        patience: impl Into<Patience>,
     ) -> Result<Self, reqwest::Error> {
-        Self::build("openai", base_url, Some(api_key), timeout, true)
+        Self::build("openai", base_url, Some(api_key), patience.into(), true)
     }
 
     /// An OpenAI-compatible server; many need no key.
@@ -44,20 +45,21 @@ impl OpenAiClient {
         provider: &str,
         base_url: &str,
         api_key: Option<Secret<String>>,
-        timeout: Duration,
+        patience: impl Into<Patience>,
     ) -> Result<Self, reqwest::Error> {
-        Self::build(provider, base_url, api_key, timeout, false)
+        Self::build(provider, base_url, api_key, patience.into(), false)
     }
 
     fn build(
         provider: &str,
         base_url: &str,
         api_key: Option<Secret<String>>,
-        timeout: Duration,
+        patience: Patience,
         official: bool,
     ) -> Result<Self, reqwest::Error> {
         Ok(OpenAiClient {
-            http: reqwest::Client::builder().timeout(timeout).build()?,
+            http: patience.client()?,
+            patience,
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key,
             provider: provider.to_owned(),
@@ -287,6 +289,8 @@ impl LlmClient for OpenAiClient {
         let call = Call {
             provider: &self.provider,
             model: &request.model,
+            patience: &self.patience,
+            max_tokens: request.max_tokens,
         };
         let body = serde_json::to_value(self.wire_request(request))
             .map_err(|e| call.malformed(Box::new(e)))?;
@@ -308,6 +312,8 @@ impl LlmClient for OpenAiClient {
         let call = Call {
             provider: &self.provider,
             model: &request.model,
+            patience: &self.patience,
+            max_tokens: request.max_tokens,
         };
         let mut body = serde_json::to_value(self.wire_request(request))
             .map_err(|e| call.malformed(Box::new(e)))?;

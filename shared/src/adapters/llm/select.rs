@@ -3,7 +3,7 @@
 
 use super::{
     AnthropicClient, GeminiClient, OFFLINE_MODEL, OfflineEmbedder, OfflineImages, OfflineLlm,
-    OpenAiClient, OpenAiEmbedder, OpenAiImages,
+    OpenAiClient, OpenAiEmbedder, OpenAiImages, Patience,
 };
 use crate::config::{ConfigError, Env, Secret, optional};
 use crate::crew::AgentProfiles;
@@ -12,7 +12,6 @@ use crate::domain::routing::{ModelRef, RoutingPolicy};
 use crate::ports::{Embedder, ImageMaker, LlmClient};
 use crate::services::gateway::{GatewayModels, GatewaySettings, Providers};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Everything the gateway is built from, besides its stores, and the agents' profiles.
 /// In `models`: every configured provider (`offline` is always there); the primary is the
@@ -55,22 +54,17 @@ fn data_file(env: &dyn Env, path_var: &'static str) -> Result<Option<String>, Co
 /// The first in that order is the primary. Calls are routed by `shared/data/routing.json`
 /// (`ROUTING_POLICY_PATH`) over the configured providers; `LLM_MODEL` pins every call to
 /// the primary provider with that model instead. `LLM_FALLBACK` (`provider/model,...`)
-/// appends models to every chain. `LLM_TIMEOUT_SECS` (60) bounds each call,
+/// appends models to every chain. `Patience` (`LLM_CONNECT_TIMEOUT_SECS`,
+/// `LLM_FIRST_BYTE_TIMEOUT_SECS`, `LLM_IDLE_TIMEOUT_SECS`, `LLM_MIN_TOKENS_PER_SEC`) bounds
+/// each call by its progress,
 /// `MODEL_TABLE_PATH` replaces the model table (prices and capabilities) and
 /// `AGENT_PROFILES_PATH` the agents' profiles. Every model that could be called must have
 /// an entry in the table, checked here.
 pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
-    let timeout = match optional(env, "LLM_TIMEOUT_SECS") {
-        None => Duration::from_secs(60),
-        Some(v) => Duration::from_secs(
-            v.trim()
-                .parse()
-                .map_err(|_| invalid("LLM_TIMEOUT_SECS", "must be a whole number of seconds"))?,
-        ),
-    };
+    let patience = Patience::from_env(env)?;
     let model = optional(env, "LLM_MODEL");
     let secret = |name: &'static str| optional(env, name).map(Secret::new);
-    let http = |e: reqwest::Error| invalid("LLM_TIMEOUT_SECS", e);
+    let http = |e: reqwest::Error| invalid("LLM_CONNECT_TIMEOUT_SECS", e);
     let mut providers = Providers::new();
     let mut defaults: Vec<ModelRef> = Vec::new();
     let mut add = |client: Arc<dyn LlmClient>, default_model: &str| {
@@ -84,7 +78,7 @@ pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
         let base = optional(env, "ANTHROPIC_BASE_URL")
             .unwrap_or_else(|| "https://api.anthropic.com".into());
         add(
-            Arc::new(AnthropicClient::new(&base, key, timeout).map_err(http)?),
+            Arc::new(AnthropicClient::new(&base, key, patience).map_err(http)?),
             "claude-sonnet-5-5",
         );
     }
@@ -97,12 +91,12 @@ pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
         let Some(model) = &model else {
             return Err(ConfigError::Missing { name: "LLM_MODEL" });
         };
-        let client = OpenAiClient::compatible(&name, base, secret("OPENAI_API_KEY"), timeout)
+        let client = OpenAiClient::compatible(&name, base, secret("OPENAI_API_KEY"), patience)
             .map_err(http)?;
         add(Arc::new(client), model);
     } else if let Some(key) = secret("OPENAI_API_KEY") {
         add(
-            Arc::new(OpenAiClient::openai(&openai_base, key, timeout).map_err(http)?),
+            Arc::new(OpenAiClient::openai(&openai_base, key, patience).map_err(http)?),
             "gpt-6-sol",
         );
     }
@@ -110,7 +104,7 @@ pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
         let base = optional(env, "GEMINI_BASE_URL")
             .unwrap_or_else(|| "https://generativelanguage.googleapis.com".into());
         add(
-            Arc::new(GeminiClient::new(&base, key, timeout).map_err(http)?),
+            Arc::new(GeminiClient::new(&base, key, patience).map_err(http)?),
             "gemini-2.5-flash",
         );
     }
@@ -160,7 +154,7 @@ pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
             table
                 .price("openai", &model)
                 .map_err(|e| invalid("EMBEDDING_MODEL", e))?;
-            Arc::new(OpenAiEmbedder::new(&openai_base, key, &model, timeout).map_err(http)?)
+            Arc::new(OpenAiEmbedder::new(&openai_base, key, &model, patience).map_err(http)?)
         }
         _ => Arc::new(OfflineEmbedder),
     };
@@ -174,9 +168,7 @@ pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
             table
                 .price("openai", &model)
                 .map_err(|e| invalid("IMAGE_MODEL", e))?;
-            // An image takes up to about a minute at high quality.
-            let timeout = timeout.max(Duration::from_secs(120));
-            Arc::new(OpenAiImages::new(&openai_base, key, &model, timeout).map_err(http)?)
+            Arc::new(OpenAiImages::new(&openai_base, key, &model, patience).map_err(http)?)
         }
         _ => Arc::new(OfflineImages),
     };
@@ -192,7 +184,7 @@ pub fn from_env(env: &dyn Env) -> Result<LlmSetup, ConfigError> {
             images,
         },
         profiles: Arc::new(profiles),
-        settings: GatewaySettings::from_env(env, timeout)?,
+        settings: GatewaySettings::from_env(env, patience)?,
     })
 }
 

@@ -78,6 +78,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0018_oauth_web_flows",
         include_str!("../../../../migrations/0018_oauth_web_flows.sql"),
     ),
+    (
+        "0019_invocations",
+        include_str!("../../../../migrations/0019_invocations.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

@@ -263,26 +263,50 @@ impl TaskStore for PgTaskStore {
         if locked.status != TaskStatus::Queued || locked.agent != agent {
             return Ok(Start::NotQueued(locked));
         }
-        let attempt_no = locked.attempts + 1;
-        let n = i32::try_from(attempt_no).unwrap_or(i32::MAX);
+        // A task handed on by `continue_attempt` still has its attempt open: this is that
+        // attempt's next invocation. Otherwise the next attempt opens.
+        let current = i32::try_from(locked.attempts).unwrap_or(i32::MAX);
+        let continued = tx
+            .query_opt_cached(
+                "UPDATE task_attempts SET invocations = invocations + 1, heartbeat_at = now()
+                 WHERE task_id = $1 AND attempt_no = $2 AND status = $3
+                 RETURNING started_at, invocations",
+                &[&task.0, &current, &AttemptStatus::Running],
+            )
+            .await?;
+        let (attempt_no, row) = match continued {
+            Some(row) => (locked.attempts, row),
+            None => {
+                let attempt_no = locked.attempts + 1;
+                let n = i32::try_from(attempt_no).unwrap_or(i32::MAX);
+                tx.execute_cached(
+                    "UPDATE tasks SET attempts = $2 WHERE id = $1",
+                    &[&task.0, &n],
+                )
+                .await?;
+                let row = tx
+                    .query_one_cached(
+                        "INSERT INTO task_attempts (task_id, attempt_no, status) VALUES ($1, $2, $3)
+                         RETURNING started_at, invocations",
+                        &[&task.0, &n, &AttemptStatus::Running],
+                    )
+                    .await?;
+                (attempt_no, row)
+            }
+        };
+        let invocation = count(&row, "invocations")?;
         let checkpoint: Option<serde_json::Value> = tx
             .query_one_cached(
-                "UPDATE tasks SET status = $2, attempts = $3, started_at = coalesce(started_at, now()) WHERE id = $1
+                "UPDATE tasks SET status = $2, started_at = coalesce(started_at, now()) WHERE id = $1
                  RETURNING checkpoint",
-                &[&task.0, &TaskStatus::Running, &n],
+                &[&task.0, &TaskStatus::Running],
             )
             .await?
             .try_get(0)?;
-        let row = tx
-            .query_one_cached(
-                "INSERT INTO task_attempts (task_id, attempt_no, status) VALUES ($1, $2, $3) RETURNING started_at",
-                &[&task.0, &n, &AttemptStatus::Running],
-            )
-            .await?;
         let mut effects = Effects::default();
         let payload = json!({
             "task_id": locked.id, "key": locked.key, "agent": locked.agent,
-            "title": locked.title, "attempt": attempt_no
+            "title": locked.title, "attempt": attempt_no, "invocation": invocation
         });
         emit(
             &tx,
@@ -308,6 +332,7 @@ impl TaskStore for PgTaskStore {
                     task_id: task,
                     attempt_no,
                     started_at,
+                    invocation,
                     checkpoint,
                 },
                 task: task_now,
@@ -316,6 +341,65 @@ impl TaskStore for PgTaskStore {
             },
             effects,
         }))
+    }
+
+    async fn save_checkpoint(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        checkpoint: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
+        let saved = client
+            .execute_cached(
+                "UPDATE tasks SET checkpoint = $3 WHERE id = $1 AND attempts = $2 AND status = $4",
+                &[&task.0, &attempt, checkpoint, &TaskStatus::Running],
+            )
+            .await?;
+        Ok(saved == 1)
+    }
+
+    async fn continue_attempt(&self, task: TaskId, attempt: u32) -> Result<Effects, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let locked = lock_run_and_task(&tx, task).await?;
+        expect_running(&locked, attempt)?;
+        tx.execute_cached(
+            "UPDATE tasks SET status = $2 WHERE id = $1",
+            &[&task.0, &TaskStatus::Queued],
+        )
+        .await?;
+        let mut effects = Effects::default();
+        let message = Outgoing::Task {
+            agent: locked.agent,
+            message: TaskMessage {
+                run_id: locked.run_id,
+                task_id: task,
+            },
+            delay_secs: 0,
+        };
+        send(&tx, &mut effects, Some(locked.run_id), message).await?;
+        tx.commit().await?;
+        Ok(effects)
+    }
+
+    async fn record_busy(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        busy: Duration,
+    ) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
+        let ms = i64::try_from(busy.as_millis()).unwrap_or(i64::MAX);
+        client
+            .execute_cached(
+                "UPDATE task_attempts SET busy_ms = busy_ms + $3 WHERE task_id = $1 AND attempt_no = $2",
+                &[&task.0, &attempt, &ms],
+            )
+            .await?;
+        Ok(())
     }
 
     async fn heartbeat(&self, task: TaskId, attempt: u32) -> Result<bool, StoreError> {

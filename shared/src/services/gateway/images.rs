@@ -56,7 +56,10 @@ impl Gateway {
             output: request.output_tokens(),
             ..TokenUsage::default()
         };
-        let open = match self.open(&who, &model, price.cost(worst)).await? {
+        let open = match self
+            .open(&who, (&model, worst.output), price.cost(worst))
+            .await?
+        {
             Ok(open) => open,
             Err(refused) => {
                 let attempt = Attempt::failed(&model, LlmCallOutcome::Refused, started, &refused);

@@ -360,10 +360,21 @@ impl Gateway {
                 Err(e @ (LlmError::Refused { .. } | LlmError::Declined { .. })) => {
                     Attempt::failed(model, LlmCallOutcome::Refused, started, e)
                 }
-                Err(e) => Attempt::failed(model, LlmCallOutcome::Error, started, e),
+                Err(e) => {
+                    // A cut stream is charged for what it sent.
+                    let mut failed = Attempt::failed(model, LlmCallOutcome::Error, started, e);
+                    if let Some(usage) = e.usage() {
+                        (failed.usage, failed.cost) = (usage, price.cost(usage));
+                    }
+                    failed
+                }
             };
             let result = match self
-                .open(&call.attribution, model, price.cost(worst_case(request)))
+                .open(
+                    &call.attribution,
+                    (model, request.max_tokens),
+                    price.cost(worst_case(request)),
+                )
                 .await?
             {
                 Err(refused) => {
@@ -425,13 +436,13 @@ impl Gateway {
     async fn open(
         &self,
         who: &Attribution,
-        model: &ModelRef,
+        (model, max_tokens): (&ModelRef, u32),
         amount: MicroUsd,
     ) -> Result<Result<OpenCall, LlmError>, StoreError> {
         let slots = Slots {
             provider: &model.provider,
             limit: self.settings.concurrency_for(&model.provider),
-            lease_for: self.settings.slot_lease,
+            lease_for: self.settings.slot_lease(max_tokens),
         };
         let deadline = Instant::now() + self.settings.slot_wait;
         let mut waits = 0;

@@ -1,5 +1,6 @@
 //! The gateway's knobs, from the environment.
 
+use crate::adapters::llm::Patience;
 use crate::config::{ConfigError, Env, optional};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,8 +26,9 @@ pub struct GatewaySettings {
     pub concurrency_by_provider: HashMap<String, u32>,
     /// How long a call waits for a concurrency slot before moving on (10 s).
     pub slot_wait: Duration,
-    /// How long a slot stays leased if its holder dies (the call timeout plus 30 s).
-    pub slot_lease: Duration,
+    /// How long a model call may take (`adapters::llm::Patience`): a slot stays leased
+    /// for the call's ceiling plus 30 s, so a dead holder's slot comes back.
+    pub patience: Patience,
 }
 
 impl Default for GatewaySettings {
@@ -41,7 +43,7 @@ impl Default for GatewaySettings {
             concurrency: 8,
             concurrency_by_provider: HashMap::new(),
             slot_wait: Duration::from_secs(10),
-            slot_lease: Duration::from_secs(90),
+            patience: Patience::default(),
         }
     }
 }
@@ -58,10 +60,10 @@ fn number(env: &dyn Env, name: &'static str) -> Result<Option<u64>, ConfigError>
 }
 
 impl GatewaySettings {
-    /// Reads the variables named on the fields; `call_timeout` sizes the slot lease.
-    pub fn from_env(env: &dyn Env, call_timeout: Duration) -> Result<Self, ConfigError> {
+    /// Reads the variables named on the fields; `patience` sizes the slot leases.
+    pub fn from_env(env: &dyn Env, patience: Patience) -> Result<Self, ConfigError> {
         let mut s = GatewaySettings {
-            slot_lease: call_timeout + Duration::from_secs(30),
+            patience,
             ..GatewaySettings::default()
         };
         if let Some(n) = number(env, "LLM_RETRIES_PER_MODEL")? {
@@ -98,6 +100,11 @@ impl GatewaySettings {
             }
         }
         Ok(s)
+    }
+
+    /// How long a call's provider slot stays leased if its holder dies.
+    pub fn slot_lease(&self, max_tokens: u32) -> Duration {
+        self.patience.ceiling(max_tokens) + Duration::from_secs(30)
     }
 
     pub fn concurrency_for(&self, provider: &str) -> u32 {
