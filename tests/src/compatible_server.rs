@@ -10,10 +10,10 @@
 
 use crate::pace::{Pace, Streams, endless, stream};
 use crate::{wire_anthropic, wire_gemini};
-use autocrew_shared::adapters::llm::OfflineLlm;
+use autocrew_shared::adapters::llm::{OFFLINE_PROVIDER, OfflineLlm};
 use autocrew_shared::domain::records::TokenUsage;
 use autocrew_shared::ports::llm::{
-    Content, LlmClient, LlmRequest, LlmResponse, Message, Role, ToolSpec,
+    Content, LlmClient, LlmError, LlmRequest, LlmResponse, Message, Role, ToolSpec,
 };
 use axum::Json;
 use axum::extract::{Path, RawQuery};
@@ -196,15 +196,56 @@ async fn offline(
     shared: &Shared,
 ) -> Result<(LlmRequest, LlmResponse), Response> {
     let request = request.map_err(bad)?;
-    let mut response = OfflineLlm
-        .complete(&request)
-        .await
-        .map_err(|e| bad(e.to_string()))?;
+    let mut response = match shared.pace.file_tokens {
+        Some(_) => one_file_a_turn(&request).await,
+        None => OfflineLlm.complete(&request).await,
+    }
+    .map_err(|e| bad(e.to_string()))?;
     shared.pace.grow_files(&mut response);
     if let Ok(mut kept) = shared.usage.lock() {
         kept.push(response.usage);
     }
     Ok((request, response))
+}
+
+/// The offline model's answer, its files written one a turn, as a real model writing files
+/// of a real size does: while a file of the task's is still unwritten, the next one alone.
+async fn one_file_a_turn(request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+    let is_file = |c: &Content| matches!(c, Content::ToolUse { name, .. } if name == "write_file");
+    let written = request
+        .messages
+        .iter()
+        .flat_map(|m| m.content.iter())
+        .filter(|c| is_file(c))
+        .count();
+    // The whole set of files is the offline model's answer to the task's first message.
+    let first = LlmRequest {
+        messages: request.messages.iter().take(1).cloned().collect(),
+        ..request.clone()
+    };
+    let files: Vec<Content> = match request.tools.is_empty() {
+        true => Vec::new(),
+        false => OfflineLlm.complete(&first).await?.content,
+    };
+    let Some(Content::ToolUse { name, input, .. }) = files.into_iter().filter(is_file).nth(written)
+    else {
+        return OfflineLlm.complete(request).await;
+    };
+    let asked = serde_json::to_string(&request.messages)
+        .unwrap_or_default()
+        .len();
+    let usage = TokenUsage {
+        input: u32::try_from(asked.div_ceil(4)).unwrap_or(u32::MAX),
+        output: u32::try_from(input.to_string().len().div_ceil(4)).unwrap_or(u32::MAX),
+        ..TokenUsage::default()
+    };
+    let id = format!("offline_file_{written}");
+    Ok(crate::reply(
+        OFFLINE_PROVIDER,
+        request,
+        vec![Content::ToolUse { id, name, input }],
+        (usage.input, usage.output),
+    ))
 }
 
 /// A whole (not streamed) answer, sent once a paced model would have written it.

@@ -34,6 +34,7 @@ mod provider_contract;
 mod provider_paths;
 mod push;
 mod ready_set;
+mod real_speed;
 mod run_control;
 mod schema;
 mod steps_events;

@@ -1,0 +1,382 @@
+//! Agent work at a real model's pace (issue 20): a run whose tasks span several
+//! invocations, each thing done once; a stream that stalls moves on to the next model; a
+//! stream that never ends is cut at `max_tokens` and charged. The compatible server plays
+//! the pace (`autocrew_tests::pace`); the runner's agent steps get a timeout of a few
+//! seconds so that a short test still crosses invocations.
+
+use autocrew_cli::run::run;
+use autocrew_runner::{Options, start};
+use autocrew_shared::adapters::llm::{AnthropicClient, Patience, select};
+use autocrew_shared::config::Secret;
+use autocrew_shared::crew::agents;
+use autocrew_shared::domain::records::Attribution;
+use autocrew_shared::domain::routing::ModelRef;
+use autocrew_shared::domain::{AgentKind, MicroUsd};
+use autocrew_shared::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse};
+use autocrew_shared::services::{Call, Gateway, GatewaySettings};
+use autocrew_tests::compatible_server::CompatibleServer;
+use autocrew_tests::pace::Pace;
+use autocrew_tests::{EnvOver, TestDb, reply, seed, unique};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_at_a_real_pace_spans_invocations_and_does_each_thing_once() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let pace = Pace {
+        tokens_per_sec: Some(400.0),
+        first_token: Duration::from_millis(150),
+        file_tokens: Some(300),
+        ..Pace::default()
+    };
+    let server = CompatibleServer::start_paced(0, pace).await?;
+    let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let prices = root.join("infra/local/compatible-models.json");
+    let env = EnvOver(HashMap::from([
+        ("DATABASE_URL", db.url()),
+        ("OPENAI_BASE_URL", server.base_url.clone()),
+        ("LLM_MODEL", "offline-template-1".to_owned()),
+        ("MODEL_TABLE_PATH", prices.display().to_string()),
+        ("LLM_CACHE_TTL_SECS", "0".to_owned()),
+        // A turn takes about a second here: an invocation has room for one, not two.
+        ("RUNNER_AGENT_TIMEOUT_SECS", "5".to_owned()),
+    ]));
+    let options = Options {
+        root,
+        prefix: unique("pace"),
+        port: 0,
+        concurrency_per_queue: 10,
+    };
+    let runner = start(options, &env).await?;
+    let base = format!("http://{}", runner.addr);
+
+    let report = run(
+        &base,
+        "Build a recipe app for keto dieters",
+        autocrew_cli::run::Following {
+            quiet: true,
+            timeout: Duration::from_secs(300),
+            auto_approve: true,
+            save_session: false,
+            show_urls: false,
+        },
+    )
+    .await;
+    runner.stop().await;
+    let report = report?;
+    assert!(report.succeeded, "the run failed: {}", report.run);
+
+    let client = db.pool.get().await?;
+    let run_id = uuid::Uuid::parse_str(report.run["run"]["id"].as_str().unwrap_or_default())?;
+    let attempts = client
+        .query(
+            "SELECT t.task_key, a.attempt_no, a.invocations, a.busy_ms, a.status::text
+             FROM task_attempts a JOIN tasks t ON t.id = a.task_id WHERE t.run_id = $1",
+            &[&run_id],
+        )
+        .await?;
+    let spans: Vec<(String, i32, i32, i64, String)> = attempts
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect();
+    assert!(
+        spans
+            .iter()
+            .any(|(_, _, invocations, _, _)| *invocations >= 3),
+        "some task used three or more invocations: {spans:?}"
+    );
+    // No attempt failed (one parks for the landing page's approval), each one's time recorded.
+    assert!(
+        spans.iter().all(|(_, _, _, busy, status)| *busy > 0
+            && ["succeeded", "parked"].contains(&status.as_str())),
+        "{spans:?}"
+    );
+
+    // One ledger row per model call, each answered: no turn was asked twice.
+    let served = server.usage();
+    let rows = client
+        .query(
+            "SELECT outcome::text, count(*) FROM llm_calls WHERE run_id = $1 AND provider <> 'offline' GROUP BY 1",
+            &[&run_id],
+        )
+        .await?;
+    let by_outcome: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        by_outcome,
+        HashMap::from([("ok".to_owned(), served.len() as i64)]),
+        "every call the server answered has one row, and no other row"
+    );
+
+    // Every file written once, every effect done once.
+    let events = client
+        .query(
+            "SELECT kind::text, payload FROM events WHERE run_id = $1",
+            &[&run_id],
+        )
+        .await?;
+    let mut written: HashMap<String, u32> = HashMap::new();
+    let mut executed: HashMap<String, u32> = HashMap::new();
+    for row in &events {
+        let (kind, payload): (String, serde_json::Value) = (row.get(0), row.get(1));
+        match kind.as_str() {
+            "artifact_stored" => {
+                *written
+                    .entry(payload["object_key"].to_string())
+                    .or_default() += 1
+            }
+            "action_executed" => {
+                *executed
+                    .entry(format!("{}{}", payload["task_id"], payload["tool"]))
+                    .or_default() += 1
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        !written.is_empty() && written.values().all(|n| *n == 1),
+        "{written:?}"
+    );
+    assert!(executed.values().all(|n| *n == 1), "{executed:?}");
+    // The developer's files are an ordinary size, and checked.
+    let sizes = client
+        .query(
+            "SELECT max(size_bytes) FROM artifacts WHERE run_id = $1 AND key LIKE '%.ts%'",
+            &[&run_id],
+        )
+        .await?;
+    let largest: Option<i64> = sizes[0].get(0);
+    assert!(largest.unwrap_or(0) >= 1200, "{largest:?}");
+    Ok(())
+}
+
+/// A model that answers at once: the fallback after a stalled one.
+struct Steady;
+
+#[async_trait::async_trait]
+impl LlmClient for Steady {
+    fn provider(&self) -> &str {
+        "openai"
+    }
+
+    async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        let text = "Eat keto, stress less.".to_owned();
+        Ok(reply(
+            "openai",
+            request,
+            vec![Content::Text { text }],
+            (20, 6),
+        ))
+    }
+}
+
+/// A gateway over the offline setup plus `anthropic`, pinned to its Haiku, with OpenAI's
+/// Luna (`Steady`) as the fallback when `fallback`.
+fn gateway(db: &TestDb, anthropic: Arc<dyn LlmClient>, fallback: bool) -> Gateway {
+    let mut models = select::from_env(&HashMap::new())
+        .expect("offline setup")
+        .models
+        .pinned_to(anthropic, "claude-haiku-5-5");
+    if fallback {
+        models.providers.insert("openai".into(), Arc::new(Steady));
+        models.fallbacks = vec![ModelRef {
+            provider: "openai".into(),
+            model: "gpt-6-luna".into(),
+        }];
+    }
+    let settings = GatewaySettings {
+        retries_per_model: 1,
+        backoff_base: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(20),
+        cache_ttl: None,
+        ..GatewaySettings::default()
+    };
+    Gateway::new(
+        models,
+        autocrew_shared::adapters::gateway_stores(&db.pool),
+        settings,
+    )
+}
+
+fn patient(idle: Duration) -> Patience {
+    Patience {
+        connect: Duration::from_secs(2),
+        first_byte: Duration::from_secs(5),
+        idle,
+        min_tokens_per_sec: 20,
+    }
+}
+
+/// A marketer's first turn, as the agent loop asks it, with `max_tokens`.
+fn ask(max_tokens: u32) -> LlmRequest {
+    let routing = autocrew_shared::domain::routing::RoutingPolicy::builtin().expect("routing");
+    let profiles = autocrew_shared::crew::AgentProfiles::builtin(&routing).expect("profiles");
+    let context = agents::AgentTaskContext {
+        agent: AgentKind::Marketer,
+        command: "Build a recipe app for keto dieters".into(),
+        product: "Recipe app for keto dieters".into(),
+        task_key: "landing_copy".into(),
+        title: "Write the landing page copy".into(),
+        description: "The landing page's copy.".into(),
+        upstream: Vec::new(),
+    };
+    let first = vec![agents::first_message(&context)];
+    LlmRequest {
+        max_tokens,
+        ..agents::turn_request(profiles.get(AgentKind::Marketer), first)
+    }
+}
+
+/// (model, outcome, output tokens, cost, error) of the run's ledger rows, in order.
+async fn ledger(
+    db: &TestDb,
+    run: uuid::Uuid,
+) -> anyhow::Result<Vec<(String, String, i32, i64, Option<String>)>> {
+    let rows = db
+        .pool
+        .get()
+        .await?
+        .query(
+            "SELECT model, outcome::text, output_tokens, cost_micro_usd, error FROM llm_calls
+             WHERE run_id = $1 ORDER BY created_at, attempt",
+            &[&run],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stream_fails_after_the_idle_timeout_and_the_next_model_answers()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let server = CompatibleServer::start_paced(
+        0,
+        Pace {
+            tokens_per_sec: Some(50.0),
+            stall_every: Some(1),
+            ..Pace::default()
+        },
+    )
+    .await?;
+    let base = server.base_url.trim_end_matches("/v1");
+    let key = Secret::new("sk-ant-test".to_owned());
+    let anthropic = AnthropicClient::new(base, key, patient(Duration::from_secs(1)))?;
+    let gateway = gateway(&db, Arc::new(anthropic), true);
+    let sink = |_: &str| {};
+
+    let started = std::time::Instant::now();
+    let answer = gateway
+        .call(Call {
+            attribution: Attribution {
+                user_id: seeded.user.id,
+                project_id: seeded.project.id,
+                run_id: Some(seeded.run.id),
+                task_id: None,
+                agent: AgentKind::Marketer,
+            },
+            tier: "standard",
+            request: ask(256),
+            on_text: Some(&sink),
+            semantic_scope: None,
+            accept: None,
+            share_cache: false,
+        })
+        .await?;
+
+    assert_eq!(answer.response.provider, "openai");
+    let rows = ledger(&db, seeded.run.id.0).await?;
+    let stalled: Vec<_> = rows.iter().filter(|r| r.0 == "claude-haiku-5-5").collect();
+    assert_eq!(
+        stalled.len(),
+        2,
+        "a try and a retry on the stalled model: {rows:?}"
+    );
+    assert!(
+        stalled.iter().all(|r| r.1 == "error"
+            && r.4
+                .as_deref()
+                .is_some_and(|e| e.contains("stalled: no byte for 1 s"))),
+        "{rows:?}"
+    );
+    assert_eq!(rows.last().map(|r| r.1.as_str()), Some("ok"));
+    // Each stall cost the idle timeout, not a total timeout of a minute.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_never_ends_is_cut_at_max_tokens_and_charged_for_what_it_sent()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let server = CompatibleServer::start_paced(
+        0,
+        Pace {
+            endless_model: Some("claude-haiku-5-5".into()),
+            ..Pace::default()
+        },
+    )
+    .await?;
+    let base = server.base_url.trim_end_matches("/v1");
+    let key = Secret::new("sk-ant-test".to_owned());
+    let anthropic = AnthropicClient::new(base, key, patient(Duration::from_secs(5)))?;
+    let sink = |_: &str| {};
+
+    let request = LlmRequest {
+        model: "claude-haiku-5-5".into(),
+        ..ask(100)
+    };
+    let direct = anthropic.stream(&request, &sink).await;
+    let gateway = gateway(&db, Arc::new(anthropic), false);
+    let through = gateway
+        .call(Call {
+            attribution: Attribution {
+                user_id: seeded.user.id,
+                project_id: seeded.project.id,
+                run_id: Some(seeded.run.id),
+                task_id: None,
+                agent: AgentKind::Marketer,
+            },
+            tier: "standard",
+            request: ask(100),
+            on_text: Some(&sink),
+            semantic_scope: None,
+            accept: None,
+            share_cache: false,
+        })
+        .await;
+
+    assert!(
+        matches!(
+            direct,
+            Err(LlmError::Overran {
+                max_tokens: 100,
+                ..
+            })
+        ),
+        "{direct:?}"
+    );
+    assert!(through.is_err(), "nothing else to answer");
+    let rows = ledger(&db, seeded.run.id.0).await?;
+    assert_eq!(rows.len(), 2, "a try and a retry: {rows:?}");
+    for (_, outcome, output, cost, error) in &rows {
+        assert_eq!(outcome, "error");
+        assert!(*output >= 100, "what it sent is counted: {output}");
+        assert!(*cost > MicroUsd::ZERO.0, "and charged");
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("past max_tokens (100)")),
+            "{error:?}"
+        );
+    }
+    Ok(())
+}
