@@ -151,6 +151,8 @@ async fn main() -> anyhow::Result<()> {
         semantic_scope: None,
         accept: None,
         share_cache: false,
+        wait_until: None,
+        on_wait: None,
     };
     // Warm the pool's connections and Postgres's plans.
     for i in 0..20 {

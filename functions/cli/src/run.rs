@@ -380,13 +380,32 @@ fn show(progress: &mut Progress, event: &Value) -> Option<bool> {
             &text(&p["key"]),
             &text(&p["agent"]),
             "running",
-            &format!("attempt {}", p["attempt"]),
+            &match p["invocation"].as_u64() {
+                Some(n) if n > 1 => format!("attempt {}, invocation {n}", p["attempt"]),
+                _ => format!("attempt {}", p["attempt"]),
+            },
+        ),
+        "task_progress" if p["stage"] == "waiting" => progress.task(
+            &text(&p["key"]),
+            &text(&p["agent"]),
+            "waiting",
+            &format!(
+                "invocation {}, turn {}: {}",
+                p["invocation"].as_u64().unwrap_or(1),
+                p["step"],
+                text(&p["waiting"])
+            ),
         ),
         "task_progress" => progress.task(
             &text(&p["key"]),
             &text(&p["agent"]),
             "running",
-            &format!("turn {}: {} chars streamed", p["step"], p["chars"]),
+            &format!(
+                "invocation {}, turn {}: {} chars streamed",
+                p["invocation"].as_u64().unwrap_or(1),
+                p["step"],
+                p["chars"]
+            ),
         ),
         "task_completed" => {
             // The task's own calls (the event's `tokens` and `cost` are the run's so far).
@@ -396,8 +415,9 @@ fn show(progress: &mut Progress, event: &Value) -> Option<bool> {
                 &text(&p["agent"]),
                 "completed",
                 &format!(
-                    "in {} ms, tokens {}/{} cost {}",
+                    "in {} ms over {} invocation(s), tokens {}/{} cost {}",
                     p["duration_ms"],
+                    p["invocations"].as_u64().unwrap_or(1),
                     usage["input"],
                     usage["output"],
                     money(usage["cost_micro_usd"].as_i64().unwrap_or(0))

@@ -13,7 +13,7 @@ use crate::heartbeat::{Delivery, Heartbeat, hide};
 use crate::{Deadline, RecordError, StepContext};
 use autocrew_shared::crew::AgentTaskContext;
 use autocrew_shared::crew::code_check;
-use autocrew_shared::domain::records::{Run, Task};
+use autocrew_shared::domain::records::{Attempt, Run, Task};
 use autocrew_shared::domain::{AgentKind, TaskStatus};
 use autocrew_shared::ports::{AttemptFailure, Start, Started, StoreError};
 use autocrew_shared::services::{TaskMessage, backoff};
@@ -82,7 +82,6 @@ pub(crate) async fn handle(
         })
     };
     ctx.relay.publish(started.effects).await;
-    let clock = Instant::now();
     let upstream: Vec<Task> = run_tasks
         .into_iter()
         .filter(|t| task.depends_on.contains(&t.id))
@@ -105,7 +104,7 @@ pub(crate) async fn handle(
         tracing::warn!(task = %task.id, error = %e, "the invocation's time was not recorded");
     }
     let recorded = match outcome {
-        Ok(finished) => finish(ctx, &task, attempt, finished, clock).await,
+        Ok(finished) => finish(ctx, &task, &begun, finished).await,
         Err(LoopError::Stopped) => {
             tracing::info!(task = %task.id, attempt, "attempt stopped: the task was cancelled or taken over");
             return Ok(());
@@ -166,9 +165,8 @@ fn context(run: &Run, task: &Task, upstream: &[Task]) -> AgentTaskContext {
 async fn finish(
     ctx: &StepContext,
     task: &Task,
-    attempt: u32,
+    begun: &Attempt,
     finished: Finished,
-    clock: Instant,
 ) -> Result<(), StoreError> {
     // Every stored file in a language a parser checks was parsed before it was stored.
     let files_checked = finished
@@ -180,14 +178,18 @@ async fn finish(
         "summary": finished.summary, "artifacts": finished.artifacts, "steps": finished.steps,
         "files_checked": files_checked,
     });
+    // The attempt's wall time, across all its invocations.
+    let took = (chrono::Utc::now() - begun.started_at)
+        .num_milliseconds()
+        .max(0);
     let payload = json!({
         "task_id": task.id, "key": task.key, "agent": task.agent, "summary": finished.summary,
         "files": finished.artifacts.len(), "files_checked": files_checked, "steps": finished.steps,
-        "duration_ms": u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX)
+        "duration_ms": took, "invocations": begun.invocation
     });
     let completed = persist(|| {
         ctx.tasks
-            .complete(task.id, attempt, &result, payload.clone())
+            .complete(task.id, begun.attempt_no, &result, payload.clone())
     })
     .await?;
     ctx.relay.publish(completed.effects).await;

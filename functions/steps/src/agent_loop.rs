@@ -41,7 +41,7 @@ use autocrew_shared::ports::{StoreError, Written};
 use autocrew_shared::services::Call;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How one attempt's loop ended well.
 pub(crate) struct Finished {
@@ -261,11 +261,12 @@ async fn turns(
                     profile.max_task_tokens
                 )));
             }
+            let waits = (wait_limit(run, attempt.deadline, reserve), step);
             let answer = model_turn(
                 ctx,
-                (run, task, (step, attempt.invocation)),
+                (run, task, attempt.invocation),
                 (attribution, available),
-                &at.messages,
+                (&at.messages, waits),
                 tier,
             )
             .await?;
@@ -459,6 +460,28 @@ async fn rewind(ctx: &StepContext, task: &Task, attempt: u32, at: &mut Checkpoin
     }
 }
 
+/// The latest a turn's model call may wait (for a slot, or as a provider asked): while the
+/// invocation still has room for the turn after the wait (at least a few seconds, for the
+/// turn every invocation makes), and never past the run's deadline.
+fn wait_limit(run: &Run, deadline: Deadline, reserve: Duration) -> Instant {
+    let now = Instant::now();
+    let invocation = deadline
+        .0
+        .checked_sub(reserve)
+        .filter(|at| *at > now + MIN_WAIT)
+        .unwrap_or(now + MIN_WAIT);
+    let run_left = run
+        .deadline_at
+        .and_then(|at| (at - chrono::Utc::now()).to_std().ok());
+    match run_left {
+        Some(left) => invocation.min(now + left),
+        None => invocation,
+    }
+}
+
+/// What a call may always wait, however short its invocation.
+const MIN_WAIT: Duration = Duration::from_secs(5);
+
 /// Stores where the loop stands; the work being taken away stops the loop.
 async fn save(
     ctx: &StepContext,
@@ -532,9 +555,9 @@ async fn available_tools(
 /// One model turn through the gateway, streamed as progress when streaming is on.
 async fn model_turn(
     ctx: &StepContext,
-    (run, task, (step, invocation)): (&Run, &Task, (u32, u32)),
+    (run, task, invocation): (&Run, &Task, u32),
     (attribution, available): (Attribution, &[String]),
-    messages: &[Message],
+    (messages, (wait_until, step)): (&[Message], (Instant, u32)),
     tier: &str,
 ) -> Result<autocrew_shared::services::Answer, LoopError> {
     let mut request = agents::turn_request(ctx.profiles.get(task.agent), messages.to_vec());
@@ -551,6 +574,7 @@ async fn model_turn(
         .stream
         .then(|| Progress::start(ctx, run, task, (step, invocation)));
     let sink = progress.as_ref().map(|p| p.sink());
+    let waiting = crate::progress::waiting(ctx, run, task, (step, invocation));
     let result = call_model(
         ctx,
         Call {
@@ -561,6 +585,8 @@ async fn model_turn(
             semantic_scope: None,
             accept: Some(&usable),
             share_cache: false,
+            wait_until: Some(wait_until),
+            on_wait: Some(&waiting),
         },
     )
     .await;

@@ -75,6 +75,8 @@ pub(crate) async fn handle(
         semantic_scope: scope,
         accept: Some(&accept),
         share_cache: false,
+        wait_until: None,
+        on_wait: None,
     };
     let first = planner::plan_request(profile, &run.command);
     let mut parsed = None;

@@ -105,6 +105,31 @@ impl Progress {
     }
 }
 
+/// Tells the app when a turn's model call waits (for a concurrency slot, or for as long
+/// as the provider asked): a `task_progress` of stage `waiting`, saying why.
+pub(crate) fn waiting(
+    ctx: &StepContext,
+    run: &Run,
+    task: &Task,
+    (step, invocation): (u32, u32),
+) -> impl Fn(&str) + Send + Sync + use<> {
+    let ctx = ctx.clone();
+    let (project, run_id) = (run.project_id, run.id);
+    let (task_id, key, agent) = (task.id, task.key.clone(), task.agent);
+    move |why: &str| {
+        let payload = json!({
+            "task_id": task_id, "key": key, "agent": agent, "stage": "waiting",
+            "step": step, "invocation": invocation, "waiting": why
+        });
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            ctx.notifier
+                .flash(project, Some(run_id), EventKind::TaskProgress, payload)
+                .await;
+        });
+    }
+}
+
 /// The largest index at most `max` that falls on a character boundary.
 fn floor_char_boundary(text: &str, max: usize) -> usize {
     if text.len() <= max {

@@ -58,6 +58,8 @@ pub(crate) async fn handle(
             semantic_scope: None,
             accept: None,
             share_cache: false,
+            wait_until: None,
+            on_wait: None,
         },
     )
     .await;

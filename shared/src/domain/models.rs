@@ -35,6 +35,8 @@ struct WireEntry {
     #[serde(default)]
     long_context: Option<WireLongContext>,
     capabilities: Capabilities,
+    #[serde(default)]
+    max_in_flight: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +58,10 @@ pub struct ModelEntry {
     pub checked: String,
     pub price: ModelPrice,
     pub capabilities: Capabilities,
+    /// Calls of this model in flight at once across the deployment, when it has a cap of
+    /// its own (else its provider's, `LLM_MAX_CONCURRENCY_<PROVIDER>`): its rate limits
+    /// allow about `output tokens a minute ÷ (60 × a stream's tokens a second)` streams.
+    pub max_in_flight: Option<u32>,
 }
 
 /// Entries by provider and model.
@@ -112,6 +118,7 @@ impl ModelTable {
                 source: e.source,
                 checked: e.checked,
                 capabilities: e.capabilities,
+                max_in_flight: e.max_in_flight.filter(|n| *n > 0),
             });
         }
         Ok(ModelTable {
@@ -139,6 +146,11 @@ impl ModelTable {
 
     pub fn price(&self, provider: &str, model: &str) -> Result<ModelPrice, PricingError> {
         self.entry(provider, model).map(|e| e.price)
+    }
+
+    /// The model's own cap on calls in flight, when the table gives one.
+    pub fn max_in_flight(&self, provider: &str, model: &str) -> Option<u32> {
+        self.entry(provider, model).ok()?.max_in_flight
     }
 
     pub fn capabilities(&self, provider: &str, model: &str) -> Result<&Capabilities, PricingError> {

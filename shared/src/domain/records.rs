@@ -200,6 +200,9 @@ pub struct LlmCall {
     pub error: Option<String>,
     /// Which row of one logical call this is (retries, fallbacks and hits each get one).
     pub attempt: u32,
+    /// Milliseconds spent waiting before this attempt: for a concurrency slot, or for as
+    /// long as the provider asked (`retry-after`).
+    pub waited_ms: u32,
 }
 
 /// Sums over ledger rows.

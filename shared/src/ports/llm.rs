@@ -134,11 +134,14 @@ pub enum LlmError {
         model: String,
         retry_after_secs: Option<u64>,
     },
+    /// A 5xx, Anthropic's 529 (overloaded), or no concurrency slot free in time (status 0);
+    /// `retry_after_secs` when the provider said how long to wait.
     #[error("{provider} is unavailable for {model} (status {status})")]
     Unavailable {
         provider: String,
         model: String,
         status: u16,
+        retry_after_secs: Option<u64>,
     },
     /// No progress in time: no connection, no first byte, or a silence in the stream
     /// longer than the idle limit (`waited` says which).
@@ -220,6 +223,19 @@ impl LlmError {
                 | LlmError::Overran { .. }
                 | LlmError::Transport { .. }
         )
+    }
+
+    /// How long the provider asked to be left alone, when it said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            LlmError::RateLimited {
+                retry_after_secs, ..
+            }
+            | LlmError::Unavailable {
+                retry_after_secs, ..
+            } => retry_after_secs.map(std::time::Duration::from_secs),
+            _ => None,
+        }
     }
 
     /// What a failed call was still charged for: a cut stream's output so far.

@@ -43,6 +43,7 @@ async fn record(
             latency_ms: 5,
             error: None,
             attempt: 1,
+            waited_ms: 0,
         })
         .await?;
     Ok(())

@@ -85,6 +85,8 @@ fn call<'a>(seeded: &Seeded, tier: &'a str, text: &str) -> Call<'a> {
         semantic_scope: None,
         accept: None,
         share_cache: false,
+        wait_until: None,
+        on_wait: None,
     }
 }
 
@@ -525,6 +527,8 @@ async fn the_exact_cache_answers_only_the_user_who_asked_unless_a_call_may_share
     let (server, gateway) = on_local_server(&db, answers).await?;
     let shared = |seeded: &Seeded| Call {
         share_cache: true,
+        wait_until: None,
+        on_wait: None,
         ..call(seeded, "standard", "Summarise the style guide.")
     };
 

@@ -40,6 +40,8 @@ fn call(seeded: &Seeded, request: LlmRequest) -> Call<'static> {
         semantic_scope: None,
         accept: None,
         share_cache: false,
+        wait_until: None,
+        on_wait: None,
     }
 }
 

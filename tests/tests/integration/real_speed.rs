@@ -284,6 +284,8 @@ async fn a_stalled_stream_fails_after_the_idle_timeout_and_the_next_model_answer
             semantic_scope: None,
             accept: None,
             share_cache: false,
+            wait_until: None,
+            on_wait: None,
         })
         .await?;
 
@@ -351,6 +353,8 @@ async fn a_stream_that_never_ends_is_cut_at_max_tokens_and_charged_for_what_it_s
             semantic_scope: None,
             accept: None,
             share_cache: false,
+            wait_until: None,
+            on_wait: None,
         })
         .await;
 
@@ -378,5 +382,186 @@ async fn a_stream_that_never_ends_is_cut_at_max_tokens_and_charged_for_what_it_s
             "{error:?}"
         );
     }
+    Ok(())
+}
+
+fn marketer(seeded: &autocrew_tests::Seeded) -> Attribution {
+    Attribution {
+        user_id: seeded.user.id,
+        project_id: seeded.project.id,
+        run_id: Some(seeded.run.id),
+        task_id: None,
+        agent: AgentKind::Marketer,
+    }
+}
+
+/// (model, outcome, waited ms) of the run's ledger rows, in order.
+async fn waits(db: &TestDb, run: uuid::Uuid) -> anyhow::Result<Vec<(String, String, i32)>> {
+    let rows = db
+        .pool
+        .get()
+        .await?
+        .query(
+            "SELECT model, outcome::text, waited_ms FROM llm_calls WHERE run_id = $1 ORDER BY created_at, attempt",
+            &[&run],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_provider_is_waited_out_as_it_asked_and_the_wait_is_recorded()
+-> anyhow::Result<()> {
+    use autocrew_tests::replay::{Recorded, ReplayServer};
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let server = ReplayServer::start(vec![
+        Recorded::from_file(529, "anthropic-error-529.json").with_header("retry-after", "2"),
+        Recorded::ok("anthropic-tool-use.json"),
+    ])
+    .await?;
+    let key = Secret::new("sk-ant-test".to_owned());
+    let anthropic = AnthropicClient::new(&server.url, key, patient(Duration::from_secs(5)))?;
+    let gateway = gateway(&db, Arc::new(anthropic), false);
+    let told = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let tell = {
+        let told = told.clone();
+        move |why: &str| told.lock().expect("told").push(why.to_owned())
+    };
+
+    let answer = gateway
+        .call(Call {
+            attribution: marketer(&seeded),
+            tier: "standard",
+            request: ask(256),
+            on_text: None,
+            semantic_scope: None,
+            accept: None,
+            share_cache: false,
+            wait_until: Some(std::time::Instant::now() + Duration::from_secs(30)),
+            on_wait: Some(&tell),
+        })
+        .await?;
+
+    assert_eq!(answer.response.provider, "anthropic");
+    let rows = waits(&db, seeded.run.id.0).await?;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!((rows[0].1.as_str(), rows[0].2), ("error", 0));
+    assert!(
+        rows[1].1 == "ok" && rows[1].2 >= 2000,
+        "the 2 s asked for were waited: {rows:?}"
+    );
+    let told = told.lock().expect("told").clone();
+    assert!(
+        told.iter()
+            .any(|t| t.starts_with("waiting 2 s for anthropic, as it asked")),
+        "{told:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_that_would_pass_the_calls_limit_moves_on_at_once() -> anyhow::Result<()> {
+    use autocrew_tests::replay::{Recorded, ReplayServer};
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    let server = ReplayServer::start(vec![
+        Recorded::from_file(429, "anthropic-error-429.json").with_header("retry-after", "30"),
+    ])
+    .await?;
+    let key = Secret::new("sk-ant-test".to_owned());
+    let anthropic = AnthropicClient::new(&server.url, key, patient(Duration::from_secs(5)))?;
+    let gateway = gateway(&db, Arc::new(anthropic), true);
+
+    let started = std::time::Instant::now();
+    let answer = gateway
+        .call(Call {
+            attribution: marketer(&seeded),
+            tier: "standard",
+            request: ask(256),
+            on_text: None,
+            semantic_scope: None,
+            accept: None,
+            share_cache: false,
+            // The run's deadline (or the invocation's room) is 5 s away: 30 s cannot be waited.
+            wait_until: Some(std::time::Instant::now() + Duration::from_secs(5)),
+            on_wait: None,
+        })
+        .await?;
+
+    assert_eq!(
+        answer.response.provider, "openai",
+        "the next model answered"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn at_the_providers_cap_a_call_waits_for_a_slot_and_says_so() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let seeded = seed(&db, 4).await?;
+    // A slow model: the first call holds the only slot for about two seconds.
+    let server = CompatibleServer::start_paced(
+        0,
+        Pace {
+            tokens_per_sec: Some(40.0),
+            first_token: Duration::from_millis(500),
+            ..Pace::default()
+        },
+    )
+    .await?;
+    let base = server.base_url.trim_end_matches("/v1");
+    let key = Secret::new("sk-ant-test".to_owned());
+    let anthropic = AnthropicClient::new(base, key, patient(Duration::from_secs(5)))?;
+    let mut gateway = gateway(&db, Arc::new(anthropic), false);
+    let mut settings = gateway.settings().clone();
+    settings
+        .concurrency_by_provider
+        .insert("anthropic".into(), 1);
+    gateway = gateway.with_settings(settings);
+    let told = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let tell = {
+        let told = told.clone();
+        move |why: &str| told.lock().expect("told").push(why.to_owned())
+    };
+    let sink = |_: &str| {};
+    let call = || Call {
+        attribution: marketer(&seeded),
+        tier: "standard",
+        request: ask(256),
+        on_text: Some(&sink),
+        semantic_scope: None,
+        accept: None,
+        share_cache: false,
+        wait_until: Some(std::time::Instant::now() + Duration::from_secs(60)),
+        on_wait: Some(&tell),
+    };
+
+    let (first, second) = tokio::join!(gateway.call(call()), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        gateway.call(call()).await
+    });
+
+    assert!(first.is_ok() && second.is_ok(), "{first:?} {second:?}");
+    let rows = waits(&db, seeded.run.id.0).await?;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r.1 == "ok"), "{rows:?}");
+    assert!(
+        rows.iter().any(|r| r.2 >= 500),
+        "the second waited for the slot: {rows:?}"
+    );
+    let told = told.lock().expect("told").clone();
+    assert_eq!(
+        told,
+        vec!["waiting for anthropic: all 1 of its slots (anthropic) are in use".to_owned()]
+    );
     Ok(())
 }

@@ -371,6 +371,7 @@ async fn the_ledger_sums_a_runs_calls_to_the_micro_dollar() -> anyhow::Result<()
     };
     let call = |input, output, cost| LlmCall {
         attempt: 1,
+        waited_ms: 0,
         attribution,
         provider: "anthropic".into(),
         model: "claude-sonnet-5-5".into(),

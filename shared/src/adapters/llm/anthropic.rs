@@ -198,6 +198,7 @@ fn error(
             provider: call.provider.to_owned(),
             model: call.model.to_owned(),
             status,
+            retry_after_secs: retry_after(headers),
         };
     }
     call.failure(status, retry_after(headers), body)
@@ -354,6 +355,7 @@ impl StreamedMessage {
                         provider: call.provider.to_owned(),
                         model: call.model.to_owned(),
                         status: 529,
+                        retry_after_secs: None,
                     },
                     Some("rate_limit_error") => call.status_error(429, None, &message),
                     Some("api_error") => call.status_error(500, None, &message),

@@ -171,6 +171,7 @@ impl Call<'_> {
                 provider,
                 model,
                 status,
+                retry_after_secs,
             },
             401 | 403 => LlmError::Rejected {
                 provider,

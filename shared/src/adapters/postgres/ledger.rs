@@ -38,8 +38,8 @@ pub(super) async fn insert_call(
     client
         .execute(
             &client.prepare_cached("INSERT INTO llm_calls (id, user_id, project_id, run_id, task_id, agent, provider, model, outcome,
-                 input_tokens, output_tokens, cache_write_tokens, cache_read_tokens, cost_micro_usd, latency_ms, error, attempt)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)").await.map_err(StoreError::from)?,
+                 input_tokens, output_tokens, cache_write_tokens, cache_read_tokens, cost_micro_usd, latency_ms, error, attempt, waited_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)").await.map_err(StoreError::from)?,
             &[
                 &Uuid::new_v4(),
                 &a.user_id.0,
@@ -58,6 +58,7 @@ pub(super) async fn insert_call(
                 &int(call.latency_ms),
                 &call.error,
                 &int(call.attempt.max(1)),
+                &int(call.waited_ms),
             ],
         )
         .await?;

@@ -82,6 +82,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0019_invocations",
         include_str!("../../../../migrations/0019_invocations.sql"),
     ),
+    (
+        "0020_waits",
+        include_str!("../../../../migrations/0020_waits.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

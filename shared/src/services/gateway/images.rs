@@ -56,10 +56,14 @@ impl Gateway {
             output: request.output_tokens(),
             ..TokenUsage::default()
         };
-        let open = match self
-            .open(&who, (&model, worst.output), price.cost(worst))
-            .await?
-        {
+        let (opened, _) = self
+            .open(
+                (&who, None, None),
+                (&model, worst.output),
+                price.cost(worst),
+            )
+            .await?;
+        let open = match opened {
             Ok(open) => open,
             Err(refused) => {
                 let attempt = Attempt::failed(&model, LlmCallOutcome::Refused, started, &refused);

@@ -48,7 +48,16 @@ pub struct Call<'a> {
     /// default: a hit at $0 would tell one user that another sent the same prompt. Only a
     /// prompt that holds no user data may share.
     pub share_cache: bool,
+    /// The latest this call may still wait, for a concurrency slot or a provider's
+    /// `retry-after` (the task's invocation and the run's deadline); past it the chain
+    /// moves on. `None`: the settings' limits alone.
+    pub wait_until: Option<Instant>,
+    /// Told in a few words whenever the call waits ("waiting for anthropic: ...").
+    pub on_wait: Option<&'a WaitSink>,
 }
+
+/// See `Call::on_wait`.
+pub type WaitSink = dyn Fn(&str) + Send + Sync;
 
 /// See `Call::accept`.
 pub type Acceptance = dyn Fn(&LlmResponse) -> bool + Send + Sync;
@@ -171,6 +180,8 @@ struct Attempt {
     cost: MicroUsd,
     started: Instant,
     error: Option<String>,
+    /// Spent waiting before it: for a slot, or as the provider asked.
+    waited: Duration,
 }
 
 impl Gateway {
@@ -352,6 +363,7 @@ impl Gateway {
             }
         };
         let mut tries = 0u32;
+        let mut waited = Duration::ZERO;
         loop {
             tries += 1;
             let started = Instant::now();
@@ -369,18 +381,21 @@ impl Gateway {
                     failed
                 }
             };
-            let result = match self
-                .open(
-                    &call.attribution,
-                    (model, request.max_tokens),
-                    price.cost(worst_case(request)),
-                )
-                .await?
-            {
+            let amount = price.cost(worst_case(request));
+            let waiting = (&call.attribution, call.wait_until, call.on_wait);
+            let (opened, for_slot) = self
+                .open(waiting, (model, request.max_tokens), amount)
+                .await?;
+            waited += for_slot;
+            let waited_before = |mut attempt: Attempt| {
+                attempt.waited = waited;
+                attempt
+            };
+            let result = match opened {
                 Err(refused) => {
                     let result = Err(refused);
-                    self.record(&call.attribution, rows, outcome(&result))
-                        .await?;
+                    let attempt = waited_before(outcome(&result));
+                    self.record(&call.attribution, rows, attempt).await?;
                     result
                 }
                 Ok(open) => {
@@ -388,7 +403,8 @@ impl Gateway {
                         Some(sink) => client.stream(request, sink).await,
                         None => client.complete(request).await,
                     };
-                    let row = self.row(&call.attribution, rows, outcome(&result));
+                    let attempt = waited_before(outcome(&result));
+                    let row = self.row(&call.attribution, rows, attempt);
                     self.stores.calls.close(&open, &row).await?;
                     result
                 }
@@ -403,48 +419,83 @@ impl Gateway {
                 }
                 Err(e) => e,
             };
-            let Some(wait) = self.retry_wait(&error, tries) else {
+            let Some(wait) = self.retry_wait(&error, tries, call.wait_until) else {
                 return Ok(Err(error));
             };
             tracing::info!(model = %model, error = %error, ?wait, "retrying the same model");
+            if let (Some(asked), Some(tell)) = (error.retry_after(), call.on_wait) {
+                tell(&format!(
+                    "waiting {} s for {}, as it asked ({error})",
+                    asked.as_secs(),
+                    model.provider
+                ));
+            }
             tokio::time::sleep(wait).await;
+            waited = wait;
         }
     }
 
-    /// How long to wait before trying the same model again, or `None` to move on: rate
-    /// limits wait what the provider asked (unless that is too long), outages back off.
-    fn retry_wait(&self, error: &LlmError, tries: u32) -> Option<Duration> {
+    /// How long to wait before trying the same model again, or `None` to move on: what
+    /// the provider asked (a rate limit, an overload), unless that is longer than
+    /// `max_retry_after`; a backoff for other outages. Never past `wait_until`.
+    fn retry_wait(
+        &self,
+        error: &LlmError,
+        tries: u32,
+        wait_until: Option<Instant>,
+    ) -> Option<Duration> {
         if !error.is_retryable() || tries > self.settings.retries_per_model {
             return None;
         }
-        let backoff = backoff(tries, self.settings.backoff_base, self.settings.backoff_max);
-        match error {
-            LlmError::RateLimited {
-                retry_after_secs: Some(secs),
-                ..
-            } => {
-                let asked = Duration::from_secs(*secs);
-                (asked <= self.settings.max_retry_after).then_some(asked)
-            }
-            _ => Some(backoff),
+        let wait = match error.retry_after() {
+            Some(asked) if asked > self.settings.max_retry_after => return None,
+            Some(asked) => asked,
+            None => backoff(tries, self.settings.backoff_base, self.settings.backoff_max),
+        };
+        match wait_until {
+            Some(until) if Instant::now() + wait > until => None,
+            _ => Some(wait),
         }
     }
 
-    /// Reserves `amount` (the request's worst case) and leases one of the provider's
-    /// concurrency slots, together. `Err` is the refusal the model is given: the budget's,
-    /// or the provider's when no slot frees within `slot_wait` (so the chain moves on).
+    /// The concurrency slots a call of `model` takes one of: the model's own (its
+    /// `max_in_flight` in the table), else its provider's.
+    fn slots_of<'m>(&self, model: &'m ModelRef) -> (std::borrow::Cow<'m, str>, u32) {
+        match self
+            .models
+            .table
+            .max_in_flight(&model.provider, &model.model)
+        {
+            Some(limit) => (format!("{}/{}", model.provider, model.model).into(), limit),
+            None => (
+                model.provider.as_str().into(),
+                self.settings.concurrency_for(&model.provider),
+            ),
+        }
+    }
+
+    /// Reserves `amount` (the request's worst case) and leases one of the model's
+    /// concurrency slots, together, and says how long it waited for the slot. `Err` is the
+    /// refusal the model is given: the budget's, or the provider's when no slot frees
+    /// within `slot_wait` or before `wait_until` (so the chain moves on). While it waits,
+    /// `on_wait` is told once.
     async fn open(
         &self,
-        who: &Attribution,
+        (who, wait_until, on_wait): (&Attribution, Option<Instant>, Option<&WaitSink>),
         (model, max_tokens): (&ModelRef, u32),
         amount: MicroUsd,
-    ) -> Result<Result<OpenCall, LlmError>, StoreError> {
+    ) -> Result<(Result<OpenCall, LlmError>, Duration), StoreError> {
+        let (key, limit) = self.slots_of(model);
         let slots = Slots {
-            provider: &model.provider,
-            limit: self.settings.concurrency_for(&model.provider),
+            provider: &key,
+            limit,
             lease_for: self.settings.slot_lease(max_tokens),
         };
-        let deadline = Instant::now() + self.settings.slot_wait;
+        let started = Instant::now();
+        let mut deadline = started + self.settings.slot_wait;
+        if let Some(until) = wait_until {
+            deadline = deadline.min(until);
+        }
         let mut waits = 0;
         loop {
             let refused = |reason: String| LlmError::Refused {
@@ -452,40 +503,52 @@ impl Gateway {
                 model: model.model.clone(),
                 reason,
             };
-            match self
+            let opened = self
                 .stores
                 .calls
                 .open(who.user_id, (who.run_id, who.task_id), amount, &slots)
-                .await
-            {
-                Ok(Some(open)) => return Ok(Ok(open)),
-                Ok(None) if Instant::now() >= deadline => {
-                    return Ok(Err(LlmError::Unavailable {
-                        provider: model.provider.clone(),
-                        model: model.model.clone(),
-                        status: 0,
-                    }));
+                .await;
+            let answer = match opened {
+                Ok(Some(open)) => Ok(open),
+                Ok(None) if Instant::now() >= deadline => Err(LlmError::Unavailable {
+                    provider: model.provider.clone(),
+                    model: model.model.clone(),
+                    status: 0,
+                    retry_after_secs: None,
+                }),
+                Ok(None) => {
+                    if waits == 0
+                        && let Some(tell) = on_wait
+                    {
+                        tell(&format!(
+                            "waiting for {}: all {limit} of its slots ({key}) are in use",
+                            model.provider
+                        ));
+                    }
+                    waits += 1;
+                    tokio::time::sleep(backoff(
+                        waits.min(5),
+                        Duration::from_millis(20),
+                        Duration::from_millis(500),
+                    ))
+                    .await;
+                    continue;
                 }
-                Ok(None) => {}
                 Err(BudgetError::Exceeded {
                     scope,
                     needed,
                     available,
-                }) => {
-                    return Ok(Err(refused(format!(
-                        "budget_exceeded: the call may cost {needed}, {available} is left of the {scope:?} budget"
-                    ))));
-                }
-                Err(e @ BudgetError::RunEnded { .. }) => return Ok(Err(refused(e.to_string()))),
+                }) => Err(refused(format!(
+                    "budget_exceeded: the call may cost {needed}, {available} is left of the {scope:?} budget"
+                ))),
+                Err(e @ BudgetError::RunEnded { .. }) => Err(refused(e.to_string())),
                 Err(BudgetError::Store(e)) => return Err(e),
-            }
-            waits += 1;
-            tokio::time::sleep(backoff(
-                waits.min(5),
-                Duration::from_millis(20),
-                Duration::from_millis(500),
-            ))
-            .await;
+            };
+            let waited = match waits {
+                0 => Duration::ZERO,
+                _ => started.elapsed(),
+            };
+            return Ok((answer, waited));
         }
     }
 
@@ -502,6 +565,7 @@ impl Gateway {
             latency_ms: u32::try_from(attempt.started.elapsed().as_millis()).unwrap_or(u32::MAX),
             error: attempt.error,
             attempt: *rows,
+            waited_ms: u32::try_from(attempt.waited.as_millis()).unwrap_or(u32::MAX),
         }
     }
 
@@ -554,6 +618,7 @@ impl Attempt {
             cost,
             started,
             error: None,
+            waited: Duration::ZERO,
         }
     }
 
@@ -565,6 +630,7 @@ impl Attempt {
             cost: MicroUsd::ZERO,
             started,
             error: note,
+            waited: Duration::ZERO,
         }
     }
 
@@ -576,6 +642,7 @@ impl Attempt {
             cost: MicroUsd::ZERO,
             started,
             error: Some(e.to_string()),
+            waited: Duration::ZERO,
         }
     }
 }

@@ -14,17 +14,19 @@ pub struct GatewaySettings {
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     /// A `retry-after` longer than this moves on to the next model instead of waiting
-    /// (`LLM_MAX_RETRY_AFTER_SECS`, 20).
+    /// (`LLM_MAX_RETRY_AFTER_SECS`, 60); a call never waits past its own `wait_until`.
     pub max_retry_after: Duration,
     /// Exact-match cache lifetime (`LLM_CACHE_TTL_SECS`, 3600; 0 turns the cache off).
     pub cache_ttl: Option<Duration>,
     /// Semantic cache lifetime (`SEMANTIC_CACHE_TTL_SECS`, 7 days).
     pub semantic_ttl: Duration,
-    /// Calls in flight per provider across every function (`LLM_MAX_CONCURRENCY`, 8;
-    /// `LLM_MAX_CONCURRENCY_<PROVIDER>` for one provider, e.g. `_ANTHROPIC`).
+    /// Calls in flight per provider across every function (`LLM_MAX_CONCURRENCY`, 32;
+    /// `LLM_MAX_CONCURRENCY_<PROVIDER>` for one provider, e.g. `_ANTHROPIC`; a model with
+    /// `max_in_flight` in the table has slots of its own).
     pub concurrency: u32,
     pub concurrency_by_provider: HashMap<String, u32>,
-    /// How long a call waits for a concurrency slot before moving on (10 s).
+    /// How long a call waits for a concurrency slot before moving on
+    /// (`LLM_SLOT_WAIT_SECS`, 120); never past its own `wait_until`.
     pub slot_wait: Duration,
     /// How long a model call may take (`adapters::llm::Patience`): a slot stays leased
     /// for the call's ceiling plus 30 s, so a dead holder's slot comes back.
@@ -37,12 +39,12 @@ impl Default for GatewaySettings {
             retries_per_model: 2,
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(8),
-            max_retry_after: Duration::from_secs(20),
+            max_retry_after: Duration::from_secs(60),
             cache_ttl: Some(Duration::from_secs(3600)),
             semantic_ttl: Duration::from_secs(7 * 24 * 3600),
-            concurrency: 8,
+            concurrency: 32,
             concurrency_by_provider: HashMap::new(),
-            slot_wait: Duration::from_secs(10),
+            slot_wait: Duration::from_secs(120),
             patience: Patience::default(),
         }
     }
@@ -71,6 +73,9 @@ impl GatewaySettings {
         }
         if let Some(n) = number(env, "LLM_MAX_RETRY_AFTER_SECS")? {
             s.max_retry_after = Duration::from_secs(n);
+        }
+        if let Some(n) = number(env, "LLM_SLOT_WAIT_SECS")? {
+            s.slot_wait = Duration::from_secs(n);
         }
         if let Some(n) = number(env, "LLM_CACHE_TTL_SECS")? {
             s.cache_ttl = (n > 0).then(|| Duration::from_secs(n));
