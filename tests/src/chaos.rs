@@ -1,9 +1,13 @@
 //! Chaos rounds: a run is started through the API, the runner is killed with SIGKILL at a
 //! chosen moment of it (planning, dispatch, a model turn, a tool call, completion, a push
-//! between its commit and its record), a new runner starts, and the run must still end
-//! `succeeded` with nothing lost and nothing done twice. What "nothing done twice" means is
-//! checked in Postgres, the source of truth (and, for a push, at the fake GitHub):
+//! between its commit and its record, the middle of a long streamed turn), a new runner
+//! starts, and the run must still end `succeeded` with nothing lost and nothing done twice.
+//! The runners' model is the offline one behind the compatible server's wire format, which
+//! a round can slow to a real model's pace. What "nothing done twice" means is checked in
+//! Postgres, the source of truth (and, for a push, at the fake GitHub):
 //! - every task completed, by exactly one succeeded attempt;
+//! - every task's model turns answered once each: as many answered calls as turns (a turn
+//!   cut by the kill has no answer; it is asked again from the last checkpoint);
 //! - every artifact was recorded, and announced, once;
 //! - the run's spend equals the sum of its ledger rows;
 //! - no budget reservation is left held, and the outbox is empty.
@@ -41,10 +45,14 @@ pub enum Phase {
     /// Between a push's commit and its record: the fake GitHub moves the branch, then
     /// holds its answer while the runner is killed. Exactly one commit must exist after.
     PushCommit,
+    /// In the middle of a long streamed turn: the model writes files of a real size at a
+    /// real pace, and the kill comes while one streams. The turn is asked again once,
+    /// from the last checkpoint.
+    LongTurn,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 7] = [
+    pub const ALL: [Phase; 8] = [
         Phase::Planning,
         Phase::Dispatch,
         Phase::ModelTurn,
@@ -52,6 +60,7 @@ impl Phase {
         Phase::Completion,
         Phase::PostgresRestart,
         Phase::PushCommit,
+        Phase::LongTurn,
     ];
 
     /// The event after which the kill comes, how many of them to let pass first, and how
@@ -68,6 +77,8 @@ impl Phase {
             Phase::PostgresRestart => ("task_started", 1 + pick % 4, jitter),
             // Not an event: the kill comes when the fake GitHub's branch has moved.
             Phase::PushCommit => ("", u32::MAX, 0),
+            // Streamed pieces reach the app every 250 ms: a few seconds into a file.
+            Phase::LongTurn => ("task_progress", 8 + pick % 8, jitter),
         }
     }
 }
@@ -93,6 +104,41 @@ pub struct Settings {
     /// The local fakes of the outside services (`GITHUB_API_URL` without `/github`), for
     /// the push round; without them it is a tool-call round.
     pub fakes: Option<String>,
+    /// The runners' model: the offline one behind the compatible server (its URL, model
+    /// and price table go to every runner), which the long-turn round slows down; `None`,
+    /// the offline model in the runner itself.
+    pub model: Option<std::sync::Arc<crate::compatible_server::CompatibleServer>>,
+}
+
+impl Settings {
+    /// The environment every runner gets: its model is the compatible server, if any.
+    fn runner_env(&self) -> Vec<(&'static str, String)> {
+        let Some(model) = &self.model else {
+            return Vec::new();
+        };
+        vec![
+            ("OPENAI_BASE_URL", model.base_url.clone()),
+            ("LLM_MODEL", "offline-template-1".to_owned()),
+            (
+                "MODEL_TABLE_PATH",
+                self.root
+                    .join("infra/local/compatible-models.json")
+                    .display()
+                    .to_string(),
+            ),
+        ]
+    }
+}
+
+/// The pace of the long-turn round: files of 2,500 tokens at 150 a second (about 17 s a
+/// file), so the kill lands inside a streamed turn.
+fn long_turns() -> crate::pace::Pace {
+    crate::pace::Pace {
+        tokens_per_sec: Some(150.0),
+        first_token: Duration::from_millis(100),
+        file_tokens: Some(2500),
+        ..crate::pace::Pace::default()
+    }
 }
 
 /// One round's outcome.
@@ -126,6 +172,7 @@ impl Runner {
             .arg(&settings.root)
             .arg("--prefix")
             .arg(&settings.prefix)
+            .envs(settings.runner_env())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
@@ -277,6 +324,12 @@ pub async fn round(
         _ => None,
     };
     let mut stream = client.follow(&project_id, 0).await?;
+    if phase == Phase::LongTurn {
+        let model = settings.model.as_ref();
+        model
+            .context("the long-turn round needs the compatible server")?
+            .set_pace(long_turns());
+    }
     let accepted = client
         .post(
             &format!("/projects/{project_id}/commands"),
@@ -323,6 +376,10 @@ pub async fn round(
         _ => {
             runner.kill().await?;
             let killed = Instant::now();
+            // The rest of the run goes at once: the round is about the interrupted turn.
+            if let Some(model) = &settings.model {
+                model.set_pace(crate::pace::Pace::default());
+            }
             (killed, Runner::start(settings).await?)
         }
     };
@@ -504,6 +561,23 @@ async fn check_on(client: &tokio_postgres::Client, run: &str) -> anyhow::Result<
     ensure!(
         spent == ledger,
         "the run spent {spent} but its ledger sums to {ledger}"
+    );
+    // Each turn of each task answered once (image calls are not turns).
+    let redone: Vec<String> = client
+        .query(
+            "SELECT t.task_key || ': ' || count(c.id) || ' answered calls for ' || (t.result->>'steps') || ' turns'
+             FROM tasks t LEFT JOIN llm_calls c ON c.task_id = t.id AND c.outcome = 'ok'
+                 AND c.model NOT LIKE '%draw%' AND c.model NOT LIKE '%image%'
+             WHERE t.run_id = $1 GROUP BY t.id HAVING count(c.id) <> (t.result->>'steps')::int",
+            &[&run],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    ensure!(
+        redone.is_empty(),
+        "model turns were asked more than once: {redone:?}"
     );
     let doubled: i64 = client
         .query_one(

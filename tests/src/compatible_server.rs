@@ -29,11 +29,29 @@ pub struct CompatibleServer {
     shared: Arc<Shared>,
 }
 
-/// What every handler shares: the usage of each answer, and the pace.
+/// What every handler shares: the usage of each answer, and the pace (which a test may
+/// change while the server runs).
 struct Shared {
     usage: Mutex<Vec<TokenUsage>>,
-    pace: Pace,
+    pace: std::sync::RwLock<Pace>,
     streams: Arc<Streams>,
+}
+
+impl Shared {
+    fn pace(&self) -> Pace {
+        self.pace.read().map(|p| p.clone()).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for CompatibleServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CompatibleServer({}, {:?})",
+            self.base_url,
+            self.shared.pace()
+        )
+    }
 }
 
 impl CompatibleServer {
@@ -46,7 +64,7 @@ impl CompatibleServer {
     pub async fn start_paced(port: u16, pace: Pace) -> anyhow::Result<CompatibleServer> {
         let shared = Arc::new(Shared {
             usage: Mutex::new(Vec::new()),
-            pace,
+            pace: std::sync::RwLock::new(pace),
             streams: Arc::new(Streams::default()),
         });
         let (openai, anthropic, gemini) = (shared.clone(), shared.clone(), shared.clone());
@@ -82,6 +100,13 @@ impl CompatibleServer {
             let _ = axum::serve(listener, app).await;
         });
         Ok(CompatibleServer { base_url, shared })
+    }
+
+    /// Answers at `pace` from now on (a chaos round slows the model down for its kill).
+    pub fn set_pace(&self, pace: Pace) {
+        if let Ok(mut current) = self.shared.pace.write() {
+            *current = pace;
+        }
     }
 
     /// The usage of every answer given, in order.
@@ -196,12 +221,12 @@ async fn offline(
     shared: &Shared,
 ) -> Result<(LlmRequest, LlmResponse), Response> {
     let request = request.map_err(bad)?;
-    let mut response = match shared.pace.file_tokens {
+    let mut response = match shared.pace().file_tokens {
         Some(_) => one_file_a_turn(&request).await,
         None => OfflineLlm.complete(&request).await,
     }
     .map_err(|e| bad(e.to_string()))?;
-    shared.pace.grow_files(&mut response);
+    shared.pace().grow_files(&mut response);
     if let Ok(mut kept) = shared.usage.lock() {
         kept.push(response.usage);
     }
@@ -258,7 +283,7 @@ async fn whole(body: Value, response: &LlmResponse, pace: &Pace) -> Response {
 }
 
 async fn answer_anthropic(body: Value, shared: &Shared) -> Response {
-    let pace = &shared.pace;
+    let pace = &shared.pace();
     let streamed = body["stream"] == json!(true);
     if streamed && pace.endless_model.as_deref() == body["model"].as_str() {
         let model = body["model"].as_str().unwrap_or_default();
@@ -300,7 +325,7 @@ async fn answer_gemini(
         Ok(answer) => answer,
         Err(refused) => return refused,
     };
-    let pace = &shared.pace;
+    let pace = &shared.pace();
     match (method, query.as_deref()) {
         ("streamGenerateContent", Some("alt=sse")) => stream(
             wire_gemini::events(model, &response, pace.fine()),
@@ -315,7 +340,7 @@ async fn answer_gemini(
 }
 
 async fn answer(body: Value, shared: &Shared) -> Response {
-    let pace = &shared.pace;
+    let pace = &shared.pace();
     let (request, response) = match offline(neutral(&body), shared).await {
         Ok(answer) => answer,
         Err(refused) => return refused,

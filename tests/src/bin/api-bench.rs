@@ -355,6 +355,7 @@ async fn main() -> anyhow::Result<()> {
         restart_postgres: None,
         fakes: None,
         round_timeout: Duration::from_secs(60),
+        model: None,
     };
     let runner = Runner::start(&settings).await?;
     let base = format!("http://127.0.0.1:{}", args.port);

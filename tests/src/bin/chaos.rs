@@ -14,8 +14,9 @@ use std::time::Duration;
 )]
 struct Args {
     /// How many rounds (phases take turns: planning, dispatch, model turn, tool call,
-    /// completion, a Postgres restart when --restart-postgres is given, and a push killed
-    /// between its commit and its record when the fakes run).
+    /// completion, a Postgres restart when --restart-postgres is given, a push killed
+    /// between its commit and its record when the fakes run, and the middle of a long
+    /// streamed turn).
     #[arg(long, default_value_t = 10)]
     rounds: u32,
     /// The runner binary.
@@ -44,6 +45,8 @@ struct Args {
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     let args = Args::parse();
     let url = autocrew_tests::stack_database_url()?;
+    let model =
+        std::sync::Arc::new(autocrew_tests::compatible_server::CompatibleServer::start(0).await?);
     let settings = Settings {
         runner: args.runner,
         root: args.root,
@@ -55,6 +58,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         fakes: std::env::var("GITHUB_API_URL")
             .ok()
             .and_then(|url| url.strip_suffix("/github").map(str::to_owned)),
+        model: Some(model),
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let mut runner = Some(Runner::start(&settings).await?);

@@ -190,6 +190,7 @@ async fn main() -> anyhow::Result<()> {
         round_timeout: Duration::from_secs(120),
         restart_postgres: None,
         fakes: None,
+        model: None,
     };
     let runner = Runner::start(&settings).await?;
     let runner_pid = runner.pid().context("the runner has no pid")?;
