@@ -1,6 +1,6 @@
 # The two commands of the README, and the stack's own verbs. Everything is in
 # infra/local/stack.sh; this file only names it.
-.PHONY: demo demo-compatible demo-checked test chaos bench bench-engine bench-api fuzz-api openapi up down status lint
+.PHONY: demo demo-compatible demo-checked demo-realtime test chaos bench bench-engine bench-api fuzz-api openapi up down status lint
 
 demo:  ## set up, start the local stack, run the main job, stop what was started
 	bash infra/local/stack.sh demo
@@ -16,6 +16,9 @@ demo-compatible:  ## the demo over the OpenAI-compatible adapter (a local server
 
 demo-checked:  ## the demo on PROVIDER's official path (openai, anthropic, gemini) through a server checking each request
 	bash infra/local/stack.sh demo-checked
+
+demo-realtime:  ## the checked demo at a real model's pace (PACE_TPS=60, 2,000-token files), then each task's invocations and Lambda GB-seconds
+	bash infra/local/stack.sh demo-realtime
 
 bench: ## the gateway's overhead per call (routing, budget, slot, cache, ledger) on the local stack
 	bash infra/local/stack.sh bench

@@ -435,7 +435,7 @@ demo() {
   local t0=$SECONDS status=0
   connect_services
   # Approvals are answered as they come: the demo runs without a person at the keyboard.
-  autocrew run "$demo_command" --api "$runner_url" --auto-approve || status=$?
+  autocrew run "$demo_command" --api "$runner_url" --auto-approve --timeout-secs "${DEMO_TIMEOUT_SECS:-300}" || status=$?
   show_fakes
   stop_runner
   stop_fakes
@@ -601,6 +601,18 @@ demo_checked() {
   stop_compatible
 }
 
+# The demo at a real model's pace (issue 20's done-when): demo-checked on PROVIDER's
+# official path (anthropic by default), the model streaming PACE_TPS tokens a second (60)
+# after PACE_FIRST_TOKEN_MS (700), writing files of PACE_FILE_TOKENS tokens (2,000) one a
+# turn. Then each task's wall time, invocations and Lambda GB-seconds (run-report).
+demo_realtime() {
+  export PACE_TPS=${PACE_TPS:-60} PACE_FILE_TOKENS=${PACE_FILE_TOKENS:-2000} PACE_FIRST_TOKEN_MS=${PACE_FIRST_TOKEN_MS:-700}
+  export DEMO_TIMEOUT_SECS=${DEMO_TIMEOUT_SECS:-3600}
+  say "a real model's pace: $PACE_TPS tokens a second after $PACE_FIRST_TOKEN_MS ms, files of $PACE_FILE_TOKENS tokens (this takes minutes)"
+  demo_checked
+  (cd "$root" && "$(target_dir)/debug/run-report" --root "$root")
+}
+
 # Waits until something listens on loopback PORT (at most TRIES tenths of a second).
 wait_for_port() {
   local i
@@ -644,6 +656,7 @@ case "${1:-}" in
   fuzz-api) with_stack run_fuzz_api ;;
   demo-compatible) with_stack demo_compatible ;;
   demo-checked) with_stack demo_checked ;;
+  demo-realtime) with_stack demo_realtime ;;
   lint) lint ;;
-  *) die "usage: stack.sh up|down|status|test|chaos|demo|demo-compatible|demo-checked|bench|bench-engine|bench-api|fuzz-api|lint" ;;
+  *) die "usage: stack.sh up|down|status|test|chaos|demo|demo-compatible|demo-checked|demo-realtime|bench|bench-engine|bench-api|fuzz-api|lint" ;;
 esac

@@ -380,6 +380,24 @@ class Checker(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def relay_stream(self, answer, content_type):
+        """Passes a stream on piece by piece as the backend sends it (no length: the body
+        ends when the connection closes), so its pace reaches the client unchanged."""
+        self.send_response(answer.status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            while True:
+                piece = answer.read1(65536)
+                if not piece:
+                    break
+                self.wfile.write(piece)
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped reading (an idle timeout, a cut stream)
+        self.close_connection = True
+
     def do_GET(self):
         if self.path == "/_check/stats":
             with self.lock:
@@ -426,8 +444,12 @@ class Checker(BaseHTTPRequestHandler):
             return self.reply(200, {"created": 1795640000, "data": [{"b64_json": image}], "output_format": "png", "usage": usage})
         forward = urllib.request.Request(self.backend + self.path, data=raw, method="POST", headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(forward, timeout=60) as answer:
-                self.reply(answer.status, answer.read(), answer.headers.get("Content-Type", "application/json"))
+            # The timeout is per read: a stream at a real model's pace may run for minutes.
+            with urllib.request.urlopen(forward, timeout=300) as answer:
+                content_type = answer.headers.get("Content-Type", "application/json")
+                if content_type.startswith("text/event-stream"):
+                    return self.relay_stream(answer, content_type)
+                self.reply(answer.status, answer.read(), content_type)
         except urllib.error.HTTPError as e:
             self.reply(e.code, e.read(), e.headers.get("Content-Type", "application/json"))
         except urllib.error.URLError as e:
