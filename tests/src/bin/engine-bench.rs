@@ -44,6 +44,16 @@ struct Args {
     /// Postgres's log file (the stack's).
     #[arg(long, default_value = ".local/pg/postgres.log")]
     pg_log: PathBuf,
+    /// Runs at a real model's pace after the others, all in flight, to price a run's
+    /// Lambda GB-seconds and AWS cost as real models make them; 0 for none.
+    #[arg(long, default_value_t = 2)]
+    real_speed_runs: usize,
+    /// The model's pace in those runs: tokens a second...
+    #[arg(long, default_value_t = 60.0)]
+    pace_tps: f64,
+    /// ...and the size of each file written, in tokens (one a turn).
+    #[arg(long, default_value_t = 2000)]
+    file_tokens: u32,
 }
 
 /// CPU seconds of every Postgres process (the postmaster counts its reaped backends).
@@ -241,7 +251,49 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     }
     runner.kill().await?;
+    if args.real_speed_runs > 0 {
+        real_speed(&args, &settings, (&db, moto_pid), &mut clients).await?;
+    }
     Ok(())
+}
+
+/// Runs `--real-speed-runs` at once with the offline model behind the compatible server at
+/// a real pace, and prices them from what the runner counted: a run's Lambda GB-seconds
+/// are mostly time spent waiting on streams.
+async fn real_speed(
+    args: &Args,
+    settings: &Settings,
+    (db, moto_pid): (&tokio_postgres::Client, Option<u32>),
+    clients: &mut [(Client, String, i64)],
+) -> anyhow::Result<()> {
+    let pace = autocrew_tests::pace::Pace {
+        tokens_per_sec: Some(args.pace_tps),
+        first_token: Duration::from_millis(700),
+        file_tokens: Some(args.file_tokens),
+        ..Default::default()
+    };
+    let model = autocrew_tests::compatible_server::CompatibleServer::start_paced(0, pace).await?;
+    let settings = Settings {
+        model: Some(std::sync::Arc::new(model)),
+        ..settings.clone()
+    };
+    let runner = Runner::start(&settings).await?;
+    let runner_pid = runner.pid().context("the runner has no pid")?;
+    let base = format!("http://127.0.0.1:{}", args.port);
+    let runs = args.real_speed_runs.min(clients.len());
+    let before = metering(&base).await?;
+    let measured = measure(runner_pid, moto_pid, db, clients, runs, runs).await;
+    let after = metering(&base).await?;
+    runner.kill().await?;
+    let measured = measured?;
+    println!(
+        "at a real pace ({} tokens a second, files of {} tokens written one a turn): {runs} runs at once took {:.0} s; runner CPU {:.1} s a run",
+        args.pace_tps,
+        args.file_tokens,
+        measured.wall.as_secs_f64(),
+        measured.runner_cpu / runs as f64,
+    );
+    aws_cost(args, (&before, &after), runs)
 }
 
 /// Runs `--trace-runs` one at a time with the statement log on, and prints what they asked

@@ -60,8 +60,21 @@ async fn the_run_command_completes_on_an_openai_compatible_server_with_costs_to_
         report.costs,
         report.run["tasks"]
     );
-    let input: u64 = served.iter().map(|u| u64::from(u.input)).sum();
-    let output: u64 = served.iter().map(|u| u64::from(u.output)).sum();
+    // The two images, drawn offline at $0, are on the ledger with their tokens too.
+    let run_id = uuid::Uuid::parse_str(report.run["run"]["id"].as_str().unwrap_or_default())?;
+    let drawn = db
+        .pool
+        .get()
+        .await?
+        .query_one(
+            "SELECT coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint
+             FROM llm_calls WHERE run_id = $1 AND model = 'offline-draw-1'",
+            &[&run_id],
+        )
+        .await?;
+    let (drawn_in, drawn_out): (i64, i64) = (drawn.get(0), drawn.get(1));
+    let input: u64 = served.iter().map(|u| u64::from(u.input)).sum::<u64>() + drawn_in as u64;
+    let output: u64 = served.iter().map(|u| u64::from(u.output)).sum::<u64>() + drawn_out as u64;
     assert_eq!(
         (
             totals["usage"]["input"].as_u64(),
