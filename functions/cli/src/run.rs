@@ -662,9 +662,14 @@ pub fn timings(report: &RunReport) -> Option<Timings> {
     let created = of_kind("run_created").find_map(at)?;
     let planned_event = of_kind("run_planned").next()?;
     let planned = at(planned_event)?;
-    let started: HashMap<String, chrono::DateTime<chrono::Utc>> = of_kind("task_started")
+    // A task starts again after a park, a retry or a hand-off: its first start counts.
+    let mut started: HashMap<String, chrono::DateTime<chrono::Utc>> = HashMap::new();
+    for (key, when) in of_kind("task_started")
         .filter_map(|e| Some((e["payload"]["key"].as_str()?.to_owned(), at(e)?)))
-        .collect();
+    {
+        let first = started.entry(key).or_insert(when);
+        *first = (*first).min(when);
+    }
     let completed: HashMap<String, chrono::DateTime<chrono::Utc>> = of_kind("task_completed")
         .filter_map(|e| Some((e["payload"]["key"].as_str()?.to_owned(), at(e)?)))
         .collect();
@@ -693,4 +698,42 @@ pub fn timings(report: &RunReport) -> Option<Timings> {
         overhead_median_ms: *overheads.get(overheads.len() / 2)?,
         overhead_max_ms: *overheads.last()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RunReport, timings};
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn report(events: Vec<serde_json::Value>) -> RunReport {
+        RunReport {
+            token: String::new(),
+            run_id: String::new(),
+            project_id: String::new(),
+            succeeded: true,
+            events,
+            run: json!({}),
+            costs: json!({}),
+            wall: Duration::ZERO,
+            show_urls: false,
+        }
+    }
+
+    #[test]
+    fn a_task_that_started_again_counts_from_its_first_start() {
+        let at = |s: u32| format!("2026-12-06T10:00:{s:02}Z");
+        let events = vec![
+            json!({"kind": "run_created", "created_at": at(0)}),
+            json!({"kind": "run_planned", "created_at": at(2),
+                   "payload": {"tasks": [{"key": "a", "depends_on": []}]}}),
+            json!({"kind": "task_started", "created_at": at(3), "payload": {"key": "a", "invocation": 1}}),
+            json!({"kind": "task_started", "created_at": at(40), "payload": {"key": "a", "invocation": 2}}),
+            json!({"kind": "task_completed", "created_at": at(50), "payload": {"key": "a"}}),
+        ];
+
+        let t = timings(&report(events)).expect("timings");
+
+        assert_eq!((t.first_task_ms, t.overhead_max_ms), (3000, 1000));
+    }
 }

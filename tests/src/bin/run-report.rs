@@ -69,7 +69,16 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     println!(
         "  {:<16} {:<10} {:>8} {:>8} {:>11} {:>6} {:>8} {:>9} {:>8} {:>10}",
-        "task", "agent", "wall s", "attempts", "invocations", "calls", "tokens", "Lambda s", "GB-s", "Lambda $"
+        "task",
+        "agent",
+        "wall s",
+        "attempts",
+        "invocations",
+        "calls",
+        "tokens",
+        "Lambda s",
+        "GB-s",
+        "Lambda $"
     );
     let (mut invocations, mut gb_seconds) = (0i64, 0f64);
     for row in &rows {
