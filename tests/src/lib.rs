@@ -486,3 +486,46 @@ pub fn cpu_split_of(pid: u32) -> (f64, f64) {
 pub fn lambda_deadline() -> autocrew_steps::Deadline {
     autocrew_steps::Deadline::after(std::time::Duration::from_secs(900))
 }
+
+/// Runs "Build a recipe app for keto dieters" as a user would (`autocrew run`, approvals
+/// given as shown) on a runner whose model is `server` (the offline model behind the
+/// compatible wire format, priced by `infra/local/compatible-models.json`), with `extra`
+/// variables over its environment; the runner is stopped before the report comes back.
+pub async fn run_on_compatible(
+    db: &TestDb,
+    server: &compatible_server::CompatibleServer,
+    extra: &[(&'static str, &str)],
+    timeout: std::time::Duration,
+) -> anyhow::Result<autocrew_cli::run::RunReport> {
+    let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let prices = root.join("infra/local/compatible-models.json");
+    let mut variables = std::collections::HashMap::from([
+        ("DATABASE_URL", db.url()),
+        ("OPENAI_BASE_URL", server.base_url.clone()),
+        ("LLM_MODEL", "offline-template-1".to_owned()),
+        ("MODEL_TABLE_PATH", prices.display().to_string()),
+    ]);
+    variables.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let options = autocrew_runner::Options {
+        root,
+        prefix: unique("compat"),
+        port: 0,
+        concurrency_per_queue: 10,
+    };
+    let runner = autocrew_runner::start(options, &EnvOver(variables)).await?;
+    let base = format!("http://{}", runner.addr);
+    let report = autocrew_cli::run::run(
+        &base,
+        "Build a recipe app for keto dieters",
+        autocrew_cli::run::Following {
+            quiet: true,
+            timeout,
+            auto_approve: true,
+            save_session: false,
+            show_urls: false,
+        },
+    )
+    .await;
+    runner.stop().await;
+    report
+}

@@ -178,14 +178,14 @@ async fn finish(
         "summary": finished.summary, "artifacts": finished.artifacts, "steps": finished.steps,
         "files_checked": files_checked,
     });
-    // The attempt's wall time, across all its invocations.
-    let took = (chrono::Utc::now() - begun.started_at)
-        .num_milliseconds()
-        .max(0);
+    // The task's wall time from its first start, across its attempts and invocations (the
+    // store adds how many invocations those were).
+    let since = task.started_at.unwrap_or(begun.started_at);
+    let took = (chrono::Utc::now() - since).num_milliseconds().max(0);
     let payload = json!({
         "task_id": task.id, "key": task.key, "agent": task.agent, "summary": finished.summary,
         "files": finished.artifacts.len(), "files_checked": files_checked, "steps": finished.steps,
-        "duration_ms": took, "invocations": begun.invocation
+        "duration_ms": took
     });
     let completed = persist(|| {
         ctx.tasks

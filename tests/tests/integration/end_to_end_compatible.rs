@@ -4,12 +4,9 @@
 //! provider, streaming its agents' turns, and the cost report matches the token counts the
 //! server reported, to the micro-dollar.
 
-use autocrew_cli::run::run;
-use autocrew_runner::{Options, start};
 use autocrew_shared::domain::MicroUsd;
 use autocrew_tests::compatible_server::CompatibleServer;
-use autocrew_tests::{EnvOver, TestDb, unique};
-use std::collections::HashMap;
+use autocrew_tests::{TestDb, run_on_compatible};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -17,37 +14,7 @@ async fn the_run_command_completes_on_an_openai_compatible_server_with_costs_to_
 -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let server = CompatibleServer::start(0).await?;
-    let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let prices = root.join("infra/local/compatible-models.json");
-    let env = EnvOver(HashMap::from([
-        ("DATABASE_URL", db.url()),
-        ("OPENAI_BASE_URL", server.base_url.clone()),
-        ("LLM_MODEL", "offline-template-1".to_owned()),
-        ("MODEL_TABLE_PATH", prices.display().to_string()),
-    ]));
-    let options = Options {
-        root,
-        prefix: unique("compat"),
-        port: 0,
-        concurrency_per_queue: 10,
-    };
-    let runner = start(options, &env).await?;
-    let base = format!("http://{}", runner.addr);
-
-    let report = run(
-        &base,
-        "Build a recipe app for keto dieters",
-        autocrew_cli::run::Following {
-            quiet: true,
-            timeout: Duration::from_secs(120),
-            auto_approve: true,
-            save_session: false,
-            show_urls: false,
-        },
-    )
-    .await;
-    runner.stop().await;
-    let report = report?;
+    let report = run_on_compatible(&db, &server, &[], Duration::from_secs(120)).await?;
 
     assert!(report.succeeded, "the run failed: {}", report.run);
     let served = server.usage();

@@ -4,8 +4,6 @@
 //! the pace (`autocrew_tests::pace`); the runner's agent steps get a timeout of a few
 //! seconds so that a short test still crosses invocations.
 
-use autocrew_cli::run::run;
-use autocrew_runner::{Options, start};
 use autocrew_shared::adapters::llm::{AnthropicClient, Patience, select};
 use autocrew_shared::config::Secret;
 use autocrew_shared::crew::agents;
@@ -16,7 +14,7 @@ use autocrew_shared::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmR
 use autocrew_shared::services::{Call, Gateway, GatewaySettings};
 use autocrew_tests::compatible_server::CompatibleServer;
 use autocrew_tests::pace::Pace;
-use autocrew_tests::{EnvOver, TestDb, reply, seed, unique};
+use autocrew_tests::{TestDb, reply, run_on_compatible, seed};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,40 +29,12 @@ async fn a_run_at_a_real_pace_spans_invocations_and_does_each_thing_once() -> an
         ..Pace::default()
     };
     let server = CompatibleServer::start_paced(0, pace).await?;
-    let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let prices = root.join("infra/local/compatible-models.json");
-    let env = EnvOver(HashMap::from([
-        ("DATABASE_URL", db.url()),
-        ("OPENAI_BASE_URL", server.base_url.clone()),
-        ("LLM_MODEL", "offline-template-1".to_owned()),
-        ("MODEL_TABLE_PATH", prices.display().to_string()),
-        ("LLM_CACHE_TTL_SECS", "0".to_owned()),
-        // A turn takes about a second here: an invocation has room for one, not two.
-        ("RUNNER_AGENT_TIMEOUT_SECS", "5".to_owned()),
-    ]));
-    let options = Options {
-        root,
-        prefix: unique("pace"),
-        port: 0,
-        concurrency_per_queue: 10,
-    };
-    let runner = start(options, &env).await?;
-    let base = format!("http://{}", runner.addr);
-
-    let report = run(
-        &base,
-        "Build a recipe app for keto dieters",
-        autocrew_cli::run::Following {
-            quiet: true,
-            timeout: Duration::from_secs(300),
-            auto_approve: true,
-            save_session: false,
-            show_urls: false,
-        },
-    )
-    .await;
-    runner.stop().await;
-    let report = report?;
+    // A turn takes about a second here: an invocation has room for one, not two.
+    let scaled = [
+        ("LLM_CACHE_TTL_SECS", "0"),
+        ("RUNNER_AGENT_TIMEOUT_SECS", "5"),
+    ];
+    let report = run_on_compatible(&db, &server, &scaled, Duration::from_secs(300)).await?;
     assert!(report.succeeded, "the run failed: {}", report.run);
 
     let client = db.pool.get().await?;
@@ -271,21 +241,8 @@ async fn a_stalled_stream_fails_after_the_idle_timeout_and_the_next_model_answer
     let started = std::time::Instant::now();
     let answer = gateway
         .call(Call {
-            attribution: Attribution {
-                user_id: seeded.user.id,
-                project_id: seeded.project.id,
-                run_id: Some(seeded.run.id),
-                task_id: None,
-                agent: AgentKind::Marketer,
-            },
-            tier: "standard",
-            request: ask(256),
             on_text: Some(&sink),
-            semantic_scope: None,
-            accept: None,
-            share_cache: false,
-            wait_until: None,
-            on_wait: None,
+            ..call(&seeded, ask(256))
         })
         .await?;
 
@@ -340,21 +297,8 @@ async fn a_stream_that_never_ends_is_cut_at_max_tokens_and_charged_for_what_it_s
     let gateway = gateway(&db, Arc::new(anthropic), false);
     let through = gateway
         .call(Call {
-            attribution: Attribution {
-                user_id: seeded.user.id,
-                project_id: seeded.project.id,
-                run_id: Some(seeded.run.id),
-                task_id: None,
-                agent: AgentKind::Marketer,
-            },
-            tier: "standard",
-            request: ask(100),
             on_text: Some(&sink),
-            semantic_scope: None,
-            accept: None,
-            share_cache: false,
-            wait_until: None,
-            on_wait: None,
+            ..call(&seeded, ask(100))
         })
         .await;
 
@@ -385,13 +329,24 @@ async fn a_stream_that_never_ends_is_cut_at_max_tokens_and_charged_for_what_it_s
     Ok(())
 }
 
-fn marketer(seeded: &autocrew_tests::Seeded) -> Attribution {
-    Attribution {
-        user_id: seeded.user.id,
-        project_id: seeded.project.id,
-        run_id: Some(seeded.run.id),
-        task_id: None,
-        agent: AgentKind::Marketer,
+/// A marketer's call of `request` in the seeded run: nothing streamed, no limit to waits.
+fn call<'a>(seeded: &autocrew_tests::Seeded, request: LlmRequest) -> Call<'a> {
+    Call {
+        attribution: Attribution {
+            user_id: seeded.user.id,
+            project_id: seeded.project.id,
+            run_id: Some(seeded.run.id),
+            task_id: None,
+            agent: AgentKind::Marketer,
+        },
+        tier: "standard",
+        request,
+        on_text: None,
+        semantic_scope: None,
+        accept: None,
+        share_cache: false,
+        wait_until: None,
+        on_wait: None,
     }
 }
 
@@ -434,15 +389,9 @@ async fn an_overloaded_provider_is_waited_out_as_it_asked_and_the_wait_is_record
 
     let answer = gateway
         .call(Call {
-            attribution: marketer(&seeded),
-            tier: "standard",
-            request: ask(256),
-            on_text: None,
-            semantic_scope: None,
-            accept: None,
-            share_cache: false,
             wait_until: Some(std::time::Instant::now() + Duration::from_secs(30)),
             on_wait: Some(&tell),
+            ..call(&seeded, ask(256))
         })
         .await?;
 
@@ -479,16 +428,9 @@ async fn a_wait_that_would_pass_the_calls_limit_moves_on_at_once() -> anyhow::Re
     let started = std::time::Instant::now();
     let answer = gateway
         .call(Call {
-            attribution: marketer(&seeded),
-            tier: "standard",
-            request: ask(256),
-            on_text: None,
-            semantic_scope: None,
-            accept: None,
-            share_cache: false,
             // The run's deadline (or the invocation's room) is 5 s away: 30 s cannot be waited.
             wait_until: Some(std::time::Instant::now() + Duration::from_secs(5)),
-            on_wait: None,
+            ..call(&seeded, ask(256))
         })
         .await?;
 
@@ -533,21 +475,16 @@ async fn at_the_providers_cap_a_call_waits_for_a_slot_and_says_so() -> anyhow::R
         move |why: &str| told.lock().expect("told").push(why.to_owned())
     };
     let sink = |_: &str| {};
-    let call = || Call {
-        attribution: marketer(&seeded),
-        tier: "standard",
-        request: ask(256),
+    let one = || Call {
         on_text: Some(&sink),
-        semantic_scope: None,
-        accept: None,
-        share_cache: false,
         wait_until: Some(std::time::Instant::now() + Duration::from_secs(60)),
         on_wait: Some(&tell),
+        ..call(&seeded, ask(256))
     };
 
-    let (first, second) = tokio::join!(gateway.call(call()), async {
+    let (first, second) = tokio::join!(gateway.call(one()), async {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        gateway.call(call()).await
+        gateway.call(one()).await
     });
 
     assert!(first.is_ok() && second.is_ok(), "{first:?} {second:?}");

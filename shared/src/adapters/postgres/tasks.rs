@@ -457,8 +457,17 @@ impl TaskStore for PgTaskStore {
                 &[&task.0],
             )
             .await?;
+        // Every invocation of every attempt it took (parks and retries open new attempts).
+        let invocations: i64 = tx
+            .query_one_cached(
+                "SELECT coalesce(sum(invocations), 0)::bigint FROM task_attempts WHERE task_id = $1",
+                &[&task.0],
+            )
+            .await?
+            .try_get(0)?;
         let mut payload = payload;
         if let Some(fields) = payload.as_object_mut() {
+            fields.insert("invocations".into(), invocations.into());
             fields.insert(
                 "task_usage".into(),
                 serde_json::json!({
