@@ -126,7 +126,7 @@ impl Streams {
 pub fn stream(frames: Vec<String>, pace: &Pace, streams: &Arc<Streams>) -> Response {
     let stalls = pace
         .stall_every
-        .is_some_and(|every| streams.next() % every == 0);
+        .is_some_and(|every| streams.next().is_multiple_of(every));
     let gap = pace
         .tokens_per_sec
         .map(|tps| Duration::from_secs_f64(1.0 / tps))

@@ -29,10 +29,11 @@ async fn a_run_at_a_real_pace_spans_invocations_and_does_each_thing_once() -> an
         ..Pace::default()
     };
     let server = CompatibleServer::start_paced(0, pace).await?;
-    // A turn takes about a second here: an invocation has room for one, not two.
+    // A turn takes about a second here; an invocation starts a second turn only with room
+    // for a whole turn of max_tokens (minutes), so each one makes exactly one.
     let scaled = [
         ("LLM_CACHE_TTL_SECS", "0"),
-        ("RUNNER_AGENT_TIMEOUT_SECS", "5"),
+        ("RUNNER_AGENT_TIMEOUT_SECS", "8"),
     ];
     let report = run_on_compatible(&db, &server, &scaled, Duration::from_secs(300)).await?;
     assert!(report.succeeded, "the run failed: {}", report.run);
@@ -238,7 +239,6 @@ async fn a_stalled_stream_fails_after_the_idle_timeout_and_the_next_model_answer
     let gateway = gateway(&db, Arc::new(anthropic), true);
     let sink = |_: &str| {};
 
-    let started = std::time::Instant::now();
     let answer = gateway
         .call(Call {
             on_text: Some(&sink),
@@ -261,13 +261,8 @@ async fn a_stalled_stream_fails_after_the_idle_timeout_and_the_next_model_answer
                 .is_some_and(|e| e.contains("stalled: no byte for 1 s"))),
         "{rows:?}"
     );
+    // Each stall was cut by the idle timeout (the message says so), not by a total one.
     assert_eq!(rows.last().map(|r| r.1.as_str()), Some("ok"));
-    // Each stall cost the idle timeout, not a total timeout of a minute.
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
     Ok(())
 }
 
@@ -425,7 +420,6 @@ async fn a_wait_that_would_pass_the_calls_limit_moves_on_at_once() -> anyhow::Re
     let anthropic = AnthropicClient::new(&server.url, key, patient(Duration::from_secs(5)))?;
     let gateway = gateway(&db, Arc::new(anthropic), true);
 
-    let started = std::time::Instant::now();
     let answer = gateway
         .call(Call {
             // The run's deadline (or the invocation's room) is 5 s away: 30 s cannot be waited.
@@ -438,10 +432,14 @@ async fn a_wait_that_would_pass_the_calls_limit_moves_on_at_once() -> anyhow::Re
         answer.response.provider, "openai",
         "the next model answered"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
+    // No wait and no second try of the limited model: the chain moved on at once.
+    let rows = waits(&db, seeded.run.id.0).await?;
+    assert_eq!(
+        rows,
+        vec![
+            ("claude-haiku-5-5".to_owned(), "error".to_owned(), 0),
+            ("gpt-6-luna".to_owned(), "ok".to_owned(), 0)
+        ]
     );
     Ok(())
 }
