@@ -510,10 +510,10 @@ async fn branch_moved(push: Option<&Push>) -> anyhow::Result<()> {
         return std::future::pending().await;
     };
     loop {
-        if let Some((_, branches, _)) = push.round_repository().await? {
-            if branches["main"].as_u64() >= Some(2) {
-                return Ok(());
-            }
+        if let Some((_, branches, _)) = push.round_repository().await?
+            && branches["main"].as_u64() >= Some(2)
+        {
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -126,11 +126,9 @@ fn records(log: &str) -> Vec<(String, String)> {
     let mut in_statement = false;
     for line in log.lines() {
         let Some(rest) = line.strip_prefix(MARK) else {
-            if in_statement {
-                if let Some((_, sql)) = out.last_mut() {
-                    sql.push('\n');
-                    sql.push_str(line);
-                }
+            if in_statement && let Some((_, sql)) = out.last_mut() {
+                sql.push('\n');
+                sql.push_str(line);
             }
             continue;
         };

@@ -39,6 +39,9 @@ impl Tokens {
     }
 }
 
+/// Keeps tokens a refresh gave (the CLI writes them to its session file).
+type SaveTokens = dyn Fn(&Tokens) + Send + Sync;
+
 /// The API at one base URL, as one user. Access tokens are refreshed by the client itself:
 /// before a request when less than a minute is left, and once after a 401.
 pub struct Client {
@@ -46,7 +49,7 @@ pub struct Client {
     base: String,
     tokens: std::sync::Mutex<Tokens>,
     /// Called with each new pair, so the session file keeps the current refresh token.
-    on_refresh: Option<Box<dyn Fn(&Tokens) + Send + Sync>>,
+    on_refresh: Option<Box<SaveTokens>>,
 }
 
 /// Creates a user with `password` and returns a client acting as that user.

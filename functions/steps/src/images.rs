@@ -35,10 +35,10 @@ pub(crate) async fn generate(
         .await
         .map_err(retry)?
     {
-        if let Some(key) = made["object_key"].as_str() {
-            if !artifacts.iter().any(|a| a == key) {
-                artifacts.push(key.to_owned());
-            }
+        if let Some(key) = made["object_key"].as_str()
+            && !artifacts.iter().any(|a| a == key)
+        {
+            artifacts.push(key.to_owned());
         }
         return Ok(Ok(made["said"]
             .as_str()

@@ -413,11 +413,12 @@ async fn main() -> anyhow::Result<()> {
     // The handler alone, called as Lambda calls it.
     let (one, many) = direct_as_lambda(&args)?;
 
-    // The same two statements, straight to Postgres.
+    // The same two statements, straight to Postgres. pgbench reads `:name` as a variable
+    // even inside a literal, so the buckets' colon is written as chr(58).
     let script = format!(
         "INSERT INTO rate_counters (bucket, window_start, hits)
   SELECT b, date_bin('60 seconds', now(), timestamptz 'epoch'), 1
-  FROM unnest(ARRAY['ip:127.0.0.1', 'user:{user}']) AS b
+  FROM unnest(ARRAY['ip' || chr(58) || '127.0.0.1', 'user' || chr(58) || '{user}']) AS b
   ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_counters.hits + 1
   RETURNING bucket, hits;
 SELECT e.run_id, e.seq, e.kind, e.payload, e.created_at FROM projects p

@@ -1,6 +1,6 @@
 //! `engine-bench`: the engine's own cost per run on the local stack, with the offline model
 //! and the cache off: runner CPU, Postgres CPU and commits per run and per task, and runs per
-//! second one at a time and with 10 in flight. The emulator's (moto's) CPU is not ours and
+//! second one at a time and with one run a user in flight (10 by default). The emulator's (moto's) CPU is not ours and
 //! is reported apart. Every run goes through the API and is followed over the WebSocket, as
 //! the app would. Needs the local stack's environment (`make up`, then `.local/stack.env`).
 
@@ -31,6 +31,9 @@ struct Args {
     /// Runs in each of the two phases.
     #[arg(long, default_value_t = 30)]
     runs: usize,
+    /// Users the runs are spread over (the API lets one address sign up 10 a minute).
+    #[arg(long, default_value_t = 10)]
+    users: usize,
     #[arg(long, default_value = ".local/bench-runner.log")]
     log: PathBuf,
     /// The moto server's pid file, to report its CPU apart.
@@ -209,7 +212,7 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|p| p.trim().parse().ok());
     let base = format!("http://127.0.0.1:{}", args.port);
     let mut clients = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..args.users.max(1) {
         let client = sign_up(
             &base,
             &format!("{}@bench.local", unique("bench")),
@@ -228,15 +231,29 @@ async fn main() -> anyhow::Result<()> {
     let metered_before = metering(&base).await?;
     let one = measure(runner_pid, moto_pid, &db, &mut clients, args.runs, 1).await?;
     let metered_after = metering(&base).await?;
-    let ten = measure(runner_pid, moto_pid, &db, &mut clients, args.runs, 10).await?;
+    let in_flight = clients.len();
+    let ten = measure(
+        runner_pid,
+        moto_pid,
+        &db,
+        &mut clients,
+        args.runs,
+        in_flight,
+    )
+    .await?;
     println!(
         "engine bench: {} runs each, the demo command (plan, 7 tasks, compile; 15 offline model calls), cache off",
         args.runs
     );
     show("one at a time", &one, args.runs, tasks_per_run);
-    show("10 in flight", &ten, args.runs, tasks_per_run);
+    show(
+        &format!("{in_flight} in flight"),
+        &ten,
+        args.runs,
+        tasks_per_run,
+    );
     println!(
-        "throughput with 10 in flight: {:.2}x one at a time",
+        "throughput with {in_flight} in flight: {:.2}x one at a time",
         one.wall.as_secs_f64() / ten.wall.as_secs_f64()
     );
     aws_cost(&args, (&metered_before, &metered_after), args.runs)?;

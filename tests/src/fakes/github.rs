@@ -194,10 +194,10 @@ fn login(fake: &Fake, headers: &HeaderMap) -> Result<String, Response> {
             "Request forbidden by administrative rules. Please make sure your request has a User-Agent header",
         ));
     }
-    if let Some(version) = headers.get("x-github-api-version") {
-        if !matches!(version.as_bytes(), b"2022-11-28" | b"2026-03-10") {
-            return Err(basic_error(StatusCode::BAD_REQUEST, "Invalid API version"));
-        }
+    if let Some(version) = headers.get("x-github-api-version")
+        && !matches!(version.as_bytes(), b"2022-11-28" | b"2026-03-10")
+    {
+        return Err(basic_error(StatusCode::BAD_REQUEST, "Invalid API version"));
     }
     fake.user_of(headers, "github")
         .ok_or_else(|| basic_error(StatusCode::UNAUTHORIZED, "Bad credentials"))

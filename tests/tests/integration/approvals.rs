@@ -139,11 +139,11 @@ async fn parked(db: &TestDb) -> anyhow::Result<Parked> {
     loop {
         pump(&parked.p).await?;
         let asked = parked.events(EventKind::ApprovalRequested).await?;
-        if let Some(request) = asked.into_iter().next() {
-            if parked.landing().await?.status == TaskStatus::AwaitingApproval {
-                parked.request = request;
-                return Ok(parked);
-            }
+        if let Some(request) = asked.into_iter().next()
+            && parked.landing().await?.status == TaskStatus::AwaitingApproval
+        {
+            parked.request = request;
+            return Ok(parked);
         }
         anyhow::ensure!(Instant::now() < deadline, "no approval was asked in 90 s");
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -52,18 +52,30 @@ fn message_from(row: &tokio_postgres::Row) -> Result<ChatMessage, StoreError> {
     })
 }
 
+/// A message about to be written.
+struct NewMessage<'a> {
+    author: &'a str,
+    text: &'a str,
+    status: MessageStatus,
+    reply_to: Option<MessageId>,
+    run: Option<RunId>,
+}
+
 /// Inserts one message. `clock_timestamp()`, not `now()`: a question and its reply share a
 /// transaction, and the thread orders by time.
 async fn insert(
     client: &impl GenericClient,
     user: UserId,
     project: ProjectId,
-    author: &str,
-    text: &str,
-    status: MessageStatus,
-    reply_to: Option<MessageId>,
-    run: Option<RunId>,
+    new: NewMessage<'_>,
 ) -> Result<ChatMessage, StoreError> {
+    let NewMessage {
+        author,
+        text,
+        status,
+        reply_to,
+        run,
+    } = new;
     let row = client
         .query_one_cached(
             &format!(
@@ -116,22 +128,26 @@ impl Conversations for PgConversations {
             &tx,
             user,
             project,
-            "user",
-            text,
-            MessageStatus::Done,
-            None,
-            None,
+            NewMessage {
+                author: "user",
+                text,
+                status: MessageStatus::Done,
+                reply_to: None,
+                run: None,
+            },
         )
         .await?;
         let reply = insert(
             &tx,
             user,
             project,
-            "assistant",
-            "",
-            MessageStatus::Pending,
-            Some(question.id),
-            None,
+            NewMessage {
+                author: "assistant",
+                text: "",
+                status: MessageStatus::Pending,
+                reply_to: Some(question.id),
+                run: None,
+            },
         )
         .await?;
         let mut effects = Effects::default();
@@ -160,11 +176,13 @@ impl Conversations for PgConversations {
             &tx,
             user,
             project,
-            "user",
-            text,
-            MessageStatus::Done,
-            None,
-            Some(run),
+            NewMessage {
+                author: "user",
+                text,
+                status: MessageStatus::Done,
+                reply_to: None,
+                run: Some(run),
+            },
         )
         .await?;
         let mut effects = Effects::default();

@@ -1,0 +1,84 @@
+# shellcheck shell=bash
+# The test command's parts: formatting and lints, template lint, the test suite, chaos
+# rounds, the API fuzz and each benchmark's smoke mode.
+
+# rustfmt and clippy with warnings denied, before anything slow.
+static_checks() {
+  local t0=$SECONDS
+  (cd "$root" && cargo fmt --all --check) || die "cargo fmt --check: run 'cargo fmt --all'"
+  (cd "$root" && cargo clippy --workspace --all-targets --quiet -- -D warnings) || die "cargo clippy found warnings"
+  say "cargo fmt --check and cargo clippy -D warnings pass ($((SECONDS - t0)) s)"
+}
+
+lint() {
+  install_sam
+  (cd "$root" && "$sam_venv/bin/cfn-lint" template.yaml) || die "cfn-lint found problems in template.yaml"
+  (cd "$root" && SAM_CLI_TELEMETRY=0 "$sam_venv/bin/sam" validate --lint --region us-east-1 --template-file template.yaml >/dev/null) \
+    || die "sam validate --lint found problems in template.yaml"
+  say "template.yaml: cfn-lint and sam validate --lint pass"
+}
+
+# Runs every test and closes with one line that totals them across all test binaries.
+run_tests() {
+  local log="$local_dir/test.log" status
+  set +e
+  (cd "$root" && cargo test --workspace --no-fail-fast 2>&1) | tee "$log"
+  status=${PIPESTATUS[0]}
+  set -e
+  awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
+  return "$status"
+}
+
+# Chaos rounds (tests/src/chaos.rs): kill -9 the runner in the middle of runs, start a new
+# one, check that every run succeeds with nothing lost or done twice. CHAOS_ROUNDS rounds
+# (`make chaos`: 100; `make test` runs 10).
+run_chaos() {
+  local rounds=${1:-${CHAOS_ROUNDS:-100}} status=0
+  stop_runner
+  # The push round kills the runner between a commit at the fake GitHub and its record.
+  stop_fakes
+  start_fakes all
+  say "chaos: $rounds rounds, about 35 s each (runner logs in .local/chaos-runner.log)"
+  local restart=()
+  if pg_running; then restart=(--restart-postgres "bash $root/infra/local/stack.sh restart-postgres"); fi
+  (cd "$root" && "$(target_dir)/debug/chaos" --rounds "$rounds" --port "$(free_port)" \
+    --runner "$(target_dir)/debug/autocrew-local" --root "$root" --log "$local_dir/chaos-runner.log" \
+    "${restart[@]}") || status=$?
+  stop_fakes
+  return "$status"
+}
+
+# Schemathesis (tests/fuzz/api.py) against a runner's gateway, from the document it
+# serves, with two users: no 5xx, and no status, type, header or body outside the
+# document. FUZZ_EXAMPLES examples per operation (`make fuzz-api`: 200; `make test`: 25).
+# The rate limits are lifted: one user sends thousands of requests a minute. The outside
+# services are the local fakes, whatever tokens the environment holds: a fuzzed token is
+# checked there, never at a real service.
+run_fuzz_api() {
+  local examples=${1:-${FUZZ_EXAMPLES:-200}} status=0
+  stop_runner
+  stop_fakes
+  start_fakes all
+  RATE_LIMIT_PER_USER=1000000000 RATE_LIMIT_PER_IP=1000000000 start_runner
+  say "fuzz: schemathesis, $examples examples per operation (report in .local/fuzz-api.log)"
+  "$venv/bin/python" "$root/tests/fuzz/api.py" "$runner_url" --max-examples "$examples" --workers 2 \
+    >"$local_dir/fuzz-api.log" 2>&1 || status=$?
+  sed -n '/ SUMMARY /,$p' "$local_dir/fuzz-api.log"
+  stop_runner
+  stop_fakes
+  [ "$status" = 0 ] || { sed -n '/ FAILURES /,/ SUMMARY /p' "$local_dir/fuzz-api.log" | head -80 >&2; die "schemathesis found failures: see .local/fuzz-api.log"; }
+}
+
+# The whole suite, then a bounded chaos run, a bounded fuzz of the API (the long ones are
+# `make chaos` and `make fuzz-api`) and every benchmark in its smoke mode, so a bench the
+# README names cannot break unseen.
+run_tests_and_chaos() {
+  local status=0
+  run_tests || status=$?
+  run_chaos "${CHAOS_ROUNDS:-10}" || status=$?
+  (run_fuzz_api "${FUZZ_EXAMPLES:-25}") || status=$?
+  (BENCH_SMOKE=1 run_bench) || status=$?
+  (BENCH_SMOKE=1 run_engine_bench) || status=$?
+  (BENCH_SMOKE=1 run_api_bench) || status=$?
+  return "$status"
+}
