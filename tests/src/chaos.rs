@@ -224,9 +224,11 @@ async fn next_of(
     deadline: Instant,
 ) -> anyhow::Result<Value> {
     loop {
+        // The chaos check reads events as a client sees them on the wire.
         let event = next_event(client, project, stream, deadline)
             .await?
-            .context("the live stream closed")?;
+            .context("the live stream closed")?
+            .to_value();
         if event["run_id"].as_str() == Some(run) {
             return Ok(event);
         }

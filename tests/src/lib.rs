@@ -406,9 +406,11 @@ impl<T: autocrew_shared::ports::TaskStore + ?Sized> Drive for T {
         task: autocrew_shared::domain::TaskId,
         result: serde_json::Value,
     ) -> Result<autocrew_shared::ports::Completion, autocrew_shared::ports::StoreError> {
-        let attempt = self.task(task).await?.attempts;
-        let payload = serde_json::json!({"task_id": task});
-        Ok(self.complete(task, attempt, &result, payload).await?.value)
+        let task = self.task(task).await?;
+        Ok(self
+            .complete(task.id, task.attempts, &result, completed_event(&task))
+            .await?
+            .value)
     }
 
     async fn fail_now(
@@ -528,4 +530,20 @@ pub async fn run_on_compatible(
     .await;
     runner.stop().await;
     report
+}
+
+/// The `task_completed` of a task completed by hand (no summary, files or steps).
+pub fn completed_event(
+    task: &autocrew_shared::domain::records::Task,
+) -> autocrew_shared::domain::events::TaskCompleted {
+    autocrew_shared::domain::events::TaskCompleted {
+        task: autocrew_shared::domain::events::TaskRef::of(task),
+        summary: String::new(),
+        files: 0,
+        files_checked: 0,
+        steps: 0,
+        duration_ms: 0,
+        invocations: 0,
+        task_usage: Default::default(),
+    }
 }

@@ -7,6 +7,7 @@ use crate::error::json_response;
 use crate::request::{caller, json_body, path_param};
 use crate::routes::owned_project;
 use crate::{ApiError, ApiState};
+use autocrew_shared::domain::events::ArtifactStored;
 use autocrew_shared::domain::records::Artifact;
 use autocrew_shared::domain::{ArtifactId, UploadId, sha256_hex};
 use autocrew_shared::ports::{BlobError, Upload, Written};
@@ -199,16 +200,22 @@ pub async fn complete_upload(
         size_bytes: upload.size_bytes,
         checksum_sha256: sha256_hex(&bytes),
     };
-    let payload = json!({
-        "key": artifact.key, "content_type": artifact.content_type,
-        "size_bytes": artifact.size_bytes, "uploaded": true, "filename": upload.filename
-    });
+    let stored = ArtifactStored {
+        task_id: None,
+        key: artifact.key.clone(),
+        object_key: None,
+        size_bytes: artifact.size_bytes,
+        checksum_sha256: None,
+        content_type: artifact.content_type.clone(),
+        uploaded: true,
+        filename: Some(upload.filename.clone()),
+    };
     let effects = state
         .artifacts
         .record_once(&[Written {
             key: format!("upload:{id}"),
             artifact: artifact.clone(),
-            payload,
+            stored,
         }])
         .await?;
     let first = !effects.is_empty();

@@ -3,6 +3,7 @@
 
 use crate::client::Client;
 use anyhow::Context;
+use autocrew_shared::domain::events::ApprovalRequested;
 use serde_json::{Value, json};
 
 /// The decision a person gives.
@@ -85,28 +86,29 @@ pub async fn review_and_decide(
     Ok(decided)
 }
 
-/// The lines `autocrew run` prints for an `approval_requested` event's payload.
-pub fn request_lines(p: &Value) -> Vec<String> {
+/// The lines `autocrew run` prints for an `approval_requested` event.
+pub fn request_lines(request: &ApprovalRequested) -> Vec<String> {
     let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
-    let id = text(&p["approval_id"]);
-    let hash = text(&p["payload_hash"]);
-    let what = match p["payload"]["action"].as_str() {
+    let (id, hash) = (request.approval_id, &request.payload_hash);
+    let action = &request.payload;
+    let what = match action["action"].as_str() {
         Some("publish") => format!(
             "publish {} at {}",
-            text(&p["payload"]["file"]),
-            text(&p["payload"]["link"])
+            text(&action["file"]),
+            text(&action["link"])
         ),
-        _ => p["payload"].to_string(),
+        _ => action.to_string(),
     };
     vec![
         format!(
             "approval needed: {} [{}] wants to {what}",
-            text(&p["key"]),
-            text(&p["agent"])
+            request.task.key, request.task.agent
         ),
         format!(
             "  approval {id}, payload sha-256 {hash}, expires {}",
-            text(&p["expires_at"])
+            request
+                .expires_at
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
         ),
         format!("  answer with: autocrew approve {id} --hash {hash}   (or: autocrew reject {id})"),
     ]

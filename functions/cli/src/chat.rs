@@ -5,6 +5,9 @@
 use crate::args::SessionArgs;
 use crate::session;
 use anyhow::{Context, bail};
+use autocrew_shared::domain::MessageId;
+use autocrew_shared::domain::events::EventBody;
+use autocrew_shared::domain::realtime::ServerMessage;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -53,15 +56,20 @@ pub async fn chat(
         else {
             break;
         };
-        let event = serde_json::from_str::<Value>(&frame).unwrap_or_default()["event"].clone();
-        match event["kind"].as_str() {
-            Some("reply_progress") if event["payload"]["message_id"] == reply_id => {
-                print!("{}", event["payload"]["delta"].as_str().unwrap_or(""));
+        let body = match serde_json::from_str::<ServerMessage>(&frame) {
+            Ok(ServerMessage::Event { event }) => event.body,
+            Ok(ServerMessage::Live { event }) => event.body,
+            _ => continue,
+        };
+        let is_reply = |id: MessageId| reply_id.as_str() == Some(id.to_string().as_str());
+        match body {
+            EventBody::ReplyProgress(piece) if is_reply(piece.message_id) => {
+                print!("{}", piece.delta);
                 std::io::stdout().flush()?;
                 streamed = true;
             }
-            Some("message_posted") if event["payload"]["message"]["id"] == reply_id => {
-                reply = Some(event["payload"]["message"].clone());
+            EventBody::MessagePosted(posted) if is_reply(posted.message.id) => {
+                reply = Some(serde_json::to_value(&posted.message)?);
             }
             _ => {}
         }

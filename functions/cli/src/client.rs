@@ -2,6 +2,9 @@
 //! a WebSocket for live events.
 
 use anyhow::{Context, bail};
+use autocrew_shared::domain::RunId;
+use autocrew_shared::domain::events::{Event, EventBody, LiveEvent, RunSpend};
+use autocrew_shared::domain::realtime::{ClientMessage, ServerMessage};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -221,9 +224,13 @@ impl Client {
         let (mut socket, _) = tokio_tungstenite::connect_async(url)
             .await
             .context("the WebSocket API refused the connection")?;
-        let subscribe =
-            json!({"action": "subscribe", "project_id": project, "after_seq": after}).to_string();
-        socket.send(Message::Text(subscribe.into())).await?;
+        let subscribe = ClientMessage::Subscribe {
+            project_id: autocrew_shared::domain::ProjectId::parse("project", project)?,
+            after_seq: after,
+        };
+        socket
+            .send(Message::Text(serde_json::to_string(&subscribe)?.into()))
+            .await?;
         Ok(socket)
     }
 }
@@ -238,19 +245,67 @@ pub struct Stream {
     socket: Socket,
     next_seq: i64,
     /// Events that arrived ahead of a missing one (a live push racing the replay).
-    pending: BTreeMap<i64, Value>,
+    pending: BTreeMap<i64, Event>,
+}
+
+/// An event as the stream delivers it: logged (in sequence) or live-only.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Received {
+    Logged(Event),
+    Live(LiveEvent),
+}
+
+impl Received {
+    pub fn run_id(&self) -> Option<RunId> {
+        match self {
+            Received::Logged(event) => event.run_id,
+            Received::Live(event) => event.run_id,
+        }
+    }
+
+    pub fn body(&self) -> &EventBody {
+        match self {
+            Received::Logged(event) => &event.body,
+            Received::Live(event) => &event.body,
+        }
+    }
+
+    /// The run's tokens and cost when the event was logged.
+    pub fn spend(&self) -> Option<RunSpend> {
+        match self {
+            Received::Logged(event) => event.spend,
+            Received::Live(_) => None,
+        }
+    }
+
+    /// The log's sequence number (none for a live-only event).
+    pub fn seq(&self) -> Option<i64> {
+        match self {
+            Received::Logged(event) => Some(event.seq),
+            Received::Live(_) => None,
+        }
+    }
+
+    /// The event as it came over the wire.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Received::Logged(event) => serde_json::to_value(event),
+            Received::Live(event) => serde_json::to_value(event),
+        }
+        .unwrap_or(Value::Null)
+    }
 }
 
 impl Stream {
     /// The next event in order if one is ready without waiting.
-    pub fn ready(&mut self) -> Option<Value> {
+    pub fn ready(&mut self) -> Option<Received> {
         let event = self.pending.remove(&self.next_seq)?;
         self.next_seq += 1;
-        Some(event)
+        Some(Received::Logged(event))
     }
 
     /// The next event in order; `None` when the socket closes.
-    pub async fn next(&mut self) -> anyhow::Result<Option<Value>> {
+    pub async fn next(&mut self) -> anyhow::Result<Option<Received>> {
         loop {
             if let Some(event) = self.ready() {
                 return Ok(Some(event));
@@ -263,31 +318,23 @@ impl Stream {
                 Message::Close(_) => return Ok(None),
                 _ => continue,
             };
-            let message: Value = serde_json::from_str(&text)
-                .context("the server sent something that is not JSON")?;
-            match message["type"].as_str() {
-                Some("event") => {
-                    let seq = message["event"]["seq"].as_i64().unwrap_or(0);
-                    if seq >= self.next_seq {
-                        self.pending.insert(seq, message["event"].clone());
-                    }
-                }
+            let message: ServerMessage = serde_json::from_str(&text).with_context(|| {
+                format!("the server sent a message this CLI cannot read: {text}")
+            })?;
+            match message {
+                ServerMessage::Event { event } => self.offer(event),
                 // Live-only (streamed output): shown as it comes, outside the sequence.
-                Some("live") => return Ok(Some(message["event"].clone())),
-                Some("error") => bail!(
-                    "the server refused: {}",
-                    message["error"].as_str().unwrap_or("")
-                ),
-                _ => {}
+                ServerMessage::Live { event } => return Ok(Some(Received::Live(event))),
+                ServerMessage::Error { error } => bail!("the server refused: {error}"),
+                ServerMessage::Subscribed { .. } => {}
             }
         }
     }
 
     /// Offers an event fetched another way (the HTTP log) to fill a gap.
-    pub fn offer(&mut self, event: Value) {
-        let seq = event["seq"].as_i64().unwrap_or(0);
-        if seq >= self.next_seq {
-            self.pending.insert(seq, event);
+    pub fn offer(&mut self, event: Event) {
+        if event.seq >= self.next_seq {
+            self.pending.insert(event.seq, event);
         }
     }
 

@@ -8,6 +8,7 @@ use autocrew_cli::args::{ArtifactsAction, Cli, Command, DlqAction};
 use autocrew_cli::{account, browse, chat, connect, dlq, health, run, session};
 use autocrew_shared::adapters::postgres;
 use autocrew_shared::config::Config;
+use autocrew_shared::domain::EventKind;
 use clap::{CommandFactory, Parser};
 use serde_json::json;
 
@@ -148,7 +149,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
                 answer["run"]["execution_name"].as_str().unwrap_or("?")
             );
             let report =
-                run::follow_steered(&client, &run_id, "run_resumed", (&follow).into()).await?;
+                run::follow_steered(&client, &run_id, EventKind::RunResumed, (&follow).into())
+                    .await?;
             println!("{}", run::summary(&report));
             Ok(report.succeeded)
         }
@@ -165,7 +167,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             let key = task["key"].as_str().unwrap_or("?").to_owned();
             eprintln!("task {key} of run {run_id} starts again");
             let report =
-                run::follow_steered(&client, &run_id, "task_retried", (&follow).into()).await?;
+                run::follow_steered(&client, &run_id, EventKind::TaskRetried, (&follow).into())
+                    .await?;
             println!("{}", run::summary(&report));
             Ok(report.succeeded)
         }

@@ -2,8 +2,10 @@
 //! the command, shows each task's progress as it happens, then prints the finished run.
 
 use crate::approvals::{self, Verdict};
-use crate::client::{Client, Stream, sign_up};
+use crate::client::{Client, Received, Stream, sign_up};
 use anyhow::{Context, bail};
+use autocrew_shared::domain::EventKind;
+use autocrew_shared::domain::events::{ApprovalRequested, Event, EventBody, ProgressStage};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -197,7 +199,7 @@ pub async fn run(base: &str, command: &str, following: Following) -> anyhow::Res
 pub async fn follow_steered(
     client: &Client,
     run_id: &str,
-    marker: &str,
+    marker: EventKind,
     following: Following,
 ) -> anyhow::Result<RunReport> {
     let started = Instant::now();
@@ -216,9 +218,13 @@ pub async fn follow_steered(
                 "read the event log",
             )
             .await?;
-        for event in page["events"].as_array().into_iter().flatten() {
-            if event["kind"] == marker && event["run_id"].as_str() == Some(run_id) {
-                from = event["seq"].as_i64();
+        let events: Vec<Event> = serde_json::from_value(page["events"].clone())
+            .context("the event log sent events this CLI cannot read")?;
+        for event in events {
+            if event.kind() == marker
+                && event.run_id.map(|r| r.to_string()).as_deref() == Some(run_id)
+            {
+                from = Some(event.seq);
             }
         }
         let last = page["last_seq"].as_i64().unwrap_or(after);
@@ -256,15 +262,17 @@ async fn follow(
         let Some(event) = next_event(client, project_id, &mut stream, deadline).await? else {
             bail!("the live stream closed before the run ended");
         };
-        events.push(event.clone());
-        if event["run_id"].as_str() != Some(run_id) {
+        events.push(event.to_value());
+        if event.run_id().map(|r| r.to_string()).as_deref() != Some(run_id) {
             continue;
         }
         if let Some(done) = show(&mut progress, &event) {
             break done;
         }
-        if following.auto_approve && event["kind"] == "approval_requested" {
-            auto_approve(client, &progress, &event["payload"]).await;
+        if let (true, EventBody::ApprovalRequested(request)) =
+            (following.auto_approve, event.body())
+        {
+            auto_approve(client, &progress, request).await;
         }
     };
     let run = client
@@ -296,7 +304,7 @@ pub async fn next_event(
     project: &str,
     stream: &mut Stream,
     deadline: Instant,
-) -> anyhow::Result<Option<Value>> {
+) -> anyhow::Result<Option<Received>> {
     loop {
         if Instant::now() > deadline {
             bail!("the run did not end in time");
@@ -311,9 +319,10 @@ pub async fn next_event(
                         "read the event log",
                     )
                     .await?;
-                let events = page["events"].as_array().cloned().unwrap_or_default();
-                if let Some(first) = events.first().and_then(|e| e["seq"].as_i64()) {
-                    stream.skip_pruned(first);
+                let events: Vec<Event> = serde_json::from_value(page["events"].clone())
+                    .context("the event log sent events this CLI cannot read")?;
+                if let Some(first) = events.first() {
+                    stream.skip_pruned(first.seq);
                 }
                 for event in events {
                     stream.offer(event);
@@ -327,195 +336,176 @@ pub async fn next_event(
 }
 
 /// Approves a request as shown; a refusal is printed and following goes on (the run waits).
-async fn auto_approve(client: &Client, progress: &Progress, p: &Value) {
-    let id = p["approval_id"].as_str().unwrap_or_default();
-    let hash = p["payload_hash"].as_str().unwrap_or_default();
+async fn auto_approve(client: &Client, progress: &Progress, request: &ApprovalRequested) {
+    let id = request.approval_id.to_string();
+    let hash = request.payload_hash.as_str();
     let reason = Some("approved automatically (--auto-approve)");
-    match approvals::decide(client, id, Verdict::Approve, hash, reason).await {
+    match approvals::decide(client, &id, Verdict::Approve, hash, reason).await {
         Ok(_) => progress.say(format!("  approved automatically (--auto-approve): {id}")),
         Err(e) => progress.say(format!("  could not approve {id}: {e:#}")),
     }
 }
 
 /// Shows one event; `Some(succeeded)` when the run ended.
-fn show(progress: &mut Progress, event: &Value) -> Option<bool> {
-    let p = &event["payload"];
-    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
-    let cost = format!(
-        "tokens {}/{} cost {}",
-        p["tokens"]["input"],
-        p["tokens"]["output"],
-        money(p["cost_micro_usd"].as_i64().unwrap_or(0))
-    );
-    match event["kind"].as_str().unwrap_or("") {
-        "run_planned" => {
-            let tasks = p["tasks"].as_array().cloned().unwrap_or_default();
+fn show(progress: &mut Progress, event: &Received) -> Option<bool> {
+    let cost = match event.spend() {
+        Some(spend) => format!(
+            "tokens {}/{} cost {}",
+            spend.tokens.input,
+            spend.tokens.output,
+            money(spend.cost_micro_usd.0)
+        ),
+        None => "tokens ?/? cost ?".to_owned(),
+    };
+    match event.body() {
+        EventBody::RunPlanned(plan) => {
             progress.say(format!(
                 "plan for {}: {} tasks",
-                text(&p["product"]),
-                tasks.len()
+                plan.product,
+                plan.tasks.len()
             ));
-            for task in &tasks {
-                let deps: Vec<String> = task["depends_on"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(text)
-                    .collect();
-                let after = if deps.is_empty() {
+            for task in &plan.tasks {
+                let after = if task.depends_on.is_empty() {
                     String::new()
                 } else {
-                    format!("after {}", deps.join(", "))
+                    format!("after {}", task.depends_on.join(", "))
                 };
-                progress.task(
-                    &text(&task["key"]),
-                    &text(&task["agent"]),
-                    "pending",
-                    &after,
-                );
+                progress.task(&task.key, task.agent.as_str(), "pending", &after);
             }
         }
-        "task_queued" => progress.task(&text(&p["key"]), &text(&p["agent"]), "queued", ""),
-        "task_started" => progress.task(
-            &text(&p["key"]),
-            &text(&p["agent"]),
+        EventBody::TaskQueued(q) => progress.task(&q.task.key, q.task.agent.as_str(), "queued", ""),
+        EventBody::TaskStarted(s) => progress.task(
+            &s.task.key,
+            s.task.agent.as_str(),
             "running",
-            &match p["invocation"].as_u64() {
-                Some(n) if n > 1 => format!("attempt {}, invocation {n}", p["attempt"]),
-                _ => format!("attempt {}", p["attempt"]),
+            &if s.invocation > 1 {
+                format!("attempt {}, invocation {}", s.attempt, s.invocation)
+            } else {
+                format!("attempt {}", s.attempt)
             },
         ),
-        "task_progress" if p["stage"] == "waiting" => progress.task(
-            &text(&p["key"]),
-            &text(&p["agent"]),
-            "waiting",
-            &format!(
-                "invocation {}, turn {}: {}",
-                p["invocation"].as_u64().unwrap_or(1),
-                p["step"],
-                text(&p["waiting"])
-            ),
-        ),
-        "task_progress" => progress.task(
-            &text(&p["key"]),
-            &text(&p["agent"]),
-            "running",
-            &format!(
-                "invocation {}, turn {}: {} chars streamed",
-                p["invocation"].as_u64().unwrap_or(1),
-                p["step"],
-                p["chars"]
-            ),
-        ),
-        "task_completed" => {
-            // The task's own calls (the event's `tokens` and `cost` are the run's so far).
-            let usage = &p["task_usage"];
+        EventBody::TaskProgress(p) => {
+            let (status, what) = match &p.stage {
+                ProgressStage::Waiting { waiting } => ("waiting", waiting.clone()),
+                ProgressStage::Streaming { chars, .. } => {
+                    ("running", format!("{chars} chars streamed"))
+                }
+            };
+            let detail = format!("invocation {}, turn {}: {what}", p.invocation, p.step);
+            progress.task(&p.task.key, p.task.agent.as_str(), status, &detail)
+        }
+        EventBody::TaskCompleted(c) => {
+            // The task's own calls (the event's spend is the run's so far).
+            let usage = c.task_usage;
             progress.task(
-                &text(&p["key"]),
-                &text(&p["agent"]),
+                &c.task.key,
+                c.task.agent.as_str(),
                 "completed",
                 &format!(
                     "in {} ms over {} invocation(s), tokens {}/{} cost {}",
-                    p["duration_ms"],
-                    p["invocations"].as_u64().unwrap_or(1),
-                    usage["input"],
-                    usage["output"],
-                    money(usage["cost_micro_usd"].as_i64().unwrap_or(0))
+                    c.duration_ms,
+                    c.invocations.max(1),
+                    usage.input,
+                    usage.output,
+                    money(usage.cost_micro_usd.0)
                 ),
             )
         }
-        "task_failed" => {
-            let status = if p["will_retry"] == true {
-                "retrying"
-            } else {
-                "failed"
-            };
-            let detail = format!("attempt {}: {}", p["attempt"], text(&p["error"]));
-            progress.task(&text(&p["key"]), &text(&p["agent"]), status, &detail)
+        EventBody::TaskFailed(f) => {
+            let status = if f.will_retry { "retrying" } else { "failed" };
+            let detail = format!("attempt {}: {}", f.attempt, f.error);
+            progress.task(&f.task.key, f.task.agent.as_str(), status, &detail)
         }
-        "task_blocked" => progress.task(
-            &text(&p["key"]),
-            "",
-            "blocked",
-            &format!("by {}", text(&p["blocked_by"])),
-        ),
-        "approval_requested" => {
+        EventBody::TaskBlocked(b) => {
+            progress.task(&b.key, "", "blocked", &format!("by {}", b.blocked_by))
+        }
+        EventBody::ApprovalRequested(request) => {
             progress.task(
-                &text(&p["key"]),
-                &text(&p["agent"]),
+                &request.task.key,
+                request.task.agent.as_str(),
                 "waiting",
-                &format!("for approval of {}", text(&p["tool"])),
+                &format!("for approval of {}", request.tool),
             );
-            for line in approvals::request_lines(p) {
+            for line in approvals::request_lines(request) {
                 progress.say(line);
             }
         }
-        "approval_decided" => progress.say(format!(
+        EventBody::ApprovalDecided(d) => progress.say(format!(
             "approval {} {}{}",
-            text(&p["approval_id"]),
-            text(&p["status"]),
-            p["reason"]
-                .as_str()
+            d.approval_id,
+            d.status,
+            d.reason
+                .as_deref()
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default()
         )),
-        "action_executed" => progress.say(format!(
+        EventBody::ActionExecuted(a) => progress.say(format!(
             "{} done{}",
-            text(&p["tool"]),
-            p["result"]["link"]
+            a.tool,
+            a.result["link"]
                 .as_str()
                 .map(|l| format!(": {l}"))
                 .unwrap_or_default()
         )),
-        "deployment_updated" => {
-            let status = text(&p["status"]);
-            if progress.deployments.insert(text(&p["id"]), status.clone()) != Some(status.clone()) {
+        EventBody::DeploymentUpdated(d) => {
+            let status = d.status.to_string();
+            if progress
+                .deployments
+                .insert(d.id.to_string(), status.clone())
+                != Some(status.clone())
+            {
                 progress.say(format!(
                     "{} on {}: {status}{}{}",
-                    text(&p["kind"]).replace('_', " "),
-                    text(&p["service"]),
-                    p["url"]
-                        .as_str()
+                    d.kind.replace('_', " "),
+                    d.service,
+                    d.url
+                        .as_deref()
                         .map(|u| format!(" {u}"))
                         .unwrap_or_default(),
-                    p["error"]
-                        .as_str()
+                    d.error
+                        .as_deref()
                         .map(|e| format!(" ({e})"))
                         .unwrap_or_default()
                 ));
             }
         }
-        "run_completed" => {
+        EventBody::RunCompleted(end) => {
             progress.say(format!(
                 "run completed: {}/{} tasks, {cost}",
-                p["completed_tasks"], p["tasks"]
+                end.completed_tasks.unwrap_or(0),
+                end.tasks.unwrap_or(0)
             ));
             return Some(true);
         }
-        "run_failed" => {
-            progress.say(format!("run failed: {}", text(&p["error"])));
-            return Some(false);
-        }
-        "run_cancelled" => {
+        EventBody::RunFailed(end) => {
             progress.say(format!(
-                "run cancelled: {} ({} open tasks stopped)",
-                text(&p["error"]),
-                p["cancelled_tasks"]
+                "run failed: {}",
+                end.error.as_deref().unwrap_or("")
             ));
             return Some(false);
         }
-        "run_resumed" => progress.say(format!(
+        EventBody::RunCancelled(end) => {
+            progress.say(format!(
+                "run cancelled: {} ({} open tasks stopped)",
+                end.error.as_deref().unwrap_or(""),
+                end.cancelled_tasks.unwrap_or(0)
+            ));
+            return Some(false);
+        }
+        EventBody::RunResumed(r) => progress.say(format!(
             "run resumed as execution {}: {} tasks start again, budget {}",
-            text(&p["execution_name"]),
-            p["reopened_tasks"],
-            money(p["budget_micro_usd"].as_i64().unwrap_or(0))
+            r.execution_name,
+            r.reopened_tasks,
+            money(r.budget_micro_usd.0)
         )),
-        "task_retried" => progress.say(format!(
+        EventBody::TaskRetried(t) => progress.say(format!(
             "task {} retried: {} tasks start again",
-            text(&p["key"]),
-            p["reopened_tasks"]
+            t.task.key, t.reopened_tasks
         )),
-        _ => {}
+        EventBody::RunCreated(_)
+        | EventBody::ArtifactStored(_)
+        | EventBody::MessagePosted(_)
+        | EventBody::ReplyProgress(_) => {}
     }
     None
 }

@@ -7,8 +7,9 @@
 use crate::callback::retry;
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::{agents, tools};
+use autocrew_shared::domain::events::{ActionExecuted, EventBody};
 use autocrew_shared::domain::records::{Run, Task};
-use autocrew_shared::domain::{Approval, ApprovalId, ApprovalStatus, EventKind, sha256_hex};
+use autocrew_shared::domain::{Approval, ApprovalId, ApprovalStatus, sha256_hex};
 use autocrew_shared::ports::{BlobError, Bucket, Claim};
 use serde_json::{Value, json};
 
@@ -193,17 +194,15 @@ pub(crate) async fn execute(
                 .await
                 .map_err(retry)?;
             // Ran without asking (the user's policy): the log still says what was done.
-            let payload = json!({
-                "approval_id": null, "auto_approved": true, "task_id": task.id,
-                "tool": tool, "result": result
+            let event = EventBody::ActionExecuted(ActionExecuted {
+                approval_id: None,
+                auto_approved: true,
+                task_id: task.id,
+                tool: tool.to_owned(),
+                result: result.clone(),
             });
             ctx.notifier
-                .emit(
-                    run.project_id,
-                    Some(run.id),
-                    EventKind::ActionExecuted,
-                    payload,
-                )
+                .emit(run.project_id, Some(run.id), event)
                 .await
                 .map_err(retry)?;
         }

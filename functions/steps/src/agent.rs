@@ -13,6 +13,7 @@ use crate::heartbeat::{Delivery, Heartbeat, hide};
 use crate::{Deadline, RecordError, StepContext};
 use autocrew_shared::crew::AgentTaskContext;
 use autocrew_shared::crew::code_check;
+use autocrew_shared::domain::events::{TaskCompleted, TaskRef, TaskUsage};
 use autocrew_shared::domain::records::{Attempt, Run, Task};
 use autocrew_shared::domain::{AgentKind, TaskStatus};
 use autocrew_shared::ports::{AttemptFailure, Start, Started, StoreError};
@@ -182,14 +183,19 @@ async fn finish(
     // store adds how many invocations those were).
     let since = task.started_at.unwrap_or(begun.started_at);
     let took = (chrono::Utc::now() - since).num_milliseconds().max(0);
-    let payload = json!({
-        "task_id": task.id, "key": task.key, "agent": task.agent, "summary": finished.summary,
-        "files": finished.artifacts.len(), "files_checked": files_checked, "steps": finished.steps,
-        "duration_ms": took
-    });
+    let event = TaskCompleted {
+        task: TaskRef::of(task),
+        summary: finished.summary.clone(),
+        files: finished.artifacts.len() as u64,
+        files_checked: files_checked as u64,
+        steps: finished.steps,
+        duration_ms: took,
+        invocations: 0,
+        task_usage: TaskUsage::default(),
+    };
     let completed = persist(|| {
         ctx.tasks
-            .complete(task.id, begun.attempt_no, &result, payload.clone())
+            .complete(task.id, begun.attempt_no, &result, event.clone())
     })
     .await?;
     ctx.relay.publish(completed.effects).await;

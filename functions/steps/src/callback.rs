@@ -1,12 +1,12 @@
 //! The execute step and the answers to the state machine's task tokens.
 
 use crate::{RecordError, StepContext};
+use autocrew_shared::domain::events::ArtifactStored;
 use autocrew_shared::domain::records::{Artifact, Run};
 use autocrew_shared::domain::{ArtifactId, RunId, TaskId};
 use autocrew_shared::ports::llm::LlmError;
 use autocrew_shared::ports::{StateMachineError, StoreError, Written};
 use autocrew_shared::services::{Answer, Call, CallbackMessage, GatewayError};
-use serde_json::json;
 use std::time::Duration;
 
 /// Infrastructure trouble (database, queue, AWS): retry the message later. The whole
@@ -120,15 +120,20 @@ pub(crate) async fn put_artifact(
         size_bytes: stored.size_bytes,
         checksum_sha256: stored.checksum_sha256.clone(),
     };
-    let payload = json!({
-        "task_id": source.map(|(id, _)| id), "key": source.map(|(_, key)| key).unwrap_or("summary"),
-        "object_key": stored.key, "size_bytes": stored.size_bytes,
-        "checksum_sha256": stored.checksum_sha256, "content_type": content_type
-    });
+    let event = ArtifactStored {
+        task_id: source.map(|(id, _)| id),
+        key: source.map(|(_, key)| key).unwrap_or("summary").to_owned(),
+        object_key: Some(stored.key.clone()),
+        size_bytes: stored.size_bytes,
+        checksum_sha256: Some(stored.checksum_sha256.clone()),
+        content_type: content_type.to_owned(),
+        uploaded: false,
+        filename: None,
+    };
     Ok(Written {
         key: once.to_owned(),
         artifact,
-        payload,
+        stored: event,
     })
 }
 

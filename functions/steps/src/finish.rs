@@ -2,7 +2,8 @@
 
 use crate::callback::{answered, put_artifact, record_artifacts};
 use crate::{RecordError, StepContext};
-use autocrew_shared::domain::{EventKind, RunStatus, TaskStatus};
+use autocrew_shared::domain::events::{EventBody, RunEnded};
+use autocrew_shared::domain::{RunStatus, TaskStatus};
 use autocrew_shared::ports::StoreError;
 use autocrew_shared::services::{CallbackMessage, Outgoing, RunOutcome};
 use serde_json::json;
@@ -60,9 +61,9 @@ pub(crate) async fn compile(
 /// transaction. A run that already ended (a rejected plan, a redelivery) is not ended twice.
 pub(crate) async fn notify(ctx: &StepContext, message: CallbackMessage) -> Result<(), RecordError> {
     let outcome = message.outcome.unwrap_or(RunOutcome::Succeeded);
-    let (status, kind) = match outcome {
-        RunOutcome::Succeeded => (RunStatus::Succeeded, EventKind::RunCompleted),
-        RunOutcome::Failed => (RunStatus::Failed, EventKind::RunFailed),
+    let (status, ended): (_, fn(RunEnded) -> EventBody) = match outcome {
+        RunOutcome::Succeeded => (RunStatus::Succeeded, EventBody::RunCompleted),
+        RunOutcome::Failed => (RunStatus::Failed, EventBody::RunFailed),
     };
     let error = match outcome {
         RunOutcome::Failed => Some(
@@ -89,13 +90,19 @@ pub(crate) async fn notify(ctx: &StepContext, message: CallbackMessage) -> Resul
         )),
         other => other,
     };
-    let payload = json!({
-        "status": status,
-        "error": error,
-        "completed_tasks": tasks.iter().filter(|t| t.status == TaskStatus::Completed).count(),
-        "tasks": tasks.len(),
-        "llm_calls": totals.calls,
-        "duration_ms": (chrono::Utc::now() - run.created_at).num_milliseconds(),
+    let event = ended(RunEnded {
+        error: error.clone(),
+        status: Some(status),
+        completed_tasks: Some(
+            tasks
+                .iter()
+                .filter(|t| t.status == TaskStatus::Completed)
+                .count() as u64,
+        ),
+        tasks: Some(tasks.len() as u64),
+        llm_calls: Some(totals.calls),
+        duration_ms: Some((chrono::Utc::now() - run.created_at).num_milliseconds()),
+        cancelled_tasks: None,
     });
     let answer = Outgoing::TaskSuccess {
         token: message.task_token.clone(),
@@ -103,7 +110,7 @@ pub(crate) async fn notify(ctx: &StepContext, message: CallbackMessage) -> Resul
     };
     let effects = ctx
         .runs
-        .end_run(run.id, status, error.as_deref(), (kind, payload), answer)
+        .end_run(run.id, status, error.as_deref(), event, answer)
         .await?;
     ctx.relay.publish(effects).await;
     Ok(())

@@ -7,8 +7,9 @@ use crate::callback::{answered, call_model, retry};
 use crate::heartbeat::{Delivery, Heartbeat, hide};
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::planner::{self, PlanReply};
-use autocrew_shared::domain::records::{Attribution, Run, Task};
-use autocrew_shared::domain::{AgentKind, Complexity, EventKind, PlanLimits, RunStatus, TaskGraph};
+use autocrew_shared::domain::events::{EventBody, RunEnded};
+use autocrew_shared::domain::records::{Attribution, Run};
+use autocrew_shared::domain::{AgentKind, Complexity, PlanLimits, RunStatus, TaskGraph};
 use autocrew_shared::ports::PlanLease;
 use autocrew_shared::ports::llm::{LlmRequest, LlmResponse};
 use autocrew_shared::services::{Call, CallbackMessage, Outgoing};
@@ -152,29 +153,13 @@ async fn accept_plan(
     reply: PlanReply,
     graph: TaskGraph,
 ) -> Result<(), RecordError> {
-    let product = reply.product.clone();
-    let announce = move |tasks: &[Task]| {
-        let by_id: std::collections::HashMap<_, _> =
-            tasks.iter().map(|t| (t.id, t.key.clone())).collect();
-        let listed: Vec<_> = tasks
-            .iter()
-            .map(|t| {
-                json!({
-                    "task_id": t.id, "key": t.key, "agent": t.agent, "title": t.title,
-                    "priority": t.priority, "complexity": t.complexity,
-                    "depends_on": t.depends_on.iter().filter_map(|d| by_id.get(d)).collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        json!({"product": product, "tasks": listed})
-    };
     let answer = Outgoing::TaskSuccess {
         token: message.task_token.clone(),
         output: json!({"run_id": run.id, "tasks": graph.tasks().len()}),
     };
     let accepted = ctx
         .tasks
-        .accept_plan(run, &json!(reply), &graph, &announce, answer)
+        .accept_plan(run, &json!(reply), &graph, &reply.product, answer)
         .await?;
     ctx.relay.publish(accepted.effects).await;
     Ok(())
@@ -193,7 +178,10 @@ async fn reject(
         error: "PlanRejected".into(),
         cause: error.clone(),
     };
-    let event = (EventKind::RunFailed, json!({"error": error}));
+    let event = EventBody::RunFailed(RunEnded {
+        error: Some(error.clone()),
+        ..RunEnded::default()
+    });
     let effects = ctx
         .runs
         .end_run(

@@ -4,9 +4,9 @@
 //! task's result keeps the whole output.
 
 use crate::StepContext;
+use autocrew_shared::domain::events::{EventBody, ProgressStage, TaskProgress, TaskRef};
 use autocrew_shared::domain::records::{Run, Task};
-use autocrew_shared::domain::{EventKind, ProjectId, RunId};
-use serde_json::json;
+use autocrew_shared::domain::{ProjectId, RunId};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -29,35 +29,35 @@ impl Progress {
         task: &Task,
         (step, invocation): (u32, u32),
     ) -> Self {
-        let (task_id, key, agent) = (task.id, task.key.clone(), task.agent);
-        Self::start_with(
-            ctx,
-            run.project_id,
-            Some(run.id),
-            EventKind::TaskProgress,
-            move |delta, chars| {
-                json!({
-                    "task_id": task_id, "key": key, "agent": agent, "stage": "streaming",
-                    "step": step, "invocation": invocation, "delta": delta, "chars": chars
-                })
-            },
-        )
+        let task = TaskRef::of(task);
+        Self::start_with(ctx, run.project_id, Some(run.id), move |delta, chars| {
+            EventBody::TaskProgress(TaskProgress {
+                task: task.clone(),
+                step,
+                invocation,
+                stage: ProgressStage::Streaming {
+                    delta: Some(delta),
+                    chars,
+                    compacted: false,
+                    whole_turn: false,
+                },
+            })
+        })
     }
 
-    /// Starts a sender of `kind` events for `project` (and `run`); `payload` makes each
-    /// event's payload from its piece of text and the characters sent so far.
+    /// Starts a sender of live events for `project` (and `run`); `event` makes each one
+    /// from its piece of text and the characters sent so far.
     pub(crate) fn start_with(
         ctx: &StepContext,
         project: ProjectId,
         run: Option<RunId>,
-        kind: EventKind,
-        payload: impl Fn(String, usize) -> serde_json::Value + Send + 'static,
+        event: impl Fn(String, u64) -> EventBody + Send + 'static,
     ) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         let ctx = ctx.clone();
         let sender = tokio::spawn(async move {
             let mut pending = String::new();
-            let mut sent = 0usize;
+            let mut sent = 0u64;
             let mut next_send = tokio::time::Instant::now();
             loop {
                 // Wait for output; while some is pending, only until it is due.
@@ -76,9 +76,8 @@ impl Progress {
                     while !pending.is_empty() {
                         let cut = floor_char_boundary(&pending, CHUNK);
                         let delta: String = pending.drain(..cut).collect();
-                        sent += delta.chars().count();
-                        let payload = payload(delta, sent);
-                        ctx.notifier.flash(project, run, kind, payload).await;
+                        sent += delta.chars().count() as u64;
+                        ctx.notifier.flash(project, run, event(delta, sent)).await;
                     }
                     next_send = tokio::time::Instant::now() + EVERY;
                 }
@@ -115,17 +114,19 @@ pub(crate) fn waiting(
 ) -> impl Fn(&str) + Send + Sync + use<> {
     let ctx = ctx.clone();
     let (project, run_id) = (run.project_id, run.id);
-    let (task_id, key, agent) = (task.id, task.key.clone(), task.agent);
+    let task = TaskRef::of(task);
     move |why: &str| {
-        let payload = json!({
-            "task_id": task_id, "key": key, "agent": agent, "stage": "waiting",
-            "step": step, "invocation": invocation, "waiting": why
+        let event = EventBody::TaskProgress(TaskProgress {
+            task: task.clone(),
+            step,
+            invocation,
+            stage: ProgressStage::Waiting {
+                waiting: why.to_owned(),
+            },
         });
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            ctx.notifier
-                .flash(project, Some(run_id), EventKind::TaskProgress, payload)
-                .await;
+            ctx.notifier.flash(project, Some(run_id), event).await;
         });
     }
 }

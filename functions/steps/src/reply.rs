@@ -6,11 +6,11 @@ use crate::callback::{call_model, retry};
 use crate::progress::Progress;
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::chat;
+use autocrew_shared::domain::events::{EventBody, ReplyProgress};
 use autocrew_shared::domain::messages::ReplyMessage;
 use autocrew_shared::domain::records::Attribution;
-use autocrew_shared::domain::{AgentKind, Complexity, EventKind};
+use autocrew_shared::domain::{AgentKind, Complexity};
 use autocrew_shared::services::Call;
-use serde_json::json;
 
 /// Deliveries of a reply message before a provider outage fails the reply instead of
 /// waiting for the next delivery (the queue's redrive limit is higher).
@@ -40,13 +40,13 @@ pub(crate) async fn handle(
     let profile = ctx.profiles.get(AgentKind::Orchestrator);
     let request = chat::reply_request(&pending.brief, &pending.history);
     let id = reply.id;
-    let progress = Progress::start_with(
-        ctx,
-        reply.project_id,
-        None,
-        EventKind::ReplyProgress,
-        move |delta, chars| json!({"message_id": id, "delta": delta, "chars": chars}),
-    );
+    let progress = Progress::start_with(ctx, reply.project_id, None, move |delta, chars| {
+        EventBody::ReplyProgress(ReplyProgress {
+            message_id: id,
+            delta,
+            chars,
+        })
+    });
     let sink = progress.sink();
     let answer = call_model(
         ctx,

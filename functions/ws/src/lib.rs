@@ -9,14 +9,12 @@ use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, DynamoConnectionRegistry};
 use autocrew_shared::adapters::postgres::{self, PgEventLog, PgProjectStore, Pool};
 use autocrew_shared::config::{AuthConfig, AwsConfig, ConfigError, Env, ProcessEnv, required};
-use autocrew_shared::domain::ProjectId;
+use autocrew_shared::domain::realtime::{ClientMessage, ServerMessage};
 use autocrew_shared::ports::{ConnectionRegistry, EventLog, ProjectStore, RegistryError};
 use autocrew_shared::services::Notifier;
 use autocrew_shared::services::access::KeyRing;
 use aws_config::SdkConfig;
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use serde::Deserialize;
-use serde_json::json;
 use std::sync::Arc;
 
 /// The WebSocket routes, one Lambda function each.
@@ -111,16 +109,6 @@ fn status(code: i64) -> ApiGatewayProxyResponse {
     response
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-enum ClientMessage {
-    Subscribe {
-        project_id: ProjectId,
-        #[serde(default)]
-        after_seq: i64,
-    },
-}
-
 /// Handles one WebSocket event for `route`.
 pub async fn handle(
     state: &WsState,
@@ -177,10 +165,10 @@ async fn connect(
 }
 
 /// Answers the client on its own connection.
-async fn reply(state: &WsState, connection: &str, body: serde_json::Value) {
+async fn reply(state: &WsState, connection: &str, message: ServerMessage) {
     state
         .notifier
-        .push_one(connection, body.to_string().as_bytes())
+        .push_one(connection, message.to_text().as_bytes())
         .await;
 }
 
@@ -194,7 +182,9 @@ async fn default(state: &WsState, connection: &str, body: &str) -> Result<i64, R
             reply(
                 state,
                 connection,
-                json!({"type": "error", "error": format!("unreadable message: {e}")}),
+                ServerMessage::Error {
+                    error: format!("unreadable message: {e}"),
+                },
             )
             .await;
             return Ok(200);
@@ -210,7 +200,9 @@ async fn default(state: &WsState, connection: &str, body: &str) -> Result<i64, R
         reply(
             state,
             connection,
-            json!({"type": "error", "error": format!("project {project} not found")}),
+            ServerMessage::Error {
+                error: format!("project {project} not found"),
+            },
         )
         .await;
         return Ok(200);
@@ -230,7 +222,10 @@ async fn default(state: &WsState, connection: &str, body: &str) -> Result<i64, R
                     source: Box::new(e),
                 })?;
         for event in &page {
-            reply(state, connection, json!({"type": "event", "event": event})).await;
+            let message = ServerMessage::Event {
+                event: event.clone(),
+            };
+            reply(state, connection, message).await;
             last = event.seq;
         }
         if page.len() < 200 {
@@ -240,7 +235,10 @@ async fn default(state: &WsState, connection: &str, body: &str) -> Result<i64, R
     reply(
         state,
         connection,
-        json!({"type": "subscribed", "project_id": project, "last_seq": last}),
+        ServerMessage::Subscribed {
+            project_id: project,
+            last_seq: last,
+        },
     )
     .await;
     Ok(200)

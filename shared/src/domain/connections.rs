@@ -4,7 +4,7 @@
 use super::ids::{ConnectionId, UserId};
 use super::kinds::{ConnectionStatus, Service};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A user's connection to one service, as the API shows it: who the credential acts as,
 /// never the credential.
@@ -58,7 +58,7 @@ mod tests {
 }
 
 /// A deploy or build at an outside service, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
     pub id: crate::domain::DeploymentId,
     pub project_id: crate::domain::ProjectId,

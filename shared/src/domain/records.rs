@@ -1,9 +1,7 @@
 //! Records as stored and returned by the ports.
 
 use super::ids::{ArtifactId, ProjectId, RunId, TaskId, UserId};
-use super::kinds::{
-    AgentKind, Complexity, EventKind, LlmCallOutcome, Priority, RunStatus, TaskStatus, Tier,
-};
+use super::kinds::{AgentKind, Complexity, LlmCallOutcome, Priority, RunStatus, TaskStatus, Tier};
 use super::money::MicroUsd;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -154,17 +152,6 @@ pub struct Attempt {
 
 fn first_invocation() -> u32 {
     1
-}
-
-/// An entry of a project's event log. `seq` is strictly increasing per project, with no gaps.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    pub project_id: ProjectId,
-    pub run_id: Option<RunId>,
-    pub seq: i64,
-    pub kind: EventKind,
-    pub payload: serde_json::Value,
-    pub created_at: DateTime<Utc>,
 }
 
 /// Who an LLM call is charged to.

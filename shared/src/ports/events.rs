@@ -1,8 +1,8 @@
 //! The per-project event log that feeds live updates and reconnects.
 
 use super::store::StoreError;
-use crate::domain::records::Event;
-use crate::domain::{EventKind, ProjectId, RunId, UserId};
+use crate::domain::events::{Event, EventBody};
+use crate::domain::{ProjectId, RunId, UserId};
 use async_trait::async_trait;
 
 /// Append-only, per project, with a strictly increasing sequence and no gaps: a client that
@@ -15,8 +15,7 @@ pub trait EventLog: Send + Sync {
         &self,
         project: ProjectId,
         run: Option<RunId>,
-        kind: EventKind,
-        payload: serde_json::Value,
+        body: EventBody,
     ) -> Result<Event, StoreError>;
     /// Events of `project` with `seq > after`, in order, at most `limit`.
     async fn since(

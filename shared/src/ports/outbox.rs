@@ -2,8 +2,8 @@
 
 use super::store::StoreError;
 use crate::domain::RunId;
+use crate::domain::events::Event;
 use crate::domain::messages::OutboxEntry;
-use crate::domain::records::Event;
 use async_trait::async_trait;
 use std::time::Duration;
 

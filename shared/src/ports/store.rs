@@ -2,10 +2,11 @@
 
 use super::BackendError;
 use super::Effects;
+use crate::domain::events::{ArtifactStored, EventBody, TaskCompleted};
 use crate::domain::messages::Outgoing;
 use crate::domain::records::{Artifact, Attempt, NewRun, Project, ProjectChanges, Run, Task, User};
 use crate::domain::{
-    AgentKind, EventKind, ProjectId, RunId, RunStatus, TaskGraph, TaskId, TaskStatus, Tier, UserId,
+    AgentKind, ProjectId, RunId, RunStatus, TaskGraph, TaskId, TaskStatus, Tier, UserId,
 };
 use async_trait::async_trait;
 
@@ -122,7 +123,7 @@ pub trait RunStore: Send + Sync {
         id: RunId,
         status: RunStatus,
         error: Option<&str>,
-        event: (EventKind, serde_json::Value),
+        event: EventBody,
         answer: Outgoing,
     ) -> Result<Effects, StoreError>;
 }
@@ -196,15 +197,15 @@ pub trait TaskStore: Send + Sync {
     /// Stores the graph's tasks for `run`; tasks with no dependencies start `ready`.
     async fn insert_graph(&self, run: &Run, graph: &TaskGraph) -> Result<Vec<Task>, StoreError>;
     /// Accepts the plan of a planning run in one transaction: the plan and its tasks are
-    /// stored, the run is `running`, `run_planned` (its payload made by `announce` from the
-    /// stored tasks) is appended and `answer` goes to the outbox. A run that is not planning
-    /// any more changes nothing and gets its tasks back.
+    /// stored, the run is `running`, `run_planned` (the `product` and the stored tasks) is
+    /// appended and `answer` goes to the outbox. A run that is not planning any more
+    /// changes nothing and gets its tasks back.
     async fn accept_plan(
         &self,
         run: &Run,
         plan: &serde_json::Value,
         graph: &TaskGraph,
-        announce: &(dyn for<'t> Fn(&'t [Task]) -> serde_json::Value + Send + Sync),
+        product: &str,
         answer: Outgoing,
     ) -> Result<Changed<Vec<Task>>, StoreError>;
     async fn task(&self, id: TaskId) -> Result<Task, StoreError>;
@@ -244,14 +245,15 @@ pub trait TaskStore: Send + Sync {
     /// The attempt is alive. `false` when it is not the task's running attempt any more
     /// (cancelled, or failed as stale and run again elsewhere): its worker must stop.
     async fn heartbeat(&self, task: TaskId, attempt: u32) -> Result<bool, StoreError>;
-    /// `running` → `completed` for `attempt`, appending `task_completed` with `payload`,
-    /// releasing dependants and dispatching in the same transaction.
+    /// `running` → `completed` for `attempt`, appending `task_completed` (with the task's
+    /// invocations and usage filled in), releasing dependants and dispatching in the same
+    /// transaction.
     async fn complete(
         &self,
         task: TaskId,
         attempt: u32,
         result: &serde_json::Value,
-        payload: serde_json::Value,
+        completed: TaskCompleted,
     ) -> Result<Changed<Completion>, StoreError>;
     /// Closes `attempt` as failed (releasing the budget reservations its calls still hold);
     /// queues the task again while attempts remain and the failure is retryable, else fails
@@ -278,12 +280,12 @@ pub trait TaskStore: Send + Sync {
 }
 
 /// An object a step put in the blob store, to be recorded once per `key` (the idempotency
-/// key of the write), with the payload of its `artifact_stored` event.
+/// key of the write), with its `artifact_stored` event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Written {
     pub key: String,
     pub artifact: Artifact,
-    pub payload: serde_json::Value,
+    pub stored: ArtifactStored,
 }
 
 /// The artifacts table: what was stored in the blob store, by whom.

@@ -3,10 +3,10 @@
 //! catches up from the log with its last sequence number). Live-only messages (streamed
 //! output) are pushed without being logged.
 
-use crate::domain::records::Event;
-use crate::domain::{EventKind, ProjectId, RunId};
+use crate::domain::events::{Event, EventBody, LiveEvent};
+use crate::domain::realtime::ServerMessage;
+use crate::domain::{ProjectId, RunId};
 use crate::ports::{ConnectionRegistry, EventLog, PushError, RealtimePush, StoreError};
-use serde_json::{Value, json};
 
 use std::sync::Arc;
 
@@ -37,10 +37,9 @@ impl Notifier {
         &self,
         project: ProjectId,
         run: Option<RunId>,
-        kind: EventKind,
-        payload: Value,
+        body: EventBody,
     ) -> Result<Event, StoreError> {
-        let event = self.events.append(project, run, kind, payload).await?;
+        let event = self.events.append(project, run, body).await?;
         self.push_to_followers(&event).await;
         Ok(event)
     }
@@ -48,13 +47,7 @@ impl Notifier {
     /// Pushes a live-only message to the project's followers, without appending it to the
     /// log: it has no sequence number, and a client that misses it does not ask for it
     /// again. Streamed model output goes this way (the task's result keeps the whole text).
-    pub async fn flash(
-        &self,
-        project: ProjectId,
-        run: Option<RunId>,
-        kind: EventKind,
-        payload: Value,
-    ) {
+    pub async fn flash(&self, project: ProjectId, run: Option<RunId>, body: EventBody) {
         let connections = match self.registry.subscribers(project).await {
             Ok(connections) => connections,
             Err(e) => {
@@ -65,16 +58,17 @@ impl Notifier {
         if connections.is_empty() {
             return;
         }
-        let body = json!({
-            "type": "live",
-            "event": {
-                "project_id": project, "run_id": run, "kind": kind, "payload": payload,
-                "created_at": chrono::Utc::now()
-            }
-        })
-        .to_string();
+        let frame = ServerMessage::Live {
+            event: LiveEvent {
+                project_id: project,
+                run_id: run,
+                body,
+                created_at: chrono::Utc::now(),
+            },
+        }
+        .to_text();
         for connection in connections {
-            self.push_one(&connection, body.as_bytes()).await;
+            self.push_one(&connection, frame.as_bytes()).await;
         }
     }
 
@@ -88,9 +82,12 @@ impl Notifier {
                 return;
             }
         };
-        let body = json!({"type": "event", "event": event}).to_string();
+        let frame = ServerMessage::Event {
+            event: event.clone(),
+        }
+        .to_text();
         for connection in connections {
-            self.push_one(&connection, body.as_bytes()).await;
+            self.push_one(&connection, frame.as_bytes()).await;
         }
     }
 

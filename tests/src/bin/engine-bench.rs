@@ -106,7 +106,8 @@ async fn one_run(client: &Client, project: &str, after: &mut i64) -> anyhow::Res
         let event = tokio::time::timeout(Duration::from_secs(120), stream.next())
             .await
             .with_context(|| format!("run {run} did not end in 120 s"))??
-            .context("the live stream closed")?;
+            .context("the live stream closed")?
+            .to_value();
         *after = event["seq"].as_i64().unwrap_or(*after);
         if event["run_id"].as_str() != Some(run.as_str()) {
             continue;

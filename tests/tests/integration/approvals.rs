@@ -51,8 +51,8 @@ impl Parked {
             .since(project, 0, 1000)
             .await?
             .into_iter()
-            .filter(|e| e.kind == kind)
-            .map(|e| e.payload)
+            .filter(|e| e.kind() == kind)
+            .map(|e| e.payload())
             .collect())
     }
 

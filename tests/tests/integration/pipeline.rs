@@ -278,7 +278,7 @@ async fn a_command_becomes_a_completed_run_through_the_state_machine_and_the_que
         events.iter().map(|e| e.seq).collect::<Vec<_>>(),
         (1..=events.len() as i64).collect::<Vec<_>>()
     );
-    let count = |kind: EventKind| events.iter().filter(|e| e.kind == kind).count();
+    let count = |kind: EventKind| events.iter().filter(|e| e.kind() == kind).count();
     assert_eq!(count(EventKind::RunPlanned), 1);
     // The landing task parked at its publish call and started again once approved.
     assert_eq!(count(EventKind::TaskStarted), tasks.len() + 1);
@@ -294,11 +294,14 @@ async fn a_command_becomes_a_completed_run_through_the_state_machine_and_the_que
     assert_eq!(count(EventKind::TaskCompleted), tasks.len());
     // Streamed output is pushed live, never logged: no chunk became a row.
     assert_eq!(count(EventKind::TaskProgress), 0);
-    assert_eq!(events.last().map(|e| e.kind), Some(EventKind::RunCompleted));
+    assert_eq!(
+        events.last().map(|e| e.kind()),
+        Some(EventKind::RunCompleted)
+    );
     assert!(
         events
             .iter()
-            .all(|e| e.payload.get("cost_micro_usd").is_some()),
+            .all(|e| e.payload().get("cost_micro_usd").is_some()),
         "each event carries the cost so far"
     );
     Ok(())
@@ -372,7 +375,7 @@ async fn a_cyclic_plan_fails_the_run_cleanly_and_dispatches_nothing() -> anyhow:
     assert_eq!(
         events
             .iter()
-            .filter(|e| e.kind == EventKind::RunFailed)
+            .filter(|e| e.kind() == EventKind::RunFailed)
             .count(),
         1
     );

@@ -121,7 +121,7 @@ async fn a_tool_set_to_auto_runs_without_asking_for_its_user_only() -> anyhow::R
     assert!(
         !events
             .iter()
-            .any(|e| e.kind == EventKind::ApprovalRequested),
+            .any(|e| e.kind() == EventKind::ApprovalRequested),
         "nothing was asked"
     );
     assert!(
@@ -130,14 +130,14 @@ async fn a_tool_set_to_auto_runs_without_asking_for_its_user_only() -> anyhow::R
     );
     let executed: Vec<_> = events
         .iter()
-        .filter(|e| e.kind == EventKind::ActionExecuted)
+        .filter(|e| e.kind() == EventKind::ActionExecuted)
         .collect();
     assert_eq!(
         executed.len(),
         1,
         "the publish ran once, and the log says so"
     );
-    assert_eq!(executed[0].payload["auto_approved"], true);
-    assert_eq!(executed[0].payload["tool"], "publish");
+    assert_eq!(executed[0].payload()["auto_approved"], true);
+    assert_eq!(executed[0].payload()["tool"], "publish");
     Ok(())
 }

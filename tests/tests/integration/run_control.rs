@@ -174,7 +174,7 @@ async fn kinds(db: &TestDb, run: &Run) -> anyhow::Result<Vec<EventKind>> {
             .await?
             .into_iter()
             .filter(|e| e.run_id == Some(run.id))
-            .map(|e| e.kind)
+            .map(|e| e.kind())
             .collect(),
     )
 }
@@ -268,7 +268,7 @@ async fn retrying_the_failed_task_of_a_failed_run_finishes_it() -> anyhow::Resul
         .await?;
     let trace: Vec<String> = events
         .iter()
-        .map(|e| format!("{} {} {}", e.seq, e.kind, e.payload["key"]))
+        .map(|e| format!("{} {} {}", e.seq, e.kind(), e.payload()["key"]))
         .collect();
     assert_eq!(
         run.status,
@@ -390,7 +390,7 @@ async fn a_run_past_its_deadline_fails_with_a_clear_error_and_its_open_tasks_sto
         TaskStatus::Cancelled
     );
     assert_eq!(
-        effects.events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        effects.events.iter().map(|e| e.kind()).collect::<Vec<_>>(),
         [EventKind::RunFailed]
     );
     assert!(matches!(

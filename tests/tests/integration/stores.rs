@@ -159,14 +159,19 @@ async fn dispatch_takes_the_highest_priority_first_within_the_concurrency_limit(
     tasks.start(first[0].id).await?;
     let attempt = tasks.task(first[0].id).await?.attempts;
     let completed = tasks
-        .complete(first[0].id, attempt, &json!({}), json!({}))
+        .complete(
+            first[0].id,
+            attempt,
+            &json!({}),
+            autocrew_tests::completed_event(&first[0]),
+        )
         .await?;
-    let queued: Vec<&str> = completed
+    let queued: Vec<String> = completed
         .effects
         .events
         .iter()
-        .filter(|e| e.kind == EventKind::TaskQueued)
-        .filter_map(|e| e.payload["key"].as_str())
+        .filter(|e| e.kind() == EventKind::TaskQueued)
+        .filter_map(|e| e.payload()["key"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(
         queued,
@@ -298,6 +303,16 @@ async fn a_non_retryable_error_fails_at_once() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A `run_created` event for `command`.
+fn created(command: &str) -> autocrew_shared::domain::events::EventBody {
+    autocrew_shared::domain::events::EventBody::RunCreated(
+        autocrew_shared::domain::events::RunCreated {
+            command: command.to_owned(),
+            deadline_at: None,
+        },
+    )
+}
+
 #[tokio::test]
 async fn events_get_gapless_sequence_numbers_even_when_appended_concurrently() -> anyhow::Result<()>
 {
@@ -308,7 +323,7 @@ async fn events_get_gapless_sequence_numbers_even_when_appended_concurrently() -
         let log = log.clone();
         let (project, run) = (seeded.project.id, seeded.run.id);
         tokio::spawn(async move {
-            log.append(project, Some(run), EventKind::TaskProgress, json!({"i": i}))
+            log.append(project, Some(run), created(&format!("command {i}")))
                 .await
         })
     });
@@ -337,14 +352,9 @@ async fn sequences_are_per_project_and_a_missing_project_is_named() -> anyhow::R
     let two = seed(&db, 4).await?;
     let log = PgEventLog::new(db.pool.clone());
 
-    log.append(one.project.id, None, EventKind::RunCreated, json!({}))
-        .await?;
-    let first_of_two = log
-        .append(two.project.id, None, EventKind::RunCreated, json!({}))
-        .await?;
-    let missing = log
-        .append(ProjectId::new(), None, EventKind::RunCreated, json!({}))
-        .await;
+    log.append(one.project.id, None, created("one")).await?;
+    let first_of_two = log.append(two.project.id, None, created("two")).await?;
+    let missing = log.append(ProjectId::new(), None, created("none")).await;
 
     assert_eq!(first_of_two.seq, 2, "after two's own run_created");
     assert!(matches!(
@@ -468,7 +478,16 @@ async fn an_artifact_write_replayed_under_its_key_is_recorded_once() -> anyhow::
     let written = autocrew_shared::ports::Written {
         key: "call-1".into(),
         artifact: artifact.clone(),
-        payload: json!({"object_key": artifact.key}),
+        stored: autocrew_shared::domain::events::ArtifactStored {
+            task_id: None,
+            key: "index.tsx".into(),
+            object_key: Some(artifact.key.clone()),
+            size_bytes: 3,
+            checksum_sha256: None,
+            content_type: artifact.content_type.clone(),
+            uploaded: false,
+            filename: None,
+        },
     };
     let mut other = written.clone();
     other.key = "call-2".into();
@@ -488,7 +507,7 @@ async fn an_artifact_write_replayed_under_its_key_is_recorded_once() -> anyhow::
         .since(seeded.project.id, 0, 100)
         .await?
         .iter()
-        .filter(|e| e.kind == EventKind::ArtifactStored)
+        .filter(|e| e.kind() == EventKind::ArtifactStored)
         .count();
     assert_eq!(stored, 2);
     Ok(())
@@ -504,26 +523,50 @@ async fn retention_folds_an_ended_runs_progress_and_prunes_its_details_keeping_i
     let seeded = seed_running(&db, 4).await?;
     let log = PgEventLog::new(db.pool.clone());
     let (project, run) = (seeded.project.id, Some(seeded.run.id));
-    let task = uuid::Uuid::new_v4();
-    log.append(
-        project,
-        run,
-        EventKind::TaskStarted,
-        json!({"task_id": task}),
-    )
-    .await?;
+    use autocrew_shared::domain::events::{
+        EventBody, ProgressStage, TaskProgress, TaskRef, TaskStarted,
+    };
+    let task = TaskRef {
+        task_id: autocrew_shared::domain::TaskId::new(),
+        key: "copy".into(),
+        agent: autocrew_shared::domain::AgentKind::Marketer,
+    };
+    let started = EventBody::TaskStarted(TaskStarted {
+        task: task.clone(),
+        title: "Write the copy".into(),
+        attempt: 1,
+        invocation: 1,
+    });
+    log.append(project, run, started).await?;
+    // Turns were logged piece by piece before they went live-only; such logs remain.
+    let mut chars = 0;
     for delta in ["Hel", "lo, ", "world"] {
-        let chunk = json!({"task_id": task, "step": 1, "delta": delta});
-        log.append(project, run, EventKind::TaskProgress, chunk)
-            .await?;
+        chars += delta.len() as u64;
+        let chunk = EventBody::TaskProgress(TaskProgress {
+            task: task.clone(),
+            step: 1,
+            invocation: 1,
+            stage: ProgressStage::Streaming {
+                delta: Some(delta.into()),
+                chars,
+                compacted: false,
+                whole_turn: false,
+            },
+        });
+        log.append(project, run, chunk).await?;
     }
-    log.append(
-        project,
-        run,
-        EventKind::TaskCompleted,
-        json!({"task_id": task}),
-    )
-    .await?;
+    let done = autocrew_shared::domain::events::TaskCompleted {
+        task: task.clone(),
+        summary: "Hello, world".into(),
+        files: 0,
+        files_checked: 0,
+        steps: 1,
+        duration_ms: 10,
+        invocations: 1,
+        task_usage: Default::default(),
+    };
+    log.append(project, run, EventBody::TaskCompleted(done))
+        .await?;
     let client = db.pool.get().await?;
     client
         .execute(
@@ -549,7 +592,7 @@ async fn retention_folds_an_ended_runs_progress_and_prunes_its_details_keeping_i
         .since(project, 0, 100)
         .await?
         .iter()
-        .map(|e| e.kind)
+        .map(|e| e.kind())
         .collect();
 
     assert_eq!(folded.progress_turns_compacted, 1);
@@ -557,10 +600,10 @@ async fn retention_folds_an_ended_runs_progress_and_prunes_its_details_keeping_i
         again.progress_turns_compacted, 0,
         "a folded turn is not folded again"
     );
-    let progress: Vec<&serde_json::Value> = events
+    let progress: Vec<serde_json::Value> = events
         .iter()
-        .filter(|e| e.kind == EventKind::TaskProgress)
-        .map(|e| &e.payload)
+        .filter(|e| e.kind() == EventKind::TaskProgress)
+        .map(|e| e.payload())
         .collect();
     assert_eq!(
         progress.len(),

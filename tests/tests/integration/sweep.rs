@@ -135,7 +135,7 @@ async fn the_sweep_expires_overdue_approvals_readies_their_parked_tasks_and_prun
     assert_eq!(
         events
             .iter()
-            .filter(|e| e.payload["status"] == "expired")
+            .filter(|e| e.payload()["status"] == "expired")
             .count(),
         1
     );

@@ -147,8 +147,13 @@ async fn the_app_is_built_for_both_platforms_while_its_task_waits_without_a_work
         .await?;
     let seen: Vec<String> = events
         .iter()
-        .filter(|e| e.kind == EventKind::DeploymentUpdated && e.payload["kind"] == "ios_build")
-        .map(|e| e.payload["status"].as_str().unwrap_or_default().to_owned())
+        .filter(|e| e.kind() == EventKind::DeploymentUpdated && e.payload()["kind"] == "ios_build")
+        .map(|e| {
+            e.payload()["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect();
     assert!(
         seen.first().map(String::as_str) == Some("queued")

@@ -57,7 +57,7 @@ async fn the_landing_page_is_deployed_on_vercel_recorded_and_listed_for_its_owne
     assert!(
         events
             .iter()
-            .any(|e| e.kind == EventKind::DeploymentUpdated && e.payload["status"] == "ready")
+            .any(|e| e.kind() == EventKind::DeploymentUpdated && e.payload()["status"] == "ready")
     );
     // Someone else's project's deployments are not found.
     let bo = user(&w.state, "bo@example.com").await?;
@@ -135,8 +135,8 @@ async fn a_site_still_building_after_the_quick_looks_is_followed_to_ready_while_
         .since(project, 0, 1000)
         .await?
         .iter()
-        .filter(|e| e.kind == EventKind::DeploymentUpdated)
-        .filter_map(|e| e.payload["status"].as_str().map(str::to_owned))
+        .filter(|e| e.kind() == EventKind::DeploymentUpdated)
+        .filter_map(|e| e.payload()["status"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(
         statuses.first().map(String::as_str),

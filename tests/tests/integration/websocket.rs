@@ -3,13 +3,14 @@
 
 use crate::push::management_api;
 use autocrew_shared::adapters::postgres::{PgEventLog, PgProjectStore};
-use autocrew_shared::domain::{EventKind, Tier};
+use autocrew_shared::domain::Tier;
+use autocrew_shared::domain::events::{EventBody, RunCreated};
 use autocrew_shared::ports::{EventLog, ProjectStore};
 use autocrew_shared::services::access::{KeyRing, SigningKeys};
 use autocrew_tests::{TestDb, create_connections_table, sdk, unique};
 use autocrew_ws::{WsRoute, WsState, handle};
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 fn ws_event(file: &str, swaps: &[(&str, &str)]) -> anyhow::Result<ApiGatewayWebsocketProxyRequest> {
     let mut text =
@@ -41,8 +42,7 @@ async fn a_client_connects_with_its_token_subscribes_and_gets_every_missed_event
         .await?;
     let log = PgEventLog::new(db.pool.clone());
     for i in 0..3 {
-        log.append(project.id, None, EventKind::TaskProgress, json!({"i": i}))
-            .await?;
+        log.append(project.id, None, created(i)).await?;
     }
     let project_id = project.id.to_string();
 
@@ -61,20 +61,14 @@ async fn a_client_connects_with_its_token_subscribes_and_gets_every_missed_event
         ],
     )?;
     let subscribed = handle(&state, WsRoute::Default, subscribe).await;
-    let live = state
-        .notifier
-        .emit(project.id, None, EventKind::TaskProgress, json!({"i": 3}))
-        .await?;
+    let live = state.notifier.emit(project.id, None, created(3)).await?;
     let disconnected = handle(
         &state,
         WsRoute::Disconnect,
         ws_event("ws-disconnect.json", &[])?,
     )
     .await;
-    state
-        .notifier
-        .emit(project.id, None, EventKind::TaskProgress, json!({"i": 4}))
-        .await?;
+    state.notifier.emit(project.id, None, created(4)).await?;
 
     assert_eq!(
         refused.status_code, 401,
@@ -111,4 +105,12 @@ async fn a_client_connects_with_its_token_subscribes_and_gets_every_missed_event
     );
     assert!(seen.lock().expect("log").iter().all(|s| s.path.ends_with("Qv3NnczGoAMCKzQ%3D") || s.path.ends_with("Qv3NnczGoAMCKzQ=")));
     Ok(())
+}
+
+/// A `run_created` event, numbered.
+fn created(i: u32) -> EventBody {
+    EventBody::RunCreated(RunCreated {
+        command: format!("command {i}"),
+        deadline_at: None,
+    })
 }

@@ -9,14 +9,16 @@ use super::runs::lock_run;
 use super::tasks::{expect_running, lock_run_and_task, lock_task};
 use super::transitions;
 use crate::domain::approvals::{ActionRequest, Approval, Decision};
+use crate::domain::events::{
+    ActionExecuted, ApprovalDecided, ApprovalRequested, EventBody, TaskRef,
+};
 use crate::domain::{
-    ApprovalId, ApprovalStatus, AttemptStatus, EventKind, ProjectId, RunId, RunStatus, TaskId,
-    TaskStatus, UserId,
+    ApprovalId, ApprovalStatus, AttemptStatus, ProjectId, RunId, RunStatus, TaskId, TaskStatus,
+    UserId,
 };
 use crate::ports::{ApprovalStore, Changed, Effects, StoreError};
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
-use serde_json::json;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -102,20 +104,15 @@ async fn resolve(
         )
         .await?;
     }
-    let payload = json!({
-        "approval_id": decided.id, "task_id": task.id, "key": task.key, "agent": task.agent,
-        "tool": decided.tool, "status": decided.status, "reason": decided.reason,
-        "decided_by": decided.decided_by
+    let event = EventBody::ApprovalDecided(ApprovalDecided {
+        approval_id: decided.id,
+        task: TaskRef::of(&task),
+        tool: decided.tool.clone(),
+        status: decided.status,
+        reason: decided.reason.clone(),
+        decided_by: decided.decided_by,
     });
-    emit(
-        tx,
-        effects,
-        decided.project_id,
-        Some(decided.run_id),
-        EventKind::ApprovalDecided,
-        payload,
-    )
-    .await?;
+    emit(tx, effects, decided.project_id, Some(decided.run_id), event).await?;
     transitions::dispatch(tx, effects, decided.run_id).await?;
     Ok(decided)
 }
@@ -201,18 +198,20 @@ impl ApprovalStore for PgApprovalStore {
         .await?;
         transitions::finish_attempt(&tx, task, attempt, AttemptStatus::Parked, None).await?;
         super::budgets::release_held(&tx, "b.task_id = $2", &task.0).await?;
-        let payload = json!({
-            "approval_id": approval.id, "task_id": task, "key": locked.key, "agent": locked.agent,
-            "tool": approval.tool, "payload": approval.payload, "payload_hash": approval.payload_hash,
-            "expires_at": approval.expires_at
+        let event = EventBody::ApprovalRequested(ApprovalRequested {
+            approval_id: approval.id,
+            task: TaskRef::of(&locked),
+            tool: approval.tool.clone(),
+            payload: approval.payload.clone(),
+            payload_hash: approval.payload_hash.clone(),
+            expires_at: approval.expires_at,
         });
         emit(
             &tx,
             &mut effects,
             locked.project_id,
             Some(locked.run_id),
-            EventKind::ApprovalRequested,
-            payload,
+            event,
         )
         .await?;
         // The parked task no longer counts as in flight: others may start.
@@ -406,17 +405,19 @@ impl ApprovalStore for PgApprovalStore {
             &[&crate::crew::tools::IDEMPOTENCY_SCOPE, &call_key, result],
         )
         .await?;
-        let payload = json!({
-            "approval_id": approval.id, "task_id": approval.task_id, "tool": approval.tool,
-            "result": result
+        let event = EventBody::ActionExecuted(ActionExecuted {
+            approval_id: Some(approval.id),
+            auto_approved: false,
+            task_id: approval.task_id,
+            tool: approval.tool.clone(),
+            result: result.clone(),
         });
         emit(
             &tx,
             &mut effects,
             approval.project_id,
             Some(approval.run_id),
-            EventKind::ActionExecuted,
-            payload,
+            event,
         )
         .await?;
         tx.commit().await?;

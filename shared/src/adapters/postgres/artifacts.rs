@@ -3,7 +3,7 @@
 use super::Pool;
 use super::cached::Cached;
 use super::effects::emit;
-use crate::domain::EventKind;
+use crate::domain::events::EventBody;
 use crate::domain::records::Artifact;
 use crate::domain::{ArtifactId, ProjectId, RunId, TaskId};
 use crate::ports::{ArtifactStore, Effects, StoreError, Written};
@@ -86,8 +86,7 @@ impl ArtifactStore for PgArtifactStore {
                 &mut effects,
                 w.artifact.project_id,
                 w.artifact.run_id,
-                EventKind::ArtifactStored,
-                w.payload.clone(),
+                EventBody::ArtifactStored(w.stored.clone()),
             )
             .await?;
         }

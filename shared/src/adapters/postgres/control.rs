@@ -6,13 +6,13 @@ use super::effects::{emit, send};
 use super::runs::{RUN_COLUMNS, execution_input, lock_run, run_from_row};
 use super::tasks::tasks_where;
 use super::transitions::{self, terminal};
+use crate::domain::events::{EventBody, RunEnded, RunResumed, TaskRef, TaskRetried};
 use crate::domain::messages::Outgoing;
 use crate::domain::records::{Run, Task};
-use crate::domain::{AttemptStatus, EventKind, MicroUsd, RunId, RunStatus, TaskId, TaskStatus};
+use crate::domain::{AttemptStatus, MicroUsd, RunId, RunStatus, TaskId, TaskStatus};
 use crate::ports::{Changed, Effects, RunControl, StoreError};
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
-use serde_json::json;
 use uuid::Uuid;
 
 /// Attempts a reopened task gets on top of those it used.
@@ -38,7 +38,7 @@ async fn stop_run(
     run: &Run,
     status: RunStatus,
     reason: &str,
-    kind: EventKind,
+    ended: fn(RunEnded) -> EventBody,
 ) -> Result<Run, StoreError> {
     let cancelled: Vec<Uuid> = tx
         .query_cached(
@@ -87,8 +87,12 @@ async fn stop_run(
     let stopped = run_from_row(&row)?;
     // Calls still in flight settle their actual cost when they return.
     super::budgets::release_held(tx, "b.run_id = $2", &run.id.0).await?;
-    let payload = json!({"error": reason, "cancelled_tasks": cancelled.len()});
-    emit(tx, effects, run.project_id, Some(run.id), kind, payload).await?;
+    let event = ended(RunEnded {
+        error: Some(reason.to_owned()),
+        cancelled_tasks: Some(cancelled.len() as u64),
+        ..RunEnded::default()
+    });
+    emit(tx, effects, run.project_id, Some(run.id), event).await?;
     let stop = Outgoing::StopExecution {
         name: run.execution_name.clone(),
         cause: reason.to_owned(),
@@ -171,19 +175,13 @@ async fn restart(
     };
     send(tx, effects, Some(run.id), start).await?;
     let resumed = run_from_row(&row)?;
-    let payload = json!({
-        "reopened_tasks": reopened, "execution_name": resumed.execution_name,
-        "budget_micro_usd": resumed.budget.0, "previous_status": run.status
+    let event = EventBody::RunResumed(RunResumed {
+        reopened_tasks: reopened as u64,
+        execution_name: resumed.execution_name.clone(),
+        budget_micro_usd: resumed.budget,
+        previous_status: run.status,
     });
-    emit(
-        tx,
-        effects,
-        run.project_id,
-        Some(run.id),
-        EventKind::RunResumed,
-        payload,
-    )
-    .await?;
+    emit(tx, effects, run.project_id, Some(run.id), event).await?;
     Ok(resumed)
 }
 
@@ -207,7 +205,7 @@ impl RunControl for PgRunControl {
             &run,
             RunStatus::Cancelled,
             reason,
-            EventKind::RunCancelled,
+            EventBody::RunCancelled,
         )
         .await?;
         // Its slots of the user's limit go to their other runs.
@@ -315,16 +313,11 @@ impl RunControl for PgRunControl {
             .collect::<Result<_, _>>()?;
         reopen(&tx, run.id, &reopened).await?;
         let mut effects = Effects::default();
-        let payload = json!({"task_id": task.id, "key": task.key, "agent": task.agent, "reopened_tasks": reopened.len()});
-        emit(
-            &tx,
-            &mut effects,
-            run.project_id,
-            Some(run.id),
-            EventKind::TaskRetried,
-            payload,
-        )
-        .await?;
+        let event = EventBody::TaskRetried(TaskRetried {
+            task: TaskRef::of(&task),
+            reopened_tasks: reopened.len() as u64,
+        });
+        emit(&tx, &mut effects, run.project_id, Some(run.id), event).await?;
         if run.status == RunStatus::Running {
             transitions::dispatch(&tx, &mut effects, run.id).await?;
         } else {
@@ -373,7 +366,7 @@ impl RunControl for PgRunControl {
                 &run,
                 RunStatus::Failed,
                 &reason,
-                EventKind::RunFailed,
+                EventBody::RunFailed,
             )
             .await?;
             transitions::dispatch(&tx, &mut effects, run.id).await?;

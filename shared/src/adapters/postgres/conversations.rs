@@ -5,15 +5,15 @@ use super::Pool;
 use super::cached::Cached;
 use super::effects::{emit, send};
 use crate::domain::conversation::{Author, ChatMessage, MessageStatus, ProjectBrief, RunBrief};
+use crate::domain::events::{EventBody, MessagePosted};
 use crate::domain::messages::{Outgoing, ReplyMessage};
 use crate::domain::paging::{Cursor, Page, Paged};
-use crate::domain::{EventKind, MessageId, MicroUsd, ProjectId, RunId, UploadId, UserId};
+use crate::domain::{MessageId, MicroUsd, ProjectId, RunId, UploadId, UserId};
 use crate::ports::{
     Changed, Conversations, Effects, PendingReply, StoreError, Upload, UploadStore,
 };
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use serde_json::json;
 use uuid::Uuid;
 
 /// `Conversations` and `UploadStore` on Postgres.
@@ -108,8 +108,9 @@ async fn posted(
         effects,
         message.project_id,
         message.run_id,
-        EventKind::MessagePosted,
-        json!({"message": message}),
+        EventBody::MessagePosted(MessagePosted {
+            message: message.clone(),
+        }),
     )
     .await
 }

@@ -7,9 +7,10 @@ use super::effects::{emit, send};
 use super::tasks::{expect_running, lock_run_and_task};
 use super::transitions;
 use crate::domain::connections::Deployment;
+use crate::domain::events::EventBody;
 use crate::domain::messages::Outgoing;
 use crate::domain::{
-    AttemptStatus, DeploymentId, DeploymentStatus, EventKind, ProjectId, RunId, TaskId, TaskStatus,
+    AttemptStatus, DeploymentId, DeploymentStatus, ProjectId, RunId, TaskId, TaskStatus,
 };
 use crate::ports::{
     Changed, DeploymentChange, DeploymentStore, Effects, JobPark, NewDeployment, StoreError,
@@ -73,14 +74,13 @@ async fn announce(
     effects: &mut Effects,
     deployment: &Deployment,
 ) -> Result<(), StoreError> {
-    let payload = serde_json::to_value(deployment).map_err(|e| StoreError::Backend(Box::new(e)))?;
+    let event = EventBody::DeploymentUpdated(deployment.clone());
     emit(
         client,
         effects,
         deployment.project_id,
         deployment.run_id,
-        EventKind::DeploymentUpdated,
-        payload,
+        event,
     )
     .await
 }

@@ -1,8 +1,8 @@
 //! Writing a state change's effects inside its own transaction: events appended to the
 //! project's log, messages written to the outbox. Both commit with the change or not at all.
 
+use crate::domain::events::{Event, EventBody};
 use crate::domain::messages::{OutboxEntry, Outgoing};
-use crate::domain::records::Event;
 use crate::domain::{EventKind, ProjectId, RunId};
 use crate::ports::{Effects, StoreError};
 use deadpool_postgres::GenericClient;
@@ -32,9 +32,11 @@ pub(super) async fn append_event(
     client: &impl GenericClient,
     project: ProjectId,
     run: Option<RunId>,
-    kind: EventKind,
-    payload: serde_json::Value,
+    body: EventBody,
 ) -> Result<Event, StoreError> {
+    let (kind, payload) = body
+        .to_parts()
+        .map_err(|e| StoreError::Backend(Box::new(e)))?;
     let run_id: Option<Uuid> = run.map(|r| r.0);
     let statement = client.prepare_cached(APPEND).await?;
     let row = client
@@ -44,13 +46,26 @@ pub(super) async fn append_event(
             what: "project",
             id: project.to_string(),
         })?;
-    Ok(Event {
-        project_id: project,
-        run_id: run,
-        seq: row.try_get(0)?,
+    typed(
+        (project, run, row.try_get(0)?),
         kind,
-        payload: row.try_get(2)?,
-        created_at: row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(1)?,
+    )
+}
+
+/// An event as stored, typed again; a payload that does not fit its kind is an error that
+/// names the event.
+pub(super) fn typed(
+    (project, run, seq): (ProjectId, Option<RunId>, i64),
+    kind: EventKind,
+    payload: serde_json::Value,
+    created_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Event, StoreError> {
+    Event::from_stored((project, run, seq), kind, payload, created_at).map_err(|e| {
+        StoreError::Backend(
+            format!("event {seq} of project {project} ({kind}) does not fit its type: {e}").into(),
+        )
     })
 }
 
@@ -60,10 +75,9 @@ pub(super) async fn emit(
     effects: &mut Effects,
     project: ProjectId,
     run: Option<RunId>,
-    kind: EventKind,
-    payload: serde_json::Value,
+    body: EventBody,
 ) -> Result<(), StoreError> {
-    let event = append_event(client, project, run, kind, payload).await?;
+    let event = append_event(client, project, run, body).await?;
     effects.events.push(event);
     Ok(())
 }

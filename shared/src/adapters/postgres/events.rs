@@ -2,8 +2,8 @@
 
 use super::Pool;
 use super::cached::Cached;
-use crate::domain::records::Event;
-use crate::domain::{EventKind, ProjectId, RunId, UserId};
+use crate::domain::events::{Event, EventBody};
+use crate::domain::{ProjectId, RunId, UserId};
 use crate::ports::{EventLog, StoreError};
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -27,11 +27,10 @@ impl EventLog for PgEventLog {
         &self,
         project: ProjectId,
         run: Option<RunId>,
-        kind: EventKind,
-        payload: serde_json::Value,
+        body: EventBody,
     ) -> Result<Event, StoreError> {
         let client = self.pool.get().await?;
-        super::effects::append_event(&client, project, run, kind, payload).await
+        super::effects::append_event(&client, project, run, body).await
     }
 
     async fn since(
@@ -85,12 +84,12 @@ impl EventLog for PgEventLog {
 }
 
 fn event_from(project: ProjectId, row: &tokio_postgres::Row) -> Result<Event, StoreError> {
-    Ok(Event {
-        project_id: project,
-        run_id: row.try_get::<_, Option<Uuid>>(0)?.map(RunId),
-        seq: row.try_get(1)?,
-        kind: row.try_get(2)?,
-        payload: row.try_get(3)?,
-        created_at: row.try_get(4)?,
-    })
+    let run = row.try_get::<_, Option<Uuid>>(0)?.map(RunId);
+    let seq = row.try_get(1)?;
+    super::effects::typed(
+        (project, run, seq),
+        row.try_get(2)?,
+        row.try_get(3)?,
+        row.try_get(4)?,
+    )
 }

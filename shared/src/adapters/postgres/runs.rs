@@ -4,9 +4,10 @@ use super::Pool;
 use super::cached::Cached;
 use super::effects::{emit, send};
 use super::rows::count;
+use crate::domain::events::{EventBody, RunCreated};
 use crate::domain::messages::{CallbackMessage, Outgoing};
 use crate::domain::records::{NewRun, Run};
-use crate::domain::{EventKind, MicroUsd, ProjectId, RunId, RunStatus, UserId};
+use crate::domain::{MicroUsd, ProjectId, RunId, RunStatus, UserId};
 use crate::ports::{Changed, Effects, PlanLease, RunStore, StoreError};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
@@ -200,16 +201,11 @@ impl RunStore for PgRunStore {
             .await?;
         let run = run_from_row(&row)?;
         let mut effects = Effects::default();
-        let payload = json!({"command": run.command, "deadline_at": run.deadline_at});
-        emit(
-            &tx,
-            &mut effects,
-            run.project_id,
-            Some(run.id),
-            EventKind::RunCreated,
-            payload,
-        )
-        .await?;
+        let event = EventBody::RunCreated(RunCreated {
+            command: run.command.clone(),
+            deadline_at: run.deadline_at,
+        });
+        emit(&tx, &mut effects, run.project_id, Some(run.id), event).await?;
         let start = Outgoing::StartExecution {
             run_id: run.id,
             name: execution_name,
@@ -356,7 +352,7 @@ impl RunStore for PgRunStore {
         id: RunId,
         status: RunStatus,
         error: Option<&str>,
-        event: (EventKind, serde_json::Value),
+        event: EventBody,
         answer: Outgoing,
     ) -> Result<Effects, StoreError> {
         let mut client = self.pool.get().await?;
@@ -367,8 +363,7 @@ impl RunStore for PgRunStore {
             update_status(&tx, id, status, error).await?;
             // The run is over, and so is every call of it.
             super::budgets::release_held(&tx, "b.run_id = $2", &id.0).await?;
-            let (kind, payload) = event;
-            emit(&tx, &mut effects, run.project_id, Some(id), kind, payload).await?;
+            emit(&tx, &mut effects, run.project_id, Some(id), event).await?;
         }
         send(&tx, &mut effects, Some(id), answer).await?;
         tx.commit().await?;

@@ -7,18 +7,19 @@ use super::effects::{emit, send};
 use super::rows::count;
 use super::runs::{lock_run, update_status};
 use super::transitions;
+use crate::domain::events::{
+    EventBody, RunPlanned, TaskCompleted, TaskFailed, TaskRef, TaskStarted, TaskUsage,
+};
 use crate::domain::messages::{Outgoing, TaskMessage};
 use crate::domain::records::{Attempt, Run, Task};
 use crate::domain::{
-    AgentKind, AttemptStatus, EventKind, MicroUsd, ProjectId, RunId, RunStatus, TaskGraph, TaskId,
-    TaskStatus,
+    AgentKind, AttemptStatus, MicroUsd, ProjectId, RunId, RunStatus, TaskGraph, TaskId, TaskStatus,
 };
 use crate::ports::{
     AttemptFailure, Changed, Completion, Effects, Failure, Start, Started, StoreError, TaskStore,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
-use serde_json::json;
 use std::time::Duration;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -163,7 +164,7 @@ impl TaskStore for PgTaskStore {
         run: &Run,
         plan: &serde_json::Value,
         graph: &TaskGraph,
-        announce: &(dyn for<'t> Fn(&'t [Task]) -> serde_json::Value + Send + Sync),
+        product: &str,
         answer: Outgoing,
     ) -> Result<Changed<Vec<Task>>, StoreError> {
         let mut client = self.pool.get().await?;
@@ -181,15 +182,8 @@ impl TaskStore for PgTaskStore {
                 .await?;
             update_status(&tx, run.id, RunStatus::Running, None).await?;
             let tasks = transitions::insert_graph(&tx, run, graph).await?;
-            emit(
-                &tx,
-                &mut effects,
-                run.project_id,
-                Some(run.id),
-                EventKind::RunPlanned,
-                announce(&tasks),
-            )
-            .await?;
+            let planned = EventBody::RunPlanned(RunPlanned::of(product, &tasks));
+            emit(&tx, &mut effects, run.project_id, Some(run.id), planned).await?;
             tasks
         } else {
             // Another planner got there first: its plan stands.
@@ -304,17 +298,18 @@ impl TaskStore for PgTaskStore {
             .await?
             .try_get(0)?;
         let mut effects = Effects::default();
-        let payload = json!({
-            "task_id": locked.id, "key": locked.key, "agent": locked.agent,
-            "title": locked.title, "attempt": attempt_no, "invocation": invocation
+        let started = EventBody::TaskStarted(TaskStarted {
+            task: TaskRef::of(&locked),
+            title: locked.title.clone(),
+            attempt: attempt_no,
+            invocation,
         });
         emit(
             &tx,
             &mut effects,
             locked.project_id,
             Some(locked.run_id),
-            EventKind::TaskStarted,
-            payload,
+            started,
         )
         .await?;
         let run = super::runs::run_in(&tx, locked.run_id).await?;
@@ -431,7 +426,7 @@ impl TaskStore for PgTaskStore {
         task: TaskId,
         attempt: u32,
         result: &serde_json::Value,
-        payload: serde_json::Value,
+        completed: TaskCompleted,
     ) -> Result<Changed<Completion>, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -465,27 +460,17 @@ impl TaskStore for PgTaskStore {
             )
             .await?
             .try_get(0)?;
-        let mut payload = payload;
-        if let Some(fields) = payload.as_object_mut() {
-            fields.insert("invocations".into(), invocations.into());
-            fields.insert(
-                "task_usage".into(),
-                serde_json::json!({
-                    "input": usage.try_get::<_, i64>(0)?, "output": usage.try_get::<_, i64>(1)?,
-                    "cost_micro_usd": usage.try_get::<_, i64>(2)?
-                }),
-            );
-        }
+        let completed = EventBody::TaskCompleted(TaskCompleted {
+            invocations,
+            task_usage: TaskUsage {
+                input: usage.try_get(0)?,
+                output: usage.try_get(1)?,
+                cost_micro_usd: MicroUsd(usage.try_get(2)?),
+            },
+            ..completed
+        });
         let mut effects = Effects::default();
-        emit(
-            &tx,
-            &mut effects,
-            locked.project_id,
-            Some(run),
-            EventKind::TaskCompleted,
-            payload,
-        )
-        .await?;
+        emit(&tx, &mut effects, locked.project_id, Some(run), completed).await?;
         // Lock the dependants in id order first: two completions sharing dependants then
         // take their locks in the same order and cannot deadlock.
         tx.query_cached(
@@ -542,19 +527,13 @@ impl TaskStore for PgTaskStore {
         super::budgets::release_held(&tx, "b.task_id = $2", &task.0).await?;
         let mut effects = Effects::default();
         let will_retry = failure.retryable && attempt < locked.max_attempts;
-        let payload = json!({
-            "task_id": locked.id, "key": locked.key, "agent": locked.agent, "attempt": attempt,
-            "error": error, "will_retry": will_retry
+        let failed = EventBody::TaskFailed(TaskFailed {
+            task: TaskRef::of(&locked),
+            attempt,
+            error: error.to_owned(),
+            will_retry,
         });
-        emit(
-            &tx,
-            &mut effects,
-            locked.project_id,
-            Some(run),
-            EventKind::TaskFailed,
-            payload,
-        )
-        .await?;
+        emit(&tx, &mut effects, locked.project_id, Some(run), failed).await?;
         if will_retry {
             tx.execute_cached(
                 "UPDATE tasks SET status = $2, error_log = $3 WHERE id = $1",

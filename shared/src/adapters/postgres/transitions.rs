@@ -7,10 +7,11 @@ use super::cached::Cached;
 use super::effects::{emit, send};
 use super::rows::count;
 use super::tasks::{task_from_row, tasks_where};
+use crate::domain::events::{EventBody, TaskBlocked, TaskQueued, TaskRef};
 use crate::domain::messages::{Outgoing, TaskMessage};
 use crate::domain::records::{Run, Task};
 use crate::domain::{
-    AgentKind, AttemptStatus, Complexity, EventKind, Priority, RunId, RunStatus, TaskGraph, TaskId,
+    AgentKind, AttemptStatus, Complexity, Priority, RunId, RunStatus, TaskGraph, TaskId,
     TaskStatus, Tier,
 };
 use crate::ports::{Effects, StoreError};
@@ -196,19 +197,12 @@ pub(super) async fn dispatch(
     }
     let tasks = tasks_where(tx, "t.id = ANY($1)", &claimed).await?;
     for task in &tasks {
-        let payload = json!({
-            "task_id": task.id, "key": task.key, "agent": task.agent,
-            "title": task.title, "priority": task.priority
+        let queued = EventBody::TaskQueued(TaskQueued {
+            task: TaskRef::of(task),
+            title: task.title.clone(),
+            priority: task.priority,
         });
-        emit(
-            tx,
-            effects,
-            task.project_id,
-            Some(task.run_id),
-            EventKind::TaskQueued,
-            payload,
-        )
-        .await?;
+        emit(tx, effects, task.project_id, Some(task.run_id), queued).await?;
         let message = Outgoing::Task {
             agent: task.agent,
             message: TaskMessage {
@@ -346,17 +340,13 @@ pub(super) async fn block_downstream(
     for row in &blocked {
         let id: Uuid = row.try_get(0)?;
         let key: String = row.try_get(1)?;
-        let payload =
-            json!({"task_id": id, "key": key, "blocked_by": failed.key, "reason": reason});
-        emit(
-            tx,
-            effects,
-            failed.project_id,
-            Some(failed.run_id),
-            EventKind::TaskBlocked,
-            payload,
-        )
-        .await?;
+        let event = EventBody::TaskBlocked(TaskBlocked {
+            task_id: TaskId(id),
+            key,
+            blocked_by: failed.key.clone(),
+            reason: reason.clone(),
+        });
+        emit(tx, effects, failed.project_id, Some(failed.run_id), event).await?;
         ids.push(TaskId(id));
     }
     Ok(ids)
