@@ -3,6 +3,7 @@
 
 use crate::client::Client;
 use anyhow::Context;
+use autocrew_shared::domain::actions::ApprovedAction;
 use autocrew_shared::domain::events::ApprovalRequested;
 use serde_json::{Value, json};
 
@@ -88,16 +89,10 @@ pub async fn review_and_decide(
 
 /// The lines `autocrew run` prints for an `approval_requested` event.
 pub fn request_lines(request: &ApprovalRequested) -> Vec<String> {
-    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
     let (id, hash) = (request.approval_id, &request.payload_hash);
-    let action = &request.payload;
-    let what = match action["action"].as_str() {
-        Some("publish") => format!(
-            "publish {} at {}",
-            text(&action["file"]),
-            text(&action["link"])
-        ),
-        _ => action.to_string(),
+    let what = match &request.payload {
+        ApprovedAction::Publish(publish) => format!("publish {} at {}", publish.file, publish.link),
+        other => other.to_value().to_string(),
     };
     vec![
         format!(

@@ -7,6 +7,7 @@
 use crate::callback::retry;
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::{agents, tools};
+use autocrew_shared::domain::actions::{ApprovedAction, ApprovedFile, Publish};
 use autocrew_shared::domain::events::{ActionExecuted, EventBody};
 use autocrew_shared::domain::records::{Run, Task};
 use autocrew_shared::domain::{Approval, ApprovalId, ApprovalStatus, sha256_hex};
@@ -61,10 +62,11 @@ pub(crate) async fn prepare(
     ctx: &StepContext,
     (run, task, upstream): (&Run, &Task, &[Task]),
     (tool, input): (&str, &Value),
-) -> Result<Value, ActionError> {
+) -> Result<ApprovedAction, ActionError> {
     match tool {
         tools::PUBLISH => prepare_publish(ctx, run, task, upstream, input)
             .await?
+            .map(ApprovedAction::Publish)
             .map_err(ActionError::Refused),
         tools::PUSH_CODE => crate::push::prepare(ctx, (run, task, upstream), input).await,
         tools::SEND_EMAIL => crate::outreach::prepare_email(ctx, run, input).await,
@@ -84,7 +86,7 @@ async fn prepare_publish(
     task: &Task,
     upstream: &[Task],
     input: &Value,
-) -> Result<Result<Value, String>, RecordError> {
+) -> Result<Result<Publish, String>, RecordError> {
     let path = input["path"].as_str().unwrap_or_default();
     if !tools::safe_path(path) {
         return Ok(Err(format!(
@@ -105,16 +107,15 @@ async fn prepare_publish(
         }
         Err(e) => return Err(retry(e)),
     };
-    Ok(Ok(json!({
-        "action": "publish",
-        "file": path,
-        "from_task": from,
-        "source": source,
-        "content_sha256": sha256_hex(&bytes),
-        "size_bytes": bytes.len(),
-        "content_type": agents::content_type(path),
-        "link": format!("{}/{}", ctx.actions.public_base_url, site_key(run, path)),
-    })))
+    Ok(Ok(Publish {
+        file: path.to_owned(),
+        from_task: from.to_owned(),
+        content_sha256: sha256_hex(&bytes),
+        size_bytes: bytes.len() as u64,
+        content_type: agents::content_type(path).to_owned(),
+        link: format!("{}/{}", ctx.actions.public_base_url, site_key(run, path)),
+        source,
+    }))
 }
 
 /// Where a published file lives, in the bucket and under the public base URL: one stable
@@ -145,13 +146,13 @@ pub(crate) fn refusal(approval: &Approval) -> Option<String> {
     }
 }
 
-/// Runs the action `payload` once for the call `call_key`: a call that already ran gets its
-/// stored result. With an approval, only its approved payload runs, and the execution is
-/// recorded on it (`action_executed`).
+/// Runs `action` once for the call `call_key`: a call that already ran gets its stored
+/// result. With an approval, only its approved action runs, and the execution is recorded
+/// on it (`action_executed`).
 pub(crate) async fn execute(
     ctx: &StepContext,
     (run, task): (&Run, &Task),
-    (tool, payload): (&str, &Value),
+    (tool, action): (&str, &ApprovedAction),
     (call_key, approval): (&str, Option<ApprovalId>),
 ) -> Result<ToolAnswer, ActionError> {
     if let Claim::Done(result) = ctx
@@ -170,18 +171,25 @@ pub(crate) async fn execute(
     // A claim in progress is an earlier delivery that died before recording: each action
     // finds what that delivery did (publishing writes the same bytes to the same place; a
     // push finds its commit by the call's trailer), so running again repeats nothing.
-    let result = match payload["action"].as_str() {
-        Some("publish") => match publish(ctx, run, payload).await? {
+    let result = match action {
+        ApprovedAction::Publish(publishing) => match publish(ctx, run, publishing).await? {
             Ok(result) => result,
             Err(refused) => return Ok(Err(refused)),
         },
-        Some("push_code") => crate::push::execute(ctx, run, payload, call_key).await?,
-        Some("send_email") => crate::outreach::send_email(ctx, run, payload, call_key).await?,
-        Some("post_to_x") => crate::outreach::post_to_x(ctx, run, payload).await?,
-        Some("post_to_linkedin") => crate::outreach::post_to_linkedin(ctx, run, payload).await?,
-        Some("deploy_site") => crate::deploy::execute(ctx, (run, task), payload, call_key).await?,
-        Some("build_app") => crate::build::execute(ctx, (run, task), payload, call_key).await?,
-        other => return Ok(Err(format!("no action {other:?} can run"))),
+        ApprovedAction::PushCode(push) => crate::push::execute(ctx, run, push, call_key).await?,
+        ApprovedAction::SendEmail(email) => {
+            crate::outreach::send_email(ctx, run, email, call_key).await?
+        }
+        ApprovedAction::PostToX(post) => crate::outreach::post_to_x(ctx, run, post).await?,
+        ApprovedAction::PostToLinkedin(post) => {
+            crate::outreach::post_to_linkedin(ctx, run, post).await?
+        }
+        ApprovedAction::DeploySite(site) => {
+            crate::deploy::execute(ctx, (run, task), site, call_key).await?
+        }
+        ApprovedAction::BuildApp(build) => {
+            crate::build::execute(ctx, (run, task), build, call_key).await?
+        }
     };
     match approval {
         Some(id) => {
@@ -244,20 +252,16 @@ fn answer(result: &Value) -> ToolAnswer {
 async fn publish(
     ctx: &StepContext,
     run: &Run,
-    payload: &Value,
+    publishing: &Publish,
 ) -> Result<Result<Value, String>, RecordError> {
-    let (Some(source), Some(file), Some(approved)) = (
-        payload["source"].as_str(),
-        payload["file"].as_str(),
-        payload["content_sha256"].as_str(),
-    ) else {
-        return Ok(Err(
-            "the publish payload lacks source, file or content_sha256".into(),
-        ));
-    };
+    let (source, file, approved) = (
+        &publishing.source,
+        &publishing.file,
+        &publishing.content_sha256,
+    );
     let bytes = ctx.blobs.get(source).await.map_err(retry)?;
     let actual = sha256_hex(&bytes);
-    if actual != approved {
+    if actual != *approved {
         return Ok(Err(format!(
             "not published: {file} changed after it was approved (sha-256 {actual}, approved {approved})"
         )));
@@ -268,7 +272,7 @@ async fn publish(
         .await
         .map_err(retry)?;
     Ok(Ok(json!({
-        "link": payload["link"], "object_key": key, "content_sha256": actual
+        "link": publishing.link, "object_key": key, "content_sha256": actual
     })))
 }
 
@@ -295,7 +299,7 @@ pub(crate) async fn files_of(
     ctx: &StepContext,
     run: &Run,
     (from, folder): (&str, &str),
-) -> Result<Vec<Value>, ActionError> {
+) -> Result<Vec<ApprovedFile>, ActionError> {
     let mut prefix = format!("projects/{}/runs/{}/{from}/", run.project_id, run.id);
     if !folder.is_empty() {
         prefix = format!("{prefix}{folder}/");
@@ -307,10 +311,12 @@ pub(crate) async fn files_of(
         .into_iter()
         .filter_map(|a| {
             let path = a.key.strip_prefix(&prefix)?.to_owned();
-            Some(json!({
-                "path": path, "source": a.key, "sha256": a.checksum_sha256,
-                "size_bytes": a.size_bytes,
-            }))
+            Some(ApprovedFile {
+                path,
+                source: a.key,
+                sha256: a.checksum_sha256,
+                size_bytes: a.size_bytes,
+            })
         })
         .collect())
 }
@@ -319,19 +325,11 @@ pub(crate) async fn files_of(
 /// longer the ones approved.
 pub(crate) async fn approved_bytes(
     ctx: &StepContext,
-    file: &Value,
+    file: &ApprovedFile,
 ) -> Result<(String, Vec<u8>), ActionError> {
-    let (Some(path), Some(source), Some(approved)) = (
-        file["path"].as_str(),
-        file["source"].as_str(),
-        file["sha256"].as_str(),
-    ) else {
-        return Err(ActionError::Refused(
-            "a file of the action lacks path, source or sha256".into(),
-        ));
-    };
-    let bytes = ctx.blobs.get(source).await.map_err(retry)?;
-    if sha256_hex(&bytes) != approved {
+    let path = &file.path;
+    let bytes = ctx.blobs.get(&file.source).await.map_err(retry)?;
+    if sha256_hex(&bytes) != file.sha256 {
         return Err(ActionError::Refused(format!(
             "not done: {path} changed after it was approved"
         )));

@@ -13,6 +13,7 @@ use crate::StepContext;
 use crate::actions::ActionError;
 use crate::outreach::call;
 use autocrew_shared::adapters::tools::expo::{self, AppPlatform, GitHubBuildInput};
+use autocrew_shared::domain::actions::{ApprovedAction, BuildApp};
 use autocrew_shared::domain::connections::Deployment;
 use autocrew_shared::domain::records::{Run, Task};
 use autocrew_shared::domain::{DeploymentStatus, Service};
@@ -39,7 +40,7 @@ pub(crate) async fn prepare(
     ctx: &StepContext,
     run: &Run,
     input: &Value,
-) -> Result<Value, ActionError> {
+) -> Result<ApprovedAction, ActionError> {
     let slug = input["project"].as_str().unwrap_or_default();
     let platforms: Vec<AppPlatform> = input["platforms"]
         .as_array()
@@ -69,16 +70,18 @@ pub(crate) async fn prepare(
         Some(r) => r.to_owned(),
         None => app.default_branch.clone().unwrap_or_else(|| "main".into()),
     };
-    Ok(json!({
-        "action": "build_app",
-        "service": "expo",
-        "account": opened.connection.account,
-        "app": app.full_name,
-        "app_id": app.id,
-        "repository": repository,
-        "git_ref": git_ref,
-        "profile": input["profile"].as_str().unwrap_or(DEFAULT_PROFILE),
-        "platforms": platforms,
+    Ok(ApprovedAction::BuildApp(BuildApp {
+        service: Service::Expo,
+        account: opened.connection.account.clone(),
+        app: app.full_name.clone(),
+        app_id: app.id.clone(),
+        repository,
+        git_ref,
+        profile: input["profile"]
+            .as_str()
+            .unwrap_or(DEFAULT_PROFILE)
+            .to_owned(),
+        platforms,
     }))
 }
 
@@ -86,26 +89,21 @@ pub(crate) async fn prepare(
 pub(crate) async fn execute(
     ctx: &StepContext,
     (run, task): (&Run, &Task),
-    payload: &Value,
+    build: &BuildApp,
     call_key: &str,
 ) -> Result<Value, ActionError> {
-    let (Some(app_id), Some(app), Some(git_ref), Some(profile)) = (
-        payload["app_id"].as_str(),
-        payload["app"].as_str(),
-        payload["git_ref"].as_str(),
-        payload["profile"].as_str(),
-    ) else {
-        return Err(ActionError::Refused(
-            "the build_app payload lacks app_id, app, git_ref or profile".into(),
-        ));
-    };
-    let platforms: Vec<AppPlatform> =
-        serde_json::from_value(payload["platforms"].clone()).unwrap_or_default();
+    let (app_id, app, git_ref, profile) = (
+        build.app_id.as_str(),
+        build.app.as_str(),
+        build.git_ref.as_str(),
+        build.profile.as_str(),
+    );
+    let platforms = &build.platforms;
     let opened = ctx.connected.open(run.user_id, Service::Expo).await?;
     let deadline = chrono::Utc::now()
         + chrono::Duration::from_std(ctx.jobs.build_timeout).unwrap_or(chrono::Duration::hours(1));
     let started = ctx.deployments.job(call_key).await?;
-    for platform in &platforms {
+    for platform in platforms {
         let row = match started.iter().find(|d| d.kind == platform.kind()) {
             Some(row) if !row.provider_id.starts_with(PENDING) => continue,
             Some(row) => row.clone(),

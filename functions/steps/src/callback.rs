@@ -5,6 +5,7 @@ use autocrew_shared::domain::events::ArtifactStored;
 use autocrew_shared::domain::records::{Artifact, Run};
 use autocrew_shared::domain::{ArtifactId, RunId, TaskId};
 use autocrew_shared::ports::llm::LlmError;
+use autocrew_shared::ports::llm::Refusal;
 use autocrew_shared::ports::{StateMachineError, StoreError, Written};
 use autocrew_shared::services::{Answer, Call, CallbackMessage, GatewayError};
 use std::time::Duration;
@@ -58,7 +59,7 @@ pub(crate) async fn call_model(
         Err(GatewayError::Routing(e)) => Ok(Err(LlmError::Refused {
             provider: "router".into(),
             model: String::new(),
-            reason: e.to_string(),
+            reason: Refusal::NoRoute(e.to_string()),
         })),
     }
 }

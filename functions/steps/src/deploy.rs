@@ -9,6 +9,7 @@ use crate::StepContext;
 use crate::actions::{self, ActionError};
 use crate::outreach::call;
 use autocrew_shared::adapters::tools::vercel::{self, InlinedFile, VercelDeployment};
+use autocrew_shared::domain::actions::{ApprovedAction, DeploySite};
 use autocrew_shared::domain::connections::Deployment;
 use autocrew_shared::domain::records::{Run, Task};
 use autocrew_shared::domain::{DeploymentStatus, Service};
@@ -41,14 +42,14 @@ pub(crate) async fn prepare(
     ctx: &StepContext,
     (run, task, upstream): (&Run, &Task, &[Task]),
     input: &Value,
-) -> Result<Value, ActionError> {
+) -> Result<ApprovedAction, ActionError> {
     let folder = input["folder"]
         .as_str()
         .unwrap_or_default()
         .trim_end_matches('/');
     let from = actions::source_task(task, upstream, input).map_err(ActionError::Refused)?;
     let files = actions::files_of(ctx, run, (from, folder)).await?;
-    if !files.iter().any(|f| f["path"] == "index.html") {
+    if !files.iter().any(|f| f.path == "index.html") {
         return Err(ActionError::Refused(format!(
             "{from} wrote no {folder}/index.html; a site needs one"
         )));
@@ -58,15 +59,14 @@ pub(crate) async fn prepare(
         Some(name) => name.to_owned(),
         None => format!("autocrew-{}", &run.project_id.to_string()[..8]),
     };
-    Ok(json!({
-        "action": "deploy_site",
-        "service": "vercel",
-        "account": opened.connection.account,
-        "project": project,
-        "target": "production",
-        "from_task": from,
-        "folder": folder,
-        "files": files,
+    Ok(ApprovedAction::DeploySite(DeploySite {
+        service: Service::Vercel,
+        account: opened.connection.account.clone(),
+        project,
+        target: "production".into(),
+        from_task: from.to_owned(),
+        folder: folder.to_owned(),
+        files,
     }))
 }
 
@@ -75,12 +75,12 @@ pub(crate) async fn prepare(
 pub(crate) async fn execute(
     ctx: &StepContext,
     (run, task): (&Run, &Task),
-    payload: &Value,
+    site: &DeploySite,
     call_key: &str,
 ) -> Result<Value, ActionError> {
-    let project = payload["project"].as_str().unwrap_or_default();
+    let project = site.project.as_str();
     let mut files = Vec::new();
-    for file in payload["files"].as_array().into_iter().flatten() {
+    for file in &site.files {
         let (path, bytes) = actions::approved_bytes(ctx, file).await?;
         files.push(match String::from_utf8(bytes) {
             Ok(text) => InlinedFile {

@@ -9,6 +9,7 @@ use crate::actions::ActionError;
 use autocrew_shared::adapters::tools::resend::{self, OutgoingEmail};
 use autocrew_shared::adapters::tools::{ServiceError, linkedin, x};
 use autocrew_shared::domain::Service;
+use autocrew_shared::domain::actions::{ApprovedAction, LinkedinPost, Post, SendEmail};
 use autocrew_shared::domain::records::Run;
 use autocrew_shared::services::Opened;
 use serde_json::{Value, json};
@@ -29,7 +30,7 @@ pub(crate) async fn prepare_email(
     ctx: &StepContext,
     run: &Run,
     input: &Value,
-) -> Result<Value, ActionError> {
+) -> Result<ApprovedAction, ActionError> {
     let to: Vec<String> = input["to"]
         .as_array()
         .into_iter()
@@ -52,13 +53,12 @@ pub(crate) async fn prepare_email(
             ));
         }
     };
-    Ok(json!({
-        "action": "send_email",
-        "service": "resend",
-        "from": from,
-        "to": to,
-        "subject": input["subject"].as_str().unwrap_or_default(),
-        "text": input["text"].as_str().unwrap_or_default(),
+    Ok(ApprovedAction::SendEmail(SendEmail {
+        service: Service::Resend,
+        from,
+        to,
+        subject: input["subject"].as_str().unwrap_or_default().to_owned(),
+        text: input["text"].as_str().unwrap_or_default().to_owned(),
     }))
 }
 
@@ -66,19 +66,14 @@ pub(crate) async fn prepare_email(
 pub(crate) async fn send_email(
     ctx: &StepContext,
     run: &Run,
-    payload: &Value,
+    approved: &SendEmail,
     call_key: &str,
 ) -> Result<Value, ActionError> {
     let email = OutgoingEmail {
-        from: payload["from"].as_str().unwrap_or_default().to_owned(),
-        to: payload["to"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a.as_str().map(str::to_owned))
-            .collect(),
-        subject: payload["subject"].as_str().unwrap_or_default().to_owned(),
-        text: payload["text"].as_str().unwrap_or_default().to_owned(),
+        from: approved.from.clone(),
+        to: approved.to.clone(),
+        subject: approved.subject.clone(),
+        text: approved.text.clone(),
         reply_to: None,
     };
     let opened = ctx.connected.open(run.user_id, Service::Resend).await?;
@@ -100,13 +95,12 @@ pub(crate) async fn prepare_post(
     ctx: &StepContext,
     run: &Run,
     input: &Value,
-) -> Result<Value, ActionError> {
+) -> Result<ApprovedAction, ActionError> {
     let opened = ctx.connected.open(run.user_id, Service::X).await?;
-    Ok(json!({
-        "action": "post_to_x",
-        "service": "x",
-        "account": opened.connection.account,
-        "text": input["text"].as_str().unwrap_or_default(),
+    Ok(ApprovedAction::PostToX(Post {
+        service: Service::X,
+        account: opened.connection.account.clone(),
+        text: input["text"].as_str().unwrap_or_default().to_owned(),
     }))
 }
 
@@ -115,9 +109,9 @@ pub(crate) async fn prepare_post(
 pub(crate) async fn post_to_x(
     ctx: &StepContext,
     run: &Run,
-    payload: &Value,
+    post: &Post,
 ) -> Result<Value, ActionError> {
-    let text = payload["text"].as_str().unwrap_or_default();
+    let text = post.text.as_str();
     let opened = ctx.connected.open(run.user_id, Service::X).await?;
     let me = call(ctx, &opened, x::me(&opened.http, &opened.token)).await?;
     let post = match x::post(&opened.http, &opened.token, text).await {
@@ -140,7 +134,7 @@ pub(crate) async fn prepare_linkedin_post(
     ctx: &StepContext,
     run: &Run,
     input: &Value,
-) -> Result<Value, ActionError> {
+) -> Result<ApprovedAction, ActionError> {
     let opened = ctx.connected.open(run.user_id, Service::Linkedin).await?;
     let author = call(
         ctx,
@@ -148,12 +142,11 @@ pub(crate) async fn prepare_linkedin_post(
         linkedin::member_urn(&opened.http, &opened.token),
     )
     .await?;
-    Ok(json!({
-        "action": "post_to_linkedin",
-        "service": "linkedin",
-        "account": opened.connection.account,
-        "author": author,
-        "text": input["text"].as_str().unwrap_or_default(),
+    Ok(ApprovedAction::PostToLinkedin(LinkedinPost {
+        service: Service::Linkedin,
+        account: opened.connection.account.clone(),
+        author,
+        text: input["text"].as_str().unwrap_or_default().to_owned(),
     }))
 }
 
@@ -161,13 +154,9 @@ pub(crate) async fn prepare_linkedin_post(
 pub(crate) async fn post_to_linkedin(
     ctx: &StepContext,
     run: &Run,
-    payload: &Value,
+    post: &LinkedinPost,
 ) -> Result<Value, ActionError> {
-    let (Some(author), Some(text)) = (payload["author"].as_str(), payload["text"].as_str()) else {
-        return Err(ActionError::Refused(
-            "the post_to_linkedin payload lacks author or text".into(),
-        ));
-    };
+    let (author, text) = (post.author.as_str(), post.text.as_str());
     let opened = ctx.connected.open(run.user_id, Service::Linkedin).await?;
     let urn = call(
         ctx,

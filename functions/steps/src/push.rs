@@ -11,6 +11,7 @@ use crate::actions::{self, ActionError};
 use autocrew_shared::adapters::tools::ServiceError;
 use autocrew_shared::adapters::tools::github::{self, Repo};
 use autocrew_shared::domain::Service;
+use autocrew_shared::domain::actions::{ApprovedAction, PushCode};
 use autocrew_shared::domain::records::{Run, Task};
 use autocrew_shared::services::Opened;
 use serde_json::{Value, json};
@@ -27,7 +28,7 @@ pub(crate) async fn prepare(
     ctx: &StepContext,
     (run, task, upstream): (&Run, &Task, &[Task]),
     input: &Value,
-) -> Result<Value, ActionError> {
+) -> Result<ApprovedAction, ActionError> {
     let name = input["repository"].as_str().unwrap_or_default();
     let message = input["message"].as_str().unwrap_or_default().trim();
     let from = actions::source_task(task, upstream, input).map_err(ActionError::Refused)?;
@@ -53,16 +54,15 @@ pub(crate) async fn prepare(
         Some(_) => PULL_REQUEST,
         None => NEW_REPOSITORY,
     };
-    Ok(json!({
-        "action": "push_code",
-        "service": "github",
-        "repository": format!("{owner}/{name}"),
-        "owner": owner,
-        "name": name,
-        "target": target,
-        "message": message,
-        "from_task": from,
-        "files": files,
+    Ok(ApprovedAction::PushCode(PushCode {
+        service: Service::Github,
+        repository: format!("{owner}/{name}"),
+        owner,
+        name: name.to_owned(),
+        target: target.to_owned(),
+        message: message.to_owned(),
+        from_task: from.to_owned(),
+        files,
     }))
 }
 
@@ -70,20 +70,16 @@ pub(crate) async fn prepare(
 pub(crate) async fn execute(
     ctx: &StepContext,
     run: &Run,
-    payload: &Value,
+    push: &PushCode,
     call_key: &str,
 ) -> Result<Value, ActionError> {
-    let (Some(owner), Some(name), Some(target), Some(message), Some(files)) = (
-        payload["owner"].as_str(),
-        payload["name"].as_str(),
-        payload["target"].as_str(),
-        payload["message"].as_str(),
-        payload["files"].as_array(),
-    ) else {
-        return Err(ActionError::Refused(
-            "the push_code payload lacks owner, name, target, message or files".into(),
-        ));
-    };
+    let (owner, name, target, message, files) = (
+        push.owner.as_str(),
+        push.name.as_str(),
+        push.target.as_str(),
+        push.message.as_str(),
+        &push.files,
+    );
     let opened = ctx.connected.open(run.user_id, Service::Github).await?;
     if opened.connection.account != owner {
         return Err(ActionError::Fatal(format!(

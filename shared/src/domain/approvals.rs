@@ -1,6 +1,7 @@
 //! Approvals: a critical action waits for a person's decision, bound to the exact payload
 //! that person was shown. No I/O here.
 
+use super::actions::ApprovedAction;
 use super::ids::{ApprovalId, ProjectId, RunId, TaskId, UserId};
 use super::kinds::ApprovalStatus;
 use chrono::{DateTime, Utc};
@@ -18,8 +19,8 @@ pub struct Approval {
     /// The tool the agent called.
     pub tool: String,
     /// The exact action, as shown to the person and as it will run.
-    pub payload: Value,
-    /// `payload_hash(payload)`: a decision must quote it.
+    pub payload: ApprovedAction,
+    /// `payload.hash()`: a decision must quote it.
     pub payload_hash: String,
     pub status: ApprovalStatus,
     pub expires_at: DateTime<Utc>,
@@ -38,7 +39,7 @@ pub struct ActionRequest {
     pub tool: String,
     /// The tool call's idempotency key (`crew::tools::call_key`).
     pub call_key: String,
-    pub payload: Value,
+    pub payload: ApprovedAction,
     pub expires_at: DateTime<Utc>,
 }
 

@@ -5,6 +5,7 @@
 //! event also carries the run's tokens and cost so far inside its payload (`tokens`,
 //! `cost_micro_usd`), summed by the log when it appends: that is `Event::spend`.
 
+use super::actions::ApprovedAction;
 use super::connections::Deployment;
 use super::conversation::ChatMessage;
 use super::{
@@ -426,7 +427,7 @@ pub struct ApprovalRequested {
     #[serde(flatten)]
     pub task: TaskRef,
     pub tool: String,
-    pub payload: Value,
+    pub payload: ApprovedAction,
     pub payload_hash: String,
     pub expires_at: DateTime<Utc>,
 }

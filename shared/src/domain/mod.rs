@@ -1,5 +1,6 @@
 //! The domain: ids, kinds, money, records and the task graph. No I/O here.
 
+pub mod actions;
 pub mod approvals;
 pub mod capabilities;
 pub mod connections;

@@ -2,11 +2,38 @@
 //! boundary; nothing else sees a provider's JSON.
 
 use super::BackendError;
-use crate::domain::Decimal;
+use super::budget::BudgetScope;
 use crate::domain::capabilities::{Capabilities, ReasoningEffort};
 use crate::domain::records::TokenUsage;
+use crate::domain::{Decimal, MicroUsd, RunId, RunStatus};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+
+/// Why a call was refused before it reached a provider. The budget's refusal is told apart
+/// by its variant; its text keeps the stable `budget_exceeded` name steps fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The call's worst case is more than a budget has left.
+    #[error(
+        "budget_exceeded: the call may cost {needed}, {available} is left of the {scope:?} budget"
+    )]
+    BudgetExceeded {
+        scope: BudgetScope,
+        needed: MicroUsd,
+        available: MicroUsd,
+    },
+    /// The run has ended: it spends nothing more.
+    #[error("run_ended: run {run} is {status}")]
+    RunEnded { run: RunId, status: RunStatus },
+    /// The model has no price in the table (a call is never made unpriced).
+    #[error("{0}")]
+    Unpriced(String),
+    #[error("provider {0:?} is not configured")]
+    ProviderNotConfigured(String),
+    /// The routing policy has no model for the call.
+    #[error("{0}")]
+    NoRoute(String),
+}
 
 /// Who said a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,13 +203,12 @@ pub enum LlmError {
         #[source]
         source: BackendError,
     },
-    /// Refused before calling the provider: the model has no price, or (later) the call
-    /// would exceed the budget.
+    /// Refused before calling the provider: why is a `Refusal`.
     #[error("the call to {provider} model {model} was refused: {reason}")]
     Refused {
         provider: String,
         model: String,
-        reason: String,
+        reason: Refusal,
     },
     /// The model declined to answer (a safety refusal), as opposed to a failed call.
     #[error("{model} of {provider} refused to answer: {message}")]

@@ -32,9 +32,13 @@ async fn the_sweep_expires_overdue_approvals_readies_their_parked_tasks_and_prun
             &[&seeded.run.id.0],
         )
         .await?;
-    let insert = "INSERT INTO approvals (id, project_id, run_id, task_id, tool, payload, payload_hash, call_key, expires_at)
-                  VALUES ($1, $2, $3, $4, 'publish', '{}', repeat('a', 64), repeat('b', 64),
-                          now() + ($5 || ' minutes')::interval)";
+    let insert = r#"INSERT INTO approvals (id, project_id, run_id, task_id, tool, payload, payload_hash, call_key, expires_at)
+                  VALUES ($1, $2, $3, $4, 'publish',
+                          '{"action": "publish", "file": "index.html", "from_task": "landing",
+                            "source": "projects/p/runs/r/landing/index.html", "content_sha256": "aa",
+                            "size_bytes": 2, "content_type": "text/html", "link": "https://x/index.html"}',
+                          repeat('a', 64), repeat('b', 64),
+                          now() + ($5 || ' minutes')::interval)"#;
     let (overdue, open) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     for (id, task, minutes) in [(overdue, &stored[0], "-1"), (open, &stored[1], "30")] {
         client

@@ -44,7 +44,9 @@ fn from_row(row: &Row) -> Result<Approval, StoreError> {
         run_id: RunId(row.try_get("run_id")?),
         task_id: TaskId(row.try_get("task_id")?),
         tool: row.try_get("tool")?,
-        payload: row.try_get("payload")?,
+        payload: serde_json::from_value(row.try_get("payload")?).map_err(|e| {
+            StoreError::Backend(format!("an approval's action does not fit its type: {e}").into())
+        })?,
         payload_hash: row.try_get("payload_hash")?,
         status: row.try_get("status")?,
         expires_at: row.try_get("expires_at")?,
@@ -168,7 +170,7 @@ impl ApprovalStore for PgApprovalStore {
             }
             Some(pending) => pending,
             None => {
-                let hash = crate::domain::payload_hash(&action.payload);
+                let hash = action.payload.hash();
                 let row = tx
                     .query_one_cached(
                         &format!(
@@ -181,7 +183,7 @@ impl ApprovalStore for PgApprovalStore {
                             &locked.run_id.0,
                             &task.0,
                             &action.tool,
-                            &action.payload,
+                            &action.payload.to_value(),
                             &hash,
                             &action.expires_at,
                             &action.call_key,

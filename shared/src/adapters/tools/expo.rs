@@ -200,23 +200,8 @@ pub async fn app(
     }
 }
 
-/// A platform EAS builds for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum AppPlatform {
-    Ios,
-    Android,
-}
-
-impl AppPlatform {
-    /// The deployment kind of this platform's build.
-    pub fn kind(self) -> &'static str {
-        match self {
-            AppPlatform::Ios => "ios_build",
-            AppPlatform::Android => "android_build",
-        }
-    }
-}
+/// A platform EAS builds for (an approved build names them).
+pub use crate::domain::actions::AppPlatform;
 
 /// `GitHubBuildInput`: a build of the linked repository at `gitRef`, with an `eas.json`
 /// build profile.

@@ -11,6 +11,7 @@ use crate::domain::records::{Attribution, TokenUsage};
 use crate::domain::routing::ModelRef;
 use crate::ports::ImageRequest;
 use crate::ports::llm::LlmError;
+use crate::ports::llm::Refusal;
 use std::time::Instant;
 
 /// An image made, and what it cost.
@@ -43,7 +44,7 @@ impl Gateway {
                 let e = LlmError::Refused {
                     provider: model.provider.clone(),
                     model: model.model.clone(),
-                    reason: e.to_string(),
+                    reason: Refusal::Unpriced(e.to_string()),
                 };
                 let attempt = Attempt::failed(&model, LlmCallOutcome::Refused, started, &e);
                 self.record(&who, &mut rows, attempt).await?;

@@ -18,6 +18,7 @@ use crate::domain::models::ModelTable;
 use crate::domain::records::{Attribution, LlmCall, TokenUsage};
 use crate::domain::routing::{ModelRef, Route, RoutingError, RoutingPolicy};
 use crate::domain::{LlmCallOutcome, MicroUsd};
+use crate::ports::llm::Refusal;
 use crate::ports::llm::{Content, LlmRequest, LlmResponse, TextSink};
 use crate::ports::{
     BudgetError, BudgetStore, CallBook, Embedder, Embedding, ImageMaker, Ledger, LlmClient,
@@ -308,7 +309,7 @@ impl Gateway {
             || LlmError::Refused {
                 provider: self.models.primary.provider.clone(),
                 model: self.models.primary.model.clone(),
-                reason: "no model to route the call to".into(),
+                reason: Refusal::NoRoute("no model to route the call to".into()),
             },
         )))
     }
@@ -322,13 +323,13 @@ impl Gateway {
         rows: &mut u32,
     ) -> Result<Result<(LlmResponse, Source), LlmError>, GatewayError> {
         let started = Instant::now();
-        let refused = |reason: String| LlmError::Refused {
+        let refused = |reason: Refusal| LlmError::Refused {
             provider: model.provider.clone(),
             model: model.model.clone(),
             reason,
         };
         let Some(client) = self.models.providers.get(&model.provider) else {
-            let e = refused(format!("provider {:?} is not configured", model.provider));
+            let e = refused(Refusal::ProviderNotConfigured(model.provider.clone()));
             self.record(
                 &call.attribution,
                 rows,
@@ -352,7 +353,7 @@ impl Gateway {
         let price = match self.models.table.price(&model.provider, &model.model) {
             Ok(price) => price,
             Err(e) => {
-                let e = refused(e.to_string());
+                let e = refused(Refusal::Unpriced(e.to_string()));
                 self.record(
                     &call.attribution,
                     rows,
@@ -498,7 +499,7 @@ impl Gateway {
         }
         let mut waits = 0;
         loop {
-            let refused = |reason: String| LlmError::Refused {
+            let refused = |reason: Refusal| LlmError::Refused {
                 provider: model.provider.clone(),
                 model: model.model.clone(),
                 reason,
@@ -538,10 +539,14 @@ impl Gateway {
                     scope,
                     needed,
                     available,
-                }) => Err(refused(format!(
-                    "budget_exceeded: the call may cost {needed}, {available} is left of the {scope:?} budget"
-                ))),
-                Err(e @ BudgetError::RunEnded { .. }) => Err(refused(e.to_string())),
+                }) => Err(refused(Refusal::BudgetExceeded {
+                    scope,
+                    needed,
+                    available,
+                })),
+                Err(BudgetError::RunEnded { run, status }) => {
+                    Err(refused(Refusal::RunEnded { run, status }))
+                }
                 Err(BudgetError::Store(e)) => return Err(e),
             };
             let waited = match waits {
@@ -606,7 +611,13 @@ fn absent_for_null(request: &LlmRequest, response: &mut LlmResponse) {
 }
 
 fn is_budget_refusal(e: &LlmError) -> bool {
-    matches!(e, LlmError::Refused { reason, .. } if reason.starts_with("budget_exceeded"))
+    matches!(
+        e,
+        LlmError::Refused {
+            reason: Refusal::BudgetExceeded { .. },
+            ..
+        }
+    )
 }
 
 impl Attempt {
