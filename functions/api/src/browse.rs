@@ -5,8 +5,9 @@
 
 use crate::error::json_response;
 use crate::request::{caller, json_body, path_param, query_number, query_text};
-use crate::routes::owned_project;
+use crate::routes::{description_within, owned_project};
 use crate::{ApiError, ApiState};
+use autocrew_shared::domain::limits;
 use autocrew_shared::domain::paging::{Cursor, DEFAULT_LIMIT, MAX_LIMIT, Page};
 use autocrew_shared::domain::records::ProjectChanges;
 use autocrew_shared::domain::{ProjectId, RunId, RunStatus, TaskId};
@@ -92,20 +93,12 @@ pub async fn update_project(
     let id = path_param(request, "project_id", ProjectId::parse)?;
     let patch: ProjectPatch = json_body(request)?;
     let name = patch.name.as_deref().map(str::trim);
-    if let Some(name) = name
-        && (name.is_empty() || name.chars().count() > 200)
-    {
-        return Err(ApiError::bad("name", "must be 1-200 characters"));
+    if let Some(name) = name {
+        limits::text_within(name, limits::PROJECT_NAME_MAX)
+            .map_err(|e| ApiError::bad("name", e))?;
     }
-    if patch
-        .description
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > 4000)
-    {
-        return Err(ApiError::bad(
-            "description",
-            "must be at most 4000 characters",
-        ));
+    if let Some(description) = &patch.description {
+        description_within(description)?;
     }
     if name.is_none() && patch.description.is_none() && patch.archived.is_none() {
         return Err(ApiError::bad(

@@ -51,22 +51,17 @@ pub(crate) struct NewMessage {
     deadline_minutes: Option<u32>,
 }
 
-/// Longest message, in characters.
-const MAX_TEXT: usize = 4000;
-
 /// `POST /projects/{project_id}/messages`: 202 with the message and its pending reply (or,
 /// `as_command`, with the message and the run it started).
 pub async fn post_message(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let project = owned_project(state, request, user).await?;
     let body: NewMessage = json_body(request)?;
-    let text = body.text.trim();
-    if text.is_empty() || text.chars().count() > MAX_TEXT {
-        return Err(ApiError::bad(
-            "text",
-            format!("must be 1-{MAX_TEXT} characters"),
-        ));
-    }
+    let text = autocrew_shared::domain::limits::text_within(
+        &body.text,
+        autocrew_shared::domain::limits::COMMAND_MAX,
+    )
+    .map_err(|e| ApiError::bad("text", e))?;
     let limits = RunLimits {
         budget_usd: body.budget_usd,
         max_concurrency: body.max_concurrency,

@@ -699,3 +699,66 @@ fn build() -> Value {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autocrew_shared::domain::limits;
+
+    /// A property of a request body's derived schema.
+    fn property<T: ToSchema + PartialSchema>(name: &str) -> Value {
+        let schema = serde_json::to_value(T::schema()).unwrap_or(Value::Null);
+        schema["properties"][name].clone()
+    }
+
+    /// utoipa's attributes take literals only: this holds each one to its constant, so a
+    /// limit is changed in `domain::limits` and the document cannot disagree with the check.
+    #[test]
+    fn the_documented_limits_are_the_checked_ones() {
+        use crate::browse::ProjectPatch;
+        use crate::conversations::NewMessage;
+        use crate::routes::{NewCommand, NewProject};
+        let names = [
+            property::<NewProject>("name"),
+            property::<ProjectPatch>("name"),
+        ];
+        for name in names {
+            assert_eq!(name["maxLength"], json!(limits::PROJECT_NAME_MAX), "{name}");
+        }
+        for description in [
+            property::<NewProject>("description"),
+            property::<ProjectPatch>("description"),
+        ] {
+            assert_eq!(
+                description["maxLength"],
+                json!(limits::PROJECT_DESCRIPTION_MAX)
+            );
+        }
+        assert_eq!(
+            property::<NewCommand>("command")["maxLength"],
+            json!(limits::COMMAND_MAX)
+        );
+        assert_eq!(
+            property::<NewMessage>("text")["maxLength"],
+            json!(limits::COMMAND_MAX)
+        );
+        for run in [
+            property::<NewCommand>("budget_usd"),
+            property::<NewMessage>("budget_usd"),
+        ] {
+            assert_eq!(run["maximum"], json!(limits::RUN_BUDGET_MAX_DOLLARS));
+        }
+        for concurrency in [
+            property::<NewCommand>("max_concurrency"),
+            property::<NewMessage>("max_concurrency"),
+        ] {
+            assert_eq!(concurrency["maximum"], json!(limits::MAX_CONCURRENCY));
+        }
+        for deadline in [
+            property::<NewCommand>("deadline_minutes"),
+            property::<NewMessage>("deadline_minutes"),
+        ] {
+            assert_eq!(deadline["maximum"], json!(limits::MAX_DEADLINE_MINUTES));
+        }
+    }
+}

@@ -5,6 +5,7 @@ use crate::request::{
     caller, idempotency_key, json_body, optional_json_body, path_param, query_number,
 };
 use crate::{ApiError, ApiState};
+use autocrew_shared::domain::limits;
 use autocrew_shared::domain::records::{MAX_DEADLINE_MINUTES, NewRun, Project, RequestKey, Run};
 use autocrew_shared::domain::{MicroUsd, ProjectId, RunId, TaskId, UserId};
 use lambda_http::{Body, Request, Response};
@@ -29,21 +30,28 @@ pub async fn create_project(
 ) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let body: NewProject = json_body(request)?;
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::bad("name", "must be 1-200 characters"));
-    }
-    if body.description.chars().count() > 4000 {
-        return Err(ApiError::bad(
-            "description",
-            "must be at most 4000 characters",
-        ));
-    }
+    let name = limits::text_within(&body.name, limits::PROJECT_NAME_MAX)
+        .map_err(|e| ApiError::bad("name", e))?;
+    description_within(&body.description)?;
     let project = state
         .projects
         .create_project(user, name, body.description.trim())
         .await?;
     Ok(json_response(201, &json!(project)))
+}
+
+/// A project's description, checked against its limit.
+pub(crate) fn description_within(description: &str) -> Result<(), ApiError> {
+    if description.chars().count() > limits::PROJECT_DESCRIPTION_MAX {
+        return Err(ApiError::bad(
+            "description",
+            format!(
+                "must be at most {} characters",
+                limits::PROJECT_DESCRIPTION_MAX
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The caller's project; someone else's is reported as not found.
@@ -92,10 +100,17 @@ pub(crate) struct NewCommand {
 
 /// The run budget a request asks for, checked.
 fn budget(field: &'static str, usd: f64) -> Result<MicroUsd, ApiError> {
-    if !(usd > 0.0 && usd <= 100.0) {
-        return Err(ApiError::bad(field, "must be more than 0 and at most 100"));
+    let cap = MicroUsd::from_dollars(limits::RUN_BUDGET_MAX_DOLLARS);
+    match MicroUsd::from_usd(usd) {
+        Some(amount) if amount > MicroUsd::ZERO && amount <= cap => Ok(amount),
+        _ => Err(ApiError::bad(
+            field,
+            format!(
+                "must be more than 0 and at most {}",
+                limits::RUN_BUDGET_MAX_DOLLARS
+            ),
+        )),
     }
-    Ok(MicroUsd((usd * 1_000_000.0).round() as i64))
 }
 
 /// 409 for an archived project: it takes no new work.
@@ -154,18 +169,26 @@ pub(crate) async fn start_run(
     project: &Project,
     command: &str,
     field: &'static str,
-    limits: RunLimits,
+    run_limits: RunLimits,
 ) -> Result<Run, ApiError> {
-    let command = command.trim();
-    if command.is_empty() || command.chars().count() > 4000 {
-        return Err(ApiError::bad(field, "must be 1-4000 characters"));
+    let command =
+        limits::text_within(command, limits::COMMAND_MAX).map_err(|e| ApiError::bad(field, e))?;
+    let budget = match run_limits.budget_usd {
+        Some(usd) => budget("budget_usd", usd)?,
+        None => MicroUsd::from_dollars(limits::RUN_BUDGET_DEFAULT_DOLLARS),
+    };
+    let max_concurrency = run_limits
+        .max_concurrency
+        .unwrap_or(limits::DEFAULT_CONCURRENCY);
+    if !(1..=limits::MAX_CONCURRENCY).contains(&max_concurrency) {
+        return Err(ApiError::bad(
+            "max_concurrency",
+            format!("must be 1-{}", limits::MAX_CONCURRENCY),
+        ));
     }
-    let budget = budget("budget_usd", limits.budget_usd.unwrap_or(5.0))?;
-    let max_concurrency = limits.max_concurrency.unwrap_or(4);
-    if !(1..=16).contains(&max_concurrency) {
-        return Err(ApiError::bad("max_concurrency", "must be 1-16"));
-    }
-    let deadline_minutes = limits.deadline_minutes.unwrap_or(360);
+    let deadline_minutes = run_limits
+        .deadline_minutes
+        .unwrap_or(limits::DEFAULT_DEADLINE_MINUTES);
     if !(1..=MAX_DEADLINE_MINUTES).contains(&deadline_minutes) {
         return Err(ApiError::bad(
             "deadline_minutes",

@@ -14,33 +14,7 @@ pub enum Author {
     Assistant,
 }
 
-/// Where a message stands: a reply is `pending` until the model has answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MessageStatus {
-    Pending,
-    Done,
-    Failed,
-}
-
-impl MessageStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageStatus::Pending => "pending",
-            MessageStatus::Done => "done",
-            MessageStatus::Failed => "failed",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "pending" => Some(MessageStatus::Pending),
-            "done" => Some(MessageStatus::Done),
-            "failed" => Some(MessageStatus::Failed),
-            _ => None,
-        }
-    }
-}
+pub use super::kinds::MessageStatus;
 
 /// One message of a project's thread.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -349,6 +349,45 @@ impl DeploymentStatus {
     }
 }
 
+kind_enum!(
+    /// Where a conversation message stands: a reply is `pending` until the model answered.
+    MessageStatus, "message_status" {
+        Pending => "pending",
+        Done => "done",
+        Failed => "failed",
+    }
+);
+
+kind_enum!(
+    /// Where an OAuth web flow stands.
+    WebFlowStatus, "web_flow_status" {
+        /// The user has not come back from the service's consent page.
+        Pending => "pending",
+        /// The callback is trading the code for tokens.
+        Exchanging => "exchanging",
+        Connected => "connected",
+        Failed => "failed",
+    }
+);
+
+kind_enum!(
+    /// What a one-time email token is for.
+    EmailPurpose, "email_token_purpose" {
+        VerifyEmail => "verify_email",
+        ResetPassword => "reset_password",
+    }
+);
+
+impl EmailPurpose {
+    /// How long its link works.
+    pub fn ttl(self) -> std::time::Duration {
+        match self {
+            EmailPurpose::VerifyEmail => std::time::Duration::from_secs(24 * 3600),
+            EmailPurpose::ResetPassword => std::time::Duration::from_secs(3600),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

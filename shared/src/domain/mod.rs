@@ -10,6 +10,7 @@ pub mod events;
 pub mod graph;
 pub mod ids;
 pub mod kinds;
+pub mod limits;
 pub mod messages;
 pub mod models;
 pub mod money;
@@ -29,7 +30,7 @@ pub use ids::{
 };
 pub use kinds::{
     AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, DeploymentStatus,
-    EventKind, LlmCallOutcome, Priority, ReservationStatus, RunStatus, Service, TaskStatus, Tier,
-    UnknownVariant,
+    EmailPurpose, EventKind, LlmCallOutcome, MessageStatus, Priority, ReservationStatus, RunStatus,
+    Service, TaskStatus, Tier, UnknownVariant, WebFlowStatus,
 };
 pub use money::MicroUsd;

@@ -21,6 +21,14 @@ impl MicroUsd {
         MicroUsd(dollars.saturating_mul(1_000_000))
     }
 
+    /// Dollars as a request gives them (a JSON number), to the nearest micro-dollar; `None`
+    /// for a number that is not finite or out of range. The one place a float becomes
+    /// money.
+    pub fn from_usd(usd: f64) -> Option<Self> {
+        let micros = (usd * 1_000_000.0).round();
+        (micros.is_finite() && micros.abs() < i64::MAX as f64).then_some(MicroUsd(micros as i64))
+    }
+
     /// Cost of `tokens` at `usd_per_million` (a price as published), rounded up to the next
     /// micro-dollar so a call is never priced at zero when it cost something.
     pub fn for_tokens(tokens: u64, price: MicroUsd) -> Self {

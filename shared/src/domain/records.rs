@@ -53,10 +53,7 @@ pub struct AttemptRecord {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// The longest deadline a run may have, in minutes (a day: long enough to wait overnight
-/// for an approval). The run state machine's waits are longer, so a run ends at its own
-/// deadline, by the sweep, with that reason, and never by a state's timeout.
-pub const MAX_DEADLINE_MINUTES: u32 = 1440;
+pub use super::limits::MAX_DEADLINE_MINUTES;
 
 /// What is needed to start a run.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,30 +11,7 @@ use std::time::Duration;
 /// How long a refresh token lives; each rotation gives a new one this long.
 pub const REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// What a one-time email token is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmailPurpose {
-    VerifyEmail,
-    ResetPassword,
-}
-
-impl EmailPurpose {
-    /// Its database name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EmailPurpose::VerifyEmail => "verify_email",
-            EmailPurpose::ResetPassword => "reset_password",
-        }
-    }
-
-    /// How long its link works.
-    pub fn ttl(self) -> Duration {
-        match self {
-            EmailPurpose::VerifyEmail => Duration::from_secs(24 * 3600),
-            EmailPurpose::ResetPassword => Duration::from_secs(3600),
-        }
-    }
-}
+pub use crate::domain::kinds::EmailPurpose;
 
 /// The result of presenting a refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -41,38 +41,7 @@ pub struct Credential {
     pub renewal: Renewal,
 }
 
-/// Where a web flow stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebFlowStatus {
-    /// The user has not come back from the service's consent page.
-    Pending,
-    /// The callback is trading the code for tokens.
-    Exchanging,
-    Connected,
-    Failed,
-}
-
-impl WebFlowStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WebFlowStatus::Pending => "pending",
-            WebFlowStatus::Exchanging => "exchanging",
-            WebFlowStatus::Connected => "connected",
-            WebFlowStatus::Failed => "failed",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            WebFlowStatus::Pending,
-            WebFlowStatus::Exchanging,
-            WebFlowStatus::Connected,
-            WebFlowStatus::Failed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
-    }
-}
+pub use crate::domain::kinds::WebFlowStatus;
 
 /// A connection being made by OAuth's authorization-code flow: the user is at the
 /// service's consent page, and the service will send the browser back with a code and

@@ -3,7 +3,8 @@
 use autocrew_shared::adapters::postgres::{self, MIGRATIONS};
 use autocrew_shared::domain::{
     AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, DeploymentStatus,
-    EventKind, LlmCallOutcome, Priority, ReservationStatus, RunStatus, Service, TaskStatus, Tier,
+    EmailPurpose, EventKind, LlmCallOutcome, MessageStatus, Priority, ReservationStatus, RunStatus,
+    Service, TaskStatus, Tier, WebFlowStatus,
 };
 use autocrew_tests::TestDb;
 
@@ -131,7 +132,29 @@ async fn every_postgres_enum_mirrors_its_rust_enum_in_order() -> anyhow::Result<
         (Service::PG_TYPE, names(Service::ALL)),
         (ConnectionStatus::PG_TYPE, names(ConnectionStatus::ALL)),
         (DeploymentStatus::PG_TYPE, names(DeploymentStatus::ALL)),
+        (MessageStatus::PG_TYPE, names(MessageStatus::ALL)),
+        (WebFlowStatus::PG_TYPE, names(WebFlowStatus::ALL)),
+        (EmailPurpose::PG_TYPE, names(EmailPurpose::ALL)),
     ];
+    // Every enum of the schema has its mirror, but `message_role`: a conversation's
+    // `Author` is its user/assistant part (system and tool rows are never written).
+    let mut mirrored: Vec<&str> = pairs.iter().map(|(pg_type, _)| *pg_type).collect();
+    mirrored.push("message_role");
+    mirrored.sort_unstable();
+    let in_schema: Vec<String> = client
+        .query(
+            "SELECT t.typname::text FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+             WHERE t.typtype = 'e' AND n.nspname = current_schema() ORDER BY 1",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        in_schema, mirrored,
+        "a Postgres enum has no kind_enum! mirror"
+    );
     for (pg_type, rust) in pairs {
         assert_eq!(
             labels(&client, pg_type).await?,

@@ -164,11 +164,11 @@ impl AccountStore for PgAccountStore {
         client
             .execute_cached(
                 "INSERT INTO email_tokens (token_sha256, user_id, purpose, expires_at)
-                 VALUES ($1, $2, $3::text::email_token_purpose, now() + make_interval(secs => $4))",
+                 VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
                 &[
                     &digest(&token),
                     &user.0,
-                    &purpose.as_str(),
+                    &purpose,
                     &purpose.ttl().as_secs_f64(),
                 ],
             )
@@ -327,10 +327,10 @@ async fn use_email_token(
     let row = tx
         .query_opt_cached(
             "UPDATE email_tokens SET used_at = now()
-             WHERE token_sha256 = $1 AND purpose = $2::text::email_token_purpose
+             WHERE token_sha256 = $1 AND purpose = $2
                AND used_at IS NULL AND expires_at > now()
              RETURNING user_id",
-            &[&digest(token), &purpose.as_str()],
+            &[&digest(token), &purpose],
         )
         .await?;
     Ok(row.map(|r| r.try_get(0)).transpose()?.map(UserId))

@@ -8,7 +8,7 @@ use super::runs::{RUN_COLUMNS, run_from_row};
 use super::tasks::{TASK_COLUMNS, task_from_row};
 use crate::domain::paging::{Cursor, Page, Paged};
 use crate::domain::records::AttemptRecord;
-use crate::domain::{ProjectId, RunId, RunStatus, TaskId, UserId};
+use crate::domain::{LlmCallOutcome, ProjectId, RunId, RunStatus, TaskId, UserId};
 use crate::ports::{ArtifactEntry, Browse, StoreError, TaskDetail};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -204,7 +204,7 @@ impl Browse for PgBrowse {
     ) -> Result<serde_json::Value, StoreError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_one_cached(ANALYTICS, &[&user.0, &project.map(|p| p.0), &from, &to])
+            .query_one_cached(&ANALYTICS, &[&user.0, &project.map(|p| p.0), &from, &to])
             .await?;
         Ok(row.try_get(0)?)
     }
@@ -248,7 +248,10 @@ impl Browse for PgBrowse {
 
 /// Analytics of user `$1` (project `$2` or all) over `[$3, $4)`, as one JSON document.
 /// Durations are of runs that succeeded; money is in micro-dollars.
-const ANALYTICS: &str = "
+/// The analytics statement; its statuses and outcomes come from their enums.
+static ANALYTICS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "
 WITH r AS (
     SELECT id, status, created_at, completed_at FROM runs
     WHERE user_id = $1 AND ($2::uuid IS NULL OR project_id = $2)
@@ -263,21 +266,21 @@ SELECT json_build_object(
   'runs', (SELECT count(*) FROM r),
   'runs_per_day', (SELECT coalesce(json_agg(d ORDER BY d.day), '[]') FROM (
       SELECT to_char(date_trunc('day', created_at), 'YYYY-MM-DD') AS day, count(*) AS runs,
-             count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
-             count(*) FILTER (WHERE status = 'failed') AS failed
+             count(*) FILTER (WHERE status = '{succeeded}') AS succeeded,
+             count(*) FILTER (WHERE status = '{failed}') AS failed
       FROM r GROUP BY 1) d),
   'success_rate', (SELECT CASE WHEN count(*) = 0 THEN NULL
-                     ELSE round(count(*) FILTER (WHERE status = 'succeeded')::numeric / count(*), 4) END
-                   FROM r WHERE status IN ('succeeded', 'failed', 'cancelled')),
+                     ELSE round(count(*) FILTER (WHERE status = '{succeeded}')::numeric / count(*), 4) END
+                   FROM r WHERE status IN ('{succeeded}', '{failed}', '{cancelled}')),
   'median_duration_secs', (SELECT round(percentile_cont(0.5) WITHIN GROUP (
                               ORDER BY extract(epoch FROM completed_at - created_at))::numeric, 3)
-                           FROM r WHERE status = 'succeeded' AND completed_at IS NOT NULL),
+                           FROM r WHERE status = '{succeeded}' AND completed_at IS NOT NULL),
   'cost_micro_usd', (SELECT coalesce(sum(cost_micro_usd), 0) FROM c),
   'cost_per_task_micro_usd', (SELECT CASE WHEN count(DISTINCT task_id) = 0 THEN NULL
                                 ELSE round(sum(cost_micro_usd)::numeric / count(DISTINCT task_id), 2) END
                               FROM c WHERE task_id IS NOT NULL),
   'cache_hit_rate', (SELECT CASE WHEN count(*) = 0 THEN NULL
-                       ELSE round(count(*) FILTER (WHERE outcome = 'cache_hit')::numeric / count(*), 4) END
+                       ELSE round(count(*) FILTER (WHERE outcome = '{cache_hit}')::numeric / count(*), 4) END
                      FROM c),
   'agents', (SELECT coalesce(json_agg(a ORDER BY a.agent), '[]') FROM (
       SELECT agent, count(*) AS calls, count(DISTINCT task_id) AS tasks,
@@ -287,4 +290,10 @@ SELECT json_build_object(
                   ELSE round(sum(cost_micro_usd)::numeric / count(DISTINCT task_id), 2) END
                AS cost_per_task_micro_usd
       FROM c WHERE agent IS NOT NULL GROUP BY agent) a)
-)";
+)",
+        succeeded = RunStatus::Succeeded,
+        failed = RunStatus::Failed,
+        cancelled = RunStatus::Cancelled,
+        cache_hit = LlmCallOutcome::CacheHit,
+    )
+});

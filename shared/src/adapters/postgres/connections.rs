@@ -56,7 +56,7 @@ fn sealed_at(row: &tokio_postgres::Row, at: usize) -> Result<Option<Sealed>, Sto
 const WEB_FLOW_COLUMNS: &str = "id, user_id, service, state_hash, sealed_secret, wrapped_key, key_id, redirect_uri, return_to, status, reason, connection_id, expires_at";
 
 fn web_flow_from(row: &tokio_postgres::Row) -> Result<WebFlow, StoreError> {
-    let status: String = row.try_get(9)?;
+    let status: WebFlowStatus = row.try_get(9)?;
     Ok(WebFlow {
         id: row.try_get(0)?,
         user: UserId(row.try_get(1)?),
@@ -69,7 +69,7 @@ fn web_flow_from(row: &tokio_postgres::Row) -> Result<WebFlow, StoreError> {
         },
         redirect_uri: row.try_get(7)?,
         return_to: row.try_get(8)?,
-        status: WebFlowStatus::parse(&status).unwrap_or(WebFlowStatus::Failed),
+        status,
         reason: row.try_get(10)?,
         connection: row.try_get::<_, Option<uuid::Uuid>>(11)?.map(ConnectionId),
         expires_at: row.try_get(12)?,
@@ -89,7 +89,7 @@ impl ConnectionStore for PgConnections {
                      ON CONFLICT (user_id, service) DO UPDATE SET
                         account = EXCLUDED.account, hint = EXCLUDED.hint,
                         sealed_secret = EXCLUDED.sealed_secret, wrapped_key = EXCLUDED.wrapped_key,
-                        key_id = EXCLUDED.key_id, status = 'active', status_reason = NULL,
+                        key_id = EXCLUDED.key_id, status = $13, status_reason = NULL,
                         created_at = now(), last_used_at = NULL,
                         expires_at = EXCLUDED.expires_at, refresh_sealed_secret = EXCLUDED.refresh_sealed_secret,
                         refresh_wrapped_key = EXCLUDED.refresh_wrapped_key, refresh_key_id = EXCLUDED.refresh_key_id,
@@ -109,6 +109,7 @@ impl ConnectionStore for PgConnections {
                     &new.renewal.refresh.as_ref().map(|r| &r.secret),
                     &new.renewal.refresh.as_ref().map(|r| &r.wrapped_key),
                     &new.renewal.refresh.as_ref().map(|r| &r.key_id),
+                    &ConnectionStatus::Active,
                 ],
             )
             .await?;
@@ -200,7 +201,7 @@ impl ConnectionStore for PgConnections {
                         refresh_sealed_secret = COALESCE($6, refresh_sealed_secret),
                         refresh_wrapped_key = COALESCE($7, refresh_wrapped_key),
                         refresh_key_id = COALESCE($8, refresh_key_id),
-                        renewing_until = NULL, status = 'active', status_reason = NULL
+                        renewing_until = NULL, status = $9, status_reason = NULL
                  WHERE id = $1",
                 &[
                     &id.0,
@@ -211,6 +212,7 @@ impl ConnectionStore for PgConnections {
                     &renewal.refresh.as_ref().map(|r| &r.secret),
                     &renewal.refresh.as_ref().map(|r| &r.wrapped_key),
                     &renewal.refresh.as_ref().map(|r| &r.key_id),
+                    &ConnectionStatus::Active,
                 ],
             )
             .await?;
@@ -339,7 +341,7 @@ impl ConnectionStore for PgConnections {
                     &flow.sealed.key_id,
                     &flow.redirect_uri,
                     &flow.return_to,
-                    &flow.status.as_str(),
+                    &flow.status,
                     &flow.reason,
                     &flow.connection.map(|c| c.0),
                     &flow.expires_at,
@@ -365,11 +367,15 @@ impl ConnectionStore for PgConnections {
         let row = client
             .query_opt_cached(
                 &format!(
-                    "UPDATE web_flows SET status = 'exchanging'
-                     WHERE state_hash = $1 AND status = 'pending' AND expires_at > now()
+                    "UPDATE web_flows SET status = $2
+                     WHERE state_hash = $1 AND status = $3 AND expires_at > now()
                      RETURNING {WEB_FLOW_COLUMNS}"
                 ),
-                &[&state_hash],
+                &[
+                    &state_hash,
+                    &WebFlowStatus::Exchanging,
+                    &WebFlowStatus::Pending,
+                ],
             )
             .await?;
         row.as_ref().map(web_flow_from).transpose()
@@ -391,7 +397,7 @@ impl ConnectionStore for PgConnections {
                 "UPDATE web_flows SET status = $2, connection_id = $3, reason = $4,
                         sealed_secret = ''::bytea, wrapped_key = ''::bytea
                  WHERE id = $1",
-                &[&id, &status.as_str(), &connection, &reason],
+                &[&id, &status, &connection, &reason],
             )
             .await?;
         Ok(())

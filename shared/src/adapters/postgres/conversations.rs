@@ -8,7 +8,9 @@ use crate::domain::conversation::{Author, ChatMessage, MessageStatus, ProjectBri
 use crate::domain::events::{EventBody, MessagePosted};
 use crate::domain::messages::{Outgoing, ReplyMessage};
 use crate::domain::paging::{Cursor, Page, Paged};
-use crate::domain::{MessageId, MicroUsd, ProjectId, RunId, UploadId, UserId};
+use crate::domain::{
+    ApprovalStatus, MessageId, MicroUsd, ProjectId, RunId, TaskStatus, UploadId, UserId,
+};
 use crate::ports::{
     Changed, Conversations, Effects, PendingReply, StoreError, Upload, UploadStore,
 };
@@ -33,7 +35,7 @@ const COLUMNS: &str =
 
 fn message_from(row: &tokio_postgres::Row) -> Result<ChatMessage, StoreError> {
     let role: String = row.try_get(2)?;
-    let status: String = row.try_get(4)?;
+    let status: MessageStatus = row.try_get(4)?;
     let bad = |what: &str| StoreError::Backend(format!("conversations: unexpected {what}").into());
     Ok(ChatMessage {
         id: MessageId(row.try_get(0)?),
@@ -44,7 +46,7 @@ fn message_from(row: &tokio_postgres::Row) -> Result<ChatMessage, StoreError> {
             _ => return Err(bad("role")),
         },
         text: row.try_get(3)?,
-        status: MessageStatus::parse(&status).ok_or_else(|| bad("status"))?,
+        status,
         reply_to: row.try_get::<_, Option<Uuid>>(5)?.map(MessageId),
         run_id: row.try_get::<_, Option<Uuid>>(6)?.map(RunId),
         error: row.try_get(7)?,
@@ -88,7 +90,7 @@ async fn insert(
                 &project.0,
                 &author,
                 &text,
-                &status.as_str(),
+                &status,
                 &reply_to.map(|m| m.0),
                 &run.map(|r| r.0),
             ],
@@ -249,9 +251,9 @@ impl Conversations for PgConversations {
             .query_opt_cached(
                 &format!(
                     "SELECT {COLUMNS}, user_id FROM conversations
-                     WHERE id = $1 AND status = 'pending' AND role = 'assistant'"
+                     WHERE id = $1 AND status = $2 AND role = 'assistant'"
                 ),
-                &[&reply.0],
+                &[&reply.0, &MessageStatus::Pending],
             )
             .await?
         else {
@@ -263,7 +265,7 @@ impl Conversations for PgConversations {
             .query_cached(
                 &format!(
                     "SELECT {COLUMNS} FROM conversations
-                     WHERE project_id = $1 AND status = 'done' AND (created_at, id) < ($2, $3)
+                     WHERE project_id = $1 AND status = $5 AND (created_at, id) < ($2, $3)
                      ORDER BY created_at DESC, id DESC LIMIT $4"
                 ),
                 &[
@@ -271,6 +273,7 @@ impl Conversations for PgConversations {
                     &reply.created_at,
                     &reply.id.0,
                     &i64::from(history),
+                    &MessageStatus::Done,
                 ],
             )
             .await?;
@@ -303,9 +306,9 @@ impl Conversations for PgConversations {
             .query_opt_cached(
                 &format!(
                     "UPDATE conversations SET content = $2, status = $3, error = $4
-                     WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
+                     WHERE id = $1 AND status = $5 RETURNING {COLUMNS}"
                 ),
-                &[&reply.0, &text, &status.as_str(), &error],
+                &[&reply.0, &text, &status, &error, &MessageStatus::Pending],
             )
             .await?;
         let mut effects = Effects::default();
@@ -336,19 +339,19 @@ async fn brief(
                     (SELECT count(*) FROM runs r WHERE r.project_id = p.id),
                     (SELECT count(*) FROM artifacts a WHERE a.project_id = p.id),
                     (SELECT coalesce(sum(cost_micro_usd), 0)::bigint FROM llm_calls l WHERE l.project_id = p.id),
-                    (SELECT count(*) FROM approvals ap WHERE ap.project_id = p.id AND ap.status = 'pending')
+                    (SELECT count(*) FROM approvals ap WHERE ap.project_id = p.id AND ap.status = $2)
              FROM projects p WHERE p.id = $1",
-            &[&project.0],
+            &[&project.0, &ApprovalStatus::Pending],
         )
         .await?;
     let runs = client
         .query_cached(
             "SELECT r.id, r.command, r.status::text, r.created_at,
                     (SELECT coalesce(sum(cost_micro_usd), 0)::bigint FROM llm_calls l WHERE l.run_id = r.id),
-                    (SELECT count(*) FROM tasks t WHERE t.run_id = r.id AND t.status = 'completed'),
+                    (SELECT count(*) FROM tasks t WHERE t.run_id = r.id AND t.status = $2),
                     (SELECT count(*) FROM tasks t WHERE t.run_id = r.id)
              FROM runs r WHERE r.project_id = $1 ORDER BY r.created_at DESC, r.id DESC LIMIT 5",
-            &[&project.0],
+            &[&project.0, &TaskStatus::Completed],
         )
         .await?;
     let artifacts = client

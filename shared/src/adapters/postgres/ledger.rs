@@ -2,6 +2,7 @@
 
 use super::Pool;
 use super::cached::Cached;
+use crate::domain::LlmCallOutcome;
 use crate::domain::records::{CostTotals, LlmCall, TokenUsage};
 use crate::domain::{MicroUsd, RunId};
 use crate::ports::{CostGroup, CostQuery, CostRollup, Ledger, StoreError};
@@ -85,15 +86,18 @@ impl Ledger for PgLedger {
             .query(
                 &client.prepare_cached(&format!(
                     "SELECT {key}, count(*),
-                            count(*) FILTER (WHERE outcome = 'cache_hit'),
-                            count(*) FILTER (WHERE outcome IN ('error', 'refused')),
+                            count(*) FILTER (WHERE outcome = '{hit}'),
+                            count(*) FILTER (WHERE outcome IN ('{error}', '{refused}')),
                             coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint,
                             coalesce(sum(cache_write_tokens), 0)::bigint, coalesce(sum(cache_read_tokens), 0)::bigint,
                             coalesce(sum(cost_micro_usd), 0)::bigint
                      FROM llm_calls
                      WHERE user_id = $1 AND created_at >= $2 AND created_at < $3
                        AND ($4::uuid IS NULL OR project_id = $4)
-                     GROUP BY 1 ORDER BY 9 DESC, 1"
+                     GROUP BY 1 ORDER BY 9 DESC, 1",
+                    hit = LlmCallOutcome::CacheHit,
+                    error = LlmCallOutcome::Error,
+                    refused = LlmCallOutcome::Refused,
                 )).await.map_err(StoreError::from)?,
                 &[&query.user.0, &query.from, &query.to, &query.project.map(|p| p.0)],
             )

@@ -86,6 +86,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0020_waits",
         include_str!("../../../../migrations/0020_waits.sql"),
     ),
+    (
+        "0021_status_enums",
+        include_str!("../../../../migrations/0021_status_enums.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.
