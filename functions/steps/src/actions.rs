@@ -6,6 +6,7 @@
 
 use crate::callback::retry;
 use crate::{RecordError, StepContext};
+use autocrew_shared::crew::tools::{PublishArgs, ToolCall};
 use autocrew_shared::crew::{agents, tools};
 use autocrew_shared::domain::actions::{ApprovedAction, ApprovedFile, Publish};
 use autocrew_shared::domain::events::{ActionExecuted, EventBody};
@@ -61,22 +62,29 @@ impl From<autocrew_shared::services::AccountError> for ActionError {
 pub(crate) async fn prepare(
     ctx: &StepContext,
     (run, task, upstream): (&Run, &Task, &[Task]),
-    (tool, input): (&str, &Value),
+    call: &ToolCall,
 ) -> Result<ApprovedAction, ActionError> {
-    match tool {
-        tools::PUBLISH => prepare_publish(ctx, run, task, upstream, input)
+    match call {
+        ToolCall::Publish(args) => prepare_publish(ctx, run, task, upstream, args)
             .await?
             .map(ApprovedAction::Publish)
             .map_err(ActionError::Refused),
-        tools::PUSH_CODE => crate::push::prepare(ctx, (run, task, upstream), input).await,
-        tools::SEND_EMAIL => crate::outreach::prepare_email(ctx, run, input).await,
-        tools::POST_TO_X => crate::outreach::prepare_post(ctx, run, input).await,
-        tools::POST_TO_LINKEDIN => crate::outreach::prepare_linkedin_post(ctx, run, input).await,
-        tools::DEPLOY_SITE => crate::deploy::prepare(ctx, (run, task, upstream), input).await,
-        tools::BUILD_APP => crate::build::prepare(ctx, run, input).await,
-        other => Err(ActionError::Refused(format!(
-            "{other:?} does not act in the world"
-        ))),
+        ToolCall::PushCode(args) => crate::push::prepare(ctx, (run, task, upstream), args).await,
+        ToolCall::SendEmail(args) => crate::outreach::prepare_email(ctx, run, args).await,
+        ToolCall::PostToX(args) => crate::outreach::prepare_post(ctx, run, args).await,
+        ToolCall::PostToLinkedin(args) => {
+            crate::outreach::prepare_linkedin_post(ctx, run, args).await
+        }
+        ToolCall::DeploySite(args) => {
+            crate::deploy::prepare(ctx, (run, task, upstream), args).await
+        }
+        ToolCall::BuildApp(args) => crate::build::prepare(ctx, run, args).await,
+        ToolCall::ReadUpstream(_)
+        | ToolCall::WriteFile(_)
+        | ToolCall::GenerateImage(_)
+        | ToolCall::Finish(_) => Err(ActionError::Refused(
+            "this tool does not act in the world".into(),
+        )),
     }
 }
 
@@ -85,15 +93,15 @@ async fn prepare_publish(
     run: &Run,
     task: &Task,
     upstream: &[Task],
-    input: &Value,
+    args: &PublishArgs,
 ) -> Result<Result<Publish, String>, RecordError> {
-    let path = input["path"].as_str().unwrap_or_default();
+    let path = args.path.as_str();
     if !tools::safe_path(path) {
         return Ok(Err(format!(
             "path {path:?} must be relative and stay inside the task's folder"
         )));
     }
-    let from = match source_task(task, upstream, input) {
+    let from = match source_task(task, upstream, args.task_key.as_deref()) {
         Ok(from) => from,
         Err(refused) => return Ok(Err(refused)),
     };
@@ -281,9 +289,9 @@ async fn publish(
 pub(crate) fn source_task<'a>(
     task: &'a Task,
     upstream: &[Task],
-    input: &'a Value,
+    task_key: Option<&'a str>,
 ) -> Result<&'a str, String> {
-    let from = input["task_key"].as_str().unwrap_or(&task.key);
+    let from = task_key.unwrap_or(&task.key);
     if from != task.key && !upstream.iter().any(|t| t.key == from) {
         let known: Vec<&str> = upstream.iter().map(|t| t.key.as_str()).collect();
         return Err(format!(

@@ -33,6 +33,7 @@ use crate::{Deadline, RecordError, StepContext};
 use autocrew_shared::crew::agents::{self, AgentTaskContext};
 use autocrew_shared::crew::code_check::{self, SyntaxError};
 use autocrew_shared::crew::tools;
+use autocrew_shared::crew::tools::{ToolCall, WriteFile};
 use autocrew_shared::domain::approvals::ActionRequest;
 use autocrew_shared::domain::records::{Attribution, Run, Task};
 use autocrew_shared::domain::{ApprovalStatus, TaskId};
@@ -113,11 +114,8 @@ impl Repairs {
     /// Parses the file `write_file` was asked to write: `Ok(None)` to store it, `Ok(Some)`
     /// with the parser's error as its repair round, or the task's failure when that round
     /// was spent.
-    fn check(&mut self, input: &Value) -> Result<Option<String>, LoopError> {
-        let (Some(path), Some(content)) = (input["path"].as_str(), input["content"].as_str())
-        else {
-            return Ok(None);
-        };
+    fn check(&mut self, file: &WriteFile) -> Result<Option<String>, LoopError> {
+        let (path, content) = (file.path.as_str(), file.content.as_str());
         match code_check::check(path, content) {
             Ok(_) => {
                 if let Some(repair) = self.0.get_mut(path) {
@@ -326,7 +324,7 @@ async fn turns(
         for (position, (id, name, input)) in calls.into_iter().enumerate() {
             let once = tools::call_key(run.id, task.id, step, position, &input);
             let allowed = match (profile.may_use(&name), available.contains(&name)) {
-                (true, true) => tools::check_arguments(&name, &input),
+                (true, true) => ToolCall::parse(&name, &input),
                 (true, false) => Err(format!(
                     "{name} needs a connected {} account, and none is connected; go on without it",
                     tools::service(&name)
@@ -350,21 +348,23 @@ async fn turns(
                         "invalid arguments for {name}: {violations}. Call it again with arguments matching its schema."
                     ))
                 }
-                Ok(()) => match name.as_str() {
-                    tools::FINISH => {
-                        summary = input["summary"].as_str().map(str::to_owned);
+                Ok(call) => match call {
+                    ToolCall::Finish(finish) => {
+                        summary = Some(finish.summary);
                         Ok("finished".to_owned())
                     }
-                    tools::WRITE_FILE => match at.repairs.check(&input)? {
+                    ToolCall::WriteFile(file) => match at.repairs.check(&file)? {
                         Some(parser_error) => Err(parser_error),
                         None => {
                             let files = (&mut at.artifacts, &mut written);
-                            write_file(ctx, run, task, (&input, &once), files).await?
+                            write_file(ctx, run, task, (&file, &once), files).await?
                         }
                     },
-                    tools::READ_UPSTREAM => read_upstream(ctx, &input, upstream).await?,
-                    tools::GENERATE_IMAGE => {
-                        let call = (&input, once.as_str());
+                    ToolCall::ReadUpstream(read) => {
+                        read_upstream(ctx, &read.task_key, upstream).await?
+                    }
+                    ToolCall::GenerateImage(image) => {
+                        let call = (&image, once.as_str());
                         crate::images::generate(
                             ctx,
                             (run, task, attribution),
@@ -373,7 +373,8 @@ async fn turns(
                         )
                         .await?
                     }
-                    effect if tools::acts_in_world(effect) => {
+                    acting => {
+                        let effect = name.as_str();
                         let asks = !ctx
                             .policies
                             .auto_approves(run.user_id, effect)
@@ -385,7 +386,7 @@ async fn turns(
                         };
                         let call = ActingCall {
                             tool: &name,
-                            input: &input,
+                            args: &acting,
                             key: &once,
                         };
                         // What was written before is recorded before anything acts on it.
@@ -398,7 +399,6 @@ async fn turns(
                             answer => answer,
                         }
                     }
-                    other => Err(format!("unknown tool {other:?}")),
                 },
             };
             let (content, is_error) = match outcome {
@@ -603,7 +603,7 @@ async fn model_turn(
 /// A call of a tool that acts in the world.
 struct ActingCall<'a> {
     tool: &'a str,
-    input: &'a Value,
+    args: &'a ToolCall,
     /// Its idempotency key (`tools::call_key`).
     key: &'a str,
 }
@@ -624,7 +624,7 @@ async fn act(
     call: ActingCall<'_>,
     park: Option<Park>,
 ) -> Result<ToolAnswer, LoopError> {
-    let prepare = || actions::prepare(ctx, (run, task, upstream), (call.tool, call.input));
+    let prepare = || actions::prepare(ctx, (run, task, upstream), call.args);
     let Some(park) = park else {
         let payload = match told(prepare().await)? {
             Ok(payload) => payload,
@@ -789,12 +789,10 @@ async fn write_file(
     ctx: &StepContext,
     run: &Run,
     task: &Task,
-    (input, once): (&Value, &str),
+    (file, once): (&WriteFile, &str),
     (artifacts, written): (&mut Vec<String>, &mut Vec<Written>),
 ) -> Result<Result<String, String>, RecordError> {
-    let (Some(path), Some(content)) = (input["path"].as_str(), input["content"].as_str()) else {
-        return Ok(Err("path and content are required".into()));
-    };
+    let (path, content) = (file.path.as_str(), file.content.as_str());
     if !tools::safe_path(path) {
         return Ok(Err(format!(
             "path {path:?} must be relative and stay inside the task's folder"
@@ -821,10 +819,9 @@ async fn write_file(
 /// The summary and files of a task this one depends on.
 async fn read_upstream(
     ctx: &StepContext,
-    input: &Value,
+    key: &str,
     upstream: &[Task],
 ) -> Result<Result<String, String>, RecordError> {
-    let key = input["task_key"].as_str().unwrap_or_default();
     let Some(task) = upstream.iter().find(|t| t.key == key) else {
         let known: Vec<&str> = upstream.iter().map(|t| t.key.as_str()).collect();
         return Ok(Err(format!(

@@ -13,6 +13,7 @@ use crate::StepContext;
 use crate::actions::ActionError;
 use crate::outreach::call;
 use autocrew_shared::adapters::tools::expo::{self, AppPlatform, GitHubBuildInput};
+use autocrew_shared::crew::tools::{BuildArgs, PlatformName};
 use autocrew_shared::domain::actions::{ApprovedAction, BuildApp};
 use autocrew_shared::domain::connections::Deployment;
 use autocrew_shared::domain::records::{Run, Task};
@@ -39,17 +40,15 @@ fn owner(account: &str) -> &str {
 pub(crate) async fn prepare(
     ctx: &StepContext,
     run: &Run,
-    input: &Value,
+    args: &BuildArgs,
 ) -> Result<ApprovedAction, ActionError> {
-    let slug = input["project"].as_str().unwrap_or_default();
-    let platforms: Vec<AppPlatform> = input["platforms"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| match p.as_str() {
-            Some("ios") => Some(AppPlatform::Ios),
-            Some("android") => Some(AppPlatform::Android),
-            _ => None,
+    let slug = args.project.as_str();
+    let platforms: Vec<AppPlatform> = args
+        .platforms
+        .iter()
+        .map(|p| match p {
+            PlatformName::Ios => AppPlatform::Ios,
+            PlatformName::Android => AppPlatform::Android,
         })
         .collect();
     let opened = ctx.connected.open(run.user_id, Service::Expo).await?;
@@ -66,8 +65,8 @@ pub(crate) async fn prepare(
             "the EAS project {full_name} is not linked to a GitHub repository: the user links it on expo.dev (the project's GitHub settings); nothing was built"
         )));
     };
-    let git_ref = match input["git_ref"].as_str() {
-        Some(r) => r.to_owned(),
+    let git_ref = match &args.git_ref {
+        Some(r) => r.clone(),
         None => app.default_branch.clone().unwrap_or_else(|| "main".into()),
     };
     Ok(ApprovedAction::BuildApp(BuildApp {
@@ -77,10 +76,10 @@ pub(crate) async fn prepare(
         app_id: app.id.clone(),
         repository,
         git_ref,
-        profile: input["profile"]
-            .as_str()
-            .unwrap_or(DEFAULT_PROFILE)
-            .to_owned(),
+        profile: args
+            .profile
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PROFILE.to_owned()),
         platforms,
     }))
 }

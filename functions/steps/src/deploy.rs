@@ -9,6 +9,7 @@ use crate::StepContext;
 use crate::actions::{self, ActionError};
 use crate::outreach::call;
 use autocrew_shared::adapters::tools::vercel::{self, InlinedFile, VercelDeployment};
+use autocrew_shared::crew::tools::DeployArgs;
 use autocrew_shared::domain::actions::{ApprovedAction, DeploySite};
 use autocrew_shared::domain::connections::Deployment;
 use autocrew_shared::domain::records::{Run, Task};
@@ -41,13 +42,11 @@ pub(crate) fn status_of(ready_state: &str) -> DeploymentStatus {
 pub(crate) async fn prepare(
     ctx: &StepContext,
     (run, task, upstream): (&Run, &Task, &[Task]),
-    input: &Value,
+    args: &DeployArgs,
 ) -> Result<ApprovedAction, ActionError> {
-    let folder = input["folder"]
-        .as_str()
-        .unwrap_or_default()
-        .trim_end_matches('/');
-    let from = actions::source_task(task, upstream, input).map_err(ActionError::Refused)?;
+    let folder = args.folder.trim_end_matches('/');
+    let from = actions::source_task(task, upstream, args.task_key.as_deref())
+        .map_err(ActionError::Refused)?;
     let files = actions::files_of(ctx, run, (from, folder)).await?;
     if !files.iter().any(|f| f.path == "index.html") {
         return Err(ActionError::Refused(format!(
@@ -55,8 +54,8 @@ pub(crate) async fn prepare(
         )));
     }
     let opened = ctx.connected.open(run.user_id, Service::Vercel).await?;
-    let project = match input["project"].as_str() {
-        Some(name) => name.to_owned(),
+    let project = match &args.project {
+        Some(name) => name.clone(),
         None => format!("autocrew-{}", &run.project_id.to_string()[..8]),
     };
     Ok(ApprovedAction::DeploySite(DeploySite {

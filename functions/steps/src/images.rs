@@ -9,10 +9,11 @@ use crate::actions::{self, ToolAnswer};
 use crate::agent_loop::LoopError;
 use crate::callback::{put_artifact, record_artifacts, retry};
 use autocrew_shared::crew::tools;
+use autocrew_shared::crew::tools::GenerateImage;
 use autocrew_shared::domain::records::{Attribution, Run, Task};
 use autocrew_shared::ports::{Claim, ImageRequest};
 use autocrew_shared::services::GatewayError;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The quality asked for: a logo or an icon needs no more.
 const QUALITY: &str = "medium";
@@ -20,10 +21,10 @@ const QUALITY: &str = "medium";
 pub(crate) async fn generate(
     ctx: &StepContext,
     (run, task, who): (&Run, &Task, Attribution),
-    (input, once): (&Value, &str),
+    (image, once): (&GenerateImage, &str),
     artifacts: &mut Vec<String>,
 ) -> Result<ToolAnswer, LoopError> {
-    let path = input["path"].as_str().unwrap_or_default();
+    let path = image.path.as_str();
     if !tools::safe_path(path) || !path.ends_with(".png") {
         return Ok(Err(format!(
             "path {path:?} must be relative, stay inside the task's folder and end in .png"
@@ -49,10 +50,10 @@ pub(crate) async fn generate(
         return Ok(Err(refused));
     }
     let request = ImageRequest {
-        prompt: input["prompt"].as_str().unwrap_or_default().to_owned(),
-        size: input["size"].as_str().unwrap_or("1024x1024").to_owned(),
+        prompt: image.prompt.clone(),
+        size: image.size.clone().unwrap_or_else(|| "1024x1024".into()),
         quality: QUALITY.to_owned(),
-        transparent: input["transparent"].as_bool().unwrap_or(false),
+        transparent: image.transparent,
     };
     let image = match ctx.gateway.image(who, &request).await {
         Ok(Ok(image)) => image,

@@ -8,6 +8,7 @@ use crate::StepContext;
 use crate::actions::ActionError;
 use autocrew_shared::adapters::tools::resend::{self, OutgoingEmail};
 use autocrew_shared::adapters::tools::{ServiceError, linkedin, x};
+use autocrew_shared::crew::tools::{EmailArgs, PostArgs};
 use autocrew_shared::domain::Service;
 use autocrew_shared::domain::actions::{ApprovedAction, LinkedinPost, Post, SendEmail};
 use autocrew_shared::domain::records::Run;
@@ -29,14 +30,9 @@ fn plausible_address(address: &str) -> bool {
 pub(crate) async fn prepare_email(
     ctx: &StepContext,
     run: &Run,
-    input: &Value,
+    args: &EmailArgs,
 ) -> Result<ApprovedAction, ActionError> {
-    let to: Vec<String> = input["to"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a.as_str().map(|a| a.trim().to_owned()))
-        .collect();
+    let to: Vec<String> = args.to.iter().map(|a| a.trim().to_owned()).collect();
     if let Some(bad) = to.iter().find(|a| !plausible_address(a)) {
         return Err(ActionError::Refused(format!(
             "{bad:?} is not an email address"
@@ -44,7 +40,7 @@ pub(crate) async fn prepare_email(
     }
     let opened = ctx.connected.open(run.user_id, Service::Resend).await?;
     let domain = opened.connection.account.clone();
-    let from = match input["from"].as_str() {
+    let from = match &args.from {
         Some(from) => from.trim().to_owned(),
         None if domain.contains('.') && !domain.contains(' ') => format!("hello@{domain}"),
         None => {
@@ -57,8 +53,8 @@ pub(crate) async fn prepare_email(
         service: Service::Resend,
         from,
         to,
-        subject: input["subject"].as_str().unwrap_or_default().to_owned(),
-        text: input["text"].as_str().unwrap_or_default().to_owned(),
+        subject: args.subject.clone(),
+        text: args.text.clone(),
     }))
 }
 
@@ -94,13 +90,13 @@ pub(crate) async fn send_email(
 pub(crate) async fn prepare_post(
     ctx: &StepContext,
     run: &Run,
-    input: &Value,
+    args: &PostArgs,
 ) -> Result<ApprovedAction, ActionError> {
     let opened = ctx.connected.open(run.user_id, Service::X).await?;
     Ok(ApprovedAction::PostToX(Post {
         service: Service::X,
         account: opened.connection.account.clone(),
-        text: input["text"].as_str().unwrap_or_default().to_owned(),
+        text: args.text.clone(),
     }))
 }
 
@@ -133,7 +129,7 @@ pub(crate) async fn post_to_x(
 pub(crate) async fn prepare_linkedin_post(
     ctx: &StepContext,
     run: &Run,
-    input: &Value,
+    args: &PostArgs,
 ) -> Result<ApprovedAction, ActionError> {
     let opened = ctx.connected.open(run.user_id, Service::Linkedin).await?;
     let author = call(
@@ -146,7 +142,7 @@ pub(crate) async fn prepare_linkedin_post(
         service: Service::Linkedin,
         account: opened.connection.account.clone(),
         author,
-        text: input["text"].as_str().unwrap_or_default().to_owned(),
+        text: args.text.clone(),
     }))
 }
 

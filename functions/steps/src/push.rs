@@ -10,6 +10,7 @@ use crate::StepContext;
 use crate::actions::{self, ActionError};
 use autocrew_shared::adapters::tools::ServiceError;
 use autocrew_shared::adapters::tools::github::{self, Repo};
+use autocrew_shared::crew::tools::PushArgs;
 use autocrew_shared::domain::Service;
 use autocrew_shared::domain::actions::{ApprovedAction, PushCode};
 use autocrew_shared::domain::records::{Run, Task};
@@ -27,11 +28,12 @@ const PULL_REQUEST: &str = "pull_request";
 pub(crate) async fn prepare(
     ctx: &StepContext,
     (run, task, upstream): (&Run, &Task, &[Task]),
-    input: &Value,
+    args: &PushArgs,
 ) -> Result<ApprovedAction, ActionError> {
-    let name = input["repository"].as_str().unwrap_or_default();
-    let message = input["message"].as_str().unwrap_or_default().trim();
-    let from = actions::source_task(task, upstream, input).map_err(ActionError::Refused)?;
+    let name = args.repository.as_str();
+    let message = args.message.trim();
+    let from = actions::source_task(task, upstream, args.task_key.as_deref())
+        .map_err(ActionError::Refused)?;
     let files = actions::files_of(ctx, run, (from, "")).await?;
     if files.is_empty() {
         return Err(ActionError::Refused(format!(

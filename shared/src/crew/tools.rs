@@ -240,6 +240,118 @@ pub fn check_arguments(name: &str, input: &serde_json::Value) -> Result<(), Stri
     }
 }
 
+/// A tool call's arguments, checked against the tool's schema and parsed once: the loop and
+/// the actions read these fields, never the raw JSON.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(tag = "name", content = "input", rename_all = "snake_case")]
+pub enum ToolCall {
+    ReadUpstream(ReadUpstream),
+    WriteFile(WriteFile),
+    GenerateImage(GenerateImage),
+    Publish(PublishArgs),
+    PushCode(PushArgs),
+    SendEmail(EmailArgs),
+    PostToX(PostArgs),
+    PostToLinkedin(PostArgs),
+    DeploySite(DeployArgs),
+    BuildApp(BuildArgs),
+    Finish(FinishArgs),
+}
+
+impl ToolCall {
+    /// Checks `input` against the schema of the tool called `name`, then types it; the
+    /// violations, for the model's repair round, when it does not fit.
+    pub fn parse(name: &str, input: &serde_json::Value) -> Result<ToolCall, String> {
+        check_arguments(name, input)?;
+        serde_json::from_value(json!({"name": name, "input": input}))
+            .map_err(|e| format!("arguments of {name} do not fit: {e}"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct ReadUpstream {
+    pub task_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct WriteFile {
+    pub path: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct GenerateImage {
+    pub path: String,
+    pub prompt: String,
+    /// Square (`1024x1024`) when left out.
+    #[serde(default)]
+    pub size: Option<String>,
+    #[serde(default)]
+    pub transparent: bool,
+}
+
+/// `task_key` names the task whose files an action uses: this one when left out.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct PublishArgs {
+    pub path: String,
+    #[serde(default)]
+    pub task_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct PushArgs {
+    pub repository: String,
+    pub message: String,
+    #[serde(default)]
+    pub task_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct EmailArgs {
+    pub to: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct PostArgs {
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct DeployArgs {
+    pub folder: String,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub task_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct BuildArgs {
+    pub project: String,
+    pub platforms: Vec<PlatformName>,
+    #[serde(default)]
+    pub git_ref: Option<String>,
+    #[serde(default)]
+    pub profile: Option<String>,
+}
+
+/// A platform as the model names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlatformName {
+    Ios,
+    Android,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct FinishArgs {
+    pub summary: String,
+}
+
 /// A file path the schema accepts but that must still not escape the task's folder.
 pub fn safe_path(path: &str) -> bool {
     !path.is_empty()
@@ -264,4 +376,51 @@ pub fn call_key(
     let arguments = hex::encode(Sha256::digest(arguments.to_string().as_bytes()));
     let key = format!("{run}/{task}/{turn}/{position}/{arguments}");
     hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call every known tool accepts, by name.
+    fn valid(name: &str) -> serde_json::Value {
+        match name {
+            READ_UPSTREAM => json!({"task_key": "brand"}),
+            WRITE_FILE => json!({"path": "app/index.tsx", "content": "export {}"}),
+            GENERATE_IMAGE => json!({"path": "logo.png", "prompt": "a leaf", "transparent": true}),
+            PUBLISH => json!({"path": "index.html"}),
+            PUSH_CODE => json!({"repository": "keto", "message": "First", "task_key": "app"}),
+            SEND_EMAIL => json!({"to": ["a@b.co"], "subject": "Hi", "text": "Hello"}),
+            POST_TO_X | POST_TO_LINKEDIN => json!({"text": "Keto, fast"}),
+            DEPLOY_SITE => json!({"folder": "site"}),
+            BUILD_APP => json!({"project": "keto", "platforms": ["ios", "android"]}),
+            FINISH => json!({"summary": "done"}),
+            other => panic!("no example for {other}"),
+        }
+    }
+
+    #[test]
+    fn every_known_tool_parses_into_its_typed_call() {
+        for name in KNOWN {
+            let call = ToolCall::parse(name, &valid(name));
+            assert!(call.is_ok(), "{name}: {call:?}");
+        }
+        assert_eq!(
+            ToolCall::parse(BUILD_APP, &valid(BUILD_APP)),
+            Ok(ToolCall::BuildApp(BuildArgs {
+                project: "keto".into(),
+                platforms: vec![PlatformName::Ios, PlatformName::Android],
+                git_ref: None,
+                profile: None,
+            }))
+        );
+    }
+
+    #[test]
+    fn arguments_outside_the_schema_are_refused_with_what_is_wrong() {
+        let refused = ToolCall::parse(WRITE_FILE, &json!({"path": "../x", "content": 3}));
+        assert!(refused.is_err());
+        let unknown = ToolCall::parse("wire_money", &json!({}));
+        assert_eq!(unknown, Err("there is no tool named \"wire_money\"".into()));
+    }
 }
