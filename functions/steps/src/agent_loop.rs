@@ -25,7 +25,8 @@
 //! the same attempt at the checkpoint: no model turn is asked twice and no tool call made
 //! twice. Every invocation makes at least one turn, so a task always moves on.
 
-use crate::actions::{self, ToolAnswer};
+use crate::acting::{ActionError, ToolAnswer};
+use crate::actions;
 use crate::callback::{call_model, put_artifact, record_artifacts};
 use crate::heartbeat::Heartbeat;
 use crate::progress::Progress;
@@ -754,8 +755,7 @@ async fn follow_job(
 
 /// An action's outcome as the loop takes it: a refusal is told to the model (`Ok(Err)`);
 /// a fatal one fails the task; an unavailable service fails the attempt, to be retried.
-fn told<T>(outcome: Result<T, actions::ActionError>) -> Result<Result<T, String>, LoopError> {
-    use actions::ActionError;
+fn told<T>(outcome: Result<T, ActionError>) -> Result<Result<T, String>, LoopError> {
     match outcome {
         Ok(value) => Ok(Ok(value)),
         Err(ActionError::Refused(text)) => Ok(Err(text)),

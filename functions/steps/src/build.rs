@@ -10,7 +10,7 @@
 //! before asking again.
 
 use crate::StepContext;
-use crate::actions::ActionError;
+use crate::acting::ActionError;
 use crate::outreach::call;
 use autocrew_shared::adapters::tools::expo::{self, AppPlatform, GitHubBuildInput};
 use autocrew_shared::crew::tools::{BuildArgs, PlatformName};

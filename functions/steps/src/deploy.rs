@@ -6,7 +6,7 @@
 //! follows it (`look`) to its end.
 
 use crate::StepContext;
-use crate::actions::{self, ActionError};
+use crate::acting::{self, ActionError};
 use crate::outreach::call;
 use autocrew_shared::adapters::tools::vercel::{self, InlinedFile, VercelDeployment};
 use autocrew_shared::crew::tools::DeployArgs;
@@ -45,9 +45,9 @@ pub(crate) async fn prepare(
     args: &DeployArgs,
 ) -> Result<ApprovedAction, ActionError> {
     let folder = args.folder.trim_end_matches('/');
-    let from = actions::source_task(task, upstream, args.task_key.as_deref())
+    let from = acting::source_task(task, upstream, args.task_key.as_deref())
         .map_err(ActionError::Refused)?;
-    let files = actions::files_of(ctx, run, (from, folder)).await?;
+    let files = acting::files_of(ctx, run, (from, folder)).await?;
     if !files.iter().any(|f| f.path == "index.html") {
         return Err(ActionError::Refused(format!(
             "{from} wrote no {folder}/index.html; a site needs one"
@@ -80,7 +80,7 @@ pub(crate) async fn execute(
     let project = site.project.as_str();
     let mut files = Vec::new();
     for file in &site.files {
-        let (path, bytes) = actions::approved_bytes(ctx, file).await?;
+        let (path, bytes) = acting::approved_bytes(ctx, file).await?;
         files.push(match String::from_utf8(bytes) {
             Ok(text) => InlinedFile {
                 file: path.clone(),

@@ -5,7 +5,7 @@
 //! claimed and completed) gets the stored answer: a retried turn makes no second image.
 
 use crate::StepContext;
-use crate::actions::{self, ToolAnswer};
+use crate::acting::{self, ToolAnswer};
 use crate::agent_loop::LoopError;
 use crate::callback::{put_artifact, record_artifacts, retry};
 use autocrew_shared::crew::tools;
@@ -46,7 +46,7 @@ pub(crate) async fn generate(
             .unwrap_or("made before")
             .to_owned()));
     }
-    if let Some(refused) = actions::past_limit(ctx, run, tools::GENERATE_IMAGE).await? {
+    if let Some(refused) = acting::past_limit(ctx, run, tools::GENERATE_IMAGE).await? {
         return Ok(Err(refused));
     }
     let request = ImageRequest {

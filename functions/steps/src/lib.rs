@@ -2,6 +2,7 @@
 //! this library. A step handles each record of a batch on its own and reports the records
 //! that failed, so only those are retried (and, past the redrive limit, land in the DLQ).
 
+mod acting;
 mod actions;
 mod agent;
 mod agent_loop;

@@ -5,7 +5,7 @@
 //! the refusal).
 
 use crate::StepContext;
-use crate::actions::ActionError;
+use crate::acting::ActionError;
 use autocrew_shared::adapters::tools::resend::{self, OutgoingEmail};
 use autocrew_shared::adapters::tools::{ServiceError, linkedin, x};
 use autocrew_shared::crew::tools::{EmailArgs, PostArgs};

@@ -7,7 +7,7 @@
 //! that commit at the branch's head and goes on from there, so a retry never commits twice.
 
 use crate::StepContext;
-use crate::actions::{self, ActionError};
+use crate::acting::{self, ActionError};
 use autocrew_shared::adapters::tools::ServiceError;
 use autocrew_shared::adapters::tools::github::{self, Repo};
 use autocrew_shared::crew::tools::PushArgs;
@@ -32,9 +32,9 @@ pub(crate) async fn prepare(
 ) -> Result<ApprovedAction, ActionError> {
     let name = args.repository.as_str();
     let message = args.message.trim();
-    let from = actions::source_task(task, upstream, args.task_key.as_deref())
+    let from = acting::source_task(task, upstream, args.task_key.as_deref())
         .map_err(ActionError::Refused)?;
-    let files = actions::files_of(ctx, run, (from, "")).await?;
+    let files = acting::files_of(ctx, run, (from, "")).await?;
     if files.is_empty() {
         return Err(ActionError::Refused(format!(
             "{from} has no files to push; write them with write_file first"
@@ -150,7 +150,7 @@ pub(crate) async fn execute(
                 gh(ctx, &opened, github::commit(http, token, repo, &parent)).await?;
             let mut entries = Vec::with_capacity(files.len());
             for file in files {
-                let (path, bytes) = actions::approved_bytes(ctx, file).await?;
+                let (path, bytes) = acting::approved_bytes(ctx, file).await?;
                 let blob = gh(ctx, &opened, github::create_blob(http, token, repo, &bytes)).await?;
                 entries.push((path, blob));
             }

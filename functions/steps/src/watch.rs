@@ -5,7 +5,7 @@
 //! build has ended makes the parked task ready again, to finish with the outcome. A build
 //! whose run was cancelled, or which outlived its deadline, is cancelled at its service.
 
-use crate::actions::ActionError;
+use crate::acting::ActionError;
 use crate::callback::retry;
 use crate::{RecordError, StepContext};
 use autocrew_shared::domain::connections::Deployment;

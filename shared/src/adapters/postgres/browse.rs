@@ -5,7 +5,7 @@ use super::artifacts::{ARTIFACT_COLUMNS, artifact_from};
 use super::cached::Cached;
 use super::projects::{PROJECT_COLUMNS, project_from};
 use super::runs::{RUN_COLUMNS, run_from_row};
-use super::tasks::{TASK_COLUMNS, task_from_row};
+use super::task_rows::{TASK_COLUMNS, task_from_row};
 use crate::domain::paging::{Cursor, Page, Paged};
 use crate::domain::records::AttemptRecord;
 use crate::domain::{LlmCallOutcome, ProjectId, RunId, RunStatus, TaskId, UserId};

@@ -4,7 +4,7 @@ use super::Pool;
 use super::cached::Cached;
 use super::effects::{emit, send};
 use super::runs::{RUN_COLUMNS, execution_input, lock_run, run_from_row};
-use super::tasks::tasks_where;
+use super::task_rows::tasks_where;
 use super::transitions::{self, terminal};
 use crate::domain::events::{EventBody, RunEnded, RunResumed, TaskRef, TaskRetried};
 use crate::domain::messages::Outgoing;

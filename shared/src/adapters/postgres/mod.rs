@@ -25,6 +25,7 @@ mod projects;
 mod retention;
 mod rows;
 mod runs;
+mod task_rows;
 mod tasks;
 mod transitions;
 

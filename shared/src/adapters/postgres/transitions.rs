@@ -6,7 +6,7 @@
 use super::cached::Cached;
 use super::effects::{emit, send};
 use super::rows::count;
-use super::tasks::{task_from_row, tasks_where};
+use super::task_rows::{task_from_row, tasks_where};
 use crate::domain::events::{EventBody, TaskBlocked, TaskQueued, TaskRef};
 use crate::domain::messages::{Outgoing, TaskMessage};
 use crate::domain::records::{Run, Task};
@@ -112,7 +112,7 @@ pub(super) async fn run_tasks(
 ) -> Result<Vec<Task>, StoreError> {
     let sql = format!(
         "SELECT {} FROM tasks t WHERE t.run_id = $1 ORDER BY t.position",
-        super::tasks::TASK_COLUMNS
+        super::task_rows::TASK_COLUMNS
     );
     client
         .query_cached(&sql, &[&run.0])
