@@ -67,9 +67,11 @@ impl Event {
             }),
             _ => None,
         };
-        let body = serde_json::from_value(serde_json::json!({
-            "kind": wire.kind, "payload": wire.payload
-        }))?;
+        // The adjacently tagged form, built around the payload without copying it.
+        let mut tagged = serde_json::Map::with_capacity(2);
+        tagged.insert("kind".into(), Value::String(wire.kind.as_str().into()));
+        tagged.insert("payload".into(), wire.payload);
+        let body = serde_json::from_value(Value::Object(tagged))?;
         Ok(Event {
             project_id: wire.project_id,
             run_id: wire.run_id,
