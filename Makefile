@@ -32,8 +32,8 @@ bench-api: ## the API's requests per second, p99 and CPU per request next to pgb
 fuzz-api:  ## schemathesis against the API from its OpenAPI document, two users, 200 examples per operation (FUZZ_EXAMPLES=N)
 	bash infra/local/stack.sh fuzz-api
 
-openapi:  ## write openapi.json again from the code (the route table and the request structs)
-	UPDATE_OPENAPI=1 cargo test -q -p autocrew-runner --lib the_committed_openapi_json
+openapi:  ## write openapi.json and docs/websocket.schema.json again from the code
+	UPDATE_OPENAPI=1 cargo test -q -p autocrew-runner --lib the_committed_
 
 up:    ## start the local stack and leave it running (.local/stack.env has its variables)
 	bash infra/local/stack.sh up

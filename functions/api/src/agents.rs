@@ -5,12 +5,61 @@
 //! stepped tiers down.
 
 use crate::error::json_response;
+use crate::policies::ApprovalMode;
 use crate::request::caller;
 use crate::{ApiError, ApiState};
 use autocrew_shared::crew::tools;
 use autocrew_shared::domain::{AgentKind, Complexity, MicroUsd};
 use lambda_http::{Body, Request, Response};
-use serde_json::json;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The agents, and the share of the caller's monthly AI budget left (which can step the
+/// models down a tier).
+#[derive(Serialize, utoipa::ToSchema)]
+struct AgentsView {
+    budget_percent_left: u8,
+    agents: Vec<AgentView>,
+}
+
+/// One agent's profile and the models it would use now.
+#[derive(Serialize, utoipa::ToSchema)]
+struct AgentView {
+    agent: AgentKind,
+    tools: Vec<String>,
+    /// The tools that act in the world, and whether each asks the caller first.
+    approvals: BTreeMap<String, ApprovalMode>,
+    max_steps: u32,
+    max_tokens: u32,
+    max_task_tokens: u32,
+    /// By the task's complexity.
+    models: Models,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Models {
+    simple: ModelRoute,
+    medium: ModelRoute,
+    complex: ModelRoute,
+}
+
+/// The tier a task of that complexity starts at and the models tried, in order.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ModelRoute {
+    tier: String,
+    /// How many tiers the budget stepped down.
+    downgraded_by: u8,
+    chain: Vec<ModelChoice>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ModelChoice {
+    provider: String,
+    model: String,
+    /// Dollars per million input tokens, as text; `null` when the model has no price.
+    usd_per_million_input: Option<String>,
+    usd_per_million_output: Option<String>,
+}
 
 pub async fn list_agents(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
@@ -24,51 +73,68 @@ pub async fn list_agents(state: &ApiState, request: &Request) -> Result<Response
         .filter(|(_, auto)| *auto)
         .map(|(tool, _)| tool)
         .collect();
+    let route_for = |complexity: Complexity, profile: &autocrew_shared::crew::AgentProfile| {
+        let tier = profile.model_policy.tier_for(complexity);
+        let route = state
+            .gateway
+            .route(tier, percent_left)
+            .map_err(|e| ApiError::Internal(Box::new(e)))?;
+        let chain = route
+            .chain
+            .iter()
+            .map(|m| {
+                let price = table.price(&m.provider, &m.model).ok();
+                ModelChoice {
+                    provider: m.provider.clone(),
+                    model: m.model.clone(),
+                    usd_per_million_input: price.map(|p| MicroUsd(p.base.input.0).to_string()),
+                    usd_per_million_output: price.map(|p| MicroUsd(p.base.output.0).to_string()),
+                }
+            })
+            .collect();
+        Ok::<_, ApiError>(ModelRoute {
+            tier: route.tier,
+            downgraded_by: route.downgraded_by,
+            chain,
+        })
+    };
     let mut agents = Vec::new();
     for &agent in AgentKind::ALL {
         let profile = state.profiles.get(agent);
-        let mut models = serde_json::Map::new();
-        for complexity in [Complexity::Simple, Complexity::Medium, Complexity::Complex] {
-            let tier = profile.model_policy.tier_for(complexity);
-            let route = state
-                .gateway
-                .route(tier, percent_left)
-                .map_err(|e| ApiError::Internal(Box::new(e)))?;
-            let chain: Vec<_> = route
-                .chain
-                .iter()
-                .map(|m| {
-                    let price = table.price(&m.provider, &m.model).ok();
-                    json!({
-                        "provider": m.provider, "model": m.model,
-                        "usd_per_million_input": price.map(|p| MicroUsd(p.base.input.0).to_string()),
-                        "usd_per_million_output": price.map(|p| MicroUsd(p.base.output.0).to_string()),
-                    })
-                })
-                .collect();
-            models.insert(
-                complexity.to_string(),
-                json!({"tier": route.tier, "downgraded_by": route.downgraded_by, "chain": chain}),
-            );
-        }
-        agents.push(json!({
-            "agent": agent,
-            "tools": profile.tools,
-            // The tools that act in the world, and whether each asks the caller first.
-            "approvals": profile
+        agents.push(AgentView {
+            agent,
+            tools: profile.tools.clone(),
+            approvals: profile
                 .tools
                 .iter()
                 .filter(|t| tools::acts_in_world(t))
-                .map(|t| (t.clone(), json!(if auto.contains(t) { "auto" } else { "ask" })))
-                .collect::<serde_json::Map<_, _>>(),
-            "max_steps": profile.max_steps,
-            "max_tokens": profile.max_tokens,
-            "max_task_tokens": profile.max_task_tokens,
-            "models": models,
-        }));
+                .map(|t| (t.clone(), ApprovalMode::of(auto.contains(t))))
+                .collect(),
+            max_steps: profile.max_steps,
+            max_tokens: profile.max_tokens,
+            max_task_tokens: profile.max_task_tokens,
+            models: Models {
+                simple: route_for(Complexity::Simple, profile)?,
+                medium: route_for(Complexity::Medium, profile)?,
+                complex: route_for(Complexity::Complex, profile)?,
+            },
+        });
     }
     Ok(json_response(
         200,
-        &json!({"budget_percent_left": percent_left, "agents": agents}),
+        &AgentsView {
+            budget_percent_left: percent_left,
+            agents,
+        },
     ))
+}
+
+pub(crate) mod spec {
+    use super::*;
+    use crate::openapi::Spec;
+
+    pub fn list_agents() -> Spec {
+        Spec::new("The agents' profiles and the models each would use now.")
+            .reply::<AgentsView>(200)
+    }
 }

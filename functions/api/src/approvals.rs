@@ -5,18 +5,24 @@ use crate::error::json_response;
 use crate::request::{caller, json_body, path_param};
 use crate::{ApiError, ApiState};
 use autocrew_shared::crew::{agents, tools};
+use autocrew_shared::domain::approvals::Approval;
 use autocrew_shared::domain::{ApprovalId, Decision, ProjectId};
 use autocrew_shared::ports::BlobError;
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+
+/// An approval, as reading or deciding it answers.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ApprovalAnswer {
+    approval: Approval,
+}
 
 /// `GET /approvals/{approval_id}`: the action, its payload hash and its status.
 pub async fn get_approval(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let id = path_param(request, "approval_id", ApprovalId::parse)?;
     let approval = state.approvals.approval(id, user).await?;
-    Ok(json_response(200, &json!({"approval": approval})))
+    Ok(json_response(200, &ApprovalAnswer { approval }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -63,7 +69,12 @@ pub async fn decide(state: &ApiState, request: &Request) -> Result<Response<Body
         .decide(id, user, body.decision, hash, reason)
         .await?;
     state.relay.publish(decided.effects).await;
-    Ok(json_response(200, &json!({"approval": decided.value})))
+    Ok(json_response(
+        200,
+        &ApprovalAnswer {
+            approval: decided.value,
+        },
+    ))
 }
 
 /// `GET /sites/{project_id}/{path+}`: a published file, to anyone with the link. The page
@@ -94,4 +105,23 @@ pub async fn get_site(state: &ApiState, request: &Request) -> Result<Response<Bo
         )
         .body(Body::Binary(bytes))
         .map_err(|e| ApiError::Internal(Box::new(e)))
+}
+
+pub(crate) mod spec {
+    use super::*;
+    use crate::openapi::Spec;
+
+    pub fn get_approval() -> Spec {
+        Spec::new("An approval with the exact payload to decide on.").reply::<ApprovalAnswer>(200)
+    }
+
+    pub fn decide() -> Spec {
+        Spec::new("Approves or rejects, quoting the payload's hash.")
+            .body::<DecisionBody>()
+            .reply::<ApprovalAnswer>(200)
+    }
+
+    pub fn get_site() -> Spec {
+        Spec::new("A published file, public.").file(200)
+    }
 }

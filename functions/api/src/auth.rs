@@ -13,8 +13,7 @@ use autocrew_shared::domain::records::User;
 use autocrew_shared::ports::{Email, EmailPurpose, Rotation, StoreError};
 use autocrew_shared::services::passwords;
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 /// The same words for a wrong password and an unknown email.
 const BAD_CREDENTIALS: &str = "the email or the password is wrong";
@@ -54,15 +53,81 @@ async fn verify(password: String, stored: Option<String>) -> Result<bool, ApiErr
         .map_err(|e| ApiError::Internal(Box::new(e)))
 }
 
+/// An access token and the refresh token that gets the next one.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Session {
+    /// A JWT; send it as `Authorization: Bearer`.
+    access_token: String,
+    token_type: TokenType,
+    /// Seconds the access token lives.
+    expires_in: u64,
+    /// Works once: `POST /auth/refresh` answers the next pair.
+    refresh_token: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+enum TokenType {
+    Bearer,
+}
+
+/// A session with the account it is for (log-in).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SignedIn {
+    #[serde(flatten)]
+    session: Session,
+    user: User,
+}
+
+/// A new account's session, and whether its verification email went out.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SignedUp {
+    #[serde(flatten)]
+    session: Session,
+    user: User,
+    /// `sent`, or why not and how to ask again.
+    verification_email: String,
+}
+
+/// The caller's account.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct UserAnswer {
+    pub user: User,
+}
+
+/// A verification code went out.
+#[derive(Serialize, utoipa::ToSchema)]
+struct VerificationSent {
+    /// `sent`.
+    verification_email: &'static str,
+    /// The address it went to.
+    to: String,
+}
+
+/// A password reset was asked for; it never says whether the address has an account.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ResetRequested {
+    status: &'static str,
+}
+
+/// Where the caller's export can be downloaded.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ExportLink {
+    /// A presigned GET of the JSON export.
+    url: String,
+    /// Seconds the link works.
+    expires_in: u64,
+    size_bytes: u64,
+}
+
 /// A new access token for `user` with `refresh_token`, as every sign-in answers.
-fn session(state: &ApiState, user: UserId, refresh_token: String) -> Value {
+fn session(state: &ApiState, user: UserId, refresh_token: String) -> Session {
     let access = state.keys.issue(user);
-    json!({
-        "access_token": access.access_token,
-        "token_type": "Bearer",
-        "expires_in": access.expires_in,
-        "refresh_token": refresh_token,
-    })
+    Session {
+        access_token: access.access_token,
+        token_type: TokenType::Bearer,
+        expires_in: access.expires_in,
+        refresh_token,
+    }
 }
 
 /// The text of an email carrying `token`, with a link when the app's link base is set.
@@ -157,13 +222,15 @@ pub async fn signup(state: &ApiState, request: &Request) -> Result<Response<Body
         })?;
     let refresh = state.accounts.open_session(user.id).await?;
     let sent = send_token(state, &user, EmailPurpose::VerifyEmail).await?;
-    let mut answer = session(state, user.id, refresh);
-    answer["user"] = json!(user);
-    answer["verification_email"] = json!(if sent {
-        "sent"
-    } else {
-        "not sent; ask again with POST /auth/verify-email/resend"
-    });
+    let answer = SignedUp {
+        session: session(state, user.id, refresh),
+        user,
+        verification_email: match sent {
+            true => "sent",
+            false => "not sent; ask again with POST /auth/verify-email/resend",
+        }
+        .into(),
+    };
     Ok(json_response(201, &answer))
 }
 
@@ -193,8 +260,10 @@ pub async fn login(state: &ApiState, request: &Request) -> Result<Response<Body>
     }
     let user = user.ok_or_else(|| ApiError::Unauthorized(BAD_CREDENTIALS.into()))?;
     let refresh = state.accounts.open_session(user.id).await?;
-    let mut answer = session(state, user.id, refresh);
-    answer["user"] = json!(user);
+    let answer = SignedIn {
+        session: session(state, user.id, refresh),
+        user,
+    };
     Ok(json_response(200, &answer))
 }
 
@@ -243,7 +312,7 @@ pub async fn logout(state: &ApiState, request: &Request) -> Result<Response<Body
 pub async fn get_me(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let user = state.projects.user(user).await.map_err(gone)?;
-    Ok(json_response(200, &json!({"user": user})))
+    Ok(json_response(200, &UserAnswer { user }))
 }
 
 /// A valid token whose user no longer exists (the account was deleted).
@@ -268,7 +337,7 @@ pub async fn verify_email(state: &ApiState, request: &Request) -> Result<Respons
     match state.accounts.verify_email(body.token.trim()).await? {
         Some(user) => {
             let user = state.projects.user(user).await?;
-            Ok(json_response(200, &json!({"user": user})))
+            Ok(json_response(200, &UserAnswer { user }))
         }
         None => Err(ApiError::bad(
             "token",
@@ -297,7 +366,10 @@ pub async fn resend_verification(
     }
     Ok(json_response(
         202,
-        &json!({"verification_email": "sent", "to": user.email}),
+        &VerificationSent {
+            verification_email: "sent",
+            to: user.email,
+        },
     ))
 }
 
@@ -320,7 +392,9 @@ pub async fn request_password_reset(
     }
     Ok(json_response(
         202,
-        &json!({"status": "if an account has this email, a reset code was sent to it"}),
+        &ResetRequested {
+            status: "if an account has this email, a reset code was sent to it",
+        },
     ))
 }
 
@@ -364,7 +438,7 @@ pub async fn export_me(state: &ApiState, request: &Request) -> Result<Response<B
     let document = state.accounts.export(user).await.map_err(gone)?;
     let bytes =
         serde_json::to_vec_pretty(&document).map_err(|e| ApiError::Internal(Box::new(e)))?;
-    let size = bytes.len();
+    let size = bytes.len() as u64;
     let key = format!(
         "exports/{user}/{}.json",
         chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
@@ -381,7 +455,11 @@ pub async fn export_me(state: &ApiState, request: &Request) -> Result<Response<B
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
     Ok(json_response(
         200,
-        &json!({"url": url, "expires_in": EXPORT_LINK_TTL.as_secs(), "size_bytes": size}),
+        &ExportLink {
+            url,
+            expires_in: EXPORT_LINK_TTL.as_secs(),
+            size_bytes: size,
+        },
     ))
 }
 
@@ -458,4 +536,68 @@ pub async fn delete_me(state: &ApiState, request: &Request) -> Result<Response<B
         .status(204)
         .body(Body::Empty)
         .unwrap_or_else(|_| Response::new(Body::Empty)))
+}
+
+pub(crate) mod spec {
+    use super::*;
+    use crate::openapi::Spec;
+
+    pub fn signup() -> Spec {
+        Spec::new("Sign up with email and password; a verification email goes out.")
+            .body::<SignUp>()
+            .reply::<SignedUp>(201)
+    }
+
+    pub fn login() -> Spec {
+        Spec::new("Log in: a new session.")
+            .body::<Login>()
+            .reply::<SignedIn>(200)
+    }
+
+    pub fn refresh() -> Spec {
+        Spec::new("The next access and refresh tokens; the refresh token rotates.")
+            .body::<RefreshBody>()
+            .reply::<Session>(200)
+    }
+
+    pub fn logout() -> Spec {
+        Spec::new("Ends the refresh token's session.")
+            .body::<RefreshBody>()
+            .empty(204)
+    }
+
+    pub fn get_me() -> Spec {
+        Spec::new("The caller's account.").reply::<UserAnswer>(200)
+    }
+
+    pub fn verify_email() -> Spec {
+        Spec::new("Verifies the email address with the emailed code.")
+            .body::<TokenBody>()
+            .reply::<UserAnswer>(200)
+    }
+
+    pub fn resend_verification() -> Spec {
+        Spec::new("Sends a new verification code.").reply::<VerificationSent>(202)
+    }
+
+    pub fn request_password_reset() -> Spec {
+        Spec::new("Sends a password reset code, if the address has an account.")
+            .body::<ResetRequest>()
+            .reply::<ResetRequested>(202)
+    }
+
+    pub fn reset_password() -> Spec {
+        Spec::new("Sets a new password with the emailed code.")
+            .body::<ResetConfirm>()
+            .reply::<Session>(200)
+    }
+
+    pub fn export_me() -> Spec {
+        Spec::new("A link to a JSON export of everything kept about the caller.")
+            .reply::<ExportLink>(200)
+    }
+
+    pub fn delete_me() -> Spec {
+        Spec::new("Erases the account, its rows and its files.").empty(204)
+    }
 }

@@ -8,12 +8,14 @@ use crate::request::{caller, json_body, path_param, query_number, query_text};
 use crate::routes::{description_within, owned_project};
 use crate::{ApiError, ApiState};
 use autocrew_shared::domain::limits;
-use autocrew_shared::domain::paging::{Cursor, DEFAULT_LIMIT, MAX_LIMIT, Page};
+use autocrew_shared::domain::paging::{Cursor, DEFAULT_LIMIT, MAX_LIMIT, Page, Paged};
 use autocrew_shared::domain::records::ProjectChanges;
+use autocrew_shared::domain::records::{Artifact, Project, Run};
 use autocrew_shared::domain::{ProjectId, RunId, RunStatus, TaskId};
+use autocrew_shared::ports::TaskDetail;
+use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// How long an artifact's download link works.
@@ -60,14 +62,14 @@ pub async fn list_projects(
     };
     let page = page(request)?;
     let projects = state.browse.projects(user, archived, page).await?;
-    Ok(json_response(200, &json!(projects)))
+    Ok(json_response(200, &projects))
 }
 
 /// `GET /projects/{project_id}`
 pub async fn get_project(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let project = owned_project(state, request, user).await?;
-    Ok(json_response(200, &json!(project)))
+    Ok(json_response(200, &project))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -112,7 +114,7 @@ pub async fn update_project(
         archived: patch.archived,
     };
     let project = state.projects.update_project(user, id, &changes).await?;
-    Ok(json_response(200, &json!(project)))
+    Ok(json_response(200, &project))
 }
 
 /// `DELETE /projects/{project_id}`: the project, its runs and its files; 409 while a run
@@ -177,7 +179,7 @@ pub async fn list_runs(state: &ApiState, request: &Request) -> Result<Response<B
         .browse
         .runs(user, project, status_filter(request)?, page(request)?)
         .await?;
-    Ok(json_response(200, &json!(runs)))
+    Ok(json_response(200, &runs))
 }
 
 /// `GET /projects/{project_id}/runs?status=&cursor=&limit=`
@@ -196,7 +198,13 @@ pub async fn list_project_runs(
             page(request)?,
         )
         .await?;
-    Ok(json_response(200, &json!(runs)))
+    Ok(json_response(200, &runs))
+}
+
+/// A run's tasks, in plan order.
+#[derive(Serialize, utoipa::ToSchema)]
+struct RunTasks {
+    items: Vec<TaskDetail>,
 }
 
 /// `GET /runs/{run_id}/tasks`: every task of the run with its attempts, result and error.
@@ -211,7 +219,7 @@ pub async fn list_run_tasks(
         .run_tasks(user, run)
         .await?
         .ok_or(ApiError::NotFound("run"))?;
-    Ok(json_response(200, &json!({"items": tasks})))
+    Ok(json_response(200, &RunTasks { items: tasks }))
 }
 
 /// `GET /tasks/{task_id}`
@@ -223,7 +231,7 @@ pub async fn get_task(state: &ApiState, request: &Request) -> Result<Response<Bo
         .task(user, task)
         .await?
         .ok_or(ApiError::NotFound("task"))?;
-    Ok(json_response(200, &json!(task)))
+    Ok(json_response(200, &task))
 }
 
 /// `GET /projects/{project_id}/artifacts?run_id=&cursor=&limit=`: each with a download
@@ -252,12 +260,98 @@ pub async fn list_artifacts(
             .presigned_get(&entry.artifact.key, LINK_TTL)
             .await
             .map_err(|e| ApiError::Internal(Box::new(e)))?;
-        let mut item = json!(entry);
-        item["url"] = json!(url);
-        items.push(item);
+        items.push(ListedArtifact {
+            artifact: entry.artifact,
+            created_at: entry.created_at,
+            url,
+        });
     }
     Ok(json_response(
         200,
-        &json!({"items": items, "next_cursor": listed.next_cursor}),
+        &Paged {
+            items,
+            next_cursor: listed.next_cursor,
+        },
     ))
+}
+
+/// An artifact in a project's list, with a download link.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ListedArtifact {
+    #[serde(flatten)]
+    artifact: Artifact,
+    created_at: DateTime<Utc>,
+    /// A presigned GET, valid an hour.
+    url: String,
+}
+
+pub(crate) mod spec {
+    use super::*;
+    use crate::openapi::{Spec, paging, query, uuid_query};
+    use serde_json::json;
+
+    fn run_status() -> serde_json::Value {
+        query(
+            "status",
+            "Only runs of this status.",
+            json!({"type": "string", "enum": RunStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()}),
+        )
+    }
+
+    pub fn list_projects() -> Spec {
+        Spec::new("The caller's projects, newest first.")
+            .query([query(
+                "archived",
+                "The archived projects instead (default false).",
+                json!({"type": "string", "enum": ["true", "false"]}),
+            )])
+            .query(paging())
+            .page::<Project>(200)
+    }
+
+    pub fn get_project() -> Spec {
+        Spec::new("One project.").reply::<Project>(200)
+    }
+
+    pub fn update_project() -> Spec {
+        Spec::new("Renames, describes, archives or unarchives a project.")
+            .body::<ProjectPatch>()
+            .reply::<Project>(200)
+    }
+
+    pub fn delete_project() -> Spec {
+        Spec::new("Deletes the project, its runs and its files.").empty(204)
+    }
+
+    pub fn list_runs() -> Spec {
+        Spec::new("The caller's runs across projects, newest first.")
+            .query([
+                run_status(),
+                uuid_query("project_id", "Only this project's runs."),
+            ])
+            .query(paging())
+            .page::<Run>(200)
+    }
+
+    pub fn list_project_runs() -> Spec {
+        Spec::new("A project's runs, newest first.")
+            .query([run_status()])
+            .query(paging())
+            .page::<Run>(200)
+    }
+
+    pub fn list_run_tasks() -> Spec {
+        Spec::new("A run's tasks with their attempts, results and errors.").reply::<RunTasks>(200)
+    }
+
+    pub fn get_task() -> Spec {
+        Spec::new("One task with its attempts.").reply::<TaskDetail>(200)
+    }
+
+    pub fn list_artifacts() -> Spec {
+        Spec::new("A project's artifacts with download links, newest first.")
+            .query([uuid_query("run_id", "Only this run's artifacts.")])
+            .query(paging())
+            .page::<ListedArtifact>(200)
+    }
 }

@@ -7,11 +7,12 @@ use crate::request::{caller, json_body, path_param};
 use crate::{ApiError, ApiState};
 use autocrew_shared::adapters::tools::ServiceError;
 use autocrew_shared::config::Secret;
+use autocrew_shared::domain::connections::Connection;
 use autocrew_shared::domain::{ConnectionId, DeviceFlowId, Service};
 use autocrew_shared::services::{AccountError, FlowStep};
+use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 /// The longest token taken (GitHub's fine-grained tokens are about 93 characters; a JWT-
 /// style OAuth token can be a few hundred).
@@ -36,6 +37,34 @@ pub(crate) struct DeviceFlowBody {
     service: String,
 }
 
+/// The caller's connections.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Connections {
+    connections: Vec<Connection>,
+}
+
+/// A device flow the user finishes at the service.
+#[derive(Serialize, utoipa::ToSchema)]
+struct DeviceFlowStarted {
+    flow_id: DeviceFlowId,
+    service: Service,
+    /// The code the user enters at `verification_uri`.
+    user_code: String,
+    verification_uri: String,
+    /// Seconds between polls.
+    interval: u32,
+    expires_at: DateTime<Utc>,
+}
+
+/// The user has not entered the code yet.
+#[derive(Serialize, utoipa::ToSchema)]
+struct DeviceFlowPending {
+    /// `pending`.
+    status: &'static str,
+    /// Seconds before the next poll.
+    interval: u32,
+}
+
 /// `GET /me/connections`: the caller's connections, credentials never included.
 pub async fn list_connections(
     state: &ApiState,
@@ -43,7 +72,7 @@ pub async fn list_connections(
 ) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let connections = state.connected.store().connections(user).await?;
-    Ok(json_response(200, &json!({"connections": connections})))
+    Ok(json_response(200, &Connections { connections }))
 }
 
 /// `POST /me/connections`: 201 with the connection, once the service accepted the token;
@@ -73,7 +102,7 @@ pub async fn connect(state: &ApiState, request: &Request) -> Result<Response<Bod
         Err(e) => return Err(ApiError::Internal(Box::new(e))),
     };
     tracing::info!(%user, %service, connection = %connection.id, "account connected");
-    Ok(json_response(201, &json!(connection)))
+    Ok(json_response(201, &connection))
 }
 
 pub(crate) fn service_of(text: &str) -> Result<Service, ApiError> {
@@ -100,11 +129,14 @@ pub async fn start_device_flow(
         .map_err(|e| flow_error(service, e))?;
     Ok(json_response(
         201,
-        &json!({
-            "flow_id": flow.id, "service": flow.service, "user_code": flow.user_code,
-            "verification_uri": flow.verification_uri, "interval": flow.interval_secs,
-            "expires_at": flow.expires_at
-        }),
+        &DeviceFlowStarted {
+            flow_id: DeviceFlowId(flow.id),
+            service: flow.service,
+            user_code: flow.user_code,
+            verification_uri: flow.verification_uri,
+            interval: flow.interval_secs,
+            expires_at: flow.expires_at,
+        },
     ))
 }
 
@@ -119,11 +151,14 @@ pub async fn poll_device_flow(
     match state.connected.poll_device_flow(user, id.0).await {
         Ok(FlowStep::Pending { interval_secs }) => Ok(json_response(
             202,
-            &json!({"status": "pending", "interval": interval_secs}),
+            &DeviceFlowPending {
+                status: "pending",
+                interval: interval_secs,
+            },
         )),
         Ok(FlowStep::Connected(connection)) => {
             tracing::info!(%user, service = %connection.service, connection = %connection.id, "account connected by its device flow");
-            Ok(json_response(201, &json!(connection)))
+            Ok(json_response(201, &connection))
         }
         Err(e) => Err(flow_error(Service::Github, e)),
     }
@@ -172,4 +207,36 @@ pub async fn disconnect(state: &ApiState, request: &Request) -> Result<Response<
         .status(204)
         .body(Body::Empty)
         .unwrap_or_else(|_| Response::new(Body::Empty)))
+}
+
+pub(crate) mod spec {
+    use super::*;
+    use crate::openapi::Spec;
+
+    pub fn list_connections() -> Spec {
+        Spec::new("The caller's connected accounts: service, account, status; never the token.")
+            .reply::<Connections>(200)
+    }
+
+    pub fn connect() -> Spec {
+        Spec::new("Connects a service with a token it accepts (checked with the service, then sealed); connecting again replaces it.")
+            .body::<NewConnectionBody>()
+            .reply::<Connection>(201)
+    }
+
+    pub fn disconnect() -> Spec {
+        Spec::new("Forgets the connection and its token.").empty(204)
+    }
+
+    pub fn start_device_flow() -> Spec {
+        Spec::new("Starts the service's OAuth device flow (GitHub): the code the user enters at the verification page, where, until when, and how often to poll. 422 for a service without one; 503 where no OAuth app is configured.")
+            .body::<DeviceFlowBody>()
+            .reply::<DeviceFlowStarted>(201)
+    }
+
+    pub fn poll_device_flow() -> Spec {
+        Spec::new("One poll of a device flow: 202 while the user has not entered the code (poll again after interval seconds), 201 with the connection once they did, 409 once it expired or was cancelled.")
+            .reply::<Connection>(201)
+            .reply::<DeviceFlowPending>(202)
+    }
 }

@@ -6,12 +6,12 @@
 use crate::browse::page;
 use crate::error::json_response;
 use crate::request::{caller, json_body, path_param};
-use crate::routes::{RunLimits, owned_project, refuse_archived, start_run, started};
+use crate::routes::{RunLimits, RunStarted, owned_project, refuse_archived, start_run};
 use crate::{ApiError, ApiState};
 use autocrew_shared::domain::ProjectId;
+use autocrew_shared::domain::conversation::ChatMessage;
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 /// `GET /projects/{project_id}/messages?cursor=&limit=`: newest first.
 pub async fn list_messages(
@@ -26,7 +26,7 @@ pub async fn list_messages(
         .thread(user, project, page)
         .await?
         .ok_or(ApiError::NotFound("project"))?;
-    Ok(json_response(200, &json!(thread)))
+    Ok(json_response(200, &thread))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -84,9 +84,10 @@ pub async fn post_message(state: &ApiState, request: &Request) -> Result<Respons
         state.relay.publish(asked.effects).await;
         return Ok(json_response(
             202,
-            &json!({
-                "message": message, "reply": reply,
-                "events_url": format!("/projects/{}/events", project.id),
+            &Posted::Asked(Asked {
+                message,
+                reply,
+                events_url: format!("/projects/{}/events", project.id),
             }),
         ));
     }
@@ -97,7 +98,51 @@ pub async fn post_message(state: &ApiState, request: &Request) -> Result<Respons
         .record_command(user, project.id, text, run.id)
         .await?;
     state.relay.publish(recorded.effects).await;
-    let mut answer = started(&run);
-    answer["message"] = json!(recorded.value);
+    let answer = Posted::Command(CommandPosted {
+        run: RunStarted::of(&run),
+        message: recorded.value,
+    });
     Ok(json_response(202, &answer))
+}
+
+/// What posting a message answers: the orchestrator's reply to come, or a started run.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+enum Posted {
+    Asked(Asked),
+    Command(CommandPosted),
+}
+
+/// A message to the orchestrator: its reply streams over the WebSocket (`reply_progress`,
+/// then `message_posted`), and is here as a pending message.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Asked {
+    message: ChatMessage,
+    reply: ChatMessage,
+    events_url: String,
+}
+
+/// A message sent `as_command`: the run it started, and the message as recorded.
+#[derive(Serialize, utoipa::ToSchema)]
+struct CommandPosted {
+    #[serde(flatten)]
+    run: RunStarted,
+    message: ChatMessage,
+}
+
+pub(crate) mod spec {
+    use super::*;
+    use crate::openapi::{Spec, paging};
+
+    pub fn list_messages() -> Spec {
+        Spec::new("The project's conversation, newest first.")
+            .query(paging())
+            .page::<ChatMessage>(200)
+    }
+
+    pub fn post_message() -> Spec {
+        Spec::new("A message to the orchestrator, answered over the WebSocket (reply_progress, then message_posted); with as_command, a run.")
+            .body::<NewMessage>()
+            .reply::<Posted>(202)
+    }
 }

@@ -4,12 +4,11 @@
 use crate::error::json_response;
 use crate::request::{caller, json_body, query_text};
 use crate::{ApiError, ApiState};
-use autocrew_shared::domain::{MicroUsd, ProjectId};
-use autocrew_shared::ports::{CostGroup, CostQuery};
+use autocrew_shared::domain::{MicroUsd, ProjectId, Tier};
+use autocrew_shared::ports::{Analytics, CostGroup, CostQuery, CostRollup};
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 /// The longest period one rollup covers.
 const MAX_DAYS: i64 = 366;
@@ -55,6 +54,36 @@ fn period(request: &Request) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError>
         ));
     }
     Ok((from, to))
+}
+
+/// Spend over a period, grouped.
+#[derive(Serialize, utoipa::ToSchema)]
+struct CostReport {
+    by: CostGroup,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    project_id: Option<ProjectId>,
+    /// Costliest first.
+    groups: Vec<CostRollup>,
+    total: CostTotal,
+    /// This month's spend of every project against the tier's AI budget.
+    monthly_budget: MonthlyBudget,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct CostTotal {
+    calls: u64,
+    cost_micro_usd: MicroUsd,
+    /// In dollars, as text (`0.0123`).
+    cost: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct MonthlyBudget {
+    tier: Tier,
+    limit_micro_usd: MicroUsd,
+    spent_micro_usd: MicroUsd,
+    left_micro_usd: MicroUsd,
 }
 
 /// `?by=agent&from=2026-11-01&to=2026-12-01&project_id=...`; by defaults to `run`, the
@@ -107,15 +136,24 @@ pub async fn get_costs(state: &ApiState, request: &Request) -> Result<Response<B
     let limit = tier.monthly_ai_budget();
     Ok(json_response(
         200,
-        &json!({
-            "by": by, "from": from, "to": to, "project_id": project,
-            "groups": groups,
-            "total": {"calls": calls, "cost_micro_usd": total.0, "cost": total.to_string()},
-            "monthly_budget": {
-                "tier": tier, "limit_micro_usd": limit.0, "spent_micro_usd": this_month.0,
-                "left_micro_usd": limit.remaining_after(this_month).0
-            }
-        }),
+        &CostReport {
+            by,
+            from,
+            to,
+            project_id: project,
+            groups,
+            total: CostTotal {
+                calls,
+                cost_micro_usd: total,
+                cost: total.to_string(),
+            },
+            monthly_budget: MonthlyBudget {
+                tier,
+                limit_micro_usd: limit,
+                spent_micro_usd: this_month,
+                left_micro_usd: limit.remaining_after(this_month),
+            },
+        },
     ))
 }
 
@@ -143,7 +181,10 @@ pub async fn update_me(state: &ApiState, request: &Request) -> Result<Response<B
         .projects
         .set_semantic_cache(user, settings.semantic_cache_threshold)
         .await?;
-    Ok(json_response(200, &json!({"user": updated})))
+    Ok(json_response(
+        200,
+        &crate::auth::UserAnswer { user: updated },
+    ))
 }
 
 /// `GET /analytics?from=&to=&project_id=`: runs per day, success rate, median duration,
@@ -163,4 +204,33 @@ pub async fn get_analytics(
     };
     let analytics = state.browse.analytics(user, project, from, to).await?;
     Ok(json_response(200, &analytics))
+}
+
+pub(crate) mod spec {
+    use super::*;
+    use crate::openapi::{Spec, period, query};
+    use serde_json::json;
+
+    pub fn get_costs() -> Spec {
+        Spec::new("Spend over a period, grouped.")
+            .query([query(
+                "by",
+                "How to group (default run).",
+                json!({"type": "string", "enum": ["run", "project", "agent", "user", "model"]}),
+            )])
+            .query(period())
+            .reply::<CostReport>(200)
+    }
+
+    pub fn update_me() -> Spec {
+        Spec::new("The caller's settings: the semantic cache opt-in.")
+            .body::<Settings>()
+            .reply::<crate::auth::UserAnswer>(200)
+    }
+
+    pub fn get_analytics() -> Spec {
+        Spec::new("Runs per day, success rate, median duration, cost per task and per agent, cache hit rate.")
+            .query(period())
+            .reply::<Analytics>(200)
+    }
 }

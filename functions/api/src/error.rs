@@ -87,10 +87,18 @@ impl From<StateMachineError> for ApiError {
 }
 
 /// A JSON response with `status`.
-pub fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
+pub fn json_response(status: u16, body: &impl serde::Serialize) -> Response<Body> {
+    // The answers are ids, text, numbers, times and JSON values: they always serialise.
+    let (status, text) = match serde_json::to_string(body) {
+        Ok(text) => (status, text),
+        Err(e) => {
+            tracing::error!(error = %e, "an answer could not be serialised");
+            (500, r#"{"error":"internal error"}"#.to_owned())
+        }
+    };
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(Body::Text(body.to_string()))
+        .body(Body::Text(text))
         .unwrap_or_else(|_| Response::new(Body::Empty))
 }

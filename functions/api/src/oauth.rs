@@ -7,13 +7,14 @@ use crate::connections::{flow_error, service_of};
 use crate::error::json_response;
 use crate::request::{caller, json_body, path_param, query_text};
 use crate::{ApiError, ApiState};
+use autocrew_shared::domain::connections::Connection;
 use autocrew_shared::domain::{Service, WebFlowId};
 use autocrew_shared::ports::{WebFlow, WebFlowStatus};
 use autocrew_shared::services::AccountError;
 use autocrew_shared::services::web_flows::Callback;
+use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 /// The callback's path, as `template.yaml` routes it.
 pub const CALLBACK_PATH: &str = "/oauth/callback";
@@ -52,9 +53,11 @@ pub async fn start_web_flow(
         .start_web_flow(user, service, &redirect_uri, return_to.as_deref())
         .await
         .map_err(|e| flow_error(service, e))?;
-    let mut view = flow_view(&started.flow);
-    view["authorize_url"] = json!(started.authorize_url);
-    view["redirect_uri"] = json!(redirect_uri);
+    let view = WebFlowStarted {
+        flow: WebFlowView::of(&started.flow),
+        authorize_url: started.authorize_url,
+        redirect_uri,
+    };
     Ok(json_response(201, &view))
 }
 
@@ -71,21 +74,67 @@ pub async fn get_web_flow(state: &ApiState, request: &Request) -> Result<Respons
             AccountError::FlowNotFound => ApiError::NotFound("OAuth flow"),
             e => flow_error(Service::X, e),
         })?;
-    let mut view = flow_view(&flow);
+    let mut view = WebFlowView::of(&flow);
     if let Some(id) = flow.connection {
         let connections = state.connected.store().connections(user).await?;
-        view["connection"] = json!(connections.into_iter().find(|c| c.id == id));
+        view.connection = connections.into_iter().find(|c| c.id == id);
     }
     Ok(json_response(200, &view))
 }
 
-fn flow_view(flow: &WebFlow) -> Value {
-    let lapsed = flow.status == WebFlowStatus::Pending && flow.expires_at <= chrono::Utc::now();
-    json!({
-        "flow_id": flow.id, "service": flow.service,
-        "status": if lapsed { "expired" } else { flow.status.as_str() },
-        "error": flow.reason, "expires_at": flow.expires_at,
-    })
+/// How a web flow stands, as the app sees it.
+#[derive(Serialize, utoipa::ToSchema)]
+struct WebFlowView {
+    flow_id: WebFlowId,
+    service: Service,
+    status: FlowState,
+    /// Why it failed, in words for the user.
+    error: Option<String>,
+    expires_at: DateTime<Utc>,
+    /// The connection, once connected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection: Option<Connection>,
+}
+
+/// A web flow's state: its stored status, or `expired` once a pending one lapsed.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum FlowState {
+    Pending,
+    Exchanging,
+    Connected,
+    Failed,
+    Expired,
+}
+
+impl WebFlowView {
+    fn of(flow: &WebFlow) -> WebFlowView {
+        let status = match flow.status {
+            WebFlowStatus::Pending if flow.expires_at <= Utc::now() => FlowState::Expired,
+            WebFlowStatus::Pending => FlowState::Pending,
+            WebFlowStatus::Exchanging => FlowState::Exchanging,
+            WebFlowStatus::Connected => FlowState::Connected,
+            WebFlowStatus::Failed => FlowState::Failed,
+        };
+        WebFlowView {
+            flow_id: WebFlowId(flow.id),
+            service: flow.service,
+            status,
+            error: flow.reason.clone(),
+            expires_at: flow.expires_at,
+            connection: None,
+        }
+    }
+}
+
+/// A started web flow: the consent page to open, and where the service sends the browser
+/// back.
+#[derive(Serialize, utoipa::ToSchema)]
+struct WebFlowStarted {
+    #[serde(flatten)]
+    flow: WebFlowView,
+    authorize_url: String,
+    redirect_uri: String,
 }
 
 /// The public callback's URL: the service sends the browser back to this deployment's
@@ -300,5 +349,49 @@ mod tests {
                 && html.contains("&lt;script&gt;")
                 && !html.contains("<script>")
         );
+    }
+}
+
+pub(crate) mod spec {
+    use super::*;
+    use crate::openapi::{Spec, query};
+    use serde_json::json;
+
+    pub fn start_web_flow() -> Spec {
+        Spec::new("Starts the service's OAuth web flow (X with PKCE, LinkedIn): open authorize_url in a browser; the service sends it back to redirect_uri (GET /oauth/callback), which connects the account and then shows a page or goes on to return_to. 422 for a service without one; 503 where no OAuth app is configured.")
+            .body::<WebFlowBody>()
+            .reply::<WebFlowStarted>(201)
+            .creates("flow_id", "/flow_id")
+    }
+
+    pub fn get_web_flow() -> Spec {
+        Spec::new("How a web flow stands: pending (the user has not come back), exchanging, connected (with the connection), failed (with the error) or expired.")
+            .reply::<WebFlowView>(200)
+    }
+
+    pub fn callback() -> Spec {
+        Spec::new("Public: where the service sends the browser after consent, with code and state (or error and error_description). Answers a page for a person (200 connected; 400 not), or 303 to the flow's return_to with status, service, flow_id and connection_id or error.")
+            .query([
+                query(
+                    "state",
+                    "The state the authorization link carried.",
+                    json!({"type": "string"}),
+                ),
+                query("code", "The authorization code.", json!({"type": "string"})),
+                query(
+                    "error",
+                    "Why there is no code (access_denied, ...).",
+                    json!({"type": "string"}),
+                ),
+                query(
+                    "error_description",
+                    "The service's words for the error.",
+                    json!({"type": "string"}),
+                ),
+            ])
+            .html(200, "Connected: a page saying so.")
+            .redirect(303, "On to the flow's return_to.")
+            .html(400, "Not connected: a page saying why.")
+            .html(503, "Not connected: a page saying why.")
     }
 }

@@ -1,21 +1,39 @@
-//! The API's OpenAPI 3.1 document, built from the code: the route table (`Route::ALL` with
-//! each route's method and path), the request bodies' schemas derived from the structs the
-//! routes read (utoipa), and the query parameters and statuses each route answers with.
-//! `GET /openapi.json` serves it; `openapi.json` at the repository's root is a copy that a
-//! test keeps equal to it (regenerate with `make openapi`).
+//! The API's OpenAPI 3.1 document, built from the code: the route table (`Route::ALL`, each
+//! route's method, path and `Spec`), and the schemas derived from the structs the routes
+//! read and answer with (utoipa). Each route module declares its routes' specs beside their
+//! handlers; this module only assembles them. `GET /openapi.json` serves the document;
+//! `openapi.json` at the repository's root is a copy that a test keeps equal to it
+//! (regenerate with `make openapi`).
 
 use crate::Route;
 use crate::uploads::UPLOAD_TYPES;
 use autocrew_shared::domain::paging::MAX_LIMIT;
 use serde_json::{Map, Value, json};
 use std::sync::OnceLock;
-use utoipa::openapi::{ObjectBuilder, Type};
-use utoipa::{PartialSchema, ToSchema};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::{ObjectBuilder, RefOr, Type};
 
 /// The document, built once per process.
 pub fn document() -> &'static Value {
     static DOCUMENT: OnceLock<Value> = OnceLock::new();
     DOCUMENT.get_or_init(build)
+}
+
+/// `GET /openapi.json`: this document, public.
+pub async fn get_openapi(
+    _: &crate::ApiState,
+    _: &lambda_http::Request,
+) -> Result<lambda_http::Response<lambda_http::Body>, crate::ApiError> {
+    Ok(crate::error::json_response(200, document()))
+}
+
+pub(crate) mod spec {
+    use super::Spec;
+
+    pub fn get_openapi() -> Spec {
+        Spec::new("This document.").openapi_document(200)
+    }
 }
 
 /// `decision` of an approval: `approve` or `reject`.
@@ -45,35 +63,174 @@ pub(crate) fn service_schema() -> utoipa::openapi::Object {
         .build()
 }
 
-/// A request body: its schema in the components, referenced.
-struct BodyOf {
-    name: String,
-    schema: Value,
-    required: bool,
+/// A named schema and the schemas it refers to.
+type Named = Vec<(String, RefOr<Schema>)>;
+
+fn named<T: ToSchema>() -> (String, Named) {
+    let name = T::name().into_owned();
+    let mut schemas = vec![(name.clone(), T::schema())];
+    T::schemas(&mut schemas);
+    (name, schemas)
 }
 
-fn body<T: ToSchema + PartialSchema>(required: bool) -> Option<BodyOf> {
-    Some(BodyOf {
-        name: T::name().into_owned(),
-        schema: serde_json::to_value(T::schema()).unwrap_or(Value::Null),
-        required,
-    })
+fn reference(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
-/// What the document says about one route besides its method and path.
-struct Details {
+/// What one success status answers with.
+struct Success {
+    status: u16,
+    description: &'static str,
+    /// The media type and its schema; `None`: no body.
+    content: Option<(&'static str, Value)>,
+    /// Which operations take an id found in this body: the path parameter and the JSON
+    /// pointer to the id.
+    link: Option<(&'static str, &'static str)>,
+}
+
+/// What the document says about one route besides its method and path: each route module
+/// declares its routes' specs beside their handlers.
+pub(crate) struct Spec {
     summary: &'static str,
-    body: Option<BodyOf>,
+    /// The request body's schema name, and whether it is required.
+    body: Option<(String, bool)>,
     query: Vec<Value>,
-    /// The success statuses with their body's schema (`None`: no body).
-    success: Vec<(u16, Option<Value>)>,
+    success: Vec<Success>,
+    /// Every schema the body and the answers refer to.
+    schemas: Named,
+    /// The route answers a person's browser with pages, never the JSON error body.
+    for_browsers: bool,
 }
 
-fn query(name: &str, description: &str, schema: Value) -> Value {
+impl Spec {
+    pub fn new(summary: &'static str) -> Spec {
+        Spec {
+            summary,
+            body: None,
+            query: Vec::new(),
+            success: Vec::new(),
+            schemas: Vec::new(),
+            for_browsers: false,
+        }
+    }
+
+    /// The JSON body the route reads.
+    pub fn body<T: ToSchema>(self) -> Spec {
+        self.with_body::<T>(true)
+    }
+
+    /// A JSON body the route reads when one is sent.
+    pub fn optional_body<T: ToSchema>(self) -> Spec {
+        self.with_body::<T>(false)
+    }
+
+    fn with_body<T: ToSchema>(mut self, required: bool) -> Spec {
+        let (name, schemas) = named::<T>();
+        self.schemas.extend(schemas);
+        self.body = Some((name, required));
+        self
+    }
+
+    pub fn query(mut self, parameters: impl IntoIterator<Item = Value>) -> Spec {
+        self.query.extend(parameters);
+        self
+    }
+
+    /// `status` answers with a `T` as JSON.
+    pub fn reply<T: ToSchema>(mut self, status: u16) -> Spec {
+        let (name, schemas) = named::<T>();
+        self.schemas.extend(schemas);
+        self.answer(
+            status,
+            "Success.",
+            Some(("application/json", reference(&name))),
+        )
+    }
+
+    /// `status` answers with a page of `T`s, newest first.
+    pub fn page<T: ToSchema>(mut self, status: u16) -> Spec {
+        let (name, schemas) = named::<T>();
+        self.schemas.extend(schemas);
+        let page = json!({
+            "type": "object", "required": ["items", "next_cursor"],
+            "properties": {
+                "items": {"type": "array", "items": reference(&name)},
+                "next_cursor": {"type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last."}
+            }
+        });
+        self.answer(status, "Success.", Some(("application/json", page)))
+    }
+
+    /// `status` answers with an OpenAPI document (this one).
+    pub fn openapi_document(self, status: u16) -> Spec {
+        let document = json!({
+            "type": "object", "required": ["openapi", "info", "paths", "components"],
+            "properties": {
+                "openapi": {"type": "string"},
+                "info": {"type": "object"},
+                "paths": {"type": "object"},
+                "components": {"type": "object"}
+            }
+        });
+        self.answer(status, "Success.", Some(("application/json", document)))
+    }
+
+    /// `status` answers with no body.
+    pub fn empty(self, status: u16) -> Spec {
+        self.answer(status, "Success.", None)
+    }
+
+    /// `status` answers with a stored file of any type.
+    pub fn file(self, status: u16) -> Spec {
+        self.answer(status, "Success.", Some(("*/*", json!({}))))
+    }
+
+    /// `status` answers a person's browser with a page.
+    pub fn html(mut self, status: u16, description: &'static str) -> Spec {
+        self.for_browsers = true;
+        self.answer(
+            status,
+            description,
+            Some(("text/html", json!({"type": "string"}))),
+        )
+    }
+
+    /// `status` sends the browser on, with no body.
+    pub fn redirect(self, status: u16, description: &'static str) -> Spec {
+        self.answer(status, description, None)
+    }
+
+    /// The last answer's body holds, at `pointer`, the id that the operations taking the
+    /// path parameter `parameter` need: OpenAPI links from it, so a client (and
+    /// schemathesis's stateful phase) can follow them.
+    pub fn creates(mut self, parameter: &'static str, pointer: &'static str) -> Spec {
+        if let Some(last) = self.success.last_mut() {
+            last.link = Some((parameter, pointer));
+        }
+        self
+    }
+
+    fn answer(
+        mut self,
+        status: u16,
+        description: &'static str,
+        content: Option<(&'static str, Value)>,
+    ) -> Spec {
+        self.success.push(Success {
+            status,
+            description,
+            content,
+            link: None,
+        });
+        self
+    }
+}
+
+pub(crate) fn query(name: &str, description: &str, schema: Value) -> Value {
     json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
 }
 
-fn uuid_query(name: &str, description: &str) -> Value {
+pub(crate) fn uuid_query(name: &str, description: &str) -> Value {
     query(
         name,
         description,
@@ -81,7 +238,8 @@ fn uuid_query(name: &str, description: &str) -> Value {
     )
 }
 
-fn paging() -> Vec<Value> {
+/// `cursor` and `limit`.
+pub(crate) fn paging() -> Vec<Value> {
     vec![
         query(
             "cursor",
@@ -96,15 +254,8 @@ fn paging() -> Vec<Value> {
     ]
 }
 
-fn run_status() -> Value {
-    query(
-        "status",
-        "Only runs of this status.",
-        json!({"type": "string", "enum": ["pending", "planning", "running", "compiling", "succeeded", "failed", "cancelled"]}),
-    )
-}
-
-fn period() -> Vec<Value> {
+/// `from`, `to` and `project_id`.
+pub(crate) fn period() -> Vec<Value> {
     let when = json!({"type": "string", "description": "A date (2026-11-01) or an RFC 3339 time."});
     vec![
         query(
@@ -117,379 +268,12 @@ fn period() -> Vec<Value> {
     ]
 }
 
-fn object() -> Option<Value> {
-    Some(json!({"type": "object"}))
-}
-
-fn page() -> Option<Value> {
-    Some(json!({"$ref": "#/components/schemas/Page"}))
-}
-
-fn session() -> Option<Value> {
-    Some(json!({"$ref": "#/components/schemas/Session"}))
-}
-
-fn details(route: Route) -> Details {
-    use crate::approvals::DecisionBody;
-    use crate::auth::{Login, RefreshBody, ResetConfirm, ResetRequest, SignUp, TokenBody};
-    use crate::browse::ProjectPatch;
-    use crate::connections::{DeviceFlowBody, NewConnectionBody};
-    use crate::conversations::NewMessage;
-    use crate::costs::Settings;
-    use crate::oauth::WebFlowBody;
-    use crate::policies::PolicyBody;
-    use crate::routes::{NewCommand, NewProject, Resume};
-    use crate::uploads::NewUpload;
-    let (summary, body, query_params, success) = match route {
-        Route::Signup => (
-            "Sign up with email and password; a verification email goes out.",
-            body::<SignUp>(true),
-            vec![],
-            vec![(201, session())],
-        ),
-        Route::Login => (
-            "Log in: a new session.",
-            body::<Login>(true),
-            vec![],
-            vec![(200, session())],
-        ),
-        Route::Refresh => (
-            "The next access and refresh tokens; the refresh token rotates.",
-            body::<RefreshBody>(true),
-            vec![],
-            vec![(200, session())],
-        ),
-        Route::Logout => (
-            "Ends the refresh token's session.",
-            body::<RefreshBody>(true),
-            vec![],
-            vec![(204, None)],
-        ),
-        Route::GetMe => ("The caller's account.", None, vec![], vec![(200, object())]),
-        Route::VerifyEmail => (
-            "Verifies the email address with the emailed code.",
-            body::<TokenBody>(true),
-            vec![],
-            vec![(200, object())],
-        ),
-        Route::ResendVerification => (
-            "Sends a new verification code.",
-            None,
-            vec![],
-            vec![(202, object())],
-        ),
-        Route::RequestPasswordReset => (
-            "Sends a password reset code, if the address has an account.",
-            body::<ResetRequest>(true),
-            vec![],
-            vec![(202, object())],
-        ),
-        Route::ResetPassword => (
-            "Sets a new password with the emailed code.",
-            body::<ResetConfirm>(true),
-            vec![],
-            vec![(200, object())],
-        ),
-        Route::CreateProject => (
-            "Creates a project.",
-            body::<NewProject>(true),
-            vec![],
-            vec![(201, object())],
-        ),
-        Route::PostCommand => (
-            "Starts a run of the command; follow it on the WebSocket or the events.",
-            body::<NewCommand>(true),
-            vec![],
-            vec![(202, object())],
-        ),
-        Route::GetRun => (
-            "The run with its tasks, artifacts (download links), approvals and cost.",
-            None,
-            vec![],
-            vec![(200, object())],
-        ),
-        Route::ListEvents => (
-            "The project's events after a sequence number, oldest first.",
-            None,
-            vec![
-                query(
-                    "after",
-                    "Events after this sequence number (default 0).",
-                    json!({"type": "integer", "minimum": 0}),
-                ),
-                query(
-                    "limit",
-                    "Events at most (default 100).",
-                    json!({"type": "integer", "minimum": 1, "maximum": 500}),
-                ),
-            ],
-            vec![(200, object())],
-        ),
-        Route::GetCosts => (
-            "Spend over a period, grouped.",
-            None,
-            {
-                let mut q = vec![query(
-                    "by",
-                    "How to group (default run).",
-                    json!({"type": "string", "enum": ["run", "project", "agent", "user", "model"]}),
-                )];
-                q.extend(period());
-                q
-            },
-            vec![(200, object())],
-        ),
-        Route::UpdateMe => (
-            "The caller's settings: the semantic cache opt-in.",
-            body::<Settings>(true),
-            vec![],
-            vec![(200, object())],
-        ),
-        Route::CancelRun => ("Cancels the run.", None, vec![], vec![(200, object())]),
-        Route::ResumeRun => (
-            "A failed or cancelled run goes on where it stopped.",
-            body::<Resume>(false),
-            vec![],
-            vec![(202, object())],
-        ),
-        Route::RetryTask => (
-            "A failed task starts again.",
-            None,
-            vec![],
-            vec![(202, object())],
-        ),
-        Route::GetApproval => (
-            "An approval with the exact payload to decide on.",
-            None,
-            vec![],
-            vec![(200, object())],
-        ),
-        Route::DecideApproval => (
-            "Approves or rejects, quoting the payload's hash.",
-            body::<DecisionBody>(true),
-            vec![],
-            vec![(200, object())],
-        ),
-        Route::GetSite => ("A published file, public.", None, vec![], vec![(200, None)]),
-        Route::GetAnalytics => (
-            "Runs per day, success rate, median duration, cost per task and per agent, cache hit rate.",
-            None,
-            period(),
-            vec![(200, object())],
-        ),
-        Route::ExportMe => (
-            "A link to a JSON export of everything kept about the caller.",
-            None,
-            vec![],
-            vec![(200, object())],
-        ),
-        Route::DeleteMe => (
-            "Erases the account, its rows and its files.",
-            None,
-            vec![],
-            vec![(204, None)],
-        ),
-        Route::ListProjects => (
-            "The caller's projects, newest first.",
-            None,
-            {
-                let mut q = vec![query(
-                    "archived",
-                    "The archived projects instead (default false).",
-                    json!({"type": "string", "enum": ["true", "false"]}),
-                )];
-                q.extend(paging());
-                q
-            },
-            vec![(200, page())],
-        ),
-        Route::GetProject => ("One project.", None, vec![], vec![(200, object())]),
-        Route::UpdateProject => (
-            "Renames, describes, archives or unarchives a project.",
-            body::<ProjectPatch>(true),
-            vec![],
-            vec![(200, object())],
-        ),
-        Route::DeleteProject => (
-            "Deletes the project, its runs and its files.",
-            None,
-            vec![],
-            vec![(204, None)],
-        ),
-        Route::ListRuns => (
-            "The caller's runs across projects, newest first.",
-            None,
-            {
-                let mut q = vec![
-                    run_status(),
-                    uuid_query("project_id", "Only this project's runs."),
-                ];
-                q.extend(paging());
-                q
-            },
-            vec![(200, page())],
-        ),
-        Route::ListProjectRuns => (
-            "A project's runs, newest first.",
-            None,
-            {
-                let mut q = vec![run_status()];
-                q.extend(paging());
-                q
-            },
-            vec![(200, page())],
-        ),
-        Route::ListRunTasks => (
-            "A run's tasks with their attempts, results and errors.",
-            None,
-            vec![],
-            vec![(200, object())],
-        ),
-        Route::GetTask => (
-            "One task with its attempts.",
-            None,
-            vec![],
-            vec![(200, object())],
-        ),
-        Route::ListArtifacts => (
-            "A project's artifacts with download links, newest first.",
-            None,
-            {
-                let mut q = vec![uuid_query("run_id", "Only this run's artifacts.")];
-                q.extend(paging());
-                q
-            },
-            vec![(200, page())],
-        ),
-        Route::ListMessages => (
-            "The project's conversation, newest first.",
-            None,
-            paging(),
-            vec![(200, page())],
-        ),
-        Route::PostMessage => (
-            "A message to the orchestrator, answered over the WebSocket (reply_progress, then message_posted); with as_command, a run.",
-            body::<NewMessage>(true),
-            vec![],
-            vec![(202, object())],
-        ),
-        Route::CreateUpload => (
-            "A presigned PUT for one file of an allowed type, at most 25 MiB.",
-            body::<NewUpload>(true),
-            vec![],
-            vec![(201, object())],
-        ),
-        Route::CompleteUpload => (
-            "Checks the uploaded file against its grant and records it as an artifact.",
-            None,
-            vec![],
-            vec![(201, object()), (200, object())],
-        ),
-        Route::ListAgents => (
-            "The agents' profiles and the models each would use now.",
-            None,
-            vec![],
-            vec![(200, object())],
-        ),
-        Route::GetOpenApi => ("This document.", None, vec![], vec![(200, object())]),
-        Route::ListConnections => (
-            "The caller's connected accounts: service, account, status; never the token.",
-            None,
-            vec![],
-            vec![(200, object())],
-        ),
-        Route::Connect => (
-            "Connects a service with a token it accepts (checked with the service, then sealed); connecting again replaces it.",
-            body::<NewConnectionBody>(true),
-            vec![],
-            vec![(201, object())],
-        ),
-        Route::Disconnect => (
-            "Forgets the connection and its token.",
-            None,
-            vec![],
-            vec![(204, None)],
-        ),
-        Route::StartDeviceFlow => (
-            "Starts the service's OAuth device flow (GitHub): the code the user enters at the verification page, where, until when, and how often to poll. 422 for a service without one; 503 where no OAuth app is configured.",
-            body::<DeviceFlowBody>(true),
-            vec![],
-            vec![(201, object())],
-        ),
-        Route::PollDeviceFlow => (
-            "One poll of a device flow: 202 while the user has not entered the code (poll again after interval seconds), 201 with the connection once they did, 409 once it expired or was cancelled.",
-            None,
-            vec![],
-            vec![(201, object()), (202, object())],
-        ),
-        Route::StartWebFlow => (
-            "Starts the service's OAuth web flow (X with PKCE, LinkedIn): open authorize_url in a browser; the service sends it back to redirect_uri (GET /oauth/callback), which connects the account and then shows a page or goes on to return_to. 422 for a service without one; 503 where no OAuth app is configured.",
-            body::<WebFlowBody>(true),
-            vec![],
-            vec![(201, object())],
-        ),
-        Route::GetWebFlow => (
-            "How a web flow stands: pending (the user has not come back), exchanging, connected (with the connection), failed (with the error) or expired.",
-            None,
-            vec![],
-            vec![(200, object())],
-        ),
-        Route::OAuthCallback => (
-            "Public: where the service sends the browser after consent, with code and state (or error and error_description). Answers a page for a person (200 connected; 400 not), or 303 to the flow's return_to with status, service, flow_id and connection_id or error.",
-            None,
-            vec![
-                query(
-                    "state",
-                    "The state the authorization link carried.",
-                    json!({"type": "string"}),
-                ),
-                query("code", "The authorization code.", json!({"type": "string"})),
-                query(
-                    "error",
-                    "Why there is no code (access_denied, ...).",
-                    json!({"type": "string"}),
-                ),
-                query(
-                    "error_description",
-                    "The service's words for the error.",
-                    json!({"type": "string"}),
-                ),
-            ],
-            vec![(200, None), (303, None), (400, None), (503, None)],
-        ),
-        Route::ListPolicies => (
-            "Each tool that acts in the world (publishing, pushing code, deploying, sending, posting), its agents, and whether it asks the caller before each call.",
-            None,
-            vec![],
-            vec![(200, object())],
-        ),
-        Route::ListDeployments => (
-            "The project's deploys and builds (Vercel sites, EAS builds), newest first: status, URL, the service's ids and times; deployment_updated events follow their changes.",
-            None,
-            vec![],
-            vec![(200, object())],
-        ),
-        Route::SetPolicy => (
-            "Sets whether a tool asks before each call (ask, the default) or runs on its own (auto).",
-            body::<PolicyBody>(true),
-            vec![],
-            vec![(200, object())],
-        ),
-    };
-    Details {
-        summary,
-        body,
-        query: query_params,
-        success,
-    }
-}
-
 /// The error statuses a route may answer with (see `error.rs` and `limits.rs`).
-fn errors(route: Route, method: &str, has_params: bool) -> Vec<(u16, &'static str)> {
-    // The callback answers a browser with pages of its own (see `details`).
-    let mut statuses = match route {
-        Route::OAuthCallback => vec![(413, "PayloadTooLarge"), (429, "TooManyRequests")],
-        _ => vec![
+fn errors(route: Route, spec: &Spec, method: &str, has_params: bool) -> Vec<(u16, &'static str)> {
+    // A route for browsers answers with pages of its own (see its spec).
+    let mut statuses = match spec.for_browsers {
+        true => vec![(413, "PayloadTooLarge"), (429, "TooManyRequests")],
+        false => vec![
             (400, "BadRequest"),
             (413, "PayloadTooLarge"),
             (429, "TooManyRequests"),
@@ -509,12 +293,13 @@ fn errors(route: Route, method: &str, has_params: bool) -> Vec<(u16, &'static st
     if route.signed_in() || matches!(route, Route::Signup | Route::RequestPasswordReset) {
         statuses.push((503, "Unavailable"));
     }
+    statuses.retain(|(status, _)| !spec.success.iter().any(|s| s.status == *status));
     statuses.sort();
     statuses
 }
 
 fn operation(route: Route, method: &str, path: &str, schemas: &mut Map<String, Value>) -> Value {
-    let details = details(route);
+    let spec = route.spec();
     let mut parameters: Vec<Value> = path
         .split('/')
         .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
@@ -527,7 +312,7 @@ fn operation(route: Route, method: &str, path: &str, schemas: &mut Map<String, V
         })
         .collect();
     let has_params = !parameters.is_empty();
-    parameters.extend(details.query);
+    parameters.extend(spec.query.iter().cloned());
     if method == "POST" && route.signed_in() {
         parameters.push(json!({
             "name": "Idempotency-Key", "in": "header", "required": false,
@@ -536,30 +321,17 @@ fn operation(route: Route, method: &str, path: &str, schemas: &mut Map<String, V
         }));
     }
     let mut responses = Map::new();
-    for (status, schema) in details.success {
-        let mut response = json!({"description": "Success."});
-        if let Some(schema) = schema {
-            response["content"] = json!({"application/json": {"schema": schema}});
+    for success in &spec.success {
+        let mut response = json!({"description": success.description});
+        if let Some((media, schema)) = &success.content {
+            response["content"] = json!({*media: {"schema": schema}});
         }
-        if route == Route::GetSite {
-            response["content"] = json!({"*/*": {"schema": {}}});
+        if let Some((parameter, pointer)) = success.link {
+            response["links"] = links(parameter, pointer);
         }
-        if route == Route::OAuthCallback {
-            response["description"] = json!(match status {
-                303 => "On to the flow's return_to.",
-                200 => "Connected: a page saying so.",
-                _ => "Not connected: a page saying why.",
-            });
-            if status != 303 {
-                response["content"] = json!({"text/html": {"schema": {"type": "string"}}});
-            }
-        }
-        if let Some(links) = links(route, status) {
-            response["links"] = links;
-        }
-        responses.insert(status.to_string(), response);
+        responses.insert(success.status.to_string(), response);
     }
-    for (status, name) in errors(route, method, has_params) {
+    for (status, name) in errors(route, &spec, method, has_params) {
         responses.insert(
             status.to_string(),
             json!({"$ref": format!("#/components/responses/{name}")}),
@@ -567,7 +339,7 @@ fn operation(route: Route, method: &str, path: &str, schemas: &mut Map<String, V
     }
     let mut operation = json!({
         "operationId": operation_id(route),
-        "summary": details.summary,
+        "summary": spec.summary,
         "parameters": parameters,
         "responses": responses,
     });
@@ -575,42 +347,33 @@ fn operation(route: Route, method: &str, path: &str, schemas: &mut Map<String, V
         true => json!([{"bearer": []}]),
         false => json!([]),
     };
-    if let Some(body) = details.body {
+    if let Some((name, required)) = &spec.body {
         operation["requestBody"] = json!({
-            "required": body.required,
-            "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", body.name)}}}
+            "required": required,
+            "content": {"application/json": {"schema": reference(name)}}
         });
-        schemas.insert(body.name, body.schema);
+    }
+    for (name, schema) in spec.schemas {
+        schemas.insert(name, serde_json::to_value(schema).unwrap_or(Value::Null));
     }
     operation
 }
 
-/// The responses that create a resource, and where its id is in their body: OpenAPI links
-/// from each to every operation that takes that id, so a client (and schemathesis's
-/// stateful phase) can follow them.
-const CREATES: [(Route, u16, &str, &str); 4] = [
-    (Route::CreateProject, 201, "project_id", "/id"),
-    (Route::PostCommand, 202, "run_id", "/run_id"),
-    (Route::CreateUpload, 201, "upload_id", "/upload/id"),
-    (Route::StartWebFlow, 201, "flow_id", "/flow_id"),
-];
-
-fn links(route: Route, status: u16) -> Option<Value> {
-    let (_, _, parameter, pointer) = CREATES
-        .iter()
-        .find(|(r, s, _, _)| *r == route && *s == status)?;
+/// Links from a response holding an id (at `pointer`) to every operation that takes it as
+/// the path parameter `parameter`.
+fn links(parameter: &str, pointer: &str) -> Value {
     let mut links = Map::new();
-    for target in Route::ALL {
+    for &target in Route::ALL {
         let (_, path) = target.endpoint();
         if path.contains(&format!("{{{parameter}}}")) {
             let id = operation_id(target);
             links.insert(
                 id.clone(),
-                json!({"operationId": id, "parameters": {*parameter: format!("$response.body#{pointer}")}}),
+                json!({"operationId": id, "parameters": {parameter: format!("$response.body#{pointer}")}}),
             );
         }
     }
-    Some(Value::Object(links))
+    Value::Object(links)
 }
 
 fn operation_id(route: Route) -> String {
@@ -627,7 +390,7 @@ fn error_response(description: &str) -> Value {
 fn build() -> Value {
     let mut schemas = Map::new();
     let mut paths = Map::new();
-    for route in Route::ALL {
+    for &route in Route::ALL {
         let (method, path) = route.endpoint();
         // API Gateway's greedy `{path+}` is a plain parameter in OpenAPI.
         let path = path.replace("+}", "}");
@@ -642,29 +405,6 @@ fn build() -> Value {
             "properties": {
                 "error": {"type": "string", "description": "What is wrong, in words."},
                 "field": {"type": "string", "description": "The field, parameter or header at fault."}
-            }
-        }),
-    );
-    schemas.insert(
-        "Page".into(),
-        json!({
-            "type": "object", "required": ["items", "next_cursor"],
-            "properties": {
-                "items": {"type": "array", "items": {"type": "object"}},
-                "next_cursor": {"type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last."}
-            }
-        }),
-    );
-    schemas.insert(
-        "Session".into(),
-        json!({
-            "type": "object", "required": ["access_token", "refresh_token", "token_type", "expires_in"],
-            "properties": {
-                "access_token": {"type": "string", "description": "A JWT; send as Authorization: Bearer."},
-                "refresh_token": {"type": "string"},
-                "token_type": {"type": "string", "enum": ["Bearer"]},
-                "expires_in": {"type": "integer", "description": "Seconds the access token lives."},
-                "user": {"type": "object"}
             }
         }),
     );
@@ -704,6 +444,7 @@ fn build() -> Value {
 mod tests {
     use super::*;
     use autocrew_shared::domain::limits;
+    use utoipa::PartialSchema;
 
     /// A property of a request body's derived schema.
     fn property<T: ToSchema + PartialSchema>(name: &str) -> Value {

@@ -6,10 +6,10 @@ use crate::error::json_response;
 use crate::request::{caller, json_body};
 use crate::{ApiError, ApiState};
 use autocrew_shared::crew::tools;
-use autocrew_shared::domain::AgentKind;
+use autocrew_shared::domain::connections::Deployment;
+use autocrew_shared::domain::{AgentKind, Service};
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -20,19 +20,58 @@ pub(crate) struct PolicyBody {
     approval: String,
 }
 
-/// One tool's policy as the API shows it: the tool, its service, the agents that use it.
-fn policy(state: &ApiState, tool: &str, auto: bool) -> Value {
+/// Whether a tool asks the caller before each call.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ApprovalMode {
+    /// Each call waits for the caller's approval of its exact payload.
+    Ask,
+    /// Calls run without asking.
+    Auto,
+}
+
+impl ApprovalMode {
+    pub(crate) fn of(auto: bool) -> ApprovalMode {
+        match auto {
+            true => ApprovalMode::Auto,
+            false => ApprovalMode::Ask,
+        }
+    }
+}
+
+/// One tool's policy: the tool, its service, the agents that use it.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Policy {
+    tool: String,
+    /// The service it acts through (`null` for publishing, which is ours).
+    service: Option<Service>,
+    agents: Vec<AgentKind>,
+    approval: ApprovalMode,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Policies {
+    policies: Vec<Policy>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Deployments {
+    /// Newest first.
+    deployments: Vec<Deployment>,
+}
+
+fn policy(state: &ApiState, tool: &str, auto: bool) -> Policy {
     let agents: Vec<AgentKind> = AgentKind::ALL
         .iter()
         .copied()
         .filter(|a| state.profiles.get(*a).may_use(tool))
         .collect();
-    json!({
-        "tool": tool,
-        "service": tools::service(tool),
-        "agents": agents,
-        "approval": if auto { "auto" } else { "ask" },
-    })
+    Policy {
+        tool: tool.to_owned(),
+        service: tools::service(tool),
+        agents,
+        approval: ApprovalMode::of(auto),
+    }
 }
 
 /// `GET /me/policies`: every tool that acts in the world, with the caller's policy.
@@ -42,14 +81,14 @@ pub async fn list_policies(
 ) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let set = state.policies.policies(user).await?;
-    let policies: Vec<Value> = tools::EFFECTS
+    let policies: Vec<Policy> = tools::EFFECTS
         .iter()
         .map(|tool| {
             let auto = set.iter().any(|(t, auto)| t == tool && *auto);
             policy(state, tool, auto)
         })
         .collect();
-    Ok(json_response(200, &json!({"policies": policies})))
+    Ok(json_response(200, &Policies { policies }))
 }
 
 /// `PUT /me/policies/{tool}`: sets whether the tool asks first.
@@ -88,5 +127,26 @@ pub async fn list_deployments(
     let user = caller(state, request).await?;
     let project = crate::routes::owned_project(state, request, user).await?;
     let deployments = state.deployments.project_deployments(project.id).await?;
-    Ok(json_response(200, &json!({"deployments": deployments})))
+    Ok(json_response(200, &Deployments { deployments }))
+}
+
+pub(crate) mod spec {
+    use super::*;
+    use crate::openapi::Spec;
+
+    pub fn list_policies() -> Spec {
+        Spec::new("Each tool that acts in the world (publishing, pushing code, deploying, sending, posting), its agents, and whether it asks the caller before each call.")
+            .reply::<Policies>(200)
+    }
+
+    pub fn set_policy() -> Spec {
+        Spec::new("Sets whether a tool asks before each call (ask, the default) or runs on its own (auto).")
+            .body::<PolicyBody>()
+            .reply::<Policy>(200)
+    }
+
+    pub fn list_deployments() -> Spec {
+        Spec::new("The project's deploys and builds (Vercel sites, EAS builds), newest first: status, URL, the service's ids and times; deployment_updated events follow their changes.")
+            .reply::<Deployments>(200)
+    }
 }

@@ -5,11 +5,16 @@ use crate::request::{
     caller, idempotency_key, json_body, optional_json_body, path_param, query_number,
 };
 use crate::{ApiError, ApiState};
+use autocrew_shared::domain::approvals::Approval;
+use autocrew_shared::domain::events::Event;
 use autocrew_shared::domain::limits;
-use autocrew_shared::domain::records::{MAX_DEADLINE_MINUTES, NewRun, Project, RequestKey, Run};
-use autocrew_shared::domain::{MicroUsd, ProjectId, RunId, TaskId, UserId};
+use autocrew_shared::domain::records::{
+    CostTotals, MAX_DEADLINE_MINUTES, NewRun, Project, RequestKey, Run, Task,
+};
+use autocrew_shared::domain::{MicroUsd, ProjectId, RunId, RunStatus, TaskId, UserId};
+use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -37,7 +42,7 @@ pub async fn create_project(
         .projects
         .create_project(user, name, body.description.trim())
         .await?;
-    Ok(json_response(201, &json!(project)))
+    Ok(json_response(201, &project))
 }
 
 /// A project's description, checked against its limit.
@@ -144,19 +149,35 @@ pub async fn post_command(state: &ApiState, request: &Request) -> Result<Respons
         limits,
     )
     .await?;
-    Ok(json_response(202, &started(&run)))
+    Ok(json_response(202, &RunStarted::of(&run)))
 }
 
-/// What a started run's 202 says.
-pub(crate) fn started(run: &Run) -> serde_json::Value {
-    json!({
-        "run_id": run.id,
-        "execution_name": run.execution_name,
-        "status": run.status,
-        "deadline_at": run.deadline_at,
-        "run_url": format!("/runs/{}", run.id),
-        "events_url": format!("/projects/{}/events", run.project_id),
-    })
+/// What a started run's 202 says: the run, and where to follow it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct RunStarted {
+    run_id: RunId,
+    /// The Step Functions execution's name.
+    execution_name: String,
+    status: RunStatus,
+    /// When the run fails if it has not ended.
+    deadline_at: Option<DateTime<Utc>>,
+    /// `GET` it for the run with its tasks, artifacts and cost.
+    run_url: String,
+    /// The project's events (or follow them on the WebSocket).
+    events_url: String,
+}
+
+impl RunStarted {
+    pub(crate) fn of(run: &Run) -> RunStarted {
+        RunStarted {
+            run_id: run.id,
+            execution_name: run.execution_name.clone(),
+            status: run.status,
+            deadline_at: run.deadline_at,
+            run_url: format!("/runs/{}", run.id),
+            events_url: format!("/projects/{}/events", run.project_id),
+        }
+    }
 }
 
 /// Checks `command` (named `field` in errors) and `limits`, then creates the run: the run,
@@ -240,7 +261,12 @@ pub async fn cancel_run(state: &ApiState, request: &Request) -> Result<Response<
         .cancel(run.id, "cancelled by the user")
         .await?;
     state.relay.publish(cancelled.effects).await;
-    Ok(json_response(200, &json!({"run": cancelled.value})))
+    Ok(json_response(
+        200,
+        &RunAnswer {
+            run: cancelled.value,
+        },
+    ))
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
@@ -262,7 +288,7 @@ pub async fn resume_run(state: &ApiState, request: &Request) -> Result<Response<
         .transpose()?;
     let resumed = state.control.resume(run.id, budget).await?;
     state.relay.publish(resumed.effects).await;
-    Ok(json_response(202, &json!({"run": resumed.value})))
+    Ok(json_response(202, &RunAnswer { run: resumed.value }))
 }
 
 /// `POST /tasks/{task_id}/retry`
@@ -276,25 +302,72 @@ pub async fn retry_task(state: &ApiState, request: &Request) -> Result<Response<
     }
     let retried = state.control.retry_task(id).await?;
     state.relay.publish(retried.effects).await;
-    Ok(json_response(202, &json!({"task": retried.value})))
+    Ok(json_response(
+        202,
+        &TaskAnswer {
+            task: retried.value,
+        },
+    ))
+}
+
+/// A run as `GET /runs/{run_id}` shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+struct RunView {
+    run: Run,
+    tasks: Vec<TaskWithUsage>,
+    /// The run's files, each with a download link valid an hour.
+    artifacts: Vec<ArtifactLink>,
+    /// What the run's model calls used and cost.
+    totals: CostTotals,
+    approvals: Vec<Approval>,
+}
+
+/// A task with what its own model calls used and cost (`null` before its first call).
+#[derive(Serialize, utoipa::ToSchema)]
+struct TaskWithUsage {
+    #[serde(flatten)]
+    task: Task,
+    usage: Option<CostTotals>,
+}
+
+/// An artifact of a run with a download link.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ArtifactLink {
+    key: String,
+    task_id: Option<TaskId>,
+    content_type: String,
+    size_bytes: u64,
+    checksum_sha256: String,
+    /// A presigned GET, valid an hour.
+    url: String,
+}
+
+/// A run, as cancelling or resuming it answers.
+#[derive(Serialize, utoipa::ToSchema)]
+struct RunAnswer {
+    run: Run,
+}
+
+/// A task, as retrying it answers.
+#[derive(Serialize, utoipa::ToSchema)]
+struct TaskAnswer {
+    task: Task,
 }
 
 pub async fn get_run(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let run = owned_run(state, request, user).await?;
     let id = run.id;
-    let usage: std::collections::HashMap<TaskId, _> =
+    let mut usage: std::collections::HashMap<TaskId, _> =
         state.ledger.task_totals(id).await?.into_iter().collect();
-    // Each task with what its own model calls used and cost.
-    let tasks: Vec<serde_json::Value> = state
+    let tasks = state
         .tasks
         .run_tasks(id)
         .await?
         .into_iter()
-        .map(|task| {
-            let mut value = json!(task);
-            value["usage"] = json!(usage.get(&task.id));
-            value
+        .map(|task| TaskWithUsage {
+            usage: usage.remove(&task.id),
+            task,
         })
         .collect();
     let totals = state.ledger.run_totals(id).await?;
@@ -305,16 +378,35 @@ pub async fn get_run(state: &ApiState, request: &Request) -> Result<Response<Bod
             .presigned_get(&artifact.key, Duration::from_secs(3600))
             .await
             .map_err(|e| ApiError::Internal(Box::new(e)))?;
-        artifacts.push(json!({
-            "key": artifact.key, "task_id": artifact.task_id, "content_type": artifact.content_type,
-            "size_bytes": artifact.size_bytes, "checksum_sha256": artifact.checksum_sha256, "url": url
-        }));
+        artifacts.push(ArtifactLink {
+            key: artifact.key,
+            task_id: artifact.task_id,
+            content_type: artifact.content_type,
+            size_bytes: artifact.size_bytes,
+            checksum_sha256: artifact.checksum_sha256,
+            url,
+        });
     }
     let approvals = state.approvals.run_approvals(id).await?;
     Ok(json_response(
         200,
-        &json!({"run": run, "tasks": tasks, "artifacts": artifacts, "totals": totals, "approvals": approvals}),
+        &RunView {
+            run,
+            tasks,
+            artifacts,
+            totals,
+            approvals,
+        },
     ))
+}
+
+/// A project's events after a sequence number.
+#[derive(Serialize, utoipa::ToSchema)]
+struct EventsPage {
+    /// Oldest first.
+    events: Vec<Event>,
+    /// The last event's sequence number (or `after` when there is none): the next `after`.
+    last_seq: i64,
 }
 
 pub async fn list_events(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
@@ -335,8 +427,60 @@ pub async fn list_events(state: &ApiState, request: &Request) -> Result<Response
         .await?
         .ok_or(ApiError::NotFound("project"))?;
     let last_seq = events.last().map(|e| e.seq).unwrap_or(after);
-    Ok(json_response(
-        200,
-        &json!({"events": events, "last_seq": last_seq}),
-    ))
+    Ok(json_response(200, &EventsPage { events, last_seq }))
+}
+
+pub(crate) mod spec {
+    use super::*;
+    use crate::openapi::{Spec, query};
+
+    pub fn create_project() -> Spec {
+        Spec::new("Creates a project.")
+            .body::<NewProject>()
+            .reply::<Project>(201)
+            .creates("project_id", "/id")
+    }
+
+    pub fn post_command() -> Spec {
+        Spec::new("Starts a run of the command; follow it on the WebSocket or the events.")
+            .body::<NewCommand>()
+            .reply::<RunStarted>(202)
+            .creates("run_id", "/run_id")
+    }
+
+    pub fn get_run() -> Spec {
+        Spec::new("The run with its tasks, artifacts (download links), approvals and cost.")
+            .reply::<RunView>(200)
+    }
+
+    pub fn list_events() -> Spec {
+        Spec::new("The project's events after a sequence number, oldest first.")
+            .query([
+                query(
+                    "after",
+                    "Events after this sequence number (default 0).",
+                    json!({"type": "integer", "minimum": 0}),
+                ),
+                query(
+                    "limit",
+                    "Events at most (default 100).",
+                    json!({"type": "integer", "minimum": 1, "maximum": 500}),
+                ),
+            ])
+            .reply::<EventsPage>(200)
+    }
+
+    pub fn cancel_run() -> Spec {
+        Spec::new("Cancels the run.").reply::<RunAnswer>(200)
+    }
+
+    pub fn resume_run() -> Spec {
+        Spec::new("A failed or cancelled run goes on where it stopped.")
+            .optional_body::<Resume>()
+            .reply::<RunAnswer>(202)
+    }
+
+    pub fn retry_task() -> Spec {
+        Spec::new("A failed task starts again.").reply::<TaskAnswer>(202)
+    }
 }

@@ -12,9 +12,42 @@ use autocrew_shared::domain::records::Artifact;
 use autocrew_shared::domain::{ArtifactId, UploadId, sha256_hex};
 use autocrew_shared::ports::{BlobError, Upload, Written};
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+/// A granted upload: the presigned PUT to send the file with, then the URL to complete it.
+#[derive(Serialize, utoipa::ToSchema)]
+struct UploadGranted {
+    upload: Upload,
+    /// The presigned PUT.
+    url: String,
+    /// `PUT`.
+    method: &'static str,
+    /// The headers the PUT must carry, as signed.
+    headers: PutHeaders,
+    /// `POST` it once the file is up.
+    complete_url: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct PutHeaders {
+    #[serde(rename = "content-type")]
+    content_type: String,
+    #[serde(rename = "content-length")]
+    content_length: String,
+}
+
+/// An uploaded file, checked and recorded as an artifact.
+#[derive(Serialize, utoipa::ToSchema)]
+struct UploadedFile {
+    key: String,
+    filename: String,
+    content_type: String,
+    size_bytes: u64,
+    checksum_sha256: String,
+    /// A presigned GET, valid an hour.
+    url: String,
+}
 
 /// Largest upload: 25 MiB.
 pub const MAX_UPLOAD_BYTES: u64 = 25 * 1024 * 1024;
@@ -121,13 +154,16 @@ pub async fn create_upload(
     state.uploads.grant(&upload).await?;
     Ok(json_response(
         201,
-        &json!({
-            "upload": upload,
-            "url": url,
-            "method": "PUT",
-            "headers": {"content-type": upload.content_type, "content-length": upload.size_bytes.to_string()},
-            "complete_url": format!("/uploads/{id}/complete"),
-        }),
+        &UploadGranted {
+            headers: PutHeaders {
+                content_type: upload.content_type.clone(),
+                content_length: upload.size_bytes.to_string(),
+            },
+            upload,
+            url,
+            method: "PUT",
+            complete_url: format!("/uploads/{id}/complete"),
+        },
     ))
 }
 
@@ -227,9 +263,31 @@ pub async fn complete_upload(
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
     Ok(json_response(
         if first { 201 } else { 200 },
-        &json!({
-            "key": artifact.key, "filename": upload.filename, "content_type": artifact.content_type,
-            "size_bytes": artifact.size_bytes, "checksum_sha256": artifact.checksum_sha256, "url": url
-        }),
+        &UploadedFile {
+            key: artifact.key,
+            filename: upload.filename,
+            content_type: artifact.content_type,
+            size_bytes: artifact.size_bytes,
+            checksum_sha256: artifact.checksum_sha256,
+            url,
+        },
     ))
+}
+
+pub(crate) mod spec {
+    use super::*;
+    use crate::openapi::Spec;
+
+    pub fn create_upload() -> Spec {
+        Spec::new("A presigned PUT for one file of an allowed type, at most 25 MiB.")
+            .body::<NewUpload>()
+            .reply::<UploadGranted>(201)
+            .creates("upload_id", "/upload/id")
+    }
+
+    pub fn complete_upload() -> Spec {
+        Spec::new("Checks the uploaded file against its grant and records it as an artifact.")
+            .reply::<UploadedFile>(201)
+            .reply::<UploadedFile>(200)
+    }
 }

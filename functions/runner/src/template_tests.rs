@@ -306,7 +306,7 @@ fn the_templates_http_routes_are_the_apis_route_table() {
     }
     for route in Route::ALL {
         assert!(
-            served.contains(&route),
+            served.contains(route),
             "{route:?} has no function in template.yaml"
         );
     }
@@ -329,17 +329,30 @@ fn the_templates_http_routes_are_the_apis_route_table() {
 /// `openapi.json` is the document the code builds; `make openapi` writes it again.
 #[test]
 fn the_committed_openapi_json_is_the_one_the_code_builds() {
-    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json");
-    let built = format!(
-        "{}\n",
-        serde_json::to_string_pretty(autocrew_api::openapi::document()).expect("json")
+    committed_is_built("openapi.json", autocrew_api::openapi::document());
+}
+
+/// `docs/websocket.schema.json` is the protocol's schema the code builds; `make openapi`
+/// writes it again.
+#[test]
+fn the_committed_websocket_schema_is_the_one_the_code_builds() {
+    committed_is_built(
+        "docs/websocket.schema.json",
+        &autocrew_shared::domain::realtime::protocol_schema(),
     );
+}
+
+/// The file at `path` (from the repository's root) holds `built`, pretty-printed;
+/// `UPDATE_OPENAPI=1` writes it first.
+fn committed_is_built(path: &str, built: &serde_json::Value) {
+    let file = format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"));
+    let built = format!("{}\n", serde_json::to_string_pretty(built).expect("json"));
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
-        std::fs::write(file, &built).expect("openapi.json written");
+        std::fs::write(&file, &built).expect("the file written");
     }
-    let committed = std::fs::read_to_string(file).unwrap_or_default();
+    let committed = std::fs::read_to_string(&file).unwrap_or_default();
     assert!(
         committed == built,
-        "openapi.json differs from the document the code builds: run `make openapi`"
+        "{path} differs from what the code builds: run `make openapi`"
     );
 }

@@ -7,7 +7,7 @@ use super::kinds::Service;
 use serde::{Deserialize, Serialize};
 
 /// One action, tagged by `action`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum ApprovedAction {
     /// Copy a file the task wrote to its public place.
@@ -53,7 +53,7 @@ impl ApprovedAction {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Publish {
     /// The file's path inside the task's folder.
     pub file: String,
@@ -68,7 +68,7 @@ pub struct Publish {
 }
 
 /// A file an action takes as approved: its path, where it is kept, its sha-256 and size.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApprovedFile {
     pub path: String,
     pub source: String,
@@ -76,7 +76,7 @@ pub struct ApprovedFile {
     pub size_bytes: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PushCode {
     pub service: Service,
     /// `owner/name`.
@@ -90,7 +90,7 @@ pub struct PushCode {
     pub files: Vec<ApprovedFile>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SendEmail {
     pub service: Service,
     pub from: String,
@@ -99,14 +99,14 @@ pub struct SendEmail {
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Post {
     pub service: Service,
     pub account: String,
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LinkedinPost {
     pub service: Service,
     pub account: String,
@@ -115,7 +115,7 @@ pub struct LinkedinPost {
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeploySite {
     pub service: Service,
     pub account: String,
@@ -126,7 +126,7 @@ pub struct DeploySite {
     pub files: Vec<ApprovedFile>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BuildApp {
     pub service: Service,
     pub account: String,
@@ -142,7 +142,7 @@ pub struct BuildApp {
 }
 
 /// A platform EAS builds for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum AppPlatform {
     Ios,

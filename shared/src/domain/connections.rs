@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// A user's connection to one service, as the API shows it: who the credential acts as,
 /// never the credential.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Connection {
     pub id: ConnectionId,
     #[serde(skip)]
@@ -58,7 +58,7 @@ mod tests {
 }
 
 /// A deploy or build at an outside service, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deployment {
     pub id: crate::domain::DeploymentId,
     pub project_id: crate::domain::ProjectId,

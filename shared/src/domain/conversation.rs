@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Author {
     User,
@@ -17,7 +17,7 @@ pub enum Author {
 pub use super::kinds::MessageStatus;
 
 /// One message of a project's thread.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatMessage {
     pub id: MessageId,
     pub project_id: ProjectId,
@@ -34,7 +34,7 @@ pub struct ChatMessage {
 }
 
 /// A run as the orchestrator is told about it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunBrief {
     pub run_id: RunId,
     pub command: String,
@@ -47,7 +47,7 @@ pub struct RunBrief {
 
 /// What a reply is written from: the project, its latest runs and files, what it cost,
 /// and the thread so far (oldest first, the question last).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProjectBrief {
     pub project: String,
     pub description: String,

@@ -127,9 +127,49 @@ impl<'de> Deserialize<'de> for Event {
     }
 }
 
+/// The wire form's schema: where the event sits (`project_id`, `run_id`, `seq`,
+/// `created_at`) with its kind and payload (`EventBody`); a run's payload also has
+/// `tokens` and `cost_micro_usd`.
+impl utoipa::PartialSchema for Event {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Ref};
+        let place = ObjectBuilder::new()
+            .property("project_id", <ProjectId as utoipa::PartialSchema>::schema())
+            .required("project_id")
+            .property("run_id", utoipa::schema!(Option<RunId>))
+            .required("run_id")
+            .property("seq", utoipa::schema!(i64))
+            .required("seq")
+            .property("created_at", utoipa::schema!(DateTime<Utc>))
+            .required("created_at")
+            .description(Some(
+                "A logged event. A run's payload also carries `tokens` ({input, output}) and `cost_micro_usd`: the run's spend when the event was logged.",
+            ));
+        AllOfBuilder::new()
+            .item(place)
+            .item(Ref::from_schema_name("EventBody"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Event {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            "EventBody".into(),
+            <EventBody as utoipa::PartialSchema>::schema(),
+        ));
+        <EventBody as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 /// An event pushed to the project's followers as it happens and never logged (a model's
 /// output as it streams): no sequence, no spend.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LiveEvent {
     pub project_id: ProjectId,
     pub run_id: Option<RunId>,
@@ -139,21 +179,21 @@ pub struct LiveEvent {
 }
 
 /// A run's tokens and cost so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunSpend {
     pub tokens: TokenTotals,
     pub cost_micro_usd: MicroUsd,
 }
 
 /// Input and output tokens, summed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenTotals {
     pub input: i64,
     pub output: i64,
 }
 
 /// What happened, by kind. Serialised as `{"kind": ..., "payload": {...}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
 pub enum EventBody {
     RunCreated(RunCreated),
@@ -215,14 +255,14 @@ impl EventBody {
 }
 
 /// A command became a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunCreated {
     pub command: String,
     pub deadline_at: Option<DateTime<Utc>>,
 }
 
 /// The orchestrator's plan was accepted: what it will build and its tasks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunPlanned {
     pub product: String,
     pub tasks: Vec<PlannedTaskView>,
@@ -256,7 +296,7 @@ impl RunPlanned {
 }
 
 /// One task of an accepted plan, its dependencies by key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlannedTaskView {
     pub task_id: TaskId,
     pub key: String,
@@ -270,7 +310,7 @@ pub struct PlannedTaskView {
 /// A run ended (`run_completed`, `run_failed`) or was cancelled (`run_cancelled`). What
 /// is known depends on who ended it: the state machine's last step gives the summary, a
 /// cancel or the deadline the tasks it cancelled, a rejected plan only the error.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunEnded {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -288,7 +328,7 @@ pub struct RunEnded {
 }
 
 /// Which task an event is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskRef {
     pub task_id: TaskId,
     pub key: String,
@@ -306,7 +346,7 @@ impl TaskRef {
 }
 
 /// A task was sent to its agent's queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskQueued {
     #[serde(flatten)]
     pub task: TaskRef,
@@ -315,7 +355,7 @@ pub struct TaskQueued {
 }
 
 /// An agent began (or resumed, in a later invocation) an attempt of a task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskStarted {
     #[serde(flatten)]
     pub task: TaskRef,
@@ -325,7 +365,7 @@ pub struct TaskStarted {
 }
 
 /// A model turn of a task, live: output as it streams, or why the call waits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskProgress {
     #[serde(flatten)]
     pub task: TaskRef,
@@ -336,7 +376,7 @@ pub struct TaskProgress {
 }
 
 /// What a `task_progress` says.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum ProgressStage {
     /// The next piece of the model's output and the characters streamed so far.
@@ -357,7 +397,7 @@ pub enum ProgressStage {
 }
 
 /// A task completed: its summary, files, wall time, and what its model calls used.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskCompleted {
     #[serde(flatten)]
     pub task: TaskRef,
@@ -375,7 +415,7 @@ pub struct TaskCompleted {
 }
 
 /// One task's model calls, summed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskUsage {
     pub input: i64,
     pub output: i64,
@@ -383,7 +423,7 @@ pub struct TaskUsage {
 }
 
 /// An attempt of a task failed; another follows when `will_retry`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskFailed {
     #[serde(flatten)]
     pub task: TaskRef,
@@ -393,7 +433,7 @@ pub struct TaskFailed {
 }
 
 /// A task will not run: a task it depends on failed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskBlocked {
     pub task_id: TaskId,
     pub key: String,
@@ -405,7 +445,7 @@ pub struct TaskBlocked {
 /// An object was stored: a file an agent wrote (`task_id` and its task's `key`, or the
 /// run's summary), or a file the user uploaded (`uploaded`, `filename`; `key` is then the
 /// object's key).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArtifactStored {
     #[serde(default)]
     pub task_id: Option<TaskId>,
@@ -423,7 +463,7 @@ pub struct ArtifactStored {
 }
 
 /// A critical tool call waits for a person's decision on exactly this payload.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApprovalRequested {
     pub approval_id: ApprovalId,
     #[serde(flatten)]
@@ -435,7 +475,7 @@ pub struct ApprovalRequested {
 }
 
 /// A person decided an approval (or it expired).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApprovalDecided {
     pub approval_id: ApprovalId,
     #[serde(flatten)]
@@ -447,7 +487,7 @@ pub struct ApprovalDecided {
 }
 
 /// A cancelled or failed run was resumed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunResumed {
     pub reopened_tasks: u64,
     pub execution_name: String,
@@ -456,7 +496,7 @@ pub struct RunResumed {
 }
 
 /// A failed task was sent again, with the tasks it had blocked.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskRetried {
     #[serde(flatten)]
     pub task: TaskRef,
@@ -465,7 +505,7 @@ pub struct TaskRetried {
 
 /// A critical action ran: approved by a person (`approval_id`), or without asking because
 /// the user's policy lets it (`auto_approved`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionExecuted {
     pub approval_id: Option<ApprovalId>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -476,13 +516,13 @@ pub struct ActionExecuted {
 }
 
 /// A message of the project's conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessagePosted {
     pub message: ChatMessage,
 }
 
 /// A piece of a reply as the model writes it (pushed, never logged).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReplyProgress {
     pub message_id: MessageId,
     pub delta: String,

@@ -39,6 +39,18 @@ macro_rules! kind_enum {
             }
         }
 
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                super::schema::one_of([$($text),+])
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
+
         impl FromStr for $name {
             type Err = UnknownVariant;
             fn from_str(text: &str) -> Result<Self, UnknownVariant> {

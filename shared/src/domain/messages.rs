@@ -5,7 +5,7 @@ use crate::domain::{RunId, TaskId};
 use serde::{Deserialize, Serialize};
 
 /// Sent by a `waitForTaskToken` step: which run, and the token to answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CallbackMessage {
     pub run_id: RunId,
     pub task_token: String,
@@ -31,7 +31,7 @@ impl CallbackMessage {
 }
 
 /// How a run ended, as the state machine tells the notify step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunOutcome {
     Succeeded,
@@ -39,21 +39,21 @@ pub enum RunOutcome {
 }
 
 /// One task for one agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskMessage {
     pub run_id: RunId,
     pub task_id: TaskId,
 }
 
 /// A reply for the orchestrator to write (the chat queue).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReplyMessage {
     pub message_id: crate::domain::MessageId,
 }
 
 /// A message the engine sends out, kept in the outbox until it is sent: written in the
 /// same transaction as the state change it carries out (see migration 0005).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Outgoing {
     /// A task for its agent's queue, delivered after `delay_secs` (a retry's backoff).

@@ -20,6 +20,7 @@ pub mod realtime;
 pub mod records;
 pub mod retention;
 pub mod routing;
+pub mod schema;
 
 pub use approvals::{Approval, Decision, payload_hash, sha256_hex};
 pub use decimal::Decimal;

@@ -7,7 +7,18 @@ use std::ops::{Add, AddAssign, Sub};
 /// An amount in micro-dollars (1 USD = 1,000,000). Never negative in stored data; the
 /// arithmetic saturates rather than wrapping.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(transparent)]
 pub struct MicroUsd(pub i64);

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A user of the app.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     pub id: UserId,
     pub email: String,
@@ -23,7 +23,7 @@ pub struct User {
 }
 
 /// A project; its events carry a per-project sequence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Project {
     pub id: ProjectId,
     pub user_id: UserId,
@@ -44,7 +44,7 @@ pub struct ProjectChanges {
 }
 
 /// An attempt of a task as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AttemptRecord {
     pub attempt_no: u32,
     pub status: String,
@@ -78,7 +78,7 @@ pub struct RequestKey {
 }
 
 /// A run: one command, its plan, its execution and its money.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Run {
     pub id: RunId,
     pub project_id: ProjectId,
@@ -107,7 +107,7 @@ pub struct Run {
 }
 
 /// A task of a run, with the keys of the tasks it depends on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Task {
     pub id: TaskId,
     pub run_id: RunId,
@@ -132,7 +132,7 @@ pub struct Task {
 }
 
 /// One try of a task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attempt {
     pub task_id: TaskId,
     pub attempt_no: u32,
@@ -152,7 +152,7 @@ fn first_invocation() -> u32 {
 }
 
 /// Who an LLM call is charged to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attribution {
     pub user_id: UserId,
     pub project_id: ProjectId,
@@ -162,7 +162,7 @@ pub struct Attribution {
 }
 
 /// Token counts as the provider reported them, split by how each is billed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenUsage {
     /// Input tokens billed at the base rate: cache reads and writes are not included.
     pub input: u32,
@@ -172,7 +172,7 @@ pub struct TokenUsage {
 }
 
 /// One ledger row: an LLM call, priced and attributed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LlmCall {
     pub attribution: Attribution,
     pub provider: String,
@@ -190,7 +190,7 @@ pub struct LlmCall {
 }
 
 /// Sums over ledger rows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CostTotals {
     pub calls: u64,
     pub usage: TokenUsage,
@@ -198,7 +198,7 @@ pub struct CostTotals {
 }
 
 /// A file in the blob store, as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Artifact {
     pub id: ArtifactId,
     pub project_id: ProjectId,

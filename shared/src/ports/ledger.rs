@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// What cost rollups are grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CostGroup {
     Run,
@@ -39,7 +39,7 @@ impl std::str::FromStr for CostGroup {
 }
 
 /// One group's calls, tokens and cost over a period.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CostRollup {
     /// The run, project or user id, the agent kind, or `provider/model`.
     pub key: String,

@@ -29,7 +29,7 @@ pub mod vault;
 pub use accounts::{AccountStore, EmailPurpose, Rotation};
 pub use approvals::ApprovalStore;
 pub use blob::{BlobError, BlobStore, StoredBlob};
-pub use browse::{ArtifactEntry, Browse, TaskDetail};
+pub use browse::{AgentActivity, Analytics, ArtifactEntry, Browse, RunsOnDay, TaskDetail};
 pub use budget::{BudgetError, BudgetScope, BudgetStore, Reservation};
 pub use connections::{
     ConnectionStore, Credential, DeploymentChange, DeploymentStore, DeviceFlow, JobPark,

@@ -35,11 +35,50 @@ pub(crate) async fn call(
 ) -> anyhow::Result<(u16, Value)> {
     let response = handle(state, route, request).await;
     let status = response.status().as_u16();
+    let json = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
     let body: Value = match response.body() {
-        lambda_http::Body::Text(text) => serde_json::from_str(text)?,
+        lambda_http::Body::Text(text) if json => serde_json::from_str(text)?,
+        lambda_http::Body::Text(text) => Value::String(text.clone()),
         _ => Value::Null,
     };
+    if json {
+        conforms(route, status, &body)?;
+    }
     Ok((status, body))
+}
+
+/// Every JSON answer a test gets is held to the OpenAPI document: the route declares its
+/// status, and the body matches that status's schema. So a typed client generated from the
+/// document reads what the API really sends.
+fn conforms(route: Route, status: u16, body: &Value) -> anyhow::Result<()> {
+    let document = autocrew_api::openapi::document();
+    let (method, path) = route.endpoint();
+    let path = path.replace("+}", "}");
+    let mut response =
+        &document["paths"][&path][method.to_ascii_lowercase()]["responses"][status.to_string()];
+    if let Some(reference) = response["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/responses/");
+        response = &document["components"]["responses"][name];
+    }
+    anyhow::ensure!(
+        !response.is_null(),
+        "{method} {path} answered {status}, which the document does not declare: {body}"
+    );
+    let schema = &response["content"]["application/json"]["schema"];
+    let root = serde_json::json!({"allOf": [schema], "components": document["components"]});
+    let validator = jsonschema::validator_for(&root)?;
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    anyhow::ensure!(
+        errors.is_empty(),
+        "{method} {path} answered {status} outside its schema: {errors:?}\n{body}"
+    );
+    Ok(())
 }
 
 pub(crate) async fn api(db: &TestDb) -> anyhow::Result<(ApiState, Pipeline)> {

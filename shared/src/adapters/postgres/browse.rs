@@ -9,7 +9,7 @@ use super::task_rows::{TASK_COLUMNS, task_from_row};
 use crate::domain::paging::{Cursor, Page, Paged};
 use crate::domain::records::AttemptRecord;
 use crate::domain::{LlmCallOutcome, ProjectId, RunId, RunStatus, TaskId, UserId};
-use crate::ports::{ArtifactEntry, Browse, StoreError, TaskDetail};
+use crate::ports::{Analytics, ArtifactEntry, Browse, StoreError, TaskDetail};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -201,12 +201,13 @@ impl Browse for PgBrowse {
         project: Option<ProjectId>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<serde_json::Value, StoreError> {
+    ) -> Result<Analytics, StoreError> {
         let client = self.pool.get().await?;
         let row = client
             .query_one_cached(&ANALYTICS, &[&user.0, &project.map(|p| p.0), &from, &to])
             .await?;
-        Ok(row.try_get(0)?)
+        let document: serde_json::Value = row.try_get(0)?;
+        serde_json::from_value(document).map_err(|e| StoreError::Backend(Box::new(e)))
     }
 
     async fn artifacts(
