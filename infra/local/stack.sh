@@ -35,7 +35,7 @@ case "${1:-}" in
   up) up ;;                                   # install if needed, start, migrate, write .local/stack.env
   down) down ;;                               # stop what `up` started, by PID
   status) status ;;                           # say what runs and where
-  test) static_checks; lint; with_stack run_tests_and_chaos ;;  # the README's test command
+  test) static_checks; client_check; lint; with_stack run_tests_and_chaos ;;  # the README's test command
   chaos) with_stack run_chaos ;;
   restart-postgres) restart_pg ;;             # the chaos rounds' "Postgres restarted mid-run"
   demo) with_stack demo ;;                    # the main job, live with the CLI
@@ -47,5 +47,6 @@ case "${1:-}" in
   demo-checked) with_stack demo_checked ;;
   demo-realtime) with_stack demo_realtime ;;
   lint) lint ;;                               # cfn-lint and sam validate --lint
-  *) echo "usage: stack.sh up|down|status|test|chaos|demo|demo-compatible|demo-checked|demo-realtime|bench|bench-engine|bench-api|fuzz-api|lint|restart-postgres" >&2; exit 2 ;;
+  client-check) client_check ;;               # the TypeScript client from openapi.json type-checks
+  *) echo "usage: stack.sh up|down|status|test|chaos|demo|demo-compatible|demo-checked|demo-realtime|bench|bench-engine|bench-api|fuzz-api|lint|client-check|restart-postgres" >&2; exit 2 ;;
 esac

@@ -10,6 +10,17 @@ static_checks() {
   say "cargo fmt --check and cargo clippy -D warnings pass ($((SECONDS - t0)) s)"
 }
 
+# The TypeScript client a mobile team would generate from openapi.json
+# (tests/client/check.ts): types generated, the file type-checked, so a response without a
+# full schema, or a field the API does not send, fails here. run_fuzz_api runs it too.
+client_check() {
+  local t0=$SECONDS client="$root/tests/client"
+  install_client
+  (cd "$client" && node_modules/.bin/openapi-typescript ../../openapi.json -o generated/api.d.ts >/dev/null \
+    && rm -rf out && node_modules/.bin/tsc -p .) || die "the TypeScript client generated from openapi.json does not type-check"
+  say "the TypeScript client generated from openapi.json type-checks ($((SECONDS - t0)) s)"
+}
+
 lint() {
   install_sam
   (cd "$root" && "$sam_venv/bin/cfn-lint" template.yaml) || die "cfn-lint found problems in template.yaml"
@@ -60,6 +71,8 @@ run_fuzz_api() {
   stop_fakes
   start_fakes all
   RATE_LIMIT_PER_USER=1000000000 RATE_LIMIT_PER_IP=1000000000 start_runner
+  [ -f "$root/tests/client/out/check.js" ] || client_check
+  node "$root/tests/client/out/check.js" "$runner_url" || status=$?
   say "fuzz: schemathesis, $examples examples per operation (report in .local/fuzz-api.log)"
   "$venv/bin/python" "$root/tests/fuzz/api.py" "$runner_url" --max-examples "$examples" --workers 2 \
     >"$local_dir/fuzz-api.log" 2>&1 || status=$?

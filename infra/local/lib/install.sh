@@ -58,3 +58,19 @@ install_sam() {
     || die "pip could not install infra/local/requirements-sam.txt"
   echo "$stamp" >"$sam_venv/.autocrew-ready"
 }
+
+# Node and the TypeScript client's packages (tests/client: openapi-typescript, typescript,
+# openapi-fetch, pinned by its package-lock.json), installed once per lock file.
+install_client() {
+  local client="$root/tests/client" stamp
+  if ! command -v npm >/dev/null; then
+    [ "$(id -u)" = 0 ] || die "node and npm are required: run 'apt-get install nodejs npm' as root"
+    say "installing nodejs and npm"
+    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  stamp=$(sha256sum <"$client/package-lock.json" | cut -c1-16)
+  if [ "$(cat "$client/node_modules/.autocrew-ready" 2>/dev/null)" = "$stamp" ]; then return; fi
+  say "installing the TypeScript client's packages into tests/client/node_modules (first run only)"
+  (cd "$client" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm could not install tests/client/package-lock.json"
+  echo "$stamp" >"$client/node_modules/.autocrew-ready"
+}
