@@ -11,8 +11,8 @@ use autocrew_shared::domain::limits;
 use autocrew_shared::domain::paging::{Cursor, DEFAULT_LIMIT, MAX_LIMIT, Page, Paged};
 use autocrew_shared::domain::records::ProjectChanges;
 use autocrew_shared::domain::records::{Artifact, Project, Run};
-use autocrew_shared::domain::{ProjectId, RunId, RunStatus, TaskId};
-use autocrew_shared::ports::TaskDetail;
+use autocrew_shared::domain::{ProjectId, RunId, RunStatus, TaskId, UserId};
+use autocrew_shared::ports::{ProjectStore, TaskDetail};
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
@@ -36,7 +36,7 @@ pub(crate) fn page(request: &Request) -> Result<Page, ApiError> {
     })
 }
 
-fn status_filter(request: &Request) -> Result<Option<RunStatus>, ApiError> {
+pub(crate) fn status_filter(request: &Request) -> Result<Option<RunStatus>, ApiError> {
     query_text(request, "status")
         .map(|text| {
             text.parse::<RunStatus>().map_err(|_| {
@@ -77,12 +77,12 @@ pub async fn get_project(state: &ApiState, request: &Request) -> Result<Response
 pub(crate) struct ProjectPatch {
     #[serde(default)]
     #[schema(min_length = 1, max_length = 200)]
-    name: Option<String>,
+    pub name: Option<String>,
     #[serde(default)]
     #[schema(max_length = 4000)]
-    description: Option<String>,
+    pub description: Option<String>,
     #[serde(default)]
-    archived: Option<bool>,
+    pub archived: Option<bool>,
 }
 
 /// `PATCH /projects/{project_id}`: name, description, `archived` (an archived project
@@ -94,6 +94,17 @@ pub async fn update_project(
     let user = caller(state, request).await?;
     let id = path_param(request, "project_id", ProjectId::parse)?;
     let patch: ProjectPatch = json_body(request)?;
+    let project = change_project(&*state.projects, user, id, patch).await?;
+    Ok(json_response(200, &project))
+}
+
+/// Checks a project's changes and makes them; another user's project is not found.
+pub(crate) async fn change_project(
+    projects: &dyn ProjectStore,
+    user: UserId,
+    id: ProjectId,
+    patch: ProjectPatch,
+) -> Result<Project, ApiError> {
     let name = patch.name.as_deref().map(str::trim);
     if let Some(name) = name {
         limits::text_within(name, limits::PROJECT_NAME_MAX)
@@ -113,8 +124,7 @@ pub async fn update_project(
         description: patch.description.map(|d| d.trim().to_owned()),
         archived: patch.archived,
     };
-    let project = state.projects.update_project(user, id, &changes).await?;
-    Ok(json_response(200, &project))
+    Ok(projects.update_project(user, id, &changes).await?)
 }
 
 /// `DELETE /projects/{project_id}`: the project, its runs and its files; 409 while a run

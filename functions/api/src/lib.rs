@@ -16,6 +16,8 @@ pub mod oauth;
 pub mod openapi;
 mod policies;
 mod request;
+#[cfg(test)]
+mod route_tests;
 mod routes;
 pub mod state;
 mod uploads;

@@ -12,6 +12,7 @@ use autocrew_shared::domain::records::{
     CostTotals, MAX_DEADLINE_MINUTES, NewRun, Project, RequestKey, Run, Task,
 };
 use autocrew_shared::domain::{MicroUsd, ProjectId, RunId, RunStatus, TaskId, UserId};
+use autocrew_shared::ports::{ProjectStore, StoreError};
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
@@ -23,10 +24,10 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewProject {
     #[schema(min_length = 1, max_length = 200)]
-    name: String,
+    pub name: String,
     #[serde(default)]
     #[schema(max_length = 4000)]
-    description: String,
+    pub description: String,
 }
 
 pub async fn create_project(
@@ -35,14 +36,22 @@ pub async fn create_project(
 ) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let body: NewProject = json_body(request)?;
+    let project = new_project(&*state.projects, user, &body).await?;
+    Ok(json_response(201, &project))
+}
+
+/// Checks a new project's fields and creates it for `user`.
+pub(crate) async fn new_project(
+    projects: &dyn ProjectStore,
+    user: UserId,
+    body: &NewProject,
+) -> Result<Project, ApiError> {
     let name = limits::text_within(&body.name, limits::PROJECT_NAME_MAX)
         .map_err(|e| ApiError::bad("name", e))?;
     description_within(&body.description)?;
-    let project = state
-        .projects
+    Ok(projects
         .create_project(user, name, body.description.trim())
-        .await?;
-    Ok(json_response(201, &project))
+        .await?)
 }
 
 /// A project's description, checked against its limit.
@@ -66,11 +75,20 @@ pub(crate) async fn owned_project(
     user: UserId,
 ) -> Result<Project, ApiError> {
     let id = path_param(request, "project_id", ProjectId::parse)?;
-    let project = state.projects.project(id).await?;
-    if project.user_id != user {
-        return Err(ApiError::NotFound("project"));
+    owned(&*state.projects, user, id).await
+}
+
+/// `user`'s project `id`; someone else's is reported as not found, as a missing one.
+pub(crate) async fn owned(
+    projects: &dyn ProjectStore,
+    user: UserId,
+    id: ProjectId,
+) -> Result<Project, ApiError> {
+    match projects.project(id).await {
+        Ok(project) if project.user_id == user => Ok(project),
+        Ok(_) | Err(StoreError::NotFound { .. }) => Err(ApiError::NotFound("project")),
+        Err(e) => Err(e.into()),
     }
-    Ok(project)
 }
 
 /// How a run is bounded, as a request gives it; each left out takes its default.
@@ -192,6 +210,37 @@ pub(crate) async fn start_run(
     field: &'static str,
     run_limits: RunLimits,
 ) -> Result<Run, ApiError> {
+    let checked = run_request(project, user, (command, field), run_limits)?;
+    let idempotency = idempotency_key(request)?.map(|key| {
+        let canonical = json!({
+            "project_id": project.id, "command": checked.command, "budget_micro_usd": checked.budget.0,
+            "max_concurrency": checked.max_concurrency,
+            "deadline_minutes": checked.deadline.map(|d| d.as_secs() / 60)
+        });
+        RequestKey {
+            key,
+            request_sha256: hex::encode(Sha256::digest(canonical.to_string().as_bytes())),
+        }
+    });
+    let created = state
+        .runs
+        .create_run(NewRun {
+            idempotency,
+            ..checked
+        })
+        .await?;
+    state.relay.publish(created.effects).await;
+    Ok(created.value)
+}
+
+/// The run a request asks for in `project`, checked: the command (named `field` in
+/// errors) within its limit, each bound given within its own (or its default).
+pub(crate) fn run_request(
+    project: &Project,
+    user: UserId,
+    (command, field): (&str, &'static str),
+    run_limits: RunLimits,
+) -> Result<NewRun, ApiError> {
     let command =
         limits::text_within(command, limits::COMMAND_MAX).map_err(|e| ApiError::bad(field, e))?;
     let budget = match run_limits.budget_usd {
@@ -216,30 +265,15 @@ pub(crate) async fn start_run(
             format!("must be 1-{MAX_DEADLINE_MINUTES}"),
         ));
     }
-    let idempotency = idempotency_key(request)?.map(|key| {
-        let canonical = json!({
-            "project_id": project.id, "command": command, "budget_micro_usd": budget.0,
-            "max_concurrency": max_concurrency, "deadline_minutes": deadline_minutes
-        });
-        RequestKey {
-            key,
-            request_sha256: hex::encode(Sha256::digest(canonical.to_string().as_bytes())),
-        }
-    });
-    let created = state
-        .runs
-        .create_run(NewRun {
-            project_id: project.id,
-            user_id: user,
-            command: command.to_owned(),
-            budget,
-            max_concurrency,
-            deadline: Some(Duration::from_secs(u64::from(deadline_minutes) * 60)),
-            idempotency,
-        })
-        .await?;
-    state.relay.publish(created.effects).await;
-    Ok(created.value)
+    Ok(NewRun {
+        project_id: project.id,
+        user_id: user,
+        command: command.to_owned(),
+        budget,
+        max_concurrency,
+        deadline: Some(Duration::from_secs(u64::from(deadline_minutes) * 60)),
+        idempotency: None,
+    })
 }
 
 /// The caller's run named by the path; someone else's is reported as not found.

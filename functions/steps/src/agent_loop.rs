@@ -30,9 +30,9 @@ use crate::actions;
 use crate::callback::{call_model, put_artifact, record_artifacts};
 use crate::heartbeat::Heartbeat;
 use crate::progress::Progress;
+use crate::turn_rules::{self, Answered, BadCalls, BeforeTurn, Repairs, Standing};
 use crate::{Deadline, RecordError, StepContext};
 use autocrew_shared::crew::agents::{self, AgentTaskContext};
-use autocrew_shared::crew::code_check::{self, SyntaxError};
 use autocrew_shared::crew::tools;
 use autocrew_shared::crew::tools::{ToolCall, WriteFile};
 use autocrew_shared::domain::approvals::ActionRequest;
@@ -99,61 +99,6 @@ struct Checkpoint {
 
 /// Time a turn's tool calls and its checkpoints may take, besides the model's answer.
 const TOOL_CALLS_MARGIN: Duration = Duration::from_secs(20);
-
-/// The files that failed to parse in this task, by path: each had its one repair round;
-/// `broken` says whether it is still unfixed.
-#[derive(Default, Clone, Serialize, Deserialize)]
-struct Repairs(std::collections::BTreeMap<String, Repair>);
-
-#[derive(Clone, Serialize, Deserialize)]
-struct Repair {
-    error: SyntaxError,
-    broken: bool,
-}
-
-impl Repairs {
-    /// Parses the file `write_file` was asked to write: `Ok(None)` to store it, `Ok(Some)`
-    /// with the parser's error as its repair round, or the task's failure when that round
-    /// was spent.
-    fn check(&mut self, file: &WriteFile) -> Result<Option<String>, LoopError> {
-        let (path, content) = (file.path.as_str(), file.content.as_str());
-        match code_check::check(path, content) {
-            Ok(_) => {
-                if let Some(repair) = self.0.get_mut(path) {
-                    repair.broken = false;
-                }
-                Ok(None)
-            }
-            Err(error) if self.0.contains_key(path) => {
-                Err(stop(format!("{error} (still, after one repair round)")))
-            }
-            Err(error) => {
-                let told = format!(
-                    "not stored: {error}. Fix the file and call write_file again with the whole corrected content."
-                );
-                self.0.insert(
-                    path.to_owned(),
-                    Repair {
-                        error,
-                        broken: true,
-                    },
-                );
-                Ok(Some(told))
-            }
-        }
-    }
-
-    /// The task's failure if a file that failed to parse was never written again.
-    fn unfixed(&self) -> Result<(), LoopError> {
-        match self.0.values().find(|r| r.broken) {
-            Some(repair) => Err(stop(format!(
-                "{} (the file was never written again after the parser's error)",
-                repair.error
-            ))),
-            None => Ok(()),
-        }
-    }
-}
 
 /// One invocation of an attempt of a task: the attempt's number, the invocation's, when
 /// the invocation must have answered, and the checkpoint it resumes from, if any.
@@ -232,7 +177,7 @@ async fn turns(
     let profile = ctx.profiles.get(task.agent);
     let reserve = turn_reserve(ctx, profile.max_tokens);
     let mut turns_here = 0u32;
-    let mut bad_calls = 0u32;
+    let mut bad_calls = BadCalls::default();
     for step in at.step..=profile.max_steps {
         at.step = step;
         if !heartbeat.alive() {
@@ -249,16 +194,18 @@ async fn turns(
                 .map(|m| m.content.clone())
                 .unwrap_or_default()
         } else {
-            if turns_here > 0 && attempt.deadline.remaining() < reserve {
-                return Err(hand_off(ctx, task, attempt, step).await);
-            }
-            if at.output_tokens >= profile.max_task_tokens {
-                return Err(stop(format!(
-                    "token limit: {} output tokens spent in {} model turn(s) without finish (the profile allows {})",
-                    at.output_tokens,
-                    step - 1,
-                    profile.max_task_tokens
-                )));
+            let standing = Standing {
+                step,
+                turns_here,
+                remaining: attempt.deadline.remaining(),
+                reserve,
+                output_tokens: at.output_tokens,
+                max_task_tokens: profile.max_task_tokens,
+            };
+            match turn_rules::before_turn(&standing) {
+                BeforeTurn::Ask => {}
+                BeforeTurn::HandOff => return Err(hand_off(ctx, task, attempt, step).await),
+                BeforeTurn::OverTokens(why) => return Err(stop(why)),
             }
             let waits = (wait_limit(run, attempt.deadline, reserve), step);
             let answer = model_turn(
@@ -280,81 +227,41 @@ async fn turns(
             save(ctx, task, attempt.number, at).await?;
             answer.response.content
         };
-        let calls: Vec<(String, String, Value)> = content
-            .iter()
-            .filter_map(|c| match c {
-                Content::ToolUse { id, name, input } => {
-                    Some((id.clone(), name.clone(), input.clone()))
-                }
-                _ => None,
-            })
-            .collect();
-        if calls.is_empty() {
-            // Ending the turn with text is taken as finishing with that summary.
-            let text: String = content
-                .iter()
-                .filter_map(|c| match c {
-                    Content::Text { text } => Some(text.as_str()),
-                    _ => None,
-                })
-                .collect();
-            if text.trim().is_empty() {
+        let calls = match turn_rules::read_answer(&content) {
+            Answered::Calls(calls) => calls,
+            Answered::Finished(summary) => {
+                at.repairs.unfixed().map_err(stop)?;
+                return Ok(Finished {
+                    summary,
+                    artifacts: std::mem::take(&mut at.artifacts),
+                    steps: step,
+                });
+            }
+            Answered::Empty => {
                 return Err(stop(format!(
                     "the model ended turn {step} with neither text nor a tool call"
                 )));
             }
-            at.repairs.unfixed()?;
-            return Ok(Finished {
-                summary: text.trim().to_owned(),
-                artifacts: std::mem::take(&mut at.artifacts),
-                steps: step,
-            });
-        }
+        };
         let mut results = Vec::with_capacity(calls.len());
         let mut summary = None;
         // The turn's files, put in the bucket and recorded together once the turn's calls ran.
         let mut written = Vec::new();
         // Before anything acts in the world (a file written, something published), a fresh
         // beat proves the work is still this worker's; reading and finishing need none.
-        let acts = calls
-            .iter()
-            .any(|(_, name, _)| name != tools::FINISH && name != tools::READ_UPSTREAM);
-        if acts && !heartbeat.confirm().await {
+        if turn_rules::acts(&calls) && !heartbeat.confirm().await {
             return Err(LoopError::Stopped);
         }
         for (position, (id, name, input)) in calls.into_iter().enumerate() {
             let once = tools::call_key(run.id, task.id, step, position, &input);
-            let allowed = match (profile.may_use(&name), available.contains(&name)) {
-                (true, true) => ToolCall::parse(&name, &input),
-                (true, false) => Err(format!(
-                    "{name} needs a connected {} account, and none is connected; go on without it",
-                    tools::service(&name)
-                        .map(|s| s.as_str())
-                        .unwrap_or("outside")
-                )),
-                (false, _) => Err(format!(
-                    "{name} is not one of this agent's tools; it may call only {}",
-                    profile.tools.join(", ")
-                )),
-            };
-            let outcome = match allowed {
-                Err(violations) => {
-                    bad_calls += 1;
-                    if bad_calls > 1 {
-                        return Err(stop(format!(
-                            "tool call {name} had invalid arguments after one repair round: {violations}"
-                        )));
-                    }
-                    Err(format!(
-                        "invalid arguments for {name}: {violations}. Call it again with arguments matching its schema."
-                    ))
-                }
+            let outcome = match turn_rules::admit(profile, available, &name, &input) {
+                Err(violations) => Err(bad_calls.refuse(&name, &violations).map_err(stop)?),
                 Ok(call) => match call {
                     ToolCall::Finish(finish) => {
                         summary = Some(finish.summary);
                         Ok("finished".to_owned())
                     }
-                    ToolCall::WriteFile(file) => match at.repairs.check(&file)? {
+                    ToolCall::WriteFile(file) => match at.repairs.check(&file).map_err(stop)? {
                         Some(parser_error) => Err(parser_error),
                         None => {
                             let files = (&mut at.artifacts, &mut written);
@@ -414,7 +321,7 @@ async fn turns(
         }
         record_artifacts(ctx, written).await?;
         if let Some(summary) = summary {
-            at.repairs.unfixed()?;
+            at.repairs.unfixed().map_err(stop)?;
             return Ok(Finished {
                 summary,
                 artifacts: std::mem::take(&mut at.artifacts),
@@ -461,27 +368,15 @@ async fn rewind(ctx: &StepContext, task: &Task, attempt: u32, at: &mut Checkpoin
     }
 }
 
-/// The latest a turn's model call may wait (for a slot, or as a provider asked): while the
-/// invocation still has room for the turn after the wait (at least a few seconds, for the
-/// turn every invocation makes), and never past the run's deadline.
+/// The latest a turn's model call may wait (see `turn_rules::wait_limit`).
 fn wait_limit(run: &Run, deadline: Deadline, reserve: Duration) -> Instant {
-    let now = Instant::now();
-    let invocation = deadline
-        .0
-        .checked_sub(reserve)
-        .filter(|at| *at > now + MIN_WAIT)
-        .unwrap_or(now + MIN_WAIT);
-    let run_left = run
-        .deadline_at
-        .and_then(|at| (at - chrono::Utc::now()).to_std().ok());
-    match run_left {
-        Some(left) => invocation.min(now + left),
-        None => invocation,
-    }
+    turn_rules::wait_limit(
+        (Instant::now(), chrono::Utc::now()),
+        deadline.0,
+        reserve,
+        run.deadline_at,
+    )
 }
-
-/// What a call may always wait, however short its invocation.
-const MIN_WAIT: Duration = Duration::from_secs(5);
 
 /// Stores where the loop stands; the work being taken away stops the loop.
 async fn save(
@@ -534,23 +429,19 @@ async fn available_tools(
     profile_tools: &[String],
 ) -> Result<Vec<String>, LoopError> {
     let needs_service = profile_tools.iter().any(|t| tools::service(t).is_some());
-    let connected = match needs_service {
+    let connected: Vec<_> = match needs_service {
         true => ctx
             .connected
             .store()
             .connections(run.user_id)
             .await
-            .map_err(RecordError::from)?,
+            .map_err(RecordError::from)?
+            .into_iter()
+            .map(|c| c.service)
+            .collect(),
         false => Vec::new(),
     };
-    Ok(profile_tools
-        .iter()
-        .filter(|t| match tools::service(t) {
-            Some(service) => connected.iter().any(|c| c.service == service),
-            None => true,
-        })
-        .cloned()
-        .collect())
+    Ok(turn_rules::available_tools(profile_tools, &connected))
 }
 
 /// One model turn through the gateway, streamed as progress when streaming is on.

@@ -18,6 +18,7 @@ mod plan;
 mod progress;
 mod push;
 mod reply;
+mod turn_rules;
 mod watch;
 
 pub use autocrew_shared::config::Liveness;

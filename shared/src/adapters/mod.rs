@@ -5,6 +5,7 @@ pub mod aws;
 pub mod keyfile;
 pub mod llm;
 pub mod mail;
+pub mod memory;
 pub mod postgres;
 pub mod tools;
 
