@@ -343,7 +343,7 @@ mod tests {
     fn a_tool_outside_the_profile_is_refused_naming_the_allowed_ones() {
         let designer = profile(AgentKind::Designer);
         let refused = admit(&designer, &designer.tools, "push_code", &json!({}));
-        let why = refused.err().expect("refused");
+        let why = refused.expect_err("refused");
         assert!(
             why.contains("push_code is not one of this agent's tools"),
             "{why}"
@@ -357,9 +357,7 @@ mod tests {
         assert!(developer.may_use("push_code"), "the developer pushes code");
         let available = available_tools(&developer.tools, &[]);
         assert!(!available.iter().any(|t| t == "push_code"));
-        let why = admit(&developer, &available, "push_code", &json!({}))
-            .err()
-            .expect("refused");
+        let why = admit(&developer, &available, "push_code", &json!({})).expect_err("refused");
         assert!(why.contains("needs a connected github account"), "{why}");
         let connected = available_tools(&developer.tools, &[Service::Github]);
         assert!(connected.iter().any(|t| t == "push_code"));
@@ -393,8 +391,7 @@ mod tests {
         assert!(told.contains("Call it again"), "{told}");
         let failed = bad
             .refuse("write_file", "path: 3 is not a string")
-            .err()
-            .expect("fails");
+            .expect_err("fails");
         assert!(failed.contains("after one repair round"), "{failed}");
     }
 
