@@ -2,11 +2,11 @@
 //! something that can be executed. Building is the only way to get a `TaskGraph`, so a graph
 //! in hand is acyclic, bounded, with known agents and no dangling dependencies.
 
-use super::kinds::{AgentKind, Complexity, Priority, TaskStatus};
+use super::kinds::{AgentKind, Complexity, Priority};
 use super::money::MicroUsd;
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 
 /// One task as the plan states it. Agent, priority and complexity are kept as text here so
 /// that a wrong value is reported with the task that holds it, not as a JSON error.
@@ -107,11 +107,11 @@ pub struct GraphTask {
 }
 
 /// A checked plan. Invariants: acyclic; every dependency index is in range; keys are unique.
+/// Once stored, Postgres schedules it: each task counts its dependencies not yet completed
+/// and becomes ready at zero (`adapters/postgres/transitions.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskGraph {
     tasks: Vec<GraphTask>,
-    dependants: Vec<Vec<usize>>,
-    order: Vec<usize>,
 }
 
 impl TaskGraph {
@@ -156,12 +156,8 @@ impl TaskGraph {
                 dependants[dep].push(i);
             }
         }
-        let order = topological_order(&tasks, &dependants)?;
-        Ok(TaskGraph {
-            tasks,
-            dependants,
-            order,
-        })
+        check_acyclic(&tasks, &dependants)?;
+        Ok(TaskGraph { tasks })
     }
 
     /// The tasks, in plan order.
@@ -169,51 +165,14 @@ impl TaskGraph {
         &self.tasks
     }
 
-    /// The task with this key.
-    pub fn index_of(&self, key: &str) -> Option<usize> {
-        self.tasks.iter().position(|t| t.key == key)
-    }
-
-    /// The tasks that depend directly on `task`.
-    pub fn dependants(&self, task: usize) -> &[usize] {
-        &self.dependants[task]
-    }
-
-    /// Every task after all of its dependencies; among tasks free at the same time, higher
-    /// priority first, then plan order.
-    pub fn topological_order(&self) -> &[usize] {
-        &self.order
-    }
-
-    /// Tasks that can start now: pending, with every dependency completed. Highest priority
-    /// first, then plan order. `status` gives each task's current status by index.
-    pub fn ready(&self, status: impl Fn(usize) -> TaskStatus) -> Vec<usize> {
+    /// The tasks that start as soon as the plan is accepted (those with no dependency),
+    /// highest priority first, then plan order.
+    pub fn ready_at_start(&self) -> Vec<usize> {
         let mut ready: Vec<usize> = (0..self.tasks.len())
-            .filter(|&i| status(i) == TaskStatus::Pending)
-            .filter(|&i| {
-                self.tasks[i]
-                    .depends_on
-                    .iter()
-                    .all(|&d| status(d) == TaskStatus::Completed)
-            })
+            .filter(|&i| self.tasks[i].depends_on.is_empty())
             .collect();
         ready.sort_by_key(|&i| (Reverse(self.tasks[i].priority), i));
         ready
-    }
-
-    /// Every task that transitively depends on `failed`: these are blocked when it fails.
-    pub fn downstream_of(&self, failed: usize) -> Vec<usize> {
-        let mut seen = vec![false; self.tasks.len()];
-        let mut stack = self.dependants[failed].clone();
-        let mut out = Vec::new();
-        while let Some(i) = stack.pop() {
-            if !std::mem::replace(&mut seen[i], true) {
-                out.push(i);
-                stack.extend_from_slice(&self.dependants[i]);
-            }
-        }
-        out.sort_unstable();
-        out
     }
 }
 
@@ -301,27 +260,23 @@ fn check_task(
 }
 
 /// Kahn's algorithm with a priority heap. If tasks remain, they hold a cycle: report one.
-fn topological_order(
-    tasks: &[GraphTask],
-    dependants: &[Vec<usize>],
-) -> Result<Vec<usize>, PlanError> {
+/// A cycle, if the plan has one: tasks are taken off as their dependencies are (Kahn's
+/// algorithm); any left over wait on each other.
+fn check_acyclic(tasks: &[GraphTask], dependants: &[Vec<usize>]) -> Result<(), PlanError> {
     let mut waiting: Vec<usize> = tasks.iter().map(|t| t.depends_on.len()).collect();
-    let mut free: BinaryHeap<(Priority, Reverse<usize>)> = (0..tasks.len())
-        .filter(|&i| waiting[i] == 0)
-        .map(|i| (tasks[i].priority, Reverse(i)))
-        .collect();
-    let mut order = Vec::with_capacity(tasks.len());
-    while let Some((_, Reverse(i))) = free.pop() {
-        order.push(i);
+    let mut free: Vec<usize> = (0..tasks.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut taken = 0;
+    while let Some(i) = free.pop() {
+        taken += 1;
         for &d in &dependants[i] {
             waiting[d] -= 1;
             if waiting[d] == 0 {
-                free.push((tasks[d].priority, Reverse(d)));
+                free.push(d);
             }
         }
     }
-    if order.len() == tasks.len() {
-        return Ok(order);
+    if taken == tasks.len() {
+        return Ok(());
     }
     Err(PlanError::Cycle {
         path: find_cycle(tasks, &waiting),

@@ -297,10 +297,7 @@ mod tests {
             graph.tasks().iter().any(|t| t.depends_on.len() >= 2),
             "a join"
         );
-        assert!(
-            graph.ready(|_| crate::domain::TaskStatus::Pending).len() >= 2,
-            "parallel roots"
-        );
+        assert!(graph.ready_at_start().len() >= 2, "parallel roots");
         assert_eq!(reply.product, "Recipe app for keto dieters");
         assert!(response.usage.input > 0 && response.usage.output > 0);
     }

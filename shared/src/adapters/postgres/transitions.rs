@@ -50,14 +50,11 @@ pub(super) async fn insert_graph(
         .iter()
         .map(|t| i32::try_from(t.depends_on.len()).unwrap_or(i32::MAX))
         .collect();
-    let statuses: Vec<TaskStatus> = tasks
-        .iter()
-        .map(|t| {
-            if t.depends_on.is_empty() {
-                TaskStatus::Ready
-            } else {
-                TaskStatus::Pending
-            }
+    let ready = graph.ready_at_start();
+    let statuses: Vec<TaskStatus> = (0..tasks.len())
+        .map(|i| match ready.contains(&i) {
+            true => TaskStatus::Ready,
+            false => TaskStatus::Pending,
         })
         .collect();
     let (dependants, dependencies): (Vec<Uuid>, Vec<Uuid>) = tasks
