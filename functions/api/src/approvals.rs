@@ -30,12 +30,12 @@ pub async fn get_approval(state: &ApiState, request: &Request) -> Result<Respons
 pub(crate) struct DecisionBody {
     /// `approve` or `reject`.
     #[schema(schema_with = crate::openapi::decision_schema)]
-    decision: Decision,
+    pub decision: Decision,
     /// The sha-256 of the payload the person was shown (`payload_hash` of the approval).
     #[schema(pattern = "^[0-9a-f]{64}$")]
-    payload_hash: String,
+    pub payload_hash: String,
     #[serde(default)]
-    reason: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// `POST /approvals/{approval_id}` with `{"decision", "payload_hash", "reason"?}`. A
@@ -45,6 +45,23 @@ pub async fn decide(state: &ApiState, request: &Request) -> Result<Response<Body
     let user = caller(state, request).await?;
     let id = path_param(request, "approval_id", ApprovalId::parse)?;
     let body: DecisionBody = json_body(request)?;
+    let (hash, reason) = checked(&body)?;
+    let decided = state
+        .approvals
+        .decide(id, user, body.decision, hash, reason)
+        .await?;
+    state.relay.publish(decided.effects).await;
+    Ok(json_response(
+        200,
+        &ApprovalAnswer {
+            approval: decided.value,
+        },
+    ))
+}
+
+/// The decision's payload hash (64 lowercase hex digits) and its reason (at most 500
+/// characters; blank is none), checked.
+pub(crate) fn checked(body: &DecisionBody) -> Result<(&str, Option<&str>), ApiError> {
     let hash = body.payload_hash.trim();
     if hash.len() != 64
         || !hash
@@ -64,17 +81,7 @@ pub async fn decide(state: &ApiState, request: &Request) -> Result<Response<Body
     if reason.is_some_and(|r| r.chars().count() > 500) {
         return Err(ApiError::bad("reason", "must be at most 500 characters"));
     }
-    let decided = state
-        .approvals
-        .decide(id, user, body.decision, hash, reason)
-        .await?;
-    state.relay.publish(decided.effects).await;
-    Ok(json_response(
-        200,
-        &ApprovalAnswer {
-            approval: decided.value,
-        },
-    ))
+    Ok((hash, reason))
 }
 
 /// `GET /sites/{project_id}/{path+}`: a published file, to anyone with the link. The page

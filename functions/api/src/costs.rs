@@ -34,7 +34,7 @@ fn month_start(now: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// `?from=&to=`, checked: this month so far by default, at most `MAX_DAYS` long.
-fn period(request: &Request) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+pub(crate) fn period(request: &Request) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     let now = Utc::now();
     let from = match query_text(request, "from") {
         Some(raw) => instant("from", &raw)?,

@@ -5,9 +5,11 @@
 use crate::error::json_response;
 use crate::request::{caller, json_body};
 use crate::{ApiError, ApiState};
+use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::crew::tools;
 use autocrew_shared::domain::connections::Deployment;
-use autocrew_shared::domain::{AgentKind, Service};
+use autocrew_shared::domain::{AgentKind, Service, UserId};
+use autocrew_shared::ports::ToolPolicies;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 
@@ -17,11 +19,11 @@ pub(crate) struct PolicyBody {
     /// `ask`: every call waits for the caller's approval of its exact payload; `auto`: calls
     /// run without asking (still once per idempotency key, within the tool's limits).
     #[schema(pattern = "^(ask|auto)$")]
-    approval: String,
+    pub approval: String,
 }
 
 /// Whether a tool asks the caller before each call.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum ApprovalMode {
     /// Each call waits for the caller's approval of its exact payload.
@@ -40,18 +42,18 @@ impl ApprovalMode {
 }
 
 /// One tool's policy: the tool, its service, the agents that use it.
-#[derive(Serialize, utoipa::ToSchema)]
-struct Policy {
-    tool: String,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Policy {
+    pub tool: String,
     /// The service it acts through (`null` for publishing, which is ours).
-    service: Option<Service>,
-    agents: Vec<AgentKind>,
-    approval: ApprovalMode,
+    pub service: Option<Service>,
+    pub agents: Vec<AgentKind>,
+    pub approval: ApprovalMode,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-struct Policies {
-    policies: Vec<Policy>,
+pub(crate) struct Policies {
+    pub policies: Vec<Policy>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -60,11 +62,11 @@ struct Deployments {
     deployments: Vec<Deployment>,
 }
 
-fn policy(state: &ApiState, tool: &str, auto: bool) -> Policy {
+fn policy(profiles: &AgentProfiles, tool: &str, auto: bool) -> Policy {
     let agents: Vec<AgentKind> = AgentKind::ALL
         .iter()
         .copied()
-        .filter(|a| state.profiles.get(*a).may_use(tool))
+        .filter(|a| profiles.get(*a).may_use(tool))
         .collect();
     Policy {
         tool: tool.to_owned(),
@@ -80,15 +82,25 @@ pub async fn list_policies(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
-    let set = state.policies.policies(user).await?;
-    let policies: Vec<Policy> = tools::EFFECTS
+    let policies = policies_of(&*state.policies, &state.profiles, user).await?;
+    Ok(json_response(200, &policies))
+}
+
+/// Every tool that acts in the world, with `user`'s policy for it (ask, unless set).
+pub(crate) async fn policies_of(
+    policies: &dyn ToolPolicies,
+    profiles: &AgentProfiles,
+    user: UserId,
+) -> Result<Policies, ApiError> {
+    let set = policies.policies(user).await?;
+    let policies = tools::EFFECTS
         .iter()
         .map(|tool| {
             let auto = set.iter().any(|(t, auto)| t == tool && *auto);
-            policy(state, tool, auto)
+            policy(profiles, tool, auto)
         })
         .collect();
-    Ok(json_response(200, &Policies { policies }))
+    Ok(Policies { policies })
 }
 
 /// `PUT /me/policies/{tool}`: sets whether the tool asks first.
@@ -99,10 +111,21 @@ pub async fn set_policy(state: &ApiState, request: &Request) -> Result<Response<
         .and_then(|p| p.first("tool"))
         .unwrap_or_default()
         .to_owned();
+    let body: PolicyBody = json_body(request)?;
+    let set = set_policy_of(&*state.policies, &state.profiles, (user, &tool), &body).await?;
+    Ok(json_response(200, &set))
+}
+
+/// Sets `user`'s policy for `tool`, one of the tools that act in the world.
+pub(crate) async fn set_policy_of(
+    policies: &dyn ToolPolicies,
+    profiles: &AgentProfiles,
+    (user, tool): (UserId, &str),
+    body: &PolicyBody,
+) -> Result<Policy, ApiError> {
     let Some(tool) = tools::EFFECTS.iter().find(|t| **t == tool) else {
         return Err(ApiError::NotFound("tool that acts in the world"));
     };
-    let body: PolicyBody = json_body(request)?;
     let auto = match body.approval.as_str() {
         "ask" => false,
         "auto" => true,
@@ -113,9 +136,9 @@ pub async fn set_policy(state: &ApiState, request: &Request) -> Result<Response<
             ));
         }
     };
-    state.policies.set_policy(user, tool, auto).await?;
+    policies.set_policy(user, tool, auto).await?;
     tracing::info!(%user, tool, auto, "approval policy set");
-    Ok(json_response(200, &policy(state, tool, auto)))
+    Ok(policy(profiles, tool, auto))
 }
 
 /// `GET /projects/{project_id}/deployments`: the caller's project's deploys and builds,

@@ -12,7 +12,7 @@ use autocrew_shared::domain::records::{
     CostTotals, MAX_DEADLINE_MINUTES, NewRun, Project, RequestKey, Run, Task,
 };
 use autocrew_shared::domain::{MicroUsd, ProjectId, RunId, RunStatus, TaskId, UserId};
-use autocrew_shared::ports::{ProjectStore, StoreError};
+use autocrew_shared::ports::{EventLog, ProjectStore, StoreError};
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
@@ -435,33 +435,43 @@ pub async fn get_run(state: &ApiState, request: &Request) -> Result<Response<Bod
 }
 
 /// A project's events after a sequence number.
-#[derive(Serialize, utoipa::ToSchema)]
-struct EventsPage {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EventsPage {
     /// Oldest first.
-    events: Vec<Event>,
+    pub events: Vec<Event>,
     /// The last event's sequence number (or `after` when there is none): the next `after`.
-    last_seq: i64,
+    pub last_seq: i64,
 }
 
 pub async fn list_events(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let project = path_param(request, "project_id", ProjectId::parse)?;
     let after = query_number(request, "after", 0)?;
+    let limit = query_number(request, "limit", 100)?;
+    let page = events_after(&*state.events, (user, project), after, limit).await?;
+    Ok(json_response(200, &page))
+}
+
+/// `user`'s project's events after `after`, at most `limit` (1-500).
+pub(crate) async fn events_after(
+    events: &dyn EventLog,
+    (user, project): (UserId, ProjectId),
+    after: i64,
+    limit: i64,
+) -> Result<EventsPage, ApiError> {
     if after < 0 {
         return Err(ApiError::bad("after", "must not be negative"));
     }
-    let limit = query_number(request, "limit", 100)?;
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad("limit", "must be 1-500"));
     }
     // The owner check and the read in one statement: the GET's one round trip.
-    let events = state
-        .events
+    let events = events
         .owned_since(user, project, after, limit as u32)
         .await?
         .ok_or(ApiError::NotFound("project"))?;
     let last_seq = events.last().map(|e| e.seq).unwrap_or(after);
-    Ok(json_response(200, &EventsPage { events, last_seq }))
+    Ok(EventsPage { events, last_seq })
 }
 
 pub(crate) mod spec {

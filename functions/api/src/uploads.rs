@@ -8,8 +8,8 @@ use crate::request::{caller, json_body, path_param};
 use crate::routes::owned_project;
 use crate::{ApiError, ApiState};
 use autocrew_shared::domain::events::ArtifactStored;
-use autocrew_shared::domain::records::Artifact;
-use autocrew_shared::domain::{ArtifactId, UploadId, sha256_hex};
+use autocrew_shared::domain::records::{Artifact, Project};
+use autocrew_shared::domain::{ArtifactId, UploadId, UserId, sha256_hex};
 use autocrew_shared::ports::{BlobError, Upload, Written};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
@@ -73,11 +73,11 @@ pub const UPLOAD_TYPES: [&str; 9] = [
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewUpload {
     #[schema(min_length = 1, max_length = 200)]
-    filename: String,
+    pub filename: String,
     #[schema(schema_with = crate::openapi::upload_type_schema)]
-    content_type: String,
+    pub content_type: String,
     #[schema(minimum = 1, maximum = 26_214_400)]
-    size_bytes: u64,
+    pub size_bytes: u64,
 }
 
 /// The file name as kept in the key: letters, digits, `.`, `-` and `_`; others become `_`.
@@ -100,47 +100,8 @@ pub async fn create_upload(
     let user = caller(state, request).await?;
     let project = owned_project(state, request, user).await?;
     let body: NewUpload = json_body(request)?;
-    let filename = body.filename.trim();
-    if filename.is_empty()
-        || filename.chars().count() > 200
-        || filename.contains(['/', '\\'])
-        || filename.trim_matches('.').is_empty()
-    {
-        return Err(ApiError::bad(
-            "filename",
-            "must be 1-200 characters, without / or \\, and not only dots",
-        ));
-    }
-    let content_type = body.content_type.trim().to_ascii_lowercase();
-    if !UPLOAD_TYPES.contains(&content_type.as_str()) {
-        return Err(ApiError::bad(
-            "content_type",
-            format!("must be one of {}", UPLOAD_TYPES.join(", ")),
-        ));
-    }
-    if body.size_bytes == 0 || body.size_bytes > MAX_UPLOAD_BYTES {
-        return Err(ApiError::bad(
-            "size_bytes",
-            format!("must be 1-{MAX_UPLOAD_BYTES} (25 MiB)"),
-        ));
-    }
-    let id = UploadId::new();
-    let now = chrono::Utc::now();
-    let upload = Upload {
-        id,
-        project_id: project.id,
-        user_id: user,
-        key: format!(
-            "projects/{}/uploads/{id}/{}",
-            project.id,
-            key_name(filename)
-        ),
-        filename: filename.to_owned(),
-        content_type,
-        size_bytes: body.size_bytes,
-        expires_at: now + GRANT_TTL,
-        created_at: now,
-    };
+    let upload = grant(&project, user, &body, chrono::Utc::now())?;
+    let id = upload.id;
     let url = state
         .blobs
         .presigned_put(
@@ -167,9 +128,59 @@ pub async fn create_upload(
     ))
 }
 
+/// The grant a request asks for in `project`, checked: a plain file name, an allowed
+/// type, a size within the limit. Its key keeps the name's safe characters.
+pub(crate) fn grant(
+    project: &Project,
+    user: UserId,
+    body: &NewUpload,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Upload, ApiError> {
+    let filename = body.filename.trim();
+    if filename.is_empty()
+        || filename.chars().count() > 200
+        || filename.contains(['/', '\\'])
+        || filename.trim_matches('.').is_empty()
+    {
+        return Err(ApiError::bad(
+            "filename",
+            "must be 1-200 characters, without / or \\, and not only dots",
+        ));
+    }
+    let content_type = body.content_type.trim().to_ascii_lowercase();
+    if !UPLOAD_TYPES.contains(&content_type.as_str()) {
+        return Err(ApiError::bad(
+            "content_type",
+            format!("must be one of {}", UPLOAD_TYPES.join(", ")),
+        ));
+    }
+    if body.size_bytes == 0 || body.size_bytes > MAX_UPLOAD_BYTES {
+        return Err(ApiError::bad(
+            "size_bytes",
+            format!("must be 1-{MAX_UPLOAD_BYTES} (25 MiB)"),
+        ));
+    }
+    let id = UploadId::new();
+    Ok(Upload {
+        id,
+        project_id: project.id,
+        user_id: user,
+        key: format!(
+            "projects/{}/uploads/{id}/{}",
+            project.id,
+            key_name(filename)
+        ),
+        filename: filename.to_owned(),
+        content_type,
+        size_bytes: body.size_bytes,
+        expires_at: now + GRANT_TTL,
+        created_at: now,
+    })
+}
+
 /// Whether `bytes` are of `content_type`: the file signature of binary types, UTF-8 text
 /// (and valid JSON) for the others.
-fn matches_type(content_type: &str, bytes: &[u8]) -> bool {
+pub(crate) fn matches_type(content_type: &str, bytes: &[u8]) -> bool {
     match content_type {
         "image/png" => bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
         "image/jpeg" => bytes.starts_with(b"\xff\xd8\xff"),

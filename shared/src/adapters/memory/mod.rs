@@ -1,9 +1,15 @@
-//! In-memory twins of the ports: the same contracts as the Postgres adapters, held in a
-//! process's memory, so route logic and the steps' decisions are tested in milliseconds
-//! with no database (`cargo test --lib`). They keep the ports' promises that callers rely
-//! on (an owner's resource is the owner's, a missing one is `NotFound`), not Postgres's
-//! concurrency: the real-backend tier tests those.
+//! In-memory twins of the ports: the same contracts as the Postgres and S3 adapters, held
+//! in a process's memory, so route logic and the steps' decisions are tested in
+//! milliseconds with no database (`cargo test --lib`). They keep the ports' promises that
+//! callers rely on (an owner's resource is the owner's, a missing one is `NotFound`,
+//! sequences have no gaps), not Postgres's concurrency: the real-backend tier tests those.
 
+mod blobs;
+mod events;
+mod policies;
 mod projects;
 
+pub use blobs::MemBlobs;
+pub use events::MemEvents;
+pub use policies::MemPolicies;
 pub use projects::MemProjects;

@@ -1,7 +1,6 @@
-//! The routes' logic against in-memory twins of their ports: no Postgres, no moto, so
-//! `cargo test --lib` runs them in milliseconds. The real-backend tier (tests/) calls the
-//! same routes through `handle` with the payloads API Gateway delivers.
+//! Projects, a run's bounds, paging and filters.
 
+use super::{field_of, with_query};
 use crate::ApiError;
 use crate::browse::{ProjectPatch, change_project, page, status_filter};
 use crate::routes::{NewProject, RunLimits, new_project, owned, refuse_archived, run_request};
@@ -10,15 +9,6 @@ use autocrew_shared::domain::limits;
 use autocrew_shared::domain::records::Project;
 use autocrew_shared::domain::{MicroUsd, ProjectId, RunStatus, UserId};
 use autocrew_shared::ports::ProjectStore;
-use lambda_http::RequestExt;
-use std::collections::HashMap;
-
-fn field_of(error: ApiError) -> String {
-    match error {
-        ApiError::BadRequest { field, .. } => field,
-        other => panic!("expected a 400, got {other:?}"),
-    }
-}
 
 fn new(name: &str, description: &str) -> NewProject {
     NewProject {
@@ -252,14 +242,6 @@ fn a_command_is_named_by_the_field_it_came_in() {
         RunLimits::default(),
     );
     assert_eq!(field_of(blank.expect_err("refused")), "command");
-}
-
-fn with_query(pairs: &[(&str, &str)]) -> lambda_http::Request {
-    let query: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    lambda_http::Request::default().with_query_string_parameters(query)
 }
 
 #[test]
