@@ -317,7 +317,7 @@ pub async fn round(
     )
     .await?;
     let project = client
-        .post("/projects", json!({"name": "Chaos"}), "create a project")
+        .post("/projects", &json!({"name": "Chaos"}), "create a project")
         .await?;
     let project_id = project["id"].as_str().context("no project id")?.to_owned();
     let push = match (phase, &settings.fakes) {
@@ -335,7 +335,7 @@ pub async fn round(
     let accepted = client
         .post(
             &format!("/projects/{project_id}/commands"),
-            json!({"command": format!("Build a recipe app for keto dieters ({})", unique("round"))}),
+            &json!({"command": format!("Build a recipe app for keto dieters ({})", unique("round"))}),
             "post the command",
         )
         .await?;
@@ -440,7 +440,7 @@ impl Push {
         client
             .post(
                 "/me/connections",
-                json!({"service": "github", "token": "chaos-github-token-0123456789"}),
+                &json!({"service": "github", "token": "chaos-github-token-0123456789"}),
                 "connect github",
             )
             .await?;

@@ -6,10 +6,11 @@ use crate::request::{caller, json_body, path_param};
 use crate::{ApiError, ApiState};
 use autocrew_shared::crew::{agents, tools};
 use autocrew_shared::domain::approvals::Approval;
-use autocrew_shared::domain::{ApprovalId, Decision, ProjectId};
+use autocrew_shared::domain::requests::DecisionBody;
+use autocrew_shared::domain::{ApprovalId, ProjectId};
 use autocrew_shared::ports::BlobError;
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// An approval, as reading or deciding it answers.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -23,19 +24,6 @@ pub async fn get_approval(state: &ApiState, request: &Request) -> Result<Respons
     let id = path_param(request, "approval_id", ApprovalId::parse)?;
     let approval = state.approvals.approval(id, user).await?;
     Ok(json_response(200, &ApprovalAnswer { approval }))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct DecisionBody {
-    /// `approve` or `reject`.
-    #[schema(schema_with = crate::openapi::decision_schema)]
-    pub decision: Decision,
-    /// The sha-256 of the payload the person was shown (`payload_hash` of the approval).
-    #[schema(pattern = "^[0-9a-f]{64}$")]
-    pub payload_hash: String,
-    #[serde(default)]
-    pub reason: Option<String>,
 }
 
 /// `POST /approvals/{approval_id}` with `{"decision", "payload_hash", "reason"?}`. A

@@ -10,10 +10,13 @@ use crate::request::{caller, json_body};
 use crate::{ApiError, ApiState};
 use autocrew_shared::domain::UserId;
 use autocrew_shared::domain::records::User;
+use autocrew_shared::domain::requests::{
+    Login, RefreshBody, ResetConfirm, ResetRequest, SignUp, TokenBody,
+};
 use autocrew_shared::ports::{Email, EmailPurpose, Rotation, StoreError};
 use autocrew_shared::services::passwords;
 use lambda_http::{Body, Request, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// The same words for a wrong password and an unknown email.
 const BAD_CREDENTIALS: &str = "the email or the password is wrong";
@@ -181,18 +184,6 @@ async fn send_token(
     }
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SignUp {
-    #[schema(format = Email, max_length = 254)]
-    email: String,
-    #[schema(min_length = 10, max_length = 256)]
-    password: String,
-    #[serde(default)]
-    #[schema(max_length = 100)]
-    display_name: String,
-}
-
 /// `POST /auth/signup`: 201 with the user and a session; a verification email goes out.
 pub async fn signup(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let body: SignUp = json_body(request)?;
@@ -234,13 +225,6 @@ pub async fn signup(state: &ApiState, request: &Request) -> Result<Response<Body
     Ok(json_response(201, &answer))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Login {
-    email: String,
-    password: String,
-}
-
 /// `POST /auth/login`: 200 with the user and a new session, or 401.
 pub async fn login(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let body: Login = json_body(request)?;
@@ -265,12 +249,6 @@ pub async fn login(state: &ApiState, request: &Request) -> Result<Response<Body>
         user,
     };
     Ok(json_response(200, &answer))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RefreshBody {
-    refresh_token: String,
 }
 
 /// `POST /auth/refresh`: the next pair; the token presented stops working.
@@ -325,12 +303,6 @@ fn gone(e: StoreError) -> ApiError {
     }
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TokenBody {
-    token: String,
-}
-
 /// `POST /auth/verify-email`: uses the emailed code.
 pub async fn verify_email(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let body: TokenBody = json_body(request)?;
@@ -373,12 +345,6 @@ pub async fn resend_verification(
     ))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ResetRequest {
-    email: String,
-}
-
 /// `POST /auth/password-reset`: always 202, so it never tells whether an account exists;
 /// the account's owner gets a code by email.
 pub async fn request_password_reset(
@@ -396,13 +362,6 @@ pub async fn request_password_reset(
             status: "if an account has this email, a reset code was sent to it",
         },
     ))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ResetConfirm {
-    token: String,
-    password: String,
 }
 
 /// `POST /auth/password-reset/confirm`: the new password; every session is revoked, and

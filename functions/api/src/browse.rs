@@ -11,11 +11,12 @@ use autocrew_shared::domain::limits;
 use autocrew_shared::domain::paging::{Cursor, DEFAULT_LIMIT, MAX_LIMIT, Page, Paged};
 use autocrew_shared::domain::records::ProjectChanges;
 use autocrew_shared::domain::records::{Artifact, Project, Run};
+use autocrew_shared::domain::requests::ProjectPatch;
 use autocrew_shared::domain::{ProjectId, RunId, RunStatus, TaskId, UserId};
 use autocrew_shared::ports::{ProjectStore, TaskDetail};
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::time::Duration;
 
 /// How long an artifact's download link works.
@@ -70,19 +71,6 @@ pub async fn get_project(state: &ApiState, request: &Request) -> Result<Response
     let user = caller(state, request).await?;
     let project = owned_project(state, request, user).await?;
     Ok(json_response(200, &project))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ProjectPatch {
-    #[serde(default)]
-    #[schema(min_length = 1, max_length = 200)]
-    pub name: Option<String>,
-    #[serde(default)]
-    #[schema(max_length = 4000)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub archived: Option<bool>,
 }
 
 /// `PATCH /projects/{project_id}`: name, description, `archived` (an archived project

@@ -8,34 +8,16 @@ use crate::{ApiError, ApiState};
 use autocrew_shared::adapters::tools::ServiceError;
 use autocrew_shared::config::Secret;
 use autocrew_shared::domain::connections::Connection;
+use autocrew_shared::domain::requests::{DeviceFlowBody, NewConnectionBody};
 use autocrew_shared::domain::{ConnectionId, DeviceFlowId, Service};
 use autocrew_shared::services::{AccountError, FlowStep};
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// The longest token taken (GitHub's fine-grained tokens are about 93 characters; a JWT-
 /// style OAuth token can be a few hundred).
 const MAX_TOKEN_CHARS: usize = 4096;
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewConnectionBody {
-    #[schema(schema_with = crate::openapi::service_schema)]
-    service: String,
-    /// The service's API token (a GitHub personal access token, a Vercel token, an Expo
-    /// access token, a Resend API key, an X or LinkedIn OAuth 2.0 user token).
-    #[schema(min_length = 1, max_length = 4096)]
-    token: String,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct DeviceFlowBody {
-    /// The service to connect by its OAuth device flow (GitHub offers one).
-    #[schema(schema_with = crate::openapi::service_schema)]
-    service: String,
-}
 
 /// The caller's connections.
 #[derive(Serialize, utoipa::ToSchema)]

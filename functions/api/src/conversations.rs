@@ -10,8 +10,9 @@ use crate::routes::{RunLimits, RunStarted, owned_project, refuse_archived, start
 use crate::{ApiError, ApiState};
 use autocrew_shared::domain::ProjectId;
 use autocrew_shared::domain::conversation::ChatMessage;
+use autocrew_shared::domain::requests::NewMessage;
 use lambda_http::{Body, Request, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// `GET /projects/{project_id}/messages?cursor=&limit=`: newest first.
 pub async fn list_messages(
@@ -27,28 +28,6 @@ pub async fn list_messages(
         .await?
         .ok_or(ApiError::NotFound("project"))?;
     Ok(json_response(200, &thread))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewMessage {
-    #[schema(min_length = 1, max_length = 4000)]
-    text: String,
-    /// Start a run with the text as its command instead of asking the orchestrator.
-    #[serde(default)]
-    as_command: bool,
-    /// With `as_command`: the run's budget in dollars (default 5).
-    #[serde(default)]
-    #[schema(exclusive_minimum = 0, maximum = 100)]
-    budget_usd: Option<f64>,
-    /// With `as_command`: tasks running at once (default 4).
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 16)]
-    max_concurrency: Option<u32>,
-    /// With `as_command`: minutes before an unfinished run fails (default 360).
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 1440)]
-    deadline_minutes: Option<u32>,
 }
 
 /// `POST /projects/{project_id}/messages`: 202 with the message and its pending reply (or,

@@ -4,11 +4,12 @@
 use crate::error::json_response;
 use crate::request::{caller, json_body, query_text};
 use crate::{ApiError, ApiState};
+use autocrew_shared::domain::requests::Settings;
 use autocrew_shared::domain::{MicroUsd, ProjectId, Tier};
 use autocrew_shared::ports::{Analytics, CostGroup, CostQuery, CostRollup};
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use lambda_http::{Body, Request, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// The longest period one rollup covers.
 const MAX_DAYS: i64 = 366;
@@ -155,14 +156,6 @@ pub async fn get_costs(state: &ApiState, request: &Request) -> Result<Response<B
             },
         },
     ))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Settings {
-    /// `null` opts out; a number from 0.5 to 1.0 opts in at that cosine similarity.
-    #[schema(minimum = 0.5, maximum = 1.0)]
-    semantic_cache_threshold: Option<f32>,
 }
 
 /// `PATCH /me {"semantic_cache_threshold": 0.92}` (or `null`).

@@ -8,32 +8,20 @@ use crate::error::json_response;
 use crate::request::{caller, json_body, path_param, query_text};
 use crate::{ApiError, ApiState};
 use autocrew_shared::domain::connections::Connection;
+use autocrew_shared::domain::requests::WebFlowBody;
 use autocrew_shared::domain::{Service, WebFlowId};
 use autocrew_shared::ports::{WebFlow, WebFlowStatus};
 use autocrew_shared::services::AccountError;
 use autocrew_shared::services::web_flows::Callback;
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// The callback's path, as `template.yaml` routes it.
 pub const CALLBACK_PATH: &str = "/oauth/callback";
 /// The longest state and code taken (ours is 43 characters; services' codes are a few
 /// hundred at most).
 const MAX_PARAM_CHARS: usize = 2048;
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct WebFlowBody {
-    /// The service to connect by its OAuth web flow (X, LinkedIn).
-    #[schema(schema_with = crate::openapi::service_schema)]
-    service: String,
-    /// Where the browser goes once the flow ended, with `status`, `service`, `flow_id` and
-    /// `connection_id` or `error` added to its query: the app's deep link
-    /// (`autocrew://connections`), or an https URL. Without it, the callback shows a page.
-    #[schema(max_length = 2048)]
-    return_to: Option<String>,
-}
 
 /// `POST /me/connections/oauth`: 201 with the link to the service's consent page.
 pub async fn start_web_flow(

@@ -6,13 +6,12 @@
 //! (regenerate with `make openapi`).
 
 use crate::Route;
-use crate::uploads::UPLOAD_TYPES;
 use autocrew_shared::domain::paging::MAX_LIMIT;
 use serde_json::{Map, Value, json};
 use std::sync::OnceLock;
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
-use utoipa::openapi::{ObjectBuilder, RefOr, Type};
 
 /// The document, built once per process.
 pub fn document() -> &'static Value {
@@ -34,33 +33,6 @@ pub(crate) mod spec {
     pub fn get_openapi() -> Spec {
         Spec::new("This document.").openapi_document(200)
     }
-}
-
-/// `decision` of an approval: `approve` or `reject`.
-pub(crate) fn decision_schema() -> utoipa::openapi::Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(["approve", "reject"]))
-        .build()
-}
-
-/// The content types an upload may have.
-pub(crate) fn upload_type_schema() -> utoipa::openapi::Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(UPLOAD_TYPES))
-        .build()
-}
-
-pub(crate) fn service_schema() -> utoipa::openapi::Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(
-            autocrew_shared::domain::Service::ALL
-                .iter()
-                .map(|s| s.as_str()),
-        ))
-        .build()
 }
 
 /// A named schema and the schemas it refers to.
@@ -444,6 +416,7 @@ fn build() -> Value {
 mod tests {
     use super::*;
     use autocrew_shared::domain::limits;
+    use autocrew_shared::domain::requests::{NewCommand, NewMessage, NewProject, ProjectPatch};
     use utoipa::PartialSchema;
 
     /// A property of a request body's derived schema.
@@ -456,9 +429,6 @@ mod tests {
     /// limit is changed in `domain::limits` and the document cannot disagree with the check.
     #[test]
     fn the_documented_limits_are_the_checked_ones() {
-        use crate::browse::ProjectPatch;
-        use crate::conversations::NewMessage;
-        use crate::routes::{NewCommand, NewProject};
         let names = [
             property::<NewProject>("name"),
             property::<ProjectPatch>("name"),

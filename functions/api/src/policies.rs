@@ -8,19 +8,11 @@ use crate::{ApiError, ApiState};
 use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::crew::tools;
 use autocrew_shared::domain::connections::Deployment;
+use autocrew_shared::domain::requests::PolicyBody;
 use autocrew_shared::domain::{AgentKind, Service, UserId};
 use autocrew_shared::ports::ToolPolicies;
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde::{Deserialize, Serialize};
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PolicyBody {
-    /// `ask`: every call waits for the caller's approval of its exact payload; `auto`: calls
-    /// run without asking (still once per idempotency key, within the tool's limits).
-    #[schema(pattern = "^(ask|auto)$")]
-    pub approval: String,
-}
+use serde::Serialize;
 
 /// Whether a tool asks the caller before each call.
 #[derive(Debug, PartialEq, Serialize, utoipa::ToSchema)]

@@ -11,24 +11,15 @@ use autocrew_shared::domain::limits;
 use autocrew_shared::domain::records::{
     CostTotals, MAX_DEADLINE_MINUTES, NewRun, Project, RequestKey, Run, Task,
 };
+use autocrew_shared::domain::requests::{NewCommand, NewProject, Resume};
 use autocrew_shared::domain::{MicroUsd, ProjectId, RunId, RunStatus, TaskId, UserId};
 use autocrew_shared::ports::{EventLog, ProjectStore, StoreError};
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewProject {
-    #[schema(min_length = 1, max_length = 200)]
-    pub name: String,
-    #[serde(default)]
-    #[schema(max_length = 4000)]
-    pub description: String,
-}
 
 pub async fn create_project(
     state: &ApiState,
@@ -100,25 +91,6 @@ pub(crate) struct RunLimits {
     pub max_concurrency: Option<u32>,
     /// Minutes after which the run fails if it has not ended (default 360, 1-1440).
     pub deadline_minutes: Option<u32>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewCommand {
-    #[schema(min_length = 1, max_length = 4000)]
-    command: String,
-    /// The run's budget in dollars (default 5).
-    #[serde(default)]
-    #[schema(exclusive_minimum = 0, maximum = 100)]
-    budget_usd: Option<f64>,
-    /// Tasks running at once (default 4).
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 16)]
-    max_concurrency: Option<u32>,
-    /// Minutes before an unfinished run fails (default 360).
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 1440)]
-    deadline_minutes: Option<u32>,
 }
 
 /// The run budget a request asks for, checked.
@@ -301,14 +273,6 @@ pub async fn cancel_run(state: &ApiState, request: &Request) -> Result<Response<
             run: cancelled.value,
         },
     ))
-}
-
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Resume {
-    /// A new budget for the run, in dollars.
-    #[serde(default)]
-    budget_usd: Option<f64>,
 }
 
 /// `POST /runs/{run_id}/resume`, with an optional `{"budget_usd": N}`.

@@ -9,10 +9,11 @@ use crate::routes::owned_project;
 use crate::{ApiError, ApiState};
 use autocrew_shared::domain::events::ArtifactStored;
 use autocrew_shared::domain::records::{Artifact, Project};
+use autocrew_shared::domain::requests::{MAX_UPLOAD_BYTES, NewUpload, UPLOAD_TYPES};
 use autocrew_shared::domain::{ArtifactId, UploadId, UserId, sha256_hex};
 use autocrew_shared::ports::{BlobError, Upload, Written};
 use lambda_http::{Body, Request, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::time::Duration;
 
 /// A granted upload: the presigned PUT to send the file with, then the URL to complete it.
@@ -49,36 +50,8 @@ struct UploadedFile {
     url: String,
 }
 
-/// Largest upload: 25 MiB.
-pub const MAX_UPLOAD_BYTES: u64 = 25 * 1024 * 1024;
-
 /// How long a presigned PUT works.
 const GRANT_TTL: Duration = Duration::from_secs(15 * 60);
-
-/// The types a user may upload: images, PDF and text formats. Each has a check of its
-/// bytes in `matches_type`.
-pub const UPLOAD_TYPES: [&str; 9] = [
-    "image/png",
-    "image/jpeg",
-    "image/gif",
-    "image/webp",
-    "application/pdf",
-    "text/plain",
-    "text/markdown",
-    "text/csv",
-    "application/json",
-];
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewUpload {
-    #[schema(min_length = 1, max_length = 200)]
-    pub filename: String,
-    #[schema(schema_with = crate::openapi::upload_type_schema)]
-    pub content_type: String,
-    #[schema(minimum = 1, maximum = 26_214_400)]
-    pub size_bytes: u64,
-}
 
 /// The file name as kept in the key: letters, digits, `.`, `-` and `_`; others become `_`.
 fn key_name(filename: &str) -> String {

@@ -4,7 +4,8 @@ use crate::args::{ApiArgs, CredentialArgs, SessionArgs};
 use crate::client::{Client, Tokens, log_in, sign_up};
 use crate::session;
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use autocrew_shared::domain::requests::{RefreshBody, ResetConfirm, ResetRequest, TokenBody};
+use serde_json::Value;
 use std::io::{BufRead, IsTerminal};
 
 /// The password: AUTOCREW_PASSWORD, else standard input's first line with
@@ -98,7 +99,9 @@ pub async fn logout() -> anyhow::Result<()> {
         let http = reqwest::Client::new();
         let response = http
             .post(format!("{}/auth/logout", saved.api))
-            .json(&json!({"refresh_token": refresh_token}))
+            .json(&RefreshBody {
+                refresh_token: refresh_token.clone(),
+            })
             .send()
             .await;
         if let Err(e) = response {
@@ -127,7 +130,9 @@ pub async fn verify(code: &str, api: &ApiArgs) -> anyhow::Result<()> {
     let answer = client
         .post(
             "/auth/verify-email",
-            json!({"token": code.trim()}),
+            &TokenBody {
+                token: code.trim().to_owned(),
+            },
             "verify the email",
         )
         .await?;
@@ -140,7 +145,9 @@ pub async fn forgot_password(email: &str, api: &ApiArgs) -> anyhow::Result<()> {
     client
         .post(
             "/auth/password-reset",
-            json!({"email": email}),
+            &ResetRequest {
+                email: email.to_owned(),
+            },
             "ask for a reset code",
         )
         .await?;
@@ -154,7 +161,10 @@ pub async fn reset_password(code: &str, from_stdin: bool, api: &ApiArgs) -> anyh
     let answer = client
         .post(
             "/auth/password-reset/confirm",
-            json!({"token": code.trim(), "password": password}),
+            &ResetConfirm {
+                token: code.trim().to_owned(),
+                password: password.to_owned(),
+            },
             "reset the password",
         )
         .await?;

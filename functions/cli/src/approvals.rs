@@ -3,9 +3,11 @@
 
 use crate::client::Client;
 use anyhow::Context;
+use autocrew_shared::domain::Decision;
 use autocrew_shared::domain::actions::ApprovedAction;
 use autocrew_shared::domain::events::ApprovalRequested;
-use serde_json::{Value, json};
+use autocrew_shared::domain::requests::DecisionBody;
+use serde_json::Value;
 
 /// The decision a person gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +23,13 @@ impl Verdict {
             Verdict::Reject => "reject",
         }
     }
+
+    fn decision(self) -> Decision {
+        match self {
+            Verdict::Approve => Decision::Approve,
+            Verdict::Reject => Decision::Reject,
+        }
+    }
 }
 
 /// Sends the decision on `approval_id` for the payload whose sha-256 is `payload_hash`;
@@ -33,14 +42,15 @@ pub async fn decide(
     payload_hash: &str,
     reason: Option<&str>,
 ) -> anyhow::Result<Value> {
-    let mut body = json!({"decision": verdict.word(), "payload_hash": payload_hash});
-    if let Some(reason) = reason {
-        body["reason"] = json!(reason);
-    }
+    let body = DecisionBody {
+        decision: verdict.decision(),
+        payload_hash: payload_hash.to_owned(),
+        reason: reason.map(str::to_owned),
+    };
     let answer = client
         .post(
             &format!("/approvals/{approval_id}"),
-            body,
+            &body,
             &format!("{} approval {approval_id}", verdict.word()),
         )
         .await?;

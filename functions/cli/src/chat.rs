@@ -8,8 +8,9 @@ use anyhow::{Context, bail};
 use autocrew_shared::domain::MessageId;
 use autocrew_shared::domain::events::EventBody;
 use autocrew_shared::domain::realtime::ServerMessage;
+use autocrew_shared::domain::requests::NewMessage;
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::io::Write;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
@@ -28,11 +29,7 @@ pub async fn chat(
     let path = format!("/projects/{project}/messages");
     if as_command {
         let started = client
-            .post(
-                &path,
-                json!({"text": text, "as_command": true}),
-                "send the command",
-            )
+            .post(&path, &message(text, true), "send the command")
             .await?;
         println!(
             "run {} started ({}); `autocrew runs --project {project}` lists it",
@@ -44,7 +41,7 @@ pub async fn chat(
     // Only what comes after the question matters: no replay of the project's log.
     let mut socket = client.socket(project, i64::MAX / 2).await?;
     let asked = client
-        .post(&path, json!({"text": text}), "send the message")
+        .post(&path, &message(text, false), "send the message")
         .await?;
     let reply_id = asked["reply"]["id"].clone();
     let mut streamed = false;
@@ -133,4 +130,15 @@ pub async fn show(project: &str, limit: u32, args: &SessionArgs) -> anyhow::Resu
         println!("{who}: {text}{run}");
     }
     Ok(())
+}
+
+/// A message with the run's bounds left to their defaults.
+fn message(text: &str, as_command: bool) -> NewMessage {
+    NewMessage {
+        text: text.to_owned(),
+        as_command,
+        budget_usd: None,
+        max_concurrency: None,
+        deadline_minutes: None,
+    }
 }

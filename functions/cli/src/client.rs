@@ -5,8 +5,10 @@ use anyhow::{Context, bail};
 use autocrew_shared::domain::RunId;
 use autocrew_shared::domain::events::{Event, EventBody, LiveEvent, RunSpend};
 use autocrew_shared::domain::realtime::{ClientMessage, ServerMessage};
+use autocrew_shared::domain::requests::{Login, RefreshBody, SignUp};
 use futures::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -42,6 +44,10 @@ impl Tokens {
     }
 }
 
+/// The body of a POST that takes none: `{}`.
+#[derive(Serialize)]
+pub struct NoBody {}
+
 /// Keeps tokens a refresh gave (the CLI writes them to its session file).
 type SaveTokens = dyn Fn(&Tokens) + Send + Sync;
 
@@ -57,22 +63,34 @@ pub struct Client {
 
 /// Creates a user with `password` and returns a client acting as that user.
 pub async fn sign_up(base: &str, email: &str, password: &str) -> anyhow::Result<Client> {
-    let body = json!({"email": email, "password": password, "display_name": "Autocrew CLI"});
-    session_from(base, "/auth/signup", body, "sign up").await
+    let body = SignUp {
+        email: email.to_owned(),
+        password: password.to_owned(),
+        display_name: "Autocrew CLI".into(),
+    };
+    session_from(base, "/auth/signup", &body, "sign up").await
 }
 
 /// Logs in and returns a client acting as that user.
 pub async fn log_in(base: &str, email: &str, password: &str) -> anyhow::Result<Client> {
-    let body = json!({"email": email, "password": password});
-    session_from(base, "/auth/login", body, "log in").await
+    let body = Login {
+        email: email.to_owned(),
+        password: password.to_owned(),
+    };
+    session_from(base, "/auth/login", &body, "log in").await
 }
 
-async fn session_from(base: &str, path: &str, body: Value, action: &str) -> anyhow::Result<Client> {
+async fn session_from(
+    base: &str,
+    path: &str,
+    body: &impl Serialize,
+    action: &str,
+) -> anyhow::Result<Client> {
     let base = base.trim_end_matches('/');
     let http = reqwest::Client::new();
     let response = http
         .post(format!("{base}{path}"))
-        .json(&body)
+        .json(body)
         .send()
         .await
         .with_context(|| format!("the API at {base} did not answer"))?;
@@ -145,7 +163,7 @@ impl Client {
         let response = self
             .http
             .post(format!("{}/auth/refresh", self.base))
-            .json(&json!({"refresh_token": refresh_token}))
+            .json(&RefreshBody { refresh_token })
             .send()
             .await?;
         let answer = answer(
@@ -188,10 +206,16 @@ impl Client {
         Ok(response)
     }
 
-    pub async fn post(&self, path: &str, body: Value, action: &str) -> anyhow::Result<Value> {
+    /// POSTs `body` (one of the API's request types, or `NoBody`).
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &(impl Serialize + Sync),
+        action: &str,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
         let response = self
-            .send(|token| self.http.post(&url).bearer_auth(token).json(&body))
+            .send(|token| self.http.post(&url).bearer_auth(token).json(body))
             .await?;
         answer(response, action).await
     }

@@ -2,8 +2,10 @@
 //! through. The token goes to the API once and is never printed.
 
 use crate::args::SessionArgs;
+use crate::client::NoBody;
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use autocrew_shared::domain::requests::{DeviceFlowBody, NewConnectionBody, WebFlowBody};
+use serde_json::Value;
 use std::io::{BufRead, IsTerminal};
 
 /// The token: standard input's first line when it is not a terminal, else asked without
@@ -61,7 +63,10 @@ pub async fn connect(service: &str, api: &str) -> anyhow::Result<()> {
     let connected = client
         .post(
             "/me/connections",
-            json!({"service": service, "token": token}),
+            &NewConnectionBody {
+                service: service.to_owned(),
+                token: token.to_owned(),
+            },
             &format!("connect {service}"),
         )
         .await?;
@@ -76,7 +81,9 @@ pub async fn connect_by_device(service: &str, api: &str) -> anyhow::Result<()> {
     let flow = client
         .post(
             "/me/connections/device",
-            json!({"service": service}),
+            &DeviceFlowBody {
+                service: service.to_owned(),
+            },
             &format!("start {service}'s device flow"),
         )
         .await?;
@@ -93,7 +100,7 @@ pub async fn connect_by_device(service: &str, api: &str) -> anyhow::Result<()> {
         let polled = client
             .post(
                 &format!("/me/connections/device/{id}"),
-                json!({}),
+                &NoBody {},
                 "poll the device flow",
             )
             .await?;
@@ -113,7 +120,10 @@ pub async fn connect_by_browser(service: &str, api: &str) -> anyhow::Result<()> 
     let flow = client
         .post(
             "/me/connections/oauth",
-            json!({"service": service}),
+            &WebFlowBody {
+                service: service.to_owned(),
+                return_to: None,
+            },
             &format!("start {service}'s OAuth flow"),
         )
         .await?;

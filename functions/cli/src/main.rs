@@ -5,12 +5,13 @@ use anyhow::Context;
 use autocrew_cli::approvals::{Verdict, review_and_decide};
 use autocrew_cli::args::DecisionArgs;
 use autocrew_cli::args::{ArtifactsAction, Cli, Command, DlqAction};
+use autocrew_cli::client::NoBody;
 use autocrew_cli::{account, browse, chat, connect, dlq, health, run, session};
 use autocrew_shared::adapters::postgres;
 use autocrew_shared::config::Config;
 use autocrew_shared::domain::EventKind;
+use autocrew_shared::domain::requests::Resume;
 use clap::{CommandFactory, Parser};
-use serde_json::json;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -117,7 +118,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             let answer = client
                 .post(
                     &format!("/runs/{run_id}/cancel"),
-                    json!({}),
+                    &NoBody {},
                     "cancel the run",
                 )
                 .await?;
@@ -137,12 +138,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             session,
         } => {
             let client = session::client(&session)?;
-            let body = match budget_usd {
-                Some(usd) => json!({ "budget_usd": usd }),
-                None => json!({}),
-            };
+            let body = Resume { budget_usd };
             let answer = client
-                .post(&format!("/runs/{run_id}/resume"), body, "resume the run")
+                .post(&format!("/runs/{run_id}/resume"), &body, "resume the run")
                 .await?;
             eprintln!(
                 "run {run_id} resumed as execution {}",
@@ -161,7 +159,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
         } => {
             let client = session::client(&session)?;
             let path = format!("/tasks/{task_id}/retry");
-            let answer = client.post(&path, json!({}), "retry the task").await?;
+            let answer = client.post(&path, &NoBody {}, "retry the task").await?;
             let task = &answer["task"];
             let run_id = task["run_id"].as_str().unwrap_or_default().to_owned();
             let key = task["key"].as_str().unwrap_or("?").to_owned();

@@ -6,8 +6,9 @@ use crate::client::{Client, Received, Stream, sign_up};
 use anyhow::{Context, bail};
 use autocrew_shared::domain::EventKind;
 use autocrew_shared::domain::events::{ApprovalRequested, Event, EventBody, ProgressStage};
+use autocrew_shared::domain::requests::{NewCommand, NewProject};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -169,14 +170,26 @@ pub async fn run(base: &str, command: &str, following: Following) -> anyhow::Res
     };
     let name: String = command.chars().take(60).collect();
     let project = client
-        .post("/projects", json!({"name": name}), "create a project")
+        .post(
+            "/projects",
+            &NewProject {
+                name,
+                description: String::new(),
+            },
+            "create a project",
+        )
         .await?;
     let project_id = project["id"].as_str().context("no project id")?.to_owned();
     let stream = client.follow(&project_id, 0).await?;
     let accepted = client
         .post(
             &format!("/projects/{project_id}/commands"),
-            json!({"command": command}),
+            &NewCommand {
+                command: command.to_owned(),
+                budget_usd: None,
+                max_concurrency: None,
+                deadline_minutes: None,
+            },
             "post the command",
         )
         .await?;

@@ -18,6 +18,7 @@ pub mod paging;
 pub mod pricing;
 pub mod realtime;
 pub mod records;
+pub mod requests;
 pub mod retention;
 pub mod routing;
 pub mod schema;

@@ -4,7 +4,7 @@
 //! schema are built from both.
 
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, Type};
 
 /// A uuid, as text.
 pub fn uuid() -> RefOr<Schema> {
@@ -20,6 +20,30 @@ pub fn one_of<const N: usize>(names: [&'static str; N]) -> RefOr<Schema> {
         .schema_type(Type::String)
         .enum_values(Some(names))
         .into()
+}
+
+/// `decision` of an approval: `approve` or `reject`.
+pub fn decision() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["approve", "reject"]))
+        .build()
+}
+
+/// The content types an upload may have.
+pub fn upload_type() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(super::requests::UPLOAD_TYPES))
+        .build()
+}
+
+/// An outside service's name.
+pub fn service() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(super::Service::ALL.iter().map(|s| s.as_str())))
+        .build()
 }
 
 /// A string whose value is exactly `name` (an event's `kind`, a message's `type`).

@@ -370,7 +370,7 @@ async fn main() -> anyhow::Result<()> {
     let project = client
         .post(
             "/projects",
-            json!({"name": "api bench"}),
+            &json!({"name": "api bench"}),
             "create a project",
         )
         .await?;
@@ -378,7 +378,7 @@ async fn main() -> anyhow::Result<()> {
     client
         .post(
             &format!("/projects/{project_id}/commands"),
-            json!({"command": "Build a recipe app for keto dieters"}),
+            &json!({"command": "Build a recipe app for keto dieters"}),
             "post a command",
         )
         .await?;

@@ -97,7 +97,7 @@ async fn one_run(client: &Client, project: &str, after: &mut i64) -> anyhow::Res
     let accepted = client
         .post(
             &format!("/projects/{project}/commands"),
-            json!({"command": format!("Build a recipe app for keto dieters ({})", unique("b"))}),
+            &json!({"command": format!("Build a recipe app for keto dieters ({})", unique("b"))}),
             "post the command",
         )
         .await?;
@@ -221,7 +221,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
         let project = client
-            .post("/projects", json!({"name": "Bench"}), "create a project")
+            .post("/projects", &json!({"name": "Bench"}), "create a project")
             .await?;
         let id = project["id"].as_str().context("no project id")?.to_owned();
         clients.push((client, id, 0));

@@ -2,8 +2,9 @@
 //! period, an email address, an app's return link.
 
 use super::{field_of, with_query};
-use crate::approvals::{DecisionBody, checked};
+use crate::approvals::checked;
 use autocrew_shared::domain::Decision;
+use autocrew_shared::domain::requests::DecisionBody;
 
 fn decision(hash: &str, reason: Option<&str>) -> DecisionBody {
     DecisionBody {

@@ -2,9 +2,10 @@
 
 use super::field_of;
 use crate::ApiError;
-use crate::policies::{ApprovalMode, PolicyBody, policies_of, set_policy_of};
+use crate::policies::{ApprovalMode, policies_of, set_policy_of};
 use autocrew_shared::adapters::memory::MemPolicies;
 use autocrew_shared::crew::{AgentProfiles, tools};
+use autocrew_shared::domain::requests::PolicyBody;
 use autocrew_shared::domain::routing::RoutingPolicy;
 use autocrew_shared::domain::{AgentKind, UserId};
 

@@ -2,11 +2,12 @@
 
 use super::{field_of, with_query};
 use crate::ApiError;
-use crate::browse::{ProjectPatch, change_project, page, status_filter};
-use crate::routes::{NewProject, RunLimits, new_project, owned, refuse_archived, run_request};
+use crate::browse::{change_project, page, status_filter};
+use crate::routes::{RunLimits, new_project, owned, refuse_archived, run_request};
 use autocrew_shared::adapters::memory::MemProjects;
 use autocrew_shared::domain::limits;
 use autocrew_shared::domain::records::Project;
+use autocrew_shared::domain::requests::{NewProject, ProjectPatch};
 use autocrew_shared::domain::{MicroUsd, ProjectId, RunStatus, UserId};
 use autocrew_shared::ports::ProjectStore;
 

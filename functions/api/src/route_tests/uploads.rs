@@ -1,8 +1,9 @@
 //! Upload grants and the check of what was uploaded.
 
 use super::field_of;
-use crate::uploads::{MAX_UPLOAD_BYTES, NewUpload, grant, matches_type};
+use crate::uploads::{grant, matches_type};
 use autocrew_shared::domain::records::Project;
+use autocrew_shared::domain::requests::{MAX_UPLOAD_BYTES, NewUpload};
 use autocrew_shared::domain::{ProjectId, UserId};
 use chrono::Utc;
 
