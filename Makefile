@@ -1,6 +1,6 @@
 # The two commands of the README, and the stack's own verbs. Everything is in
 # infra/local/stack.sh; this file only names it.
-.PHONY: demo demo-compatible demo-checked demo-realtime test chaos bench bench-engine bench-api fuzz-api openapi up down status lint
+.PHONY: demo demo-compatible demo-checked demo-realtime test test-fast chaos bench bench-engine bench-api fuzz-api openapi up down status lint
 
 demo:  ## set up, start the local stack, run the main job, stop what was started
 	bash infra/local/stack.sh demo
@@ -31,6 +31,9 @@ bench-api: ## the API's requests per second, p99 and CPU per request next to pgb
 
 fuzz-api:  ## schemathesis against the API from its OpenAPI document, two users, 200 examples per operation (FUZZ_EXAMPLES=N)
 	bash infra/local/stack.sh fuzz-api
+
+test-fast:  ## the library tests alone (domain, contracts, route logic on in-memory twins): no stack
+	cargo test --workspace --lib
 
 openapi:  ## write openapi.json and docs/websocket.schema.json again from the code
 	UPDATE_OPENAPI=1 cargo test -q -p autocrew-runner --lib the_committed_
