@@ -8,12 +8,13 @@
 use crate::error::json_response;
 use crate::request::{caller, json_body};
 use crate::{ApiError, ApiState};
-use autocrew_shared::domain::UserId;
 use autocrew_shared::domain::records::User;
 use autocrew_shared::domain::requests::{
     Login, RefreshBody, ResetConfirm, ResetRequest, SignUp, TokenBody,
 };
-use autocrew_shared::ports::{Email, EmailPurpose, Rotation, StoreError};
+use autocrew_shared::domain::{Tier, UserId};
+use autocrew_shared::ports::{AccountStore, Email, EmailPurpose, Mailer, Rotation, StoreError};
+use autocrew_shared::services::access::KeyRing;
 use autocrew_shared::services::passwords;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -122,9 +123,31 @@ struct ExportLink {
     size_bytes: u64,
 }
 
+/// What the sign-in routes use: the accounts, the signing keys, the mailer, the tier new
+/// users get, and where emailed links point.
+pub(crate) struct SignIn<'a> {
+    pub accounts: &'a dyn AccountStore,
+    pub keys: &'a KeyRing,
+    pub mailer: &'a dyn Mailer,
+    pub signup_tier: Tier,
+    pub app_link_base: Option<&'a str>,
+}
+
+impl ApiState {
+    fn sign_in(&self) -> SignIn<'_> {
+        SignIn {
+            accounts: &*self.accounts,
+            keys: &self.keys,
+            mailer: &*self.mailer,
+            signup_tier: self.signup_tier,
+            app_link_base: self.app_link_base.as_deref(),
+        }
+    }
+}
+
 /// A new access token for `user` with `refresh_token`, as every sign-in answers.
-fn session(state: &ApiState, user: UserId, refresh_token: String) -> Session {
-    let access = state.keys.issue(user);
+fn session(keys: &KeyRing, user: UserId, refresh_token: String) -> Session {
+    let access = keys.issue(user);
     Session {
         access_token: access.access_token,
         token_type: TokenType::Bearer,
@@ -134,7 +157,7 @@ fn session(state: &ApiState, user: UserId, refresh_token: String) -> Session {
 }
 
 /// The text of an email carrying `token`, with a link when the app's link base is set.
-fn token_email(state: &ApiState, to: &str, purpose: EmailPurpose, token: &str) -> Email {
+fn token_email(app_link_base: Option<&str>, to: &str, purpose: EmailPurpose, token: &str) -> Email {
     let (subject, what, path) = match purpose {
         EmailPurpose::VerifyEmail => (
             "Verify your Autocrew email",
@@ -148,9 +171,7 @@ fn token_email(state: &ApiState, to: &str, purpose: EmailPurpose, token: &str) -
         ),
     };
     let hours = purpose.ttl().as_secs() / 3600;
-    let link = state
-        .app_link_base
-        .as_deref()
+    let link = app_link_base
         .map(|base| {
             let slash = if base.ends_with('/') { "" } else { "/" };
             format!("\nor open {base}{slash}{path}?token={token}\n")
@@ -169,13 +190,13 @@ fn token_email(state: &ApiState, to: &str, purpose: EmailPurpose, token: &str) -
 /// Sends a one-time token by email; says whether it went out (a failed send is logged and
 /// can be asked for again).
 async fn send_token(
-    state: &ApiState,
+    ports: &SignIn<'_>,
     user: &User,
     purpose: EmailPurpose,
 ) -> Result<bool, ApiError> {
-    let token = state.accounts.issue_email_token(user.id, purpose).await?;
-    let email = token_email(state, &user.email, purpose, &token);
-    match state.mailer.send(&email).await {
+    let token = ports.accounts.issue_email_token(user.id, purpose).await?;
+    let email = token_email(ports.app_link_base, &user.email, purpose, &token);
+    match ports.mailer.send(&email).await {
         Ok(()) => Ok(true),
         Err(e) => {
             tracing::warn!(error = %e, user = %user.id, purpose = purpose.as_str(), "could not send an email");
@@ -187,6 +208,15 @@ async fn send_token(
 /// `POST /auth/signup`: 201 with the user and a session; a verification email goes out.
 pub async fn signup(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let body: SignUp = json_body(request)?;
+    Ok(json_response(
+        201,
+        &signed_up(&state.sign_in(), body).await?,
+    ))
+}
+
+/// Checks the new account's fields, creates it with a session, and sends the verification
+/// code.
+pub(crate) async fn signed_up(ports: &SignIn<'_>, body: SignUp) -> Result<SignedUp, ApiError> {
     let email = email_address("email", &body.email)?;
     password_field("password", &body.password)?;
     if body.display_name.chars().count() > 100 {
@@ -196,12 +226,12 @@ pub async fn signup(state: &ApiState, request: &Request) -> Result<Response<Body
         ));
     }
     let password_hash = hash(body.password).await?;
-    let user = state
+    let user = ports
         .accounts
         .sign_up(
             &email,
             body.display_name.trim(),
-            state.signup_tier,
+            ports.signup_tier,
             &password_hash,
         )
         .await
@@ -211,28 +241,35 @@ pub async fn signup(state: &ApiState, request: &Request) -> Result<Response<Body
             )),
             other => other.into(),
         })?;
-    let refresh = state.accounts.open_session(user.id).await?;
-    let sent = send_token(state, &user, EmailPurpose::VerifyEmail).await?;
-    let answer = SignedUp {
-        session: session(state, user.id, refresh),
+    let refresh = ports.accounts.open_session(user.id).await?;
+    let sent = send_token(ports, &user, EmailPurpose::VerifyEmail).await?;
+    Ok(SignedUp {
+        session: session(ports.keys, user.id, refresh),
         user,
         verification_email: match sent {
             true => "sent",
             false => "not sent; ask again with POST /auth/verify-email/resend",
         }
         .into(),
-    };
-    Ok(json_response(201, &answer))
+    })
 }
 
 /// `POST /auth/login`: 200 with the user and a new session, or 401.
 pub async fn login(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let body: Login = json_body(request)?;
+    Ok(json_response(
+        200,
+        &logged_in(&state.sign_in(), body).await?,
+    ))
+}
+
+/// A new session for the email's user if the password is theirs; the same 401 otherwise.
+pub(crate) async fn logged_in(ports: &SignIn<'_>, body: Login) -> Result<SignedIn, ApiError> {
     // A malformed address cannot have an account: same answer as a wrong password, after
     // the same work.
     let email = email_address("email", &body.email).ok();
     let found = match &email {
-        Some(email) => state.accounts.credentials(email).await?,
+        Some(email) => ports.accounts.credentials(email).await?,
         None => None,
     };
     let (user, stored) = match found {
@@ -243,22 +280,29 @@ pub async fn login(state: &ApiState, request: &Request) -> Result<Response<Body>
         return Err(ApiError::Unauthorized(BAD_CREDENTIALS.into()));
     }
     let user = user.ok_or_else(|| ApiError::Unauthorized(BAD_CREDENTIALS.into()))?;
-    let refresh = state.accounts.open_session(user.id).await?;
-    let answer = SignedIn {
-        session: session(state, user.id, refresh),
+    let refresh = ports.accounts.open_session(user.id).await?;
+    Ok(SignedIn {
+        session: session(ports.keys, user.id, refresh),
         user,
-    };
-    Ok(json_response(200, &answer))
+    })
 }
 
 /// `POST /auth/refresh`: the next pair; the token presented stops working.
 pub async fn refresh(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let body: RefreshBody = json_body(request)?;
-    match state.accounts.rotate(body.refresh_token.trim()).await? {
+    Ok(json_response(
+        200,
+        &refreshed(&state.sign_in(), &body).await?,
+    ))
+}
+
+/// The next pair for a current refresh token; a replayed one revokes its session.
+pub(crate) async fn refreshed(ports: &SignIn<'_>, body: &RefreshBody) -> Result<Session, ApiError> {
+    match ports.accounts.rotate(body.refresh_token.trim()).await? {
         Rotation::Rotated {
             user,
             refresh_token,
-        } => Ok(json_response(200, &session(state, user, refresh_token))),
+        } => Ok(session(ports.keys, user, refresh_token)),
         Rotation::Refused => Err(ApiError::Unauthorized(
             "the refresh token is unknown, expired or revoked; log in again".into(),
         )),
@@ -331,7 +375,7 @@ pub async fn resend_verification(
             user.email
         )));
     }
-    if !send_token(state, &user, EmailPurpose::VerifyEmail).await? {
+    if !send_token(&state.sign_in(), &user, EmailPurpose::VerifyEmail).await? {
         return Err(ApiError::Unavailable(
             "the email could not be sent; try again later".into(),
         ));
@@ -354,7 +398,7 @@ pub async fn request_password_reset(
     let body: ResetRequest = json_body(request)?;
     let email = email_address("email", &body.email)?;
     if let Some((user, _)) = state.accounts.credentials(&email).await? {
-        send_token(state, &user, EmailPurpose::ResetPassword).await?;
+        send_token(&state.sign_in(), &user, EmailPurpose::ResetPassword).await?;
     }
     Ok(json_response(
         202,
@@ -371,9 +415,15 @@ pub async fn reset_password(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let body: ResetConfirm = json_body(request)?;
+    Ok(json_response(200, &reset(&state.sign_in(), body).await?))
+}
+
+/// Sets the new password with the emailed code; every session is revoked and a new one
+/// opened.
+pub(crate) async fn reset(ports: &SignIn<'_>, body: ResetConfirm) -> Result<Session, ApiError> {
     password_field("password", &body.password)?;
     let password_hash = hash(body.password).await?;
-    let Some(user) = state
+    let Some(user) = ports
         .accounts
         .reset_password(body.token.trim(), &password_hash)
         .await?
@@ -383,8 +433,8 @@ pub async fn reset_password(
             "unknown, already used or expired; ask for a new one with POST /auth/password-reset",
         ));
     };
-    let refresh = state.accounts.open_session(user).await?;
-    Ok(json_response(200, &session(state, user, refresh)))
+    let refresh = ports.accounts.open_session(user).await?;
+    Ok(session(ports.keys, user, refresh))
 }
 
 /// How long an export's link works.

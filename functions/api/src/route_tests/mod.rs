@@ -2,6 +2,7 @@
 //! `cargo test --lib` runs them in milliseconds. The real-backend tier (tests/) calls the
 //! same routes through `handle` with the payloads API Gateway delivers.
 
+mod auth;
 mod checks;
 mod events;
 mod policies;

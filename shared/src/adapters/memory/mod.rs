@@ -4,12 +4,16 @@
 //! callers rely on (an owner's resource is the owner's, a missing one is `NotFound`,
 //! sequences have no gaps), not Postgres's concurrency: the real-backend tier tests those.
 
+mod accounts;
 mod blobs;
 mod events;
+mod mailer;
 mod policies;
 mod projects;
 
+pub use accounts::MemAccounts;
 pub use blobs::MemBlobs;
 pub use events::MemEvents;
+pub use mailer::MemMailer;
 pub use policies::MemPolicies;
 pub use projects::MemProjects;

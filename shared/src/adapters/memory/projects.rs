@@ -28,6 +28,26 @@ impl MemProjects {
         self.lock().active_runs.push(project);
     }
 
+    /// The user with `email`, if there is one.
+    pub fn user_by_email(&self, email: &str) -> Option<User> {
+        self.lock()
+            .users
+            .values()
+            .find(|u| u.email == email)
+            .cloned()
+    }
+
+    /// Marks `user`'s email as verified now; false when there is no such user.
+    pub fn verify(&self, user: UserId) -> bool {
+        match self.lock().users.get_mut(&user) {
+            Some(found) => {
+                found.email_verified_at = Some(Utc::now());
+                true
+            }
+            None => false,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A test that panicked while holding the lock leaves data that is still whole.
         self.state

@@ -1,0 +1,231 @@
+//! Sign-up, log-in, refresh and password reset against the accounts twin: sessions rotate,
+//! a replayed refresh token ends its session, and a reset ends every session.
+
+use super::field_of;
+use crate::ApiError;
+use crate::auth::{SignIn, logged_in, refreshed, reset, signed_up};
+use autocrew_shared::adapters::memory::{MemAccounts, MemMailer, MemProjects};
+use autocrew_shared::domain::Tier;
+use autocrew_shared::domain::requests::{Login, RefreshBody, ResetConfirm, SignUp};
+use autocrew_shared::ports::{AccountStore, EmailPurpose};
+use autocrew_shared::services::access::{KeyRing, SigningKeys};
+use std::sync::Arc;
+
+struct Bench {
+    accounts: MemAccounts,
+    keys: KeyRing,
+    mailer: MemMailer,
+}
+
+impl Bench {
+    fn new(mailer: MemMailer) -> Bench {
+        let keys = SigningKeys::parse(&SigningKeys::generate("k1")).expect("keys");
+        Bench {
+            accounts: MemAccounts::new(Arc::new(MemProjects::default())),
+            keys: KeyRing::fixed(keys),
+            mailer,
+        }
+    }
+
+    fn ports(&self) -> SignIn<'_> {
+        SignIn {
+            accounts: &self.accounts,
+            keys: &self.keys,
+            mailer: &self.mailer,
+            signup_tier: Tier::Free,
+            app_link_base: Some("autocrew://"),
+        }
+    }
+}
+
+fn sign_up(email: &str, password: &str) -> SignUp {
+    SignUp {
+        email: email.into(),
+        password: password.into(),
+        display_name: " Ana ".into(),
+    }
+}
+
+fn login(email: &str, password: &str) -> Login {
+    Login {
+        email: email.into(),
+        password: password.into(),
+    }
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+fn refresh_of(value: &impl serde::Serialize) -> RefreshBody {
+    let value = serde_json::to_value(value).expect("a session");
+    RefreshBody {
+        refresh_token: value["refresh_token"]
+            .as_str()
+            .expect("a refresh token")
+            .into(),
+    }
+}
+
+#[tokio::test]
+async fn a_new_account_gets_a_session_and_a_verification_email_with_its_link() {
+    let bench = Bench::new(MemMailer::default());
+    let answer = signed_up(&bench.ports(), sign_up(" Ana@Example.com ", PASSWORD))
+        .await
+        .expect("signed up");
+    let answer = serde_json::to_value(&answer).expect("json");
+    assert_eq!(answer["user"]["email"], "ana@example.com");
+    assert_eq!(answer["user"]["display_name"], "Ana");
+    assert_eq!(answer["verification_email"], "sent");
+    assert_eq!(answer["token_type"], "Bearer");
+    let access = answer["access_token"].as_str().expect("a token");
+    let user = bench.keys.verify(access).await.expect("our token");
+    assert_eq!(answer["user"]["id"], serde_json::json!(user));
+    let sent = bench.mailer.sent();
+    assert_eq!(sent.len(), 1);
+    let code = bench.accounts.emailed(user, EmailPurpose::VerifyEmail);
+    assert_eq!(code.len(), 1);
+    assert!(
+        sent[0]
+            .text
+            .contains(&format!("autocrew://verify-email?token={}", code[0]))
+    );
+}
+
+#[tokio::test]
+async fn a_mail_provider_that_is_down_does_not_lose_the_account() {
+    let bench = Bench::new(MemMailer::failing());
+    let answer = signed_up(&bench.ports(), sign_up("ana@example.com", PASSWORD))
+        .await
+        .expect("signed up");
+    let answer = serde_json::to_value(&answer).expect("json");
+    assert!(
+        answer["verification_email"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("not sent"))
+    );
+}
+
+#[tokio::test]
+async fn sign_up_refuses_a_taken_email_a_short_password_and_a_long_name() {
+    let bench = Bench::new(MemMailer::default());
+    signed_up(&bench.ports(), sign_up("ana@example.com", PASSWORD))
+        .await
+        .expect("signed up");
+    let again = signed_up(&bench.ports(), sign_up("ANA@example.com", PASSWORD)).await;
+    assert!(matches!(again, Err(ApiError::Conflict(_))));
+    let short = signed_up(&bench.ports(), sign_up("bo@example.com", "short")).await;
+    assert_eq!(
+        field_of(short.map(|_| ()).expect_err("refused")),
+        "password"
+    );
+    let mut long = sign_up("bo@example.com", PASSWORD);
+    long.display_name = "n".repeat(101);
+    let long = signed_up(&bench.ports(), long).await;
+    assert_eq!(
+        field_of(long.map(|_| ()).expect_err("refused")),
+        "display_name"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_email_get_the_same_answer() {
+    let bench = Bench::new(MemMailer::default());
+    signed_up(&bench.ports(), sign_up("ana@example.com", PASSWORD))
+        .await
+        .expect("signed up");
+    let wrong = logged_in(&bench.ports(), login("ana@example.com", "wrong password!"))
+        .await
+        .map(|_| ())
+        .expect_err("refused");
+    let unknown = logged_in(&bench.ports(), login("nobody@example.com", PASSWORD))
+        .await
+        .map(|_| ())
+        .expect_err("refused");
+    let garbled = logged_in(&bench.ports(), login("not an email", PASSWORD))
+        .await
+        .map(|_| ())
+        .expect_err("refused");
+    for refused in [wrong, unknown, garbled] {
+        assert!(
+            matches!(&refused, ApiError::Unauthorized(why) if why == "the email or the password is wrong"),
+            "{refused:?}"
+        );
+    }
+    assert!(
+        logged_in(&bench.ports(), login("ANA@example.com", PASSWORD))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_token_works_once_and_a_replay_ends_the_session() {
+    let bench = Bench::new(MemMailer::default());
+    let first = signed_up(&bench.ports(), sign_up("ana@example.com", PASSWORD))
+        .await
+        .expect("signed up");
+    let presented = refresh_of(&first);
+    let next = refreshed(&bench.ports(), &presented)
+        .await
+        .expect("rotated");
+    let replayed = refreshed(&bench.ports(), &presented).await;
+    assert!(
+        matches!(&replayed, Err(ApiError::Unauthorized(why)) if why.contains("already used")),
+        "{:?}",
+        replayed.map(|_| ())
+    );
+    let after = refreshed(&bench.ports(), &refresh_of(&next)).await;
+    assert!(after.is_err(), "the replay revoked the whole session");
+    let unknown = refreshed(
+        &bench.ports(),
+        &RefreshBody {
+            refresh_token: "nope".into(),
+        },
+    )
+    .await;
+    assert!(matches!(unknown, Err(ApiError::Unauthorized(_))));
+}
+
+#[tokio::test]
+async fn a_reset_code_works_once_and_ends_every_session() {
+    let bench = Bench::new(MemMailer::default());
+    let first = signed_up(&bench.ports(), sign_up("ana@example.com", PASSWORD))
+        .await
+        .expect("signed up");
+    let user = serde_json::to_value(&first).expect("json")["user"]["id"]
+        .as_str()
+        .and_then(|id| autocrew_shared::domain::UserId::parse("user", id).ok())
+        .expect("a user id");
+    let code = bench
+        .accounts
+        .issue_email_token(user, EmailPurpose::ResetPassword)
+        .await
+        .expect("a code");
+    let confirm = |token: &str, password: &str| ResetConfirm {
+        token: token.into(),
+        password: password.into(),
+    };
+    let weak = reset(&bench.ports(), confirm(&code, "short")).await;
+    assert_eq!(field_of(weak.map(|_| ()).expect_err("refused")), "password");
+    let new_password = "a new horse battery";
+    reset(&bench.ports(), confirm(&code, new_password))
+        .await
+        .expect("reset");
+    let again = reset(&bench.ports(), confirm(&code, new_password)).await;
+    assert_eq!(field_of(again.map(|_| ()).expect_err("refused")), "token");
+    assert!(
+        refreshed(&bench.ports(), &refresh_of(&first))
+            .await
+            .is_err(),
+        "old sessions end"
+    );
+    assert!(
+        logged_in(&bench.ports(), login("ana@example.com", PASSWORD))
+            .await
+            .is_err()
+    );
+    assert!(
+        logged_in(&bench.ports(), login("ana@example.com", new_password))
+            .await
+            .is_ok()
+    );
+}
