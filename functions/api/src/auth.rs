@@ -13,7 +13,9 @@ use autocrew_shared::domain::requests::{
     Login, RefreshBody, ResetConfirm, ResetRequest, SignUp, TokenBody,
 };
 use autocrew_shared::domain::{Tier, UserId};
-use autocrew_shared::ports::{AccountStore, Email, EmailPurpose, Mailer, Rotation, StoreError};
+use autocrew_shared::ports::{
+    AccountStore, Email, EmailPurpose, Mailer, ProjectStore, Rotation, StoreError,
+};
 use autocrew_shared::services::access::KeyRing;
 use autocrew_shared::services::passwords;
 use lambda_http::{Body, Request, Response};
@@ -93,18 +95,18 @@ pub(crate) struct SignedUp {
 }
 
 /// The caller's account.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct UserAnswer {
     pub user: User,
 }
 
 /// A verification code went out.
-#[derive(Serialize, utoipa::ToSchema)]
-struct VerificationSent {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct VerificationSent {
     /// `sent`.
     verification_email: &'static str,
     /// The address it went to.
-    to: String,
+    pub to: String,
 }
 
 /// A password reset was asked for; it never says whether the address has an account.
@@ -350,11 +352,20 @@ fn gone(e: StoreError) -> ApiError {
 /// `POST /auth/verify-email`: uses the emailed code.
 pub async fn verify_email(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let body: TokenBody = json_body(request)?;
-    match state.accounts.verify_email(body.token.trim()).await? {
-        Some(user) => {
-            let user = state.projects.user(user).await?;
-            Ok(json_response(200, &UserAnswer { user }))
-        }
+    let verified = verified(&*state.accounts, &*state.projects, &body).await?;
+    Ok(json_response(200, &verified))
+}
+
+/// Uses the emailed verification code: the account, its email verified.
+pub(crate) async fn verified(
+    accounts: &dyn AccountStore,
+    projects: &dyn ProjectStore,
+    body: &TokenBody,
+) -> Result<UserAnswer, ApiError> {
+    match accounts.verify_email(body.token.trim()).await? {
+        Some(user) => Ok(UserAnswer {
+            user: projects.user(user).await?,
+        }),
         None => Err(ApiError::bad(
             "token",
             "unknown, already used or expired; ask for a new one with POST /auth/verify-email/resend",
@@ -368,25 +379,32 @@ pub async fn resend_verification(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
-    let user = state.projects.user(user).await.map_err(gone)?;
+    let sent = resent(&state.sign_in(), &*state.projects, user).await?;
+    Ok(json_response(202, &sent))
+}
+
+/// A new verification code for `user`, unless the email is verified already.
+pub(crate) async fn resent(
+    ports: &SignIn<'_>,
+    projects: &dyn ProjectStore,
+    user: UserId,
+) -> Result<VerificationSent, ApiError> {
+    let user = projects.user(user).await.map_err(gone)?;
     if user.email_verified_at.is_some() {
         return Err(ApiError::Conflict(format!(
             "{} is already verified",
             user.email
         )));
     }
-    if !send_token(&state.sign_in(), &user, EmailPurpose::VerifyEmail).await? {
+    if !send_token(ports, &user, EmailPurpose::VerifyEmail).await? {
         return Err(ApiError::Unavailable(
             "the email could not be sent; try again later".into(),
         ));
     }
-    Ok(json_response(
-        202,
-        &VerificationSent {
-            verification_email: "sent",
-            to: user.email,
-        },
-    ))
+    Ok(VerificationSent {
+        verification_email: "sent",
+        to: user.email,
+    })
 }
 
 /// `POST /auth/password-reset`: always 202, so it never tells whether an account exists;

@@ -5,8 +5,8 @@ use crate::error::json_response;
 use crate::request::{caller, json_body, query_text};
 use crate::{ApiError, ApiState};
 use autocrew_shared::domain::requests::Settings;
-use autocrew_shared::domain::{MicroUsd, ProjectId, Tier};
-use autocrew_shared::ports::{Analytics, CostGroup, CostQuery, CostRollup};
+use autocrew_shared::domain::{MicroUsd, ProjectId, Tier, UserId};
+use autocrew_shared::ports::{Analytics, CostGroup, CostQuery, CostRollup, ProjectStore};
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -162,6 +162,17 @@ pub async fn get_costs(state: &ApiState, request: &Request) -> Result<Response<B
 pub async fn update_me(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let settings: Settings = json_body(request)?;
+    let updated = settings_changed(&*state.projects, user, &settings).await?;
+    Ok(json_response(200, &updated))
+}
+
+/// The caller's settings, checked and changed: the semantic cache's threshold (0.5-1.0),
+/// or `null` to opt out.
+pub(crate) async fn settings_changed(
+    projects: &dyn ProjectStore,
+    user: UserId,
+    settings: &Settings,
+) -> Result<crate::auth::UserAnswer, ApiError> {
     if let Some(t) = settings.semantic_cache_threshold
         && !(0.5..=1.0).contains(&t)
     {
@@ -170,14 +181,10 @@ pub async fn update_me(state: &ApiState, request: &Request) -> Result<Response<B
             "must be between 0.5 and 1.0 (cosine similarity), or null to turn the semantic cache off",
         ));
     }
-    let updated = state
-        .projects
+    let user = projects
         .set_semantic_cache(user, settings.semantic_cache_threshold)
         .await?;
-    Ok(json_response(
-        200,
-        &crate::auth::UserAnswer { user: updated },
-    ))
+    Ok(crate::auth::UserAnswer { user })
 }
 
 /// `GET /analytics?from=&to=&project_id=`: runs per day, success rate, median duration,

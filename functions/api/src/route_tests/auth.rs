@@ -3,11 +3,14 @@
 
 use super::field_of;
 use crate::ApiError;
-use crate::auth::{SignIn, logged_in, refreshed, reset, signed_up};
+use crate::auth::{SignIn, logged_in, refreshed, resent, reset, signed_up, verified};
+use crate::costs::settings_changed;
 use autocrew_shared::adapters::memory::{MemAccounts, MemMailer, MemProjects};
 use autocrew_shared::domain::Tier;
-use autocrew_shared::domain::requests::{Login, RefreshBody, ResetConfirm, SignUp};
-use autocrew_shared::ports::{AccountStore, EmailPurpose};
+use autocrew_shared::domain::requests::{
+    Login, RefreshBody, ResetConfirm, Settings, SignUp, TokenBody,
+};
+use autocrew_shared::ports::{AccountStore, EmailPurpose, ProjectStore};
 use autocrew_shared::services::access::{KeyRing, SigningKeys};
 use std::sync::Arc;
 
@@ -228,4 +231,85 @@ async fn a_reset_code_works_once_and_ends_every_session() {
             .await
             .is_ok()
     );
+}
+
+/// The user a sign-up made.
+fn user_of(answer: &impl serde::Serialize) -> autocrew_shared::domain::UserId {
+    serde_json::to_value(answer).expect("json")["user"]["id"]
+        .as_str()
+        .and_then(|id| autocrew_shared::domain::UserId::parse("user", id).ok())
+        .expect("a user id")
+}
+
+#[tokio::test]
+async fn the_emailed_code_verifies_the_email_once() {
+    let projects = Arc::new(MemProjects::default());
+    let mut bench = Bench::new(MemMailer::default());
+    bench.accounts = MemAccounts::new(projects.clone());
+    let answer = signed_up(&bench.ports(), sign_up("ana@example.com", PASSWORD))
+        .await
+        .expect("signed up");
+    let user = user_of(&answer);
+    let code = bench.accounts.emailed(user, EmailPurpose::VerifyEmail);
+    let body = TokenBody {
+        token: format!(" {} ", code[0]),
+    };
+    let answer = verified(&bench.accounts, &*projects, &body)
+        .await
+        .expect("verified");
+    assert!(answer.user.email_verified_at.is_some());
+    let again = verified(&bench.accounts, &*projects, &body).await;
+    assert_eq!(field_of(again.expect_err("refused")), "token");
+    let resend = resent(&bench.ports(), &*projects, user).await;
+    assert!(
+        matches!(resend, Err(ApiError::Conflict(_))),
+        "already verified"
+    );
+}
+
+#[tokio::test]
+async fn a_new_code_is_sent_and_a_provider_down_says_to_try_later() {
+    let projects = Arc::new(MemProjects::default());
+    let mut bench = Bench::new(MemMailer::default());
+    bench.accounts = MemAccounts::new(projects.clone());
+    let answer = signed_up(&bench.ports(), sign_up("ana@example.com", PASSWORD))
+        .await
+        .expect("signed up");
+    let user = user_of(&answer);
+    let sent = resent(&bench.ports(), &*projects, user)
+        .await
+        .expect("sent");
+    assert_eq!(sent.to, "ana@example.com");
+    assert_eq!(bench.mailer.sent().len(), 2);
+    bench.mailer = MemMailer::failing();
+    let down = resent(&bench.ports(), &*projects, user).await;
+    assert!(matches!(down, Err(ApiError::Unavailable(_))));
+}
+
+#[tokio::test]
+async fn the_semantic_cache_threshold_is_a_similarity_or_null() {
+    let projects = MemProjects::default();
+    let user = projects
+        .create_user("ana@example.com", "Ana", Tier::Free)
+        .await
+        .expect("a user")
+        .id;
+    let set = |t: Option<f32>| Settings {
+        semantic_cache_threshold: t,
+    };
+    let on = settings_changed(&projects, user, &set(Some(0.92)))
+        .await
+        .expect("opted in");
+    assert_eq!(on.user.semantic_cache_threshold, Some(0.92));
+    for wrong in [0.4, 1.01, f32::NAN] {
+        let refused = settings_changed(&projects, user, &set(Some(wrong))).await;
+        assert_eq!(
+            field_of(refused.expect_err("refused")),
+            "semantic_cache_threshold"
+        );
+    }
+    let off = settings_changed(&projects, user, &set(None))
+        .await
+        .expect("opted out");
+    assert_eq!(off.user.semantic_cache_threshold, None);
 }
