@@ -14,6 +14,85 @@ use autocrew_shared::ports::Bucket;
 /// What a tool call answers the model: its result, or why it did nothing.
 pub(crate) type ToolAnswer = Result<String, String>;
 
+/// What an action did, as its approval (or its idempotency claim) stores it and
+/// `action_executed` says: where to see it (`link`), what the agent is told (`said`), and
+/// the service's own references. Each tool's result serialises to this shape.
+pub(crate) fn recorded(result: &impl serde::Serialize) -> Result<serde_json::Value, ActionError> {
+    serde_json::to_value(result).map_err(|e| {
+        ActionError::Infrastructure(RecordError::Poison(format!(
+            "an action's result could not be recorded: {e}"
+        )))
+    })
+}
+
+/// A push: the repository, branch and commit, and the pull request when one was opened.
+#[derive(serde::Serialize)]
+pub(crate) struct Pushed {
+    pub repository: String,
+    pub branch: String,
+    pub commit: String,
+    pub commit_url: String,
+    pub files: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<String>,
+    pub link: String,
+    pub said: String,
+}
+
+/// An email sent through Resend.
+#[derive(serde::Serialize)]
+pub(crate) struct Emailed {
+    pub email_id: String,
+    pub to: Vec<String>,
+    pub said: String,
+}
+
+/// A post on X (`post_id`) or LinkedIn (`post_urn`).
+#[derive(serde::Serialize)]
+pub(crate) struct Posted {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_urn: Option<String>,
+    pub link: String,
+    pub said: String,
+}
+
+/// A deploy started (or finished) on Vercel.
+#[derive(serde::Serialize)]
+pub(crate) struct Deployed {
+    pub deployment_id: autocrew_shared::domain::DeploymentId,
+    pub vercel_id: String,
+    pub status: autocrew_shared::domain::DeploymentStatus,
+    pub link: String,
+    pub said: String,
+}
+
+/// App builds started on EAS.
+#[derive(serde::Serialize)]
+pub(crate) struct BuildsStarted {
+    pub said: String,
+    pub app: String,
+    pub git_ref: String,
+    pub profile: String,
+}
+
+/// An image made and stored.
+#[derive(serde::Serialize)]
+pub(crate) struct Imaged {
+    pub said: String,
+    pub object_key: String,
+    pub cost_micro_usd: i64,
+}
+
+/// A file published at its stable link.
+#[derive(serde::Serialize)]
+pub(crate) struct Published {
+    pub link: String,
+    pub object_key: String,
+    pub content_sha256: String,
+}
+
 /// Why an action did not run.
 pub(crate) enum ActionError {
     /// Told to the model, which may do something else.

@@ -4,7 +4,7 @@
 //! once per tool call: its idempotency key is claimed first, and a call that already ran
 //! gets its stored result back.
 
-use crate::acting::{ActionError, ToolAnswer, past_limit, source_task};
+use crate::acting::{ActionError, Published, ToolAnswer, past_limit, source_task};
 use crate::callback::retry;
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::tools::{PublishArgs, ToolCall};
@@ -14,7 +14,7 @@ use autocrew_shared::domain::events::{ActionExecuted, EventBody};
 use autocrew_shared::domain::records::{Run, Task};
 use autocrew_shared::domain::{Approval, ApprovalId, ApprovalStatus, sha256_hex};
 use autocrew_shared::ports::{BlobError, Claim};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The exact action a call of `tool` asks for.
 pub(crate) async fn prepare(
@@ -216,7 +216,15 @@ async fn publish(
         .put(&key, bytes, agents::content_type(file))
         .await
         .map_err(retry)?;
-    Ok(Ok(json!({
-        "link": publishing.link, "object_key": key, "content_sha256": actual
-    })))
+    let published = Published {
+        link: publishing.link.clone(),
+        object_key: key,
+        content_sha256: actual,
+    };
+    match serde_json::to_value(published) {
+        Ok(result) => Ok(Ok(result)),
+        Err(e) => Err(RecordError::Poison(format!(
+            "a publication's result could not be recorded: {e}"
+        ))),
+    }
 }

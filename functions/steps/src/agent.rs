@@ -18,7 +18,7 @@ use autocrew_shared::domain::records::{Attempt, Run, Task};
 use autocrew_shared::domain::{AgentKind, TaskStatus};
 use autocrew_shared::ports::{AttemptFailure, Start, Started, StoreError};
 use autocrew_shared::services::{TaskMessage, backoff};
-use serde_json::json;
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 pub(crate) async fn handle(
@@ -175,10 +175,13 @@ async fn finish(
         .iter()
         .filter(|key| code_check::language(key).is_some())
         .count();
-    let result = json!({
-        "summary": finished.summary, "artifacts": finished.artifacts, "steps": finished.steps,
-        "files_checked": files_checked,
-    });
+    let result = crate::agent_loop::TaskResult {
+        summary: Value::String(finished.summary.clone()),
+        artifacts: finished.artifacts.clone(),
+        steps: finished.steps,
+        files_checked,
+    };
+    let result = serde_json::to_value(&result).map_err(|e| StoreError::Backend(Box::new(e)))?;
     // The task's wall time from its first start, across its attempts and invocations (the
     // store adds how many invocations those were).
     let since = task.started_at.unwrap_or(begun.started_at);

@@ -10,7 +10,7 @@
 //! before asking again.
 
 use crate::StepContext;
-use crate::acting::ActionError;
+use crate::acting::{self, ActionError};
 use crate::outreach::call;
 use autocrew_shared::adapters::tools::expo::{self, AppPlatform, GitHubBuildInput};
 use autocrew_shared::crew::tools::{BuildArgs, PlatformName};
@@ -20,7 +20,7 @@ use autocrew_shared::domain::records::{Run, Task};
 use autocrew_shared::domain::{DeploymentStatus, Service};
 use autocrew_shared::ports::{DeploymentChange, NewDeployment};
 use autocrew_shared::services::Opened;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The `eas.json` profile built when the call names none.
 const DEFAULT_PROFILE: &str = "production";
@@ -158,14 +158,16 @@ pub(crate) async fn execute(
             AppPlatform::Android => "Android",
         })
         .collect();
-    Ok(json!({
-        "said": format!(
+    acting::recorded(&acting::BuildsStarted {
+        said: format!(
             "started the {} build{} of {app} at {git_ref} (profile {profile}) on EAS",
             names.join(" and "),
             if names.len() == 1 { "" } else { "s" }
         ),
-        "app": app, "git_ref": git_ref, "profile": profile,
-    }))
+        app: app.to_string(),
+        git_ref: git_ref.to_string(),
+        profile: profile.to_string(),
+    })
 }
 
 /// The build EAS made for a pending row since it was written (a start whose answer was

@@ -16,7 +16,7 @@ use autocrew_shared::domain::records::{Run, Task};
 use autocrew_shared::domain::{DeploymentStatus, Service};
 use autocrew_shared::ports::{DeploymentChange, NewDeployment};
 use autocrew_shared::services::Opened;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::Duration;
 
 /// A static deployment is usually ready within seconds: it is asked after at most this
@@ -151,10 +151,13 @@ pub(crate) async fn execute(
         DeploymentStatus::Ready => format!("deployed on Vercel: {url}"),
         other => format!("deploying on Vercel: {url} ({other})"),
     };
-    Ok(json!({
-        "deployment_id": recorded.value.id, "vercel_id": deployment.id, "status": status,
-        "link": url, "said": said,
-    }))
+    acting::recorded(&acting::Deployed {
+        deployment_id: recorded.value.id,
+        vercel_id: deployment.id.clone(),
+        status,
+        link: url,
+        said,
+    })
 }
 
 /// Where a deployment stands as Vercel answers: its status, link, page and error.

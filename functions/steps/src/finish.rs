@@ -1,12 +1,16 @@
 //! The compile and notify steps: the run's summary, then its end.
 
 use crate::callback::{answered, put_artifact, record_artifacts};
+use crate::outputs::{Compiled, Notified, output};
 use crate::{RecordError, StepContext};
 use autocrew_shared::domain::events::{EventBody, RunEnded};
+use autocrew_shared::domain::{AgentKind, MicroUsd, RunId};
 use autocrew_shared::domain::{RunStatus, TaskStatus};
 use autocrew_shared::ports::StoreError;
 use autocrew_shared::services::{CallbackMessage, Outgoing, RunOutcome};
-use serde_json::json;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
 
 /// Writes `summary.json` for the run: tasks, artifacts, tokens and cost.
 pub(crate) async fn compile(
@@ -26,32 +30,55 @@ pub(crate) async fn compile(
     let tasks = ctx.tasks.run_tasks(run.id).await?;
     let artifacts = ctx.artifacts.run_artifacts(run.id).await?;
     let totals = ctx.ledger.run_totals(run.id).await?;
-    let summary = json!({
-        "run_id": run.id,
-        "command": run.command,
-        "product": run.plan.as_ref().map(|p| p["product"].clone()),
-        "tasks": tasks.iter().map(|t| json!({
-            "key": t.key, "agent": t.agent, "status": t.status, "attempts": t.attempts,
-            "started_at": t.started_at, "completed_at": t.completed_at,
-            "summary": t.result.as_ref().map(|r| r["summary"].clone()),
-        })).collect::<Vec<_>>(),
-        "artifacts": artifacts.iter().map(|a| json!({"key": a.key, "size_bytes": a.size_bytes, "checksum_sha256": a.checksum_sha256})).collect::<Vec<_>>(),
-        "llm_calls": totals.calls,
-        "tokens": {"input": totals.usage.input, "output": totals.usage.output},
-        "cost_micro_usd": totals.cost.0,
-        "completed_tasks": tasks.iter().filter(|t| t.status == TaskStatus::Completed).count(),
-    });
+    let summary = RunSummary {
+        run_id: run.id,
+        command: &run.command,
+        product: run.plan.as_ref().map(|p| p["product"].clone()),
+        tasks: tasks
+            .iter()
+            .map(|t| TaskLine {
+                key: &t.key,
+                agent: t.agent,
+                status: t.status,
+                attempts: t.attempts,
+                started_at: t.started_at,
+                completed_at: t.completed_at,
+                summary: t.result.as_ref().map(|r| r["summary"].clone()),
+            })
+            .collect(),
+        artifacts: artifacts
+            .iter()
+            .map(|a| FileLine {
+                key: &a.key,
+                size_bytes: a.size_bytes,
+                checksum_sha256: &a.checksum_sha256,
+            })
+            .collect(),
+        llm_calls: totals.calls,
+        tokens: Tokens {
+            input: totals.usage.input,
+            output: totals.usage.output,
+        },
+        cost_micro_usd: totals.cost,
+        completed_tasks: tasks
+            .iter()
+            .filter(|t| t.status == TaskStatus::Completed)
+            .count(),
+    };
     let key = format!("projects/{}/runs/{}/summary.json", run.project_id, run.id);
     // A resumed run's new execution writes a new summary; a redelivered compile does not.
     let once = format!("{}/summary/{}", run.id, run.executions);
-    let bytes = summary.to_string().into_bytes();
+    let bytes = output(&summary).to_string().into_bytes();
     let written = put_artifact(ctx, &run, None, (&key, bytes, "application/json"), &once).await?;
     record_artifacts(ctx, vec![written]).await?;
     answered(
         ctx.state_machine
             .task_success(
                 &message.task_token,
-                &json!({"run_id": run.id, "summary_key": key}),
+                &output(&Compiled {
+                    run_id: run.id,
+                    summary_key: key,
+                }),
             )
             .await,
     )
@@ -106,7 +133,10 @@ pub(crate) async fn notify(ctx: &StepContext, message: CallbackMessage) -> Resul
     });
     let answer = Outgoing::TaskSuccess {
         token: message.task_token.clone(),
-        output: json!({"run_id": message.run_id, "status": status}),
+        output: output(&Notified {
+            run_id: message.run_id,
+            status,
+        }),
     };
     let effects = ctx
         .runs
@@ -114,4 +144,42 @@ pub(crate) async fn notify(ctx: &StepContext, message: CallbackMessage) -> Resul
         .await?;
     ctx.relay.publish(effects).await;
     Ok(())
+}
+
+/// `summary.json`: the run, its tasks and files, and what its model calls cost.
+#[derive(Serialize)]
+struct RunSummary<'a> {
+    run_id: RunId,
+    command: &'a str,
+    product: Option<Value>,
+    tasks: Vec<TaskLine<'a>>,
+    artifacts: Vec<FileLine<'a>>,
+    llm_calls: u64,
+    tokens: Tokens,
+    cost_micro_usd: MicroUsd,
+    completed_tasks: usize,
+}
+
+#[derive(Serialize)]
+struct TaskLine<'a> {
+    key: &'a str,
+    agent: AgentKind,
+    status: TaskStatus,
+    attempts: u32,
+    started_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+    summary: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct FileLine<'a> {
+    key: &'a str,
+    size_bytes: u64,
+    checksum_sha256: &'a str,
+}
+
+#[derive(Serialize)]
+struct Tokens {
+    input: u32,
+    output: u32,
 }

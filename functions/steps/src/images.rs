@@ -13,7 +13,6 @@ use autocrew_shared::crew::tools::GenerateImage;
 use autocrew_shared::domain::records::{Attribution, Run, Task};
 use autocrew_shared::ports::{Claim, ImageRequest};
 use autocrew_shared::services::GatewayError;
-use serde_json::json;
 
 /// The quality asked for: a logo or an icon needs no more.
 const QUALITY: &str = "medium";
@@ -86,7 +85,12 @@ pub(crate) async fn generate(
         .complete(
             tools::IDEMPOTENCY_SCOPE,
             once,
-            &json!({"said": said, "object_key": key, "cost_micro_usd": image.cost.0}),
+            &serde_json::to_value(crate::acting::Imaged {
+                said: said.clone(),
+                object_key: key.clone(),
+                cost_micro_usd: image.cost.0,
+            })
+            .unwrap_or_default(),
         )
         .await
         .map_err(retry)?;

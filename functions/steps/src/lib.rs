@@ -13,6 +13,7 @@ mod deploy;
 mod finish;
 mod heartbeat;
 mod images;
+mod outputs;
 mod outreach;
 mod plan;
 mod progress;

@@ -5,7 +5,7 @@
 //! the refusal).
 
 use crate::StepContext;
-use crate::acting::ActionError;
+use crate::acting::{ActionError, Emailed, Posted, recorded};
 use autocrew_shared::adapters::tools::resend::{self, OutgoingEmail};
 use autocrew_shared::adapters::tools::{ServiceError, linkedin, x};
 use autocrew_shared::crew::tools::{EmailArgs, PostArgs};
@@ -13,7 +13,7 @@ use autocrew_shared::domain::Service;
 use autocrew_shared::domain::actions::{ApprovedAction, LinkedinPost, Post, SendEmail};
 use autocrew_shared::domain::records::Run;
 use autocrew_shared::services::Opened;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A plausible address: one `@`, something before it, a dot after it, no spaces.
 fn plausible_address(address: &str) -> bool {
@@ -79,11 +79,11 @@ pub(crate) async fn send_email(
         resend::send_email(&opened.http, &opened.token, &email, call_key),
     )
     .await?;
-    Ok(json!({
-        "email_id": id,
-        "to": email.to,
-        "said": format!("sent to {} (Resend id {id})", email.to.join(", ")),
-    }))
+    recorded(&Emailed {
+        said: format!("sent to {} (Resend id {id})", email.to.join(", ")),
+        email_id: id,
+        to: email.to,
+    })
 }
 
 /// The exact post.
@@ -122,7 +122,12 @@ pub(crate) async fn post_to_x(
         Err(e) => return Err(refusal(ctx, &opened, e).await),
     };
     let link = format!("https://x.com/{}/status/{}", me.username, post.id);
-    Ok(json!({"post_id": post.id, "link": link, "said": format!("posted: {link}")}))
+    recorded(&Posted {
+        post_id: Some(post.id),
+        post_urn: None,
+        said: format!("posted: {link}"),
+        link,
+    })
 }
 
 /// The exact LinkedIn post: its author (the connected member) and text.
@@ -161,7 +166,12 @@ pub(crate) async fn post_to_linkedin(
     )
     .await?;
     let link = linkedin::post_link(&urn);
-    Ok(json!({"post_urn": urn, "link": link, "said": format!("posted on LinkedIn: {link}")}))
+    recorded(&Posted {
+        post_id: None,
+        post_urn: Some(urn),
+        said: format!("posted on LinkedIn: {link}"),
+        link,
+    })
 }
 
 /// Awaits a service call; its refusal becomes what it means for the task.

@@ -5,6 +5,7 @@
 
 use crate::callback::{answered, call_model, retry};
 use crate::heartbeat::{Delivery, Heartbeat, hide};
+use crate::outputs::{Planned, output};
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::planner::{self, PlanReply};
 use autocrew_shared::domain::events::{EventBody, RunEnded};
@@ -13,7 +14,6 @@ use autocrew_shared::domain::{AgentKind, Complexity, PlanLimits, RunStatus, Task
 use autocrew_shared::ports::PlanLease;
 use autocrew_shared::ports::llm::{LlmRequest, LlmResponse};
 use autocrew_shared::services::{Call, CallbackMessage, Outgoing};
-use serde_json::json;
 
 /// The semantic cache scope of plans: a user who opted in gets the plan of a close enough
 /// earlier command.
@@ -137,7 +137,10 @@ async fn answer_again(
         ctx.state_machine
             .task_success(
                 &message.task_token,
-                &json!({"run_id": run.id, "tasks": tasks}),
+                &output(&Planned {
+                    run_id: run.id,
+                    tasks,
+                }),
             )
             .await
     };
@@ -155,11 +158,14 @@ async fn accept_plan(
 ) -> Result<(), RecordError> {
     let answer = Outgoing::TaskSuccess {
         token: message.task_token.clone(),
-        output: json!({"run_id": run.id, "tasks": graph.tasks().len()}),
+        output: output(&Planned {
+            run_id: run.id,
+            tasks: graph.tasks().len(),
+        }),
     };
     let accepted = ctx
         .tasks
-        .accept_plan(run, &json!(reply), &graph, &reply.product, answer)
+        .accept_plan(run, &output(&reply), &graph, &reply.product, answer)
         .await?;
     ctx.relay.publish(accepted.effects).await;
     Ok(())

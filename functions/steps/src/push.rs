@@ -7,7 +7,7 @@
 //! that commit at the branch's head and goes on from there, so a retry never commits twice.
 
 use crate::StepContext;
-use crate::acting::{self, ActionError};
+use crate::acting::{self, ActionError, Pushed, recorded};
 use autocrew_shared::adapters::tools::ServiceError;
 use autocrew_shared::adapters::tools::github::{self, Repo};
 use autocrew_shared::crew::tools::PushArgs;
@@ -15,7 +15,7 @@ use autocrew_shared::domain::Service;
 use autocrew_shared::domain::actions::{ApprovedAction, PushCode};
 use autocrew_shared::domain::records::{Run, Task};
 use autocrew_shared::services::Opened;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The trailer naming the call a commit was made for.
 const TRAILER: &str = "Autocrew-Call";
@@ -187,13 +187,16 @@ pub(crate) async fn execute(
             made
         }
     };
-    let mut result = json!({
-        "repository": repository.html_url,
-        "branch": branch,
-        "commit": commit.sha,
-        "commit_url": commit.html_url,
-        "files": files.len(),
-    });
+    let mut result = Pushed {
+        repository: repository.html_url.clone(),
+        branch: branch.clone(),
+        commit: commit.sha.clone(),
+        commit_url: commit.html_url.clone(),
+        files: files.len(),
+        pull_request: None,
+        link: commit.html_url.clone(),
+        said: String::new(),
+    };
     if target == PULL_REQUEST {
         let pull = match gh(ctx, &opened, github::pull_from(http, token, repo, &branch)).await? {
             Some(open) => open,
@@ -212,24 +215,23 @@ pub(crate) async fn execute(
                 .await?
             }
         };
-        result["pull_request"] = json!(pull.html_url);
-        result["link"] = json!(pull.html_url);
-        result["said"] = json!(format!(
+        result.said = format!(
             "opened pull request #{} into {base}: {} ({} files)",
             pull.number,
             pull.html_url,
             files.len()
-        ));
+        );
+        result.link = pull.html_url.clone();
+        result.pull_request = Some(pull.html_url);
     } else {
-        result["link"] = json!(commit.html_url);
-        result["said"] = json!(format!(
+        result.said = format!(
             "committed {} files to {}/{branch}: {}",
             files.len(),
             repository.full_name,
             commit.html_url
-        ));
+        );
     }
-    Ok(result)
+    recorded(&result)
 }
 
 /// Awaits a GitHub call; its refusal becomes what it means for the task.

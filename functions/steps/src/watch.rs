@@ -7,13 +7,13 @@
 
 use crate::acting::ActionError;
 use crate::callback::retry;
+use crate::outputs::{Watched, output};
 use crate::{RecordError, StepContext};
 use autocrew_shared::domain::connections::Deployment;
 use autocrew_shared::domain::{DeploymentStatus, Service};
 use autocrew_shared::ports::{DeploymentChange, StateMachineError};
 use autocrew_shared::services::Opened;
 use serde::Deserialize;
-use serde_json::json;
 
 /// The poll state's message: the job (its tool call's key), and the token to answer.
 #[derive(Debug, Deserialize)]
@@ -39,7 +39,7 @@ pub(crate) async fn handle(ctx: &StepContext, message: WatchMessage) -> Result<(
     }
     match ctx
         .state_machine
-        .task_success(&message.task_token, &json!({ "done": done }))
+        .task_success(&message.task_token, &output(&Watched { done }))
         .await
     {
         // Answered by an earlier delivery, or the watch was stopped: nothing to add.

@@ -181,7 +181,10 @@ impl AccountStore for MemAccounts {
 
     async fn export(&self, user: UserId) -> Result<serde_json::Value, StoreError> {
         let user = self.users.user(user).await?;
-        Ok(serde_json::json!({ "user": user }))
+        let user = serde_json::to_value(user).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        Ok(serde_json::Value::Object(
+            [("user".to_owned(), user)].into_iter().collect(),
+        ))
     }
 
     async fn delete_account(&self, user: UserId) -> Result<Vec<ProjectId>, StoreError> {

@@ -1,0 +1,39 @@
+//! What the steps answer their state machines' task tokens with: the ASL reads these
+//! fields (`infra/`), so each is a type rather than a literal.
+
+use autocrew_shared::domain::{RunId, RunStatus};
+use serde::Serialize;
+use serde_json::Value;
+
+/// The plan was accepted with this many tasks.
+#[derive(Serialize)]
+pub(crate) struct Planned {
+    pub run_id: RunId,
+    pub tasks: usize,
+}
+
+/// The run's `summary.json` is stored at `summary_key`.
+#[derive(Serialize)]
+pub(crate) struct Compiled {
+    pub run_id: RunId,
+    pub summary_key: String,
+}
+
+/// The run ended with `status`.
+#[derive(Serialize)]
+pub(crate) struct Notified {
+    pub run_id: RunId,
+    pub status: RunStatus,
+}
+
+/// A look at a long job: whether it is done.
+#[derive(Serialize)]
+pub(crate) struct Watched {
+    pub done: bool,
+}
+
+/// An answer as the state machine receives it. These hold ids, names and numbers only, so
+/// they always serialise.
+pub(crate) fn output(answer: &impl Serialize) -> Value {
+    serde_json::to_value(answer).unwrap_or_default()
+}
