@@ -285,15 +285,11 @@ struct ListedArtifact {
 
 pub(crate) mod spec {
     use super::*;
-    use crate::openapi::{Spec, paging, query, uuid_query};
-    use serde_json::json;
+    use crate::openapi::{Spec, one_of, paging, query, query_of, uuid_query};
+    use utoipa::openapi::path::Parameter;
 
-    fn run_status() -> serde_json::Value {
-        query(
-            "status",
-            "Only runs of this status.",
-            json!({"type": "string", "enum": RunStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()}),
-        )
+    fn run_status() -> Parameter {
+        query_of::<RunStatus>("status", "Only runs of this status.")
     }
 
     pub fn list_projects() -> Spec {
@@ -301,7 +297,7 @@ pub(crate) mod spec {
             .query([query(
                 "archived",
                 "The archived projects instead (default false).",
-                json!({"type": "string", "enum": ["true", "false"]}),
+                one_of(&["true", "false"]),
             )])
             .query(paging())
             .page::<Project>(200)

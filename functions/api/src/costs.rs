@@ -208,16 +208,11 @@ pub async fn get_analytics(
 
 pub(crate) mod spec {
     use super::*;
-    use crate::openapi::{Spec, period, query};
-    use serde_json::json;
+    use crate::openapi::{Spec, period, query_of};
 
     pub fn get_costs() -> Spec {
         Spec::new("Spend over a period, grouped.")
-            .query([query(
-                "by",
-                "How to group (default run).",
-                json!({"type": "string", "enum": ["run", "project", "agent", "user", "model"]}),
-            )])
+            .query([query_of::<CostGroup>("by", "How to group (default run).")])
             .query(period())
             .reply::<CostReport>(200)
     }

@@ -3,7 +3,27 @@
 
 use autocrew_shared::ports::{StateMachineError, StoreError};
 use lambda_http::{Body, Response};
-use serde_json::json;
+
+/// What every error answer holds.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What is wrong, in words.
+    pub error: String,
+    /// The field, parameter or header at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
+    pub field: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn new(error: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            error: error.into(),
+            field: None,
+        }
+    }
+}
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -53,10 +73,13 @@ impl ApiError {
         let body = match &self {
             ApiError::Internal(cause) => {
                 tracing::error!(error = %self, cause = ?cause, "request failed");
-                json!({"error": "internal error"})
+                ErrorBody::new("internal error")
             }
-            ApiError::BadRequest { field, message } => json!({"error": message, "field": field}),
-            other => json!({"error": other.to_string()}),
+            ApiError::BadRequest { field, message } => ErrorBody {
+                error: message.clone(),
+                field: Some(field.clone()),
+            },
+            other => ErrorBody::new(other.to_string()),
         };
         let mut response = json_response(self.status(), &body);
         if let ApiError::Unauthorized(_) = self

@@ -13,7 +13,8 @@ use crate::request::idempotency_key;
 use crate::{ApiError, ApiState, Route};
 use autocrew_shared::ports::Claim;
 use lambda_http::{Body, Request, Response};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::time::Duration;
@@ -56,17 +57,22 @@ fn fingerprint(request: &Request) -> String {
     hex::encode(hash.finalize())
 }
 
-fn replay(stored: &Value) -> Response<Body> {
-    let status = stored["status"]
-        .as_u64()
-        .and_then(|s| u16::try_from(s).ok())
-        .unwrap_or(200);
-    let mut response = match stored.get("body") {
-        Some(Value::Null) | None => Response::builder()
-            .status(status)
+/// A kept answer: the request it answered (its fingerprint), and the answer.
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    request_sha256: String,
+    status: u16,
+    /// `null` for an answer with no body.
+    body: Value,
+}
+
+fn replay(kept: &Kept) -> Response<Body> {
+    let mut response = match &kept.body {
+        Value::Null => Response::builder()
+            .status(kept.status)
             .body(Body::Empty)
             .unwrap_or_else(|_| Response::new(Body::Empty)),
-        Some(body) => json_response(status, body),
+        body => json_response(kept.status, body),
     };
     if let Ok(value) = "true".parse() {
         response.headers_mut().insert("idempotent-replayed", value);
@@ -118,11 +124,14 @@ where
     }
     match claim {
         Err(e) => ApiError::from(e).into_response(),
-        Ok(Claim::Done(stored)) if stored["request_sha256"] == sha.as_str() => replay(&stored),
-        Ok(Claim::Done(_)) => ApiError::Unprocessable(format!(
-            "the Idempotency-Key {key:?} was used with a different request"
-        ))
-        .into_response(),
+        Ok(Claim::Done(stored)) => match serde_json::from_value::<Kept>(stored) {
+            Ok(kept) if kept.request_sha256 == sha => replay(&kept),
+            Ok(_) => ApiError::Unprocessable(format!(
+                "the Idempotency-Key {key:?} was used with a different request"
+            ))
+            .into_response(),
+            Err(e) => ApiError::Internal(Box::new(e)).into_response(),
+        },
         Ok(Claim::InProgress) => ApiError::Conflict(format!(
             "a request with the Idempotency-Key {key:?} is still being processed; retry later"
         ))
@@ -137,8 +146,15 @@ where
                     Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
                     _ => Value::Null,
                 };
-                let stored = json!({"request_sha256": sha, "status": status, "body": body});
-                state.idempotency.complete(SCOPE, &scoped, &stored).await
+                let kept = Kept {
+                    request_sha256: sha,
+                    status,
+                    body,
+                };
+                match serde_json::to_value(&kept) {
+                    Ok(stored) => state.idempotency.complete(SCOPE, &scoped, &stored).await,
+                    Err(e) => Err(autocrew_shared::ports::StoreError::Backend(Box::new(e))),
+                }
             };
             if let Err(e) = outcome {
                 tracing::warn!(error = %e, "could not record the idempotent answer; a retry will run again");

@@ -4,13 +4,12 @@
 //! carries the binding bucket in `RateLimit-Policy` and `RateLimit` (the IETF httpapi
 //! draft's fields).
 
-use crate::error::json_response;
+use crate::error::{ErrorBody, json_response};
 use crate::{ApiState, Route};
 use autocrew_shared::domain::UserId;
 use autocrew_shared::ports::{Bucket, Standing};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde_json::json;
 
 /// Requests a minute, per bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,12 +97,10 @@ pub async fn check(
     }
     let mut response = json_response(
         429,
-        &json!({
-            "error": format!(
-                "too many requests: the {} limit is {} a minute; try again in {} s",
-                standing.policy, standing.limit, standing.reset_secs
-            )
-        }),
+        &ErrorBody::new(format!(
+            "too many requests: the {} limit is {} a minute; try again in {} s",
+            standing.policy, standing.limit, standing.reset_secs
+        )),
     );
     if let Ok(value) = standing.reset_secs.to_string().parse() {
         response.headers_mut().insert("retry-after", value);

@@ -342,8 +342,7 @@ mod tests {
 
 pub(crate) mod spec {
     use super::*;
-    use crate::openapi::{Spec, query};
-    use serde_json::json;
+    use crate::openapi::{Spec, query, text};
 
     pub fn start_web_flow() -> Spec {
         Spec::new("Starts the service's OAuth web flow (X with PKCE, LinkedIn): open authorize_url in a browser; the service sends it back to redirect_uri (GET /oauth/callback), which connects the account and then shows a page or goes on to return_to. 422 for a service without one; 503 where no OAuth app is configured.")
@@ -363,18 +362,18 @@ pub(crate) mod spec {
                 query(
                     "state",
                     "The state the authorization link carried.",
-                    json!({"type": "string"}),
+                    text(),
                 ),
-                query("code", "The authorization code.", json!({"type": "string"})),
+                query("code", "The authorization code.", text()),
                 query(
                     "error",
                     "Why there is no code (access_denied, ...).",
-                    json!({"type": "string"}),
+                    text(),
                 ),
                 query(
                     "error_description",
                     "The service's words for the error.",
-                    json!({"type": "string"}),
+                    text(),
                 ),
             ])
             .html(200, "Connected: a page saying so.")

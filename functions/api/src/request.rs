@@ -21,10 +21,10 @@ pub(crate) fn too_large(request: &Request) -> Option<Response<Body>> {
     (size > MAX_BODY_BYTES).then(|| {
         crate::error::json_response(
             413,
-            &serde_json::json!({
-                "error": format!("the body is {size} bytes; at most {MAX_BODY_BYTES} are accepted"),
-                "field": "body"
-            }),
+            &crate::error::ErrorBody {
+                error: format!("the body is {size} bytes; at most {MAX_BODY_BYTES} are accepted"),
+                field: Some("body".to_owned()),
+            },
         )
     })
 }

@@ -17,7 +17,6 @@ use autocrew_shared::ports::{EventLog, ProjectStore, StoreError};
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -183,17 +182,13 @@ pub(crate) async fn start_run(
     run_limits: RunLimits,
 ) -> Result<Run, ApiError> {
     let checked = run_request(project, user, (command, field), run_limits)?;
-    let idempotency = idempotency_key(request)?.map(|key| {
-        let canonical = json!({
-            "project_id": project.id, "command": checked.command, "budget_micro_usd": checked.budget.0,
-            "max_concurrency": checked.max_concurrency,
-            "deadline_minutes": checked.deadline.map(|d| d.as_secs() / 60)
-        });
-        RequestKey {
+    let idempotency = match idempotency_key(request)? {
+        Some(key) => Some(RequestKey {
             key,
-            request_sha256: hex::encode(Sha256::digest(canonical.to_string().as_bytes())),
-        }
-    });
+            request_sha256: hex::encode(Sha256::digest(CheckedCommand::of(&checked)?)),
+        }),
+        None => None,
+    };
     let created = state
         .runs
         .create_run(NewRun {
@@ -203,6 +198,30 @@ pub(crate) async fn start_run(
         .await?;
     state.relay.publish(created.effects).await;
     Ok(created.value)
+}
+
+/// What a command's idempotency key is bound to: the checked request, as JSON with its
+/// fields in name order (the order the hashes kept so far were taken in).
+#[derive(Serialize)]
+struct CheckedCommand<'a> {
+    budget_micro_usd: i64,
+    command: &'a str,
+    deadline_minutes: Option<u64>,
+    max_concurrency: u32,
+    project_id: ProjectId,
+}
+
+impl CheckedCommand<'_> {
+    fn of(run: &NewRun) -> Result<Vec<u8>, ApiError> {
+        serde_json::to_vec(&CheckedCommand {
+            budget_micro_usd: run.budget.0,
+            command: &run.command,
+            deadline_minutes: run.deadline.map(|d| d.as_secs() / 60),
+            max_concurrency: run.max_concurrency,
+            project_id: run.project_id,
+        })
+        .map_err(|e| ApiError::Internal(Box::new(e)))
+    }
 }
 
 /// The run a request asks for in `project`, checked: the command (named `field` in
@@ -416,6 +435,9 @@ pub async fn list_events(state: &ApiState, request: &Request) -> Result<Response
     Ok(json_response(200, &page))
 }
 
+/// The most events one page of `GET /projects/{project_id}/events` holds.
+const EVENTS_LIMIT_MAX: i64 = 500;
+
 /// `user`'s project's events after `after`, at most `limit` (1-500).
 pub(crate) async fn events_after(
     events: &dyn EventLog,
@@ -426,8 +448,11 @@ pub(crate) async fn events_after(
     if after < 0 {
         return Err(ApiError::bad("after", "must not be negative"));
     }
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad("limit", "must be 1-500"));
+    if !(1..=EVENTS_LIMIT_MAX).contains(&limit) {
+        return Err(ApiError::bad(
+            "limit",
+            format!("must be 1-{EVENTS_LIMIT_MAX}"),
+        ));
     }
     // The owner check and the read in one statement: the GET's one round trip.
     let events = events
@@ -440,7 +465,7 @@ pub(crate) async fn events_after(
 
 pub(crate) mod spec {
     use super::*;
-    use crate::openapi::{Spec, query};
+    use crate::openapi::{Spec, integer, query};
 
     pub fn create_project() -> Spec {
         Spec::new("Creates a project.")
@@ -467,12 +492,12 @@ pub(crate) mod spec {
                 query(
                     "after",
                     "Events after this sequence number (default 0).",
-                    json!({"type": "integer", "minimum": 0}),
+                    integer(0, None),
                 ),
                 query(
                     "limit",
                     "Events at most (default 100).",
-                    json!({"type": "integer", "minimum": 1, "maximum": 500}),
+                    integer(1, Some(EVENTS_LIMIT_MAX)),
                 ),
             ])
             .reply::<EventsPage>(200)

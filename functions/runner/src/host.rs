@@ -293,7 +293,7 @@ async fn fire_forever(
     loop {
         tokio::select! {
             _ = ticks.tick() => {
-                let Some(event) = scheduled_event(&rule, &region) else { continue };
+                let event = scheduled_event(&rule, &region);
                 let sweep_once = autocrew_sweep::handle(&sweep, event);
                 match crate::invocation(autocrew_sweep::FUNCTION_NAME, sweep_once).await {
                     Ok(report) => tracing::info!(rule, ?report, "scheduled sweep done"),

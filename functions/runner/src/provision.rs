@@ -187,8 +187,7 @@ pub async fn provision(
                     context: queue.logical_id.clone(),
                     target: dlq.clone(),
                 })?;
-            let policy =
-                serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max}).to_string();
+            let policy = format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":{max}}}"#);
             request = request.attributes(QueueAttributeName::RedrivePolicy, policy);
         }
         let url = request

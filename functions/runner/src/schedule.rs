@@ -2,7 +2,6 @@
 //! the scheduled event EventBridge sends, once at start and then once per period.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use serde_json::json;
 use std::time::Duration;
 
 /// The period of `rate(N unit)`; `None` for anything else (cron expressions fire only on
@@ -24,19 +23,21 @@ pub fn parse_rate(expression: &str) -> Option<Duration> {
 }
 
 /// The event EventBridge delivers for a scheduled rule.
-pub fn scheduled_event(rule: &str, region: &str) -> Option<EventBridgeEvent> {
-    serde_json::from_value(json!({
-        "version": "0",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "region": region,
-        "resources": [format!("arn:aws:events:{region}:123456789012:rule/{rule}")],
-        "detail": {}
-    }))
-    .ok()
+pub fn scheduled_event(rule: &str, region: &str) -> EventBridgeEvent {
+    use chrono::SubsecRound;
+    let mut event = EventBridgeEvent::default();
+    event.version = Some("0".to_owned());
+    event.id = Some(uuid::Uuid::new_v4().to_string());
+    event.detail_type = "Scheduled Event".to_owned();
+    event.source = "aws.events".to_owned();
+    event.account = Some("123456789012".to_owned());
+    event.time = Some(chrono::Utc::now().trunc_subsecs(0));
+    event.region = Some(region.to_owned());
+    event.resources = Some(vec![format!(
+        "arn:aws:events:{region}:123456789012:rule/{rule}"
+    )]);
+    event.detail = serde_json::Value::Object(serde_json::Map::new());
+    event
 }
 
 #[cfg(test)]
@@ -62,7 +63,7 @@ mod tests {
 
     #[test]
     fn the_scheduled_event_has_eventbridges_shape() {
-        let event = scheduled_event("autocrew-sweep", "us-east-1").unwrap();
+        let event = scheduled_event("autocrew-sweep", "us-east-1");
         assert_eq!(event.detail_type, "Scheduled Event");
         assert_eq!(event.source, "aws.events");
     }

@@ -42,7 +42,7 @@ use autocrew_shared::ports::llm::{Content, LlmResponse, Message, Role};
 use autocrew_shared::ports::{StoreError, Written};
 use autocrew_shared::services::Call;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// How one attempt's loop ended well.
@@ -95,6 +95,15 @@ struct Checkpoint {
     repairs: Repairs,
     #[serde(default)]
     output_tokens: u32,
+}
+
+impl Checkpoint {
+    /// As the task store keeps it. A checkpoint holds text, numbers and the model's own
+    /// JSON, so this fails only if serde does.
+    fn stored(&self) -> Result<Value, RecordError> {
+        serde_json::to_value(self)
+            .map_err(|e| RecordError::Poison(format!("the checkpoint could not be stored: {e}")))
+    }
 }
 
 /// Time a turn's tool calls and its checkpoints may take, besides the model's answer.
@@ -288,9 +297,10 @@ async fn turns(
                             .auto_approves(run.user_id, effect)
                             .await
                             .map_err(RecordError::from)?;
+                        let checkpoint = at.stored()?;
                         let here = || Park {
                             attempt: attempt.number,
-                            checkpoint: json!(at),
+                            checkpoint: checkpoint.clone(),
                         };
                         let call = ActingCall {
                             tool: &name,
@@ -358,11 +368,16 @@ async fn rewind(ctx: &StepContext, task: &Task, attempt: u32, at: &mut Checkpoin
         .is_some_and(|m| m.role == Role::Assistant)
     {
         at.messages.pop();
-        if let Err(e) = ctx
-            .tasks
-            .save_checkpoint(task.id, attempt, &json!(at))
-            .await
-        {
+        let rewound = match at.stored() {
+            Ok(checkpoint) => ctx
+                .tasks
+                .save_checkpoint(task.id, attempt, &checkpoint)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("{e:?}")),
+        };
+        if let Err(e) = rewound {
             tracing::warn!(task = %task.id, error = %e, "the checkpoint was not rewound");
         }
     }
@@ -387,7 +402,7 @@ async fn save(
 ) -> Result<(), LoopError> {
     match ctx
         .tasks
-        .save_checkpoint(task.id, attempt, &json!(at))
+        .save_checkpoint(task.id, attempt, &at.stored()?)
         .await
     {
         Ok(true) => Ok(()),

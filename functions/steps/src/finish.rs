@@ -1,9 +1,10 @@
 //! The compile and notify steps: the run's summary, then its end.
 
 use crate::callback::{answered, put_artifact, record_artifacts};
-use crate::outputs::{Compiled, Notified, output};
+use crate::outputs::{Compiled, Notified};
 use crate::{RecordError, StepContext};
 use autocrew_shared::domain::events::{EventBody, RunEnded};
+use autocrew_shared::domain::messages::as_json;
 use autocrew_shared::domain::{AgentKind, MicroUsd, RunId};
 use autocrew_shared::domain::{RunStatus, TaskStatus};
 use autocrew_shared::ports::StoreError;
@@ -68,14 +69,14 @@ pub(crate) async fn compile(
     let key = format!("projects/{}/runs/{}/summary.json", run.project_id, run.id);
     // A resumed run's new execution writes a new summary; a redelivered compile does not.
     let once = format!("{}/summary/{}", run.id, run.executions);
-    let bytes = output(&summary).to_string().into_bytes();
+    let bytes = as_json(&summary).to_string().into_bytes();
     let written = put_artifact(ctx, &run, None, (&key, bytes, "application/json"), &once).await?;
     record_artifacts(ctx, vec![written]).await?;
     answered(
         ctx.state_machine
             .task_success(
                 &message.task_token,
-                &output(&Compiled {
+                &as_json(&Compiled {
                     run_id: run.id,
                     summary_key: key,
                 }),
@@ -133,7 +134,7 @@ pub(crate) async fn notify(ctx: &StepContext, message: CallbackMessage) -> Resul
     });
     let answer = Outgoing::TaskSuccess {
         token: message.task_token.clone(),
-        output: output(&Notified {
+        output: as_json(&Notified {
             run_id: message.run_id,
             status,
         }),

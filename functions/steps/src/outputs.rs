@@ -3,7 +3,6 @@
 
 use autocrew_shared::domain::{RunId, RunStatus};
 use serde::Serialize;
-use serde_json::Value;
 
 /// The plan was accepted with this many tasks.
 #[derive(Serialize)]
@@ -30,10 +29,4 @@ pub(crate) struct Notified {
 #[derive(Serialize)]
 pub(crate) struct Watched {
     pub done: bool,
-}
-
-/// An answer as the state machine receives it. These hold ids, names and numbers only, so
-/// they always serialise.
-pub(crate) fn output(answer: &impl Serialize) -> Value {
-    serde_json::to_value(answer).unwrap_or_default()
 }

@@ -5,10 +5,11 @@
 
 use crate::callback::{answered, call_model, retry};
 use crate::heartbeat::{Delivery, Heartbeat, hide};
-use crate::outputs::{Planned, output};
+use crate::outputs::Planned;
 use crate::{RecordError, StepContext};
 use autocrew_shared::crew::planner::{self, PlanReply};
 use autocrew_shared::domain::events::{EventBody, RunEnded};
+use autocrew_shared::domain::messages::as_json;
 use autocrew_shared::domain::records::{Attribution, Run};
 use autocrew_shared::domain::{AgentKind, Complexity, PlanLimits, RunStatus, TaskGraph};
 use autocrew_shared::ports::PlanLease;
@@ -137,7 +138,7 @@ async fn answer_again(
         ctx.state_machine
             .task_success(
                 &message.task_token,
-                &output(&Planned {
+                &as_json(&Planned {
                     run_id: run.id,
                     tasks,
                 }),
@@ -158,14 +159,14 @@ async fn accept_plan(
 ) -> Result<(), RecordError> {
     let answer = Outgoing::TaskSuccess {
         token: message.task_token.clone(),
-        output: output(&Planned {
+        output: as_json(&Planned {
             run_id: run.id,
             tasks: graph.tasks().len(),
         }),
     };
     let accepted = ctx
         .tasks
-        .accept_plan(run, &output(&reply), &graph, &reply.product, answer)
+        .accept_plan(run, &as_json(&reply), &graph, &reply.product, answer)
         .await?;
     ctx.relay.publish(accepted.effects).await;
     Ok(())

@@ -7,9 +7,10 @@
 
 use crate::acting::ActionError;
 use crate::callback::retry;
-use crate::outputs::{Watched, output};
+use crate::outputs::Watched;
 use crate::{RecordError, StepContext};
 use autocrew_shared::domain::connections::Deployment;
+use autocrew_shared::domain::messages::as_json;
 use autocrew_shared::domain::{DeploymentStatus, Service};
 use autocrew_shared::ports::{DeploymentChange, StateMachineError};
 use autocrew_shared::services::Opened;
@@ -39,7 +40,7 @@ pub(crate) async fn handle(ctx: &StepContext, message: WatchMessage) -> Result<(
     }
     match ctx
         .state_machine
-        .task_success(&message.task_token, &output(&Watched { done }))
+        .task_success(&message.task_token, &as_json(&Watched { done }))
         .await
     {
         // Answered by an earlier delivery, or the watch was stopped: nothing to add.

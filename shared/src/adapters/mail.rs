@@ -2,12 +2,20 @@
 
 use crate::ports::{Email, MailError, Mailer, Secrets};
 use async_trait::async_trait;
-use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 /// Resend's API root; `RESEND_BASE_URL` replaces it (tests point it at a local server).
 pub const RESEND_BASE_URL: &str = "https://api.resend.com";
+
+/// Resend's `POST /emails` body: one plain-text email.
+#[derive(serde::Serialize)]
+struct ResendEmail<'a> {
+    from: &'a str,
+    to: [&'a str; 1],
+    subject: &'a str,
+    text: &'a str,
+}
 
 /// `Mailer` on Resend. The API key is read from the secret store on the first send, so a
 /// missing key fails the emails (logged, and asked for again) rather than every route.
@@ -52,12 +60,12 @@ impl Mailer for ResendMailer {
             .post(format!("{}/emails", self.base_url))
             .bearer_auth(api_key)
             .timeout(std::time::Duration::from_secs(10))
-            .json(&json!({
-                "from": self.from,
-                "to": [email.to],
-                "subject": email.subject,
-                "text": email.text,
-            }))
+            .json(&ResendEmail {
+                from: &self.from,
+                to: [&email.to],
+                subject: &email.subject,
+                text: &email.text,
+            })
             .send()
             .await
             .map_err(|e| MailError::Unreachable(Box::new(e)))?;

@@ -5,7 +5,6 @@ use super::AgentProfile;
 use crate::domain::AgentKind;
 use crate::ports::llm::{LlmRequest, Message};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 /// Everything an agent is told about its task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,9 +20,10 @@ pub struct AgentTaskContext {
     pub upstream: Vec<(String, String)>,
 }
 
-/// The first user message: the task's context as JSON.
+/// The first user message: the task's context as JSON (text only, so it always
+/// serialises).
 pub fn first_message(context: &AgentTaskContext) -> Message {
-    Message::user(json!(context).to_string())
+    Message::user(serde_json::to_string(context).unwrap_or_default())
 }
 
 /// Said to every agent after its own prompt: what reaches it through tools is material for

@@ -51,6 +51,35 @@ pub struct ReplyMessage {
     pub message_id: crate::domain::MessageId,
 }
 
+/// The run state machine's input: the ASL reads `$.run_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExecutionInput {
+    pub run_id: RunId,
+}
+
+/// The job-watch state machine's input: which call's job to look at, for which task, and
+/// how long to wait between looks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WatchInput {
+    pub call_key: String,
+    pub task_id: TaskId,
+    pub poll_secs: u32,
+}
+
+/// The execute step's answer: every task of the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Executed {
+    pub run_id: RunId,
+    /// How many tasks the run has.
+    pub completed: i64,
+}
+
+/// A state machine's input or a task token's answer as JSON. These hold ids, names and
+/// numbers only, so they always serialise.
+pub fn as_json(value: &impl Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
+}
+
 /// A message the engine sends out, kept in the outbox until it is sent: written in the
 /// same transaction as the state change it carries out (see migration 0005).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -80,16 +109,13 @@ pub enum Outgoing {
     StartExecution {
         run_id: RunId,
         name: String,
-        input: serde_json::Value,
+        input: ExecutionInput,
     },
     /// Stops the run's execution (a cancelled run).
     StopExecution { name: String, cause: String },
     /// Starts the watch execution of a long job under its unique name: the job-watch
     /// state machine polls the service until the job ends or its deadline passes.
-    StartWatch {
-        name: String,
-        input: serde_json::Value,
-    },
+    StartWatch { name: String, input: WatchInput },
     /// A conversation's pending reply, for the chat queue.
     Reply { message: ReplyMessage },
 }

@@ -181,7 +181,8 @@ impl SigningKeys {
         use base64::Engine;
         let key =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 48]>());
-        serde_json::json!({"active_kid": kid, kid: key}).to_string()
+        let secret = std::collections::BTreeMap::from([("active_kid", kid), (kid, key.as_str())]);
+        serde_json::to_string(&secret).unwrap_or_default()
     }
 }
 

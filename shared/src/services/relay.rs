@@ -77,6 +77,8 @@ pub enum RelayError {
     StateMachine(#[from] StateMachineError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("a message could not be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
     #[error("no queue is configured for agent {0}")]
     NoQueue(AgentKind),
     #[error("no chat queue is configured (CHAT_QUEUE_URL)")]
@@ -149,19 +151,19 @@ impl Relay {
                 delay_secs,
             } => {
                 let url = self.queues.url(*agent).ok_or(RelayError::NoQueue(*agent))?;
-                let body = serde_json::json!(message).to_string();
+                let body = serde_json::to_string(message)?;
                 let delay = Duration::from_secs(u64::from(*delay_secs));
                 self.queue.send_delayed(url, &body, delay).await?;
             }
             Outgoing::Replan { message } => {
                 let agent = AgentKind::Orchestrator;
                 let url = self.queues.url(agent).ok_or(RelayError::NoQueue(agent))?;
-                let body = serde_json::json!(message).to_string();
+                let body = serde_json::to_string(message)?;
                 self.queue.send_delayed(url, &body, Duration::ZERO).await?;
             }
             Outgoing::Reply { message } => {
                 let url = self.queues.chat().ok_or(RelayError::NoChatQueue)?;
-                let body = serde_json::json!(message).to_string();
+                let body = serde_json::to_string(message)?;
                 self.queue.send_delayed(url, &body, Duration::ZERO).await?;
             }
             Outgoing::TaskSuccess { token, output } => {
@@ -183,7 +185,8 @@ impl Relay {
                     .state_machine_arn
                     .as_deref()
                     .ok_or(RelayError::NoStateMachine)?;
-                let arn = match self.state_machine.start(machine, name, input).await {
+                let input = serde_json::to_value(input)?;
+                let arn = match self.state_machine.start(machine, name, &input).await {
                     Ok(arn) => arn,
                     // Started by an earlier send whose deletion was lost.
                     Err(StateMachineError::ExecutionExists { .. }) => {
@@ -198,7 +201,8 @@ impl Relay {
                     .watch_state_machine_arn
                     .as_deref()
                     .ok_or(RelayError::NoWatchStateMachine)?;
-                match self.state_machine.start(machine, name, input).await {
+                let input = serde_json::to_value(input)?;
+                match self.state_machine.start(machine, name, &input).await {
                     // Started by an earlier send whose deletion was lost.
                     Ok(_) | Err(StateMachineError::ExecutionExists { .. }) => {}
                     Err(e) => return Err(e.into()),

@@ -4,6 +4,7 @@ use super::Pool;
 use super::cached::Cached;
 use super::effects::emit;
 use crate::domain::events::EventBody;
+use crate::domain::messages::as_json;
 use crate::domain::records::Artifact;
 use crate::domain::{ArtifactId, ProjectId, RunId, TaskId};
 use crate::ports::{ArtifactStore, Effects, StoreError, Written};
@@ -50,6 +51,12 @@ async fn insert(client: &impl GenericClient, a: &Artifact) -> Result<(), StoreEr
     Ok(())
 }
 
+/// What a write's idempotency key holds: the object it stored.
+#[derive(serde::Serialize)]
+struct ArtifactClaim<'a> {
+    object_key: &'a str,
+}
+
 #[async_trait]
 impl ArtifactStore for PgArtifactStore {
     async fn record(&self, a: &Artifact) -> Result<(), StoreError> {
@@ -72,7 +79,9 @@ impl ArtifactStore for PgArtifactStore {
                     &[
                         &ARTIFACT_SCOPE,
                         &w.key,
-                        &serde_json::json!({"object_key": w.artifact.key}),
+                        &as_json(&ArtifactClaim {
+                            object_key: &w.artifact.key,
+                        }),
                     ],
                 )
                 .await?;

@@ -3,11 +3,11 @@
 use super::Pool;
 use super::cached::Cached;
 use super::effects::{emit, send};
-use super::runs::{RUN_COLUMNS, execution_input, lock_run, run_from_row};
+use super::runs::{RUN_COLUMNS, lock_run, run_from_row};
 use super::task_rows::tasks_where;
 use super::transitions::{self, terminal};
 use crate::domain::events::{EventBody, RunEnded, RunResumed, TaskRef, TaskRetried};
-use crate::domain::messages::Outgoing;
+use crate::domain::messages::{ExecutionInput, Outgoing};
 use crate::domain::records::{Run, Task};
 use crate::domain::{AttemptStatus, MicroUsd, RunId, RunStatus, TaskId, TaskStatus};
 use crate::ports::{Changed, Effects, RunControl, StoreError};
@@ -171,7 +171,7 @@ async fn restart(
     let start = Outgoing::StartExecution {
         run_id: run.id,
         name,
-        input: execution_input(run.id),
+        input: ExecutionInput { run_id: run.id },
     };
     send(tx, effects, Some(run.id), start).await?;
     let resumed = run_from_row(&row)?;

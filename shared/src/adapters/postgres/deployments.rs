@@ -8,7 +8,7 @@ use super::tasks::{expect_running, lock_run_and_task};
 use super::transitions;
 use crate::domain::connections::Deployment;
 use crate::domain::events::EventBody;
-use crate::domain::messages::Outgoing;
+use crate::domain::messages::{Outgoing, WatchInput};
 use crate::domain::{
     AttemptStatus, DeploymentId, DeploymentStatus, ProjectId, RunId, TaskId, TaskStatus,
 };
@@ -17,7 +17,6 @@ use crate::ports::{
 };
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use serde_json::json;
 use uuid::Uuid;
 
 #[derive(Clone)]
@@ -236,9 +235,11 @@ impl DeploymentStore for PgDeployments {
         // One watch per job: its name is the call's key (already unique and short).
         let watch = Outgoing::StartWatch {
             name: format!("job-{}", park.call_key),
-            input: json!({
-                "call_key": park.call_key, "task_id": park.task, "poll_secs": park.poll_secs
-            }),
+            input: WatchInput {
+                call_key: park.call_key.to_owned(),
+                task_id: park.task,
+                poll_secs: park.poll_secs,
+            },
         };
         send(&tx, &mut effects, Some(locked.run_id), watch).await?;
         // The parked task no longer counts as in flight: others may start.

@@ -5,13 +5,12 @@ use super::cached::Cached;
 use super::effects::{emit, send};
 use super::rows::count;
 use crate::domain::events::{EventBody, RunCreated};
-use crate::domain::messages::{CallbackMessage, Outgoing};
+use crate::domain::messages::{CallbackMessage, ExecutionInput, Outgoing, as_json};
 use crate::domain::records::{NewRun, Run};
 use crate::domain::{MicroUsd, ProjectId, RunId, RunStatus, UserId};
 use crate::ports::{Changed, Effects, PlanLease, RunStore, StoreError};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use serde_json::json;
 use std::time::Duration;
 use tokio_postgres::Row;
 
@@ -124,9 +123,11 @@ pub(super) async fn update_status(
     run_from_row(&row)
 }
 
-/// The state machine's input for a run's execution.
-pub(super) fn execution_input(run: RunId) -> serde_json::Value {
-    json!({ "run_id": run })
+/// What a command's idempotency key holds: the run it created, and the request's hash.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CommandClaim {
+    run_id: RunId,
+    request_sha256: String,
 }
 
 #[async_trait]
@@ -138,7 +139,10 @@ impl RunStore for PgRunStore {
         if let Some(request) = &new.idempotency {
             // A concurrent request with the same key waits here for the first to commit.
             let scope = format!("command:{}", new.user_id);
-            let result = json!({"run_id": id, "request_sha256": request.request_sha256});
+            let result = as_json(&CommandClaim {
+                run_id: id,
+                request_sha256: request.request_sha256.clone(),
+            });
             let claimed = tx
                 .execute_cached(
                     "INSERT INTO idempotency_keys (scope, key, result, completed_at)
@@ -154,20 +158,14 @@ impl RunStore for PgRunStore {
                     )
                     .await?
                     .try_get(0)?;
-                if stored["request_sha256"].as_str() != Some(request.request_sha256.as_str()) {
+                let earlier = serde_json::from_value::<CommandClaim>(stored)
+                    .map_err(|e| StoreError::Backend(Box::new(e)))?;
+                if earlier.request_sha256 != request.request_sha256 {
                     return Err(StoreError::IdempotencyMismatch {
                         key: request.key.clone(),
                     });
                 }
-                let earlier = stored["run_id"]
-                    .as_str()
-                    .and_then(|r| uuid::Uuid::parse_str(r).ok())
-                    .map(RunId)
-                    .ok_or_else(|| StoreError::NotFound {
-                        what: "run of the idempotency key",
-                        id: request.key.clone(),
-                    })?;
-                let run = lock_run(&tx, earlier).await?;
+                let run = lock_run(&tx, earlier.run_id).await?;
                 tx.commit().await?;
                 return Ok(Changed {
                     value: run,
@@ -209,7 +207,7 @@ impl RunStore for PgRunStore {
         let start = Outgoing::StartExecution {
             run_id: run.id,
             name: execution_name,
-            input: execution_input(run.id),
+            input: ExecutionInput { run_id: run.id },
         };
         send(&tx, &mut effects, Some(run.id), start).await?;
         tx.commit().await?;

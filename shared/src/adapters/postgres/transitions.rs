@@ -8,7 +8,7 @@ use super::effects::{emit, send};
 use super::rows::count;
 use super::task_rows::{task_from_row, tasks_where};
 use crate::domain::events::{EventBody, TaskBlocked, TaskQueued, TaskRef};
-use crate::domain::messages::{Outgoing, TaskMessage};
+use crate::domain::messages::{Executed, Outgoing, TaskMessage, as_json};
 use crate::domain::records::{Run, Task};
 use crate::domain::{
     AgentKind, AttemptStatus, Complexity, Priority, RunId, RunStatus, TaskGraph, TaskId,
@@ -16,7 +16,6 @@ use crate::domain::{
 };
 use crate::ports::{Effects, StoreError};
 use deadpool_postgres::{GenericClient, Transaction};
-use serde_json::json;
 use uuid::Uuid;
 
 /// Task statuses that end a task.
@@ -263,7 +262,10 @@ pub(super) async fn settle(
             .try_get(0)?;
         Outgoing::TaskSuccess {
             token,
-            output: json!({"run_id": run, "completed": total}),
+            output: as_json(&Executed {
+                run_id: run,
+                completed: total,
+            }),
         }
     } else {
         let failed = rows

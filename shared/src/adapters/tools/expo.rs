@@ -7,7 +7,7 @@ use crate::domain::Service;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A GraphQL answer: `data`, or `errors` (with HTTP 200 as often as not).
 #[derive(Deserialize)]
@@ -24,14 +24,51 @@ struct GraphQlError {
     extensions: Value,
 }
 
+/// A GraphQL request: the operation and its variables.
+#[derive(Serialize)]
+struct GraphQlRequest<'a, V> {
+    query: &'a str,
+    variables: V,
+}
+
+/// An operation's variables, named as in its text.
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Variables<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    build_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    full_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<AppPlatform>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    build_input: Option<&'a GitHubBuildInput<'a>>,
+}
+
+impl<'a> Variables<'a> {
+    fn build(id: &'a str) -> Variables<'a> {
+        Variables {
+            build_id: Some(id),
+            ..Variables::default()
+        }
+    }
+}
+
 /// Runs one GraphQL operation; `errors` become a `ServiceError` (an `UNAUTHORIZED_ERROR`
 /// code refuses the credential).
-pub(crate) async fn query<T: DeserializeOwned>(
+async fn query<T: DeserializeOwned>(
     client: &ServiceHttp,
     token: &Secret<String>,
-    (operation, variables): (&str, Value),
+    (operation, variables): (&str, Variables<'_>),
 ) -> Result<T, ServiceError> {
-    let body = json!({"query": operation, "variables": variables});
+    let body = GraphQlRequest {
+        query: operation,
+        variables,
+    };
     let answer: GraphQl<T> = client
         .send(
             client.request(Method::POST, "/graphql", token).json(&body),
@@ -93,7 +130,7 @@ pub(crate) async fn identify(
     client: &ServiceHttp,
     token: &Secret<String>,
 ) -> Result<Identity, ServiceError> {
-    let me: MeActor = query(client, token, (CURRENT_ACTOR, json!({}))).await?;
+    let me: MeActor = query(client, token, (CURRENT_ACTOR, Variables::default())).await?;
     let Some(actor) = me.me_actor else {
         return Err(ServiceError::Unauthorized {
             service: Service::Expo,
@@ -175,7 +212,13 @@ pub async fn app(
     let found: Result<AppData, ServiceError> = query(
         client,
         token,
-        (APP_BY_FULL_NAME, json!({"fullName": full_name})),
+        (
+            APP_BY_FULL_NAME,
+            Variables {
+                full_name: Some(full_name),
+                ..Variables::default()
+            },
+        ),
     )
     .await;
     match found {
@@ -255,8 +298,18 @@ pub async fn create_github_build(
     let operation = format!(
         "mutation CreateGitHubBuild($buildInput: GitHubBuildInput!) {{ githubApp {{ createGitHubBuild(buildInput: $buildInput) {{ {RECEIPT_FIELDS} }} }} }}"
     );
-    let data: CreateBuildData =
-        query(client, token, (&operation, json!({"buildInput": input}))).await?;
+    let data: CreateBuildData = query(
+        client,
+        token,
+        (
+            &operation,
+            Variables {
+                build_input: Some(input),
+                ..Variables::default()
+            },
+        ),
+    )
+    .await?;
     Ok(data.github_app.create_git_hub_build)
 }
 
@@ -281,7 +334,11 @@ pub async fn job_receipt(
     let operation = format!(
         "query BackgroundJobReceiptById($id: ID!) {{ backgroundJobReceipt {{ byId(id: $id) {{ {RECEIPT_FIELDS} }} }} }}"
     );
-    let data: ReceiptData = query(client, token, (&operation, json!({"id": id}))).await?;
+    let variables = Variables {
+        id: Some(id),
+        ..Variables::default()
+    };
+    let data: ReceiptData = query(client, token, (&operation, variables)).await?;
     Ok(data.background_job_receipt.by_id)
 }
 
@@ -350,7 +407,7 @@ pub async fn build(
     let operation = format!(
         "query BuildsByIdQuery($buildId: ID!) {{ builds {{ byId(buildId: $buildId) {{ {BUILD_FIELDS} }} }} }}"
     );
-    let data: BuildData = query(client, token, (&operation, json!({"buildId": id}))).await?;
+    let data: BuildData = query(client, token, (&operation, Variables::build(id))).await?;
     Ok(data.builds.by_id)
 }
 
@@ -376,7 +433,7 @@ pub async fn cancel_build(
     let operation = format!(
         "mutation CancelBuildMutation($buildId: ID!) {{ build {{ cancelBuild(buildId: $buildId) {{ {BUILD_FIELDS} }} }} }}"
     );
-    let data: CancelData = query(client, token, (&operation, json!({"buildId": id}))).await?;
+    let data: CancelData = query(client, token, (&operation, Variables::build(id))).await?;
     Ok(data.build.cancel_build)
 }
 
@@ -406,7 +463,11 @@ pub async fn recent_builds(
     let operation = format!(
         "query AppBuilds($appId: String!, $platform: AppPlatform) {{ app {{ byId(appId: $appId) {{ builds(offset: 0, limit: 10, platform: $platform) {{ {BUILD_FIELDS} }} }} }} }}"
     );
-    let variables = json!({"appId": app_id, "platform": platform});
+    let variables = Variables {
+        app_id: Some(app_id),
+        platform: Some(platform),
+        ..Variables::default()
+    };
     let data: RecentData = query(client, token, (&operation, variables)).await?;
     Ok(data.app.by_id.builds)
 }

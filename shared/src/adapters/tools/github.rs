@@ -7,7 +7,6 @@ use crate::config::Secret;
 use crate::domain::Service;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 /// The REST API version every request asks for (`X-GitHub-Api-Version`).
 pub const API_VERSION: &str = "2026-03-10";
@@ -264,6 +263,52 @@ pub async fn commit(
         .await
 }
 
+/// `POST /repos/{owner}/{repo}/git/blobs`' body.
+#[derive(Serialize)]
+struct NewBlob {
+    content: String,
+    encoding: &'static str,
+}
+
+/// `POST /repos/{owner}/{repo}/git/trees`' body.
+#[derive(Serialize)]
+struct NewTree<'a> {
+    base_tree: &'a str,
+    tree: Vec<TreeEntry<'a>>,
+}
+
+/// `POST /repos/{owner}/{repo}/git/commits`' body.
+#[derive(Serialize)]
+struct NewCommit<'a> {
+    message: &'a str,
+    tree: &'a str,
+    parents: [&'a str; 1],
+}
+
+/// `PATCH /repos/{owner}/{repo}/git/refs/...`' body.
+#[derive(Serialize)]
+struct MoveRef<'a> {
+    sha: &'a str,
+    force: bool,
+}
+
+/// `POST /repos/{owner}/{repo}/git/refs`' body.
+#[derive(Serialize)]
+struct NewRef<'a> {
+    #[serde(rename = "ref")]
+    name: String,
+    sha: &'a str,
+}
+
+/// `POST /repos/{owner}/{repo}/pulls`' body.
+#[derive(Serialize)]
+struct NewPull<'a> {
+    title: &'a str,
+    head: &'a str,
+    base: &'a str,
+    body: &'a str,
+}
+
 /// `POST /repos/{owner}/{repo}/git/blobs` with the bytes base64-encoded: the blob's sha.
 pub async fn create_blob(
     client: &ServiceHttp,
@@ -272,10 +317,10 @@ pub async fn create_blob(
     bytes: &[u8],
 ) -> Result<String, ServiceError> {
     use base64::Engine;
-    let body = json!({
-        "content": base64::engine::general_purpose::STANDARD.encode(bytes),
-        "encoding": "base64",
-    });
+    let body = NewBlob {
+        content: base64::engine::general_purpose::STANDARD.encode(bytes),
+        encoding: "base64",
+    };
     let created: Created = client
         .send(
             request(client, Method::POST, &repo.path("/git/blobs"), token).json(&body),
@@ -302,7 +347,7 @@ pub async fn create_tree(
             sha,
         })
         .collect();
-    let body = json!({"base_tree": base_tree, "tree": tree});
+    let body = NewTree { base_tree, tree };
     let created: Created = client
         .send(
             request(client, Method::POST, &repo.path("/git/trees"), token).json(&body),
@@ -319,7 +364,11 @@ pub async fn create_commit(
     repo: Repo<'_>,
     (message, tree, parent): (&str, &str, &str),
 ) -> Result<Commit, ServiceError> {
-    let body = json!({"message": message, "tree": tree, "parents": [parent]});
+    let body = NewCommit {
+        message,
+        tree,
+        parents: [parent],
+    };
     client
         .send(
             request(client, Method::POST, &repo.path("/git/commits"), token).json(&body),
@@ -336,7 +385,7 @@ pub async fn move_branch(
     repo: Repo<'_>,
     (branch, sha): (&str, &str),
 ) -> Result<(), ServiceError> {
-    let body = json!({"sha": sha, "force": false});
+    let body = MoveRef { sha, force: false };
     let _: serde_json::Value = client
         .send(
             request(
@@ -359,7 +408,10 @@ pub async fn create_branch(
     repo: Repo<'_>,
     (branch, sha): (&str, &str),
 ) -> Result<(), ServiceError> {
-    let body = json!({"ref": format!("refs/heads/{branch}"), "sha": sha});
+    let body = NewRef {
+        name: format!("refs/heads/{branch}"),
+        sha,
+    };
     let _: serde_json::Value = client
         .send(
             request(client, Method::POST, &repo.path("/git/refs"), token).json(&body),
@@ -401,7 +453,12 @@ pub async fn open_pull(
     repo: Repo<'_>,
     (head, base, title, body): (&str, &str, &str, &str),
 ) -> Result<PullRequest, ServiceError> {
-    let body = json!({"title": title, "head": head, "base": base, "body": body});
+    let body = NewPull {
+        title,
+        head,
+        base,
+        body,
+    };
     client
         .send(
             request(client, Method::POST, &repo.path("/pulls"), token).json(&body),

@@ -7,7 +7,6 @@ use crate::config::Secret;
 use crate::domain::Service;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 /// `GET /v2/user`: `{"user": AuthUser}`; only `username` is read.
 #[derive(Deserialize)]
@@ -86,6 +85,22 @@ impl VercelDeployment {
     }
 }
 
+/// `POST /v13/deployments`' body.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NewDeployment<'a> {
+    name: &'a str,
+    files: &'a [InlinedFile],
+    target: &'static str,
+    project_settings: ProjectSettings,
+}
+
+/// No framework: the files are served as they are (`null`, not left out).
+#[derive(Serialize)]
+struct ProjectSettings {
+    framework: Option<String>,
+}
+
 /// `POST /v13/deployments`: a production deployment of `files` under the project `name`
 /// (made on first use), as a static site (no framework, no build).
 pub async fn create_deployment(
@@ -94,12 +109,12 @@ pub async fn create_deployment(
     name: &str,
     files: &[InlinedFile],
 ) -> Result<VercelDeployment, ServiceError> {
-    let body = json!({
-        "name": name,
-        "files": files,
-        "target": "production",
-        "projectSettings": {"framework": null},
-    });
+    let body = NewDeployment {
+        name,
+        files,
+        target: "production",
+        project_settings: ProjectSettings { framework: None },
+    };
     client
         .send(
             client

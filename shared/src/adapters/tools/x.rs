@@ -6,7 +6,6 @@ use crate::config::Secret;
 use crate::domain::Service;
 use reqwest::Method;
 use serde::Deserialize;
-use serde_json::json;
 
 /// The OAuth 2.0 token endpoint, on the API host.
 pub const TOKEN_PATH: &str = "/2/oauth2/token";
@@ -53,6 +52,12 @@ pub async fn me(client: &ServiceHttp, token: &Secret<String>) -> Result<User, Se
     Ok(me.data)
 }
 
+/// `POST /2/tweets`' body.
+#[derive(serde::Serialize)]
+struct NewPost<'a> {
+    text: &'a str,
+}
+
 /// `POST /2/tweets`: posts `text` as the token's user.
 pub async fn post(
     client: &ServiceHttp,
@@ -63,7 +68,7 @@ pub async fn post(
         .send(
             client
                 .request(Method::POST, "/2/tweets", token)
-                .json(&json!({"text": text})),
+                .json(&NewPost { text }),
             classify,
         )
         .await?;
