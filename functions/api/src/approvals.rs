@@ -7,8 +7,8 @@ use crate::{ApiError, ApiState};
 use autocrew_shared::crew::{agents, tools};
 use autocrew_shared::domain::approvals::Approval;
 use autocrew_shared::domain::requests::DecisionBody;
-use autocrew_shared::domain::{ApprovalId, ProjectId};
-use autocrew_shared::ports::BlobError;
+use autocrew_shared::domain::{ApprovalId, ProjectId, UserId};
+use autocrew_shared::ports::{ApprovalStore, BlobError, BlobStore, Changed};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
@@ -33,11 +33,7 @@ pub async fn decide(state: &ApiState, request: &Request) -> Result<Response<Body
     let user = caller(state, request).await?;
     let id = path_param(request, "approval_id", ApprovalId::parse)?;
     let body: DecisionBody = json_body(request)?;
-    let (hash, reason) = checked(&body)?;
-    let decided = state
-        .approvals
-        .decide(id, user, body.decision, hash, reason)
-        .await?;
+    let decided = decided(&*state.approvals, user, id, &body).await?;
     state.relay.publish(decided.effects).await;
     Ok(json_response(
         200,
@@ -45,6 +41,19 @@ pub async fn decide(state: &ApiState, request: &Request) -> Result<Response<Body
             approval: decided.value,
         },
     ))
+}
+
+/// `user`'s decision on approval `id`, its hash and reason checked first.
+pub(crate) async fn decided(
+    approvals: &dyn ApprovalStore,
+    user: UserId,
+    id: ApprovalId,
+    body: &DecisionBody,
+) -> Result<Changed<Approval>, ApiError> {
+    let (hash, reason) = checked(body)?;
+    Ok(approvals
+        .decide(id, user, body.decision, hash, reason)
+        .await?)
 }
 
 /// The decision's payload hash (64 lowercase hex digits) and its reason (at most 500
@@ -79,19 +88,11 @@ pub async fn get_site(state: &ApiState, request: &Request) -> Result<Response<Bo
     let path = request
         .path_parameters_ref()
         .and_then(|p| p.first("path"))
-        .unwrap_or_default()
-        .to_owned();
-    if !tools::safe_path(&path) {
-        return Err(ApiError::bad("path", "must be a relative file path"));
-    }
-    let bytes = match state.blobs.get(&format!("sites/{project}/{path}")).await {
-        Ok(bytes) => bytes,
-        Err(BlobError::NotFound { .. }) => return Err(ApiError::NotFound("published file")),
-        Err(e) => return Err(ApiError::Internal(Box::new(e))),
-    };
+        .unwrap_or_default();
+    let bytes = published(&*state.blobs, project, path).await?;
     Response::builder()
         .status(200)
-        .header("content-type", agents::content_type(&path))
+        .header("content-type", agents::content_type(path))
         .header("cache-control", "public, max-age=60")
         .header("x-content-type-options", "nosniff")
         .header(
@@ -100,6 +101,22 @@ pub async fn get_site(state: &ApiState, request: &Request) -> Result<Response<Bo
         )
         .body(Body::Binary(bytes))
         .map_err(|e| ApiError::Internal(Box::new(e)))
+}
+
+/// The file published at `path` of `project`'s link.
+pub(crate) async fn published(
+    blobs: &dyn BlobStore,
+    project: ProjectId,
+    path: &str,
+) -> Result<Vec<u8>, ApiError> {
+    if !tools::safe_path(path) {
+        return Err(ApiError::bad("path", "must be a relative file path"));
+    }
+    match blobs.get(&format!("sites/{project}/{path}")).await {
+        Ok(bytes) => Ok(bytes),
+        Err(BlobError::NotFound { .. }) => Err(ApiError::NotFound("published file")),
+        Err(e) => Err(ApiError::Internal(Box::new(e))),
+    }
 }
 
 pub(crate) mod spec {

@@ -6,7 +6,7 @@
 use crate::browse::page;
 use crate::error::json_response;
 use crate::request::{caller, json_body, path_param};
-use crate::routes::{RunLimits, RunStarted, owned_project, refuse_archived, start_run};
+use crate::routes::{RunLimits, RunStarted, owned_project, refuse_archived, run_started};
 use crate::{ApiError, ApiState};
 use autocrew_shared::domain::ProjectId;
 use autocrew_shared::domain::conversation::ChatMessage;
@@ -71,7 +71,10 @@ pub async fn post_message(state: &ApiState, request: &Request) -> Result<Respons
         ));
     }
     refuse_archived(&project)?;
-    let run = start_run(state, request, user, &project, text, "text", limits).await?;
+    let key = crate::request::idempotency_key(request);
+    let started = run_started(&*state.runs, (user, &project), (text, "text"), limits, key).await?;
+    state.relay.publish(started.effects).await;
+    let run = started.value;
     let recorded = state
         .conversations
         .record_command(user, project.id, text, run.id)

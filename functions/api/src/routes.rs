@@ -13,7 +13,10 @@ use autocrew_shared::domain::records::{
 };
 use autocrew_shared::domain::requests::{NewCommand, NewProject, Resume};
 use autocrew_shared::domain::{MicroUsd, ProjectId, RunId, RunStatus, TaskId, UserId};
-use autocrew_shared::ports::{EventLog, ProjectStore, StoreError};
+use autocrew_shared::ports::{
+    ApprovalStore, ArtifactStore, BlobStore, Changed, EventLog, Ledger, ProjectStore, RunControl,
+    RunStore, StoreError, TaskReads,
+};
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -128,17 +131,17 @@ pub async fn post_command(state: &ApiState, request: &Request) -> Result<Respons
         max_concurrency: body.max_concurrency,
         deadline_minutes: body.deadline_minutes,
     };
-    let run = start_run(
-        state,
-        request,
-        user,
-        &project,
-        &body.command,
-        "command",
+    let command = (body.command.as_str(), "command");
+    let started = run_started(
+        &*state.runs,
+        (user, &project),
+        command,
         limits,
+        idempotency_key(request),
     )
     .await?;
-    Ok(json_response(202, &RunStarted::of(&run)))
+    state.relay.publish(started.effects).await;
+    Ok(json_response(202, &RunStarted::of(&started.value)))
 }
 
 /// What a started run's 202 says: the run, and where to follow it.
@@ -169,35 +172,32 @@ impl RunStarted {
     }
 }
 
-/// Checks `command` (named `field` in errors) and `limits`, then creates the run: the run,
-/// its `run_created` event and the start of its execution commit together; the relay
-/// starts the execution now, or the reconciler does if this process dies.
-pub(crate) async fn start_run(
-    state: &ApiState,
-    request: &Request,
-    user: UserId,
-    project: &Project,
-    command: &str,
-    field: &'static str,
+/// Checks `command` (named `field` in errors) and `limits`, then the request's
+/// `Idempotency-Key` (as the request gave it, checked or not), then creates the run: the
+/// run, its `run_created` event and the start of its execution commit together. The
+/// caller publishes the effects: the relay starts the execution then, or the reconciler
+/// does if the process dies.
+pub(crate) async fn run_started(
+    runs: &dyn RunStore,
+    (user, project): (UserId, &Project),
+    (command, field): (&str, &'static str),
     run_limits: RunLimits,
-) -> Result<Run, ApiError> {
+    key: Result<Option<String>, ApiError>,
+) -> Result<Changed<Run>, ApiError> {
     let checked = run_request(project, user, (command, field), run_limits)?;
-    let idempotency = match idempotency_key(request)? {
+    let idempotency = match key? {
         Some(key) => Some(RequestKey {
             key,
             request_sha256: hex::encode(Sha256::digest(CheckedCommand::of(&checked)?)),
         }),
         None => None,
     };
-    let created = state
-        .runs
+    Ok(runs
         .create_run(NewRun {
             idempotency,
             ..checked
         })
-        .await?;
-    state.relay.publish(created.effects).await;
-    Ok(created.value)
+        .await?)
 }
 
 /// What a command's idempotency key is bound to: the checked request, as JSON with its
@@ -267,24 +267,24 @@ pub(crate) fn run_request(
     })
 }
 
-/// The caller's run named by the path; someone else's is reported as not found.
-async fn owned_run(state: &ApiState, request: &Request, user: UserId) -> Result<Run, ApiError> {
-    let id = path_param(request, "run_id", RunId::parse)?;
-    let run = state.runs.run(id).await?;
-    if run.user_id != user {
-        return Err(ApiError::NotFound("run"));
+/// `user`'s run `id`; someone else's is reported as not found, as a missing one.
+pub(crate) async fn owned_run(
+    runs: &dyn RunStore,
+    user: UserId,
+    id: RunId,
+) -> Result<Run, ApiError> {
+    match runs.run(id).await {
+        Ok(run) if run.user_id == user => Ok(run),
+        Ok(_) | Err(StoreError::NotFound { .. }) => Err(ApiError::NotFound("run")),
+        Err(e) => Err(e.into()),
     }
-    Ok(run)
 }
 
 /// `POST /runs/{run_id}/cancel`
 pub async fn cancel_run(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
-    let run = owned_run(state, request, user).await?;
-    let cancelled = state
-        .control
-        .cancel(run.id, "cancelled by the user")
-        .await?;
+    let id = path_param(request, "run_id", RunId::parse)?;
+    let cancelled = cancelled(&*state.runs, &*state.control, user, id).await?;
     state.relay.publish(cancelled.effects).await;
     Ok(json_response(
         200,
@@ -294,30 +294,46 @@ pub async fn cancel_run(state: &ApiState, request: &Request) -> Result<Response<
     ))
 }
 
+/// Cancels `user`'s run `id`.
+pub(crate) async fn cancelled(
+    runs: &dyn RunStore,
+    control: &dyn RunControl,
+    user: UserId,
+    id: RunId,
+) -> Result<Changed<Run>, ApiError> {
+    let run = owned_run(runs, user, id).await?;
+    Ok(control.cancel(run.id, "cancelled by the user").await?)
+}
+
 /// `POST /runs/{run_id}/resume`, with an optional `{"budget_usd": N}`.
 pub async fn resume_run(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
-    let run = owned_run(state, request, user).await?;
+    let id = path_param(request, "run_id", RunId::parse)?;
+    let run = owned_run(&*state.runs, user, id).await?;
     let body: Resume = optional_json_body(request)?.unwrap_or_default();
+    let resumed = resumed(&*state.control, &run, &body).await?;
+    state.relay.publish(resumed.effects).await;
+    Ok(json_response(202, &RunAnswer { run: resumed.value }))
+}
+
+/// Resumes `run` (the caller's) with the budget `body` asks for, if any.
+pub(crate) async fn resumed(
+    control: &dyn RunControl,
+    run: &Run,
+    body: &Resume,
+) -> Result<Changed<Run>, ApiError> {
     let budget = body
         .budget_usd
         .map(|usd| budget("budget_usd", usd))
         .transpose()?;
-    let resumed = state.control.resume(run.id, budget).await?;
-    state.relay.publish(resumed.effects).await;
-    Ok(json_response(202, &RunAnswer { run: resumed.value }))
+    Ok(control.resume(run.id, budget).await?)
 }
 
 /// `POST /tasks/{task_id}/retry`
 pub async fn retry_task(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let id = path_param(request, "task_id", TaskId::parse)?;
-    let task = state.tasks.task(id).await?;
-    let run = state.runs.run(task.run_id).await?;
-    if run.user_id != user {
-        return Err(ApiError::NotFound("task"));
-    }
-    let retried = state.control.retry_task(id).await?;
+    let retried = retried((&*state.tasks, &*state.runs), &*state.control, user, id).await?;
     state.relay.publish(retried.effects).await;
     Ok(json_response(
         202,
@@ -327,36 +343,50 @@ pub async fn retry_task(state: &ApiState, request: &Request) -> Result<Response<
     ))
 }
 
+/// Starts `user`'s failed task `id` again; someone else's is reported as not found.
+pub(crate) async fn retried(
+    (tasks, runs): (&dyn TaskReads, &dyn RunStore),
+    control: &dyn RunControl,
+    user: UserId,
+    id: TaskId,
+) -> Result<Changed<Task>, ApiError> {
+    let task = tasks.task(id).await?;
+    if runs.run(task.run_id).await?.user_id != user {
+        return Err(ApiError::NotFound("task"));
+    }
+    Ok(control.retry_task(id).await?)
+}
+
 /// A run as `GET /runs/{run_id}` shows it.
-#[derive(Serialize, utoipa::ToSchema)]
-struct RunView {
-    run: Run,
-    tasks: Vec<TaskWithUsage>,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct RunView {
+    pub run: Run,
+    pub tasks: Vec<TaskWithUsage>,
     /// The run's files, each with a download link valid an hour.
-    artifacts: Vec<ArtifactLink>,
+    pub artifacts: Vec<ArtifactLink>,
     /// What the run's model calls used and cost.
-    totals: CostTotals,
-    approvals: Vec<Approval>,
+    pub totals: CostTotals,
+    pub approvals: Vec<Approval>,
 }
 
 /// A task with what its own model calls used and cost (`null` before its first call).
-#[derive(Serialize, utoipa::ToSchema)]
-struct TaskWithUsage {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TaskWithUsage {
     #[serde(flatten)]
-    task: Task,
-    usage: Option<CostTotals>,
+    pub task: Task,
+    pub usage: Option<CostTotals>,
 }
 
 /// An artifact of a run with a download link.
-#[derive(Serialize, utoipa::ToSchema)]
-struct ArtifactLink {
-    key: String,
-    task_id: Option<TaskId>,
-    content_type: String,
-    size_bytes: u64,
-    checksum_sha256: String,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ArtifactLink {
+    pub key: String,
+    pub task_id: Option<TaskId>,
+    pub content_type: String,
+    pub size_bytes: u64,
+    pub checksum_sha256: String,
     /// A presigned GET, valid an hour.
-    url: String,
+    pub url: String,
 }
 
 /// A run, as cancelling or resuming it answers.
@@ -373,11 +403,40 @@ struct TaskAnswer {
 
 pub async fn get_run(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
-    let run = owned_run(state, request, user).await?;
-    let id = run.id;
+    let id = path_param(request, "run_id", RunId::parse)?;
+    let reads = RunReads {
+        runs: &*state.runs,
+        tasks: &*state.tasks,
+        ledger: &*state.ledger,
+        artifacts: &*state.artifacts,
+        approvals: &*state.approvals,
+        blobs: &*state.blobs,
+    };
+    Ok(json_response(200, &run_view(reads, user, id).await?))
+}
+
+/// What `GET /runs/{run_id}` reads.
+pub(crate) struct RunReads<'a> {
+    pub runs: &'a dyn RunStore,
+    pub tasks: &'a dyn TaskReads,
+    pub ledger: &'a dyn Ledger,
+    pub artifacts: &'a dyn ArtifactStore,
+    pub approvals: &'a dyn ApprovalStore,
+    /// Signs the artifacts' download links.
+    pub blobs: &'a dyn BlobStore,
+}
+
+/// `user`'s run `id` with its tasks and what each spent, its files with download links,
+/// its approvals and its totals.
+pub(crate) async fn run_view(
+    reads: RunReads<'_>,
+    user: UserId,
+    id: RunId,
+) -> Result<RunView, ApiError> {
+    let run = owned_run(reads.runs, user, id).await?;
     let mut usage: std::collections::HashMap<TaskId, _> =
-        state.ledger.task_totals(id).await?.into_iter().collect();
-    let tasks = state
+        reads.ledger.task_totals(id).await?.into_iter().collect();
+    let tasks = reads
         .tasks
         .run_tasks(id)
         .await?
@@ -387,10 +446,10 @@ pub async fn get_run(state: &ApiState, request: &Request) -> Result<Response<Bod
             task,
         })
         .collect();
-    let totals = state.ledger.run_totals(id).await?;
+    let totals = reads.ledger.run_totals(id).await?;
     let mut artifacts = Vec::new();
-    for artifact in state.artifacts.run_artifacts(id).await? {
-        let url = state
+    for artifact in reads.artifacts.run_artifacts(id).await? {
+        let url = reads
             .blobs
             .presigned_get(&artifact.key, Duration::from_secs(3600))
             .await
@@ -404,17 +463,14 @@ pub async fn get_run(state: &ApiState, request: &Request) -> Result<Response<Bod
             url,
         });
     }
-    let approvals = state.approvals.run_approvals(id).await?;
-    Ok(json_response(
-        200,
-        &RunView {
-            run,
-            tasks,
-            artifacts,
-            totals,
-            approvals,
-        },
-    ))
+    let approvals = reads.approvals.run_approvals(id).await?;
+    Ok(RunView {
+        run,
+        tasks,
+        artifacts,
+        totals,
+        approvals,
+    })
 }
 
 /// A project's events after a sequence number.

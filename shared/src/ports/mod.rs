@@ -54,7 +54,7 @@ pub use secrets::{SecretError, Secrets};
 pub use state_machine::{ExecutionStatus, StateMachine, StateMachineError};
 pub use store::{
     ArtifactStore, AttemptFailure, Changed, Completion, Failure, PlanLease, ProjectStore, RunStore,
-    Start, Started, StoreError, TaskStore, Written,
+    Start, Started, StoreError, TaskReads, TaskStore, Written,
 };
 pub use uploads::{Upload, UploadStore};
 pub use vault::{DataKey, KeyKeeper, VaultError};

@@ -189,11 +189,19 @@ pub enum Start {
     NotQueued(Task),
 }
 
+/// Reading tasks as they stand: what the API shows of a run.
+#[async_trait]
+pub trait TaskReads: Send + Sync {
+    async fn task(&self, id: TaskId) -> Result<Task, StoreError>;
+    /// The run's tasks in plan order.
+    async fn run_tasks(&self, run: RunId) -> Result<Vec<Task>, StoreError>;
+}
+
 /// Tasks of runs, and the ready-set decisions. Every change that sends something (a task
 /// to its queue, an answer to the state machine) writes it to the outbox and appends its
 /// events in the change's own transaction, and returns them as `Effects` to publish.
 #[async_trait]
-pub trait TaskStore: Send + Sync {
+pub trait TaskStore: TaskReads {
     /// Stores the graph's tasks for `run`; tasks with no dependencies start `ready`.
     async fn insert_graph(&self, run: &Run, graph: &TaskGraph) -> Result<Vec<Task>, StoreError>;
     /// Accepts the plan of a planning run in one transaction: the plan and its tasks are
@@ -208,9 +216,6 @@ pub trait TaskStore: Send + Sync {
         product: &str,
         answer: Outgoing,
     ) -> Result<Changed<Vec<Task>>, StoreError>;
-    async fn task(&self, id: TaskId) -> Result<Task, StoreError>;
-    /// The run's tasks in plan order.
-    async fn run_tasks(&self, run: RunId) -> Result<Vec<Task>, StoreError>;
     /// Moves ready tasks of a running run to `queued`, highest priority first, as many as
     /// its concurrency limit leaves room for, and sends each to its agent. Two dispatchers
     /// never claim the same task.

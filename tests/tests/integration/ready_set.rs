@@ -3,7 +3,7 @@
 
 use autocrew_shared::adapters::postgres::PgTaskStore;
 use autocrew_shared::domain::{MicroUsd, PlanLimits, PlannedTask, TaskGraph, TaskId, TaskStatus};
-use autocrew_shared::ports::{Completion, TaskStore};
+use autocrew_shared::ports::{Completion, TaskReads, TaskStore};
 use autocrew_tests::{Drive, TestDb, planned, seed_running as seed};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};

@@ -12,7 +12,7 @@ use autocrew_shared::domain::records::{Run, Task};
 use autocrew_shared::domain::{EventKind, MicroUsd, RunId, RunStatus, TaskStatus};
 use autocrew_shared::ports::llm::{Content, LlmClient, LlmError, LlmRequest, LlmResponse};
 use autocrew_shared::ports::{
-    EventLog, ExecutionStatus, Queue, RunControl, RunStore, StateMachine, TaskStore,
+    EventLog, ExecutionStatus, Queue, RunControl, RunStore, StateMachine, TaskReads, TaskStore,
 };
 use autocrew_steps::handle_batch;
 use autocrew_sweep::SweepState;

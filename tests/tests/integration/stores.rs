@@ -10,7 +10,7 @@ use autocrew_shared::domain::{
 };
 use autocrew_shared::ports::{
     Claim, EventLog, Failure, IdempotencyStore, Ledger, ProjectStore, RunStore, StoreError,
-    TaskStore,
+    TaskReads, TaskStore,
 };
 use autocrew_tests::{Drive, TestDb, planned, seed, seed_running};
 use serde_json::json;

@@ -2,7 +2,7 @@
 
 use autocrew_shared::adapters::postgres::{PgEventLog, PgIdempotencyStore, PgTaskStore};
 use autocrew_shared::domain::{PlanLimits, TaskGraph, TaskStatus};
-use autocrew_shared::ports::{EventLog, IdempotencyStore, TaskStore};
+use autocrew_shared::ports::{EventLog, IdempotencyStore, TaskReads, TaskStore};
 use autocrew_sweep::{SweepReport, SweepState, handle};
 use autocrew_tests::{TestDb, create_connections_table, planned, sdk, seed, unique};
 use serde_json::json;

@@ -2,11 +2,13 @@
 //! `cargo test --lib` runs them in milliseconds. The real-backend tier (tests/) calls the
 //! same routes through `handle` with the payloads API Gateway delivers.
 
+mod approvals;
 mod auth;
 mod checks;
 mod events;
 mod policies;
 mod projects;
+mod runs;
 mod uploads;
 
 use crate::ApiError;

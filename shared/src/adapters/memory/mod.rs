@@ -5,15 +5,23 @@
 //! sequences have no gaps), not Postgres's concurrency: the real-backend tier tests those.
 
 mod accounts;
+mod approvals;
+mod artifacts;
 mod blobs;
 mod events;
+mod ledger;
 mod mailer;
 mod policies;
 mod projects;
+mod runs;
 
 pub use accounts::MemAccounts;
+pub use approvals::MemApprovals;
+pub use artifacts::MemArtifacts;
 pub use blobs::MemBlobs;
 pub use events::MemEvents;
+pub use ledger::MemLedger;
 pub use mailer::MemMailer;
 pub use policies::MemPolicies;
 pub use projects::MemProjects;
+pub use runs::MemRuns;

@@ -17,7 +17,8 @@ use crate::domain::{
     AgentKind, AttemptStatus, MicroUsd, RunId, RunStatus, TaskGraph, TaskId, TaskStatus,
 };
 use crate::ports::{
-    AttemptFailure, Changed, Completion, Effects, Failure, Start, Started, StoreError, TaskStore,
+    AttemptFailure, Changed, Completion, Effects, Failure, Start, Started, StoreError, TaskReads,
+    TaskStore,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
@@ -101,6 +102,25 @@ pub(super) fn expect_running(task: &Task, attempt: u32) -> Result<(), StoreError
 }
 
 #[async_trait]
+impl TaskReads for PgTaskStore {
+    async fn task(&self, id: TaskId) -> Result<Task, StoreError> {
+        let client = self.pool.get().await?;
+        tasks_where(&client, "t.id = ANY($1)", &[id.0])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound {
+                what: "task",
+                id: id.to_string(),
+            })
+    }
+
+    async fn run_tasks(&self, run: RunId) -> Result<Vec<Task>, StoreError> {
+        let client = self.pool.get().await?;
+        transitions::run_tasks(&client, run).await
+    }
+}
+
+#[async_trait]
 impl TaskStore for PgTaskStore {
     async fn insert_graph(&self, run: &Run, graph: &TaskGraph) -> Result<Vec<Task>, StoreError> {
         let mut client = self.pool.get().await?;
@@ -146,22 +166,6 @@ impl TaskStore for PgTaskStore {
             value: tasks,
             effects,
         })
-    }
-
-    async fn task(&self, id: TaskId) -> Result<Task, StoreError> {
-        let client = self.pool.get().await?;
-        tasks_where(&client, "t.id = ANY($1)", &[id.0])
-            .await?
-            .pop()
-            .ok_or_else(|| StoreError::NotFound {
-                what: "task",
-                id: id.to_string(),
-            })
-    }
-
-    async fn run_tasks(&self, run: RunId) -> Result<Vec<Task>, StoreError> {
-        let client = self.pool.get().await?;
-        transitions::run_tasks(&client, run).await
     }
 
     async fn dispatch(&self, run: RunId) -> Result<Changed<Vec<Task>>, StoreError> {
