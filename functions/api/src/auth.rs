@@ -8,13 +8,15 @@
 use crate::error::json_response;
 use crate::request::{caller, json_body};
 use crate::{ApiError, ApiState};
+use autocrew_shared::domain::paging::{Cursor, MAX_LIMIT, Page, Paged};
 use autocrew_shared::domain::records::User;
 use autocrew_shared::domain::requests::{
     Login, RefreshBody, ResetConfirm, ResetRequest, SignUp, TokenBody,
 };
 use autocrew_shared::domain::{Tier, UserId};
 use autocrew_shared::ports::{
-    AccountStore, Email, EmailPurpose, Mailer, ProjectStore, Rotation, StoreError,
+    AccountStore, BlobStore, Browse, Email, EmailPurpose, Mailer, ProjectStore, Publisher,
+    Rotation, RunControl, StoreError,
 };
 use autocrew_shared::services::access::KeyRing;
 use autocrew_shared::services::passwords;
@@ -110,19 +112,19 @@ pub(crate) struct VerificationSent {
 }
 
 /// A password reset was asked for; it never says whether the address has an account.
-#[derive(Serialize, utoipa::ToSchema)]
-struct ResetRequested {
-    status: &'static str,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ResetRequested {
+    pub status: &'static str,
 }
 
 /// Where the caller's export can be downloaded.
-#[derive(Serialize, utoipa::ToSchema)]
-struct ExportLink {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ExportLink {
     /// A presigned GET of the JSON export.
-    url: String,
+    pub url: String,
     /// Seconds the link works.
-    expires_in: u64,
-    size_bytes: u64,
+    pub expires_in: u64,
+    pub size_bytes: u64,
 }
 
 /// What the sign-in routes use: the accounts, the signing keys, the mailer, the tier new
@@ -321,22 +323,33 @@ pub(crate) async fn refreshed(ports: &SignIn<'_>, body: &RefreshBody) -> Result<
 /// `POST /auth/logout`: revokes the session of the refresh token; 204.
 pub async fn logout(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let body: RefreshBody = json_body(request)?;
-    // Unknown tokens are not an error: the session is over either way.
-    state
-        .accounts
-        .revoke_session(body.refresh_token.trim())
-        .await?;
+    logged_out(&*state.accounts, &body).await?;
     Ok(Response::builder()
         .status(204)
         .body(Body::Empty)
         .unwrap_or_else(|_| Response::new(Body::Empty)))
 }
 
+/// Ends the refresh token's session. An unknown token is not an error: the session is
+/// over either way.
+pub(crate) async fn logged_out(
+    accounts: &dyn AccountStore,
+    body: &RefreshBody,
+) -> Result<(), ApiError> {
+    accounts.revoke_session(body.refresh_token.trim()).await?;
+    Ok(())
+}
+
 /// `GET /me`: the caller's account.
 pub async fn get_me(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
-    let user = state.projects.user(user).await.map_err(gone)?;
-    Ok(json_response(200, &UserAnswer { user }))
+    Ok(json_response(200, &me(&*state.projects, user).await?))
+}
+
+/// `user`'s account; a deleted one is a 401 (its token outlived it).
+pub(crate) async fn me(projects: &dyn ProjectStore, user: UserId) -> Result<UserAnswer, ApiError> {
+    let user = projects.user(user).await.map_err(gone)?;
+    Ok(UserAnswer { user })
 }
 
 /// A valid token whose user no longer exists (the account was deleted).
@@ -414,16 +427,25 @@ pub async fn request_password_reset(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let body: ResetRequest = json_body(request)?;
-    let email = email_address("email", &body.email)?;
-    if let Some((user, _)) = state.accounts.credentials(&email).await? {
-        send_token(&state.sign_in(), &user, EmailPurpose::ResetPassword).await?;
-    }
     Ok(json_response(
         202,
-        &ResetRequested {
-            status: "if an account has this email, a reset code was sent to it",
-        },
+        &reset_requested(&state.sign_in(), &body).await?,
     ))
+}
+
+/// Emails a reset code to the account with `body.email`, if there is one; the answer is
+/// the same either way.
+pub(crate) async fn reset_requested(
+    ports: &SignIn<'_>,
+    body: &ResetRequest,
+) -> Result<ResetRequested, ApiError> {
+    let email = email_address("email", &body.email)?;
+    if let Some((user, _)) = ports.accounts.credentials(&email).await? {
+        send_token(ports, &user, EmailPurpose::ResetPassword).await?;
+    }
+    Ok(ResetRequested {
+        status: "if an account has this email, a reset code was sent to it",
+    })
 }
 
 /// `POST /auth/password-reset/confirm`: the new password; every session is revoked, and
@@ -462,7 +484,19 @@ const EXPORT_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(3600
 /// bucket (`exports/{user}/...`), and a link to it valid an hour.
 pub async fn export_me(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
-    let document = state.accounts.export(user).await.map_err(gone)?;
+    Ok(json_response(
+        200,
+        &exported(&*state.accounts, &*state.blobs, user).await?,
+    ))
+}
+
+/// Everything kept about `user`, stored as one JSON file, and a link to it.
+pub(crate) async fn exported(
+    accounts: &dyn AccountStore,
+    blobs: &dyn BlobStore,
+    user: UserId,
+) -> Result<ExportLink, ApiError> {
+    let document = accounts.export(user).await.map_err(gone)?;
     let bytes =
         serde_json::to_vec_pretty(&document).map_err(|e| ApiError::Internal(Box::new(e)))?;
     let size = bytes.len() as u64;
@@ -470,79 +504,95 @@ pub async fn export_me(state: &ApiState, request: &Request) -> Result<Response<B
         "exports/{user}/{}.json",
         chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
     );
-    state
-        .blobs
+    blobs
         .put(&key, bytes, "application/json")
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
-    let url = state
-        .blobs
+    let url = blobs
         .presigned_get(&key, EXPORT_LINK_TTL)
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
-    Ok(json_response(
-        200,
-        &ExportLink {
-            url,
-            expires_in: EXPORT_LINK_TTL.as_secs(),
-            size_bytes: size,
-        },
-    ))
+    Ok(ExportLink {
+        url,
+        expires_in: EXPORT_LINK_TTL.as_secs(),
+        size_bytes: size,
+    })
 }
 
-/// `DELETE /me`: cancels the caller's runs still going, deletes every file of the account
-/// (artifacts, published pages, exports), then the account and every row of it; 204.
-/// Files go first: if anything fails the account is still there to delete again.
+/// `DELETE /me`: erases the caller's account (see `erased`); 204.
 pub async fn delete_me(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
-    use autocrew_shared::domain::paging::{MAX_LIMIT, Page};
     let user = caller(state, request).await?;
-    state.projects.user(user).await.map_err(gone)?;
-    let mut projects = Vec::new();
-    for archived in [false, true] {
-        let mut page = Page {
-            after: None,
-            limit: MAX_LIMIT,
-        };
-        loop {
-            let listed = state.browse.projects(user, archived, page).await?;
-            projects.extend(listed.items.iter().map(|p| p.id));
-            match listed.next_cursor {
-                Some(cursor) => {
-                    page.after = Some(
-                        autocrew_shared::domain::paging::Cursor::decode(&cursor)
-                            .map_err(|e| ApiError::Internal(e.into()))?,
-                    )
-                }
-                None => break,
-            }
-        }
-    }
+    let ports = Erasure {
+        projects: &*state.projects,
+        accounts: &*state.accounts,
+        browse: &*state.browse,
+        control: &*state.control,
+        blobs: &*state.blobs,
+        publisher: &state.relay,
+    };
+    erased(&ports, user).await?;
+    Ok(Response::builder()
+        .status(204)
+        .body(Body::Empty)
+        .unwrap_or_else(|_| Response::new(Body::Empty)))
+}
+
+/// What erasing an account uses.
+pub(crate) struct Erasure<'a> {
+    pub projects: &'a dyn ProjectStore,
+    pub accounts: &'a dyn AccountStore,
+    pub browse: &'a dyn Browse,
+    pub control: &'a dyn RunControl,
+    pub blobs: &'a dyn BlobStore,
+    /// Sends each cancelled run's stop and events at once.
+    pub publisher: &'a dyn Publisher,
+}
+
+/// The items of every page of `list`, from the first.
+async fn every<T, F, Fut>(mut list: F) -> Result<Vec<T>, ApiError>
+where
+    F: FnMut(Page) -> Fut,
+    Fut: std::future::Future<Output = Result<Paged<T>, StoreError>>,
+{
+    let mut all = Vec::new();
     let mut page = Page {
         after: None,
         limit: MAX_LIMIT,
     };
     loop {
-        let runs = state.browse.runs(user, None, None, page).await?;
-        for run in runs.items.iter().filter(|r| !r.status.is_terminal()) {
-            match state
-                .control
-                .cancel(run.id, "the account was deleted")
-                .await
-            {
-                Ok(cancelled) => state.relay.publish(cancelled.effects).await,
-                // It ended meanwhile.
-                Err(StoreError::RunEnded { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        match runs.next_cursor {
+        let listed = list(page).await?;
+        all.extend(listed.items);
+        match listed.next_cursor {
             Some(cursor) => {
-                page.after = Some(
-                    autocrew_shared::domain::paging::Cursor::decode(&cursor)
-                        .map_err(|e| ApiError::Internal(e.into()))?,
-                )
+                page.after =
+                    Some(Cursor::decode(&cursor).map_err(|e| ApiError::Internal(e.into()))?)
             }
-            None => break,
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Cancels `user`'s runs still going, deletes every file of the account (artifacts,
+/// published pages, exports), then the account and every row of it. Files go first: if
+/// anything fails the account is still there to erase again.
+pub(crate) async fn erased(ports: &Erasure<'_>, user: UserId) -> Result<(), ApiError> {
+    ports.projects.user(user).await.map_err(gone)?;
+    let mut projects = Vec::new();
+    for archived in [false, true] {
+        let listed = every(|page| ports.browse.projects(user, archived, page)).await?;
+        projects.extend(listed.into_iter().map(|p| p.id));
+    }
+    let runs = every(|page| ports.browse.runs(user, None, None, page)).await?;
+    for run in runs.iter().filter(|r| !r.status.is_terminal()) {
+        match ports
+            .control
+            .cancel(run.id, "the account was deleted")
+            .await
+        {
+            Ok(cancelled) => ports.publisher.publish(cancelled.effects).await,
+            // It ended meanwhile.
+            Err(StoreError::RunEnded { .. }) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     let mut prefixes = vec![format!("exports/{user}/")];
@@ -551,18 +601,15 @@ pub async fn delete_me(state: &ApiState, request: &Request) -> Result<Response<B
         prefixes.push(format!("sites/{project}/"));
     }
     for prefix in &prefixes {
-        state
+        ports
             .blobs
             .delete_prefix(prefix)
             .await
             .map_err(|e| ApiError::Internal(Box::new(e)))?;
     }
-    state.accounts.delete_account(user).await.map_err(gone)?;
+    ports.accounts.delete_account(user).await.map_err(gone)?;
     tracing::info!(user = %user, projects = projects.len(), "an account was deleted");
-    Ok(Response::builder()
-        .status(204)
-        .body(Body::Empty)
-        .unwrap_or_else(|_| Response::new(Body::Empty)))
+    Ok(())
 }
 
 pub(crate) mod spec {

@@ -5,7 +5,7 @@
 
 use crate::error::json_response;
 use crate::request::{caller, json_body, path_param, query_number, query_text};
-use crate::routes::{description_within, owned_project};
+use crate::routes::{description_within, owned, owned_project};
 use crate::{ApiError, ApiState};
 use autocrew_shared::domain::limits;
 use autocrew_shared::domain::paging::{Cursor, DEFAULT_LIMIT, MAX_LIMIT, Page, Paged};
@@ -13,7 +13,7 @@ use autocrew_shared::domain::records::ProjectChanges;
 use autocrew_shared::domain::records::{Artifact, Project, Run};
 use autocrew_shared::domain::requests::ProjectPatch;
 use autocrew_shared::domain::{ProjectId, RunId, RunStatus, TaskId, UserId};
-use autocrew_shared::ports::{ProjectStore, TaskDetail};
+use autocrew_shared::ports::{BlobStore, Browse, ProjectStore, TaskDetail};
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -56,14 +56,25 @@ pub async fn list_projects(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
-    let archived = match query_text(request, "archived").as_deref() {
+    let archived = query_text(request, "archived");
+    let page = page(request)?;
+    let projects = projects_listed(&*state.browse, user, archived.as_deref(), page).await?;
+    Ok(json_response(200, &projects))
+}
+
+/// A page of `user`'s projects: the archived ones (`archived` is `"true"`), or the others.
+pub(crate) async fn projects_listed(
+    browse: &dyn Browse,
+    user: UserId,
+    archived: Option<&str>,
+    page: Page,
+) -> Result<Paged<Project>, ApiError> {
+    let archived = match archived {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => return Err(ApiError::bad("archived", "must be true or false")),
     };
-    let page = page(request)?;
-    let projects = state.browse.projects(user, archived, page).await?;
-    Ok(json_response(200, &projects))
+    Ok(browse.projects(user, archived, page).await?)
 }
 
 /// `GET /projects/{project_id}`
@@ -122,9 +133,23 @@ pub async fn delete_project(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
-    let project = owned_project(state, request, user).await?;
-    let active = state
-        .browse
+    let id = path_param(request, "project_id", ProjectId::parse)?;
+    let ports = (&*state.projects, &*state.browse, &*state.blobs);
+    project_deleted(ports, user, id).await?;
+    Ok(Response::builder()
+        .status(204)
+        .body(Body::Empty)
+        .unwrap_or_else(|_| Response::new(Body::Empty)))
+}
+
+/// Deletes `user`'s project `id` with its files, once none of its runs is still going.
+pub(crate) async fn project_deleted(
+    (projects, browse, blobs): (&dyn ProjectStore, &dyn Browse, &dyn BlobStore),
+    user: UserId,
+    id: ProjectId,
+) -> Result<(), ApiError> {
+    let project = owned(projects, user, id).await?;
+    let active = browse
         .runs(
             user,
             Some(project.id),
@@ -151,17 +176,12 @@ pub async fn delete_project(
         format!("projects/{}/", project.id),
         format!("sites/{}/", project.id),
     ] {
-        state
-            .blobs
+        blobs
             .delete_prefix(&prefix)
             .await
             .map_err(|e| ApiError::Internal(Box::new(e)))?;
     }
-    state.projects.delete_project(user, project.id).await?;
-    Ok(Response::builder()
-        .status(204)
-        .body(Body::Empty)
-        .unwrap_or_else(|_| Response::new(Body::Empty)))
+    Ok(projects.delete_project(user, project.id).await?)
 }
 
 /// `GET /runs?status=&project_id=&cursor=&limit=`: the caller's runs across projects.
@@ -200,9 +220,9 @@ pub async fn list_project_runs(
 }
 
 /// A run's tasks, in plan order.
-#[derive(Serialize, utoipa::ToSchema)]
-struct RunTasks {
-    items: Vec<TaskDetail>,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct RunTasks {
+    pub items: Vec<TaskDetail>,
 }
 
 /// `GET /runs/{run_id}/tasks`: every task of the run with its attempts, result and error.
@@ -212,24 +232,45 @@ pub async fn list_run_tasks(
 ) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let run = path_param(request, "run_id", RunId::parse)?;
-    let tasks = state
-        .browse
+    Ok(json_response(
+        200,
+        &run_tasks_of(&*state.browse, user, run).await?,
+    ))
+}
+
+/// `user`'s run's tasks with their attempts; someone else's run is not found.
+pub(crate) async fn run_tasks_of(
+    browse: &dyn Browse,
+    user: UserId,
+    run: RunId,
+) -> Result<RunTasks, ApiError> {
+    let tasks = browse
         .run_tasks(user, run)
         .await?
         .ok_or(ApiError::NotFound("run"))?;
-    Ok(json_response(200, &RunTasks { items: tasks }))
+    Ok(RunTasks { items: tasks })
 }
 
 /// `GET /tasks/{task_id}`
 pub async fn get_task(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let task = path_param(request, "task_id", TaskId::parse)?;
-    let task = state
-        .browse
+    Ok(json_response(
+        200,
+        &task_of(&*state.browse, user, task).await?,
+    ))
+}
+
+/// `user`'s task with its attempts; someone else's is not found.
+pub(crate) async fn task_of(
+    browse: &dyn Browse,
+    user: UserId,
+    task: TaskId,
+) -> Result<TaskDetail, ApiError> {
+    browse
         .task(user, task)
         .await?
-        .ok_or(ApiError::NotFound("task"))?;
-    Ok(json_response(200, &task))
+        .ok_or(ApiError::NotFound("task"))
 }
 
 /// `GET /projects/{project_id}/artifacts?run_id=&cursor=&limit=`: each with a download
@@ -246,15 +287,27 @@ pub async fn list_artifacts(
         })
         .transpose()?;
     let page = page(request)?;
-    let listed = state.browse.artifacts(user, project, run, page).await?;
+    let ports = (&*state.browse, &*state.projects, &*state.blobs);
+    let listed = artifacts_listed(ports, user, (project, run), page).await?;
+    Ok(json_response(200, &listed))
+}
+
+/// A page of the artifacts of `user`'s project (of one run, if given), each with a
+/// download link; someone else's project is not found.
+pub(crate) async fn artifacts_listed(
+    (browse, projects, blobs): (&dyn Browse, &dyn ProjectStore, &dyn BlobStore),
+    user: UserId,
+    (project, run): (ProjectId, Option<RunId>),
+    page: Page,
+) -> Result<Paged<ListedArtifact>, ApiError> {
+    let listed = browse.artifacts(user, project, run, page).await?;
     if listed.items.is_empty() && page.after.is_none() {
         // An empty first page: tell "no artifacts yet" from "not your project".
-        owned_project(state, request, user).await?;
+        owned(projects, user, project).await?;
     }
     let mut items = Vec::with_capacity(listed.items.len());
     for entry in listed.items {
-        let url = state
-            .blobs
+        let url = blobs
             .presigned_get(&entry.artifact.key, LINK_TTL)
             .await
             .map_err(|e| ApiError::Internal(Box::new(e)))?;
@@ -264,23 +317,20 @@ pub async fn list_artifacts(
             url,
         });
     }
-    Ok(json_response(
-        200,
-        &Paged {
-            items,
-            next_cursor: listed.next_cursor,
-        },
-    ))
+    Ok(Paged {
+        items,
+        next_cursor: listed.next_cursor,
+    })
 }
 
 /// An artifact in a project's list, with a download link.
-#[derive(Serialize, utoipa::ToSchema)]
-struct ListedArtifact {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ListedArtifact {
     #[serde(flatten)]
-    artifact: Artifact,
-    created_at: DateTime<Utc>,
+    pub artifact: Artifact,
+    pub created_at: DateTime<Utc>,
     /// A presigned GET, valid an hour.
-    url: String,
+    pub url: String,
 }
 
 pub(crate) mod spec {

@@ -46,7 +46,7 @@ pub use ledger::{CostGroup, CostQuery, CostRollup, Ledger};
 pub use limits::{Bucket, RateLimiter, Standing};
 pub use llm::{Embedder, ImageMaker, ImageRequest, LlmClient, LlmError};
 pub use mail::{Email, MailError, Mailer};
-pub use outbox::{Effects, OutboxStore};
+pub use outbox::{Effects, OutboxStore, Publisher};
 pub use queue::{Queue, QueueError, QueueMessage};
 pub use realtime::{ConnectionRegistry, PushError, RealtimePush, RegistryError};
 pub use retention::Retention;

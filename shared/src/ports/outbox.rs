@@ -42,3 +42,10 @@ pub trait OutboxStore: Send + Sync {
     /// How many entries wait, and the age in seconds of the oldest.
     async fn backlog(&self) -> Result<(u64, f64), StoreError>;
 }
+
+/// Sends out what a committed change sends (its outbox entries, then its events). Never
+/// fails: what was not sent stays in the outbox for the reconciler.
+#[async_trait]
+pub trait Publisher: Send + Sync {
+    async fn publish(&self, effects: Effects);
+}

@@ -103,6 +103,13 @@ pub struct Relay {
     pub notifier: Notifier,
 }
 
+#[async_trait::async_trait]
+impl crate::ports::Publisher for Relay {
+    async fn publish(&self, effects: Effects) {
+        Relay::publish(self, effects).await;
+    }
+}
+
 impl Relay {
     /// Sends the entries of a committed change, then pushes its events. Never fails: what
     /// was not sent is still in the outbox for the reconciler. The messages go first: they

@@ -3,14 +3,17 @@
 
 use super::field_of;
 use crate::ApiError;
-use crate::auth::{SignIn, logged_in, refreshed, resent, reset, signed_up, verified};
+use crate::auth::{
+    SignIn, exported, logged_in, logged_out, me, refreshed, resent, reset, reset_requested,
+    signed_up, verified,
+};
 use crate::costs::settings_changed;
-use autocrew_shared::adapters::memory::{MemAccounts, MemMailer, MemProjects};
+use autocrew_shared::adapters::memory::{MemAccounts, MemBlobs, MemMailer, MemProjects};
 use autocrew_shared::domain::Tier;
 use autocrew_shared::domain::requests::{
-    Login, RefreshBody, ResetConfirm, Settings, SignUp, TokenBody,
+    Login, RefreshBody, ResetConfirm, ResetRequest, Settings, SignUp, TokenBody,
 };
-use autocrew_shared::ports::{AccountStore, EmailPurpose, ProjectStore};
+use autocrew_shared::ports::{AccountStore, BlobStore, EmailPurpose, ProjectStore};
 use autocrew_shared::services::access::{KeyRing, SigningKeys};
 use std::sync::Arc;
 
@@ -312,4 +315,90 @@ async fn the_semantic_cache_threshold_is_a_similarity_or_null() {
         .await
         .expect("opted out");
     assert_eq!(off.user.semantic_cache_threshold, None);
+}
+
+#[tokio::test]
+async fn a_reset_code_goes_only_to_an_account_and_the_answer_never_says_which() {
+    let bench = Bench::new(MemMailer::default());
+    let answer = signed_up(&bench.ports(), sign_up("ana@example.com", PASSWORD))
+        .await
+        .expect("signed up");
+    let user = user_of(&answer);
+    let ask = |email: &str| ResetRequest {
+        email: email.into(),
+    };
+    let unknown = reset_requested(&bench.ports(), &ask("ben@example.com"))
+        .await
+        .expect("answered");
+    let known = reset_requested(&bench.ports(), &ask(" ANA@example.com "))
+        .await
+        .expect("answered");
+    assert_eq!(unknown.status, known.status);
+    assert_eq!(
+        bench
+            .accounts
+            .emailed(user, EmailPurpose::ResetPassword)
+            .len(),
+        1
+    );
+    assert_eq!(
+        bench.mailer.sent().len(),
+        2,
+        "the verification and the reset"
+    );
+    let malformed = reset_requested(&bench.ports(), &ask("not an address")).await;
+    assert_eq!(field_of(malformed.expect_err("refused")), "email");
+}
+
+#[tokio::test]
+async fn a_logged_out_session_cannot_be_refreshed_and_an_unknown_token_is_no_error() {
+    let bench = Bench::new(MemMailer::default());
+    let answer = signed_up(&bench.ports(), sign_up("ana@example.com", PASSWORD))
+        .await
+        .expect("signed up");
+    let token = refresh_of(&answer);
+    logged_out(&bench.accounts, &token)
+        .await
+        .expect("logged out");
+    let refused = refreshed(&bench.ports(), &token).await.err();
+    assert!(
+        matches!(refused, Some(ApiError::Unauthorized(_))),
+        "{refused:?}"
+    );
+    let unknown = RefreshBody {
+        refresh_token: "never-issued".into(),
+    };
+    logged_out(&bench.accounts, &unknown)
+        .await
+        .expect("no error");
+}
+
+#[tokio::test]
+async fn an_export_is_stored_for_its_user_and_a_deleted_account_is_gone() {
+    let projects = Arc::new(MemProjects::default());
+    let accounts = MemAccounts::new(projects.clone());
+    let blobs = MemBlobs::default();
+    let ana = projects
+        .create_user("ana@example.com", "Ana", Tier::Free)
+        .await
+        .expect("created");
+    let link = exported(&accounts, &blobs, ana.id).await.expect("exported");
+    let [key] = blobs.keys().try_into().expect("one file");
+    assert!(key.starts_with(&format!("exports/{}/", ana.id)), "{key}");
+    assert!(link.url.contains(&key) && link.expires_in == 3600);
+    let document: serde_json::Value =
+        serde_json::from_slice(&blobs.get(&key).await.expect("stored")).expect("json");
+    assert_eq!(document["user"]["email"], "ana@example.com");
+    assert_eq!(
+        link.size_bytes,
+        blobs.get(&key).await.expect("stored").len() as u64
+    );
+    assert_eq!(me(&*projects, ana.id).await.expect("read").user.id, ana.id);
+    accounts.delete_account(ana.id).await.expect("deleted");
+    for gone in [
+        me(&*projects, ana.id).await.map(|_| ()),
+        exported(&accounts, &blobs, ana.id).await.map(|_| ()),
+    ] {
+        assert!(matches!(gone, Err(ApiError::Unauthorized(_))), "{gone:?}");
+    }
 }

@@ -4,6 +4,7 @@
 
 mod approvals;
 mod auth;
+mod browse;
 mod checks;
 mod events;
 mod policies;

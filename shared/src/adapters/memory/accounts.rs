@@ -192,7 +192,7 @@ impl AccountStore for MemAccounts {
         let mut state = self.lock();
         state.passwords.remove(&user);
         state.revoke_user(user);
-        Ok(Vec::new())
+        Ok(self.users.forget_user(user))
     }
 
     async fn reset_password(

@@ -4,6 +4,7 @@ use crate::domain::RunId;
 use crate::domain::records::Artifact;
 use crate::ports::{ArtifactStore, Effects, StoreError, Written};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use std::sync::Mutex;
 
@@ -16,12 +17,17 @@ pub struct MemArtifacts {
 
 #[derive(Default)]
 struct State {
-    /// Oldest first.
-    artifacts: Vec<Artifact>,
+    /// Oldest first, with when each was recorded.
+    artifacts: Vec<(DateTime<Utc>, Artifact)>,
     claimed: HashSet<String>,
 }
 
 impl MemArtifacts {
+    /// Every artifact with when it was recorded, oldest first.
+    pub(super) fn entries(&self) -> Vec<(DateTime<Utc>, Artifact)> {
+        self.lock().artifacts.clone()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state
             .lock()
@@ -31,13 +37,15 @@ impl MemArtifacts {
 
 impl State {
     fn record(&mut self, artifact: &Artifact) {
-        let same = |a: &&mut Artifact| a.bucket == artifact.bucket && a.key == artifact.key;
+        let same = |(_, a): &&mut (DateTime<Utc>, Artifact)| {
+            a.bucket == artifact.bucket && a.key == artifact.key
+        };
         match self.artifacts.iter_mut().find(same) {
-            Some(found) => {
+            Some((_, found)) => {
                 found.size_bytes = artifact.size_bytes;
                 found.checksum_sha256 = artifact.checksum_sha256.clone();
             }
-            None => self.artifacts.push(artifact.clone()),
+            None => self.artifacts.push((Utc::now(), artifact.clone())),
         }
     }
 }
@@ -64,8 +72,8 @@ impl ArtifactStore for MemArtifacts {
             .lock()
             .artifacts
             .iter()
-            .filter(|a| a.run_id == Some(run))
-            .cloned()
+            .filter(|(_, a)| a.run_id == Some(run))
+            .map(|(_, a)| a.clone())
             .collect())
     }
 }

@@ -16,7 +16,8 @@ pub struct MemLedger {
 }
 
 impl MemLedger {
-    fn rows(&self) -> Vec<(DateTime<Utc>, LlmCall)> {
+    /// Every row with the time it was recorded.
+    pub(super) fn rows(&self) -> Vec<(DateTime<Utc>, LlmCall)> {
         self.rows
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

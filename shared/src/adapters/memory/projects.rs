@@ -48,6 +48,27 @@ impl MemProjects {
         }
     }
 
+    /// Every project.
+    pub(super) fn all(&self) -> Vec<Project> {
+        self.lock().projects.values().cloned().collect()
+    }
+
+    /// Deletes `user` and their projects, as erasing the account does; their ids.
+    pub fn forget_user(&self, user: UserId) -> Vec<ProjectId> {
+        let mut state = self.lock();
+        state.users.remove(&user);
+        let theirs: Vec<ProjectId> = state
+            .projects
+            .values()
+            .filter(|p| p.user_id == user)
+            .map(|p| p.id)
+            .collect();
+        for id in &theirs {
+            state.projects.remove(id);
+        }
+        theirs
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A test that panicked while holding the lock leaves data that is still whole.
         self.state

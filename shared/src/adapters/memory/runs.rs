@@ -45,6 +45,11 @@ impl MemRuns {
         }
     }
 
+    /// Every run.
+    pub(super) fn all(&self) -> Vec<Run> {
+        self.lock().runs.values().cloned().collect()
+    }
+
     /// The run's tasks as they stand, in plan order.
     pub fn tasks_of(&self, run: RunId) -> Vec<Task> {
         self.lock().tasks.get(&run).cloned().unwrap_or_default()
