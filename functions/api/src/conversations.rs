@@ -8,9 +8,12 @@ use crate::error::json_response;
 use crate::request::{caller, json_body, path_param};
 use crate::routes::{RunLimits, RunStarted, owned_project, refuse_archived, run_started};
 use crate::{ApiError, ApiState};
-use autocrew_shared::domain::ProjectId;
 use autocrew_shared::domain::conversation::ChatMessage;
+use autocrew_shared::domain::paging::{Page, Paged};
+use autocrew_shared::domain::records::Project;
 use autocrew_shared::domain::requests::NewMessage;
+use autocrew_shared::domain::{ProjectId, UserId};
+use autocrew_shared::ports::{Conversations, Publisher, RunStore};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
@@ -22,12 +25,20 @@ pub async fn list_messages(
     let user = caller(state, request).await?;
     let project = path_param(request, "project_id", ProjectId::parse)?;
     let page = page(request)?;
-    let thread = state
-        .conversations
+    let thread = thread_of(&*state.conversations, (user, project), page).await?;
+    Ok(json_response(200, &thread))
+}
+
+/// A page of `user`'s project's thread, newest first; someone else's project is not found.
+pub(crate) async fn thread_of(
+    conversations: &dyn Conversations,
+    (user, project): (UserId, ProjectId),
+    page: Page,
+) -> Result<Paged<ChatMessage>, ApiError> {
+    conversations
         .thread(user, project, page)
         .await?
-        .ok_or(ApiError::NotFound("project"))?;
-    Ok(json_response(200, &thread))
+        .ok_or(ApiError::NotFound("project"))
 }
 
 /// `POST /projects/{project_id}/messages`: 202 with the message and its pending reply (or,
@@ -36,6 +47,32 @@ pub async fn post_message(state: &ApiState, request: &Request) -> Result<Respons
     let user = caller(state, request).await?;
     let project = owned_project(state, request, user).await?;
     let body: NewMessage = json_body(request)?;
+    let ports = Talk {
+        conversations: &*state.conversations,
+        runs: &*state.runs,
+        publisher: &state.relay,
+    };
+    let key = || crate::request::idempotency_key(request);
+    let posted = message_posted(&ports, (user, &project), &body, key).await?;
+    Ok(json_response(202, &posted))
+}
+
+/// What posting a message uses.
+pub(crate) struct Talk<'a> {
+    pub conversations: &'a dyn Conversations,
+    pub runs: &'a dyn RunStore,
+    /// Sends the reply's message (or the run's start) and the events at once.
+    pub publisher: &'a dyn Publisher,
+}
+
+/// `user`'s message to `project`'s orchestrator, checked; asked, or (`as_command`) a
+/// run started under the request's `Idempotency-Key` (`key`, read only then).
+pub(crate) async fn message_posted(
+    ports: &Talk<'_>,
+    (user, project): (UserId, &Project),
+    body: &NewMessage,
+    key: impl FnOnce() -> Result<Option<String>, ApiError>,
+) -> Result<Posted, ApiError> {
     let text = autocrew_shared::domain::limits::text_within(
         &body.text,
         autocrew_shared::domain::limits::COMMAND_MAX,
@@ -58,58 +95,53 @@ pub async fn post_message(state: &ApiState, request: &Request) -> Result<Respons
                 "only applies to a message sent with \"as_command\": true",
             ));
         }
-        let asked = state.conversations.ask(user, project.id, text).await?;
+        let asked = ports.conversations.ask(user, project.id, text).await?;
         let (message, reply) = asked.value;
-        state.relay.publish(asked.effects).await;
-        return Ok(json_response(
-            202,
-            &Posted::Asked(Asked {
-                message,
-                reply,
-                events_url: format!("/projects/{}/events", project.id),
-            }),
-        ));
+        ports.publisher.publish(asked.effects).await;
+        return Ok(Posted::Asked(Asked {
+            message,
+            reply,
+            events_url: format!("/projects/{}/events", project.id),
+        }));
     }
-    refuse_archived(&project)?;
-    let key = crate::request::idempotency_key(request);
-    let started = run_started(&*state.runs, (user, &project), (text, "text"), limits, key).await?;
-    state.relay.publish(started.effects).await;
+    refuse_archived(project)?;
+    let started = run_started(ports.runs, (user, project), (text, "text"), limits, key()).await?;
+    ports.publisher.publish(started.effects).await;
     let run = started.value;
-    let recorded = state
+    let recorded = ports
         .conversations
         .record_command(user, project.id, text, run.id)
         .await?;
-    state.relay.publish(recorded.effects).await;
-    let answer = Posted::Command(CommandPosted {
+    ports.publisher.publish(recorded.effects).await;
+    Ok(Posted::Command(CommandPosted {
         run: RunStarted::of(&run),
         message: recorded.value,
-    });
-    Ok(json_response(202, &answer))
+    }))
 }
 
 /// What posting a message answers: the orchestrator's reply to come, or a started run.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
-enum Posted {
+pub(crate) enum Posted {
     Asked(Asked),
     Command(CommandPosted),
 }
 
 /// A message to the orchestrator: its reply streams over the WebSocket (`reply_progress`,
 /// then `message_posted`), and is here as a pending message.
-#[derive(Serialize, utoipa::ToSchema)]
-struct Asked {
-    message: ChatMessage,
-    reply: ChatMessage,
-    events_url: String,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Asked {
+    pub message: ChatMessage,
+    pub reply: ChatMessage,
+    pub events_url: String,
 }
 
 /// A message sent `as_command`: the run it started, and the message as recorded.
-#[derive(Serialize, utoipa::ToSchema)]
-struct CommandPosted {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct CommandPosted {
     #[serde(flatten)]
-    run: RunStarted,
-    message: ChatMessage,
+    pub run: RunStarted,
+    pub message: ChatMessage,
 }
 
 pub(crate) mod spec {

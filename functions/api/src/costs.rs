@@ -6,7 +6,7 @@ use crate::request::{caller, json_body, query_text};
 use crate::{ApiError, ApiState};
 use autocrew_shared::domain::requests::Settings;
 use autocrew_shared::domain::{MicroUsd, ProjectId, Tier, UserId};
-use autocrew_shared::ports::{Analytics, CostGroup, CostQuery, CostRollup, ProjectStore};
+use autocrew_shared::ports::{Analytics, CostGroup, CostQuery, CostRollup, Ledger, ProjectStore};
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -58,33 +58,33 @@ pub(crate) fn period(request: &Request) -> Result<(DateTime<Utc>, DateTime<Utc>)
 }
 
 /// Spend over a period, grouped.
-#[derive(Serialize, utoipa::ToSchema)]
-struct CostReport {
-    by: CostGroup,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    project_id: Option<ProjectId>,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct CostReport {
+    pub by: CostGroup,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub project_id: Option<ProjectId>,
     /// Costliest first.
-    groups: Vec<CostRollup>,
-    total: CostTotal,
+    pub groups: Vec<CostRollup>,
+    pub total: CostTotal,
     /// This month's spend of every project against the tier's AI budget.
-    monthly_budget: MonthlyBudget,
+    pub monthly_budget: MonthlyBudget,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-struct CostTotal {
-    calls: u64,
-    cost_micro_usd: MicroUsd,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct CostTotal {
+    pub calls: u64,
+    pub cost_micro_usd: MicroUsd,
     /// In dollars, as text (`0.0123`).
-    cost: String,
+    pub cost: String,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-struct MonthlyBudget {
-    tier: Tier,
-    limit_micro_usd: MicroUsd,
-    spent_micro_usd: MicroUsd,
-    left_micro_usd: MicroUsd,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct MonthlyBudget {
+    pub tier: Tier,
+    pub limit_micro_usd: MicroUsd,
+    pub spent_micro_usd: MicroUsd,
+    pub left_micro_usd: MicroUsd,
 }
 
 /// `?by=agent&from=2026-11-01&to=2026-12-01&project_id=...`; by defaults to `run`, the
@@ -97,18 +97,31 @@ pub async fn get_costs(state: &ApiState, request: &Request) -> Result<Response<B
         .map_err(|e: String| ApiError::bad("by", e))?;
     let (from, to) = period(request)?;
     let project = match query_text(request, "project_id") {
-        Some(raw) => {
-            let id = ProjectId::parse("project_id", &raw)
-                .map_err(|e| ApiError::bad("project_id", e.to_string()))?;
-            if state.projects.project(id).await?.user_id != user {
-                return Err(ApiError::NotFound("project"));
-            }
-            Some(id)
-        }
+        Some(raw) => Some(
+            ProjectId::parse("project_id", &raw)
+                .map_err(|e| ApiError::bad("project_id", e.to_string()))?,
+        ),
         None => None,
     };
-    let groups = state
-        .ledger
+    let ports = (&*state.projects, &*state.ledger);
+    let report = cost_report(ports, (user, project), by, (from, to)).await?;
+    Ok(json_response(200, &report))
+}
+
+/// `user`'s spend over `[from, to)` (of one of their projects, if given), grouped `by`,
+/// with their tier's monthly AI budget and what this month has used of it.
+pub(crate) async fn cost_report(
+    (projects, ledger): (&dyn ProjectStore, &dyn Ledger),
+    (user, project): (UserId, Option<ProjectId>),
+    by: CostGroup,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+) -> Result<CostReport, ApiError> {
+    if let Some(id) = project
+        && projects.project(id).await?.user_id != user
+    {
+        return Err(ApiError::NotFound("project"));
+    }
+    let groups = ledger
         .rollup(CostQuery {
             user,
             project,
@@ -120,8 +133,7 @@ pub async fn get_costs(state: &ApiState, request: &Request) -> Result<Response<B
     let total: MicroUsd = groups.iter().map(|g| g.cost).sum();
     let calls: u64 = groups.iter().map(|g| g.calls).sum();
     let now = Utc::now();
-    let this_month = state
-        .ledger
+    let this_month = ledger
         .rollup(CostQuery {
             user,
             project: None,
@@ -133,29 +145,26 @@ pub async fn get_costs(state: &ApiState, request: &Request) -> Result<Response<B
         .into_iter()
         .map(|g| g.cost)
         .sum::<MicroUsd>();
-    let tier = state.projects.user(user).await?.tier;
+    let tier = projects.user(user).await?.tier;
     let limit = tier.monthly_ai_budget();
-    Ok(json_response(
-        200,
-        &CostReport {
-            by,
-            from,
-            to,
-            project_id: project,
-            groups,
-            total: CostTotal {
-                calls,
-                cost_micro_usd: total,
-                cost: total.to_string(),
-            },
-            monthly_budget: MonthlyBudget {
-                tier,
-                limit_micro_usd: limit,
-                spent_micro_usd: this_month,
-                left_micro_usd: limit.remaining_after(this_month),
-            },
+    Ok(CostReport {
+        by,
+        from,
+        to,
+        project_id: project,
+        groups,
+        total: CostTotal {
+            calls,
+            cost_micro_usd: total,
+            cost: total.to_string(),
         },
-    ))
+        monthly_budget: MonthlyBudget {
+            tier,
+            limit_micro_usd: limit,
+            spent_micro_usd: this_month,
+            left_micro_usd: limit.remaining_after(this_month),
+        },
+    })
 }
 
 /// `PATCH /me {"semantic_cache_threshold": 0.92}` (or `null`).

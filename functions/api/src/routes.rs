@@ -145,7 +145,7 @@ pub async fn post_command(state: &ApiState, request: &Request) -> Result<Respons
 }
 
 /// What a started run's 202 says: the run, and where to follow it.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct RunStarted {
     run_id: RunId,
     /// The Step Functions execution's name.

@@ -6,6 +6,8 @@ mod approvals;
 mod auth;
 mod browse;
 mod checks;
+mod conversations;
+mod costs;
 mod events;
 mod policies;
 mod projects;
