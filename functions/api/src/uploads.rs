@@ -11,43 +11,45 @@ use autocrew_shared::domain::events::ArtifactStored;
 use autocrew_shared::domain::records::{Artifact, Project};
 use autocrew_shared::domain::requests::{MAX_UPLOAD_BYTES, NewUpload, UPLOAD_TYPES};
 use autocrew_shared::domain::{ArtifactId, UploadId, UserId, sha256_hex};
-use autocrew_shared::ports::{BlobError, Upload, Written};
+use autocrew_shared::ports::{
+    ArtifactStore, BlobError, BlobStore, Publisher, Upload, UploadStore, Written,
+};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use std::time::Duration;
 
 /// A granted upload: the presigned PUT to send the file with, then the URL to complete it.
-#[derive(Serialize, utoipa::ToSchema)]
-struct UploadGranted {
-    upload: Upload,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct UploadGranted {
+    pub upload: Upload,
     /// The presigned PUT.
-    url: String,
+    pub url: String,
     /// `PUT`.
-    method: &'static str,
+    pub method: &'static str,
     /// The headers the PUT must carry, as signed.
-    headers: PutHeaders,
+    pub headers: PutHeaders,
     /// `POST` it once the file is up.
-    complete_url: String,
+    pub complete_url: String,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-struct PutHeaders {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct PutHeaders {
     #[serde(rename = "content-type")]
-    content_type: String,
+    pub content_type: String,
     #[serde(rename = "content-length")]
-    content_length: String,
+    pub content_length: String,
 }
 
 /// An uploaded file, checked and recorded as an artifact.
-#[derive(Serialize, utoipa::ToSchema)]
-struct UploadedFile {
-    key: String,
-    filename: String,
-    content_type: String,
-    size_bytes: u64,
-    checksum_sha256: String,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct UploadedFile {
+    pub key: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+    pub checksum_sha256: String,
     /// A presigned GET, valid an hour.
-    url: String,
+    pub url: String,
 }
 
 /// How long a presigned PUT works.
@@ -73,10 +75,19 @@ pub async fn create_upload(
     let user = caller(state, request).await?;
     let project = owned_project(state, request, user).await?;
     let body: NewUpload = json_body(request)?;
-    let upload = grant(&project, user, &body, chrono::Utc::now())?;
+    let granted = upload_granted((&*state.blobs, &*state.uploads), (user, &project), &body).await?;
+    Ok(json_response(201, &granted))
+}
+
+/// A grant of one upload to `user`'s `project`, with its presigned PUT.
+pub(crate) async fn upload_granted(
+    (blobs, uploads): (&dyn BlobStore, &dyn UploadStore),
+    (user, project): (UserId, &Project),
+    body: &NewUpload,
+) -> Result<UploadGranted, ApiError> {
+    let upload = grant(project, user, body, chrono::Utc::now())?;
     let id = upload.id;
-    let url = state
-        .blobs
+    let url = blobs
         .presigned_put(
             &upload.key,
             &upload.content_type,
@@ -85,20 +96,17 @@ pub async fn create_upload(
         )
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
-    state.uploads.grant(&upload).await?;
-    Ok(json_response(
-        201,
-        &UploadGranted {
-            headers: PutHeaders {
-                content_type: upload.content_type.clone(),
-                content_length: upload.size_bytes.to_string(),
-            },
-            upload,
-            url,
-            method: "PUT",
-            complete_url: format!("/uploads/{id}/complete"),
+    uploads.grant(&upload).await?;
+    Ok(UploadGranted {
+        headers: PutHeaders {
+            content_type: upload.content_type.clone(),
+            content_length: upload.size_bytes.to_string(),
         },
-    ))
+        upload,
+        url,
+        method: "PUT",
+        complete_url: format!("/uploads/{id}/complete"),
+    })
 }
 
 /// The grant a request asks for in `project`, checked: a plain file name, an allowed
@@ -173,12 +181,41 @@ pub async fn complete_upload(
 ) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let id = path_param(request, "upload_id", UploadId::parse)?;
-    let upload = state
+    let ports = Completion {
+        uploads: &*state.uploads,
+        blobs: &*state.blobs,
+        artifacts: &*state.artifacts,
+        publisher: &state.relay,
+        bucket: &state.artifact_bucket,
+    };
+    let (first, file) = upload_completed(&ports, user, id).await?;
+    Ok(json_response(if first { 201 } else { 200 }, &file))
+}
+
+/// What checking an upload in uses.
+pub(crate) struct Completion<'a> {
+    pub uploads: &'a dyn UploadStore,
+    pub blobs: &'a dyn BlobStore,
+    pub artifacts: &'a dyn ArtifactStore,
+    /// Sends `artifact_stored` at once.
+    pub publisher: &'a dyn Publisher,
+    /// The artifacts' bucket.
+    pub bucket: &'a str,
+}
+
+/// Checks `user`'s upload `id` against its grant and records it as an artifact, once:
+/// whether this was the first time, and the file.
+pub(crate) async fn upload_completed(
+    ports: &Completion<'_>,
+    user: UserId,
+    id: UploadId,
+) -> Result<(bool, UploadedFile), ApiError> {
+    let upload = ports
         .uploads
         .upload(user, id)
         .await?
         .ok_or(ApiError::NotFound("upload"))?;
-    let bytes = match state.blobs.get(&upload.key).await {
+    let bytes = match ports.blobs.get(&upload.key).await {
         Ok(bytes) => bytes,
         Err(BlobError::NotFound { .. }) => {
             return Err(ApiError::Conflict(format!(
@@ -200,7 +237,7 @@ pub async fn complete_upload(
     };
     if let Some(wrong) = wrong {
         // The grant stays: the same URL takes a corrected file until it expires.
-        state
+        ports
             .blobs
             .delete(&upload.key)
             .await
@@ -214,7 +251,7 @@ pub async fn complete_upload(
         project_id: upload.project_id,
         run_id: None,
         task_id: None,
-        bucket: state.artifact_bucket.clone(),
+        bucket: ports.bucket.to_owned(),
         key: upload.key.clone(),
         content_type: upload.content_type.clone(),
         size_bytes: upload.size_bytes,
@@ -230,7 +267,7 @@ pub async fn complete_upload(
         uploaded: true,
         filename: Some(upload.filename.clone()),
     };
-    let effects = state
+    let effects = ports
         .artifacts
         .record_once(&[Written {
             key: format!("upload:{id}"),
@@ -239,23 +276,21 @@ pub async fn complete_upload(
         }])
         .await?;
     let first = !effects.is_empty();
-    state.relay.publish(effects).await;
-    let url = state
+    ports.publisher.publish(effects).await;
+    let url = ports
         .blobs
         .presigned_get(&upload.key, Duration::from_secs(3600))
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
-    Ok(json_response(
-        if first { 201 } else { 200 },
-        &UploadedFile {
-            key: artifact.key,
-            filename: upload.filename,
-            content_type: artifact.content_type,
-            size_bytes: artifact.size_bytes,
-            checksum_sha256: artifact.checksum_sha256,
-            url,
-        },
-    ))
+    let file = UploadedFile {
+        key: artifact.key,
+        filename: upload.filename,
+        content_type: artifact.content_type,
+        size_bytes: artifact.size_bytes,
+        checksum_sha256: artifact.checksum_sha256,
+        url,
+    };
+    Ok((first, file))
 }
 
 pub(crate) mod spec {

@@ -17,6 +17,7 @@ mod policies;
 mod projects;
 mod published;
 mod runs;
+mod uploads;
 
 pub use accounts::MemAccounts;
 pub use approvals::MemApprovals;
@@ -31,3 +32,4 @@ pub use policies::MemPolicies;
 pub use projects::MemProjects;
 pub use published::MemPublished;
 pub use runs::MemRuns;
+pub use uploads::MemUploads;
