@@ -8,8 +8,10 @@ use crate::error::json_response;
 use crate::policies::ApprovalMode;
 use crate::request::caller;
 use crate::{ApiError, ApiState};
-use autocrew_shared::crew::tools;
-use autocrew_shared::domain::{AgentKind, Complexity, MicroUsd};
+use autocrew_shared::crew::{AgentProfiles, tools};
+use autocrew_shared::domain::{AgentKind, Complexity, MicroUsd, UserId};
+use autocrew_shared::ports::{BudgetStore, ToolPolicies};
+use autocrew_shared::services::Gateway;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -63,9 +65,32 @@ struct ModelChoice {
 
 pub async fn list_agents(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
-    let percent_left = state.budgets.percent_left(user, None).await?;
-    let table = &state.gateway.models().table;
-    let auto: Vec<String> = state
+    let roster = Roster {
+        budgets: &*state.budgets,
+        policies: &*state.policies,
+        gateway: &state.gateway,
+        profiles: &state.profiles,
+    };
+    Ok(json_response(200, &agents_view(&roster, user).await?))
+}
+
+/// What `GET /agents` reads.
+struct Roster<'a> {
+    /// How much of the caller's monthly budget is left (a low one routes down).
+    pub budgets: &'a dyn BudgetStore,
+    /// Which tools run without asking.
+    pub policies: &'a dyn ToolPolicies,
+    /// Routes as the steps would; no model is called.
+    pub gateway: &'a Gateway,
+    pub profiles: &'a AgentProfiles,
+}
+
+/// Each agent's profile, its tools' approval modes for `user`, and the models its tasks
+/// would use now, by complexity.
+async fn agents_view(ports: &Roster<'_>, user: UserId) -> Result<AgentsView, ApiError> {
+    let percent_left = ports.budgets.percent_left(user, None).await?;
+    let table = &ports.gateway.models().table;
+    let auto: Vec<String> = ports
         .policies
         .policies(user)
         .await?
@@ -75,7 +100,7 @@ pub async fn list_agents(state: &ApiState, request: &Request) -> Result<Response
         .collect();
     let route_for = |complexity: Complexity, profile: &autocrew_shared::crew::AgentProfile| {
         let tier = profile.model_policy.tier_for(complexity);
-        let route = state
+        let route = ports
             .gateway
             .route(tier, percent_left)
             .map_err(|e| ApiError::Internal(Box::new(e)))?;
@@ -100,7 +125,7 @@ pub async fn list_agents(state: &ApiState, request: &Request) -> Result<Response
     };
     let mut agents = Vec::new();
     for &agent in AgentKind::ALL {
-        let profile = state.profiles.get(agent);
+        let profile = ports.profiles.get(agent);
         agents.push(AgentView {
             agent,
             tools: profile.tools.clone(),
@@ -120,13 +145,10 @@ pub async fn list_agents(state: &ApiState, request: &Request) -> Result<Response
             },
         });
     }
-    Ok(json_response(
-        200,
-        &AgentsView {
-            budget_percent_left: percent_left,
-            agents,
-        },
-    ))
+    Ok(AgentsView {
+        budget_percent_left: percent_left,
+        agents,
+    })
 }
 
 pub(crate) mod spec {

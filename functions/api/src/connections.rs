@@ -9,7 +9,8 @@ use autocrew_shared::adapters::tools::ServiceError;
 use autocrew_shared::config::Secret;
 use autocrew_shared::domain::connections::Connection;
 use autocrew_shared::domain::requests::{DeviceFlowBody, NewConnectionBody};
-use autocrew_shared::domain::{ConnectionId, DeviceFlowId, Service};
+use autocrew_shared::domain::{ConnectionId, DeviceFlowId, Service, UserId};
+use autocrew_shared::ports::ConnectionStore;
 use autocrew_shared::services::{AccountError, FlowStep};
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
@@ -57,11 +58,9 @@ pub async fn list_connections(
     Ok(json_response(200, &Connections { connections }))
 }
 
-/// `POST /me/connections`: 201 with the connection, once the service accepted the token;
-/// connecting a service again replaces its token.
-pub async fn connect(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
-    let user = caller(state, request).await?;
-    let body: NewConnectionBody = json_body(request)?;
+/// The service and token a connection request names, checked: a known service, and a
+/// token of 1-4096 printable ASCII characters (as the service issued it).
+pub(crate) fn token_of(body: &NewConnectionBody) -> Result<(Service, Secret<String>), ApiError> {
     let service = service_of(&body.service)?;
     let token = body.token.trim();
     if token.is_empty() || token.chars().count() > MAX_TOKEN_CHARS {
@@ -76,7 +75,15 @@ pub async fn connect(state: &ApiState, request: &Request) -> Result<Response<Bod
             "must be printable ASCII without spaces, as the service issued it",
         ));
     }
-    let token = Secret::new(token.to_owned());
+    Ok((service, Secret::new(token.to_owned())))
+}
+
+/// `POST /me/connections`: 201 with the connection, once the service accepted the token;
+/// connecting a service again replaces its token.
+pub async fn connect(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let user = caller(state, request).await?;
+    let body: NewConnectionBody = json_body(request)?;
+    let (service, token) = token_of(&body)?;
     let connection = match state.connected.connect(user, service, &token).await {
         Ok(connection) => connection,
         Err(AccountError::Service(e)) => return Err(refused(service, e)),
@@ -182,13 +189,23 @@ fn refused(service: Service, error: ServiceError) -> ApiError {
 pub async fn disconnect(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let id = path_param(request, "connection_id", ConnectionId::parse)?;
-    if !state.connected.store().disconnect(user, id).await? {
-        return Err(ApiError::NotFound("connection"));
-    }
+    disconnected(state.connected.store(), user, id).await?;
     Ok(Response::builder()
         .status(204)
         .body(Body::Empty)
         .unwrap_or_else(|_| Response::new(Body::Empty)))
+}
+
+/// Forgets `user`'s connection `id` and its credential; someone else's is not found.
+pub(crate) async fn disconnected(
+    store: &dyn ConnectionStore,
+    user: UserId,
+    id: ConnectionId,
+) -> Result<(), ApiError> {
+    match store.disconnect(user, id).await? {
+        true => Ok(()),
+        false => Err(ApiError::NotFound("connection")),
+    }
 }
 
 pub(crate) mod spec {

@@ -3,14 +3,14 @@
 //! default, or lets it run on its own), and the deploys and builds they started.
 
 use crate::error::json_response;
-use crate::request::{caller, json_body};
+use crate::request::{caller, json_body, path_param};
 use crate::{ApiError, ApiState};
 use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::crew::tools;
 use autocrew_shared::domain::connections::Deployment;
 use autocrew_shared::domain::requests::PolicyBody;
-use autocrew_shared::domain::{AgentKind, Service, UserId};
-use autocrew_shared::ports::ToolPolicies;
+use autocrew_shared::domain::{AgentKind, ProjectId, Service, UserId};
+use autocrew_shared::ports::{DeploymentStore, ProjectStore, ToolPolicies};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
@@ -140,9 +140,23 @@ pub async fn list_deployments(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
-    let project = crate::routes::owned_project(state, request, user).await?;
-    let deployments = state.deployments.project_deployments(project.id).await?;
-    Ok(json_response(200, &Deployments { deployments }))
+    let project = path_param(request, "project_id", ProjectId::parse)?;
+    let ports = (&*state.projects, &*state.deployments);
+    Ok(json_response(
+        200,
+        &deployments_of(ports, user, project).await?,
+    ))
+}
+
+/// The deploys and builds of `user`'s project; someone else's project is not found.
+async fn deployments_of(
+    (projects, deployments): (&dyn ProjectStore, &dyn DeploymentStore),
+    user: UserId,
+    project: ProjectId,
+) -> Result<Deployments, ApiError> {
+    let project = crate::routes::owned(projects, user, project).await?;
+    let deployments = deployments.project_deployments(project.id).await?;
+    Ok(Deployments { deployments })
 }
 
 pub(crate) mod spec {

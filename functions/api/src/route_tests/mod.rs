@@ -6,6 +6,7 @@ mod approvals;
 mod auth;
 mod browse;
 mod checks;
+mod connections;
 mod conversations;
 mod costs;
 mod events;
