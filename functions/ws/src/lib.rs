@@ -256,3 +256,6 @@ pub async fn run_lambda(route: WsRoute) -> Result<(), lambda_runtime::Error> {
     ))
     .await
 }
+
+#[cfg(test)]
+mod tests;

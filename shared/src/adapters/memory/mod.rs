@@ -17,6 +17,7 @@ mod mailer;
 mod policies;
 mod projects;
 mod published;
+mod realtime;
 mod runs;
 mod uploads;
 
@@ -33,5 +34,6 @@ pub use mailer::MemMailer;
 pub use policies::MemPolicies;
 pub use projects::MemProjects;
 pub use published::MemPublished;
+pub use realtime::MemRealtime;
 pub use runs::MemRuns;
 pub use uploads::MemUploads;
