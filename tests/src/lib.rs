@@ -199,6 +199,7 @@ pub async fn seed(db: &TestDb, max_concurrency: u32) -> anyhow::Result<Seeded> {
             max_concurrency,
             deadline: None,
             idempotency: None,
+            schedule: None,
         })
         .await?
         .value;

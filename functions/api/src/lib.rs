@@ -19,6 +19,7 @@ mod request;
 #[cfg(test)]
 mod route_tests;
 mod routes;
+mod schedules;
 pub mod state;
 mod uploads;
 
@@ -185,6 +186,18 @@ routes! {
     SetPolicy: PUT "/me/policies/{tool}", "api-set-policy", user, policies::set_policy;
     /// `GET /projects/{project_id}/deployments`: the project's deploys and builds.
     ListDeployments: GET "/projects/{project_id}/deployments", "api-list-deployments", user, policies::list_deployments;
+    /// `POST /projects/{project_id}/schedules`: the project's command, started by a clock.
+    CreateSchedule: POST "/projects/{project_id}/schedules", "api-create-schedule", user, schedules::create_schedule;
+    /// `GET /projects/{project_id}/schedules`: the project's schedules.
+    ListSchedules: GET "/projects/{project_id}/schedules", "api-list-schedules", user, schedules::list_schedules;
+    /// `GET /schedules/{schedule_id}`: a schedule and its next fire.
+    GetSchedule: GET "/schedules/{schedule_id}", "api-get-schedule", user, schedules::get_schedule;
+    /// `PATCH /schedules/{schedule_id}`: changes, pauses or resumes a schedule.
+    UpdateSchedule: PATCH "/schedules/{schedule_id}", "api-update-schedule", user, schedules::update_schedule;
+    /// `DELETE /schedules/{schedule_id}`
+    DeleteSchedule: DELETE "/schedules/{schedule_id}", "api-delete-schedule", user, schedules::delete_schedule;
+    /// `GET /schedules/{schedule_id}/fires`: what each fire did.
+    ListFires: GET "/schedules/{schedule_id}/fires", "api-list-fires", user, schedules::list_fires;
 }
 
 impl Route {

@@ -96,7 +96,7 @@ pub(crate) struct RunLimits {
 }
 
 /// The run budget a request asks for, checked.
-fn budget(field: &'static str, usd: f64) -> Result<MicroUsd, ApiError> {
+pub(crate) fn budget(field: &'static str, usd: f64) -> Result<MicroUsd, ApiError> {
     let cap = MicroUsd::from_dollars(limits::RUN_BUDGET_MAX_DOLLARS);
     match MicroUsd::from_usd(usd) {
         Some(amount) if amount > MicroUsd::ZERO && amount <= cap => Ok(amount),
@@ -264,6 +264,7 @@ pub(crate) fn run_request(
         max_concurrency,
         deadline: Some(Duration::from_secs(u64::from(deadline_minutes) * 60)),
         idempotency: None,
+        schedule: None,
     })
 }
 

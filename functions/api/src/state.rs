@@ -6,7 +6,7 @@ use autocrew_shared::adapters::llm::select::{self, LlmSetup};
 use autocrew_shared::adapters::postgres::{
     self, PgAccountStore, PgApprovalStore, PgArtifactStore, PgBrowse, PgBudgetStore, PgConnections,
     PgConversations, PgDeployments, PgEventLog, PgIdempotencyStore, PgLedger, PgProjectStore,
-    PgRateLimiter, PgRunControl, PgRunStore, PgTaskStore, Pool,
+    PgRateLimiter, PgRunControl, PgRunStore, PgScheduleStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AuthConfig, AwsConfig, ConfigError, Env, MailConfig, ProcessEnv, ServiceUrls, VaultConfig,
@@ -17,7 +17,7 @@ use autocrew_shared::domain::Tier;
 use autocrew_shared::ports::{
     AccountStore, ApprovalStore, ArtifactStore, BlobStore, Browse, BudgetStore, Conversations,
     DeploymentStore, EventLog, IdempotencyStore, Ledger, Mailer, ProjectStore, RateLimiter,
-    RunControl, RunStore, TaskStore, ToolPolicies, UploadStore,
+    RunControl, RunStore, ScheduleStore, TaskStore, ToolPolicies, UploadStore,
 };
 use autocrew_shared::services::access::KeyRing;
 use autocrew_shared::services::{AgentQueues, ConnectedAccounts, Gateway, Notifier, Relay};
@@ -139,6 +139,8 @@ pub struct ApiState {
     pub policies: Arc<dyn ToolPolicies>,
     /// The deploys and builds the tools started.
     pub deployments: Arc<dyn DeploymentStore>,
+    /// Projects' schedules and their fires.
+    pub schedules: Arc<dyn ScheduleStore>,
     /// The API's public URL (`PUBLIC_BASE_URL`), for OAuth's redirect back.
     pub public_base_url: Option<String>,
 }
@@ -214,6 +216,7 @@ impl ApiState {
             ),
             policies: connections,
             deployments: Arc::new(PgDeployments::new(pool.clone())),
+            schedules: Arc::new(PgScheduleStore::new(pool.clone())),
             conversations: conversations.clone(),
             uploads: conversations,
             budgets: Arc::new(PgBudgetStore::new(pool.clone())),

@@ -171,6 +171,12 @@ pub enum Command {
     Approve(DecisionArgs),
     /// Reject a critical action a task waits on: the task goes on without it.
     Reject(DecisionArgs),
+    /// A project's schedules: its command started by a clock (cron, rate or at, in a time
+    /// zone), and what each fire did.
+    Schedule {
+        #[command(subcommand)]
+        action: ScheduleAction,
+    },
     /// The dead-letter queues: what waits in them, and sending it back.
     Dlq {
         #[command(subcommand)]
@@ -203,6 +209,75 @@ pub enum ArtifactsAction {
         /// The folder (created if missing).
         #[arg(long)]
         to: std::path::PathBuf,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleAction {
+    /// Schedule the project's command. Give one of --cron, --rate or --at, as EventBridge
+    /// Scheduler reads them: --cron "0 8 * * ? *" (minutes hours day-of-month month
+    /// day-of-week year), --rate "1 hour", --at 2026-12-24T08:00:00.
+    Add {
+        /// The project's id.
+        project: String,
+        #[arg(long, group = "when")]
+        cron: Option<String>,
+        #[arg(long, group = "when")]
+        rate: Option<String>,
+        #[arg(long, group = "when")]
+        at: Option<String>,
+        /// The IANA time zone (default UTC), such as Europe/Paris.
+        #[arg(long)]
+        timezone: Option<String>,
+        /// The command each fire runs.
+        #[arg(long)]
+        command: String,
+        /// Each run's budget in dollars (default 5).
+        #[arg(long)]
+        budget_usd: Option<f64>,
+        /// While the last run is going: skip the fire (default) or queue it.
+        #[arg(long)]
+        overlap: Option<String>,
+        /// Fires missed while nothing fired the schedule: skip them (default) or run once.
+        #[arg(long)]
+        catch_up: Option<String>,
+        /// Make it paused.
+        #[arg(long)]
+        paused: bool,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// The project's schedules and when each fires next.
+    List {
+        project: String,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// What each fire of a schedule did: the run it started, or why not.
+    Fires {
+        schedule_id: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// Stop a schedule firing until it is resumed.
+    Pause {
+        schedule_id: String,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// Let a paused schedule fire again, from now.
+    Resume {
+        schedule_id: String,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// Delete a schedule; the runs it started stay.
+    Delete {
+        schedule_id: String,
         #[command(flatten)]
         session: SessionArgs,
     },

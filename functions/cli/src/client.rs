@@ -220,6 +220,28 @@ impl Client {
         answer(response, action).await
     }
 
+    /// PATCHes `body` (one of the API's request types).
+    pub async fn patch(
+        &self,
+        path: &str,
+        body: &(impl Serialize + Sync),
+        action: &str,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .send(|token| self.http.patch(&url).bearer_auth(token).json(body))
+            .await?;
+        answer(response, action).await
+    }
+
+    pub async fn delete(&self, path: &str, action: &str) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .send(|token| self.http.delete(&url).bearer_auth(token))
+            .await?;
+        answer(response, action).await
+    }
+
     pub async fn get(&self, path: &str, action: &str) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
         let response = self

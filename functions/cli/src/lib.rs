@@ -11,4 +11,5 @@ pub mod connect;
 pub mod dlq;
 pub mod health;
 pub mod run;
+pub mod schedule;
 pub mod session;

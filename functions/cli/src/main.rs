@@ -6,7 +6,7 @@ use autocrew_cli::approvals::{Verdict, review_and_decide};
 use autocrew_cli::args::DecisionArgs;
 use autocrew_cli::args::{ArtifactsAction, Cli, Command, DlqAction};
 use autocrew_cli::client::NoBody;
-use autocrew_cli::{account, browse, chat, connect, dlq, health, run, session};
+use autocrew_cli::{account, browse, chat, connect, dlq, health, run, schedule, session};
 use autocrew_shared::adapters::postgres;
 use autocrew_shared::config::Config;
 use autocrew_shared::domain::EventKind;
@@ -172,6 +172,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Approve(args) => decide(args, Verdict::Approve).await,
         Command::Reject(args) => decide(args, Verdict::Reject).await,
+        Command::Schedule { action } => schedule::act(action).await.map(|()| true),
         Command::Dlq { action } => {
             let config = Config::from_env().context("failed to read configuration")?;
             let sqs = aws_sdk_sqs::Client::new(

@@ -11,6 +11,7 @@ use autocrew_api::{ApiState, Route};
 use autocrew_shared::adapters::aws::{self, SqsQueue};
 use autocrew_shared::adapters::postgres;
 use autocrew_shared::config::{AwsConfig, ConfigError, DatabaseConfig, Env};
+use autocrew_shared::services::scheduler::Scheduler;
 use autocrew_steps::{Deadline, Step, StepContext, StepSettings, handle_batch};
 use autocrew_sweep::SweepState;
 use autocrew_ws::{WsRoute, WsState};
@@ -262,6 +263,16 @@ pub async fn start(options: Options, process: &dyn Env) -> Result<Running, Start
             }
         }
     }
+    // The projects' schedules fire here as EventBridge Scheduler fires them on AWS.
+    let scheduler = Scheduler {
+        schedules: api.schedules.clone(),
+        publisher: Arc::new(api.relay.clone()),
+    };
+    tasks.push(tokio::spawn(schedule_forever(
+        scheduler,
+        SCHEDULER_TICK,
+        watch_shutdown.clone(),
+    )));
     let app = router(Gateway::new(api, ws), http_routes);
     let mut stop_server = watch_shutdown.clone();
     tasks.push(tokio::spawn(async move {
@@ -298,6 +309,41 @@ async fn fire_forever(
                 match crate::invocation(autocrew_sweep::FUNCTION_NAME, sweep_once).await {
                     Ok(report) => tracing::info!(rule, ?report, "scheduled sweep done"),
                     Err(e) => tracing::error!(rule, error = %e, "scheduled sweep failed"),
+                }
+            }
+            _ = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// How often the runner looks for schedules that are due: fires land within this of their
+/// time, as EventBridge Scheduler's do within the minute.
+const SCHEDULER_TICK: Duration = Duration::from_secs(10);
+
+/// Fires the projects' schedules that are due, every `period`, until shutdown.
+async fn schedule_forever(
+    scheduler: Scheduler,
+    period: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                match scheduler.tick(chrono::Utc::now(), 100).await {
+                    Ok(tick) => {
+                        for fired in tick.fired.iter().chain(&tick.started_waiting) {
+                            tracing::info!(
+                                schedule = %fired.fire.schedule_id,
+                                scheduled_at = %fired.fire.scheduled_at,
+                                outcome = %fired.fire.outcome,
+                                run = ?fired.fire.run_id,
+                                "a schedule fired"
+                            );
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "firing schedules failed"),
                 }
             }
             _ = stopped(&mut shutdown) => return,

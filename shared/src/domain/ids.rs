@@ -116,3 +116,8 @@ pub struct InvalidId {
     /// The value as given.
     pub value: String,
 }
+
+id_type!(
+    /// A project's command started by a clock.
+    ScheduleId
+);

@@ -400,6 +400,37 @@ impl EmailPurpose {
     }
 }
 
+kind_enum!(
+    /// What a schedule's fire does while the last run it started is still going.
+    ScheduleOverlap, "schedule_overlap" {
+        /// The fire starts nothing (recorded as skipped).
+        Skip => "skip",
+        /// The fire waits and starts when that run ends (one waits at most).
+        Queue => "queue",
+    }
+);
+
+kind_enum!(
+    /// What a schedule does with the fires it missed while nothing fired it (the runner
+    /// was down, or the schedule was paused).
+    ScheduleCatchUp, "schedule_catch_up" {
+        /// They are skipped: the schedule goes on from now.
+        Skip => "skip",
+        /// One run starts for all of them, then the schedule goes on from now.
+        Once => "once",
+    }
+);
+
+kind_enum!(
+    /// What one fire of a schedule did.
+    FireOutcome, "fire_outcome" {
+        Started => "started",
+        Skipped => "skipped",
+        /// Waiting for the schedule's last run to end (overlap `queue`).
+        Queued => "queued",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ pub mod records;
 pub mod requests;
 pub mod retention;
 pub mod routing;
+pub mod schedule;
 pub mod schema;
 
 pub use approvals::{Approval, Decision, payload_hash, sha256_hex};
@@ -28,11 +29,12 @@ pub use decimal::Decimal;
 pub use graph::{PlanError, PlanLimits, PlannedTask, TaskGraph};
 pub use ids::{
     ApprovalId, ArtifactId, ConnectionId, DeploymentId, DeviceFlowId, MessageId, ProjectId, RunId,
-    TaskId, UploadId, UserId, WebFlowId,
+    ScheduleId, TaskId, UploadId, UserId, WebFlowId,
 };
 pub use kinds::{
     AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, DeploymentStatus,
-    EmailPurpose, EventKind, LlmCallOutcome, MessageStatus, Priority, ReservationStatus, RunStatus,
-    Service, TaskStatus, Tier, UnknownVariant, WebFlowStatus,
+    EmailPurpose, EventKind, FireOutcome, LlmCallOutcome, MessageStatus, Priority,
+    ReservationStatus, RunStatus, ScheduleCatchUp, ScheduleOverlap, Service, TaskStatus, Tier,
+    UnknownVariant, WebFlowStatus,
 };
 pub use money::MicroUsd;

@@ -68,6 +68,8 @@ pub struct NewRun {
     /// The client's `Idempotency-Key` and the sha-256 of its request: the same key with the
     /// same request gives the same run, never a second one.
     pub idempotency: Option<RequestKey>,
+    /// The schedule whose fire starts it.
+    pub schedule: Option<super::ScheduleId>,
 }
 
 /// An `Idempotency-Key` header and the sha-256 (hex) of the request it came with.
@@ -104,6 +106,9 @@ pub struct Run {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The schedule whose fire started the run, if one did.
+    #[serde(default)]
+    pub schedule_id: Option<super::ScheduleId>,
 }
 
 /// A task of a run, with the keys of the tasks it depends on.

@@ -210,3 +210,57 @@ pub struct NewUpload {
     #[schema(minimum = 1, maximum = 26_214_400)]
     pub size_bytes: u64,
 }
+
+/// `POST /projects/{project_id}/schedules`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSchedule {
+    /// `cron(minutes hours day-of-month month day-of-week year)`, `rate(value unit)` or
+    /// `at(yyyy-mm-ddThh:mm:ss)`, as EventBridge Scheduler reads them.
+    #[schema(min_length = 1, max_length = 256)]
+    pub expression: String,
+    /// The IANA time zone the expression is read in (default UTC).
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub timezone: Option<String>,
+    /// The command each fire runs.
+    #[schema(min_length = 1, max_length = 4000)]
+    pub command: String,
+    /// Each run's budget in dollars (default 5).
+    #[serde(default)]
+    #[schema(exclusive_minimum = 0, maximum = 100)]
+    pub budget_usd: Option<f64>,
+    /// While the last run is going, a fire is skipped (default) or waits for it.
+    #[serde(default)]
+    pub overlap: Option<super::ScheduleOverlap>,
+    /// Fires missed while nothing fired the schedule are skipped (default), or make one run.
+    #[serde(default)]
+    pub catch_up: Option<super::ScheduleCatchUp>,
+    /// Whether it fires (default true).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// `PATCH /schedules/{schedule_id}`: what to change; `enabled` pauses and resumes it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulePatch {
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 256)]
+    pub expression: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 4000)]
+    pub command: Option<String>,
+    #[serde(default)]
+    #[schema(exclusive_minimum = 0, maximum = 100)]
+    pub budget_usd: Option<f64>,
+    #[serde(default)]
+    pub overlap: Option<super::ScheduleOverlap>,
+    #[serde(default)]
+    pub catch_up: Option<super::ScheduleCatchUp>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}

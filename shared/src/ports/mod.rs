@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod queue;
 pub mod realtime;
 pub mod retention;
+pub mod schedules;
 pub mod secrets;
 pub mod state_machine;
 pub mod store;
@@ -50,6 +51,7 @@ pub use outbox::{Effects, OutboxStore, Publisher};
 pub use queue::{Queue, QueueError, QueueMessage};
 pub use realtime::{ConnectionRegistry, PushError, RealtimePush, RegistryError};
 pub use retention::Retention;
+pub use schedules::{Fired, NewSchedule, ScheduleFields, ScheduleStore};
 pub use secrets::{SecretError, Secrets};
 pub use state_machine::{ExecutionStatus, StateMachine, StateMachineError};
 pub use store::{

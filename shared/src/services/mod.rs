@@ -9,6 +9,7 @@ pub mod notifier;
 pub mod oidc;
 pub mod passwords;
 pub mod relay;
+pub mod scheduler;
 pub mod vault;
 pub mod web_flows;
 

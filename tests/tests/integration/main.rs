@@ -36,6 +36,7 @@ mod push;
 mod ready_set;
 mod real_speed;
 mod run_control;
+mod schedules;
 mod schema;
 mod steps_events;
 mod stores;

@@ -56,6 +56,20 @@ async fn user_b_gets_404_or_403_on_every_route_that_names_user_as_resources() ->
     )
     .await?;
     assert_eq!(status, 201, "{granted}");
+    // A's schedule on the project.
+    let (status, schedule) = call(
+        &state,
+        Route::CreateSchedule,
+        event(
+            "apigw-create-schedule.json",
+            &[
+                (SAMPLE_TOKEN, a.as_str()),
+                (SAMPLE_PROJECT, project.as_str()),
+            ],
+        )?,
+    )
+    .await?;
+    assert_eq!(status, 201, "{schedule}");
     // A's connected GitHub account (stored as connecting does, without asking GitHub).
     let a_id = state
         .accounts
@@ -124,6 +138,10 @@ async fn user_b_gets_404_or_403_on_every_route_that_names_user_as_resources() ->
     };
     state.connected.store().start_web_flow(&web_flow).await?;
     let ids: HashMap<&str, String> = HashMap::from([
+        (
+            "schedule_id",
+            schedule["id"].as_str().unwrap_or_default().to_owned(),
+        ),
         ("connection_id", connection.id.to_string()),
         ("flow_id", flow.id.to_string()),
         (

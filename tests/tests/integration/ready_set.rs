@@ -221,6 +221,7 @@ async fn another_run(
             max_concurrency: 16,
             deadline: None,
             idempotency: None,
+            schedule: None,
         })
         .await?
         .value;

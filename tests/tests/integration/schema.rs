@@ -3,8 +3,9 @@
 use autocrew_shared::adapters::postgres::{self, MIGRATIONS};
 use autocrew_shared::domain::{
     AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, DeploymentStatus,
-    EmailPurpose, EventKind, LlmCallOutcome, MessageStatus, Priority, ReservationStatus, RunStatus,
-    Service, TaskStatus, Tier, WebFlowStatus,
+    EmailPurpose, EventKind, FireOutcome, LlmCallOutcome, MessageStatus, Priority,
+    ReservationStatus, RunStatus, ScheduleCatchUp, ScheduleOverlap, Service, TaskStatus, Tier,
+    WebFlowStatus,
 };
 use autocrew_tests::TestDb;
 
@@ -135,6 +136,9 @@ async fn every_postgres_enum_mirrors_its_rust_enum_in_order() -> anyhow::Result<
         (MessageStatus::PG_TYPE, names(MessageStatus::ALL)),
         (WebFlowStatus::PG_TYPE, names(WebFlowStatus::ALL)),
         (EmailPurpose::PG_TYPE, names(EmailPurpose::ALL)),
+        (ScheduleOverlap::PG_TYPE, names(ScheduleOverlap::ALL)),
+        (ScheduleCatchUp::PG_TYPE, names(ScheduleCatchUp::ALL)),
+        (FireOutcome::PG_TYPE, names(FireOutcome::ALL)),
     ];
     // Every enum of the schema has its mirror, but `message_role`: a conversation's
     // `Author` is its user/assistant part (system and tool rows are never written).

@@ -186,6 +186,7 @@ impl RunStore for MemRuns {
             created_at: now,
             started_at: None,
             completed_at: None,
+            schedule_id: new.schedule,
         };
         state.runs.insert(id, run.clone());
         if let Some((key, sha)) = scoped {

@@ -354,7 +354,7 @@ SELECT json_build_object(
                      FROM projects WHERE user_id = u.id) p),
   'runs', (SELECT coalesce(json_agg(r ORDER BY r.created_at), '[]')
            FROM (SELECT id, project_id, command, status, plan, budget_micro_usd, spent_micro_usd,
-                        error, created_at, started_at, completed_at
+                        error, created_at, started_at, completed_at, schedule_id
                  FROM runs WHERE user_id = u.id) r),
   'tasks', (SELECT coalesce(json_agg(t ORDER BY t.created_at), '[]')
             FROM (SELECT t.id, t.run_id, t.task_key, t.agent, t.title, t.description, t.status,
@@ -379,6 +379,14 @@ SELECT json_build_object(
   'approvals', (SELECT coalesce(json_agg(a ORDER BY a.created_at), '[]')
                 FROM (SELECT a.id, a.run_id, a.task_id, a.tool, a.payload, a.payload_hash, a.status,
                              a.expires_at, a.decided_at, a.reason, a.result, a.created_at
-                      FROM approvals a JOIN projects p ON p.id = a.project_id WHERE p.user_id = u.id) a)
+                      FROM approvals a JOIN projects p ON p.id = a.project_id WHERE p.user_id = u.id) a),
+  'schedules', (SELECT coalesce(json_agg(s ORDER BY s.created_at), '[]')
+                FROM (SELECT id, project_id, expression, timezone, command, budget_micro_usd,
+                             overlap, catch_up, enabled, next_fire_at, created_at, updated_at
+                      FROM schedules WHERE user_id = u.id) s),
+  'schedule_fires', (SELECT coalesce(json_agg(f ORDER BY f.scheduled_at), '[]')
+                     FROM (SELECT f.schedule_id, f.scheduled_at, f.outcome, f.run_id, f.reason, f.fired_at
+                           FROM schedule_fires f JOIN schedules s ON s.id = f.schedule_id
+                           WHERE s.user_id = u.id) f)
 )
 FROM users u WHERE u.id = $1";

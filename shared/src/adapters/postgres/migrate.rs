@@ -90,6 +90,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0021_status_enums",
         include_str!("../../../../migrations/0021_status_enums.sql"),
     ),
+    (
+        "0022_schedules",
+        include_str!("../../../../migrations/0022_schedules.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

@@ -7,7 +7,7 @@ use super::rows::count;
 use crate::domain::events::{EventBody, RunCreated};
 use crate::domain::messages::{CallbackMessage, ExecutionInput, Outgoing, as_json};
 use crate::domain::records::{NewRun, Run};
-use crate::domain::{MicroUsd, ProjectId, RunId, RunStatus, UserId};
+use crate::domain::{MicroUsd, ProjectId, RunId, RunStatus, ScheduleId, UserId};
 use crate::ports::{Changed, Effects, PlanLease, RunStore, StoreError};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
@@ -16,7 +16,7 @@ use tokio_postgres::Row;
 
 pub(super) const RUN_COLUMNS: &str = "id, project_id, user_id, command, status, execution_name, execution_arn, execute_token, plan, \
      budget_micro_usd, reserved_micro_usd, spent_micro_usd, max_concurrency, error, deadline_at, executions, \
-     created_at, started_at, completed_at";
+     created_at, started_at, completed_at, schedule_id";
 
 /// `RunStore` on Postgres.
 #[derive(Clone)]
@@ -51,6 +51,9 @@ pub(super) fn run_from_row(row: &Row) -> Result<Run, StoreError> {
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         completed_at: row.try_get("completed_at")?,
+        schedule_id: row
+            .try_get::<_, Option<uuid::Uuid>>("schedule_id")?
+            .map(ScheduleId),
     })
 }
 
@@ -130,6 +133,54 @@ struct CommandClaim {
     request_sha256: String,
 }
 
+/// Inserts run `id` as `new` asks (pending, under its own execution name), appends its
+/// `run_created` event and writes the start of its execution to the outbox, in `tx`.
+pub(super) async fn insert_run(
+    tx: &deadpool_postgres::Transaction<'_>,
+    effects: &mut Effects,
+    id: RunId,
+    new: &NewRun,
+) -> Result<Run, StoreError> {
+    // Step Functions names allow 80 characters of [A-Za-z0-9-_]: "run-" + a UUID fits.
+    let execution_name = format!("run-{id}");
+    let max_concurrency = i32::try_from(new.max_concurrency.max(1)).unwrap_or(i32::MAX);
+    let deadline_secs = new.deadline.map(|d| d.as_secs_f64());
+    let sql = format!(
+        "INSERT INTO runs (id, project_id, user_id, command, status, execution_name, budget_micro_usd, max_concurrency, deadline_at, schedule_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9), $10) RETURNING {RUN_COLUMNS}"
+    );
+    let row = tx
+        .query_one_cached(
+            &sql,
+            &[
+                &id.0,
+                &new.project_id.0,
+                &new.user_id.0,
+                &new.command,
+                &RunStatus::Pending,
+                &execution_name,
+                &new.budget.0,
+                &max_concurrency,
+                &deadline_secs,
+                &new.schedule.map(|s| s.0),
+            ],
+        )
+        .await?;
+    let run = run_from_row(&row)?;
+    let event = EventBody::RunCreated(RunCreated {
+        command: run.command.clone(),
+        deadline_at: run.deadline_at,
+    });
+    emit(tx, effects, run.project_id, Some(run.id), event).await?;
+    let start = Outgoing::StartExecution {
+        run_id: run.id,
+        name: execution_name,
+        input: ExecutionInput { run_id: run.id },
+    };
+    send(tx, effects, Some(run.id), start).await?;
+    Ok(run)
+}
+
 #[async_trait]
 impl RunStore for PgRunStore {
     async fn create_run(&self, new: NewRun) -> Result<Changed<Run>, StoreError> {
@@ -173,43 +224,8 @@ impl RunStore for PgRunStore {
                 });
             }
         }
-        // Step Functions names allow 80 characters of [A-Za-z0-9-_]: "run-" + a UUID fits.
-        let execution_name = format!("run-{id}");
-        let max_concurrency = i32::try_from(new.max_concurrency.max(1)).unwrap_or(i32::MAX);
-        let deadline_secs = new.deadline.map(|d| d.as_secs_f64());
-        let sql = format!(
-            "INSERT INTO runs (id, project_id, user_id, command, status, execution_name, budget_micro_usd, max_concurrency, deadline_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9)) RETURNING {RUN_COLUMNS}"
-        );
-        let row = tx
-            .query_one_cached(
-                &sql,
-                &[
-                    &id.0,
-                    &new.project_id.0,
-                    &new.user_id.0,
-                    &new.command,
-                    &RunStatus::Pending,
-                    &execution_name,
-                    &new.budget.0,
-                    &max_concurrency,
-                    &deadline_secs,
-                ],
-            )
-            .await?;
-        let run = run_from_row(&row)?;
         let mut effects = Effects::default();
-        let event = EventBody::RunCreated(RunCreated {
-            command: run.command.clone(),
-            deadline_at: run.deadline_at,
-        });
-        emit(&tx, &mut effects, run.project_id, Some(run.id), event).await?;
-        let start = Outgoing::StartExecution {
-            run_id: run.id,
-            name: execution_name,
-            input: ExecutionInput { run_id: run.id },
-        };
-        send(&tx, &mut effects, Some(run.id), start).await?;
+        let run = insert_run(&tx, &mut effects, id, &new).await?;
         tx.commit().await?;
         Ok(Changed {
             value: run,
