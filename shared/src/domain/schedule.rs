@@ -460,9 +460,17 @@ mod tests {
         let start = utc("2026-12-06T00:00:00Z");
         let utc_zone = time_zone("UTC").expect("a zone");
         let never: Expression = "cron(0 0 31 2 ? *)".parse().expect("an expression");
-        assert_eq!(never.next_after(start, utc_zone, start), None, "no 31 February");
+        assert_eq!(
+            never.next_after(start, utc_zone, start),
+            None,
+            "no 31 February"
+        );
         let huge: Expression = "rate(99999999 days)".parse().expect("an expression");
-        assert_eq!(huge.next_after(start, utc_zone, start), None, "past the calendar");
+        assert_eq!(
+            huge.next_after(start, utc_zone, start),
+            None,
+            "past the calendar"
+        );
         let past: Expression = "cron(0 0 1 1 ? 2020)".parse().expect("an expression");
         assert_eq!(past.next_after(start, utc_zone, start), None);
         assert_eq!(
