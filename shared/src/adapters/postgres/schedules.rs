@@ -257,14 +257,7 @@ impl ScheduleStore for PgScheduleStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         // The schedule's row is the lock two deliveries of a fire meet at.
-        let row = tx
-            .query_opt_cached(
-                &format!("SELECT {COLUMNS} FROM schedules WHERE id = $1 FOR UPDATE"),
-                &[&id.0],
-            )
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        let schedule = schedule_from(&row)?;
+        let schedule = lock_schedule(&tx, id).await?;
         if let Some(row) = tx
             .query_opt_cached(
                 &format!(
@@ -404,14 +397,7 @@ impl PgScheduleStore {
     ) -> Result<Option<Fired>, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let row = tx
-            .query_opt_cached(
-                &format!("SELECT {COLUMNS} FROM schedules WHERE id = $1 FOR UPDATE"),
-                &[&id.0],
-            )
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        let schedule = schedule_from(&row)?;
+        let schedule = lock_schedule(&tx, id).await?;
         let still: bool = tx
             .query_one_cached(
                 "SELECT EXISTS (SELECT 1 FROM schedule_fires
@@ -443,6 +429,21 @@ impl PgScheduleStore {
             first: true,
         }))
     }
+}
+
+/// Schedule `id`, locked for the rest of `tx`.
+async fn lock_schedule(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: ScheduleId,
+) -> Result<Schedule, StoreError> {
+    let row = tx
+        .query_opt_cached(
+            &format!("SELECT {COLUMNS} FROM schedules WHERE id = $1 FOR UPDATE"),
+            &[&id.0],
+        )
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    schedule_from(&row)
 }
 
 /// The statuses of runs that have ended.
