@@ -4,6 +4,7 @@ It serves the three wire formats our adapters speak, on one loopback port:
 
   POST /v1/chat/completions                              OpenAI Chat Completions
   POST /v1/images/generations                            OpenAI Images (answered here)
+  POST /v1/embeddings                                    OpenAI Embeddings (answered here)
   POST /v1/messages                                      Anthropic Messages
   POST /v1beta/models/{model}:generateContent            Gemini
   POST /v1beta/models/{model}:streamGenerateContent      Gemini, streamed
@@ -38,7 +39,9 @@ import typing_extensions as te
 from anthropic.types import message_create_params as anthropic_params
 from anthropic.types.model_param import ModelParam as AnthropicModel
 from google.genai import types as gemini_types
+from openai.types import embedding_create_params as embedding_params
 from openai.types import image_generate_params as image_params
+from openai.types.embedding_model import EmbeddingModel as OpenAiEmbeddingModel
 from openai.types.chat import completion_create_params as openai_params
 from openai.types.image_model import ImageModel as OpenAiImageModel
 from openai.types.shared.chat_model import ChatModel as OpenAiModel
@@ -251,6 +254,38 @@ def check_openai_image(body, headers, seen):
     seen["images"] = seen.get("images", 0) + 1
 
 
+def check_openai_embeddings(body, headers, seen):
+    def error(message, field):
+        return f"Invalid request: {message}"
+
+    if not headers.get("authorization", "").startswith("Bearer "):
+        raise Refused("You didn't provide an API key.", code="invalid_api_key")
+    _check_types(body, embedding_params.EmbeddingCreateParams, error)
+    model = body["model"]
+    if model not in typing.get_args(OpenAiEmbeddingModel):
+        raise Refused(f"The model `{model}` does not exist or you do not have access to it.", param="model", code="model_not_found")
+    # Only the third generation can be shortened; ada-002 is always 1536.
+    if "dimensions" in body and model == "text-embedding-ada-002":
+        raise Refused("This model does not support specifying dimensions.", param="dimensions")
+    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    if not texts or any(not isinstance(t, str) or not t for t in texts):
+        raise Refused("'$.input' is invalid: each input must be a non-empty string.", param="input")
+    seen["embeddings"] = seen.get("embeddings", 0) + 1
+
+
+def embedding_of(text, dimensions):
+    """A unit vector by feature hashing of the words: texts sharing words are close."""
+    import hashlib
+    import math
+
+    vector = [0.0] * dimensions
+    for word in "".join(c.lower() if c.isalnum() else " " for c in text).split():
+        digest = hashlib.sha256(word.encode()).digest()
+        vector[int.from_bytes(digest[:2], "little") % dimensions] += 1.0 if digest[2] & 1 == 0 else -1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
 def one_pixel_png():
     """The smallest valid PNG: one opaque pixel, for the checker's own image answers."""
     import struct
@@ -412,6 +447,8 @@ class Checker(BaseHTTPRequestHandler):
             provider, check, shape = "openai", lambda b, s: check_openai(b, headers, s), openai_error
         elif path == "/v1/images/generations":
             provider, check, shape = "openai", lambda b, s: check_openai_image(b, headers, s), openai_error
+        elif path == "/v1/embeddings":
+            provider, check, shape = "openai", lambda b, s: check_openai_embeddings(b, headers, s), openai_error
         elif path == "/v1/messages":
             provider, check, shape = "anthropic", lambda b, s: check_anthropic(b, headers, s), anthropic_error
         elif path.startswith("/v1beta/models/") and ":" in path:
@@ -442,6 +479,13 @@ class Checker(BaseHTTPRequestHandler):
             image = base64.b64encode(one_pixel_png()).decode()
             usage = {"input_tokens": 20, "input_tokens_details": {"image_tokens": 0, "text_tokens": 20}, "output_tokens": 1056, "total_tokens": 1076}
             return self.reply(200, {"created": 1795640000, "data": [{"b64_json": image}], "output_format": "png", "usage": usage})
+        if path == "/v1/embeddings":
+            # No backend embeds: the checker answers in the Embeddings API's shape.
+            texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            dimensions = body.get("dimensions", 1536)
+            data = [{"object": "embedding", "index": i, "embedding": embedding_of(t, dimensions)} for i, t in enumerate(texts)]
+            tokens = sum(len(t.split()) for t in texts)
+            return self.reply(200, {"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
         forward = urllib.request.Request(self.backend + self.path, data=raw, method="POST", headers={"Content-Type": "application/json"})
         try:
             # The timeout is per read: a stream at a real model's pace may run for minutes.

@@ -546,5 +546,12 @@ pub fn completed_event(
         duration_ms: 0,
         invocations: 0,
         task_usage: Default::default(),
+        remembered: 0,
     }
+}
+
+/// The embedding calls memory adds to a run of `tasks` tasks, each a ledger row: the plan's
+/// recall and the project's gist, and each task's recall and what it remembered.
+pub fn memory_embeddings(tasks: usize) -> u64 {
+    2 + 2 * tasks as u64
 }

@@ -12,6 +12,7 @@ mod costs;
 mod error;
 mod idempotent;
 pub mod limits;
+mod memory;
 pub mod oauth;
 pub mod openapi;
 mod policies;
@@ -198,6 +199,12 @@ routes! {
     DeleteSchedule: DELETE "/schedules/{schedule_id}", "api-delete-schedule", user, schedules::delete_schedule;
     /// `GET /schedules/{schedule_id}/fires`: what each fire did.
     ListFires: GET "/schedules/{schedule_id}/fires", "api-list-fires", user, schedules::list_fires;
+    /// `GET /projects/{project_id}/memory`: what the crew remembers, searched by meaning (`?q=&limit=`).
+    SearchMemory: GET "/projects/{project_id}/memory", "api-search-memory", user, memory::search_memory;
+    /// `DELETE /memory/{memory_id}`: forgets one memory.
+    ForgetMemory: DELETE "/memory/{memory_id}", "api-forget-memory", user, memory::forget_memory;
+    /// `GET /projects/{project_id}/similar`: the caller's projects most like this one.
+    SimilarProjects: GET "/projects/{project_id}/similar", "api-similar-projects", user, memory::similar_projects;
 }
 
 impl Route {

@@ -5,8 +5,8 @@ use autocrew_shared::adapters::aws::{self, S3BlobStore};
 use autocrew_shared::adapters::llm::select::{self, LlmSetup};
 use autocrew_shared::adapters::postgres::{
     self, PgAccountStore, PgApprovalStore, PgArtifactStore, PgBrowse, PgBudgetStore, PgConnections,
-    PgConversations, PgDeployments, PgEventLog, PgIdempotencyStore, PgLedger, PgProjectStore,
-    PgRateLimiter, PgRunControl, PgRunStore, PgScheduleStore, PgTaskStore, Pool,
+    PgConversations, PgDeployments, PgEventLog, PgIdempotencyStore, PgLedger, PgMemoryStore,
+    PgProjectStore, PgRateLimiter, PgRunControl, PgRunStore, PgScheduleStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AuthConfig, AwsConfig, ConfigError, Env, MailConfig, ProcessEnv, ServiceUrls, VaultConfig,
@@ -16,8 +16,8 @@ use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::domain::Tier;
 use autocrew_shared::ports::{
     AccountStore, ApprovalStore, ArtifactStore, BlobStore, Browse, BudgetStore, Conversations,
-    DeploymentStore, EventLog, IdempotencyStore, Ledger, Mailer, ProjectStore, RateLimiter,
-    RunControl, RunStore, ScheduleStore, TaskStore, ToolPolicies, UploadStore,
+    DeploymentStore, EventLog, IdempotencyStore, Ledger, Mailer, MemoryStore, ProjectStore,
+    RateLimiter, RunControl, RunStore, ScheduleStore, TaskStore, ToolPolicies, UploadStore,
 };
 use autocrew_shared::services::access::KeyRing;
 use autocrew_shared::services::{AgentQueues, ConnectedAccounts, Gateway, Notifier, Relay};
@@ -141,6 +141,8 @@ pub struct ApiState {
     pub deployments: Arc<dyn DeploymentStore>,
     /// Projects' schedules and their fires.
     pub schedules: Arc<dyn ScheduleStore>,
+    /// What the crew remembers.
+    pub memory: Arc<dyn MemoryStore>,
     /// The API's public URL (`PUBLIC_BASE_URL`), for OAuth's redirect back.
     pub public_base_url: Option<String>,
 }
@@ -155,9 +157,12 @@ impl ApiState {
         let pool = postgres::connect(&adapters::database_config(env).await?)?;
         let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
         // Which providers are configured comes from the secret store, as for the steps;
-        // only `GET /agents` says, so only its function reads the secret when it starts.
+        // only `GET /agents` says and only memory search embeds, so only their functions read the
+        // secret when they start.
         let keys = match route {
-            crate::Route::ListAgents => adapters::provider_keys(env).await?,
+            crate::Route::ListAgents
+            | crate::Route::SearchMemory
+            | crate::Route::SimilarProjects => adapters::provider_keys(env).await?,
             _ => Default::default(),
         };
         let env = autocrew_shared::config::Overlay {
@@ -217,6 +222,7 @@ impl ApiState {
             policies: connections,
             deployments: Arc::new(PgDeployments::new(pool.clone())),
             schedules: Arc::new(PgScheduleStore::new(pool.clone())),
+            memory: Arc::new(PgMemoryStore::new(pool.clone())),
             conversations: conversations.clone(),
             uploads: conversations,
             budgets: Arc::new(PgBudgetStore::new(pool.clone())),

@@ -515,6 +515,33 @@ fn show(progress: &mut Progress, event: &Received) -> Option<bool> {
             "task {} retried: {} tasks start again",
             t.task.key, t.reopened_tasks
         )),
+        EventBody::MemoryRecalled(r) => {
+            let whom = match &r.task {
+                Some(task) => format!("{} ({})", task.key, task.agent),
+                None => "the plan".to_owned(),
+            };
+            progress.say(format!(
+                "recalled {} memories for {whom}{}",
+                r.memories.len(),
+                match r.projects.len() {
+                    0 => String::new(),
+                    n => format!(" and {n} similar project(s)"),
+                }
+            ));
+            for memory in r.memories.iter().take(3) {
+                let content: String = memory.content.chars().take(100).collect();
+                progress.say(format!(
+                    "  {} ({:.2}): {content}",
+                    memory.kind, memory.similarity
+                ));
+            }
+            for project in &r.projects {
+                progress.say(format!(
+                    "  similar project {} ({:.2})",
+                    project.name, project.similarity
+                ));
+            }
+        }
         EventBody::RunCreated(_)
         | EventBody::ArtifactStored(_)
         | EventBody::MessagePosted(_)

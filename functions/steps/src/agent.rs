@@ -13,11 +13,14 @@ use crate::heartbeat::{Delivery, Heartbeat, hide};
 use crate::{Deadline, RecordError, StepContext};
 use autocrew_shared::crew::AgentTaskContext;
 use autocrew_shared::crew::code_check;
-use autocrew_shared::domain::events::{TaskCompleted, TaskRef, TaskUsage};
-use autocrew_shared::domain::records::{Attempt, Run, Task};
+use autocrew_shared::domain::events::{
+    EventBody, MemoryRecalled, RecalledMemory, TaskCompleted, TaskRef, TaskUsage,
+};
+use autocrew_shared::domain::memory::RecalledNote;
+use autocrew_shared::domain::records::{Attempt, Attribution, Run, Task};
 use autocrew_shared::domain::{AgentKind, TaskStatus};
 use autocrew_shared::ports::{AttemptFailure, Start, Started, StoreError};
-use autocrew_shared::services::{TaskMessage, backoff};
+use autocrew_shared::services::{TASK_RECALL, TaskMessage, backoff};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -87,7 +90,11 @@ pub(crate) async fn handle(
         .into_iter()
         .filter(|t| task.depends_on.contains(&t.id))
         .collect();
-    let context = context(&run, &task, &upstream);
+    let mut context = context(&run, &task, &upstream);
+    // A fresh attempt recalls; a resumed one has its first message in its checkpoint.
+    if begun.checkpoint.is_none() {
+        context.recalled = recall(ctx, &run, &task).await;
+    }
     let state = AttemptState {
         number: attempt,
         invocation: begun.invocation,
@@ -105,7 +112,7 @@ pub(crate) async fn handle(
         tracing::warn!(task = %task.id, error = %e, "the invocation's time was not recorded");
     }
     let recorded = match outcome {
-        Ok(finished) => finish(ctx, &task, &begun, finished).await,
+        Ok(finished) => finish(ctx, (&run, &task), &begun, finished).await,
         Err(LoopError::Stopped) => {
             tracing::info!(task = %task.id, attempt, "attempt stopped: the task was cancelled or taken over");
             return Ok(());
@@ -137,6 +144,43 @@ pub(crate) async fn handle(
     }
 }
 
+/// The memories nearest the task, recalled into its context, and an event saying which.
+/// Memory helps, it is not the task: if it cannot be read the task runs without it.
+async fn recall(ctx: &StepContext, run: &Run, task: &Task) -> Vec<RecalledNote> {
+    let who = attribution(run, task);
+    let query = format!("{}\n{}\n{}", run.command, task.title, task.description);
+    let recall = match ctx.memories().recall(&who, &query, TASK_RECALL).await {
+        Ok(recall) => recall,
+        Err(e) => {
+            tracing::warn!(task = %task.id, error = %e, "memories not recalled; the task runs without them");
+            return Vec::new();
+        }
+    };
+    if recall.memories.is_empty() {
+        return Vec::new();
+    }
+    let event = EventBody::MemoryRecalled(MemoryRecalled {
+        task: Some(TaskRef::of(task)),
+        memories: recall.memories.iter().map(RecalledMemory::from).collect(),
+        projects: Vec::new(),
+    });
+    if let Err(e) = ctx.notifier.emit(run.project_id, Some(run.id), event).await {
+        tracing::warn!(task = %task.id, error = %e, "the recall was not logged");
+    }
+    recall.memories.iter().map(RecalledNote::from).collect()
+}
+
+/// Who the task's memory calls are charged to.
+fn attribution(run: &Run, task: &Task) -> Attribution {
+    Attribution {
+        user_id: run.user_id,
+        project_id: run.project_id,
+        run_id: Some(run.id),
+        task_id: Some(task.id),
+        agent: task.agent,
+    }
+}
+
 /// What the agent is told about its task.
 fn context(run: &Run, task: &Task, upstream: &[Task]) -> AgentTaskContext {
     AgentTaskContext {
@@ -158,6 +202,7 @@ fn context(run: &Run, task: &Task, upstream: &[Task]) -> AgentTaskContext {
                 (t.key.clone(), summary.unwrap_or("").to_owned())
             })
             .collect(),
+        recalled: Vec::new(),
     }
 }
 
@@ -165,7 +210,7 @@ fn context(run: &Run, task: &Task, upstream: &[Task]) -> AgentTaskContext {
 /// what became ready and, when it was the run's last task, answers the execute token.
 async fn finish(
     ctx: &StepContext,
-    task: &Task,
+    (run, task): (&Run, &Task),
     begun: &Attempt,
     finished: Finished,
 ) -> Result<(), StoreError> {
@@ -182,6 +227,18 @@ async fn finish(
         files_checked,
     };
     let result = serde_json::to_value(&result).map_err(|e| StoreError::Backend(Box::new(e)))?;
+    // Kept before the task completes: a retried attempt saying the same merges into it.
+    let remembered = match ctx
+        .memories()
+        .remember(&attribution(run, task), &finished.memories)
+        .await
+    {
+        Ok(kept) => kept.len() as u64,
+        Err(e) => {
+            tracing::warn!(task = %task.id, error = %e, "the task's memories were not kept");
+            0
+        }
+    };
     // The task's wall time from its first start, across its attempts and invocations (the
     // store adds how many invocations those were).
     let since = task.started_at.unwrap_or(begun.started_at);
@@ -195,6 +252,7 @@ async fn finish(
         duration_ms: took,
         invocations: 0,
         task_usage: TaskUsage::default(),
+        remembered,
     };
     let completed = persist(|| {
         ctx.tasks

@@ -36,6 +36,7 @@ use autocrew_shared::crew::agents::{self, AgentTaskContext};
 use autocrew_shared::crew::tools;
 use autocrew_shared::crew::tools::{ToolCall, WriteFile};
 use autocrew_shared::domain::approvals::ActionRequest;
+use autocrew_shared::domain::memory::MemoryNote;
 use autocrew_shared::domain::records::{Attribution, Run, Task};
 use autocrew_shared::domain::{ApprovalStatus, TaskId};
 use autocrew_shared::ports::llm::{Content, LlmResponse, Message, Role};
@@ -48,6 +49,8 @@ use std::time::{Duration, Instant};
 /// How one attempt's loop ended well.
 pub(crate) struct Finished {
     pub summary: String,
+    /// What the agent asked to remember.
+    pub memories: Vec<MemoryNote>,
     /// Object keys of the files written, in order.
     pub artifacts: Vec<String>,
     pub steps: u32,
@@ -242,6 +245,7 @@ async fn turns(
                 at.repairs.unfixed().map_err(stop)?;
                 return Ok(Finished {
                     summary,
+                    memories: Vec::new(),
                     artifacts: std::mem::take(&mut at.artifacts),
                     steps: step,
                 });
@@ -267,7 +271,7 @@ async fn turns(
                 Err(violations) => Err(bad_calls.refuse(&name, &violations).map_err(stop)?),
                 Ok(call) => match call {
                     ToolCall::Finish(finish) => {
-                        summary = Some(finish.summary);
+                        summary = Some((finish.summary, finish.memories));
                         Ok("finished".to_owned())
                     }
                     ToolCall::WriteFile(file) => match at.repairs.check(&file).map_err(stop)? {
@@ -330,10 +334,11 @@ async fn turns(
             });
         }
         record_artifacts(ctx, written).await?;
-        if let Some(summary) = summary {
+        if let Some((summary, memories)) = summary {
             at.repairs.unfixed().map_err(stop)?;
             return Ok(Finished {
                 summary,
+                memories,
                 artifacts: std::mem::take(&mut at.artifacts),
                 steps: step,
             });

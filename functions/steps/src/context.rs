@@ -5,7 +5,7 @@ use autocrew_shared::adapters::aws::{self, S3BlobStore, SfnStateMachine, SqsQueu
 use autocrew_shared::adapters::llm::select::{self, LlmSetup};
 use autocrew_shared::adapters::postgres::{
     self, PgApprovalStore, PgArtifactStore, PgConnections, PgConversations, PgDeployments,
-    PgIdempotencyStore, PgLedger, PgRateLimiter, PgRunStore, PgTaskStore, Pool,
+    PgIdempotencyStore, PgLedger, PgMemoryStore, PgRateLimiter, PgRunStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AwsConfig, ConfigError, Env, Liveness, ProcessEnv, ServiceUrls, VaultConfig, optional, required,
@@ -14,7 +14,7 @@ use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::domain::PlanLimits;
 use autocrew_shared::ports::{
     ApprovalStore, ArtifactStore, BlobStore, Conversations, DeploymentStore, IdempotencyStore,
-    Ledger, Queue, RateLimiter, RunStore, StateMachine, TaskStore, ToolPolicies,
+    Ledger, MemoryStore, Queue, RateLimiter, RunStore, StateMachine, TaskStore, ToolPolicies,
 };
 use autocrew_shared::services::{AgentQueues, ConnectedAccounts, Gateway, Notifier, Relay};
 use aws_config::SdkConfig;
@@ -176,6 +176,8 @@ pub struct StepContext {
     pub deployments: Arc<dyn DeploymentStore>,
     /// Each user's calls of each tool that acts in the world, a minute.
     pub limiter: Arc<dyn RateLimiter>,
+    /// What agents learned, recalled into later tasks' and plans' context.
+    pub memory: Arc<dyn MemoryStore>,
 }
 
 impl StepContext {
@@ -268,7 +270,16 @@ impl StepContext {
             actions: settings.actions,
             jobs: settings.jobs,
             conversations: Arc::new(PgConversations::new(pool.clone())),
+            memory: Arc::new(PgMemoryStore::new(pool.clone())),
         })
+    }
+
+    /// Long-term memory through this context's gateway.
+    pub fn memories(&self) -> autocrew_shared::services::Memories<'_> {
+        autocrew_shared::services::Memories {
+            store: &*self.memory,
+            gateway: &self.gateway,
+        }
     }
 
     /// Keeps a failed message hidden for `backoff` before SQS delivers it again.

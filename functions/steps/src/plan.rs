@@ -7,14 +7,15 @@ use crate::callback::{answered, call_model, retry};
 use crate::heartbeat::{Delivery, Heartbeat, hide};
 use crate::outputs::Planned;
 use crate::{RecordError, StepContext};
-use autocrew_shared::crew::planner::{self, PlanReply};
-use autocrew_shared::domain::events::{EventBody, RunEnded};
+use autocrew_shared::crew::planner::{self, PlanReply, Recalled, SimilarProjectNote};
+use autocrew_shared::domain::events::{EventBody, MemoryRecalled, RecalledMemory, RunEnded};
+use autocrew_shared::domain::memory::RecalledNote;
 use autocrew_shared::domain::messages::as_json;
 use autocrew_shared::domain::records::{Attribution, Run};
 use autocrew_shared::domain::{AgentKind, Complexity, PlanLimits, RunStatus, TaskGraph};
 use autocrew_shared::ports::PlanLease;
 use autocrew_shared::ports::llm::{LlmRequest, LlmResponse};
-use autocrew_shared::services::{Call, CallbackMessage, Outgoing};
+use autocrew_shared::services::{Call, CallbackMessage, Outgoing, PLAN_RECALL};
 
 /// The semantic cache scope of plans: a user who opted in gets the plan of a close enough
 /// earlier command.
@@ -80,7 +81,8 @@ pub(crate) async fn handle(
         wait_until: None,
         on_wait: None,
     };
-    let first = planner::plan_request(profile, &run.command);
+    let recalled = recall(ctx, &run, &attribution).await;
+    let first = planner::plan_request(profile, &run.command, &recalled);
     let mut parsed = None;
     let mut request = first.clone();
     let mut scope = Some(PLAN_SCOPE);
@@ -116,7 +118,48 @@ pub(crate) async fn handle(
     let Some((reply, graph)) = parsed else {
         return reject(ctx, &message, "no plan".into()).await;
     };
+    // The project's gist finds it among the user's similar projects later; it replaces the
+    // earlier one, so a redelivered plan writes it again harmlessly.
+    let gist = format!("{}: {}", reply.product, run.command);
+    if let Err(e) = ctx.memories().remember_gist(&attribution, &gist).await {
+        tracing::warn!(run = %run.id, error = %e, "the project's gist was not kept");
+    }
     accept_plan(ctx, &message, &run, reply, graph).await
+}
+
+/// The memories and similar projects nearest the command, for the planner, and an event
+/// saying which. Memory helps, it is not the plan: if it cannot be read, planning goes on.
+async fn recall(ctx: &StepContext, run: &Run, who: &Attribution) -> Recalled {
+    let recall = match ctx.memories().recall(who, &run.command, PLAN_RECALL).await {
+        Ok(recall) => recall,
+        Err(e) => {
+            tracing::warn!(run = %run.id, error = %e, "memories not recalled; planning goes on without them");
+            return Recalled::default();
+        }
+    };
+    if recall.is_empty() {
+        return Recalled::default();
+    }
+    let event = EventBody::MemoryRecalled(MemoryRecalled {
+        task: None,
+        memories: recall.memories.iter().map(RecalledMemory::from).collect(),
+        projects: recall.projects.clone(),
+    });
+    if let Err(e) = ctx.notifier.emit(run.project_id, Some(run.id), event).await {
+        tracing::warn!(run = %run.id, error = %e, "the recall was not logged");
+    }
+    Recalled {
+        memories: recall.memories.iter().map(RecalledNote::from).collect(),
+        similar_projects: recall
+            .projects
+            .into_iter()
+            .map(|p| SimilarProjectNote {
+                name: p.name,
+                gist: p.gist,
+                similarity: (p.similarity * 100.0).round() / 100.0,
+            })
+            .collect(),
+    }
 }
 
 /// Answers a plan message whose run is past planning (a redelivery, or a planner that died

@@ -57,6 +57,12 @@ run_api_bench() {
 
 # The gateway benchmark (tests/benches/gateway.rs), optimised build; in smoke mode 20 calls
 # a case on the debug build.
+# Memory recall at scale (tests/benches/memory.rs), built unoptimised like the tests: the
+# time is Postgres's, not the client's.
+run_memory_bench() {
+  (cd "$root" && cargo bench -q --profile dev -p autocrew-tests --bench memory) || die "memory bench failed"
+}
+
 run_bench() {
   if smoke; then
     say "bench, smoke mode: 20 calls a case"

@@ -207,10 +207,23 @@ pub fn spec(name: &str) -> Option<ToolSpec> {
             }),
         ),
         FINISH => (
-            "Finish the task. Call it once, after writing every file.",
+            "Finish the task. Call it once, after writing every file. In memories, keep what later work should know: what was decided, facts found out, and how the user likes things done (preferences apply to every project of the user). Leave out what the files already say at length.",
             json!({
                 "type": "object", "additionalProperties": false, "required": ["summary"],
-                "properties": {"summary": {"type": "string", "minLength": 1, "maxLength": 2000}}
+                "properties": {
+                    "summary": {"type": "string", "minLength": 1, "maxLength": 2000},
+                    "memories": {
+                        "type": "array", "maxItems": crate::domain::memory::NOTES_MAX,
+                        "items": {
+                            "type": "object", "additionalProperties": false, "required": ["kind", "content"],
+                            "properties": {
+                                "kind": {"type": "string", "enum": ["decision", "fact", "preference"]},
+                                "content": {"type": "string", "minLength": 1, "maxLength": crate::domain::memory::CONTENT_MAX},
+                                "user_wide": {"type": "boolean", "description": "For every project of the user; preferences are by default."}
+                            }
+                        }
+                    }
+                }
             }),
         ),
         _ => return None,
@@ -350,6 +363,9 @@ pub enum PlatformName {
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct FinishArgs {
     pub summary: String,
+    /// What later work should know (`domain::memory`).
+    #[serde(default)]
+    pub memories: Vec<crate::domain::memory::MemoryNote>,
 }
 
 /// A file path the schema accepts but that must still not escape the task's folder.

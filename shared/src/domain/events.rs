@@ -216,6 +216,7 @@ pub enum EventBody {
     MessagePosted(MessagePosted),
     ReplyProgress(ReplyProgress),
     DeploymentUpdated(Deployment),
+    MemoryRecalled(MemoryRecalled),
 }
 
 impl EventBody {
@@ -241,6 +242,7 @@ impl EventBody {
             EventBody::MessagePosted(_) => EventKind::MessagePosted,
             EventBody::ReplyProgress(_) => EventKind::ReplyProgress,
             EventBody::DeploymentUpdated(_) => EventKind::DeploymentUpdated,
+            EventBody::MemoryRecalled(_) => EventKind::MemoryRecalled,
         }
     }
 
@@ -412,6 +414,9 @@ pub struct TaskCompleted {
     pub invocations: i64,
     #[serde(default)]
     pub task_usage: TaskUsage,
+    /// Memories it wrote (or merged into ones it confirmed).
+    #[serde(default)]
+    pub remembered: u64,
 }
 
 /// One task's model calls, summed.
@@ -527,6 +532,38 @@ pub struct ReplyProgress {
     pub message_id: MessageId,
     pub delta: String,
     pub chars: u64,
+}
+
+/// Memories recalled into a task's context (or the planner's, with no task), and the
+/// user's similar projects the planner was shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MemoryRecalled {
+    pub task: Option<TaskRef>,
+    pub memories: Vec<RecalledMemory>,
+    #[serde(default)]
+    pub projects: Vec<super::memory::SimilarProject>,
+}
+
+/// One recalled memory, as the event shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RecalledMemory {
+    pub memory_id: super::MemoryId,
+    pub kind: super::MemoryKind,
+    pub content: String,
+    pub similarity: f32,
+    pub user_wide: bool,
+}
+
+impl From<&super::memory::MemoryHit> for RecalledMemory {
+    fn from(hit: &super::memory::MemoryHit) -> Self {
+        RecalledMemory {
+            memory_id: hit.memory.id,
+            kind: hit.memory.kind,
+            content: hit.memory.content.clone(),
+            similarity: hit.similarity,
+            user_wide: hit.memory.project_id.is_none(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -121,3 +121,8 @@ id_type!(
     /// A project's command started by a clock.
     ScheduleId
 );
+
+id_type!(
+    /// One long-term memory of a user's.
+    MemoryId
+);

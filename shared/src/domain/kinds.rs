@@ -309,6 +309,8 @@ kind_enum!(
         ReplyProgress => "reply_progress",
         /// A deploy or build at an outside service started or changed status.
         DeploymentUpdated => "deployment_updated",
+        /// Memories recalled into a task's or the planner's context.
+        MemoryRecalled => "memory_recalled",
     }
 );
 
@@ -428,6 +430,21 @@ kind_enum!(
         Skipped => "skipped",
         /// Waiting for the schedule's last run to end (overlap `queue`).
         Queued => "queued",
+    }
+);
+
+kind_enum!(
+    /// What a memory holds.
+    MemoryKind, "memory_kind" {
+        /// Something decided (a name, an audience, a price, a stack).
+        Decision => "decision",
+        /// Something found out (a competitor, what a post's engagement showed).
+        Fact => "fact",
+        /// How the user likes things done; user-wide unless said otherwise.
+        Preference => "preference",
+        /// A project's gist (its product and command), written when a plan is accepted:
+        /// what finds a user's similar projects.
+        Project => "project",
     }
 );
 

@@ -11,6 +11,7 @@ pub mod graph;
 pub mod ids;
 pub mod kinds;
 pub mod limits;
+pub mod memory;
 pub mod messages;
 pub mod models;
 pub mod money;
@@ -28,12 +29,12 @@ pub use approvals::{Approval, Decision, payload_hash, sha256_hex};
 pub use decimal::Decimal;
 pub use graph::{PlanError, PlanLimits, PlannedTask, TaskGraph};
 pub use ids::{
-    ApprovalId, ArtifactId, ConnectionId, DeploymentId, DeviceFlowId, MessageId, ProjectId, RunId,
-    ScheduleId, TaskId, UploadId, UserId, WebFlowId,
+    ApprovalId, ArtifactId, ConnectionId, DeploymentId, DeviceFlowId, MemoryId, MessageId,
+    ProjectId, RunId, ScheduleId, TaskId, UploadId, UserId, WebFlowId,
 };
 pub use kinds::{
     AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, DeploymentStatus,
-    EmailPurpose, EventKind, FireOutcome, LlmCallOutcome, MessageStatus, Priority,
+    EmailPurpose, EventKind, FireOutcome, LlmCallOutcome, MemoryKind, MessageStatus, Priority,
     ReservationStatus, RunStatus, ScheduleCatchUp, ScheduleOverlap, Service, TaskStatus, Tier,
     UnknownVariant, WebFlowStatus,
 };

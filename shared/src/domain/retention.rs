@@ -24,6 +24,8 @@ pub struct RetentionPolicy {
     pub prune_superseded_attempts_after_days: u32,
     /// Cache answers expired this long ago are deleted.
     pub prune_expired_cache_after_hours: u32,
+    /// Memories neither written nor confirmed (merged into) for this long are forgotten.
+    pub forget_memories_after_days: u32,
 }
 
 impl RetentionPolicy {
@@ -46,6 +48,7 @@ impl RetentionPolicy {
             prune_detail_events_after_days: 30,
             prune_superseded_attempts_after_days: 30,
             prune_expired_cache_after_hours: 24,
+            forget_memories_after_days: 365,
         })
     }
 }
@@ -57,6 +60,8 @@ pub struct RetentionReport {
     pub detail_events_pruned: u64,
     pub attempts_pruned: u64,
     pub cache_entries_pruned: u64,
+    #[serde(default)]
+    pub memories_forgotten: u64,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod access;
 pub mod accounts;
 pub mod backoff;
 pub mod gateway;
+pub mod memory;
 pub mod notifier;
 pub mod oidc;
 pub mod passwords;
@@ -22,6 +23,7 @@ pub use gateway::{
     Acceptance, Answer, Call, Gateway, GatewayError, GatewayModels, GatewaySettings, GatewayStores,
     Source,
 };
+pub use memory::{Memories, PLAN_RECALL, Recall, RecallLimits, TASK_RECALL};
 pub use notifier::Notifier;
 pub use relay::{AgentQueues, Relay, RelayError};
 pub use vault::Vault;

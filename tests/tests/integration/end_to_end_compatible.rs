@@ -21,13 +21,21 @@ async fn the_run_command_completes_on_an_openai_compatible_server_with_costs_to_
     let totals = &report.run["totals"];
     assert_eq!(
         totals["calls"].as_u64(),
-        // The designer's logo and icon are the offline drawing's (no image model there).
-        Some(served.len() as u64 + 2),
+        // The designer's logo and icon are the offline drawing's (no image model there), and
+        // memory's embeddings the offline embedder's.
+        Some(
+            served.len() as u64
+                + 2
+                + autocrew_tests::memory_embeddings(
+                    report.run["tasks"].as_array().map(Vec::len).unwrap_or(0)
+                )
+        ),
         "every call reached the server: {} {:#?}",
         report.costs,
         report.run["tasks"]
     );
-    // The two images, drawn offline at $0, are on the ledger with their tokens too.
+    // The two images, drawn offline at $0, are on the ledger with their tokens too, and so
+    // are memory's embeddings (offline, $0).
     let run_id = uuid::Uuid::parse_str(report.run["run"]["id"].as_str().unwrap_or_default())?;
     let drawn = db
         .pool
@@ -35,7 +43,7 @@ async fn the_run_command_completes_on_an_openai_compatible_server_with_costs_to_
         .await?
         .query_one(
             "SELECT coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint
-             FROM llm_calls WHERE run_id = $1 AND model = 'offline-draw-1'",
+             FROM llm_calls WHERE run_id = $1 AND model IN ('offline-draw-1', 'offline-hash-1536')",
             &[&run_id],
         )
         .await?;

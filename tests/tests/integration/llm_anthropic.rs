@@ -278,6 +278,7 @@ fn plan_request(command: &str) -> LlmRequest {
     let mut request = planner::plan_request(
         profiles.get(autocrew_shared::domain::AgentKind::Orchestrator),
         command,
+        &Default::default(),
     );
     request.model = "claude-sonnet-5-5".into();
     request.capabilities = autocrew_tests::shipped("anthropic", "claude-sonnet-5-5");

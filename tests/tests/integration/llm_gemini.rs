@@ -33,6 +33,7 @@ async fn an_agent_answer_comes_back_as_json_with_usage_metadata_read() -> anyhow
         title: "Brand sheet".into(),
         description: String::new(),
         upstream: Vec::new(),
+        recalled: Vec::new(),
     };
 
     let schema = json!({

@@ -25,6 +25,7 @@ mod llm_anthropic;
 mod llm_gemini;
 mod llm_openai;
 mod llm_streaming;
+mod memory;
 mod oauth_web;
 mod oidc;
 mod ownership;

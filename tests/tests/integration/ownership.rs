@@ -137,7 +137,28 @@ async fn user_b_gets_404_or_403_on_every_route_that_names_user_as_resources() ->
         expires_at: flow.expires_at,
     };
     state.connected.store().start_web_flow(&web_flow).await?;
+    // A memory A's run left.
+    let (status, memories) = call(
+        &state,
+        Route::SearchMemory,
+        event(
+            "apigw-search-memory.json",
+            &[
+                (SAMPLE_TOKEN, a.as_str()),
+                ("3f1c2a9e-6b7d-4e2f-8a1b-5c9d0e7f4a21", project.as_str()),
+            ],
+        )?,
+    )
+    .await?;
+    assert_eq!(status, 200, "{memories}");
     let ids: HashMap<&str, String> = HashMap::from([
+        (
+            "memory_id",
+            memories["memories"][0]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ),
         (
             "schedule_id",
             schedule["id"].as_str().unwrap_or_default().to_owned(),

@@ -141,7 +141,8 @@ async fn assert_clean_run(provider: &str) -> anyhow::Result<()> {
         .get()
         .await?
         .query(
-            "SELECT DISTINCT provider FROM llm_calls WHERE model <> 'offline-draw-1'",
+            "SELECT DISTINCT provider FROM llm_calls
+             WHERE model NOT IN ('offline-draw-1', 'offline-hash-1536')",
             &[],
         )
         .await?
@@ -165,10 +166,28 @@ async fn assert_clean_run(provider: &str) -> anyhow::Result<()> {
         2,
         "{provider}: the logo and the icon, each made once"
     );
+    // Memory's embeddings go to OpenAI's Embeddings API on the OpenAI path (checked here
+    // too), and to the offline embedder on the others.
+    let embedded: i64 = db
+        .pool
+        .get()
+        .await?
+        .query_one(
+            "SELECT count(*) FROM llm_calls WHERE model = 'offline-hash-1536'",
+            &[],
+        )
+        .await?
+        .get(0);
+    let checked_embeddings = seen["embeddings"].as_u64().unwrap_or(0);
+    assert!(
+        checked_embeddings + embedded as u64 >= 16,
+        "{provider}: the plan's recall and gist, and each task's recall and memories"
+    );
+    assert_eq!(checked_embeddings > 0, provider == "openai", "{seen}");
     let totals = &report.run["totals"];
     assert_eq!(
         totals["calls"].as_u64(),
-        Some(requests + drawn as u64),
+        Some(requests + drawn as u64 + embedded as u64),
         "one ledger row per request"
     );
     assert!(

@@ -190,6 +190,7 @@ fn ask(max_tokens: u32) -> LlmRequest {
         title: "Write the landing page copy".into(),
         description: "The landing page's copy.".into(),
         upstream: Vec::new(),
+        recalled: Vec::new(),
     };
     let first = vec![agents::first_message(&context)];
     LlmRequest {

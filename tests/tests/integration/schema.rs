@@ -3,7 +3,7 @@
 use autocrew_shared::adapters::postgres::{self, MIGRATIONS};
 use autocrew_shared::domain::{
     AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, DeploymentStatus,
-    EmailPurpose, EventKind, FireOutcome, LlmCallOutcome, MessageStatus, Priority,
+    EmailPurpose, EventKind, FireOutcome, LlmCallOutcome, MemoryKind, MessageStatus, Priority,
     ReservationStatus, RunStatus, ScheduleCatchUp, ScheduleOverlap, Service, TaskStatus, Tier,
     WebFlowStatus,
 };
@@ -139,6 +139,7 @@ async fn every_postgres_enum_mirrors_its_rust_enum_in_order() -> anyhow::Result<
         (ScheduleOverlap::PG_TYPE, names(ScheduleOverlap::ALL)),
         (ScheduleCatchUp::PG_TYPE, names(ScheduleCatchUp::ALL)),
         (FireOutcome::PG_TYPE, names(FireOutcome::ALL)),
+        (MemoryKind::PG_TYPE, names(MemoryKind::ALL)),
     ];
     // Every enum of the schema has its mirror, but `message_role`: a conversation's
     // `Author` is its user/assistant part (system and tool rows are never written).
@@ -186,8 +187,8 @@ async fn agent_memory_finds_the_nearest_vector_and_can_use_the_hnsw_index() -> a
     {
         client
             .execute(
-                "INSERT INTO agent_memory (id, user_id, project_id, agent, content, embedding, embedding_model, embedding_dim)
-                 VALUES ($1, $2, $3, 'marketer', $4, $5, 'offline-hash-1536', 1536)",
+                "INSERT INTO agent_memory (id, user_id, project_id, agent, content, embedding, embedding_model, embedding_dim, kind)
+                 VALUES ($1, $2, $3, 'marketer', $4, $5, 'offline-hash-1536', 1536, 'preference')",
                 &[&uuid::Uuid::new_v4(), &seeded.user.id.0, &seeded.project.id.0, text, &unit(i * 100)],
             )
             .await?;
@@ -220,8 +221,8 @@ async fn agent_memory_finds_the_nearest_vector_and_can_use_the_hnsw_index() -> a
 
     let wrong_dim = client
         .execute(
-            "INSERT INTO agent_memory (id, user_id, agent, content, embedding, embedding_model, embedding_dim)
-             VALUES ($1, $2, 'ops', 'x', $3, 'm', 1536)",
+            "INSERT INTO agent_memory (id, user_id, agent, content, embedding, embedding_model, embedding_dim, kind)
+             VALUES ($1, $2, 'ops', 'x', $3, 'm', 1536, 'fact')",
             &[&uuid::Uuid::new_v4(), &seeded.user.id.0, &pgvector::Vector::from(vec![1.0f32; 3])],
         )
         .await;

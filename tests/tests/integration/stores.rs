@@ -564,6 +564,7 @@ async fn retention_folds_an_ended_runs_progress_and_prunes_its_details_keeping_i
         duration_ms: 10,
         invocations: 1,
         task_usage: Default::default(),
+        remembered: 0,
     };
     log.append(project, run, EventBody::TaskCompleted(done))
         .await?;

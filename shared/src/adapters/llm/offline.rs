@@ -148,16 +148,46 @@ fn agent_turn(request: &LlmRequest, context: &AgentTaskContext) -> (Vec<Content>
                 })
             })
             .collect();
+        let recalled = match context.recalled.len() {
+            0 => String::new(),
+            n => format!("; recalled {n} memories of earlier work"),
+        };
         let summary = format!(
-            "[offline] {} ({}) produced {} file(s) for {}{outcome}",
+            "[offline] {} ({}) produced {} file(s) for {}{outcome}{recalled}",
             context.title,
             context.agent,
             files.len(),
             context.product
         );
-        vec![call(answered, tools::FINISH, json!({ "summary": summary }))]
+        let memories = [memory_of(context, &files)];
+        vec![call(
+            answered,
+            tools::FINISH,
+            json!({ "summary": summary, "memories": memories }),
+        )]
     };
     (content, StopReason::ToolUse)
+}
+
+/// What an offline task remembers: that it was done, and which files hold it.
+fn memory_of(context: &AgentTaskContext, files: &[(String, String)]) -> serde_json::Value {
+    let paths: Vec<&str> = files
+        .iter()
+        .take(3)
+        .map(|(path, _)| path.as_str())
+        .collect();
+    let content = format!(
+        "[offline] {}: {} was done by the {}, in {}",
+        context.product,
+        context.title,
+        context.agent,
+        paths.join(", ")
+    );
+    let content: String = content
+        .chars()
+        .take(crate::domain::memory::CONTENT_MAX)
+        .collect();
+    json!({"kind": "decision", "content": content})
 }
 
 /// The task context an agent's first message carries.
@@ -268,7 +298,11 @@ mod tests {
             "Launch the daily marketing loop",
             "",
         ] {
-            let request = planner::plan_request(profiles().get(AgentKind::Orchestrator), command);
+            let request = planner::plan_request(
+                profiles().get(AgentKind::Orchestrator),
+                command,
+                &Default::default(),
+            );
             let response = OfflineLlm.complete(&request).await.unwrap();
             let plan: serde_json::Value = serde_json::from_str(&response.text()).unwrap();
             assert!(
@@ -286,6 +320,7 @@ mod tests {
             .complete(&planner::plan_request(
                 profiles.get(AgentKind::Orchestrator),
                 "Build a recipe app for keto dieters",
+                &Default::default(),
             ))
             .await
             .unwrap();
@@ -312,6 +347,7 @@ mod tests {
             title: "Build the Expo app skeleton".into(),
             description: String::new(),
             upstream: vec![("brand_sheet".into(), "colours".into())],
+            recalled: Vec::new(),
         };
         let profiles = profiles();
         let profile = profiles.get(AgentKind::Developer);

@@ -270,6 +270,7 @@ mod checked {
             title: "Build the Expo app skeleton".into(),
             description: String::new(),
             upstream: vec![],
+            recalled: Vec::new(),
         };
         let files = for_task(&context);
         let checked = files

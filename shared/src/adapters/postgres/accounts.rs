@@ -387,6 +387,10 @@ SELECT json_build_object(
   'schedule_fires', (SELECT coalesce(json_agg(f ORDER BY f.scheduled_at), '[]')
                      FROM (SELECT f.schedule_id, f.scheduled_at, f.outcome, f.run_id, f.reason, f.fired_at
                            FROM schedule_fires f JOIN schedules s ON s.id = f.schedule_id
-                           WHERE s.user_id = u.id) f)
+                           WHERE s.user_id = u.id) f),
+  'memories', (SELECT coalesce(json_agg(m ORDER BY m.created_at), '[]')
+               FROM (SELECT id, project_id, kind, content, agent, run_id, task_id, embedding_model,
+                            mentions, created_at, updated_at
+                     FROM agent_memory WHERE user_id = u.id) m)
 )
 FROM users u WHERE u.id = $1";

@@ -94,6 +94,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0022_schedules",
         include_str!("../../../../migrations/0022_schedules.sql"),
     ),
+    (
+        "0023_memory",
+        include_str!("../../../../migrations/0023_memory.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

@@ -132,10 +132,22 @@ async fn apply(pool: &Pool, policy: &RetentionPolicy) -> Result<RetentionReport,
             &[&grace, &batch],
         )
         .await?;
+    let memories = client
+        .execute_cached(
+            "DELETE FROM agent_memory WHERE id IN (
+                 SELECT id FROM agent_memory
+                 WHERE updated_at < now() - make_interval(days => $1) LIMIT $2)",
+            &[
+                &i32::try_from(policy.forget_memories_after_days).unwrap_or(i32::MAX),
+                &batch,
+            ],
+        )
+        .await?;
     Ok(RetentionReport {
         progress_turns_compacted: u64::try_from(turns).unwrap_or(0),
         detail_events_pruned: details,
         attempts_pruned: attempts,
         cache_entries_pruned: exact + semantic,
+        memories_forgotten: memories,
     })
 }

@@ -667,6 +667,72 @@ struct Question {
 }
 
 impl Gateway {
+    /// Embeds `texts` with the configured embedder, priced and written to the ledger like
+    /// any call (attributed to `who`). A failed embedding is recorded, then returned.
+    pub async fn embed(
+        &self,
+        who: &Attribution,
+        texts: &[String],
+    ) -> Result<Vec<Embedding>, GatewayError> {
+        let mut rows = 0;
+        self.embed_counted(who, &mut rows, texts)
+            .await?
+            .map_err(GatewayError::Llm)
+    }
+
+    /// `embed`, numbering its ledger row among the call's (`rows`); only our own storage's
+    /// failure is an `Err`, the embedder's is the inner one.
+    async fn embed_counted(
+        &self,
+        who: &Attribution,
+        rows: &mut u32,
+        texts: &[String],
+    ) -> Result<Result<Vec<Embedding>, LlmError>, StoreError> {
+        let started = Instant::now();
+        let model = ModelRef {
+            provider: self.models.embedder.provider().to_owned(),
+            model: self.models.embedder.model().to_owned(),
+        };
+        let (vectors, tokens) = match self.models.embedder.embed(texts).await {
+            Ok(ok) => ok,
+            Err(e) => {
+                self.record(
+                    who,
+                    rows,
+                    Attempt::failed(&model, LlmCallOutcome::Error, started, &e),
+                )
+                .await?;
+                return Ok(Err(e));
+            }
+        };
+        let usage = TokenUsage {
+            input: tokens,
+            ..TokenUsage::default()
+        };
+        let cost = self
+            .models
+            .table
+            .price(&model.provider, &model.model)
+            .map(|p| p.cost(usage))
+            .unwrap_or(MicroUsd::ZERO);
+        self.record(who, rows, Attempt::ok(&model, usage, cost, started))
+            .await?;
+        if vectors.len() != texts.len() {
+            return Ok(Err(LlmError::Rejected {
+                provider: model.provider,
+                model: model.model,
+                message: format!("{} vectors for {} texts", vectors.len(), texts.len()),
+            }));
+        }
+        Ok(Ok(vectors
+            .into_iter()
+            .map(|values| Embedding {
+                model: model.model.clone(),
+                values,
+            })
+            .collect()))
+    }
+
     /// For a user who opted in: embeds the question and looks for one close enough. The
     /// embedding itself is priced and written to the ledger like any call.
     async fn semantic_lookup(
@@ -685,50 +751,12 @@ impl Gateway {
         };
         let text = question_of(&call.request);
         let started = Instant::now();
-        let model = ModelRef {
-            provider: self.models.embedder.provider().to_owned(),
-            model: self.models.embedder.model().to_owned(),
-        };
         let embedded = self
-            .models
-            .embedder
-            .embed(std::slice::from_ref(&text))
-            .await;
-        let (vectors, tokens) = match embedded {
-            Ok(ok) => ok,
-            Err(e) => {
-                // The cache is an optimisation: without a vector, call the model.
-                self.record(
-                    &call.attribution,
-                    rows,
-                    Attempt::failed(&model, LlmCallOutcome::Error, started, &e),
-                )
-                .await?;
-                return Ok(None);
-            }
-        };
-        let usage = TokenUsage {
-            input: tokens,
-            ..TokenUsage::default()
-        };
-        let cost = self
-            .models
-            .table
-            .price(&model.provider, &model.model)
-            .map(|p| p.cost(usage))
-            .unwrap_or(MicroUsd::ZERO);
-        self.record(
-            &call.attribution,
-            rows,
-            Attempt::ok(&model, usage, cost, started),
-        )
-        .await?;
-        let Some(values) = vectors.into_iter().next() else {
+            .embed_counted(&call.attribution, rows, std::slice::from_ref(&text))
+            .await?;
+        let Some(embedding) = embedded.ok().and_then(|v| v.into_iter().next()) else {
+            // The cache is an optimisation: without a vector, call the model.
             return Ok(None);
-        };
-        let embedding = Embedding {
-            model: model.model,
-            values,
         };
         let hit = self
             .stores
