@@ -18,7 +18,6 @@ use autocrew_shared::domain::{AgentKind, MemoryKind, ProjectId, UserId};
 use autocrew_shared::ports::MemoryStore;
 use autocrew_shared::ports::gateway::Embedding;
 use autocrew_tests::TestDb;
-use futures::SinkExt;
 use std::time::{Duration, Instant};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use uuid::Uuid;
@@ -203,7 +202,8 @@ async fn main() -> anyhow::Result<()> {
     let (mut indexed, mut exact) = (Vec::new(), Vec::new());
     let mut found = 0usize;
     for _ in 0..queries {
-        let values = near(&mut rng, &topics[user_topics[rng.below(user_topics.len())]]);
+        let topic = user_topics[rng.below(user_topics.len())];
+        let values = near(&mut rng, &topics[topic]);
         let embedding = Embedding {
             model: MODEL.into(),
             values: values.clone(),
