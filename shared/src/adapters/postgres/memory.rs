@@ -55,9 +55,14 @@ fn vector(embedding: &Embedding) -> pgvector::Vector {
     pgvector::Vector::from(embedding.values.clone())
 }
 
-/// The nearest memories of a user's project and of the user-wide ones. At the indexed
-/// dimension the HNSW index answers, scanning on (pgvector's iterative scan) until enough
-/// rows pass the owner filter; the outer query puts the relaxed order right.
+/// Up to this many memories in scope are compared exactly (fast, and recall is perfect);
+/// past it the HNSW index answers.
+const EXACT_MAX: i64 = 5000;
+
+/// The nearest memories of a user's project and of the user-wide ones. Through the HNSW
+/// index (`indexed`), scanning on (pgvector's iterative scan) until enough rows pass the
+/// owner filter, the outer query putting the relaxed order right; otherwise exactly, over
+/// the owner's rows.
 fn nearest_sql(indexed: bool) -> String {
     let distance = if indexed {
         "embedding::vector(1536) <=> $4"
@@ -198,12 +203,25 @@ impl MemoryStore for PgMemoryStore {
     ) -> Result<Vec<MemoryHit>, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let indexed = embedding.values.len() == INDEXED_DIM;
+        // How many are in scope, counted no further than the exact scan's bound: the
+        // planner's estimate for one user's rows is too rough to choose by.
+        let in_scope: i64 = tx
+            .query_one_cached(
+                "SELECT count(*) FROM (SELECT 1 FROM agent_memory
+                 WHERE user_id = $1 AND (project_id = $2 OR project_id IS NULL) LIMIT $3) s",
+                &[&user.0, &project.0, &(EXACT_MAX + 1)],
+            )
+            .await?
+            .try_get(0)?;
+        let indexed = embedding.values.len() == INDEXED_DIM && in_scope > EXACT_MAX;
         if indexed {
             // Filtered HNSW search: keep scanning the graph until `limit` rows of this
-            // owner are found, with a wider candidate list than the default 40.
+            // owner are found, with a wider candidate list than the default 40; and the
+            // index, not a scan of the owner's rows, which the planner may prefer by its
+            // estimate.
             tx.batch_execute(
-                "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100",
+                "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100;
+                 SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off",
             )
             .await?;
         }
