@@ -530,7 +530,9 @@ pub async fn delete_me(state: &ApiState, request: &Request) -> Result<Response<B
         blobs: &*state.blobs,
         publisher: &state.relay,
     };
+    let schedules = state.schedules.user_schedules(user).await?;
     erased(&ports, user).await?;
+    crate::schedules::forget_timers(state, &schedules).await;
     Ok(Response::builder()
         .status(204)
         .body(Body::Empty)

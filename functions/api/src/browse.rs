@@ -135,7 +135,15 @@ pub async fn delete_project(
     let user = caller(state, request).await?;
     let id = path_param(request, "project_id", ProjectId::parse)?;
     let ports = (&*state.projects, &*state.browse, &*state.blobs);
+    // Its schedules go with it, and their timers after it.
+    let schedules = state
+        .schedules
+        .project_schedules(user, id)
+        .await
+        .unwrap_or_default();
     project_deleted(ports, user, id).await?;
+    let ids: Vec<_> = schedules.iter().map(|s| s.id).collect();
+    crate::schedules::forget_timers(state, &ids).await;
     Ok(Response::builder()
         .status(204)
         .body(Body::Empty)

@@ -104,6 +104,14 @@ pub async fn create_schedule(
     let body: NewScheduleBody = json_body(request)?;
     let ports = (&*state.projects, &*state.schedules);
     let made = schedule_made(ports, (user, project), &body, now()).await?;
+    // No schedule without its timer: one that cannot be set is taken back.
+    if let Err(e) = state.timers.set(&made).await {
+        tracing::error!(schedule = %made.id, error = %e, "the timer was not set; the schedule is taken back");
+        state.schedules.delete(user, made.id).await?;
+        return Err(ApiError::Unavailable(format!(
+            "the schedule could not be set on the clock that fires it: {e}"
+        )));
+    }
     Ok(json_response(201, &made))
 }
 
@@ -170,6 +178,12 @@ pub async fn update_schedule(
     let id = path_param(request, "schedule_id", ScheduleId::parse)?;
     let patch: SchedulePatch = json_body(request)?;
     let changed = schedule_changed(&*state.schedules, (user, id), &patch, now()).await?;
+    if let Err(e) = state.timers.set(&changed).await {
+        tracing::error!(schedule = %id, error = %e, "the timer was not updated");
+        return Err(ApiError::Unavailable(format!(
+            "the change is saved but the clock that fires the schedule still has the old one ({e}): send it again"
+        )));
+    }
     Ok(json_response(200, &changed))
 }
 
@@ -237,10 +251,21 @@ pub async fn delete_schedule(
     let user = caller(state, request).await?;
     let id = path_param(request, "schedule_id", ScheduleId::parse)?;
     state.schedules.delete(user, id).await?;
+    forget_timers(state, &[id]).await;
     Ok(Response::builder()
         .status(204)
         .body(Body::Empty)
         .unwrap_or_else(|_| Response::new(Body::Empty)))
+}
+
+/// Deletes the timers of schedules already deleted. One that cannot be deleted now fires
+/// once more into the schedule-fire function, which finds no schedule and deletes it.
+pub(crate) async fn forget_timers(state: &ApiState, ids: &[ScheduleId]) {
+    for id in ids {
+        if let Err(e) = state.timers.remove(*id).await {
+            tracing::warn!(schedule = %id, error = %e, "the timer outlives its schedule until it fires");
+        }
+    }
 }
 
 /// `GET /schedules/{schedule_id}/fires`: what each fire did, newest first.

@@ -17,7 +17,8 @@ use autocrew_shared::domain::Tier;
 use autocrew_shared::ports::{
     AccountStore, ApprovalStore, ArtifactStore, BlobStore, Browse, BudgetStore, Conversations,
     DeploymentStore, EventLog, IdempotencyStore, Ledger, Mailer, MemoryStore, ProjectStore,
-    RateLimiter, RunControl, RunStore, ScheduleStore, TaskStore, ToolPolicies, UploadStore,
+    RateLimiter, RunControl, RunStore, ScheduleStore, ScheduleTimers, TaskStore, ToolPolicies,
+    UploadStore,
 };
 use autocrew_shared::services::access::KeyRing;
 use autocrew_shared::services::{AgentQueues, ConnectedAccounts, Gateway, Notifier, Relay};
@@ -51,6 +52,8 @@ pub struct ApiSettings {
     /// `PUBLIC_BASE_URL`: the API's public URL, where services send the browser back to
     /// after an OAuth consent (`/oauth/callback`).
     pub public_base_url: Option<String>,
+    /// Where the schedules' timers live (EventBridge Scheduler).
+    pub timers: autocrew_shared::adapters::aws::TimerSettings,
 }
 
 impl ApiSettings {
@@ -58,6 +61,7 @@ impl ApiSettings {
     /// `STATE_MACHINE_ARN` and the agents' queue URLs.
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         Ok(ApiSettings {
+            timers: autocrew_shared::adapters::aws::TimerSettings::from_env(env)?,
             artifact_bucket: required(env, "ARTIFACT_BUCKET")?,
             connections_table: required(env, "CONNECTIONS_TABLE")?,
             websocket_callback_url: required(env, "WEBSOCKET_CALLBACK_URL")?,
@@ -143,6 +147,8 @@ pub struct ApiState {
     pub schedules: Arc<dyn ScheduleStore>,
     /// What the crew remembers.
     pub memory: Arc<dyn MemoryStore>,
+    /// The schedules' timers (EventBridge Scheduler).
+    pub timers: Arc<dyn ScheduleTimers>,
     /// The API's public URL (`PUBLIC_BASE_URL`), for OAuth's redirect back.
     pub public_base_url: Option<String>,
 }
@@ -223,6 +229,7 @@ impl ApiState {
             deployments: Arc::new(PgDeployments::new(pool.clone())),
             schedules: Arc::new(PgScheduleStore::new(pool.clone())),
             memory: Arc::new(PgMemoryStore::new(pool.clone())),
+            timers: Arc::new(aws::EventBridgeTimers::new(sdk, settings.timers.clone())),
             conversations: conversations.clone(),
             uploads: conversations,
             budgets: Arc::new(PgBudgetStore::new(pool.clone())),

@@ -52,6 +52,10 @@ pub struct Provisioned {
     /// KMS keys: none is made locally (a local key file stands in), so a reference to one
     /// is empty.
     pub kms_keys: Vec<String>,
+    /// IAM role logical id → ARN (no role is made locally; the emulator takes any).
+    pub roles: HashMap<String, String>,
+    /// What `AWS::StackName` resolves to: the prefix of every name made.
+    pub stack: String,
 }
 
 impl Provisioned {
@@ -73,7 +77,8 @@ impl Provisioned {
                 .queues
                 .get(id)
                 .map(|(_, arn, _)| arn.clone())
-                .or_else(|| self.state_machines.get(id).cloned()),
+                .or_else(|| self.state_machines.get(id).cloned())
+                .or_else(|| self.roles.get(id).cloned()),
             "QueueName" => self.queues.get(id).map(|(_, _, name)| name.clone()),
             "QueueUrl" => self.queues.get(id).map(|(url, _, _)| url.clone()),
             "Name" => self.names.get(id).cloned(),
@@ -152,6 +157,7 @@ pub fn resolve(
                 None if name == "AWS::Region" => Some(outside.region.clone()),
                 None if name == "AWS::AccountId" => Some("123456789012".into()),
                 None if name == "AWS::Partition" => Some("aws".into()),
+                None if name == "AWS::StackName" => Some(done.stack.clone()),
                 None => done
                     .reference(name)
                     .or_else(|| outside.parameters.get(name).cloned()),
@@ -168,7 +174,10 @@ pub async fn provision(
     root: &Path,
     outside: &Outside,
 ) -> Result<Provisioned, ProvisionError> {
-    let mut done = Provisioned::default();
+    let mut done = Provisioned {
+        stack: prefix.to_owned(),
+        ..Provisioned::default()
+    };
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let mut queues = template.queues()?;
     // Queues without a DLQ (the DLQs themselves) first, so redrive targets exist.
@@ -233,6 +242,25 @@ pub async fn provision(
             .await
             .map_err(aws_error(&name))?;
         done.secrets.insert(id, arn);
+    }
+
+    // Project schedules' timers live in these groups (the runner fires the schedules itself;
+    // the API keeps their timers here as on AWS).
+    let scheduler = aws_sdk_scheduler::Client::new(sdk);
+    for (id, _) in template.of_kind("AWS::Scheduler::ScheduleGroup") {
+        let name = format!("{prefix}-{id}");
+        match scheduler.create_schedule_group().name(&name).send().await {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conflict_exception()) => {}
+            Err(e) => return Err(aws_error(&name)(Box::new(e))),
+        }
+        done.names.insert(id, name);
+    }
+    for (id, _) in template.of_kind("AWS::IAM::Role") {
+        let arn = format!("arn:aws:iam::123456789012:role/{prefix}-{id}");
+        done.roles.insert(id, arn);
     }
 
     done.kms_keys = template

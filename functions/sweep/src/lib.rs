@@ -14,6 +14,8 @@
 //! - completed idempotency keys older than the retention are forgotten;
 //! - rate limit counters of past minutes are deleted.
 
+pub mod fire;
+
 use autocrew_shared::adapters::{self, aws, postgres};
 use autocrew_shared::config::{
     AwsConfig, ConfigError, Env, Liveness, ProcessEnv, optional, required,

@@ -126,3 +126,18 @@ pub struct OutboxEntry {
     pub id: i64,
     pub message: Outgoing,
 }
+
+/// One fire of a schedule, as EventBridge Scheduler delivers it to the schedule-fire
+/// function: the schedule and the time the fire is for (its `<aws.scheduler.scheduled-time>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleFire {
+    pub schedule_id: super::ScheduleId,
+    pub scheduled_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The target input EventBridge Scheduler sends: a `ScheduleFire` with the fire's time filled
+/// in by Scheduler's context attribute.
+pub fn schedule_fire_input(schedule: super::ScheduleId) -> String {
+    format!(r#"{{"schedule_id":"{schedule}","scheduled_at":"<aws.scheduler.scheduled-time>"}}"#)
+}

@@ -25,6 +25,7 @@ pub mod schedules;
 pub mod secrets;
 pub mod state_machine;
 pub mod store;
+pub mod timers;
 pub mod uploads;
 pub mod vault;
 
@@ -60,6 +61,7 @@ pub use store::{
     ArtifactStore, AttemptFailure, Changed, Completion, Failure, PlanLease, ProjectStore, RunStore,
     Start, Started, StoreError, TaskReads, TaskStore, Written,
 };
+pub use timers::{ScheduleTimers, TimerError};
 pub use uploads::{Upload, UploadStore};
 pub use vault::{DataKey, KeyKeeper, VaultError};
 

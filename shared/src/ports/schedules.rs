@@ -49,6 +49,10 @@ pub trait ScheduleStore: Send + Sync {
     async fn create(&self, new: &NewSchedule) -> Result<Schedule, StoreError>;
     /// `user`'s schedule `id`; another user's is `NotFound`.
     async fn schedule(&self, user: UserId, id: ScheduleId) -> Result<Schedule, StoreError>;
+    /// Schedule `id`, whoever's: what a delivered fire is for (none once it is deleted).
+    async fn find(&self, id: ScheduleId) -> Result<Option<Schedule>, StoreError>;
+    /// The ids of every schedule of `user`'s, for their timers.
+    async fn user_schedules(&self, user: UserId) -> Result<Vec<ScheduleId>, StoreError>;
     /// `user`'s project's schedules, newest first.
     async fn project_schedules(
         &self,

@@ -54,6 +54,36 @@ pub fn plan(schedule: &Schedule, now: DateTime<Utc>) -> Option<FirePlan> {
     })
 }
 
+/// The fire of `schedule` for `at` as EventBridge Scheduler delivered it at `now`: for that
+/// time; skipped while the schedule is paused, or when delivered later than `GRACE` (after
+/// retries) with catch-up `skip`. The schedule goes on from the first time after both.
+pub fn plan_delivered(schedule: &Schedule, at: DateTime<Utc>, now: DateTime<Utc>) -> FirePlan {
+    let next = match (
+        schedule.expression.parse::<Expression>(),
+        time_zone(&schedule.timezone),
+    ) {
+        (Ok(expression), Ok(tz)) if schedule.enabled => {
+            expression.next_after(now.max(at), tz, schedule.created_at)
+        }
+        _ => None,
+    };
+    let skip = if !schedule.enabled {
+        Some("the schedule is paused".to_owned())
+    } else if now - at > GRACE && schedule.catch_up == ScheduleCatchUp::Skip {
+        Some(format!(
+            "delivered {} s after its time (catch_up: skip)",
+            (now - at).num_seconds()
+        ))
+    } else {
+        None
+    };
+    FirePlan {
+        scheduled_at: at,
+        next,
+        skip,
+    }
+}
+
 /// What one tick did.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Tick {
@@ -70,6 +100,30 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
+    /// Records a fire EventBridge Scheduler delivered (once per schedule and time, however
+    /// often it is delivered) and publishes the run it starts. `None` when the schedule is
+    /// gone: its timer outlived it.
+    pub async fn deliver(
+        &self,
+        fire: &crate::domain::messages::ScheduleFire,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Fired>, StoreError> {
+        let Some(schedule) = self.schedules.find(fire.schedule_id).await? else {
+            return Ok(None);
+        };
+        let plan = plan_delivered(&schedule, fire.scheduled_at, now);
+        let fired = self
+            .schedules
+            .fire(
+                schedule.id,
+                (plan.scheduled_at, plan.next),
+                plan.skip.as_deref(),
+            )
+            .await?;
+        self.publisher.publish(fired.effects.clone()).await;
+        Ok(Some(fired))
+    }
+
     /// Fires every schedule due at `now` (at most `limit`), then starts the fires that
     /// waited for their schedule's last run to end.
     pub async fn tick(&self, now: DateTime<Utc>, limit: u32) -> Result<Tick, StoreError> {
@@ -171,6 +225,38 @@ mod tests {
             (made_up.scheduled_at, made_up.skip),
             (at("2026-12-09T07:00:00Z"), None)
         );
+    }
+
+    #[test]
+    fn a_delivered_fire_is_for_its_time_unless_paused_or_too_late_to_catch_up() {
+        let daily = schedule(
+            "cron(0 8 * * ? *)",
+            "2026-12-07T07:00:00Z",
+            ScheduleCatchUp::Skip,
+        );
+        let eight = at("2026-12-07T07:00:00Z");
+        let on_time = plan_delivered(&daily, eight, at("2026-12-07T07:00:20Z"));
+        assert_eq!(on_time.scheduled_at, eight);
+        assert_eq!(on_time.skip, None);
+        assert_eq!(on_time.next, Some(at("2026-12-08T07:00:00Z")));
+        // Retried by Scheduler for an hour: too late for catch-up skip, not for once.
+        let late = plan_delivered(&daily, eight, at("2026-12-07T08:00:00Z"));
+        assert!(late.skip.is_some_and(|s| s.contains("catch_up: skip")));
+        let once = Schedule {
+            catch_up: ScheduleCatchUp::Once,
+            ..daily.clone()
+        };
+        assert_eq!(
+            plan_delivered(&once, eight, at("2026-12-07T08:00:00Z")).skip,
+            None
+        );
+        let paused = Schedule {
+            enabled: false,
+            ..daily
+        };
+        let plan = plan_delivered(&paused, eight, at("2026-12-07T07:00:20Z"));
+        assert_eq!(plan.skip.as_deref(), Some("the schedule is paused"));
+        assert_eq!(plan.next, None);
     }
 
     #[test]

@@ -121,6 +121,17 @@ pub(crate) async fn api_with(
         >::new())?,
         oauth: Default::default(),
         public_base_url: None,
+        // The schedules' timers in the group the template made in moto.
+        timers: autocrew_shared::adapters::aws::TimerSettings {
+            group: p
+                .provisioned
+                .names
+                .get("ProjectSchedules")
+                .cloned()
+                .unwrap_or_default(),
+            target_arn: "arn:aws:lambda:us-east-1:123456789012:function:schedule-fire".into(),
+            role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
+        },
     };
     change(&mut settings);
     Ok((

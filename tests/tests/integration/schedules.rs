@@ -381,3 +381,133 @@ async fn fires_missed_while_nothing_fired_are_skipped_or_made_up_once() -> anyho
     }
     Ok(())
 }
+
+/// The schedule's EventBridge Scheduler schedule in the template's group, as moto holds it.
+async fn timer_of(
+    p: &crate::pipeline::Pipeline,
+    id: &str,
+) -> anyhow::Result<Option<aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput>> {
+    let client = aws_sdk_scheduler::Client::new(&autocrew_tests::sdk().await?);
+    let group = p
+        .provisioned
+        .names
+        .get("ProjectSchedules")
+        .cloned()
+        .unwrap_or_default();
+    match client
+        .get_schedule()
+        .name(id)
+        .group_name(group)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(Some(out)),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_schedule_has_its_eventbridge_timer_and_a_delivered_fire_starts_one_run()
+-> anyhow::Result<()> {
+    use autocrew_shared::domain::messages::ScheduleFire;
+    use autocrew_sweep::fire::{FireState, handle};
+    let db = TestDb::migrated().await?;
+    let (state, p) = api(&db).await?;
+    let ana = user(&state, "ana@example.com").await?;
+    let keto = project(&state, &ana).await?;
+    let body = serde_json::json!({
+        "expression": "cron(0 8 * * ? *)", "timezone": "Europe/Paris",
+        "command": "Draft today's post", "catch_up": "skip"
+    });
+    let (status, made) = call(&state, Route::CreateSchedule, create(&ana, &keto, &body)?).await?;
+    assert_eq!(status, 201, "{made}");
+    let id = made["id"].as_str().unwrap_or_default().to_owned();
+
+    // Its timer: the expression in its time zone, on time, invoking the fire function with
+    // the schedule and Scheduler's own fire time.
+    let timer = timer_of(&p, &id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no timer for {id}"))?;
+    assert_eq!(timer.schedule_expression(), Some("cron(0 8 * * ? *)"));
+    assert_eq!(timer.schedule_expression_timezone(), Some("Europe/Paris"));
+    assert_eq!(timer.state().map(|s| s.as_str()), Some("ENABLED"));
+    let target = timer.target().ok_or_else(|| anyhow::anyhow!("no target"))?;
+    assert!(
+        target.arn().ends_with(":function:schedule-fire"),
+        "{}",
+        target.arn()
+    );
+    let input: Value = serde_json::from_str(target.input().unwrap_or_default())?;
+    assert_eq!(input["schedule_id"], id.as_str());
+    assert_eq!(input["scheduled_at"], "<aws.scheduler.scheduled-time>");
+
+    // A fire delivered twice (Scheduler delivers at least once) starts one run.
+    let kept = Arc::new(Kept::default());
+    let fires = FireState {
+        scheduler: Scheduler {
+            schedules: state.schedules.clone(),
+            publisher: kept.clone(),
+        },
+        timers: state.timers.clone(),
+    };
+    let fire: ScheduleFire = serde_json::from_value(serde_json::json!({
+        "schedule_id": id, "scheduled_at": Utc::now() - Duration::seconds(5)
+    }))?;
+    let first = handle(&fires, fire.clone()).await?;
+    let again = handle(&fires, fire.clone()).await?;
+    assert_eq!(first.outcome, Some(FireOutcome::Started));
+    assert!(first.first && !again.first);
+    assert_eq!(first.run_id, again.run_id);
+    assert!(first.run_id.is_some());
+
+    // Paused: the timer too.
+    let pause = on("apigw-update-schedule.json", &ana, &id)?
+        .map(|_| lambda_http::Body::Text(r#"{"enabled": false}"#.into()));
+    let (status, _) = call(&state, Route::UpdateSchedule, pause).await?;
+    assert_eq!(status, 200);
+    let timer = timer_of(&p, &id).await?;
+    assert_eq!(
+        timer.and_then(|t| t.state().map(|s| s.as_str().to_owned())),
+        Some("DISABLED".to_owned())
+    );
+
+    // Deleted: the timer too; a fire it still delivers changes nothing.
+    let (status, _) = call(
+        &state,
+        Route::DeleteSchedule,
+        on("apigw-delete-schedule.json", &ana, &id)?,
+    )
+    .await?;
+    assert_eq!(status, 204);
+    assert!(timer_of(&p, &id).await?.is_none());
+    let late = handle(&fires, fire).await?;
+    assert_eq!(late.outcome, None);
+
+    // Deleting a project deletes its schedules' timers.
+    let side = project(&state, &ana).await?;
+    let (status, other) = call(&state, Route::CreateSchedule, create(&ana, &side, &body)?).await?;
+    assert_eq!(status, 201, "{other}");
+    let other = other["id"].as_str().unwrap_or_default().to_owned();
+    assert!(timer_of(&p, &other).await?.is_some());
+    let (status, body) = call(
+        &state,
+        Route::DeleteProject,
+        event(
+            "apigw-delete-project.json",
+            &[
+                (SAMPLE_TOKEN, ana.as_str()),
+                (SAMPLE_PROJECT, side.as_str()),
+            ],
+        )?,
+    )
+    .await?;
+    assert_eq!(status, 204, "{body}");
+    assert!(timer_of(&p, &other).await?.is_none());
+    Ok(())
+}

@@ -133,6 +133,29 @@ impl ScheduleStore for PgScheduleStore {
         schedule_from(&row)
     }
 
+    async fn find(&self, id: ScheduleId) -> Result<Option<Schedule>, StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .query_opt_cached(
+                &format!("SELECT {COLUMNS} FROM schedules WHERE id = $1"),
+                &[&id.0],
+            )
+            .await?
+            .as_ref()
+            .map(schedule_from)
+            .transpose()
+    }
+
+    async fn user_schedules(&self, user: UserId) -> Result<Vec<ScheduleId>, StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .query_cached("SELECT id FROM schedules WHERE user_id = $1", &[&user.0])
+            .await?
+            .iter()
+            .map(|row| Ok(ScheduleId(row.try_get(0)?)))
+            .collect()
+    }
+
     async fn project_schedules(
         &self,
         user: UserId,
