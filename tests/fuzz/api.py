@@ -13,18 +13,30 @@ import json
 import os
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 import uuid
 
 
 def call(base, method, path, body=None, token=None):
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method=method)
-    request.add_header("content-type", "application/json")
-    if token:
-        request.add_header("authorization", "Bearer " + token)
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read() or b"null")
+    # A 429 (sign-ups are limited a minute, and the test run before this one signed users
+    # up) is waited out as its Retry-After says, as a client should.
+    for attempt in range(6):
+        request = urllib.request.Request(base + path, data=data, method=method)
+        request.add_header("content-type", "application/json")
+        if token:
+            request.add_header("authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as e:
+            if e.code != 429 or attempt == 5:
+                raise
+            wait = int(e.headers.get("retry-after") or 10)
+            print(f"fuzz: {path} is rate limited; waiting {wait} s", flush=True)
+            time.sleep(wait)
 
 
 def signed_up(base, name):

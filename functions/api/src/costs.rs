@@ -167,7 +167,8 @@ pub(crate) async fn cost_report(
     })
 }
 
-/// `PATCH /me {"semantic_cache_threshold": 0.92}` (or `null`).
+/// `PATCH /me {"semantic_cache_threshold": 0.92 | null, "timezone": "Europe/Paris"}`: the
+/// fields given change.
 pub async fn update_me(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let settings: Settings = json_body(request)?;
@@ -175,14 +176,14 @@ pub async fn update_me(state: &ApiState, request: &Request) -> Result<Response<B
     Ok(json_response(200, &updated))
 }
 
-/// The caller's settings, checked and changed: the semantic cache's threshold (0.5-1.0),
-/// or `null` to opt out.
+/// The caller's settings, checked together, then changed: the semantic cache's threshold
+/// (0.5-1.0, or `null` to opt out) and the time zone (an IANA name).
 pub(crate) async fn settings_changed(
     projects: &dyn ProjectStore,
     user: UserId,
     settings: &Settings,
 ) -> Result<crate::auth::UserAnswer, ApiError> {
-    if let Some(t) = settings.semantic_cache_threshold
+    if let Some(Some(t)) = settings.semantic_cache_threshold
         && !(0.5..=1.0).contains(&t)
     {
         return Err(ApiError::bad(
@@ -190,9 +191,32 @@ pub(crate) async fn settings_changed(
             "must be between 0.5 and 1.0 (cosine similarity), or null to turn the semantic cache off",
         ));
     }
-    let user = projects
-        .set_semantic_cache(user, settings.semantic_cache_threshold)
-        .await?;
+    let timezone = settings
+        .timezone
+        .as_deref()
+        .map(|tz| {
+            autocrew_shared::domain::schedule::time_zone(tz)
+                .map(|tz| tz.name().to_owned())
+                .map_err(|e| ApiError::bad("timezone", e))
+        })
+        .transpose()?;
+    if settings.semantic_cache_threshold.is_none() && timezone.is_none() {
+        return Err(ApiError::bad(
+            "body",
+            "change at least one of semantic_cache_threshold, timezone",
+        ));
+    }
+    let mut changed = None;
+    if let Some(threshold) = settings.semantic_cache_threshold {
+        changed = Some(projects.set_semantic_cache(user, threshold).await?);
+    }
+    if let Some(tz) = &timezone {
+        changed = Some(projects.set_timezone(user, tz).await?);
+    }
+    let user = match changed {
+        Some(user) => user,
+        None => projects.user(user).await?,
+    };
     Ok(crate::auth::UserAnswer { user })
 }
 
@@ -227,7 +251,7 @@ pub(crate) mod spec {
     }
 
     pub fn update_me() -> Spec {
-        Spec::new("The caller's settings: the semantic cache opt-in.")
+        Spec::new("The caller's settings: the semantic cache opt-in and the time zone.")
             .body::<Settings>()
             .reply::<crate::auth::UserAnswer>(200)
     }

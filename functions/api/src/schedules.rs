@@ -128,9 +128,14 @@ pub(crate) async fn schedule_made(
         Some(usd) => budget("budget_usd", usd)?,
         None => MicroUsd::from_dollars(limits::RUN_BUDGET_DEFAULT_DOLLARS),
     };
+    // Without a time zone, the schedule keeps the user's clock.
+    let timezone = match &body.timezone {
+        Some(tz) => tz.clone(),
+        None => projects.user(user).await?.timezone,
+    };
     let asked = Asked {
         expression: &body.expression,
-        timezone: body.timezone.as_deref().unwrap_or("UTC"),
+        timezone: &timezone,
         command: &body.command,
         budget,
         overlap: body.overlap.unwrap_or(ScheduleOverlap::Skip),

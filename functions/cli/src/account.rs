@@ -4,7 +4,9 @@ use crate::args::{ApiArgs, CredentialArgs, SessionArgs};
 use crate::client::{Client, Tokens, log_in, sign_up};
 use crate::session;
 use anyhow::{Context, bail};
-use autocrew_shared::domain::requests::{RefreshBody, ResetConfirm, ResetRequest, TokenBody};
+use autocrew_shared::domain::requests::{
+    RefreshBody, ResetConfirm, ResetRequest, Settings, TokenBody,
+};
 use serde_json::Value;
 use std::io::{BufRead, IsTerminal};
 
@@ -48,10 +50,11 @@ fn describe(user: &Value) -> String {
         None => "not verified yet (`autocrew verify CODE`)",
     };
     format!(
-        "{} ({}), tier {}, email {verified}",
+        "{} ({}), tier {}, email {verified}, time zone {}",
         user["email"].as_str().unwrap_or("?"),
         user["id"].as_str().unwrap_or("?"),
         user["tier"].as_str().unwrap_or("?"),
+        user["timezone"].as_str().unwrap_or("UTC"),
     )
 }
 
@@ -122,6 +125,26 @@ pub async fn me(args: &SessionArgs) -> anyhow::Result<()> {
     let client = session::client(args)?;
     let me = client.get("/me", "read the account").await?;
     println!("{}", describe(&me["user"]));
+    Ok(())
+}
+
+/// `autocrew timezone [ZONE]`: shows the account's time zone, or sets it.
+pub async fn timezone(zone: Option<&str>, args: &SessionArgs) -> anyhow::Result<()> {
+    let client = session::client(args)?;
+    let me = match zone {
+        None => client.get("/me", "read the account").await?,
+        Some(zone) => {
+            let body = Settings {
+                semantic_cache_threshold: None,
+                timezone: Some(zone.to_owned()),
+            };
+            client.patch("/me", &body, "set the time zone").await?
+        }
+    };
+    println!(
+        "time zone {} (your schedules' default)",
+        me["user"]["timezone"].as_str().unwrap_or("UTC")
+    );
     Ok(())
 }
 

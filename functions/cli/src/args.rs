@@ -28,6 +28,13 @@ pub enum Command {
         #[command(flatten)]
         session: SessionArgs,
     },
+    /// Show the account's time zone, or set it (an IANA name such as Europe/Paris): the
+    /// default of its schedules.
+    Timezone {
+        zone: Option<String>,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
     /// Verify the account's email with the emailed code.
     Verify {
         /// The code from the verification email.
@@ -228,7 +235,8 @@ pub enum ScheduleAction {
         rate: Option<String>,
         #[arg(long, group = "when")]
         at: Option<String>,
-        /// The IANA time zone (default UTC), such as Europe/Paris.
+        /// The IANA time zone, such as Europe/Paris (default: yours, set with `autocrew timezone`;
+        /// UTC until set).
         #[arg(long)]
         timezone: Option<String>,
         /// The command each fire runs.
@@ -361,6 +369,10 @@ pub struct FollowArgs {
 pub struct RunArgs {
     /// What the crew should do, e.g. "Build a recipe app for keto dieters".
     pub command: String,
+    /// Run it in this project of the saved session's user instead of a new one: what the
+    /// project's earlier runs taught is recalled (each run prints its project's id).
+    #[arg(long, value_name = "PROJECT_ID")]
+    pub project: Option<String>,
     #[command(flatten)]
     pub api: ApiArgs,
     #[command(flatten)]

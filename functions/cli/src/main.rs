@@ -35,6 +35,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
         Command::Login(args) => account::login(&args).await.map(|()| true),
         Command::Logout => account::logout().await.map(|()| true),
         Command::Me { session } => account::me(&session).await.map(|()| true),
+        Command::Timezone { zone, session } => account::timezone(zone.as_deref(), &session)
+            .await
+            .map(|()| true),
         Command::Verify { code, api } => account::verify(&code, &api).await.map(|()| true),
         Command::ForgotPassword { email, api } => {
             account::forgot_password(&email, &api).await.map(|()| true)
@@ -103,7 +106,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
                 .map(|()| true),
         },
         Command::Run(args) => {
-            let report = run::run(&args.api.api, &args.command, (&args.follow).into()).await?;
+            let report = run::run_in(
+                &args.api.api,
+                &args.command,
+                args.project.as_deref(),
+                (&args.follow).into(),
+            )
+            .await?;
             println!("{}", run::summary(&report));
             if let Some(t) = run::timings(&report) {
                 println!(

@@ -161,25 +161,40 @@ pub(crate) async fn session_for(base: &str) -> anyhow::Result<Client> {
     Ok(client)
 }
 
-/// Runs `command` against the API at `base` and follows it to its end.
+/// Runs `command` against the API at `base` in a new project and follows it to its end.
 pub async fn run(base: &str, command: &str, following: Following) -> anyhow::Result<RunReport> {
+    run_in(base, command, None, following).await
+}
+
+/// `run`, in the saved session's `project` when one is given.
+pub async fn run_in(
+    base: &str,
+    command: &str,
+    project: Option<&str>,
+    following: Following,
+) -> anyhow::Result<RunReport> {
     let started = Instant::now();
-    let client = match following.save_session {
+    let client = match following.save_session || project.is_some() {
         true => session_for(base).await?,
         false => new_user(base).await?.0,
     };
-    let name: String = command.chars().take(60).collect();
-    let project = client
-        .post(
-            "/projects",
-            &NewProject {
-                name,
-                description: String::new(),
-            },
-            "create a project",
-        )
-        .await?;
-    let project_id = project["id"].as_str().context("no project id")?.to_owned();
+    let project_id = match project {
+        Some(id) => id.trim().to_owned(),
+        None => {
+            let name: String = command.chars().take(60).collect();
+            let project = client
+                .post(
+                    "/projects",
+                    &NewProject {
+                        name,
+                        description: String::new(),
+                    },
+                    "create a project",
+                )
+                .await?;
+            project["id"].as_str().context("no project id")?.to_owned()
+        }
+    };
     let stream = client.follow(&project_id, 0).await?;
     let accepted = client
         .post(
@@ -195,7 +210,9 @@ pub async fn run(base: &str, command: &str, following: Following) -> anyhow::Res
         .await?;
     let run_id = accepted["run_id"].as_str().context("no run id")?.to_owned();
     let progress = Progress::new(following.quiet);
-    progress.say(format!("run {run_id} accepted: {command}"));
+    progress.say(format!(
+        "run {run_id} accepted in project {project_id}: {command}"
+    ));
     follow(
         &client,
         (&project_id, &run_id),

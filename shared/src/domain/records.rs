@@ -20,6 +20,13 @@ pub struct User {
     #[serde(default)]
     pub email_verified_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// The user's IANA time zone (`UTC` until set): their schedules' default.
+    #[serde(default = "utc")]
+    pub timezone: String,
+}
+
+fn utc() -> String {
+    "UTC".to_owned()
 }
 
 /// A project; its events carry a per-project sequence.

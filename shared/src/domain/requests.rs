@@ -136,9 +136,28 @@ pub struct NewMessage {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// `null` opts out; a number from 0.5 to 1.0 opts in at that cosine similarity.
-    #[schema(minimum = 0.5, maximum = 1.0)]
-    pub semantic_cache_threshold: Option<f32>,
+    /// `null` opts out; 0.5 to 1.0 opts in at that cosine similarity; absent, unchanged.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<f32>, minimum = 0.5, maximum = 1.0)]
+    pub semantic_cache_threshold: Option<Option<f32>>,
+    /// The caller's IANA time zone (`Europe/Paris`): their schedules' default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 64)]
+    pub timezone: Option<String>,
+}
+
+/// A field that is present, as `Some` of its value (which may be `null`): tells `null`
+/// from absent.
+fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

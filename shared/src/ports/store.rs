@@ -62,6 +62,8 @@ pub trait ProjectStore: Send + Sync {
     /// with a run not ended is a `Conflict`, another user's is `NotFound`.
     async fn delete_project(&self, user: UserId, id: ProjectId) -> Result<(), StoreError>;
     async fn user(&self, id: UserId) -> Result<User, StoreError>;
+    /// Sets the user's IANA time zone (checked by the caller).
+    async fn set_timezone(&self, id: UserId, timezone: &str) -> Result<User, StoreError>;
     /// Opts the user in to the semantic cache with `threshold`, or out with `None`.
     async fn set_semantic_cache(
         &self,

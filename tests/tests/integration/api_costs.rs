@@ -288,5 +288,43 @@ async fn a_user_opts_in_and_out_of_the_semantic_cache() -> anyhow::Result<()> {
     )
     .await?;
     assert_eq!(status, 400, "{unknown}");
+
+    // The time zone: set alone (the cache setting stays), then a schedule made without
+    // one keeps the user's clock.
+    let tokyo =
+        me("0.92")?.map(|_| lambda_http::Body::Text(r#"{"timezone": "Asia/Tokyo"}"#.into()));
+    let (status, set) = call(&state, Route::UpdateMe, tokyo).await?;
+    assert_eq!(
+        (status, set["user"]["timezone"].as_str()),
+        (200, Some("Asia/Tokyo")),
+        "{set}"
+    );
+    let mars =
+        me("0.92")?.map(|_| lambda_http::Body::Text(r#"{"timezone": "Mars/Olympus"}"#.into()));
+    let (status, bad) = call(&state, Route::UpdateMe, mars).await?;
+    assert_eq!(
+        (status, bad["field"].as_str()),
+        (400, Some("timezone")),
+        "{bad}"
+    );
+    let keto = crate::api::project(&state, &token).await?;
+    let schedule = event(
+        "apigw-create-schedule.json",
+        &[
+            (SAMPLE_TOKEN, token.as_str()),
+            ("6f1c2a4e-2b7d-4c1e-9a55-3f0d8e7b1a21", keto.as_str()),
+        ],
+    )?
+    .map(|_| {
+        lambda_http::Body::Text(
+            r#"{"expression": "cron(0 8 * * ? *)", "command": "Draft today's post"}"#.into(),
+        )
+    });
+    let (status, made) = call(&state, Route::CreateSchedule, schedule).await?;
+    assert_eq!(
+        (status, made["timezone"].as_str()),
+        (201, Some("Asia/Tokyo")),
+        "{made}"
+    );
     Ok(())
 }

@@ -298,7 +298,8 @@ async fn the_semantic_cache_threshold_is_a_similarity_or_null() {
         .expect("a user")
         .id;
     let set = |t: Option<f32>| Settings {
-        semantic_cache_threshold: t,
+        semantic_cache_threshold: Some(t),
+        timezone: None,
     };
     let on = settings_changed(&projects, user, &set(Some(0.92)))
         .await
@@ -315,6 +316,51 @@ async fn the_semantic_cache_threshold_is_a_similarity_or_null() {
         .await
         .expect("opted out");
     assert_eq!(off.user.semantic_cache_threshold, None);
+}
+
+#[tokio::test]
+async fn the_time_zone_is_an_iana_name_and_a_change_leaves_the_rest_alone() {
+    let projects = MemProjects::default();
+    let user = projects
+        .create_user("ana@example.com", "Ana", Tier::Free)
+        .await
+        .expect("a user")
+        .id;
+    let tz = |name: &str| Settings {
+        semantic_cache_threshold: None,
+        timezone: Some(name.into()),
+    };
+    let cache = Settings {
+        semantic_cache_threshold: Some(Some(0.9)),
+        timezone: None,
+    };
+    settings_changed(&projects, user, &cache)
+        .await
+        .expect("opted in");
+    let paris = settings_changed(&projects, user, &tz("Europe/Paris"))
+        .await
+        .expect("set");
+    assert_eq!(paris.user.timezone, "Europe/Paris");
+    assert_eq!(paris.user.semantic_cache_threshold, Some(0.9), "left alone");
+    for wrong in ["Mars/Olympus", "", "UTC+25"] {
+        let refused = settings_changed(&projects, user, &tz(wrong)).await;
+        assert_eq!(
+            field_of(refused.expect_err("refused")),
+            "timezone",
+            "{wrong:?}"
+        );
+    }
+    let nothing = Settings {
+        semantic_cache_threshold: None,
+        timezone: None,
+    };
+    let refused = settings_changed(&projects, user, &nothing).await;
+    assert_eq!(field_of(refused.expect_err("refused")), "body");
+    // The body's `null` opts out; its absence changes nothing.
+    let parsed: Settings = serde_json::from_str(r#"{"semantic_cache_threshold": null}"#).unwrap();
+    assert_eq!(parsed.semantic_cache_threshold, Some(None));
+    let parsed: Settings = serde_json::from_str(r#"{"timezone": "Asia/Tokyo"}"#).unwrap();
+    assert_eq!(parsed.semantic_cache_threshold, None);
 }
 
 #[tokio::test]

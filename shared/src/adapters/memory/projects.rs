@@ -104,6 +104,7 @@ impl ProjectStore for MemProjects {
             semantic_cache_threshold: None,
             email_verified_at: None,
             created_at: Utc::now(),
+            timezone: "UTC".to_owned(),
         };
         state.users.insert(user.id, user.clone());
         Ok(user)
@@ -194,6 +195,16 @@ impl ProjectStore for MemProjects {
             .get_mut(&id)
             .ok_or_else(|| not_found("user", id))?;
         user.semantic_cache_threshold = threshold;
+        Ok(user.clone())
+    }
+
+    async fn set_timezone(&self, id: UserId, timezone: &str) -> Result<User, StoreError> {
+        let mut state = self.lock();
+        let user = state
+            .users
+            .get_mut(&id)
+            .ok_or_else(|| not_found("user", id))?;
+        user.timezone = timezone.to_owned();
         Ok(user.clone())
     }
 }

@@ -98,6 +98,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0023_memory",
         include_str!("../../../../migrations/0023_memory.sql"),
     ),
+    (
+        "0024_user_timezone",
+        include_str!("../../../../migrations/0024_user_timezone.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

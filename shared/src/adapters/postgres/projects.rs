@@ -32,8 +32,7 @@ pub(super) fn project_from(row: &tokio_postgres::Row) -> Result<Project, StoreEr
     })
 }
 
-pub(super) const USER_COLUMNS: &str =
-    "id, email, display_name, tier, semantic_cache_threshold, created_at, email_verified_at";
+pub(super) const USER_COLUMNS: &str = "id, email, display_name, tier, semantic_cache_threshold, created_at, email_verified_at, timezone";
 
 pub(super) fn user_from(row: &tokio_postgres::Row) -> Result<User, StoreError> {
     Ok(User {
@@ -44,6 +43,7 @@ pub(super) fn user_from(row: &tokio_postgres::Row) -> Result<User, StoreError> {
         semantic_cache_threshold: row.try_get(4)?,
         created_at: row.try_get(5)?,
         email_verified_at: row.try_get(6)?,
+        timezone: row.try_get(7)?,
     })
 }
 
@@ -93,6 +93,21 @@ impl ProjectStore for PgProjectStore {
             )
             .await?
             .ok_or_else(|| StoreError::NotFound { what: "user", id: id.to_string() })?;
+        user_from(&row)
+    }
+
+    async fn set_timezone(&self, id: UserId, timezone: &str) -> Result<User, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt_cached(
+                &format!("UPDATE users SET timezone = $2 WHERE id = $1 RETURNING {USER_COLUMNS}"),
+                &[&id.0, &timezone],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "user",
+                id: id.to_string(),
+            })?;
         user_from(&row)
     }
 
