@@ -566,12 +566,13 @@ async fn check_on(client: &tokio_postgres::Client, run: &str) -> anyhow::Result<
     );
     // Each turn of each task was answered once, but for one turn per attempt the kill cut
     // short (its answer came, its checkpoint did not): that turn is asked again, once, from
-    // the last checkpoint. Image calls are not turns.
+    // the last checkpoint. Image calls and memory's embeddings are not turns.
     let redone: Vec<String> = client
         .query(
             "SELECT t.task_key || ': ' || count(c.id) || ' answered calls for ' || (t.result->>'steps') || ' turns'
              FROM tasks t LEFT JOIN llm_calls c ON c.task_id = t.id AND c.outcome = 'ok'
                  AND c.model NOT LIKE '%draw%' AND c.model NOT LIKE '%image%'
+                 AND c.model NOT LIKE '%embedding%' AND c.model NOT LIKE 'offline-hash-%'
              WHERE t.run_id = $1 GROUP BY t.id
              HAVING count(c.id) < (t.result->>'steps')::int
                  OR count(c.id) > (t.result->>'steps')::int
