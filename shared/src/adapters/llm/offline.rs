@@ -36,6 +36,14 @@ fn last_user_text(request: &LlmRequest) -> String {
         .unwrap_or_default()
 }
 
+/// The command a planning request's text carries, before any recalled material.
+fn command_of(text: &str) -> &str {
+    text.split(crate::crew::planner::RECALLED_PREAMBLE)
+        .next()
+        .unwrap_or(text)
+        .trim()
+}
+
 /// "Build a recipe app for keto dieters" → "Recipe app for keto dieters".
 pub(crate) fn product_name(command: &str) -> String {
     let words: Vec<&str> = command.split_whitespace().collect();
@@ -221,9 +229,11 @@ impl LlmClient for OfflineLlm {
         };
         let tool_mode = request.tools.iter().any(|t| t.name == tools::WRITE_FILE);
         let (content, stop_reason) = match (planning, tool_mode) {
+            // The command, without what was recalled after it: a wire format that joins a
+            // message's texts (Chat Completions) puts both in one.
             (true, _) => (
                 vec![Content::Text {
-                    text: plan(&user).to_string(),
+                    text: plan(command_of(&user)).to_string(),
                 }],
                 StopReason::EndTurn,
             ),
@@ -311,6 +321,16 @@ mod tests {
                 checker.check(&plan)
             );
         }
+    }
+
+    #[test]
+    fn the_command_is_read_without_what_was_recalled_after_it() {
+        let joined = format!(
+            "Build a recipe app for keto athletes\n\n{} {{\"memories\": []}}",
+            planner::RECALLED_PREAMBLE
+        );
+        assert_eq!(command_of(&joined), "Build a recipe app for keto athletes");
+        assert_eq!(command_of(" Build a CRM "), "Build a CRM");
     }
 
     #[tokio::test]
