@@ -112,6 +112,11 @@ impl Scheduler {
             return Ok(None);
         };
         let plan = plan_delivered(&schedule, fire.scheduled_at, now);
+        self.fire_by(&schedule, &plan).await.map(Some)
+    }
+
+    /// Records `schedule`'s fire as `plan` says and publishes what it starts.
+    async fn fire_by(&self, schedule: &Schedule, plan: &FirePlan) -> Result<Fired, StoreError> {
         let fired = self
             .schedules
             .fire(
@@ -121,7 +126,7 @@ impl Scheduler {
             )
             .await?;
         self.publisher.publish(fired.effects.clone()).await;
-        Ok(Some(fired))
+        Ok(fired)
     }
 
     /// Fires every schedule due at `now` (at most `limit`), then starts the fires that
@@ -132,16 +137,7 @@ impl Scheduler {
             let Some(plan) = plan(&schedule, now) else {
                 continue;
             };
-            let fired = self
-                .schedules
-                .fire(
-                    schedule.id,
-                    (plan.scheduled_at, plan.next),
-                    plan.skip.as_deref(),
-                )
-                .await?;
-            self.publisher.publish(fired.effects.clone()).await;
-            tick.fired.push(fired);
+            tick.fired.push(self.fire_by(&schedule, &plan).await?);
         }
         for fired in self.schedules.start_waiting(limit).await? {
             self.publisher.publish(fired.effects.clone()).await;
