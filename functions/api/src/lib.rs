@@ -3,6 +3,7 @@
 //! delivers it and always answer with a response: errors become statuses in `error.rs`.
 
 mod agents;
+mod analytics;
 mod approvals;
 mod auth;
 mod browse;
@@ -205,6 +206,14 @@ routes! {
     ForgetMemory: DELETE "/memory/{memory_id}", "api-forget-memory", user, memory::forget_memory;
     /// `GET /projects/{project_id}/similar`: the caller's projects most like this one.
     SimilarProjects: GET "/projects/{project_id}/similar", "api-similar-projects", user, memory::similar_projects;
+    /// `POST /projects/{project_id}/analytics/events`: the app's and landing page's events, with the project's ingest key (`?key=`) or the owner's token.
+    IngestAnalytics: POST "/projects/{project_id}/analytics/events", "api-ingest-analytics", public, analytics::ingest_events;
+    /// `GET /projects/{project_id}/ingest-key`: the project's public ingest key.
+    GetIngestKey: GET "/projects/{project_id}/ingest-key", "api-get-ingest-key", user, analytics::get_ingest_key;
+    /// `POST /projects/{project_id}/ingest-key`: a new ingest key; the old one is revoked.
+    RotateIngestKey: POST "/projects/{project_id}/ingest-key", "api-rotate-ingest-key", user, analytics::rotate_ingest_key;
+    /// `DELETE /projects/{project_id}/ingest-key`: revokes the ingest key.
+    RevokeIngestKey: DELETE "/projects/{project_id}/ingest-key", "api-revoke-ingest-key", user, analytics::revoke_ingest_key;
 }
 
 impl Route {

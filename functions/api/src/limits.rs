@@ -1,6 +1,6 @@
 //! Rate limits, counted before a route runs: 100 requests a minute per user and 1,000 per
 //! IP address, and tighter per-IP limits on the routes that create accounts, check
-//! passwords or send email. A refused request gets 429 with `Retry-After`; every answer
+//! passwords or send email; a project's analytics batches share 1,200 a minute. A refused request gets 429 with `Retry-After`; every answer
 //! carries the binding bucket in `RateLimit-Policy` and `RateLimit` (the IETF httpapi
 //! draft's fields).
 
@@ -20,6 +20,8 @@ pub struct Limits {
     pub login_per_ip: u32,
     /// Password reset requests and verification resends: each sends an email.
     pub email_per_ip: u32,
+    /// Analytics batches per project, whoever sends them (its pages' visitors and its app).
+    pub ingest_per_project: u32,
 }
 
 impl Default for Limits {
@@ -30,6 +32,7 @@ impl Default for Limits {
             signup_per_ip: 10,
             login_per_ip: 20,
             email_per_ip: 5,
+            ingest_per_project: 1200,
         }
     }
 }
@@ -43,8 +46,14 @@ fn source_ip(request: &Request) -> String {
     .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// The buckets a request to `route` counts against.
-pub fn buckets(limits: &Limits, route: Route, ip: &str, user: Option<UserId>) -> Vec<Bucket> {
+/// The buckets a request to `route` counts against; `project` is the path's project, which
+/// the analytics batches of one project share.
+pub fn buckets(
+    limits: &Limits,
+    route: Route,
+    (ip, project): (&str, Option<&str>),
+    user: Option<UserId>,
+) -> Vec<Bucket> {
     let mut buckets = vec![Bucket {
         key: format!("ip:{ip}"),
         limit: limits.per_ip,
@@ -72,6 +81,13 @@ pub fn buckets(limits: &Limits, route: Route, ip: &str, user: Option<UserId>) ->
             policy,
         });
     }
+    if let (Route::IngestAnalytics, Some(project)) = (route, project) {
+        buckets.push(Bucket {
+            key: format!("ingest:{project}"),
+            limit: limits.ingest_per_project,
+            policy: "ingest",
+        });
+    }
     buckets
 }
 
@@ -84,7 +100,10 @@ pub async fn check(
     request: &Request,
     user: Option<UserId>,
 ) -> Result<Option<Standing>, Response<Body>> {
-    let buckets = buckets(&state.limits, route, &source_ip(request), user);
+    let project = request
+        .path_parameters_ref()
+        .and_then(|p| p.first("project_id"));
+    let buckets = buckets(&state.limits, route, (&source_ip(request), project), user);
     let standing = match state.limiter.hit(&buckets).await {
         Ok(standing) => standing,
         Err(e) => {

@@ -333,7 +333,12 @@ fn errors(route: Route, spec: &Spec, method: &str, has_params: bool) -> Vec<(u16
             (429, "TooManyRequests"),
         ],
     };
-    if route.signed_in() || matches!(route, Route::Login | Route::Refresh) {
+    if route.signed_in()
+        || matches!(
+            route,
+            Route::Login | Route::Refresh | Route::IngestAnalytics
+        )
+    {
         statuses.push((401, "Unauthorized"));
     }
     if route.signed_in() || has_params {

@@ -127,7 +127,7 @@ fn refuse_control_characters(value: &serde_json::Value, path: &str) -> Result<()
 pub(crate) struct Verified(pub Option<Result<UserId, AccessError>>);
 
 /// The bearer token of `Authorization`, if any.
-fn bearer(request: &Request) -> Option<&str> {
+pub(crate) fn bearer(request: &Request) -> Option<&str> {
     let header = request.headers().get("authorization")?.to_str().ok()?;
     header
         .strip_prefix("Bearer ")

@@ -4,9 +4,10 @@ use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, S3BlobStore};
 use autocrew_shared::adapters::llm::select::{self, LlmSetup};
 use autocrew_shared::adapters::postgres::{
-    self, PgAccountStore, PgApprovalStore, PgArtifactStore, PgBrowse, PgBudgetStore, PgConnections,
-    PgConversations, PgDeployments, PgEventLog, PgIdempotencyStore, PgLedger, PgMemoryStore,
-    PgProjectStore, PgRateLimiter, PgRunControl, PgRunStore, PgScheduleStore, PgTaskStore, Pool,
+    self, PgAccountStore, PgAnalytics, PgApprovalStore, PgArtifactStore, PgBrowse, PgBudgetStore,
+    PgConnections, PgConversations, PgDeployments, PgEventLog, PgIdempotencyStore, PgLedger,
+    PgMemoryStore, PgProjectStore, PgRateLimiter, PgRunControl, PgRunStore, PgScheduleStore,
+    PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AuthConfig, AwsConfig, ConfigError, Env, MailConfig, ProcessEnv, ServiceUrls, VaultConfig,
@@ -15,10 +16,10 @@ use autocrew_shared::config::{
 use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::domain::Tier;
 use autocrew_shared::ports::{
-    AccountStore, ApprovalStore, ArtifactStore, BlobStore, Browse, BudgetStore, Conversations,
-    DeploymentStore, EventLog, IdempotencyStore, Ledger, Mailer, MemoryStore, ProjectStore,
-    RateLimiter, RunControl, RunStore, ScheduleStore, ScheduleTimers, TaskStore, ToolPolicies,
-    UploadStore,
+    AccountStore, AnalyticsStore, ApprovalStore, ArtifactStore, BlobStore, Browse, BudgetStore,
+    Conversations, DeploymentStore, EventLog, IdempotencyStore, Ledger, Mailer, MemoryStore,
+    ProjectStore, RateLimiter, RunControl, RunStore, ScheduleStore, ScheduleTimers, TaskStore,
+    ToolPolicies, UploadStore,
 };
 use autocrew_shared::services::access::KeyRing;
 use autocrew_shared::services::{AgentQueues, ConnectedAccounts, Gateway, Notifier, Relay};
@@ -149,6 +150,8 @@ pub struct ApiState {
     pub memory: Arc<dyn MemoryStore>,
     /// The schedules' timers (EventBridge Scheduler).
     pub timers: Arc<dyn ScheduleTimers>,
+    /// The projects' app and page events, and their ingest keys.
+    pub analytics: Arc<dyn AnalyticsStore>,
     /// The API's public URL (`PUBLIC_BASE_URL`), for OAuth's redirect back.
     pub public_base_url: Option<String>,
 }
@@ -228,6 +231,7 @@ impl ApiState {
             policies: connections,
             deployments: Arc::new(PgDeployments::new(pool.clone())),
             schedules: Arc::new(PgScheduleStore::new(pool.clone())),
+            analytics: Arc::new(PgAnalytics::new(pool.clone())),
             memory: Arc::new(PgMemoryStore::new(pool.clone())),
             timers: Arc::new(aws::EventBridgeTimers::new(sdk, settings.timers.clone())),
             conversations: conversations.clone(),

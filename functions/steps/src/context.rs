@@ -4,8 +4,9 @@ use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, S3BlobStore, SfnStateMachine, SqsQueue};
 use autocrew_shared::adapters::llm::select::{self, LlmSetup};
 use autocrew_shared::adapters::postgres::{
-    self, PgApprovalStore, PgArtifactStore, PgConnections, PgConversations, PgDeployments,
-    PgIdempotencyStore, PgLedger, PgMemoryStore, PgRateLimiter, PgRunStore, PgTaskStore, Pool,
+    self, PgAnalytics, PgApprovalStore, PgArtifactStore, PgConnections, PgConversations,
+    PgDeployments, PgIdempotencyStore, PgLedger, PgMemoryStore, PgRateLimiter, PgRunStore,
+    PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AwsConfig, ConfigError, Env, Liveness, ProcessEnv, ServiceUrls, VaultConfig, optional, required,
@@ -13,8 +14,9 @@ use autocrew_shared::config::{
 use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::domain::PlanLimits;
 use autocrew_shared::ports::{
-    ApprovalStore, ArtifactStore, BlobStore, Conversations, DeploymentStore, IdempotencyStore,
-    Ledger, MemoryStore, Queue, RateLimiter, RunStore, StateMachine, TaskStore, ToolPolicies,
+    AnalyticsStore, ApprovalStore, ArtifactStore, BlobStore, Conversations, DeploymentStore,
+    IdempotencyStore, Ledger, MemoryStore, Queue, RateLimiter, RunStore, StateMachine, TaskStore,
+    ToolPolicies,
 };
 use autocrew_shared::services::{AgentQueues, ConnectedAccounts, Gateway, Notifier, Relay};
 use aws_config::SdkConfig;
@@ -178,6 +180,8 @@ pub struct StepContext {
     pub limiter: Arc<dyn RateLimiter>,
     /// What agents learned, recalled into later tasks' and plans' context.
     pub memory: Arc<dyn MemoryStore>,
+    /// The projects' traffic, and the ingest keys their deployed pages carry.
+    pub analytics: Arc<dyn AnalyticsStore>,
 }
 
 impl StepContext {
@@ -271,6 +275,7 @@ impl StepContext {
             jobs: settings.jobs,
             conversations: Arc::new(PgConversations::new(pool.clone())),
             memory: Arc::new(PgMemoryStore::new(pool.clone())),
+            analytics: Arc::new(PgAnalytics::new(pool.clone())),
         })
     }
 

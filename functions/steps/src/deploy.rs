@@ -11,6 +11,7 @@ use crate::outreach::call;
 use autocrew_shared::adapters::tools::vercel::{self, InlinedFile, VercelDeployment};
 use autocrew_shared::crew::tools::DeployArgs;
 use autocrew_shared::domain::actions::{ApprovedAction, DeploySite};
+use autocrew_shared::domain::analytics;
 use autocrew_shared::domain::connections::Deployment;
 use autocrew_shared::domain::records::{Run, Task};
 use autocrew_shared::domain::{DeploymentStatus, Service};
@@ -54,6 +55,13 @@ pub(crate) async fn prepare(
         )));
     }
     let opened = ctx.connected.open(run.user_id, Service::Vercel).await?;
+    let key = ctx.analytics.key_for(run.project_id).await?;
+    let beacon = format!(
+        "{}/projects/{}/analytics/events?key={}",
+        ctx.actions.public_base_url.trim_end_matches('/'),
+        run.project_id,
+        key.key
+    );
     let project = match &args.project {
         Some(name) => name.clone(),
         None => format!("autocrew-{}", &run.project_id.to_string()[..8]),
@@ -66,6 +74,7 @@ pub(crate) async fn prepare(
         from_task: from.to_owned(),
         folder: folder.to_owned(),
         files,
+        beacon: Some(beacon),
     }))
 }
 
@@ -83,8 +92,13 @@ pub(crate) async fn execute(
         let (path, bytes) = acting::approved_bytes(ctx, file).await?;
         files.push(match String::from_utf8(bytes) {
             Ok(text) => InlinedFile {
+                data: match &site.beacon {
+                    Some(endpoint) if path.ends_with(".html") => {
+                        analytics::with_beacon(&text, endpoint)
+                    }
+                    _ => text,
+                },
                 file: path.clone(),
-                data: text,
                 encoding: "utf-8",
             },
             Err(e) => {

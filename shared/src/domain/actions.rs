@@ -124,6 +124,11 @@ pub struct DeploySite {
     pub from_task: String,
     pub folder: String,
     pub files: Vec<ApprovedFile>,
+    /// Where the pages' analytics beacon posts page views (the ingest route with the
+    /// project's public key): each `.html` file gets the beacon before `</body>`. Part of
+    /// what is approved, so the person sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beacon: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

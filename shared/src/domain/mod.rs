@@ -1,6 +1,7 @@
 //! The domain: ids, kinds, money, records and the task graph. No I/O here.
 
 pub mod actions;
+pub mod analytics;
 pub mod approvals;
 pub mod capabilities;
 pub mod connections;

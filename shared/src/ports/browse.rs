@@ -89,6 +89,12 @@ pub struct Analytics {
     pub cache_hit_rate: Option<f64>,
     /// By agent, in name order.
     pub agents: Vec<AgentActivity>,
+    /// Events the projects' apps and landing pages sent (`POST /projects/{id}/analytics/events`).
+    pub events: i64,
+    /// Distinct visitors over the period.
+    pub visitors: i64,
+    /// Days with events, oldest first.
+    pub traffic_per_day: Vec<crate::domain::analytics::TrafficDay>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

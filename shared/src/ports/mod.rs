@@ -2,6 +2,7 @@
 //! `crate::adapters` implement them; handlers take the narrowest one they need.
 
 pub mod accounts;
+pub mod analytics;
 pub mod approvals;
 pub mod blob;
 pub mod browse;
@@ -30,6 +31,7 @@ pub mod uploads;
 pub mod vault;
 
 pub use accounts::{AccountStore, EmailPurpose, Rotation};
+pub use analytics::{AnalyticsStore, IngestKey, KeyHolder};
 pub use approvals::ApprovalStore;
 pub use blob::{BlobError, BlobStore, StoredBlob};
 pub use browse::{AgentActivity, Analytics, ArtifactEntry, Browse, RunsOnDay, TaskDetail};

@@ -4,6 +4,7 @@
 
 mod account;
 mod agent_loop;
+mod analytics;
 mod api;
 mod api_costs;
 mod app_journey;

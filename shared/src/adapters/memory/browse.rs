@@ -232,6 +232,10 @@ impl Browse for MemBrowse {
             cost_per_task_micro_usd: per_task(&all),
             cache_hit_rate: share(hits as f64, calls.len() as f64, 4),
             agents,
+            // The twin keeps no product events (they are Postgres's alone).
+            events: 0,
+            visitors: 0,
+            traffic_per_day: Vec::new(),
         })
     }
 

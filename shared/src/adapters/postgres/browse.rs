@@ -247,9 +247,10 @@ impl Browse for PgBrowse {
     }
 }
 
-/// Analytics of user `$1` (project `$2` or all) over `[$3, $4)`, as one JSON document.
-/// Durations are of runs that succeeded; money is in micro-dollars.
-/// The analytics statement; its statuses and outcomes come from their enums.
+/// Analytics of user `$1` (project `$2` or all) over `[$3, $4)`, as one JSON document:
+/// runs and model calls, and the traffic the projects' apps and pages sent. Durations are
+/// of runs that succeeded; money is in micro-dollars. Statuses and outcomes come from their
+/// enums.
 static ANALYTICS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "
@@ -261,6 +262,10 @@ WITH r AS (
     SELECT task_id, agent, outcome, cost_micro_usd, input_tokens, output_tokens FROM llm_calls
     WHERE user_id = $1 AND ($2::uuid IS NULL OR project_id = $2)
       AND created_at >= $3 AND created_at < $4
+), e AS (
+    SELECT name, visitor_id, occurred_at FROM analytics_events
+    WHERE user_id = $1 AND ($2::uuid IS NULL OR project_id = $2)
+      AND occurred_at >= $3 AND occurred_at < $4
 )
 SELECT json_build_object(
   'from', $3::timestamptz, 'to', $4::timestamptz,
@@ -283,6 +288,13 @@ SELECT json_build_object(
   'cache_hit_rate', (SELECT CASE WHEN count(*) = 0 THEN NULL
                        ELSE round(count(*) FILTER (WHERE outcome = '{cache_hit}')::numeric / count(*), 4) END
                      FROM c),
+  'events', (SELECT count(*) FROM e),
+  'visitors', (SELECT count(DISTINCT visitor_id) FROM e),
+  'traffic_per_day', (SELECT coalesce(json_agg(d ORDER BY d.day), '[]') FROM (
+      SELECT to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*) AS events,
+             count(DISTINCT visitor_id) AS visitors,
+             count(*) FILTER (WHERE name = '{page_view}') AS page_views
+      FROM e GROUP BY 1) d),
   'agents', (SELECT coalesce(json_agg(a ORDER BY a.agent), '[]') FROM (
       SELECT agent, count(*) AS calls, count(DISTINCT task_id) AS tasks,
              sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
@@ -296,5 +308,6 @@ SELECT json_build_object(
         failed = RunStatus::Failed,
         cancelled = RunStatus::Cancelled,
         cache_hit = LlmCallOutcome::CacheHit,
+        page_view = crate::domain::analytics::PAGE_VIEW,
     )
 });

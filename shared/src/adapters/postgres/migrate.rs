@@ -102,6 +102,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0024_user_timezone",
         include_str!("../../../../migrations/0024_user_timezone.sql"),
     ),
+    (
+        "0025_analytics_ingest",
+        include_str!("../../../../migrations/0025_analytics_ingest.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

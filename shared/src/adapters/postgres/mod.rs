@@ -1,6 +1,7 @@
 //! Postgres adapters (tokio-postgres behind a deadpool pool).
 
 mod accounts;
+mod analytics;
 mod approvals;
 mod artifacts;
 mod browse;
@@ -32,6 +33,7 @@ mod tasks;
 mod transitions;
 
 pub use accounts::PgAccountStore;
+pub use analytics::PgAnalytics;
 pub use approvals::PgApprovalStore;
 pub use artifacts::PgArtifactStore;
 pub use browse::PgBrowse;
