@@ -12,7 +12,7 @@ use autocrew_shared::domain::paging::{Page, Paged};
 use autocrew_shared::domain::requests::{NewSchedule as NewScheduleBody, SchedulePatch};
 use autocrew_shared::domain::schedule::{Expression, Fire, Schedule, time_zone};
 use autocrew_shared::domain::{
-    MicroUsd, ProjectId, ScheduleCatchUp, ScheduleId, ScheduleOverlap, UserId,
+    MicroUsd, ProjectId, ScheduleCatchUp, ScheduleId, ScheduleKind, ScheduleOverlap, UserId,
 };
 use autocrew_shared::ports::{NewSchedule, ProjectStore, ScheduleFields, ScheduleStore};
 use chrono::{DateTime, Utc};
@@ -146,6 +146,7 @@ pub(crate) async fn schedule_made(
     let new = NewSchedule {
         project: project.id,
         user,
+        kind: ScheduleKind::Command,
         fields,
         created_at: now,
     };

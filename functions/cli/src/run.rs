@@ -532,6 +532,19 @@ fn show(progress: &mut Progress, event: &Received) -> Option<bool> {
             "task {} retried: {} tasks start again",
             t.task.key, t.reopened_tasks
         )),
+        EventBody::MorningReport(report) => {
+            progress.say(format!("morning report: {}", report.headline));
+            for post in &report.published {
+                progress.say(format!("  posted on {}: {}", post.service, post.link));
+            }
+            if let Some(best) = &report.best_post {
+                let likes = best.metrics.and_then(|m| m.likes).unwrap_or(0);
+                progress.say(format!(
+                    "  best earlier post ({likes} likes): {}",
+                    best.link
+                ));
+            }
+        }
         EventBody::MemoryRecalled(r) => {
             let whom = match &r.task {
                 Some(task) => format!("{} ({})", task.key, task.agent),

@@ -5,8 +5,8 @@ use autocrew_shared::adapters::aws::{self, S3BlobStore, SfnStateMachine, SqsQueu
 use autocrew_shared::adapters::llm::select::{self, LlmSetup};
 use autocrew_shared::adapters::postgres::{
     self, PgAnalytics, PgApprovalStore, PgArtifactStore, PgConnections, PgConversations,
-    PgDeployments, PgIdempotencyStore, PgLedger, PgMemoryStore, PgRateLimiter, PgRunStore,
-    PgTaskStore, Pool,
+    PgDeployments, PgIdempotencyStore, PgLedger, PgMarketing, PgMemoryStore, PgProjectStore,
+    PgRateLimiter, PgRunStore, PgScheduleStore, PgTaskStore, Pool,
 };
 use autocrew_shared::config::{
     AwsConfig, ConfigError, Env, Liveness, ProcessEnv, ServiceUrls, VaultConfig, optional, required,
@@ -15,8 +15,8 @@ use autocrew_shared::crew::AgentProfiles;
 use autocrew_shared::domain::PlanLimits;
 use autocrew_shared::ports::{
     AnalyticsStore, ApprovalStore, ArtifactStore, BlobStore, Conversations, DeploymentStore,
-    IdempotencyStore, Ledger, MemoryStore, Queue, RateLimiter, RunStore, StateMachine, TaskStore,
-    ToolPolicies,
+    IdempotencyStore, Ledger, MarketingStore, MemoryStore, ProjectStore, Queue, RateLimiter,
+    RunStore, ScheduleStore, ScheduleTimers, StateMachine, TaskStore, ToolPolicies, TopicSource,
 };
 use autocrew_shared::services::{AgentQueues, ConnectedAccounts, Gateway, Notifier, Relay};
 use aws_config::SdkConfig;
@@ -50,6 +50,10 @@ pub struct StepSettings {
     pub services: ServiceUrls,
     /// The OAuth apps that renew the tokens their web flows granted (X's lapse in 2 h).
     pub oauth: autocrew_shared::config::OAuthApps,
+    /// Where the schedules' timers live (a launched project's daily loop gets one).
+    pub timers: aws::TimerSettings,
+    /// The daily loop's topics (`TOPICS_PATH`, or the embedded fixture).
+    pub topics: Arc<dyn TopicSource>,
 }
 
 /// Critical actions: how long an approval waits, and the public base URL of `publish`.
@@ -135,6 +139,10 @@ impl StepSettings {
             vault: VaultConfig::from_env(env)?,
             services: ServiceUrls::from_env(env)?,
             oauth: autocrew_shared::config::OAuthApps::from_env(env)?,
+            timers: aws::TimerSettings::from_env(env)?,
+            topics: Arc::new(autocrew_shared::adapters::topics::FileTopics::from_env(
+                env,
+            )?),
         })
     }
 }
@@ -182,6 +190,14 @@ pub struct StepContext {
     pub memory: Arc<dyn MemoryStore>,
     /// The projects' traffic, and the ingest keys their deployed pages carry.
     pub analytics: Arc<dyn AnalyticsStore>,
+    /// Published posts and their engagement, and projects' launch.
+    pub marketing: Arc<dyn MarketingStore>,
+    /// Projects and users (a daily loop's product name and its user's time zone).
+    pub projects: Arc<dyn ProjectStore>,
+    /// Schedules (a launched project's daily loop) and their timers.
+    pub schedules: Arc<dyn ScheduleStore>,
+    pub timers: Arc<dyn ScheduleTimers>,
+    pub topics: Arc<dyn TopicSource>,
 }
 
 impl StepContext {
@@ -276,6 +292,11 @@ impl StepContext {
             conversations: Arc::new(PgConversations::new(pool.clone())),
             memory: Arc::new(PgMemoryStore::new(pool.clone())),
             analytics: Arc::new(PgAnalytics::new(pool.clone())),
+            marketing: Arc::new(PgMarketing::new(pool.clone())),
+            projects: Arc::new(PgProjectStore::new(pool.clone())),
+            schedules: Arc::new(PgScheduleStore::new(pool.clone())),
+            timers: Arc::new(aws::EventBridgeTimers::new(sdk, settings.timers.clone())),
+            topics: settings.topics.clone(),
         })
     }
 

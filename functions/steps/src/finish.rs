@@ -118,6 +118,12 @@ pub(crate) async fn notify(ctx: &StepContext, message: CallbackMessage) -> Resul
         )),
         other => other,
     };
+    // A project's first ready site or published post launches it (its daily loop); a
+    // daily-loop run ends with its morning report, before the run's end is told.
+    crate::daily::on_run_end(ctx, &run).await;
+    if crate::daily::is_daily_loop(ctx, &run).await? {
+        report_morning(ctx, &run, error.as_deref()).await?;
+    }
     let event = ended(RunEnded {
         error: error.clone(),
         status: Some(status),
@@ -144,6 +150,42 @@ pub(crate) async fn notify(ctx: &StepContext, message: CallbackMessage) -> Resul
         .end_run(run.id, status, error.as_deref(), event, answer)
         .await?;
     ctx.relay.publish(effects).await;
+    Ok(())
+}
+
+/// Writes the morning report once (a redelivered notify finds it written) and tells the app.
+async fn report_morning(
+    ctx: &StepContext,
+    run: &autocrew_shared::domain::records::Run,
+    error: Option<&str>,
+) -> Result<(), RecordError> {
+    let key = format!(
+        "projects/{}/runs/{}/morning_report.json",
+        run.project_id, run.id
+    );
+    if ctx
+        .artifacts
+        .run_artifacts(run.id)
+        .await?
+        .iter()
+        .any(|a| a.key == key)
+    {
+        return Ok(());
+    }
+    let (report, written) =
+        crate::daily::morning_report(ctx, run, error.map(str::to_owned)).await?;
+    record_artifacts(ctx, vec![written]).await?;
+    if let Err(e) = ctx
+        .notifier
+        .emit(
+            run.project_id,
+            Some(run.id),
+            EventBody::MorningReport(report),
+        )
+        .await
+    {
+        tracing::warn!(run = %run.id, error = %e, "the morning report was not told");
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod agent_loop;
 mod build;
 mod callback;
 pub mod context;
+mod daily;
 mod deploy;
 mod finish;
 mod heartbeat;

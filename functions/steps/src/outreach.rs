@@ -12,6 +12,7 @@ use autocrew_shared::crew::tools::{EmailArgs, PostArgs};
 use autocrew_shared::domain::Service;
 use autocrew_shared::domain::actions::{ApprovedAction, LinkedinPost, Post, SendEmail};
 use autocrew_shared::domain::records::Run;
+use autocrew_shared::ports::NewSocialPost;
 use autocrew_shared::services::Opened;
 use serde_json::Value;
 
@@ -122,6 +123,7 @@ pub(crate) async fn post_to_x(
         Err(e) => return Err(refusal(ctx, &opened, e).await),
     };
     let link = format!("https://x.com/{}/status/{}", me.username, post.id);
+    keep_post(ctx, run, (Service::X, &post.id), (&link, text)).await?;
     recorded(&Posted {
         post_id: Some(post.id),
         post_urn: None,
@@ -166,12 +168,33 @@ pub(crate) async fn post_to_linkedin(
     )
     .await?;
     let link = linkedin::post_link(&urn);
+    keep_post(ctx, run, (Service::Linkedin, &urn), (&link, text)).await?;
     recorded(&Posted {
         post_id: None,
         post_urn: Some(urn),
         said: format!("posted on LinkedIn: {link}"),
         link,
     })
+}
+
+/// Keeps a published post for the daily loop (its engagement is fetched later). Kept once
+/// per post, so a retried call that found its post again adds nothing.
+async fn keep_post(
+    ctx: &StepContext,
+    run: &Run,
+    (service, provider_id): (Service, &str),
+    (link, text): (&str, &str),
+) -> Result<(), ActionError> {
+    let post = NewSocialPost {
+        service,
+        provider_id: provider_id.to_owned(),
+        project: run.project_id,
+        user: run.user_id,
+        run: run.id,
+        link: link.to_owned(),
+        text: text.to_owned(),
+    };
+    Ok(ctx.marketing.record_post(&post).await?)
 }
 
 /// Awaits a service call; its refusal becomes what it means for the task.

@@ -60,6 +60,17 @@ pub(crate) async fn handle(
         budget: run.budget,
         ..ctx.plan_limits
     };
+    // The daily loop's plan is fixed; its tasks carry the day's briefing.
+    if crate::daily::is_daily_loop(ctx, &run).await? {
+        let product = ctx.projects.project(run.project_id).await?.name;
+        let day = crate::daily::local_day(ctx, &run).await;
+        let briefing = crate::daily::briefing(ctx, &run, &day).await?;
+        let reply = crate::daily::plan(&product, &day, &briefing);
+        return match TaskGraph::build(&reply.tasks, limits) {
+            Ok(graph) => accept_plan(ctx, &message, &run, reply, graph).await,
+            Err(e) => reject(ctx, &message, format!("the daily loop's plan: {e}")).await,
+        };
+    }
     let attribution = Attribution {
         user_id: run.user_id,
         project_id: run.project_id,

@@ -8,6 +8,7 @@ pub mod mail;
 pub mod memory;
 pub mod postgres;
 pub mod tools;
+pub mod topics;
 
 use crate::services::{AgentQueues, GatewayStores, Notifier, Relay};
 use std::sync::Arc;

@@ -217,6 +217,7 @@ pub enum EventBody {
     ReplyProgress(ReplyProgress),
     DeploymentUpdated(Deployment),
     MemoryRecalled(MemoryRecalled),
+    MorningReport(super::marketing::MorningReport),
 }
 
 impl EventBody {
@@ -243,6 +244,7 @@ impl EventBody {
             EventBody::ReplyProgress(_) => EventKind::ReplyProgress,
             EventBody::DeploymentUpdated(_) => EventKind::DeploymentUpdated,
             EventBody::MemoryRecalled(_) => EventKind::MemoryRecalled,
+            EventBody::MorningReport(_) => EventKind::MorningReport,
         }
     }
 

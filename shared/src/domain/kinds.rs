@@ -311,6 +311,8 @@ kind_enum!(
         DeploymentUpdated => "deployment_updated",
         /// Memories recalled into a task's or the planner's context.
         MemoryRecalled => "memory_recalled",
+        /// The daily loop's report: the night's traffic, the day's posts, what worked.
+        MorningReport => "morning_report",
     }
 );
 
@@ -401,6 +403,17 @@ impl EmailPurpose {
         }
     }
 }
+
+kind_enum!(
+    /// What a schedule's runs do.
+    ScheduleKind, "schedule_kind" {
+        /// Run the schedule's command, planned by the orchestrator.
+        Command => "command",
+        /// The daily marketing loop: a fixed plan with the day's briefing, ending with a
+        /// morning report.
+        DailyLoop => "daily_loop",
+    }
+);
 
 kind_enum!(
     /// What a schedule's fire does while the last run it started is still going.

@@ -12,6 +12,7 @@ pub mod graph;
 pub mod ids;
 pub mod kinds;
 pub mod limits;
+pub mod marketing;
 pub mod memory;
 pub mod messages;
 pub mod models;
@@ -36,7 +37,7 @@ pub use ids::{
 pub use kinds::{
     AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, DeploymentStatus,
     EmailPurpose, EventKind, FireOutcome, LlmCallOutcome, MemoryKind, MessageStatus, Priority,
-    ReservationStatus, RunStatus, ScheduleCatchUp, ScheduleOverlap, Service, TaskStatus, Tier,
-    UnknownVariant, WebFlowStatus,
+    ReservationStatus, RunStatus, ScheduleCatchUp, ScheduleKind, ScheduleOverlap, Service,
+    TaskStatus, Tier, UnknownVariant, WebFlowStatus,
 };
 pub use money::MicroUsd;

@@ -8,7 +8,8 @@
 //! back fires once (the first time). A rate counts fixed durations (a day is 24 hours).
 
 use super::{
-    FireOutcome, MicroUsd, ProjectId, RunId, ScheduleCatchUp, ScheduleId, ScheduleOverlap, UserId,
+    FireOutcome, MicroUsd, ProjectId, RunId, ScheduleCatchUp, ScheduleId, ScheduleKind,
+    ScheduleOverlap, UserId,
 };
 use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -295,6 +296,8 @@ pub struct Schedule {
     pub project_id: ProjectId,
     #[serde(skip)]
     pub user_id: UserId,
+    /// What its runs do: the command, or the daily marketing loop.
+    pub kind: ScheduleKind,
     /// `cron(...)`, `rate(...)` or `at(...)`, as EventBridge Scheduler reads it.
     pub expression: String,
     /// The IANA time zone the expression is read in.

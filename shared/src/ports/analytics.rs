@@ -48,6 +48,14 @@ pub trait AnalyticsStore: Send + Sync {
     async fn rotate_key(&self, project: ProjectId) -> Result<IngestKey, StoreError>;
     /// Revokes the live key; false when there was none.
     async fn revoke_key(&self, project: ProjectId) -> Result<bool, StoreError>;
+    /// The project's events, distinct visitors and page views over `[from, to)`, as one
+    /// `TrafficDay` named by `from`'s day.
+    async fn totals(
+        &self,
+        project: ProjectId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<TrafficDay, StoreError>;
     /// The project's events, visitors and page views per day over `[from, to)`.
     async fn traffic(
         &self,

@@ -5,7 +5,9 @@ use super::store::StoreError;
 use crate::domain::paging::{Page, Paged};
 use crate::domain::records::Run;
 use crate::domain::schedule::{Fire, Schedule};
-use crate::domain::{MicroUsd, ProjectId, ScheduleCatchUp, ScheduleId, ScheduleOverlap, UserId};
+use crate::domain::{
+    MicroUsd, ProjectId, ScheduleCatchUp, ScheduleId, ScheduleKind, ScheduleOverlap, UserId,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -14,6 +16,8 @@ use chrono::{DateTime, Utc};
 pub struct NewSchedule {
     pub project: ProjectId,
     pub user: UserId,
+    /// What its runs do (an update never changes it).
+    pub kind: ScheduleKind,
     pub fields: ScheduleFields,
     /// A rate's fires count from here.
     pub created_at: DateTime<Utc>,

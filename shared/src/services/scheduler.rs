@@ -150,7 +150,7 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{MicroUsd, ProjectId, ScheduleId, ScheduleOverlap, UserId};
+    use crate::domain::{MicroUsd, ProjectId, ScheduleId, ScheduleKind, ScheduleOverlap, UserId};
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -163,6 +163,7 @@ mod tests {
             id: ScheduleId::new(),
             project_id: ProjectId::new(),
             user_id: UserId::new(),
+            kind: ScheduleKind::Command,
             expression: expression.into(),
             timezone: "Europe/Paris".into(),
             command: "Post the day's update".into(),

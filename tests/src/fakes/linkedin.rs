@@ -27,6 +27,49 @@ pub fn routes() -> Router<Fake> {
     Router::new()
         .route("/v2/userinfo", get(userinfo))
         .route("/rest/posts", post(create_post))
+        .route("/rest/socialActions/{urn}", get(social_actions))
+}
+
+/// A post's likes and comments as the fake counts them: fixed by its text, so a test
+/// knows them.
+pub fn engagement_of(text: &str) -> (i64, i64) {
+    let likes = 2 + (text.len() as i64 % 13);
+    (likes, 1)
+}
+
+/// `GET /rest/socialActions/{urn}` (versioned): the post's likes and comments summaries.
+async fn social_actions(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    axum::extract::Path(urn): axum::extract::Path<String>,
+) -> Response {
+    if fake.user_of(&headers, "linkedin").is_none() {
+        return unauthorized();
+    }
+    let version = headers
+        .get("linkedin-version")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if version.len() != 6 {
+        return error_json(
+            StatusCode::BAD_REQUEST,
+            json!({"status": 400, "code": "VERSION_MISSING", "message": "A version must be present. Please specify a version by adding the LinkedIn-Version header."}),
+        );
+    }
+    let state = fake.linkedin.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(post) = state.posts.iter().find(|p| p.urn == urn) else {
+        return error_json(
+            StatusCode::NOT_FOUND,
+            json!({"status": 404, "code": "NOT_FOUND", "message": format!("Not found: {urn}")}),
+        );
+    };
+    let (likes, comments) = engagement_of(&post.text);
+    Json(json!({
+        "target": urn,
+        "likesSummary": {"totalLikes": likes, "likedByCurrentUser": false},
+        "commentsSummary": {"totalFirstLevelComments": comments, "aggregatedTotalComments": comments}
+    }))
+    .into_response()
 }
 
 /// The member id (`sub`) a fake account has: its letters and digits.

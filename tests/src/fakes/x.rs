@@ -25,7 +25,7 @@ pub struct XState {
 pub fn routes() -> Router<Fake> {
     Router::new()
         .route("/2/users/me", get(me))
-        .route("/2/tweets", post(create))
+        .route("/2/tweets", post(create).get(lookup))
         .route("/2/users/{id}/tweets", get(timeline))
 }
 
@@ -101,6 +101,51 @@ async fn create(State(fake): State<Fake>, headers: HeaderMap, Json(body): Json<V
         Json(json!({"data": {"id": id, "text": text, "edit_history_tweet_ids": [id]}})),
     )
         .into_response()
+}
+
+/// A post's public metrics as the fake counts them: fixed by its text, so a test knows them.
+pub fn metrics_of(text: &str) -> Value {
+    let likes = 3 + (text.len() % 17);
+    json!({"retweet_count": 1, "reply_count": 2, "like_count": likes, "quote_count": 0,
+           "bookmark_count": 0, "impression_count": 100 + 10 * likes})
+}
+
+/// `GET /2/tweets?ids=...&tweet.fields=...`: the posts by id (unknown ids are left out of
+/// `data` and named in `errors`, as X does).
+async fn lookup(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Err(refused) = username(&fake, &headers) {
+        return refused;
+    }
+    let Some(ids) = query.get("ids").filter(|ids| !ids.is_empty()) else {
+        return error_json(
+            StatusCode::BAD_REQUEST,
+            json!({"errors": [{"parameters": {"ids": []}, "message": "The `ids` query parameter can not be empty"}], "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.", "type": "https://api.twitter.com/2/problems/invalid-request"}),
+        );
+    };
+    let metrics = query
+        .get("tweet.fields")
+        .is_some_and(|f| f.split(',').any(|f| f == "public_metrics"));
+    let state = fake.x.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut data, mut errors) = (Vec::new(), Vec::new());
+    for id in ids.split(',') {
+        match state.posts.iter().find(|p| p.id == id) {
+            Some(p) if metrics => data.push(json!({"id": p.id, "text": p.text, "edit_history_tweet_ids": [p.id], "public_metrics": metrics_of(&p.text)})),
+            Some(p) => data.push(json!({"id": p.id, "text": p.text, "edit_history_tweet_ids": [p.id]})),
+            None => errors.push(json!({"value": id, "detail": format!("Could not find tweet with ids: [{id}]."), "title": "Not Found Error", "resource_type": "tweet", "parameter": "ids", "resource_id": id, "type": "https://api.twitter.com/2/problems/resource-not-found"})),
+        }
+    }
+    let mut body = json!({});
+    if !data.is_empty() {
+        body["data"] = json!(data);
+    }
+    if !errors.is_empty() {
+        body["errors"] = json!(errors);
+    }
+    Json(body).into_response()
 }
 
 async fn timeline(

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-struct WithDatabase(String);
+pub(crate) struct WithDatabase(pub(crate) String);
 
 impl Env for WithDatabase {
     fn get(&self, name: &str) -> Option<String> {
@@ -25,13 +25,13 @@ impl Env for WithDatabase {
 }
 
 /// The app's HTTP side: JSON in and out, the bearer token when given.
-struct App {
-    http: reqwest::Client,
-    base: String,
+pub(crate) struct App {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
 }
 
 impl App {
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -56,7 +56,7 @@ impl App {
         Ok((status, body))
     }
 
-    async fn get(&self, path: &str, token: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn get(&self, path: &str, token: &str) -> anyhow::Result<Value> {
         let (status, body) = self
             .send(reqwest::Method::GET, path, Some(token), None, None)
             .await?;
@@ -64,7 +64,7 @@ impl App {
         Ok(body)
     }
 
-    async fn post(
+    pub(crate) async fn post(
         &self,
         path: &str,
         token: Option<&str>,
@@ -80,11 +80,11 @@ impl App {
     }
 }
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Reads the socket until a message's event matches `wanted`, keeping every event seen.
-async fn wait_for(
+pub(crate) async fn wait_for(
     socket: &mut Socket,
     seen: &mut Vec<Value>,
     what: &str,

@@ -15,6 +15,7 @@ mod browse;
 mod budgets;
 mod connections;
 mod conversations;
+mod daily_loop;
 mod database_tls;
 mod dead_letters;
 mod end_to_end;

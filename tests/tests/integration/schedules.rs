@@ -511,3 +511,57 @@ async fn each_schedule_has_its_eventbridge_timer_and_a_delivered_fire_starts_one
     assert!(timer_of(&p, &other).await?.is_none());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fire_when_the_months_ai_budget_is_spent_starts_nothing_and_says_why()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let (state, _p) = api(&db).await?;
+    let ana = user(&state, "ana@example.com").await?;
+    let ana_id = state.keys.verify(&ana).await?;
+    let keto = project(&state, &ana).await?;
+    let body =
+        serde_json::json!({"expression": "rate(1 hour)", "command": "Post the day's update"});
+    let (_, made) = call(&state, Route::CreateSchedule, create(&ana, &keto, &body)?).await?;
+    let id = made["id"].as_str().unwrap_or_default().to_owned();
+    let schedule = kept(&*state.schedules, ana_id, &id).await?;
+    let due = schedule
+        .next_fire_at
+        .ok_or_else(|| anyhow::anyhow!("a next fire"))?;
+    // Ana is on Pro ($8 of AI a month: 40% of $20) and has spent all of it this month.
+    let client = db.pool.get().await?;
+    client
+        .execute("UPDATE users SET tier = 'pro' WHERE id = $1", &[&ana_id.0])
+        .await?;
+    client
+        .execute(
+            "INSERT INTO user_monthly_spend (user_id, month, spent_micro_usd)
+             VALUES ($1, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 8000000)",
+            &[&ana_id.0],
+        )
+        .await?;
+
+    let fired = state
+        .schedules
+        .fire(schedule.id, (due, Some(due + Duration::hours(1))), None)
+        .await?;
+    assert_eq!(fired.fire.outcome, FireOutcome::Skipped);
+    assert!(fired.run.is_none());
+    assert_eq!(
+        fired.fire.reason.as_deref(),
+        Some(
+            "the month's AI budget is spent ($8.000000 of $8.000000); fires start runs again next month or on a larger plan"
+        )
+    );
+    // With money left again (a new month, a larger plan), the next fire starts its run.
+    client
+        .execute("UPDATE users SET tier = 'team' WHERE id = $1", &[&ana_id.0])
+        .await?;
+    let next = due + Duration::hours(1);
+    let fired = state
+        .schedules
+        .fire(schedule.id, (next, Some(next + Duration::hours(1))), None)
+        .await?;
+    assert_eq!(fired.fire.outcome, FireOutcome::Started);
+    Ok(())
+}

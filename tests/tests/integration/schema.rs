@@ -4,8 +4,8 @@ use autocrew_shared::adapters::postgres::{self, MIGRATIONS};
 use autocrew_shared::domain::{
     AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, DeploymentStatus,
     EmailPurpose, EventKind, FireOutcome, LlmCallOutcome, MemoryKind, MessageStatus, Priority,
-    ReservationStatus, RunStatus, ScheduleCatchUp, ScheduleOverlap, Service, TaskStatus, Tier,
-    WebFlowStatus,
+    ReservationStatus, RunStatus, ScheduleCatchUp, ScheduleKind, ScheduleOverlap, Service,
+    TaskStatus, Tier, WebFlowStatus,
 };
 use autocrew_tests::TestDb;
 
@@ -136,6 +136,7 @@ async fn every_postgres_enum_mirrors_its_rust_enum_in_order() -> anyhow::Result<
         (MessageStatus::PG_TYPE, names(MessageStatus::ALL)),
         (WebFlowStatus::PG_TYPE, names(WebFlowStatus::ALL)),
         (EmailPurpose::PG_TYPE, names(EmailPurpose::ALL)),
+        (ScheduleKind::PG_TYPE, names(ScheduleKind::ALL)),
         (ScheduleOverlap::PG_TYPE, names(ScheduleOverlap::ALL)),
         (ScheduleCatchUp::PG_TYPE, names(ScheduleCatchUp::ALL)),
         (FireOutcome::PG_TYPE, names(FireOutcome::ALL)),

@@ -177,8 +177,14 @@ fn agent_turn(request: &LlmRequest, context: &AgentTaskContext) -> (Vec<Content>
     (content, StopReason::ToolUse)
 }
 
-/// What an offline task remembers: that it was done, and which files hold it.
+/// What an offline task remembers: that it was done, and which files hold it; the daily
+/// loop's review remembers which earlier post did best, with its numbers.
 fn memory_of(context: &AgentTaskContext, files: &[(String, String)]) -> serde_json::Value {
+    if context.task_key == crate::domain::marketing::REVIEW_TASK
+        && let Some(best) = best_in_briefing(&context.description)
+    {
+        return json!({"kind": "fact", "content": best});
+    }
     let paths: Vec<&str> = files
         .iter()
         .take(3)
@@ -196,6 +202,29 @@ fn memory_of(context: &AgentTaskContext, files: &[(String, String)]) -> serde_js
         .take(crate::domain::memory::CONTENT_MAX)
         .collect();
     json!({"kind": "decision", "content": content})
+}
+
+/// "On x, \"...\" drew 12 likes and 2 replies": the best-engaged post of a review task's
+/// briefing (the JSON after "Briefing: ").
+fn best_in_briefing(description: &str) -> Option<String> {
+    let data = description.split("Briefing: ").nth(1)?;
+    let briefing: crate::domain::marketing::Briefing = serde_json::from_str(data).ok()?;
+    let best = crate::domain::marketing::best_post(&briefing.posts)?;
+    let metrics = best.metrics?;
+    let text: String = best.text.chars().take(120).collect();
+    let content = format!(
+        "[offline] On {}, \"{text}\" drew {} likes and {} replies: the best of the last {} posts",
+        best.service,
+        metrics.likes.unwrap_or(0),
+        metrics.replies.unwrap_or(0),
+        briefing.posts.len()
+    );
+    Some(
+        content
+            .chars()
+            .take(crate::domain::memory::CONTENT_MAX)
+            .collect(),
+    )
 }
 
 /// The task context an agent's first message carries.

@@ -154,6 +154,24 @@ pub(super) fn effects(
         );
         effects.push((tools::POST_TO_LINKEDIN, serde_json::json!({ "text": text })));
     }
+    // The daily loop's posts: one a service, on the day's first topic.
+    if context.task_key == crate::domain::marketing::POSTS_TASK {
+        let (day, topic) = todays_topic(&context.description);
+        if offered(tools::POST_TO_X) {
+            let text: String = format!("{topic} ({day}) with {}. [offline]", context.product)
+                .chars()
+                .take(280)
+                .collect();
+            effects.push((tools::POST_TO_X, serde_json::json!({ "text": text })));
+        }
+        if offered(tools::POST_TO_LINKEDIN) {
+            let text = format!(
+                "{topic}\n\nToday ({day}) at {}: what we learned, and what is next. [offline]",
+                context.product
+            );
+            effects.push((tools::POST_TO_LINKEDIN, serde_json::json!({ "text": text })));
+        }
+    }
     if context.agent == AgentKind::Sales && offered(tools::SEND_EMAIL) {
         effects.push((
             tools::SEND_EMAIL,
@@ -210,6 +228,23 @@ pub(super) fn effects(
 }
 
 /// Characters HTML would read as markup, escaped.
+/// The day and the first topic of a daily-posts task's description ("Today's topics
+/// (YYYY-MM-DD):" then "- title: angle" lines).
+fn todays_topic(description: &str) -> (String, String) {
+    let day = description
+        .split("Today's topics (")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or("today")
+        .to_owned();
+    let topic = description
+        .lines()
+        .find_map(|l| l.strip_prefix("- "))
+        .map(|l| l.split(": ").next().unwrap_or(l).to_owned())
+        .unwrap_or_else(|| "What we are building".to_owned());
+    (day, topic)
+}
+
 fn html_text(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")

@@ -161,6 +161,30 @@ impl AnalyticsStore for PgAnalytics {
         Ok(revoked > 0)
     }
 
+    async fn totals(
+        &self,
+        project: ProjectId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<TrafficDay, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one_cached(
+                "SELECT count(*) AS events, count(DISTINCT visitor_id) AS visitors,
+                        count(*) FILTER (WHERE name = $4) AS page_views
+                 FROM analytics_events
+                 WHERE project_id = $1 AND occurred_at >= $2 AND occurred_at < $3",
+                &[&project.0, &from, &to, &PAGE_VIEW],
+            )
+            .await?;
+        Ok(TrafficDay {
+            day: from.format("%Y-%m-%d").to_string(),
+            events: row.try_get("events")?,
+            visitors: row.try_get("visitors")?,
+            page_views: row.try_get("page_views")?,
+        })
+    }
+
     async fn traffic(
         &self,
         project: ProjectId,

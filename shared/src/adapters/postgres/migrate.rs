@@ -106,6 +106,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0025_analytics_ingest",
         include_str!("../../../../migrations/0025_analytics_ingest.sql"),
     ),
+    (
+        "0026_daily_loop",
+        include_str!("../../../../migrations/0026_daily_loop.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

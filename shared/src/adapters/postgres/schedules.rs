@@ -26,7 +26,7 @@ impl PgScheduleStore {
     }
 }
 
-const COLUMNS: &str = "id, project_id, user_id, expression, timezone, command, budget_micro_usd, \
+const COLUMNS: &str = "id, project_id, user_id, kind, expression, timezone, command, budget_micro_usd, \
      overlap, catch_up, enabled, next_fire_at, created_at, updated_at";
 
 const FIRE_COLUMNS: &str = "schedule_id, scheduled_at, outcome, run_id, reason, fired_at";
@@ -36,6 +36,7 @@ fn schedule_from(row: &Row) -> Result<Schedule, StoreError> {
         id: ScheduleId(row.try_get("id")?),
         project_id: ProjectId(row.try_get("project_id")?),
         user_id: UserId(row.try_get("user_id")?),
+        kind: row.try_get("kind")?,
         expression: row.try_get("expression")?,
         timezone: row.try_get("timezone")?,
         command: row.try_get("command")?,
@@ -93,8 +94,8 @@ impl ScheduleStore for PgScheduleStore {
             .query_opt_cached(
                 &format!(
                     "INSERT INTO schedules (id, project_id, user_id, expression, timezone, command,
-                         budget_micro_usd, overlap, catch_up, enabled, next_fire_at, created_at, updated_at)
-                     SELECT $1, p.id, p.user_id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12
+                         budget_micro_usd, overlap, catch_up, enabled, next_fire_at, created_at, updated_at, kind)
+                     SELECT $1, p.id, p.user_id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13
                      FROM projects p WHERE p.id = $2 AND p.user_id = $3
                      RETURNING {COLUMNS}"
                 ),
@@ -111,6 +112,7 @@ impl ScheduleStore for PgScheduleStore {
                     &f.enabled,
                     &f.next_fire_at,
                     &new.created_at,
+                    &new.kind,
                 ],
             )
             .await?
@@ -321,6 +323,7 @@ impl ScheduleStore for PgScheduleStore {
             )
             .await?
             .try_get(0)?;
+        let spent = month_spent(&tx, schedule.user_id).await?;
         let mut effects = Effects::default();
         let (outcome, run, reason) = match (going, schedule.overlap) {
             _ if skip.is_some() => (FireOutcome::Skipped, None, skip.map(str::to_owned)),
@@ -329,6 +332,7 @@ impl ScheduleStore for PgScheduleStore {
                 None,
                 Some("the project is archived: it takes no new runs".to_owned()),
             ),
+            _ if spent.is_some() => (FireOutcome::Skipped, None, spent),
             (None, _) => {
                 let run = insert_run(&tx, &mut effects, RunId::new(), &run_of(&schedule)).await?;
                 (FireOutcome::Started, Some(run), None)
@@ -408,6 +412,33 @@ impl ScheduleStore for PgScheduleStore {
         }
         Ok(started)
     }
+}
+
+/// Why a fire starts nothing because the user's month is spent: their tier's monthly AI
+/// budget has no money left (spent and held). `None` while some is left.
+async fn month_spent(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user: UserId,
+) -> Result<Option<String>, StoreError> {
+    let row = tx
+        .query_one_cached(
+            "SELECT u.tier, coalesce(s.spent_micro_usd + s.reserved_micro_usd, 0) FROM users u
+             LEFT JOIN user_monthly_spend s
+               ON s.user_id = u.id AND s.month = date_trunc('month', now() AT TIME ZONE 'UTC')::date
+             WHERE u.id = $1",
+            &[&user.0],
+        )
+        .await?;
+    let tier: crate::domain::Tier = row.try_get(0)?;
+    let used = MicroUsd(row.try_get(1)?);
+    let budget = tier.monthly_ai_budget();
+    // A tier with no AI budget spends nothing (its calls are free or refused one by one):
+    // the month is spent once something was and nothing is left.
+    Ok((used > MicroUsd::ZERO && budget.remaining_after(used) == MicroUsd::ZERO).then(|| {
+        format!(
+            "the month's AI budget is spent ({used} of {budget}); fires start runs again next month or on a larger plan"
+        )
+    }))
 }
 
 impl PgScheduleStore {

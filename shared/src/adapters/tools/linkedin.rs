@@ -115,6 +115,53 @@ pub async fn create_post(
     }
 }
 
+/// `GET /rest/socialActions/{urn}`: a post's likes and comments summaries.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SocialActions {
+    #[serde(default)]
+    likes_summary: Option<LikesSummary>,
+    #[serde(default)]
+    comments_summary: Option<CommentsSummary>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LikesSummary {
+    total_likes: Option<i64>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CommentsSummary {
+    aggregated_total_comments: Option<i64>,
+    total_first_level_comments: Option<i64>,
+}
+
+/// How a post did: its likes and comments (LinkedIn's Social Actions API; reposts and
+/// impressions need the organization analytics a member's post has none of).
+pub async fn post_metrics(
+    client: &ServiceHttp,
+    token: &Secret<String>,
+    urn: &str,
+) -> Result<crate::domain::marketing::PostMetrics, ServiceError> {
+    // The URN is a path segment: its colons are percent-encoded, as LinkedIn asks.
+    let path = format!("/rest/socialActions/{}", urn.replace(':', "%3A"));
+    let request = client
+        .request(Method::GET, &path, token)
+        .header("LinkedIn-Version", VERSION)
+        .header("X-Restli-Protocol-Version", "2.0.0");
+    let actions: SocialActions = client.send(request, classify).await?;
+    Ok(crate::domain::marketing::PostMetrics {
+        likes: actions.likes_summary.and_then(|l| l.total_likes),
+        replies: actions
+            .comments_summary
+            .and_then(|c| c.aggregated_total_comments.or(c.total_first_level_comments)),
+        reposts: None,
+        impressions: None,
+    })
+}
+
 /// The post a duplicate refusal names: "Content is a duplicate of urn:li:share:...".
 fn duplicate_of(message: &str) -> Option<String> {
     let (_, rest) = message.split_once("duplicate of ")?;

@@ -37,11 +37,12 @@ struct Data<T> {
     data: T,
 }
 
-/// `GET /2/users/{id}/tweets`: `data` is absent when there are none.
+/// A list of posts (`GET /2/users/{id}/tweets`, `GET /2/tweets`): `data` is absent when
+/// there are none.
 #[derive(Deserialize)]
-struct Timeline {
-    #[serde(default)]
-    data: Vec<Post>,
+struct Timeline<T = Post> {
+    #[serde(default = "Vec::new")]
+    data: Vec<T>,
 }
 
 /// The token's user.
@@ -81,7 +82,7 @@ pub async fn recent(
     token: &Secret<String>,
     user_id: &str,
 ) -> Result<Vec<Post>, ServiceError> {
-    let timeline: Timeline = client
+    let timeline: Timeline<Post> = client
         .send(
             client.request(
                 Method::GET,
@@ -92,6 +93,59 @@ pub async fn recent(
         )
         .await?;
     Ok(timeline.data)
+}
+
+/// A post with its public metrics (`tweet.fields=public_metrics`).
+#[derive(Deserialize)]
+struct Measured {
+    id: String,
+    public_metrics: Option<PublicMetrics>,
+}
+
+#[derive(Deserialize)]
+struct PublicMetrics {
+    like_count: Option<i64>,
+    reply_count: Option<i64>,
+    retweet_count: Option<i64>,
+    quote_count: Option<i64>,
+    impression_count: Option<i64>,
+}
+
+/// `GET /2/tweets?ids=...&tweet.fields=public_metrics`: how each post did, by id (at most
+/// 100 ids a call; a deleted post is left out).
+pub async fn post_metrics(
+    client: &ServiceHttp,
+    token: &Secret<String>,
+    ids: &[&str],
+) -> Result<Vec<(String, crate::domain::marketing::PostMetrics)>, ServiceError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = ids.iter().take(100).copied().collect();
+    let path = format!(
+        "/2/tweets?ids={}&tweet.fields=public_metrics",
+        ids.join(",")
+    );
+    let found: Timeline<Measured> = client
+        .send(client.request(Method::GET, &path, token), classify)
+        .await?;
+    Ok(found
+        .data
+        .into_iter()
+        .map(|post| {
+            let m = post.public_metrics;
+            let metrics = crate::domain::marketing::PostMetrics {
+                likes: m.as_ref().and_then(|m| m.like_count),
+                replies: m.as_ref().and_then(|m| m.reply_count),
+                reposts: m.as_ref().and_then(|m| {
+                    Some(m.retweet_count.unwrap_or(0) + m.quote_count.unwrap_or(0))
+                        .filter(|_| m.retweet_count.is_some() || m.quote_count.is_some())
+                }),
+                impressions: m.as_ref().and_then(|m| m.impression_count),
+            };
+            (post.id, metrics)
+        })
+        .collect())
 }
 
 /// Whether X refused a post as a duplicate of one already made.
