@@ -421,10 +421,13 @@ impl<T: autocrew_shared::ports::TaskStore + ?Sized> Drive for T {
         retryable: bool,
     ) -> Result<autocrew_shared::ports::Failure, autocrew_shared::ports::StoreError> {
         let attempt = self.task(task).await?.attempts;
+        // No orchestrator answers here: a failure for good blocks its dependants at once,
+        // as with no revision left (re-planning is `integration/replan.rs`'s).
         let failure = autocrew_shared::ports::AttemptFailure {
             error: error.to_owned(),
             retryable,
             backoff: std::time::Duration::ZERO,
+            replannable: false,
         };
         Ok(self.fail_attempt(task, attempt, &failure).await?.value)
     }

@@ -83,6 +83,9 @@ pub(crate) async fn message_posted(
         max_concurrency: body.max_concurrency,
         deadline_minutes: body.deadline_minutes,
     };
+    if let Some(run) = body.amend_run_id {
+        return amended(ports, (user, project), run, (text, body.as_command)).await;
+    }
     if !body.as_command {
         let given = [
             ("budget_usd", limits.budget_usd.is_some()),
@@ -119,12 +122,75 @@ pub(crate) async fn message_posted(
     }))
 }
 
-/// What posting a message answers: the orchestrator's reply to come, or a started run.
+/// A message amending `run`'s plan: kept in the thread with the run, and the orchestrator
+/// asked to revise the run's tasks not started. 404 for another's run, 409 when the run is
+/// not running or its plan cannot be revised now (a revision is pending, or it had its
+/// revisions).
+async fn amended(
+    ports: &Talk<'_>,
+    (user, project): (UserId, &Project),
+    run: autocrew_shared::domain::RunId,
+    (text, as_command): (&str, bool),
+) -> Result<Posted, ApiError> {
+    if as_command {
+        return Err(ApiError::bad(
+            "amend_run_id",
+            "amends a running plan; a message sent \"as_command\" starts a new run",
+        ));
+    }
+    let found = match ports.runs.run(run).await {
+        Ok(found) if found.user_id == user && found.project_id == project.id => found,
+        Ok(_) | Err(autocrew_shared::ports::StoreError::NotFound { .. }) => {
+            return Err(ApiError::NotFound("run"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if found.status != autocrew_shared::domain::RunStatus::Running {
+        return Err(ApiError::Conflict(format!(
+            "run {run} is {}: only a running plan can be amended",
+            found.status
+        )));
+    }
+    let asked = ports
+        .runs
+        .request_revision(run, &format!("the user asked: {text}"))
+        .await?;
+    ports.publisher.publish(asked.effects).await;
+    if !asked.value {
+        return Err(ApiError::Conflict(format!(
+            "run {run}'s plan cannot be revised now: a revision is under way, or it had its {} revisions",
+            autocrew_shared::domain::revision::MAX_REVISIONS
+        )));
+    }
+    let recorded = ports
+        .conversations
+        .record_command(user, project.id, text, run)
+        .await?;
+    ports.publisher.publish(recorded.effects).await;
+    Ok(Posted::Amended(Amended {
+        run_id: run,
+        message: recorded.value,
+        revision: "asked".into(),
+    }))
+}
+
+/// What posting a message answers: the orchestrator's reply to come, a started run, or a
+/// running plan's revision asked for.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub(crate) enum Posted {
     Asked(Asked),
     Command(CommandPosted),
+    Amended(Amended),
+}
+
+/// A message amending a running plan: the run, the message as kept, and `revision:
+/// "asked"` (the `plan_revised` event says what changed).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Amended {
+    pub run_id: autocrew_shared::domain::RunId,
+    pub message: ChatMessage,
+    pub revision: String,
 }
 
 /// A message to the orchestrator: its reply streams over the WebSocket (`reply_progress`,

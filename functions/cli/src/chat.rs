@@ -137,6 +137,7 @@ fn message(text: &str, as_command: bool) -> NewMessage {
     NewMessage {
         text: text.to_owned(),
         as_command,
+        amend_run_id: None,
         budget_usd: None,
         max_concurrency: None,
         deadline_minutes: None,

@@ -532,6 +532,23 @@ fn show(progress: &mut Progress, event: &Received) -> Option<bool> {
             "task {} retried: {} tasks start again",
             t.task.key, t.reopened_tasks
         )),
+        EventBody::PlanRevised(revised) => {
+            let list = |keys: &[String]| match keys.is_empty() {
+                true => "none".to_owned(),
+                false => keys.join(", "),
+            };
+            progress.say(format!(
+                "plan revised (revision {}): {}",
+                revised.round, revised.reason
+            ));
+            progress.say(format!(
+                "  added {}; changed {}; removed {}; replaced {}",
+                list(&revised.added),
+                list(&revised.changed),
+                list(&revised.removed),
+                list(&revised.replaced)
+            ));
+        }
         EventBody::MorningReport(report) => {
             progress.say(format!("morning report: {}", report.headline));
             for post in &report.published {

@@ -121,15 +121,17 @@ pub(crate) async fn handle(
         Err(LoopError::Parked) => return Ok(()),
         // Handed on at its checkpoint: a fresh invocation takes the attempt over.
         Err(LoopError::HandedOff) => return Ok(()),
-        Err(LoopError::Model { error, retryable }) => {
-            fail(ctx, &task, attempt, error, retryable).await
-        }
+        Err(LoopError::Model {
+            error,
+            retryable,
+            replannable,
+        }) => fail(ctx, &task, attempt, error, (retryable, replannable)).await,
         // Our own trouble counts as a retryable attempt: the task goes back to the queue.
         Err(LoopError::Infrastructure(e)) => {
             let error = match e {
                 RecordError::Retry { error, .. } | RecordError::Poison(error) => error,
             };
-            fail(ctx, &task, attempt, error, true).await
+            fail(ctx, &task, attempt, error, (true, true)).await
         }
     };
     match recorded {
@@ -239,6 +241,16 @@ async fn finish(
             0
         }
     };
+    // Asked before the task completes, so the run cannot end in between: the revision then
+    // holds it until the orchestrator has answered (asked again by a retried attempt, once).
+    if let Some(why) = &finished.replan {
+        let reason = format!(
+            "{} ({}) says the plan must change: {why}",
+            task.key, task.agent
+        );
+        let asked = persist(|| ctx.runs.request_revision(run.id, &reason)).await?;
+        ctx.relay.publish(asked.effects).await;
+    }
     // The task's wall time from its first start, across its attempts and invocations (the
     // store adds how many invocations those were).
     let since = task.started_at.unwrap_or(begun.started_at);
@@ -270,9 +282,12 @@ async fn fail(
     task: &Task,
     attempt: u32,
     error: String,
-    retryable: bool,
+    (retryable, replannable): (bool, bool),
 ) -> Result<(), StoreError> {
     let failure = AttemptFailure {
+        // The gateway's refusal keeps its stable name (`LlmError::BudgetExceeded`): new
+        // work would need money too.
+        replannable: replannable && !error.contains("budget_exceeded"),
         error,
         retryable,
         backoff: backoff(attempt, Duration::from_secs(2), Duration::from_secs(60)),

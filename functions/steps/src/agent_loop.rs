@@ -51,14 +51,22 @@ pub(crate) struct Finished {
     pub summary: String,
     /// What the agent asked to remember.
     pub memories: Vec<MemoryNote>,
+    /// Why the plan's tasks still to come must change, if the agent says they must.
+    pub replan: Option<String>,
     /// Object keys of the files written, in order.
     pub artifacts: Vec<String>,
     pub steps: u32,
 }
 
 pub(crate) enum LoopError {
-    /// The model failed, or misbehaved past its repair round, or a bound was hit.
-    Model { error: String, retryable: bool },
+    /// The model failed, or misbehaved past its repair round, or a bound was hit; or an
+    /// outside service did. `replannable`: failing for good, the orchestrator may revise
+    /// the plan around it (not when a person must act first, or an outside job failed).
+    Model {
+        error: String,
+        retryable: bool,
+        replannable: bool,
+    },
     /// The work was taken away (the task cancelled, or the attempt presumed dead): stop
     /// without recording anything.
     Stopped,
@@ -82,6 +90,17 @@ fn stop(error: String) -> LoopError {
     LoopError::Model {
         error,
         retryable: false,
+        replannable: true,
+    }
+}
+
+/// Fails the task for good, without re-planning: a person must act first (connect an
+/// account again), or a job at an outside service failed (doing it again is a retry).
+fn stop_for_a_person(error: String) -> LoopError {
+    LoopError::Model {
+        error,
+        retryable: false,
+        replannable: false,
     }
 }
 
@@ -246,6 +265,7 @@ async fn turns(
                 return Ok(Finished {
                     summary,
                     memories: Vec::new(),
+                    replan: None,
                     artifacts: std::mem::take(&mut at.artifacts),
                     steps: step,
                 });
@@ -271,7 +291,7 @@ async fn turns(
                 Err(violations) => Err(bad_calls.refuse(&name, &violations).map_err(stop)?),
                 Ok(call) => match call {
                     ToolCall::Finish(finish) => {
-                        summary = Some((finish.summary, finish.memories));
+                        summary = Some((finish.summary, finish.memories, finish.replan));
                         Ok("finished".to_owned())
                     }
                     ToolCall::WriteFile(file) => match at.repairs.check(&file).map_err(stop)? {
@@ -334,11 +354,12 @@ async fn turns(
             });
         }
         record_artifacts(ctx, written).await?;
-        if let Some((summary, memories)) = summary {
+        if let Some((summary, memories, replan)) = summary {
             at.repairs.unfixed().map_err(stop)?;
             return Ok(Finished {
                 summary,
                 memories,
+                replan,
                 artifacts: std::mem::take(&mut at.artifacts),
                 steps: step,
             });
@@ -509,6 +530,7 @@ async fn model_turn(
     result?.map_err(|e| LoopError::Model {
         retryable: e.is_retryable(),
         error: e.to_string(),
+        replannable: true,
     })
 }
 
@@ -648,7 +670,7 @@ async fn follow_job(
                 build.inspect_url.as_deref().unwrap_or("-")
             )),
             status => {
-                return Err(stop(format!(
+                return Err(stop_for_a_person(format!(
                     "the {what} {} at {}: {}",
                     match status {
                         autocrew_shared::domain::DeploymentStatus::TimedOut => "timed out",
@@ -670,10 +692,11 @@ fn told<T>(outcome: Result<T, ActionError>) -> Result<Result<T, String>, LoopErr
     match outcome {
         Ok(value) => Ok(Ok(value)),
         Err(ActionError::Refused(text)) => Ok(Err(text)),
-        Err(ActionError::Fatal(error)) => Err(stop(error)),
+        Err(ActionError::Fatal(error)) => Err(stop_for_a_person(error)),
         Err(ActionError::Unavailable(error)) => Err(LoopError::Model {
             error,
             retryable: true,
+            replannable: true,
         }),
         Err(ActionError::Infrastructure(e)) => Err(LoopError::Infrastructure(e)),
     }

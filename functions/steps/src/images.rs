@@ -60,6 +60,7 @@ pub(crate) async fn generate(
             return Err(LoopError::Model {
                 error: e.to_string(),
                 retryable: true,
+                replannable: true,
             });
         }
         Ok(Err(e)) => return Ok(Err(format!("no image was made: {e}"))),

@@ -20,6 +20,7 @@ mod plan;
 mod progress;
 mod push;
 mod reply;
+mod revise;
 mod turn_rules;
 mod watch;
 

@@ -26,6 +26,9 @@ pub(crate) async fn handle(
     message: CallbackMessage,
     receipt: Option<&str>,
 ) -> Result<(), RecordError> {
+    if let Some(reason) = message.revise.clone() {
+        return crate::revise::handle(ctx, message.run_id, reason).await;
+    }
     let stale_after = ctx.liveness.stale_after;
     let delivery = receipt.and_then(|receipt| {
         Some(Delivery {

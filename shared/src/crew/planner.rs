@@ -90,6 +90,63 @@ pub fn plan_request(profile: &AgentProfile, command: &str, recalled: &Recalled) 
             ),
         });
     }
+    orchestrator_request(profile, message)
+}
+
+/// Marks a revision request's message: the run's tasks as they stand follow it as JSON.
+pub const REVISION_PREAMBLE: &str = "Revise the running plan. Answer with the plan JSON whose tasks are only the work still to do: keep, change or drop the tasks whose status is pending or ready, and add new ones. Never list a task that started or ended (running, completed, failed, ...): it stays as it is. A dependency may name a completed or running task's key, never a failed one. Give new work a new key. The run's tasks, the reason and the user's command follow, as data.";
+
+/// One task of the run as a revision request shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskState {
+    pub key: String,
+    pub agent: String,
+    pub title: String,
+    pub description: String,
+    pub status: String,
+    pub priority: String,
+    pub complexity: String,
+    pub depends_on: Vec<String>,
+    /// Its summary when completed, its error when failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+}
+
+/// What a revision request carries after the preamble.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevisionContext {
+    pub command: String,
+    pub product: String,
+    pub reason: String,
+    pub tasks: Vec<TaskState>,
+}
+
+/// The orchestrator's request to revise a running plan (same schema as a plan: the tasks
+/// are the new tail).
+pub fn revision_request(profile: &AgentProfile, context: &RevisionContext) -> LlmRequest {
+    let mut message = Message::user(REVISION_PREAMBLE);
+    message.content.push(Content::Text {
+        text: serde_json::to_string(context).unwrap_or_default(),
+    });
+    orchestrator_request(profile, message)
+}
+
+/// Reads the orchestrator's revision: the plan schema, then the tail checked against the
+/// run's tasks (`domain::revision::revise`).
+pub fn parse_revision(
+    response: &LlmResponse,
+    tasks: &[crate::domain::records::Task],
+    limits: PlanLimits,
+) -> Result<(PlanReply, crate::domain::revision::Revision), PlanningError> {
+    let checker = PLAN_CHECKER.as_ref().map_err(Clone::clone)?;
+    let value = parse_checked(checker, &response.text())?;
+    let reply: PlanReply = serde_json::from_value(value).map_err(PlanningError::Unreadable)?;
+    let revision = crate::domain::revision::revise(tasks, &reply.tasks, limits)?;
+    Ok((reply, revision))
+}
+
+/// A request to the orchestrator answered with the plan schema.
+fn orchestrator_request(profile: &AgentProfile, message: Message) -> LlmRequest {
     LlmRequest {
         model: String::new(),
         system: profile.system.clone(),

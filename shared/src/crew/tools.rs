@@ -207,7 +207,7 @@ pub fn spec(name: &str) -> Option<ToolSpec> {
             }),
         ),
         FINISH => (
-            "Finish the task. Call it once, after writing every file. In memories, keep what later work should know: what was decided, facts found out, and how the user likes things done (preferences apply to every project of the user). Leave out what the files already say at length.",
+            "Finish the task. Call it once, after writing every file. In memories, keep what later work should know: what was decided, facts found out, and how the user likes things done (preferences apply to every project of the user). Leave out what the files already say at length. If what you found means the tasks still to come are the wrong work, say why in replan: the orchestrator then revises the part of the plan that has not started.",
             json!({
                 "type": "object", "additionalProperties": false, "required": ["summary"],
                 "properties": {
@@ -222,7 +222,8 @@ pub fn spec(name: &str) -> Option<ToolSpec> {
                                 "user_wide": {"type": "boolean", "description": "For every project of the user; preferences are by default."}
                             }
                         }
-                    }
+                    },
+                    "replan": {"type": "string", "minLength": 1, "maxLength": 1000, "description": "Only when the plan must change: why."}
                 }
             }),
         ),
@@ -366,6 +367,9 @@ pub struct FinishArgs {
     /// What later work should know (`domain::memory`).
     #[serde(default)]
     pub memories: Vec<crate::domain::memory::MemoryNote>,
+    /// Why the tasks still to come must change, if they must (`domain::revision`).
+    #[serde(default)]
+    pub replan: Option<String>,
 }
 
 /// A file path the schema accepts but that must still not escape the task's folder.

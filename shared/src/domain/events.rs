@@ -218,6 +218,7 @@ pub enum EventBody {
     DeploymentUpdated(Deployment),
     MemoryRecalled(MemoryRecalled),
     MorningReport(super::marketing::MorningReport),
+    PlanRevised(super::revision::PlanRevised),
 }
 
 impl EventBody {
@@ -245,6 +246,7 @@ impl EventBody {
             EventBody::DeploymentUpdated(_) => EventKind::DeploymentUpdated,
             EventBody::MemoryRecalled(_) => EventKind::MemoryRecalled,
             EventBody::MorningReport(_) => EventKind::MorningReport,
+            EventBody::PlanRevised(_) => EventKind::PlanRevised,
         }
     }
 
@@ -281,19 +283,7 @@ impl RunPlanned {
             product: product.to_owned(),
             tasks: tasks
                 .iter()
-                .map(|t| PlannedTaskView {
-                    task_id: t.id,
-                    key: t.key.clone(),
-                    agent: t.agent,
-                    title: t.title.clone(),
-                    priority: t.priority,
-                    complexity: t.complexity,
-                    depends_on: t
-                        .depends_on
-                        .iter()
-                        .filter_map(|d| keys.get(d).map(|k| (*k).to_owned()))
-                        .collect(),
-                })
+                .map(|t| PlannedTaskView::of(t, &keys))
                 .collect(),
         }
     }
@@ -309,6 +299,28 @@ pub struct PlannedTaskView {
     pub priority: Priority,
     pub complexity: Complexity,
     pub depends_on: Vec<String>,
+}
+
+impl PlannedTaskView {
+    /// `task` with its dependencies named by `keys` (task id → key).
+    pub fn of(
+        task: &super::records::Task,
+        keys: &std::collections::HashMap<super::TaskId, &str>,
+    ) -> Self {
+        PlannedTaskView {
+            task_id: task.id,
+            key: task.key.clone(),
+            agent: task.agent,
+            title: task.title.clone(),
+            priority: task.priority,
+            complexity: task.complexity,
+            depends_on: task
+                .depends_on
+                .iter()
+                .filter_map(|d| keys.get(d).map(|k| (*k).to_owned()))
+                .collect(),
+        }
+    }
 }
 
 /// A run ended (`run_completed`, `run_failed`) or was cancelled (`run_cancelled`). What

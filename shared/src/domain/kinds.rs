@@ -148,6 +148,8 @@ kind_enum!(
         /// A dependency failed; never run unless the failure is retried.
         Blocked => "blocked",
         Cancelled => "cancelled",
+        /// Not started (or failed) when a plan revision took it out of the plan.
+        Replaced => "replaced",
     }
 );
 
@@ -160,6 +162,7 @@ impl TaskStatus {
                 | TaskStatus::Failed
                 | TaskStatus::Blocked
                 | TaskStatus::Cancelled
+                | TaskStatus::Replaced
         )
     }
 }
@@ -313,6 +316,8 @@ kind_enum!(
         MemoryRecalled => "memory_recalled",
         /// The daily loop's report: the night's traffic, the day's posts, what worked.
         MorningReport => "morning_report",
+        /// The orchestrator replaced the part of a run's plan that had not started.
+        PlanRevised => "plan_revised",
     }
 );
 

@@ -15,6 +15,10 @@ pub struct CallbackMessage {
     /// The state machine's error object (`{"Error": ..., "Cause": ...}`), when failed.
     #[serde(default)]
     pub error: Option<serde_json::Value>,
+    /// For the plan queue: a revision of the running run's plan is asked for, and why
+    /// (`domain::revision`); such a message has no task token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revise: Option<String>,
 }
 
 impl CallbackMessage {

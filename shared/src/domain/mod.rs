@@ -23,6 +23,7 @@ pub mod realtime;
 pub mod records;
 pub mod requests;
 pub mod retention;
+pub mod revision;
 pub mod routing;
 pub mod schedule;
 pub mod schema;

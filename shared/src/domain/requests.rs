@@ -119,6 +119,10 @@ pub struct NewMessage {
     /// Start a run with the text as its command instead of asking the orchestrator.
     #[serde(default)]
     pub as_command: bool,
+    /// Amend this running run's plan: the orchestrator revises the tasks that have not
+    /// started, with the text as the reason (`domain::revision`).
+    #[serde(default)]
+    pub amend_run_id: Option<super::RunId>,
     /// With `as_command`: the run's budget in dollars (default 5).
     #[serde(default)]
     #[schema(exclusive_minimum = 0, maximum = 100)]

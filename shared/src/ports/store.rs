@@ -92,6 +92,11 @@ pub trait RunStore: Send + Sync {
     /// back and nothing changes (no effects); with another request, `IdempotencyMismatch`.
     async fn create_run(&self, new: NewRun) -> Result<Changed<Run>, StoreError>;
     async fn run(&self, id: RunId) -> Result<Run, StoreError>;
+    /// Asks the orchestrator for a revision of the running run's plan (`domain::revision`),
+    /// for `reason`: true when asked now; false when one is pending already, the run is
+    /// not running, or it has had its revisions. While one is pending the run does not end.
+    async fn request_revision(&self, run: RunId, reason: &str)
+    -> Result<Changed<bool>, StoreError>;
     /// Records the ARN StartExecution answered with.
     async fn set_execution_arn(&self, id: RunId, arn: &str) -> Result<(), StoreError>;
     /// Takes the planning lease: a pending run, or a planning one whose planner's heartbeat
@@ -160,6 +165,9 @@ pub struct AttemptFailure {
     pub retryable: bool,
     /// How long the next attempt waits.
     pub backoff: std::time::Duration,
+    /// Whether, failing for good, the task may have the plan revised around it: not when
+    /// the budget stopped it (new work needs money too).
+    pub replannable: bool,
 }
 
 /// A task's state change together with what it sends out (see `Effects`).
@@ -284,6 +292,20 @@ pub trait TaskStore: TaskReads {
         task: TaskId,
         age: std::time::Duration,
     ) -> Result<Option<Effects>, StoreError>;
+    /// Applies a checked revision of the run's tasks as they were read (`expected`: their
+    /// ids and statuses, so a task that started meanwhile is never changed); `None` when
+    /// none is pending any more or the tasks moved on (the caller asks again).
+    async fn revise(
+        &self,
+        run: RunId,
+        expected: &[(TaskId, crate::domain::TaskStatus)],
+        revision: &crate::domain::revision::Revision,
+    ) -> Result<Changed<Option<crate::domain::revision::PlanRevised>>, StoreError>;
+    /// Why a revision of the run's plan is pending, if one is.
+    async fn pending_revision(&self, run: RunId) -> Result<Option<String>, StoreError>;
+    /// Gives the pending revision up (`why` is logged with the tasks it blocks): each failed
+    /// task blocks its dependants as it would have without one, and the run may end.
+    async fn abandon_revision(&self, run: RunId, why: &str) -> Result<Effects, StoreError>;
 }
 
 /// An object a step put in the blob store, to be recorded once per `key` (the idempotency

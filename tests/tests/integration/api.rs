@@ -90,7 +90,15 @@ pub(crate) async fn api_with(
     db: &TestDb,
     change: impl FnOnce(&mut ApiSettings),
 ) -> anyhow::Result<(ApiState, Pipeline)> {
-    let p = pipeline(db, None).await?;
+    api_on(db, pipeline(db, None).await?, change).await
+}
+
+/// The API over the pipeline `p` (its queues, state machine and models).
+pub(crate) async fn api_on(
+    db: &TestDb,
+    p: Pipeline,
+    change: impl FnOnce(&mut ApiSettings),
+) -> anyhow::Result<(ApiState, Pipeline)> {
     let sdk = sdk().await?;
     let mut settings = ApiSettings {
         auth: autocrew_shared::config::AuthConfig {

@@ -38,6 +38,7 @@ mod provider_paths;
 mod push;
 mod ready_set;
 mod real_speed;
+mod replan;
 mod run_control;
 mod schedules;
 mod schema;

@@ -94,6 +94,84 @@ fn plan(command: &str) -> serde_json::Value {
     })
 }
 
+/// The run a revision request describes, if the request is one.
+fn revision_of(request: &LlmRequest) -> Option<crate::crew::planner::RevisionContext> {
+    use crate::crew::planner::REVISION_PREAMBLE;
+    let texts = request
+        .messages
+        .iter()
+        .flat_map(|m| m.content.iter())
+        .filter_map(|c| match c {
+            Content::Text { text } => Some(text.as_str()),
+            _ => None,
+        });
+    let mut asked = false;
+    for text in texts {
+        let rest = match text.split_once(REVISION_PREAMBLE) {
+            Some((_, rest)) => {
+                asked = true;
+                rest
+            }
+            None => text,
+        };
+        if asked && let Ok(context) = serde_json::from_str(rest.trim()) {
+            return Some(context);
+        }
+    }
+    None
+}
+
+/// The next key for a failed task's redo: `checklist` → `checklist_v2` → `checklist_v3`.
+fn redo_key(key: &str, taken: &std::collections::HashSet<String>) -> String {
+    let (stem, n) = match key.rsplit_once("_v") {
+        Some((stem, n)) if n.parse::<u32>().is_ok() => (stem, n.parse::<u32>().unwrap_or(1)),
+        _ => (key, 1),
+    };
+    (n + 1..)
+        .map(|n| format!("{stem}_v{n}"))
+        .find(|k| !taken.contains(k))
+        .unwrap_or_else(|| format!("{key}_again"))
+}
+
+/// The offline revision: each failed task is done again under a new key, and the tasks
+/// not started keep their place, waiting on the redo instead of the failed task.
+fn revision(context: &crate::crew::planner::RevisionContext) -> serde_json::Value {
+    let taken: std::collections::HashSet<String> =
+        context.tasks.iter().map(|t| t.key.clone()).collect();
+    let redo: std::collections::HashMap<&str, String> = context
+        .tasks
+        .iter()
+        .filter(|t| t.status == "failed")
+        .map(|t| (t.key.as_str(), redo_key(&t.key, &taken)))
+        .collect();
+    let deps = |deps: &[String]| -> Vec<String> {
+        deps.iter()
+            .map(|d| redo.get(d.as_str()).cloned().unwrap_or_else(|| d.clone()))
+            .collect()
+    };
+    let mut tasks = Vec::new();
+    for t in &context.tasks {
+        let (key, title, description) = match (t.status.as_str(), redo.get(t.key.as_str())) {
+            ("failed", Some(key)) => (
+                key.clone(),
+                t.title.clone(),
+                format!(
+                    "[offline] Again, after it failed ({}): {}",
+                    t.outcome.as_deref().unwrap_or("failed"),
+                    t.description
+                ),
+            ),
+            ("pending" | "ready", _) => (t.key.clone(), t.title.clone(), t.description.clone()),
+            _ => continue,
+        };
+        tasks.push(json!({
+            "key": key, "agent": t.agent, "title": title, "description": description,
+            "depends_on": deps(&t.depends_on), "priority": t.priority, "complexity": t.complexity
+        }));
+    }
+    json!({"product": context.product, "tasks": tasks})
+}
+
 /// An agent's turn in tool mode: first a `write_file` call per file; once their results
 /// are back, each call that acts in the world the task makes (`offline_files::effects`,
 /// among the tools it was offered), one a turn; then `finish` with a summary that reports
@@ -257,7 +335,18 @@ impl LlmClient for OfflineLlm {
             message,
         };
         let tool_mode = request.tools.iter().any(|t| t.name == tools::WRITE_FILE);
+        let revising = revision_of(request).filter(|_| planning);
         let (content, stop_reason) = match (planning, tool_mode) {
+            (true, _) if revising.is_some() => (
+                vec![Content::Text {
+                    text: revising
+                        .as_ref()
+                        .map(revision)
+                        .unwrap_or_default()
+                        .to_string(),
+                }],
+                StopReason::EndTurn,
+            ),
             // The command, without what was recalled after it: a wire format that joins a
             // message's texts (Chat Completions) puts both in one.
             (true, _) => (
@@ -350,6 +439,60 @@ mod tests {
                 checker.check(&plan)
             );
         }
+    }
+
+    #[tokio::test]
+    async fn the_offline_revision_redoes_a_failed_task_under_a_new_key_and_rewires_its_dependants()
+    {
+        use crate::crew::planner::{RevisionContext, TaskState, revision_request};
+        let state = |key: &str, status: &str, deps: &[&str]| TaskState {
+            key: key.into(),
+            agent: "ops".into(),
+            title: key.into(),
+            description: String::new(),
+            status: status.into(),
+            priority: "normal".into(),
+            complexity: "simple".into(),
+            depends_on: deps.iter().map(|d| (*d).to_owned()).collect(),
+            outcome: None,
+        };
+        let context = RevisionContext {
+            command: "Build a recipe app".into(),
+            product: "Recipe app".into(),
+            reason: "task checklist failed".into(),
+            tasks: vec![
+                state("research", "completed", &[]),
+                state("checklist", "failed", &["research"]),
+                state("checklist_v2", "replaced", &[]),
+                state("launch", "pending", &["checklist"]),
+            ],
+        };
+        let request = revision_request(
+            &profiles()
+                .get(crate::domain::AgentKind::Orchestrator)
+                .clone(),
+            &context,
+        );
+        let answer = OfflineLlm.complete(&request).await.expect("an answer");
+        let plan: serde_json::Value = serde_json::from_str(&answer.text()).expect("JSON");
+        let tasks: Vec<(String, serde_json::Value)> = plan["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                (
+                    t["key"].as_str().unwrap_or_default().to_owned(),
+                    t["depends_on"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            tasks,
+            [
+                ("checklist_v3".to_owned(), json!(["research"])),
+                ("launch".to_owned(), json!(["checklist_v3"]))
+            ]
+        );
     }
 
     #[test]

@@ -29,6 +29,8 @@ struct State {
     /// `(user, key)` → the run it created and the request's hash.
     keys: HashMap<(String, String), (RunId, String)>,
     outbox_seq: i64,
+    /// Revisions asked for, by run.
+    revisions: HashMap<RunId, String>,
 }
 
 impl MemRuns {
@@ -207,6 +209,36 @@ impl RunStore for MemRuns {
 
     async fn run(&self, id: RunId) -> Result<Run, StoreError> {
         self.lock().run(id)
+    }
+
+    /// One pending per run, only while it runs; asking sends the orchestrator's message.
+    async fn request_revision(
+        &self,
+        run: RunId,
+        reason: &str,
+    ) -> Result<Changed<bool>, StoreError> {
+        let mut state = self.lock();
+        let running = state
+            .runs
+            .get(&run)
+            .is_some_and(|r| r.status == crate::domain::RunStatus::Running);
+        let asked = running && !state.revisions.contains_key(&run);
+        let mut effects = Effects::default();
+        if asked {
+            state.revisions.insert(run, reason.to_owned());
+            let message = crate::domain::messages::CallbackMessage {
+                run_id: run,
+                task_token: String::new(),
+                outcome: None,
+                error: None,
+                revise: Some(reason.to_owned()),
+            };
+            state.send(&mut effects, Outgoing::Replan { message });
+        }
+        Ok(Changed {
+            value: asked,
+            effects,
+        })
     }
 
     async fn set_execution_arn(&self, id: RunId, arn: &str) -> Result<(), StoreError> {

@@ -134,8 +134,10 @@ async fn reopen(tx: &Transaction<'_>, run: RunId, ids: &[Uuid]) -> Result<(), St
     )
     .await?;
     let opened = i32::try_from(ids.len()).unwrap_or(i32::MAX);
+    // A person retrying or resuming answers the failure themselves: a revision still asked
+    // for is dropped (its message then finds none pending).
     tx.execute_cached(
-        "UPDATE runs SET open_tasks = open_tasks + $2 WHERE id = $1",
+        "UPDATE runs SET open_tasks = open_tasks + $2, revision_pending = NULL WHERE id = $1",
         &[&run.0, &opened],
     )
     .await?;

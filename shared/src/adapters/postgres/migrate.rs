@@ -110,6 +110,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0026_daily_loop",
         include_str!("../../../../migrations/0026_daily_loop.sql"),
     ),
+    (
+        "0027_replan",
+        include_str!("../../../../migrations/0027_replan.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

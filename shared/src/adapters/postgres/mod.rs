@@ -26,6 +26,7 @@ mod outbox;
 mod pool;
 mod projects;
 mod retention;
+mod revisions;
 mod rows;
 mod runs;
 mod schedules;

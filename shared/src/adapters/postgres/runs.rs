@@ -238,6 +238,21 @@ impl RunStore for PgRunStore {
         run_in(&client, id).await
     }
 
+    async fn request_revision(
+        &self,
+        run: RunId,
+        reason: &str,
+    ) -> Result<Changed<bool>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let (asked, effects) = super::revisions::request(&tx, run, reason).await?;
+        tx.commit().await?;
+        Ok(Changed {
+            value: asked,
+            effects,
+        })
+    }
+
     async fn set_execution_arn(&self, id: RunId, arn: &str) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
         match client
@@ -327,6 +342,7 @@ impl RunStore for PgRunStore {
             let run = RunId(row.try_get(0)?);
             let token: String = row.try_get(1)?;
             let message = CallbackMessage {
+                revise: None,
                 run_id: run,
                 task_token: token,
                 outcome: None,

@@ -519,7 +519,21 @@ impl TaskStore for PgTaskStore {
             &[&task.0, &TaskStatus::Failed, &error],
         )
         .await?;
-        let blocked = transitions::block_downstream(&tx, &mut effects, &locked, error).await?;
+        // The orchestrator may revise the plan around the failure (within the run's
+        // revisions): then what waits on the task stays waiting for the revision.
+        let reason = format!("task {} failed: {error}", locked.key);
+        let revising = match failure.replannable {
+            true => {
+                super::revisions::ask(&tx, &mut effects, run, &reason)
+                    .await?
+                    .1
+            }
+            false => false,
+        };
+        let blocked = match revising {
+            true => Vec::new(),
+            false => transitions::block_downstream(&tx, &mut effects, &locked, error).await?,
+        };
         let run_settled = transitions::end_tasks(&tx, run, 1 + blocked.len()).await?;
         // A slot of the run's concurrency is free again.
         transitions::dispatch(&tx, &mut effects, run).await?;
@@ -538,6 +552,41 @@ impl TaskStore for PgTaskStore {
 
     async fn reclaim_stale(&self, age: Duration, limit: u32) -> Result<Effects, StoreError> {
         self.reclaim(age, limit, None).await
+    }
+
+    async fn revise(
+        &self,
+        run: RunId,
+        expected: &[(TaskId, TaskStatus)],
+        revision: &crate::domain::revision::Revision,
+    ) -> Result<Changed<Option<crate::domain::revision::PlanRevised>>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let (revised, effects) = super::revisions::apply(&tx, run, expected, revision).await?;
+        tx.commit().await?;
+        Ok(Changed {
+            value: revised,
+            effects,
+        })
+    }
+
+    async fn pending_revision(&self, run: RunId) -> Result<Option<String>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt_cached("SELECT revision_pending FROM runs WHERE id = $1", &[&run.0])
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get(0)?,
+            None => None,
+        })
+    }
+
+    async fn abandon_revision(&self, run: RunId, why: &str) -> Result<Effects, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let effects = super::revisions::abandon(&tx, run, why).await?;
+        tx.commit().await?;
+        Ok(effects)
     }
 
     async fn reclaim_stale_task(
@@ -588,6 +637,7 @@ impl PgTaskStore {
                 ),
                 retryable: true,
                 backoff: Duration::ZERO,
+                replannable: true,
             };
             tracing::warn!(task = %task, attempt, silent, "reclaiming a dead attempt");
             match self.fail_attempt(task, attempt, &failure).await {

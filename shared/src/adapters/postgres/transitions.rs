@@ -141,7 +141,8 @@ pub(super) async fn lock_user_of(
     Ok((row.try_get(0)?, i64::from(tier.tasks_in_flight())))
 }
 
-/// Claims what the user of `run` can start now across all of their running runs: within
+/// Claims what the user of `run` can start now across all of their running runs (but a run
+/// whose plan is being revised, which starts nothing until the revision is made): within
 /// each run's concurrency limit and the user's limit of tasks in flight (`Tier`), critical
 /// and high priority first whatever the run, then older runs first. Each claimed task gets
 /// `task_queued` and its message in the outbox. The caller holds the run lock and
@@ -160,7 +161,7 @@ pub(super) async fn dispatch(
                  SELECT r.id, r.created_at,
                         r.max_concurrency - (SELECT count(*) FROM tasks x
                                              WHERE x.run_id = r.id AND x.status = ANY($3)) AS room
-                 FROM runs r WHERE r.user_id = $1 AND r.status = $4),
+                 FROM runs r WHERE r.user_id = $1 AND r.status = $4 AND r.revision_pending IS NULL),
              candidates AS (
                  SELECT t.id, t.priority, t.position, o.created_at, o.room,
                         row_number() OVER (PARTITION BY t.run_id ORDER BY t.priority DESC, t.position) AS n
@@ -239,13 +240,15 @@ pub(super) async fn settle(
 ) -> Result<(), StoreError> {
     let row = tx
         .query_one_cached(
-            "SELECT execute_token, status FROM runs WHERE id = $1",
+            "SELECT execute_token, status, revision_pending IS NOT NULL FROM runs WHERE id = $1",
             &[&run.0],
         )
         .await?;
     let token: Option<String> = row.try_get(0)?;
     let status: RunStatus = row.try_get(1)?;
-    let Some(token) = token.filter(|_| status == RunStatus::Running) else {
+    // A revision asked for answers the token when it is made or given up.
+    let revising: bool = row.try_get(2)?;
+    let Some(token) = token.filter(|_| status == RunStatus::Running && !revising) else {
         return Ok(());
     };
     let rows = tx
