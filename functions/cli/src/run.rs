@@ -30,6 +30,8 @@ pub struct RunReport {
     pub wall: Duration,
     /// Show the artifacts' download links in the summary.
     pub show_urls: bool,
+    /// The project's daily marketing loop, once it launched: `GET /projects/{id}/schedules`.
+    pub daily_loop: Option<Value>,
 }
 
 /// One line per task: a progress bar on a terminal, plain lines otherwise.
@@ -314,7 +316,24 @@ async fn follow(
             "read the costs",
         )
         .await?;
+    // A project whose site or post went out has launched: its daily loop is scheduled.
+    let daily_loop = match client
+        .get(
+            &format!("/projects/{project_id}/schedules"),
+            "list the schedules",
+        )
+        .await
+    {
+        Ok(listed) => listed["schedules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["kind"] == "daily_loop")
+            .cloned(),
+        Err(_) => None,
+    };
     Ok(RunReport {
+        daily_loop,
         token: client.token().to_owned(),
         run_id: run_id.to_owned(),
         project_id: project_id.to_owned(),
@@ -716,6 +735,15 @@ pub fn summary(report: &RunReport) -> String {
         money(month["spent_micro_usd"].as_i64().unwrap_or(0)),
         money(month["limit_micro_usd"].as_i64().unwrap_or(0))
     ));
+    if let Some(daily) = &report.daily_loop {
+        out.push(format!(
+            "Launched: the daily marketing loop runs {} ({}), next {} (autocrew schedule list {})",
+            daily["expression"].as_str().unwrap_or("?"),
+            daily["timezone"].as_str().unwrap_or("?"),
+            daily["next_fire_at"].as_str().unwrap_or("paused"),
+            report.project_id
+        ));
+    }
     out.join("\n")
 }
 
@@ -794,6 +822,7 @@ mod tests {
             costs: json!({}),
             wall: Duration::ZERO,
             show_urls: false,
+            daily_loop: None,
         }
     }
 
