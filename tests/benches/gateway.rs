@@ -103,15 +103,8 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(500);
     let db = TestDb::migrated().await?;
     let seeded = seed(&db, 4).await?;
-    // A budget no run of this bench can exhaust.
-    db.pool
-        .get()
-        .await?
-        .execute(
-            "UPDATE users SET tier = 'team' WHERE id = $1",
-            &[&seeded.user.id.0],
-        )
-        .await?;
+    // A budget no run of this bench can exhaust: another $100 paid ($40 of AI).
+    autocrew_tests::funds::fund(&db.pool, seeded.user.id, 10000).await?;
     db.pool
         .get()
         .await?

@@ -5,6 +5,7 @@
 pub mod chaos;
 pub mod compatible_server;
 pub mod fakes;
+pub mod funds;
 pub mod pace;
 pub mod replay;
 pub mod trace;
@@ -173,20 +174,19 @@ pub struct Seeded {
     pub run: autocrew_shared::domain::records::Run,
 }
 
-/// Seeds a user, a project and a pending run with a $5 budget and `max_concurrency`.
+/// Seeds a paying user ($8 of AI budget), a project and a pending run with a $5 budget and
+/// `max_concurrency`.
 pub async fn seed(db: &TestDb, max_concurrency: u32) -> anyhow::Result<Seeded> {
     use autocrew_shared::adapters::postgres::{PgProjectStore, PgRunStore};
+    use autocrew_shared::domain::MicroUsd;
     use autocrew_shared::domain::records::NewRun;
-    use autocrew_shared::domain::{MicroUsd, Tier};
     use autocrew_shared::ports::{ProjectStore, RunStore};
     let projects = PgProjectStore::new(db.pool.clone());
     let user = projects
-        .create_user(
-            &format!("{}@example.com", unique("user")),
-            "Test User",
-            Tier::Pro,
-        )
+        .create_user(&format!("{}@example.com", unique("user")), "Test User")
         .await?;
+    // A subscriber who paid $20 this period: an AI budget of $8.
+    funds::fund(&db.pool, user.id, 2000).await?;
     let project = projects
         .create_project(user.id, "Keto recipes", "A recipe app for keto dieters")
         .await?;

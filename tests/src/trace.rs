@@ -42,7 +42,7 @@ pub fn category(sql: &str) -> &'static str {
     } else if has(&[
         "llm_calls",
         "budget_reservations",
-        "user_monthly_spend",
+        "user_period_spend",
         "llm_provider_slots",
         "UPDATE runs SET reserved_micro_usd",
     ]) {

@@ -13,7 +13,7 @@ use autocrew_shared::domain::records::User;
 use autocrew_shared::domain::requests::{
     Login, RefreshBody, ResetConfirm, ResetRequest, SignUp, TokenBody,
 };
-use autocrew_shared::domain::{Tier, UserId};
+use autocrew_shared::domain::{MicroUsd, UserId};
 use autocrew_shared::ports::{
     AccountStore, BlobStore, Browse, Email, EmailPurpose, Mailer, ProjectStore, Publisher,
     Rotation, RunControl, StoreError,
@@ -127,13 +127,13 @@ pub(crate) struct ExportLink {
     pub size_bytes: u64,
 }
 
-/// What the sign-in routes use: the accounts, the signing keys, the mailer, the tier new
+/// What the sign-in routes use: the accounts, the signing keys, the mailer, the trial credit new
 /// users get, and where emailed links point.
 pub(crate) struct SignIn<'a> {
     pub accounts: &'a dyn AccountStore,
     pub keys: &'a KeyRing,
     pub mailer: &'a dyn Mailer,
-    pub signup_tier: Tier,
+    pub trial_credit: MicroUsd,
     pub app_link_base: Option<&'a str>,
 }
 
@@ -143,7 +143,7 @@ impl ApiState {
             accounts: &*self.accounts,
             keys: &self.keys,
             mailer: &*self.mailer,
-            signup_tier: self.signup_tier,
+            trial_credit: self.trial_credit,
             app_link_base: self.app_link_base.as_deref(),
         }
     }
@@ -235,7 +235,7 @@ pub(crate) async fn signed_up(ports: &SignIn<'_>, body: SignUp) -> Result<Signed
         .sign_up(
             &email,
             body.display_name.trim(),
-            ports.signup_tier,
+            ports.trial_credit,
             &password_hash,
         )
         .await

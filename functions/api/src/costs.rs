@@ -5,8 +5,10 @@ use crate::error::json_response;
 use crate::request::{caller, json_body, query_text};
 use crate::{ApiError, ApiState};
 use autocrew_shared::domain::requests::Settings;
-use autocrew_shared::domain::{MicroUsd, ProjectId, Tier, UserId};
-use autocrew_shared::ports::{Analytics, CostGroup, CostQuery, CostRollup, Ledger, ProjectStore};
+use autocrew_shared::domain::{MicroUsd, PlanId, ProjectId, UserId};
+use autocrew_shared::ports::{
+    Analytics, BudgetStore, CostGroup, CostQuery, CostRollup, Ledger, ProjectStore,
+};
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -67,8 +69,8 @@ pub(crate) struct CostReport {
     /// Costliest first.
     pub groups: Vec<CostRollup>,
     pub total: CostTotal,
-    /// This month's spend of every project against the tier's AI budget.
-    pub monthly_budget: MonthlyBudget,
+    /// The current budget period's spend, of every project, against its AI budget.
+    pub ai_budget: AiBudget,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -79,9 +81,13 @@ pub(crate) struct CostTotal {
     pub cost: String,
 }
 
+/// The AI budget of the user's current period: a share of the revenue received for it,
+/// plus the trial credit left, plus an opted-in overage cap.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct MonthlyBudget {
-    pub tier: Tier,
+pub(crate) struct AiBudget {
+    pub plan: PlanId,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
     pub limit_micro_usd: MicroUsd,
     pub spent_micro_usd: MicroUsd,
     pub left_micro_usd: MicroUsd,
@@ -103,15 +109,15 @@ pub async fn get_costs(state: &ApiState, request: &Request) -> Result<Response<B
         ),
         None => None,
     };
-    let ports = (&*state.projects, &*state.ledger);
+    let ports = (&*state.projects, &*state.ledger, &*state.budgets);
     let report = cost_report(ports, (user, project), by, (from, to)).await?;
     Ok(json_response(200, &report))
 }
 
 /// `user`'s spend over `[from, to)` (of one of their projects, if given), grouped `by`,
-/// with their tier's monthly AI budget and what this month has used of it.
+/// with their current period's AI budget and what it has used of it.
 pub(crate) async fn cost_report(
-    (projects, ledger): (&dyn ProjectStore, &dyn Ledger),
+    (projects, ledger, budgets): (&dyn ProjectStore, &dyn Ledger, &dyn BudgetStore),
     (user, project): (UserId, Option<ProjectId>),
     by: CostGroup,
     (from, to): (DateTime<Utc>, DateTime<Utc>),
@@ -132,21 +138,8 @@ pub(crate) async fn cost_report(
         .await?;
     let total: MicroUsd = groups.iter().map(|g| g.cost).sum();
     let calls: u64 = groups.iter().map(|g| g.calls).sum();
-    let now = Utc::now();
-    let this_month = ledger
-        .rollup(CostQuery {
-            user,
-            project: None,
-            from: month_start(now),
-            to: now,
-            by: CostGroup::User,
-        })
-        .await?
-        .into_iter()
-        .map(|g| g.cost)
-        .sum::<MicroUsd>();
-    let tier = projects.user(user).await?.tier;
-    let limit = tier.monthly_ai_budget();
+    let plan = projects.user(user).await?.plan;
+    let period = budgets.standing(user).await?;
     Ok(CostReport {
         by,
         from,
@@ -158,11 +151,13 @@ pub(crate) async fn cost_report(
             cost_micro_usd: total,
             cost: total.to_string(),
         },
-        monthly_budget: MonthlyBudget {
-            tier,
-            limit_micro_usd: limit,
-            spent_micro_usd: this_month,
-            left_micro_usd: limit.remaining_after(this_month),
+        ai_budget: AiBudget {
+            plan,
+            period_start: period.starts,
+            period_end: period.ends,
+            limit_micro_usd: period.limit(),
+            spent_micro_usd: period.spent,
+            left_micro_usd: period.left(),
         },
     })
 }

@@ -14,7 +14,6 @@ use autocrew_shared::config::{
     optional, required,
 };
 use autocrew_shared::crew::AgentProfiles;
-use autocrew_shared::domain::Tier;
 use autocrew_shared::ports::{
     AccountStore, AnalyticsStore, ApprovalStore, ArtifactStore, BlobStore, Browse, BudgetStore,
     Conversations, DeploymentStore, EventLog, IdempotencyStore, Ledger, Mailer, MemoryStore,
@@ -126,7 +125,8 @@ pub struct ApiState {
     pub blobs: Arc<dyn BlobStore>,
     pub control: Arc<dyn RunControl>,
     pub approvals: Arc<dyn ApprovalStore>,
-    pub signup_tier: Tier,
+    /// The trial credit new users get.
+    pub trial_credit: autocrew_shared::domain::MicroUsd,
     pub notifier: Notifier,
     /// Publishes what committed changes send out (events, the start of an execution).
     pub relay: Relay,
@@ -262,7 +262,7 @@ impl ApiState {
             artifacts: Arc::new(PgArtifactStore::new(pool.clone())),
             ledger,
             blobs: Arc::new(S3BlobStore::new(sdk, settings.artifact_bucket)),
-            signup_tier: settings.auth.signup_tier,
+            trial_credit: settings.auth.trial_credit,
             notifier,
             relay,
         })

@@ -50,10 +50,10 @@ fn describe(user: &Value) -> String {
         None => "not verified yet (`autocrew verify CODE`)",
     };
     format!(
-        "{} ({}), tier {}, email {verified}, time zone {}",
+        "{} ({}), {} plan, email {verified}, time zone {}",
         user["email"].as_str().unwrap_or("?"),
         user["id"].as_str().unwrap_or("?"),
-        user["tier"].as_str().unwrap_or("?"),
+        user["plan"].as_str().unwrap_or("?"),
         user["timezone"].as_str().unwrap_or("UTC"),
     )
 }

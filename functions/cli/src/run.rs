@@ -728,12 +728,13 @@ pub fn summary(report: &RunReport) -> String {
             money(group["cost"].as_i64().unwrap_or(0))
         ));
     }
-    let month = &report.costs["monthly_budget"];
+    let budget = &report.costs["ai_budget"];
     out.push(format!(
-        "AI budget this month ({} tier): {} spent of {}",
-        month["tier"].as_str().unwrap_or("?"),
-        money(month["spent_micro_usd"].as_i64().unwrap_or(0)),
-        money(month["limit_micro_usd"].as_i64().unwrap_or(0))
+        "AI budget this period ({} plan, until {}): {} spent of {}",
+        budget["plan"].as_str().unwrap_or("?"),
+        budget["period_end"].as_str().unwrap_or("?"),
+        money(budget["spent_micro_usd"].as_i64().unwrap_or(0)),
+        money(budget["limit_micro_usd"].as_i64().unwrap_or(0))
     ));
     if let Some(daily) = &report.daily_loop {
         out.push(format!(

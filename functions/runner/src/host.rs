@@ -93,7 +93,7 @@ impl Env for Layered<'_> {
 }
 
 /// The template's parameters as the local stack sets them.
-fn given(process: &dyn Env, root: &std::path::Path) -> Result<[(String, String); 6], StartError> {
+fn given(process: &dyn Env, root: &std::path::Path) -> Result<[(String, String); 7], StartError> {
     let database = DatabaseConfig::from_env(process)?;
     Ok([
         ("Stage".to_owned(), "local".to_owned()),
@@ -102,11 +102,19 @@ fn given(process: &dyn Env, root: &std::path::Path) -> Result<[(String, String);
             process.get("RUST_LOG").unwrap_or_else(|| "info".into()),
         ),
         ("DatabaseUrl".to_owned(), database.url.expose().clone()),
-        // Local sign-ups get a paid tier's AI budget, so a run on a real provider is not
-        // refused at the free tier's $0 (`SIGNUP_TIER` to choose another).
+        // A new user's trial credit, and where Stripe is (the fake's URL locally): the
+        // process's own values when set, else the template's defaults.
         (
-            "SignupTier".to_owned(),
-            process.get("SIGNUP_TIER").unwrap_or_else(|| "pro".into()),
+            "FreeTrialCreditUsd".to_owned(),
+            process
+                .get("FREE_TRIAL_CREDIT_USD")
+                .unwrap_or_else(|| "1".into()),
+        ),
+        (
+            "StripeApiUrl".to_owned(),
+            process
+                .get("STRIPE_API_URL")
+                .unwrap_or_else(|| "https://api.stripe.com".into()),
         ),
         // Local mail goes to the outbox table (`autocrew mail` shows it).
         ("EmailProvider".to_owned(), "outbox".to_owned()),

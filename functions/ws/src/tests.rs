@@ -4,7 +4,7 @@
 use super::*;
 use autocrew_shared::adapters::memory::{MemEvents, MemProjects, MemRealtime};
 use autocrew_shared::domain::events::{EventBody, RunCreated};
-use autocrew_shared::domain::{ProjectId, Tier, UserId};
+use autocrew_shared::domain::{ProjectId, UserId};
 use autocrew_shared::services::access::SigningKeys;
 
 struct Twins {
@@ -54,7 +54,7 @@ fn event(
 impl Twins {
     async fn user(&self, email: &str) -> UserId {
         self.projects
-            .create_user(email, "Ana", Tier::Free)
+            .create_user(email, "Ana")
             .await
             .expect("user")
             .id

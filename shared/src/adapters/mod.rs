@@ -7,6 +7,7 @@ pub mod llm;
 pub mod mail;
 pub mod memory;
 pub mod postgres;
+pub mod stripe;
 pub mod tools;
 pub mod topics;
 
@@ -98,7 +99,7 @@ pub async fn key_ring(
         Some(oidc) => keys.with_external(crate::services::oidc::ExternalIssuer::new(
             oidc.clone(),
             Arc::new(postgres::PgAccountStore::new(pool.clone())),
-            config.signup_tier,
+            config.trial_credit,
         )),
         None => keys,
     })
@@ -208,4 +209,47 @@ pub fn vault(
         }
     };
     Ok(crate::services::Vault::new(keeper))
+}
+
+/// Billing as `config` sets it up: Stripe with the key and webhook secrets in the secret
+/// `config.stripe_secret` names, or no Stripe (its routes answer 503) when it names none.
+pub async fn billing(
+    pool: &postgres::Pool,
+    sdk: &aws_config::SdkConfig,
+    config: &crate::config::BillingConfig,
+) -> Result<crate::services::Billing, crate::config::ConfigError> {
+    use crate::config::ConfigError;
+    use crate::ports::Secrets;
+    let plans = crate::config::plans()?;
+    let mut billing = crate::services::Billing {
+        store: Arc::new(postgres::PgBilling::new(pool.clone())),
+        payments: None,
+        webhook_secrets: Arc::new(Vec::new()),
+        plans,
+        config: config.clone(),
+    };
+    let Some(id) = &config.stripe_secret else {
+        return Ok(billing);
+    };
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "STRIPE_SECRET",
+        reason,
+    };
+    let text = aws::SecretsManager::new(sdk)
+        .secret(id)
+        .await
+        .map_err(|e| invalid(e.to_string()))?;
+    let keys: crate::services::billing::StripeKeys = serde_json::from_str(&text).map_err(|e| {
+        invalid(format!(
+            "secret {id} must be {{\"api_key\": \"sk_…\", \"webhook_secrets\": [\"whsec_…\"]}}: {e}"
+        ))
+    })?;
+    if keys.webhook_secrets.is_empty() {
+        return Err(invalid(format!("secret {id} names no webhook secret")));
+    }
+    let stripe = stripe::StripePayments::new(&config.stripe_api_url, keys.api_key)
+        .map_err(|e| invalid(e.to_string()))?;
+    billing.payments = Some(Arc::new(stripe));
+    billing.webhook_secrets = Arc::new(keys.webhook_secrets);
+    Ok(billing)
 }

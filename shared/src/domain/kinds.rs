@@ -232,38 +232,18 @@ kind_enum!(
 );
 
 kind_enum!(
-    /// A user's plan; it sets the monthly AI budget.
-    Tier, "user_tier" {
-        Free => "free",
-        Pro => "pro",
-        Team => "team",
+    /// A Stripe subscription's status, as Stripe names it.
+    SubscriptionStatus, "subscription_status" {
+        Incomplete => "incomplete",
+        IncompleteExpired => "incomplete_expired",
+        Trialing => "trialing",
+        Active => "active",
+        PastDue => "past_due",
+        Canceled => "canceled",
+        Unpaid => "unpaid",
+        Paused => "paused",
     }
 );
-
-impl Tier {
-    /// What the tier costs a month.
-    pub fn monthly_price(self) -> super::money::MicroUsd {
-        match self {
-            Tier::Free => super::money::MicroUsd::ZERO,
-            Tier::Pro => super::money::MicroUsd::from_dollars(20),
-            Tier::Team => super::money::MicroUsd::from_dollars(100),
-        }
-    }
-
-    /// The monthly AI budget: 40% of the tier's price, so AI cost never passes it. The
-    /// free tier has none: it runs on the offline provider only.
-    pub fn monthly_ai_budget(self) -> super::money::MicroUsd {
-        super::money::MicroUsd(self.monthly_price().0 / 100 * 40)
-    }
-
-    /// How many agent tasks of one user may be queued or running at once, across all of
-    /// their runs (the seed's 50 for every tier today; a tier may get more).
-    pub fn tasks_in_flight(self) -> u32 {
-        match self {
-            Tier::Free | Tier::Pro | Tier::Team => 50,
-        }
-    }
-}
 
 kind_enum!(
     /// A budget reservation: held while its call runs, then settled at the actual cost.

@@ -3,6 +3,7 @@
 pub mod actions;
 pub mod analytics;
 pub mod approvals;
+pub mod billing;
 pub mod capabilities;
 pub mod connections;
 pub mod conversation;
@@ -18,6 +19,7 @@ pub mod messages;
 pub mod models;
 pub mod money;
 pub mod paging;
+pub mod plans;
 pub mod pricing;
 pub mod realtime;
 pub mod records;
@@ -39,6 +41,7 @@ pub use kinds::{
     AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, DeploymentStatus,
     EmailPurpose, EventKind, FireOutcome, LlmCallOutcome, MemoryKind, MessageStatus, Priority,
     ReservationStatus, RunStatus, ScheduleCatchUp, ScheduleKind, ScheduleOverlap, Service,
-    TaskStatus, Tier, UnknownVariant, WebFlowStatus,
+    SubscriptionStatus, TaskStatus, UnknownVariant, WebFlowStatus,
 };
 pub use money::MicroUsd;
+pub use plans::{Interval, Plan, PlanId, Plans};

@@ -1,7 +1,7 @@
 //! Records as stored and returned by the ports.
 
 use super::ids::{ArtifactId, ProjectId, RunId, TaskId, UserId};
-use super::kinds::{AgentKind, Complexity, LlmCallOutcome, Priority, RunStatus, TaskStatus, Tier};
+use super::kinds::{AgentKind, Complexity, LlmCallOutcome, Priority, RunStatus, TaskStatus};
 use super::money::MicroUsd;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,8 @@ pub struct User {
     pub id: UserId,
     pub email: String,
     pub display_name: String,
-    pub tier: Tier,
+    /// The plan the user is on now: their live subscription's, or free.
+    pub plan: super::plans::PlanId,
     /// The semantic cache's similarity threshold; `None` while the user has not opted in.
     #[serde(default)]
     pub semantic_cache_threshold: Option<f32>,

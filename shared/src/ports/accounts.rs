@@ -4,7 +4,7 @@
 
 use super::store::StoreError;
 use crate::domain::records::User;
-use crate::domain::{Tier, UserId};
+use crate::domain::{MicroUsd, UserId};
 use async_trait::async_trait;
 use std::time::Duration;
 
@@ -28,13 +28,13 @@ pub enum Rotation {
 /// Users' credentials and sessions.
 #[async_trait]
 pub trait AccountStore: Send + Sync {
-    /// A new user with a password (an argon2id PHC string); an email already taken is a
-    /// `Conflict`.
+    /// A new user with a password (an argon2id PHC string), on the free plan with `trial`
+    /// credit recorded as such; an email already taken is a `Conflict`.
     async fn sign_up(
         &self,
         email: &str,
         display_name: &str,
-        tier: Tier,
+        trial: MicroUsd,
         password_hash: &str,
     ) -> Result<User, StoreError>;
     /// The user with `email` and their password hash (`None` when they have none).
@@ -72,7 +72,7 @@ pub trait AccountStore: Send + Sync {
         token: &str,
         password_hash: &str,
     ) -> Result<Option<UserId>, StoreError>;
-    /// The user `issuer`'s `subject` names, made (with `tier`) on first sight. It takes
+    /// The user `issuer`'s `subject` names, made (with `trial` credit) on first sight. It takes
     /// `email` (verified by the issuer) when no account has it; else an address made from
     /// the subject, so an external sign-in never opens another account.
     async fn external_user(
@@ -80,6 +80,6 @@ pub trait AccountStore: Send + Sync {
         issuer: &str,
         subject: &str,
         email: Option<&str>,
-        tier: Tier,
+        trial: MicroUsd,
     ) -> Result<UserId, StoreError>;
 }

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod analytics;
 pub mod approvals;
+pub mod billing;
 pub mod blob;
 pub mod browse;
 pub mod budget;
@@ -34,9 +35,13 @@ pub mod vault;
 pub use accounts::{AccountStore, EmailPurpose, Rotation};
 pub use analytics::{AnalyticsStore, IngestKey, KeyHolder};
 pub use approvals::ApprovalStore;
+pub use billing::{
+    Applied, ApplyError, BillingStore, BillingTerms, Fetch, OverageDue, PaymentError, Payments,
+    PendingReport, ReceivedEvent,
+};
 pub use blob::{BlobError, BlobStore, StoredBlob};
 pub use browse::{AgentActivity, Analytics, ArtifactEntry, Browse, RunsOnDay, TaskDetail};
-pub use budget::{BudgetError, BudgetScope, BudgetStore, Reservation};
+pub use budget::{BudgetError, BudgetScope, BudgetStore, PeriodBudget, Reservation};
 pub use connections::{
     ConnectionStore, Credential, DeploymentChange, DeploymentStore, DeviceFlow, JobPark,
     NewConnection, NewDeployment, Renewal, Sealed, ToolPolicies, WebFlow, WebFlowStatus,

@@ -6,7 +6,7 @@ use crate::domain::events::{ArtifactStored, EventBody, TaskCompleted};
 use crate::domain::messages::Outgoing;
 use crate::domain::records::{Artifact, Attempt, NewRun, Project, ProjectChanges, Run, Task, User};
 use crate::domain::{
-    AgentKind, ProjectId, RunId, RunStatus, TaskGraph, TaskId, TaskStatus, Tier, UserId,
+    AgentKind, ProjectId, RunId, RunStatus, TaskGraph, TaskId, TaskStatus, UserId,
 };
 use async_trait::async_trait;
 
@@ -36,13 +36,9 @@ pub enum StoreError {
 /// Users and their projects.
 #[async_trait]
 pub trait ProjectStore: Send + Sync {
-    /// Creates a user; an email already taken is a `Conflict`.
-    async fn create_user(
-        &self,
-        email: &str,
-        display_name: &str,
-        tier: Tier,
-    ) -> Result<User, StoreError>;
+    /// Creates a user, on the free plan with no trial credit; an email already taken is a
+    /// `Conflict`.
+    async fn create_user(&self, email: &str, display_name: &str) -> Result<User, StoreError>;
     /// Creates a project owned by `user`.
     async fn create_project(
         &self,

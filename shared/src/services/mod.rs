@@ -4,6 +4,7 @@
 pub mod access;
 pub mod accounts;
 pub mod backoff;
+pub mod billing;
 pub mod gateway;
 pub mod memory;
 pub mod notifier;
@@ -19,6 +20,7 @@ pub use crate::domain::messages::{
 };
 pub use accounts::{AccountError, ConnectedAccounts, FlowStep, Opened};
 pub use backoff::backoff;
+pub use billing::Billing;
 pub use gateway::{
     Acceptance, Answer, Call, Gateway, GatewayError, GatewayModels, GatewaySettings, GatewayStores,
     Source,

@@ -8,7 +8,7 @@
 
 use super::access::AccessError;
 use crate::config::{ConfigError, Env, optional};
-use crate::domain::{Tier, UserId};
+use crate::domain::{MicroUsd, UserId};
 use crate::ports::AccountStore;
 use jsonwebtoken::jwk::{JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -86,13 +86,13 @@ pub struct ExternalIssuer {
     keys: RwLock<Arc<JwkSet>>,
     fetched: tokio::sync::Mutex<Option<Instant>>,
     accounts: Arc<dyn AccountStore>,
-    tier: Tier,
+    trial: MicroUsd,
     users: RwLock<HashMap<String, UserId>>,
 }
 
 impl ExternalIssuer {
-    /// Users first seen in a token get `tier`.
-    pub fn new(config: OidcConfig, accounts: Arc<dyn AccountStore>, tier: Tier) -> Self {
+    /// Users first seen in a token get `trial` credit.
+    pub fn new(config: OidcConfig, accounts: Arc<dyn AccountStore>, trial: MicroUsd) -> Self {
         ExternalIssuer {
             config,
             http: reqwest::Client::builder()
@@ -102,7 +102,7 @@ impl ExternalIssuer {
             keys: RwLock::new(Arc::new(JwkSet { keys: Vec::new() })),
             fetched: tokio::sync::Mutex::new(None),
             accounts,
-            tier,
+            trial,
             users: RwLock::new(HashMap::new()),
         }
     }
@@ -205,7 +205,7 @@ impl ExternalIssuer {
         };
         let user = self
             .accounts
-            .external_user(&self.config.issuer, &claims.sub, email, self.tier)
+            .external_user(&self.config.issuer, &claims.sub, email, self.trial)
             .await
             .map_err(|e| AccessError::Unavailable(e.to_string()))?;
         if let Ok(mut users) = self.users.write() {

@@ -174,8 +174,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let (user, project) = (Uuid::new_v4(), Uuid::new_v4());
     db.execute(
-        "INSERT INTO users (id, email, display_name, tier) VALUES ($1, $2, 'Retention report', 'pro')",
-        &[&user, &format!("retention-{}@autocrew.local", user.simple())],
+        "INSERT INTO users (id, email, display_name) VALUES ($1, $2, 'Retention report')",
+        &[
+            &user,
+            &format!("retention-{}@autocrew.local", user.simple()),
+        ],
     )
     .await?;
     db.execute(

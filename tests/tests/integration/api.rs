@@ -105,7 +105,7 @@ pub(crate) async fn api_on(
             signing_secret: signing_secret(&sdk).await?,
             app_link_base: Some("autocrew://".into()),
             oidc: None,
-            signup_tier: autocrew_shared::domain::Tier::Free,
+            trial_credit: autocrew_shared::domain::MicroUsd::ZERO,
         },
         mail: autocrew_shared::config::MailConfig::Outbox,
         limits: Default::default(),

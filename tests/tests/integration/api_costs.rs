@@ -160,7 +160,7 @@ async fn costs_roll_up_by_agent_and_model_over_a_period_for_the_caller_only() ->
         by_agent["total"],
         json!({"calls": 4, "cost_micro_usd": 420, "cost": "$0.000420"})
     );
-    assert_eq!(by_agent["monthly_budget"]["tier"], "free");
+    assert_eq!(by_agent["ai_budget"]["plan"], "free");
 
     let model = [
         ("by=agent", "by=model"),

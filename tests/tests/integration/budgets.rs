@@ -1,8 +1,12 @@
 //! Hard budgets: concurrent calls can never reserve or spend past a budget.
 
-use autocrew_shared::adapters::postgres::{PgBudgetStore, PgProjectStore, PgRunStore};
-use autocrew_shared::domain::{MicroUsd, Tier};
-use autocrew_shared::ports::{BudgetError, BudgetScope, BudgetStore, ProjectStore, RunStore};
+use autocrew_shared::adapters::postgres::{
+    PgAccountStore, PgBudgetStore, PgProjectStore, PgRunStore,
+};
+use autocrew_shared::domain::MicroUsd;
+use autocrew_shared::ports::{
+    AccountStore, BudgetError, BudgetScope, BudgetStore, ProjectStore, RunStore,
+};
 use autocrew_tests::{TestDb, seed};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -103,64 +107,85 @@ async fn two_hundred_concurrent_calls_never_overspend_a_small_run_budget() -> an
 }
 
 #[tokio::test]
-async fn the_monthly_ai_budget_comes_from_the_tier_and_is_refused_past_it() -> anyhow::Result<()> {
+async fn the_periods_ai_budget_is_forty_percent_of_revenue_received_plus_the_trial_credit()
+-> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let projects = PgProjectStore::new(db.pool.clone());
-    let free = projects
-        .create_user("free@example.com", "Free", Tier::Free)
+    let accounts = PgAccountStore::new(db.pool.clone());
+    let free = projects.create_user("free@example.com", "Free").await?;
+    let trying = accounts
+        .sign_up(
+            "trial@example.com",
+            "Trial",
+            MicroUsd::from_dollars(1),
+            "$argon2id$test",
+        )
         .await?;
-    let pro = projects
-        .create_user("pro@example.com", "Pro", Tier::Pro)
-        .await?;
+    let paying = projects.create_user("paid@example.com", "Paid").await?;
+    autocrew_tests::funds::fund(&db.pool, paying.id, 2000).await?;
     let budgets = PgBudgetStore::new(db.pool.clone());
 
     let free_offline = budgets.reserve(free.id, (None, None), MicroUsd::ZERO).await;
     let free_paid = budgets.reserve(free.id, (None, None), MicroUsd(1)).await;
-    let pro_most = budgets
-        .reserve(pro.id, (None, None), MicroUsd(7_999_000))
+    let trial_most = budgets
+        .reserve(trying.id, (None, None), MicroUsd(900_000))
         .await?;
-    let pro_over = budgets.reserve(pro.id, (None, None), MicroUsd(2_000)).await;
-    budgets.settle(pro_most.id, MicroUsd(1_000_000)).await?;
-    budgets.settle(pro_most.id, MicroUsd(5_000_000)).await?;
-    let pro_after = budgets.reserve(pro.id, (None, None), MicroUsd(2_000)).await;
+    let trial_over = budgets
+        .reserve(trying.id, (None, None), MicroUsd(200_000))
+        .await;
+    let paid_most = budgets
+        .reserve(paying.id, (None, None), MicroUsd(7_999_000))
+        .await?;
+    let paid_over = budgets
+        .reserve(paying.id, (None, None), MicroUsd(2_000))
+        .await;
+    budgets.settle(paid_most.id, MicroUsd(1_000_000)).await?;
+    budgets.settle(paid_most.id, MicroUsd(5_000_000)).await?;
+    let paid_after = budgets
+        .reserve(paying.id, (None, None), MicroUsd(2_000))
+        .await;
+    budgets.settle(trial_most.id, MicroUsd(900_000)).await?;
+    let period = budgets.standing(paying.id).await?;
+    let trial = budgets.standing(trying.id).await?;
 
-    assert_eq!(
-        Tier::Pro.monthly_ai_budget(),
-        MicroUsd::from_dollars(8),
-        "40% of $20"
-    );
+    let refused = |r: &Result<_, BudgetError>| {
+        matches!(
+            r,
+            Err(BudgetError::Exceeded {
+                scope: BudgetScope::UserPeriod,
+                ..
+            })
+        )
+    };
     assert!(free_offline.is_ok(), "offline calls cost nothing and pass");
+    assert!(refused(&free_paid), "no revenue, no trial: {free_paid:?}");
+    assert!(refused(&trial_over), "$1 of trial credit: {trial_over:?}");
+    assert!(refused(&paid_over), "40% of $20 is $8: {paid_over:?}");
     assert!(
-        matches!(
-            free_paid,
-            Err(BudgetError::Exceeded {
-                scope: BudgetScope::UserMonth,
-                ..
-            })
-        ),
-        "{free_paid:?}"
-    );
-    assert!(
-        matches!(
-            pro_over,
-            Err(BudgetError::Exceeded {
-                scope: BudgetScope::UserMonth,
-                ..
-            })
-        ),
-        "{pro_over:?}"
-    );
-    assert!(
-        pro_after.is_ok(),
+        paid_after.is_ok(),
         "settling at $1 freed the rest; settling twice changed nothing"
+    );
+    assert_eq!(
+        (period.paid, period.included, period.spent),
+        (true, MicroUsd::from_dollars(8), MicroUsd::from_dollars(1))
+    );
+    assert_eq!(
+        (trial.paid, trial.trial_left, trial.spent, trial.left()),
+        (
+            false,
+            MicroUsd::from_dollars(1),
+            MicroUsd(900_000),
+            MicroUsd(100_000)
+        ),
+        "the trial credit counts until spent"
     );
     let spent: i64 = db
         .pool
         .get()
         .await?
         .query_one(
-            "SELECT spent_micro_usd FROM user_monthly_spend WHERE user_id = $1",
-            &[&pro.id.0],
+            "SELECT spent_micro_usd FROM user_period_spend WHERE user_id = $1",
+            &[&paying.id.0],
         )
         .await?
         .get(0);
@@ -212,7 +237,7 @@ async fn a_released_reservation_returns_to_both_budgets_and_a_late_settle_still_
     );
     let month: (i64, i64) = client
         .query_one(
-            "SELECT reserved_micro_usd, spent_micro_usd FROM user_monthly_spend WHERE user_id = $1",
+            "SELECT reserved_micro_usd, spent_micro_usd FROM user_period_spend WHERE user_id = $1",
             &[&seeded.user.id.0],
         )
         .await

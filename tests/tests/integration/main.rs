@@ -11,6 +11,7 @@ mod app_journey;
 mod approvals;
 mod auth;
 mod aws;
+mod billing;
 mod browse;
 mod budgets;
 mod connections;

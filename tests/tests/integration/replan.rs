@@ -396,12 +396,15 @@ async fn a_message_amends_the_running_plan_of_its_owner_only() -> anyhow::Result
     let p = crate::pipeline::pipeline(&db, Some((model.clone(), "claude-sonnet-5-5"))).await?;
     let (state, p) = api_on(&db, p, |_| {}).await?;
     let ana = user(&state, "ana@example.com").await?;
-    // On a paid plan: the test's model is priced (sign-up gives the free tier).
-    db.pool
+    // A subscriber: the test's model is priced (sign-up gives the free plan).
+    let ana_id = db
+        .pool
         .get()
         .await?
-        .execute("UPDATE users SET tier = 'pro'", &[])
-        .await?;
+        .query_one("SELECT id FROM users", &[])
+        .await?
+        .get(0);
+    autocrew_tests::funds::fund(&db.pool, autocrew_shared::domain::UserId(ana_id), 2000).await?;
     let keto = project(&state, &ana).await?;
     let request = event(
         "apigw-post-command.json",

@@ -528,16 +528,15 @@ async fn a_fire_when_the_months_ai_budget_is_spent_starts_nothing_and_says_why()
     let due = schedule
         .next_fire_at
         .ok_or_else(|| anyhow::anyhow!("a next fire"))?;
-    // Ana is on Pro ($8 of AI a month: 40% of $20) and has spent all of it this month.
+    // Ana paid $20 this period ($8 of AI: 40% of it), on top of her $1 trial credit, and
+    // has spent all of it.
+    autocrew_tests::funds::fund(&db.pool, ana_id, 2000).await?;
+    let limit = state.budgets.standing(ana_id).await?.limit();
     let client = db.pool.get().await?;
     client
-        .execute("UPDATE users SET tier = 'pro' WHERE id = $1", &[&ana_id.0])
-        .await?;
-    client
         .execute(
-            "INSERT INTO user_monthly_spend (user_id, month, spent_micro_usd)
-             VALUES ($1, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 8000000)",
-            &[&ana_id.0],
+            "UPDATE user_period_spend SET spent_micro_usd = $2 WHERE user_id = $1",
+            &[&ana_id.0, &limit.0],
         )
         .await?;
 
@@ -550,13 +549,11 @@ async fn a_fire_when_the_months_ai_budget_is_spent_starts_nothing_and_says_why()
     assert_eq!(
         fired.fire.reason.as_deref(),
         Some(
-            "the month's AI budget is spent ($8.000000 of $8.000000); fires start runs again next month or on a larger plan"
+            format!("the period's AI budget is spent ({limit} of {limit}); fires start runs again next period or on a larger plan").as_str()
         )
     );
-    // With money left again (a new month, a larger plan), the next fire starts its run.
-    client
-        .execute("UPDATE users SET tier = 'team' WHERE id = $1", &[&ana_id.0])
-        .await?;
+    // With money left again (another payment this period), the next fire starts its run.
+    autocrew_tests::funds::fund(&db.pool, ana_id, 10000).await?;
     let next = due + Duration::hours(1);
     let fired = state
         .schedules

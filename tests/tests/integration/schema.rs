@@ -5,7 +5,7 @@ use autocrew_shared::domain::{
     AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, DeploymentStatus,
     EmailPurpose, EventKind, FireOutcome, LlmCallOutcome, MemoryKind, MessageStatus, Priority,
     ReservationStatus, RunStatus, ScheduleCatchUp, ScheduleKind, ScheduleOverlap, Service,
-    TaskStatus, Tier, WebFlowStatus,
+    SubscriptionStatus, TaskStatus, WebFlowStatus,
 };
 use autocrew_tests::TestDb;
 
@@ -83,7 +83,14 @@ async fn the_schema_holds_every_table_a_durable_run_needs() -> anyhow::Result<()
         "approvals",
         "artifacts",
         "idempotency_keys",
-        "user_monthly_spend",
+        "user_period_spend",
+        "subscriptions",
+        "revenue_invoices",
+        "revenue_refunds",
+        "billing_customers",
+        "billing_credits",
+        "stripe_events",
+        "overage_reports",
         "budget_reservations",
     ] {
         assert!(
@@ -126,7 +133,7 @@ async fn every_postgres_enum_mirrors_its_rust_enum_in_order() -> anyhow::Result<
         (RunStatus::PG_TYPE, names(RunStatus::ALL)),
         (AttemptStatus::PG_TYPE, names(AttemptStatus::ALL)),
         (ApprovalStatus::PG_TYPE, names(ApprovalStatus::ALL)),
-        (Tier::PG_TYPE, names(Tier::ALL)),
+        (SubscriptionStatus::PG_TYPE, names(SubscriptionStatus::ALL)),
         (LlmCallOutcome::PG_TYPE, names(LlmCallOutcome::ALL)),
         (EventKind::PG_TYPE, names(EventKind::ALL)),
         (ReservationStatus::PG_TYPE, names(ReservationStatus::ALL)),

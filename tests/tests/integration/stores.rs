@@ -6,7 +6,7 @@ use autocrew_shared::adapters::postgres::{
 use autocrew_shared::domain::records::{Attribution, LlmCall, TokenUsage};
 use autocrew_shared::domain::{
     AgentKind, EventKind, LlmCallOutcome, MicroUsd, PlanLimits, Priority, ProjectId, RunId,
-    RunStatus, TaskGraph, TaskStatus, Tier,
+    RunStatus, TaskGraph, TaskStatus,
 };
 use autocrew_shared::ports::{
     Claim, EventLog, Failure, IdempotencyStore, Ledger, ProjectStore, RunStore, StoreError,
@@ -68,13 +68,9 @@ async fn a_user_project_and_run_round_trip() -> anyhow::Result<()> {
 async fn missing_rows_and_duplicate_emails_get_named_errors() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let projects = PgProjectStore::new(db.pool.clone());
-    projects
-        .create_user("ana@example.com", "Ana", Tier::Free)
-        .await?;
+    projects.create_user("ana@example.com", "Ana").await?;
 
-    let duplicate = projects
-        .create_user("ana@example.com", "Ana again", Tier::Free)
-        .await;
+    let duplicate = projects.create_user("ana@example.com", "Ana again").await;
     let missing_run = PgRunStore::new(db.pool.clone()).run(RunId::new()).await;
     let missing_project = projects.project(ProjectId::new()).await;
 

@@ -3,7 +3,6 @@
 
 use crate::push::management_api;
 use autocrew_shared::adapters::postgres::{PgEventLog, PgProjectStore};
-use autocrew_shared::domain::Tier;
 use autocrew_shared::domain::events::{EventBody, RunCreated};
 use autocrew_shared::ports::{EventLog, ProjectStore};
 use autocrew_shared::services::access::{KeyRing, SigningKeys};
@@ -34,7 +33,7 @@ async fn a_client_connects_with_its_token_subscribes_and_gets_every_missed_event
     ));
     let state = WsState::assemble(db.pool.clone(), &sdk, keys.clone(), &table, &callback_url);
     let user = PgProjectStore::new(db.pool.clone())
-        .create_user("ana@example.com", "Ana", Tier::Free)
+        .create_user("ana@example.com", "Ana")
         .await?;
     let token = keys.issue(user.id).access_token;
     let project = PgProjectStore::new(db.pool.clone())

@@ -9,7 +9,6 @@ use crate::auth::{
 };
 use crate::costs::settings_changed;
 use autocrew_shared::adapters::memory::{MemAccounts, MemBlobs, MemMailer, MemProjects};
-use autocrew_shared::domain::Tier;
 use autocrew_shared::domain::requests::{
     Login, RefreshBody, ResetConfirm, ResetRequest, Settings, SignUp, TokenBody,
 };
@@ -38,7 +37,7 @@ impl Bench {
             accounts: &self.accounts,
             keys: &self.keys,
             mailer: &self.mailer,
-            signup_tier: Tier::Free,
+            trial_credit: autocrew_shared::domain::MicroUsd::ZERO,
             app_link_base: Some("autocrew://"),
         }
     }
@@ -293,7 +292,7 @@ async fn a_new_code_is_sent_and_a_provider_down_says_to_try_later() {
 async fn the_semantic_cache_threshold_is_a_similarity_or_null() {
     let projects = MemProjects::default();
     let user = projects
-        .create_user("ana@example.com", "Ana", Tier::Free)
+        .create_user("ana@example.com", "Ana")
         .await
         .expect("a user")
         .id;
@@ -322,7 +321,7 @@ async fn the_semantic_cache_threshold_is_a_similarity_or_null() {
 async fn the_time_zone_is_an_iana_name_and_a_change_leaves_the_rest_alone() {
     let projects = MemProjects::default();
     let user = projects
-        .create_user("ana@example.com", "Ana", Tier::Free)
+        .create_user("ana@example.com", "Ana")
         .await
         .expect("a user")
         .id;
@@ -425,7 +424,7 @@ async fn an_export_is_stored_for_its_user_and_a_deleted_account_is_gone() {
     let accounts = MemAccounts::new(projects.clone());
     let blobs = MemBlobs::default();
     let ana = projects
-        .create_user("ana@example.com", "Ana", Tier::Free)
+        .create_user("ana@example.com", "Ana")
         .await
         .expect("created");
     let link = exported(&accounts, &blobs, ana.id).await.expect("exported");

@@ -12,8 +12,7 @@ use autocrew_shared::domain::messages::Outgoing;
 use autocrew_shared::domain::paging::{Cursor, Page};
 use autocrew_shared::domain::records::{Artifact, Project, Run, Task};
 use autocrew_shared::domain::{
-    AgentKind, ArtifactId, Complexity, MicroUsd, Priority, RunStatus, TaskId, TaskStatus, Tier,
-    UserId,
+    AgentKind, ArtifactId, Complexity, MicroUsd, Priority, RunStatus, TaskId, TaskStatus, UserId,
 };
 use autocrew_shared::ports::{ArtifactStore, BlobStore, Browse, ProjectStore, RunStore};
 use chrono::Utc;
@@ -49,7 +48,7 @@ impl Twins {
 
     async fn user(&self, email: &str) -> UserId {
         self.projects
-            .create_user(email, "Ana", Tier::Free)
+            .create_user(email, "Ana")
             .await
             .expect("created")
             .id

@@ -9,7 +9,7 @@ use autocrew_shared::domain::messages::Outgoing;
 use autocrew_shared::domain::paging::Page;
 use autocrew_shared::domain::records::{Project, ProjectChanges};
 use autocrew_shared::domain::requests::NewMessage;
-use autocrew_shared::domain::{RunStatus, Tier, UserId};
+use autocrew_shared::domain::{RunStatus, UserId};
 use autocrew_shared::ports::{Conversations, ProjectStore, RunStore};
 use std::sync::Arc;
 
@@ -41,11 +41,7 @@ impl Twins {
     }
 
     async fn project(&self, email: &str) -> Project {
-        let user = self
-            .projects
-            .create_user(email, "Ana", Tier::Free)
-            .await
-            .expect("user");
+        let user = self.projects.create_user(email, "Ana").await.expect("user");
         self.projects
             .create_project(user.id, "Keto", "For dieters")
             .await

@@ -4,12 +4,12 @@
 use crate::ApiError;
 use crate::costs::cost_report;
 use crate::routes::{RunLimits, run_started};
-use autocrew_shared::adapters::memory::{MemArtifacts, MemBrowse, MemLedger, MemProjects, MemRuns};
-use autocrew_shared::domain::records::{Attribution, LlmCall, Project, Run, TokenUsage};
-use autocrew_shared::domain::{
-    AgentKind, LlmCallOutcome, MicroUsd, RunStatus, TaskId, Tier, UserId,
+use autocrew_shared::adapters::memory::{
+    MemArtifacts, MemBrowse, MemBudgets, MemLedger, MemProjects, MemRuns,
 };
-use autocrew_shared::ports::{Browse, CostGroup, Ledger, ProjectStore};
+use autocrew_shared::domain::records::{Attribution, LlmCall, Project, Run, TokenUsage};
+use autocrew_shared::domain::{AgentKind, LlmCallOutcome, MicroUsd, RunStatus, TaskId, UserId};
+use autocrew_shared::ports::{Browse, BudgetStore, CostGroup, Ledger, ProjectStore};
 use chrono::{Duration, Utc};
 use std::sync::Arc;
 
@@ -64,7 +64,7 @@ async fn spend_is_grouped_costliest_first_with_the_months_budget_and_only_ones_o
     let projects = MemProjects::default();
     let (runs, ledger) = (MemRuns::default(), MemLedger::default());
     let ana = projects
-        .create_user("ana@example.com", "Ana", Tier::Free)
+        .create_user("ana@example.com", "Ana")
         .await
         .expect("user")
         .id;
@@ -83,7 +83,24 @@ async fn spend_is_grouped_costliest_first_with_the_months_budget_and_only_ones_o
     }
     let now = Utc::now();
     let period = (now - Duration::days(1), now + Duration::seconds(1));
-    let report = cost_report((&projects, &ledger), (ana, None), CostGroup::Run, period)
+    let budgets = MemBudgets::default();
+    budgets.grant(ana, MicroUsd(8_000_000));
+    for cost in [100, 50, 400] {
+        let held = budgets
+            .reserve(ana, (None, None), MicroUsd(cost))
+            .await
+            .expect("held");
+        budgets
+            .settle(held.id, MicroUsd(cost))
+            .await
+            .expect("settled");
+    }
+    let ports = (
+        &projects as &dyn ProjectStore,
+        &ledger as &dyn Ledger,
+        &budgets as &dyn BudgetStore,
+    );
+    let report = cost_report(ports, (ana, None), CostGroup::Run, period)
         .await
         .expect("report");
     let groups: Vec<(String, u64, MicroUsd)> = report
@@ -102,39 +119,28 @@ async fn spend_is_grouped_costliest_first_with_the_months_budget_and_only_ones_o
         (report.total.calls, report.total.cost_micro_usd),
         (3, MicroUsd(550))
     );
-    let budget = &report.monthly_budget;
+    let budget = &report.ai_budget;
     assert_eq!(budget.spent_micro_usd, MicroUsd(550));
-    assert_eq!(budget.limit_micro_usd, Tier::Free.monthly_ai_budget());
+    assert_eq!(budget.limit_micro_usd, MicroUsd(8_000_000));
     assert_eq!(
         budget.left_micro_usd,
         budget.limit_micro_usd.remaining_after(MicroUsd(550))
     );
-    let one = cost_report(
-        (&projects, &ledger),
-        (ana, Some(keto.id)),
-        CostGroup::Project,
-        period,
-    )
-    .await
-    .expect("report");
+    let one = cost_report(ports, (ana, Some(keto.id)), CostGroup::Project, period)
+        .await
+        .expect("report");
     assert_eq!(one.total.cost_micro_usd, MicroUsd(150));
     let ben = projects
-        .create_user("ben@example.com", "Ben", Tier::Free)
+        .create_user("ben@example.com", "Ben")
         .await
         .expect("user")
         .id;
-    let theirs = cost_report(
-        (&projects, &ledger),
-        (ben, Some(keto.id)),
-        CostGroup::Run,
-        period,
-    )
-    .await;
+    let theirs = cost_report(ports, (ben, Some(keto.id)), CostGroup::Run, period).await;
     assert!(
         matches!(theirs, Err(ApiError::NotFound("project"))),
         "{theirs:?}"
     );
-    let bens = cost_report((&projects, &ledger), (ben, None), CostGroup::Run, period)
+    let bens = cost_report(ports, (ben, None), CostGroup::Run, period)
         .await
         .expect("report");
     assert!(bens.groups.is_empty() && bens.total.calls == 0);
@@ -152,7 +158,7 @@ async fn analytics_count_runs_by_day_success_cost_per_task_and_cache_hits() {
         ledger: ledger.clone(),
     };
     let ana = projects
-        .create_user("ana@example.com", "Ana", Tier::Free)
+        .create_user("ana@example.com", "Ana")
         .await
         .expect("user")
         .id;

@@ -2,7 +2,7 @@
 
 use super::MemProjects;
 use crate::domain::records::User;
-use crate::domain::{ProjectId, Tier, UserId};
+use crate::domain::{MicroUsd, ProjectId, UserId};
 use crate::ports::{AccountStore, EmailPurpose, ProjectStore, Rotation, StoreError};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -93,10 +93,11 @@ impl AccountStore for MemAccounts {
         &self,
         email: &str,
         display_name: &str,
-        tier: Tier,
+        _trial: MicroUsd,
         password_hash: &str,
     ) -> Result<User, StoreError> {
-        let user = self.users.create_user(email, display_name, tier).await?;
+        // The twin keeps no budgets (the budget store has no twin), so no trial credit.
+        let user = self.users.create_user(email, display_name).await?;
         self.lock()
             .passwords
             .insert(user.id, password_hash.to_owned());
@@ -216,7 +217,7 @@ impl AccountStore for MemAccounts {
         issuer: &str,
         subject: &str,
         email: Option<&str>,
-        tier: Tier,
+        _trial: MicroUsd,
     ) -> Result<UserId, StoreError> {
         let made = format!("{subject}@{issuer}.external");
         let address = match email {
@@ -226,6 +227,6 @@ impl AccountStore for MemAccounts {
         if let Some(user) = self.users.user_by_email(&address) {
             return Ok(user.id);
         }
-        Ok(self.users.create_user(&address, subject, tier).await?.id)
+        Ok(self.users.create_user(&address, subject).await?.id)
     }
 }

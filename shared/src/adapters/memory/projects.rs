@@ -1,7 +1,7 @@
 //! Users and their projects, in memory.
 
 use crate::domain::records::{Project, ProjectChanges, User};
-use crate::domain::{ProjectId, Tier, UserId};
+use crate::domain::{ProjectId, UserId};
 use crate::ports::{ProjectStore, StoreError};
 use async_trait::async_trait;
 use chrono::Utc;
@@ -86,12 +86,7 @@ fn not_found(what: &'static str, id: impl ToString) -> StoreError {
 
 #[async_trait]
 impl ProjectStore for MemProjects {
-    async fn create_user(
-        &self,
-        email: &str,
-        display_name: &str,
-        tier: Tier,
-    ) -> Result<User, StoreError> {
+    async fn create_user(&self, email: &str, display_name: &str) -> Result<User, StoreError> {
         let mut state = self.lock();
         if state.users.values().any(|u| u.email == email) {
             return Err(StoreError::Conflict(format!("{email} is taken")));
@@ -100,7 +95,7 @@ impl ProjectStore for MemProjects {
             id: UserId::new(),
             email: email.to_owned(),
             display_name: display_name.to_owned(),
-            tier,
+            plan: crate::domain::PlanId::free(),
             semantic_cache_threshold: None,
             email_verified_at: None,
             created_at: Utc::now(),

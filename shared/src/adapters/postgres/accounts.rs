@@ -5,7 +5,7 @@ use super::Pool;
 use super::cached::Cached;
 use super::projects::{USER_COLUMNS, user_from};
 use crate::domain::records::User;
-use crate::domain::{Tier, UserId};
+use crate::domain::{MicroUsd, UserId};
 use crate::ports::accounts::REFRESH_TTL;
 use crate::ports::{AccountStore, EmailPurpose, Rotation, StoreError};
 use async_trait::async_trait;
@@ -37,32 +37,47 @@ const INSERT_REFRESH: &str =
     "INSERT INTO refresh_tokens (token_sha256, family_id, user_id, expires_at)
      VALUES ($1, $2, $3, now() + make_interval(secs => $4))";
 
+/// Records a new user's trial credit (none when it is zero), inside their creation.
+async fn grant_trial(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user: UserId,
+    trial: MicroUsd,
+) -> Result<(), StoreError> {
+    if trial.0 > 0 {
+        tx.execute_cached(
+            "INSERT INTO billing_credits (user_id, kind, amount_micro_usd) VALUES ($1, 'trial', $2)
+             ON CONFLICT (user_id, kind) DO NOTHING",
+            &[&user.0, &trial.0],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl AccountStore for PgAccountStore {
     async fn sign_up(
         &self,
         email: &str,
         display_name: &str,
-        tier: Tier,
+        trial: MicroUsd,
         password_hash: &str,
     ) -> Result<User, StoreError> {
-        let client = self.pool.get().await?;
-        let row = client
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
             .query_one_cached(
                 &format!(
-                    "INSERT INTO users (id, email, display_name, tier, password_hash)
-                     VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}"
+                    "INSERT INTO users (id, email, display_name, password_hash)
+                     VALUES ($1, $2, $3, $4) RETURNING {USER_COLUMNS}"
                 ),
-                &[
-                    &UserId::new().0,
-                    &email,
-                    &display_name,
-                    &tier,
-                    &password_hash,
-                ],
+                &[&UserId::new().0, &email, &display_name, &password_hash],
             )
             .await?;
-        user_from(&row)
+        let user = user_from(&row)?;
+        grant_trial(&tx, user.id, trial).await?;
+        tx.commit().await?;
+        Ok(user)
     }
 
     async fn credentials(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
@@ -261,7 +276,7 @@ impl AccountStore for PgAccountStore {
         issuer: &str,
         subject: &str,
         email: Option<&str>,
-        tier: Tier,
+        trial: MicroUsd,
     ) -> Result<UserId, StoreError> {
         const KNOWN: &str =
             "SELECT user_id FROM external_identities WHERE issuer = $1 AND subject = $2";
@@ -295,19 +310,20 @@ impl AccountStore for PgAccountStore {
         if let Some(address) = &wanted {
             inserted = tx
                 .execute_cached(
-                    "INSERT INTO users (id, email, display_name, tier, email_verified_at)
-                     VALUES ($1, $2, '', $3, now()) ON CONFLICT (email) DO NOTHING",
-                    &[&id.0, address, &tier],
+                    "INSERT INTO users (id, email, display_name, email_verified_at)
+                     VALUES ($1, $2, '', now()) ON CONFLICT (email) DO NOTHING",
+                    &[&id.0, address],
                 )
                 .await?;
         }
         if inserted == 0 {
             tx.execute_cached(
-                "INSERT INTO users (id, email, display_name, tier) VALUES ($1, $2, '', $3)",
-                &[&id.0, &made, &tier],
+                "INSERT INTO users (id, email, display_name) VALUES ($1, $2, '')",
+                &[&id.0, &made],
             )
             .await?;
         }
+        grant_trial(&tx, id, trial).await?;
         tx.execute_cached(
             "INSERT INTO external_identities (issuer, subject, user_id) VALUES ($1, $2, $3)",
             &[&issuer, &subject, &id.0],
@@ -343,7 +359,7 @@ const EXPORT: &str = "
 SELECT json_build_object(
   'exported_at', now(),
   'user', json_build_object('id', u.id, 'email', u.email, 'display_name', u.display_name,
-          'tier', u.tier, 'created_at', u.created_at, 'email_verified_at', u.email_verified_at,
+          'plan', effective_plan(u.id), 'created_at', u.created_at, 'email_verified_at', u.email_verified_at,
           'semantic_cache_threshold', u.semantic_cache_threshold),
   'connections', (SELECT coalesce(json_agg(c ORDER BY c.service), '[]')
                   FROM (SELECT id, service, account, hint, status, status_reason, created_at,

@@ -2,8 +2,8 @@
 
 use super::Pool;
 use super::cached::Cached;
-use crate::domain::{MicroUsd, ReservationStatus, RunId, RunStatus, TaskId, Tier, UserId};
-use crate::ports::{BudgetError, BudgetScope, BudgetStore, Reservation, StoreError};
+use crate::domain::{MicroUsd, ReservationStatus, RunId, RunStatus, TaskId, UserId};
+use crate::ports::{BudgetError, BudgetScope, BudgetStore, PeriodBudget, Reservation, StoreError};
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -38,34 +38,30 @@ fn ended_statuses() -> Vec<RunStatus> {
         .collect()
 }
 
-const MONTH: &str = "date_trunc('month', now() AT TIME ZONE 'UTC')::date";
+/// The user's current period (made if missing) with its budget by source and its use:
+/// `$1` the user. Columns as `PeriodBudget` reads them.
+const STANDING: &str = "SELECT * FROM period_standing($1)";
 
-/// Each tier's name and monthly AI budget, as `HOLD_MONTH` takes them.
-static TIER_LIMITS: std::sync::LazyLock<(Vec<&'static str>, Vec<i64>)> =
-    std::sync::LazyLock::new(|| {
-        Tier::ALL
-            .iter()
-            .map(|t| (t.as_str(), t.monthly_ai_budget().0))
-            .unzip()
-    });
+fn period_budget(row: &tokio_postgres::Row) -> Result<PeriodBudget, tokio_postgres::Error> {
+    Ok(PeriodBudget {
+        period_start: row.try_get(0)?,
+        starts: row.try_get(1)?,
+        ends: row.try_get(2)?,
+        paid: row.try_get(3)?,
+        included: MicroUsd(row.try_get(4)?),
+        trial_left: MicroUsd(row.try_get(5)?),
+        overage_cap: MicroUsd(row.try_get(6)?),
+        spent: MicroUsd(row.try_get(7)?),
+        reserved: MicroUsd(row.try_get(8)?),
+    })
+}
 
-/// Adds `$2` to the user's reserved spend this month (creating the month's row if needed),
-/// only if it stays within their tier's limit (`$3` tiers, `$4` their limits). The
-/// conflicting row is locked and the condition re-checked on its latest version, so racing
-/// reservations cannot pass the limit together. No row back: refused.
-const HOLD_MONTH: &str = "
-    WITH lim AS (
-        SELECT l.limit_micro_usd FROM users u
-        JOIN unnest($3::text[], $4::bigint[]) AS l (tier, limit_micro_usd) ON l.tier = u.tier::text
-        WHERE u.id = $1)
-    INSERT INTO user_monthly_spend AS s (user_id, month, reserved_micro_usd)
-    SELECT $1, date_trunc('month', now() AT TIME ZONE 'UTC')::date, $2
-    FROM lim WHERE $2 <= lim.limit_micro_usd
-    ON CONFLICT (user_id, month) DO UPDATE
-        SET reserved_micro_usd = s.reserved_micro_usd + EXCLUDED.reserved_micro_usd
-        WHERE s.spent_micro_usd + s.reserved_micro_usd + EXCLUDED.reserved_micro_usd
-              <= (SELECT limit_micro_usd FROM lim)
-    RETURNING s.month";
+/// The period `user`'s reservation goes in (the run's, once it has one) and whether
+/// `$3` fits in it; both in the caller's transaction (see `hold_period` in migration 0028).
+/// No row back: there is no such user.
+const HOLD_PERIOD: &str = "
+    WITH p AS (SELECT current_period($1, $2) AS period_start)
+    SELECT p.period_start, hold_period($1, p.period_start, $3) FROM p WHERE p.period_start IS NOT NULL";
 
 /// Adds `$5` to the run's reserved spend within its budget, unless the run has ended (`$6`,
 /// the ended statuses: a cancelled run's next model turn is refused here), and records the
@@ -76,46 +72,43 @@ const HOLD_RUN: &str = "
         WHERE id = $3 AND spent_micro_usd + reserved_micro_usd + $5 <= budget_micro_usd
           AND NOT (status = ANY($6::run_status[]))
         RETURNING id)
-    INSERT INTO budget_reservations (id, user_id, run_id, month, amount_micro_usd, task_id)
+    INSERT INTO budget_reservations (id, user_id, run_id, period_start, amount_micro_usd, task_id)
     SELECT $1, $2, $3, $4, $5, $7 WHERE $3::uuid IS NULL OR EXISTS (SELECT 1 FROM run)
     RETURNING id";
 
-/// Why the user's month refused: how much is left, or that there is no such user.
-async fn month_refusal(
-    client: &tokio_postgres::Client,
+/// Why the user's period refused: how much is left, or that there is no such user.
+async fn period_refusal(
+    client: &deadpool_postgres::Client,
     user: UserId,
     amount: MicroUsd,
 ) -> BudgetError {
-    let query = format!(
-        "SELECT u.tier, coalesce(s.spent_micro_usd + s.reserved_micro_usd, 0) FROM users u
-         LEFT JOIN user_monthly_spend s ON s.user_id = u.id AND s.month = {MONTH} WHERE u.id = $1"
-    );
-    let row = match client.query_opt(&query, &[&user.0]).await {
-        Ok(Some(row)) => row,
-        Ok(None) => {
-            return StoreError::NotFound {
-                what: "user",
-                id: user.to_string(),
-            }
-            .into();
-        }
-        Err(e) => return StoreError::from(e).into(),
-    };
-    let read =
-        || -> Result<(Tier, i64), tokio_postgres::Error> { Ok((row.try_get(0)?, row.try_get(1)?)) };
-    match read() {
-        Ok((tier, used)) => BudgetError::Exceeded {
-            scope: BudgetScope::UserMonth,
+    match standing_of(client, user).await {
+        Ok(period) => BudgetError::Exceeded {
+            scope: BudgetScope::UserPeriod,
             needed: amount,
-            available: tier.monthly_ai_budget().remaining_after(MicroUsd(used)),
+            available: period.left(),
         },
-        Err(e) => StoreError::from(e).into(),
+        Err(e) => e.into(),
     }
+}
+
+async fn standing_of(
+    client: &impl deadpool_postgres::GenericClient,
+    user: UserId,
+) -> Result<PeriodBudget, StoreError> {
+    let row = client
+        .query_opt_cached(STANDING, &[&user.0])
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "user",
+            id: user.to_string(),
+        })?;
+    Ok(period_budget(&row)?)
 }
 
 /// Why the run refused: how much is left, or that there is no such run.
 async fn run_refusal(
-    client: &tokio_postgres::Client,
+    client: &deadpool_postgres::Client,
     run: Option<RunId>,
     amount: MicroUsd,
 ) -> BudgetError {
@@ -171,33 +164,33 @@ impl BudgetStore for PgBudgetStore {
 
     async fn percent_left(&self, user: UserId, run: Option<RunId>) -> Result<u8, StoreError> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                &client
-                    .prepare_cached(&format!(
-                        "SELECT u.tier, coalesce(s.spent_micro_usd + s.reserved_micro_usd, 0),
-                            r.budget_micro_usd, r.spent_micro_usd + r.reserved_micro_usd
-                     FROM users u
-                     LEFT JOIN user_monthly_spend s ON s.user_id = u.id AND s.month = {MONTH}
-                     LEFT JOIN runs r ON r.id = $2
-                     WHERE u.id = $1"
-                    ))
-                    .await
-                    .map_err(StoreError::from)?,
-                &[&user.0, &run.map(|r| r.0)],
-            )
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "user",
-                id: user.to_string(),
-            })?;
-        let tier: Tier = row.try_get(0)?;
-        let month = percent(tier.monthly_ai_budget().0, row.try_get(1)?);
-        let run = match row.try_get::<_, Option<i64>>(2)? {
-            Some(budget) => percent(budget, row.try_get::<_, Option<i64>>(3)?.unwrap_or(0)),
+        let period = standing_of(&client, user).await?;
+        let month = percent(period.limit().0, (period.spent + period.reserved).0);
+        let run = match run {
+            Some(run) => {
+                let row = client
+                    .query_opt(
+                        &client
+                            .prepare_cached(
+                                "SELECT budget_micro_usd, spent_micro_usd + reserved_micro_usd FROM runs WHERE id = $1",
+                            )
+                            .await?,
+                        &[&run.0],
+                    )
+                    .await?;
+                match row {
+                    Some(row) => percent(row.try_get(0)?, row.try_get(1)?),
+                    None => 100,
+                }
+            }
             None => 100,
         };
         Ok(month.min(run))
+    }
+
+    async fn standing(&self, user: UserId) -> Result<PeriodBudget, StoreError> {
+        let client = self.pool.get().await?;
+        standing_of(&client, user).await
     }
 
     async fn release_expired(&self, age: std::time::Duration) -> Result<u64, StoreError> {
@@ -216,7 +209,7 @@ impl BudgetStore for PgBudgetStore {
 /// Which budget refused a reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Refused {
-    Month,
+    Period,
     Run,
 }
 
@@ -228,14 +221,16 @@ pub(super) async fn hold(
     (run, task): (Option<RunId>, Option<TaskId>),
     amount: MicroUsd,
 ) -> Result<Result<Reservation, Refused>, StoreError> {
-    let (tiers, limits) = &*TIER_LIMITS;
-    let hold_month = tx.prepare_cached(HOLD_MONTH).await?;
+    let hold_period = tx.prepare_cached(HOLD_PERIOD).await?;
     let Some(held) = tx
-        .query_opt(&hold_month, &[&user.0, &amount.0, tiers, limits])
+        .query_opt(&hold_period, &[&user.0, &run.map(|r| r.0), &amount.0])
         .await?
     else {
-        return Ok(Err(Refused::Month));
+        return Ok(Err(Refused::Period));
     };
+    if !held.try_get::<_, bool>(1)? {
+        return Ok(Err(Refused::Period));
+    }
     let month: chrono::NaiveDate = held.try_get(0)?;
     let id = Uuid::new_v4();
     let hold_run = tx.prepare_cached(HOLD_RUN).await?;
@@ -261,14 +256,14 @@ pub(super) async fn hold(
 
 /// Why `which` refused `amount`, read after the rollback.
 pub(super) async fn refusal(
-    client: &tokio_postgres::Client,
+    client: &deadpool_postgres::Client,
     which: Refused,
     user: UserId,
     run: Option<RunId>,
     amount: MicroUsd,
 ) -> BudgetError {
     match which {
-        Refused::Month => month_refusal(client, user, amount).await,
+        Refused::Period => period_refusal(client, user, amount).await,
         Refused::Run => run_refusal(client, run, amount).await,
     }
 }
@@ -289,13 +284,13 @@ pub(super) async fn settle_in(
                      UPDATE budget_reservations b SET status = $2, actual_micro_usd = $3, settled_at = now()
                      FROM (SELECT id, status AS was FROM budget_reservations WHERE id = $1 FOR UPDATE) before
                      WHERE b.id = before.id AND before.was = ANY($4)
-                     RETURNING b.user_id, b.run_id, b.month,
+                     RETURNING b.user_id, b.run_id, b.period_start,
                                CASE WHEN before.was = $5 THEN b.amount_micro_usd ELSE 0 END AS amount_micro_usd),
                  month AS (
-                     UPDATE user_monthly_spend s
+                     UPDATE user_period_spend s
                      SET reserved_micro_usd = s.reserved_micro_usd - held.amount_micro_usd,
                          spent_micro_usd = s.spent_micro_usd + $3
-                     FROM held WHERE s.user_id = held.user_id AND s.month = held.month
+                     FROM held WHERE s.user_id = held.user_id AND s.period_start = held.period_start
                      RETURNING 1),
                  run AS (
                      UPDATE runs r
@@ -333,11 +328,11 @@ pub(super) async fn release_held(
         "WITH released AS (
              UPDATE budget_reservations b SET status = $1, settled_at = now()
              WHERE b.status = $3 AND {filter}
-             RETURNING b.user_id, b.run_id, b.month, b.amount_micro_usd),
+             RETURNING b.user_id, b.run_id, b.period_start, b.amount_micro_usd),
          month AS (
-             UPDATE user_monthly_spend s SET reserved_micro_usd = s.reserved_micro_usd - r.total
-             FROM (SELECT user_id, month, sum(amount_micro_usd)::bigint AS total FROM released GROUP BY 1, 2) r
-             WHERE s.user_id = r.user_id AND s.month = r.month
+             UPDATE user_period_spend s SET reserved_micro_usd = s.reserved_micro_usd - r.total
+             FROM (SELECT user_id, period_start, sum(amount_micro_usd)::bigint AS total FROM released GROUP BY 1, 2) r
+             WHERE s.user_id = r.user_id AND s.period_start = r.period_start
              RETURNING 1),
          run AS (
              UPDATE runs x SET reserved_micro_usd = x.reserved_micro_usd - r.total

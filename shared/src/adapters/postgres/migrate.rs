@@ -114,6 +114,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0027_replan",
         include_str!("../../../../migrations/0027_replan.sql"),
     ),
+    (
+        "0028_billing",
+        include_str!("../../../../migrations/0028_billing.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

@@ -3,7 +3,7 @@
 use super::Pool;
 use super::cached::Cached;
 use crate::domain::records::{Project, ProjectChanges, User};
-use crate::domain::{ProjectId, Tier, UserId};
+use crate::domain::{ProjectId, UserId};
 use crate::ports::{ProjectStore, StoreError};
 use async_trait::async_trait;
 
@@ -32,14 +32,15 @@ pub(super) fn project_from(row: &tokio_postgres::Row) -> Result<Project, StoreEr
     })
 }
 
-pub(super) const USER_COLUMNS: &str = "id, email, display_name, tier, semantic_cache_threshold, created_at, email_verified_at, timezone";
+/// A user's columns; the plan is derived from their subscriptions (`effective_plan`).
+pub(super) const USER_COLUMNS: &str = "id, email, display_name, effective_plan(id), semantic_cache_threshold, created_at, email_verified_at, timezone";
 
 pub(super) fn user_from(row: &tokio_postgres::Row) -> Result<User, StoreError> {
     Ok(User {
         id: UserId(row.try_get(0)?),
         email: row.try_get(1)?,
         display_name: row.try_get(2)?,
-        tier: row.try_get(3)?,
+        plan: crate::domain::PlanId(row.try_get(3)?),
         semantic_cache_threshold: row.try_get(4)?,
         created_at: row.try_get(5)?,
         email_verified_at: row.try_get(6)?,
@@ -49,17 +50,12 @@ pub(super) fn user_from(row: &tokio_postgres::Row) -> Result<User, StoreError> {
 
 #[async_trait]
 impl ProjectStore for PgProjectStore {
-    async fn create_user(
-        &self,
-        email: &str,
-        display_name: &str,
-        tier: Tier,
-    ) -> Result<User, StoreError> {
+    async fn create_user(&self, email: &str, display_name: &str) -> Result<User, StoreError> {
         let client = self.pool.get().await?;
         let row = client
             .query_one_cached(
-                &format!("INSERT INTO users (id, email, display_name, tier) VALUES ($1, $2, $3, $4) RETURNING {USER_COLUMNS}"),
-                &[&UserId::new().0, &email, &display_name, &tier],
+                &format!("INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3) RETURNING {USER_COLUMNS}"),
+                &[&UserId::new().0, &email, &display_name],
             )
             .await?;
         user_from(&row)

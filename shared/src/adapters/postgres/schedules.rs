@@ -414,29 +414,27 @@ impl ScheduleStore for PgScheduleStore {
     }
 }
 
-/// Why a fire starts nothing because the user's month is spent: their tier's monthly AI
-/// budget has no money left (spent and held). `None` while some is left.
+/// Why a fire starts nothing because the user's budget period is spent: its AI budget
+/// (revenue share, trial credit and overage cap) has no money left, spent and held. `None`
+/// while some is left.
 async fn month_spent(
     tx: &deadpool_postgres::Transaction<'_>,
     user: UserId,
 ) -> Result<Option<String>, StoreError> {
     let row = tx
         .query_one_cached(
-            "SELECT u.tier, coalesce(s.spent_micro_usd + s.reserved_micro_usd, 0) FROM users u
-             LEFT JOIN user_monthly_spend s
-               ON s.user_id = u.id AND s.month = date_trunc('month', now() AT TIME ZONE 'UTC')::date
-             WHERE u.id = $1",
+            "SELECT p_spent + p_reserved, p_included + p_trial_left + p_overage_cap
+             FROM period_standing($1)",
             &[&user.0],
         )
         .await?;
-    let tier: crate::domain::Tier = row.try_get(0)?;
-    let used = MicroUsd(row.try_get(1)?);
-    let budget = tier.monthly_ai_budget();
-    // A tier with no AI budget spends nothing (its calls are free or refused one by one):
-    // the month is spent once something was and nothing is left.
+    let used = MicroUsd(row.try_get(0)?);
+    let budget = MicroUsd(row.try_get(1)?);
+    // A budget of nothing spends nothing (its calls are free or refused one by one): the
+    // period is spent once something was and nothing is left.
     Ok((used > MicroUsd::ZERO && budget.remaining_after(used) == MicroUsd::ZERO).then(|| {
         format!(
-            "the month's AI budget is spent ({used} of {budget}); fires start runs again next month or on a larger plan"
+            "the period's AI budget is spent ({used} of {budget}); fires start runs again next period or on a larger plan"
         )
     }))
 }

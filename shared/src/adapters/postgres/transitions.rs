@@ -11,8 +11,7 @@ use crate::domain::events::{EventBody, TaskBlocked, TaskQueued, TaskRef};
 use crate::domain::messages::{Executed, Outgoing, TaskMessage, as_json};
 use crate::domain::records::{Run, Task};
 use crate::domain::{
-    AgentKind, AttemptStatus, Complexity, Priority, RunId, RunStatus, TaskGraph, TaskId,
-    TaskStatus, Tier,
+    AgentKind, AttemptStatus, Complexity, Priority, RunId, RunStatus, TaskGraph, TaskId, TaskStatus,
 };
 use crate::ports::{Effects, StoreError};
 use deadpool_postgres::{GenericClient, Transaction};
@@ -128,7 +127,7 @@ pub(super) async fn lock_user_of(
 ) -> Result<(Uuid, i64), StoreError> {
     let row = tx
         .query_opt_cached(
-            "SELECT u.id, u.tier FROM users u JOIN runs r ON r.user_id = u.id WHERE r.id = $1
+            "SELECT u.id, effective_plan(u.id) FROM users u JOIN runs r ON r.user_id = u.id WHERE r.id = $1
              FOR NO KEY UPDATE OF u",
             &[&run.0],
         )
@@ -137,13 +136,16 @@ pub(super) async fn lock_user_of(
             what: "run",
             id: run.to_string(),
         })?;
-    let tier: Tier = row.try_get(1)?;
-    Ok((row.try_get(0)?, i64::from(tier.tasks_in_flight())))
+    let plan = crate::domain::PlanId(row.try_get(1)?);
+    Ok((
+        row.try_get(0)?,
+        i64::from(crate::config::tasks_in_flight(&plan)),
+    ))
 }
 
 /// Claims what the user of `run` can start now across all of their running runs (but a run
 /// whose plan is being revised, which starts nothing until the revision is made): within
-/// each run's concurrency limit and the user's limit of tasks in flight (`Tier`), critical
+/// each run's concurrency limit and the user's limit of tasks in flight (their plan's), critical
 /// and high priority first whatever the run, then older runs first. Each claimed task gets
 /// `task_queued` and its message in the outbox. The caller holds the run lock and
 /// `lock_user_of`. Tasks another transaction holds are skipped (that transaction dispatches

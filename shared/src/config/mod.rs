@@ -333,8 +333,9 @@ pub struct AuthConfig {
     pub app_link_base: Option<String>,
     /// An external OpenID Connect issuer whose tokens are accepted too (`OIDC_ISSUER`).
     pub oidc: Option<crate::services::oidc::OidcConfig>,
-    /// The tier a new user gets, signing up or first seen in an external token.
-    pub signup_tier: crate::domain::Tier,
+    /// The trial credit a new user gets, signing up or first seen in an external token
+    /// (`FREE_TRIAL_CREDIT_USD`, $1 by default): enough to try a real model once.
+    pub trial_credit: crate::domain::MicroUsd,
 }
 
 impl AuthConfig {
@@ -343,20 +344,22 @@ impl AuthConfig {
             signing_secret: required(env, "JWT_SIGNING_SECRET")?,
             app_link_base: optional(env, "APP_LINK_BASE"),
             oidc: crate::services::oidc::OidcConfig::from_env(env)?,
-            signup_tier: signup_tier(env)?,
+            trial_credit: dollars(env, "FREE_TRIAL_CREDIT_USD", "1")?,
         })
     }
 }
 
-/// `SIGNUP_TIER` (free, pro or team; default free).
-pub fn signup_tier(env: &dyn Env) -> Result<crate::domain::Tier, ConfigError> {
-    match optional(env, "SIGNUP_TIER") {
-        None => Ok(crate::domain::Tier::Free),
-        Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
-            name: "SIGNUP_TIER",
-            reason: format!("must be free, pro or team, got {v:?}"),
-        }),
-    }
+/// An amount of dollars (`"1"`, `"0.50"`) from `name`, or `default`.
+pub fn dollars(
+    env: &dyn Env,
+    name: &'static str,
+    default: &str,
+) -> Result<crate::domain::MicroUsd, ConfigError> {
+    let text = optional(env, name).unwrap_or_else(|| default.to_owned());
+    crate::domain::plans::parse_dollars(text.trim()).ok_or_else(|| ConfigError::Invalid {
+        name,
+        reason: format!("must be an amount of dollars like \"1\" or \"0.50\", got {text:?}"),
+    })
 }
 
 /// Where email goes (`EMAIL_PROVIDER`): `resend` on a deployed stack (the API key in the
@@ -526,3 +529,6 @@ impl Env for Overlay<'_> {
             .or_else(|| self.base.get(name))
     }
 }
+
+mod billing;
+pub use billing::{BillingConfig, plans, tasks_in_flight};
