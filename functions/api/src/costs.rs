@@ -167,7 +167,19 @@ pub(crate) async fn cost_report(
 pub async fn update_me(state: &ApiState, request: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(state, request).await?;
     let settings: Settings = json_body(request)?;
-    let updated = settings_changed(&*state.projects, user, &settings).await?;
+    let Some(overage) = &settings.overage_cap_usd else {
+        let updated = settings_changed(&*state.projects, user, &settings).await?;
+        return Ok(json_response(200, &updated));
+    };
+    // Every field is checked before any changes.
+    let cap = crate::billing::overage_cap_asked(&state.billing, user, overage.as_deref()).await?;
+    let updated = match settings.semantic_cache_threshold.is_some() || settings.timezone.is_some() {
+        true => settings_changed(&*state.projects, user, &settings).await?,
+        false => crate::auth::UserAnswer {
+            user: state.projects.user(user).await?,
+        },
+    };
+    state.billing.store.set_overage_cap(user, cap).await?;
     Ok(json_response(200, &updated))
 }
 
@@ -198,7 +210,7 @@ pub(crate) async fn settings_changed(
     if settings.semantic_cache_threshold.is_none() && timezone.is_none() {
         return Err(ApiError::bad(
             "body",
-            "change at least one of semantic_cache_threshold, timezone",
+            "change at least one of semantic_cache_threshold, timezone, overage_cap_usd",
         ));
     }
     let mut changed = None;
@@ -246,7 +258,7 @@ pub(crate) mod spec {
     }
 
     pub fn update_me() -> Spec {
-        Spec::new("The caller's settings: the semantic cache opt-in and the time zone.")
+        Spec::new("The caller's settings: the semantic cache opt-in, the time zone and the overage cap (409 without a paid plan that allows overage).")
             .body::<Settings>()
             .reply::<crate::auth::UserAnswer>(200)
     }

@@ -6,6 +6,7 @@ mod agents;
 mod analytics;
 mod approvals;
 mod auth;
+mod billing;
 mod browse;
 mod connections;
 mod conversations;
@@ -214,9 +215,27 @@ routes! {
     RotateIngestKey: POST "/projects/{project_id}/ingest-key", "api-rotate-ingest-key", user, analytics::rotate_ingest_key;
     /// `DELETE /projects/{project_id}/ingest-key`: revokes the ingest key.
     RevokeIngestKey: DELETE "/projects/{project_id}/ingest-key", "api-revoke-ingest-key", user, analytics::revoke_ingest_key;
+    /// `GET /billing`: plan, period, revenue received, AI spend and its share, budget left, overage.
+    GetBilling: GET "/billing", "api-get-billing", user, billing::get_billing;
+    /// `POST /billing/checkout`: a Stripe Checkout page for a plan.
+    Checkout: POST "/billing/checkout", "api-checkout", user, billing::checkout;
+    /// `POST /billing/payment-sheet`: what the app's PaymentSheet needs for a plan.
+    PaymentSheet: POST "/billing/payment-sheet", "api-payment-sheet", user, billing::payment_sheet;
+    /// `POST /billing/portal`: a Stripe Customer Portal page.
+    BillingPortal: POST "/billing/portal", "api-billing-portal", user, billing::portal;
+    /// `POST /webhooks/stripe`: Stripe's events, public, verified by their signature.
+    StripeWebhook: POST "/webhooks/stripe", "api-stripe-webhook", public, billing::stripe_webhook;
 }
 
 impl Route {
+    /// Whether the route talks to Stripe (its function reads the Stripe secret at start).
+    pub fn uses_stripe(self) -> bool {
+        matches!(
+            self,
+            Route::Checkout | Route::PaymentSheet | Route::BillingPortal | Route::StripeWebhook
+        )
+    }
+
     /// The route a binary serves (`api-get-run` → `GetRun`).
     pub fn from_name(binary: &str) -> Option<Route> {
         Route::ALL.iter().copied().find(|r| r.name() == binary)

@@ -349,7 +349,12 @@ fn errors(route: Route, spec: &Spec, method: &str, has_params: bool) -> Vec<(u16
         statuses.push((422, "Unprocessable"));
     }
     // The mail provider, or (for an external issuer's token) the account's look-up.
-    if route.signed_in() || matches!(route, Route::Signup | Route::RequestPasswordReset) {
+    if route.signed_in()
+        || matches!(
+            route,
+            Route::Signup | Route::RequestPasswordReset | Route::StripeWebhook
+        )
+    {
         statuses.push((503, "Unavailable"));
     }
     statuses.retain(|(status, _)| !spec.success.iter().any(|s| s.status == *status));

@@ -54,6 +54,8 @@ pub struct ApiSettings {
     pub public_base_url: Option<String>,
     /// Where the schedules' timers live (EventBridge Scheduler).
     pub timers: autocrew_shared::adapters::aws::TimerSettings,
+    /// The AI share of revenue, the grace period, and where Stripe is.
+    pub billing: autocrew_shared::config::BillingConfig,
 }
 
 impl ApiSettings {
@@ -62,6 +64,7 @@ impl ApiSettings {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         Ok(ApiSettings {
             timers: autocrew_shared::adapters::aws::TimerSettings::from_env(env)?,
+            billing: autocrew_shared::config::BillingConfig::from_env(env)?,
             artifact_bucket: required(env, "ARTIFACT_BUCKET")?,
             connections_table: required(env, "CONNECTIONS_TABLE")?,
             websocket_callback_url: required(env, "WEBSOCKET_CALLBACK_URL")?,
@@ -154,6 +157,8 @@ pub struct ApiState {
     pub analytics: Arc<dyn AnalyticsStore>,
     /// The API's public URL (`PUBLIC_BASE_URL`), for OAuth's redirect back.
     pub public_base_url: Option<String>,
+    /// Plans, subscriptions, revenue and Stripe.
+    pub billing: autocrew_shared::services::Billing,
 }
 
 impl ApiState {
@@ -178,7 +183,12 @@ impl ApiState {
             values: keys,
             base: env,
         };
-        Self::assemble(pool, &sdk, ApiSettings::from_env(&env)?).await
+        let mut settings = ApiSettings::from_env(&env)?;
+        // Only the billing routes talk to Stripe, so only their functions read its secret.
+        if !route.uses_stripe() {
+            settings.billing.stripe_secret = None;
+        }
+        Self::assemble(pool, &sdk, settings).await
     }
 
     /// Builds the state from a pool and an SDK configuration already made; reads the
@@ -209,6 +219,7 @@ impl ApiState {
             },
             notifier.clone(),
         );
+        let billing = adapters::billing(&pool, sdk, &settings.billing).await?;
         let conversations = Arc::new(PgConversations::new(pool.clone()));
         let connections = Arc::new(PgConnections::new(pool.clone()));
         Ok(ApiState {
@@ -263,6 +274,7 @@ impl ApiState {
             ledger,
             blobs: Arc::new(S3BlobStore::new(sdk, settings.artifact_bucket)),
             trial_credit: settings.auth.trial_credit,
+            billing,
             notifier,
             relay,
         })

@@ -137,6 +137,7 @@ pub async fn timezone(zone: Option<&str>, args: &SessionArgs) -> anyhow::Result<
             let body = Settings {
                 semantic_cache_threshold: None,
                 timezone: Some(zone.to_owned()),
+                ..Default::default()
             };
             client.patch("/me", &body, "set the time zone").await?
         }

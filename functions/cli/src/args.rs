@@ -35,6 +35,14 @@ pub enum Command {
         #[command(flatten)]
         session: SessionArgs,
     },
+    /// The plan, the period's revenue received, AI spend and its share of revenue, the
+    /// budget left; or subscribe, open the portal, set the overage cap.
+    Billing {
+        #[command(subcommand)]
+        action: Option<BillingAction>,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
     /// Verify the account's email with the emailed code.
     Verify {
         /// The code from the verification email.
@@ -344,6 +352,23 @@ pub struct SessionArgs {
     /// The bearer token to act with (default: the session's).
     #[arg(long, env = "AUTOCREW_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+}
+
+/// What `autocrew billing` does besides showing.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BillingAction {
+    /// Prints a Stripe Checkout link for PLAN (solo, indie, team, agency).
+    Checkout {
+        plan: String,
+        /// Billed yearly instead of monthly.
+        #[arg(long)]
+        yearly: bool,
+    },
+    /// Prints a Stripe Customer Portal link: change plan, cancel, cards, invoices.
+    Portal,
+    /// Allows AI spend past the included budget up to CAP dollars a period, metered and
+    /// invoiced by Stripe; `off` makes the budget a hard stop again.
+    Overage { cap: String },
 }
 
 /// How a run is followed.

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod approvals;
 pub mod args;
+pub mod billing;
 pub mod browse;
 pub mod chat;
 pub mod client;

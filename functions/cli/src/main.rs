@@ -38,6 +38,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
         Command::Timezone { zone, session } => account::timezone(zone.as_deref(), &session)
             .await
             .map(|()| true),
+        Command::Billing { action, session } => autocrew_cli::billing::billing(action, &session)
+            .await
+            .map(|()| true),
         Command::Verify { code, api } => account::verify(&code, &api).await.map(|()| true),
         Command::ForgotPassword { email, api } => {
             account::forgot_password(&email, &api).await.map(|()| true)

@@ -12,7 +12,8 @@
 //!   are recorded `timed_out` and their parked tasks go on, failing with the timeout;
 //! - the retention policy (`shared/data/retention.json`) is applied in bounded batches;
 //! - completed idempotency keys older than the retention are forgotten;
-//! - rate limit counters of past minutes are deleted.
+//! - rate limit counters of past minutes are deleted;
+//! - subscribers' AI spend past their included budget is reported to Stripe's meter.
 
 pub mod fire;
 
@@ -69,6 +70,9 @@ pub struct SweepReport {
     pub abandoned_jobs_ended: usize,
     pub idempotency_keys_pruned: u64,
     pub rate_counters_pruned: u64,
+    /// Overage reports sent to Stripe's meter.
+    #[serde(default)]
+    pub overage_reported: u32,
 }
 
 /// Why a sweep failed; `error_type` is the stable name retries match on.
@@ -93,6 +97,8 @@ pub struct SweepState {
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub limiter: Arc<dyn RateLimiter>,
     pub deployments: Arc<dyn DeploymentStore>,
+    /// Reports overage to Stripe (nothing when the stack has no Stripe).
+    pub billing: autocrew_shared::services::Billing,
 }
 
 impl SweepState {
@@ -114,7 +120,14 @@ impl SweepState {
             },
             notifier,
         );
+        let billing = adapters::billing(
+            &pool,
+            &sdk,
+            &autocrew_shared::config::BillingConfig::from_env(env)?,
+        )
+        .await?;
         Ok(SweepState {
+            billing,
             tasks: Arc::new(postgres::PgTaskStore::new(pool.clone())),
             runs: Arc::new(postgres::PgRunStore::new(pool.clone())),
             control: Arc::new(postgres::PgRunControl::new(pool.clone())),
@@ -175,6 +188,15 @@ pub async fn handle(
         .prune_completed(IDEMPOTENCY_RETENTION_DAYS)
         .await?;
     let rate_counters_pruned = state.limiter.prune().await?;
+    // Stripe being down must not stop the engine's repairs: the reports wait for the next
+    // sweep (each is written before it is sent, and resent under the same identifier).
+    let overage_reported = match &state.billing.payments {
+        None => 0,
+        Some(_) => state.billing.report_overage().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "overage could not be reported this sweep");
+            0
+        }),
+    };
     Ok(SweepReport {
         outbox_found,
         outbox_sent,
@@ -187,6 +209,7 @@ pub async fn handle(
         abandoned_jobs_ended: abandoned.value,
         idempotency_keys_pruned: pruned,
         rate_counters_pruned,
+        overage_reported,
     })
 }
 

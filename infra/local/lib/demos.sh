@@ -11,10 +11,12 @@ demo() {
   stop_fakes
   start_fakes
   start_runner
+  connect_stripe
   local t0=$SECONDS status=0
   connect_services
   # Approvals are answered as they come: the demo runs without a person at the keyboard.
   autocrew run "$demo_command" --api "$runner_url" --auto-approve --timeout-secs "${DEMO_TIMEOUT_SECS:-300}" || status=$?
+  [ "$status" != 0 ] || subscribe_on_fake_stripe || status=$?
   show_fakes
   stop_runner
   stop_fakes

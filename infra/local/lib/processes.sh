@@ -72,7 +72,37 @@ start_fakes() {
       || die "could not keep the local OAuth apps' secrets in moto"
     export OAUTH_CLIENT_SECRETS_SECRET
   fi
-  say "fake GitHub, Vercel, EAS, Resend, X and LinkedIn at $fakes_url (pid $(cat "$fakes_pid_file")); what they hold: $fakes_url/_state"
+  # Stripe too, unless a real one is configured: the fake's key and webhook secret are kept
+  # where a deployed stack keeps them (a secret in moto); the runner's endpoint is set once
+  # the runner is up (connect_stripe).
+  if [ -z "${STRIPE_SECRET:-}" ]; then
+    STRIPE_SECRET=$(put_secret autocrew-local-stripe '{"api_key": "sk_test_local", "webhook_secrets": ["whsec_local_demo"]}') \
+      || die "could not keep the fake Stripe's key in moto"
+    export STRIPE_SECRET STRIPE_API_URL="$fakes_url/stripe" STRIPE_PUBLISHABLE_KEY=pk_test_local
+  fi
+  say "fake GitHub, Vercel, EAS, Resend, X, LinkedIn and Stripe at $fakes_url (pid $(cat "$fakes_pid_file")); what they hold: $fakes_url/_state"
+}
+
+# The fake Stripe sends its signed events to the runner's webhook.
+connect_stripe() {
+  [ "${STRIPE_API_URL:-}" = "$fakes_url/stripe" ] || return 0
+  http POST "$fakes_url/stripe/_fake/endpoint" "{\"url\": \"$runner_url/webhooks/stripe\", \"secret\": \"whsec_local_demo\"}" \
+    || die "could not point the fake Stripe's webhooks at the runner"
+}
+
+# The demo's user subscribes: a Checkout link, paid on the fake Stripe (its page's button),
+# then the signed webhooks change the plan, the period and the AI budget.
+subscribe_on_fake_stripe() {
+  [ "${STRIPE_API_URL:-}" = "$fakes_url/stripe" ] || return 0
+  local link i
+  link=$(autocrew billing --api "$runner_url" checkout indie) || return 1
+  say "checkout: $link (paying it on the fake Stripe)"
+  http POST "$link" '{}' || return 1
+  for i in $(seq 1 50); do
+    autocrew billing --api "$runner_url" | grep -q '^plan Indie' && break
+    sleep 0.2
+  done
+  autocrew billing --api "$runner_url"
 }
 
 stop_fakes() {

@@ -221,13 +221,11 @@ pub async fn billing(
     use crate::config::ConfigError;
     use crate::ports::Secrets;
     let plans = crate::config::plans()?;
-    let mut billing = crate::services::Billing {
-        store: Arc::new(postgres::PgBilling::new(pool.clone())),
-        payments: None,
-        webhook_secrets: Arc::new(Vec::new()),
+    let mut billing = crate::services::Billing::new(
+        Arc::new(postgres::PgBilling::new(pool.clone())),
         plans,
-        config: config.clone(),
-    };
+        config.clone(),
+    );
     let Some(id) = &config.stripe_secret else {
         return Ok(billing);
     };

@@ -137,7 +137,7 @@ pub struct NewMessage {
     pub deadline_minutes: Option<u32>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// `null` opts out; 0.5 to 1.0 opts in at that cosine similarity; absent, unchanged.
@@ -152,6 +152,15 @@ pub struct Settings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 64)]
     pub timezone: Option<String>,
+    /// AI spend a subscriber allows past the included budget each period, in dollars
+    /// (`"25"`), metered and invoiced by Stripe; `null` turns overage off; absent, unchanged.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, example = "25", max_length = 20)]
+    pub overage_cap_usd: Option<Option<String>>,
 }
 
 /// A field that is present, as `Some` of its value (which may be `null`): tells `null`

@@ -76,6 +76,17 @@ struct EventData {
 }
 
 impl Billing {
+    /// Billing without Stripe (until `payments` is set): its routes answer 503.
+    pub fn new(store: Arc<dyn BillingStore>, plans: &'static Plans, config: BillingConfig) -> Self {
+        Billing {
+            store,
+            payments: None,
+            webhook_secrets: Arc::new(Vec::new()),
+            plans,
+            config,
+        }
+    }
+
     fn terms(&self) -> BillingTerms {
         BillingTerms {
             plans: self.plans,

@@ -1,6 +1,6 @@
 //! Local fakes of the outside services the agents act through. Each is a small HTTP
 //! server that speaks its service's wire format and keeps state, under its own prefix
-//! (`/github`, `/vercel`, `/expo`, `/resend`, `/x`, `/linkedin`) of one listener, so a demo or a test points `GITHUB_API_URL` (and the
+//! (`/github`, `/vercel`, `/expo`, `/resend`, `/x`, `/linkedin`, `/stripe`) of one listener, so a demo or a test points `GITHUB_API_URL` (and the
 //! others) at it and sees a repository fill up. Tokens are accepted unless revoked
 //! (`revoke`); each token's account is a demo one unless set (`accept`).
 
@@ -12,6 +12,7 @@ pub mod github;
 pub mod linkedin;
 pub mod oauth;
 pub mod resend;
+pub mod stripe;
 pub mod vercel;
 pub mod x;
 
@@ -41,6 +42,7 @@ pub struct Fake {
     pub vercel: Arc<Mutex<vercel::VercelState>>,
     pub expo: Arc<Mutex<expo::ExpoState>>,
     pub linkedin: Arc<Mutex<linkedin::LinkedinState>>,
+    pub stripe: Arc<Mutex<stripe::StripeState>>,
     /// X's and LinkedIn's authorization servers.
     pub oauth: Arc<Mutex<oauth::OAuthState>>,
 }
@@ -254,6 +256,7 @@ pub fn router(fake: Fake) -> Router {
         .nest("/x", x::routes().merge(oauth::x_routes()))
         .nest("/vercel", vercel::routes())
         .nest("/expo", expo::routes())
+        .nest("/stripe", stripe::routes())
         .nest(
             "/linkedin",
             linkedin::routes().merge(oauth::linkedin_routes()),

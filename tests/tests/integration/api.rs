@@ -100,47 +100,51 @@ pub(crate) async fn api_on(
     change: impl FnOnce(&mut ApiSettings),
 ) -> anyhow::Result<(ApiState, Pipeline)> {
     let sdk = sdk().await?;
-    let mut settings = ApiSettings {
-        auth: autocrew_shared::config::AuthConfig {
-            signing_secret: signing_secret(&sdk).await?,
-            app_link_base: Some("autocrew://".into()),
-            oidc: None,
-            trial_credit: autocrew_shared::domain::MicroUsd::ZERO,
-        },
-        mail: autocrew_shared::config::MailConfig::Outbox,
-        limits: Default::default(),
-        artifact_bucket: p.ctx.bucket.clone(),
-        connections_table: p.connections_table.clone(),
-        websocket_callback_url: "http://127.0.0.1:9".into(),
-        state_machine_arn: p.state_machine.clone(),
-        agent_queues: p.ctx.relay.queues.clone(),
-        llm: autocrew_shared::adapters::llm::select::LlmSetup {
-            models: p.ctx.gateway.models().clone(),
-            profiles: p.ctx.profiles.clone(),
-            settings: p.ctx.gateway.settings().clone(),
-        },
-        // The steps open what the API seals: one key.
-        vault: autocrew_shared::config::VaultConfig::File {
-            path: p.key_file.clone(),
-        },
-        services: autocrew_shared::config::ServiceUrls::from_env(&std::collections::HashMap::<
-            String,
-            String,
-        >::new())?,
-        oauth: Default::default(),
-        public_base_url: None,
-        // The schedules' timers in the group the template made in moto.
-        timers: autocrew_shared::adapters::aws::TimerSettings {
-            group: p
-                .provisioned
-                .names
-                .get("ProjectSchedules")
-                .cloned()
-                .unwrap_or_default(),
-            target_arn: "arn:aws:lambda:us-east-1:123456789012:function:schedule-fire".into(),
-            role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
-        },
-    };
+    let mut settings =
+        ApiSettings {
+            auth: autocrew_shared::config::AuthConfig {
+                signing_secret: signing_secret(&sdk).await?,
+                app_link_base: Some("autocrew://".into()),
+                oidc: None,
+                trial_credit: autocrew_shared::domain::MicroUsd::ZERO,
+            },
+            mail: autocrew_shared::config::MailConfig::Outbox,
+            limits: Default::default(),
+            artifact_bucket: p.ctx.bucket.clone(),
+            connections_table: p.connections_table.clone(),
+            websocket_callback_url: "http://127.0.0.1:9".into(),
+            state_machine_arn: p.state_machine.clone(),
+            agent_queues: p.ctx.relay.queues.clone(),
+            llm: autocrew_shared::adapters::llm::select::LlmSetup {
+                models: p.ctx.gateway.models().clone(),
+                profiles: p.ctx.profiles.clone(),
+                settings: p.ctx.gateway.settings().clone(),
+            },
+            // The steps open what the API seals: one key.
+            vault: autocrew_shared::config::VaultConfig::File {
+                path: p.key_file.clone(),
+            },
+            services: autocrew_shared::config::ServiceUrls::from_env(
+                &std::collections::HashMap::<String, String>::new(),
+            )?,
+            oauth: Default::default(),
+            // No Stripe unless a test sets it up (the billing routes answer 503).
+            billing: autocrew_shared::config::BillingConfig::from_env(
+                &std::collections::HashMap::<String, String>::new(),
+            )?,
+            public_base_url: None,
+            // The schedules' timers in the group the template made in moto.
+            timers: autocrew_shared::adapters::aws::TimerSettings {
+                group: p
+                    .provisioned
+                    .names
+                    .get("ProjectSchedules")
+                    .cloned()
+                    .unwrap_or_default(),
+                target_arn: "arn:aws:lambda:us-east-1:123456789012:function:schedule-fire".into(),
+                role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
+            },
+        };
     change(&mut settings);
     Ok((
         ApiState::assemble(db.pool.clone(), &sdk, settings).await?,

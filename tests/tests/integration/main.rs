@@ -45,6 +45,7 @@ mod schedules;
 mod schema;
 mod steps_events;
 mod stores;
+mod stripe;
 mod sweep;
 mod tools_build;
 mod tools_deploy;

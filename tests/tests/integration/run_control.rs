@@ -422,6 +422,17 @@ pub(crate) fn sweep(p: &Pipeline, db: &TestDb) -> SweepState {
             db.pool.clone(),
         )),
         deployments: p.ctx.deployments.clone(),
+        billing: autocrew_shared::services::Billing::new(
+            Arc::new(autocrew_shared::adapters::postgres::PgBilling::new(
+                db.pool.clone(),
+            )),
+            autocrew_tests::funds::plans(),
+            autocrew_shared::config::BillingConfig::from_env(&std::collections::HashMap::<
+                String,
+                String,
+            >::new())
+            .expect("the default billing configuration"),
+        ),
     }
 }
 

@@ -299,6 +299,7 @@ async fn the_semantic_cache_threshold_is_a_similarity_or_null() {
     let set = |t: Option<f32>| Settings {
         semantic_cache_threshold: Some(t),
         timezone: None,
+        ..Default::default()
     };
     let on = settings_changed(&projects, user, &set(Some(0.92)))
         .await
@@ -328,10 +329,12 @@ async fn the_time_zone_is_an_iana_name_and_a_change_leaves_the_rest_alone() {
     let tz = |name: &str| Settings {
         semantic_cache_threshold: None,
         timezone: Some(name.into()),
+        ..Default::default()
     };
     let cache = Settings {
         semantic_cache_threshold: Some(Some(0.9)),
         timezone: None,
+        ..Default::default()
     };
     settings_changed(&projects, user, &cache)
         .await
@@ -352,6 +355,7 @@ async fn the_time_zone_is_an_iana_name_and_a_change_leaves_the_rest_alone() {
     let nothing = Settings {
         semantic_cache_threshold: None,
         timezone: None,
+        ..Default::default()
     };
     let refused = settings_changed(&projects, user, &nothing).await;
     assert_eq!(field_of(refused.expect_err("refused")), "body");

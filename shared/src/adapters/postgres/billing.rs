@@ -335,7 +335,7 @@ impl BillingStore for PgBilling {
         // One writer per user at a time, and the value is what is unreported as of the
         // latest report: two sweeps never report the same overage twice.
         tx.execute_cached(
-            "SELECT pg_advisory_xact_lock(hashtextextended('overage ' || $1::text, 0))",
+            "SELECT pg_advisory_xact_lock(hashtextextended('overage ' || $1::uuid::text, 0))",
             &[&due.user.0],
         )
         .await?;
