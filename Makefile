@@ -1,6 +1,6 @@
 # The two commands of the README, and the stack's own verbs. Everything is in
 # infra/local/stack.sh; this file only names it.
-.PHONY: demo demo-compatible demo-checked demo-realtime test test-fast chaos bench bench-engine bench-api bench-memory fuzz-api openapi up down status lint
+.PHONY: demo demo-compatible demo-checked demo-realtime test test-fast chaos bench bench-engine bench-api bench-memory economics fuzz-api openapi up down status lint
 
 demo:  ## set up, start the local stack, run the main job, stop what was started
 	bash infra/local/stack.sh demo
@@ -25,6 +25,9 @@ bench: ## the gateway's overhead per call (routing, budget, slot, cache, ledger)
 
 bench-engine: ## the engine's CPU, commits and throughput per run with a release runner (BENCH_RUNS=30)
 	bash infra/local/stack.sh bench-engine
+
+economics: ## 20+ commands on the offline model with the real prompts: cost per task and run on real models, each plan's AI cost as a share of its price
+	bash infra/local/stack.sh economics
 
 bench-api: ## the API's requests per second, p99 and CPU per request next to pgbench on the route's SQL (needs wrk)
 	bash infra/local/stack.sh bench-api

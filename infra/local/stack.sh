@@ -43,11 +43,12 @@ case "${1:-}" in
   bench-engine) with_stack run_engine_bench ;;
   bench-api) with_stack run_api_bench ;;
   bench-memory) with_stack run_memory_bench ;;
+  economics) with_stack run_economics ;;       # cost per task and run on real models, each plan's AI share
   fuzz-api) with_stack run_fuzz_api ;;
   demo-compatible) with_stack demo_compatible ;;
   demo-checked) with_stack demo_checked ;;
   demo-realtime) with_stack demo_realtime ;;
   lint) lint ;;                               # cfn-lint and sam validate --lint
   client-check) client_check ;;               # the TypeScript client from openapi.json type-checks
-  *) echo "usage: stack.sh up|down|status|test|chaos|demo|demo-compatible|demo-checked|demo-realtime|bench|bench-engine|bench-api|bench-memory|fuzz-api|lint|client-check|restart-postgres" >&2; exit 2 ;;
+  *) echo "usage: stack.sh up|down|status|test|chaos|demo|demo-compatible|demo-checked|demo-realtime|bench|bench-engine|bench-api|bench-memory|economics|fuzz-api|lint|client-check|restart-postgres" >&2; exit 2 ;;
 esac

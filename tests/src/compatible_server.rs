@@ -33,6 +33,8 @@ pub struct CompatibleServer {
 /// change while the server runs).
 struct Shared {
     usage: Mutex<Vec<TokenUsage>>,
+    /// Every Chat Completions request body, in order.
+    requests: Mutex<Vec<Value>>,
     pace: std::sync::RwLock<Pace>,
     streams: Arc<Streams>,
 }
@@ -64,6 +66,7 @@ impl CompatibleServer {
     pub async fn start_paced(port: u16, pace: Pace) -> anyhow::Result<CompatibleServer> {
         let shared = Arc::new(Shared {
             usage: Mutex::new(Vec::new()),
+            requests: Mutex::new(Vec::new()),
             pace: std::sync::RwLock::new(pace),
             streams: Arc::new(Streams::default()),
         });
@@ -107,6 +110,15 @@ impl CompatibleServer {
         if let Ok(mut current) = self.shared.pace.write() {
             *current = pace;
         }
+    }
+
+    /// Every Chat Completions request received, in order (what `make economics` tokenizes).
+    pub fn requests(&self) -> Vec<Value> {
+        self.shared
+            .requests
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
     }
 
     /// The usage of every answer given, in order.
@@ -340,6 +352,9 @@ async fn answer_gemini(
 }
 
 async fn answer(body: Value, shared: &Shared) -> Response {
+    if let Ok(mut requests) = shared.requests.lock() {
+        requests.push(body.clone());
+    }
     let pace = &shared.pace();
     let (request, response) = match offline(neutral(&body), shared).await {
         Ok(answer) => answer,

@@ -5,7 +5,8 @@ use crate::error::json_response;
 use crate::request::{caller, json_body};
 use crate::{ApiError, ApiState};
 use autocrew_shared::domain::billing::{CheckoutRequest, HostedPage, SubscriptionRecord};
-use autocrew_shared::domain::plans::{Interval, Plan, PlanId, parse_dollars};
+use autocrew_shared::domain::plans::{Interval, Plan, PlanId};
+use autocrew_shared::domain::pricing::parse_dollars;
 use autocrew_shared::domain::{MicroUsd, SubscriptionStatus, UserId};
 use autocrew_shared::ports::{BudgetStore, PaymentError, ProjectStore};
 use autocrew_shared::services::Billing;
@@ -308,6 +309,7 @@ pub(crate) async fn overage_cap_asked(
         return Ok(None);
     };
     let cap = parse_dollars(text.trim())
+        .ok()
         .filter(|c| c.0 > 0 && *c <= MAX_OVERAGE_CAP)
         .ok_or_else(|| {
             ApiError::bad(

@@ -31,6 +31,15 @@ run_engine_bench() {
     --log "$local_dir/bench-runner.log" --moto-pid-file "$moto_pid_file") || die "bench-engine failed"
 }
 
+# Unit economics (tests/src/bin/economics.rs): 20+ commands on the offline model behind the
+# OpenAI wire format, their real prompts tokenized, priced at the routed models.
+run_economics() {
+  stop_runner
+  (cd "$root" && RATE_LIMIT_PER_USER=1000000000 RATE_LIMIT_PER_IP=1000000000 \
+    "$(target_dir)/debug/economics" --port "$(free_port)" --runner "$(target_dir)/debug/autocrew-local" \
+    --root "$root" --log "$local_dir/economics-runner.log") || die "economics failed"
+}
+
 # The API's cost per request (tests/src/bin/api-bench.rs): wrk through a release runner's
 # gateway, next to pgbench running the route's SQL. The rate limits are lifted for it (it
 # is one user sending thousands of requests a second).

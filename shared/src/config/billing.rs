@@ -2,7 +2,8 @@
 //! a failed payment, and where Stripe is.
 
 use super::{ConfigError, Env, ProcessEnv, optional};
-use crate::domain::plans::{Plans, parse_dollars};
+use crate::domain::plans::Plans;
+use crate::domain::pricing::parse_dollars;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -59,6 +60,7 @@ impl BillingConfig {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         let share = optional(env, "AI_REVENUE_SHARE").unwrap_or_else(|| "0.40".into());
         let ai_share_ppm = parse_dollars(share.trim())
+            .ok()
             .and_then(|ppm| u32::try_from(ppm.0).ok())
             .filter(|ppm| *ppm <= 1_000_000)
             .ok_or_else(|| ConfigError::Invalid {

@@ -356,7 +356,7 @@ pub fn dollars(
     default: &str,
 ) -> Result<crate::domain::MicroUsd, ConfigError> {
     let text = optional(env, name).unwrap_or_else(|| default.to_owned());
-    crate::domain::plans::parse_dollars(text.trim()).ok_or_else(|| ConfigError::Invalid {
+    crate::domain::pricing::parse_dollars(text.trim()).map_err(|_| ConfigError::Invalid {
         name,
         reason: format!("must be an amount of dollars like \"1\" or \"0.50\", got {text:?}"),
     })

@@ -122,7 +122,7 @@ impl Plan {
             Interval::Month => &self.monthly_usd,
             Interval::Year => &self.yearly_usd,
         };
-        parse_dollars(text).unwrap_or(MicroUsd::ZERO)
+        dollars(text).unwrap_or(MicroUsd::ZERO)
     }
 
     /// The Stripe price for `interval`, if the plan is sold.
@@ -176,7 +176,7 @@ impl Plans {
         }
         let mut ids = std::collections::BTreeSet::new();
         let mut prices = std::collections::BTreeSet::from([plans.overage.stripe_price.as_str()]);
-        parse_dollars(&plans.overage.usd_per_ai_usd)
+        dollars(&plans.overage.usd_per_ai_usd)
             .filter(|p| p.0 > 0)
             .ok_or_else(|| PlansError("overage.usd_per_ai_usd must be a positive amount".into()))?;
         for plan in &plans.plans {
@@ -188,7 +188,7 @@ impl Plans {
                 ("monthly_usd", &plan.monthly_usd),
                 ("yearly_usd", &plan.yearly_usd),
             ] {
-                if parse_dollars(text).is_none() {
+                if dollars(text).is_none() {
                     return Err(PlansError(format!(
                         "plan {id:?}: {field} must be dollars like \"99\" or \"9.50\", got {text:?}"
                     )));
@@ -270,23 +270,9 @@ impl Plans {
     }
 }
 
-/// Dollars as text (`"99"`, `"9.5"`, `"0.000001"`) to micro-dollars, exactly; `None` for
-/// anything else (a sign, an exponent, more than six decimals).
-pub fn parse_dollars(text: &str) -> Option<MicroUsd> {
-    let (whole, fraction) = match text.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (text, ""),
-    };
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || !digits(whole) || !digits(fraction) || fraction.len() > 6 {
-        return None;
-    }
-    let whole: i64 = whole.parse().ok()?;
-    let fraction: i64 = format!("{fraction:0<6}").parse().ok()?;
-    whole
-        .checked_mul(1_000_000)?
-        .checked_add(fraction)
-        .map(MicroUsd)
+/// Dollars as text (`"99"`, `"2.50"`), exactly; `None` for anything else.
+fn dollars(text: &str) -> Option<MicroUsd> {
+    super::pricing::parse_dollars(text).ok()
 }
 
 #[cfg(test)]
@@ -322,14 +308,5 @@ mod tests {
                 .0
                 .contains("needs stripe_prices")
         );
-    }
-
-    #[test]
-    fn dollars_parse_exactly() {
-        assert_eq!(parse_dollars("2.50"), Some(MicroUsd(2_500_000)));
-        assert_eq!(parse_dollars("0.000001"), Some(MicroUsd(1)));
-        for bad in ["", "-1", "1e3", "1.0000001", ".5", "1,5"] {
-            assert_eq!(parse_dollars(bad), None, "{bad}");
-        }
     }
 }

@@ -646,3 +646,91 @@ async fn overage_opted_in_past_the_included_budget_is_metered_to_stripe_to_the_m
     assert!(past_cap.is_err(), "the cap holds: {past_cap:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn the_apps_payment_sheet_pays_a_subscription_and_an_upgrade_raises_the_budget_when_paid()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let (fake, url) = fakes::start().await?;
+    let state = billing_api(&db, &url).await?;
+    let ana = user(&state, "ana@example.com").await?;
+    fake.stripe_hold();
+
+    let body = r#"{"plan": "solo"}"#;
+    let (status, sheet) = call(
+        &state,
+        Route::PaymentSheet,
+        with_token("apigw-payment-sheet.json", &ana, Some(body))?,
+    )
+    .await?;
+    let waiting = billing_of(&state, &ana).await?;
+    let sub = sheet["subscription_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // The app's PaymentSheet confirms the payment with the client secret.
+    fake.stripe_confirm(&sub).map_err(anyhow::Error::msg)?;
+    for payload in fake.stripe_held() {
+        deliver(&state, &payload).await?;
+    }
+    let solo = billing_of(&state, &ana).await?;
+    // An upgrade in the portal: the rest of the period is invoiced and paid at once.
+    let item = fake
+        .stripe
+        .lock()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .object(&sub)
+        .unwrap_or_default()["items"]["data"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    stripe_post(
+        &url,
+        &format!("/v1/subscriptions/{sub}"),
+        &[
+            ("items[0][id]", &item),
+            ("items[0][price]", "price_autocrew_team_monthly"),
+        ],
+    )
+    .await?;
+    for payload in fake.stripe_held() {
+        deliver(&state, &payload).await?;
+    }
+    let team = billing_of(&state, &ana).await?;
+
+    assert_eq!(status, 201, "{sheet}");
+    assert!(
+        sheet["customer"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("cus_")
+    );
+    assert!(
+        sheet["ephemeral_key"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("ek_test")
+    );
+    assert!(
+        sheet["client_secret"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("_secret_")
+    );
+    assert_eq!(waiting["plan"], "free", "nothing is paid yet");
+    assert_eq!(
+        (solo["plan"].clone(), solo["revenue_cents"].clone()),
+        (json!("solo"), json!(2900))
+    );
+    assert_eq!(team["plan"], "team");
+    let revenue = team["revenue_cents"].as_i64().unwrap_or(0);
+    assert!(
+        revenue > 2900 + 26_000,
+        "the proration of $270 was paid: {revenue}"
+    );
+    assert_eq!(
+        team["included_micro_usd"].as_i64(),
+        Some(revenue * 10_000 * 4 / 10)
+    );
+    Ok(())
+}
