@@ -232,50 +232,26 @@ pub fn planned(key: &str, agent: &str, deps: &[&str]) -> autocrew_shared::domain
     }
 }
 
-/// Creates the WebSocket connections table with the schema the registry adapter expects
-/// (and `template.yaml` declares).
+/// The repository's root folder.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// Creates the WebSocket connections table as `template.yaml` declares it.
 pub async fn create_connections_table(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> anyhow::Result<()> {
-    use autocrew_shared::adapters::aws::{CONNECTION_ID, PROJECT_ID, PROJECT_INDEX};
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        Projection, ProjectionType, ScalarAttributeType,
-    };
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-    };
-    let hash = |name: &str| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(KeyType::Hash)
-            .build()
-    };
-    client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute(CONNECTION_ID)?)
-        .attribute_definitions(attribute(PROJECT_ID)?)
-        .key_schema(hash(CONNECTION_ID)?)
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(PROJECT_INDEX)
-                .key_schema(hash(PROJECT_ID)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()?,
-        )
-        .send()
-        .await?;
-    Ok(())
+    let text = std::fs::read_to_string(repo_root().join("template.yaml"))?;
+    let template = autocrew_runner::template::Template::parse(&text)?;
+    let (_, props) = template
+        .of_kind("AWS::DynamoDB::Table")
+        .into_iter()
+        .find(|(id, _)| id == "ConnectionsTable")
+        .ok_or_else(|| anyhow::anyhow!("template.yaml declares no ConnectionsTable"))?;
+    autocrew_runner::provision::create_table(client, table, &props)
+        .await
+        .map_err(|e| anyhow::anyhow!("create {table}: {e}"))
 }
 
 /// A model table for self-hosted test models: each `(provider, model, input, output)` at
@@ -503,7 +479,7 @@ pub async fn run_on_compatible(
     extra: &[(&'static str, &str)],
     timeout: std::time::Duration,
 ) -> anyhow::Result<autocrew_cli::run::RunReport> {
-    let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let root = repo_root();
     let prices = root.join("infra/local/compatible-models.json");
     let mut variables = std::collections::HashMap::from([
         ("DATABASE_URL", db.url()),

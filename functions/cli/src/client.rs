@@ -371,8 +371,13 @@ impl Stream {
                 ServerMessage::Event { event } => self.offer(event),
                 // Live-only (streamed output): shown as it comes, outside the sequence.
                 ServerMessage::Live { event } => return Ok(Some(Received::Live(event))),
-                ServerMessage::Error { error } => bail!("the server refused: {error}"),
-                ServerMessage::Subscribed { .. } => {}
+                ServerMessage::Error { error, .. } => bail!("the server refused: {error}"),
+                // The server closes next (the token expired): the caller opens it again.
+                ServerMessage::Closing { .. } => return Ok(None),
+                ServerMessage::Subscribed { .. }
+                | ServerMessage::Unsubscribed { .. }
+                | ServerMessage::Pong { .. }
+                | ServerMessage::Renewed { .. } => {}
             }
         }
     }
@@ -395,5 +400,13 @@ impl Stream {
     /// The sequence number the stream expects next.
     pub fn next_seq(&self) -> i64 {
         self.next_seq
+    }
+
+    /// Opens the socket again with a fresh token, following on from the last event
+    /// delivered: what a closed socket (an expired token, API Gateway's two-hour limit)
+    /// needs. Events waiting ahead of a gap are kept.
+    pub async fn reopen(&mut self, client: &Client, project: &str) -> anyhow::Result<()> {
+        self.socket = client.socket(project, self.next_seq - 1).await?;
+        Ok(())
     }
 }

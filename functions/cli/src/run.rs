@@ -359,6 +359,8 @@ pub async fn next_event(
             bail!("the run did not end in time");
         }
         match tokio::time::timeout(Duration::from_secs(2), stream.next()).await {
+            // The server closed the socket: follow on from the last event on a new one.
+            Ok(Ok(None)) => stream.reopen(client, project).await?,
             Ok(result) => return result,
             Err(_) => {
                 let after = stream.next_seq() - 1;

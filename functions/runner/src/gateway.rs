@@ -318,7 +318,12 @@ async fn connection_info(State(gw): State<Gateway>, Path(id): Path<String>) -> R
 async fn delete_connection(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
     match sender(&gw, &id) {
         Some(tx) => {
-            let _ = tx.send(Message::Close(None));
+            // API Gateway closes with 1000 whatever the reason; the `closing` frame the
+            // server sent before says why.
+            let _ = tx.send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                code: 1000,
+                reason: "".into(),
+            })));
             StatusCode::NO_CONTENT.into_response()
         }
         None => gone(),

@@ -377,8 +377,31 @@ async fn create_secret(
     }
 }
 
-/// Creates a table from its template properties (string keys, GSIs), once.
-async fn create_table(
+/// A GSI's `Projection` as the template declares it (`KEYS_ONLY` when absent).
+fn projection(declared: Option<&Value>) -> Projection {
+    let kind = match declared
+        .and_then(|p| p.get("ProjectionType"))
+        .and_then(Value::as_str)
+    {
+        Some("ALL") => ProjectionType::All,
+        Some("INCLUDE") => ProjectionType::Include,
+        _ => ProjectionType::KeysOnly,
+    };
+    let included = declared
+        .and_then(|p| p.get("NonKeyAttributes"))
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned);
+    Projection::builder()
+        .projection_type(kind)
+        .set_non_key_attributes(Some(included.collect::<Vec<_>>()).filter(|a| !a.is_empty()))
+        .build()
+}
+
+/// Creates a table from its template properties (keys, GSIs and their projections), once.
+pub async fn create_table(
     client: &aws_sdk_dynamodb::Client,
     name: &str,
     props: &Value,
@@ -448,11 +471,7 @@ async fn create_table(
                     .and_then(Value::as_str)
                     .unwrap_or_default(),
             )
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::KeysOnly)
-                    .build(),
-            );
+            .projection(projection(index.get("Projection")));
         for element in index
             .get("KeySchema")
             .and_then(Value::as_sequence)

@@ -1,20 +1,27 @@
 //! The WebSocket API, with API Gateway's semantics: `$connect` registers the connection of
 //! a caller with a valid access token, the same JWT the HTTP API takes, as `?token=` (what
-//! browsers can send) or `Authorization: Bearer` (anything but 200 refuses it), `$disconnect` forgets it, and
-//! `$default` takes the client's messages. The one message today is
-//! `{"action": "subscribe", "project_id": "...", "after_seq": N}`: it follows the project
-//! and replays every event after `N`, so a client that reconnects misses nothing.
+//! browsers can send) or `Authorization: Bearer` (anything but 200 refuses it), with the
+//! token's expiry; `$disconnect` forgets it; `$default` takes the client's messages
+//! (`domain::realtime::ClientMessage`, documented in docs/websocket.md): follow and stop
+//! following projects, any number up to 100 on one connection, each subscription replaying
+//! the events after the client's last sequence; ping; renew the token. A message that
+//! cannot be served gets an error frame and the socket stays open; a socket whose token
+//! expired is closed after a `closing` frame.
 
 use autocrew_shared::adapters;
 use autocrew_shared::adapters::aws::{self, DynamoConnectionRegistry};
 use autocrew_shared::adapters::postgres::{self, PgEventLog, PgProjectStore, Pool};
 use autocrew_shared::config::{AuthConfig, AwsConfig, ConfigError, Env, ProcessEnv, required};
-use autocrew_shared::domain::realtime::{ClientMessage, ServerMessage};
-use autocrew_shared::ports::{ConnectionRegistry, EventLog, ProjectStore, RegistryError};
+use autocrew_shared::domain::ProjectId;
+use autocrew_shared::domain::realtime::{ACTIONS, ClientMessage, ErrorCode, ServerMessage};
+use autocrew_shared::ports::{
+    ConnectionRegistry, EventLog, MAX_SUBSCRIPTIONS, ProjectStore, RegistryError, Session,
+};
 use autocrew_shared::services::Notifier;
-use autocrew_shared::services::access::KeyRing;
+use autocrew_shared::services::access::{KeyRing, now_secs};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use chrono::DateTime;
 use std::sync::Arc;
 
 /// The WebSocket routes, one Lambda function each.
@@ -121,7 +128,20 @@ pub async fn handle(
     let outcome = match route {
         WsRoute::Connect => connect(state, &connection, &event).await,
         WsRoute::Disconnect => state.registry.unregister(&connection).await.map(|()| 200),
-        WsRoute::Default => default(state, &connection, event.body.as_deref().unwrap_or("")).await,
+        WsRoute::Default => {
+            let body = event.body.as_deref().unwrap_or("");
+            let served = default(state, &connection, body).await;
+            if served.is_err() {
+                let sorry = "the server could not serve this message; send it again";
+                reply(
+                    state,
+                    &connection,
+                    ServerMessage::error(ErrorCode::Unavailable, sorry),
+                )
+                .await;
+            }
+            served
+        }
     };
     match outcome {
         Ok(code) => status(code),
@@ -151,14 +171,18 @@ async fn connect(
         .or(header)
         .unwrap_or("")
         .trim();
-    let user = match state.keys.verify(token).await {
-        Ok(user) => user,
+    let verified = match state.keys.verify_until(token).await {
+        Ok(verified) => verified,
         Err(e) => {
             tracing::info!(reason = %e, connection, "a connection was refused");
             return Ok(401);
         }
     };
-    match state.registry.register(connection, user).await {
+    let session = Session {
+        user: verified.user,
+        expires_at: verified.expires_at,
+    };
+    match state.registry.register(connection, session).await {
         Ok(()) | Err(RegistryError::AlreadyRegistered(_)) => Ok(200),
         Err(e) => Err(e),
     }
@@ -172,39 +196,136 @@ async fn reply(state: &WsState, connection: &str, message: ServerMessage) {
         .await;
 }
 
+/// A client's frame as a message, or the error frame that says what is wrong with it.
+fn read_message(body: &str) -> Result<ClientMessage, (ErrorCode, String)> {
+    let value: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| (ErrorCode::NotJson, format!("the frame is not JSON: {e}")))?;
+    let action = value
+        .get("action")
+        .and_then(|a| a.as_str())
+        .map(str::to_owned);
+    if !action.as_deref().is_some_and(|a| ACTIONS.contains(&a)) {
+        let said = action.map_or("no action".to_owned(), |a| format!("action {a:?}"));
+        return Err((
+            ErrorCode::UnknownAction,
+            format!("{said}: send one of {}", ACTIONS.join(", ")),
+        ));
+    }
+    let message: ClientMessage = serde_json::from_value(value).map_err(|e| {
+        (
+            ErrorCode::InvalidMessage,
+            format!("{}: {e}", action.unwrap_or_default()),
+        )
+    })?;
+    if let ClientMessage::Ping { id: Some(id) } = &message
+        && id.chars().count() > 64
+    {
+        return Err((
+            ErrorCode::InvalidMessage,
+            "ping: id is longer than 64 characters".to_owned(),
+        ));
+    }
+    Ok(message)
+}
+
 async fn default(state: &WsState, connection: &str, body: &str) -> Result<i64, RegistryError> {
-    let (project, after) = match serde_json::from_str::<ClientMessage>(body) {
-        Ok(ClientMessage::Subscribe {
-            project_id,
-            after_seq,
-        }) => (project_id, after_seq.max(0)),
-        Err(e) => {
-            reply(
-                state,
-                connection,
-                ServerMessage::Error {
-                    error: format!("unreadable message: {e}"),
-                },
-            )
-            .await;
+    let Some(session) = state.registry.session(connection).await? else {
+        // Forgotten (its token expired, or its $disconnect came first): nothing to serve.
+        state.notifier.close_expired(connection).await;
+        return Ok(200);
+    };
+    if session.expires_at <= now_secs() {
+        state.notifier.close_expired(connection).await;
+        return Ok(200);
+    }
+    let message = match read_message(body) {
+        Ok(message) => message,
+        Err((code, error)) => {
+            reply(state, connection, ServerMessage::error(code, error)).await;
             return Ok(200);
         }
     };
+    let answer = match message {
+        ClientMessage::Subscribe {
+            project_id,
+            after_seq,
+        } => return subscribe(state, connection, session, project_id, after_seq.max(0)).await,
+        ClientMessage::Unsubscribe { project_id } => ServerMessage::Unsubscribed {
+            project_id,
+            followed: state.registry.unsubscribe(connection, project_id).await?,
+        },
+        ClientMessage::Ping { id } => ServerMessage::Pong { id },
+        ClientMessage::Renew { token } => renew(state, connection, session, &token).await?,
+    };
+    reply(state, connection, answer).await;
+    Ok(200)
+}
+
+/// A fresh token of the connection's own user moves its expiry.
+async fn renew(
+    state: &WsState,
+    connection: &str,
+    session: Session,
+    token: &str,
+) -> Result<ServerMessage, RegistryError> {
+    let verified = match state.keys.verify_until(token).await {
+        Ok(verified) if verified.user == session.user => verified,
+        Ok(_) => {
+            return Ok(ServerMessage::error(
+                ErrorCode::InvalidToken,
+                "renew: the token is another user's",
+            ));
+        }
+        Err(e) => {
+            return Ok(ServerMessage::error(
+                ErrorCode::InvalidToken,
+                format!("renew: {e}"),
+            ));
+        }
+    };
+    state
+        .registry
+        .renew(connection, verified.expires_at)
+        .await?;
+    let expires_at = i64::try_from(verified.expires_at)
+        .ok()
+        .and_then(|secs| DateTime::from_timestamp(secs, 0))
+        .unwrap_or_default();
+    Ok(ServerMessage::Renewed { expires_at })
+}
+
+/// Follows `project` (the caller's own, within the limit), then replays its events after
+/// `after` and says `subscribed`.
+async fn subscribe(
+    state: &WsState,
+    connection: &str,
+    session: Session,
+    project: ProjectId,
+    after: i64,
+) -> Result<i64, RegistryError> {
     let owner = state
         .projects
         .project(project)
         .await
         .ok()
         .map(|p| p.user_id);
-    if owner.is_none() || owner != state.registry.user_of(connection).await? {
+    if owner != Some(session.user) {
+        let error = format!("project {project} not found");
         reply(
             state,
             connection,
-            ServerMessage::Error {
-                error: format!("project {project} not found"),
-            },
+            ServerMessage::error(ErrorCode::NotFound, error),
         )
         .await;
+        return Ok(200);
+    }
+    let followed = state.registry.subscriptions(connection).await?;
+    if !followed.contains(&project) && followed.len() >= MAX_SUBSCRIPTIONS {
+        let error = format!(
+            "this connection follows {MAX_SUBSCRIPTIONS} projects, the most it may: unsubscribe from one first"
+        );
+        let frame = ServerMessage::error(ErrorCode::TooManySubscriptions, error);
+        reply(state, connection, frame).await;
         return Ok(200);
     }
     state.registry.subscribe(connection, project).await?;

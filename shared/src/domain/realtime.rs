@@ -4,18 +4,59 @@
 
 use super::ProjectId;
 use super::events::{Event, LiveEvent};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// What a client sends, by `action`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum ClientMessage {
-    /// Follow a project: the events after `after_seq` are replayed, then new ones pushed.
+    /// Follow a project, besides those already followed: the events after `after_seq` are
+    /// replayed, then new ones pushed. Subscribing again replays again.
     Subscribe {
         project_id: ProjectId,
         #[serde(default)]
         after_seq: i64,
     },
+    /// Stop following a project.
+    Unsubscribe { project_id: ProjectId },
+    /// Answered with `pong`, carrying the same `id`. API Gateway closes a connection idle
+    /// for 10 minutes: a client pings every few minutes to keep it.
+    Ping {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(max_length = 64)]
+        id: Option<String>,
+    },
+    /// A fresh access token of the same user, sent before the one the socket opened with
+    /// expires: the socket then stays open until the new one expires.
+    Renew { token: String },
+}
+
+/// The actions a client may send, for the error that names them.
+pub const ACTIONS: [&str; 4] = ["subscribe", "unsubscribe", "ping", "renew"];
+
+/// The close code a `closing` frame gives when the socket's token expired. API Gateway
+/// closes every socket it is asked to with 1000, so the code travels in the frame.
+pub const CLOSE_TOKEN_EXPIRED: u16 = 4401;
+
+/// What went wrong with a client's message, for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not JSON.
+    NotJson,
+    /// `action` is missing or not one of `subscribe`, `unsubscribe`, `ping`, `renew`.
+    UnknownAction,
+    /// A known action with missing or wrong fields.
+    InvalidMessage,
+    /// The project does not exist or is not the caller's.
+    NotFound,
+    /// The connection already follows as many projects as it may (100).
+    TooManySubscriptions,
+    /// A `renew` token that is not valid, or names another user.
+    InvalidToken,
+    /// The server could not serve the message; sending it again may work.
+    Unavailable,
 }
 
 /// What the server pushes, by `type`.
@@ -31,8 +72,33 @@ pub enum ServerMessage {
         project_id: ProjectId,
         last_seq: i64,
     },
-    /// The client's message could not be served.
-    Error { error: String },
+    /// The project is no longer followed (`followed` false: it was not).
+    Unsubscribed {
+        project_id: ProjectId,
+        followed: bool,
+    },
+    /// The answer to `ping`.
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    /// The socket now holds until `expires_at`.
+    Renewed { expires_at: DateTime<Utc> },
+    /// The last frame before the server closes the socket: `code` says why
+    /// (4401: the token expired; connect again with a fresh one).
+    Closing { code: u16, reason: String },
+    /// The client's message could not be served; the socket stays open.
+    Error { code: ErrorCode, error: String },
+}
+
+impl ServerMessage {
+    /// An error frame.
+    pub fn error(code: ErrorCode, error: impl Into<String>) -> Self {
+        ServerMessage::Error {
+            code,
+            error: error.into(),
+        }
+    }
 }
 
 impl ServerMessage {
@@ -139,13 +205,28 @@ mod tests {
                 project_id,
                 last_seq: 3,
             }),
-            serde_json::to_value(ServerMessage::Error {
-                error: "bad".into(),
+            serde_json::to_value(ServerMessage::error(ErrorCode::NotJson, "bad")),
+            serde_json::to_value(ServerMessage::Unsubscribed {
+                project_id,
+                followed: true,
+            }),
+            serde_json::to_value(ServerMessage::Pong {
+                id: Some("7".into()),
+            }),
+            serde_json::to_value(ServerMessage::Renewed {
+                expires_at: Utc::now(),
+            }),
+            serde_json::to_value(ServerMessage::Closing {
+                code: CLOSE_TOKEN_EXPIRED,
+                reason: "token expired".into(),
             }),
             serde_json::to_value(ClientMessage::Subscribe {
                 project_id,
                 after_seq: 0,
             }),
+            serde_json::to_value(ClientMessage::Unsubscribe { project_id }),
+            serde_json::to_value(ClientMessage::Ping { id: None }),
+            serde_json::to_value(ClientMessage::Renew { token: "t".into() }),
         ];
         for frame in frames {
             let frame = frame.expect("serialises");

@@ -61,7 +61,10 @@ pub use marketing::{Launched, MarketingStore, NewSocialPost, TopicSource};
 pub use memory::{MemorySource, MemoryStore, NewMemory, Remembered};
 pub use outbox::{Effects, OutboxStore, Publisher};
 pub use queue::{Queue, QueueError, QueueMessage};
-pub use realtime::{ConnectionRegistry, PushError, RealtimePush, RegistryError};
+pub use realtime::{
+    ConnectionRegistry, Follower, MAX_SUBSCRIPTIONS, PushError, RealtimePush, RegistryError,
+    Session,
+};
 pub use retention::Retention;
 pub use schedules::{Fired, NewSchedule, ScheduleFields, ScheduleStore};
 pub use secrets::{SecretError, Secrets};

@@ -57,6 +57,14 @@ pub struct AccessClaims {
     pub exp: u64,
 }
 
+/// Who a verified token names, and until when it holds (seconds since the epoch): a
+/// WebSocket keeps the time to close itself when the token it opened with expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub user: UserId,
+    pub expires_at: u64,
+}
+
 /// A freshly issued access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AccessToken {
@@ -153,6 +161,11 @@ impl SigningKeys {
 
     /// The user a token was issued to, if it is ours, unexpired and untampered.
     pub fn verify(&self, token: &str) -> Result<UserId, AccessError> {
+        self.verify_until(token).map(|v| v.user)
+    }
+
+    /// `verify`, with the token's expiry.
+    pub fn verify_until(&self, token: &str) -> Result<Verified, AccessError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AccessError::Malformed)?;
         if header.alg != Algorithm::HS256 {
             return Err(AccessError::Algorithm(format!("{:?}", header.alg)));
@@ -168,7 +181,10 @@ impl SigningKeys {
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = 30;
         jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
-            .map(|data| data.claims.sub)
+            .map(|data| Verified {
+                user: data.claims.sub,
+                expires_at: data.claims.exp,
+            })
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AccessError::Expired,
                 _ => AccessError::Invalid(e.to_string()),
@@ -254,16 +270,21 @@ impl KeyRing {
     /// The user a token was issued to; see `SigningKeys::verify` (and `ExternalIssuer`
     /// for an external issuer's tokens).
     pub async fn verify(&self, token: &str) -> Result<UserId, AccessError> {
+        self.verify_until(token).await.map(|v| v.user)
+    }
+
+    /// `verify`, with the token's expiry.
+    pub async fn verify_until(&self, token: &str) -> Result<Verified, AccessError> {
         if let Some(external) = &self.external
             && jsonwebtoken::decode_header(token).is_ok_and(|h| ExternalIssuer::handles(h.alg))
         {
             return external.verify(token).await;
         }
-        match self.current().verify(token) {
+        match self.current().verify_until(token) {
             Err(AccessError::UnknownKey(Some(kid))) => {
                 self.reload_if_due().await;
                 self.current()
-                    .verify(token)
+                    .verify_until(token)
                     .map_err(|_| AccessError::UnknownKey(Some(kid)))
             }
             other => other,

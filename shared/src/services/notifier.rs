@@ -4,7 +4,7 @@
 //! output) are pushed without being logged.
 
 use crate::domain::events::{Event, EventBody, LiveEvent};
-use crate::domain::realtime::ServerMessage;
+use crate::domain::realtime::{CLOSE_TOKEN_EXPIRED, ServerMessage};
 use crate::domain::{ProjectId, RunId};
 use crate::ports::{ConnectionRegistry, EventLog, PushError, RealtimePush, StoreError};
 
@@ -48,16 +48,6 @@ impl Notifier {
     /// log: it has no sequence number, and a client that misses it does not ask for it
     /// again. Streamed model output goes this way (the task's result keeps the whole text).
     pub async fn flash(&self, project: ProjectId, run: Option<RunId>, body: EventBody) {
-        let connections = match self.registry.subscribers(project).await {
-            Ok(connections) => connections,
-            Err(e) => {
-                tracing::warn!(error = %e, project = %project, "could not list followers");
-                return;
-            }
-        };
-        if connections.is_empty() {
-            return;
-        }
         let frame = ServerMessage::Live {
             event: LiveEvent {
                 project_id: project,
@@ -65,29 +55,60 @@ impl Notifier {
                 body,
                 created_at: chrono::Utc::now(),
             },
-        }
-        .to_text();
-        for connection in connections {
-            self.push_one(&connection, frame.as_bytes()).await;
-        }
+        };
+        self.to_followers(project, &frame).await;
     }
 
     /// Sends `event` to every connection following its project; forgets connections that
     /// are gone.
     pub async fn push_to_followers(&self, event: &Event) {
-        let connections = match self.registry.subscribers(event.project_id).await {
-            Ok(connections) => connections,
+        let frame = ServerMessage::Event {
+            event: event.clone(),
+        };
+        self.to_followers(event.project_id, &frame).await;
+    }
+
+    /// Sends `frame` to the project's followers. A follower whose token expired gets the
+    /// `closing` frame instead, and is closed and forgotten: a socket never outlives the
+    /// token it opened with (or renewed to).
+    async fn to_followers(&self, project: ProjectId, frame: &ServerMessage) {
+        let followers = match self.registry.subscribers(project).await {
+            Ok(followers) => followers,
             Err(e) => {
-                tracing::warn!(error = %e, project = %event.project_id, "could not list followers");
+                tracing::warn!(error = %e, project = %project, "could not list followers");
                 return;
             }
         };
-        let frame = ServerMessage::Event {
-            event: event.clone(),
+        if followers.is_empty() {
+            return;
         }
-        .to_text();
-        for connection in connections {
-            self.push_one(&connection, frame.as_bytes()).await;
+        let text = frame.to_text();
+        let now = crate::services::access::now_secs();
+        for follower in followers {
+            if follower.expired(now) {
+                self.close_expired(&follower.connection_id).await;
+            } else {
+                self.push_one(&follower.connection_id, text.as_bytes())
+                    .await;
+            }
+        }
+    }
+
+    /// Says why, closes the connection and forgets it: its token expired.
+    pub async fn close_expired(&self, connection: &str) {
+        let closing = ServerMessage::Closing {
+            code: CLOSE_TOKEN_EXPIRED,
+            reason: "the access token expired; connect again with a fresh one".into(),
+        };
+        self.push_one(connection, closing.to_text().as_bytes())
+            .await;
+        if let Err(e) = self.push.close(connection).await
+            && !matches!(e, PushError::Gone(_))
+        {
+            tracing::warn!(error = %e, connection, "could not close an expired connection");
+        }
+        if let Err(e) = self.registry.unregister(connection).await {
+            tracing::warn!(error = %e, connection, "could not forget an expired connection");
         }
     }
 

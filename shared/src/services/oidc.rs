@@ -6,7 +6,7 @@
 //! created on first sight; the mapping is kept in memory, so a known token costs no
 //! database round trip either.
 
-use super::access::AccessError;
+use super::access::{AccessError, Verified};
 use crate::config::{ConfigError, Env, optional};
 use crate::domain::{MicroUsd, UserId};
 use crate::ports::AccountStore;
@@ -67,6 +67,7 @@ impl OidcConfig {
 #[derive(Debug, Deserialize)]
 struct ExternalClaims {
     sub: String,
+    exp: u64,
     #[serde(default)]
     email: Option<String>,
     #[serde(default)]
@@ -113,7 +114,7 @@ impl ExternalIssuer {
     }
 
     /// Our user for a valid token of the issuer.
-    pub async fn verify(&self, token: &str) -> Result<UserId, AccessError> {
+    pub async fn verify(&self, token: &str) -> Result<Verified, AccessError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AccessError::Malformed)?;
         let kid = header.kid.clone().ok_or(AccessError::UnknownKey(None))?;
         let key = match self.key(&kid, header.alg) {
@@ -138,7 +139,10 @@ impl ExternalIssuer {
         if claims.sub.is_empty() || claims.sub.len() > 255 {
             return Err(AccessError::Invalid("sub must be 1-255 characters".into()));
         }
-        self.user(&claims).await
+        Ok(Verified {
+            user: self.user(&claims).await?,
+            expires_at: claims.exp,
+        })
     }
 
     /// The key named `kid`, if held and made for `alg`.

@@ -6,8 +6,8 @@ use autocrew_shared::adapters::aws::{
 };
 use autocrew_shared::domain::{ProjectId, UserId};
 use autocrew_shared::ports::{
-    BlobError, BlobStore, ConnectionRegistry, ExecutionStatus, Queue, RegistryError, StateMachine,
-    StateMachineError,
+    BlobError, BlobStore, ConnectionRegistry, ExecutionStatus, Follower, Queue, RegistryError,
+    Session, StateMachine, StateMachineError,
 };
 use autocrew_tests::{sdk, unique};
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -168,20 +168,36 @@ async fn s3_stores_an_artifact_with_its_size_and_checksum_and_serves_a_presigned
 }
 
 #[tokio::test]
-async fn dynamodb_registers_a_connection_once_and_finds_it_by_project() -> anyhow::Result<()> {
+async fn dynamodb_registers_a_connection_once_follows_several_projects_and_forgets_them_all()
+-> anyhow::Result<()> {
     let table = unique("connections");
     let registry = DynamoConnectionRegistry::new(&sdk().await?, &table);
     autocrew_tests::create_connections_table(registry.client(), &table).await?;
-    let (user, project) = (UserId::new(), ProjectId::new());
+    let (user, one, two) = (UserId::new(), ProjectId::new(), ProjectId::new());
+    let session = Session {
+        user,
+        expires_at: 2_000_000_000,
+    };
 
-    registry.register("conn-1", user).await?;
-    let twice = registry.register("conn-1", user).await;
-    registry.register("conn-2", user).await?;
-    registry.subscribe("conn-1", project).await?;
-    let unknown = registry.subscribe("conn-404", project).await;
-    let followers = registry.subscribers(project).await?;
+    registry.register("conn-1", session).await?;
+    let twice = registry.register("conn-1", session).await;
+    registry.register("conn-2", session).await?;
+    registry.subscribe("conn-1", one).await?;
+    registry.subscribe("conn-1", two).await?;
+    registry.subscribe("conn-1", two).await?;
+    registry.subscribe("conn-2", two).await?;
+    let unknown = registry.subscribe("conn-404", one).await;
+    registry.renew("conn-1", 2_000_000_900).await?;
+    let renewed = registry.session("conn-1").await?;
+    let mut followed = registry.subscriptions("conn-1").await?;
+    followed.sort();
+    let mut followers = registry.subscribers(two).await?;
+    followers.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
+    let left = registry.unsubscribe("conn-1", one).await?;
+    let left_again = registry.unsubscribe("conn-1", one).await?;
+    let after_leaving = registry.subscribers(one).await?;
     registry.unregister("conn-1").await?;
-    let after = registry.subscribers(project).await?;
+    let after = registry.subscribers(two).await?;
 
     assert!(
         matches!(twice, Err(RegistryError::AlreadyRegistered(ref id)) if id == "conn-1"),
@@ -191,8 +207,35 @@ async fn dynamodb_registers_a_connection_once_and_finds_it_by_project() -> anyho
         matches!(unknown, Err(RegistryError::NotRegistered(_))),
         "{unknown:?}"
     );
-    assert_eq!(followers, ["conn-1"]);
-    assert!(after.is_empty());
+    assert_eq!(
+        renewed.map(|s| (s.user, s.expires_at)),
+        Some((user, 2_000_000_900))
+    );
+    let mut expected = vec![one, two];
+    expected.sort();
+    assert_eq!(followed, expected);
+    assert_eq!(
+        followers,
+        [
+            Follower {
+                connection_id: "conn-1".into(),
+                expires_at: 2_000_000_900
+            },
+            Follower {
+                connection_id: "conn-2".into(),
+                expires_at: 2_000_000_000
+            }
+        ],
+        "each follower with its token's expiry, a renewal included"
+    );
+    assert_eq!((left, left_again), (true, false));
+    assert!(after_leaving.is_empty());
+    assert_eq!(
+        after.len(),
+        1,
+        "conn-1's subscriptions went with it: {after:?}"
+    );
+    assert_eq!(registry.session("conn-1").await?, None);
     Ok(())
 }
 

@@ -46,4 +46,23 @@ impl RealtimePush for ApiGatewayPush {
             })?;
         Ok(())
     }
+
+    async fn close(&self, connection_id: &str) -> Result<(), PushError> {
+        self.client
+            .delete_connection()
+            .connection_id(connection_id)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_gone_exception()) {
+                    PushError::Gone(connection_id.to_owned())
+                } else {
+                    PushError::Backend {
+                        connection: connection_id.to_owned(),
+                        source: boxed(e),
+                    }
+                }
+            })?;
+        Ok(())
+    }
 }

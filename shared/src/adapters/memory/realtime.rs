@@ -1,7 +1,9 @@
 //! Open WebSocket connections and what was pushed to them, in memory.
 
-use crate::domain::{ProjectId, UserId};
-use crate::ports::realtime::{ConnectionRegistry, PushError, RealtimePush, RegistryError};
+use crate::domain::ProjectId;
+use crate::ports::realtime::{
+    ConnectionRegistry, Follower, PushError, RealtimePush, RegistryError, Session,
+};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,9 +19,10 @@ pub struct MemRealtime {
 
 #[derive(Default)]
 struct State {
-    users: HashMap<String, UserId>,
+    sessions: HashMap<String, Session>,
     subscriptions: Vec<(String, ProjectId)>,
     frames: HashMap<String, Vec<String>>,
+    closed: Vec<String>,
 }
 
 impl MemRealtime {
@@ -37,17 +40,32 @@ impl MemRealtime {
             .cloned()
             .unwrap_or_default()
     }
+
+    /// Whether the server closed `connection`.
+    pub fn was_closed(&self, connection: &str) -> bool {
+        self.lock().closed.iter().any(|c| c == connection)
+    }
 }
 
 #[async_trait]
 impl ConnectionRegistry for MemRealtime {
-    async fn register(&self, connection_id: &str, user: UserId) -> Result<(), RegistryError> {
+    async fn register(&self, connection_id: &str, session: Session) -> Result<(), RegistryError> {
         let mut state = self.lock();
-        if state.users.contains_key(connection_id) {
+        if state.sessions.contains_key(connection_id) {
             return Err(RegistryError::AlreadyRegistered(connection_id.to_owned()));
         }
-        state.users.insert(connection_id.to_owned(), user);
+        state.sessions.insert(connection_id.to_owned(), session);
         Ok(())
+    }
+
+    async fn renew(&self, connection_id: &str, expires_at: u64) -> Result<(), RegistryError> {
+        match self.lock().sessions.get_mut(connection_id) {
+            Some(session) => {
+                session.expires_at = expires_at;
+                Ok(())
+            }
+            None => Err(RegistryError::NotRegistered(connection_id.to_owned())),
+        }
     }
 
     async fn subscribe(
@@ -56,7 +74,7 @@ impl ConnectionRegistry for MemRealtime {
         project: ProjectId,
     ) -> Result<(), RegistryError> {
         let mut state = self.lock();
-        if !state.users.contains_key(connection_id) {
+        if !state.sessions.contains_key(connection_id) {
             return Err(RegistryError::NotRegistered(connection_id.to_owned()));
         }
         let subscription = (connection_id.to_owned(), project);
@@ -66,24 +84,50 @@ impl ConnectionRegistry for MemRealtime {
         Ok(())
     }
 
-    async fn unregister(&self, connection_id: &str) -> Result<(), RegistryError> {
+    async fn unsubscribe(
+        &self,
+        connection_id: &str,
+        project: ProjectId,
+    ) -> Result<bool, RegistryError> {
         let mut state = self.lock();
-        state.users.remove(connection_id);
-        state.subscriptions.retain(|(c, _)| c != connection_id);
-        Ok(())
+        let before = state.subscriptions.len();
+        state
+            .subscriptions
+            .retain(|(c, p)| !(c == connection_id && *p == project));
+        Ok(state.subscriptions.len() < before)
     }
 
-    async fn user_of(&self, connection_id: &str) -> Result<Option<UserId>, RegistryError> {
-        Ok(self.lock().users.get(connection_id).copied())
-    }
-
-    async fn subscribers(&self, project: ProjectId) -> Result<Vec<String>, RegistryError> {
+    async fn subscriptions(&self, connection_id: &str) -> Result<Vec<ProjectId>, RegistryError> {
         Ok(self
             .lock()
             .subscriptions
             .iter()
+            .filter(|(c, _)| c == connection_id)
+            .map(|(_, p)| *p)
+            .collect())
+    }
+
+    async fn unregister(&self, connection_id: &str) -> Result<(), RegistryError> {
+        let mut state = self.lock();
+        state.sessions.remove(connection_id);
+        state.subscriptions.retain(|(c, _)| c != connection_id);
+        Ok(())
+    }
+
+    async fn session(&self, connection_id: &str) -> Result<Option<Session>, RegistryError> {
+        Ok(self.lock().sessions.get(connection_id).copied())
+    }
+
+    async fn subscribers(&self, project: ProjectId) -> Result<Vec<Follower>, RegistryError> {
+        let state = self.lock();
+        Ok(state
+            .subscriptions
+            .iter()
             .filter(|(_, p)| *p == project)
-            .map(|(c, _)| c.clone())
+            .map(|(c, _)| Follower {
+                connection_id: c.clone(),
+                expires_at: state.sessions.get(c).map_or(0, |s| s.expires_at),
+            })
             .collect())
     }
 }
@@ -92,7 +136,7 @@ impl ConnectionRegistry for MemRealtime {
 impl RealtimePush for MemRealtime {
     async fn post(&self, connection_id: &str, data: &[u8]) -> Result<(), PushError> {
         let mut state = self.lock();
-        if !state.users.contains_key(connection_id) {
+        if !state.sessions.contains_key(connection_id) {
             return Err(PushError::Gone(connection_id.to_owned()));
         }
         let frame = String::from_utf8_lossy(data).into_owned();
@@ -101,6 +145,15 @@ impl RealtimePush for MemRealtime {
             .entry(connection_id.to_owned())
             .or_default()
             .push(frame);
+        Ok(())
+    }
+
+    async fn close(&self, connection_id: &str) -> Result<(), PushError> {
+        let mut state = self.lock();
+        if !state.sessions.contains_key(connection_id) {
+            return Err(PushError::Gone(connection_id.to_owned()));
+        }
+        state.closed.push(connection_id.to_owned());
         Ok(())
     }
 }
