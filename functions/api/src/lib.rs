@@ -15,6 +15,7 @@ mod error;
 mod idempotent;
 pub mod limits;
 mod memory;
+mod notices;
 pub mod oauth;
 pub mod openapi;
 mod policies;
@@ -187,6 +188,24 @@ routes! {
     ListPolicies: GET "/me/policies", "api-list-policies", user, policies::list_policies;
     /// `PUT /me/policies/{tool}`: ask before each call, or run on its own.
     SetPolicy: PUT "/me/policies/{tool}", "api-set-policy", user, policies::set_policy;
+    /// `POST /me/devices`: an Expo push token for push notifications.
+    RegisterDevice: POST "/me/devices", "api-register-device", user, notices::register_device;
+    /// `GET /me/devices`: the caller's devices.
+    ListDevices: GET "/me/devices", "api-list-devices", user, notices::list_devices;
+    /// `DELETE /me/devices/{device_id}`: no more pushes to it.
+    RemoveDevice: DELETE "/me/devices/{device_id}", "api-remove-device", user, notices::remove_device;
+    /// `GET /me/notifications`: which kinds push.
+    GetNotifications: GET "/me/notifications", "api-get-notifications", user, notices::get_notifications;
+    /// `PATCH /me/notifications`: turn push kinds on or off.
+    UpdateNotifications: PATCH "/me/notifications", "api-update-notifications", user, notices::update_notifications;
+    /// `POST /me/webhooks`: a URL for run events, signed.
+    CreateWebhook: POST "/me/webhooks", "api-create-webhook", user, notices::create_webhook;
+    /// `GET /me/webhooks`: the caller's webhooks.
+    ListWebhooks: GET "/me/webhooks", "api-list-webhooks", user, notices::list_webhooks;
+    /// `DELETE /me/webhooks/{webhook_id}`: no more deliveries.
+    DeleteWebhook: DELETE "/me/webhooks/{webhook_id}", "api-delete-webhook", user, notices::delete_webhook;
+    /// `GET /me/webhooks/{webhook_id}/deliveries`: deliveries with every attempt.
+    ListDeliveries: GET "/me/webhooks/{webhook_id}/deliveries", "api-list-deliveries", user, notices::list_deliveries;
     /// `GET /projects/{project_id}/deployments`: the project's deploys and builds.
     ListDeployments: GET "/projects/{project_id}/deployments", "api-list-deployments", user, policies::list_deployments;
     /// `POST /projects/{project_id}/schedules`: the project's command, started by a clock.

@@ -56,6 +56,8 @@ pub struct ApiSettings {
     pub timers: autocrew_shared::adapters::aws::TimerSettings,
     /// The AI share of revenue, the grace period, and where Stripe is.
     pub billing: autocrew_shared::config::BillingConfig,
+    /// Where webhooks may go.
+    pub notices: autocrew_shared::config::NoticeConfig,
 }
 
 impl ApiSettings {
@@ -65,6 +67,7 @@ impl ApiSettings {
         Ok(ApiSettings {
             timers: autocrew_shared::adapters::aws::TimerSettings::from_env(env)?,
             billing: autocrew_shared::config::BillingConfig::from_env(env)?,
+            notices: autocrew_shared::config::NoticeConfig::from_env(env)?,
             artifact_bucket: required(env, "ARTIFACT_BUCKET")?,
             connections_table: required(env, "CONNECTIONS_TABLE")?,
             websocket_callback_url: required(env, "WEBSOCKET_CALLBACK_URL")?,
@@ -159,6 +162,10 @@ pub struct ApiState {
     pub public_base_url: Option<String>,
     /// Plans, subscriptions, revenue and Stripe.
     pub billing: autocrew_shared::services::Billing,
+    /// Devices, push settings, webhooks and their deliveries.
+    pub notices: Arc<dyn autocrew_shared::ports::NoticeStore>,
+    /// Where webhooks may go (`WEBHOOKS_ALLOW_LOOPBACK`).
+    pub webhook_urls: autocrew_shared::domain::notices::UrlPolicy,
 }
 
 impl ApiState {
@@ -275,6 +282,10 @@ impl ApiState {
             blobs: Arc::new(S3BlobStore::new(sdk, settings.artifact_bucket)),
             trial_credit: settings.auth.trial_credit,
             billing,
+            notices: Arc::new(autocrew_shared::adapters::postgres::PgNotices::new(
+                pool.clone(),
+            )),
+            webhook_urls: settings.notices.url_policy,
             notifier,
             relay,
         })

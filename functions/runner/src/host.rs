@@ -93,7 +93,7 @@ impl Env for Layered<'_> {
 }
 
 /// The template's parameters as the local stack sets them.
-fn given(process: &dyn Env, root: &std::path::Path) -> Result<[(String, String); 7], StartError> {
+fn given(process: &dyn Env, root: &std::path::Path) -> Result<[(String, String); 10], StartError> {
     let database = DatabaseConfig::from_env(process)?;
     Ok([
         ("Stage".to_owned(), "local".to_owned()),
@@ -116,6 +116,21 @@ fn given(process: &dyn Env, root: &std::path::Path) -> Result<[(String, String);
                 .get("STRIPE_API_URL")
                 .unwrap_or_else(|| "https://api.stripe.com".into()),
         ),
+        // Expo's Push API (the fake's locally) and when receipts are read; webhooks may go
+        // to loopback here (the local receivers are).
+        (
+            "ExpoPushUrl".to_owned(),
+            process
+                .get("EXPO_PUSH_URL")
+                .unwrap_or_else(|| "https://exp.host/--/api/v2/push".into()),
+        ),
+        (
+            "PushReceiptDelaySeconds".to_owned(),
+            process
+                .get("PUSH_RECEIPT_DELAY_SECONDS")
+                .unwrap_or_else(|| "900".into()),
+        ),
+        ("WebhooksAllowLoopback".to_owned(), "true".to_owned()),
         // Local mail goes to the outbox table (`autocrew mail` shows it).
         ("EmailProvider".to_owned(), "outbox".to_owned()),
         // Connected accounts' tokens are sealed under a local key file instead of KMS.

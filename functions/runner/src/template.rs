@@ -140,7 +140,12 @@ impl Template {
                 params
                     .iter()
                     .filter_map(|(name, p)| {
-                        Some((name.as_str()?.to_owned(), str_of(p, "Default")?.to_owned()))
+                        // A Number parameter's default may be written as a number.
+                        let default = match p.get("Default")? {
+                            Value::Number(n) => n.to_string(),
+                            other => other.as_str()?.to_owned(),
+                        };
+                        Some((name.as_str()?.to_owned(), default))
                     })
                     .collect()
             })

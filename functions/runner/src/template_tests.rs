@@ -49,6 +49,9 @@ fn every_reference_in_the_template_resolves() {
         "XOAuthClientId",
         "LinkedinOAuthClientId",
         "OAuthClientSecretsArn",
+        "ExpoPushUrl",
+        "PushReceiptDelaySeconds",
+        "WebhooksAllowLoopback",
     ]);
     assert!(dangling.is_empty(), "undefined: {dangling:?}");
 }

@@ -18,6 +18,7 @@ use autocrew_shared::ports::{
     IdempotencyStore, Ledger, MarketingStore, MemoryStore, ProjectStore, Queue, RateLimiter,
     RunStore, ScheduleStore, ScheduleTimers, StateMachine, TaskStore, ToolPolicies, TopicSource,
 };
+use autocrew_shared::services::notices::Deliverer;
 use autocrew_shared::services::{AgentQueues, ConnectedAccounts, Gateway, Notifier, Relay};
 use aws_config::SdkConfig;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub struct StepSettings {
     pub timers: aws::TimerSettings,
     /// The daily loop's topics (`TOPICS_PATH`, or the embedded fixture).
     pub topics: Arc<dyn TopicSource>,
+    /// Expo's push endpoint, receipts' delay, where webhooks may go.
+    pub notices: autocrew_shared::config::NoticeConfig,
 }
 
 /// Critical actions: how long an approval waits, and the public base URL of `publish`.
@@ -143,6 +146,7 @@ impl StepSettings {
             topics: Arc::new(autocrew_shared::adapters::topics::FileTopics::from_env(
                 env,
             )?),
+            notices: autocrew_shared::config::NoticeConfig::from_env(env)?,
         })
     }
 }
@@ -198,6 +202,8 @@ pub struct StepContext {
     pub schedules: Arc<dyn ScheduleStore>,
     pub timers: Arc<dyn ScheduleTimers>,
     pub topics: Arc<dyn TopicSource>,
+    /// Sends push notifications and webhook deliveries (the deliver step).
+    pub deliverer: Deliverer,
 }
 
 impl StepContext {
@@ -297,6 +303,7 @@ impl StepContext {
             schedules: Arc::new(PgScheduleStore::new(pool.clone())),
             timers: Arc::new(aws::EventBridgeTimers::new(sdk, settings.timers.clone())),
             topics: settings.topics.clone(),
+            deliverer: adapters::deliverer(&pool, &settings.notices)?,
         })
     }
 

@@ -48,6 +48,8 @@ pub enum Step {
     Reply,
     /// One look at a long job (an app build) for its job-watch execution.
     Watch,
+    /// Sends the push notifications and webhook deliveries due.
+    Deliver,
 }
 
 impl Step {
@@ -60,6 +62,7 @@ impl Step {
             Step::Notify,
             Step::Reply,
             Step::Watch,
+            Step::Deliver,
         ];
         steps.extend(AgentKind::WORKERS.iter().map(|&a| Step::Agent(a)));
         steps
@@ -80,6 +83,7 @@ impl Step {
             Step::Notify => "step-notify".into(),
             Step::Reply => "step-reply".into(),
             Step::Watch => "step-watch".into(),
+            Step::Deliver => "step-deliver".into(),
         }
     }
 }
@@ -186,7 +190,24 @@ async fn handle_record(
         Step::Notify => finish::notify(ctx, parse(body)?).await,
         Step::Reply => reply::handle(ctx, parse(body)?, delivery(record)).await,
         Step::Watch => watch::handle(ctx, parse(body)?).await,
+        // The body says nothing: each message means "deliver what is due".
+        Step::Deliver => deliver(ctx, deadline).await,
     }
+}
+
+/// Sends the notices due within the invocation's time, keeping 10 s to answer.
+async fn deliver(ctx: &StepContext, deadline: Deadline) -> Result<(), RecordError> {
+    let budget = deadline.remaining().saturating_sub(Duration::from_secs(10));
+    let report = ctx
+        .deliverer
+        .deliver_due(budget)
+        .await
+        .map_err(|e| RecordError::Retry {
+            error: e.to_string(),
+            backoff: Duration::from_secs(10),
+        })?;
+    tracing::info!(?report, "notices delivered");
+    Ok(())
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, RecordError> {

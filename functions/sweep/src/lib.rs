@@ -13,7 +13,8 @@
 //! - the retention policy (`shared/data/retention.json`) is applied in bounded batches;
 //! - completed idempotency keys older than the retention are forgotten;
 //! - rate limit counters of past minutes are deleted;
-//! - subscribers' AI spend past their included budget is reported to Stripe's meter.
+//! - subscribers' AI spend past their included budget is reported to Stripe's meter;
+//! - notices due (pushes, webhook retries, push receipts) wake the deliver step.
 
 pub mod fire;
 
@@ -21,10 +22,11 @@ use autocrew_shared::adapters::{self, aws, postgres};
 use autocrew_shared::config::{
     AwsConfig, ConfigError, Env, Liveness, ProcessEnv, optional, required,
 };
+use autocrew_shared::domain::messages::Outgoing;
 use autocrew_shared::domain::retention::{RetentionPolicy, RetentionReport};
 use autocrew_shared::ports::{
-    ApprovalStore, BudgetStore, DeploymentStore, IdempotencyStore, RateLimiter, Retention,
-    RunControl, RunStore, StoreError, TaskStore,
+    ApprovalStore, BudgetStore, DeploymentStore, IdempotencyStore, NoticeStore, RateLimiter,
+    Retention, RunControl, RunStore, StoreError, TaskStore,
 };
 use autocrew_shared::services::{AgentQueues, Relay};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
@@ -73,6 +75,9 @@ pub struct SweepReport {
     /// Overage reports sent to Stripe's meter.
     #[serde(default)]
     pub overage_reported: u32,
+    /// Notices were due, and the deliver step was woken.
+    #[serde(default)]
+    pub notices_due: bool,
 }
 
 /// Why a sweep failed; `error_type` is the stable name retries match on.
@@ -99,6 +104,9 @@ pub struct SweepState {
     pub deployments: Arc<dyn DeploymentStore>,
     /// Reports overage to Stripe (nothing when the stack has no Stripe).
     pub billing: autocrew_shared::services::Billing,
+    /// Pushes and webhook deliveries, and when a push's receipt is due.
+    pub notices: Arc<dyn NoticeStore>,
+    pub receipt_delay: Duration,
 }
 
 impl SweepState {
@@ -153,6 +161,8 @@ impl SweepState {
             idempotency: Arc::new(postgres::PgIdempotencyStore::new(pool.clone())),
             limiter: Arc::new(postgres::PgRateLimiter::new(pool.clone())),
             deployments: Arc::new(postgres::PgDeployments::new(pool.clone())),
+            notices: Arc::new(postgres::PgNotices::new(pool.clone())),
+            receipt_delay: autocrew_shared::config::NoticeConfig::from_env(env)?.receipt_delay,
         })
     }
 }
@@ -197,7 +207,13 @@ pub async fn handle(
             0
         }),
     };
+    // A retry's time came, a receipt is due, or a nudge was lost: wake the deliver step.
+    let notices_due = state.notices.anything_due(state.receipt_delay).await?;
+    if notices_due && let Err(e) = state.relay.send_now(&Outgoing::DeliverNotices).await {
+        tracing::warn!(error = %e, "the deliver step could not be woken; the next sweep tries again");
+    }
     Ok(SweepReport {
+        notices_due,
         outbox_found,
         outbox_sent,
         stale_attempt_effects,

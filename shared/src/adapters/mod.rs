@@ -2,6 +2,7 @@
 //! talks to AWS or to the local stack.
 
 pub mod aws;
+pub mod expo_push;
 pub mod keyfile;
 pub mod llm;
 pub mod mail;
@@ -10,6 +11,7 @@ pub mod postgres;
 pub mod stripe;
 pub mod tools;
 pub mod topics;
+pub mod webhooks;
 
 use crate::services::{AgentQueues, GatewayStores, Notifier, Relay};
 use std::sync::Arc;
@@ -250,4 +252,26 @@ pub async fn billing(
     billing.payments = Some(Arc::new(stripe));
     billing.webhook_secrets = Arc::new(keys.webhook_secrets);
     Ok(billing)
+}
+
+/// The deliver step's service: the notice store, Expo's Push API and the webhook sender.
+pub fn deliverer(
+    pool: &postgres::Pool,
+    config: &crate::config::NoticeConfig,
+) -> Result<crate::services::notices::Deliverer, crate::config::ConfigError> {
+    let client_error = |e: reqwest::Error| crate::config::ConfigError::Invalid {
+        name: "the HTTP client",
+        reason: e.to_string(),
+    };
+    Ok(crate::services::notices::Deliverer {
+        store: std::sync::Arc::new(postgres::PgNotices::new(pool.clone())),
+        push: std::sync::Arc::new(
+            expo_push::ExpoPush::new(&config.expo_push_url, config.expo_access_token.clone())
+                .map_err(client_error)?,
+        ),
+        webhooks: std::sync::Arc::new(
+            webhooks::HttpWebhooks::new(config.url_policy).map_err(client_error)?,
+        ),
+        receipt_delay: config.receipt_delay,
+    })
 }

@@ -531,4 +531,6 @@ impl Env for Overlay<'_> {
 }
 
 mod billing;
+mod notices;
 pub use billing::{BillingConfig, plans, tasks_in_flight};
+pub use notices::NoticeConfig;

@@ -106,6 +106,18 @@ id_type!(
     /// A connection being made by OAuth's web (authorization-code) flow.
     WebFlowId
 );
+id_type!(
+    /// A user's device registered for push notifications.
+    DeviceId
+);
+id_type!(
+    /// A user's webhook: a URL that gets run events.
+    WebhookId
+);
+id_type!(
+    /// One event's delivery to one webhook.
+    DeliveryId
+);
 
 /// A string that is not a UUID where an id was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -122,6 +122,9 @@ pub enum Outgoing {
     StartWatch { name: String, input: WatchInput },
     /// A conversation's pending reply, for the chat queue.
     Reply { message: ReplyMessage },
+    /// Push notifications and webhook deliveries are due (`domain::notices`): the deliver
+    /// step sends every notice due when it gets this, so one nudge is as good as many.
+    DeliverNotices,
 }
 
 /// An outbox row: its id (to delete once sent) and its message.

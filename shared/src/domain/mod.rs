@@ -18,6 +18,7 @@ pub mod memory;
 pub mod messages;
 pub mod models;
 pub mod money;
+pub mod notices;
 pub mod paging;
 pub mod plans;
 pub mod pricing;
@@ -29,13 +30,15 @@ pub mod revision;
 pub mod routing;
 pub mod schedule;
 pub mod schema;
+pub mod signature;
 
 pub use approvals::{Approval, Decision, payload_hash, sha256_hex};
 pub use decimal::Decimal;
 pub use graph::{PlanError, PlanLimits, PlannedTask, TaskGraph};
 pub use ids::{
-    ApprovalId, ArtifactId, ConnectionId, DeploymentId, DeviceFlowId, MemoryId, MessageId,
-    ProjectId, RunId, ScheduleId, TaskId, UploadId, UserId, WebFlowId,
+    ApprovalId, ArtifactId, ConnectionId, DeliveryId, DeploymentId, DeviceFlowId, DeviceId,
+    MemoryId, MessageId, ProjectId, RunId, ScheduleId, TaskId, UploadId, UserId, WebFlowId,
+    WebhookId,
 };
 pub use kinds::{
     AgentKind, ApprovalStatus, AttemptStatus, Complexity, ConnectionStatus, DeploymentStatus,

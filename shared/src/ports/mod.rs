@@ -20,6 +20,7 @@ pub mod llm;
 pub mod mail;
 pub mod marketing;
 pub mod memory;
+pub mod notices;
 pub mod outbox;
 pub mod queue;
 pub mod realtime;
@@ -59,6 +60,9 @@ pub use llm::{Embedder, ImageMaker, ImageRequest, LlmClient, LlmError};
 pub use mail::{Email, MailError, Mailer};
 pub use marketing::{Launched, MarketingStore, NewSocialPost, TopicSource};
 pub use memory::{MemorySource, MemoryStore, NewMemory, Remembered};
+pub use notices::{
+    NewDevice, NewWebhook, NoticeStore, PushService, PushServiceError, WebhookSender,
+};
 pub use outbox::{Effects, OutboxStore, Publisher};
 pub use queue::{Queue, QueueError, QueueMessage};
 pub use realtime::{

@@ -3,9 +3,8 @@
 //! enforced, in the budget store (migration 0028).
 
 use crate::config::BillingConfig;
-use crate::domain::billing::{
-    BillingChange, EventSubject, MeterEvent, SignatureError, subject, verify_signature,
-};
+use crate::domain::billing::{BillingChange, EventSubject, MeterEvent, subject};
+use crate::domain::signature::{self, SignatureError};
 use crate::domain::{Plans, UserId};
 use crate::ports::{
     Applied, ApplyError, BillingStore, BillingTerms, PaymentError, Payments, ReceivedEvent,
@@ -108,7 +107,7 @@ impl Billing {
         payload: &[u8],
     ) -> Result<WebhookOutcome, WebhookError> {
         let payments = self.payments()?.clone();
-        verify_signature(signature, payload, &self.webhook_secrets, Utc::now())?;
+        signature::verify(signature, payload, &self.webhook_secrets, Utc::now())?;
         let envelope: EventEnvelope =
             serde_json::from_slice(payload).map_err(|e| WebhookError::Unreadable(e.to_string()))?;
         let outcome = |duplicate, outcome: String| WebhookOutcome {

@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod billing;
 pub mod gateway;
 pub mod memory;
+pub mod notices;
 pub mod notifier;
 pub mod oidc;
 pub mod passwords;

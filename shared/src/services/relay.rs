@@ -19,12 +19,13 @@ use std::time::Duration;
 pub struct AgentQueues {
     agents: HashMap<AgentKind, String>,
     chat: Option<String>,
+    notices: Option<String>,
 }
 
 impl AgentQueues {
     /// Reads `DEVELOPER_QUEUE_URL`, `MARKETER_QUEUE_URL`, `SALES_QUEUE_URL`,
-    /// `DESIGNER_QUEUE_URL`, `OPS_QUEUE_URL` and, if set, `PLAN_QUEUE_URL` and
-    /// `CHAT_QUEUE_URL`.
+    /// `DESIGNER_QUEUE_URL`, `OPS_QUEUE_URL` and, if set, `PLAN_QUEUE_URL`,
+    /// `CHAT_QUEUE_URL` and `NOTICE_QUEUE_URL`.
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         let mut queues = HashMap::new();
         for &agent in AgentKind::WORKERS {
@@ -36,6 +37,7 @@ impl AgentQueues {
         Ok(AgentQueues {
             agents: queues,
             chat: optional(env, "CHAT_QUEUE_URL"),
+            notices: optional(env, "NOTICE_QUEUE_URL"),
         })
     }
 
@@ -55,6 +57,7 @@ impl AgentQueues {
         AgentQueues {
             agents: queues,
             chat: None,
+            notices: None,
         }
     }
 
@@ -65,6 +68,11 @@ impl AgentQueues {
     /// The chat queue's URL, if configured.
     pub fn chat(&self) -> Option<&str> {
         self.chat.as_deref()
+    }
+
+    /// The notice queue's URL (the deliver step's), if configured.
+    pub fn notices(&self) -> Option<&str> {
+        self.notices.as_deref()
     }
 }
 
@@ -150,6 +158,12 @@ impl Relay {
         Ok((due.len(), sent))
     }
 
+    /// Sends one message now, outside the outbox: for messages whose loss costs nothing
+    /// because their sender sends them again (the sweep's wake-up of the deliver step).
+    pub async fn send_now(&self, message: &Outgoing) -> Result<(), RelayError> {
+        self.send(message).await
+    }
+
     async fn send(&self, message: &Outgoing) -> Result<(), RelayError> {
         match message {
             Outgoing::Task {
@@ -173,6 +187,14 @@ impl Relay {
                 let body = serde_json::to_string(message)?;
                 self.queue.send_delayed(url, &body, Duration::ZERO).await?;
             }
+            Outgoing::DeliverNotices => match self.queues.notices() {
+                Some(url) => {
+                    self.queue.send_delayed(url, "{}", Duration::ZERO).await?;
+                }
+                // Without the deliver step's queue (a test's partial stack), the notices
+                // wait for the sweep, which finds them due.
+                None => tracing::debug!("no NOTICE_QUEUE_URL: notices wait for the sweep"),
+            },
             Outgoing::TaskSuccess { token, output } => {
                 answered(self.state_machine.task_success(token, output).await)?;
             }

@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod expo;
+pub mod expo_push;
 pub mod github;
 pub mod linkedin;
 pub mod oauth;
@@ -41,6 +42,7 @@ pub struct Fake {
     pub x: Arc<Mutex<x::XState>>,
     pub vercel: Arc<Mutex<vercel::VercelState>>,
     pub expo: Arc<Mutex<expo::ExpoState>>,
+    pub expo_push: Arc<Mutex<expo_push::PushState>>,
     pub linkedin: Arc<Mutex<linkedin::LinkedinState>>,
     pub stripe: Arc<Mutex<stripe::StripeState>>,
     /// X's and LinkedIn's authorization servers.
@@ -255,7 +257,7 @@ pub fn router(fake: Fake) -> Router {
         .nest("/resend", resend::routes())
         .nest("/x", x::routes().merge(oauth::x_routes()))
         .nest("/vercel", vercel::routes())
-        .nest("/expo", expo::routes())
+        .nest("/expo", expo::routes().nest("/push", expo_push::routes()))
         .nest("/stripe", stripe::routes())
         .nest(
             "/linkedin",

@@ -132,6 +132,13 @@ pub(crate) async fn api_on(
             billing: autocrew_shared::config::BillingConfig::from_env(
                 &std::collections::HashMap::<String, String>::new(),
             )?,
+            // Webhooks to the tests' own receivers on loopback.
+            notices: autocrew_shared::config::NoticeConfig::from_env(
+                &std::collections::HashMap::from([(
+                    "WEBHOOKS_ALLOW_LOOPBACK".to_owned(),
+                    "true".to_owned(),
+                )]),
+            )?,
             public_base_url: None,
             // The schedules' timers in the group the template made in moto.
             timers: autocrew_shared::adapters::aws::TimerSettings {

@@ -29,6 +29,7 @@ mod llm_gemini;
 mod llm_openai;
 mod llm_streaming;
 mod memory;
+mod notices;
 mod oauth_web;
 mod oidc;
 mod ownership;

@@ -151,7 +151,39 @@ async fn user_b_gets_404_or_403_on_every_route_that_names_user_as_resources() ->
     )
     .await?;
     assert_eq!(status, 200, "{memories}");
+    // A's phone and A's webhook (to a loopback URL, which the tests' API allows).
+    let (status, device) = call(
+        &state,
+        Route::RegisterDevice,
+        event("apigw-register-device.json", &[(SAMPLE_TOKEN, a.as_str())])?,
+    )
+    .await?;
+    assert_eq!(status, 201, "{device}");
+    let (status, webhook) = call(
+        &state,
+        Route::CreateWebhook,
+        event(
+            "apigw-create-webhook.json",
+            &[
+                (SAMPLE_TOKEN, a.as_str()),
+                (
+                    "https://hooks.example.com/autocrew",
+                    "http://127.0.0.1:9/hook",
+                ),
+            ],
+        )?,
+    )
+    .await?;
+    assert_eq!(status, 201, "{webhook}");
     let ids: HashMap<&str, String> = HashMap::from([
+        (
+            "device_id",
+            device["id"].as_str().unwrap_or_default().to_owned(),
+        ),
+        (
+            "webhook_id",
+            webhook["id"].as_str().unwrap_or_default().to_owned(),
+        ),
         (
             "memory_id",
             memories["memories"][0]["id"]
@@ -241,6 +273,8 @@ async fn user_b_gets_404_or_403_on_every_route_that_names_user_as_resources() ->
     assert!(checked.len() >= 12, "only {checked:?}");
 
     // Nothing of A's changed.
+    assert_eq!(state.notices.devices(a_id).await?.len(), 1);
+    assert_eq!(state.notices.webhooks(a_id).await?.len(), 1);
     let (status, run_after) = call(
         &state,
         Route::GetRun,

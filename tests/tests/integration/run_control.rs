@@ -433,6 +433,8 @@ pub(crate) fn sweep(p: &Pipeline, db: &TestDb) -> SweepState {
             >::new())
             .expect("the default billing configuration"),
         ),
+        notices: p.ctx.deliverer.store.clone(),
+        receipt_delay: p.ctx.deliverer.receipt_delay,
     }
 }
 

@@ -193,8 +193,9 @@ async fn forged_stale_and_unsigned_deliveries_get_400_and_change_nothing() -> an
         .cloned()
         .unwrap_or_default();
     let now = chrono::Utc::now().timestamp();
-    let sign =
-        |secret: &str, at: i64| autocrew_shared::domain::billing::sign(paid.as_bytes(), secret, at);
+    let sign = |secret: &str, at: i64| {
+        autocrew_shared::domain::signature::sign(paid.as_bytes(), secret, at)
+    };
 
     let unsigned = call(&state, Route::StripeWebhook, delivery(&paid, None)?).await?;
     let forged = call(

@@ -3,6 +3,7 @@
 use super::Pool;
 use super::cached::Cached;
 use crate::domain::events::{Event, EventBody};
+use crate::domain::messages::Outgoing;
 use crate::domain::{ProjectId, RunId, UserId};
 use crate::ports::{EventLog, StoreError};
 use async_trait::async_trait;
@@ -30,7 +31,15 @@ impl EventLog for PgEventLog {
         body: EventBody,
     ) -> Result<Event, StoreError> {
         let client = self.pool.get().await?;
-        super::effects::append_event(&client, project, run, body).await
+        let (event, notices) = super::effects::append_event(&client, project, run, body).await?;
+        if notices {
+            // A nudge, relayed by the reconciler or made moot sooner by any delivery message
+            // sent meanwhile (each delivers every notice due). Not in the event's
+            // transaction: the notices themselves are, and the sweep finds them due anyway.
+            let mut effects = crate::ports::Effects::default();
+            super::effects::send(&client, &mut effects, run, Outgoing::DeliverNotices).await?;
+        }
+        Ok(event)
     }
 
     async fn since(

@@ -118,6 +118,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0028_billing",
         include_str!("../../../../migrations/0028_billing.sql"),
     ),
+    (
+        "0029_notices",
+        include_str!("../../../../migrations/0029_notices.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

@@ -13,7 +13,7 @@ const RETRIES: [std::time::Duration; 4] = [
 
 /// The `Stripe-Signature` header for `payload` now.
 pub fn signature(payload: &str, secret: &str) -> String {
-    autocrew_shared::domain::billing::sign(
+    autocrew_shared::domain::signature::sign(
         payload.as_bytes(),
         secret,
         chrono::Utc::now().timestamp(),
