@@ -1,6 +1,6 @@
 # The two commands of the README, and the stack's own verbs. Everything is in
 # infra/local/stack.sh; this file only names it.
-.PHONY: demo demo-compatible demo-checked demo-realtime test test-fast chaos bench bench-engine bench-api bench-memory economics fuzz-api openapi up down status lint
+.PHONY: package demo demo-compatible demo-checked demo-realtime test test-fast chaos bench bench-engine bench-api bench-memory economics fuzz-api openapi up down status lint
 
 demo:  ## set up, start the local stack, run the main job, stop what was started
 	bash infra/local/stack.sh demo
@@ -55,3 +55,9 @@ status:
 
 lint:  ## cfn-lint and sam validate --lint on template.yaml
 	bash infra/local/stack.sh lint
+
+package:  ## sam build, fast: the workspace built once for arm64 (cargo lambda), then each function takes its binary; prints the time
+	bash infra/local/stack.sh package
+
+build-%:  ## sam build's step for one function (BuildMethod: makefile): its binary from the one workspace build
+	bash infra/build/function.sh $* "$(ARTIFACTS_DIR)"

@@ -49,6 +49,7 @@ case "${1:-}" in
   demo-checked) with_stack demo_checked ;;
   demo-realtime) with_stack demo_realtime ;;
   lint) lint ;;                               # cfn-lint and sam validate --lint
+  package) package ;;                         # sam build: one arm64 build, every function's binary
   client-check) client_check ;;               # the TypeScript client from openapi.json type-checks
-  *) echo "usage: stack.sh up|down|status|test|chaos|demo|demo-compatible|demo-checked|demo-realtime|bench|bench-engine|bench-api|bench-memory|economics|fuzz-api|lint|client-check|restart-postgres" >&2; exit 2 ;;
+  *) echo "usage: stack.sh up|down|status|test|chaos|demo|demo-compatible|demo-checked|demo-realtime|bench|bench-engine|bench-api|bench-memory|economics|fuzz-api|lint|package|client-check|restart-postgres" >&2; exit 2 ;;
 esac

@@ -30,7 +30,9 @@ mod uploads;
 pub use error::ApiError;
 pub use state::ApiState;
 
+use autocrew_shared::telemetry::TraceContext;
 use lambda_http::{Body, Request, Response};
+use tracing::Instrument;
 
 /// The route table: each route's variant, method and path (as in `template.yaml`),
 /// function name, whether it acts for a signed-in user, and its handler. The handler's
@@ -263,7 +265,18 @@ impl Route {
 
 /// Handles one request for `route`: counts it against its rate limits, then runs it (once
 /// per `Idempotency-Key` for POSTs).
-pub async fn handle(state: &ApiState, route: Route, mut request: Request) -> Response<Body> {
+pub async fn handle(state: &ApiState, route: Route, request: Request) -> Response<Body> {
+    // The request continues its caller's trace (`traceparent`, or API Gateway's X-Ray
+    // header), else starts one; a run it creates keeps it.
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let parent = header("traceparent")
+        .and_then(TraceContext::parse_traceparent)
+        .or_else(|| header("x-amzn-trace-id").and_then(TraceContext::parse_xray));
+    let span = autocrew_shared::telemetry::invocation_span(route.name(), parent);
+    serve(state, route, request).instrument(span).await
+}
+
+async fn serve(state: &ApiState, route: Route, mut request: Request) -> Response<Body> {
     if let Some(refused) = request::too_large(&request) {
         return refused;
     }

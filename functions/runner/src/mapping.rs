@@ -4,7 +4,7 @@
 //! limit, SQS moves them to the DLQ.
 
 use autocrew_shared::ports::{Queue, QueueError};
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
@@ -35,6 +35,15 @@ fn record(
         "ApproximateReceiveCount".to_owned(),
         message.receive_count.to_string(),
     )]);
+    if let Some(traceparent) = message.traceparent {
+        let mut attribute = SqsMessageAttribute::default();
+        attribute.data_type = Some("String".into());
+        attribute.string_value = Some(traceparent);
+        record.message_attributes.insert(
+            autocrew_shared::adapters::aws::TRACEPARENT.to_owned(),
+            attribute,
+        );
+    }
     record.event_source = Some("aws:sqs".into());
     record.event_source_arn = Some(mapping.queue_arn.clone());
     record.aws_region = Some(region.to_owned());

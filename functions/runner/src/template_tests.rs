@@ -52,6 +52,12 @@ fn every_reference_in_the_template_resolves() {
         "ExpoPushUrl",
         "PushReceiptDelaySeconds",
         "WebhooksAllowLoopback",
+        "AlarmEmail",
+        "LogRetentionDays",
+        "VpcSubnetIds",
+        "VpcSecurityGroupIds",
+        "DatabaseIamAuth",
+        "DatabaseIamResourceId",
     ]);
     assert!(dangling.is_empty(), "undefined: {dangling:?}");
 }
@@ -364,4 +370,31 @@ fn committed_is_built(path: &str, built: &serde_json::Value) {
         committed == built,
         "{path} differs from what the code builds: run `make openapi`"
     );
+}
+
+/// CloudWatch keeps a log group forever unless told: every function's is declared, named
+/// as Lambda writes it, with the stack's retention.
+#[test]
+fn every_function_has_its_log_group_with_the_stacks_retention() {
+    let template = template();
+    let groups: std::collections::HashMap<String, Value> = template
+        .of_kind("AWS::Logs::LogGroup")
+        .into_iter()
+        .collect();
+    for function in template.functions().unwrap() {
+        let id = &function.logical_id;
+        let group = groups
+            .get(&format!("{id}LogGroup"))
+            .unwrap_or_else(|| panic!("{id} has no {id}LogGroup"));
+        assert_eq!(
+            crate::template::sub_text(&group["LogGroupName"]).as_deref(),
+            Some(format!("/aws/lambda/${{{id}}}").as_str()),
+            "{id}'s log group is not the one Lambda writes to"
+        );
+        assert_eq!(
+            crate::template::reference(&group["RetentionInDays"]).as_deref(),
+            Some("LogRetentionDays"),
+            "{id}'s log group keeps logs forever"
+        );
+    }
 }

@@ -115,6 +115,7 @@ pub(crate) fn refusal(approval: &Approval) -> Option<String> {
 /// Runs `action` once for the call `call_key`: a call that already ran gets its stored
 /// result. With an approval, only its approved action runs, and the execution is recorded
 /// on it (`action_executed`).
+#[tracing::instrument(name = "action", skip_all)]
 pub(crate) async fn execute(
     ctx: &StepContext,
     (run, task): (&Run, &Task),

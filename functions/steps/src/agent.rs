@@ -24,6 +24,7 @@ use autocrew_shared::services::{TASK_RECALL, TaskMessage, backoff};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
+#[tracing::instrument(name = "agent_task", skip_all, fields(agent = %agent))]
 pub(crate) async fn handle(
     ctx: &StepContext,
     agent: AgentKind,

@@ -66,6 +66,7 @@ pub(crate) async fn call_model(
 
 /// Keeps the execute token and releases the first ready tasks, in one transaction; if every
 /// task had already ended, the same transaction answers the token.
+#[tracing::instrument(name = "execute", skip_all)]
 pub(crate) async fn execute(
     ctx: &StepContext,
     message: CallbackMessage,

@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// Writes `summary.json` for the run: tasks, artifacts, tokens and cost.
+#[tracing::instrument(name = "compile", skip_all)]
 pub(crate) async fn compile(
     ctx: &StepContext,
     message: CallbackMessage,
@@ -87,6 +88,7 @@ pub(crate) async fn compile(
 
 /// Ends the run as the state machine says, tells the clients and answers the token, in one
 /// transaction. A run that already ended (a rejected plan, a redelivery) is not ended twice.
+#[tracing::instrument(name = "notify", skip_all)]
 pub(crate) async fn notify(ctx: &StepContext, message: CallbackMessage) -> Result<(), RecordError> {
     let outcome = message.outcome.unwrap_or(RunOutcome::Succeeded);
     let (status, ended): (_, fn(RunEnded) -> EventBody) = match outcome {

@@ -135,8 +135,11 @@ pub async fn handle_batch(
     let mut failures = Vec::new();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
-        let span = tracing::info_span!("record", step = %step.name(), message_id = %id);
+        let span =
+            autocrew_shared::telemetry::invocation_span(&step.name(), trace_of(ctx, &record).await);
+        let record_span = tracing::info_span!(parent: &span, "record", message_id = %id);
         if let Err(e) = handle_record(ctx, step, &record, deadline)
+            .instrument(record_span)
             .instrument(span)
             .await
         {
@@ -208,6 +211,33 @@ async fn deliver(ctx: &StepContext, deadline: Deadline) -> Result<(), RecordErro
         })?;
     tracing::info!(?report, "notices delivered");
     Ok(())
+}
+
+/// The trace a record continues: its `traceparent` attribute (what our relay and every
+/// SQS send of ours set), else its run's (the state machine's messages carry no attribute
+/// of ours).
+async fn trace_of(
+    ctx: &StepContext,
+    record: &SqsMessage,
+) -> Option<autocrew_shared::telemetry::TraceContext> {
+    use autocrew_shared::telemetry::TraceContext;
+    let attribute = record
+        .message_attributes
+        .get(autocrew_shared::adapters::aws::TRACEPARENT)
+        .and_then(|a| a.string_value.as_deref())
+        .and_then(TraceContext::parse_traceparent);
+    if attribute.is_some() {
+        return attribute;
+    }
+    #[derive(serde::Deserialize)]
+    struct OfRun {
+        run_id: autocrew_shared::domain::RunId,
+    }
+    let run = serde_json::from_str::<OfRun>(record.body.as_deref()?)
+        .ok()?
+        .run_id;
+    let traceparent = ctx.runs.traceparent(run).await.ok()??;
+    TraceContext::parse_traceparent(&traceparent)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, RecordError> {

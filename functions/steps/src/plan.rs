@@ -21,6 +21,7 @@ use autocrew_shared::services::{Call, CallbackMessage, Outgoing, PLAN_RECALL};
 /// earlier command.
 const PLAN_SCOPE: &str = "plan";
 
+#[tracing::instrument(name = "plan", skip_all)]
 pub(crate) async fn handle(
     ctx: &StepContext,
     message: CallbackMessage,

@@ -16,6 +16,7 @@ use autocrew_shared::services::Call;
 /// waiting for the next delivery (the queue's redrive limit is higher).
 const DELIVERIES: u32 = 3;
 
+#[tracing::instrument(name = "reply", skip_all)]
 pub(crate) async fn handle(
     ctx: &StepContext,
     message: ReplyMessage,

@@ -47,6 +47,7 @@ fn states(tasks: &[Task]) -> Vec<TaskState> {
         .collect()
 }
 
+#[tracing::instrument(name = "revise", skip_all)]
 pub(crate) async fn handle(
     ctx: &StepContext,
     run: RunId,

@@ -23,6 +23,7 @@ pub struct WatchMessage {
     pub task_token: String,
 }
 
+#[tracing::instrument(name = "watch", skip_all)]
 pub(crate) async fn handle(ctx: &StepContext, message: WatchMessage) -> Result<(), RecordError> {
     let job = ctx
         .deployments

@@ -13,6 +13,7 @@ use autocrew_shared::services::AgentQueues;
 use autocrew_shared::services::scheduler::Scheduler;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// The function's name, as in `template.yaml` and its binary.
 pub const FUNCTION_NAME: &str = "schedule-fire";
@@ -77,6 +78,12 @@ impl FireState {
 
 /// One delivered fire.
 pub async fn handle(state: &FireState, fire: ScheduleFire) -> Result<FireReport, FireError> {
+    // A fire begins a trace: the run it starts keeps it.
+    let span = autocrew_shared::telemetry::invocation_span(FUNCTION_NAME, None);
+    fire_once(state, fire).instrument(span).await
+}
+
+async fn fire_once(state: &FireState, fire: ScheduleFire) -> Result<FireReport, FireError> {
     let fired = state.scheduler.deliver(&fire, chrono::Utc::now()).await?;
     let Some(fired) = fired else {
         tracing::info!(schedule = %fire.schedule_id, "the schedule is gone; its timer is deleted");

@@ -33,6 +33,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// The function's name, as in `template.yaml` and its binary.
 pub const FUNCTION_NAME: &str = "schedule-sweep";
@@ -172,6 +173,11 @@ pub async fn handle(
     state: &SweepState,
     event: EventBridgeEvent,
 ) -> Result<SweepReport, SweepError> {
+    let span = autocrew_shared::telemetry::invocation_span(FUNCTION_NAME, None);
+    sweep(state, event).instrument(span).await
+}
+
+async fn sweep(state: &SweepState, event: EventBridgeEvent) -> Result<SweepReport, SweepError> {
     tracing::info!(time = ?event.time, "sweep");
     let (outbox_found, outbox_sent) = state.relay.redeliver(OUTBOX_AGE, BATCH).await?;
     let stale_after = state.liveness.stale_after;

@@ -23,6 +23,7 @@ use aws_config::SdkConfig;
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chrono::DateTime;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// The WebSocket routes, one Lambda function each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +119,15 @@ fn status(code: i64) -> ApiGatewayProxyResponse {
 
 /// Handles one WebSocket event for `route`.
 pub async fn handle(
+    state: &WsState,
+    route: WsRoute,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let span = autocrew_shared::telemetry::invocation_span(route.name(), None);
+    serve(state, route, event).instrument(span).await
+}
+
+async fn serve(
     state: &WsState,
     route: WsRoute,
     event: ApiGatewayWebsocketProxyRequest,

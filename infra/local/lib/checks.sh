@@ -29,6 +29,19 @@ lint() {
   say "template.yaml: cfn-lint and sam validate --lint pass"
 }
 
+# `sam build` as a deploy needs it: the workspace built once for arm64, then each function's
+# makefile step takes its binary into .aws-sam/build. Says how long each part took.
+package() {
+  install_sam
+  local started built
+  started=$(date +%s)
+  PATH="$sam_venv/bin:$PATH" bash "$root/infra/build/workspace.sh" || die "the arm64 build failed"
+  built=$(date +%s)
+  (cd "$root" && PATH="$sam_venv/bin:$PATH" SAM_CLI_TELEMETRY=0 "$sam_venv/bin/sam" build >"$local_dir/sam-build.log" 2>&1) \
+    || { tail -30 "$local_dir/sam-build.log" >&2; die "sam build failed (.local/sam-build.log)"; }
+  say "package: arm64 workspace build $((built - started)) s, sam build $(( $(date +%s) - built )) s; .aws-sam/build holds $(find "$root/.aws-sam/build" -name bootstrap | wc -l) functions"
+}
+
 # Runs every test and closes with one line that totals them across all test binaries.
 run_tests() {
   local log="$local_dir/test.log" status

@@ -127,11 +127,24 @@ pub enum Outgoing {
     DeliverNotices,
 }
 
-/// An outbox row: its id (to delete once sent) and its message.
+/// An outbox row: its id (to delete once sent), its message, and the trace it was written
+/// in (W3C `traceparent`), which the relay sends it on in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEntry {
     pub id: i64,
     pub message: Outgoing,
+    pub traceparent: Option<String>,
+}
+
+impl OutboxEntry {
+    /// An entry written now, in the current trace.
+    pub fn new(id: i64, message: Outgoing) -> Self {
+        OutboxEntry {
+            id,
+            message,
+            traceparent: crate::telemetry::current().map(|c| c.traceparent()),
+        }
+    }
 }
 
 /// One fire of a schedule, as EventBridge Scheduler delivers it to the schedule-fire

@@ -26,6 +26,9 @@ pub struct RetentionPolicy {
     pub prune_expired_cache_after_hours: u32,
     /// Memories neither written nor confirmed (merged into) for this long are forgotten.
     pub forget_memories_after_days: u32,
+    /// Pushes and webhook deliveries that ended (delivered, failed, dropped) this long ago
+    /// are deleted, with their attempts.
+    pub prune_notices_after_days: u32,
 }
 
 impl RetentionPolicy {
@@ -49,6 +52,7 @@ impl RetentionPolicy {
             prune_superseded_attempts_after_days: 30,
             prune_expired_cache_after_hours: 24,
             forget_memories_after_days: 365,
+            prune_notices_after_days: 30,
         })
     }
 }
@@ -62,6 +66,8 @@ pub struct RetentionReport {
     pub cache_entries_pruned: u64,
     #[serde(default)]
     pub memories_forgotten: u64,
+    #[serde(default)]
+    pub notices_pruned: u64,
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ pub struct QueueMessage {
     pub body: String,
     /// How many times it has been received, this time included.
     pub receive_count: u32,
+    /// The sender's trace, from the message's `traceparent` attribute.
+    pub traceparent: Option<String>,
 }
 
 /// Why a queue call failed.

@@ -88,6 +88,8 @@ pub trait RunStore: Send + Sync {
     /// back and nothing changes (no effects); with another request, `IdempotencyMismatch`.
     async fn create_run(&self, new: NewRun) -> Result<Changed<Run>, StoreError>;
     async fn run(&self, id: RunId) -> Result<Run, StoreError>;
+    /// The trace the run was created in (W3C `traceparent`), if it was traced.
+    async fn traceparent(&self, id: RunId) -> Result<Option<String>, StoreError>;
     /// Asks the orchestrator for a revision of the running run's plan (`domain::revision`),
     /// for `reason`: true when asked now; false when one is pending already, the run is
     /// not running, or it has had its revisions. While one is pending the run does not end.

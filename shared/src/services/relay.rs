@@ -12,6 +12,7 @@ use crate::ports::{
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// The queue of each agent (the orchestrator's is the plan queue), and the chat queue
 /// where the orchestrator answers conversations.
@@ -133,7 +134,14 @@ impl Relay {
     pub async fn deliver(&self, entries: &[OutboxEntry]) -> usize {
         let mut sent = Vec::with_capacity(entries.len());
         for entry in entries {
-            match self.send(&entry.message).await {
+            // Sent in the trace it was written in (the reconciler sends from another).
+            let span = match &entry.traceparent {
+                Some(traceparent) => {
+                    tracing::info_span!("relay", traceparent = traceparent.as_str(), id = entry.id)
+                }
+                None => tracing::info_span!("relay", id = entry.id),
+            };
+            match self.send(&entry.message).instrument(span).await {
                 Ok(()) => sent.push(entry.id),
                 Err(e) => {
                     tracing::warn!(id = entry.id, error = %e, "an outbox message was not sent; the reconciler will");

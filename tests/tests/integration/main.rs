@@ -55,4 +55,5 @@ mod tools_images;
 mod tools_outreach;
 mod tools_recorded;
 mod tools_safety;
+mod traces;
 mod websocket;

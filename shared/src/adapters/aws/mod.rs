@@ -18,7 +18,7 @@ pub use s3::S3BlobStore;
 pub use scheduler::{EventBridgeTimers, TimerSettings};
 pub use secrets::SecretsManager;
 pub use sfn::SfnStateMachine;
-pub use sqs::SqsQueue;
+pub use sqs::{SqsQueue, TRACEPARENT};
 
 use crate::config::AwsConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};

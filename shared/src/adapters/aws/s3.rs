@@ -56,6 +56,7 @@ impl S3BlobStore {
 
 #[async_trait]
 impl BlobStore for S3BlobStore {
+    #[tracing::instrument(name = "s3.put", skip_all, fields(key = %key))]
     async fn put(
         &self,
         key: &str,
@@ -81,6 +82,7 @@ impl BlobStore for S3BlobStore {
         })
     }
 
+    #[tracing::instrument(name = "s3.get", skip_all, fields(key = %key))]
     async fn get(&self, key: &str) -> Result<Vec<u8>, BlobError> {
         let out = self
             .client

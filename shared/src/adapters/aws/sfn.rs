@@ -38,6 +38,7 @@ fn to_json(value: &serde_json::Value) -> String {
 
 #[async_trait]
 impl StateMachine for SfnStateMachine {
+    #[tracing::instrument(name = "sfn.start_execution", skip_all, fields(name = %name))]
     async fn start(
         &self,
         state_machine_arn: &str,
@@ -50,6 +51,8 @@ impl StateMachine for SfnStateMachine {
             .state_machine_arn(state_machine_arn)
             .name(name)
             .input(to_json(input))
+            // X-Ray's header: on AWS the execution joins the caller's trace.
+            .set_trace_header(crate::telemetry::current().map(|c| c.xray_header()))
             .send()
             .await
             .map_err(|e| {
@@ -95,6 +98,7 @@ impl StateMachine for SfnStateMachine {
         Ok((status, output))
     }
 
+    #[tracing::instrument(name = "sfn.send_task_success", skip_all)]
     async fn task_success(
         &self,
         token: &str,
@@ -119,6 +123,7 @@ impl StateMachine for SfnStateMachine {
         Ok(())
     }
 
+    #[tracing::instrument(name = "sfn.send_task_failure", skip_all)]
     async fn task_failure(
         &self,
         token: &str,

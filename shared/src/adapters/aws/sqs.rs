@@ -3,7 +3,10 @@
 use super::boxed;
 use crate::ports::{Queue, QueueError, QueueMessage};
 use async_trait::async_trait;
-use aws_sdk_sqs::types::MessageSystemAttributeName;
+use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName};
+
+/// The message attribute carrying the sender's trace (W3C `traceparent`).
+pub const TRACEPARENT: &str = "traceparent";
 use std::time::Duration;
 
 /// `Queue` on SQS (or moto's SQS).
@@ -65,6 +68,7 @@ impl Queue for SqsQueue {
         self.send_delayed(queue_url, body, Duration::ZERO).await
     }
 
+    #[tracing::instrument(name = "sqs.send", skip_all)]
     async fn send_delayed(
         &self,
         queue_url: &str,
@@ -73,12 +77,22 @@ impl Queue for SqsQueue {
     ) -> Result<String, QueueError> {
         // SQS takes whole seconds, at most 900.
         let delay = i32::try_from(delay.as_secs().min(900)).unwrap_or(900);
-        let out = self
+        let mut request = self
             .client
             .send_message()
             .queue_url(queue_url)
             .message_body(body)
-            .delay_seconds(delay)
+            .delay_seconds(delay);
+        // The message goes on in the sender's trace; its consumer continues it.
+        if let Some(trace) = crate::telemetry::current() {
+            let attribute = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(trace.traceparent())
+                .build()
+                .map_err(|e| failed(queue_url, "send a message")(boxed(e)))?;
+            request = request.message_attributes(TRACEPARENT, attribute);
+        }
+        let out = request
             .send()
             .await
             .map_err(|e| failed(queue_url, "send a message")(boxed(e)))?;
@@ -103,6 +117,7 @@ impl Queue for SqsQueue {
             .wait_time_seconds(secs(wait).min(20))
             .visibility_timeout(secs(visibility))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_attribute_names(TRACEPARENT)
             .send()
             .await
             .map_err(|e| failed(queue_url, "receive messages")(boxed(e)))?;
@@ -120,7 +135,13 @@ impl Queue for SqsQueue {
                     .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(1);
+                let traceparent = m
+                    .message_attributes
+                    .as_ref()
+                    .and_then(|a| a.get(TRACEPARENT))
+                    .and_then(|v| v.string_value.clone());
                 Ok(QueueMessage {
+                    traceparent,
                     message_id: m.message_id.ok_or_else(|| malformed("MessageId"))?,
                     receipt_handle: m.receipt_handle.ok_or_else(|| malformed("ReceiptHandle"))?,
                     body: m.body.unwrap_or_default(),

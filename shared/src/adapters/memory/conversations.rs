@@ -130,14 +130,14 @@ impl Conversations for MemConversations {
         reply.reply_to = Some(question.id);
         self.set(&reply);
         let mut effects = Effects::default();
-        effects.outbox.push(OutboxEntry {
-            id: 0,
-            message: Outgoing::Reply {
+        effects.outbox.push(OutboxEntry::new(
+            0,
+            Outgoing::Reply {
                 message: ReplyMessage {
                     message_id: reply.id,
                 },
             },
-        });
+        ));
         Ok(Changed {
             value: (question, reply),
             effects,

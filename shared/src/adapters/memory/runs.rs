@@ -83,10 +83,9 @@ impl State {
 
     fn send(&mut self, effects: &mut Effects, message: Outgoing) {
         self.outbox_seq += 1;
-        effects.outbox.push(OutboxEntry {
-            id: self.outbox_seq,
-            message,
-        });
+        effects
+            .outbox
+            .push(OutboxEntry::new(self.outbox_seq, message));
     }
 
     /// A new execution of `id`, as a resume or a retry after the run ended starts one.
@@ -209,6 +208,11 @@ impl RunStore for MemRuns {
 
     async fn run(&self, id: RunId) -> Result<Run, StoreError> {
         self.lock().run(id)
+    }
+
+    /// The twin keeps no traces.
+    async fn traceparent(&self, _id: RunId) -> Result<Option<String>, StoreError> {
+        Ok(None)
     }
 
     /// One pending per run, only while it runs; asking sends the orchestrator's message.

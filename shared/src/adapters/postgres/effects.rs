@@ -117,15 +117,18 @@ pub(super) async fn send(
     message: Outgoing,
 ) -> Result<(), StoreError> {
     let body = serde_json::to_value(&message).map_err(|e| StoreError::Backend(Box::new(e)))?;
+    let entry = OutboxEntry::new(0, message);
     let statement = client
-        .prepare_cached("INSERT INTO outbox (run_id, message) VALUES ($1, $2) RETURNING id")
+        .prepare_cached(
+            "INSERT INTO outbox (run_id, message, traceparent) VALUES ($1, $2, $3) RETURNING id",
+        )
         .await?;
     let row = client
-        .query_one(&statement, &[&run.map(|r| r.0), &body])
+        .query_one(&statement, &[&run.map(|r| r.0), &body, &entry.traceparent])
         .await?;
     effects.outbox.push(OutboxEntry {
         id: row.try_get(0)?,
-        message,
+        ..entry
     });
     Ok(())
 }

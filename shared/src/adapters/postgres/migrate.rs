@@ -122,6 +122,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0029_notices",
         include_str!("../../../../migrations/0029_notices.sql"),
     ),
+    (
+        "0030_traces",
+        include_str!("../../../../migrations/0030_traces.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key for migrations.

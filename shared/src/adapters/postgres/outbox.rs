@@ -28,7 +28,7 @@ impl PgOutboxStore {
         let client = self.pool.get().await?;
         let rows = client
             .query_cached(
-                "SELECT id, message FROM outbox
+                "SELECT id, message, traceparent FROM outbox
                  WHERE created_at < now() - make_interval(secs => $1) AND ($3::uuid IS NULL OR run_id = $3)
                  ORDER BY id LIMIT $2",
                 &[&age.as_secs_f64(), &i64::from(limit), &run.map(|r| r.0)],
@@ -39,7 +39,11 @@ impl PgOutboxStore {
             let id: i64 = row.try_get(0)?;
             let body: serde_json::Value = row.try_get(1)?;
             match serde_json::from_value::<Outgoing>(body) {
-                Ok(message) => entries.push(OutboxEntry { id, message }),
+                Ok(message) => entries.push(OutboxEntry {
+                    id,
+                    message,
+                    traceparent: row.try_get(2)?,
+                }),
                 // Written by this code, so unreadable means a newer or older version wrote
                 // it: keep it for whoever can read it, and say so.
                 Err(e) => tracing::error!(id, error = %e, "an outbox entry cannot be read"),

@@ -143,7 +143,27 @@ async fn apply(pool: &Pool, policy: &RetentionPolicy) -> Result<RetentionReport,
             ],
         )
         .await?;
+    let days = i32::try_from(policy.prune_notices_after_days).unwrap_or(i32::MAX);
+    let pushes = client
+        .execute_cached(
+            "DELETE FROM push_messages WHERE id IN (
+                 SELECT id FROM push_messages
+                 WHERE status NOT IN ('pending', 'sent')
+                   AND created_at < now() - make_interval(days => $1) LIMIT $2)",
+            &[&days, &batch],
+        )
+        .await?;
+    let deliveries = client
+        .execute_cached(
+            "DELETE FROM webhook_deliveries WHERE id IN (
+                 SELECT id FROM webhook_deliveries
+                 WHERE status <> 'pending' AND created_at < now() - make_interval(days => $1)
+                 LIMIT $2)",
+            &[&days, &batch],
+        )
+        .await?;
     Ok(RetentionReport {
+        notices_pruned: pushes + deliveries,
         progress_turns_compacted: u64::try_from(turns).unwrap_or(0),
         detail_events_pruned: details,
         attempts_pruned: attempts,

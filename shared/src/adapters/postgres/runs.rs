@@ -146,8 +146,8 @@ pub(super) async fn insert_run(
     let max_concurrency = i32::try_from(new.max_concurrency.max(1)).unwrap_or(i32::MAX);
     let deadline_secs = new.deadline.map(|d| d.as_secs_f64());
     let sql = format!(
-        "INSERT INTO runs (id, project_id, user_id, command, status, execution_name, budget_micro_usd, max_concurrency, deadline_at, schedule_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9), $10) RETURNING {RUN_COLUMNS}"
+        "INSERT INTO runs (id, project_id, user_id, command, status, execution_name, budget_micro_usd, max_concurrency, deadline_at, schedule_id, traceparent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9), $10, $11) RETURNING {RUN_COLUMNS}"
     );
     let row = tx
         .query_one_cached(
@@ -163,6 +163,7 @@ pub(super) async fn insert_run(
                 &max_concurrency,
                 &deadline_secs,
                 &new.schedule.map(|s| s.0),
+                &crate::telemetry::current().map(|c| c.traceparent()),
             ],
         )
         .await?;
@@ -236,6 +237,14 @@ impl RunStore for PgRunStore {
     async fn run(&self, id: RunId) -> Result<Run, StoreError> {
         let client = self.pool.get().await?;
         run_in(&client, id).await
+    }
+
+    async fn traceparent(&self, id: RunId) -> Result<Option<String>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt_cached("SELECT traceparent FROM runs WHERE id = $1", &[&id.0])
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?.flatten())
     }
 
     async fn request_revision(

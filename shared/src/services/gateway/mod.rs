@@ -243,6 +243,7 @@ impl Gateway {
     }
 
     /// Makes the call; see the module documentation.
+    #[tracing::instrument(name = "llm.call", skip_all, fields(tier = call.tier))]
     pub async fn call(&self, call: Call<'_>) -> Result<Answer, GatewayError> {
         let who = &call.attribution;
         let percent_left = self
