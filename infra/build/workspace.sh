@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds every Lambda binary of the workspace for arm64 (provided.al2023) in one cargo run:
-# `cargo lambda build --release --arm64` cross-compiles with zig. Once per change: a stamp
+# Builds the one bootstrap every Lambda function runs (functions/lambda) for arm64
+# (provided.al2023): `cargo lambda build --release --arm64` cross-compiles with zig. Once
+# per change: a stamp
 # records the build, and a build finding no source newer than the stamp does nothing. A lock
 # makes concurrent callers (sam build's parallel functions) wait for the one building.
 set -euo pipefail
@@ -31,8 +32,6 @@ if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
   }
 fi
 started=$(date +%s)
-# The function crates only: the tests crate and the CLI are not Lambda functions.
-cargo lambda build --release --arm64 \
-  -p autocrew-api -p autocrew-steps -p autocrew-ws -p autocrew-sweep
+cargo lambda build --release --arm64 -p autocrew-lambda --bin bootstrap
 touch "$stamp"
-echo "workspace.sh: every function's binary built for arm64 in $(( $(date +%s) - started )) s" >&2
+echo "workspace.sh: the bootstrap every function runs, built for arm64 in $(( $(date +%s) - started )) s" >&2

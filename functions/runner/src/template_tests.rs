@@ -398,3 +398,27 @@ fn every_function_has_its_log_group_with_the_stacks_retention() {
         );
     }
 }
+
+/// One bootstrap serves every function on Lambda (functions/lambda), by the name its
+/// Handler gives: each function's Handler is its own name.
+#[test]
+fn every_functions_handler_names_the_function_the_bootstrap_serves() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
+        .expect("template.yaml");
+    let template = template();
+    let handlers: std::collections::HashMap<String, Value> = template
+        .of_kind("AWS::Serverless::Function")
+        .into_iter()
+        .collect();
+    for function in template.functions().unwrap() {
+        let handler = handlers[&function.logical_id]["Handler"].as_str();
+        assert_eq!(
+            handler,
+            Some(function.binary.as_str()),
+            "{}'s Handler must be {}",
+            function.logical_id,
+            function.binary
+        );
+    }
+    assert!(!text.contains("Handler: bootstrap"));
+}

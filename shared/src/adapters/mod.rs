@@ -136,6 +136,14 @@ pub async fn database_config(
     use crate::config::{AwsConfig, ConfigError, DatabaseConfig, Secret};
     use crate::ports::Secrets;
     let mut config = DatabaseConfig::from_env(env)?;
+    if config.iam_auth {
+        let sdk = aws::sdk_config(&AwsConfig::from_env(env)?).await;
+        config.iam_signer = Some(aws::RdsAuth::new(&sdk).ok_or_else(|| ConfigError::Invalid {
+            name: "DATABASE_IAM_AUTH",
+            reason: "no AWS credentials or region to sign the database's tokens with".into(),
+        })?);
+        return Ok(config);
+    }
     let Some(id) = config.password_secret.clone() else {
         return Ok(config);
     };

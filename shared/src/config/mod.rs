@@ -112,6 +112,11 @@ pub struct DatabaseConfig {
     /// `DATABASE_CA_FILE`: PEM certificates trusted besides the system's (a private CA,
     /// RDS's bundle).
     pub ca_file: Option<String>,
+    /// `DATABASE_IAM_AUTH=true`: each new connection signs in with a fresh RDS IAM
+    /// authentication token instead of a password (`adapters::database_config` makes the
+    /// signer from the function's credentials).
+    pub iam_auth: bool,
+    pub iam_signer: Option<crate::adapters::aws::RdsAuth>,
 }
 
 impl DatabaseConfig {
@@ -146,6 +151,8 @@ impl DatabaseConfig {
             password_secret: optional(env, "DATABASE_PASSWORD_SECRET"),
             password: None,
             ca_file: optional(env, "DATABASE_CA_FILE"),
+            iam_auth: parsed(env, "DATABASE_IAM_AUTH", false)?,
+            iam_signer: None,
         })
     }
 }

@@ -211,6 +211,8 @@ async fn main() -> anyhow::Result<()> {
         password_secret: None,
         password: None,
         ca_file: None,
+        iam_auth: false,
+        iam_signer: None,
     })?;
     let retention = PgRetention::new(pool);
     let policy = RetentionPolicy::embedded();

@@ -51,6 +51,8 @@ fn config(url: String, ca_file: Option<&str>) -> DatabaseConfig {
         password_secret: None,
         password: None,
         ca_file: ca_file.map(str::to_owned),
+        iam_auth: false,
+        iam_signer: None,
     }
 }
 
