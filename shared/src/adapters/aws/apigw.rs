@@ -25,6 +25,21 @@ impl ApiGatewayPush {
     }
 }
 
+/// API Gateway's 410 means the client is gone; anything else is a failure to report.
+fn failed<E: std::error::Error + Send + Sync + 'static>(
+    connection: &str,
+    gone: bool,
+    e: E,
+) -> PushError {
+    match gone {
+        true => PushError::Gone(connection.to_owned()),
+        false => PushError::Backend {
+            connection: connection.to_owned(),
+            source: boxed(e),
+        },
+    }
+}
+
 #[async_trait]
 impl RealtimePush for ApiGatewayPush {
     async fn post(&self, connection_id: &str, data: &[u8]) -> Result<(), PushError> {
@@ -35,14 +50,8 @@ impl RealtimePush for ApiGatewayPush {
             .send()
             .await
             .map_err(|e| {
-                if e.as_service_error().is_some_and(|s| s.is_gone_exception()) {
-                    PushError::Gone(connection_id.to_owned())
-                } else {
-                    PushError::Backend {
-                        connection: connection_id.to_owned(),
-                        source: boxed(e),
-                    }
-                }
+                let gone = e.as_service_error().is_some_and(|s| s.is_gone_exception());
+                failed(connection_id, gone, e)
             })?;
         Ok(())
     }
@@ -54,14 +63,8 @@ impl RealtimePush for ApiGatewayPush {
             .send()
             .await
             .map_err(|e| {
-                if e.as_service_error().is_some_and(|s| s.is_gone_exception()) {
-                    PushError::Gone(connection_id.to_owned())
-                } else {
-                    PushError::Backend {
-                        connection: connection_id.to_owned(),
-                        source: boxed(e),
-                    }
-                }
+                let gone = e.as_service_error().is_some_and(|s| s.is_gone_exception());
+                failed(connection_id, gone, e)
             })?;
         Ok(())
     }
