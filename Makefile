@@ -41,7 +41,7 @@ fuzz-api:  ## schemathesis against the API from its OpenAPI document, two users,
 test-fast:  ## the library tests alone (domain, contracts, route logic on in-memory twins): no stack
 	cargo test --workspace --lib
 
-openapi:  ## write openapi.json and docs/websocket.schema.json again from the code
+openapi:  ## write openapi.json, docs/websocket.schema.json and docs/schema.graphql again from the code
 	UPDATE_OPENAPI=1 cargo test -q -p autocrew-runner --lib the_committed_
 
 up:    ## start the local stack and leave it running (.local/stack.env has its variables)

@@ -8,6 +8,7 @@ pub mod fakes;
 pub mod funds;
 pub mod pace;
 pub mod replay;
+pub mod statements;
 pub mod trace;
 pub mod wire_anthropic;
 pub mod wire_gemini;

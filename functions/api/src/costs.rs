@@ -38,13 +38,25 @@ fn month_start(now: DateTime<Utc>) -> DateTime<Utc> {
 
 /// `?from=&to=`, checked: this month so far by default, at most `MAX_DAYS` long.
 pub(crate) fn period(request: &Request) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    period_of(
+        query_text(request, "from").as_deref(),
+        query_text(request, "to").as_deref(),
+    )
+}
+
+/// `from` and `to` as given (a date or an RFC 3339 time each), checked: this month so far
+/// by default, at most `MAX_DAYS` long.
+pub(crate) fn period_of(
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     let now = Utc::now();
-    let from = match query_text(request, "from") {
-        Some(raw) => instant("from", &raw)?,
+    let from = match from {
+        Some(raw) => instant("from", raw)?,
         None => month_start(now),
     };
-    let to = match query_text(request, "to") {
-        Some(raw) => instant("to", &raw)?,
+    let to = match to {
+        Some(raw) => instant("to", raw)?,
         None => now,
     };
     if from >= to {
@@ -60,7 +72,7 @@ pub(crate) fn period(request: &Request) -> Result<(DateTime<Utc>, DateTime<Utc>)
 }
 
 /// Spend over a period, grouped.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub(crate) struct CostReport {
     pub by: CostGroup,
     pub from: DateTime<Utc>,
@@ -73,7 +85,7 @@ pub(crate) struct CostReport {
     pub ai_budget: AiBudget,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub(crate) struct CostTotal {
     pub calls: u64,
     pub cost_micro_usd: MicroUsd,
@@ -83,7 +95,7 @@ pub(crate) struct CostTotal {
 
 /// The AI budget of the user's current period: a share of the revenue received for it,
 /// plus the trial credit left, plus an opted-in overage cap.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub(crate) struct AiBudget {
     pub plan: PlanId,
     pub period_start: DateTime<Utc>,

@@ -12,6 +12,7 @@ mod connections;
 mod conversations;
 mod costs;
 mod error;
+pub mod graphql;
 mod idempotent;
 pub mod limits;
 mod memory;
@@ -246,6 +247,8 @@ routes! {
     BillingPortal: POST "/billing/portal", "api-billing-portal", user, billing::portal;
     /// `POST /webhooks/stripe`: Stripe's events, public, verified by their signature.
     StripeWebhook: POST "/webhooks/stripe", "api-stripe-webhook", public, billing::stripe_webhook;
+    /// `POST /graphql`: the dashboard's reads in one query.
+    GraphQl: POST "/graphql", "api-graphql", user, graphql::query;
 }
 
 impl Route {

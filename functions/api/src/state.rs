@@ -58,6 +58,9 @@ pub struct ApiSettings {
     pub billing: autocrew_shared::config::BillingConfig,
     /// Where webhooks may go.
     pub notices: autocrew_shared::config::NoticeConfig,
+    /// `GRAPHQL_INTROSPECTION` (`true` in local mode): `/graphql` answers introspection
+    /// queries (`__schema`, `__type`); on AWS the schema is `docs/schema.graphql`.
+    pub graphql_introspection: bool,
 }
 
 impl ApiSettings {
@@ -88,6 +91,11 @@ impl ApiSettings {
             services: ServiceUrls::from_env(env)?,
             oauth: autocrew_shared::config::OAuthApps::from_env(env)?,
             public_base_url: optional(env, "PUBLIC_BASE_URL"),
+            graphql_introspection: autocrew_shared::config::parsed(
+                env,
+                "GRAPHQL_INTROSPECTION",
+                false,
+            )?,
         })
     }
 }
@@ -166,6 +174,10 @@ pub struct ApiState {
     pub notices: Arc<dyn autocrew_shared::ports::NoticeStore>,
     /// Where webhooks may go (`WEBHOOKS_ALLOW_LOOPBACK`).
     pub webhook_urls: autocrew_shared::domain::notices::UrlPolicy,
+    /// The GraphQL dashboard's batched reads.
+    pub dashboard: Arc<dyn autocrew_shared::ports::Dashboard>,
+    /// Whether `/graphql` answers introspection queries.
+    pub graphql_introspection: bool,
 }
 
 impl ApiState {
@@ -286,6 +298,10 @@ impl ApiState {
                 pool.clone(),
             )),
             webhook_urls: settings.notices.url_policy,
+            dashboard: Arc::new(autocrew_shared::adapters::postgres::PgDashboard::new(
+                pool.clone(),
+            )),
+            graphql_introspection: settings.graphql_introspection,
             notifier,
             relay,
         })

@@ -93,7 +93,7 @@ impl Env for Layered<'_> {
 }
 
 /// The template's parameters as the local stack sets them.
-fn given(process: &dyn Env, root: &std::path::Path) -> Result<[(String, String); 10], StartError> {
+fn given(process: &dyn Env, root: &std::path::Path) -> Result<[(String, String); 11], StartError> {
     let database = DatabaseConfig::from_env(process)?;
     Ok([
         ("Stage".to_owned(), "local".to_owned()),
@@ -131,6 +131,8 @@ fn given(process: &dyn Env, root: &std::path::Path) -> Result<[(String, String);
                 .unwrap_or_else(|| "900".into()),
         ),
         ("WebhooksAllowLoopback".to_owned(), "true".to_owned()),
+        // The dashboard's GraphQL schema can be introspected locally.
+        ("GraphQlIntrospection".to_owned(), "true".to_owned()),
         // Local mail goes to the outbox table (`autocrew mail` shows it).
         ("EmailProvider".to_owned(), "outbox".to_owned()),
         // Connected accounts' tokens are sealed under a local key file instead of KMS.

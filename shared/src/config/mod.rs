@@ -83,7 +83,7 @@ pub fn optional(env: &dyn Env, name: &'static str) -> Option<String> {
     env.get(name).filter(|v| !v.trim().is_empty())
 }
 
-fn parsed<T: FromStr>(env: &dyn Env, name: &'static str, default: T) -> Result<T, ConfigError>
+pub fn parsed<T: FromStr>(env: &dyn Env, name: &'static str, default: T) -> Result<T, ConfigError>
 where
     T::Err: fmt::Display,
 {

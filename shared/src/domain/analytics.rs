@@ -71,6 +71,7 @@ pub struct Ingested {
 
 /// A day of a project's (or a user's) traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
 pub struct TrafficDay {
     /// `YYYY-MM-DD`, UTC.
     pub day: String,

@@ -59,6 +59,7 @@ mod tests {
 
 /// A deploy or build at an outside service, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
 pub struct Deployment {
     pub id: crate::domain::DeploymentId,
     pub project_id: crate::domain::ProjectId,

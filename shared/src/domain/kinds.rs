@@ -23,6 +23,7 @@ macro_rules! kind_enum {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
+        #[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
         pub enum $name {
             $($(#[$vdoc])* $variant),+
         }

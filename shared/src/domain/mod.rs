@@ -10,6 +10,8 @@ pub mod conversation;
 pub mod decimal;
 pub mod events;
 pub mod graph;
+#[cfg(feature = "graphql")]
+mod graphql;
 pub mod ids;
 pub mod kinds;
 pub mod limits;

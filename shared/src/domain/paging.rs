@@ -10,14 +10,14 @@ pub const MAX_LIMIT: u32 = 100;
 pub const DEFAULT_LIMIT: u32 = 20;
 
 /// Where a page starts: after `cursor` (the first page has none).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Page {
     pub after: Option<Cursor>,
     pub limit: u32,
 }
 
 /// The position of one item in newest-first order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cursor {
     pub created_at: DateTime<Utc>,
     pub id: Uuid,

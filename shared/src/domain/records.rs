@@ -53,6 +53,7 @@ pub struct ProjectChanges {
 
 /// An attempt of a task as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
 pub struct AttemptRecord {
     pub attempt_no: u32,
     pub status: String,
@@ -176,6 +177,7 @@ pub struct Attribution {
 
 /// Token counts as the provider reported them, split by how each is billed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
 pub struct TokenUsage {
     /// Input tokens billed at the base rate: cache reads and writes are not included.
     pub input: u32,
@@ -204,6 +206,7 @@ pub struct LlmCall {
 
 /// Sums over ledger rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
 pub struct CostTotals {
     pub calls: u64,
     pub usage: TokenUsage,

@@ -74,6 +74,7 @@ impl utoipa::ToSchema for TaskDetail {
 /// A user's activity over a period. Durations are of runs that succeeded; rates are
 /// 0-1 and `null` when there is nothing to divide.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
 pub struct Analytics {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
@@ -98,6 +99,7 @@ pub struct Analytics {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
 pub struct RunsOnDay {
     /// `YYYY-MM-DD`, UTC.
     pub day: String,
@@ -107,6 +109,7 @@ pub struct RunsOnDay {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
 pub struct AgentActivity {
     pub agent: AgentKind,
     pub calls: i64,

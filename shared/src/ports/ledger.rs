@@ -10,6 +10,7 @@ use serde::Serialize;
 /// What cost rollups are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
 pub enum CostGroup {
     Run,
     Project,
@@ -40,6 +41,7 @@ impl std::str::FromStr for CostGroup {
 
 /// One group's calls, tokens and cost over a period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
 pub struct CostRollup {
     /// The run, project or user id, the agent kind, or `provider/model`.
     pub key: String,

@@ -11,6 +11,7 @@ pub mod budget;
 pub mod connections;
 pub mod control;
 pub mod conversations;
+pub mod dashboard;
 pub mod events;
 pub mod gateway;
 pub mod idempotency;
@@ -49,6 +50,7 @@ pub use connections::{
 };
 pub use control::RunControl;
 pub use conversations::{Conversations, PendingReply};
+pub use dashboard::Dashboard;
 pub use events::EventLog;
 pub use gateway::{
     CallBook, Embedding, Lease, OpenCall, ResponseCache, SemanticCache, SemanticHit, Slots,

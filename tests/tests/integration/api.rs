@@ -99,6 +99,15 @@ pub(crate) async fn api_on(
     p: Pipeline,
     change: impl FnOnce(&mut ApiSettings),
 ) -> anyhow::Result<(ApiState, Pipeline)> {
+    api_over(db.pool.clone(), p, change).await
+}
+
+/// `api_on`, with every statement going through `pool` (a pool to the same database).
+pub(crate) async fn api_over(
+    pool: autocrew_shared::adapters::postgres::Pool,
+    p: Pipeline,
+    change: impl FnOnce(&mut ApiSettings),
+) -> anyhow::Result<(ApiState, Pipeline)> {
     let sdk = sdk().await?;
     let mut settings =
         ApiSettings {
@@ -140,6 +149,8 @@ pub(crate) async fn api_on(
                 )]),
             )?,
             public_base_url: None,
+            // The schema is introspected in local mode, as the runner sets it.
+            graphql_introspection: true,
             // The schedules' timers in the group the template made in moto.
             timers: autocrew_shared::adapters::aws::TimerSettings {
                 group: p
@@ -153,10 +164,7 @@ pub(crate) async fn api_on(
             },
         };
     change(&mut settings);
-    Ok((
-        ApiState::assemble(db.pool.clone(), &sdk, settings).await?,
-        p,
-    ))
+    Ok((ApiState::assemble(pool, &sdk, settings).await?, p))
 }
 
 /// Signs a user up (from `apigw-signup.json`, with `email`) and returns its access token.

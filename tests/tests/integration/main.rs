@@ -22,6 +22,7 @@ mod dead_letters;
 mod end_to_end;
 mod end_to_end_compatible;
 mod gateway;
+mod graphql;
 mod idempotent;
 mod limits;
 mod llm_anthropic;

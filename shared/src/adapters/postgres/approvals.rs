@@ -22,7 +22,7 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-const COLUMNS: &str = "a.id, a.project_id, a.run_id, a.task_id, a.tool, a.payload, a.payload_hash, a.status, \
+pub(super) const COLUMNS: &str = "a.id, a.project_id, a.run_id, a.task_id, a.tool, a.payload, a.payload_hash, a.status, \
      a.expires_at, a.decided_at, a.decided_by, a.reason, a.executed_at, a.result, a.created_at";
 
 /// `ApprovalStore` on Postgres.
@@ -37,7 +37,7 @@ impl PgApprovalStore {
     }
 }
 
-fn from_row(row: &Row) -> Result<Approval, StoreError> {
+pub(super) fn from_row(row: &Row) -> Result<Approval, StoreError> {
     Ok(Approval {
         id: ApprovalId(row.try_get("id")?),
         project_id: ProjectId(row.try_get("project_id")?),

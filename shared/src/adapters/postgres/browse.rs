@@ -28,7 +28,7 @@ impl PgBrowse {
 }
 
 /// The cursor's bounds as parameters: no cursor pages from the newest.
-fn bounds(page: &Page) -> (Option<DateTime<Utc>>, Option<Uuid>, i64) {
+pub(super) fn bounds(page: &Page) -> (Option<DateTime<Utc>>, Option<Uuid>, i64) {
     (
         page.after.map(|c| c.created_at),
         page.after.map(|c| c.id),
@@ -37,11 +37,11 @@ fn bounds(page: &Page) -> (Option<DateTime<Utc>>, Option<Uuid>, i64) {
 }
 
 /// Keyset condition on `created_at, id` for the parameters `$a` (time) and `$b` (id).
-fn after(a: u8, b: u8) -> String {
+pub(super) fn after(a: u8, b: u8) -> String {
     format!("(${a}::timestamptz IS NULL OR (created_at, id) < (${a}, ${b}::uuid))")
 }
 
-async fn attempts_of(
+pub(super) async fn attempts_of(
     client: &deadpool_postgres::Client,
     tasks: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<AttemptRecord>>, StoreError> {

@@ -30,9 +30,9 @@ impl PgDeployments {
     }
 }
 
-const COLUMNS: &str = "id, project_id, run_id, task_id, service, kind, status, url, inspect_url, provider_id, error, created_at, updated_at, finished_at, deadline_at";
+pub(super) const COLUMNS: &str = "id, project_id, run_id, task_id, service, kind, status, url, inspect_url, provider_id, error, created_at, updated_at, finished_at, deadline_at";
 
-fn from_row(row: &tokio_postgres::Row) -> Result<Deployment, StoreError> {
+pub(super) fn from_row(row: &tokio_postgres::Row) -> Result<Deployment, StoreError> {
     Ok(Deployment {
         id: DeploymentId(row.try_get(0)?),
         project_id: ProjectId(row.try_get(1)?),

@@ -156,13 +156,13 @@ impl Ledger for PgLedger {
 }
 
 /// The sums `totals_from` reads.
-const TOTALS: &str =
+pub(super) const TOTALS: &str =
     "count(*), coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint,
      coalesce(sum(cache_write_tokens), 0)::bigint, coalesce(sum(cache_read_tokens), 0)::bigint,
      coalesce(sum(cost_micro_usd), 0)::bigint";
 
 /// `TOTALS` read from `row`, starting at column `at`.
-fn totals_from(row: &tokio_postgres::Row, at: usize) -> Result<CostTotals, StoreError> {
+pub(super) fn totals_from(row: &tokio_postgres::Row, at: usize) -> Result<CostTotals, StoreError> {
     let calls: i64 = row.try_get(at)?;
     Ok(CostTotals {
         calls: u64::try_from(calls).unwrap_or(0),
