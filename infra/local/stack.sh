@@ -35,7 +35,7 @@ case "${1:-}" in
   up) up ;;                                   # install if needed, start, migrate, write .local/stack.env
   down) down ;;                               # stop what `up` started, by PID
   status) status ;;                           # say what runs and where
-  test) static_checks; client_check; lint; with_stack run_tests_and_chaos ;;  # the README's test command
+  test) static_checks; client_check; lint; package; with_stack run_tests_and_chaos ;;  # the README's test command
   chaos) with_stack run_chaos ;;
   restart-postgres) restart_pg ;;             # the chaos rounds' "Postgres restarted mid-run"
   demo) with_stack demo ;;                    # the main job, live with the CLI
