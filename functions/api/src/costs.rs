@@ -89,7 +89,7 @@ pub(crate) struct CostReport {
 pub(crate) struct CostTotal {
     pub calls: u64,
     pub cost_micro_usd: MicroUsd,
-    /// In dollars, as text (`0.0123`).
+    /// In dollars with six decimals, as text (`$0.012300`).
     pub cost: String,
 }
 
