@@ -35,6 +35,9 @@ pub struct StripeState {
     pub(super) hold: bool,
     pub(super) held: Vec<String>,
     next: u64,
+    /// Made once per fake: ids stay unique across restarts, as Stripe's are forever (a
+    /// second `make demo` keeps the first one's customers in its database).
+    minted: String,
 }
 
 fn now() -> i64 {
@@ -56,8 +59,11 @@ fn missing(kind: &str, id: &str, param: &str) -> Response {
 
 impl StripeState {
     fn id(&mut self, prefix: &str) -> String {
+        if self.minted.is_empty() {
+            self.minted = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+        }
         self.next += 1;
-        format!("{prefix}_test{:08}", self.next)
+        format!("{prefix}_test{}{:08}", self.minted, self.next)
     }
 
     /// The plans file's prices, once.
