@@ -118,6 +118,16 @@ impl ArtifactStore for PgArtifactStore {
 /// The columns `artifact_from` reads, in order (`a` is the artifacts table).
 pub(super) const ARTIFACT_COLUMNS: &str = "a.id, a.project_id, a.run_id, a.task_id, a.bucket, a.key, a.content_type, a.size_bytes, a.checksum_sha256";
 
+/// An artifact with the time it was recorded, from `ARTIFACT_COLUMNS` then `a.created_at`.
+pub(super) fn entry_from(
+    row: &tokio_postgres::Row,
+) -> Result<crate::ports::ArtifactEntry, StoreError> {
+    Ok(crate::ports::ArtifactEntry {
+        artifact: artifact_from(row)?,
+        created_at: row.try_get(9)?,
+    })
+}
+
 /// An artifact from the first columns of `row`, as `ARTIFACT_COLUMNS` lists them.
 pub(super) fn artifact_from(row: &tokio_postgres::Row) -> Result<Artifact, StoreError> {
     let size: i64 = row.try_get(7)?;

@@ -1,7 +1,7 @@
 //! `Browse` on Postgres: keyset pages, each in one statement that also checks the owner.
 
 use super::Pool;
-use super::artifacts::{ARTIFACT_COLUMNS, artifact_from};
+use super::artifacts::{ARTIFACT_COLUMNS, entry_from};
 use super::cached::Cached;
 use super::projects::{PROJECT_COLUMNS, project_from};
 use super::runs::{RUN_COLUMNS, run_from_row};
@@ -231,15 +231,7 @@ impl Browse for PgBrowse {
                 &[&project.0, &user.0, &run.map(|r| r.0), &at, &id, &limit],
             )
             .await?;
-        let items = rows
-            .iter()
-            .map(|row| {
-                Ok(ArtifactEntry {
-                    artifact: artifact_from(row)?,
-                    created_at: row.try_get(9)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let items = rows.iter().map(entry_from).collect::<Result<Vec<_>, _>>()?;
         Ok(Paged::from_rows(items, page.limit, |a| Cursor {
             created_at: a.created_at,
             id: a.artifact.id.0,

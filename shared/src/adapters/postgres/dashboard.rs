@@ -3,7 +3,7 @@
 //! `LATERAL` subquery per parent, so each is an index scan that stops at the page's end.
 
 use super::Pool;
-use super::artifacts::{ARTIFACT_COLUMNS, artifact_from};
+use super::artifacts::{ARTIFACT_COLUMNS, entry_from};
 use super::browse::{after, attempts_of, bounds};
 use super::cached::Cached;
 use super::ledger::{TOTALS, totals_from};
@@ -255,15 +255,7 @@ impl Dashboard for PgDashboard {
                 &[&user.0, &uuids(projects, |p| p.0), &at, &id, &limit],
             )
             .await?;
-        let entries = rows
-            .iter()
-            .map(|row| {
-                Ok(ArtifactEntry {
-                    artifact: artifact_from(row)?,
-                    created_at: row.try_get(9)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let entries = rows.iter().map(entry_from).collect::<Result<Vec<_>, _>>()?;
         Ok(pages(
             entries,
             &page,
@@ -368,12 +360,9 @@ impl Dashboard for PgDashboard {
             .await?;
         let mut by_run: HashMap<RunId, Vec<ArtifactEntry>> = HashMap::new();
         for row in &rows {
-            let artifact = artifact_from(row)?;
-            if let Some(run) = artifact.run_id {
-                by_run.entry(run).or_default().push(ArtifactEntry {
-                    artifact,
-                    created_at: row.try_get(9)?,
-                });
+            let entry = entry_from(row)?;
+            if let Some(run) = entry.artifact.run_id {
+                by_run.entry(run).or_default().push(entry);
             }
         }
         Ok(by_run)
