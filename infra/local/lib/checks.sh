@@ -97,17 +97,38 @@ run_fuzz_api() {
 
 # The whole suite, then a bounded chaos run, a bounded fuzz of the API (the long ones are
 # `make chaos` and `make fuzz-api`) and every benchmark in its smoke mode, so a bench the
-# README names cannot break unseen.
+# README names cannot break unseen. Every part runs whatever failed before it; the last
+# lines name what failed, since a CI log may keep only its tail.
 run_tests_and_chaos() {
-  local status=0
-  run_tests || status=$?
-  run_chaos "${CHAOS_ROUNDS:-10}" || status=$?
-  (run_fuzz_api "${FUZZ_EXAMPLES:-25}") || status=$?
-  (BENCH_SMOKE=1 run_bench) || status=$?
+  local failed=()
+  run_tests || failed+=("the test suite")
+  run_chaos "${CHAOS_ROUNDS:-10}" | tee "$local_dir/chaos.log" || failed+=("chaos")
+  (run_fuzz_api "${FUZZ_EXAMPLES:-25}") || failed+=("the API fuzz")
+  (BENCH_SMOKE=1 run_bench) || failed+=("bench")
   # The fuzz signs up as many users as the API lets one address in a minute (10); the
   # benches sign up theirs in the next window.
   sleep 61
-  (BENCH_SMOKE=1 run_engine_bench) || status=$?
-  (BENCH_SMOKE=1 run_api_bench) || status=$?
-  return "$status"
+  (BENCH_SMOKE=1 run_engine_bench) || failed+=("bench-engine")
+  (BENCH_SMOKE=1 run_api_bench) || failed+=("bench-api")
+  [ ${#failed[@]} = 0 ] && { say "make test: every part passed"; return 0; }
+  tell_failures "${failed[@]}"
+  return 1
+}
+
+# What failed, in a few lines: the failed tests with the first line of each panic, the
+# failed chaos rounds, the fuzz's failing operations.
+tell_failures() {
+  say "make test FAILED: $(printf '%s, ' "$@" | sed 's/, $//')"
+  local tests="$local_dir/test.log" chaos="$local_dir/chaos.log" fuzz="$local_dir/fuzz-api.log"
+  if [ -f "$tests" ]; then
+    grep -E '^test .* FAILED$' "$tests" | sed 's/^/  /' >&2 || true
+    grep -A2 -E "^thread '.*' panicked at" "$tests" | head -40 | sed 's/^/    /' >&2 || true
+    grep -E '^Error: ' "$tests" | head -20 | sed 's/^/    /' >&2 || true
+  fi
+  if [ -f "$chaos" ]; then
+    grep -E '^round .*: FAILED|^[0-9]+ rounds:|over the 60 s target' "$chaos" | sed 's/^/  /' >&2 || true
+  fi
+  if [ -f "$fuzz" ]; then
+    grep -E '^_+ .* _+$' "$fuzz" | head -20 | sed 's/^/  fuzz: /' >&2 || true
+  fi
 }
