@@ -1,8 +1,10 @@
 // A mobile team's first screen, written against the client generated from openapi.json:
 // sign up, create a project, post a command, read the run. `tsc` type-checks it (a field
 // the API does not send, or a status it cannot have, fails the build); `node out/check.js
-// BASE_URL` runs it against a live API.
+// BASE_URL` runs it against a live API, then reads the run through GraphQL (graphql.ts).
+// Without BASE_URL it checks docs/schema.graphql alone.
 import createClient from "openapi-fetch";
+import { checkLive, checkedSchema } from "./graphql.js";
 import type { components, paths } from "./generated/api.js";
 
 type RunView = components["schemas"]["RunView"];
@@ -29,7 +31,7 @@ function describe(status: RunStatus): string {
   }
 }
 
-export async function firstRun(baseUrl: string, email: string): Promise<RunView> {
+export async function firstRun(baseUrl: string, email: string): Promise<{ view: RunView; token: string }> {
   const client = createClient<paths>({ baseUrl });
   // Sign-ups are limited a minute: a 429 is waited out as its Retry-After says.
   let signedUp = await client.POST("/auth/signup", {
@@ -71,14 +73,17 @@ export async function firstRun(baseUrl: string, email: string): Promise<RunView>
     `client: run ${view.run.id} is ${view.run.status} (${describe(view.run.status)}),`,
     `${view.tasks.length} task(s), ${spent} micro-dollars so far, user ${session.user.email}`,
   );
-  return view;
+  return { view, token: session.access_token };
 }
 
 const [baseUrl] = process.argv.slice(2);
-if (baseUrl) {
-  const email = `client-${Date.now()}@example.com`;
-  firstRun(baseUrl, email).catch((error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  });
+try {
+  checkedSchema();
+  if (baseUrl) {
+    const { view, token } = await firstRun(baseUrl, `client-${Date.now()}@example.com`);
+    await checkLive(baseUrl, token, view.run.id, view.run.status);
+  }
+} catch (error: unknown) {
+  console.error(error);
+  process.exit(1);
 }

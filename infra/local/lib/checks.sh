@@ -12,13 +12,16 @@ static_checks() {
 
 # The TypeScript client a mobile team would generate from openapi.json
 # (tests/client/check.ts): types generated, the file type-checked, so a response without a
-# full schema, or a field the API does not send, fails here. run_fuzz_api runs it too.
+# full schema, or a field the API does not send, fails here. Then graphql-js, the reference
+# implementation, builds docs/schema.graphql and validates the dashboard's query on it
+# (tests/client/graphql.ts). run_fuzz_api runs both against a live runner.
 client_check() {
   local t0=$SECONDS client="$root/tests/client"
   install_client
   (cd "$client" && node_modules/.bin/openapi-typescript ../../openapi.json -o generated/api.d.ts >/dev/null \
     && rm -rf out && node_modules/.bin/tsc -p .) || die "the TypeScript client generated from openapi.json does not type-check"
-  say "the TypeScript client generated from openapi.json type-checks ($((SECONDS - t0)) s)"
+  node "$client/out/check.js" || die "graphql-js refuses docs/schema.graphql or the dashboard's query on it"
+  say "the TypeScript client generated from openapi.json type-checks; graphql-js takes docs/schema.graphql ($((SECONDS - t0)) s)"
 }
 
 lint() {
