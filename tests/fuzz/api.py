@@ -4,7 +4,8 @@ Two users: A, whose access token every request carries, and B, who owns a projec
 run's worth of resources A must never reach. A owns a project too, so paths with A's ids
 answer 2xx. Every operation is fuzzed (positive and negative data), except DELETE /me,
 which would erase A mid-run (tests/tests/integration/account.rs covers it). The checks:
-no 5xx, and every status, content type, header and body as the document says.
+no 5xx, and every status, content type, header and body as the document says. Then the
+GraphQL schema the same way, as A.
 
 usage: api.py BASE_URL [--max-examples N] [extra schemathesis arguments...]
 """
@@ -17,6 +18,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def call(base, method, path, body=None, token=None):
@@ -55,7 +58,7 @@ def main():
     call(base, "POST", f"/projects/{project['id']}/messages", {"text": "Where are we?"}, bo)
     print(f"fuzz: user A signed up; user B owns project {project['id']}", flush=True)
     schemathesis = os.path.join(os.path.dirname(sys.executable), "schemathesis")
-    command = [
+    rest_api = [
         schemathesis, "run", base + "/openapi.json", "--url", base,
         "-H", "Authorization: Bearer " + ana,
         "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
@@ -65,7 +68,23 @@ def main():
         "--no-color",
         *rest,
     ]
-    sys.exit(subprocess.call(command))
+    # The dashboard's GraphQL, from docs/schema.graphql: queries of every shape, valid and
+    # not, as A. A field's error must be a client's (BAD_USER_INPUT and the like: an
+    # argument out of range is refused, as the schema's descriptions say), never the
+    # server's, and no non-null field may answer null.
+    graphql = [
+        schemathesis, "run", os.path.join(ROOT, "docs", "schema.graphql"), "--url", base + "/graphql",
+        "-H", "Authorization: Bearer " + ana,
+        "--checks", "not_a_server_error,negative_data_rejection,response_schema_conformance",
+        "--mode", "all",
+        "--suppress-health-check", "all",
+        "--no-color",
+        *rest,
+    ]
+    failed = subprocess.call(rest_api)
+    print("fuzz: the GraphQL schema (docs/schema.graphql) at " + base + "/graphql", flush=True)
+    failed = subprocess.call(graphql) or failed
+    sys.exit(failed)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,9 @@ run_fuzz_api() {
   say "fuzz: schemathesis, $examples examples per operation (report in .local/fuzz-api.log)"
   "$venv/bin/python" "$root/tests/fuzz/api.py" "$runner_url" --max-examples "$examples" --workers 2 \
     >"$local_dir/fuzz-api.log" 2>&1 || status=$?
-  sed -n '/ SUMMARY /,$p' "$local_dir/fuzz-api.log"
+  # Each run's summary (the REST API's, then GraphQL's), each under its heading.
+  awk '/^fuzz: the GraphQL/ { print } / SUMMARY / { on = 1 } on { print } on && /^=+ .* in [0-9.]+s =+$/ { on = 0 }' \
+    "$local_dir/fuzz-api.log"
   stop_runner
   stop_fakes
   [ "$status" = 0 ] || { sed -n '/ FAILURES /,/ SUMMARY /p' "$local_dir/fuzz-api.log" | head -80 >&2; die "schemathesis found failures: see .local/fuzz-api.log"; }
