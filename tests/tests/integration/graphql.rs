@@ -345,7 +345,7 @@ async fn user_b_sees_none_of_user_as_data() -> anyhow::Result<()> {
     assert_eq!(data["me"]["projects"]["nodes"], json!([]));
     assert_eq!(data["me"]["runs"]["nodes"], json!([]));
 
-    // A's project named in B's cost report: not found, as REST says.
+    // A's project named in B's cost report: an argument naming none of B's projects.
     let answer = graphql(
         &state,
         &b,
@@ -354,8 +354,13 @@ async fn user_b_sees_none_of_user_as_data() -> anyhow::Result<()> {
     )
     .await?;
     assert_eq!(
-        answer["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        answer["errors"][0]["extensions"],
+        json!({"code": "BAD_USER_INPUT", "argument": "projectId"}),
         "{answer}"
+    );
+    assert_eq!(
+        answer["errors"][0]["message"],
+        "projectId: you have no project of this id"
     );
     assert_eq!(answer["errors"][0]["path"], json!(["me", "costs"]));
 

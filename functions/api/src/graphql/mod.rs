@@ -73,8 +73,8 @@ pub(crate) struct GraphQlResponse {
 }
 
 /// One error: what is wrong, where in the query, and a `code` in `extensions`
-/// (`BAD_USER_INPUT` with the `argument`, `NOT_FOUND`, `INTERNAL_SERVER_ERROR`,
-/// `GRAPHQL_VALIDATION_FAILED`, `GRAPHQL_PARSE_FAILED`).
+/// (`BAD_USER_INPUT` with the `argument`, `UNAUTHENTICATED`, `SERVICE_UNAVAILABLE`,
+/// `INTERNAL_SERVER_ERROR`, `GRAPHQL_VALIDATION_FAILED`, `GRAPHQL_PARSE_FAILED`).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct GraphQlError {
     message: String,

@@ -59,14 +59,19 @@ pub(super) fn internal(cause: impl std::fmt::Debug) -> async_graphql::Error {
 fn from_api(error: ApiError) -> async_graphql::Error {
     match error {
         ApiError::BadRequest { field, message } => bad_input(&field, message),
-        ApiError::NotFound(what) => async_graphql::Error::new(format!("{what} not found"))
-            .extend_with(|_, e| e.set("code", "NOT_FOUND")),
-        other @ (ApiError::Unauthorized(_)
-        | ApiError::Conflict(_)
-        | ApiError::Unprocessable(_)
-        | ApiError::Unavailable(_)) => async_graphql::Error::new(other.to_string()),
+        ApiError::NotFound(what) => coded(format!("{what} not found"), "NOT_FOUND"),
+        // A valid token whose account was deleted since.
+        ApiError::Unauthorized(why) => coded(why, "UNAUTHENTICATED"),
+        other @ (ApiError::Conflict(_) | ApiError::Unprocessable(_)) => {
+            coded(other.to_string(), "BAD_USER_INPUT")
+        }
+        ApiError::Unavailable(why) => coded(why, "SERVICE_UNAVAILABLE"),
         ApiError::Internal(cause) => internal(cause),
     }
+}
+
+fn coded(message: impl Into<String>, code: &'static str) -> async_graphql::Error {
+    async_graphql::Error::new(message.into()).extend_with(move |_, e| e.set("code", code))
 }
 
 /// `field` (with `arguments`) read for every sibling of the asking node at once.
@@ -300,9 +305,15 @@ impl UserNode {
             .transpose()?;
         let s = state(ctx)?;
         let ports = (&*s.projects, &*s.ledger, &*s.budgets);
+        // Another user's project is an argument that names none of the caller's, as a
+        // client error (GraphQL clients and fuzzers read an unknown code on a field as
+        // the server's failure).
         cost_report(ports, (self.0.id, project), by, (from, to))
             .await
-            .map_err(from_api)
+            .map_err(|e| match e {
+                ApiError::NotFound(_) => bad_input("projectId", "you have no project of this id"),
+                other => from_api(other),
+            })
     }
 
     /// Activity over a period (as `costs`): runs per day, success rate, durations, cost
